@@ -1,0 +1,182 @@
+/**
+ * moto_server as a test peer: real AWS APIs (SSM, Secrets Manager, DynamoDB, S3, ...) on loopback.
+ *
+ * moto_server is installed with pip on this kind of machine and cannot be installed from the npm
+ * registry (PEERS.md "AWS without AWS"), so its absence must be loud where it matters:
+ * - in CI (`CI` set), a suite that needs it FAILS with a plain message;
+ * - on a developer's machine, the suite is skipped and stderr says why.
+ *
+ * Usage in a test file:
+ *
+ *   import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
+ *   describeWithMotoServer('the handler against SSM', () => {
+ *     let moto: MotoServer;
+ *     beforeAll(async () => { moto = await startMotoServer(); });
+ *     afterAll(() => moto?.stop());
+ *     it('...', async () => { new SSMClient(moto.clientConfig) ... });
+ *   });
+ *
+ * Each call to startMotoServer() runs its own process on a free port, so test files never share
+ * state; `reset()` empties it between tests when a file wants that.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { describe, it } from 'vitest';
+
+export interface MotoServer {
+  /** `http://127.0.0.1:<port>`: pass as AWS_ENDPOINT_URL or as a client's `endpoint`. */
+  readonly endpoint: string;
+  readonly port: number;
+  /** Everything an SDK v3 client needs to talk to this server and nowhere else. */
+  readonly clientConfig: {
+    readonly endpoint: string;
+    readonly region: string;
+    readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  };
+  /** Forget every resource (POST /moto-api/reset). */
+  reset(): Promise<void>;
+  /** Stop the process (SIGTERM, then SIGKILL after a bound) and wait for it to exit. */
+  stop(): Promise<void>;
+}
+
+export const MOTO_REGION = 'us-east-1';
+/** moto starts in under a second here; a slow CI machine gets far more than that. */
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 3_000;
+
+/** The moto_server executable on PATH, or undefined. */
+export function findMotoServer(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, 'moto_server');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export const MOTO_MISSING_MESSAGE =
+  'moto_server is missing: it is installed with pip (moto 5 with Flask: pip install "moto[server]"), ' +
+  'not from npm; the tests that need real SSM, Secrets Manager, DynamoDB and S3 APIs cannot run without it';
+
+export const hasMotoServer: boolean = findMotoServer() !== undefined;
+
+/**
+ * `describe` for a suite that needs moto_server. Present: an ordinary describe. Missing in CI: a
+ * suite with one failing test carrying the plain message. Missing elsewhere: skipped, said on stderr.
+ */
+export function describeWithMotoServer(name: string, body: () => void): void {
+  if (hasMotoServer) {
+    describe(name, body);
+  } else if (process.env.CI) {
+    describe(name, () => {
+      it('needs moto_server', () => {
+        throw new Error(MOTO_MISSING_MESSAGE);
+      });
+    });
+  } else {
+    process.stderr.write(`skipping "${name}": ${MOTO_MISSING_MESSAGE}\n`);
+    describe.skipIf(true)(name, body);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Start one moto_server on a free loopback port and wait until it answers. */
+export async function startMotoServer(): Promise<MotoServer> {
+  const executable = findMotoServer();
+  if (!executable) throw new Error(MOTO_MISSING_MESSAGE);
+  let lastError = '';
+  // A free port can be taken between probing and binding: try a few.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const child = spawn(executable, ['-H', '127.0.0.1', '-p', String(port)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own process group, so stop() reaches a wrapper (pyenv shim) and its python alike.
+      detached: true,
+    });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      // Keep only the tail: moto logs every request here.
+      stderr = (stderr + chunk).slice(-4000);
+    });
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // already gone
+      }
+    };
+    const onExit = () => killGroup('SIGKILL');
+    process.once('exit', onExit);
+
+    const endpoint = `http://127.0.0.1:${port}`;
+    const started = Date.now();
+    let up = false;
+    while (Date.now() - started < START_TIMEOUT_MS && child.exitCode === null) {
+      try {
+        const response = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
+        await response.arrayBuffer();
+        if (response.ok) {
+          up = true;
+          break;
+        }
+      } catch {
+        // not listening yet
+      }
+      await sleep(100);
+    }
+    if (up) {
+      const stop = async () => {
+        process.removeListener('exit', onExit);
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        killGroup('SIGTERM');
+        const timer = setTimeout(() => killGroup('SIGKILL'), STOP_TIMEOUT_MS);
+        await exited(child);
+        clearTimeout(timer);
+      };
+      const reset = async () => {
+        const response = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
+        await response.arrayBuffer();
+        if (!response.ok) throw new Error(`moto_server reset answered ${response.status}`);
+      };
+      return {
+        endpoint,
+        port,
+        clientConfig: { endpoint, region: MOTO_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } },
+        reset,
+        stop,
+      };
+    }
+    killGroup('SIGKILL');
+    await exited(child);
+    process.removeListener('exit', onExit);
+    lastError = `moto_server on port ${port} did not answer within ${START_TIMEOUT_MS} ms (exit ${child.exitCode}); its stderr ended: ${stderr.trim().slice(-500)}`;
+  }
+  throw new Error(lastError);
+}
