@@ -1,0 +1,65 @@
+/**
+ * How the Lambda function is bundled: one source of truth for the stack (NodejsFunction) and for
+ * anything that must produce the very same bundle without CDK (the cold-start benchmark calls
+ * esbuild's `build` with {@link lambdaEsbuildOptions}).
+ *
+ * Kept free of aws-cdk-lib imports so that a benchmark can load it cheaply; the construct maps it
+ * onto NodejsFunction's `bundling` prop (`release-signaller.ts`).
+ */
+
+/** Node.js major version of the Lambda runtime; the bundle targets exactly this version. */
+export const LAMBDA_NODE_MAJOR = 24;
+
+/**
+ * A CommonJS package bundled into ESM output keeps its `require('node:…')` calls for Node
+ * built-ins, and esbuild's ESM output only has a shim that throws "Dynamic require is not
+ * supported" unless a real `require` is in scope. Today's dependencies resolve to ESM builds
+ * (`mainFields` below), but one CommonJS-only transitive dependency would break the function at
+ * cold start, not at build time: one import is a cheap guard. The import is renamed so that it
+ * cannot collide with a name in the bundled code.
+ */
+export const ESM_REQUIRE_BANNER =
+  "import{createRequire as __dequeueCreateRequire}from'node:module';" +
+  'const require=__dequeueCreateRequire(import.meta.url);';
+
+/**
+ * The options that decide what the bundle contains, in plain data.
+ *
+ * - ESM: top-level await is available, and it is the module format the code is written in.
+ * - minified, with an external source map without sources content: smaller files load faster at
+ *   cold start (Node reads the map at load time when `--enable-source-maps` is on), while stack
+ *   traces still name the TypeScript lines.
+ * - `mainFields: ['module', 'main']`: prefer a package's ESM build, which tree-shakes better.
+ * - the AWS SDK is bundled, not taken from the runtime: the versions tested are the versions that
+ *   run, and `@aws-sdk/lib-storage` is not guaranteed to be in the runtime's copy.
+ */
+export const lambdaBundle = {
+  target: `node${LAMBDA_NODE_MAJOR}`,
+  platform: 'node',
+  format: 'esm',
+  minify: true,
+  sourcemap: true,
+  sourcesContent: false,
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+  /** Nothing is left out of the bundle: see the note on the AWS SDK above. */
+  external: [] as string[],
+} as const;
+
+/**
+ * The same bundle as esbuild `BuildOptions` (structurally; esbuild's types are not imported here).
+ * Give it `entryPoints` and `outfile` (use an `.mjs` name, as NodejsFunction does) and call
+ * `esbuild.build({...lambdaEsbuildOptions, entryPoints: ['lambda/handler.ts'], outfile})`.
+ */
+export const lambdaEsbuildOptions = {
+  bundle: true,
+  target: lambdaBundle.target,
+  platform: lambdaBundle.platform,
+  format: lambdaBundle.format,
+  minify: lambdaBundle.minify,
+  sourcemap: lambdaBundle.sourcemap,
+  sourcesContent: lambdaBundle.sourcesContent,
+  mainFields: [...lambdaBundle.mainFields],
+  banner: { js: lambdaBundle.banner },
+  external: [...lambdaBundle.external],
+};
