@@ -1,0 +1,229 @@
+/**
+ * The configuration document (SPEC.md "Configuration document"), parsed once at the edge.
+ *
+ * Validation is strict: unknown keys are errors, so a typo such as `everyNthCyle` is reported
+ * instead of silently ignored. Every error names where the document came from (a file, an SSM
+ * parameter) and the field at fault, as a path like `targets[2].command[0]`.
+ *
+ * valibot is the schema library: it is tree-shakable, so the Lambda bundle carries only the
+ * validators used here (a few KB), where zod would bring its whole runtime.
+ */
+import { isIP } from 'node:net';
+import * as v from 'valibot';
+import { ConfigError } from './errors';
+
+export type Protocol = 'smtp' | 'raw';
+export type TlsMode = 'none' | 'opportunistic' | 'required' | 'implicit';
+export type AuthMechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5';
+
+export interface Settings {
+  readonly everyNthCycle: number;
+  /** Name for EHLO/HELO. Undefined: the session sends an address literal of its own address. */
+  readonly helloName?: string;
+  readonly concurrency: number;
+}
+
+export interface TargetAuth {
+  readonly secretId: string;
+  readonly mechanism?: AuthMechanism;
+}
+
+/** One target, normalised: defaults applied, `command` always an array. */
+export interface Target {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly ehlo: boolean;
+  readonly tls: TlsMode;
+  readonly tlsVerify: boolean;
+  readonly auth?: TargetAuth;
+  readonly allowPlaintextAuth: boolean;
+  /** Release lines in order; empty = connect only (the connection is the signal). */
+  readonly commands: readonly string[];
+  /** Undefined: use settings.everyNthCycle. */
+  readonly everyNthCycle?: number;
+  /** Undefined: 30 s per reply, 600 s for the ATRN reply (RFC 2645 providers may scan first). */
+  readonly timeoutSeconds?: number;
+  readonly enabled: boolean;
+}
+
+export interface ConfigDocument {
+  readonly settings: Settings;
+  readonly targets: readonly Target[];
+}
+
+export const DEFAULT_CONCURRENCY = 10;
+export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF. */
+export const MAX_COMMAND_LENGTH = 510;
+
+const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
+
+function isHost(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  if (value.length > 253) return false;
+  const name = value.endsWith('.') ? value.slice(0, -1) : value;
+  return name.length > 0 && name.split('.').every((label) => HOST_LABEL.test(label));
+}
+
+/** The command's verb, upper-cased: `ETRN`, `ATRN`, ... ('' for an empty command). */
+export function verbOf(command: string): string {
+  return command.trimStart().split(/\s+/, 1)[0]!.toUpperCase();
+}
+
+const integer = (min: number, max: number) =>
+  v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(min, `must be at least ${min}`), v.maxValue(max, `must be at most ${max}`));
+
+const commandLine = v.pipe(
+  v.string('must be a string'),
+  v.check((s) => !/[\r\n\0]/.test(s), 'must not contain CR, LF or NUL: each command is one line'),
+  v.maxLength(MAX_COMMAND_LENGTH, `must be at most ${MAX_COMMAND_LENGTH} characters (RFC 5321 4.5.3.1.4)`),
+);
+
+const settingsSchema = v.strictObject({
+  everyNthCycle: v.optional(integer(0, 1_000_000), 0),
+  helloName: v.optional(
+    v.pipe(v.string('must be a string'), v.check((s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s), 'must be a host name or an address literal such as [192.0.2.1]')),
+  ),
+  concurrency: v.optional(integer(1, 1000), DEFAULT_CONCURRENCY),
+});
+
+const authSchema = v.strictObject({
+  secretId: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(512, 'must be at most 512 characters')),
+  mechanism: v.optional(v.picklist(['PLAIN', 'LOGIN', 'CRAM-MD5'], 'must be PLAIN, LOGIN or CRAM-MD5')),
+});
+
+const targetSchema = v.strictObject({
+  name: v.pipe(v.string('must be a string'), v.regex(TARGET_NAME, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')),
+  host: v.pipe(v.string('must be a string'), v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address')),
+  port: v.optional(integer(1, 65535)),
+  protocol: v.optional(v.picklist(['smtp', 'raw'], 'must be "smtp" or "raw"'), 'smtp'),
+  ehlo: v.optional(v.boolean('must be true or false'), true),
+  tls: v.optional(v.picklist(['none', 'opportunistic', 'required', 'implicit'], 'must be none, opportunistic, required or implicit'), 'opportunistic'),
+  tlsVerify: v.optional(v.boolean('must be true or false'), true),
+  auth: v.optional(authSchema),
+  allowPlaintextAuth: v.optional(v.boolean('must be true or false'), false),
+  command: v.optional(v.union([commandLine, v.array(commandLine, 'must be a string or an array of strings')], 'must be a string or an array of strings'), ''),
+  everyNthCycle: v.optional(integer(0, 1_000_000)),
+  timeoutSeconds: v.optional(v.pipe(v.number('must be a number'), v.gtValue(0, 'must be more than 0'), v.maxValue(3600, 'must be at most 3600'))),
+  enabled: v.optional(v.boolean('must be true or false'), true),
+});
+
+type RawTarget = v.InferOutput<typeof targetSchema>;
+
+function fieldPath(issue: v.BaseIssue<unknown>, prefix: string): string {
+  const path = issue.path ?? [];
+  let out = prefix;
+  for (const item of path) {
+    const key = (item as { key: unknown }).key;
+    out += typeof key === 'number' ? `[${key}]` : out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
+
+function firstIssue(issues: readonly v.BaseIssue<unknown>[], where: string, prefix: string): ConfigError {
+  const issue = issues[0]!;
+  let message = issue.message;
+  // valibot reports an unknown key of a strict object as "Invalid key"; say which key it was.
+  if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never') {
+    message = 'is not a known field';
+  } else if (issue.received === 'undefined' && issue.type !== 'check') {
+    message = 'is required';
+  }
+  return new ConfigError(where, fieldPath(issue, prefix), message);
+}
+
+/** Rules that span fields: checked after the shape is right. `at` prefixes field paths. */
+function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
+  const field = (name: string) => (at ? `${at}.${name}` : name);
+  const commands = (typeof raw.command === 'string' ? [raw.command] : raw.command).filter((c) => c.trim() !== '');
+  const verbs = commands.map(verbOf);
+  const commandField = typeof raw.command === 'string' ? field('command') : (i: number) => `${field('command')}[${i}]`;
+  const commandAt = (i: number) => (typeof commandField === 'string' ? commandField : commandField(i));
+
+  verbs.forEach((verb, i) => {
+    if (raw.protocol === 'smtp' && (verb === 'ETRN' || verb === 'QSND') && commands[i]!.trim().split(/\s+/).length < 2) {
+      throw new ConfigError(where, commandAt(i), `${verb} needs a node, as in "${verb} example.com" (RFC 1985 section 5)`);
+    }
+    if (raw.protocol === 'smtp' && verb === 'ATRN' && i !== commands.length - 1) {
+      throw new ConfigError(where, commandAt(i), 'ATRN must be the last command: the provider turns the connection around after it (RFC 2645)');
+    }
+    if (raw.protocol === 'smtp' && ['QUIT', 'STARTTLS', 'AUTH', 'EHLO', 'HELO', 'DATA'].includes(verb)) {
+      throw new ConfigError(where, commandAt(i), `${verb} is sent by dequeue itself when needed; it cannot be a release command`);
+    }
+  });
+
+  const atrn = raw.protocol === 'smtp' && verbs.includes('ATRN');
+  if (raw.protocol === 'raw') {
+    if (raw.auth) throw new ConfigError(where, field('auth'), 'AUTH needs the smtp protocol; a raw target only sends its line');
+    if (raw.tls === 'required') throw new ConfigError(where, field('tls'), 'STARTTLS needs the smtp protocol: use "implicit" or "none" with raw');
+  } else if (!raw.ehlo) {
+    if (raw.auth) throw new ConfigError(where, field('auth'), 'AUTH needs EHLO (RFC 4954): set "ehlo": true');
+    if (raw.tls === 'required') throw new ConfigError(where, field('tls'), 'STARTTLS needs EHLO (RFC 3207): set "ehlo": true or use "implicit"');
+    if (atrn) throw new ConfigError(where, field('ehlo'), 'ATRN needs EHLO (RFC 2645 section 4): set "ehlo": true');
+  }
+
+  const port = raw.port ?? (atrn ? 366 : raw.protocol === 'raw' ? 79 : 25);
+  return {
+    name: raw.name,
+    host: raw.host,
+    port,
+    protocol: raw.protocol,
+    ehlo: raw.protocol === 'smtp' && raw.ehlo,
+    tls: raw.protocol === 'raw' && raw.tls === 'opportunistic' ? 'none' : raw.tls,
+    tlsVerify: raw.tlsVerify,
+    auth: raw.auth,
+    allowPlaintextAuth: raw.allowPlaintextAuth,
+    commands,
+    everyNthCycle: raw.everyNthCycle,
+    timeoutSeconds: raw.timeoutSeconds,
+    enabled: raw.enabled,
+  };
+}
+
+/** Parse one target object. `where` names its source; `at` is the field prefix (e.g. `targets[3]`). */
+export function parseTarget(input: unknown, where: string, at = ''): Target {
+  const parsed = v.safeParse(targetSchema, input);
+  if (!parsed.success) throw firstIssue(parsed.issues, where, at);
+  return normaliseTarget(parsed.output, where, at);
+}
+
+export function parseSettings(input: unknown, where: string, at = ''): Settings {
+  const parsed = v.safeParse(settingsSchema, input ?? {});
+  if (!parsed.success) throw firstIssue(parsed.issues, where, at);
+  return parsed.output;
+}
+
+/** Parse and validate a whole document: any invalid target is an error for the whole file. */
+export function parseConfigDocument(input: unknown, where: string): ConfigDocument {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError(where, '', 'must be a JSON object with "settings" and "targets"');
+  }
+  const doc = input as Record<string, unknown>;
+  for (const key of Object.keys(doc)) {
+    if (key !== 'settings' && key !== 'targets') throw new ConfigError(where, key, 'is not a known field');
+  }
+  const settings = parseSettings(doc.settings, where, 'settings');
+  if (!Array.isArray(doc.targets)) throw new ConfigError(where, 'targets', 'must be an array of targets');
+  const seen = new Map<string, number>();
+  const targets = doc.targets.map((t, i) => {
+    const target = parseTarget(t, where, `targets[${i}]`);
+    const earlier = seen.get(target.name);
+    if (earlier !== undefined) {
+      throw new ConfigError(where, `targets[${i}].name`, `"${target.name}" is already the name of targets[${earlier}]; names must be unique`);
+    }
+    seen.set(target.name, i);
+    return target;
+  });
+  return { settings, targets };
+}
+
+/** Parse JSON text, turning a syntax error into a ConfigError that names the file. */
+export function parseJsonText(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(where, '', `is not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+}

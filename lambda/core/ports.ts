@@ -1,0 +1,156 @@
+/**
+ * The interfaces the core needs from the outside. Adapters (lambda/adapters/) implement them; the
+ * handler and the CLI choose which are plugged in. Nothing here imports an AWS SDK.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ConfigDocument, Settings, Target } from './config';
+import type { ConfigError, DequeueError } from './errors';
+
+/** Where the configuration comes from: a file (CLI) or SSM parameters (Lambda). */
+export interface ConfigSource {
+  load(): Promise<LoadedConfig>;
+}
+
+/**
+ * A loaded configuration. `invalid` lists targets whose own document was wrong (Lambda: one SSM
+ * parameter each); they become `config-error` results while the valid targets still run. The CLI
+ * validates its file whole instead and never fills it.
+ */
+export interface LoadedConfig extends ConfigDocument {
+  readonly invalid: readonly InvalidTarget[];
+}
+
+export interface InvalidTarget {
+  /** The target's name as best known (from the parameter name when the document is unreadable). */
+  readonly name: string;
+  readonly error: ConfigError;
+}
+
+export interface AuthCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Secrets by `secretId`. Rejects with a DequeueError of kind `config` when missing or malformed. */
+export interface Credentials {
+  get(secretId: string): Promise<AuthCredentials>;
+}
+
+/**
+ * The cycle counter. A "slot" identifies one scheduled run (schedule ARN + scheduled time); a
+ * slot is counted at most once however often its event is delivered.
+ */
+export interface CycleCounter {
+  /**
+   * Count one cycle for `slot` (undefined: an unscheduled run, always counted) and return its
+   * number. When the slot was already counted, return the cycle it got then and `counted: false`.
+   */
+  count(slot?: string): Promise<{ cycle: number; counted: boolean }>;
+  /** The last counted cycle, without counting (for --force and --dry-run). 0 before the first. */
+  peek(): Promise<number>;
+  /**
+   * Optional: claim the right to signal `target` in `cycle`. Returns false when another
+   * delivery of the same slot already claimed it, so that a target is signalled exactly once
+   * per counted cycle even when invocations overlap.
+   */
+  claim?(cycle: number, target: string): Promise<boolean>;
+}
+
+/** What the signal session hands over after the provider accepted ATRN (RFC 2645 section 4). */
+export interface ReversedTurn {
+  /** The same connection, TLS included if it was negotiated; we now act as the SMTP server. */
+  readonly socket: Socket | TLSSocket;
+  /** Bytes already read from the socket past the ATRN reply (normally none). */
+  readonly pending: Buffer;
+  readonly target: Target;
+  /** The provider, as `host:port`, for the envelope record. */
+  readonly provider: string;
+  /** Epoch ms by which the session must have ended (421 and close before then). */
+  readonly deadline: number;
+  readonly helloName: string;
+  readonly transcript: Transcript;
+}
+
+export interface ReversedOutcome {
+  /** Messages stored and acknowledged with 250. */
+  readonly stored: number;
+  /** Why the session ended badly, if it did; stored messages stay stored either way. */
+  readonly error: DequeueError | null;
+}
+
+/** Serves the reversed session after ATRN. Absent: ATRN targets are a configuration error. */
+export type MailReceiver = (turn: ReversedTurn) => Promise<ReversedOutcome>;
+
+/**
+ * One message's envelope as the provider gave it (RFC 5321 section 3.3), recorded beside the
+ * message by every sink (docs/odmr.md "Envelope").
+ */
+export interface MailEnvelope {
+  /** Unique and sortable by time: names the stored message, appears in our 250 and trace header. */
+  readonly id: string;
+  /** The reverse-path without its brackets; '' for the null reverse-path `<>` (a bounce). */
+  readonly mailFrom: string;
+  /** Every accepted forward-path, in the order given. */
+  readonly rcptTo: readonly string[];
+  /** MAIL parameters accepted: BODY (RFC 6152) and the declared SIZE (RFC 1870), when sent. */
+  readonly body?: '7BIT' | '8BITMIME';
+  readonly declaredSize?: number;
+  /** ISO 8601, when DATA began. */
+  readonly receivedAt: string;
+  /** The provider, as `host:port`. */
+  readonly provider: string;
+  /** The target's name. */
+  readonly target: string;
+  /** The name the provider gave in EHLO/HELO. */
+  readonly heloName: string;
+  /** Whether the connection was encrypted. */
+  readonly tls: boolean;
+  /** Length of the trace header we prepended (RFC 5321 4.4); the provider's bytes follow it. */
+  readonly traceBytes: number;
+}
+
+/** A message made durable and visible by a sink. */
+export interface StoredMessage {
+  readonly id: string;
+  /** Where it went: a file path, an `s3://` URL, a relay's `smtp://host:port`. */
+  readonly location: string;
+  /** Bytes stored, trace header included. */
+  readonly bytes: number;
+}
+
+/**
+ * Where received mail goes. The session streams each message through a draft as it arrives, so
+ * memory never grows with message size; only a committed draft is acknowledged with 250.
+ */
+export interface MailSink {
+  /** Open a place for one message. Rejects (DequeueError) when the sink cannot take it now. */
+  begin(envelope: MailEnvelope): Promise<MessageDraft>;
+}
+
+export interface MessageDraft {
+  /**
+   * Append bytes. Resolves when the sink can take more (backpressure); the chunk must not be
+   * modified afterwards. Rejects when the sink failed; the draft is then only good for abort().
+   */
+  write(chunk: Buffer): Promise<void>;
+  /** Make the message and its envelope durable and visible, all or nothing. */
+  commit(): Promise<StoredMessage>;
+  /**
+   * Drop the message: once this resolves nothing of it is visible, even if a commit was in
+   * flight (a commit that completes anyway is undone). Safe to call more than once.
+   */
+  abort(): Promise<void>;
+}
+
+/**
+ * The SMTP transcript (--verbose). Lines are already redacted where they are produced: a line
+ * carrying a credential never reaches a Transcript.
+ */
+export interface Transcript {
+  line(target: string, direction: 'C' | 'S' | '*', text: string): void;
+}
+
+export const silentTranscript: Transcript = { line: () => undefined };
+
+export type { Settings, Target };

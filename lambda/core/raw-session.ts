@@ -1,0 +1,83 @@
+/**
+ * The `raw` protocol: FINGER (RFC 1288) and TELNET-style release triggers. Connect, send each
+ * command as one line, then read what the host says until it closes, falls silent for
+ * RAW_QUIET_MS, or the reply timeout passes. The target is `signalled` once its line is written:
+ * such hosts release on the connection or the line, and what they print is informational.
+ * What is read is capped; the rest is discarded, never buffered.
+ */
+import type { Target } from './config';
+import { openTcp, peerName, startTls } from './connection';
+import { asDequeueError } from './errors';
+import { outcomeOfError, type CommandOutcome } from './outcome';
+import { silentTranscript } from './ports';
+import type { ReplyRecord } from './result';
+import type { SignalDeps, SignalOptions, SignalReport } from './signal-session';
+
+/** How long a silent host is waited for after our line or its last byte. */
+export const RAW_QUIET_MS = 2_000;
+/** What is kept of a raw host's answer. */
+export const RAW_MAX_KEPT_BYTES = 4096;
+const RAW_DEFAULT_TIMEOUT_MS = 30_000;
+
+export async function rawSignal(target: Target, options: SignalOptions, deps: SignalDeps): Promise<SignalReport> {
+  const transcript = deps.transcript ?? silentTranscript;
+  const now = deps.now ?? Date.now;
+  const timeoutMs = target.timeoutSeconds ? target.timeoutSeconds * 1000 : RAW_DEFAULT_TIMEOUT_MS;
+  const bound = (ms: number) => (options.deadline === undefined ? ms : Math.max(0, Math.min(ms, options.deadline - now())));
+  const peer = peerName(target.host, target.port);
+  const fail = (e: unknown): SignalReport => {
+    const error = asDequeueError(e);
+    return { outcome: outcomeOfError(error) as CommandOutcome, replies: [], messages: 0, error };
+  };
+
+  let socket;
+  try {
+    socket = await openTcp(target.host, target.port, bound(timeoutMs));
+    if (target.tls === 'implicit') {
+      socket = await startTls(target.host, target.port, { verify: target.tlsVerify, ca: deps.tlsCa }, bound(timeoutMs), socket);
+    }
+  } catch (e) {
+    return fail(e);
+  }
+  transcript.line(target.name, '*', `connected to ${peer}`);
+
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  const heard = new Promise<void>((resolve) => {
+    let quiet: NodeJS.Timeout;
+    const hush = () => {
+      clearTimeout(quiet);
+      quiet = setTimeout(finish, Math.min(RAW_QUIET_MS, bound(timeoutMs)));
+    };
+    const overall = setTimeout(finish, bound(timeoutMs));
+    function finish(): void {
+      clearTimeout(quiet);
+      clearTimeout(overall);
+      resolve();
+    }
+    socket.on('data', (chunk: Buffer) => {
+      if (kept < RAW_MAX_KEPT_BYTES) {
+        const part = chunk.subarray(0, RAW_MAX_KEPT_BYTES - kept);
+        chunks.push(Buffer.from(part));
+        kept += part.length;
+      }
+      hush();
+    });
+    socket.on('end', finish);
+    socket.on('close', finish);
+    socket.on('error', finish);
+    hush();
+  });
+
+  for (const command of target.commands) {
+    transcript.line(target.name, 'C', command);
+    socket.write(`${command}\r\n`);
+  }
+  await heard;
+  socket.destroy();
+
+  const text = Buffer.concat(chunks).toString('utf8').replace(/\r\n/g, '\n').trimEnd();
+  for (const line of text.split('\n').filter(Boolean)) transcript.line(target.name, 'S', line);
+  const replies: ReplyRecord[] = target.commands.length ? [{ command: target.commands.join(' / '), code: null, text }] : [];
+  return { outcome: 'signalled', replies, messages: 0, error: null };
+}

@@ -1,0 +1,144 @@
+/**
+ * The client side of an SMTP connection: commands out, replies in, strictly in order.
+ *
+ * As in nodemailer's smtp-connection, every command registers the handler for its reply before the
+ * command is written; a reply that arrives with no handler waiting is a protocol error, never
+ * ignored (a provider that answers twice is out of step, and everything after would be misread).
+ *
+ * Each wait is a deadline, not an idle timer: a reply must be complete within `timeoutMs` of the
+ * moment its handler reaches the head of the queue (so pipelined commands each get the full
+ * allowance), and never later than the session's overall deadline.
+ */
+import type { Socket } from 'node:net';
+import { DequeueError, ProtocolError, TimeoutError } from './errors';
+import type { Transcript } from './ports';
+import { ReplyParser, type SmtpReply } from './smtp-reply';
+
+interface Waiter {
+  readonly what: string;
+  readonly timeoutMs: number;
+  readonly resolve: (reply: SmtpReply) => void;
+  readonly reject: (error: DequeueError) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export class ReplyChannel {
+  private readonly parser = new ReplyParser();
+  private readonly waiters: Waiter[] = [];
+  private failure: DequeueError | null = null;
+  private readonly onData = (chunk: Buffer): void => this.receive(chunk);
+  private readonly onClose = (): void => this.fail(new DequeueError('temporary', `${this.peer} closed the connection`));
+  private readonly onError = (e: Error): void => this.fail(new DequeueError('temporary', `connection to ${this.peer}: ${e.message}`, { cause: e }));
+
+  constructor(
+    readonly socket: Socket,
+    private readonly peer: string,
+    private readonly targetName: string,
+    private readonly transcript: Transcript,
+    private readonly deadline: number | undefined,
+    private readonly now: () => number = Date.now,
+  ) {
+    socket.on('data', this.onData);
+    socket.on('close', this.onClose);
+    socket.on('end', this.onClose);
+    socket.on('error', this.onError);
+  }
+
+  /** Wait for a reply nobody asked for by command: the greeting. */
+  expect(what: string, timeoutMs: number): Promise<SmtpReply> {
+    return this.enqueue(what, timeoutMs);
+  }
+
+  /** Write one command line and wait for its reply. `shown` replaces the line in the transcript. */
+  command(line: string, timeoutMs: number, shown: string = line): Promise<SmtpReply> {
+    const reply = this.enqueue(shown, timeoutMs);
+    this.write(line, shown);
+    return reply;
+  }
+
+  /**
+   * Write several command lines in one segment (RFC 2920 PIPELINING) and return one promise per
+   * reply, in order. The caller must have checked that the server advertised PIPELINING.
+   */
+  pipeline(lines: readonly string[], timeoutMs: number): Promise<SmtpReply>[] {
+    const replies = lines.map((line) => this.enqueue(line, timeoutMs));
+    for (const line of lines) this.transcript.line(this.targetName, 'C', line);
+    if (!this.failure) this.socket.write(lines.map((l) => `${l}\r\n`).join(''));
+    return replies;
+  }
+
+  /**
+   * Stop reading: hand the socket over (to TLS after STARTTLS, or to the reversed session after
+   * ATRN) with the bytes already received past the last reply.
+   */
+  detach(): Buffer {
+    this.socket.off('data', this.onData);
+    this.socket.off('close', this.onClose);
+    this.socket.off('end', this.onClose);
+    this.socket.off('error', this.onError);
+    return this.parser.remainder();
+  }
+
+  /** The error that ended this channel, if any. */
+  get broken(): DequeueError | null {
+    return this.failure;
+  }
+
+  private write(line: string, shown: string): void {
+    this.transcript.line(this.targetName, 'C', shown);
+    if (!this.failure) this.socket.write(`${line}\r\n`);
+  }
+
+  private enqueue(what: string, timeoutMs: number): Promise<SmtpReply> {
+    return new Promise<SmtpReply>((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
+      this.waiters.push({ what, timeoutMs, resolve, reject });
+      if (this.waiters.length === 1) this.arm();
+    });
+  }
+
+  /** Start the clock of the waiter at the head of the queue. */
+  private arm(): void {
+    const head = this.waiters[0];
+    if (!head || head.timer) return;
+    const left = this.deadline === undefined ? head.timeoutMs : Math.min(head.timeoutMs, this.deadline - this.now());
+    const wait = Math.max(0, left);
+    head.timer = setTimeout(() => {
+      const why = wait < head.timeoutMs ? 'before the run\'s deadline' : `within ${Math.round(head.timeoutMs / 1000)} s`;
+      this.fail(new TimeoutError(`no complete reply from ${this.peer} to ${head.what} ${why}`));
+    }, wait);
+  }
+
+  private receive(chunk: Buffer): void {
+    let replies: SmtpReply[];
+    try {
+      replies = this.parser.push(chunk);
+    } catch (e) {
+      this.fail(new ProtocolError(`${this.peer}: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    for (const reply of replies) {
+      reply.lines.forEach((text, i) => {
+        this.transcript.line(this.targetName, 'S', `${reply.code}${i < reply.lines.length - 1 ? '-' : ' '}${text}`);
+      });
+      const head = this.waiters.shift();
+      if (!head) {
+        this.fail(new ProtocolError(`${this.peer} sent a reply nobody asked for: ${reply.code} ${reply.lines[0] ?? ''}`));
+        return;
+      }
+      clearTimeout(head.timer);
+      head.resolve(reply);
+      this.arm();
+    }
+  }
+
+  private fail(error: DequeueError): void {
+    if (this.failure) return;
+    this.failure = error;
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(error);
+    }
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,48 @@
+/** The result of one target (SPEC.md "Result of one target"). */
+export type Outcome = 'signalled' | 'no-mail' | 'skipped' | 'temporary-failure' | 'permanent-failure' | 'config-error';
+
+export interface ReplyRecord {
+  /** The command as sent, credentials never included (AUTH shows only its mechanism). */
+  readonly command: string;
+  /** The reply code; null for a `raw` target, whose host answers with free text. */
+  readonly code: number | null;
+  /** The reply text, lines joined with "\n", capped. */
+  readonly text: string;
+}
+
+export interface TargetResult {
+  readonly target: string;
+  readonly outcome: Outcome;
+  readonly cycle: number;
+  readonly durationMs: number;
+  readonly replies: readonly ReplyRecord[];
+  readonly messages: number;
+  readonly error: string | null;
+  /** Extension: why a target was skipped (not due, disabled, dry run, already signalled). */
+  readonly reason?: string;
+}
+
+export interface CycleResult {
+  readonly cycle: number;
+  readonly results: readonly TargetResult[];
+}
+
+/** The order in which outcomes are "worse" when one target has several commands. */
+const SEVERITY: Record<Outcome, number> = {
+  skipped: 0,
+  'no-mail': 1,
+  signalled: 2,
+  'temporary-failure': 3,
+  'permanent-failure': 4,
+  'config-error': 5,
+};
+
+/** SPEC: a failure if any failed, else `signalled` if any was accepted, else `no-mail`. */
+export function worstOutcome(outcomes: readonly Outcome[]): Outcome {
+  return outcomes.reduce<Outcome>((worst, o) => (SEVERITY[o] > SEVERITY[worst] ? o : worst), 'no-mail');
+}
+
+/** Exit status of the CLI (SPEC "Command line"): 0 when every target ended well, 1 otherwise. */
+export function isFailure(outcome: Outcome): boolean {
+  return outcome === 'temporary-failure' || outcome === 'permanent-failure' || outcome === 'config-error';
+}

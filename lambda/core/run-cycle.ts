@@ -1,0 +1,128 @@
+/**
+ * One processing cycle over all targets: count the cycle, decide who is due, work the due targets
+ * with bounded concurrency under one deadline, and report every target, including the ones that
+ * were skipped, invalid or left unstarted.
+ */
+import { lookup } from 'node:dns/promises';
+import { verbOf, type Target } from './config';
+import { dueDecision } from './cycle';
+import { asDequeueError, ConfigError, DequeueError } from './errors';
+import { outcomeOfError } from './outcome';
+import type { CycleCounter, LoadedConfig } from './ports';
+import type { CycleResult, TargetResult } from './result';
+import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal-session';
+
+export interface CycleRequest {
+  /** Signal every selected target whatever the count says, without advancing the count. */
+  readonly force?: boolean;
+  /** Validate and resolve (secrets, DNS) without sending or counting anything. */
+  readonly dryRun?: boolean;
+  /** Work only these targets (by name); an unknown name is reported as `config-error`. */
+  readonly targets?: readonly string[];
+  /** The scheduled slot this run stands for; counted at most once. */
+  readonly slot?: string;
+  /** Epoch ms by which every target must have finished. */
+  readonly deadline?: number;
+}
+
+export interface CycleDeps extends SignalDeps {
+  readonly counter: CycleCounter;
+  /** Called as each target finishes (completion order), e.g. to print NDJSON as results come. */
+  readonly onResult?: (result: TargetResult) => void;
+  /** Resolves a host for --dry-run; the default uses the system resolver. */
+  readonly resolveHost?: (host: string) => Promise<void>;
+}
+
+const defaultResolve = async (host: string): Promise<void> => {
+  await lookup(host);
+};
+
+export async function runCycle(config: LoadedConfig, request: CycleRequest, deps: CycleDeps): Promise<CycleResult> {
+  const now = deps.now ?? Date.now;
+  const wanted = request.targets ? new Set(request.targets) : null;
+  const selected = config.targets.filter((t) => !wanted || wanted.has(t.name));
+  const invalid = config.invalid.filter((t) => !wanted || wanted.has(t.name));
+  const known = new Set([...config.targets.map((t) => t.name), ...config.invalid.map((t) => t.name)]);
+  const unknown = [...(wanted ?? [])].filter((name) => !known.has(name));
+
+  let cycle: number;
+  let counted = true;
+  if (request.dryRun) {
+    cycle = (await deps.counter.peek()) + 1;
+  } else if (request.force) {
+    cycle = await deps.counter.peek();
+  } else {
+    ({ cycle, counted } = await deps.counter.count(request.slot));
+  }
+
+  const results = new Map<string, TargetResult>();
+  const finish = (result: TargetResult): void => {
+    results.set(result.target, result);
+    deps.onResult?.(result);
+  };
+  const fixed = (target: string, outcome: TargetResult['outcome'], error: string | null, reason?: string): TargetResult => ({
+    target, outcome, cycle, durationMs: 0, replies: [], messages: 0, error, ...(reason ? { reason } : {}),
+  });
+
+  for (const bad of invalid) finish(fixed(bad.name, 'config-error', bad.error.message));
+  for (const name of unknown) finish(fixed(name, 'config-error', `no target named "${name}" in the configuration`));
+
+  const work: Target[] = [];
+  for (const target of selected) {
+    const decision = dueDecision(target, config.settings, cycle, request.force ?? false);
+    if (!decision.due) finish(fixed(target.name, 'skipped', null, decision.reason));
+    else if (!counted && !deps.counter.claim) finish(fixed(target.name, 'skipped', null, `cycle ${cycle} was already run for this slot`));
+    else work.push(target);
+  }
+
+  const one = async (target: Target): Promise<TargetResult> => {
+    const started = now();
+    const timed = (r: Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>): TargetResult => ({
+      target: target.name, cycle, durationMs: now() - started, ...r,
+    });
+    try {
+      if (target.commands.some((c) => verbOf(c) === 'ATRN') && target.protocol === 'smtp' && !deps.receiver) {
+        throw new ConfigError(target.name, 'command', 'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)');
+      }
+      if (request.dryRun) return timed({ ...(await rehearse(target, deps)), replies: [], messages: 0, error: null });
+      const budget = (target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS);
+      if (request.deadline !== undefined && now() + Math.min(budget, DEFAULT_REPLY_TIMEOUT_MS) > request.deadline) {
+        throw new DequeueError('temporary', 'not started: too little time left before the run\'s deadline; it is tried again next cycle');
+      }
+      if (deps.counter.claim && !(await deps.counter.claim(cycle, target.name))) {
+        return timed({ outcome: 'skipped', replies: [], messages: 0, error: null, reason: `already signalled in cycle ${cycle}` });
+      }
+      const report = await releaseSignal(target, { deadline: request.deadline }, { ...deps, helloName: deps.helloName ?? config.settings.helloName });
+      return timed({ outcome: report.outcome, replies: report.replies, messages: report.messages, error: report.error?.message ?? null });
+    } catch (e) {
+      const error = asDequeueError(e);
+      return timed({ outcome: outcomeOfError(error), replies: [], messages: 0, error: error.message });
+    }
+  };
+
+  await pool(work, config.settings.concurrency, async (target) => finish(await one(target)));
+
+  const order = [...invalid.map((t) => t.name), ...selected.map((t) => t.name), ...unknown];
+  return { cycle, results: order.map((name) => results.get(name)!).filter(Boolean) };
+}
+
+/** --dry-run: everything short of connecting: credentials present and well-formed, host resolvable. */
+async function rehearse(target: Target, deps: CycleDeps): Promise<Pick<TargetResult, 'outcome' | 'reason'>> {
+  if (target.auth) await deps.credentials.get(target.auth.secretId);
+  try {
+    await (deps.resolveHost ?? defaultResolve)(target.host);
+  } catch (e) {
+    throw new DequeueError('temporary', `cannot resolve host ${target.host}: ${(e as Error).message}`, { cause: e });
+  }
+  const what = target.commands.length ? target.commands.join(' | ') : 'a bare connection';
+  return { outcome: 'skipped', reason: `dry run: would send ${what} to ${target.host}:${target.port}` };
+}
+
+/** Run `task` over `items`, at most `limit` at once. */
+async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await task(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

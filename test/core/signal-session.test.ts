@@ -1,0 +1,338 @@
+/**
+ * The signal session against scripted providers on loopback: one test per fault a real server
+ * will not produce on demand, plus the happy paths (EHLO, STARTTLS, each AUTH mechanism).
+ */
+import { createServer, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseTarget, type Target } from '../../lambda/core/config';
+import { DequeueError } from '../../lambda/core/errors';
+import type { Credentials } from '../../lambda/core/ports';
+import { releaseSignal } from '../../lambda/core/signal-session';
+import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../peers/scripted-provider';
+
+const account = { username: 'customer', password: 's3cret-pass' };
+const credentials: Credentials = {
+  get: async (id) => {
+    if (id === 'isp') return account;
+    throw new DequeueError('config', `secret "${id}" not found`);
+  },
+};
+
+const providers: ScriptedProvider[] = [];
+afterEach(async () => {
+  await Promise.all(providers.splice(0).map((p) => p.stop()));
+});
+
+async function provider(options: ScriptedProviderOptions = {}): Promise<ScriptedProvider> {
+  const p = await new ScriptedProvider({ account, ...options }).start();
+  providers.push(p);
+  return p;
+}
+
+function target(p: { port: number; host?: string }, fields: Record<string, unknown> = {}): Target {
+  return parseTarget({ name: 't', host: p.host ?? '127.0.0.1', port: p.port, tls: 'none', command: 'ETRN example.com', ...fields }, 'test');
+}
+
+const signal = (t: Target, extra: { transcript?: { line: (t: string, d: string, x: string) => void } } = {}) =>
+  releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test', ...extra });
+
+describe('release signal: the ordinary dialogue', () => {
+  it('sends EHLO, the ETRN and QUIT, and reports the reply', async () => {
+    const p = await provider();
+    const report = await signal(target(p));
+    expect(report.outcome).toBe('signalled');
+    expect(report.replies).toEqual([{ command: 'ETRN example.com', code: 250, text: 'Queuing started' }]);
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'ETRN example.com', 'QUIT']);
+  });
+
+  it('sends every command even after a 251, and pipelines them with QUIT when PIPELINING is offered', async () => {
+    const p = await provider({ etrn: { 'a.test': '251 No messages waiting for a.test', 'b.test': '250 Queuing started for b.test' } });
+    const report = await signal(target(p, { command: ['ETRN a.test', 'ETRN b.test'] }));
+    expect(report.outcome).toBe('signalled');
+    expect(report.replies.map((r) => r.code)).toEqual([251, 250]);
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'ETRN a.test', 'ETRN b.test', 'QUIT']);
+  });
+
+  it('reports no-mail when every domain answers 251', async () => {
+    const p = await provider({ extensions: ['ETRN'], etrn: { 'a.test': '251 none', 'b.test': '251 none' } });
+    const report = await signal(target(p, { command: ['ETRN a.test', 'ETRN b.test'] }));
+    expect(report.outcome).toBe('no-mail');
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'ETRN a.test', 'ETRN b.test', 'QUIT']);
+  });
+
+  it.each([
+    ['458 Unable to queue messages for node', 'temporary-failure'],
+    ['459 Node example.com not allowed: access denied', 'permanent-failure'],
+    ['554 5.7.1 Access denied', 'permanent-failure'],
+    ['500 5.5.2 Syntax error, command unrecognized', 'permanent-failure'],
+    ['450 4.7.1 Client host rejected', 'temporary-failure'],
+    ['252 OK, pending messages for node started', 'signalled'],
+    ['253 OK, 14 pending messages for node example.com started', 'signalled'],
+  ])('maps ETRN reply %s to %s', async (reply, outcome) => {
+    const p = await provider({ etrn: { 'example.com': reply } });
+    const report = await signal(target(p));
+    expect(report.outcome).toBe(outcome);
+    expect(report.replies[0]).toMatchObject({ command: 'ETRN example.com', code: Number(reply.slice(0, 3)) });
+  });
+
+  it('a failure on one domain is the outcome even when another was accepted', async () => {
+    const p = await provider({ etrn: { 'a.test': '250 ok', 'b.test': '458 cannot queue now' } });
+    const report = await signal(target(p, { command: ['ETRN a.test', 'ETRN b.test'] }));
+    expect(report.outcome).toBe('temporary-failure');
+  });
+
+  it('falls back to HELO when EHLO is refused with 5xx', async () => {
+    const p = await provider({ onLine: (l, c) => (l.startsWith('EHLO') ? (c.reply('502 5.5.1 EHLO not implemented'), true) : false) });
+    const report = await signal(target(p));
+    expect(report.outcome).toBe('signalled');
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'HELO mx.customer.test', 'ETRN example.com', 'QUIT']);
+  });
+
+  it('says neither EHLO nor HELO when ehlo is false', async () => {
+    const p = await provider();
+    await signal(target(p, { ehlo: false }));
+    expect(p.lines).toEqual(['ETRN example.com', 'QUIT']);
+  });
+
+  it('a bare connection (empty command) is signalled after the greeting', async () => {
+    const p = await provider();
+    const report = await signal(target(p, { command: [] }));
+    expect(report).toMatchObject({ outcome: 'signalled', replies: [] });
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'QUIT']);
+  });
+
+  it('sends an address literal of our own end when no helloName is set (RFC 5321 4.1.3)', async () => {
+    const p = await provider();
+    await releaseSignal(target(p), {}, { credentials });
+    expect(p.lines[0]).toBe('EHLO [127.0.0.1]');
+  });
+
+  it('works over IPv6 and with a host name', async () => {
+    const six = await provider({ host: '::1' });
+    expect((await signal(target(six, { host: '::1' }))).outcome).toBe('signalled');
+    const named = await provider();
+    expect((await signal(target(named, { host: 'localhost' }))).outcome).toBe('signalled');
+  });
+});
+
+describe('release signal: faults', () => {
+  it('silence before the greeting is a temporary failure within the timeout', async () => {
+    const p = await provider({ greeting: null });
+    const started = Date.now();
+    const report = await signal(target(p, { timeoutSeconds: 0.5 }));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.message).toMatch(/no complete reply .* to the greeting within/);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('421 at the greeting is temporary, 554 permanent, and nothing is sent', async () => {
+    const busy = await provider({ greeting: '421 4.3.2 Service not available, closing channel' });
+    const r1 = await signal(target(busy));
+    expect(r1.outcome).toBe('temporary-failure');
+    expect(r1.replies).toEqual([{ command: '(greeting)', code: 421, text: '4.3.2 Service not available, closing channel' }]);
+    expect(busy.lines).toEqual([]);
+    const denied = await provider({ greeting: '554 5.7.1 No service for you' });
+    expect((await signal(target(denied))).outcome).toBe('permanent-failure');
+  });
+
+  it('a reset in the middle of a reply is a temporary failure naming the peer', async () => {
+    const p = await provider({
+      onLine: (l, c) => {
+        if (!l.startsWith('EHLO')) return false;
+        c.write('250-provider.test\r\n250-PIPE');
+        setTimeout(() => c.destroy(), 20);
+        return true;
+      },
+    });
+    const report = await signal(target(p));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.message).toMatch(/127\.0\.0\.1:\d+ closed the connection/);
+  });
+
+  it('an endless line is cut off at 8 KiB, not buffered', async () => {
+    const p = await provider({
+      onLine: (l, c) => {
+        if (!l.startsWith('EHLO')) return false;
+        const junk = Buffer.alloc(64 * 1024, 'x');
+        const pump = setInterval(() => c.write(junk), 5);
+        setTimeout(() => clearInterval(pump), 2000);
+        return true;
+      },
+    });
+    const report = await signal(target(p));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.message).toMatch(/longer than 8192 bytes|not an SMTP reply line/);
+  });
+
+  it('garbage instead of a reply is a protocol error', async () => {
+    const p = await provider({ greeting: 'HTTP/1.1 400 Bad Request' });
+    const report = await signal(target(p));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.name).toBe('ProtocolError');
+    expect(report.error?.message).toMatch(/not an SMTP reply line: "HTTP\/1.1 400 Bad Request"/);
+  });
+
+  it('a reply nobody asked for is a protocol error, not ignored', async () => {
+    const twice = (l: string, c: { write: (d: string) => void }) => (l.startsWith('ETRN') ? (c.write('250 one\r\n250 two\r\n'), true) : false);
+    const p = await provider({ onLine: twice, extensions: ['ETRN'] });
+    const report = await signal(target(p, { command: ['ETRN a.test', 'ETRN b.test'] }));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.name).toBe('ProtocolError');
+    expect(report.error?.message).toMatch(/sent a reply nobody asked for: 250 two/);
+    // The second reply was not taken as b.test's answer.
+    expect(report.replies).toEqual([
+      { command: 'ETRN a.test', code: 250, text: 'one' },
+      { command: 'ETRN b.test', code: null, text: expect.stringMatching(/^no reply: .*nobody asked for/) },
+    ]);
+  });
+
+  it('5xx to both EHLO and HELO is a permanent failure', async () => {
+    const p = await provider({ onLine: (l, c) => (/^(EHLO|HELO)/.test(l) ? (c.reply('550 go away'), true) : false) });
+    const report = await signal(target(p));
+    expect(report.outcome).toBe('permanent-failure');
+    expect(report.replies).toEqual([{ command: 'HELO', code: 550, text: 'go away' }]);
+    expect(p.lines).not.toContain('ETRN example.com');
+  });
+
+  it('a reply code changing inside a multi-line reply is a protocol error', async () => {
+    const p = await provider({ onLine: (l, c) => (l.startsWith('EHLO') ? (c.write('250-a\r\n251 b\r\n'), true) : false) });
+    const report = await signal(target(p));
+    expect(report.error?.message).toMatch(/reply code changed from 250 to 251/);
+  });
+
+  it('a refused connection is a temporary failure', async () => {
+    const server: Server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    await new Promise<void>((r) => server.close(() => r()));
+    const report = await signal(target({ port }));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.message).toMatch(/cannot connect to 127\.0\.0\.1:\d+: connect ECONNREFUSED/);
+  });
+});
+
+describe('release signal: TLS', () => {
+  it('upgrades with STARTTLS, verifies the certificate and asks EHLO again', async () => {
+    const p = await provider({ tls: testCert('localhost') });
+    const report = await signal(target(p, { host: 'localhost', tls: 'required' }));
+    expect(report.outcome).toBe('signalled');
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'STARTTLS', 'EHLO mx.customer.test', 'ETRN example.com', 'QUIT']);
+    expect(p.connections[0]!.encrypted).toBe(true);
+  });
+
+  it('a certificate that does not match the host is a permanent failure and nothing is sent', async () => {
+    const p = await provider({ tls: testCert('wrong') });
+    const report = await signal(target(p, { host: 'localhost', tls: 'opportunistic' }));
+    expect(report.outcome).toBe('permanent-failure');
+    expect(report.error?.message).toMatch(/TLS with localhost:\d+ failed: .*(altnames|does not match)/i);
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'STARTTLS']);
+  });
+
+  it('tlsVerify false accepts the mismatched certificate', async () => {
+    const p = await provider({ tls: testCert('wrong') });
+    const report = await signal(target(p, { host: 'localhost', tls: 'required', tlsVerify: false }));
+    expect(report.outcome).toBe('signalled');
+  });
+
+  it('STARTTLS refused: "required" fails, "opportunistic" goes on unencrypted', async () => {
+    const refuse = (l: string, c: { reply: (t: string) => void }) => (l === 'STARTTLS' ? (c.reply('454 4.7.0 TLS not available'), true) : false);
+    const p = await provider({ tls: testCert('localhost'), onLine: refuse });
+    const required = await signal(target(p, { host: 'localhost', tls: 'required' }));
+    expect(required.outcome).toBe('temporary-failure');
+    expect(required.replies).toEqual([{ command: 'STARTTLS', code: 454, text: '4.7.0 TLS not available' }]);
+    const opportunistic = await signal(target(p, { host: 'localhost', tls: 'opportunistic' }));
+    expect(opportunistic.outcome).toBe('signalled');
+  });
+
+  it('"required" without STARTTLS on offer is a permanent failure before any command', async () => {
+    const p = await provider();
+    const report = await signal(target(p, { tls: 'required' }));
+    expect(report.outcome).toBe('permanent-failure');
+    expect(report.error?.message).toMatch(/does not offer STARTTLS/);
+    expect(p.lines).toEqual(['EHLO mx.customer.test']);
+  });
+
+  it('implicit TLS from the first byte', async () => {
+    const p = await provider({ tls: testCert('localhost'), implicitTls: true });
+    const report = await signal(target(p, { host: 'localhost', tls: 'implicit' }));
+    expect(report.outcome).toBe('signalled');
+    expect(p.connections[0]!.encrypted).toBe(true);
+  });
+});
+
+describe('release signal: AUTH', () => {
+  const auth = { secretId: 'isp' };
+
+  it.each(['PLAIN', 'LOGIN', 'CRAM-MD5'])('authenticates with %s over TLS', async (mechanism) => {
+    const p = await provider({ tls: testCert('localhost'), extensions: ['PIPELINING', 'ETRN', `AUTH ${mechanism}`] });
+    const lines: string[] = [];
+    const report = await signal(target(p, { host: 'localhost', tls: 'required', auth: { ...auth, mechanism } }), {
+      transcript: { line: (_t, d, x) => lines.push(`${d}: ${x}`) },
+    });
+    expect(report.outcome).toBe('signalled');
+    expect(p.connections[0]!.authenticated).toBe(true);
+    const transcript = lines.join('\n');
+    expect(transcript).not.toContain(account.password);
+    expect(transcript).not.toContain(Buffer.from(account.username).toString('base64'));
+    expect(transcript).not.toContain(Buffer.from(`\0${account.username}\0${account.password}`).toString('base64'));
+    expect(JSON.stringify(report)).not.toContain(account.password);
+  });
+
+  it('picks CRAM-MD5 first when several are offered, even unencrypted', async () => {
+    const p = await provider({ extensions: ['ETRN', 'AUTH PLAIN LOGIN CRAM-MD5'] });
+    const report = await signal(target(p, { auth }));
+    expect(report.outcome).toBe('signalled');
+    expect(p.lines[1]).toBe('AUTH CRAM-MD5');
+  });
+
+  it('never sends PLAIN or LOGIN unencrypted unless allowPlaintextAuth, and says why', async () => {
+    const p = await provider({ extensions: ['ETRN', 'AUTH PLAIN LOGIN'] });
+    const report = await signal(target(p, { auth }));
+    expect(report.outcome).toBe('permanent-failure');
+    expect(report.error?.message).toMatch(/no AUTH mechanism may be used: offered PLAIN LOGIN.*allowPlaintextAuth/);
+    expect(p.lines.some((l) => l.startsWith('AUTH'))).toBe(false);
+    expect(p.lines).not.toContain('ETRN example.com');
+
+    const allowed = await signal(target(p, { auth, allowPlaintextAuth: true }));
+    expect(allowed.outcome).toBe('signalled');
+  });
+
+  it('a pinned mechanism the provider does not offer is a permanent failure', async () => {
+    const p = await provider({ extensions: ['ETRN', 'AUTH CRAM-MD5'] });
+    const report = await signal(target(p, { auth: { ...auth, mechanism: 'LOGIN' }, allowPlaintextAuth: true }));
+    expect(report.outcome).toBe('permanent-failure');
+    expect(report.error?.message).toMatch(/AUTH LOGIN is not offered by the provider \(offered: CRAM-MD5\)/);
+  });
+
+  it('535 is a permanent failure and the release command is not sent', async () => {
+    const p = await provider({ extensions: ['ETRN', 'AUTH CRAM-MD5'], account: { username: 'customer', password: 'other' } });
+    const report = await signal(target(p, { auth }));
+    expect(report.outcome).toBe('permanent-failure');
+    expect(report.replies).toEqual([{ command: 'AUTH CRAM-MD5', code: 535, text: '5.7.8 Authentication credentials invalid' }]);
+    expect(p.lines).not.toContain('ETRN example.com');
+  });
+
+  it('a missing secret fails before any connection is made', async () => {
+    const p = await provider();
+    await expect(signal(target(p, { auth: { secretId: 'nope' } }))).rejects.toThrow(/secret "nope" not found/);
+    expect(p.connections).toHaveLength(0);
+  });
+});
+
+describe('release signal: raw protocol', () => {
+  it('sends the FINGER line and reads until the host closes', async () => {
+    const server = createServer((s) => {
+      s.once('data', (d) => {
+        s.end(`Login: ${d.toString().trim()}\r\nNo mail.\r\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const report = await signal(parseTarget({ name: 'f', host: '127.0.0.1', port, protocol: 'raw', command: 'customer' }, 'test'));
+      expect(report).toMatchObject({ outcome: 'signalled', replies: [{ command: 'customer', code: null, text: 'Login: customer\nNo mail.' }] });
+    } finally {
+      server.close();
+    }
+  });
+});
