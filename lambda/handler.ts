@@ -1,0 +1,157 @@
+/**
+ * The Lambda entry point: thin. It validates the event, loads the configuration, calls the core
+ * (runCycle) under a deadline taken from the invocation's remaining time, and tells operators
+ * what happened (one log line per target, metrics flushed once).
+ *
+ * Wiring: `createHandler(deps)` takes every adapter in (tests give their own clients or fakes);
+ * `handler`, the exported entry, builds the real adapters from the environment on its first call
+ * and reuses them while the instance stays warm (SDK clients keep their connections; the secret
+ * cache lives on). Nothing reads process.env at import time.
+ *
+ * When the configuration cannot be loaded at all (SSM throttled or denied, invalid settings) or
+ * the cycle cannot be counted, nothing is signalled and no cycle is counted: every target known
+ * reports the error (see docs/lambda.md), and the next scheduled cycle is the retry.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Context } from 'aws-lambda';
+import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
+import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
+import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
+import { asDequeueError, type DequeueError } from './core/errors';
+import { outcomeOfError } from './core/outcome';
+import type { ConfigSource, Credentials, CycleCounter, LoadedConfig, MailReceiver } from './core/ports';
+import type { CycleResult, TargetResult } from './core/result';
+import { runCycle } from './core/run-cycle';
+import { readEnvironment } from './environment';
+import { parseInvocationEvent, type ParsedEvent } from './invocation-event';
+import { createObservability, InvocationReport, type Observability } from './observability';
+
+/** Time kept back from the invocation's remaining time: results logged, metrics flushed. */
+export const DEFAULT_SAFETY_MARGIN_MS = 5_000;
+
+export interface HandlerDeps {
+  readonly config: ConfigSource;
+  readonly credentials: Credentials;
+  readonly counter: CycleCounter;
+  /**
+   * Stores mail pulled after ATRN (RFC 2645). Without it ATRN targets end `config-error`.
+   * The S3 receiver (DEQUEUE_MAIL_BUCKET, DEQUEUE_MAIL_PREFIX) plugs in here, in depsFromEnvironment.
+   */
+  readonly receiver?: MailReceiver;
+  readonly observability: Observability;
+  /** Time kept back from getRemainingTimeInMillis() for reporting. Default 5 s. */
+  readonly safetyMarginMs?: number;
+  readonly now?: () => number;
+  /** Extra trusted CA (PEM) for provider certificates (tests). */
+  readonly tlsCa?: string;
+  /** Host resolution for dry runs (tests); default: the system resolver. */
+  readonly resolveHost?: (host: string) => Promise<void>;
+}
+
+/** The part of the Lambda context the handler uses. */
+export type InvocationContext = Pick<Context, 'getRemainingTimeInMillis'> & Partial<Context>;
+
+export type DequeueHandler = (event: unknown, context?: InvocationContext) => Promise<CycleResult>;
+
+/** SDK clients bounded in time: a hung connection must not eat the invocation's deadline. */
+const AWS_CLIENT_OPTIONS = { maxAttempts: 4, requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 } };
+
+/** The real adapters, from the environment contract (lambda/environment.ts). */
+export function depsFromEnvironment(env: NodeJS.ProcessEnv): HandlerDeps {
+  const settings = readEnvironment(env);
+  return {
+    config: new SsmConfigSource(new SSMClient(AWS_CLIENT_OPTIONS), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
+    credentials: new SecretsManagerCredentials(new SecretsManagerClient(AWS_CLIENT_OPTIONS), { allowedPrefix: settings.secretPrefix }),
+    counter: new DynamoDbCycleCounter(new DynamoDBClient(AWS_CLIENT_OPTIONS), { tableName: settings.counterTable }),
+    // ODMR: receiver: an S3 MailReceiver for settings.mailBucket / settings.mailPrefix.
+    receiver: undefined,
+    observability: createObservability(env),
+  };
+}
+
+/** A counter that never claims: `force` signals whatever earlier deliveries did. */
+function withoutClaims(counter: CycleCounter): CycleCounter {
+  return { count: (slot) => counter.count(slot), peek: () => counter.peek() };
+}
+
+export function createHandler(deps: HandlerDeps): DequeueHandler {
+  const now = deps.now ?? Date.now;
+  const { logger } = deps.observability;
+
+  return async function handle(event, context) {
+    const started = now();
+    if (context?.awsRequestId) logger.addContext(context as Context);
+
+    let parsed: ParsedEvent;
+    try {
+      parsed = parseInvocationEvent(event);
+    } catch (e) {
+      // A malformed event is the caller's mistake: fail the invocation, loudly and clearly.
+      logger.error('invalid invocation event', { error: (e as Error).message });
+      throw e;
+    }
+    const deadline = context ? started + context.getRemainingTimeInMillis() - (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
+    logger.info('cycle starting', { ...parsed.delivery, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
+
+    const report = new InvocationReport(deps.observability);
+    let result: CycleResult | undefined;
+    try {
+      let config: LoadedConfig;
+      try {
+        config = await deps.config.load();
+      } catch (e) {
+        const known = e instanceof ConfigUnavailableError ? (e.targets.length ? e.targets : [e.source]) : ['configuration'];
+        result = await everyTargetFails(parsed.request.targets ?? known, asDequeueError(e), deps.counter, report);
+        return result;
+      }
+      const counter = parsed.request.force ? withoutClaims(deps.counter) : deps.counter;
+      try {
+        result = await runCycle(config, { ...parsed.request, deadline }, {
+          credentials: deps.credentials,
+          counter,
+          receiver: deps.receiver,
+          helloName: config.settings.helloName,
+          tlsCa: deps.tlsCa,
+          now: deps.now,
+          resolveHost: deps.resolveHost,
+          onResult: (r) => report.target(r),
+        });
+      } catch (e) {
+        // Only the counter can fail the whole cycle (count/peek, before any target starts).
+        const names = parsed.request.targets ?? [...config.invalid.map((t) => t.name), ...config.targets.map((t) => t.name)];
+        result = await everyTargetFails(names, asDequeueError(e), deps.counter, report);
+      }
+      return result;
+    } finally {
+      report.finish(result, { kind: parsed.kind, durationMs: now() - started });
+    }
+  };
+}
+
+/**
+ * Nothing could run: each target reports `error` under the last counted cycle, which stays as it
+ * was. A slot in which nothing could be decided is left uncounted, so `everyNthCycle` keeps its
+ * rhythm over the cycles that did run; the next scheduled slot is the retry.
+ */
+async function everyTargetFails(names: readonly string[], error: DequeueError, counter: CycleCounter, report: InvocationReport): Promise<CycleResult> {
+  let cycle = 0;
+  try {
+    cycle = await counter.peek();
+  } catch {
+    // The counter may be what failed; 0 then says "unknown".
+  }
+  const outcome = outcomeOfError(error);
+  const results = names.map((target): TargetResult => ({ target, outcome, cycle, durationMs: 0, replies: [], messages: 0, error: error.message }));
+  for (const r of results) report.target(r);
+  return { cycle, results };
+}
+
+let wired: DequeueHandler | undefined;
+
+/** The function's entry point (NodejsFunction `handler: 'handler'`). */
+export const handler = (event: unknown, context: Context): Promise<CycleResult> => {
+  wired ??= createHandler(depsFromEnvironment(process.env));
+  return wired(event, context);
+};
