@@ -26,5 +26,5 @@ export function dueDecision(target: Target, settings: Settings, cycle: number, f
   const interval = intervalOf(target, settings);
   if (isDueInCycle(cycle, interval)) return { due: true };
   const next = cycle < 1 ? 1 : cycle + interval - ((cycle - 1) % interval);
-  return { due: false, reason: `not due: every ${interval}th cycle, next in cycle ${next}` };
+  return { due: false, reason: `not due: signals every ${interval} cycles, next in cycle ${next}` };
 }

@@ -21,7 +21,7 @@ describe('cycle policy', () => {
     const inherit = parseTarget({ name: 'b', host: 'h.test', command: 'ETRN x.test' }, 'test');
     const off = parseTarget({ name: 'c', host: 'h.test', enabled: false }, 'test');
     expect(dueDecision(own, settings, 3, false)).toEqual({ due: true });
-    expect(dueDecision(inherit, settings, 3, false)).toEqual({ due: false, reason: 'not due: every 5th cycle, next in cycle 6' });
+    expect(dueDecision(inherit, settings, 3, false)).toEqual({ due: false, reason: 'not due: signals every 5 cycles, next in cycle 6' });
     expect(dueDecision(inherit, settings, 3, true)).toEqual({ due: true });
     expect(dueDecision(off, settings, 1, true)).toEqual({ due: false, reason: 'disabled' });
   });

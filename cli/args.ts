@@ -1,0 +1,83 @@
+/** The command line (SPEC "Command line"): flags, usage, and usage errors (exit status 2). */
+import { parseArgs } from 'node:util';
+
+export const USAGE = `Usage:
+  dequeue --config FILE [--secrets FILE] [--state FILE] [--mail-dir DIR]
+          [--target NAME]... [--force] [--dry-run] [--json] [--verbose]
+  dequeue --help
+
+Signals each due target of the configuration once: connects, optionally says EHLO, STARTTLS and
+AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing).
+
+  --config FILE    the configuration document (JSON; see README)
+  --secrets FILE   JSON object: each auth.secretId -> {"username": "...", "password": "..."}
+  --state FILE     where the cycle counter is kept between runs (without it, every run is cycle 1)
+  --mail-dir DIR   where mail received after ATRN is stored, one file per message
+  --target NAME    work only this target (repeatable)
+  --force          signal whatever the cycle count says, without advancing it
+  --dry-run        validate and resolve everything (secrets, DNS); send nothing, count nothing
+  --json           one JSON result per target per line on stdout; logs on stderr
+  --verbose        the SMTP transcript on stderr, credentials redacted
+  --help           this text
+
+Exit status: 0 every due target ended signalled, no-mail or skipped; 1 a target failed;
+2 a usage or configuration error (nothing was sent).`;
+
+export interface CliOptions {
+  readonly config: string;
+  readonly secrets?: string;
+  readonly state?: string;
+  readonly mailDir?: string;
+  readonly targets?: readonly string[];
+  readonly force: boolean;
+  readonly dryRun: boolean;
+  readonly json: boolean;
+  readonly verbose: boolean;
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Parse argv (without node and script). Returns 'help' for --help. */
+export function parseCli(argv: readonly string[]): CliOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        secrets: { type: 'string' },
+        state: { type: 'string' },
+        'mail-dir': { type: 'string' },
+        target: { type: 'string', multiple: true },
+        force: { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values.help) return 'help';
+  if (!values.config) throw new UsageError('--config FILE is required');
+  if (values.force && values['dry-run']) throw new UsageError('--force and --dry-run cannot be used together');
+  return {
+    config: values.config,
+    secrets: values.secrets,
+    state: values.state,
+    mailDir: values['mail-dir'],
+    targets: values.target,
+    force: values.force,
+    dryRun: values['dry-run'],
+    json: values.json,
+    verbose: values.verbose,
+  };
+}

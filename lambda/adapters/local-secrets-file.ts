@@ -1,0 +1,54 @@
+/**
+ * Credentials for the CLI: the `--secrets` file, a JSON object mapping each `secretId` to
+ * `{"username": "...", "password": "..."}` (SPEC "Command line"). Read and checked once, whole:
+ * a malformed entry is a configuration error naming the file and the id, never its value.
+ */
+import { readFile } from 'node:fs/promises';
+import { ConfigError, DequeueError } from '../core/errors';
+import type { AuthCredentials, Credentials } from '../core/ports';
+import { parseJsonText } from '../core/config';
+
+export class SecretsFile implements Credentials {
+  private constructor(
+    private readonly file: string,
+    private readonly entries: ReadonlyMap<string, AuthCredentials>,
+  ) {}
+
+  static empty(): SecretsFile {
+    return new SecretsFile('(no --secrets file)', new Map());
+  }
+
+  static async load(file: string): Promise<SecretsFile> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(file, '', `cannot read the secrets file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+    const doc = parseJsonText(text, file);
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+      throw new ConfigError(file, '', 'must be a JSON object mapping each secretId to {"username", "password"}');
+    }
+    const entries = new Map<string, AuthCredentials>();
+    for (const [id, value] of Object.entries(doc)) {
+      const v = value as Record<string, unknown> | null;
+      for (const field of ['username', 'password'] as const) {
+        if (typeof v !== 'object' || v === null || typeof v[field] !== 'string' || v[field] === '') {
+          throw new ConfigError(file, `${id}.${field}`, 'must be a non-empty string');
+        }
+      }
+      entries.set(id, { username: v!.username as string, password: v!.password as string });
+    }
+    return new SecretsFile(file, entries);
+  }
+
+  has(secretId: string): boolean {
+    return this.entries.has(secretId);
+  }
+
+  async get(secretId: string): Promise<AuthCredentials> {
+    const found = this.entries.get(secretId);
+    if (!found) throw new DequeueError('config', `secret "${secretId}" is not in ${this.file}`);
+    return found;
+  }
+}
