@@ -7,7 +7,7 @@
  */
 import type { Target } from './config';
 import { openTcp, peerName, startTls } from './connection';
-import { asDequeueError } from './errors';
+import { asDequeueError, DequeueError } from './errors';
 import { outcomeOfError, type CommandOutcome } from './outcome';
 import { silentTranscript } from './ports';
 import type { ReplyRecord } from './result';
@@ -69,12 +69,15 @@ export async function rawSignal(target: Target, options: SignalOptions, deps: Si
     hush();
   });
 
-  for (const command of target.commands) {
-    transcript.line(target.name, 'C', command);
-    socket.write(`${command}\r\n`);
-  }
-  await heard;
+  // The line counts as sent once the kernel took it; a reset before then is a failure.
+  const written = new Promise<Error | null | undefined>((resolve) => {
+    for (const command of target.commands) transcript.line(target.name, 'C', command);
+    if (!target.commands.length) return resolve(null);
+    socket.write(target.commands.map((c) => `${c}\r\n`).join(''), resolve);
+  });
+  const [writeError] = await Promise.all([written, heard]);
   socket.destroy();
+  if (writeError) return fail(new DequeueError('temporary', `${peer}: the line could not be sent: ${writeError.message}`, { cause: writeError }));
 
   const text = Buffer.concat(chunks).toString('utf8').replace(/\r\n/g, '\n').trimEnd();
   for (const line of text.split('\n').filter(Boolean)) transcript.line(target.name, 'S', line);
