@@ -51,6 +51,10 @@ export function startTls(
   over?: Socket,
 ): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
+    if (over?.destroyed) {
+      reject(new DequeueError('temporary', `${peerName(host, port)} closed the connection before TLS began`));
+      return;
+    }
     const socket = tlsConnect({
       ...(over ? { socket: over } : { host, port }),
       servername: isIP(host) === 0 ? host : undefined,

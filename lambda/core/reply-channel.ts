@@ -101,10 +101,10 @@ export class ReplyChannel {
   private arm(): void {
     const head = this.waiters[0];
     if (!head || head.timer) return;
-    const left = this.deadline === undefined ? head.timeoutMs : Math.min(head.timeoutMs, this.deadline - this.now());
-    const wait = Math.max(0, left);
+    const toDeadline = this.deadline === undefined ? Number.POSITIVE_INFINITY : this.deadline - this.now();
+    const wait = Math.max(0, Math.min(head.timeoutMs, toDeadline));
     head.timer = setTimeout(() => {
-      const why = wait < head.timeoutMs ? 'before the run\'s deadline' : `within ${Math.round(head.timeoutMs / 1000)} s`;
+      const why = toDeadline <= head.timeoutMs ? 'before the run\'s deadline' : `within ${formatWait(head.timeoutMs)}`;
       this.fail(new TimeoutError(`no complete reply from ${this.peer} to ${head.what} ${why}`));
     }, wait);
   }
@@ -141,4 +141,8 @@ export class ReplyChannel {
     }
     this.socket.destroy();
   }
+}
+
+function formatWait(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
 }

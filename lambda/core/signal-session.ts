@@ -208,6 +208,8 @@ class SignalSession {
   private async upgrade(): Promise<void> {
     const leftover = this.channel.detach();
     // RFC 3207 section 5 / CVE-2011-0411: bytes after the 220 were injected before TLS began.
+    // A complete injected reply has already broken the channel ("a reply nobody asked for").
+    if (this.channel.broken) throw this.channel.broken;
     if (leftover.length) throw new ProtocolError(`${this.peer} sent data after its 220 to STARTTLS, before TLS began`);
     const { host, port, tlsVerify } = this.target;
     this.socket = await startTls(host, port, { verify: tlsVerify, ca: this.deps.tlsCa }, this.timeout(), this.socket);

@@ -200,6 +200,23 @@ describe('release signal: faults', () => {
     expect(report.error?.message).toMatch(/reply code changed from 250 to 251/);
   });
 
+  it('a provider that never answers QUIT does not hold the session: signalled after a brief wait', async () => {
+    const p = await provider({ extensions: ['ETRN'], onLine: (l) => l === 'QUIT' });
+    const started = Date.now();
+    const report = await signal(target(p));
+    expect(report.outcome).toBe('signalled');
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it('the run\'s deadline cuts a wait shorter than timeoutSeconds', async () => {
+    const p = await provider({ extensions: ['ETRN'], onLine: (l) => l.startsWith('ETRN') });
+    const started = Date.now();
+    const report = await releaseSignal(target(p, { timeoutSeconds: 60 }), { deadline: Date.now() + 400 }, { credentials });
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.message).toMatch(/no complete reply from 127\.0\.0\.1:\d+ to ETRN example.com before the run's deadline/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('a refused connection is a temporary failure', async () => {
     const server: Server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -250,6 +267,22 @@ describe('release signal: TLS', () => {
     expect(report.outcome).toBe('permanent-failure');
     expect(report.error?.message).toMatch(/does not offer STARTTLS/);
     expect(p.lines).toEqual(['EHLO mx.customer.test']);
+  });
+
+  it('bytes sent after the 220 to STARTTLS, before TLS, are refused (RFC 3207, CVE-2011-0411)', async () => {
+    const inject = (l: string, c: { write: (d: string) => void }) => (l === 'STARTTLS' ? (c.write('220 go ahead\r\n250 injected\r\n'), true) : false);
+    const p = await provider({ tls: testCert('localhost'), onLine: inject });
+    const report = await signal(target(p, { host: 'localhost', tls: 'required' }));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.message).toMatch(/sent data after its 220 to STARTTLS|sent a reply nobody asked for: 250 injected/);
+    expect(p.lines).not.toContain('ETRN example.com');
+  });
+
+  it('a partial line injected after the 220 to STARTTLS is refused too', async () => {
+    const inject = (l: string, c: { write: (d: string) => void }) => (l === 'STARTTLS' ? (c.write('220 go ahead\r\n250 inj'), true) : false);
+    const p = await provider({ tls: testCert('localhost'), onLine: inject });
+    const report = await signal(target(p, { host: 'localhost', tls: 'required' }));
+    expect(report.error?.message).toMatch(/sent data after its 220 to STARTTLS, before TLS began/);
   });
 
   it('implicit TLS from the first byte', async () => {
