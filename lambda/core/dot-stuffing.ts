@@ -1,0 +1,153 @@
+/**
+ * SMTP transparency (RFC 5321 section 4.5.2), both ways, chunk by chunk, never holding a line.
+ *
+ * Incoming (`DataUnstuffer`): the message text arrives as lines; a line that is a single "."
+ * ends it, and a line that starts with "." has that dot removed. Outgoing (`DotStuffer`, for the
+ * relay): a line that starts with "." gets one more, and the text ends with CRLF "." CRLF.
+ *
+ * A line starts after CRLF only (and at the start of the data): a bare LF is not a line end in
+ * SMTP (RFC 5321 2.3.8), so the dot after one is kept and never ends the data. Senders that
+ * went through a real MTA never produce one; a sender that does gets its bytes back unchanged.
+ *
+ * Only slices of the input are returned, never copies, and only what cannot yet be decided is
+ * held over between chunks: the state of the current line start, at most a dot and a CR.
+ */
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+const HELD_CR = Buffer.from('\r');
+
+const enum State {
+  /** Inside a line. */
+  Text,
+  /** At the start of a line (after CRLF, or at the start of the data). */
+  LineStart,
+  /** A line started with "."; the dot is dropped whatever follows, unless it ends the data. */
+  Dot,
+  /** A line started with ".\r"; LF now would end the data, anything else makes the CR text. */
+  DotCr,
+}
+
+export interface UnstuffedPiece {
+  /** Message bytes, dots removed, in order (slices of the chunk, plus a held CR at times). */
+  readonly content: Buffer[];
+  /** True once the final "." line arrived; `rest` then holds what followed it. */
+  readonly ended: boolean;
+  /** Bytes after the end of the data (commands pipelined after it, a stray empty line). */
+  readonly rest: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class DataUnstuffer {
+  private state = State.LineStart;
+  /** Was the last byte of the previous chunk a CR? (decides whether an LF at 0 ends a line) */
+  private lastWasCr = false;
+  private done = false;
+
+  /** Feed the next chunk of DATA; call no more once `ended` was returned. */
+  push(chunk: Buffer): UnstuffedPiece {
+    if (this.done) throw new Error('DataUnstuffer: data already ended');
+    const content: Buffer[] = [];
+    const len = chunk.length;
+    let emitFrom = 0;
+    let i = 0;
+    while (i < len) {
+      switch (this.state) {
+        case State.Text: {
+          const lf = chunk.indexOf(LF, i);
+          if (lf === -1) {
+            i = len;
+            break;
+          }
+          const crBefore = lf > 0 ? chunk[lf - 1] === CR : this.lastWasCr;
+          i = lf + 1;
+          if (crBefore) this.state = State.LineStart;
+          break;
+        }
+        case State.LineStart:
+          if (chunk[i] === DOT) {
+            // Drop the dot now: it is either a stuffed dot or part of the end mark.
+            if (i > emitFrom) content.push(chunk.subarray(emitFrom, i));
+            emitFrom = ++i;
+            this.state = State.Dot;
+          } else {
+            this.state = State.Text;
+          }
+          break;
+        case State.Dot:
+          if (chunk[i] === CR) {
+            this.state = State.DotCr;
+            i++;
+          } else {
+            this.state = State.Text;
+          }
+          break;
+        case State.DotCr:
+          if (chunk[i] === LF) {
+            // "." CRLF at a line start: the end of the data. The CR before it is not content.
+            // (The CR directly follows the dropped dot, so nothing is pending before it.)
+            this.done = true;
+            return { content, ended: true, rest: chunk.subarray(i + 1) };
+          }
+          // ".\r" then something else: an unstuffed line; the CR is text (and may be held over).
+          if (i === 0) content.push(HELD_CR);
+          this.state = State.Text;
+          break;
+      }
+    }
+    // Hold back a CR that may turn out to be part of the end mark.
+    const end = this.state === State.DotCr && len > 0 && emitFrom < len ? len - 1 : len;
+    if (end > emitFrom) content.push(chunk.subarray(emitFrom, end));
+    if (len > 0) this.lastWasCr = chunk[len - 1] === CR;
+    return { content, ended: false, rest: EMPTY };
+  }
+}
+
+/**
+ * Outgoing transparency: adds a dot to lines that start with one, and `end()` gives the final
+ * mark, preceded by CRLF when the message did not end with one (RFC 5321 4.1.1.4).
+ */
+export class DotStuffer {
+  private atLineStart = true;
+  private lastWasCr = false;
+  private wroteAnything = false;
+
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    const len = chunk.length;
+    let from = 0;
+    let i = 0;
+    while (i < len) {
+      if (this.atLineStart) {
+        this.atLineStart = false;
+        if (chunk[i] === DOT) {
+          if (i > from) out.push(chunk.subarray(from, i));
+          out.push(DOT_BUF);
+          from = i;
+        }
+      }
+      const lf = chunk.indexOf(LF, i);
+      if (lf === -1) break;
+      const crBefore = lf > 0 ? chunk[lf - 1] === CR : this.lastWasCr;
+      i = lf + 1;
+      if (crBefore) this.atLineStart = true;
+    }
+    if (len > from) out.push(chunk.subarray(from));
+    if (len > 0) {
+      this.lastWasCr = chunk[len - 1] === CR;
+      this.wroteAnything = true;
+    }
+    return out;
+  }
+
+  /** The end of the data: CRLF "." CRLF, or just "." CRLF after a complete last line. */
+  end(): Buffer {
+    return this.atLineStart || !this.wroteAnything ? FINAL_DOT : CRLF_FINAL_DOT;
+  }
+}
+
+const DOT_BUF = Buffer.from('.');
+const FINAL_DOT = Buffer.from('.\r\n');
+const CRLF_FINAL_DOT = Buffer.from('\r\n.\r\n');

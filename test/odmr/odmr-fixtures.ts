@@ -1,0 +1,105 @@
+/**
+ * Shared pieces of the ODMR tests: held messages with awkward content, an ATRN target for the
+ * in-process provider, and a reader of what the mail directory shows.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTarget, type Target } from '../../lambda/core/config';
+import { DequeueError } from '../../lambda/core/errors';
+import type { Credentials, MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../../lambda/core/ports';
+import { ACCOUNT, type HeldMessage } from '../peers/atrn-provider';
+
+export const credentials: Credentials = {
+  get: async (id) => {
+    if (id === 'odmr') return ACCOUNT;
+    throw new DequeueError('config', `secret "${id}" not found`);
+  },
+};
+
+export function atrnTarget(port: number, fields: Record<string, unknown> = {}): Target {
+  return parseTarget(
+    { name: 'odmr-test', host: '127.0.0.1', port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 10, ...fields },
+    'test',
+  );
+}
+
+/**
+ * Message `n` of a queue: headers naming it, and a body with what transparency must survive:
+ * lines that are a single dot or start with dots, a CR alone, a bare LF, 8-bit bytes.
+ */
+export function heldMessage(n: number, bodyBytes = 2048): HeldMessage {
+  const head = `Message-ID: <${n}@provider.test>\r\nSubject: held message ${n}\r\n\r\n`;
+  const tricky = '.\r\n..\r\n.leading dot\r\nCR alone\r here\r\nbare LF\n.after bare LF\r\n\xe9t\xe9 8-bit\r\n';
+  const filler = randomBytes(Math.max(0, bodyBytes)).toString('base64').replace(/(.{76})/g, '$1\r\n');
+  return {
+    from: `sender${n}@origin.test`,
+    to: [`user${n}@customer.test`, `other${n}@customer.test`],
+    text: Buffer.from(`${head}${tricky}${filler}\r\n.\r\n`, 'latin1'),
+  };
+}
+
+export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+export interface StoredFile {
+  readonly id: string;
+  readonly message: Buffer;
+  readonly envelope: MailEnvelope & { bytes: number; message: string };
+}
+
+/** What a reader of the mail directory sees: every `.eml` with its `.json`, and any other names. */
+export async function readMailDir(root: string, target = 'odmr-test'): Promise<{ stored: StoredFile[]; others: string[] }> {
+  const dir = join(root, target);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const stored: StoredFile[] = [];
+  const others: string[] = [];
+  for (const name of names.sort()) {
+    if (name.endsWith('.eml')) {
+      const id = name.slice(0, -4);
+      stored.push({
+        id,
+        message: await readFile(join(dir, name)),
+        envelope: JSON.parse(await readFile(join(dir, `${id}.json`), 'utf8')),
+      });
+    } else if (!name.endsWith('.json')) {
+      others.push(name);
+    }
+  }
+  return { stored, others };
+}
+
+/** The provider's bytes: the stored message without the trace header we prepended. */
+export function providerBytes(file: StoredFile): Buffer {
+  return file.message.subarray(file.envelope.traceBytes);
+}
+
+/** A sink that fails as told, wrapping a real one. */
+export function failingSink(inner: MailSink, fail: { atMessage: number; when: 'begin' | 'write' | 'commit'; kind?: 'temporary' | 'permanent' }): MailSink {
+  let count = 0;
+  return {
+    async begin(envelope: MailEnvelope): Promise<MessageDraft> {
+      const n = ++count;
+      const boom = () => new DequeueError(fail.kind ?? 'temporary', `injected sink failure on message ${n}`);
+      if (n === fail.atMessage && fail.when === 'begin') throw boom();
+      const draft = await inner.begin(envelope);
+      if (n !== fail.atMessage) return draft;
+      let written = 0;
+      return {
+        async write(chunk: Buffer) {
+          written += chunk.length;
+          if (fail.when === 'write' && written > 1000) throw boom();
+          return draft.write(chunk);
+        },
+        async commit(): Promise<StoredMessage> {
+          if (fail.when === 'commit') throw boom();
+          return draft.commit();
+        },
+        abort: () => draft.abort(),
+      };
+    },
+  };
+}
