@@ -58,13 +58,25 @@ export type DequeueHandler = (event: unknown, context?: InvocationContext) => Pr
 /** SDK clients bounded in time: a hung connection must not eat the invocation's deadline. */
 const AWS_CLIENT_OPTIONS = { maxAttempts: 4, requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 } };
 
+/**
+ * Client settings merged into every SDK client: tests and scripts/invoke-local.ts give an endpoint
+ * (moto_server), a region and dummy credentials here; in Lambda it stays empty and the SDK takes
+ * them from the runtime (AWS_REGION, the execution role).
+ */
+export interface AwsClientSettings {
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
 /** The real adapters, from the environment contract (lambda/environment.ts). */
-export function depsFromEnvironment(env: NodeJS.ProcessEnv): HandlerDeps {
+export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettings = {}): HandlerDeps {
   const settings = readEnvironment(env);
+  const options = { ...AWS_CLIENT_OPTIONS, ...aws };
   return {
-    config: new SsmConfigSource(new SSMClient(AWS_CLIENT_OPTIONS), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
-    credentials: new SecretsManagerCredentials(new SecretsManagerClient(AWS_CLIENT_OPTIONS), { allowedPrefix: settings.secretPrefix }),
-    counter: new DynamoDbCycleCounter(new DynamoDBClient(AWS_CLIENT_OPTIONS), { tableName: settings.counterTable }),
+    config: new SsmConfigSource(new SSMClient(options), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
+    credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), { allowedPrefix: settings.secretPrefix }),
+    counter: new DynamoDbCycleCounter(new DynamoDBClient(options), { tableName: settings.counterTable }),
     // ODMR: receiver: an S3 MailReceiver for settings.mailBucket / settings.mailPrefix.
     receiver: undefined,
     observability: createObservability(env),
@@ -151,7 +163,7 @@ async function everyTargetFails(names: readonly string[], error: DequeueError, c
 let wired: DequeueHandler | undefined;
 
 /** The function's entry point (NodejsFunction `handler: 'handler'`). */
-export const handler = (event: unknown, context: Context): Promise<CycleResult> => {
+export const handler = async (event: unknown, context: Context): Promise<CycleResult> => {
   wired ??= createHandler(depsFromEnvironment(process.env));
   return wired(event, context);
 };

@@ -22,9 +22,9 @@ const scheduledSchema = v.strictObject({
   scheduleArn: v.pipe(nonEmpty('the schedule ARN'), v.startsWith('arn:', 'must be an ARN (arn:aws:scheduler:...)')),
   scheduledTime: v.pipe(nonEmpty('an ISO 8601 time'), v.check((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time such as 2026-01-01T00:00:00Z')),
   executionId: nonEmpty('the execution id'),
-  attemptNumber: v.union(
-    [v.pipe(v.number(), v.integer(), v.minValue(1)), v.pipe(v.string(), v.regex(/^[1-9][0-9]*$/))],
-    'must be a positive whole number (as a number or a string)',
+  attemptNumber: v.pipe(
+    v.union([v.number(), v.string()], 'must be a positive whole number (as a number or a string)'),
+    v.check((n) => /^[1-9][0-9]*$/.test(String(n)), 'must be a positive whole number (as a number or a string)'),
   ),
 });
 

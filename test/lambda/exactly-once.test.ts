@@ -1,0 +1,72 @@
+/**
+ * Each scheduled slot is counted exactly once and each due target signalled exactly once per
+ * counted cycle, however the deliveries arrive: the same scheduled time 20 times (Scheduler and
+ * Lambda retries, each with a fresh execution id and a rising attempt number) together with 10
+ * other scheduled times, all at once, each in its own "instance" (own SDK clients, own caches).
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { CycleResult } from '../../lambda/core/result';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
+import { ScriptedProvider } from '../peers/scripted-provider';
+import { AwsWorld, CapturedOutput, contextWith, scheduledEvent } from './aws-world';
+
+describeWithMotoServer('exactly-once counting under duplicate and overlapping deliveries', () => {
+  let moto: MotoServer;
+  let world: AwsWorld;
+  let everyCycle: ScriptedProvider;
+  let everyThird: ScriptedProvider;
+
+  beforeAll(async () => {
+    moto = await startMotoServer();
+    world = new AwsWorld(moto);
+    await world.reset();
+    everyCycle = await new ScriptedProvider().start();
+    everyThird = await new ScriptedProvider().start();
+  });
+  afterAll(async () => {
+    await everyCycle?.stop();
+    await everyThird?.stop();
+    await moto?.stop();
+  });
+
+  it('20 deliveries of one scheduled time and 10 other times, concurrently: count 11, one signal per target per due cycle', async () => {
+    await world.putTarget('every', { name: 'every', host: '127.0.0.1', port: everyCycle.port, tls: 'none', command: 'ETRN every.example' });
+    await world.putTarget('third', { name: 'third', host: '127.0.0.1', port: everyThird.port, tls: 'none', command: 'ETRN third.example', everyNthCycle: 3 }, 'SecureString');
+
+    const repeated = '2026-03-01T10:00:00Z';
+    const others = Array.from({ length: 10 }, (_, i) => `2026-03-01T10:${String(5 * (i + 1)).padStart(2, '0')}:00Z`);
+    const events = [...Array.from({ length: 20 }, (_, i) => scheduledEvent(repeated, i + 1)), ...others.map((t) => scheduledEvent(t))];
+
+    const output = new CapturedOutput();
+    let results: CycleResult[];
+    try {
+      // Every delivery in its own instance, as overlapping invocations are in Lambda.
+      results = await Promise.all(events.map((event) => world.handler()(event, contextWith())));
+    } finally {
+      output.restore();
+    }
+
+    expect(await world.counter()).toBe(11);
+    const repeatedCycles = new Set(results.slice(0, 20).map((r) => r.cycle));
+    expect(repeatedCycles.size).toBe(1);
+    const cycles = [...repeatedCycles, ...results.slice(20).map((r) => r.cycle)].sort((a, b) => a - b);
+    expect(cycles).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+
+    // One connection per counted cycle for the every-cycle target, cycles 1, 4, 7, 10 for the other.
+    expect(everyCycle.connections).toHaveLength(11);
+    expect(everyThird.connections).toHaveLength(4);
+    expect(everyCycle.lines.filter((l) => l === 'ETRN every.example')).toHaveLength(11);
+
+    const signalled = (name: string) =>
+      results
+        .flatMap((r) => r.results)
+        .filter((r) => r.target === name && r.outcome === 'signalled')
+        .map((r) => r.cycle)
+        .sort((a, b) => a - b);
+    expect(signalled('every')).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(signalled('third')).toEqual([1, 4, 7, 10]);
+    // Nothing failed: every other result is a skip that says why.
+    const rest = results.flatMap((r) => r.results).filter((r) => r.outcome !== 'signalled');
+    expect(rest.every((r) => r.outcome === 'skipped' && /^(already signalled in cycle|not due)/.test(r.reason ?? ''))).toBe(true);
+  });
+});
