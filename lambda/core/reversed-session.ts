@@ -152,7 +152,7 @@ class ReversedSession {
     } catch (e) {
       if (!(e instanceof TimeoutError)) throw e;
       if (bound.byDeadline) throw new SessionEnd(this.deadlineError());
-      throw new SessionEnd(new TimeoutError(`${this.turn.provider} stopped reading our replies for ${Math.round(bound.ms / 1000)} s`));
+      throw new SessionEnd(new TimeoutError(`${this.turn.provider} stopped reading our replies for ${duration(bound.ms)}`));
     }
   }
 
@@ -172,7 +172,7 @@ class ReversedSession {
   private expired(bound: Bound, waitingFor: string): SessionEnd {
     if (bound.byDeadline) return new SessionEnd(this.deadlineError(), `421 4.3.2 ${this.name} run deadline reached, closing; try again later`);
     return new SessionEnd(
-      new TimeoutError(`${this.turn.provider} sent no ${waitingFor} within ${Math.round(bound.ms / 1000)} s (RFC 5321 4.5.3.2)`),
+      new TimeoutError(`${this.turn.provider} sent no ${waitingFor} within ${duration(bound.ms)} (RFC 5321 4.5.3.2)`),
       `421 4.4.2 ${this.name} timeout, closing`,
     );
   }
@@ -424,7 +424,7 @@ class ReversedSession {
       // Withdraw whatever the commit made visible: without our 250 the provider still has it.
       await this.abortQuietly(draft);
       if (e instanceof TimeoutError && commitBound.byDeadline) throw this.expired(commitBound, 'sink');
-      await this.failed(id, e instanceof TimeoutError ? new TimeoutError(`storing message ${id} took longer than ${Math.round(commitBound.ms / 1000)} s`) : asDequeueError(e), 'could not be stored');
+      await this.failed(id, e instanceof TimeoutError ? new TimeoutError(`storing message ${id} took longer than ${duration(commitBound.ms)}`) : asDequeueError(e), 'could not be stored');
     }
   }
 
@@ -456,6 +456,12 @@ class ReversedSession {
 /** Sortable by time, unique: `20240102T030405123Z-1a2b3c4d5e6f`. */
 export function messageId(date: Date): string {
   return `${date.toISOString().replace(/[-:.]/g, '')}-${randomBytes(6).toString('hex')}`;
+}
+
+/** "300 ms", "5 s", "10 min": how long a bound was, for messages. */
+function duration(ms: number): string {
+  if (ms < 10_000) return `${ms} ms`;
+  return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
 
 /** Race a promise against an epoch-ms bound; `onLate` receives it if the bound wins. */

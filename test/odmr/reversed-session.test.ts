@@ -6,11 +6,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
-import type { MailSink, ReversedOutcome } from '../../lambda/core/ports';
+import type { MailSink } from '../../lambda/core/ports';
 import { createMailReceiver, type ReceiverOptions } from '../../lambda/core/reversed-session';
 import { releaseSignal, type SignalReport } from '../../lambda/core/signal-session';
 import { AtrnProvider, type AtrnProviderOptions } from '../peers/atrn-provider';
-import { atrnTarget, credentials, heldMessage, providerBytes, readMailDir, tempDir } from './odmr-fixtures';
+import { testCa, testCert } from '../peers/scripted-provider';
+import { atrnTarget, credentials, failingSink, heldMessage, providerBytes, readMailDir, tempDir } from './odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -26,7 +27,7 @@ interface Run {
 
 async function pull(
   providerOptions: AtrnProviderOptions,
-  options: { receiver?: ReceiverOptions; sink?: (dir: string) => MailSink; deadlineMs?: number; dir?: string } = {},
+  options: { receiver?: ReceiverOptions; sink?: (dir: string) => MailSink; deadlineMs?: number; dir?: string; target?: Record<string, unknown> } = {},
 ): Promise<Run> {
   const provider = await new AtrnProvider(providerOptions).start();
   cleanups.push(() => provider.stop());
@@ -39,11 +40,12 @@ async function pull(
   const sink = options.sink ? options.sink(dir) : createMailDirSink(dir);
   const transcript: string[] = [];
   const report = await releaseSignal(
-    atrnTarget(provider.port),
+    atrnTarget(provider.port, options.target),
     { deadline: options.deadlineMs === undefined ? undefined : Date.now() + options.deadlineMs },
     {
       credentials,
       helloName: 'mx.customer.test',
+      tlsCa: testCa,
       receiver: createMailReceiver(sink, options.receiver),
       transcript: { line: (_t, d, text) => transcript.push(`${d} ${text}`) },
     },
@@ -86,5 +88,235 @@ describe('ODMR: pulling the held mail after ATRN', () => {
     });
     expect(stored[0]!.message.toString('latin1')).toMatch(/^Received: from provider\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.customer\.test \(dequeue ODMR\) with ESMTP id /);
     expect(run.transcript).toContain('S 250 2.0.0 Ok: stored as ' + stored[0]!.id);
+  });
+});
+
+describe('ODMR: the provider pipelines, declares sizes, and has quirks', () => {
+  it('serves a pipelined provider that declares SIZE (RFC 2920, RFC 1870)', async () => {
+    const queue = queueOf(4);
+    const run = await pull({ queue, pipelining: true, declareSize: true });
+    expect(run.report.messages).toBe(4);
+    expect(run.provider.waiting).toEqual([]);
+    await expectStoredExactlyAcknowledged(run, queue);
+    expect(run.transcript.some((l) => /^C MAIL FROM:<sender0@origin\.test> SIZE=\d+$/.test(l))).toBe(true);
+  });
+
+  it('turns around inside TLS after STARTTLS: the provider delivers over the encrypted socket', async () => {
+    const queue = queueOf(3, 100_000);
+    const run = await pull({ queue, tls: testCert('localhost') }, { target: { host: 'localhost', tls: 'required' } });
+    expect(run.report.messages).toBe(3);
+    await expectStoredExactlyAcknowledged(run, queue);
+    const { stored } = await readMailDir(run.dir);
+    expect(stored[0]!.envelope.tls).toBe(true);
+    expect(stored[0]!.message.toString('latin1')).toMatch(/with ESMTPS id/);
+  });
+
+  it('ignores the stray empty line INetSim sends after the final dot, so no reply gets out of step', async () => {
+    const queue = queueOf(3);
+    const run = await pull({ queue, faults: { strayEmptyLine: true } });
+    expect(run.report.messages).toBe(3);
+    expect(run.report.error).toBeNull();
+    expect(run.provider.customerReplies.filter((r) => /^5/.test(r))).toEqual([]);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('reports no-mail when ATRN answers 453, and never turns the connection', async () => {
+    const run = await pull({ queue: queueOf(1), atrnReply: '453 You have no mail' });
+    expect(run.report.outcome).toBe('no-mail');
+    expect(run.report.messages).toBe(0);
+    expect(run.provider.customerReplies).toEqual([]);
+  });
+
+  it.each([
+    ['450 4.7.0 ATRN request refused', 'temporary-failure'],
+    ['451 4.3.0 Unable to process ATRN request now', 'temporary-failure'],
+    ['530 5.7.0 Authentication required', 'permanent-failure'],
+    ['502 5.5.1 ATRN not available', 'permanent-failure'],
+  ])('maps ATRN %s to %s and stores nothing', async (reply, outcome) => {
+    const run = await pull({ queue: queueOf(1), atrnReply: reply });
+    expect(run.report.outcome).toBe(outcome);
+    expect(run.report.replies.at(-1)).toMatchObject({ command: 'ATRN', code: Number(reply.slice(0, 3)) });
+    expect((await readMailDir(run.dir)).stored).toEqual([]);
+    expect(run.provider.waiting).toEqual([0]);
+  });
+});
+
+describe('ODMR: a cut in the middle of DATA loses nothing and leaves nothing half-written', () => {
+  const queue = queueOf(5, 8192);
+  const wireLength = (n: number) => Buffer.from(queue[n]!.text.toString('latin1').replace(/(^|\r\n)\./g, '$1..'), 'latin1').length + 3;
+  const points: [string, (n: number) => number][] = [
+    ['before the first byte', () => 0],
+    ['in the middle of a line', () => 100],
+    ['half way', (n) => Math.floor(wireLength(n) / 2)],
+    ['just before the final dot', (n) => wireLength(n) - 3],
+    ['between the final dot\'s CR and LF', (n) => wireLength(n) - 1],
+  ];
+
+  it.each(points)('cut %s of the third message: two stored, three left with the provider, and the next cycle gets them', async (_name, at) => {
+    const provider = { queue, faults: { cutInData: { message: 2, afterBytes: at(2) } } };
+    const run = await pull(provider);
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.messages).toBe(2);
+    expect(run.report.error?.message).toMatch(/closed the connection in the middle of message|broke in the middle of message/);
+    expect(run.provider.waiting).toEqual([2, 3, 4]);
+    await expectStoredExactlyAcknowledged(run, queue);
+
+    // The next cycle, same directory, a provider still holding the rest: every message once.
+    const next = await pull({ queue: queue.slice(2) }, { dir: run.dir });
+    expect(next.report.messages).toBe(3);
+    const { stored, others } = await readMailDir(run.dir);
+    expect(others).toEqual([]);
+    expect(stored.map((f) => providerBytes(f).toString('latin1')).sort()).toEqual(queue.map((m) => m.text.toString('latin1')).sort());
+  });
+
+  it('a reset (RST) in the middle of DATA ends the session the same way', async () => {
+    const run = await pull({ queue, faults: { cutInData: { message: 1, afterBytes: 5000, reset: true } } });
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.messages).toBe(1);
+    expect(run.provider.waiting).toEqual([1, 2, 3, 4]);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+});
+
+describe('ODMR: acknowledge only what is stored', () => {
+  it.each(['begin', 'write', 'commit'] as const)('a sink failing in %s on the third message: 451, the provider keeps it and the rest', async (when) => {
+    const queue = queueOf(5);
+    const run = await pull({ queue }, { sink: (dir) => failingSink(createMailDirSink(dir), { atMessage: 3, when }) });
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.messages).toBe(2);
+    expect(run.report.error?.message).toMatch(/injected sink failure on message 3/);
+    expect(run.provider.attempts.find((a) => a.number === 2)?.reply).toMatch(/^451 /);
+    // After a sink failure we close at the next command (421): the rest waits for the next cycle.
+    expect(run.provider.customerReplies).toContain('421 4.3.0 mx.customer.test cannot store mail now, closing; try again later');
+    expect(run.provider.waiting.sort()).toEqual([2, 3, 4]);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('a sink that refuses one message for good (a relay\'s 5xx): 554 for it, the others are stored', async () => {
+    const queue = queueOf(4);
+    const run = await pull({ queue }, { sink: (dir) => failingSink(createMailDirSink(dir), { atMessage: 2, when: 'commit', kind: 'permanent' }) });
+    expect(run.report.outcome).toBe('permanent-failure');
+    expect(run.report.messages).toBe(3);
+    expect(run.provider.bouncedNumbers).toEqual([1]);
+    expect(run.provider.waiting).toEqual([]);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('a commit that outlasts the 10-minute bound (here 200 ms) is withdrawn: 451, nothing visible, the provider keeps it', async () => {
+    const queue = queueOf(2);
+    const slow = (dir: string): MailSink => {
+      const inner = createMailDirSink(dir);
+      return {
+        async begin(envelope) {
+          const draft = await inner.begin(envelope);
+          return { ...draft, write: (c) => draft.write(c), abort: () => draft.abort(), commit: async () => {
+            const stored = await draft.commit();
+            await new Promise((r) => setTimeout(r, 400));
+            return stored;
+          } };
+        },
+      };
+    };
+    const run = await pull({ queue }, { sink: slow, receiver: { dataEndTimeoutMs: 200 } });
+    expect(run.report.messages).toBe(0);
+    expect(run.report.error?.message).toMatch(/storing message \S+ took longer than 200 ms/);
+    expect(run.provider.attempts[0]?.reply).toMatch(/^451 /);
+    expect(run.provider.waiting.sort()).toEqual([0, 1]);
+    await new Promise((r) => setTimeout(r, 400));
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('the run\'s deadline arriving mid-queue: 421 before it, what was acknowledged is stored, the rest stays', async () => {
+    const queue = queueOf(10);
+    const started = Date.now();
+    const run = await pull({ queue, pauseBeforeMessageMs: 150 }, { deadlineMs: 1000, receiver: { closeReserveMs: 200 } });
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.error?.message).toMatch(/deadline/);
+    expect(run.report.messages).toBeGreaterThan(0);
+    expect(run.report.messages).toBeLessThan(10);
+    expect(run.provider.customerReplies.at(-1)).toMatch(/^421 4\.3\.2 /);
+    expect(run.provider.waiting).toHaveLength(10 - run.report.messages);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('the deadline arriving while a message streams in: 421, nothing of it is kept', async () => {
+    const queue = queueOf(3, 4096);
+    const run = await pull({ queue, faults: { silenceInData: { message: 1, afterBytes: 2000 } } }, { deadlineMs: 800, receiver: { closeReserveMs: 200 } });
+    expect(run.report.messages).toBe(1);
+    expect(run.report.error?.message).toMatch(/deadline/);
+    expect(run.provider.waiting).toEqual([1, 2]);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+});
+
+describe('ODMR: a hostile or broken provider ends the session with a clear result', () => {
+  it('silence after our greeting: 421 after the command timeout', async () => {
+    const run = await pull({ queue: queueOf(1), faults: { silentAfterGreeting: true } }, { receiver: { commandTimeoutMs: 300 } });
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.error?.message).toMatch(/sent no command within 300 ms/);
+    expect(run.provider.waiting).toEqual([0]);
+  });
+
+  it('silence in the middle of DATA: 421 after the timeout, the partial message is dropped', async () => {
+    const queue = queueOf(2, 4096);
+    const run = await pull({ queue, faults: { silenceInData: { message: 0, afterBytes: 1000 } } }, { receiver: { commandTimeoutMs: 300 } });
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.error?.name).toBe('TimeoutError');
+    expect(run.report.messages).toBe(0);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('a line that never ends: refused as soon as it passes the limit, not when (if ever) it ends', async () => {
+    const run = await pull({ queue: queueOf(1), faults: { endlessLineBytes: 8 * 1024 * 1024 } });
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.error?.message).toMatch(/line longer than 2048 bytes/);
+    expect(run.provider.customerReplies).toContain('500 5.5.2 Line too long (more than 2048 bytes)');
+  });
+
+  it('a message declared over SIZE is refused at MAIL (552); the others are stored', async () => {
+    const queue = [heldMessage(0), heldMessage(1, 64 * 1024), heldMessage(2)];
+    const run = await pull({ queue, declareSize: true }, { receiver: { maxMessageBytes: 32 * 1024 } });
+    expect(run.report.outcome).toBe('permanent-failure');
+    expect(run.report.error?.message).toMatch(/exceeds maxMessageBytes 32768/);
+    expect(run.report.messages).toBe(2);
+    expect(run.provider.bouncedNumbers).toEqual([1]);
+    expect(run.provider.attempts.find((a) => a.number === 1)?.reply).toMatch(/^552 5\.3\.4/);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('a message over the limit without SIZE: read to its end, 552, nothing of it kept', async () => {
+    const queue = [heldMessage(0), heldMessage(1, 256 * 1024), heldMessage(2)];
+    const run = await pull({ queue }, { receiver: { maxMessageBytes: 200 * 1024 } });
+    expect(run.report.messages).toBe(2);
+    expect(run.provider.attempts.find((a) => a.number === 1)?.reply).toMatch(/^552 5\.3\.4/);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('data that never ends is cut off at twice the size limit', async () => {
+    const run = await pull({ queue: queueOf(1), faults: { endlessDataBytes: 64 * 1024 * 1024 } }, { receiver: { maxMessageBytes: 1024 * 1024 } });
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.error?.message).toMatch(/past twice the size limit/);
+    await expectStoredExactlyAcknowledged(run);
+  });
+
+  it('too many recipients: 452 (RFC 5321 4.5.3.1.10), the provider sends the rest in another transaction', async () => {
+    const message = { ...heldMessage(0), to: Array.from({ length: 7 }, (_, i) => `r${i}@customer.test`) };
+    const run = await pull({ queue: [message] }, { receiver: { maxRecipients: 3 } });
+    expect(run.report.messages).toBe(3);
+    expect(run.report.error).toBeNull();
+    const { stored } = await readMailDir(run.dir);
+    expect(stored.flatMap((f) => f.envelope.rcptTo)).toEqual(message.to);
+    expect(stored.every((f) => providerBytes(f).equals(message.text))).toBe(true);
+  });
+
+  it('a provider that keeps sending RCPT after 452 is cut off after 20 refusals', async () => {
+    const message = { ...heldMessage(0), to: Array.from({ length: 100 }, (_, i) => `r${i}@customer.test`) };
+    const run = await pull({ queue: [message], faults: { ignore452: true } }, { receiver: { maxRecipients: 5 } });
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.error?.message).toMatch(/more than 20 commands we had to reject/);
+    expect(run.provider.customerReplies.at(-1)).toMatch(/^421 4\.7\.0/);
+    expect(run.provider.waiting).toEqual([0]);
+    await expectStoredExactlyAcknowledged(run);
   });
 });

@@ -11,6 +11,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 
 export interface HeldMessage {
   readonly from: string;
@@ -45,6 +46,8 @@ export interface AtrnFaults {
 
 export interface AtrnProviderOptions {
   readonly account?: { readonly username: string; readonly password: string };
+  /** Offer STARTTLS with this certificate (RFC 3207); the turn then happens inside TLS. */
+  readonly tls?: { readonly cert: string; readonly key: string };
   /** The reply to ATRN; default `250 OK now reversing the connection`. */
   readonly atrnReply?: string;
   readonly queue?: readonly HeldMessage[];
@@ -138,8 +141,9 @@ export class AtrnProvider {
     return this.bounced.map((q) => q.number);
   }
 
-  private async serve(socket: Socket): Promise<void> {
-    const wire = new Lines(socket);
+  private async serve(raw: Socket): Promise<void> {
+    let socket: Socket = raw;
+    let wire = new Lines(socket);
     const account = this.options.account ?? ACCOUNT;
     let authenticated = false;
     socket.write('220 provider.test ESMTP ODMR service ready\r\n');
@@ -149,7 +153,14 @@ export class AtrnProvider {
       this.serverLines.push(line);
       const verb = line.split(' ')[0]!.toUpperCase();
       if (verb === 'EHLO') {
-        socket.write('250-provider.test\r\n250-AUTH CRAM-MD5\r\n250-ATRN\r\n250 8BITMIME\r\n');
+        const starttls = this.options.tls && !(socket instanceof TLSSocket) ? '250-STARTTLS\r\n' : '';
+        socket.write(`250-provider.test\r\n${starttls}250-AUTH CRAM-MD5\r\n250-ATRN\r\n250 8BITMIME\r\n`);
+      } else if (verb === 'STARTTLS' && this.options.tls) {
+        socket.write('220 2.0.0 Ready to start TLS\r\n');
+        wire.detach();
+        socket = new TLSSocket(socket, { isServer: true, ...this.options.tls });
+        socket.on('error', () => undefined);
+        wire = new Lines(socket);
       } else if (verb === 'AUTH' && line.toUpperCase() === 'AUTH CRAM-MD5') {
         const challenge = `<${randomBytes(6).toString('hex')}@provider.test>`;
         socket.write(`334 ${Buffer.from(challenge).toString('base64')}\r\n`);
@@ -194,6 +205,8 @@ export class AtrnProvider {
     if (faults.silentAfterGreeting) return;
     if (faults.endlessLineBytes) {
       await writeSlowly(socket, Buffer.alloc(faults.endlessLineBytes, 'X'), 64 * 1024);
+      // Whatever the customer answered meanwhile is still worth recording.
+      while ((await reply()) !== null);
       return;
     }
     socket.write('EHLO provider.test\r\n');
@@ -331,18 +344,26 @@ class Lines {
   private buffer = '';
   private ended = false;
   private waiter: (() => void) | null = null;
+  private readonly onData = (chunk: Buffer): void => {
+    this.buffer += chunk.toString('latin1');
+    this.waiter?.();
+  };
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.waiter?.();
+  };
 
-  constructor(socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.buffer += chunk.toString('latin1');
-      this.waiter?.();
-    });
-    const end = () => {
-      this.ended = true;
-      this.waiter?.();
-    };
-    socket.on('end', end);
-    socket.on('close', end);
+  constructor(private readonly socket: Socket) {
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+  }
+
+  /** Stop listening (the socket is handed to TLS). */
+  detach(): void {
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onEnd);
   }
 
   async next(timeoutMs: number): Promise<string | null> {

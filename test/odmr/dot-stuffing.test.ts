@@ -1,0 +1,107 @@
+/**
+ * RFC 5321 4.5.2 transparency with no socket: every way a message can be cut into chunks must
+ * give back the same bytes and find the end at the same place.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { DataUnstuffer, DotStuffer } from '../../lambda/core/dot-stuffing';
+import { stuff } from '../peers/atrn-provider';
+
+/** Feed `wire` cut at `cuts`; return the content, whether it ended, and the bytes after the end. */
+function unstuff(wire: Buffer, cuts: number[] = []): { content: Buffer; ended: boolean; rest: Buffer } {
+  const u = new DataUnstuffer();
+  const out: Buffer[] = [];
+  let from = 0;
+  for (const cut of [...cuts, wire.length]) {
+    const piece = u.push(wire.subarray(from, cut));
+    out.push(...piece.content);
+    if (piece.ended) return { content: Buffer.concat(out), ended: true, rest: Buffer.concat([piece.rest, wire.subarray(cut)]) };
+    from = cut;
+  }
+  return { content: Buffer.concat(out), ended: false, rest: Buffer.alloc(0) };
+}
+
+const b = (s: string) => Buffer.from(s, 'latin1');
+const s = (buf: Buffer) => buf.toString('latin1');
+
+describe('DataUnstuffer', () => {
+  it.each([
+    ['an empty message', '.\r\n', ''],
+    ['one line', 'hello\r\n.\r\n', 'hello\r\n'],
+    ['a stuffed dot line', '..\r\n.\r\n', '.\r\n'],
+    ['a stuffed leading dot', '..hidden\r\n.\r\n', '.hidden\r\n'],
+    ['an unstuffed leading dot (RFC: first dot deleted)', '.x\r\n.\r\n', 'x\r\n'],
+    ['a dot after a bare LF is text', 'a\n.\r\nb\r\n.\r\n', 'a\n.\r\nb\r\n'],
+    ['".\\r" not followed by LF', 'a\r\n.\rb\r\n.\r\n', 'a\r\n\rb\r\n'],
+    ['a dot in the middle of a line', 'a.b\r\n.\r\n', 'a.b\r\n'],
+    ['an 8-bit line', '\xe9\xff\r\n.\r\n', '\xe9\xff\r\n'],
+  ])('%s', (_name, wire, content) => {
+    const whole = unstuff(b(wire));
+    expect(whole.ended).toBe(true);
+    expect(s(whole.content)).toBe(content);
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const split = unstuff(b(wire), [cut]);
+      expect(s(split.content), `cut at ${cut}`).toBe(content);
+      expect(split.ended).toBe(true);
+    }
+  });
+
+  it('hands back what follows the final dot: pipelined commands, INetSim\'s stray empty line', () => {
+    const r = unstuff(b('text\r\n.\r\n\r\nQUIT\r\n'), [7, 9]);
+    expect(s(r.content)).toBe('text\r\n');
+    expect(s(r.rest)).toBe('\r\nQUIT\r\n');
+  });
+
+  it('does not end on "\\n.\\r\\n" after a bare LF, nor on a final dot without its CRLF', () => {
+    expect(unstuff(b('a\n.\r\n')).ended).toBe(false);
+    expect(unstuff(b('a\r\n.')).ended).toBe(false);
+    expect(unstuff(b('a\r\n.\r')).ended).toBe(false);
+  });
+
+  it('round-trips random messages through the reference stuffer, split every way in two and at random', () => {
+    const alphabet = b('..\r\n\r\n\n\r.ab');
+    for (let round = 0; round < 200; round++) {
+      const raw = randomBytes(1 + (round % 40));
+      const text = Buffer.from(raw.map((x) => alphabet[x % alphabet.length]!));
+      const wire = stuff(text);
+      const expected = s(text).endsWith('\r\n') || text.length === 0 ? s(text) : `${s(text)}\r\n`;
+      for (let cut = 0; cut <= wire.length; cut++) {
+        const r = unstuff(wire, [cut]);
+        expect(r.ended).toBe(true);
+        expect(s(r.content)).toBe(expected);
+        expect(r.rest.length).toBe(0);
+      }
+      const cuts = [...new Set(Array.from({ length: 5 }, () => Math.floor(Math.random() * wire.length)))].sort((x, y) => x - y);
+      expect(s(unstuff(wire, cuts).content)).toBe(expected);
+    }
+  });
+
+  it('returns slices of its input, not copies (memory does not grow with the message)', () => {
+    const chunk = b(`${'x'.repeat(1000)}\r\n`);
+    const u = new DataUnstuffer();
+    const piece = u.push(chunk);
+    expect(piece.content).toHaveLength(1);
+    expect(piece.content[0]!.buffer).toBe(chunk.buffer);
+  });
+});
+
+describe('DotStuffer', () => {
+  it('doubles leading dots, only at line starts after CRLF, and ends with CRLF "." CRLF', () => {
+    const st = new DotStuffer();
+    const out = Buffer.concat([...st.push(b('.a\r\nb.\r\n')), ...st.push(b('.\r\nc\n.d')), st.end()]);
+    expect(s(out)).toBe('..a\r\nb.\r\n..\r\nc\n.d\r\n.\r\n');
+  });
+
+  it('round-trips through the unstuffer however the input is cut', () => {
+    const alphabet = b('..\r\n\r\nx');
+    for (let round = 0; round < 200; round++) {
+      const text = Buffer.from(randomBytes(1 + (round % 30)).map((x) => alphabet[x % alphabet.length]!));
+      const cut = Math.floor(Math.random() * text.length);
+      const st = new DotStuffer();
+      const wire = Buffer.concat([...st.push(text.subarray(0, cut)), ...st.push(text.subarray(cut)), st.end()]);
+      expect(s(wire)).toBe(s(stuff(text)));
+      const expected = s(text).endsWith('\r\n') ? s(text) : `${s(text)}\r\n`;
+      expect(s(unstuff(wire).content)).toBe(expected);
+    }
+  });
+});
