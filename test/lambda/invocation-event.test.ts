@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseInvocationEvent } from '../../lambda/invocation-event';
 
@@ -38,5 +40,20 @@ describe('parseInvocationEvent', () => {
     [scheduled({ force: true }), 'invocation event: force: is not a known field.'],
   ])('refuses %j with a plain message', (event, message) => {
     expect(() => parseInvocationEvent(event)).toThrow(message);
+  });
+});
+
+describe('the sample events in events/', () => {
+  const dir = join(import.meta.dirname, '..', '..', 'events');
+  const load = (name: string) => parseInvocationEvent(JSON.parse(readFileSync(join(dir, name), 'utf8')));
+
+  it.each(readdirSync(dir).filter((f) => f.endsWith('.json')))('%s is a valid event', (name) => {
+    expect(load(name).kind).toBe(name.startsWith('scheduled') ? 'scheduled' : 'manual');
+  });
+
+  it('the retry is the same slot as the scheduled event, the next one another', () => {
+    expect(load('scheduled-retry.json').request.slot).toBe(load('scheduled.json').request.slot);
+    expect(load('scheduled-next.json').request.slot).not.toBe(load('scheduled.json').request.slot);
+    expect(load('manual.json').request.slot).toBeUndefined();
   });
 });

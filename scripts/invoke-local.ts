@@ -1,0 +1,151 @@
+/**
+ * Invoke the Lambda handler on this machine against moto_server (or any endpoint that speaks the
+ * AWS APIs), with a sample event, exactly as Lambda would: the exported `handler`, configured by
+ * the environment contract alone.
+ *
+ *   moto_server -H 127.0.0.1 -p 5000 &
+ *   export AWS_ENDPOINT_URL=http://127.0.0.1:5000
+ *   npx tsx scripts/invoke-local.ts --seed-config events/local/config.json \
+ *       --seed-secrets events/local/secrets.json events/scheduled.json
+ *   npx tsx scripts/invoke-local.ts events/scheduled-retry.json    # same slot: not counted again
+ *
+ * --seed-config FILE    put a configuration document (the CLI's shape) into SSM as
+ *                       <prefix>/settings and <prefix>/targets/<name> (SecureString with --secure)
+ * --seed-secrets FILE   put {"<secretId>": {"username", "password"}} into Secrets Manager
+ * --timeout SECONDS     the invocation's time limit as the context reports it (default 60)
+ *
+ * The counter table (DEQUEUE_COUNTER_TABLE, default dequeue-counter) is created when missing.
+ * Refuses to run without AWS_ENDPOINT_URL, so that it never touches a real account by accident.
+ */
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+const USAGE = 'usage: AWS_ENDPOINT_URL=http://127.0.0.1:5000 npx tsx scripts/invoke-local.ts [--seed-config FILE [--secure]] [--seed-secrets FILE] [--timeout SECONDS] EVENT_FILE';
+
+function fail(message: string): never {
+  process.stderr.write(`invoke-local: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    'seed-config': { type: 'string' },
+    'seed-secrets': { type: 'string' },
+    secure: { type: 'boolean', default: false },
+    timeout: { type: 'string', default: '60' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+if (positionals.length !== 1) fail('give exactly one event file (see events/)');
+if (!process.env.AWS_ENDPOINT_URL) fail('AWS_ENDPOINT_URL is not set: point it at moto_server (this script never talks to real AWS)');
+
+// The stack's environment, with local defaults; dummy credentials are all moto needs.
+const defaults: Record<string, string> = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'testing',
+  AWS_SECRET_ACCESS_KEY: 'testing',
+  DEQUEUE_SSM_PREFIX: '/dequeue',
+  DEQUEUE_SECRET_PREFIX: 'dequeue/',
+  DEQUEUE_COUNTER_TABLE: 'dequeue-counter',
+  DEQUEUE_MAIL_PREFIX: 'mail/',
+  POWERTOOLS_SERVICE_NAME: 'dequeue',
+  POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
+};
+for (const [key, value] of Object.entries(defaults)) process.env[key] ??= value;
+const env = process.env as Record<string, string>;
+
+const readJson = (file: string): unknown => {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return fail(`${file}: ${(e as Error).message}`);
+  }
+};
+
+async function ensureTable(): Promise<void> {
+  const dynamodb = new DynamoDBClient({});
+  try {
+    await dynamodb.send(new DescribeTableCommand({ TableName: env.DEQUEUE_COUNTER_TABLE }));
+  } catch {
+    // As the stack creates it: partition key pk (String); TTL on expiresAt is not needed locally.
+    await dynamodb.send(
+      new CreateTableCommand({
+        TableName: env.DEQUEUE_COUNTER_TABLE,
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    process.stderr.write(`invoke-local: created table ${env.DEQUEUE_COUNTER_TABLE}\n`);
+  }
+}
+
+async function seedConfig(file: string): Promise<void> {
+  const doc = readJson(file) as { settings?: unknown; targets?: { name?: string }[] };
+  const ssm = new SSMClient({});
+  const prefix = env.DEQUEUE_SSM_PREFIX.replace(/\/+$/, '');
+  const type = values.secure ? 'SecureString' : 'String';
+  if (doc.settings !== undefined) {
+    await ssm.send(new PutParameterCommand({ Name: `${prefix}/settings`, Value: JSON.stringify(doc.settings), Type: type, Overwrite: true }));
+  }
+  for (const target of doc.targets ?? []) {
+    await ssm.send(new PutParameterCommand({ Name: `${prefix}/targets/${target.name}`, Value: JSON.stringify(target), Type: type, Overwrite: true }));
+  }
+  process.stderr.write(`invoke-local: ${doc.targets?.length ?? 0} targets under ${prefix}/targets (${type})\n`);
+}
+
+async function seedSecrets(file: string): Promise<void> {
+  const secrets = readJson(file) as Record<string, unknown>;
+  const client = new SecretsManagerClient({});
+  for (const [id, value] of Object.entries(secrets)) {
+    const text = JSON.stringify(value);
+    try {
+      await client.send(new CreateSecretCommand({ Name: id, SecretString: text }));
+    } catch (e) {
+      if ((e as { name?: string }).name !== 'ResourceExistsException') throw e;
+      await client.send(new PutSecretValueCommand({ SecretId: id, SecretString: text }));
+    }
+  }
+  process.stderr.write(`invoke-local: ${Object.keys(secrets).length} secrets stored (values not shown)\n`);
+}
+
+await ensureTable();
+if (values['seed-config']) await seedConfig(values['seed-config']);
+if (values['seed-secrets']) await seedSecrets(values['seed-secrets']);
+
+const event = readJson(positionals[0]!);
+const timeoutMs = Number(values.timeout) * 1000;
+if (!(timeoutMs > 0)) fail(`--timeout ${values.timeout}: must be a number of seconds`);
+const end = Date.now() + timeoutMs;
+const context = {
+  functionName: 'dequeue-local',
+  functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:dequeue-local',
+  memoryLimitInMB: '256',
+  awsRequestId: `local-${Date.now()}`,
+  logGroupName: '/aws/lambda/dequeue-local',
+  logStreamName: 'local',
+  callbackWaitsForEmptyEventLoop: true,
+  getRemainingTimeInMillis: () => Math.max(0, end - Date.now()),
+  done: () => undefined,
+  fail: () => undefined,
+  succeed: () => undefined,
+};
+
+// Imported only now: the handler reads its environment on the first call, never at import.
+const { handler } = await import('../lambda/handler');
+try {
+  const result = await handler(event, context);
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+} catch (e) {
+  process.stderr.write(`invoke-local: the invocation failed: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+}
