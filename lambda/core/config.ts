@@ -21,6 +21,28 @@ export interface Settings {
   /** Name for EHLO/HELO. Undefined: the session sends an address literal of its own address. */
   readonly helloName?: string;
   readonly concurrency: number;
+  /** After ATRN: limits of the reversed session and an optional relay (docs/odmr.md). */
+  readonly mail?: MailSettings;
+}
+
+export interface MailSettings {
+  /** Advertised as SIZE (RFC 1870); a larger message is refused with 552. Default 50 MiB. */
+  readonly maxMessageBytes?: number;
+  /** RCPTs per message; more get 452 (RFC 5321 4.5.3.1.10). Default 1000, at least 100. */
+  readonly maxRecipients?: number;
+  /** Forward each received message to this SMTP host, answering the provider after its 250. */
+  readonly relay?: MailRelay;
+}
+
+export interface MailRelay {
+  readonly host: string;
+  /** Default 25. */
+  readonly port: number;
+  /** Default opportunistic (STARTTLS when offered). */
+  readonly tls: TlsMode;
+  readonly tlsVerify: boolean;
+  /** Bound on each of the relay's replies; default RFC 5321 4.5.3.2 (5 min, 10 after the dot). */
+  readonly timeoutSeconds?: number;
 }
 
 export interface TargetAuth {
@@ -87,6 +109,22 @@ const settingsSchema = v.strictObject({
     v.pipe(v.string('must be a string'), v.check((s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s), 'must be a host name or an address literal such as [192.0.2.1]')),
   ),
   concurrency: v.optional(integer(1, 1000), DEFAULT_CONCURRENCY),
+  mail: v.optional(
+    v.strictObject({
+      maxMessageBytes: v.optional(integer(1024, 10 * 1024 ** 3)),
+      // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+      maxRecipients: v.optional(integer(100, 100_000)),
+      relay: v.optional(
+        v.strictObject({
+          host: v.pipe(v.string('must be a string'), v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address')),
+          port: v.optional(integer(1, 65535), 25),
+          tls: v.optional(v.picklist(['none', 'opportunistic', 'required', 'implicit'], 'must be none, opportunistic, required or implicit'), 'opportunistic'),
+          tlsVerify: v.optional(v.boolean('must be true or false'), true),
+          timeoutSeconds: v.optional(v.pipe(v.number('must be a number'), v.gtValue(0, 'must be more than 0'), v.maxValue(3600, 'must be at most 3600'))),
+        }),
+      ),
+    }),
+  ),
 });
 
 const authSchema = v.strictObject({

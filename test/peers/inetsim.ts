@@ -1,0 +1,178 @@
+/**
+ * INetSim (Debian package `inetsim`) as a real ATRN provider (PEERS.md): it requires AUTH (any
+ * credentials), accepts a bare `ATRN`, answers 250, waits for our `220 `, delivers one canned
+ * message and QUITs, with a stray empty line after the final dot.
+ *
+ * Each start runs its own instance: its own config, a copy of its data folder, logs and pid file
+ * in a temporary folder (the default pid file is global and a stale one blocks the next start),
+ * every folder readable by the `inetsim` user. It ignores signals for about 3 s after starting,
+ * so we wait for "Simulation running" in its main log before using or stopping it, and stop its
+ * whole process group.
+ *
+ * Absent: in CI (`CI` set) the suite fails with a plain message; elsewhere it is skipped and
+ * stderr says so.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { chmod, chown, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { describe, it } from 'vitest';
+
+export interface InetSim {
+  readonly port: number;
+  /** INetSim's own log of the SMTP session (service.log), for assertions and diagnosis. */
+  serviceLog(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const DATA_DIR = '/var/lib/inetsim';
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+export function findInetSim(): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin']) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, 'inetsim'), constants.X_OK);
+      accessSync(DATA_DIR, constants.R_OK);
+      return join(dir, 'inetsim');
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export const INETSIM_MISSING_MESSAGE =
+  'inetsim is missing (Debian package "inetsim": apt-get install inetsim) or not usable here (it must run as root); ' +
+  'the test against a real ATRN provider cannot run without it';
+
+const usable = (): boolean => findInetSim() !== undefined && userInfo().uid === 0;
+export const hasInetSim: boolean = usable();
+
+/** `describe` for a suite that needs INetSim: fails in CI when it is missing, skips loudly elsewhere. */
+export function describeWithInetSim(name: string, body: () => void): void {
+  if (hasInetSim) {
+    describe(name, body);
+  } else if (process.env.CI) {
+    describe(name, () => {
+      it('needs inetsim', () => {
+        throw new Error(INETSIM_MISSING_MESSAGE);
+      });
+    });
+  } else {
+    process.stderr.write(`skipping "${name}": ${INETSIM_MISSING_MESSAGE}\n`);
+    describe.skipIf(true)(name, body);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export async function startInetSim(): Promise<InetSim> {
+  const executable = findInetSim();
+  if (!executable) throw new Error(INETSIM_MISSING_MESSAGE);
+  const { uid, gid } = inetsimUser();
+  const home = await mkdtemp(join(tmpdir(), 'dequeue-inetsim-'));
+  // mkdtemp makes 0700; the services run as the inetsim user and must reach everything here.
+  await chmod(home, 0o755);
+  const data = join(home, 'data');
+  const logs = join(home, 'log');
+  const reports = join(home, 'report');
+  await cp(DATA_DIR, data, { recursive: true, preserveTimestamps: true });
+  await mkdir(logs);
+  await mkdir(reports);
+  for (const dir of [data, join(data, 'smtp'), logs, reports]) await chown(dir, uid, gid);
+  const port = await freePort();
+  const config = join(home, 'inetsim.conf');
+  await writeFile(
+    config,
+    [
+      'start_service smtp',
+      'service_bind_address 127.0.0.1',
+      `smtp_bind_port ${port}`,
+      'smtp_fqdn_hostname provider.inetsim.test',
+      'smtp_extended_smtp yes',
+      'smtp_service_extension AUTH PLAIN LOGIN CRAM-MD5',
+      'smtp_service_extension ATRN',
+      'smtp_service_extension 8BITMIME',
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
+  const child = spawn(
+    executable,
+    [`--config=${config}`, `--log-dir=${logs}`, `--data-dir=${data}`, `--report-dir=${reports}`, `--pidfile=${join(home, 'inetsim.pid')}`],
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // gone already
+    }
+  };
+  const onExit = () => killGroup('SIGKILL');
+  process.once('exit', onExit);
+
+  const mainLog = join(logs, 'main.log');
+  const started = Date.now();
+  for (;;) {
+    const log = await readFile(mainLog, 'utf8').catch(() => '');
+    if (log.includes('Simulation running')) break;
+    if (child.exitCode !== null || Date.now() - started > START_TIMEOUT_MS) {
+      killGroup('SIGKILL');
+      await exited(child);
+      process.removeListener('exit', onExit);
+      await rm(home, { recursive: true, force: true });
+      throw new Error(`inetsim did not report "Simulation running" within ${START_TIMEOUT_MS} ms (exit ${child.exitCode}): ${output.trim().slice(-800)}`);
+    }
+    await sleep(100);
+  }
+
+  return {
+    port,
+    serviceLog: () => readFile(join(logs, 'service.log'), 'utf8').catch(() => ''),
+    async stop() {
+      process.removeListener('exit', onExit);
+      killGroup('SIGTERM');
+      const timer = setTimeout(() => killGroup('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited(child);
+      clearTimeout(timer);
+      // The services are children in the same group: make sure none outlives the main process.
+      killGroup('SIGKILL');
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+function inetsimUser(): { uid: number; gid: number } {
+  const uid = Number(execFileSync('id', ['-u', 'inetsim'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'inetsim'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
