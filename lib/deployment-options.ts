@@ -1,0 +1,286 @@
+/**
+ * The deployment options of the dequeue app, read from CDK context (`-c key=value` or the
+ * `context` block of cdk.json) and validated in one place, before any construct exists, so that a
+ * mistake is reported as one clear sentence naming the context key instead of a CloudFormation
+ * failure half-way through a deployment.
+ *
+ * Values from `-c` arrive as strings and values from cdk.json arrive typed: both are accepted.
+ */
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './resource-prefixes';
+
+export interface DeploymentOptions {
+  /** CloudFormation stack name. Context `stackName`, default `Dequeue`. */
+  readonly stackName: string;
+  /** EventBridge Scheduler expression, `rate(...)` or `cron(...)`. Context `schedule`. */
+  readonly schedule: string;
+  /** IANA time zone the schedule is evaluated in. Context `scheduleTimeZone`. */
+  readonly scheduleTimeZone: string;
+  /** SSM parameter path holding `settings` and `targets/<name>`. Context `ssmPrefix`. */
+  readonly ssmPrefix: string;
+  /** Secrets Manager name prefix the function may read. Context `secretPrefix`. */
+  readonly secretPrefix: string;
+  /** Key prefix of mail stored after ATRN. Context `mailPrefix`. */
+  readonly mailPrefix: string;
+  /** Run in a VPC behind one NAT gateway with a fixed Elastic IP. Context `staticEgress`. */
+  readonly staticEgress: boolean;
+  /** Allocation id of an existing Elastic IP to use for static egress. Context `egressAllocationId`. */
+  readonly egressAllocationId?: string;
+  /** Address subscribed to the alarm topic. Context `alarmEmail`. */
+  readonly alarmEmail?: string;
+  /** Function timeout. Context `timeoutSeconds`. */
+  readonly timeoutSeconds: number;
+  /** Function memory. Context `memoryMiB`. */
+  readonly memoryMiB: number;
+  /** Days the function's logs are kept. Context `logRetentionDays`. */
+  readonly logRetentionDays: RetentionDays;
+  /** Days after which stored mail is deleted; none = kept. Context `mailExpirationDays`. */
+  readonly mailExpirationDays?: number;
+  /** Days after which stored mail moves to S3 Standard-IA. Context `mailInfrequentAccessAfterDays`. */
+  readonly mailInfrequentAccessAfterDays?: number;
+  /** Failed targets in one alarm period that raise the alarm. Context `failureAlarmThreshold`. */
+  readonly failureAlarmThreshold: number;
+  /** Customer managed KMS key of SecureString parameters. Context `ssmKmsKeyArn`. */
+  readonly ssmKmsKeyArn?: string;
+  /** Customer managed KMS key of the secrets. Context `secretsKmsKeyArn`. */
+  readonly secretsKmsKeyArn?: string;
+}
+
+/** A context value that cannot be used; the message names the key and what is expected. */
+export class DeploymentOptionsError extends Error {
+  override readonly name = 'DeploymentOptionsError';
+  constructor(
+    readonly contextKey: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Every context key this app reads, with its default (undefined: no default). */
+export const CONTEXT_DEFAULTS = {
+  stackName: 'Dequeue',
+  schedule: 'rate(15 minutes)',
+  scheduleTimeZone: 'UTC',
+  ssmPrefix: '/dequeue',
+  secretPrefix: 'dequeue/',
+  mailPrefix: 'mail/',
+  staticEgress: false,
+  egressAllocationId: undefined,
+  alarmEmail: undefined,
+  timeoutSeconds: 300,
+  memoryMiB: 256,
+  logRetentionDays: 30,
+  mailExpirationDays: undefined,
+  mailInfrequentAccessAfterDays: undefined,
+  failureAlarmThreshold: 1,
+  ssmKmsKeyArn: undefined,
+  secretsKmsKeyArn: undefined,
+} as const;
+
+export type ContextKey = keyof typeof CONTEXT_DEFAULTS;
+export const CONTEXT_KEYS = Object.keys(CONTEXT_DEFAULTS) as ContextKey[];
+
+/** Reads one context value; `app.node.tryGetContext` is one. */
+export type ContextGetter = (key: string) => unknown;
+
+/**
+ * Reads and validates every deployment option.
+ *
+ * @param get reads one context value
+ * @param presentKeys every context key that was given, when known: a key that is a near miss of
+ *   one of ours (`staticEgres`) is rejected instead of being silently ignored
+ * @throws DeploymentOptionsError naming the context key at fault
+ */
+export function deploymentOptionsFrom(
+  get: ContextGetter,
+  presentKeys: readonly string[] = [],
+): DeploymentOptions {
+  rejectMisspelledKeys(presentKeys);
+  const read = new ContextReader(get);
+
+  const staticEgress = read.boolean('staticEgress');
+  const egressAllocationId = read.optionalString('egressAllocationId', /^eipalloc-[0-9a-f]{8,17}$/, 'an Elastic IP allocation id such as eipalloc-0123456789abcdef0');
+  if (egressAllocationId !== undefined && !staticEgress) {
+    throw new DeploymentOptionsError(
+      'egressAllocationId',
+      'Context "egressAllocationId" only applies with static egress: add -c staticEgress=true, or drop egressAllocationId.',
+    );
+  }
+
+  const mailExpirationDays = read.optionalInteger('mailExpirationDays', 1, 36_500);
+  const mailInfrequentAccessAfterDays = read.optionalInteger('mailInfrequentAccessAfterDays', 30, 36_500, 'S3 moves objects to Standard-IA after 30 days at the earliest');
+  if (
+    mailExpirationDays !== undefined &&
+    mailInfrequentAccessAfterDays !== undefined &&
+    mailExpirationDays <= mailInfrequentAccessAfterDays
+  ) {
+    throw new DeploymentOptionsError(
+      'mailExpirationDays',
+      `Context "mailExpirationDays" (${mailExpirationDays}) must be greater than "mailInfrequentAccessAfterDays" (${mailInfrequentAccessAfterDays}): mail cannot move to Standard-IA after it has been deleted.`,
+    );
+  }
+
+  const logRetentionDays = read.integer('logRetentionDays', 1, 9999);
+  if (!(Object.values(RetentionDays) as unknown[]).includes(logRetentionDays)) {
+    const allowed = (Object.values(RetentionDays) as unknown[]).filter((v) => typeof v === 'number');
+    throw new DeploymentOptionsError(
+      'logRetentionDays',
+      `Context "logRetentionDays" must be one of the retention periods CloudWatch Logs offers (${allowed.join(', ')}; 9999 keeps logs forever), got ${logRetentionDays}.`,
+    );
+  }
+
+  return {
+    stackName: read.string('stackName', /^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a CloudFormation stack name: a letter, then letters, digits and hyphens'),
+    schedule: scheduleExpression(read.string('schedule')),
+    scheduleTimeZone: timeZone(read.string('scheduleTimeZone')),
+    ssmPrefix: read.string('ssmPrefix', SSM_PREFIX.pattern, SSM_PREFIX.expected),
+    secretPrefix: read.string('secretPrefix', SECRET_PREFIX.pattern, SECRET_PREFIX.expected),
+    mailPrefix: read.string('mailPrefix', MAIL_PREFIX.pattern, MAIL_PREFIX.expected),
+    staticEgress,
+    egressAllocationId,
+    alarmEmail: read.optionalString('alarmEmail', /^[^\s@]+@[^\s@]+\.[^\s@]+$/, 'an e-mail address'),
+    timeoutSeconds: read.integer('timeoutSeconds', 1, 900, 'the Lambda maximum is 900 seconds'),
+    memoryMiB: read.integer('memoryMiB', 128, 10_240, 'Lambda offers 128 to 10240 MiB'),
+    logRetentionDays: logRetentionDays as RetentionDays,
+    mailExpirationDays,
+    mailInfrequentAccessAfterDays,
+    failureAlarmThreshold: read.integer('failureAlarmThreshold', 1, 1_000_000),
+    ssmKmsKeyArn: read.optionalString('ssmKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
+    secretsKmsKeyArn: read.optionalString('secretsKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
+  };
+}
+
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+/** Typed access to context values, each failure naming its key. */
+class ContextReader {
+  constructor(private readonly get: ContextGetter) {}
+
+  private raw(key: ContextKey): unknown {
+    const value = this.get(key);
+    return value === undefined || value === null || value === '' ? CONTEXT_DEFAULTS[key] : value;
+  }
+
+  string(key: ContextKey, pattern?: RegExp, expected?: string): string {
+    const value = this.optionalString(key, pattern, expected);
+    if (value === undefined) throw new DeploymentOptionsError(key, `Context "${key}" is required.`);
+    return value;
+  }
+
+  optionalString(key: ContextKey, pattern?: RegExp, expected?: string): string | undefined {
+    const value = this.raw(key);
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string') {
+      throw new DeploymentOptionsError(key, `Context "${key}" must be a string, got ${JSON.stringify(value)}.`);
+    }
+    if (pattern && !pattern.test(value)) {
+      throw new DeploymentOptionsError(key, `Context "${key}" must be ${expected}, got ${JSON.stringify(value)}.`);
+    }
+    return value;
+  }
+
+  boolean(key: ContextKey): boolean {
+    const value = this.raw(key);
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    throw new DeploymentOptionsError(key, `Context "${key}" must be true or false, got ${JSON.stringify(value)}.`);
+  }
+
+  integer(key: ContextKey, min: number, max: number, why?: string): number {
+    const value = this.optionalInteger(key, min, max, why);
+    if (value === undefined) throw new DeploymentOptionsError(key, `Context "${key}" is required.`);
+    return value;
+  }
+
+  optionalInteger(key: ContextKey, min: number, max: number, why?: string): number | undefined {
+    const value = this.raw(key);
+    if (value === undefined) return undefined;
+    const number = typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+    if (typeof number !== 'number' || !Number.isInteger(number) || number < min || number > max) {
+      throw new DeploymentOptionsError(
+        key,
+        `Context "${key}" must be a whole number from ${min} to ${max}${why ? ` (${why})` : ''}, got ${JSON.stringify(value)}.`,
+      );
+    }
+    return number;
+  }
+}
+
+/**
+ * EventBridge Scheduler's recurring forms: `rate(value unit)` (singular unit for 1, plural
+ * otherwise) and six-field `cron(min hour day-of-month month day-of-week year)` in which one of
+ * the two day fields is `?`. A one-time `at(...)` is not a schedule for a release signal.
+ */
+function scheduleExpression(expression: string): string {
+  const rate = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
+  if (rate) {
+    const value = Number(rate[1]);
+    const plural = rate[2]!.endsWith('s');
+    if (value >= 1 && plural === value > 1) return expression;
+    throw new DeploymentOptionsError(
+      'schedule',
+      `Context "schedule" ${JSON.stringify(expression)}: the rate must be at least 1, with a singular unit for 1 and a plural one otherwise, e.g. rate(1 hour) or rate(15 minutes).`,
+    );
+  }
+  const cron = /^cron\((.*)\)$/.exec(expression);
+  if (cron) {
+    const fields = cron[1]!.trim().split(/\s+/);
+    if (fields.length === 6 && (fields[2] === '?') !== (fields[4] === '?')) return expression;
+    throw new DeploymentOptionsError(
+      'schedule',
+      `Context "schedule" ${JSON.stringify(expression)}: a cron expression has six fields (minutes hours day-of-month month day-of-week year) and exactly one of day-of-month and day-of-week is "?", e.g. cron(0 6 * * ? *).`,
+    );
+  }
+  throw new DeploymentOptionsError(
+    'schedule',
+    `Context "schedule" must be rate(...) or cron(...), e.g. rate(15 minutes) or cron(0 6 * * ? *), got ${JSON.stringify(expression)}.`,
+  );
+}
+
+/** Scheduler wants an IANA zone name; offsets such as +01:00 are not accepted there. */
+function timeZone(zone: string): string {
+  let known = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(zone);
+  if (known) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    } catch {
+      known = false;
+    }
+  }
+  if (!known) {
+    throw new DeploymentOptionsError(
+      'scheduleTimeZone',
+      `Context "scheduleTimeZone" must be an IANA time zone such as UTC or Europe/Berlin, got ${JSON.stringify(zone)}.`,
+    );
+  }
+  return zone;
+}
+
+/** A given key within two edits of one of ours, and not ours, is almost certainly a typo. */
+function rejectMisspelledKeys(presentKeys: readonly string[]): void {
+  const ours = new Set<string>(CONTEXT_KEYS);
+  for (const key of presentKeys) {
+    if (ours.has(key)) continue;
+    const meant = CONTEXT_KEYS.find((candidate) => editDistance(key.toLowerCase(), candidate.toLowerCase()) <= 2);
+    if (meant !== undefined) {
+      throw new DeploymentOptionsError(key, `Unknown context "${key}": did you mean "${meant}"?`);
+    }
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}

@@ -1,0 +1,77 @@
+/**
+ * The deployable stack: the deployment options (validated CDK context) mapped onto one
+ * ReleaseSignaller, and the outputs an operator needs after `cdk deploy`.
+ */
+import { CfnOutput, Duration, Stack, TimeZone, type StackProps } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type { Construct } from 'constructs';
+import type { DeploymentOptions } from './deployment-options';
+import { ReleaseSignaller } from './release-signaller';
+
+export interface DequeueStackProps extends StackProps {
+  /** What to deploy; see `deploymentOptionsFrom`. */
+  readonly options: DeploymentOptions;
+  /**
+   * TypeScript entry of the function (tests bundle a small fixture).
+   *
+   * @default - dequeue's own `lambda/handler.ts`
+   */
+  readonly entry?: string;
+}
+
+export class DequeueStack extends Stack {
+  readonly signaller: ReleaseSignaller;
+
+  constructor(scope: Construct, id: string, props: DequeueStackProps) {
+    super(scope, id, {
+      description: 'dequeue: scheduled mail-release signals (ETRN/QSND/ATRN/FINGER)',
+      ...props,
+    });
+    const o = props.options;
+
+    this.signaller = new ReleaseSignaller(this, 'ReleaseSignaller', {
+      entry: props.entry,
+      schedule: scheduler.ScheduleExpression.expression(o.schedule, TimeZone.of(o.scheduleTimeZone)),
+      ssmPrefix: o.ssmPrefix,
+      parametersKey: o.ssmKmsKeyArn ? kms.Key.fromKeyArn(this, 'ParametersKey', o.ssmKmsKeyArn) : undefined,
+      secretPrefix: o.secretPrefix,
+      secretsKey: o.secretsKmsKeyArn ? kms.Key.fromKeyArn(this, 'SecretsKey', o.secretsKmsKeyArn) : undefined,
+      mailPrefix: o.mailPrefix,
+      mailExpiration: o.mailExpirationDays === undefined ? undefined : Duration.days(o.mailExpirationDays),
+      mailInfrequentAccessAfter:
+        o.mailInfrequentAccessAfterDays === undefined ? undefined : Duration.days(o.mailInfrequentAccessAfterDays),
+      timeout: Duration.seconds(o.timeoutSeconds),
+      memorySize: o.memoryMiB,
+      logRetention: o.logRetentionDays,
+      staticEgress: o.staticEgress,
+      egressAllocationId: o.egressAllocationId,
+      alarmEmail: o.alarmEmail,
+      failureAlarmThreshold: o.failureAlarmThreshold,
+    });
+
+    const s = this.signaller;
+    new CfnOutput(this, 'FunctionName', {
+      description: 'aws lambda invoke --function-name <this> for a manual cycle',
+      value: s.function.functionName,
+    });
+    new CfnOutput(this, 'LogGroupName', { description: 'Where each target result is logged', value: s.logGroup.logGroupName });
+    new CfnOutput(this, 'CounterTableName', { description: 'DynamoDB table of the cycle counter', value: s.counterTable.tableName });
+    new CfnOutput(this, 'MailBucketName', { description: `Mail received after ATRN, under ${o.mailPrefix}`, value: s.mailBucket.bucketName });
+    new CfnOutput(this, 'AlarmTopicArn', { description: 'SNS topic of the alarms', value: s.alarms.topic.topicArn });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { description: 'Scheduled invocations that could not be delivered', value: s.deadLetterQueue.queueUrl });
+    const egress = s.staticEgress;
+    if (egress?.address) {
+      new CfnOutput(this, 'EgressAddress', {
+        description: 'The static address providers see: allow it for ETRN, and name it when asking AWS to lift the port-25 limit',
+        value: egress.address.attrPublicIp,
+      });
+    }
+    if (egress) {
+      new CfnOutput(this, 'EgressAllocationId', {
+        description: 'Allocation id of the egress Elastic IP (reuse it with -c egressAllocationId=...)',
+        value: egress.allocationId,
+      });
+    }
+  }
+}

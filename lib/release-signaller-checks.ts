@@ -1,0 +1,71 @@
+/**
+ * ReleaseSignaller's props are checked before any resource exists: a conflicting or impossible
+ * combination is one clear error naming the props, not a CloudFormation failure mid-deployment.
+ */
+import { Duration, Token } from 'aws-cdk-lib';
+import type { ReleaseSignallerProps } from './release-signaller';
+import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX, type PrefixRule } from './resource-prefixes';
+
+export class ReleaseSignallerPropsError extends Error {
+  override readonly name = 'ReleaseSignallerPropsError';
+}
+
+export function checkReleaseSignallerProps(path: string, props: ReleaseSignallerProps): void {
+  const fail = (message: string): never => {
+    throw new ReleaseSignallerPropsError(`${path}: ${message}`);
+  };
+
+  if (props.staticEgress && props.vpc) {
+    fail('give either `vpc` (run in your VPC, egress is yours) or `staticEgress` (a new VPC with one fixed address), not both.');
+  }
+  if (props.egressAllocationId !== undefined && !props.staticEgress) {
+    fail('`egressAllocationId` names the Elastic IP of the static egress NAT gateway: it needs `staticEgress: true`.');
+  }
+  if (props.vpcSubnets && !props.vpc) {
+    fail('`vpcSubnets` selects subnets of `vpc`: give `vpc` too.');
+  }
+  if (props.alarmEmail !== undefined && props.alarmTopic) {
+    fail('`alarmEmail` subscribes to the topic this construct creates; with your own `alarmTopic`, subscribe the address to that topic instead.');
+  }
+
+  checkPrefix('ssmPrefix', props.ssmPrefix, SSM_PREFIX, fail);
+  checkPrefix('secretPrefix', props.secretPrefix, SECRET_PREFIX, fail);
+  checkPrefix('mailPrefix', props.mailPrefix, MAIL_PREFIX, fail);
+
+  const days = (d: Duration | undefined) => (d === undefined ? undefined : d.toDays({ integral: false }));
+  const expiration = days(props.mailExpiration);
+  const infrequentAccess = days(props.mailInfrequentAccessAfter);
+  if (infrequentAccess !== undefined && infrequentAccess < 30) {
+    fail('`mailInfrequentAccessAfter` must be at least 30 days: S3 does not move objects to Standard-IA sooner.');
+  }
+  if (expiration !== undefined && expiration < 1) {
+    fail('`mailExpiration` must be at least 1 day.');
+  }
+  if (expiration !== undefined && infrequentAccess !== undefined && expiration <= infrequentAccess) {
+    fail('`mailExpiration` must be longer than `mailInfrequentAccessAfter`: mail cannot move to Standard-IA after it was deleted.');
+  }
+
+  const seconds = props.timeout?.toSeconds();
+  if (seconds !== undefined && (seconds < 1 || seconds > 900)) {
+    fail(`\`timeout\` must be from 1 second to 15 minutes (the Lambda maximum), got ${props.timeout!.toHumanString()}.`);
+  }
+  checkInteger('memorySize', props.memorySize, 128, 10_240, fail);
+  checkInteger('scheduleRetryAttempts', props.scheduleRetryAttempts, 0, 185, fail);
+  checkInteger('failureAlarmThreshold', props.failureAlarmThreshold, 1, Number.MAX_SAFE_INTEGER, fail);
+  const age = props.scheduleMaxEventAge?.toSeconds();
+  if (age !== undefined && (age < 60 || age > 86_400)) {
+    fail(`\`scheduleMaxEventAge\` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got ${props.scheduleMaxEventAge!.toHumanString()}.`);
+  }
+}
+
+function checkPrefix(name: string, value: string | undefined, rule: PrefixRule, fail: (m: string) => never): void {
+  if (value === undefined || Token.isUnresolved(value)) return;
+  if (!rule.pattern.test(value)) fail(`\`${name}\` must be ${rule.expected}, got ${JSON.stringify(value)}.`);
+}
+
+function checkInteger(name: string, value: number | undefined, min: number, max: number, fail: (m: string) => never): void {
+  if (value === undefined || Token.isUnresolved(value)) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    fail(`\`${name}\` must be a whole number from ${min} to ${max}, got ${value}.`);
+  }
+}

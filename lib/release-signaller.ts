@@ -1,0 +1,343 @@
+/**
+ * ReleaseSignaller: everything dequeue needs in one construct that another CDK app can import.
+ * A scheduled Lambda function tells mail providers to release held mail (ETRN/QSND/ATRN/FINGER),
+ * counts cycles in DynamoDB, stores mail pulled with ATRN in S3, and raises alarms when mail may
+ * stay held. Optionally it reaches the providers from one static address (see StaticEgress).
+ */
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { lambdaBundle } from './bundling';
+import { ReleaseSchedule } from './release-schedule';
+import { checkReleaseSignallerProps } from './release-signaller-checks';
+import { SignallerAlarms } from './signaller-alarms';
+import { grantSignallerAccess } from './signaller-permissions';
+import { StaticEgress } from './static-egress';
+
+/** The function code this package ships; its lock file decides what is bundled. */
+const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DEFAULT_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
+
+export interface ReleaseSignallerProps {
+  /**
+   * TypeScript entry of the function; it must export `handler`.
+   *
+   * @default - dequeue's own `lambda/handler.ts`
+   */
+  readonly entry?: string;
+
+  /**
+   * When processing cycles run, including the time zone of a cron expression.
+   *
+   * @default - every 15 minutes: `rate(15 minutes)`, UTC
+   */
+  readonly schedule?: scheduler.ScheduleExpression;
+  /**
+   * How often EventBridge Scheduler retries an invocation it could not deliver (0 to 185).
+   * Failures of the function itself are not retried: the next cycle is the retry (SPEC).
+   *
+   * @default 3
+   */
+  readonly scheduleRetryAttempts?: number;
+  /**
+   * How long Scheduler keeps trying to deliver one slot before it goes to the dead-letter queue
+   * (60 seconds to 24 hours). A slot delivered later than this would overlap later cycles.
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly scheduleMaxEventAge?: Duration;
+
+  /**
+   * SSM parameter path of the configuration: `<ssmPrefix>/settings` and `<ssmPrefix>/targets/<name>`.
+   *
+   * @default '/dequeue'
+   */
+  readonly ssmPrefix?: string;
+  /**
+   * Customer managed KMS key of the SecureString parameters, if they use one.
+   *
+   * @default - none: the AWS managed aws/ssm key needs no grant
+   */
+  readonly parametersKey?: kms.IKey;
+  /**
+   * Name prefix of the Secrets Manager secrets holding AUTH credentials.
+   *
+   * @default 'dequeue/'
+   */
+  readonly secretPrefix?: string;
+  /**
+   * Customer managed KMS key of the secrets, if they use one.
+   *
+   * @default - none: the AWS managed aws/secretsmanager key needs no grant
+   */
+  readonly secretsKey?: kms.IKey;
+
+  /**
+   * Key prefix of mail stored after ATRN (ends with `/`).
+   *
+   * @default 'mail/'
+   */
+  readonly mailPrefix?: string;
+  /**
+   * Stored mail (and its old versions) is deleted this long after it was stored.
+   *
+   * @default - kept until deleted by hand
+   */
+  readonly mailExpiration?: Duration;
+  /**
+   * Stored mail moves to S3 Standard-IA this long after it was stored (30 days at least).
+   *
+   * @default - stays in S3 Standard
+   */
+  readonly mailInfrequentAccessAfter?: Duration;
+
+  /**
+   * Function timeout: the deadline of one cycle (at most 15 minutes).
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly timeout?: Duration;
+  /**
+   * Function memory in MiB (128 to 10240).
+   *
+   * @default 256
+   */
+  readonly memorySize?: number;
+  /**
+   * How long the function's log (and the VPC flow log) is kept.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Put the function in a new VPC behind one NAT gateway with a fixed Elastic IP. Needed to reach
+   * port 25 at all (AWS blocks it for functions outside a VPC) and for providers that allow ETRN
+   * only from known addresses. Conflicts with `vpc`.
+   *
+   * @default false
+   */
+  readonly staticEgress?: boolean;
+  /**
+   * With `staticEgress`: an existing Elastic IP (allocation id) for the NAT gateway.
+   *
+   * @default - a new Elastic IP, retained when the stack is deleted
+   */
+  readonly egressAllocationId?: string;
+  /**
+   * Run the function in this existing VPC instead (its egress is then yours to arrange).
+   * Conflicts with `staticEgress`.
+   *
+   * @default - no VPC, unless `staticEgress`
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * With `vpc`: the subnets of the function.
+   *
+   * @default - the VPC's private subnets with egress
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * An address subscribed to the alarm topic this construct creates. Conflicts with `alarmTopic`.
+   *
+   * @default - no subscription
+   */
+  readonly alarmEmail?: string;
+  /**
+   * An existing topic for the alarms instead of a new encrypted one. Conflicts with `alarmEmail`
+   * (subscribe your address to your topic).
+   *
+   * @default - a new topic encrypted with a key of its own
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * Failed targets (metric `Dequeue/TargetFailures`, `service=dequeue`, Sum) within one alarm
+   * period that raise the alarm.
+   *
+   * @default 1
+   */
+  readonly failureAlarmThreshold?: number;
+  /**
+   * The period the function-error and target-failure alarms sum over.
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly alarmPeriod?: Duration;
+}
+
+export class ReleaseSignaller extends Construct {
+  readonly function: nodejs.NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+  readonly counterTable: dynamodb.Table;
+  readonly mailBucket: s3.Bucket;
+  readonly schedule: scheduler.Schedule;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly alarms: SignallerAlarms;
+  /** Present with `staticEgress`: the VPC, NAT gateway and Elastic IP. */
+  readonly staticEgress?: StaticEgress;
+
+  constructor(scope: Construct, id: string, props: ReleaseSignallerProps = {}) {
+    super(scope, id);
+    checkReleaseSignallerProps(this.node.path, props);
+
+    const ssmPrefix = props.ssmPrefix ?? '/dequeue';
+    const secretPrefix = props.secretPrefix ?? 'dequeue/';
+    const mailPrefix = props.mailPrefix ?? 'mail/';
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    this.counterTable = new dynamodb.Table(this, 'CycleCounter', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      // Per-slot and per-target claim items expire; the counter item itself has no expiresAt.
+      timeToLiveAttribute: 'expiresAt',
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // Losing the counter would restart every-Nth-cycle counting: keep it.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.mailBucket = this.createMailBucket(mailPrefix, props);
+
+    this.logGroup = new logs.LogGroup(this, 'Log', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    if (props.staticEgress) {
+      this.staticEgress = new StaticEgress(this, 'StaticEgress', {
+        allocationId: props.egressAllocationId,
+        flowLogRetention: logRetention,
+      });
+    }
+    const vpc = this.staticEgress?.vpc ?? props.vpc;
+
+    // A role of our own, not Lambda's default one: AWSLambdaBasicExecutionRole (and the VPC
+    // variant) allows writing to every log group of the account.
+    this.role = new iam.Role(this, 'FunctionRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'dequeue release signaller: reads its configuration, counts cycles, stores mail',
+    });
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      description: 'dequeue: signals mail providers to release held mail (ETRN/QSND/ATRN/FINGER)',
+      entry: props.entry ?? DEFAULT_ENTRY,
+      // dequeue's own lock file decides the bundle, wherever the importing app runs from.
+      ...(props.entry === undefined ? { projectRoot: PACKAGE_ROOT, depsLockFilePath: `${PACKAGE_ROOT}package-lock.json` } : {}),
+      handler: 'handler',
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      timeout: props.timeout ?? Duration.minutes(5),
+      memorySize: props.memorySize ?? 256,
+      role: this.role,
+      logGroup: this.logGroup,
+      environment: {
+        DEQUEUE_SSM_PREFIX: ssmPrefix,
+        DEQUEUE_SECRET_PREFIX: secretPrefix,
+        DEQUEUE_COUNTER_TABLE: this.counterTable.tableName,
+        DEQUEUE_MAIL_BUCKET: this.mailBucket.bucketName,
+        DEQUEUE_MAIL_PREFIX: mailPrefix,
+        POWERTOOLS_SERVICE_NAME: 'dequeue',
+        POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      // A cycle that failed is not re-run by Lambda: the next scheduled cycle is the retry, and
+      // the function-error alarm says that one failed.
+      retryAttempts: 0,
+      ...(vpc
+        ? {
+            vpc,
+            vpcSubnets: this.staticEgress?.subnets ?? props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+          }
+        : {}),
+      bundling: {
+        target: lambdaBundle.target,
+        format: nodejs.OutputFormat.ESM,
+        minify: lambdaBundle.minify,
+        sourceMap: lambdaBundle.sourcemap,
+        sourcesContent: lambdaBundle.sourcesContent,
+        mainFields: [...lambdaBundle.mainFields],
+        banner: lambdaBundle.banner,
+        bundleAwsSDK: true,
+        externalModules: [...lambdaBundle.external],
+        logLevel: nodejs.LogLevel.WARNING,
+      },
+    });
+
+    grantSignallerAccess(this.role, {
+      logGroup: this.logGroup,
+      ssmPrefix,
+      parametersKey: props.parametersKey,
+      secretPrefix,
+      secretsKey: props.secretsKey,
+      counterTable: this.counterTable,
+      mailBucket: this.mailBucket,
+      mailPrefix,
+      inVpc: vpc !== undefined,
+    });
+
+    const releaseSchedule = new ReleaseSchedule(this, 'Schedule', {
+      function: this.function,
+      schedule:
+        props.schedule ?? scheduler.ScheduleExpression.expression('rate(15 minutes)', TimeZone.of('UTC')),
+      retryAttempts: props.scheduleRetryAttempts ?? 3,
+      maxEventAge: props.scheduleMaxEventAge ?? Duration.minutes(15),
+    });
+    this.schedule = releaseSchedule.schedule;
+    this.deadLetterQueue = releaseSchedule.deadLetterQueue;
+
+    this.alarms = new SignallerAlarms(this, 'Alarms', {
+      function: this.function,
+      deadLetterQueue: this.deadLetterQueue,
+      failureAlarmThreshold: props.failureAlarmThreshold ?? 1,
+      period: props.alarmPeriod ?? Duration.minutes(15),
+      email: props.alarmEmail,
+      topic: props.alarmTopic,
+    });
+  }
+
+  private createMailBucket(mailPrefix: string, props: ReleaseSignallerProps): s3.Bucket {
+    const lifecycleRules: s3.LifecycleRule[] = [
+      // A multipart upload cut short by the function's deadline would otherwise be billed forever.
+      { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+    ];
+    if (props.mailExpiration || props.mailInfrequentAccessAfter) {
+      lifecycleRules.push({
+        id: 'stored-mail',
+        prefix: mailPrefix,
+        expiration: props.mailExpiration,
+        noncurrentVersionExpiration: props.mailExpiration,
+        transitions: props.mailInfrequentAccessAfter
+          ? [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: props.mailInfrequentAccessAfter }]
+          : undefined,
+      });
+    }
+
+    const bucket = new s3.Bucket(this, 'MailBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      // Our 250 after the final dot made the provider delete its copy: this is the only one.
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules,
+    });
+    Validations.of(bucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'Only the function writes here (PutObject under the mail prefix) and nothing reads it over the network; a second bucket of access logs would hold no more than CloudTrail data events can when needed.',
+    });
+    return bucket;
+  }
+}

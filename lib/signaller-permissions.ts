@@ -1,0 +1,161 @@
+/**
+ * Exactly what the release-signalling function may do, one statement per outside system, each on
+ * the narrowest resource that IAM can express. Metrics leave through the embedded metric format
+ * in the function's log, so there is no cloudwatch:PutMetricData.
+ */
+import { ArnFormat, Aws, Stack, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+
+export interface SignallerAccess {
+  /** The function's log group. */
+  readonly logGroup: logs.ILogGroup;
+  /** SSM path holding the configuration, e.g. `/dequeue`. */
+  readonly ssmPrefix: string;
+  /** Customer managed key of SecureString parameters, if any. */
+  readonly parametersKey?: kms.IKey;
+  /** Secrets Manager name prefix, e.g. `dequeue/`. */
+  readonly secretPrefix: string;
+  /** Customer managed key of the secrets, if any. */
+  readonly secretsKey?: kms.IKey;
+  /** The cycle counter. */
+  readonly counterTable: dynamodb.ITable;
+  /** Where mail received after ATRN is stored. */
+  readonly mailBucket: s3.Bucket;
+  /** Key prefix of stored mail, e.g. `mail/`. */
+  readonly mailPrefix: string;
+  /** Whether the function runs in a VPC (it then manages its network interfaces). */
+  readonly inVpc: boolean;
+}
+
+/** Adds the function's permissions to its role as inline statements. */
+export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): void {
+  const stack = Stack.of(role);
+  const parameterPath = access.ssmPrefix; // validated: leading slash, no trailing slash
+
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'WriteOwnLog',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [access.logGroup.logGroupArn],
+    }),
+  );
+
+  // `<prefix>` itself is the resource GetParametersByPath is authorised on; `<prefix>/*` covers
+  // settings and every targets/<name> parameter, whose names are chosen after deployment.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ReadConfiguration',
+      actions: ['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:GetParameters'],
+      resources: [
+        stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: parameterPath.slice(1) }),
+        stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${parameterPath.slice(1)}/*` }),
+      ],
+    }),
+  );
+
+  // Secret ARNs end in a random six-character suffix, so a prefix match is the narrowest form.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ReadCredentials',
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [
+        stack.formatArn({
+          service: 'secretsmanager',
+          resource: 'secret',
+          resourceName: `${access.secretPrefix}*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ],
+    }),
+  );
+
+  // With the default AWS managed keys (aws/ssm, aws/secretsmanager) the key policies already let
+  // principals of this account decrypt through the service, so nothing is granted. A customer
+  // managed key is usable only through the service that holds the value.
+  if (access.parametersKey) {
+    role.addToPolicy(decryptVia(access.parametersKey, 'ssm', 'DecryptConfiguration'));
+  }
+  if (access.secretsKey) {
+    role.addToPolicy(decryptVia(access.secretsKey, 'secretsmanager', 'DecryptCredentials'));
+  }
+
+  // GetItem reads the counter; TransactWriteItems (conditional Put + conditional Update) is
+  // authorised per item as PutItem, UpdateItem and ConditionCheckItem; per-target claims are
+  // conditional PutItems.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'CountCycles',
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
+      resources: [access.counterTable.tableArn],
+    }),
+  );
+
+  // PutObject also authorises the multipart calls of a large message; AbortMultipartUpload
+  // cleans up after a failed one. Nothing can be read, listed or deleted.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'StoreMail',
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+      resources: [access.mailBucket.arnForObjects(`${access.mailPrefix}*`)],
+    }),
+  );
+
+  if (access.inVpc) {
+    // Lambda creates and removes the function's network interfaces with the function's own role.
+    // These are the EC2 actions of AWS's AWSLambdaVPCAccessExecutionRole, without its logs:* on
+    // every log group.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ManageNetworkInterfaces',
+        actions: [
+          'ec2:CreateNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DescribeSubnets',
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: ['*'],
+      }),
+    );
+  }
+
+  acknowledgeWildcards(role, access);
+}
+
+function decryptVia(key: kms.IKey, service: 'ssm' | 'secretsmanager', sid: string): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid,
+    actions: ['kms:Decrypt'],
+    resources: [key.keyArn],
+    conditions: { StringEquals: { 'kms:ViaService': `${service}.${Aws.REGION}.amazonaws.com` } },
+  });
+}
+
+/** Each wildcard left in the policy, and why no narrower resource exists for it. */
+function acknowledgeWildcards(role: iam.Role, access: SignallerAccess): void {
+  const validations = Validations.of(role);
+  validations.acknowledge({
+    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter${access.ssmPrefix}/*]`,
+    reason: 'Target parameters (<prefix>/targets/<name>) are created by the operator after deployment; the statement is limited to the configuration path.',
+  });
+  validations.acknowledge({
+    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${access.secretPrefix}*]`,
+    reason: 'Secrets are created by the operator after deployment and their ARNs end in a random suffix; the statement is limited to the secret name prefix.',
+  });
+  const bucketId = Stack.of(role).getLogicalId(access.mailBucket.node.defaultChild as s3.CfnBucket);
+  validations.acknowledge({
+    id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${access.mailPrefix}*]`,
+    reason: 'Each stored message gets a new key; the statement is limited to PutObject/AbortMultipartUpload under the mail prefix.',
+  });
+  if (access.inVpc) {
+    validations.acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'Lambda manages the function\'s VPC network interfaces with these EC2 actions; ec2:Describe* supports no resource-level permissions and the interfaces do not exist before Lambda creates them.',
+    });
+  }
+}
