@@ -1,0 +1,158 @@
+/**
+ * The Lambda's mail store: each message an S3 object, its envelope a JSON object beside it.
+ *
+ *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.eml    message/rfc822, our trace header first
+ *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.json   the envelope (lambda/core/envelope-record.ts)
+ *
+ * The message streams into the object as it arrives (lib-storage `Upload`: one PutObject when it
+ * is small, a multipart upload of `partSize` parts otherwise), so memory holds at most
+ * `queueSize + 1` parts, never the message. Nothing is visible before the upload completes (S3
+ * shows neither a single PUT in progress nor the parts of an incomplete multipart upload), and an
+ * aborted message is cleaned up: its multipart upload aborted, or its object deleted if it had
+ * completed meanwhile. The envelope is written first and the message last: a reader (an S3 event
+ * on `.eml`) always finds the envelope already there.
+ *
+ * The client is taken in (Powertools style): tests give one pointed at moto_server.
+ */
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PassThrough } from 'node:stream';
+import { envelopeJson } from '../core/envelope-record';
+import { DequeueError } from '../core/errors';
+import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
+
+export interface S3MailSinkOptions {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Key prefix; default `mail/` (DEQUEUE_MAIL_PREFIX). */
+  readonly prefix?: string;
+  /** Multipart part size; default 8 MiB (S3's minimum is 5 MiB). */
+  readonly partSize?: number;
+  /** Parts uploaded at once; default 4. Memory is about (queueSize + 1) x partSize. */
+  readonly queueSize?: number;
+}
+
+export const DEFAULT_MAIL_PREFIX = 'mail/';
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+const DEFAULT_QUEUE_SIZE = 4;
+/** What the body stream holds before a write waits for the uploader. */
+const BODY_HIGH_WATER = 1024 * 1024;
+
+export function mailObjectKey(prefix: string, envelope: MailEnvelope): string {
+  const day = envelope.receivedAt.slice(0, 10).replace(/-/g, '/');
+  return `${prefix}${envelope.target}/${day}/${envelope.id}`;
+}
+
+export function createS3MailSink(options: S3MailSinkOptions): MailSink {
+  const prefix = options.prefix ?? DEFAULT_MAIL_PREFIX;
+  return {
+    async begin(envelope: MailEnvelope): Promise<MessageDraft> {
+      return new S3Draft(options, mailObjectKey(prefix, envelope), envelope);
+    },
+  };
+}
+
+function s3Error(what: string, e: unknown): DequeueError {
+  // Temporary whatever S3 said: the provider keeps the message; the cause names the problem.
+  return new DequeueError('temporary', `${what}: ${(e as Error).name}: ${(e as Error).message}`, { cause: e });
+}
+
+class S3Draft implements MessageDraft {
+  private readonly body = new PassThrough({ highWaterMark: BODY_HIGH_WATER });
+  private readonly upload: Upload;
+  private readonly uploaded: Promise<unknown>;
+  private failure: DequeueError | null = null;
+  private bytes = 0;
+  private committing: Promise<StoredMessage> | null = null;
+  private aborted = false;
+  private envelopeWritten = false;
+
+  constructor(
+    private readonly options: S3MailSinkOptions,
+    private readonly key: string,
+    private readonly envelope: MailEnvelope,
+  ) {
+    this.upload = new Upload({
+      client: options.client,
+      params: {
+        Bucket: options.bucket, Key: `${key}.eml`, Body: this.body, ContentType: 'message/rfc822',
+        Metadata: { 'dequeue-id': envelope.id, 'dequeue-target': envelope.target },
+      },
+      partSize: options.partSize ?? DEFAULT_PART_SIZE,
+      queueSize: options.queueSize ?? DEFAULT_QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    // The uploader reads the body; an abort's error reaches it that way, not as an event to crash on.
+    this.body.on('error', () => undefined);
+    this.uploaded = this.upload.done();
+    this.uploaded.catch((e: unknown) => {
+      this.failure ??= s3Error(`cannot upload s3://${options.bucket}/${key}.eml`, e);
+      // Nothing will read the body any more: closing it wakes a write waiting for 'drain'.
+      this.body.destroy();
+    });
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.bytes += chunk.length;
+    if (this.body.write(chunk)) return;
+    // Wait for the uploader to take more, or for the upload to fail (then nothing drains).
+    if (this.body.destroyed) throw this.failure ?? new DequeueError('temporary', `message ${this.envelope.id} was aborted`);
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.body.off('drain', done);
+        this.body.off('close', done);
+        resolve();
+      };
+      this.body.once('drain', done);
+      this.body.once('close', done);
+    });
+    if (this.failure) throw this.failure;
+    if (this.body.destroyed) throw new DequeueError('temporary', `message ${this.envelope.id} was aborted`);
+  }
+
+  commit(): Promise<StoredMessage> {
+    this.committing ??= this.commitSteps();
+    return this.committing;
+  }
+
+  async abort(): Promise<void> {
+    this.aborted = true;
+    // Ending the body with an error makes the uploader abort its multipart upload and reject:
+    // once `uploaded` has settled, no part is left behind.
+    if (!this.body.writableEnded) this.body.destroy(new Error('message aborted'));
+    await this.committing?.catch(() => undefined);
+    const completed = await this.uploaded.then(() => true, () => false);
+    const doomed = [...(completed ? [`${this.key}.eml`] : []), ...(this.envelopeWritten ? [`${this.key}.json`] : [])];
+    for (const Key of doomed) {
+      // A message that completed anyway is withdrawn: without our 250 the provider still has it.
+      await this.options.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key })).catch(() => undefined);
+    }
+  }
+
+  private async commitSteps(): Promise<StoredMessage> {
+    const { bucket, client } = this.options;
+    if (this.failure) throw this.failure;
+    try {
+      await client.send(new PutObjectCommand({
+        Bucket: bucket, Key: `${this.key}.json`, ContentType: 'application/json',
+        Body: envelopeJson(this.envelope, `${this.key}.eml`, this.bytes, new Date()),
+      }));
+      this.envelopeWritten = true;
+    } catch (e) {
+      throw s3Error(`cannot write the envelope s3://${bucket}/${this.key}.json`, e);
+    }
+    if (this.aborted) throw new DequeueError('temporary', `message ${this.envelope.id} was aborted while it was being stored`);
+    this.body.end();
+    try {
+      // The commit point: the object appears, complete, when the upload completes.
+      await this.uploaded;
+    } catch {
+      // Leave no envelope without its message.
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${this.key}.json` })).catch(() => undefined);
+      this.envelopeWritten = false;
+      throw this.failure ?? new DequeueError('temporary', `cannot upload s3://${bucket}/${this.key}.eml`);
+    }
+    return { id: this.envelope.id, location: `s3://${bucket}/${this.key}.eml`, bytes: this.bytes };
+  }
+}
