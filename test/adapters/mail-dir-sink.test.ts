@@ -1,0 +1,92 @@
+/**
+ * The mail directory as a reader sees it: nothing but hidden temporary files until the commit,
+ * then the message and its envelope, private to the user; nothing at all after an abort.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
+import type { MailEnvelope } from '../../lambda/core/ports';
+import { tempDir } from '../odmr/odmr-fixtures';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+async function root(): Promise<string> {
+  const t = await tempDir('dequeue-maildir-');
+  cleanups.push(t.remove);
+  return t.path;
+}
+const envelope = (id: string): MailEnvelope => ({
+  id, mailFrom: '', rcptTo: ['b@customer.test'], receivedAt: '2024-05-06T07:08:09.000Z',
+  provider: 'provider.test:366', target: 'isp', heloName: 'provider.test', tls: false, traceBytes: 10,
+});
+const visible = async (dir: string) => (await readdir(join(dir, 'isp'))).filter((n) => !n.startsWith('.')).sort();
+
+describe('mail directory sink', () => {
+  it('shows nothing before the commit, then <id>.eml and <id>.json, private to the user', async () => {
+    const dir = await root();
+    const draft = await createMailDirSink(dir).begin(envelope('m1'));
+    const data = randomBytes(3 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 65536) await draft.write(data.subarray(i, i + 65536));
+    expect(await visible(dir)).toEqual([]);
+    expect(await readdir(join(dir, 'isp'))).toEqual(['.m1.eml.part']);
+    const stored = await draft.commit();
+    expect(stored).toEqual({ id: 'm1', location: join(dir, 'isp', 'm1.eml'), bytes: data.length });
+    expect(await readdir(join(dir, 'isp'))).toEqual(['m1.eml', 'm1.json']);
+    expect((await readFile(join(dir, 'isp', 'm1.eml'))).equals(data)).toBe(true);
+    expect(JSON.parse(await readFile(join(dir, 'isp', 'm1.json'), 'utf8'))).toMatchObject({ version: 1, id: 'm1', mailFrom: '', bytes: data.length, message: 'm1.eml', traceBytes: 10 });
+    expect((await stat(join(dir, 'isp', 'm1.eml'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, 'isp'))).mode & 0o777).toBe(0o700);
+  });
+
+  it('an abort before the commit leaves nothing, not even the temporary file', async () => {
+    const dir = await root();
+    const draft = await createMailDirSink(dir).begin(envelope('m2'));
+    await draft.write(Buffer.from('half a message'));
+    await draft.abort();
+    expect(await readdir(join(dir, 'isp'))).toEqual([]);
+  });
+
+  it('an abort after the commit withdraws the message (it was never acknowledged)', async () => {
+    const dir = await root();
+    const draft = await createMailDirSink(dir).begin(envelope('m3'));
+    await draft.write(Buffer.from('whole'));
+    await draft.commit();
+    await draft.abort();
+    expect(await readdir(join(dir, 'isp'))).toEqual([]);
+  });
+
+  it('makes the writer wait once more than highWaterBytes are queued (memory stays bounded)', async () => {
+    const dir = await root();
+    const draft = await createMailDirSink(dir, { highWaterBytes: 1024 }).begin(envelope('m4'));
+    let settled = false;
+    const first = draft.write(Buffer.alloc(512));
+    const second = draft.write(Buffer.alloc(4096));
+    void second.then(() => (settled = true));
+    await first;
+    expect(settled).toBe(false);
+    await second;
+    await draft.commit();
+    expect((await stat(join(dir, 'isp', 'm4.eml'))).size).toBe(4608);
+  });
+
+  it('removes temporary files a crashed run left behind, when they are old', async () => {
+    const dir = await root();
+    await createMailDirSink(dir).begin(envelope('first')).then((d) => d.abort());
+    await writeFile(join(dir, 'isp', '.old.eml.part'), 'x');
+    await writeFile(join(dir, 'isp', '.young.eml.part'), 'x');
+    const old = new Date(Date.now() - 2 * 24 * 3600_000);
+    await utimes(join(dir, 'isp', '.old.eml.part'), old, old);
+    await createMailDirSink(dir).begin(envelope('m5')).then((d) => d.abort());
+    expect(await readdir(join(dir, 'isp'))).toEqual(['.young.eml.part']);
+  });
+
+  it('a directory that cannot be used fails the message as temporary (the provider keeps it)', async () => {
+    const dir = await root();
+    await writeFile(join(dir, 'file'), 'not a directory');
+    await expect(createMailDirSink(join(dir, 'file')).begin(envelope('m6'))).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot store message m6/) });
+  });
+});
