@@ -1,0 +1,125 @@
+/**
+ * Every context option reaches the resource it configures: `cdk deploy -c ...` as a user runs it.
+ */
+import { type Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
+
+const SSM_KEY = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+const SECRETS_KEY = 'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab';
+
+let synth: SynthesisedDequeue;
+let template: Template;
+
+beforeAll(() => {
+  synth = synthDequeue({
+    stackName: 'DequeueProd',
+    schedule: 'cron(0 6 ? * MON-FRI *)',
+    scheduleTimeZone: 'Europe/Berlin',
+    ssmPrefix: '/prod/dequeue',
+    secretPrefix: 'prod/dequeue/',
+    mailPrefix: 'atrn/',
+    timeoutSeconds: '900',
+    memoryMiB: '512',
+    logRetentionDays: '90',
+    mailInfrequentAccessAfterDays: '30',
+    mailExpirationDays: '400',
+    failureAlarmThreshold: '3',
+    alarmEmail: 'ops@example.com',
+    ssmKmsKeyArn: SSM_KEY,
+    secretsKmsKeyArn: SECRETS_KEY,
+  });
+  template = synth.template;
+});
+afterAll(() => synth?.dispose());
+
+function statements(): Map<string, any> {
+  const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+  const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
+  const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
+  return new Map(policy.resource.Properties.PolicyDocument.Statement.map((s: any) => [s.Sid, s]));
+}
+
+describe('deployment options from context', () => {
+  it('name the stack', () => {
+    expect(synth.stack.stackName).toBe('DequeueProd');
+  });
+
+  it('set the schedule and its time zone', () => {
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0 6 ? * MON-FRI *)',
+      ScheduleExpressionTimezone: 'Europe/Berlin',
+    });
+  });
+
+  it('set the timeout, memory and log retention', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', Timeout: 900, MemorySize: 512 });
+    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const logGroupId = fn.resource.Properties.LoggingConfig.LogGroup.Ref;
+    expect(template.toJSON().Resources[logGroupId].Properties.RetentionInDays).toBe(90);
+  });
+
+  it('move the prefixes in the environment and in the grants together', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Environment: {
+        Variables: {
+          DEQUEUE_SSM_PREFIX: '/prod/dequeue',
+          DEQUEUE_SECRET_PREFIX: 'prod/dequeue/',
+          DEQUEUE_MAIL_PREFIX: 'atrn/',
+        },
+      },
+    });
+    const s = statements();
+    expect(s.get('ReadConfiguration').Resource.map(cfnText)).toEqual([
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/prod/dequeue',
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/prod/dequeue/*',
+    ]);
+    expect(cfnText(s.get('ReadCredentials').Resource)).toBe(
+      'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:prod/dequeue/*',
+    );
+    expect(cfnText(s.get('StoreMail').Resource)).toMatch(/^\$\{[A-Za-z0-9]+\.Arn\}\/atrn\/\*$/);
+  });
+
+  it('grant kms:Decrypt on customer managed keys only through the service holding the values', () => {
+    const s = statements();
+    expect(s.get('DecryptConfiguration')).toEqual({
+      Sid: 'DecryptConfiguration',
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: SSM_KEY,
+      Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['ssm.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } } },
+    });
+    expect(s.get('DecryptCredentials')).toEqual({
+      Sid: 'DecryptCredentials',
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: SECRETS_KEY,
+      Condition: {
+        StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } },
+      },
+    });
+  });
+
+  it('expire and transition stored mail under its prefix only', () => {
+    const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    expect(bucket.resource.Properties.LifecycleConfiguration.Rules).toContainEqual({
+      Id: 'stored-mail',
+      Prefix: 'atrn/',
+      Status: 'Enabled',
+      ExpirationInDays: 400,
+      NoncurrentVersionExpiration: { NoncurrentDays: 400 },
+      Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
+    });
+  });
+
+  it('subscribe the alarm address and set the failure threshold', () => {
+    const topic = onlyResource(template, 'AWS::SNS::Topic');
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: topic.id },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'TargetFailures', Threshold: 3 });
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * ReleaseSignaller as another CDK app would use it: its own VPC or topic, and conflicting or
+ * impossible props rejected before anything is created.
+ */
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { describe, expect, it } from 'vitest';
+import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
+import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
+import { FIXTURE_ENTRY, cdkJsonContext, onlyResource } from './synth-dequeue';
+
+function construct(props: (stack: Stack) => ReleaseSignallerProps): { stack: Stack; signaller: ReleaseSignaller } {
+  const app = new App({ context: cdkJsonContext() });
+  const stack = new Stack(app, 'Host');
+  const signaller = new ReleaseSignaller(stack, 'Dequeue', { entry: FIXTURE_ENTRY, ...props(stack) });
+  return { stack, signaller };
+}
+
+function rejection(props: (stack: Stack) => ReleaseSignallerProps): string {
+  try {
+    construct(props);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ReleaseSignallerPropsError);
+    return (error as Error).message;
+  }
+  throw new Error('the props were accepted');
+}
+
+describe('conflicting or impossible props', () => {
+  it.each<[string, (stack: Stack) => ReleaseSignallerProps, string]>([
+    [
+      'a VPC and static egress',
+      (stack) => ({ staticEgress: true, vpc: new ec2.Vpc(stack, 'Vpc') }),
+      'give either `vpc` (run in your VPC, egress is yours) or `staticEgress` (a new VPC with one fixed address), not both.',
+    ],
+    [
+      'an Elastic IP without static egress',
+      () => ({ egressAllocationId: 'eipalloc-0123456789abcdef0' }),
+      '`egressAllocationId` names the Elastic IP of the static egress NAT gateway: it needs `staticEgress: true`.',
+    ],
+    ['subnets without a VPC', () => ({ vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } }), '`vpcSubnets` selects subnets of `vpc`: give `vpc` too.'],
+    [
+      'an alarm address and an alarm topic',
+      (stack) => ({ alarmEmail: 'ops@example.com', alarmTopic: new sns.Topic(stack, 'Topic') }),
+      '`alarmEmail` subscribes to the topic this construct creates; with your own `alarmTopic`, subscribe the address to that topic instead.',
+    ],
+    ['a wildcard in the SSM path', () => ({ ssmPrefix: '/dequeue*' }), '`ssmPrefix` must be an SSM parameter path such as /dequeue'],
+    ['a wildcard in the secret prefix', () => ({ secretPrefix: '*' }), '`secretPrefix` must be a Secrets Manager name prefix'],
+    ['a mail prefix without a slash', () => ({ mailPrefix: 'mail' }), '`mailPrefix` must be an S3 key prefix such as mail/'],
+    ['Standard-IA before 30 days', () => ({ mailInfrequentAccessAfter: Duration.days(7) }), '`mailInfrequentAccessAfter` must be at least 30 days'],
+    [
+      'expiry before the Standard-IA move',
+      () => ({ mailInfrequentAccessAfter: Duration.days(60), mailExpiration: Duration.days(45) }),
+      '`mailExpiration` must be longer than `mailInfrequentAccessAfter`',
+    ],
+    ['a timeout beyond 15 minutes', () => ({ timeout: Duration.minutes(16) }), '`timeout` must be from 1 second to 15 minutes (the Lambda maximum), got 16 minutes.'],
+    ['too little memory', () => ({ memorySize: 64 }), '`memorySize` must be a whole number from 128 to 10240, got 64.'],
+    ['a negative retry count', () => ({ scheduleRetryAttempts: -1 }), '`scheduleRetryAttempts` must be a whole number from 0 to 185, got -1.'],
+    ['a maximum event age under a minute', () => ({ scheduleMaxEventAge: Duration.seconds(30) }), "`scheduleMaxEventAge` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got 30 seconds."],
+    ['a zero failure threshold', () => ({ failureAlarmThreshold: 0 }), '`failureAlarmThreshold` must be a whole number from 1'],
+  ])('rejects %s with a clear message', (_, props, message) => {
+    const text = rejection(props);
+    expect(text.startsWith('Host/Dequeue: ')).toBe(true);
+    expect(text).toContain(message);
+  });
+});
+
+describe('in another app', () => {
+  it('runs in the VPC it is given and notifies the topic it is given', () => {
+    const { stack } = construct((s) => ({
+      vpc: new ec2.Vpc(s, 'Network', { natGateways: 1, maxAzs: 2 }),
+      alarmTopic: new sns.Topic(s, 'OpsTopic'),
+    }));
+    const template = Template.fromStack(stack);
+
+    const topic = onlyResource(template, 'AWS::SNS::Topic');
+    expect(topic.id).toMatch(/^OpsTopic/);
+    template.resourceCountIs('AWS::KMS::Key', 0);
+    template.resourceCountIs('AWS::EC2::EIP', 1); // the host VPC's own NAT address, nothing of ours
+    template.resourceCountIs('AWS::EC2::VPC', 1);
+    template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: topic.id }] });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      VpcConfig: {
+        SubnetIds: [
+          { Ref: Match.stringLikeRegexp('^NetworkPrivateSubnet1') },
+          { Ref: Match.stringLikeRegexp('^NetworkPrivateSubnet2') },
+        ],
+      },
+    });
+  });
+});

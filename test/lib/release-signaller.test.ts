@@ -1,0 +1,321 @@
+/**
+ * The stack as deployed without static egress (the default): what a user gets from `cdk deploy`.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ESM_REQUIRE_BANNER, LAMBDA_NODE_MAJOR } from '../../lib/bundling';
+import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
+
+let synth: SynthesisedDequeue;
+let template: Template;
+
+beforeAll(() => {
+  synth = synthDequeue();
+  template = synth.template;
+});
+afterAll(() => synth?.dispose());
+
+/** The statements of the function role's inline policy, by Sid. */
+function functionStatements(t: Template): Map<string, any> {
+  const fn = onlyResource(t, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+  const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
+  const policy = onlyResource(t, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
+  return new Map(policy.resource.Properties.PolicyDocument.Statement.map((s: any) => [s.Sid, s]));
+}
+
+describe('the function', () => {
+  it(`runs on Node.js ${LAMBDA_NODE_MAJOR} on arm64, with the default timeout and memory`, () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Runtime: `nodejs${LAMBDA_NODE_MAJOR}.x`,
+      Architectures: ['arm64'],
+      Timeout: 300,
+      MemorySize: 256,
+    });
+  });
+
+  it('gets exactly the environment the handler reads', () => {
+    const environment = new Capture();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Environment: { Variables: environment },
+    });
+    const table = onlyResource(template, 'AWS::DynamoDB::Table');
+    const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    expect(environment.asObject()).toEqual({
+      DEQUEUE_SSM_PREFIX: '/dequeue',
+      DEQUEUE_SECRET_PREFIX: 'dequeue/',
+      DEQUEUE_COUNTER_TABLE: { Ref: table.id },
+      DEQUEUE_MAIL_BUCKET: { Ref: bucket.id },
+      DEQUEUE_MAIL_PREFIX: 'mail/',
+      POWERTOOLS_SERVICE_NAME: 'dequeue',
+      POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
+      NODE_OPTIONS: '--enable-source-maps',
+    });
+  });
+
+  it('logs to a log group of its own, kept 30 days', () => {
+    const logGroup = new Capture();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      LoggingConfig: { LogGroup: { Ref: logGroup } },
+    });
+    expect(template.toJSON().Resources[logGroup.asString()]).toMatchObject({
+      Type: 'AWS::Logs::LogGroup',
+      Properties: { RetentionInDays: 30 },
+    });
+  });
+
+  it('is not re-run by Lambda after a failure: the next cycle is the retry', () => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 0 });
+  });
+
+  it('is bundled as minified ESM with a source map and a require() banner', () => {
+    const assetDir = readdirSync(synth.outdir).find((name) => name.startsWith('asset.') && existsSync(join(synth.outdir, name, 'index.mjs')));
+    expect(assetDir, 'bundled asset with index.mjs').toBeDefined();
+    const code = readFileSync(join(synth.outdir, assetDir!, 'index.mjs'), 'utf8');
+    expect(code.startsWith(ESM_REQUIRE_BANNER)).toBe(true);
+    expect(code).toMatch(/export\s*\{[^}]*\bas handler\b|export\s*\{\s*handler\s*\}/);
+    expect(code).toContain('//# sourceMappingURL=index.mjs.map');
+    expect(existsSync(join(synth.outdir, assetDir!, 'index.mjs.map'))).toBe(true);
+    // Minified: the fixture's comment and line structure are gone.
+    expect(code).not.toContain('stand-in entry');
+  });
+
+  it('has no VPC without static egress', () => {
+    template.resourceCountIs('AWS::EC2::VPC', 0);
+    template.resourceCountIs('AWS::EC2::EIP', 0);
+    template.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', VpcConfig: Match.absent() });
+    expect(template.findOutputs('EgressAddress')).toEqual({});
+  });
+});
+
+describe('least privilege', () => {
+  it('the function role has exactly these statements, and no managed policy', () => {
+    expect([...functionStatements(template).keys()].sort()).toEqual(
+      ['CountCycles', 'ReadConfiguration', 'ReadCredentials', 'StoreMail', 'WriteOwnLog'].sort(),
+    );
+    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const role = template.toJSON().Resources[fn.resource.Properties.Role['Fn::GetAtt'][0]];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+    ]);
+  });
+
+  it('reads SSM parameters only under /dequeue', () => {
+    const s = functionStatements(template).get('ReadConfiguration');
+    expect(s.Effect).toBe('Allow');
+    expect(s.Action).toEqual(['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath']);
+    expect(s.Resource.map(cfnText)).toEqual([
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/dequeue',
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/dequeue/*',
+    ]);
+  });
+
+  it('reads secrets only under dequeue/', () => {
+    const s = functionStatements(template).get('ReadCredentials');
+    expect(s.Action).toBe('secretsmanager:GetSecretValue');
+    expect(cfnText(s.Resource)).toBe('arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:dequeue/*');
+  });
+
+  it('needs no kms:Decrypt with the AWS managed aws/ssm and aws/secretsmanager keys', () => {
+    const actions = [...functionStatements(template).values()].flatMap((s) => [s.Action].flat());
+    expect(actions.filter((a: string) => a.startsWith('kms:'))).toEqual([]);
+  });
+
+  it('uses exactly GetItem, PutItem, UpdateItem and ConditionCheckItem on the counter table', () => {
+    const s = functionStatements(template).get('CountCycles');
+    const table = onlyResource(template, 'AWS::DynamoDB::Table');
+    expect(s.Action).toEqual(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    expect(s.Resource).toEqual({ 'Fn::GetAtt': [table.id, 'Arn'] });
+  });
+
+  it('may only put objects under mail/ in the mail bucket', () => {
+    const s = functionStatements(template).get('StoreMail');
+    const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    expect(s.Action).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
+    expect(cfnText(s.Resource)).toBe(`\${${bucket.id}.Arn}/mail/*`);
+  });
+
+  it('writes only to its own log group', () => {
+    const s = functionStatements(template).get('WriteOwnLog');
+    const logGroup = onlyResource(template, 'AWS::Logs::LogGroup');
+    expect(s.Action).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+    expect(s.Resource).toEqual({ 'Fn::GetAtt': [logGroup.id, 'Arn'] });
+  });
+
+  it('grants no cloudwatch:PutMetricData (metrics go through EMF in the log) and no wildcard action', () => {
+    const actions = Object.values(template.findResources('AWS::IAM::Policy')).flatMap((policy: any) =>
+      policy.Properties.PolicyDocument.Statement.flatMap((s: any) => [s.Action].flat()),
+    );
+    expect(actions).not.toContain('cloudwatch:PutMetricData');
+    expect(actions.filter((action: string) => action.includes('*'))).toEqual([]);
+  });
+
+  it('lets the schedule invoke only the unqualified function and write only to its dead-letter queue', () => {
+    const roleArn = new Capture();
+    template.hasResourceProperties('AWS::Scheduler::Schedule', { Target: { RoleArn: { 'Fn::GetAtt': [roleArn, 'Arn'] } } });
+    const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleArn.asString() }] } });
+    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const queue = onlyResource(template, 'AWS::SQS::Queue');
+    expect(policy.resource.Properties.PolicyDocument.Statement).toEqual([
+      { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [fn.id, 'Arn'] } },
+      { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: { 'Fn::GetAtt': [queue.id, 'Arn'] } },
+    ]);
+  });
+});
+
+describe('the schedule', () => {
+  it('runs every 15 minutes in UTC and sends the Scheduler context attributes', () => {
+    const input = new Capture();
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      ScheduleExpressionTimezone: 'UTC',
+      State: 'ENABLED',
+      Target: { Input: input },
+    });
+    // Exactly this text: the attributes are substituted inside the quotes, so attemptNumber is a string.
+    expect(input.asString()).toBe(
+      '{"source":"schedule","scheduleArn":"<aws.scheduler.schedule-arn>","scheduledTime":"<aws.scheduler.scheduled-time>","executionId":"<aws.scheduler.execution-id>","attemptNumber":"<aws.scheduler.attempt-number>"}',
+    );
+  });
+
+  it('targets the function with a retry policy and an encrypted dead-letter queue', () => {
+    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const queue = onlyResource(template, 'AWS::SQS::Queue');
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      Target: {
+        Arn: { 'Fn::GetAtt': [fn.id, 'Arn'] },
+        RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 900 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queue.id, 'Arn'] } },
+      },
+    });
+    expect(queue.resource.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('state and mail', () => {
+  it('keeps the counter in an on-demand table keyed by pk, with TTL on expiresAt and PITR, retained', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      },
+    });
+  });
+
+  it('stores mail in a private, encrypted, versioned, retained bucket that refuses plain HTTP', () => {
+    const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    expect(bucket.resource).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(bucket.resource.Properties).toMatchObject({
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucket.id },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } } }),
+        ]),
+      },
+    });
+  });
+
+  it('keeps mail until deleted by hand, but aborts abandoned multipart uploads', () => {
+    const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    expect(bucket.resource.Properties.LifecycleConfiguration.Rules).toEqual([
+      { Id: 'abort-incomplete-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+    ]);
+  });
+});
+
+describe('alarms', () => {
+  it('notify an SNS topic encrypted with a rotated key that CloudWatch may use', () => {
+    const key = onlyResource(template, 'AWS::KMS::Key');
+    expect(key.resource.Properties.EnableKeyRotation).toBe(true);
+    expect(key.resource.Properties.KeyPolicy.Statement).toContainEqual({
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      Effect: 'Allow',
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Resource: '*',
+    });
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [key.id, 'Arn'] } });
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('watch function errors', () => {
+    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const topic = onlyResource(template, 'AWS::SNS::Topic');
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: fn.id } }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: topic.id }],
+      OKActions: [{ Ref: topic.id }],
+    });
+  });
+
+  it('watch failing targets through the TargetFailures metric', () => {
+    const topic = onlyResource(template, 'AWS::SNS::Topic');
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'Dequeue',
+      MetricName: 'TargetFailures',
+      Dimensions: [{ Name: 'service', Value: 'dequeue' }],
+      Statistic: 'Sum',
+      Period: 900,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: topic.id }],
+    });
+  });
+
+  it('watch the dead-letter queue', () => {
+    const queue = onlyResource(template, 'AWS::SQS::Queue');
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queue.id, 'QueueName'] } }],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  });
+});
+
+describe('outputs', () => {
+  it('name what an operator needs after deploying', () => {
+    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    template.hasOutput('FunctionName', { Value: { Ref: fn.id } });
+    for (const name of ['LogGroupName', 'CounterTableName', 'MailBucketName', 'AlarmTopicArn', 'DeadLetterQueueUrl']) {
+      expect(Object.keys(template.findOutputs(name)), name).toEqual([name]);
+    }
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * `-c staticEgress=true`: the function reaches providers from one known address (and can reach
+ * port 25 at all, which AWS blocks for functions outside a VPC).
+ */
+import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
+
+let created: SynthesisedDequeue;
+let reused: SynthesisedDequeue;
+let template: Template;
+
+beforeAll(() => {
+  created = synthDequeue({ staticEgress: 'true' });
+  reused = synthDequeue({ staticEgress: 'true', egressAllocationId: 'eipalloc-0123456789abcdef0' });
+  template = created.template;
+});
+afterAll(() => {
+  created?.dispose();
+  reused?.dispose();
+});
+
+function theFunction(t: Template) {
+  return onlyResource(t, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+}
+
+describe('static egress with a new Elastic IP', () => {
+  it('creates one VPC with one NAT gateway that wears the Elastic IP', () => {
+    template.resourceCountIs('AWS::EC2::VPC', 1);
+    template.resourceCountIs('AWS::EC2::NatGateway', 1);
+    const eip = onlyResource(template, 'AWS::EC2::EIP');
+    expect(eip.resource.Properties.Domain).toBe('vpc');
+    template.hasResourceProperties('AWS::EC2::NatGateway', {
+      AllocationId: { 'Fn::GetAtt': [eip.id, 'AllocationId'] },
+    });
+  });
+
+  it('keeps the Elastic IP when the stack is deleted: providers allow it by address', () => {
+    template.hasResource('AWS::EC2::EIP', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  });
+
+  it('outputs the address and its allocation id', () => {
+    const eip = onlyResource(template, 'AWS::EC2::EIP');
+    template.hasOutput('EgressAddress', { Value: { 'Fn::GetAtt': [eip.id, 'PublicIp'] } });
+    template.hasOutput('EgressAllocationId', { Value: { 'Fn::GetAtt': [eip.id, 'AllocationId'] } });
+  });
+
+  it('puts the function in the private subnets whose only way out is that NAT gateway', () => {
+    const subnets = new Capture();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      VpcConfig: { SubnetIds: subnets, SecurityGroupIds: [{ 'Fn::GetAtt': [Match.anyValue(), 'GroupId'] }] },
+    });
+    const subnetIds = (subnets.asArray() as { Ref: string }[]).map((s) => s.Ref);
+    expect(subnetIds).toHaveLength(2);
+    const resources = template.toJSON().Resources;
+    const nat = onlyResource(template, 'AWS::EC2::NatGateway');
+    for (const subnetId of subnetIds) {
+      expect(resources[subnetId].Properties.MapPublicIpOnLaunch).toBe(false);
+      // The subnet's route table sends everything that leaves the VPC to the one NAT gateway.
+      const association = Object.values(template.findResources('AWS::EC2::SubnetRouteTableAssociation')).find(
+        (a: any) => a.Properties.SubnetId.Ref === subnetId,
+      ) as any;
+      const routeTable = association.Properties.RouteTableId.Ref;
+      template.hasResourceProperties('AWS::EC2::Route', {
+        RouteTableId: { Ref: routeTable },
+        DestinationCidrBlock: '0.0.0.0/0',
+        NatGatewayId: { Ref: nat.id },
+      });
+    }
+  });
+
+  it('lets the function open connections to any port, and nothing in', () => {
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupEgress: [{ CidrIp: '0.0.0.0/0', IpProtocol: '-1' }],
+      SecurityGroupIngress: Match.absent(),
+    });
+  });
+
+  it('routes S3 and DynamoDB through free gateway endpoints, not the NAT gateway', () => {
+    for (const service of ['s3', 'dynamodb']) {
+      const endpoints = Object.values(template.findResources('AWS::EC2::VPCEndpoint', { Properties: { VpcEndpointType: 'Gateway' } }));
+      expect(endpoints.map((e: any) => cfnText(e.Properties.ServiceName))).toContain(`com.amazonaws.\${AWS::Region}.${service}`);
+    }
+  });
+
+  it('records every connection in a VPC flow log', () => {
+    template.hasResourceProperties('AWS::EC2::FlowLog', {
+      ResourceType: 'VPC',
+      TrafficType: 'ALL',
+      LogDestinationType: 'cloud-watch-logs',
+    });
+  });
+
+  it('grants the network-interface actions Lambda needs in a VPC, in their own statement', () => {
+    const fn = theFunction(template);
+    const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
+    const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
+    const statements = policy.resource.Properties.PolicyDocument.Statement;
+    expect(statements.find((s: any) => s.Sid === 'ManageNetworkInterfaces')).toEqual({
+      Sid: 'ManageNetworkInterfaces',
+      Effect: 'Allow',
+      Action: [
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:CreateNetworkInterface',
+        'ec2:DeleteNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DescribeSubnets',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
+      Resource: '*',
+    });
+    // The only wildcard resource is that one; everything else stays as narrow as without a VPC.
+    expect(statements.filter((s: any) => s.Resource === '*').map((s: any) => s.Sid)).toEqual(['ManageNetworkInterfaces']);
+    const role = template.toJSON().Resources[roleId];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe('static egress with an existing Elastic IP', () => {
+  it('puts the given allocation on the NAT gateway and creates no address', () => {
+    reused.template.resourceCountIs('AWS::EC2::EIP', 0);
+    reused.template.hasResourceProperties('AWS::EC2::NatGateway', { AllocationId: 'eipalloc-0123456789abcdef0' });
+    reused.template.hasOutput('EgressAllocationId', { Value: 'eipalloc-0123456789abcdef0' });
+    expect(reused.template.findOutputs('EgressAddress')).toEqual({});
+  });
+});

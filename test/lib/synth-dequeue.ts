@@ -1,0 +1,82 @@
+/**
+ * Synthesises the dequeue app the way bin/app.ts does (cdk.json context, then the options read
+ * from it), with a tiny fixture entry instead of the real handler so that bundling stays fast.
+ * Each test file synthesises once per configuration, in beforeAll.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { deploymentOptionsFrom, type DeploymentOptions } from '../../lib/deployment-options';
+import { DequeueStack } from '../../lib/dequeue-stack';
+
+export const FIXTURE_ENTRY = fileURLToPath(new URL('./fixtures/handler.ts', import.meta.url));
+const CDK_JSON = fileURLToPath(new URL('../../cdk.json', import.meta.url));
+
+/** The context block of cdk.json: the same feature flags as `cdk synth`. */
+export function cdkJsonContext(): Record<string, unknown> {
+  return JSON.parse(readFileSync(CDK_JSON, 'utf8')).context;
+}
+
+export interface SynthesisedDequeue {
+  readonly app: App;
+  readonly stack: DequeueStack;
+  readonly options: DeploymentOptions;
+  readonly template: Template;
+  /** Directory of the cloud assembly (holds the bundled asset). */
+  readonly outdir: string;
+  /** Removes the cloud assembly. */
+  dispose(): void;
+}
+
+export function synthDequeue(
+  context: Record<string, unknown> = {},
+  settings: { readonly nag?: boolean } = {},
+): SynthesisedDequeue {
+  const outdir = mkdtempSync(join(tmpdir(), 'dequeue-cdk-'));
+  const app = new App({ outdir, context: { ...cdkJsonContext(), ...context } });
+  if (settings.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const options = deploymentOptionsFrom(
+    (key) => app.node.tryGetContext(key),
+    Object.keys(app.node.getAllContext()),
+  );
+  const stack = new DequeueStack(app, options.stackName, { options, entry: FIXTURE_ENTRY });
+  app.synth();
+  return {
+    app,
+    stack,
+    options,
+    template: Template.fromStack(stack),
+    outdir,
+    dispose: () => rmSync(outdir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A CloudFormation value as readable text: `{Ref: X}` becomes `${X}`, `{Fn::GetAtt: [X, Arn]}`
+ * becomes `${X.Arn}` and `Fn::Join` is joined, so ARNs can be compared as whole strings.
+ */
+export function cfnText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object') {
+    const v = value as Record<string, unknown>;
+    if ('Ref' in v) return `\${${v.Ref as string}}`;
+    if ('Fn::GetAtt' in v) return `\${${(v['Fn::GetAtt'] as string[]).join('.')}}`;
+    if ('Fn::Join' in v) {
+      const [separator, parts] = v['Fn::Join'] as [string, unknown[]];
+      return parts.map(cfnText).join(separator);
+    }
+  }
+  throw new Error(`cfnText: cannot render ${JSON.stringify(value)}`);
+}
+
+/** The one resource of a type, failing when there is not exactly one. */
+export function onlyResource(template: Template, type: string, props: object = {}): { id: string; resource: any } {
+  const found = Object.entries(template.findResources(type, props));
+  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
+  const [id, resource] = found[0]!;
+  return { id, resource };
+}
