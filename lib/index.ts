@@ -1,0 +1,13 @@
+/**
+ * What another CDK app imports: the ReleaseSignaller construct and its parts.
+ * `import { ReleaseSignaller } from 'dequeue/lib'` (or a relative path to this folder).
+ */
+export { ReleaseSignaller, type ReleaseSignallerProps } from './release-signaller';
+export { ReleaseSignallerPropsError } from './release-signaller-checks';
+export { StaticEgress, type StaticEgressProps } from './static-egress';
+export { ReleaseSchedule, SCHEDULED_EVENT, type ReleaseScheduleProps } from './release-schedule';
+export { SignallerAlarms, TARGET_FAILURES_METRIC, type SignallerAlarmsProps } from './signaller-alarms';
+export { grantSignallerAccess, type SignallerAccess } from './signaller-permissions';
+export { lambdaBundle, lambdaEsbuildOptions, LAMBDA_NODE_MAJOR } from './bundling';
+export { DequeueStack, type DequeueStackProps } from './dequeue-stack';
+export { deploymentOptionsFrom, DeploymentOptionsError, type DeploymentOptions } from './deployment-options';
