@@ -208,6 +208,8 @@ async function main(): Promise<void> {
     }),
   );
   const samples = new Map<string, Sample[]>();
+  /** The CLI's start-up alone (`--help`: no network), to separate it from the dialogue. */
+  const startups: number[] = [];
   const key = (s: number, c: number) => `${s}/${c}`;
   try {
     // One warm-up round, not recorded: first-use costs (tsx's cache, fetchmail's page cache).
@@ -218,6 +220,11 @@ async function main(): Promise<void> {
           const sample = await measure(client, rig.proxy, work);
           samples.set(key(s, c), [...(samples.get(key(s, c)) ?? []), sample]);
         }
+      }
+      if (!values['skip-cli']) {
+        const started = performance.now();
+        await runProcess(process.execPath, [CLI, '--help']);
+        startups.push(performance.now() - started);
       }
       process.stderr.write(`run ${run + 1}/${RUNS} done\n`);
     }
@@ -274,6 +281,9 @@ async function main(): Promise<void> {
       line += `; commands sent: dequeue ${commandsOf(ours[0]!.trace.clientLines).length}, fetchmail ${commandsOf(fm[0]!.trace.clientLines).length}`;
     }
     lines.push(`- ${line}.`);
+  }
+  if (startups.length) {
+    lines.push(`- The CLI's start-up alone (\`node bin/dequeue.js --help\`, spawn to exit, no network): median ${median(startups).toFixed(0)} ms.`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
