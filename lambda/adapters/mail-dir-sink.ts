@@ -29,6 +29,8 @@ export interface MailDirSinkOptions {
 
 const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_STALE_AFTER_MS = 24 * 60 * 60_000;
+/** One writev carries at most this much: the disk gets large writes, the queue drains steadily. */
+const MAX_BATCH_BYTES = 1024 * 1024;
 
 export function createMailDirSink(root: string, options: MailDirSinkOptions = {}): MailSink {
   const highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
@@ -108,6 +110,8 @@ class MailDirDraft implements MessageDraft {
   private queued = 0;
   private bytes = 0;
   private flushing: Promise<void> | null = null;
+  /** Writers waiting for the queue to fall back under highWater. */
+  private waiters: (() => void)[] = [];
   private failure: DequeueError | null = null;
   private fileOpen = true;
   private committing: Promise<StoredMessage> | null = null;
@@ -130,15 +134,17 @@ class MailDirDraft implements MessageDraft {
     this.json = join(dir, `${id}.json`);
   }
 
-  write(chunk: Buffer): Promise<void> {
+  write(chunks: readonly Buffer[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.committing || this.abortRequested) return Promise.reject(new Error('write after commit or abort'));
-    this.queue.push(chunk);
-    this.queued += chunk.length;
-    this.bytes += chunk.length;
+    for (const chunk of chunks) {
+      this.queue.push(chunk);
+      this.queued += chunk.length;
+      this.bytes += chunk.length;
+    }
     this.flushing ??= this.flush();
     if (this.queued <= this.highWater) return RESOLVED;
-    return this.flushing.then(() => {
+    return new Promise<void>((resolve) => this.waiters.push(resolve)).then(() => {
       if (this.failure) throw this.failure;
     });
   }
@@ -165,21 +171,32 @@ class MailDirDraft implements MessageDraft {
     if (withdrawn) await fsyncDir(this.dir).catch(() => undefined);
   }
 
-  /** Writes queued chunks in batches until the queue is empty; never rejects (sets failure). */
+  /**
+   * Writes queued chunks, up to MAX_BATCH_BYTES per writev, until the queue is empty; a waiting
+   * writer goes on as soon as the queue is under highWater again, so the socket and the disk
+   * work at the same time. Never rejects (sets failure).
+   */
   private async flush(): Promise<void> {
     try {
       while (this.queue.length && !this.failure) {
-        const batch = this.queue;
-        const size = this.queued;
-        this.queue = [];
+        let size = 0;
+        let count = 0;
+        while (count < this.queue.length && size < MAX_BATCH_BYTES) size += this.queue[count++]!.length;
+        const batch = this.queue.splice(0, count);
         await writeAll(this.file, batch);
         this.queued -= size;
+        if (this.queued <= this.highWater) this.release();
       }
     } catch (e) {
       this.failure = storeError(this.envelope.id, this.dir, e);
     } finally {
       this.flushing = null;
+      this.release();
     }
+  }
+
+  private release(): void {
+    for (const wake of this.waiters.splice(0)) wake();
   }
 
   private checkpoint(): void {

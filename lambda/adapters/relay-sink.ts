@@ -70,9 +70,9 @@ class RelayDraft implements MessageDraft {
     private readonly archived: MessageDraft | null,
   ) {}
 
-  async write(chunk: Buffer): Promise<void> {
-    if (this.archived) await Promise.all([this.archived.write(chunk), this.relayed.write(chunk)]);
-    else await this.relayed.write(chunk);
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    if (this.archived) await Promise.all([this.archived.write(chunks), this.relayed.write(chunks)]);
+    else await this.relayed.write(chunks);
   }
 
   async commit(): Promise<StoredMessage> {
@@ -151,10 +151,14 @@ class RelayedMessage {
     }
   }
 
-  async write(chunk: Buffer): Promise<void> {
-    this.bytes += chunk.length;
+  async write(chunks: readonly Buffer[]): Promise<void> {
     let flowing = true;
-    for (const piece of this.stuffer.push(chunk)) flowing = this.socket.write(piece) && flowing;
+    this.socket.cork();
+    for (const chunk of chunks) {
+      this.bytes += chunk.length;
+      for (const piece of this.stuffer.push(chunk)) flowing = this.socket.write(piece) && flowing;
+    }
+    this.socket.uncork();
     if (!flowing) await this.drained();
   }
 

@@ -26,14 +26,14 @@ export interface S3MailSinkOptions {
   readonly bucket: string;
   /** Key prefix; default `mail/` (DEQUEUE_MAIL_PREFIX). */
   readonly prefix?: string;
-  /** Multipart part size; default 8 MiB (S3's minimum is 5 MiB). */
+  /** Multipart part size; default 5 MiB, S3's minimum (memory over speed: mail is rarely large). */
   readonly partSize?: number;
   /** Parts uploaded at once; default 4. Memory is about (queueSize + 1) x partSize. */
   readonly queueSize?: number;
 }
 
 export const DEFAULT_MAIL_PREFIX = 'mail/';
-const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 4;
 /** What the body stream holds before a write waits for the uploader. */
 const BODY_HIGH_WATER = 1024 * 1024;
@@ -92,10 +92,14 @@ class S3Draft implements MessageDraft {
     });
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  async write(chunks: readonly Buffer[]): Promise<void> {
     if (this.failure) throw this.failure;
-    this.bytes += chunk.length;
-    if (this.body.write(chunk)) return;
+    let flowing = true;
+    for (const chunk of chunks) {
+      this.bytes += chunk.length;
+      flowing = this.body.write(chunk) && flowing;
+    }
+    if (flowing) return;
     // Wait for the uploader to take more, or for the upload to fail (then nothing drains).
     if (this.body.destroyed) throw this.failure ?? new DequeueError('temporary', `message ${this.envelope.id} was aborted`);
     await new Promise<void>((resolve) => {

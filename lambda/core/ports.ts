@@ -130,10 +130,12 @@ export interface MailSink {
 
 export interface MessageDraft {
   /**
-   * Append bytes. Resolves when the sink can take more (backpressure); the chunk must not be
-   * modified afterwards. Rejects when the sink failed; the draft is then only good for abort().
+   * Append the next pieces of the message, in order: a writev, so the session hands over the
+   * slices between stuffed dots without joining them. Resolves when the sink can take more
+   * (backpressure); the buffers must not be modified afterwards. Rejects when the sink failed;
+   * the draft is then only good for abort().
    */
-  write(chunk: Buffer): Promise<void>;
+  write(chunks: readonly Buffer[]): Promise<void>;
   /** Make the message and its envelope durable and visible, all or nothing. */
   commit(): Promise<StoredMessage>;
   /**

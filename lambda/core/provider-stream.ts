@@ -1,20 +1,26 @@
 /**
- * What the provider sends us after the ATRN turn, pulled one piece at a time: command lines
- * (capped) and raw chunks for DATA. Pulling rather than being pushed is what bounds memory: the
- * socket is only read when the session is ready for more, so a slow sink slows the provider
- * (TCP backpressure) instead of filling a buffer.
+ * What the provider sends us after the ATRN turn, taken one piece at a time: command lines
+ * (capped) and raw chunks for DATA.
  *
- * Every read takes an epoch-ms bound; passing it rejects with TimeoutError. The socket arrives in
- * whatever mode the signal session left it; listening for 'readable' puts it in paused mode
- * (node:stream), which must happen before the first await so that no byte is emitted to nobody.
+ * The socket flows into a small inbox, and is paused when the inbox holds INBOX_HIGH_WATER bytes
+ * that the session has not taken: a slow sink slows the provider (TCP backpressure) instead of
+ * filling memory, while a fast one never waits for a stop-and-start of the socket (paused-mode
+ * reads of a 16 KiB stream buffer halved the throughput here; bench/odmr-receive.ts).
+ *
+ * Every read takes an epoch-ms bound; passing it rejects with TimeoutError. The listeners are
+ * attached in the constructor, before the session awaits anything, so that no byte the socket
+ * emits after the ATRN reply goes to nobody.
  */
 import type { Socket } from 'node:net';
+import type { Alarm } from './alarm';
 import { DequeueError, ProtocolError, TimeoutError } from './errors';
 
 const LF = 0x0a;
 const CR = 0x0d;
 /** Replies are tiny; more than this unread by the provider means it stopped reading. */
 const MAX_UNSENT_REPLY_BYTES = 64 * 1024;
+/** Bytes received and not yet taken by the session before the socket is paused. */
+const INBOX_HIGH_WATER = 1024 * 1024;
 /** setTimeout cannot wait longer than 2^31-1 ms (about 24 days); longer means "no bound". */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -28,10 +34,17 @@ export class LineTooLongError extends ProtocolError {
 export class ProviderStream {
   /** Bytes read but not consumed: the ATRN leftovers, a partial command line, pipelined input. */
   private held: Buffer;
+  private readonly inbox: Buffer[] = [];
+  private inboxBytes = 0;
   private ended = false;
   private failure: DequeueError | null = null;
   private wake: (() => void) | null = null;
-  private readonly onReadable = (): void => this.notify();
+  private readonly onData = (chunk: Buffer): void => {
+    this.inbox.push(chunk);
+    this.inboxBytes += chunk.length;
+    if (this.inboxBytes >= INBOX_HIGH_WATER) this.socket.pause();
+    this.notify();
+  };
   private readonly onEnd = (): void => {
     this.ended = true;
     this.notify();
@@ -45,14 +58,16 @@ export class ProviderStream {
     private readonly socket: Socket,
     pending: Buffer,
     private readonly maxLineBytes: number,
+    private readonly alarm: Alarm,
     private readonly now: () => number = Date.now,
   ) {
     this.held = pending;
-    socket.on('readable', this.onReadable);
+    socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
     socket.on('error', this.onError);
     if (socket.readableEnded || socket.destroyed) this.ended = true;
+    socket.resume();
   }
 
   /** The next command line without its CRLF; null when the provider closed. */
@@ -122,15 +137,8 @@ export class ProviderStream {
     });
   }
 
-  /** Drop the socket at once (a broken provider). */
-  destroy(): void {
-    this.dispose();
-    this.socket.on('error', () => undefined);
-    this.socket.destroy();
-  }
-
   private dispose(): void {
-    this.socket.off('readable', this.onReadable);
+    this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
     this.socket.off('error', this.onError);
@@ -138,9 +146,13 @@ export class ProviderStream {
 
   private async readFromSocket(until: number): Promise<Buffer | null> {
     for (;;) {
-      // What arrived before a reset is still read: it may hold a complete message.
-      const chunk = this.socket.read() as Buffer | null;
-      if (chunk) return chunk;
+      // What arrived before a reset is still taken: it may hold a complete message.
+      const chunk = this.inbox.shift();
+      if (chunk) {
+        this.inboxBytes -= chunk.length;
+        if (this.inboxBytes < INBOX_HIGH_WATER && this.socket.isPaused() && !this.ended) this.socket.resume();
+        return chunk;
+      }
       if (this.failure) throw this.failure;
       if (this.ended) return null;
       await this.waitFor(until, (done) => {
@@ -159,19 +171,16 @@ export class ProviderStream {
   }
 
   /** Wait for `arm`'s event, rejecting with TimeoutError at `until`. */
-  private waitFor(until: number, arm: (done: () => void) => () => void): Promise<void> {
-    const left = until - this.now();
-    if (left <= 0) return Promise.reject(new TimeoutError('bound reached'));
-    return new Promise<void>((resolve, reject) => {
-      const disarm = arm(() => {
-        clearTimeout(timer);
-        disarm();
-        resolve();
-      });
-      const timer = setTimeout(() => {
-        disarm();
-        reject(new TimeoutError('bound reached'));
-      }, Math.min(left, MAX_TIMER_MS));
+  private async waitFor(until: number, arm: (done: () => void) => () => void): Promise<void> {
+    if (until <= this.now()) throw new TimeoutError('bound reached');
+    let disarm = (): void => undefined;
+    const event = new Promise<void>((resolve) => {
+      disarm = arm(resolve);
     });
+    try {
+      await this.alarm.within(event, until);
+    } finally {
+      disarm();
+    }
   }
 }

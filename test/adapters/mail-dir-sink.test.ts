@@ -30,7 +30,7 @@ describe('mail directory sink', () => {
     const dir = await root();
     const draft = await createMailDirSink(dir).begin(envelope('m1'));
     const data = randomBytes(3 * 1024 * 1024);
-    for (let i = 0; i < data.length; i += 65536) await draft.write(data.subarray(i, i + 65536));
+    for (let i = 0; i < data.length; i += 65536) await draft.write([data.subarray(i, i + 65536)]);
     expect(await visible(dir)).toEqual([]);
     expect(await readdir(join(dir, 'isp'))).toEqual(['.m1.eml.part']);
     const stored = await draft.commit();
@@ -45,7 +45,7 @@ describe('mail directory sink', () => {
   it('an abort before the commit leaves nothing, not even the temporary file', async () => {
     const dir = await root();
     const draft = await createMailDirSink(dir).begin(envelope('m2'));
-    await draft.write(Buffer.from('half a message'));
+    await draft.write([Buffer.from('half a message')]);
     await draft.abort();
     expect(await readdir(join(dir, 'isp'))).toEqual([]);
   });
@@ -53,7 +53,7 @@ describe('mail directory sink', () => {
   it('an abort after the commit withdraws the message (it was never acknowledged)', async () => {
     const dir = await root();
     const draft = await createMailDirSink(dir).begin(envelope('m3'));
-    await draft.write(Buffer.from('whole'));
+    await draft.write([Buffer.from('whole')]);
     await draft.commit();
     await draft.abort();
     expect(await readdir(join(dir, 'isp'))).toEqual([]);
@@ -63,8 +63,8 @@ describe('mail directory sink', () => {
     const dir = await root();
     const draft = await createMailDirSink(dir, { highWaterBytes: 1024 }).begin(envelope('m4'));
     let settled = false;
-    const first = draft.write(Buffer.alloc(512));
-    const second = draft.write(Buffer.alloc(4096));
+    const first = draft.write([Buffer.alloc(512)]);
+    const second = draft.write([Buffer.alloc(2048), Buffer.alloc(2048)]);
     void second.then(() => (settled = true));
     await first;
     expect(settled).toBe(false);

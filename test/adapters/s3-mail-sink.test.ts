@@ -45,7 +45,7 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
   async function store(id: string, data: Buffer, piece = 64 * 1024) {
     const sink = createS3MailSink({ client: s3, bucket, partSize: 5 * MiB, queueSize: 2 });
     const draft = await sink.begin(envelope(id));
-    for (let i = 0; i < data.length; i += piece) await draft.write(data.subarray(i, i + piece));
+    for (let i = 0; i < data.length; i += piece) await draft.write([data.subarray(i, i + piece)]);
     return { draft, stored: await draft.commit() };
   }
 
@@ -71,7 +71,7 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
     const sink = createS3MailSink({ client: s3, bucket, partSize: 5 * MiB, queueSize: 2 });
     const draft = await sink.begin(envelope('cut'));
     const data = randomBytes(11 * MiB);
-    for (let i = 0; i < data.length; i += MiB) await draft.write(data.subarray(i, i + MiB));
+    for (let i = 0; i < data.length; i += MiB) await draft.write([data.subarray(i, i + MiB)]);
     for (let wait = 0; wait < 50 && (await uploadsInProgress()).length === 0; wait++) await new Promise((r) => setTimeout(r, 100));
     expect(await uploadsInProgress(), 'the multipart upload had begun').toHaveLength(1);
     await draft.abort();
@@ -89,7 +89,7 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
   it('a missing bucket fails the message (temporary: the provider keeps it), leaving nothing', async () => {
     const sink = createS3MailSink({ client: s3, bucket: 'no-such-bucket', partSize: 5 * MiB, queueSize: 1 });
     const draft = await sink.begin(envelope('x'));
-    await draft.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    await draft.write([Buffer.from('Subject: x\r\n\r\nbody\r\n')]);
     await expect(draft.commit()).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/no-such-bucket/) });
     await draft.abort();
     expect(await keys()).toEqual([]);

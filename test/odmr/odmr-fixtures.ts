@@ -89,10 +89,10 @@ export function failingSink(inner: MailSink, fail: { atMessage: number; when: 'b
       if (n !== fail.atMessage) return draft;
       let written = 0;
       return {
-        async write(chunk: Buffer) {
-          written += chunk.length;
+        async write(chunks: readonly Buffer[]) {
+          for (const chunk of chunks) written += chunk.length;
           if (fail.when === 'write' && written > 1000) throw boom();
-          return draft.write(chunk);
+          return draft.write(chunks);
         },
         async commit(): Promise<StoredMessage> {
           if (fail.when === 'commit') throw boom();

@@ -18,6 +18,8 @@ export interface HeldMessage {
   readonly to: readonly string[];
   /** The message text as held (before dot-stuffing), CRLF line ends. */
   readonly text: Buffer;
+  /** The text already dot-stuffed with its final dot (benchmarks prepare it once). */
+  readonly wire?: Buffer;
 }
 
 export interface DataFault {
@@ -220,7 +222,7 @@ export class AtrnProvider {
       if (attempt > 0 && o.pauseBeforeMessageMs) await new Promise((r) => setTimeout(r, o.pauseBeforeMessageMs));
       const item = this.queue[0]!;
       const { message } = item;
-      const stuffed = stuff(message.text);
+      const stuffed = message.wire ?? stuff(message.text);
       const size = o.declareSize && sizeAdvertised ? ` SIZE=${message.text.length}` : '';
       const rcpts = message.to.map((to) => `RCPT TO:<${to}>\r\n`);
       let accepted: string[] = [];
@@ -318,7 +320,7 @@ export class AtrnProvider {
 }
 
 /** Write in pieces, waiting for drain; false when the socket went away meanwhile. */
-async function writeSlowly(socket: Socket, data: Buffer, piece: number): Promise<boolean> {
+export async function writeSlowly(socket: Socket, data: Buffer, piece: number): Promise<boolean> {
   for (let i = 0; i < data.length; i += piece) {
     if (socket.destroyed || !socket.writable) return false;
     if (!socket.write(data.subarray(i, i + piece))) {

@@ -1,0 +1,224 @@
+/**
+ * Receiving held mail after ATRN: throughput and peak memory.
+ *
+ *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1]
+ *
+ * Two loads, each through the whole path (ATRN on loopback to the in-process provider of
+ * test/peers/atrn-provider.ts, the reversed session, the sink): one 50 MB message, and 1,000
+ * messages of 50 KB. Into the mail directory (fsync and rename per message) and into S3
+ * (moto_server, when installed). Beside them, a raw loopback socket copy of the same bytes, the
+ * dot-stuffed wire of every message back to back, read and dropped: what the machine can move
+ * at all, measured in the same run.
+ *
+ * Each case runs in a child process of its own (the provider stays in this one), so the peak
+ * RSS (`process.resourceUsage().maxRSS`) is the receiver's alone: node, tsx, the session and
+ * the sink. Throughput is message bytes over the wall time of the child's work (connect to the
+ * end of the session; node's start-up excluded); the median of the runs is shown, the peak RSS
+ * is the highest of the runs. It prints a markdown table headed by the command; it asserts
+ * nothing (docs/odmr.md records a run).
+ */
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+const SELF = fileURLToPath(import.meta.url);
+const MB = 1_000_000;
+
+type Sink = 'raw' | 'dir' | 's3';
+interface ChildSpec {
+  readonly sink: Sink;
+  readonly port: number;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly dir?: string;
+  readonly s3?: { endpoint: string; bucket: string };
+}
+interface ChildResult {
+  readonly ms: number;
+  readonly bytes: number;
+  readonly stored: number;
+  readonly startRssMiB: number;
+  readonly peakRssMiB: number;
+  readonly error: string | null;
+}
+
+/** The receiving side: imports only what the case needs, so its RSS is the receiver's. */
+async function child(spec: ChildSpec): Promise<ChildResult> {
+  const startRssMiB = process.memoryUsage().rss / 2 ** 20;
+  const peak = () => peakRssMiB();
+  if (spec.sink === 'raw') {
+    const started = performance.now();
+    const bytes = await new Promise<number>((resolve, reject) => {
+      let n = 0;
+      const socket = connect(spec.port, '127.0.0.1');
+      socket.on('data', (chunk: Buffer) => (n += chunk.length));
+      socket.on('end', () => resolve(n));
+      socket.on('error', reject);
+    });
+    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), error: null };
+  }
+  const { parseTarget } = await import('../lambda/core/config');
+  const { createMailReceiver } = await import('../lambda/core/reversed-session');
+  const { releaseSignal } = await import('../lambda/core/signal-session');
+  let sink;
+  if (spec.sink === 'dir') {
+    const { createMailDirSink } = await import('../lambda/adapters/mail-dir-sink');
+    sink = createMailDirSink(spec.dir!);
+  } else {
+    const { createS3MailSink } = await import('../lambda/adapters/s3-mail-sink');
+    const client = new S3Client({ endpoint: spec.s3!.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+    sink = createS3MailSink({ client, bucket: spec.s3!.bucket });
+  }
+  const target = parseTarget({ name: 'bench', host: '127.0.0.1', port: spec.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 60 }, 'bench');
+  const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
+  const started = performance.now();
+  const report = await releaseSignal(target, {}, { credentials, helloName: 'mx.bench.test', receiver: createMailReceiver(sink) });
+  const ms = performance.now() - started;
+  return { ms, bytes: spec.bytes, stored: report.messages, startRssMiB, peakRssMiB: peak(), error: report.error?.message ?? null };
+}
+
+async function parent(): Promise<void> {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { runs: { type: 'string', default: '3' }, 's3-runs': { type: 'string', default: '1' } } });
+  const runs = Number(values.runs);
+  const s3Runs = Number(values['s3-runs']);
+  const { AtrnProvider, stuff, writeSlowly } = await import('../test/peers/atrn-provider');
+  const { findMotoServer, startMotoServer } = await import('../test/peers/moto-server');
+
+  const loads = [
+    { name: '1 x 50 MB', messages: makeMessages(1, 50 * MB) },
+    { name: '1,000 x 50 KB', messages: makeMessages(1000, 50_000) },
+  ].map((load) => {
+    const held = load.messages.map((text, i) => ({ from: `s${i}@origin.test`, to: [`u${i}@customer.test`], text, wire: stuff(text) }));
+    return { ...load, held, bytes: load.messages.reduce((n, m) => n + m.length, 0), wire: Buffer.concat(held.map((h) => h.wire)) };
+  });
+
+  const moto = findMotoServer() ? await startMotoServer() : null;
+  const s3 = moto ? new S3Client({ ...moto.clientConfig, forcePathStyle: true }) : null;
+  const rows: string[] = [];
+  try {
+    for (const load of loads) {
+      const sinks: Sink[] = ['raw', 'dir', ...(moto ? (['s3'] as const) : [])];
+      const results = new Map<Sink, ChildResult[]>(sinks.map((sink) => [sink, []]));
+      // Runs interleaved (raw, dir, s3, raw, dir, ...) so that machine noise hits every case alike.
+      for (let run = 0; run < Math.max(runs, s3Runs); run++) {
+        for (const sink of sinks) {
+          if (run >= (sink === 's3' ? s3Runs : runs)) continue;
+          const list = results.get(sink)!;
+          if (sink === 'raw') {
+            const server = createServer((socket) => {
+              socket.on('error', () => undefined);
+              void writeSlowly(socket, load.wire, 64 * 1024).then(() => socket.end());
+            });
+            await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+            list.push(await runChild({ sink, port: (server.address() as AddressInfo).port, messages: load.held.length, bytes: load.bytes }));
+            server.close();
+            continue;
+          }
+          const provider = await new AtrnProvider({ queue: load.held }).start();
+          const dir = sink === 'dir' ? await mkdtemp(join(tmpdir(), 'dequeue-bench-')) : undefined;
+          let s3Spec;
+          if (sink === 's3') {
+            const bucket = `bench-${Date.now()}-${run}`;
+            await s3!.send(new CreateBucketCommand({ Bucket: bucket }));
+            s3Spec = { endpoint: moto!.endpoint, bucket };
+          }
+          try {
+            list.push(await runChild({ sink, port: provider.port, messages: load.held.length, bytes: load.bytes, dir, s3: s3Spec }));
+          } finally {
+            await provider.stop();
+            if (dir) await rm(dir, { recursive: true, force: true });
+          }
+        }
+      }
+      const raw = median(results.get('raw')!.map(rate));
+      for (const [sink, list] of results) {
+        const mbps = median(list.map(rate));
+        const failed = list.find((r) => r.error || r.stored !== load.held.length);
+        rows.push(
+          `| ${load.name} | ${LABEL[sink]} | ${mbps.toFixed(0)} | ${sink === 'raw' ? '1.00' : (mbps / raw).toFixed(2)} | ` +
+            `${Math.max(...list.map((r) => r.peakRssMiB)).toFixed(0)} | ${median(list.map((r) => r.startRssMiB)).toFixed(0)} | ${list.length} |` +
+            (failed ? ` ${failed.stored} stored: ${failed.error ?? 'short'} |` : ' |'),
+        );
+      }
+    }
+  } finally {
+    s3?.destroy();
+    await moto?.stop();
+  }
+
+  const cpu = cpus();
+  console.log(`\`npx tsx bench/odmr-receive.ts --runs ${runs} --s3-runs ${s3Runs}\``);
+  console.log('');
+  console.log(`node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, mail directory under ${tmpdir()}${moto ? ', S3 = moto_server on loopback' : ', moto_server missing: no S3 rows'}`);
+  console.log('');
+  console.log('| load | into | MB/s (median) | x raw copy | peak RSS MiB | RSS at start MiB | runs | notes |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---|');
+  for (const row of rows) console.log(row);
+}
+
+/**
+ * The peak RSS of this process: VmHWM from /proc (Linux). Not resourceUsage().maxRSS: Linux keeps
+ * ru_maxrss across fork and exec, so a child would report its parent's peak when that is larger.
+ */
+function peakRssMiB(): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb) return Number(kb) / 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+const LABEL: Record<Sink, string> = { raw: 'raw loopback socket copy', dir: 'mail directory (--mail-dir)', s3: 'S3 (moto_server)' };
+
+const rate = (r: ChildResult) => r.bytes / MB / (r.ms / 1000);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+async function runChild(spec: ChildSpec): Promise<ChildResult> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', SELF, '--child', JSON.stringify(spec)], {
+    maxBuffer: 1024 * 1024, timeout: 600_000,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult;
+}
+
+/** Mail-like text: headers, then 76-column base64 lines, a few of them starting with a dot. */
+function makeMessages(count: number, size: number): Buffer[] {
+  const line = (i: number) => (i % 97 === 0 ? '.' : '') + randomBytes(57).toString('base64') + '\r\n';
+  const body: string[] = [];
+  let length = 0;
+  for (let i = 0; length < size - 200; i++) {
+    const l = line(i);
+    body.push(l);
+    length += l.length;
+  }
+  const shared = Buffer.from(body.join(''), 'latin1');
+  return Array.from({ length: count }, (_, i) => {
+    const head = Buffer.from(`Message-ID: <${i}.bench@origin.test>\r\nSubject: bench ${i}\r\n\r\n`, 'latin1');
+    return Buffer.concat([head, shared.subarray(0, Math.max(0, size - head.length))]);
+  });
+}
+
+// Last, so that every declaration above is initialised before the top-level await runs.
+if (process.argv[2] === '--child') {
+  void child(JSON.parse(process.argv[3]!) as ChildSpec).then(
+    (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+    (e: unknown) => {
+      process.stderr.write(`${(e as Error).stack}\n`);
+      process.exitCode = 1;
+    },
+  );
+} else {
+  await parent();
+}
