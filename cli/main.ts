@@ -4,13 +4,15 @@
  * names, every secret a due target needs, and a --mail-dir for ATRN targets.
  */
 import { readFile } from 'node:fs/promises';
-import { parseConfigDocument, parseJsonText, verbOf, type ConfigDocument, type Target } from '../lambda/core/config';
+import { parseConfigDocument, parseJsonText, verbOf, type ConfigDocument, type Settings, type Target } from '../lambda/core/config';
 import { ConfigError, DequeueError } from '../lambda/core/errors';
 import type { CycleCounter, MailReceiver, Transcript } from '../lambda/core/ports';
 import { isFailure, type Outcome, type TargetResult } from '../lambda/core/result';
 import { runCycle } from '../lambda/core/run-cycle';
 import { SecretsFile } from '../lambda/adapters/local-secrets-file';
 import { MemoryCounter, StateFile } from '../lambda/adapters/local-state-file';
+import { openMailDir } from '../lambda/adapters/mail-dir-sink';
+import { mailReceiverFor } from '../lambda/adapters/relay-sink';
 import { parseCli, UsageError, USAGE, type CliOptions } from './args';
 import { resultBlock } from './result-lines';
 
@@ -19,11 +21,16 @@ export interface CliIo {
   readonly stderr: { write(text: string): unknown };
   /** Extra trusted CA (PEM) for provider certificates; tests use it. */
   readonly tlsCa?: string;
-  /** Opens the mail store for --mail-dir (ATRN). */
-  readonly openMailDir?: (dir: string) => Promise<MailReceiver>;
+  /** Opens the mail store for --mail-dir (ATRN), with the limits and relay of settings.mail. */
+  readonly openMailDir?: (dir: string, settings: Settings) => Promise<MailReceiver>;
 }
 
-const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
+const processIo: CliIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
+  openMailDir: async (dir, settings) => mailReceiverFor(await openMailDir(dir), settings)!,
+};
 
 /** Run the CLI; resolves to the exit status. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
@@ -112,7 +119,7 @@ async function prepare(options: CliOptions, io: CliIo) {
   if (atrn && !options.dryRun) {
     if (!options.mailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'ATRN pulls mail: give --mail-dir DIR to store it');
     if (!io.openMailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'this build cannot store mail for ATRN');
-    receiver = await io.openMailDir(options.mailDir);
+    receiver = await io.openMailDir(options.mailDir, config.settings);
   }
 
   let counter: CycleCounter;

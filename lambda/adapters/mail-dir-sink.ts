@@ -14,10 +14,11 @@
  * while the session keeps reading; the queue is capped (highWaterBytes) and a full queue makes
  * the session wait, which makes the provider wait (TCP backpressure).
  */
-import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { envelopeJson } from '../core/envelope-record';
-import { DequeueError } from '../core/errors';
+import { ConfigError, DequeueError } from '../core/errors';
 import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
 
 export interface MailDirSinkOptions {
@@ -31,6 +32,20 @@ const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_STALE_AFTER_MS = 24 * 60 * 60_000;
 /** One writev carries at most this much: the disk gets large writes, the queue drains steadily. */
 const MAX_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * The CLI's `--mail-dir`, checked before anything is sent: created if missing, and writable, or
+ * a ConfigError naming it (exit status 2, SPEC "Command line").
+ */
+export async function openMailDir(root: string, options: MailDirSinkOptions = {}): Promise<MailSink> {
+  try {
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    await access(root, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
+  return createMailDirSink(root, options);
+}
 
 export function createMailDirSink(root: string, options: MailDirSinkOptions = {}): MailSink {
   const highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
