@@ -13,15 +13,18 @@
  * reports the error (see docs/lambda.md), and the next scheduled cycle is the retry.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
+import { mailReceiverFor } from './adapters/relay-sink';
+import { createS3MailSink } from './adapters/s3-mail-sink';
 import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
 import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
 import { asDequeueError, type DequeueError } from './core/errors';
 import { outcomeOfError } from './core/outcome';
-import type { ConfigSource, Credentials, CycleCounter, LoadedConfig, MailReceiver } from './core/ports';
+import type { ConfigSource, Credentials, CycleCounter, LoadedConfig, MailReceiver, MailSink } from './core/ports';
 import type { CycleResult, TargetResult } from './core/result';
 import { runCycle } from './core/run-cycle';
 import { readEnvironment } from './environment';
@@ -36,10 +39,13 @@ export interface HandlerDeps {
   readonly credentials: Credentials;
   readonly counter: CycleCounter;
   /**
-   * Stores mail pulled after ATRN (RFC 2645). Without it ATRN targets end `config-error`.
-   * The S3 receiver (DEQUEUE_MAIL_BUCKET, DEQUEUE_MAIL_PREFIX) plugs in here, in depsFromEnvironment.
+   * Serves mail pulled after ATRN (RFC 2645) as given; tests may plug one in. Without it, one is
+   * made per invocation from `mailStore` and settings.mail (docs/odmr.md); without either (and
+   * without a relay) ATRN targets end `config-error`.
    */
   readonly receiver?: MailReceiver;
+  /** Where ATRN mail is stored: S3 (DEQUEUE_MAIL_BUCKET, DEQUEUE_MAIL_PREFIX). */
+  readonly mailStore?: MailSink;
   readonly observability: Observability;
   /** Time kept back from getRemainingTimeInMillis() for reporting. Default 5 s. */
   readonly safetyMarginMs?: number;
@@ -77,8 +83,9 @@ export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettin
     config: new SsmConfigSource(new SSMClient(options), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
     credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), { allowedPrefix: settings.secretPrefix }),
     counter: new DynamoDbCycleCounter(new DynamoDBClient(options), { tableName: settings.counterTable }),
-    // ODMR: receiver: an S3 MailReceiver for settings.mailBucket / settings.mailPrefix.
-    receiver: undefined,
+    mailStore: settings.mailBucket
+      ? createS3MailSink({ client: new S3Client(options), bucket: settings.mailBucket, prefix: settings.mailPrefix })
+      : undefined,
     observability: createObservability(env),
   };
 }
@@ -123,7 +130,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
         result = await runCycle(config, { ...parsed.request, deadline }, {
           credentials: deps.credentials,
           counter,
-          receiver: deps.receiver,
+          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa),
           helloName: config.settings.helloName,
           tlsCa: deps.tlsCa,
           now: deps.now,
