@@ -269,7 +269,7 @@ function procInfo(pid: number): ProcInfo | undefined {
 }
 
 /** Alive = exists and is not a zombie (on this machine PID 1 reaps orphans only lazily). */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   const info = procInfo(pid);
   return info !== undefined && info.state !== 'Z' && info.state !== 'X';
 }
