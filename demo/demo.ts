@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { main } from '../cli/main';
 import { ScriptedProvider } from '../test/peers/scripted-provider';
+import { readdir, readFile } from 'node:fs/promises';
+import { ACCOUNT, AtrnProvider } from '../test/peers/atrn-provider';
 
 const say = (text: string) => process.stderr.write(`\n== ${text}\n`);
 
@@ -104,12 +106,54 @@ async function demo(): Promise<number> {
     say('The provider releases the held mail to your MX (a new connection, as ETRN works):');
     const message = await Promise.race([delivered, new Promise<string>((_, no) => setTimeout(() => no(new Error('no delivery within 10 s')), 10_000))]);
     process.stderr.write(message.split('\r\n').map((l) => `   | ${l}`).join('\n'));
-    say(`Done: exit status ${status}.`);
-    return status;
+    const atrnStatus = await atrnDemo(work);
+    say(`Done: exit status ${Math.max(status, atrnStatus)}.`);
+    return Math.max(status, atrnStatus);
   } finally {
     await provider.stop();
     await new Promise<void>((r) => customerMx.close(() => r()));
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part two, ODMR (RFC 2645, docs/odmr.md): ATRN turns the same connection around, the provider
+// delivers to dequeue itself, and each message is stored in --mail-dir before it is acknowledged.
+// ---------------------------------------------------------------------------------------------
+async function atrnDemo(work: string): Promise<number> {
+  const held = (n: number, subject: string) => ({
+    from: 'carol@sender.example',
+    to: ['bob@customer.test'],
+    text: Buffer.from(`From: carol@sender.example\r\nTo: bob@customer.test\r\nSubject: ${subject}\r\nMessage-ID: <odmr-${n}@provider.test>\r\n\r\nHeld at an ODMR provider; pulled with ATRN.\r\n.a line that starts with a dot survives\r\n`),
+  });
+  const provider = await new AtrnProvider({ queue: [held(1, 'first of two'), held(2, 'second of two')] }).start();
+  try {
+    const config = join(work, 'odmr.json');
+    const secrets = join(work, 'odmr-secrets.json');
+    const mailDir = join(work, 'mail');
+    await writeFile(config, JSON.stringify({
+      settings: { helloName: 'mx.customer.test', mail: { maxMessageBytes: 10485760 } },
+      targets: [{ name: 'odmr-provider', host: '127.0.0.1', port: provider.port, tls: 'none', auth: { secretId: 'odmr-account' }, command: 'ATRN' }],
+    }, null, 2));
+    await writeFile(secrets, JSON.stringify({ 'odmr-account': ACCOUNT }));
+
+    say(`Part two, ODMR: a provider on 127.0.0.1:${provider.port} holds 2 messages and speaks ATRN (RFC 2645)`);
+    say(`dequeue --config ${config} --secrets ${secrets} --mail-dir ${mailDir} --verbose`);
+    const status = await main(['--config', config, '--secrets', secrets, '--mail-dir', mailDir, '--verbose']);
+
+    const dir = join(mailDir, 'odmr-provider');
+    const files = (await readdir(dir)).sort();
+    say(`Stored in ${dir}, one .eml per message with its .json envelope beside it:`);
+    process.stderr.write(files.map((f) => `   ${f}`).join('\n'));
+    const first = files.find((f) => f.endsWith('.eml'));
+    if (first) {
+      say(`${first}:`);
+      process.stderr.write((await readFile(join(dir, first), 'latin1')).split('\r\n').map((l) => `   | ${l}`).join('\n'));
+    }
+    say(`The provider's queue is now ${provider.waiting.length === 0 ? 'empty' : `still ${provider.waiting.length} message(s)`}.`);
+    return status;
+  } finally {
+    await provider.stop();
   }
 }
 
