@@ -20,7 +20,7 @@ const CR = 0x0d;
 /** Replies are tiny; more than this unread by the provider means it stopped reading. */
 const MAX_UNSENT_REPLY_BYTES = 64 * 1024;
 /** Bytes received and not yet taken by the session before the socket is paused. */
-const INBOX_HIGH_WATER = 1024 * 1024;
+export const INBOX_HIGH_WATER = 1024 * 1024;
 /** setTimeout cannot wait longer than 2^31-1 ms (about 24 days); longer means "no bound". */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -98,6 +98,11 @@ export class ProviderStream {
       return chunk;
     }
     return this.readFromSocket(until);
+  }
+
+  /** Bytes received and not yet taken (what this stream holds in memory). */
+  get bufferedBytes(): number {
+    return this.inboxBytes + this.held.length;
   }
 
   /** Put bytes back: what followed the end of DATA is read as commands again. */

@@ -1,0 +1,110 @@
+/**
+ * The reversed session's own edges, on a bare socket pair (no signal session): bytes handed over
+ * with the turn, the deadline's extremes, the inbox cap, and the one-timer Alarm.
+ */
+import { createServer, connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Alarm } from '../../lambda/core/alarm';
+import { TimeoutError } from '../../lambda/core/errors';
+import type { MailSink, ReversedTurn } from '../../lambda/core/ports';
+import { INBOX_HIGH_WATER, ProviderStream } from '../../lambda/core/provider-stream';
+import { createMailReceiver } from '../../lambda/core/reversed-session';
+import { atrnTarget } from './odmr-fixtures';
+
+const sockets: Socket[] = [];
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.destroy();
+});
+
+/** Two ends of one loopback connection: ours (the customer) and the provider's. */
+async function pair(): Promise<{ ours: Socket; theirs: Socket }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const theirs = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const ours = await accepted;
+  server.close();
+  sockets.push(ours, theirs);
+  return { ours, theirs };
+}
+
+const memorySink = (): MailSink & { messages: Buffer[] } => {
+  const messages: Buffer[] = [];
+  return {
+    messages,
+    async begin() {
+      const parts: Buffer[] = [];
+      return {
+        write: async (chunks) => void parts.push(...chunks),
+        commit: async () => {
+          messages.push(Buffer.concat(parts));
+          return { id: 'm', location: 'memory', bytes: 0 };
+        },
+        abort: async () => undefined,
+      };
+    },
+  };
+};
+
+function turn(socket: Socket, pending: string, deadline: number, lines: string[] = []): ReversedTurn {
+  return {
+    socket, pending: Buffer.from(pending), target: atrnTarget(25), provider: '127.0.0.1:25', deadline, helloName: 'mx.customer.test',
+    transcript: { line: (_t, d, text) => lines.push(`${d} ${text}`) },
+  };
+}
+
+describe('the turn itself', () => {
+  it('serves bytes that arrived with the ATRN reply (pending) before any from the socket, with no deadline at all', async () => {
+    const { ours, theirs } = await pair();
+    const sink = memorySink();
+    const replies: string[] = [];
+    theirs.on('data', (c: Buffer) => replies.push(...c.toString().split('\r\n').filter(Boolean)));
+    const served = createMailReceiver(sink)(turn(ours, 'EHLO early.test\r\nMAIL FROM:<a@b.test>\r\n', Number.POSITIVE_INFINITY));
+    theirs.write('RCPT TO:<c@d.test>\r\nDATA\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    theirs.write('Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n');
+    const outcome = await served;
+    expect(outcome).toEqual({ stored: 1, error: null });
+    expect(replies[0]).toMatch(/^220 /);
+    expect(replies.filter((r) => /^\d{3} /.test(r)).map((r) => r.slice(0, 3))).toEqual(['220', '250', '250', '250', '354', '250', '221']);
+    expect(sink.messages[0]!.toString()).toMatch(/\r\nSubject: x\r\n\r\nhi\r\n$/);
+  });
+
+  it('greets with 421 when the deadline is already too close, and stores nothing', async () => {
+    const { ours, theirs } = await pair();
+    const got = new Promise<string>((r) => theirs.once('data', (c: Buffer) => r(c.toString())));
+    const outcome = await createMailReceiver(memorySink())(turn(ours, '', Date.now() + 500));
+    expect(await got).toMatch(/^421 4\.3\.2 /);
+    expect(outcome.stored).toBe(0);
+    expect(outcome.error?.kind).toBe('temporary');
+  });
+});
+
+describe('ProviderStream', () => {
+  it('stops reading the socket once INBOX_HIGH_WATER bytes wait untaken (memory stays bounded)', async () => {
+    const { ours, theirs } = await pair();
+    const stream = new ProviderStream(ours, Buffer.alloc(0), 2048, new Alarm());
+    const flood = Buffer.alloc(64 * 1024 * 1024, 'x');
+    theirs.write(flood);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(stream.bufferedBytes).toBeGreaterThanOrEqual(INBOX_HIGH_WATER);
+    expect(stream.bufferedBytes).toBeLessThan(INBOX_HIGH_WATER + 1024 * 1024);
+    expect(ours.isPaused()).toBe(true);
+    // Taking from it lets the provider go on.
+    let taken = 0;
+    while (taken < 8 * 1024 * 1024) taken += (await stream.readChunk(Date.now() + 5000))!.length;
+    expect(stream.bufferedBytes).toBeLessThan(INBOX_HIGH_WATER + 1024 * 1024);
+  });
+});
+
+describe('Alarm', () => {
+  it('rejects only the waits whose bound passed, on one timer', async () => {
+    const alarm = new Alarm();
+    const never = new Promise<never>(() => undefined);
+    const soon = alarm.within(never, Date.now() + 50);
+    const later = alarm.within(new Promise((r) => setTimeout(() => r('done'), 120)), Date.now() + 10_000);
+    await expect(soon).rejects.toBeInstanceOf(TimeoutError);
+    await expect(later).resolves.toBe('done');
+    alarm.stop();
+  });
+});
