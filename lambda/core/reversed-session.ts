@@ -40,6 +40,8 @@ export const MAX_COMMAND_LINE_BYTES = 2048;
 export const CLOSE_RESERVE_MS = 1_000;
 /** Rejected commands tolerated before we hang up on a provider that is out of step. */
 export const MAX_REJECTED_COMMANDS = 20;
+/** Refused messages named in the result; the rest are counted. */
+const MAX_NAMED_REFUSALS = 5;
 /** After our last reply (221, 421), how long the provider gets to close before we do. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -104,8 +106,9 @@ class ReversedSession {
   private tx: Transaction | null = null;
   private stored = 0;
   private rejected = 0;
-  /** Messages refused for good (552, 554): the provider bounces them. */
+  /** Messages refused for good (552, 554): the provider bounces them. The first few are named. */
   private readonly refusals: string[] = [];
+  private refusedCount = 0;
   /** Set when the sink failed: the session closes at the next command (the rest stays queued). */
   private sinkFailure: DequeueError | null = null;
 
@@ -184,10 +187,15 @@ class ReversedSession {
   private finalError(error: DequeueError | null): DequeueError | null {
     if (error) return error;
     if (this.sinkFailure) return this.sinkFailure;
-    if (this.refusals.length) {
-      return new DequeueError('permanent', `${this.refusals.length} message(s) refused, the provider returns them to their senders: ${this.refusals.join('; ')}`);
+    if (this.refusedCount) {
+      const more = this.refusedCount > this.refusals.length ? `; and ${this.refusedCount - this.refusals.length} more` : '';
+      return new DequeueError('permanent', `${this.refusedCount} message(s) refused, the provider returns them to their senders: ${this.refusals.join('; ')}${more}`);
     }
     return null;
+  }
+
+  private refuse(why: string): void {
+    if (++this.refusedCount <= MAX_NAMED_REFUSALS) this.refusals.push(why);
   }
 
   private async serve(): Promise<SessionEnd> {
@@ -299,7 +307,7 @@ class ReversedSession {
         declaredSize = Number(value);
         // RFC 1870 section 6.1: refuse up front what will not fit, before a byte is sent.
         if (declaredSize > this.limits.maxMessageBytes) {
-          this.refusals.push(`a message of ${declaredSize} bytes from <${printable(path.address, 80)}> exceeds maxMessageBytes ${this.limits.maxMessageBytes}`);
+          this.refuse(`a message of ${declaredSize} bytes from <${printable(path.address, 80)}> exceeds maxMessageBytes ${this.limits.maxMessageBytes}`);
           await this.reply(`552 5.3.4 Message size exceeds fixed maximum message size (${this.limits.maxMessageBytes})`);
           return null;
         }
@@ -417,7 +425,7 @@ class ReversedSession {
     this.note('*', `message ${id}: ${size} bytes received`);
 
     if (size > max) {
-      this.refusals.push(`message ${id} of ${size} bytes exceeds maxMessageBytes ${max}`);
+      this.refuse(`message ${id} of ${size} bytes exceeds maxMessageBytes ${max}`);
       await this.reply(`552 5.3.4 Message size exceeds fixed maximum message size (${max})`);
       return;
     }
@@ -448,7 +456,7 @@ class ReversedSession {
   private async failed(id: string, error: DequeueError, what: string): Promise<void> {
     this.note('*', `message ${id} ${what}: ${error.message}`);
     if (error.kind === 'permanent') {
-      this.refusals.push(`message ${id}: ${error.message}`);
+      this.refuse(`message ${id}: ${error.message}`);
       await this.reply(`554 5.3.0 Message refused by the destination: ${printable(error.message, 200)}`);
       return;
     }
