@@ -3,7 +3,6 @@
 // from there. It is rebuilt only when one of its source files changed (their mtimes are kept
 // beside the bundle), so a start costs ~0.1 s where a TypeScript loader costs ~0.4 s: a signal run
 // from cron or a laptop should not spend more time starting than talking to the provider.
-import { build } from 'esbuild';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,6 +26,8 @@ if (!isFresh()) {
   mkdirSync(cache, { recursive: true });
   // Written under temporary names and renamed: two runs starting at once never see half a file.
   const temp = `${bundle}.${process.pid}.tmp.mjs`;
+  // Loaded only when a rebuild is needed: esbuild's API alone costs ~30 ms to import.
+  const { build } = await import('esbuild');
   const result = await build({
     absWorkingDir: root,
     entryPoints: ['cli/run.ts'],
