@@ -1,37 +1,42 @@
 /**
  * Receiving held mail after ATRN: throughput and peak memory.
  *
- *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1]
+ *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1] [--only raw-files,dir,s3]
  *
  * Two loads, each through the whole path (ATRN on loopback to the in-process provider of
  * test/peers/atrn-provider.ts, the reversed session, the sink): one 50 MB message, and 1,000
  * messages of 50 KB. Into the mail directory (fsync and rename per message) and into S3
  * (moto_server, when installed). Beside them, a raw loopback socket copy of the same bytes, the
  * dot-stuffed wire of every message back to back, read and dropped: what the machine can move
- * at all, measured in the same run.
+ * at all, measured in the same run; and that copy again with each message made durable the way
+ * the mail directory does it (a file, fsync, rename, directory fsync) but without SMTP: the
+ * disk's own floor, which for small messages no SMTP receiver that acknowledges only stored mail
+ * can beat.
  *
  * Each case runs in a child process of its own (the provider stays in this one), so the peak
- * RSS (`process.resourceUsage().maxRSS`) is the receiver's alone: node, tsx, the session and
- * the sink. Throughput is message bytes over the wall time of the child's work (connect to the
+ * RSS (VmHWM) is the receiver's alone. The child runs this file bundled by esbuild, as the
+ * Lambda runs its code, not through tsx (whose TypeScript loader alone holds some 40 MiB): its
+ * memory is node, the session, the sink and its SDK client. Throughput is message bytes over the wall time of the child's work (connect to the
  * end of the session; node's start-up excluded); the median of the runs is shown, the peak RSS
  * is the highest of the runs. It prints a markdown table headed by the command; it asserts
  * nothing (docs/odmr.md records a run).
  */
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
 const SELF = fileURLToPath(import.meta.url);
+const ROOT = join(dirname(SELF), '..');
+const BUNDLE_DIR = join(ROOT, 'bench', 'out', 'odmr-receive');
 const MB = 1_000_000;
 
-type Sink = 'raw' | 'dir' | 's3';
+type Sink = 'raw' | 'raw-files' | 'dir' | 's3';
 interface ChildSpec {
   readonly sink: Sink;
   readonly port: number;
@@ -39,6 +44,8 @@ interface ChildSpec {
   readonly bytes: number;
   readonly dir?: string;
   readonly s3?: { endpoint: string; bucket: string };
+  /** raw-files: the wire length of each message, in order. */
+  readonly pieces?: readonly number[];
 }
 interface ChildResult {
   readonly ms: number;
@@ -64,6 +71,42 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
     });
     return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), error: null };
   }
+  if (spec.sink === 'raw-files') {
+    // The same raw copy, but each message made durable as the mail directory does it: its own
+    // file, fsync, rename, directory fsync. No SMTP, no second (envelope) file: the disk's floor.
+    const started = performance.now();
+    const bytes = await new Promise<number>((resolve, reject) => {
+      let n = 0;
+      let inPiece = 0;
+      let index = 0;
+      let fd = -1;
+      const dirFd = openSync(spec.dir!, 'r');
+      const socket = connect(spec.port, '127.0.0.1');
+      socket.on('data', (chunk: Buffer) => {
+        n += chunk.length;
+        let at = 0;
+        while (at < chunk.length) {
+          if (fd < 0) fd = openSync(join(spec.dir!, `.${index}.part`), 'wx', 0o600);
+          const take = Math.min(chunk.length - at, spec.pieces![index]! - inPiece);
+          writeSync(fd, chunk, at, take);
+          at += take;
+          inPiece += take;
+          if (inPiece === spec.pieces![index]) {
+            fsyncSync(fd);
+            closeSync(fd);
+            renameSync(join(spec.dir!, `.${index}.part`), join(spec.dir!, `${index}.eml`));
+            fsyncSync(dirFd);
+            fd = -1;
+            inPiece = 0;
+            index++;
+          }
+        }
+      });
+      socket.on('end', () => resolve(n));
+      socket.on('error', reject);
+    });
+    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), error: null };
+  }
   const { parseTarget } = await import('../lambda/core/config');
   const { createMailReceiver } = await import('../lambda/core/reversed-session');
   const { releaseSignal } = await import('../lambda/core/signal-session');
@@ -73,6 +116,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
     sink = createMailDirSink(spec.dir!);
   } else {
     const { createS3MailSink } = await import('../lambda/adapters/s3-mail-sink');
+    const { S3Client } = await import('@aws-sdk/client-s3');
     const client = new S3Client({ endpoint: spec.s3!.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
     sink = createS3MailSink({ client, bucket: spec.s3!.bucket });
   }
@@ -85,7 +129,11 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
 }
 
 async function parent(): Promise<void> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { runs: { type: 'string', default: '3' }, 's3-runs': { type: 'string', default: '1' } } });
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { runs: { type: 'string', default: '3' }, 's3-runs': { type: 'string', default: '1' }, only: { type: 'string' } },
+  });
+  const only = values.only ? new Set(values.only.split(',')) : null;
   const runs = Number(values.runs);
   const s3Runs = Number(values['s3-runs']);
   const { AtrnProvider, stuff, writeSlowly } = await import('../test/peers/atrn-provider');
@@ -100,25 +148,32 @@ async function parent(): Promise<void> {
   });
 
   const moto = findMotoServer() ? await startMotoServer() : null;
+  const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
   const s3 = moto ? new S3Client({ ...moto.clientConfig, forcePathStyle: true }) : null;
+  const child = await bundleSelf();
   const rows: string[] = [];
   try {
     for (const load of loads) {
-      const sinks: Sink[] = ['raw', 'dir', ...(moto ? (['s3'] as const) : [])];
+      // The raw copy always runs: every other row is read against it.
+      const sinks = (['raw', 'raw-files', 'dir', ...(moto ? (['s3'] as const) : [])] as Sink[]).filter((k) => k === 'raw' || !only || only.has(k));
       const results = new Map<Sink, ChildResult[]>(sinks.map((sink) => [sink, []]));
       // Runs interleaved (raw, dir, s3, raw, dir, ...) so that machine noise hits every case alike.
       for (let run = 0; run < Math.max(runs, s3Runs); run++) {
         for (const sink of sinks) {
           if (run >= (sink === 's3' ? s3Runs : runs)) continue;
           const list = results.get(sink)!;
-          if (sink === 'raw') {
+          if (sink === 'raw' || sink === 'raw-files') {
             const server = createServer((socket) => {
               socket.on('error', () => undefined);
               void writeSlowly(socket, load.wire, 64 * 1024).then(() => socket.end());
             });
             await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-            list.push(await runChild({ sink, port: (server.address() as AddressInfo).port, messages: load.held.length, bytes: load.bytes }));
+            const dir = sink === 'raw-files' ? await mkdtemp(join(tmpdir(), 'dequeue-bench-raw-')) : undefined;
+            const port = (server.address() as AddressInfo).port;
+            const pieces = sink === 'raw-files' ? load.held.map((h) => h.wire.length) : undefined;
+            list.push(await runChild(child, { sink, port, messages: load.held.length, bytes: load.bytes, dir, pieces }));
             server.close();
+            if (dir) await rm(dir, { recursive: true, force: true });
             continue;
           }
           const provider = await new AtrnProvider({ queue: load.held }).start();
@@ -130,7 +185,7 @@ async function parent(): Promise<void> {
             s3Spec = { endpoint: moto!.endpoint, bucket };
           }
           try {
-            list.push(await runChild({ sink, port: provider.port, messages: load.held.length, bytes: load.bytes, dir, s3: s3Spec }));
+            list.push(await runChild(child, { sink, port: provider.port, messages: load.held.length, bytes: load.bytes, dir, s3: s3Spec }));
           } finally {
             await provider.stop();
             if (dir) await rm(dir, { recursive: true, force: true });
@@ -154,7 +209,7 @@ async function parent(): Promise<void> {
   }
 
   const cpu = cpus();
-  console.log(`\`npx tsx bench/odmr-receive.ts --runs ${runs} --s3-runs ${s3Runs}\``);
+  console.log(`\`npx tsx bench/odmr-receive.ts --runs ${runs} --s3-runs ${s3Runs}${values.only ? ` --only ${values.only}` : ''}\``);
   console.log('');
   console.log(`node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, mail directory under ${tmpdir()}${moto ? ', S3 = moto_server on loopback' : ', moto_server missing: no S3 rows'}`);
   console.log('');
@@ -177,7 +232,12 @@ function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-const LABEL: Record<Sink, string> = { raw: 'raw loopback socket copy', dir: 'mail directory (--mail-dir)', s3: 'S3 (moto_server)' };
+const LABEL: Record<Sink, string> = {
+  raw: 'raw loopback socket copy',
+  'raw-files': 'raw copy, a durable file per message (no SMTP)',
+  dir: 'mail directory (--mail-dir)',
+  s3: 'S3 (moto_server)',
+};
 
 const rate = (r: ChildResult) => r.bytes / MB / (r.ms / 1000);
 
@@ -186,8 +246,21 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
-async function runChild(spec: ChildSpec): Promise<ChildResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', SELF, '--child', JSON.stringify(spec)], {
+/** This file as the child runs it: one ESM bundle (dynamic imports split off), no tsx. */
+async function bundleSelf(): Promise<string> {
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: { 'odmr-receive': SELF }, outdir: BUNDLE_DIR, bundle: true, splitting: true, format: 'esm',
+    platform: 'node', target: 'node20', mainFields: ['module', 'main'], outExtension: { '.js': '.mjs' }, logLevel: 'error',
+    // Only the parent reaches these (the test peers, the bundler itself).
+    external: ['vitest', 'esbuild'],
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  });
+  return join(BUNDLE_DIR, 'odmr-receive.mjs');
+}
+
+async function runChild(bundle: string, spec: ChildSpec): Promise<ChildResult> {
+  const { stdout } = await promisify(execFile)(process.execPath, [bundle, '--child', JSON.stringify(spec)], {
     maxBuffer: 1024 * 1024, timeout: 600_000,
   });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult;

@@ -31,7 +31,7 @@ export interface MailDirSinkOptions {
 const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_STALE_AFTER_MS = 24 * 60 * 60_000;
 /** One writev carries at most this much: the disk gets large writes, the queue drains steadily. */
-const MAX_BATCH_BYTES = 1024 * 1024;
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * The CLI's `--mail-dir`, checked before anything is sent: created if missing, and writable, or

@@ -34,7 +34,7 @@ export interface S3MailSinkOptions {
 
 export const DEFAULT_MAIL_PREFIX = 'mail/';
 const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
-const DEFAULT_QUEUE_SIZE = 4;
+const DEFAULT_QUEUE_SIZE = 2;
 /** What the body stream holds before a write waits for the uploader. */
 const BODY_HIGH_WATER = 1024 * 1024;
 
