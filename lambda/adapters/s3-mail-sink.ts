@@ -28,7 +28,7 @@ export interface S3MailSinkOptions {
   readonly prefix?: string;
   /** Multipart part size; default 5 MiB, S3's minimum (memory over speed: mail is rarely large). */
   readonly partSize?: number;
-  /** Parts uploaded at once; default 4. Memory is about (queueSize + 1) x partSize. */
+  /** Parts uploaded at once; default 2. Memory is about (queueSize + 1) x partSize. */
   readonly queueSize?: number;
 }
 
