@@ -95,11 +95,14 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
   );
 
   // PutObject also authorises the multipart calls of a large message; AbortMultipartUpload
-  // cleans up after a failed one. Nothing can be read, listed or deleted.
+  // cleans up after a failed one. DeleteObject lets the sink withdraw the envelope of a message
+  // it did not acknowledge (docs/odmr.md): the bucket is versioned and the role has no
+  // DeleteObjectVersion, so a delete only adds a marker and no stored message can be destroyed.
+  // Nothing can be read or listed.
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'StoreMail',
-      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'],
       resources: [access.mailBucket.arnForObjects(`${access.mailPrefix}*`)],
     }),
   );
@@ -150,7 +153,7 @@ function acknowledgeWildcards(role: iam.Role, access: SignallerAccess): void {
   const bucketId = Stack.of(role).getLogicalId(access.mailBucket.node.defaultChild as s3.CfnBucket);
   validations.acknowledge({
     id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${access.mailPrefix}*]`,
-    reason: 'Each stored message gets a new key; the statement is limited to PutObject/AbortMultipartUpload under the mail prefix.',
+    reason: 'Each stored message gets a new key; the statement is limited to PutObject/AbortMultipartUpload/DeleteObject (versioned bucket: deletes only add markers) under the mail prefix.',
   });
   if (access.inVpc) {
     validations.acknowledge({

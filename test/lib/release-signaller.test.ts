@@ -133,10 +133,12 @@ describe('least privilege', () => {
     expect(s.Resource).toEqual({ 'Fn::GetAtt': [table.id, 'Arn'] });
   });
 
-  it('may only put objects under mail/ in the mail bucket', () => {
+  it('may only put (and withdraw) objects under mail/ in the mail bucket, never destroy a version', () => {
     const s = functionStatements(template).get('StoreMail');
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
-    expect(s.Action).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
+    expect(s.Action).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:PutObject']);
+    expect(JSON.stringify(template.toJSON())).not.toContain('s3:DeleteObjectVersion');
+    expect(bucket.resource.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
     expect(cfnText(s.Resource)).toBe(`\${${bucket.id}.Arn}/mail/*`);
   });
 
