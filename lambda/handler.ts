@@ -13,13 +13,11 @@
  * reports the error (see docs/lambda.md), and the next scheduled cycle is the retry.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
 import { mailReceiverFor } from './adapters/relay-sink';
-import { createS3MailSink } from './adapters/s3-mail-sink';
 import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
 import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
 import { asDequeueError, type DequeueError } from './core/errors';
@@ -83,10 +81,35 @@ export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettin
     config: new SsmConfigSource(new SSMClient(options), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
     credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), { allowedPrefix: settings.secretPrefix }),
     counter: new DynamoDbCycleCounter(new DynamoDBClient(options), { tableName: settings.counterTable }),
-    mailStore: settings.mailBucket
-      ? createS3MailSink({ client: new S3Client(options), bucket: settings.mailBucket, prefix: settings.mailPrefix })
-      : undefined,
+    mailStore: settings.mailBucket ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix) : undefined,
     observability: createObservability(env),
+  };
+}
+
+/**
+ * Where the S3 mail store module is. In Lambda it is a second file beside the bundle
+ * (lib/bundling.ts, MAIL_STORE_FILE): the S3 client with lib-storage is ~230 KiB that would
+ * otherwise be compiled at every cold start (~17 ms, bench/cold-start.ts), while most cycles only
+ * signal ETRN and never store mail. Run from source (tests, scripts), it is the TypeScript file.
+ * The specifier is computed so that esbuild leaves the import alone.
+ */
+export const MAIL_STORE_MODULE = import.meta.url.endsWith('.mjs') ? './s3-mail-store.mjs' : './adapters/s3-mail-store.ts';
+
+/** The S3 mail store, loaded when the first message after an ATRN arrives. */
+function lazyS3MailSink(options: object, bucket: string, prefix: string | undefined): MailSink {
+  let sink: Promise<MailSink> | undefined;
+  const load = async (): Promise<MailSink> => {
+    const { openS3MailStore } = (await import(/* @vite-ignore */ MAIL_STORE_MODULE)) as typeof import('./adapters/s3-mail-store');
+    return openS3MailStore(options, bucket, prefix);
+  };
+  return {
+    async begin(envelope) {
+      sink ??= load().catch((e: unknown) => {
+        sink = undefined; // a failed load is retried with the next message
+        throw e;
+      });
+      return (await sink).begin(envelope);
+    },
   };
 }
 

@@ -82,3 +82,32 @@ export const lambdaEsbuildOptions = {
   banner: { js: lambdaBundle.banner },
   external: [...lambdaBundle.external],
 };
+
+/**
+ * The S3 mail store is built as a second file beside the handler's bundle and imported only when
+ * mail arrives after ATRN (lambda/handler.ts, MAIL_STORE_MODULE): compiling its S3 client at
+ * every cold start would cost ~17 ms for cycles that never store mail (bench/cold-start.ts).
+ */
+export const MAIL_STORE_ENTRY = 'lambda/adapters/s3-mail-store.ts';
+export const MAIL_STORE_FILE = 's3-mail-store.mjs';
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+
+/** The esbuild command that builds MAIL_STORE_FILE with the same options as the handler's bundle. */
+export function mailStoreBuildCommand(esbuild: string, projectRoot: string, outputDir: string): string {
+  const flags = [
+    '--bundle',
+    `--target=${lambdaBundle.target}`,
+    `--platform=${lambdaBundle.platform}`,
+    `--format=${lambdaBundle.format}`,
+    ...(lambdaBundle.minify ? ['--minify'] : []),
+    ...(lambdaBundle.sourcemap ? ['--sourcemap'] : []),
+    `--sources-content=${String(lambdaBundle.sourcesContent)}`,
+    `--main-fields=${lambdaBundle.mainFields.join(',')}`,
+    `--banner:js=${lambdaBundle.banner}`,
+    ...lambdaBundle.external.map((e) => `--external:${e}`),
+    '--log-level=warning',
+    `--outfile=${outputDir}/${MAIL_STORE_FILE}`,
+  ];
+  return [esbuild, `${projectRoot}/${MAIL_STORE_ENTRY}`, ...flags].map(shellQuote).join(' ');
+}

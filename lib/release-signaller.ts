@@ -18,7 +18,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { lambdaBundle } from './bundling';
+import { lambdaBundle, mailStoreBuildCommand } from './bundling';
 import { ReleaseSchedule } from './release-schedule';
 import { checkReleaseSignallerProps } from './release-signaller-checks';
 import { SignallerAlarms } from './signaller-alarms';
@@ -272,6 +272,18 @@ export class ReleaseSignaller extends Construct {
         bundleAwsSDK: true,
         externalModules: [...lambdaBundle.external],
         logLevel: nodejs.LogLevel.WARNING,
+        // dequeue's own handler loads the S3 mail store from a second file, built here beside it.
+        ...(props.entry === undefined
+          ? {
+              commandHooks: {
+                beforeBundling: () => [],
+                beforeInstall: () => [],
+                afterBundling: (inputDir: string, outputDir: string) => [
+                  mailStoreBuildCommand(`${inputDir}/node_modules/.bin/esbuild`, inputDir, outputDir),
+                ],
+              },
+            }
+          : {}),
       },
     });
 

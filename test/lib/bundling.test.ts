@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UNREACHED_IN_LAMBDA, lambdaEsbuildOptions } from '../../lib/bundling';
+import { execSync, execFileSync } from 'node:child_process';
+import { MAIL_STORE_FILE, UNREACHED_IN_LAMBDA, lambdaEsbuildOptions, mailStoreBuildCommand } from '../../lib/bundling';
 
 const HANDLER = fileURLToPath(new URL('../../lambda/handler.ts', import.meta.url));
 const outdir = mkdtempSync(join(tmpdir(), 'dequeue-bundle-'));
@@ -18,6 +19,8 @@ let output: Metafile['outputs'][string];
 beforeAll(async () => {
   const result = await build({ ...lambdaEsbuildOptions, entryPoints: [HANDLER], outfile: join(outdir, 'index.mjs'), metafile: true, logLevel: 'silent' });
   output = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined)!;
+  const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+  execSync(mailStoreBuildCommand(`${root}/node_modules/.bin/esbuild`, root, outdir));
 });
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
@@ -38,5 +41,15 @@ describe('the Lambda bundle', () => {
     const external = output.imports.filter((i) => i.external && !isNode(i.path));
     expect(new Set(external.map((i) => i.path))).toEqual(new Set(UNREACHED_IN_LAMBDA));
     expect(external.every((i) => i.kind === 'dynamic-import')).toBe(true);
+  });
+
+  it('keeps the S3 client out of the cold start: it lives in the mail store file, loaded beside the bundle', () => {
+    expect(Object.keys(output.inputs).filter((i) => /client-s3|lib-storage/.test(i))).toEqual([]);
+    const probe = `const m = await import(${JSON.stringify(join(outdir, 'index.mjs'))});
+      const store = await import(new URL(m.MAIL_STORE_MODULE, ${JSON.stringify(`file://${outdir}/index.mjs`)}));
+      const sink = store.openS3MailStore({ region: 'eu-west-1' }, 'bucket', 'mail/');
+      console.log(m.MAIL_STORE_MODULE, typeof sink.begin);`;
+    const printed = execFileSync('node', ['--input-type=module', '-e', probe], { env: { ...process.env, AWS_REGION: 'eu-west-1' } }).toString().trim();
+    expect(printed).toBe(`./${MAIL_STORE_FILE} function`);
   });
 });
