@@ -12,14 +12,13 @@
  * Absent: in CI (`CI` set) the suite fails with a plain message; elsewhere it is skipped and
  * stderr says so.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { chmod, chown, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { describe, it } from 'vitest';
+import { describeWithPeer, exited, freePort, sleep } from './peer-kit';
 
 export interface InetSim {
   readonly port: number;
@@ -55,38 +54,11 @@ export const hasInetSim: boolean = usable();
 
 /** `describe` for a suite that needs INetSim: fails in CI when it is missing, skips loudly elsewhere. */
 export function describeWithInetSim(name: string, body: () => void): void {
-  if (hasInetSim) {
-    describe(name, body);
-  } else if (process.env.CI) {
-    describe(name, () => {
-      it('needs inetsim', () => {
-        throw new Error(INETSIM_MISSING_MESSAGE);
-      });
-    });
-  } else {
-    process.stderr.write(`skipping "${name}": ${INETSIM_MISSING_MESSAGE}\n`);
-    describe.skipIf(true)(name, body);
-  }
+  describeWithPeer('inetsim', hasInetSim ? undefined : INETSIM_MISSING_MESSAGE, name, body);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
 
 export async function startInetSim(): Promise<InetSim> {
   const executable = findInetSim();

@@ -19,11 +19,10 @@
  * Each call to startMotoServer() runs its own process on a free port, so test files never share
  * state; `reset()` empties it between tests when a file wants that.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { describe, it } from 'vitest';
+import { describeWithPeer, exited, freePort, sleep } from './peer-kit';
 
 export interface MotoServer {
   /** `http://127.0.0.1:<port>`: pass as AWS_ENDPOINT_URL or as a client's `endpoint`. */
@@ -72,39 +71,11 @@ export const hasMotoServer: boolean = findMotoServer() !== undefined;
  * suite with one failing test carrying the plain message. Missing elsewhere: skipped, said on stderr.
  */
 export function describeWithMotoServer(name: string, body: () => void): void {
-  if (hasMotoServer) {
-    describe(name, body);
-  } else if (process.env.CI) {
-    describe(name, () => {
-      it('needs moto_server', () => {
-        throw new Error(MOTO_MISSING_MESSAGE);
-      });
-    });
-  } else {
-    process.stderr.write(`skipping "${name}": ${MOTO_MISSING_MESSAGE}\n`);
-    describe.skipIf(true)(name, body);
-  }
+  describeWithPeer('moto_server', hasMotoServer ? undefined : MOTO_MISSING_MESSAGE, name, body);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
 
 /** Start one moto_server on a free loopback port and wait until it answers. */
 export async function startMotoServer(): Promise<MotoServer> {

@@ -37,10 +37,10 @@ import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { describe, it } from 'vitest';
+import { describeWithPeer, freePort, sleep } from './peer-kit';
 
 export interface PostfixOptions {
   /**
@@ -152,16 +152,7 @@ export const postfixMissing: string | undefined = missingReason();
  * suite with one failing test carrying the plain message. Missing elsewhere: skipped, said on stderr.
  */
 export function describeWithPostfix(name: string, body: () => void): void {
-  if (postfixMissing && process.env.CI) {
-    describe(name, () => {
-      it('needs Postfix', () => {
-        throw new Error(postfixMissing);
-      });
-    });
-    return;
-  }
-  if (postfixMissing) process.stderr.write(`skipping "${name}": ${postfixMissing}\n`);
-  describe.skipIf(postfixMissing !== undefined)(name, body);
+  describeWithPeer('Postfix', postfixMissing, name, body);
 }
 
 // --- small process and socket helpers ---------------------------------------------------------
@@ -209,20 +200,7 @@ async function mustRun(tool: Tool, args: readonly string[], input?: string): Pro
   return result;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves with the first line the server sends, or rejects; either way within `timeoutMs`. */
 function firstLine(port: number, timeoutMs: number): Promise<string> {
