@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTarget, type Target } from '../../lambda/core/config';
@@ -102,4 +103,27 @@ export function failingSink(inner: MailSink, fail: { atMessage: number; when: 'b
       };
     },
   };
+}
+
+const pairedSockets: Socket[] = [];
+
+/**
+ * Two ends of one loopback connection: ours (the customer) and the provider's. `noDelay` turns
+ * Nagle off on the provider's end, so each of its writes leaves at once.
+ */
+export async function socketPair(options: { noDelay?: boolean } = {}): Promise<{ ours: Socket; theirs: Socket }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const theirs = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const ours = await accepted;
+  server.close();
+  if (options.noDelay) theirs.setNoDelay(true);
+  pairedSockets.push(ours, theirs);
+  return { ours, theirs };
+}
+
+/** Destroy every socket socketPair() made (call from afterEach). */
+export function destroySocketPairs(): void {
+  for (const s of pairedSockets.splice(0)) s.destroy();
 }

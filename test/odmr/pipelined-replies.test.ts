@@ -3,29 +3,13 @@
  * left; a provider that does not pipeline, or whose next command is only half here, gets each
  * reply as soon as it is due (a held-back reply must never wait for input that is not coming).
  */
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MailSink, ReversedTurn } from '../../lambda/core/ports';
 import { createMailReceiver } from '../../lambda/core/reversed-session';
-import { atrnTarget } from './odmr-fixtures';
+import { atrnTarget, destroySocketPairs, socketPair } from './odmr-fixtures';
 
-const sockets: Socket[] = [];
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.destroy();
-});
-
-/** Two ends of one loopback connection: ours (the customer) and the provider's. */
-async function pair(): Promise<{ ours: Socket; theirs: Socket }> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const theirs = connect((server.address() as { port: number }).port, '127.0.0.1');
-  const ours = await accepted;
-  server.close();
-  theirs.setNoDelay(true);
-  sockets.push(ours, theirs);
-  return { ours, theirs };
-}
+afterEach(destroySocketPairs);
 
 const memorySink: MailSink = {
   async begin() {
@@ -64,7 +48,7 @@ function reader(theirs: Socket): { reads: string[]; until: (code: string) => Pro
 
 describe('replies to pipelined commands', () => {
   it('go out in one write per group: 250 250 354 together, then 250 221 together', async () => {
-    const { ours, theirs } = await pair();
+    const { ours, theirs } = await socketPair({ noDelay: true });
     const { reads, until } = reader(theirs);
     const served = createMailReceiver(memorySink)(turn(ours));
     await until('220');
@@ -84,7 +68,7 @@ describe('replies to pipelined commands', () => {
   });
 
   it('are not held for a command that is only half here, nor for a provider that does not pipeline', async () => {
-    const { ours, theirs } = await pair();
+    const { ours, theirs } = await socketPair({ noDelay: true });
     const { until } = reader(theirs);
     const served = createMailReceiver(memorySink)(turn(ours));
     await until('220');

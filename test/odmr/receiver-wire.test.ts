@@ -2,31 +2,16 @@
  * The reversed session's own edges, on a bare socket pair (no signal session): bytes handed over
  * with the turn, the deadline's extremes, the inbox cap, and the one-timer Alarm.
  */
-import { createServer, connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Alarm } from '../../lambda/core/alarm';
 import { TimeoutError } from '../../lambda/core/errors';
 import type { MailSink, ReversedTurn } from '../../lambda/core/ports';
 import { INBOX_HIGH_WATER, ProviderStream } from '../../lambda/core/provider-stream';
 import { createMailReceiver } from '../../lambda/core/reversed-session';
-import { atrnTarget } from './odmr-fixtures';
+import { atrnTarget, destroySocketPairs, socketPair } from './odmr-fixtures';
 
-const sockets: Socket[] = [];
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.destroy();
-});
-
-/** Two ends of one loopback connection: ours (the customer) and the provider's. */
-async function pair(): Promise<{ ours: Socket; theirs: Socket }> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const theirs = connect((server.address() as { port: number }).port, '127.0.0.1');
-  const ours = await accepted;
-  server.close();
-  sockets.push(ours, theirs);
-  return { ours, theirs };
-}
+afterEach(destroySocketPairs);
 
 const memorySink = (): MailSink & { messages: Buffer[] } => {
   const messages: Buffer[] = [];
@@ -55,7 +40,7 @@ function turn(socket: Socket, pending: string, deadline: number, lines: string[]
 
 describe('the turn itself', () => {
   it('serves bytes that arrived with the ATRN reply (pending) before any from the socket, with no deadline at all', async () => {
-    const { ours, theirs } = await pair();
+    const { ours, theirs } = await socketPair();
     const sink = memorySink();
     const replies: string[] = [];
     theirs.on('data', (c: Buffer) => replies.push(...c.toString().split('\r\n').filter(Boolean)));
@@ -71,7 +56,7 @@ describe('the turn itself', () => {
   });
 
   it('greets with 421 when the deadline is already too close, and stores nothing', async () => {
-    const { ours, theirs } = await pair();
+    const { ours, theirs } = await socketPair();
     const got = new Promise<string>((r) => theirs.once('data', (c: Buffer) => r(c.toString())));
     const outcome = await createMailReceiver(memorySink())(turn(ours, '', Date.now() + 500));
     expect(await got).toMatch(/^421 4\.3\.2 /);
@@ -82,7 +67,7 @@ describe('the turn itself', () => {
 
 describe('ProviderStream', () => {
   it('stops reading the socket once INBOX_HIGH_WATER bytes wait untaken (memory stays bounded)', async () => {
-    const { ours, theirs } = await pair();
+    const { ours, theirs } = await socketPair();
     const stream = new ProviderStream(ours, Buffer.alloc(0), 2048, new Alarm());
     const flood = Buffer.alloc(64 * 1024 * 1024, 'x');
     theirs.write(flood);
