@@ -2,7 +2,8 @@
  * What another CDK app imports: the ReleaseSignaller construct and its parts.
  * `import { ReleaseSignaller } from 'dequeue/lib'` (or a relative path to this folder).
  */
-export { ReleaseSignaller, type ReleaseSignallerProps } from './release-signaller';
+export { ReleaseSignaller } from './release-signaller';
+export type { ReleaseSignallerProps } from './release-signaller-props';
 export { ReleaseSignallerPropsError } from './release-signaller-checks';
 export { StaticEgress, type StaticEgressProps } from './static-egress';
 export { ReleaseSchedule, SCHEDULED_EVENT, type ReleaseScheduleProps } from './release-schedule';

@@ -3,7 +3,7 @@
  * combination is one clear error naming the props, not a CloudFormation failure mid-deployment.
  */
 import { Duration, Token } from 'aws-cdk-lib';
-import type { ReleaseSignallerProps } from './release-signaller';
+import type { ReleaseSignallerProps } from './release-signaller-props';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX, type PrefixRule } from './resource-prefixes';
 
 export class ReleaseSignallerPropsError extends Error {

@@ -9,173 +9,26 @@ import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { lambdaBundle, mailStoreBuildCommand } from './bundling';
 import { ReleaseSchedule } from './release-schedule';
 import { checkReleaseSignallerProps } from './release-signaller-checks';
+import type { ReleaseSignallerProps } from './release-signaller-props';
 import { SignallerAlarms } from './signaller-alarms';
 import { grantSignallerAccess } from './signaller-permissions';
 import { StaticEgress } from './static-egress';
 
+export type { ReleaseSignallerProps } from './release-signaller-props';
+
 /** The function code this package ships; its lock file decides what is bundled. */
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
-
-export interface ReleaseSignallerProps {
-  /**
-   * TypeScript entry of the function; it must export `handler`.
-   *
-   * @default - dequeue's own `lambda/handler.ts`
-   */
-  readonly entry?: string;
-
-  /**
-   * When processing cycles run, including the time zone of a cron expression.
-   *
-   * @default - every 15 minutes: `rate(15 minutes)`, UTC
-   */
-  readonly schedule?: scheduler.ScheduleExpression;
-  /**
-   * How often EventBridge Scheduler retries an invocation it could not deliver (0 to 185).
-   * Failures of the function itself are not retried: the next cycle is the retry (SPEC).
-   *
-   * @default 3
-   */
-  readonly scheduleRetryAttempts?: number;
-  /**
-   * How long Scheduler keeps trying to deliver one slot before it goes to the dead-letter queue
-   * (60 seconds to 24 hours). A slot delivered later than this would overlap later cycles.
-   *
-   * @default Duration.minutes(15)
-   */
-  readonly scheduleMaxEventAge?: Duration;
-
-  /**
-   * SSM parameter path of the configuration: `<ssmPrefix>/settings` and `<ssmPrefix>/targets/<name>`.
-   *
-   * @default '/dequeue'
-   */
-  readonly ssmPrefix?: string;
-  /**
-   * Customer managed KMS key of the SecureString parameters, if they use one.
-   *
-   * @default - none: the AWS managed aws/ssm key needs no grant
-   */
-  readonly parametersKey?: kms.IKey;
-  /**
-   * Name prefix of the Secrets Manager secrets holding AUTH credentials.
-   *
-   * @default 'dequeue/'
-   */
-  readonly secretPrefix?: string;
-  /**
-   * Customer managed KMS key of the secrets, if they use one.
-   *
-   * @default - none: the AWS managed aws/secretsmanager key needs no grant
-   */
-  readonly secretsKey?: kms.IKey;
-
-  /**
-   * Key prefix of mail stored after ATRN (ends with `/`).
-   *
-   * @default 'mail/'
-   */
-  readonly mailPrefix?: string;
-  /**
-   * Stored mail (and its old versions) is deleted this long after it was stored.
-   *
-   * @default - kept until deleted by hand
-   */
-  readonly mailExpiration?: Duration;
-  /**
-   * Stored mail moves to S3 Standard-IA this long after it was stored (30 days at least).
-   *
-   * @default - stays in S3 Standard
-   */
-  readonly mailInfrequentAccessAfter?: Duration;
-
-  /**
-   * Function timeout: the deadline of one cycle (at most 15 minutes).
-   *
-   * @default Duration.minutes(5)
-   */
-  readonly timeout?: Duration;
-  /**
-   * Function memory in MiB (128 to 10240).
-   *
-   * @default 256
-   */
-  readonly memorySize?: number;
-  /**
-   * How long the function's log (and the VPC flow log) is kept.
-   *
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-
-  /**
-   * Put the function in a new VPC behind one NAT gateway with a fixed Elastic IP. Needed to reach
-   * port 25 at all (AWS blocks it for functions outside a VPC) and for providers that allow ETRN
-   * only from known addresses. Conflicts with `vpc`.
-   *
-   * @default false
-   */
-  readonly staticEgress?: boolean;
-  /**
-   * With `staticEgress`: an existing Elastic IP (allocation id) for the NAT gateway.
-   *
-   * @default - a new Elastic IP, retained when the stack is deleted
-   */
-  readonly egressAllocationId?: string;
-  /**
-   * Run the function in this existing VPC instead (its egress is then yours to arrange).
-   * Conflicts with `staticEgress`.
-   *
-   * @default - no VPC, unless `staticEgress`
-   */
-  readonly vpc?: ec2.IVpc;
-  /**
-   * With `vpc`: the subnets of the function.
-   *
-   * @default - the VPC's private subnets with egress
-   */
-  readonly vpcSubnets?: ec2.SubnetSelection;
-
-  /**
-   * An address subscribed to the alarm topic this construct creates. Conflicts with `alarmTopic`.
-   *
-   * @default - no subscription
-   */
-  readonly alarmEmail?: string;
-  /**
-   * An existing topic for the alarms instead of a new encrypted one. Conflicts with `alarmEmail`
-   * (subscribe your address to your topic).
-   *
-   * @default - a new topic encrypted with a key of its own
-   */
-  readonly alarmTopic?: sns.ITopic;
-  /**
-   * Failed targets (metric `Dequeue/TargetFailures`, `service=dequeue`, Sum) within one alarm
-   * period that raise the alarm.
-   *
-   * @default 1
-   */
-  readonly failureAlarmThreshold?: number;
-  /**
-   * The period the function-error and target-failure alarms sum over.
-   *
-   * @default Duration.minutes(15)
-   */
-  readonly alarmPeriod?: Duration;
-}
 
 export class ReleaseSignaller extends Construct {
   readonly function: nodejs.NodejsFunction;
