@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { DataUnstuffer } from '../lambda/core/dot-stuffing';
+import { DataUnstuffer } from '../lambda/core/smtp/dot-stuffing';
 
 const SIZE = 50_000_000;
 const CHUNK = 64 * 1024;

@@ -17,14 +17,14 @@
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { MailRelay, Settings } from '../core/config';
-import { openTcp, peerName, startTls } from '../core/connection';
-import { DotStuffer } from '../core/dot-stuffing';
+import { openTcp, peerName, startTls } from '../core/smtp/connection';
+import { DotStuffer } from '../core/smtp/dot-stuffing';
 import { DequeueError, TimeoutError } from '../core/errors';
 import { silentTranscript, type MailEnvelope, type MailReceiver, type MailSink, type MessageDraft, type StoredMessage, type Transcript } from '../core/ports';
-import { ReplyChannel } from '../core/reply-channel';
+import { ReplyChannel } from '../core/smtp/reply-channel';
 import { createMailReceiver } from '../core/reversed-session';
 import { parseExtensions } from '../core/signal-session';
-import { replyText, type SmtpReply } from '../core/smtp-reply';
+import { replyText, type SmtpReply } from '../core/smtp/reply';
 
 /** RFC 5321 4.5.3.2: the client's bounds for each step. */
 const GREETING_MS = 5 * 60_000;

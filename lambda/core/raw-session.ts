@@ -6,7 +6,7 @@
  * What is read is capped; the rest is discarded, never buffered.
  */
 import type { Target } from './config';
-import { openTcp, peerName, startTls } from './connection';
+import { openTcp, peerName, startTls } from './smtp/connection';
 import { asDequeueError, DequeueError } from './errors';
 import { outcomeOfError, type CommandOutcome } from './outcome';
 import { silentTranscript } from './ports';

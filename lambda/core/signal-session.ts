@@ -15,15 +15,15 @@
 import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { verbOf, type Target } from './config';
-import { openTcp, peerName, startTls } from './connection';
+import { openTcp, peerName, startTls } from './smtp/connection';
 import { asDequeueError, DequeueError, ProtocolError, RefusalError } from './errors';
 import { outcomeOfError, outcomeOfReply, type CommandOutcome } from './outcome';
 import type { Credentials, MailReceiver, Transcript } from './ports';
 import { silentTranscript } from './ports';
-import { ReplyChannel } from './reply-channel';
+import { ReplyChannel } from './smtp/reply-channel';
 import { worstOutcome, type ReplyRecord } from './result';
 import { authenticate, chooseMechanism } from './smtp-auth';
-import { replyText, type SmtpReply } from './smtp-reply';
+import { replyText, type SmtpReply } from './smtp/reply';
 import { rawSignal } from './raw-session';
 
 /** SPEC: the default bound on any one complete reply. */

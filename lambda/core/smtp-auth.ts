@@ -14,8 +14,8 @@ import { createHmac } from 'node:crypto';
 import type { AuthMechanism, Target } from './config';
 import { DequeueError, RefusalError } from './errors';
 import type { AuthCredentials } from './ports';
-import type { ReplyChannel } from './reply-channel';
-import { replyText, type SmtpReply } from './smtp-reply';
+import type { ReplyChannel } from './smtp/reply-channel';
+import { replyText, type SmtpReply } from './smtp/reply';
 
 export const STRENGTH_ORDER: readonly AuthMechanism[] = ['CRAM-MD5', 'PLAIN', 'LOGIN'];
 const SENDS_PASSWORD: ReadonlySet<AuthMechanism> = new Set(['PLAIN', 'LOGIN']);

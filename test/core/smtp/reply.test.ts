@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_REPLY_LINE_BYTES, ReplyParser, replyText } from '../../lambda/core/smtp-reply';
+import { MAX_REPLY_LINE_BYTES, ReplyParser, replyText } from '../../../lambda/core/smtp/reply';
 
 const feed = (p: ReplyParser, s: string) => p.push(Buffer.from(s, 'latin1'));
 

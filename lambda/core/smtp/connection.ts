@@ -6,7 +6,7 @@
  */
 import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { DequeueError, TimeoutError } from './errors';
+import { DequeueError, TimeoutError } from '../errors';
 
 export interface TlsTrust {
   readonly verify: boolean;

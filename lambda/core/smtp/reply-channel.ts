@@ -10,9 +10,9 @@
  * allowance), and never later than the session's overall deadline.
  */
 import type { Socket } from 'node:net';
-import { DequeueError, ProtocolError, TimeoutError } from './errors';
-import type { Transcript } from './ports';
-import { ReplyParser, type SmtpReply } from './smtp-reply';
+import { DequeueError, ProtocolError, TimeoutError } from '../errors';
+import type { Transcript } from '../ports';
+import { ReplyParser, type SmtpReply } from './reply';
 
 interface Waiter {
   readonly what: string;

@@ -9,7 +9,7 @@
  * when its end finally arrives, which from a hostile host may be never), and so is a reply of more
  * than MAX_REPLY_LINES lines. Memory held is therefore at most one line plus one reply.
  */
-import { ProtocolError } from './errors';
+import { ProtocolError } from '../errors';
 
 /** SPEC: a reply line is at most 8 KiB. RFC 5321 4.5.3.1.5 sets 512; real servers exceed it. */
 export const MAX_REPLY_LINE_BYTES = 8192;
