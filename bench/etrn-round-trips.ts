@@ -40,7 +40,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseTarget } from '../lambda/core/config';
 import type { Credentials } from '../lambda/core/ports';
-import { releaseSignal } from '../lambda/core/signal-session';
+import { releaseSignal } from '../lambda/core/signal/session';
 import { ScriptedProvider } from '../test/peers/scripted-provider';
 import { LatencyProxy, type ConnectionTrace } from './latency-proxy';
 

@@ -136,7 +136,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   }
   const { parseTarget } = await import('../lambda/core/config');
   const { createMailReceiver } = await import('../lambda/core/reversed-session');
-  const { releaseSignal } = await import('../lambda/core/signal-session');
+  const { releaseSignal } = await import('../lambda/core/signal/session');
   let sink;
   if (spec.sink === 'dir') {
     const { createMailDirSink } = await import('../lambda/adapters/mail-dir-sink');

@@ -23,7 +23,7 @@ import { DequeueError, TimeoutError } from '../core/errors';
 import { silentTranscript, type MailEnvelope, type MailReceiver, type MailSink, type MessageDraft, type StoredMessage, type Transcript } from '../core/ports';
 import { ReplyChannel } from '../core/smtp/reply-channel';
 import { createMailReceiver } from '../core/reversed-session';
-import { parseExtensions } from '../core/signal-session';
+import { parseExtensions } from '../core/signal/session';
 import { replyText, type SmtpReply } from '../core/smtp/reply';
 
 /** RFC 5321 4.5.3.2: the client's bounds for each step. */

@@ -10,7 +10,7 @@ import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
 import type { CycleCounter, LoadedConfig } from './ports';
 import type { CycleResult, TargetResult } from './result';
-import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal-session';
+import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal/session';
 
 export interface CycleRequest {
   /** Signal every selected target whatever the count says, without advancing the count. */

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
 import { createRelaySink } from '../../lambda/adapters/relay-sink';
 import { createMailReceiver } from '../../lambda/core/reversed-session';
-import { releaseSignal } from '../../lambda/core/signal-session';
+import { releaseSignal } from '../../lambda/core/signal/session';
 import { AtrnProvider, type AtrnProviderOptions } from '../peers/atrn-provider';
 import { atrnTarget, credentials, heldMessage, readMailDir, tempDir } from '../odmr/odmr-fixtures';
 

@@ -11,11 +11,11 @@
  * Credentials are redacted where the lines are produced: the transcript sees only placeholders.
  */
 import { createHmac } from 'node:crypto';
-import type { AuthMechanism, Target } from './config';
-import { DequeueError, RefusalError } from './errors';
-import type { AuthCredentials } from './ports';
-import type { ReplyChannel } from './smtp/reply-channel';
-import { replyText, type SmtpReply } from './smtp/reply';
+import type { AuthMechanism, Target } from '../config';
+import { DequeueError, RefusalError } from '../errors';
+import type { AuthCredentials } from '../ports';
+import type { ReplyChannel } from '../smtp/reply-channel';
+import { replyText, type SmtpReply } from '../smtp/reply';
 
 export const STRENGTH_ORDER: readonly AuthMechanism[] = ['CRAM-MD5', 'PLAIN', 'LOGIN'];
 const SENDS_PASSWORD: ReadonlySet<AuthMechanism> = new Set(['PLAIN', 'LOGIN']);

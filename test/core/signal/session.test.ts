@@ -4,11 +4,11 @@
  */
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseTarget, type Target } from '../../lambda/core/config';
-import { DequeueError } from '../../lambda/core/errors';
-import type { Credentials } from '../../lambda/core/ports';
-import { releaseSignal } from '../../lambda/core/signal-session';
-import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../peers/scripted-provider';
+import { parseTarget, type Target } from '../../../lambda/core/config';
+import { DequeueError } from '../../../lambda/core/errors';
+import type { Credentials } from '../../../lambda/core/ports';
+import { releaseSignal } from '../../../lambda/core/signal/session';
+import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../../peers/scripted-provider';
 
 const account = { username: 'customer', password: 's3cret-pass' };
 const credentials: Credentials = {

@@ -5,13 +5,13 @@
  * such hosts release on the connection or the line, and what they print is informational.
  * What is read is capped; the rest is discarded, never buffered.
  */
-import type { Target } from './config';
-import { openTcp, peerName, startTls } from './smtp/connection';
-import { asDequeueError, DequeueError } from './errors';
-import { outcomeOfError, type CommandOutcome } from './outcome';
-import { silentTranscript } from './ports';
-import type { ReplyRecord } from './result';
-import type { SignalDeps, SignalOptions, SignalReport } from './signal-session';
+import type { Target } from '../config';
+import { openTcp, peerName, startTls } from '../smtp/connection';
+import { asDequeueError, DequeueError } from '../errors';
+import { outcomeOfError, type CommandOutcome } from '../outcome';
+import { silentTranscript } from '../ports';
+import type { ReplyRecord } from '../result';
+import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
 /** How long a silent host is waited for after our line or its last byte. */
 export const RAW_QUIET_MS = 2_000;

@@ -14,17 +14,20 @@
  */
 import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { verbOf, type Target } from './config';
-import { openTcp, peerName, startTls } from './smtp/connection';
-import { asDequeueError, DequeueError, ProtocolError, RefusalError } from './errors';
-import { outcomeOfError, outcomeOfReply, type CommandOutcome } from './outcome';
-import type { Credentials, MailReceiver, Transcript } from './ports';
-import { silentTranscript } from './ports';
-import { ReplyChannel } from './smtp/reply-channel';
-import { worstOutcome, type ReplyRecord } from './result';
-import { authenticate, chooseMechanism } from './smtp-auth';
-import { replyText, type SmtpReply } from './smtp/reply';
+import { verbOf, type Target } from '../config';
+import { openTcp, peerName, startTls } from '../smtp/connection';
+import { asDequeueError, DequeueError, ProtocolError, RefusalError } from '../errors';
+import { outcomeOfError, outcomeOfReply, type CommandOutcome } from '../outcome';
+import type { Transcript } from '../ports';
+import { silentTranscript } from '../ports';
+import { ReplyChannel } from '../smtp/reply-channel';
+import { worstOutcome, type ReplyRecord } from '../result';
+import { authenticate, chooseMechanism } from './auth';
+import { replyText, type SmtpReply } from '../smtp/reply';
 import { rawSignal } from './raw-session';
+import type { SignalDeps, SignalOptions, SignalReport } from './types';
+
+export type { SignalDeps, SignalOptions, SignalReport } from './types';
 
 /** SPEC: the default bound on any one complete reply. */
 export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
@@ -34,30 +37,6 @@ export const DEFAULT_ATRN_TIMEOUT_MS = 600_000;
 export const QUIT_REPLY_TIMEOUT_MS = 1_000;
 /** Reply text kept per command in a result. */
 const MAX_RECORDED_TEXT = 1024;
-
-export interface SignalDeps {
-  readonly credentials: Credentials;
-  readonly transcript?: Transcript;
-  /** Serves the reversed session after ATRN; without it ATRN targets cannot run. */
-  readonly receiver?: MailReceiver;
-  /** EHLO/HELO name; default: an address literal of our end of the connection (RFC 5321 4.1.3). */
-  readonly helloName?: string;
-  readonly now?: () => number;
-  /** Extra trusted CA (PEM) for provider certificates, e.g. a private CA or a test's. */
-  readonly tlsCa?: string;
-}
-
-export interface SignalReport {
-  readonly outcome: CommandOutcome;
-  readonly replies: readonly ReplyRecord[];
-  readonly messages: number;
-  readonly error: DequeueError | null;
-}
-
-export interface SignalOptions {
-  /** Epoch ms by which the session must have ended. */
-  readonly deadline?: number;
-}
 
 function record(command: string, reply: SmtpReply): ReplyRecord {
   const text = replyText(reply);
