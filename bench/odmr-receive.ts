@@ -135,7 +135,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
     return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), error: null };
   }
   const { parseTarget } = await import('../lambda/core/config');
-  const { createMailReceiver } = await import('../lambda/core/reversed-session');
+  const { createMailReceiver } = await import('../lambda/core/odmr/reversed-session');
   const { releaseSignal } = await import('../lambda/core/signal/session');
   let sink;
   if (spec.sink === 'dir') {

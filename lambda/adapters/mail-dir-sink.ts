@@ -25,7 +25,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { envelopeJson } from '../core/envelope-record';
+import { envelopeJson } from '../core/odmr/envelope-record';
 import { ConfigError, DequeueError } from '../core/errors';
 import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
 

@@ -22,7 +22,7 @@ import { DotStuffer } from '../core/smtp/dot-stuffing';
 import { DequeueError, TimeoutError } from '../core/errors';
 import { silentTranscript, type MailEnvelope, type MailReceiver, type MailSink, type MessageDraft, type StoredMessage, type Transcript } from '../core/ports';
 import { ReplyChannel } from '../core/smtp/reply-channel';
-import { createMailReceiver } from '../core/reversed-session';
+import { createMailReceiver } from '../core/odmr/reversed-session';
 import { parseExtensions } from '../core/signal/session';
 import { replyText, type SmtpReply } from '../core/smtp/reply';
 

@@ -17,7 +17,7 @@
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough } from 'node:stream';
-import { envelopeJson } from '../core/envelope-record';
+import { envelopeJson } from '../core/odmr/envelope-record';
 import { DequeueError } from '../core/errors';
 import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
 import type { MailEnvelope } from '../../lambda/core/ports';
-import { tempDir } from '../odmr/odmr-fixtures';
+import { tempDir } from '../core/odmr/odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -7,10 +7,10 @@ import { SMTPServer, type SMTPServerDataStream } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
 import { createRelaySink } from '../../lambda/adapters/relay-sink';
-import { createMailReceiver } from '../../lambda/core/reversed-session';
+import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
 import { AtrnProvider, type AtrnProviderOptions } from '../peers/atrn-provider';
-import { atrnTarget, credentials, heldMessage, readMailDir, tempDir } from '../odmr/odmr-fixtures';
+import { atrnTarget, credentials, heldMessage, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
 
 interface Relayed {
   from: string;

@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createS3MailSink, mailObjectKey } from '../../lambda/adapters/s3-mail-sink';
 import type { MailEnvelope } from '../../lambda/core/ports';
-import { createMailReceiver } from '../../lambda/core/reversed-session';
+import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
 import { AtrnProvider } from '../peers/atrn-provider';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
-import { atrnTarget, credentials, heldMessage } from '../odmr/odmr-fixtures';
+import { atrnTarget, credentials, heldMessage } from '../core/odmr/odmr-fixtures';
 
 const MiB = 1024 * 1024;
 

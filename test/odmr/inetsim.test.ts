@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithInetSim, startInetSim, type InetSim } from '../peers/inetsim';
-import { providerBytes, readMailDir, tempDir } from './odmr-fixtures';
+import { providerBytes, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');

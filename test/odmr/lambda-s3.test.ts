@@ -9,7 +9,7 @@ import { createHandler, depsFromEnvironment } from '../../lambda/handler';
 import { ACCOUNT, AtrnProvider, type AtrnProviderOptions } from '../peers/atrn-provider';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
 import { AwsWorld, CapturedOutput, contextWith, ENV } from '../lambda/aws-world';
-import { heldMessage } from './odmr-fixtures';
+import { heldMessage } from '../core/odmr/odmr-fixtures';
 
 const BUCKET = 'dequeue-mail';
 

@@ -1,7 +1,7 @@
 /** The command grammar we serve after the turn (RFC 5321 4.1), with strings alone. */
 import { describe, expect, it } from 'vitest';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../../../lambda/core/smtp/command';
-import { receivedHeader } from '../../../lambda/core/trace-header';
+import { receivedHeader } from '../../../lambda/core/odmr/trace-header';
 
 describe('splitCommand', () => {
   it('upper-cases the verb and keeps the arguments as sent', () => {

@@ -18,12 +18,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
-import { Alarm } from './alarm';
-import { DataUnstuffer } from './smtp/dot-stuffing';
-import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from './errors';
-import type { MailEnvelope, MailReceiver, MailSink, MessageDraft, ReversedOutcome, ReversedTurn } from './ports';
+import { Alarm } from '../alarm';
+import { DataUnstuffer } from '../smtp/dot-stuffing';
+import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../errors';
+import type { MailEnvelope, MailReceiver, MailSink, MessageDraft, ReversedOutcome, ReversedTurn } from '../ports';
 import { LineTooLongError, ProviderStream } from './provider-stream';
-import { parseMailFrom, parseRcptTo, printable, splitCommand } from './smtp/command';
+import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
 import { receivedHeader } from './trace-header';
 
 /** Default SIZE limit: 50 MiB, above what most providers will send anyway. */

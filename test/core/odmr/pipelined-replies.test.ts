@@ -5,8 +5,8 @@
  */
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MailSink, ReversedTurn } from '../../lambda/core/ports';
-import { createMailReceiver } from '../../lambda/core/reversed-session';
+import type { MailSink, ReversedTurn } from '../../../lambda/core/ports';
+import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
 import { atrnTarget, destroySocketPairs, socketPair } from './odmr-fixtures';
 
 afterEach(destroySocketPairs);

@@ -5,12 +5,12 @@
  * provider saw acknowledged, and what it still holds.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
-import type { MailSink } from '../../lambda/core/ports';
-import { createMailReceiver, type ReceiverOptions } from '../../lambda/core/reversed-session';
-import { releaseSignal, type SignalReport } from '../../lambda/core/signal/session';
-import { AtrnProvider, type AtrnProviderOptions } from '../peers/atrn-provider';
-import { testCa, testCert } from '../peers/scripted-provider';
+import { createMailDirSink } from '../../../lambda/adapters/mail-dir-sink';
+import type { MailSink } from '../../../lambda/core/ports';
+import { createMailReceiver, type ReceiverOptions } from '../../../lambda/core/odmr/reversed-session';
+import { releaseSignal, type SignalReport } from '../../../lambda/core/signal/session';
+import { AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
+import { testCa, testCert } from '../../peers/scripted-provider';
 import { atrnTarget, credentials, failingSink, heldMessage, providerBytes, readMailDir, tempDir } from './odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];

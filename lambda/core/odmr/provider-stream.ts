@@ -12,8 +12,8 @@
  * emits after the ATRN reply goes to nobody.
  */
 import type { Socket } from 'node:net';
-import type { Alarm } from './alarm';
-import { DequeueError, ProtocolError, TimeoutError } from './errors';
+import type { Alarm } from '../alarm';
+import { DequeueError, ProtocolError, TimeoutError } from '../errors';
 
 const LF = 0x0a;
 const CR = 0x0d;

@@ -4,11 +4,11 @@
  */
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Alarm } from '../../lambda/core/alarm';
-import { TimeoutError } from '../../lambda/core/errors';
-import type { MailSink, ReversedTurn } from '../../lambda/core/ports';
-import { INBOX_HIGH_WATER, ProviderStream } from '../../lambda/core/provider-stream';
-import { createMailReceiver } from '../../lambda/core/reversed-session';
+import { Alarm } from '../../../lambda/core/alarm';
+import { TimeoutError } from '../../../lambda/core/errors';
+import type { MailSink, ReversedTurn } from '../../../lambda/core/ports';
+import { INBOX_HIGH_WATER, ProviderStream } from '../../../lambda/core/odmr/provider-stream';
+import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
 import { atrnTarget, destroySocketPairs, socketPair } from './odmr-fixtures';
 
 afterEach(destroySocketPairs);

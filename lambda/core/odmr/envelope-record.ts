@@ -2,7 +2,7 @@
  * The envelope as stored beside each message (docs/odmr.md "Envelope"): one JSON object, the
  * same for the mail directory and S3, so one reader serves both.
  */
-import type { MailEnvelope } from './ports';
+import type { MailEnvelope } from '../ports';
 
 export const ENVELOPE_VERSION = 1;
 
