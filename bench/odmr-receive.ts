@@ -139,7 +139,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   const { releaseSignal } = await import('../lambda/core/signal/session');
   let sink;
   if (spec.sink === 'dir') {
-    const { createMailDirSink } = await import('../lambda/adapters/mail-dir-sink');
+    const { createMailDirSink } = await import('../cli/adapters/mail-dir-sink');
     sink = createMailDirSink(spec.dir!);
   } else {
     const { createS3MailSink } = await import('../lambda/adapters/s3-mail-sink');

@@ -5,7 +5,7 @@
  */
 import { SMTPServer, type SMTPServerDataStream } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
+import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
 import { createRelaySink } from '../../lambda/adapters/relay-sink';
 import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';

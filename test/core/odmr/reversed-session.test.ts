@@ -5,7 +5,7 @@
  * provider saw acknowledged, and what it still holds.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMailDirSink } from '../../../lambda/adapters/mail-dir-sink';
+import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import type { MailSink } from '../../../lambda/core/ports';
 import { createMailReceiver, type ReceiverOptions } from '../../../lambda/core/odmr/reversed-session';
 import { releaseSignal, type SignalReport } from '../../../lambda/core/signal/session';

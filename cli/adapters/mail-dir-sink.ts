@@ -25,9 +25,9 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { envelopeJson } from '../core/odmr/envelope-record';
-import { ConfigError, DequeueError } from '../core/errors';
-import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
+import { envelopeJson } from '../../lambda/core/odmr/envelope-record';
+import { ConfigError, DequeueError } from '../../lambda/core/errors';
+import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../../lambda/core/ports';
 
 export interface MailDirSinkOptions {
   /** Bytes queued for the disk before a write waits. Default 4 MiB. */

@@ -4,8 +4,8 @@
  * `--state` the counter lives in memory and every run is cycle 1 (every target due).
  */
 import { open, readFile, rename } from 'node:fs/promises';
-import { ConfigError } from '../core/errors';
-import type { CycleCounter } from '../core/ports';
+import { ConfigError } from '../../lambda/core/errors';
+import type { CycleCounter } from '../../lambda/core/ports';
 
 export class StateFile implements CycleCounter {
   constructor(private readonly file: string) {}

@@ -4,9 +4,9 @@
  * a malformed entry is a configuration error naming the file and the id, never its value.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, DequeueError } from '../core/errors';
-import type { AuthCredentials, Credentials } from '../core/ports';
-import { parseJsonText } from '../core/config';
+import { ConfigError, DequeueError } from '../../lambda/core/errors';
+import type { AuthCredentials, Credentials } from '../../lambda/core/ports';
+import { parseJsonText } from '../../lambda/core/config';
 
 export class SecretsFile implements Credentials {
   private constructor(

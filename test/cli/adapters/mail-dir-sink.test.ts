@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMailDirSink } from '../../lambda/adapters/mail-dir-sink';
-import type { MailEnvelope } from '../../lambda/core/ports';
-import { tempDir } from '../core/odmr/odmr-fixtures';
+import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
+import type { MailEnvelope } from '../../../lambda/core/ports';
+import { tempDir } from '../../core/odmr/odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
