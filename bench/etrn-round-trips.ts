@@ -5,7 +5,7 @@
  *   npx tsx bench/etrn-round-trips.ts [--runs 7] [--delay 50] [--skip-cli]
  *
  * The path: client -> bench/latency-proxy.ts (adds --delay ms each way, counts round trips; see
- * that file for exactly what is counted) -> the scripted provider of test/peers/scripted-provider.ts,
+ * that file for exactly what is counted) -> the scripted provider of peers/scripted-provider.ts,
  * advertising `PIPELINING`, `ETRN` and `AUTH PLAIN LOGIN CRAM-MD5`, one account.
  *
  * Fair configuration: both clients authenticate with CRAM-MD5 over plain TCP, release the same two
@@ -41,7 +41,7 @@ import { parseArgs } from 'node:util';
 import { parseTarget } from '../lambda/core/config';
 import type { Credentials } from '../lambda/core/ports';
 import { releaseSignal } from '../lambda/core/signal/session';
-import { ScriptedProvider } from '../test/peers/scripted-provider';
+import { ScriptedProvider } from '../peers/scripted-provider';
 import { LatencyProxy, type ConnectionTrace } from './latency-proxy';
 
 const ROOT = resolve(import.meta.dirname, '..');

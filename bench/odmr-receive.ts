@@ -5,7 +5,7 @@
  *                                 [--load large|small] [--pipelining] [--cpu-prof DIR]
  *
  * Two loads, each through the whole path (ATRN on loopback to the in-process provider of
- * test/peers/atrn-provider.ts, the reversed session, the sink): one 50 MB message, and 1,000
+ * peers/atrn-provider.ts, the reversed session, the sink): one 50 MB message, and 1,000
  * messages of 50 KB. Into the mail directory (fsync and rename per message) and into S3
  * (moto_server, when installed). Beside them, a raw loopback socket copy of the same bytes, the
  * dot-stuffed wire of every message back to back, read and dropped: what the machine can move
@@ -168,8 +168,8 @@ async function parent(): Promise<void> {
   if (values['cpu-prof']) nodeFlags.push('--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', values['cpu-prof']);
   const runs = Number(values.runs);
   const s3Runs = Number(values['s3-runs']);
-  const { AtrnProvider, stuff, writeSlowly } = await import('../test/peers/atrn-provider');
-  const { findMotoServer, startMotoServer } = await import('../test/peers/moto-server');
+  const { AtrnProvider, stuff, writeSlowly } = await import('../peers/atrn-provider');
+  const { findMotoServer, startMotoServer } = await import('../test/servers/moto-server');
 
   const loads = [
     { name: '1 x 50 MB', messages: makeMessages(1, 50 * MB) },

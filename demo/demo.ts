@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { main } from '../cli/main';
-import { ScriptedProvider } from '../test/peers/scripted-provider';
+import { ScriptedProvider } from '../peers/scripted-provider';
 import { readdir, readFile } from 'node:fs/promises';
-import { ACCOUNT, AtrnProvider } from '../test/peers/atrn-provider';
+import { ACCOUNT, AtrnProvider } from '../peers/atrn-provider';
 
 const say = (text: string) => process.stderr.write(`\n== ${text}\n`);
 

@@ -9,7 +9,7 @@ import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
 import { createRelaySink } from '../../lambda/adapters/relay-sink';
 import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
-import { AtrnProvider, type AtrnProviderOptions } from '../peers/atrn-provider';
+import { AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
 import { atrnTarget, credentials, heldMessage, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
 
 interface Relayed {

@@ -9,8 +9,8 @@ import { createS3MailSink, mailObjectKey } from '../../lambda/adapters/s3-mail-s
 import type { MailEnvelope } from '../../lambda/core/ports';
 import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
-import { AtrnProvider } from '../peers/atrn-provider';
-import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
+import { AtrnProvider } from '../../peers/atrn-provider';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 import { atrnTarget, credentials, heldMessage } from '../core/odmr/odmr-fixtures';
 
 const MiB = 1024 * 1024;

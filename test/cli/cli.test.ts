@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main';
-import { ScriptedProvider } from '../peers/scripted-provider';
+import { ScriptedProvider } from '../../peers/scripted-provider';
 
 const run = promisify(execFile);
 let dir: string;

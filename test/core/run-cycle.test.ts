@@ -4,7 +4,7 @@ import { parseSettings, parseTarget } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { CycleCounter, LoadedConfig } from '../../lambda/core/ports';
 import { runCycle } from '../../lambda/core/run-cycle';
-import { ScriptedProvider } from '../peers/scripted-provider';
+import { ScriptedProvider } from '../../peers/scripted-provider';
 
 let provider: ScriptedProvider;
 let open = 0;

@@ -10,8 +10,8 @@ import { SSMClient, SSMServiceException } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { SecretsManagerCredentials } from '../../lambda/adapters/secrets-manager-credentials';
 import { SsmConfigSource } from '../../lambda/adapters/ssm-config';
-import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
-import { ScriptedProvider } from '../peers/scripted-provider';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
+import { ScriptedProvider } from '../../peers/scripted-provider';
 import { AwsWorld, CapturedOutput, contextWith, scheduledEvent, TABLE } from './aws-world';
 
 /** Given the command's name (e.g. `GetParametersByPathCommand`), the error to fail it with, if any. */

@@ -8,7 +8,7 @@ import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secre
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { vi, type MockInstance } from 'vitest';
 import { createHandler, depsFromEnvironment, type DequeueHandler, type HandlerDeps, type InvocationContext } from '../../lambda/handler';
-import type { MotoServer } from '../peers/moto-server';
+import type { MotoServer } from '../servers/moto-server';
 
 export const TABLE = 'dequeue-counter';
 export const SCHEDULE_ARN = 'arn:aws:scheduler:us-east-1:123456789012:schedule/default/dequeue-every-5-minutes';

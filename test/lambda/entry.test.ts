@@ -4,8 +4,8 @@
  * AWS_ENDPOINT_URL, exactly as scripts/invoke-local.ts does.
  */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
-import { ScriptedProvider } from '../peers/scripted-provider';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
+import { ScriptedProvider } from '../../peers/scripted-provider';
 import { AwsWorld, CapturedOutput, contextWith, ENV, scheduledEvent } from './aws-world';
 
 describeWithMotoServer('the exported handler, configured by the environment alone', () => {

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { CycleResult } from '../../lambda/core/result';
-import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
-import { ScriptedProvider } from '../peers/scripted-provider';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
+import { ScriptedProvider } from '../../peers/scripted-provider';
 import { AwsWorld, CapturedOutput, contextWith, scheduledEvent } from './aws-world';
 
 describeWithMotoServer('exactly-once counting under duplicate and overlapping deliveries', () => {

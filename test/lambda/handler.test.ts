@@ -3,8 +3,8 @@
  * counter table on moto_server; the handler wired as in Lambda; scripted SMTP providers on loopback.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { ScriptedProvider } from '../peers/scripted-provider';
-import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
+import { ScriptedProvider } from '../../peers/scripted-provider';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 import { AwsWorld, CapturedOutput, contextWith, scheduledEvent } from './aws-world';
 
 const T0 = '2026-03-01T10:00:00Z';

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeWithInetSim, startInetSim, type InetSim } from '../peers/inetsim';
+import { describeWithInetSim, startInetSim, type InetSim } from '../servers/inetsim';
 import { providerBytes, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
 
 const run = promisify(execFile);

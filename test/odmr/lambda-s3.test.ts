@@ -6,8 +6,8 @@
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createHandler, depsFromEnvironment } from '../../lambda/handler';
-import { ACCOUNT, AtrnProvider, type AtrnProviderOptions } from '../peers/atrn-provider';
-import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
+import { ACCOUNT, AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 import { AwsWorld, CapturedOutput, contextWith, ENV } from '../lambda/aws-world';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
 

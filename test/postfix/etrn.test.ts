@@ -7,7 +7,7 @@
  * "250 Queuing started" for any domain in fast_flush_domains, whether or not mail waits for it
  * (it never answers 251), and "459 <domain>: service unavailable" for any other domain.
  *
- * Without Postfix: fails in CI, skipped elsewhere (test/peers/postfix.ts).
+ * Without Postfix: fails in CI, skipped elsewhere (test/servers/postfix.ts).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TargetResult } from '../../lambda/core/result';
-import { describeWithPostfix, startPostfix, type PostfixInstance } from '../peers/postfix';
+import { describeWithPostfix, startPostfix, type PostfixInstance } from '../servers/postfix';
 import { startCustomerMx, type CustomerMx } from './customer-mx';
 
 const REPO = join(import.meta.dirname, '..', '..');

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { alive, describeWithPostfix, startPostfix, type PostfixInstance } from '../peers/postfix';
+import { alive, describeWithPostfix, startPostfix, type PostfixInstance } from '../servers/postfix';
 
 /** Resolves true when something accepts a connection on the port, false when it is refused. */
 function listening(port: number): Promise<boolean> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseTarget, type Target } from '../../../lambda/core/config';
 import { DequeueError } from '../../../lambda/core/errors';
 import type { Credentials, MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../../../lambda/core/ports';
-import { ACCOUNT, type HeldMessage } from '../../peers/atrn-provider';
+import { ACCOUNT, type HeldMessage } from '../../../peers/atrn-provider';
 
 export const credentials: Credentials = {
   get: async (id) => {

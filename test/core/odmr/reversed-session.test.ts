@@ -9,8 +9,8 @@ import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import type { MailSink } from '../../../lambda/core/ports';
 import { createMailReceiver, type ReceiverOptions } from '../../../lambda/core/odmr/reversed-session';
 import { releaseSignal, type SignalReport } from '../../../lambda/core/signal/session';
-import { AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
-import { testCa, testCert } from '../../peers/scripted-provider';
+import { AtrnProvider, type AtrnProviderOptions } from '../../../peers/atrn-provider';
+import { testCa, testCert } from '../../../peers/scripted-provider';
 import { atrnTarget, credentials, failingSink, heldMessage, providerBytes, readMailDir, tempDir } from './odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];

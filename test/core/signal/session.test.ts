@@ -8,7 +8,7 @@ import { parseTarget, type Target } from '../../../lambda/core/config';
 import { DequeueError } from '../../../lambda/core/errors';
 import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
-import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../../peers/scripted-provider';
+import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../../../peers/scripted-provider';
 
 const account = { username: 'customer', password: 's3cret-pass' };
 const credentials: Credentials = {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DataUnstuffer, DotStuffer } from '../../../lambda/core/smtp/dot-stuffing';
-import { stuff } from '../../peers/atrn-provider';
+import { stuff } from '../../../peers/atrn-provider';
 
 /** Feed `wire` cut at `cuts`; return the content, whether it ended, and the bytes after the end. */
 function unstuff(wire: Buffer, cuts: number[] = []): { content: Buffer; ended: boolean; rest: Buffer } {

@@ -400,14 +400,14 @@ function mainCf(dir: string, domains: readonly string[], extra: Readonly<Record<
     biff: 'no',
     ...extra,
   };
-  return `# Written by test/peers/postfix.ts for one test run.\n${Object.entries(params)
+  return `# Written by test/servers/postfix.ts for one test run.\n${Object.entries(params)
     .map(([k, v]) => `${k} = ${v}`)
     .join('\n')}\n`;
 }
 
 /** master.cf: the services Postfix needs, none chrooted (the queue is a temp dir), plus ours. */
 function masterCf(port: number): string {
-  return `# Written by test/peers/postfix.ts for one test run.
+  return `# Written by test/servers/postfix.ts for one test run.
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:${port} inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup

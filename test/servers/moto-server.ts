@@ -8,7 +8,7 @@
  *
  * Usage in a test file:
  *
- *   import { describeWithMotoServer, startMotoServer, type MotoServer } from '../peers/moto-server';
+ *   import { describeWithMotoServer, startMotoServer, type MotoServer } from './moto-server';
  *   describeWithMotoServer('the handler against SSM', () => {
  *     let moto: MotoServer;
  *     beforeAll(async () => { moto = await startMotoServer(); });

@@ -11,7 +11,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 
-const TLS_DIR = join(import.meta.dirname, '..', 'fixtures', 'tls');
+const TLS_DIR = join(import.meta.dirname, 'tls');
 export const testCa = readFileSync(join(TLS_DIR, 'ca.pem'), 'utf8');
 export const testCert = (name: 'localhost' | 'wrong') => ({
   cert: readFileSync(join(TLS_DIR, `${name}.pem`), 'utf8'),
