@@ -38,8 +38,10 @@ export interface DeploymentOptions {
   readonly mailExpirationDays?: number;
   /** Days after which stored mail moves to S3 Standard-IA. Context `mailInfrequentAccessAfterDays`. */
   readonly mailInfrequentAccessAfterDays?: number;
-  /** Failed targets in one alarm period that raise the alarm. Context `failureAlarmThreshold`. */
-  readonly failureAlarmThreshold: number;
+  /** Failed cycles in a row after which a target counts as failing. Context `failingAfterCycles`. */
+  readonly failingAfterCycles: number;
+  /** Hours without success after which a target counts as stale. Context `staleAfterHours`. */
+  readonly staleAfterHours: number;
   /** Customer managed KMS key of SecureString parameters. Context `ssmKmsKeyArn`. */
   readonly ssmKmsKeyArn?: string;
   /** Customer managed KMS key of the secrets. Context `secretsKmsKeyArn`. */
@@ -73,10 +75,17 @@ export const CONTEXT_DEFAULTS = {
   logRetentionDays: 30,
   mailExpirationDays: undefined,
   mailInfrequentAccessAfterDays: undefined,
-  failureAlarmThreshold: 1,
+  failingAfterCycles: 3,
+  staleAfterHours: 24,
   ssmKmsKeyArn: undefined,
   secretsKmsKeyArn: undefined,
 } as const;
+
+/** Keys this app no longer reads, and what took their place: rejected, never silently ignored. */
+const RETIRED_KEYS: Readonly<Record<string, string>> = {
+  failureAlarmThreshold:
+    'Context "failureAlarmThreshold" is gone: a single failed target no longer raises an alarm. Use "failingAfterCycles" (failed cycles in a row, default 3) and "staleAfterHours" (hours without success, default 24).',
+};
 
 export type ContextKey = keyof typeof CONTEXT_DEFAULTS;
 export const CONTEXT_KEYS = Object.keys(CONTEXT_DEFAULTS) as ContextKey[];
@@ -121,6 +130,16 @@ export function deploymentOptionsFrom(
     );
   }
 
+  const schedule = scheduleExpression(read.string('schedule'));
+  const staleAfterHours = read.integer('staleAfterHours', 1, 8760, 'up to 365 days');
+  const rateSeconds = rateInSeconds(schedule);
+  if (rateSeconds !== undefined && staleAfterHours * 3600 < rateSeconds) {
+    throw new DeploymentOptionsError(
+      'staleAfterHours',
+      `Context "staleAfterHours" (${staleAfterHours}) must not be shorter than the time between two cycles (${schedule}): every target would be stale before its next cycle.`,
+    );
+  }
+
   const logRetentionDays = read.integer('logRetentionDays', 1, 9999);
   if (!(Object.values(RetentionDays) as unknown[]).includes(logRetentionDays)) {
     const allowed = (Object.values(RetentionDays) as unknown[]).filter((v) => typeof v === 'number');
@@ -132,7 +151,7 @@ export function deploymentOptionsFrom(
 
   return {
     stackName: read.string('stackName', /^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a CloudFormation stack name: a letter, then letters, digits and hyphens'),
-    schedule: scheduleExpression(read.string('schedule')),
+    schedule,
     scheduleTimeZone: timeZone(read.string('scheduleTimeZone')),
     ssmPrefix: read.string('ssmPrefix', SSM_PREFIX.pattern, SSM_PREFIX.expected),
     secretPrefix: read.string('secretPrefix', SECRET_PREFIX.pattern, SECRET_PREFIX.expected),
@@ -145,7 +164,8 @@ export function deploymentOptionsFrom(
     logRetentionDays: logRetentionDays as RetentionDays,
     mailExpirationDays,
     mailInfrequentAccessAfterDays,
-    failureAlarmThreshold: read.integer('failureAlarmThreshold', 1, 1_000_000),
+    failingAfterCycles: read.integer('failingAfterCycles', 1, 1000),
+    staleAfterHours,
     ssmKmsKeyArn: read.optionalString('ssmKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
     secretsKmsKeyArn: read.optionalString('secretsKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
   };
@@ -238,6 +258,13 @@ function scheduleExpression(expression: string): string {
   );
 }
 
+/** The interval of a `rate(...)` schedule in seconds; undefined for `cron(...)`. */
+function rateInSeconds(expression: string): number | undefined {
+  const rate = /^rate\((\d+) (minute|hour|day)s?\)$/.exec(expression);
+  if (!rate) return undefined;
+  return Number(rate[1]) * { minute: 60, hour: 3600, day: 86_400 }[rate[2] as 'minute' | 'hour' | 'day'];
+}
+
 /** Scheduler wants an IANA zone name; offsets such as +01:00 are not accepted there. */
 function timeZone(zone: string): string {
   let known = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(zone);
@@ -261,6 +288,8 @@ function timeZone(zone: string): string {
 function rejectMisspelledKeys(presentKeys: readonly string[]): void {
   const ours = new Set<string>(CONTEXT_KEYS);
   for (const key of presentKeys) {
+    const retired = RETIRED_KEYS[key];
+    if (retired !== undefined) throw new DeploymentOptionsError(key, retired);
     if (ours.has(key)) continue;
     const meant = CONTEXT_KEYS.find((candidate) => editDistance(key.toLowerCase(), candidate.toLowerCase()) <= 2);
     if (meant !== undefined) {

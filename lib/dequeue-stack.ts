@@ -47,7 +47,8 @@ export class DequeueStack extends Stack {
       staticEgress: o.staticEgress,
       egressAllocationId: o.egressAllocationId,
       alarmEmail: o.alarmEmail,
-      failureAlarmThreshold: o.failureAlarmThreshold,
+      failingAfterCycles: o.failingAfterCycles,
+      staleAfter: Duration.hours(o.staleAfterHours),
     });
 
     const s = this.signaller;

@@ -7,7 +7,15 @@ export type { ReleaseSignallerProps } from './release-signaller-props';
 export { ReleaseSignallerPropsError } from './release-signaller-checks';
 export { StaticEgress, type StaticEgressProps } from './static-egress';
 export { ReleaseSchedule, SCHEDULED_EVENT, type ReleaseScheduleProps } from './release-schedule';
-export { SignallerAlarms, TARGET_FAILURES_METRIC, type SignallerAlarmsProps } from './signaller-alarms';
+export {
+  SignallerAlarms,
+  FAILING_TARGETS_METRIC,
+  STALE_TARGETS_METRIC,
+  TARGET_FAILURES_METRIC,
+  FAILING_AFTER_CYCLES_ENV,
+  STALE_AFTER_HOURS_ENV,
+  type SignallerAlarmsProps,
+} from './signaller-alarms';
 export { grantSignallerAccess, type SignallerAccess } from './signaller-permissions';
 export { lambdaBundle, lambdaEsbuildOptions, LAMBDA_NODE_MAJOR } from './bundling';
 export { DequeueStack, type DequeueStackProps } from './dequeue-stack';

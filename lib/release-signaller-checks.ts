@@ -51,7 +51,13 @@ export function checkReleaseSignallerProps(path: string, props: ReleaseSignaller
   }
   checkInteger('memorySize', props.memorySize, 128, 10_240, fail);
   checkInteger('scheduleRetryAttempts', props.scheduleRetryAttempts, 0, 185, fail);
-  checkInteger('failureAlarmThreshold', props.failureAlarmThreshold, 1, Number.MAX_SAFE_INTEGER, fail);
+  checkInteger('failingAfterCycles', props.failingAfterCycles, 1, 1000, fail);
+  if (props.staleAfter !== undefined) {
+    const hours = props.staleAfter.toHours({ integral: false });
+    if (!Number.isInteger(hours) || hours < 1 || hours > 8760) {
+      fail(`\`staleAfter\` must be a whole number of hours from 1 hour to 365 days, got ${props.staleAfter.toHumanString()}.`);
+    }
+  }
   const age = props.scheduleMaxEventAge?.toSeconds();
   if (age !== undefined && (age < 60 || age > 86_400)) {
     fail(`\`scheduleMaxEventAge\` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got ${props.scheduleMaxEventAge!.toHumanString()}.`);

@@ -143,14 +143,26 @@ export interface ReleaseSignallerProps {
    */
   readonly alarmTopic?: sns.ITopic;
   /**
-   * Failed targets (metric `Dequeue/TargetFailures`, `service=dequeue`, Sum) within one alarm
-   * period that raise the alarm.
+   * A target counts as failing once it has failed this many cycles in a row (temporary-failure,
+   * permanent-failure or config-error; `no-mail` is a success). The failing-targets alarm fires
+   * while any target is failing: one failed cycle (Exim's routine `458 Already processing`, a
+   * dropped connection) pages nobody, the next cycle being the retry. Whole number, 1 to 1000.
    *
-   * @default 1
+   * @default 3
    */
-  readonly failureAlarmThreshold?: number;
+  readonly failingAfterCycles?: number;
   /**
-   * The period the function-error and target-failure alarms sum over.
+   * A target counts as stale when it has not ended `signalled` or `no-mail` for longer than this.
+   * The stale-targets alarm fires while any target is stale. Whole hours, 1 hour to 365 days;
+   * longer than the longest time between two cycles in which a target is due (a target with
+   * `everyNthCycle` 4 on a 6-hourly schedule is signalled once a day).
+   *
+   * @default Duration.hours(24)
+   */
+  readonly staleAfter?: Duration;
+  /**
+   * The period the alarms evaluate: the function-error alarm sums errors over it, the failing and
+   * stale alarms take the largest count reported in it.
    *
    * @default Duration.minutes(15)
    */

@@ -20,7 +20,7 @@ import { lambdaBundle, mailStoreBuildCommand } from './bundling';
 import { ReleaseSchedule } from './release-schedule';
 import { checkReleaseSignallerProps } from './release-signaller-checks';
 import type { ReleaseSignallerProps } from './release-signaller-props';
-import { SignallerAlarms } from './signaller-alarms';
+import { FAILING_AFTER_CYCLES_ENV, SignallerAlarms, STALE_AFTER_HOURS_ENV } from './signaller-alarms';
 import { grantSignallerAccess } from './signaller-permissions';
 import { StaticEgress } from './static-egress';
 
@@ -50,6 +50,8 @@ export class ReleaseSignaller extends Construct {
     const secretPrefix = props.secretPrefix ?? 'dequeue/';
     const mailPrefix = props.mailPrefix ?? 'mail/';
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const failingAfterCycles = props.failingAfterCycles ?? 3;
+    const staleAfter = props.staleAfter ?? Duration.hours(24);
 
     this.counterTable = new dynamodb.Table(this, 'CycleCounter', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -101,6 +103,8 @@ export class ReleaseSignaller extends Construct {
         DEQUEUE_COUNTER_TABLE: this.counterTable.tableName,
         DEQUEUE_MAIL_BUCKET: this.mailBucket.bucketName,
         DEQUEUE_MAIL_PREFIX: mailPrefix,
+        [FAILING_AFTER_CYCLES_ENV]: String(failingAfterCycles),
+        [STALE_AFTER_HOURS_ENV]: String(staleAfter.toHours()),
         POWERTOOLS_SERVICE_NAME: 'dequeue',
         POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
         NODE_OPTIONS: '--enable-source-maps',
@@ -165,7 +169,8 @@ export class ReleaseSignaller extends Construct {
     this.alarms = new SignallerAlarms(this, 'Alarms', {
       function: this.function,
       deadLetterQueue: this.deadLetterQueue,
-      failureAlarmThreshold: props.failureAlarmThreshold ?? 1,
+      failingAfterCycles,
+      staleAfter,
       period: props.alarmPeriod ?? Duration.minutes(15),
       email: props.alarmEmail,
       topic: props.alarmTopic,

@@ -1,7 +1,7 @@
 /**
  * Every context option reaches the resource it configures: `cdk deploy -c ...` as a user runs it.
  */
-import { type Template } from 'aws-cdk-lib/assertions';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
 
@@ -24,7 +24,8 @@ beforeAll(() => {
     logRetentionDays: '90',
     mailInfrequentAccessAfterDays: '30',
     mailExpirationDays: '400',
-    failureAlarmThreshold: '3',
+    failingAfterCycles: '5',
+    staleAfterHours: '48',
     alarmEmail: 'ops@example.com',
     ssmKmsKeyArn: SSM_KEY,
     secretsKmsKeyArn: SECRETS_KEY,
@@ -113,13 +114,24 @@ describe('deployment options from context', () => {
     });
   });
 
-  it('subscribe the alarm address and set the failure threshold', () => {
+  it('subscribe the alarm address, and hand the failing and stale thresholds to the function and the alarms', () => {
     const topic = onlyResource(template, 'AWS::SNS::Topic');
     template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
       TopicArn: { Ref: topic.id },
     });
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'TargetFailures', Threshold: 3 });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Environment: { Variables: { DEQUEUE_FAILING_AFTER_CYCLES: '5', DEQUEUE_STALE_AFTER_HOURS: '48' } },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'FailingTargets',
+      AlarmDescription: Match.stringLikeRegexp('failed 5 cycles in a row'),
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'StaleTargets',
+      AlarmDescription: Match.stringLikeRegexp('for more than 2 days'),
+    });
   });
 });

@@ -33,7 +33,8 @@ describe('deployment options from CDK context', () => {
       logRetentionDays: RetentionDays.ONE_MONTH,
       mailExpirationDays: undefined,
       mailInfrequentAccessAfterDays: undefined,
-      failureAlarmThreshold: 1,
+      failingAfterCycles: 3,
+      staleAfterHours: 24,
       ssmKmsKeyArn: undefined,
       secretsKmsKeyArn: undefined,
     });
@@ -60,7 +61,8 @@ describe('deployment options from CDK context', () => {
       logRetentionDays: '90',
       mailInfrequentAccessAfterDays: 30,
       mailExpirationDays: 400,
-      failureAlarmThreshold: '3',
+      failingAfterCycles: '5',
+      staleAfterHours: 48,
       ssmKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       secretsKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab',
     });
@@ -69,7 +71,8 @@ describe('deployment options from CDK context', () => {
       schedule: 'cron(0 6 ? * MON-FRI *)',
       scheduleTimeZone: 'Europe/Berlin',
       logRetentionDays: RetentionDays.THREE_MONTHS,
-      failureAlarmThreshold: 3,
+      failingAfterCycles: 5,
+      staleAfterHours: 48,
     });
   });
 
@@ -126,7 +129,8 @@ describe('deployment options from CDK context', () => {
     ['timeoutSeconds', '0', /from 1 to 900/],
     ['timeoutSeconds', '2.5', /whole number/],
     ['memoryMiB', '64', /from 128 to 10240/],
-    ['failureAlarmThreshold', '0', /from 1/],
+    ['failingAfterCycles', '0', /whole number from 1 to 1000/],
+    ['staleAfterHours', '1.5', /whole number from 1 to 8760/],
     ['mailExpirationDays', 'soon', /whole number/],
     ['mailInfrequentAccessAfterDays', '7', /30 days at the earliest/],
     ['staticEgress', 'yes', /must be true or false, got "yes"/],
@@ -154,6 +158,21 @@ describe('deployment options from CDK context', () => {
     const error = rejection({ mailExpirationDays: 30, mailInfrequentAccessAfterDays: 30 });
     expect(error.contextKey).toBe('mailExpirationDays');
     expect(error.message).toContain('must be greater than "mailInfrequentAccessAfterDays" (30)');
+  });
+
+  it('rejects staleAfterHours shorter than the time between two cycles: every target would be stale', () => {
+    const error = rejection({ schedule: 'rate(2 days)' });
+    expect(error.contextKey).toBe('staleAfterHours');
+    expect(error.message).toBe(
+      'Context "staleAfterHours" (24) must not be shorter than the time between two cycles (rate(2 days)): every target would be stale before its next cycle.',
+    );
+    expect(from({ schedule: 'rate(2 days)', staleAfterHours: 72 }).staleAfterHours).toBe(72);
+  });
+
+  it('rejects the retired failureAlarmThreshold and names what replaced it', () => {
+    const error = rejection({ failureAlarmThreshold: '1' });
+    expect(error.contextKey).toBe('failureAlarmThreshold');
+    expect(error.message).toContain('Use "failingAfterCycles" (failed cycles in a row, default 3) and "staleAfterHours"');
   });
 
   it.each([

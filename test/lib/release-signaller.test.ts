@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ESM_REQUIRE_BANNER, LAMBDA_NODE_MAJOR } from '../../lib/bundling';
+import { FAILING_TARGETS_METRIC, STALE_TARGETS_METRIC } from '../../lib/signaller-alarms';
 import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
 
 let synth: SynthesisedDequeue;
@@ -50,6 +51,8 @@ describe('the function', () => {
       DEQUEUE_COUNTER_TABLE: { Ref: table.id },
       DEQUEUE_MAIL_BUCKET: { Ref: bucket.id },
       DEQUEUE_MAIL_PREFIX: 'mail/',
+      DEQUEUE_FAILING_AFTER_CYCLES: '3',
+      DEQUEUE_STALE_AFTER_HOURS: '24',
       POWERTOOLS_SERVICE_NAME: 'dequeue',
       POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
       NODE_OPTIONS: '--enable-source-maps',
@@ -283,20 +286,30 @@ describe('alarms', () => {
     });
   });
 
-  it('watch failing targets through the TargetFailures metric', () => {
+  it.each([
+    ['a target failing 3 cycles in a row', FAILING_TARGETS_METRIC.metricName, 'failed 3 cycles in a row'],
+    ['a target without success for a day', STALE_TARGETS_METRIC.metricName, 'for more than 1 day'],
+  ])('page for %s, from the count the handler publishes once per cycle', (_, metricName, description) => {
     const topic = onlyResource(template, 'AWS::SNS::Topic');
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'Dequeue',
-      MetricName: 'TargetFailures',
+      MetricName: metricName,
       Dimensions: [{ Name: 'service', Value: 'dequeue' }],
-      Statistic: 'Sum',
+      Statistic: 'Maximum',
       Period: 900,
       EvaluationPeriods: 1,
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
+      // A period without a cycle keeps the state: only the next cycle's count can clear it.
+      TreatMissingData: 'ignore',
+      AlarmDescription: Match.stringLikeRegexp(description),
       AlarmActions: [{ Ref: topic.id }],
+      OKActions: [{ Ref: topic.id }],
     });
+  });
+
+  it('do not page for a single failed target', () => {
+    expect(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'TargetFailures' } })).toEqual({});
   });
 
   it('watch the dead-letter queue', () => {
@@ -308,7 +321,7 @@ describe('alarms', () => {
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
   });
 });
 
