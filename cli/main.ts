@@ -1,141 +1,21 @@
 /**
- * The local runner: the same core as the Lambda, with file adapters (SPEC "Command line").
- * Everything is validated before anything is sent: the configuration file whole, the --target
- * names, every secret a due target needs, and a --mail-dir for ATRN targets.
+ * The CLI's front door: `dequeue --config FILE ...` runs a release cycle; the operating commands
+ * (`config`, `status`, `deliver`) are words before the flags. Each command lives in cli/commands/
+ * and resolves to its exit status: 0 done, 1 a target or message failed, 2 usage or configuration.
  */
-import { readFile } from 'node:fs/promises';
-import { parseConfigDocument, parseJsonText, verbOf, type ConfigDocument, type Settings, type Target } from '../lambda/core/config';
-import { ConfigError, DequeueError } from '../lambda/core/errors';
-import type { CycleCounter, MailReceiver, Transcript } from '../lambda/core/ports';
-import { isFailure, type Outcome, type TargetResult } from '../lambda/core/result';
-import { runCycle } from '../lambda/core/run-cycle';
-import { SecretsFile } from './adapters/secrets-file';
-import { MemoryCounter, StateFile } from './adapters/state-file';
-import { openMailDir } from './adapters/mail-dir-sink';
-import { mailReceiverFor } from '../lambda/adapters/relay-sink';
-import { parseCli, UsageError, USAGE, type CliOptions } from './args';
-import { resultBlock } from './result-lines';
+import { processIo, type CliIo } from './io';
+import { runCommand } from './commands/run';
 
-export interface CliIo {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-  /** Extra trusted CA (PEM) for provider certificates; tests use it. */
-  readonly tlsCa?: string;
-  /** Opens the mail store for --mail-dir (ATRN), with the limits and relay of settings.mail. */
-  readonly openMailDir?: (dir: string, settings: Settings) => Promise<MailReceiver>;
-}
+export type { CliIo } from './io';
 
-const processIo: CliIo = {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
-  openMailDir: async (dir, settings) => mailReceiverFor(await openMailDir(dir), settings)!,
-};
+type Command = (argv: readonly string[], io: CliIo) => Promise<number>;
+
+/** The operating commands, by their first word; anything else is the release cycle's flags. */
+const COMMANDS: Readonly<Record<string, Command>> = {};
 
 /** Run the CLI; resolves to the exit status. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const log = (line: string) => io.stderr.write(`dequeue: ${line}\n`);
-  let options: CliOptions;
-  try {
-    const parsed = parseCli(argv);
-    if (parsed === 'help') {
-      io.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    options = parsed;
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    log(`${e.message}\n\n${USAGE}`);
-    return 2;
-  }
-
-  let prepared: Awaited<ReturnType<typeof prepare>>;
-  try {
-    prepared = await prepare(options, io);
-  } catch (e) {
-    if (e instanceof DequeueError && e.kind === 'config') {
-      log(e.message);
-      return 2;
-    }
-    throw e;
-  }
-  const { config, secrets, counter, receiver } = prepared;
-
-  const transcript: Transcript | undefined = options.verbose
-    ? { line: (target, direction, text) => io.stderr.write(`[${target}] ${direction}: ${text}\n`) }
-    : undefined;
-  const print = (r: TargetResult) => io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${resultBlock(r)}\n`);
-
-  let result;
-  try {
-    result = await runCycle(
-      { ...config, invalid: [] },
-      { force: options.force, dryRun: options.dryRun, targets: options.targets },
-      { credentials: secrets, counter, receiver, transcript, tlsCa: io.tlsCa, onResult: print },
-    );
-  } catch (e) {
-    // Only the counter can fail here (an unreadable --state file): nothing was sent.
-    if (e instanceof DequeueError && e.kind === 'config') {
-      log(e.message);
-      return 2;
-    }
-    throw e;
-  }
-
-  const tally = new Map<Outcome, number>();
-  for (const r of result.results) tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
-  const summary = [...tally].map(([outcome, n]) => `${n} ${outcome}`).join(', ') || 'no targets';
-  log(`cycle ${result.cycle}${options.force ? ' (forced, not counted)' : options.dryRun ? ' (dry run, not counted)' : ''}: ${summary}`);
-  return result.results.some((r) => isFailure(r.outcome)) ? 1 : 0;
-}
-
-async function prepare(options: CliOptions, io: CliIo) {
-  let text: string;
-  try {
-    text = await readFile(options.config, 'utf8');
-  } catch (e) {
-    throw new ConfigError(options.config, '', `cannot read the configuration file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
-  }
-  const config: ConfigDocument = parseConfigDocument(parseJsonText(text, options.config), options.config);
-
-  const names = new Set(config.targets.map((t) => t.name));
-  for (const name of options.targets ?? []) {
-    if (!names.has(name)) throw new ConfigError(options.config, '', `--target ${name}: no target of that name (known: ${[...names].join(', ') || 'none'})`);
-  }
-  const wanted = options.targets ? new Set(options.targets) : null;
-  const selected = config.targets.map((t, i) => [t, i] as const).filter(([t]) => t.enabled && (!wanted || wanted.has(t.name)));
-
-  const secrets = options.secrets ? await SecretsFile.load(options.secrets) : SecretsFile.empty();
-  for (const [t, i] of selected) {
-    if (!t.auth) continue;
-    if (!options.secrets) throw new ConfigError(options.config, `targets[${i}].auth.secretId`, `"${t.auth.secretId}" needs --secrets FILE`);
-    if (!secrets.has(t.auth.secretId)) {
-      throw new ConfigError(options.secrets, '', `no secret "${t.auth.secretId}" (needed by targets[${i}].auth.secretId in ${options.config})`);
-    }
-  }
-
-  const atrn = selected.find(([t]) => isAtrn(t));
-  let receiver: MailReceiver | undefined;
-  if (atrn && !options.dryRun) {
-    if (!options.mailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'ATRN pulls mail: give --mail-dir DIR to store it');
-    if (!io.openMailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'this build cannot store mail for ATRN');
-    receiver = await io.openMailDir(options.mailDir, config.settings);
-  }
-
-  let counter: CycleCounter;
-  if (options.state) {
-    counter = new StateFile(options.state);
-    await counter.peek(); // an unreadable state file is a configuration error, found before sending
-  } else {
-    counter = new MemoryCounter();
-    const spaced = selected.find(([t]) => (t.everyNthCycle ?? config.settings.everyNthCycle) > 1);
-    if (spaced && !options.force) {
-      io.stderr.write(`dequeue: no --state file: this run counts as cycle 1, so "${spaced[0].name}" is due although it signals only every Nth cycle\n`);
-    }
-  }
-  return { config, secrets, counter, receiver };
-}
-
-function isAtrn(target: Target): boolean {
-  return target.protocol === 'smtp' && target.commands.some((c) => verbOf(c) === 'ATRN');
+  const [first, ...rest] = argv;
+  const command = first !== undefined && Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  return command ? command(rest, io) : runCommand(argv, io);
 }
