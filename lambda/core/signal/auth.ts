@@ -52,6 +52,8 @@ export async function authenticate(
   credentials: AuthCredentials,
   timeoutMs: number,
   peer: string,
+  /** Where the credentials came from, named in a refusal so the operator knows what to fix. */
+  secretId?: string,
 ): Promise<void> {
   const step = (line: string, shown: string) => channel.command(line, timeoutMs, shown);
   let reply: SmtpReply;
@@ -82,5 +84,8 @@ export async function authenticate(
     await channel.command('*', timeoutMs).catch(() => undefined);
     throw new DequeueError('permanent', `AUTH ${mechanism}: the provider asked for more than the mechanism defines`);
   }
-  throw new RefusalError(`AUTH ${mechanism}`, reply.code, replyText(reply), peer);
+  const refused = new RefusalError(`AUTH ${mechanism}`, reply.code, replyText(reply), peer);
+  // RFC 4954 section 6: 535 means the username or password is wrong; say which secret holds them.
+  if (secretId) refused.message += reply.code === 535 ? ` (the username or password of secretId "${secretId}" was refused: fix that secret)` : ` (credentials: secretId "${secretId}")`;
+  throw refused;
 }

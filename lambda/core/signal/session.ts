@@ -98,7 +98,7 @@ class SignalSession {
       const ext = await this.greetAndHello();
       if (this.target.auth && credentials) {
         const mechanism = chooseMechanism(this.target, ext.get('AUTH') ?? [], this.encrypted);
-        await authenticate(this.channel, mechanism, credentials, this.timeout(), this.peer);
+        await authenticate(this.channel, mechanism, credentials, this.timeout(), this.peer, this.target.auth.secretId);
       }
       const release = await this.sendCommands(ext);
       outcomes = release.outcomes;
