@@ -2,7 +2,7 @@
 import type { Settings } from '../lambda/core/config';
 import type { MailReceiver } from '../lambda/core/ports';
 import { openMailDir } from './adapters/mail-dir-sink';
-import { mailReceiverFor } from '../lambda/adapters/relay-sink';
+import { mailReceiverFor } from '../lambda/mail-receiver';
 
 export interface CliIo {
   readonly stdout: { write(text: string): unknown };

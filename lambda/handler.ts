@@ -17,7 +17,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
-import { mailReceiverFor } from './adapters/relay-sink';
+import { mailReceiverFor } from './mail-receiver';
 import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
 import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
 import { asDequeueError, type DequeueError } from './core/errors';

@@ -15,14 +15,12 @@
  * replies, so a relay that refuses one recipient refuses the whole message (451 or 554).
  */
 import type { Socket } from 'node:net';
-import { hostname } from 'node:os';
-import type { MailRelay, Settings } from '../core/config';
+import type { MailRelay } from '../core/config';
 import { openTcp, peerName, startTls } from '../core/smtp/connection';
 import { DotStuffer } from '../core/smtp/dot-stuffing';
 import { DequeueError, TimeoutError } from '../core/errors';
-import { silentTranscript, type MailEnvelope, type MailReceiver, type MailSink, type MessageDraft, type StoredMessage, type Transcript } from '../core/ports';
+import { silentTranscript, type MailEnvelope, type MailSink, type MessageDraft, type StoredMessage, type Transcript } from '../core/ports';
 import { ReplyChannel } from '../core/smtp/reply-channel';
-import { createMailReceiver } from '../core/odmr/reversed-session';
 import { parseExtensions } from '../core/signal/session';
 import { replyText, type SmtpReply } from '../core/smtp/reply';
 
@@ -49,17 +47,6 @@ export interface RelaySinkOptions {
 export function withRelay(archive: MailSink | undefined, relay: MailRelay | undefined, helloName: string, tlsCa?: string): MailSink | undefined {
   if (!relay) return archive;
   return createRelaySink({ relay, helloName, archive, tlsCa });
-}
-
-/**
- * The receiver for one run, as the CLI and the handler wire it: the store they have (the mail
- * directory, S3), behind the relay when `settings.mail.relay` is set, with `settings.mail`'s
- * limits. Undefined when there is neither a store nor a relay (ATRN is then a config error).
- */
-export function mailReceiverFor(store: MailSink | undefined, settings: Settings, tlsCa?: string): MailReceiver | undefined {
-  const mail = settings.mail;
-  const sink = withRelay(store, mail?.relay, settings.helloName ?? hostname(), tlsCa);
-  return sink && createMailReceiver(sink, { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients });
 }
 
 export function createRelaySink(options: RelaySinkOptions): MailSink {
