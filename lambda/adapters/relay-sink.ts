@@ -9,19 +9,19 @@
  * commits first (it can still be withdrawn), then the relay's final dot is sent; if the relay
  * refuses, the archive copy is withdrawn, so what is archived is exactly what was acknowledged.
  *
- * The client reuses the signal session's pieces: connection.ts (TCP, TLS, STARTTLS trust) and
- * reply-channel.ts (ordered, bounded replies). One connection per message keeps a failure in
+ * The client opens with the same handshake as the release signal (core/smtp/client-handshake:
+ * greeting, EHLO/HELO, STARTTLS) and reads replies through the same bounded reply channel. One connection per message keeps a failure in
  * one message from touching the next. Known limit: recipients are forwarded after our own RCPT
  * replies, so a relay that refuses one recipient refuses the whole message (451 or 554).
  */
 import type { Socket } from 'node:net';
 import type { MailRelay } from '../core/config';
-import { openTcp, peerName, startTls } from '../core/smtp/connection';
+import { peerName } from '../core/smtp/connection';
+import { boundedText, openClientSession, type ClientSession } from '../core/smtp/client-handshake';
 import { DotStuffer } from '../core/smtp/dot-stuffing';
-import { DequeueError, TimeoutError } from '../core/errors';
+import { DequeueError, RefusalError, TimeoutError } from '../core/errors';
 import { silentTranscript, type MailEnvelope, type MailSink, type MessageDraft, type StoredMessage, type Transcript } from '../core/ports';
 import { ReplyChannel } from '../core/smtp/reply-channel';
-import { parseExtensions } from '../core/signal/session';
 import { replyText, type SmtpReply } from '../core/smtp/reply';
 
 /** RFC 5321 4.5.3.2: the client's bounds for each step. */
@@ -108,35 +108,31 @@ class RelayedMessage {
   static async open(options: RelaySinkOptions, envelope: MailEnvelope): Promise<RelayedMessage> {
     const { host, port, tls, tlsVerify, timeoutSeconds } = options.relay;
     const bound = (ms: number) => (timeoutSeconds ? timeoutSeconds * 1000 : ms);
-    const peer = peerName(host, port);
-    const trust = { verify: tlsVerify, ca: options.tlsCa };
-    const transcript = options.transcript ?? silentTranscript;
-    let socket: Socket = await openTcp(host, port, bound(GREETING_MS));
-    if (tls === 'implicit') socket = await startTls(host, port, trust, bound(GREETING_MS), socket);
-    let channel = new ReplyChannel(socket, peer, 'relay', transcript, undefined);
+    const peer = `relay ${peerName(host, port)}`;
+    let session: ClientSession;
+    try {
+      // The same handshake as the release signal: greeting, EHLO/HELO, STARTTLS rules.
+      session = await openClientSession({
+        host, port, tls, tlsVerify,
+        tlsCa: options.tlsCa,
+        ehlo: true,
+        helloName: options.helloName,
+        peer,
+        label: 'relay',
+        transcript: options.transcript ?? silentTranscript,
+        bound: (step) => bound(step === 'command' ? MAIL_RCPT_MS : GREETING_MS),
+      });
+    } catch (e) {
+      if (e instanceof DequeueError) throw e;
+      throw new DequeueError('temporary', `${peer}: ${(e as Error).message}`, { cause: e });
+    }
+    const { socket, channel, extensions: ext } = session;
     const demand = (step: string, reply: SmtpReply, ...codes: number[]) => {
       if (codes.includes(reply.code)) return reply;
       // RFC 5321 4.2.1: 4yz transient, 5yz permanent.
-      const kind = reply.code >= 500 ? 'permanent' : 'temporary';
-      throw new DequeueError(kind, `relay ${peer} refused ${step}: ${reply.code} ${replyText(reply).slice(0, 300)}`);
+      throw new RefusalError(step, reply.code, boundedText(reply), peer);
     };
     try {
-      demand('the connection', await channel.expect('the greeting', bound(GREETING_MS)), 220);
-      const hello = async () => {
-        const ehlo = await channel.command(`EHLO ${options.helloName}`, bound(MAIL_RCPT_MS));
-        if (ehlo.code === 250) return parseExtensions(ehlo);
-        demand('HELO', await channel.command(`HELO ${options.helloName}`, bound(MAIL_RCPT_MS)), 250);
-        return new Map<string, string[]>();
-      };
-      let ext = await hello();
-      if ((tls === 'opportunistic' && ext.has('STARTTLS')) || tls === 'required') {
-        if (!ext.has('STARTTLS')) throw new DequeueError('permanent', `relay ${peer} does not offer STARTTLS and its "tls" is "required"`);
-        demand('STARTTLS', await channel.command('STARTTLS', bound(MAIL_RCPT_MS)), 220);
-        channel.detach();
-        socket = await startTls(host, port, trust, bound(GREETING_MS), socket);
-        channel = new ReplyChannel(socket, peer, 'relay', transcript, undefined);
-        ext = await hello(); // RFC 3207 4.2: forget what was learnt before TLS
-      }
       const body = envelope.body === '8BITMIME' && ext.has('8BITMIME') ? ' BODY=8BITMIME' : '';
       demand(`MAIL FROM:<${envelope.mailFrom}>`, await channel.command(`MAIL FROM:<${envelope.mailFrom}>${body}`, bound(MAIL_RCPT_MS)), 250);
       for (const rcpt of envelope.rcptTo) {
@@ -147,7 +143,7 @@ class RelayedMessage {
     } catch (e) {
       socket.destroy();
       if (e instanceof DequeueError) throw e;
-      throw new DequeueError('temporary', `relay ${peer}: ${(e as Error).message}`, { cause: e });
+      throw new DequeueError('temporary', `${peer}: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -167,7 +163,7 @@ class RelayedMessage {
     const reply = await this.channel.expect('the final dot', this.timeoutMs ?? FINAL_DOT_MS);
     if (reply.code !== 250) {
       this.cut();
-      throw new DequeueError(reply.code >= 500 ? 'permanent' : 'temporary', `relay ${this.peer} refused the message: ${reply.code} ${replyText(reply).slice(0, 300)}`);
+      throw new DequeueError(reply.code >= 500 ? 'permanent' : 'temporary', `${this.peer} refused the message: ${reply.code} ${replyText(reply).slice(0, 300)}`);
     }
     // QUIT is a courtesy; the message is the relay's from its 250 on.
     void this.channel.command('QUIT', QUIT_MS).catch(() => undefined).finally(() => this.socket.end());
@@ -193,8 +189,8 @@ class RelayedMessage {
         else resolve();
       };
       const onDrain = () => done();
-      const onClose = () => done(new DequeueError('temporary', `relay ${this.peer} closed the connection during DATA`));
-      const timer = setTimeout(() => done(new TimeoutError(`relay ${this.peer} took no data for ${Math.round(ms / 1000)} s`)), ms);
+      const onClose = () => done(new DequeueError('temporary', `${this.peer} closed the connection during DATA`));
+      const timer = setTimeout(() => done(new TimeoutError(`${this.peer} took no data for ${Math.round(ms / 1000)} s`)), ms);
       this.socket.once('drain', onDrain);
       this.socket.once('close', onClose);
     });

@@ -1,7 +1,7 @@
 /**
  * The release signal: one client session with one provider.
  *
- *   connect (TLS first if "implicit") -> 220 greeting -> EHLO (HELO on 5xx) -> STARTTLS + EHLO
+ *   the shared client handshake (smtp/client-handshake: connect, greeting, EHLO/HELO, STARTTLS)
  *   -> AUTH -> each release command in order -> QUIT
  *
  * Every command is sent even when an earlier one answered 251 or failed: fetchmail's ETRN mode
@@ -12,18 +12,18 @@
  * With ATRN (RFC 2645) and a 250 reply, the same connection is handed to the MailReceiver: the
  * provider now delivers to us, and the session ends when that one does.
  */
-import { isIP, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { verbOf, type Target } from '../config';
-import { openTcp, peerName, startTls } from '../smtp/connection';
-import { asDequeueError, DequeueError, ProtocolError, RefusalError } from '../errors';
+import { peerName } from '../smtp/connection';
+import { boundedText, openClientSession } from '../smtp/client-handshake';
+import { asDequeueError, DequeueError, RefusalError } from '../errors';
 import { outcomeOfError, outcomeOfReply, type CommandOutcome } from '../outcome';
 import type { Transcript } from '../ports';
 import { silentTranscript } from '../ports';
 import { ReplyChannel } from '../smtp/reply-channel';
 import { worstOutcome, type ReplyRecord } from '../result';
 import { authenticate, chooseMechanism } from './auth';
-import { replyText, type SmtpReply } from '../smtp/reply';
+import type { SmtpReply } from '../smtp/reply';
 import { rawSignal } from './raw-session';
 import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
@@ -35,30 +35,8 @@ export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 export const DEFAULT_ATRN_TIMEOUT_MS = 600_000;
 /** QUIT's reply is a courtesy: wait for it only briefly, then close. */
 export const QUIT_REPLY_TIMEOUT_MS = 1_000;
-/** Reply text kept per command in a result. */
-const MAX_RECORDED_TEXT = 1024;
-
 function record(command: string, reply: SmtpReply): ReplyRecord {
-  const text = replyText(reply);
-  return { command, code: reply.code, text: text.length > MAX_RECORDED_TEXT ? `${text.slice(0, MAX_RECORDED_TEXT)}...` : text };
-}
-
-function literalOf(socket: Socket): string {
-  const address = socket.localAddress ?? '127.0.0.1';
-  return isIP(address) === 6 ? `[IPv6:${address}]` : `[${address}]`;
-}
-
-/** Parse an EHLO reply into its extensions: keyword -> parameters (RFC 5321 4.1.1.1). */
-export function parseExtensions(reply: SmtpReply): Map<string, string[]> {
-  const ext = new Map<string, string[]>();
-  for (const line of reply.lines.slice(1)) {
-    // Old servers also write "AUTH=LOGIN PLAIN"; treat it as AUTH.
-    const [keyword = '', ...params] = line.trim().replace(/^AUTH=/i, 'AUTH ').split(/\s+/);
-    if (!keyword) continue;
-    const key = keyword.toUpperCase();
-    ext.set(key, [...(ext.get(key) ?? []), ...params]);
-  }
-  return ext;
+  return { command, code: reply.code, text: boundedText(reply) };
 }
 
 export async function releaseSignal(target: Target, options: SignalOptions, deps: SignalDeps): Promise<SignalReport> {
@@ -94,10 +72,9 @@ class SignalSession {
     let outcomes: CommandOutcome[] = [];
     let messages = 0;
     try {
-      await this.open();
       const ext = await this.greetAndHello();
       if (this.target.auth && credentials) {
-        const mechanism = chooseMechanism(this.target, ext.get('AUTH') ?? [], this.encrypted);
+        const mechanism = chooseMechanism(this.target, [...(ext.get('AUTH') ?? [])], this.encrypted);
         await authenticate(this.channel, mechanism, credentials, this.timeout(), this.peer, this.target.auth.secretId);
       }
       const release = await this.sendCommands(ext);
@@ -127,77 +104,27 @@ class SignalSession {
     return deadline === undefined ? ms : Math.max(0, Math.min(ms, deadline - this.now()));
   }
 
-  private async open(): Promise<void> {
-    const { host, port, tls, tlsVerify } = this.target;
-    this.socket = await openTcp(host, port, this.timeout());
-    if (tls === 'implicit') {
-      this.socket = await startTls(host, port, { verify: tlsVerify, ca: this.deps.tlsCa }, this.timeout(), this.socket);
-      this.encrypted = true;
-    }
-    this.helloName = this.deps.helloName ?? literalOf(this.socket);
-    this.transcript.line(this.target.name, '*', `connected to ${this.peer}${this.encrypted ? ' (TLS)' : ''}`);
-    this.channel = this.newChannel();
+  /** Connect, greet, EHLO/HELO and STARTTLS: the shared client handshake (smtp/client-handshake). */
+  private async greetAndHello(): Promise<ReadonlyMap<string, readonly string[]>> {
+    const { host, port, tls, tlsVerify, ehlo, name } = this.target;
+    const session = await openClientSession({
+      host, port, tls, tlsVerify, ehlo,
+      tlsCa: this.deps.tlsCa,
+      helloName: this.deps.helloName,
+      label: name,
+      transcript: this.transcript,
+      bound: () => this.timeout(),
+      deadline: this.options.deadline,
+      now: this.now,
+    });
+    this.socket = session.socket;
+    this.channel = session.channel;
+    this.encrypted = session.encrypted;
+    this.helloName = session.helloName;
+    return session.extensions;
   }
 
-  private newChannel(): ReplyChannel {
-    return new ReplyChannel(this.socket, this.peer, this.target.name, this.transcript, this.options.deadline, this.now);
-  }
-
-  /** A reply that must have the expected code to go on; anything else ends the session. */
-  private demand(command: string, reply: SmtpReply, expected: number): SmtpReply {
-    if (reply.code === expected) return reply;
-    throw new RefusalError(command, reply.code, record(command, reply).text, this.peer);
-  }
-
-  private async greetAndHello(): Promise<Map<string, string[]>> {
-    // RFC 5321 3.1: 220 is the greeting; 554 (or 421) means the server will not talk to us.
-    this.demand('(greeting)', await this.channel.expect('the greeting', this.timeout()), 220);
-    if (!this.target.ehlo) return new Map();
-    let ext = await this.hello();
-    const { tls } = this.target;
-    if (tls === 'opportunistic' || tls === 'required') {
-      if (ext.has('STARTTLS')) {
-        const reply = await this.channel.command('STARTTLS', this.timeout());
-        if (reply.code === 220) {
-          await this.upgrade();
-          // RFC 3207 4.2: forget what was learnt before TLS and ask again.
-          ext = await this.hello();
-        } else if (tls === 'required') {
-          this.demand('STARTTLS', reply, 220);
-        } else {
-          this.transcript.line(this.target.name, '*', `STARTTLS refused (${reply.code}); going on unencrypted as "opportunistic" allows`);
-        }
-      } else if (tls === 'required') {
-        throw new DequeueError('permanent', `${this.peer} does not offer STARTTLS and "tls" is "required"`);
-      }
-    }
-    return ext;
-  }
-
-  /** EHLO, falling back to HELO when EHLO is refused with 5xx (RFC 5321 3.2). */
-  private async hello(): Promise<Map<string, string[]>> {
-    const ehlo = await this.channel.command(`EHLO ${this.helloName}`, this.timeout());
-    if (ehlo.code === 250) return parseExtensions(ehlo);
-    if (ehlo.code < 500) this.demand('EHLO', ehlo, 250);
-    const helo = await this.channel.command(`HELO ${this.helloName}`, this.timeout());
-    this.demand('HELO', helo, 250);
-    return new Map();
-  }
-
-  private async upgrade(): Promise<void> {
-    const leftover = this.channel.detach();
-    // RFC 3207 section 5 / CVE-2011-0411: bytes after the 220 were injected before TLS began.
-    // A complete injected reply has already broken the channel ("a reply nobody asked for").
-    if (this.channel.broken) throw this.channel.broken;
-    if (leftover.length) throw new ProtocolError(`${this.peer} sent data after its 220 to STARTTLS, before TLS began`);
-    const { host, port, tlsVerify } = this.target;
-    this.socket = await startTls(host, port, { verify: tlsVerify, ca: this.deps.tlsCa }, this.timeout(), this.socket);
-    this.encrypted = true;
-    this.transcript.line(this.target.name, '*', `TLS started (${(this.socket as TLSSocket).getProtocol?.() ?? 'TLS'})`);
-    this.channel = this.newChannel();
-  }
-
-  private async sendCommands(ext: Map<string, string[]>): Promise<{
+  private async sendCommands(ext: ReadonlyMap<string, readonly string[]>): Promise<{
     outcomes: CommandOutcome[]; messages: number; error: DequeueError | null; handedOver: boolean; quitReply?: Promise<SmtpReply>;
   }> {
     const commands = this.target.commands;

@@ -1,0 +1,159 @@
+/**
+ * The one client handshake, for every SMTP connection we open (the release signal, the relay):
+ *
+ *   connect (TLS from the first byte when "implicit") -> 220 greeting -> EHLO
+ *   (HELO only when EHLO is refused with 5xx) -> STARTTLS as the tls mode says -> EHLO again
+ *
+ * One set of rules, so that the signal and the relay cannot drift apart:
+ * - RFC 5321 3.1: anything but 220 as the greeting (554, 421) means the server will not talk.
+ * - RFC 5321 3.2: a server that does not know EHLO answers 5xx (500/502); then HELO. A 4xx is a
+ *   refusal of the session for now, not a sign of an old server, so it ends the handshake.
+ * - RFC 3207 4: "opportunistic" goes on unencrypted when STARTTLS is not offered or is refused;
+ *   "required" fails in both cases. After 220 to STARTTLS the client must forget what it learnt
+ *   (RFC 3207 4.2) and say EHLO again.
+ * - RFC 3207 5 / CVE-2011-0411: bytes that follow the 220 before the TLS handshake were injected
+ *   in cleartext by whoever sits on the path; they end the session, they are never read as replies.
+ *
+ * On failure the socket is closed here and the error thrown: a RefusalError (with the reply, for
+ * the result's `replies`), a DequeueError for a missing STARTTLS, or the network's error.
+ */
+import { isIP, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { TlsMode } from '../config';
+import { DequeueError, ProtocolError, RefusalError } from '../errors';
+import type { Transcript } from '../ports';
+import { openTcp, peerName, startTls } from './connection';
+import { ReplyChannel } from './reply-channel';
+import { replyText, type SmtpReply } from './reply';
+
+/** Reply text kept in an error or a result. */
+export const MAX_REPLY_TEXT = 1024;
+
+/** What a step waits for, so that each caller can bound it its own way (RFC 5321 4.5.3.2). */
+export type HandshakeStep = 'connect' | 'greeting' | 'command' | 'tls';
+
+export interface ClientHandshakeOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsMode;
+  readonly tlsVerify: boolean;
+  /** Extra trusted CA (PEM); undefined: the system's store. */
+  readonly tlsCa?: string;
+  /** false: the greeting only, no EHLO/HELO (and so no STARTTLS). */
+  readonly ehlo: boolean;
+  /** EHLO/HELO name; default: an address literal of our end (RFC 5321 4.1.3). */
+  readonly helloName?: string;
+  /** How the peer is named in errors and the transcript, e.g. "relay 192.0.2.1:25". */
+  readonly peer?: string;
+  /** The transcript's label for this connection (a target name, "relay"). */
+  readonly label: string;
+  readonly transcript: Transcript;
+  /** The bound of each wait, in ms, already clipped to any overall deadline. */
+  readonly bound: (step: HandshakeStep) => number;
+  /** Epoch ms no reply may pass (the run's deadline). */
+  readonly deadline?: number;
+  readonly now?: () => number;
+}
+
+export interface ClientSession {
+  readonly socket: Socket;
+  readonly channel: ReplyChannel;
+  readonly peer: string;
+  /** TLS is on (implicit, or STARTTLS succeeded). */
+  readonly encrypted: boolean;
+  /** EHLO keywords -> parameters, as learnt last (after TLS when it started); empty after HELO. */
+  readonly extensions: ReadonlyMap<string, readonly string[]>;
+  /** The name we gave in EHLO/HELO. */
+  readonly helloName: string;
+  /** EHLO was refused with 5xx and HELO answered instead: no extensions, no AUTH. */
+  readonly helo: boolean;
+}
+
+/** Parse an EHLO reply into its extensions: keyword -> parameters (RFC 5321 4.1.1.1). */
+export function parseExtensions(reply: SmtpReply): Map<string, string[]> {
+  const ext = new Map<string, string[]>();
+  for (const line of reply.lines.slice(1)) {
+    // Old servers also write "AUTH=LOGIN PLAIN"; treat it as AUTH.
+    const [keyword = '', ...params] = line.trim().replace(/^AUTH=/i, 'AUTH ').split(/\s+/);
+    if (!keyword) continue;
+    const key = keyword.toUpperCase();
+    ext.set(key, [...(ext.get(key) ?? []), ...params]);
+  }
+  return ext;
+}
+
+/** A reply's text as a result or an error keeps it: bounded. */
+export function boundedText(reply: SmtpReply): string {
+  const text = replyText(reply);
+  return text.length > MAX_REPLY_TEXT ? `${text.slice(0, MAX_REPLY_TEXT)}...` : text;
+}
+
+export function addressLiteral(socket: Socket): string {
+  const address = socket.localAddress ?? '127.0.0.1';
+  return isIP(address) === 6 ? `[IPv6:${address}]` : `[${address}]`;
+}
+
+/** Connect and say hello; resolves once the session is ready for AUTH or MAIL. */
+export async function openClientSession(options: ClientHandshakeOptions): Promise<ClientSession> {
+  const { host, port } = options;
+  const peer = options.peer ?? peerName(host, port);
+  const trust = { verify: options.tlsVerify, ca: options.tlsCa };
+  let socket: Socket = await openTcp(host, port, options.bound('connect'));
+  let channel: ReplyChannel | undefined;
+  try {
+    let encrypted = false;
+    if (options.tls === 'implicit') {
+      socket = await startTls(host, port, trust, options.bound('tls'), socket);
+      encrypted = true;
+    }
+    const helloName = options.helloName ?? addressLiteral(socket);
+    const say = (text: string) => options.transcript.line(options.label, '*', text);
+    say(`connected to ${peer}${encrypted ? ' (TLS)' : ''}`);
+    const open = () => new ReplyChannel(socket, peer, options.label, options.transcript, options.deadline, options.now);
+    channel = open();
+    const demand = (command: string, reply: SmtpReply, expected: number): SmtpReply => {
+      if (reply.code === expected) return reply;
+      throw new RefusalError(command, reply.code, boundedText(reply), peer);
+    };
+
+    demand('(greeting)', await channel.expect('the greeting', options.bound('greeting')), 220);
+    if (!options.ehlo) return { socket, channel, peer, encrypted, extensions: new Map(), helloName, helo: false };
+
+    const hello = async (on: ReplyChannel): Promise<{ ext: Map<string, string[]>; helo: boolean }> => {
+      const ehlo = await on.command(`EHLO ${helloName}`, options.bound('command'));
+      if (ehlo.code === 250) return { ext: parseExtensions(ehlo), helo: false };
+      if (ehlo.code < 500) demand('EHLO', ehlo, 250);
+      demand('HELO', await on.command(`HELO ${helloName}`, options.bound('command')), 250);
+      return { ext: new Map(), helo: true };
+    };
+    let { ext, helo } = await hello(channel);
+
+    if (options.tls === 'opportunistic' || options.tls === 'required') {
+      if (ext.has('STARTTLS')) {
+        const reply = await channel.command('STARTTLS', options.bound('command'));
+        if (reply.code === 220) {
+          const leftover = channel.detach();
+          // A complete injected reply has already broken the channel ("a reply nobody asked for").
+          if (channel.broken) throw channel.broken;
+          if (leftover.length) throw new ProtocolError(`${peer} sent data after its 220 to STARTTLS, before TLS began`);
+          socket = await startTls(host, port, trust, options.bound('tls'), socket);
+          encrypted = true;
+          say(`TLS started (${(socket as TLSSocket).getProtocol?.() ?? 'TLS'})`);
+          channel = open();
+          ({ ext, helo } = await hello(channel));
+        } else if (options.tls === 'required') {
+          demand('STARTTLS', reply, 220);
+        } else {
+          say(`STARTTLS refused (${reply.code}); going on unencrypted as "opportunistic" allows`);
+        }
+      } else if (options.tls === 'required') {
+        throw new DequeueError('permanent', `${peer} does not offer STARTTLS and "tls" is "required"`);
+      }
+    }
+    return { socket, channel, peer, encrypted, extensions: ext, helloName, helo };
+  } catch (e) {
+    channel?.detach();
+    socket.destroy();
+    throw e;
+  }
+}
