@@ -44,6 +44,8 @@ export interface AtrnFaults {
   readonly strayEmptyLine?: boolean;
   /** Send this many bytes of data without the final dot and without SIZE (an oversize stream). */
   readonly endlessDataBytes?: number;
+  /** After EHLO, send this many unknown commands (one per round trip) before any mail. */
+  readonly garbageCommands?: number;
 }
 
 export interface AtrnProviderOptions {
@@ -216,6 +218,11 @@ export class AtrnProvider {
     if (!ehlo?.startsWith('250')) return void socket.destroy();
     const pipelining = o.pipelining === true && /\bPIPELINING\b/.test(ehlo);
     const sizeAdvertised = /\bSIZE\b/.test(ehlo);
+    for (let i = 0; i < (faults.garbageCommands ?? 0); i++) {
+      socket.write('XYZZY\r\n');
+      const r = await reply();
+      if (r === null || r.startsWith('421')) return socket.end(), undefined;
+    }
 
     let attempt = 0;
     while (this.queue.length) {

@@ -38,8 +38,16 @@ export const DATA_END_TIMEOUT_MS = 10 * 60_000;
 export const MAX_COMMAND_LINE_BYTES = 2048;
 /** Kept before the turn's deadline to send 421 and close. */
 export const CLOSE_RESERVE_MS = 1_000;
-/** Rejected commands tolerated before we hang up on a provider that is out of step. */
+/**
+ * Rejected commands tolerated per transaction (counted from the end of the last message) before
+ * we hang up on a provider that is out of step. Flow control is not counted (see `flowControl`).
+ */
 export const MAX_REJECTED_COMMANDS = 20;
+/**
+ * Flow-control replies (452, and 503 after a refused MAIL) tolerated per transaction before they
+ * count as rejected: a pipelining provider may send any number of RCPTs, one that loops must end.
+ */
+export const MAX_FLOW_CONTROL_REPLIES = 10_000;
 /** Refused messages named in the result; the rest are counted. */
 const MAX_NAMED_REFUSALS = 5;
 /** After our last reply (221, 421), how long the provider gets to close before we do. */
@@ -105,7 +113,17 @@ class ReversedSession {
   private esmtp = false;
   private tx: Transaction | null = null;
   private stored = 0;
+  /** Genuinely bad commands since the last message ended (MAX_REJECTED_COMMANDS). */
   private rejected = 0;
+  /**
+   * Replies that are flow control, not errors, since the last message ended: 452 for recipients
+   * over maxRecipients (RFC 5321 4.5.3.1.10) and the 503/554 that the rest of a pipelined group
+   * gets after its MAIL was refused or all its RCPTs were (RFC 2920 3.1). Free up to a bound
+   * (MAX_FLOW_CONTROL_REPLIES), so that a provider looping on them still ends.
+   */
+  private flowControl = 0;
+  /** The last MAIL was refused and no MAIL, RSET or EHLO came since: RCPT and DATA get 503. */
+  private mailRefused = false;
   /** Messages refused for good (552, 554): the provider bounces them. The first few are named. */
   private readonly refusals: string[] = [];
   private refusedCount = 0;
@@ -239,13 +257,20 @@ class ReversedSession {
       case 'RCPT':
         return this.rcpt(args);
       case 'DATA':
-        if (!this.tx) return this.reject('503 5.5.1 Need MAIL first');
-        if (this.tx.rcptTo.length === 0) return this.reject('554 5.5.1 No valid recipients');
+        if (!this.tx) return this.mailRefused ? this.deferred('503 5.5.1 Need MAIL first') : this.reject('503 5.5.1 Need MAIL first');
+        if (this.tx.rcptTo.length === 0) {
+          // RFC 5321 4.1.1.4, RFC 2920 3.1: a DATA whose RCPTs were all refused gets 554 (flow
+          // control), and the transaction has nothing left to do: the next MAIL starts afresh.
+          this.tx = null;
+          this.mailRefused = true;
+          return this.deferred('554 5.5.1 No valid recipients');
+        }
         if (args.trim()) return this.reject('501 5.5.4 DATA takes no arguments');
         await this.data(this.tx);
         return null;
       case 'RSET':
         this.tx = null;
+        this.mailRefused = false;
         await this.reply('250 2.0.0 Ok');
         return null;
       case 'NOOP':
@@ -273,12 +298,26 @@ class ReversedSession {
     return null;
   }
 
+  /** A refusal that is flow control (`flowControl`): free, up to its bound. */
+  private async deferred(reply: string): Promise<SessionEnd | null> {
+    if (++this.flowControl > MAX_FLOW_CONTROL_REPLIES) return this.reject(reply);
+    await this.reply(reply);
+    return null;
+  }
+
+  /** A message's transaction is over (whatever its outcome): the counts start again. */
+  private transactionEnded(): void {
+    this.rejected = 0;
+    this.flowControl = 0;
+  }
+
   private async hello(verb: 'EHLO' | 'HELO', args: string): Promise<SessionEnd | null> {
     const name = args.trim().split(/\s+/)[0] ?? '';
     if (!name) return this.reject(`501 5.5.4 Syntax: ${verb} hostname`);
     this.heloName = name;
     this.esmtp = verb === 'EHLO';
     this.tx = null;
+    this.mailRefused = false;
     if (verb === 'HELO') {
       await this.reply(`250 ${this.name}`);
       return null;
@@ -296,8 +335,10 @@ class ReversedSession {
   }
 
   private async mail(args: string): Promise<SessionEnd | null> {
-    if (!this.heloName) return this.reject('503 5.5.1 Send EHLO or HELO first');
     if (this.tx) return this.reject('503 5.5.1 MAIL already given; RSET first');
+    // Whatever follows a refused MAIL in its pipelined group gets 503 as flow control.
+    this.mailRefused = true;
+    if (!this.heloName) return this.reject('503 5.5.1 Send EHLO or HELO first');
     const path = parseMailFrom(args);
     if (!path.ok) return this.reject(`${path.code} ${path.text}`);
     let body: Transaction['body'];
@@ -319,18 +360,19 @@ class ReversedSession {
       }
     }
     this.tx = { mailFrom: path.address, rcptTo: [], body, declaredSize };
+    this.mailRefused = false;
     await this.reply('250 2.1.0 Ok');
     return null;
   }
 
   private async rcpt(args: string): Promise<SessionEnd | null> {
-    if (!this.tx) return this.reject('503 5.5.1 Need MAIL first');
+    if (!this.tx) return this.mailRefused ? this.deferred('503 5.5.1 Need MAIL first') : this.reject('503 5.5.1 Need MAIL first');
     const path = parseRcptTo(args);
     if (!path.ok) return this.reject(`${path.code} ${path.text}`);
     if (path.params.size) return this.reject(`555 5.5.4 Parameter ${printable([...path.params.keys()][0]!, 20)} not recognized`);
     if (this.tx.rcptTo.length >= this.limits.maxRecipients) {
       // RFC 5321 4.5.3.1.10: 452, and the provider sends the rest in another transaction.
-      return this.reject('452 4.5.3 Too many recipients');
+      return this.deferred('452 4.5.3 Too many recipients');
     }
     this.tx.rcptTo.push(path.address);
     await this.reply('250 2.1.5 Ok');
@@ -340,6 +382,7 @@ class ReversedSession {
   /** DATA: stream the message to the sink, then answer for it (250, 451, 552 or 554). */
   private async data(tx: Transaction): Promise<void> {
     this.tx = null;
+    this.transactionEnded();
     const date = new Date(this.now());
     const id = messageId(date);
     const trace = receivedHeader({

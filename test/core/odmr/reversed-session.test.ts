@@ -310,13 +310,46 @@ describe('ODMR: a hostile or broken provider ends the session with a clear resul
     expect(stored.every((f) => providerBytes(f).equals(message.text))).toBe(true);
   });
 
-  it('a provider that keeps sending RCPT after 452 is cut off after 20 refusals', async () => {
+  it('a provider that sends every RCPT despite 452 is not cut off: each extra recipient gets 452, the accepted ones get the message', async () => {
     const message = { ...heldMessage(0), to: Array.from({ length: 100 }, (_, i) => `r${i}@customer.test`) };
     const run = await pull({ queue: [message], faults: { ignore452: true } }, { receiver: { maxRecipients: 5 } });
+    expect(run.report.outcome).toBe('signalled');
+    expect(run.report.error).toBeNull();
+    expect(run.provider.customerReplies.filter((r) => r.startsWith('452'))).toHaveLength(95);
+    const { stored } = await readMailDir(run.dir);
+    expect(stored.map((f) => f.envelope.rcptTo)).toEqual([message.to.slice(0, 5)]);
+    await expectStoredExactlyAcknowledged(run, [message]);
+  });
+
+  it('a pipelining provider with 125 recipients against maxRecipients 100: all 125 stored over two transactions, no 421', async () => {
+    const message = { ...heldMessage(0), to: Array.from({ length: 125 }, (_, i) => `r${i}@customer.test`) };
+    const run = await pull({ queue: [message], pipelining: true }, { receiver: { maxRecipients: 100 } });
+    expect(run.report.outcome).toBe('signalled');
+    expect(run.report.messages).toBe(2);
+    expect(run.provider.customerReplies.some((r) => r.startsWith('421'))).toBe(false);
+    expect(run.provider.waiting).toEqual([]);
+    const { stored } = await readMailDir(run.dir);
+    expect(stored.map((f) => f.envelope.rcptTo.length)).toEqual([100, 25]);
+    expect(stored.flatMap((f) => f.envelope.rcptTo)).toEqual(message.to);
+    expect(stored.every((f) => providerBytes(f).equals(message.text))).toBe(true);
+  });
+
+  it('a pipelined message refused at MAIL (552 SIZE) with 30 recipients: its 503s are not errors, the next message is stored', async () => {
+    const big = { ...heldMessage(0, 300 * 1024), to: Array.from({ length: 30 }, (_, i) => `r${i}@customer.test`) };
+    const small = heldMessage(1);
+    const run = await pull({ queue: [big, small], pipelining: true, declareSize: true }, { receiver: { maxMessageBytes: 100 * 1024 } });
+    expect(run.provider.customerReplies.filter((r) => r.startsWith('503'))).toHaveLength(31);
+    expect(run.provider.customerReplies.some((r) => r.startsWith('421'))).toBe(false);
+    expect(run.provider.bouncedNumbers).toEqual([0]);
+    expect(run.report.messages).toBe(1);
+    await expectStoredExactlyAcknowledged(run, [big, small]);
+  });
+
+  it('a provider sending nothing but bad commands is still cut off after 20 of them', async () => {
+    const run = await pull({ queue: [heldMessage(0)], faults: { garbageCommands: 50 } });
     expect(run.report.outcome).toBe('temporary-failure');
     expect(run.report.error?.message).toMatch(/more than 20 commands we had to reject/);
     expect(run.provider.customerReplies.at(-1)).toMatch(/^421 4\.7\.0/);
     expect(run.provider.waiting).toEqual([0]);
-    await expectStoredExactlyAcknowledged(run);
   });
 });
