@@ -352,7 +352,8 @@ class ReversedSession {
           await this.reply(`552 5.3.4 Message size exceeds fixed maximum message size (${this.limits.maxMessageBytes})`);
           return null;
         }
-      } else if (key === 'BODY' && this.esmtp && (value === '7BIT' || value === '8BITMIME' || value === '7bit' || value === '8bitmime')) {
+      } else if (key === 'BODY' && this.esmtp && typeof value === 'string' && /^(?:7BIT|8BITMIME)$/i.test(value)) {
+        // RFC 6152 section 2 (after RFC 5321 4.1.1.11): the value is case-insensitive.
         body = value.toUpperCase() as Transaction['body'];
       } else {
         // RFC 5321 4.1.1.11: a parameter we did not advertise is refused, not silently dropped.

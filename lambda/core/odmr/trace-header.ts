@@ -22,10 +22,15 @@ export interface TraceFacts {
   readonly date: Date;
 }
 
-const DOMAIN_OR_LITERAL = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?|\[[0-9A-Fa-f.:Iv]+\])$/;
+const DOMAIN = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?$/;
 
+/** A domain, or an address literal (RFC 5321 4.1.3): `[192.0.2.1]` or `[IPv6:2001:db8::1]`. */
 function safeName(name: string): string {
-  return DOMAIN_OR_LITERAL.test(name) ? name : 'unknown';
+  if (DOMAIN.test(name)) return name;
+  const literal = /^\[(?:(IPv6:)([0-9A-Fa-f:.]{2,45})|([0-9.]{7,15}))\]$/i.exec(name);
+  if (literal?.[3] && isIP(literal[3]) === 4) return name;
+  if (literal?.[2] && isIP(literal[2]) === 6) return `[IPv6:${literal[2]}]`;
+  return 'unknown';
 }
 
 function literal(address: string): string {

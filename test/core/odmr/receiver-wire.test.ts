@@ -6,18 +6,21 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Alarm } from '../../../lambda/core/alarm';
 import { TimeoutError } from '../../../lambda/core/errors';
-import type { MailSink, ReversedTurn } from '../../../lambda/core/ports';
+import type { MailEnvelope, MailSink, ReversedTurn } from '../../../lambda/core/ports';
 import { INBOX_HIGH_WATER, ProviderStream } from '../../../lambda/core/odmr/provider-stream';
 import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
 import { atrnTarget, destroySocketPairs, socketPair } from './odmr-fixtures';
 
 afterEach(destroySocketPairs);
 
-const memorySink = (): MailSink & { messages: Buffer[] } => {
+const memorySink = (): MailSink & { messages: Buffer[]; envelopes: MailEnvelope[] } => {
   const messages: Buffer[] = [];
+  const envelopes: MailEnvelope[] = [];
   return {
     messages,
-    async begin() {
+    envelopes,
+    async begin(envelope) {
+      envelopes.push(envelope);
       const parts: Buffer[] = [];
       return {
         write: async (chunks) => void parts.push(...chunks),
@@ -62,6 +65,26 @@ describe('the turn itself', () => {
     expect(await got).toMatch(/^421 4\.3\.2 /);
     expect(outcome.stored).toBe(0);
     expect(outcome.error?.kind).toBe('temporary');
+  });
+});
+
+/** A whole session from what the provider sends at once after our greeting; its final replies. */
+async function session(input: string): Promise<{ replies: string[]; sink: ReturnType<typeof memorySink> }> {
+  const { ours, theirs } = await socketPair();
+  const sink = memorySink();
+  let text = '';
+  theirs.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  const served = createMailReceiver(sink)(turn(ours, '', Number.POSITIVE_INFINITY));
+  theirs.write(input);
+  await served;
+  return { replies: text.split('\r\n').filter((l) => /^\d{3} /.test(l)), sink };
+}
+
+describe('what a provider may say', () => {
+  it.each(['8BitMIME', '8bitmime', '7Bit'])('MAIL FROM with BODY=%s is accepted (the value is case-insensitive, RFC 6152)', async (value) => {
+    const { replies, sink } = await session(`EHLO p.test\r\nMAIL FROM:<a@b.test> BODY=${value}\r\nRCPT TO:<c@d.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n`);
+    expect(replies.map((r) => r.slice(0, 3))).toEqual(['220', '250', '250', '250', '354', '250', '221']);
+    expect(sink.envelopes[0]?.body).toBe(value.toUpperCase());
   });
 });
 

@@ -55,6 +55,21 @@ describe('trace header', () => {
     expect(header).toBe('Received: from unknown ([192.0.2.7])\r\n\tby mx.customer.test (dequeue ODMR) with ESMTPS id ID1;\r\n\tTue, 02 Jan 2024 03:04:05 +0000\r\n');
   });
 
+  it.each([
+    ['[IPv6:2001:db8::1]', '[IPv6:2001:db8::1]'],
+    ['[ipv6:2001:DB8::7]', '[IPv6:2001:DB8::7]'],
+    ['[IPv6:::ffff:192.0.2.1]', '[IPv6:::ffff:192.0.2.1]'],
+    ['[192.0.2.1]', '[192.0.2.1]'],
+    ['[IPv6:not-an-address]', 'unknown'],
+    ['[999.1.1.1]', 'unknown'],
+  ])('a provider saying EHLO %s appears as %s in the Received header', (helo, shown) => {
+    const header = receivedHeader({
+      heloName: helo, remoteAddress: '2001:db8::1', by: 'mx.customer.test', esmtp: true, tls: false, id: 'ID1',
+      date: new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
+    }).toString('latin1');
+    expect(header.split('\r\n')[0]).toBe(`Received: from ${shown} ([IPv6:2001:db8::1])`);
+  });
+
   it('printable() makes transcript lines safe and short', () => {
     expect(printable('a\r\nb\x00', 10)).toBe('a??b?');
     expect(printable('x'.repeat(20), 5)).toBe('xxxxx...');
