@@ -7,7 +7,8 @@
  * A reader never sees half a message: both are written under hidden temporary names
  * (`.<id>.eml.part`), fsynced, then renamed, the `.eml` last (its appearance is the commit
  * point), and the directory is fsynced before the sink reports the message stored, which is
- * what lets the session answer 250. A reader should look for `*.eml`; its `.json` is already
+ * what lets the session answer 250 (a directory the sink created is itself fsynced into its
+ * parent first). A reader should look for `*.eml`; its `.json` is already
  * there by then. Files are private to the user (0600, directories 0700).
  *
  * Writes are queued and flushed in batches (one writev per batch) so the disk sees large writes
@@ -24,7 +25,7 @@
  */
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { envelopeJson } from '../../lambda/core/odmr/envelope-record';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../../lambda/core/ports';
@@ -55,7 +56,7 @@ const WRITEBACK_BYTES = 8 * 1024 * 1024;
  */
 export async function openMailDir(root: string, options: MailDirSinkOptions = {}): Promise<MailSink> {
   try {
-    await mkdir(root, { recursive: true, mode: 0o700 });
+    await makeDirectory(root);
     await access(root, constants.W_OK | constants.X_OK);
   } catch (e) {
     throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
@@ -72,7 +73,7 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
     let ready = prepared.get(dir);
     if (!ready) {
       ready = (async () => {
-        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await makeDirectory(dir);
         await sweepStale(dir, staleAfter);
       })();
       // A failure is retried by the next message rather than remembered.
@@ -101,14 +102,44 @@ function storeError(id: string, dir: string, e: unknown): DequeueError {
   return new DequeueError('temporary', `cannot store message ${id} in ${dir}: ${(e as Error).message}`, { cause: e });
 }
 
-/** Remove `.part` files a crashed run left behind: their messages were never acknowledged. */
+/**
+ * Remove what a crashed run left behind, when older than `olderThanMs`: `.part` files, and an
+ * `<id>.json` whose `<id>.eml` is nowhere (a crash between the two renames of a commit). Neither
+ * message was acknowledged: the provider still has it. An envelope whose message a `deliver` run
+ * has already moved to `delivered/` or `failed/` is kept (it follows its message there).
+ */
 async function sweepStale(dir: string, olderThanMs: number): Promise<void> {
   const cutoff = Date.now() - olderThanMs;
-  for (const name of await readdir(dir)) {
-    if (!name.startsWith('.') || !name.endsWith('.part')) continue;
+  const names = await readdir(dir);
+  const present = new Set(names);
+  for (const name of names) {
+    const temporary = name.startsWith('.') && name.endsWith('.part');
+    const envelope = !name.startsWith('.') && name.endsWith('.json');
+    if (!temporary && !envelope) continue;
+    if (envelope) {
+      const eml = `${name.slice(0, -'.json'.length)}.eml`;
+      if (present.has(eml)) continue;
+      const elsewhere = await Promise.all(['delivered', 'failed'].map((sub) => stat(join(dir, sub, eml)).then(() => true, () => false)));
+      if (elsewhere.includes(true)) continue;
+    }
     const path = join(dir, name);
     const info = await stat(path).catch(() => null);
-    if (info && info.mtimeMs < cutoff) await unlink(path).catch(() => undefined);
+    if (info?.isFile() && info.mtimeMs < cutoff) await unlink(path).catch(() => undefined);
+  }
+}
+
+/**
+ * mkdir -p, then fsync the parent of every directory it created: a new directory's entry is only
+ * durable once its parent is synced, and a message fsynced inside a directory that a crash then
+ * forgets is lost all the same.
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (first === undefined) return;
+  const top = resolve(first);
+  for (let created = resolve(dir); ; created = dirname(created)) {
+    await fsyncDir(dirname(created));
+    if (created === top || dirname(created) === created) break;
   }
 }
 

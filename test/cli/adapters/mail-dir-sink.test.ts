@@ -90,3 +90,18 @@ describe('mail directory sink', () => {
     await expect(createMailDirSink(join(dir, 'file')).begin(envelope('m6'))).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot store message m6/) });
   });
 });
+
+describe('mail directory after a crash', () => {
+  it('an envelope left without its message (a crash between the two renames) is removed when old; a complete pair is kept', async () => {
+    const dir = await root();
+    const draft = await createMailDirSink(dir).begin(envelope('kept'));
+    await draft.write([Buffer.from('Subject: kept\r\n\r\nhi\r\n')]);
+    await draft.commit();
+    const old = new Date(Date.now() - 2 * 24 * 3600_000);
+    await writeFile(join(dir, 'isp', 'orphan.json'), '{}');
+    await utimes(join(dir, 'isp', 'orphan.json'), old, old);
+    await utimes(join(dir, 'isp', 'kept.json'), old, old);
+    await createMailDirSink(dir).begin(envelope('m7')).then((d) => d.abort());
+    expect(await visible(dir)).toEqual(['kept.eml', 'kept.json']);
+  });
+});
