@@ -59,8 +59,11 @@ export type InvocationContext = Pick<Context, 'getRemainingTimeInMillis'> & Part
 
 export type DequeueHandler = (event: unknown, context?: InvocationContext) => Promise<CycleResult>;
 
+/** How long reporting waits for the last counted cycle when nothing could run (within the margin). */
+const REPORT_PEEK_MS = 1_500;
+
 /** SDK clients bounded in time: a hung connection must not eat the invocation's deadline. */
-const AWS_CLIENT_OPTIONS = { maxAttempts: 4, requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 } };
+export const AWS_CLIENT_OPTIONS = { maxAttempts: 4, requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 } };
 
 /**
  * Client settings merged into every SDK client: tests and scripts/invoke-local.ts give an endpoint
@@ -115,7 +118,7 @@ function lazyS3MailSink(options: object, bucket: string, prefix: string | undefi
 
 /** A counter that never claims: `force` signals whatever earlier deliveries did. */
 function withoutClaims(counter: CycleCounter): CycleCounter {
-  return { count: (slot) => counter.count(slot), peek: () => counter.peek() };
+  return { count: (slot, signal) => counter.count(slot, signal), peek: (signal) => counter.peek(signal) };
 }
 
 export function createHandler(deps: HandlerDeps): DequeueHandler {
@@ -135,6 +138,9 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
       throw e;
     }
     const deadline = context ? started + context.getRemainingTimeInMillis() - (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
+    // Every SDK call of the run (the SSM listing, counting, claims, secrets) stops at the deadline,
+    // retries included: the SDK's own bounds (10 s x 4 attempts per call) would outlast it.
+    const signal = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
     logger.info('cycle starting', { ...parsed.delivery, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
 
     const report = new InvocationReport(deps.observability);
@@ -142,7 +148,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
     try {
       let config: LoadedConfig;
       try {
-        config = await deps.config.load();
+        config = await deps.config.load(signal);
       } catch (e) {
         const known = e instanceof ConfigUnavailableError ? (e.targets.length ? e.targets : [e.source]) : ['configuration'];
         result = await everyTargetFails(parsed.request.targets ?? known, asDequeueError(e), deps.counter, report);
@@ -150,7 +156,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
       }
       const counter = parsed.request.force ? withoutClaims(deps.counter) : deps.counter;
       try {
-        result = await runCycle(config, { ...parsed.request, deadline }, {
+        result = await runCycle(config, { ...parsed.request, deadline, signal }, {
           credentials: deps.credentials,
           counter,
           receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa),
@@ -180,7 +186,8 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
 async function everyTargetFails(names: readonly string[], error: DequeueError, counter: CycleCounter, report: InvocationReport): Promise<CycleResult> {
   let cycle = 0;
   try {
-    cycle = await counter.peek();
+    // Only for the record, inside the time kept back for reporting: never wait long for it.
+    cycle = await counter.peek(AbortSignal.timeout(REPORT_PEEK_MS));
   } catch {
     // The counter may be what failed; 0 then says "unknown".
   }

@@ -42,6 +42,8 @@ export function awsErrorKind(e: unknown): ErrorKind {
 /** `Name: message` of an AWS error; these carry ARNs and reasons, never a secret value. */
 export function describeAwsError(e: unknown): string {
   const error = (e ?? {}) as AwsErrorShape;
+  // The run's abort signal (lambda/handler.ts) fired: say so rather than the SDK's "Request aborted".
+  if (error.name === 'AbortError') return "abandoned at the run's deadline (the request and its retries were stopped so that the results are reported in time)";
   const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
   return `${name}${error.message ?? String(e)}`;
 }

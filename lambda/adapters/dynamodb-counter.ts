@@ -84,19 +84,19 @@ export class DynamoDbCycleCounter implements CycleCounter {
     this.sleep = options.sleep ?? jitter;
   }
 
-  async peek(): Promise<number> {
-    return (await this.readCycle(COUNTER_KEY)) ?? 0;
+  async peek(signal?: AbortSignal): Promise<number> {
+    return (await this.readCycle(COUNTER_KEY, signal)) ?? 0;
   }
 
-  async count(slot?: string): Promise<{ cycle: number; counted: boolean }> {
-    if (slot === undefined) return { cycle: await this.advance(), counted: true };
+  async count(slot?: string, signal?: AbortSignal): Promise<{ cycle: number; counted: boolean }> {
+    if (slot === undefined) return { cycle: await this.advance(signal), counted: true };
     const slotKey = `slot#${slot}`;
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      const already = await this.readCycle(slotKey);
+      const already = await this.readCycle(slotKey, signal);
       if (already !== undefined) return { cycle: already, counted: false };
-      const current = await this.peek();
+      const current = await this.peek(signal);
       try {
-        await this.call('TransactWriteItems', (c) => c.send(this.countSlot(slotKey, current)));
+        await this.call('TransactWriteItems', (c) => c.send(this.countSlot(slotKey, current), { abortSignal: signal }));
         return { cycle: current + 1, counted: true };
       } catch (e) {
         const reasons = e instanceof DequeueError && e.cause instanceof TransactionCanceledException ? (e.cause.CancellationReasons ?? []) : undefined;
@@ -104,7 +104,7 @@ export class DynamoDbCycleCounter implements CycleCounter {
         const [slotReason, counterReason] = reasons.map((r) => r.Code);
         if (slotReason === 'ConditionalCheckFailed') {
           // Another delivery of this slot counted it between our read and our write.
-          const cycle = await this.readCycle(slotKey);
+          const cycle = await this.readCycle(slotKey, signal);
           if (cycle !== undefined) return { cycle, counted: false };
         } else if (counterReason !== 'ConditionalCheckFailed' && slotReason !== 'TransactionConflict' && counterReason !== 'TransactionConflict') {
           throw e;
@@ -116,7 +116,7 @@ export class DynamoDbCycleCounter implements CycleCounter {
     throw new DequeueError('temporary', `cycle counter in ${this.table}: slot ${slot} could not be counted in ${this.maxAttempts} attempts (the counter kept moving)`);
   }
 
-  async claim(cycle: number, target: string): Promise<boolean> {
+  async claim(cycle: number, target: string, signal?: AbortSignal): Promise<boolean> {
     const claim = new PutItemCommand({
       TableName: this.table,
       Item: {
@@ -127,7 +127,7 @@ export class DynamoDbCycleCounter implements CycleCounter {
       ConditionExpression: 'attribute_not_exists(pk)',
     });
     try {
-      await this.call('PutItem', (c) => c.send(claim));
+      await this.call('PutItem', (c) => c.send(claim, { abortSignal: signal }));
       return true;
     } catch (e) {
       if (e instanceof DequeueError && e.cause instanceof ConditionalCheckFailedException) return false;
@@ -168,7 +168,7 @@ export class DynamoDbCycleCounter implements CycleCounter {
   }
 
   /** An unscheduled cycle: one atomic increment, no slot to guard. */
-  private async advance(): Promise<number> {
+  private async advance(signal?: AbortSignal): Promise<number> {
     const increment = new UpdateItemCommand({
       TableName: this.table,
       Key: { pk: { S: COUNTER_KEY } },
@@ -177,11 +177,11 @@ export class DynamoDbCycleCounter implements CycleCounter {
       ExpressionAttributeValues: { ':one': { N: '1' } },
       ReturnValues: 'UPDATED_NEW',
     });
-    const out = await this.call('UpdateItem', (c) => c.send(increment));
+    const out = await this.call('UpdateItem', (c) => c.send(increment, { abortSignal: signal }));
     return Number(out.Attributes?.cycle?.N);
   }
 
-  private async readCycle(key: string): Promise<number | undefined> {
+  private async readCycle(key: string, signal?: AbortSignal): Promise<number | undefined> {
     const read = new GetItemCommand({
       TableName: this.table,
       Key: { pk: { S: key } },
@@ -189,7 +189,7 @@ export class DynamoDbCycleCounter implements CycleCounter {
       ProjectionExpression: '#cycle',
       ExpressionAttributeNames: { '#cycle': 'cycle' },
     });
-    const value = (await this.call('GetItem', (c) => c.send(read))).Item?.cycle?.N;
+    const value = (await this.call('GetItem', (c) => c.send(read, { abortSignal: signal }))).Item?.cycle?.N;
     return value === undefined ? undefined : Number(value);
   }
 

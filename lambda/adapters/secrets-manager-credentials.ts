@@ -64,13 +64,13 @@ export class SecretsManagerCredentials implements Credentials {
     this.allowedPrefix = options.allowedPrefix;
   }
 
-  get(secretId: string): Promise<AuthCredentials> {
+  get(secretId: string, signal?: AbortSignal): Promise<AuthCredentials> {
     const at = this.now();
     const cached = this.cache.get(secretId);
     if (cached && cached.expires > at) return cached.value;
     this.evictExpired(at);
 
-    const value = this.fetch(secretId);
+    const value = this.fetch(secretId, signal);
     this.cache.set(secretId, { expires: at + this.ttlMs, value });
     // Forget a failure at once, but only if no newer request has replaced it meanwhile.
     value.catch(() => {
@@ -83,14 +83,14 @@ export class SecretsManagerCredentials implements Credentials {
     for (const [id, entry] of this.cache) if (entry.expires <= at) this.cache.delete(id);
   }
 
-  private async fetch(secretId: string): Promise<AuthCredentials> {
+  private async fetch(secretId: string, signal?: AbortSignal): Promise<AuthCredentials> {
     const where = `secret ${secretId}`;
     if (this.allowedPrefix !== undefined && !secretIdWithin(secretId, this.allowedPrefix)) {
       throw new ConfigError(where, '', `is outside the secrets this function may read (names starting with "${this.allowedPrefix}", DEQUEUE_SECRET_PREFIX)`);
     }
     let text: string | undefined;
     try {
-      const out = await this.client.send(new GetSecretValueCommand({ SecretId: secretId }));
+      const out = await this.client.send(new GetSecretValueCommand({ SecretId: secretId }), { abortSignal: signal });
       text = out.SecretString;
     } catch (e) {
       const name = (e as { name?: string }).name;

@@ -109,8 +109,8 @@ export class SsmConfigSource implements ConfigSource {
     return `${this.prefix}/targets`;
   }
 
-  async load(): Promise<LoadedConfig> {
-    const [settingsText, parameters] = await Promise.all([this.readSettings(), this.listTargets()]);
+  async load(signal?: AbortSignal): Promise<LoadedConfig> {
+    const [settingsText, parameters] = await Promise.all([this.readSettings(signal), this.listTargets(signal)]);
     const { targets, invalid } = this.parseTargets(parameters);
     const names = [...invalid.map((t) => t.name), ...targets.map((t) => t.name)];
     this.lastKnown = names;
@@ -126,9 +126,9 @@ export class SsmConfigSource implements ConfigSource {
   }
 
   /** The settings parameter's text; undefined when it does not exist (every setting is optional). */
-  private async readSettings(): Promise<string | undefined> {
+  private async readSettings(signal?: AbortSignal): Promise<string | undefined> {
     try {
-      const out = await this.client.send(new GetParameterCommand({ Name: this.settingsName, WithDecryption: true }));
+      const out = await this.client.send(new GetParameterCommand({ Name: this.settingsName, WithDecryption: true }), { abortSignal: signal });
       return out.Parameter?.Value;
     } catch (e) {
       if ((e as { name?: string }).name === 'ParameterNotFound') return undefined;
@@ -136,7 +136,7 @@ export class SsmConfigSource implements ConfigSource {
     }
   }
 
-  private async listTargets(): Promise<Parameter[]> {
+  private async listTargets(signal?: AbortSignal): Promise<Parameter[]> {
     const parameters: Parameter[] = [];
     let token: string | undefined;
     do {
@@ -144,6 +144,7 @@ export class SsmConfigSource implements ConfigSource {
       try {
         page = await this.client.send(
           new GetParametersByPathCommand({ Path: this.targetsPath, Recursive: true, WithDecryption: true, MaxResults: PAGE_SIZE, NextToken: token }),
+          { abortSignal: signal },
         );
       } catch (e) {
         throw this.unavailable(e, this.targetsPath, 'GetParametersByPath');

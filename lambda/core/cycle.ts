@@ -28,3 +28,23 @@ export function dueDecision(target: Target, settings: Settings, cycle: number, f
   const next = cycle < 1 ? 1 : cycle + interval - ((cycle - 1) % interval);
   return { due: false, reason: `not due: signals every ${interval} cycles, next in cycle ${next}` };
 }
+
+/**
+ * The order in which a cycle works its due targets: the configured order, rotated by an offset
+ * that moves on with every cycle, so that when a run's deadline cuts the work short the targets
+ * left out differ from cycle to cycle instead of being the same tail every time (starvation).
+ *
+ * The offset of cycle c is frac(c / φ) x n (φ the golden ratio): consecutive offsets land far
+ * apart and spread evenly over the list (Weyl's equidistribution, the three-distance theorem), so
+ * when a run reaches only k of n targets each target is reached in about k/n of the cycles with
+ * short gaps between, not k cycles in a row and then n - k cycles without (a rotation by one).
+ */
+export function turnOrder<T>(targets: readonly T[], cycle: number): T[] {
+  const n = targets.length;
+  if (n < 2) return [...targets];
+  const offset = Math.floor(fractionOf(cycle * INVERSE_GOLDEN_RATIO) * n) % n;
+  return [...targets.slice(offset), ...targets.slice(0, offset)];
+}
+
+const INVERSE_GOLDEN_RATIO = (Math.sqrt(5) - 1) / 2;
+const fractionOf = (x: number): number => x - Math.floor(x);

@@ -9,7 +9,8 @@ import type { ConfigError, DequeueError } from './errors';
 
 /** Where the configuration comes from: a file (CLI) or SSM parameters (Lambda). */
 export interface ConfigSource {
-  load(): Promise<LoadedConfig>;
+  /** `signal` ends the loading (and its retries) at the run's deadline. */
+  load(signal?: AbortSignal): Promise<LoadedConfig>;
 }
 
 /**
@@ -32,9 +33,12 @@ export interface AuthCredentials {
   readonly password: string;
 }
 
-/** Secrets by `secretId`. Rejects with a DequeueError of kind `config` when missing or malformed. */
+/**
+ * Secrets by `secretId`. Rejects with a DequeueError of kind `config` when missing or malformed.
+ * `signal` ends the request (and its retries) at the run's deadline.
+ */
 export interface Credentials {
-  get(secretId: string): Promise<AuthCredentials>;
+  get(secretId: string, signal?: AbortSignal): Promise<AuthCredentials>;
 }
 
 /**
@@ -46,15 +50,16 @@ export interface CycleCounter {
    * Count one cycle for `slot` (undefined: an unscheduled run, always counted) and return its
    * number. When the slot was already counted, return the cycle it got then and `counted: false`.
    */
-  count(slot?: string): Promise<{ cycle: number; counted: boolean }>;
+  count(slot?: string, signal?: AbortSignal): Promise<{ cycle: number; counted: boolean }>;
   /** The last counted cycle, without counting (for --force and --dry-run). 0 before the first. */
-  peek(): Promise<number>;
+  peek(signal?: AbortSignal): Promise<number>;
   /**
    * Optional: claim the right to signal `target` in `cycle`. Returns false when another
    * delivery of the same slot already claimed it, so that a target is signalled exactly once
-   * per counted cycle even when invocations overlap.
+   * per counted cycle even when invocations overlap. (`signal`, here and above: ends the call and
+   * its retries at the run's deadline, so the results are reported before the run is cut off.)
    */
-  claim?(cycle: number, target: string): Promise<boolean>;
+  claim?(cycle: number, target: string, signal?: AbortSignal): Promise<boolean>;
 }
 
 /** What the signal session hands over after the provider accepted ATRN (RFC 2645 section 4). */

@@ -5,10 +5,10 @@
  */
 import { lookup } from 'node:dns/promises';
 import { verbOf, type Target } from './config';
-import { dueDecision } from './cycle';
+import { dueDecision, turnOrder } from './cycle';
 import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
-import type { CycleCounter, LoadedConfig } from './ports';
+import type { CycleCounter, LoadedConfig, Settings } from './ports';
 import type { CycleResult, TargetResult } from './result';
 import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal/session';
 
@@ -23,6 +23,11 @@ export interface CycleRequest {
   readonly slot?: string;
   /** Epoch ms by which every target must have finished. */
   readonly deadline?: number;
+  /**
+   * Aborts the calls to outside systems (counting, claims, secrets) and their retries; the Lambda
+   * handler fires it at the run's deadline so that the results are always reported in time.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface CycleDeps extends SignalDeps {
@@ -38,7 +43,6 @@ const defaultResolve = async (host: string): Promise<void> => {
 };
 
 export async function runCycle(config: LoadedConfig, request: CycleRequest, deps: CycleDeps): Promise<CycleResult> {
-  const now = deps.now ?? Date.now;
   const wanted = request.targets ? new Set(request.targets) : null;
   const selected = config.targets.filter((t) => !wanted || wanted.has(t.name));
   const invalid = config.invalid.filter((t) => !wanted || wanted.has(t.name));
@@ -48,11 +52,11 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
   let cycle: number;
   let counted = true;
   if (request.dryRun) {
-    cycle = (await deps.counter.peek()) + 1;
+    cycle = (await deps.counter.peek(request.signal)) + 1;
   } else if (request.force) {
-    cycle = await deps.counter.peek();
+    cycle = await deps.counter.peek(request.signal);
   } else {
-    ({ cycle, counted } = await deps.counter.count(request.slot));
+    ({ cycle, counted } = await deps.counter.count(request.slot, request.signal));
   }
 
   const results = new Map<string, TargetResult>();
@@ -75,39 +79,85 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
     else work.push(target);
   }
 
-  const one = async (target: Target): Promise<TargetResult> => {
-    const started = now();
-    const timed = (r: Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>): TargetResult => ({
-      target: target.name, cycle, durationMs: now() - started, ...r,
-    });
-    try {
-      if (target.commands.some((c) => verbOf(c) === 'ATRN') && target.protocol === 'smtp' && !deps.receiver) {
-        throw new ConfigError(target.name, 'command', 'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)');
-      }
-      if (request.dryRun) return timed({ ...(await rehearse(target, deps)), replies: [], messages: 0, error: null });
-      const budget = (target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS);
-      if (request.deadline !== undefined && now() + Math.min(budget, DEFAULT_REPLY_TIMEOUT_MS) > request.deadline) {
-        throw new DequeueError('temporary', 'not started: too little time left before the run\'s deadline; it is tried again next cycle');
-      }
-      if (deps.counter.claim && !(await deps.counter.claim(cycle, target.name))) {
-        return timed({ outcome: 'skipped', replies: [], messages: 0, error: null, reason: `already signalled in cycle ${cycle}` });
-      }
-      const report = await releaseSignal(target, { deadline: request.deadline }, { ...deps, helloName: deps.helloName ?? config.settings.helloName });
-      return timed({ outcome: report.outcome, replies: report.replies, messages: report.messages, error: report.error?.message ?? null });
-    } catch (e) {
-      const error = asDequeueError(e);
-      return timed({ outcome: outcomeOfError(error), replies: [], messages: 0, error: error.message });
-    }
-  };
-
-  await pool(work, config.settings.concurrency, async (target) => finish(await one(target)));
+  await workTargets(turnOrder(work, cycle), { cycle, settings: config.settings, dryRun: request.dryRun, deadline: request.deadline, signal: request.signal }, deps, finish);
 
   const order = [...invalid.map((t) => t.name), ...selected.map((t) => t.name), ...unknown];
   return { cycle, results: order.map((name) => results.get(name)!).filter(Boolean) };
 }
 
+/** What workTargets needs to know about the run the targets belong to. */
+export interface TargetRun {
+  readonly cycle: number;
+  readonly settings: Settings;
+  readonly dryRun?: boolean;
+  readonly deadline?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Work `targets` in the order given, at most `settings.concurrency` at once, and hand each result
+ * to `finish` as it comes. `untouched` is true when nothing reached the provider and no claim was
+ * taken for the target (not reached before the deadline, the claim could not be written): doing
+ * it again later is safe.
+ */
+export async function workTargets(
+  targets: readonly Target[],
+  run: TargetRun,
+  deps: CycleDeps,
+  finish: (result: TargetResult, untouched: boolean) => void,
+): Promise<void> {
+  const now = deps.now ?? Date.now;
+  const { cycle, deadline, signal } = run;
+  // Every SDK call the targets make (claims, secrets) ends at the run's deadline with the signal.
+  const credentials = signal ? { get: (secretId: string) => deps.credentials.get(secretId, signal) } : deps.credentials;
+  const claim = deps.counter.claim?.bind(deps.counter);
+  const signalDeps = { ...deps, credentials, helloName: deps.helloName ?? run.settings.helloName };
+
+  const one = async (target: Target): Promise<{ result: TargetResult; untouched: boolean }> => {
+    const started = now();
+    const timed = (r: Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>): TargetResult => ({
+      target: target.name, cycle, durationMs: now() - started, ...r,
+    });
+    let untouched = true;
+    try {
+      if (target.commands.some((c) => verbOf(c) === 'ATRN') && target.protocol === 'smtp' && !deps.receiver) {
+        throw new ConfigError(target.name, 'command', 'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)');
+      }
+      if (run.dryRun) return { result: timed({ ...(await rehearse(target, signalDeps)), replies: [], messages: 0, error: null }), untouched };
+      const budget = (target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS);
+      if (deadline !== undefined && now() + Math.min(budget, DEFAULT_REPLY_TIMEOUT_MS) > deadline) {
+        return {
+          result: timed({
+            outcome: 'temporary-failure', replies: [], messages: 0,
+            error: 'not started: too little time left before the run\'s deadline; it is tried again next cycle',
+            reason: NOT_REACHED,
+          }),
+          untouched,
+        };
+      }
+      if (claim && !(await claim(cycle, target.name, signal))) {
+        return { result: timed({ outcome: 'skipped', replies: [], messages: 0, error: null, reason: `already signalled in cycle ${cycle}` }), untouched: false };
+      }
+      untouched = false;
+      const report = await releaseSignal(target, { deadline }, signalDeps);
+      return { result: timed({ outcome: report.outcome, replies: report.replies, messages: report.messages, error: report.error?.message ?? null }), untouched };
+    } catch (e) {
+      const error = asDequeueError(e);
+      return { result: timed({ outcome: outcomeOfError(error), replies: [], messages: 0, error: error.message }), untouched };
+    }
+  };
+
+  await pool(targets, run.settings.concurrency, async (target) => {
+    const { result, untouched } = await one(target);
+    finish(result, untouched);
+  });
+}
+
+/** The reason given to a target the run had no time left for (issue: starvation, docs/lambda.md). */
+export const NOT_REACHED = 'not reached before the run\'s deadline: the targets are worked in an order that turns every cycle, so it comes earlier in a later one';
+
 /** --dry-run: everything short of connecting: credentials present and well-formed, host resolvable. */
-async function rehearse(target: Target, deps: CycleDeps): Promise<Pick<TargetResult, 'outcome' | 'reason'>> {
+async function rehearse(target: Target, deps: Pick<CycleDeps, 'credentials' | 'resolveHost'>): Promise<Pick<TargetResult, 'outcome' | 'reason'>> {
   if (target.auth) await deps.credentials.get(target.auth.secretId);
   try {
     await (deps.resolveHost ?? defaultResolve)(target.host);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { CycleCounter, LoadedConfig } from '../../lambda/core/ports';
-import { runCycle } from '../../lambda/core/run-cycle';
+import { NOT_REACHED, runCycle } from '../../lambda/core/run-cycle';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 
 let provider: ScriptedProvider;
@@ -67,6 +67,34 @@ describe('runCycle', () => {
     expect(result.results.map((r) => r.outcome)).toEqual(['temporary-failure', 'temporary-failure']);
     expect(result.results[0]!.error).toMatch(/not started: too little time left before the run's deadline/);
     expect(provider.connections.length).toBe(before);
+  });
+
+  it('when the deadline lets one target through per cycle, every target has its turn (the order turns with the cycle)', async () => {
+    const counter = counterAt(0);
+    // A clock that jumps past the deadline as soon as one target has finished: each cycle reaches
+    // exactly one target, whatever the machine's speed.
+    let offset = 0;
+    const now = () => Date.now() + offset;
+    const signalledIn = new Map<string, number[]>();
+    const notReached: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      offset = 0;
+      const deadline = Date.now() + 60_000;
+      const targets = ['first', 'second', 'third'].map((name) => t(name, undefined, { timeoutSeconds: 30 }));
+      const result = await runCycle(config(targets, { concurrency: 1 }), { deadline }, { credentials, counter, now, onResult: () => { offset += 120_000; } });
+      for (const r of result.results) {
+        if (r.outcome === 'signalled') signalledIn.set(r.target, [...(signalledIn.get(r.target) ?? []), r.cycle]);
+        else {
+          expect(r).toMatchObject({ outcome: 'temporary-failure', reason: NOT_REACHED });
+          notReached.push(r.target);
+        }
+      }
+    }
+    // In a fixed order "first" would be signalled three times and the others never.
+    expect([...signalledIn.keys()].sort()).toEqual(['first', 'second', 'third']);
+    expect([...signalledIn.values()].map((cycles) => cycles.length)).toEqual([1, 1, 1]);
+    expect(notReached).toHaveLength(6);
+    expect(NOT_REACHED).toMatch(/^not reached before the run's deadline/);
   });
 
   it('a claim already taken (a duplicate delivery of the slot) skips the target', async () => {
