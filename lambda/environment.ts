@@ -13,7 +13,8 @@
  * with createHandler() and never need to patch process.env.
  */
 import { ConfigError } from './core/errors';
-import { DEFAULT_SSM_PREFIX, normalisePrefix } from './adapters/ssm-config';
+import { normalisePrefix } from './adapters/ssm-config';
+import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from './resource-prefixes';
 
 export interface LambdaEnvironment {
   readonly ssmPrefix: string;
@@ -23,8 +24,6 @@ export interface LambdaEnvironment {
   readonly mailPrefix: string;
 }
 
-export const DEFAULT_SECRET_PREFIX = 'dequeue/';
-export const DEFAULT_MAIL_PREFIX = 'mail/';
 
 export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
   const counterTable = env.DEQUEUE_COUNTER_TABLE;

@@ -8,6 +8,7 @@
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './resource-prefixes';
+import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
 
 export interface DeploymentOptions {
   /** CloudFormation stack name. Context `stackName`, default `Dequeue`. */
@@ -64,9 +65,9 @@ export const CONTEXT_DEFAULTS = {
   stackName: 'Dequeue',
   schedule: 'rate(15 minutes)',
   scheduleTimeZone: 'UTC',
-  ssmPrefix: '/dequeue',
-  secretPrefix: 'dequeue/',
-  mailPrefix: 'mail/',
+  ssmPrefix: DEFAULT_SSM_PREFIX,
+  secretPrefix: DEFAULT_SECRET_PREFIX,
+  mailPrefix: DEFAULT_MAIL_PREFIX,
   staticEgress: false,
   egressAllocationId: undefined,
   alarmEmail: undefined,

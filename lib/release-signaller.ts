@@ -23,6 +23,7 @@ import type { ReleaseSignallerProps } from './release-signaller-props';
 import { FAILING_AFTER_CYCLES_ENV, SignallerAlarms, STALE_AFTER_HOURS_ENV } from './signaller-alarms';
 import { grantSignallerAccess } from './signaller-permissions';
 import { StaticEgress } from './static-egress';
+import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
 
 export type { ReleaseSignallerProps } from './release-signaller-props';
 
@@ -46,9 +47,9 @@ export class ReleaseSignaller extends Construct {
     super(scope, id);
     checkReleaseSignallerProps(this.node.path, props);
 
-    const ssmPrefix = props.ssmPrefix ?? '/dequeue';
-    const secretPrefix = props.secretPrefix ?? 'dequeue/';
-    const mailPrefix = props.mailPrefix ?? 'mail/';
+    const ssmPrefix = props.ssmPrefix ?? DEFAULT_SSM_PREFIX;
+    const secretPrefix = props.secretPrefix ?? DEFAULT_SECRET_PREFIX;
+    const mailPrefix = props.mailPrefix ?? DEFAULT_MAIL_PREFIX;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const failingAfterCycles = props.failingAfterCycles ?? 3;
     const staleAfter = props.staleAfter ?? Duration.hours(24);

@@ -22,6 +22,7 @@ import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
 
 const USAGE = 'usage: AWS_ENDPOINT_URL=http://127.0.0.1:5000 npx tsx scripts/invoke-local.ts [--seed-config FILE [--secure]] [--seed-secrets FILE] [--timeout SECONDS] EVENT_FILE';
 
@@ -52,10 +53,10 @@ const defaults: Record<string, string> = {
   AWS_REGION: 'us-east-1',
   AWS_ACCESS_KEY_ID: 'testing',
   AWS_SECRET_ACCESS_KEY: 'testing',
-  DEQUEUE_SSM_PREFIX: '/dequeue',
-  DEQUEUE_SECRET_PREFIX: 'dequeue/',
+  DEQUEUE_SSM_PREFIX: DEFAULT_SSM_PREFIX,
+  DEQUEUE_SECRET_PREFIX: DEFAULT_SECRET_PREFIX,
   DEQUEUE_COUNTER_TABLE: 'dequeue-counter',
-  DEQUEUE_MAIL_PREFIX: 'mail/',
+  DEQUEUE_MAIL_PREFIX: DEFAULT_MAIL_PREFIX,
   POWERTOOLS_SERVICE_NAME: 'dequeue',
   POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
 };

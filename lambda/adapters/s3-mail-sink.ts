@@ -20,6 +20,7 @@ import { PassThrough } from 'node:stream';
 import { envelopeJson } from '../core/odmr/envelope-record';
 import { DequeueError } from '../core/errors';
 import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
+import { DEFAULT_MAIL_PREFIX } from '../resource-prefixes';
 
 export interface S3MailSinkOptions {
   readonly client: S3Client;
@@ -32,7 +33,6 @@ export interface S3MailSinkOptions {
   readonly queueSize?: number;
 }
 
-export const DEFAULT_MAIL_PREFIX = 'mail/';
 const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 2;
 /** What the body stream holds before a write waits for the uploader. */

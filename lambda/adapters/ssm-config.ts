@@ -22,8 +22,8 @@ import { parseSettings, parseTarget, type Settings, type Target } from '../core/
 import { ConfigError, DequeueError, type ErrorKind } from '../core/errors';
 import type { ConfigSource, InvalidTarget, LoadedConfig } from '../core/ports';
 import { awsErrorKind, describeAwsError } from './aws-errors';
+import { DEFAULT_SSM_PREFIX } from '../resource-prefixes';
 
-export const DEFAULT_SSM_PREFIX = '/dequeue';
 /** GetParametersByPath returns at most 10 parameters per page. */
 const PAGE_SIZE = 10;
 /** A bound on the listing: 10,000 targets is far beyond one Lambda run's worth of signalling. */

@@ -10,7 +10,7 @@
 import { TimeoutError } from './errors';
 
 /** setTimeout cannot wait longer than 2^31-1 ms (about 24 days); longer means "no bound". */
-const MAX_TIMER_MS = 2_147_483_647;
+export const MAX_TIMER_MS = 2_147_483_647;
 
 interface Wait {
   readonly until: number;

@@ -48,10 +48,6 @@ export class TimeoutError extends DequeueError {
   }
 }
 
-export function isDequeueError(e: unknown): e is DequeueError {
-  return e instanceof DequeueError;
-}
-
 /** Wrap anything thrown into a DequeueError, keeping the original as cause. */
 export function asDequeueError(e: unknown, kind: ErrorKind = 'temporary'): DequeueError {
   if (e instanceof DequeueError) return e;

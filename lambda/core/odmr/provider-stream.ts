@@ -12,7 +12,7 @@
  * emits after the ATRN reply goes to nobody.
  */
 import type { Socket } from 'node:net';
-import type { Alarm } from '../alarm';
+import { MAX_TIMER_MS, type Alarm } from '../alarm';
 import { DequeueError, ProtocolError, TimeoutError } from '../errors';
 
 const LF = 0x0a;
@@ -23,8 +23,6 @@ const MAX_UNSENT_REPLY_BYTES = 64 * 1024;
 const MAX_HELD_REPLY_BYTES = 16 * 1024;
 /** Bytes received and not yet taken by the session before the socket is paused. */
 export const INBOX_HIGH_WATER = 1024 * 1024;
-/** setTimeout cannot wait longer than 2^31-1 ms (about 24 days); longer means "no bound". */
-const MAX_TIMER_MS = 2_147_483_647;
 
 export class LineTooLongError extends ProtocolError {
   constructor(readonly limit: number) {

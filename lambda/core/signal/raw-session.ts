@@ -11,18 +11,17 @@ import { asDequeueError, DequeueError } from '../errors';
 import { outcomeOfError, type CommandOutcome } from '../outcome';
 import { silentTranscript } from '../ports';
 import type { ReplyRecord } from '../result';
-import type { SignalDeps, SignalOptions, SignalReport } from './types';
+import { DEFAULT_REPLY_TIMEOUT_MS, type SignalDeps, type SignalOptions, type SignalReport } from './types';
 
 /** How long a silent host is waited for after our line or its last byte. */
 export const RAW_QUIET_MS = 2_000;
 /** What is kept of a raw host's answer. */
 export const RAW_MAX_KEPT_BYTES = 4096;
-const RAW_DEFAULT_TIMEOUT_MS = 30_000;
 
 export async function rawSignal(target: Target, options: SignalOptions, deps: SignalDeps): Promise<SignalReport> {
   const transcript = deps.transcript ?? silentTranscript;
   const now = deps.now ?? Date.now;
-  const timeoutMs = target.timeoutSeconds ? target.timeoutSeconds * 1000 : RAW_DEFAULT_TIMEOUT_MS;
+  const timeoutMs = target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS;
   const bound = (ms: number) => (options.deadline === undefined ? ms : Math.max(0, Math.min(ms, options.deadline - now())));
   const peer = peerName(target.host, target.port);
   const fail = (e: unknown): SignalReport => {

@@ -25,12 +25,10 @@ import { worstOutcome, type ReplyRecord } from '../result';
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
 import { rawSignal } from './raw-session';
-import type { SignalDeps, SignalOptions, SignalReport } from './types';
+import { DEFAULT_REPLY_TIMEOUT_MS, type SignalDeps, type SignalOptions, type SignalReport } from './types';
 
-export type { SignalDeps, SignalOptions, SignalReport } from './types';
+export { DEFAULT_REPLY_TIMEOUT_MS, type SignalDeps, type SignalOptions, type SignalReport } from './types';
 
-/** SPEC: the default bound on any one complete reply. */
-export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 /** RFC 2645 section 4 lets a provider scan its queue before answering ATRN: allow 10 minutes. */
 export const DEFAULT_ATRN_TIMEOUT_MS = 600_000;
 /** QUIT's reply is a courtesy: wait for it only briefly, then close. */

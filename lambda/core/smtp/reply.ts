@@ -55,11 +55,6 @@ export class ReplyParser {
     return this.partial;
   }
 
-  /** True while a multi-line reply has begun but not ended. */
-  get inReply(): boolean {
-    return this.current !== null || this.partial.length > 0;
-  }
-
   private line(text: string): SmtpReply | null {
     const m = LINE.exec(text);
     if (!m) {
