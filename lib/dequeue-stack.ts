@@ -2,7 +2,7 @@
  * The deployable stack: the deployment options (validated CDK context) mapped onto one
  * ReleaseSignaller, and the outputs an operator needs after `cdk deploy`.
  */
-import { CfnOutput, Duration, Stack, TimeZone, type StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, Stack, TimeZone, type StackProps } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type { Construct } from 'constructs';
@@ -49,6 +49,7 @@ export class DequeueStack extends Stack {
       alarmEmail: o.alarmEmail,
       failingAfterCycles: o.failingAfterCycles,
       staleAfter: Duration.hours(o.staleAfterHours),
+      dashboardName: o.stackName,
     });
 
     const s = this.signaller;
@@ -60,6 +61,11 @@ export class DequeueStack extends Stack {
     new CfnOutput(this, 'CounterTableName', { description: 'DynamoDB table of the cycle counter', value: s.counterTable.tableName });
     new CfnOutput(this, 'MailBucketName', { description: `Mail received after ATRN, under ${o.mailPrefix}`, value: s.mailBucket.bucketName });
     new CfnOutput(this, 'AlarmTopicArn', { description: 'SNS topic of the alarms', value: s.alarms.topic.topicArn });
+    new CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard of the cycles, targets and alarms', value: s.dashboard.dashboard.dashboardName });
+    new CfnOutput(this, 'DashboardUrl', {
+      description: 'The dashboard in the CloudWatch console',
+      value: `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${s.dashboard.dashboard.dashboardName}`,
+    });
     new CfnOutput(this, 'DeadLetterQueueUrl', { description: 'Scheduled invocations that could not be delivered', value: s.deadLetterQueue.queueUrl });
     const egress = s.staticEgress;
     if (egress?.address) {

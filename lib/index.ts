@@ -16,6 +16,7 @@ export {
   STALE_AFTER_HOURS_ENV,
   type SignallerAlarmsProps,
 } from './signaller-alarms';
+export { SignallerDashboard, TARGET_OUTCOMES, type SignallerDashboardProps } from './signaller-dashboard';
 export { grantSignallerAccess, type SignallerAccess } from './signaller-permissions';
 export { lambdaBundle, lambdaEsbuildOptions, LAMBDA_NODE_MAJOR } from './bundling';
 export { DequeueStack, type DequeueStackProps } from './dequeue-stack';

@@ -51,6 +51,9 @@ export function checkReleaseSignallerProps(path: string, props: ReleaseSignaller
   }
   checkInteger('memorySize', props.memorySize, 128, 10_240, fail);
   checkInteger('scheduleRetryAttempts', props.scheduleRetryAttempts, 0, 185, fail);
+  if (props.dashboardName !== undefined && !Token.isUnresolved(props.dashboardName) && !/^[A-Za-z0-9_-]{1,255}$/.test(props.dashboardName)) {
+    fail(`\`dashboardName\` must be 1 to 255 letters, digits, - or _ (CloudWatch's rule), got ${JSON.stringify(props.dashboardName)}.`);
+  }
   checkInteger('failingAfterCycles', props.failingAfterCycles, 1, 1000, fail);
   if (props.staleAfter !== undefined) {
     const hours = props.staleAfter.toHours({ integral: false });

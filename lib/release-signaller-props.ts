@@ -161,6 +161,13 @@ export interface ReleaseSignallerProps {
    */
   readonly staleAfter?: Duration;
   /**
+   * Name of the CloudWatch dashboard (letters, digits, `-` and `_`, at most 255); also the folder
+   * of the saved Logs Insights queries.
+   *
+   * @default - a name CloudFormation generates; the queries go in a folder named after the stack
+   */
+  readonly dashboardName?: string;
+  /**
    * The period the alarms evaluate: the function-error alarm sums errors over it, the failing and
    * stale alarms take the largest count reported in it.
    *

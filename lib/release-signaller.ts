@@ -5,7 +5,7 @@
  * stay held. Optionally it reaches the providers from one static address (see StaticEgress).
  */
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -21,6 +21,7 @@ import { ReleaseSchedule } from './release-schedule';
 import { checkReleaseSignallerProps } from './release-signaller-checks';
 import type { ReleaseSignallerProps } from './release-signaller-props';
 import { FAILING_AFTER_CYCLES_ENV, SignallerAlarms, STALE_AFTER_HOURS_ENV } from './signaller-alarms';
+import { SignallerDashboard } from './signaller-dashboard';
 import { grantSignallerAccess } from './signaller-permissions';
 import { StaticEgress } from './static-egress';
 import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
@@ -40,6 +41,8 @@ export class ReleaseSignaller extends Construct {
   readonly schedule: scheduler.Schedule;
   readonly deadLetterQueue: sqs.Queue;
   readonly alarms: SignallerAlarms;
+  /** The dashboard and the saved Logs Insights queries. */
+  readonly dashboard: SignallerDashboard;
   /** Present with `staticEgress`: the VPC, NAT gateway and Elastic IP. */
   readonly staticEgress?: StaticEgress;
 
@@ -53,6 +56,8 @@ export class ReleaseSignaller extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const failingAfterCycles = props.failingAfterCycles ?? 3;
     const staleAfter = props.staleAfter ?? Duration.hours(24);
+    const timeout = props.timeout ?? Duration.minutes(5);
+    const alarmPeriod = props.alarmPeriod ?? Duration.minutes(15);
 
     this.counterTable = new dynamodb.Table(this, 'CycleCounter', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -94,7 +99,7 @@ export class ReleaseSignaller extends Construct {
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      timeout: props.timeout ?? Duration.minutes(5),
+      timeout,
       memorySize: props.memorySize ?? 256,
       role: this.role,
       logGroup: this.logGroup,
@@ -172,9 +177,18 @@ export class ReleaseSignaller extends Construct {
       deadLetterQueue: this.deadLetterQueue,
       failingAfterCycles,
       staleAfter,
-      period: props.alarmPeriod ?? Duration.minutes(15),
+      period: alarmPeriod,
       email: props.alarmEmail,
       topic: props.alarmTopic,
+    });
+
+    this.dashboard = new SignallerDashboard(this, 'Dashboard', {
+      function: this.function,
+      timeout,
+      logGroup: this.logGroup,
+      dashboardName: props.dashboardName,
+      queryFolder: props.dashboardName ?? Stack.of(this).stackName,
+      period: alarmPeriod,
     });
   }
 

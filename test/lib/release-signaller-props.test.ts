@@ -59,6 +59,7 @@ describe('conflicting or impossible props', () => {
     ['too little memory', () => ({ memorySize: 64 }), '`memorySize` must be a whole number from 128 to 10240, got 64.'],
     ['a negative retry count', () => ({ scheduleRetryAttempts: -1 }), '`scheduleRetryAttempts` must be a whole number from 0 to 185, got -1.'],
     ['a maximum event age under a minute', () => ({ scheduleMaxEventAge: Duration.seconds(30) }), "`scheduleMaxEventAge` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got 30 seconds."],
+    ['a dashboard name with a space', () => ({ dashboardName: 'my dashboard' }), '`dashboardName` must be 1 to 255 letters, digits, - or _ (CloudWatch\'s rule), got "my dashboard".'],
     ['a failing threshold of 0 cycles', () => ({ failingAfterCycles: 0 }), '`failingAfterCycles` must be a whole number from 1 to 1000, got 0.'],
     ['a stale time in part hours', () => ({ staleAfter: Duration.minutes(90) }), '`staleAfter` must be a whole number of hours from 1 hour to 365 days, got 1 hour 30 minutes.'],
     ['a stale time over a year', () => ({ staleAfter: Duration.days(366) }), '`staleAfter` must be a whole number of hours from 1 hour to 365 days, got 366 days.'],

@@ -325,6 +325,75 @@ describe('alarms', () => {
   });
 });
 
+describe('the dashboard and saved queries', () => {
+  /** The dashboard body as JSON, references rendered as `${LogicalId}`. */
+  function dashboardBody(): any {
+    const dashboard = onlyResource(template, 'AWS::CloudWatch::Dashboard');
+    return JSON.parse(cfnText(dashboard.resource.Properties.DashboardBody));
+  }
+  const widget = (title: string) => dashboardBody().widgets.find((w: any) => w.properties.title === title)?.properties;
+
+  it('is named after the stack and opens on the last day', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'Dequeue' });
+    expect(dashboardBody().start).toBe('-P1D');
+  });
+
+  it('graphs cycles, errors, targets by every outcome, failing and stale targets and stored mail', () => {
+    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const cycles = widget('Cycles (function invocations) and failed ones');
+    expect(cycles.metrics.map((m: any[]) => m.slice(0, 4))).toEqual([
+      ['AWS/Lambda', 'Invocations', 'FunctionName', `\${${fn.id}}`],
+      ['AWS/Lambda', 'Errors', 'FunctionName', `\${${fn.id}}`],
+      ['AWS/Lambda', 'Throttles', 'FunctionName', `\${${fn.id}}`],
+    ]);
+    const outcomes = widget('Targets by outcome');
+    expect(outcomes.stacked).toBe(true);
+    expect(outcomes.metrics.map((m: any[]) => m.slice(0, 6))).toEqual(
+      ['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error'].map((o) => [
+        'Dequeue', 'Targets', 'outcome', o, 'service', 'dequeue',
+      ]),
+    );
+    const failing = widget('Failing and stale targets (the alarms watch these)');
+    expect(failing.metrics).toContainEqual(['Dequeue', 'FailingTargets', 'service', 'dequeue', expect.objectContaining({ stat: 'Maximum' })]);
+    expect(failing.metrics).toContainEqual(['Dequeue', 'StaleTargets', 'service', 'dequeue', expect.objectContaining({ stat: 'Maximum' })]);
+    expect(widget('Messages stored after ATRN').metrics).toEqual([
+      ['Dequeue', 'MessagesStored', 'service', 'dequeue', expect.objectContaining({ stat: 'Sum' })],
+    ]);
+  });
+
+  it('graphs the cycle duration against the function timeout', () => {
+    const duration = widget('Cycle duration (function duration)');
+    expect(duration.metrics.map((m: any[]) => m[1])).toEqual(['Duration', 'Duration']);
+    expect(duration.annotations.horizontal).toEqual([expect.objectContaining({ value: 300_000, label: 'timeout' })]);
+  });
+
+  it('saves a Logs Insights query for the last result of every target, over the function log', () => {
+    const logGroup = onlyResource(template, 'AWS::Logs::LogGroup');
+    const query = new Capture();
+    template.hasResourceProperties('AWS::Logs::QueryDefinition', {
+      Name: 'Dequeue/last result per target',
+      LogGroupNames: [{ Ref: logGroup.id }],
+      QueryString: query,
+    });
+    expect(query.asString()).toContain('filter message = "target result"');
+    expect(query.asString()).toMatch(/stats latest\(outcome\) as lastOutcome, .*latest\(error\) as lastError by target/);
+  });
+
+  it('saves a query for failed results and shows the last day of them on the dashboard', () => {
+    const logGroup = onlyResource(template, 'AWS::Logs::LogGroup');
+    const query = new Capture();
+    template.hasResourceProperties('AWS::Logs::QueryDefinition', {
+      Name: Match.stringLikeRegexp('^Dequeue/failures'),
+      LogGroupNames: [{ Ref: logGroup.id }],
+      QueryString: query,
+    });
+    expect(query.asString()).toContain('filter outcome in ["temporary-failure", "permanent-failure", "config-error"]');
+    const table = widget('Failed target results');
+    expect(table.view).toBe('table');
+    expect(table.query).toBe(`SOURCE '\${${logGroup.id}}' | ${query.asString()}`);
+  });
+});
+
 describe('outputs', () => {
   it('name what an operator needs after deploying', () => {
     const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
@@ -332,5 +401,14 @@ describe('outputs', () => {
     for (const name of ['LogGroupName', 'CounterTableName', 'MailBucketName', 'AlarmTopicArn', 'DeadLetterQueueUrl']) {
       expect(Object.keys(template.findOutputs(name)), name).toEqual([name]);
     }
+  });
+
+  it('name the dashboard and link to it in the console', () => {
+    const dashboard = onlyResource(template, 'AWS::CloudWatch::Dashboard');
+    template.hasOutput('DashboardName', { Value: { Ref: dashboard.id } });
+    const url = template.findOutputs('DashboardUrl').DashboardUrl;
+    expect(cfnText(url.Value)).toBe(
+      `https://\${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=\${AWS::Region}#dashboards/dashboard/\${${dashboard.id}}`,
+    );
   });
 });
