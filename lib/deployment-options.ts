@@ -43,6 +43,8 @@ export interface DeploymentOptions {
   readonly failingAfterCycles: number;
   /** Hours without success after which a target counts as stale. Context `staleAfterHours`. */
   readonly staleAfterHours: number;
+  /** Shareable test events in the Lambda console. Context `consoleTestEvents`. */
+  readonly consoleTestEvents: boolean;
   /** Customer managed KMS key of SecureString parameters. Context `ssmKmsKeyArn`. */
   readonly ssmKmsKeyArn?: string;
   /** Customer managed KMS key of the secrets. Context `secretsKmsKeyArn`. */
@@ -78,6 +80,7 @@ export const CONTEXT_DEFAULTS = {
   mailInfrequentAccessAfterDays: undefined,
   failingAfterCycles: 3,
   staleAfterHours: 24,
+  consoleTestEvents: true,
   ssmKmsKeyArn: undefined,
   secretsKmsKeyArn: undefined,
 } as const;
@@ -167,6 +170,7 @@ export function deploymentOptionsFrom(
     mailInfrequentAccessAfterDays,
     failingAfterCycles: read.integer('failingAfterCycles', 1, 1000),
     staleAfterHours,
+    consoleTestEvents: read.boolean('consoleTestEvents'),
     ssmKmsKeyArn: read.optionalString('ssmKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
     secretsKmsKeyArn: read.optionalString('secretsKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
   };

@@ -50,6 +50,7 @@ export class DequeueStack extends Stack {
       failingAfterCycles: o.failingAfterCycles,
       staleAfter: Duration.hours(o.staleAfterHours),
       dashboardName: o.stackName,
+      consoleTestEvents: o.consoleTestEvents,
     });
 
     const s = this.signaller;

@@ -161,6 +161,16 @@ export interface ReleaseSignallerProps {
    */
   readonly staleAfter?: Duration;
   /**
+   * Shareable test events in the Lambda console (dry run, ordinary cycle, force, one target),
+   * kept as the schema `_<function name>-schema` in the EventBridge schema registry
+   * `lambda-testevent-schemas`. That registry is created when the account does not have it yet
+   * and is left in place when the stack is deleted (other functions' events may live there).
+   * Turn off where EventBridge Schemas may not be used.
+   *
+   * @default true
+   */
+  readonly consoleTestEvents?: boolean;
+  /**
    * Name of the CloudWatch dashboard (letters, digits, `-` and `_`, at most 255); also the folder
    * of the saved Logs Insights queries.
    *

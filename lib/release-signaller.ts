@@ -17,6 +17,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { lambdaBundle, mailStoreBuildCommand } from './bundling';
+import { ConsoleTestEvents } from './console-test-events';
 import { ReleaseSchedule } from './release-schedule';
 import { checkReleaseSignallerProps } from './release-signaller-checks';
 import type { ReleaseSignallerProps } from './release-signaller-props';
@@ -41,6 +42,8 @@ export class ReleaseSignaller extends Construct {
   readonly schedule: scheduler.Schedule;
   readonly deadLetterQueue: sqs.Queue;
   readonly alarms: SignallerAlarms;
+  /** The console's shareable test events, unless `consoleTestEvents: false`. */
+  readonly testEvents?: ConsoleTestEvents;
   /** The dashboard and the saved Logs Insights queries. */
   readonly dashboard: SignallerDashboard;
   /** Present with `staticEgress`: the VPC, NAT gateway and Elastic IP. */
@@ -181,6 +184,10 @@ export class ReleaseSignaller extends Construct {
       email: props.alarmEmail,
       topic: props.alarmTopic,
     });
+
+    if (props.consoleTestEvents ?? true) {
+      this.testEvents = new ConsoleTestEvents(this, 'TestEvents', { function: this.function });
+    }
 
     this.dashboard = new SignallerDashboard(this, 'Dashboard', {
       function: this.function,

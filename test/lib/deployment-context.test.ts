@@ -3,7 +3,7 @@
  */
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
+import { cfnText, onlyResource, synthDequeue, SIGNALLER, signallerFunction, type SynthesisedDequeue } from './synth-dequeue';
 
 const SSM_KEY = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const SECRETS_KEY = 'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab';
@@ -35,7 +35,7 @@ beforeAll(() => {
 afterAll(() => synth?.dispose());
 
 function statements(): Map<string, any> {
-  const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+  const fn = signallerFunction(template);
   const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
   const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
   return new Map(policy.resource.Properties.PolicyDocument.Statement.map((s: any) => [s.Sid, s]));
@@ -54,15 +54,15 @@ describe('deployment options from context', () => {
   });
 
   it('set the timeout, memory and log retention', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', Timeout: 900, MemorySize: 512 });
-    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    template.hasResourceProperties('AWS::Lambda::Function', { ...SIGNALLER, Timeout: 900, MemorySize: 512 });
+    const fn = signallerFunction(template);
     const logGroupId = fn.resource.Properties.LoggingConfig.LogGroup.Ref;
     expect(template.toJSON().Resources[logGroupId].Properties.RetentionInDays).toBe(90);
   });
 
   it('move the prefixes in the environment and in the grants together', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
+      ...SIGNALLER,
       Environment: {
         Variables: {
           DEQUEUE_SSM_PREFIX: '/prod/dequeue',
@@ -122,7 +122,7 @@ describe('deployment options from context', () => {
       TopicArn: { Ref: topic.id },
     });
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
+      ...SIGNALLER,
       Environment: { Variables: { DEQUEUE_FAILING_AFTER_CYCLES: '5', DEQUEUE_STALE_AFTER_HOURS: '48' } },
     });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {

@@ -35,6 +35,7 @@ describe('deployment options from CDK context', () => {
       mailInfrequentAccessAfterDays: undefined,
       failingAfterCycles: 3,
       staleAfterHours: 24,
+      consoleTestEvents: true,
       ssmKmsKeyArn: undefined,
       secretsKmsKeyArn: undefined,
     });

@@ -9,7 +9,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
 import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
 import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
-import { FIXTURE_ENTRY, cdkJsonContext, onlyResource } from './synth-dequeue';
+import { FIXTURE_ENTRY, cdkJsonContext, onlyResource, SIGNALLER } from './synth-dequeue';
 
 function construct(props: (stack: Stack) => ReleaseSignallerProps): { stack: Stack; signaller: ReleaseSignaller } {
   const app = new App({ context: cdkJsonContext() });
@@ -71,6 +71,14 @@ describe('conflicting or impossible props', () => {
 });
 
 describe('in another app', () => {
+  it('leaves out the console test events (and their registry creator) when asked', () => {
+    const { stack } = construct(() => ({ consoleTestEvents: false }));
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::EventSchemas::Schema', 0);
+    template.resourceCountIs('Custom::LambdaTestEventRegistry', 0);
+    template.resourceCountIs('AWS::Lambda::Function', 1);
+  });
+
   it('runs in the VPC it is given and notifies the topic it is given', () => {
     const { stack } = construct((s) => ({
       vpc: new ec2.Vpc(s, 'Network', { natGateways: 1, maxAzs: 2 }),
@@ -85,7 +93,7 @@ describe('in another app', () => {
     template.resourceCountIs('AWS::EC2::VPC', 1);
     template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: topic.id }] });
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
+      ...SIGNALLER,
       VpcConfig: {
         SubnetIds: [
           { Ref: Match.stringLikeRegexp('^NetworkPrivateSubnet1') },

@@ -7,7 +7,7 @@ import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ESM_REQUIRE_BANNER, LAMBDA_NODE_MAJOR } from '../../lib/bundling';
 import { FAILING_TARGETS_METRIC, STALE_TARGETS_METRIC } from '../../lib/signaller-alarms';
-import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
+import { cfnText, onlyResource, synthDequeue, SIGNALLER, signallerFunction, signallerLogGroup, type SynthesisedDequeue } from './synth-dequeue';
 
 let synth: SynthesisedDequeue;
 let template: Template;
@@ -20,7 +20,7 @@ afterAll(() => synth?.dispose());
 
 /** The statements of the function role's inline policy, by Sid. */
 function functionStatements(t: Template): Map<string, any> {
-  const fn = onlyResource(t, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+  const fn = signallerFunction(t);
   const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
   const policy = onlyResource(t, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
   return new Map(policy.resource.Properties.PolicyDocument.Statement.map((s: any) => [s.Sid, s]));
@@ -29,7 +29,7 @@ function functionStatements(t: Template): Map<string, any> {
 describe('the function', () => {
   it(`runs on Node.js ${LAMBDA_NODE_MAJOR} on arm64, with the default timeout and memory`, () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
+      ...SIGNALLER,
       Runtime: `nodejs${LAMBDA_NODE_MAJOR}.x`,
       Architectures: ['arm64'],
       Timeout: 300,
@@ -40,7 +40,7 @@ describe('the function', () => {
   it('gets exactly the environment the handler reads', () => {
     const environment = new Capture();
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
+      ...SIGNALLER,
       Environment: { Variables: environment },
     });
     const table = onlyResource(template, 'AWS::DynamoDB::Table');
@@ -62,7 +62,7 @@ describe('the function', () => {
   it('logs to a log group of its own, kept 30 days', () => {
     const logGroup = new Capture();
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
+      ...SIGNALLER,
       LoggingConfig: { LogGroup: { Ref: logGroup } },
     });
     expect(template.toJSON().Resources[logGroup.asString()]).toMatchObject({
@@ -90,7 +90,7 @@ describe('the function', () => {
   it('has no VPC without static egress', () => {
     template.resourceCountIs('AWS::EC2::VPC', 0);
     template.resourceCountIs('AWS::EC2::EIP', 0);
-    template.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', VpcConfig: Match.absent() });
+    template.hasResourceProperties('AWS::Lambda::Function', { ...SIGNALLER, VpcConfig: Match.absent() });
     expect(template.findOutputs('EgressAddress')).toEqual({});
   });
 });
@@ -100,7 +100,7 @@ describe('least privilege', () => {
     expect([...functionStatements(template).keys()].sort()).toEqual(
       ['CountCycles', 'ReadConfiguration', 'ReadCredentials', 'StoreMail', 'WriteOwnLog'].sort(),
     );
-    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const fn = signallerFunction(template);
     const role = template.toJSON().Resources[fn.resource.Properties.Role['Fn::GetAtt'][0]];
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
@@ -147,7 +147,7 @@ describe('least privilege', () => {
 
   it('writes only to its own log group', () => {
     const s = functionStatements(template).get('WriteOwnLog');
-    const logGroup = onlyResource(template, 'AWS::Logs::LogGroup');
+    const logGroup = signallerLogGroup(template);
     expect(s.Action).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
     expect(s.Resource).toEqual({ 'Fn::GetAtt': [logGroup.id, 'Arn'] });
   });
@@ -164,7 +164,7 @@ describe('least privilege', () => {
     const roleArn = new Capture();
     template.hasResourceProperties('AWS::Scheduler::Schedule', { Target: { RoleArn: { 'Fn::GetAtt': [roleArn, 'Arn'] } } });
     const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleArn.asString() }] } });
-    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const fn = signallerFunction(template);
     const queue = onlyResource(template, 'AWS::SQS::Queue');
     expect(policy.resource.Properties.PolicyDocument.Statement).toEqual([
       { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [fn.id, 'Arn'] } },
@@ -189,7 +189,7 @@ describe('the schedule', () => {
   });
 
   it('targets the function with a retry policy and an encrypted dead-letter queue', () => {
-    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const fn = signallerFunction(template);
     const queue = onlyResource(template, 'AWS::SQS::Queue');
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       Target: {
@@ -271,7 +271,7 @@ describe('alarms', () => {
   });
 
   it('watch function errors', () => {
-    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const fn = signallerFunction(template);
     const topic = onlyResource(template, 'AWS::SNS::Topic');
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/Lambda',
@@ -339,7 +339,7 @@ describe('the dashboard and saved queries', () => {
   });
 
   it('graphs cycles, errors, targets by every outcome, failing and stale targets and stored mail', () => {
-    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const fn = signallerFunction(template);
     const cycles = widget('Cycles (function invocations) and failed ones');
     expect(cycles.metrics.map((m: any[]) => m.slice(0, 4))).toEqual([
       ['AWS/Lambda', 'Invocations', 'FunctionName', `\${${fn.id}}`],
@@ -368,7 +368,7 @@ describe('the dashboard and saved queries', () => {
   });
 
   it('saves a Logs Insights query for the last result of every target, over the function log', () => {
-    const logGroup = onlyResource(template, 'AWS::Logs::LogGroup');
+    const logGroup = signallerLogGroup(template);
     const query = new Capture();
     template.hasResourceProperties('AWS::Logs::QueryDefinition', {
       Name: 'Dequeue/last result per target',
@@ -380,7 +380,7 @@ describe('the dashboard and saved queries', () => {
   });
 
   it('saves a query for failed results and shows the last day of them on the dashboard', () => {
-    const logGroup = onlyResource(template, 'AWS::Logs::LogGroup');
+    const logGroup = signallerLogGroup(template);
     const query = new Capture();
     template.hasResourceProperties('AWS::Logs::QueryDefinition', {
       Name: Match.stringLikeRegexp('^Dequeue/failures'),
@@ -394,9 +394,63 @@ describe('the dashboard and saved queries', () => {
   });
 });
 
+describe('console test events', () => {
+  it('are the shareable events of the function: dry run, ordinary cycle, force, one target', () => {
+    const fn = signallerFunction(template);
+    const content = new Capture();
+    template.hasResourceProperties('AWS::EventSchemas::Schema', {
+      RegistryName: 'lambda-testevent-schemas',
+      SchemaName: { 'Fn::Join': ['', ['_', { Ref: fn.id }, '-schema']] },
+      Type: 'OpenApi3',
+      Content: content,
+    });
+    const document = JSON.parse(content.asString());
+    expect(document.openapi).toBe('3.0.0');
+    expect(document.components.examples).toEqual({
+      'dry-run': { value: { dryRun: true } },
+      'ordinary-cycle': { value: {} },
+      force: { value: { force: true } },
+      'one-target': { value: { targets: ['isp-etrn'] } },
+    });
+    expect(Object.keys(document.components.schemas.Event.properties).sort()).toEqual(['dryRun', 'force', 'targets']);
+  });
+
+  it('create the registry only where the account lacks it, and never delete it', () => {
+    const registry = onlyResource(template, 'Custom::LambdaTestEventRegistry');
+    const create = JSON.parse(registry.resource.Properties.Create);
+    expect(create).toMatchObject({
+      service: 'schemas',
+      action: 'CreateRegistry',
+      parameters: { RegistryName: 'lambda-testevent-schemas' },
+      ignoreErrorCodesMatching: 'ConflictException',
+    });
+    expect(registry.resource.Properties.Update).toBeUndefined();
+    expect(registry.resource.Properties.Delete).toBeUndefined();
+    const schema = onlyResource(template, 'AWS::EventSchemas::Schema');
+    expect(schema.resource.DependsOn).toContain(registry.id);
+  });
+
+  it('give the registry creator a role that may create that one registry and write its own log', () => {
+    const registry = onlyResource(template, 'Custom::LambdaTestEventRegistry');
+    const creatorId = registry.resource.Properties.ServiceToken['Fn::GetAtt'][0];
+    const creator = template.toJSON().Resources[creatorId];
+    const roleId = creator.Properties.Role['Fn::GetAtt'][0];
+    expect(template.toJSON().Resources[roleId].Properties.ManagedPolicyArns).toBeUndefined();
+    const statements = Object.values(template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } })).flatMap(
+      (p: any) => p.Properties.PolicyDocument.Statement,
+    );
+    expect(statements.map((st: any) => [st.Action, cfnText(st.Resource)]).sort()).toEqual(
+      [
+        [['logs:CreateLogStream', 'logs:PutLogEvents'], `\${${creator.Properties.LoggingConfig.LogGroup.Ref}.Arn}`],
+        ['schemas:CreateRegistry', 'arn:${AWS::Partition}:schemas:${AWS::Region}:${AWS::AccountId}:registry/lambda-testevent-schemas'],
+      ].sort(),
+    );
+  });
+});
+
 describe('outputs', () => {
   it('name what an operator needs after deploying', () => {
-    const fn = onlyResource(template, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+    const fn = signallerFunction(template);
     template.hasOutput('FunctionName', { Value: { Ref: fn.id } });
     for (const name of ['LogGroupName', 'CounterTableName', 'MailBucketName', 'AlarmTopicArn', 'DeadLetterQueueUrl']) {
       expect(Object.keys(template.findOutputs(name)), name).toEqual([name]);

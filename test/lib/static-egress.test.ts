@@ -4,7 +4,7 @@
  */
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cfnText, onlyResource, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
+import { cfnText, onlyResource, synthDequeue, SIGNALLER, signallerFunction, type SynthesisedDequeue } from './synth-dequeue';
 
 let created: SynthesisedDequeue;
 let reused: SynthesisedDequeue;
@@ -21,7 +21,7 @@ afterAll(() => {
 });
 
 function theFunction(t: Template) {
-  return onlyResource(t, 'AWS::Lambda::Function', { Properties: { Handler: 'index.handler' } });
+  return signallerFunction(t);
 }
 
 describe('static egress with a new Elastic IP', () => {
@@ -48,7 +48,7 @@ describe('static egress with a new Elastic IP', () => {
   it('puts the function in the private subnets whose only way out is that NAT gateway', () => {
     const subnets = new Capture();
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
+      ...SIGNALLER,
       VpcConfig: { SubnetIds: subnets, SecurityGroupIds: [{ 'Fn::GetAtt': [Match.anyValue(), 'GroupId'] }] },
     });
     const subnetIds = (subnets.asArray() as { Ref: string }[]).map((s) => s.Ref);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { deploymentOptionsFrom, type DeploymentOptions } from '../../lib/deployment-options';
 import { DequeueStack } from '../../lib/dequeue-stack';
@@ -71,6 +71,26 @@ export function cfnText(value: unknown): string {
     }
   }
   throw new Error(`cfnText: cannot render ${JSON.stringify(value)}`);
+}
+
+/**
+ * Properties that pick dequeue's own function out of the template (the stack has a second one,
+ * the custom resource that creates the console's test event registry).
+ */
+export const SIGNALLER = {
+  Handler: 'index.handler',
+  Description: Match.stringLikeRegexp('^dequeue: signals mail providers'),
+} as const;
+
+/** dequeue's function: its logical id and resource. */
+export function signallerFunction(template: Template): { id: string; resource: any } {
+  return onlyResource(template, 'AWS::Lambda::Function', { Properties: SIGNALLER });
+}
+
+/** The log group dequeue's function writes to. */
+export function signallerLogGroup(template: Template): { id: string; resource: any } {
+  const id = signallerFunction(template).resource.Properties.LoggingConfig.LogGroup.Ref as string;
+  return { id, resource: template.toJSON().Resources[id] };
 }
 
 /** The one resource of a type, failing when there is not exactly one. */
