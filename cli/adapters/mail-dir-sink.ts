@@ -176,6 +176,7 @@ async function writeAll(file: FileHandle, buffers: Buffer[]): Promise<void> {
 const RESOLVED = Promise.resolve();
 
 class MailDirDraft implements MessageDraft {
+  readonly withdrawable = true;
   private queue: Buffer[] = [];
   private queued = 0;
   private bytes = 0;
@@ -237,11 +238,22 @@ class MailDirDraft implements MessageDraft {
     await this.closeAll();
     // A commit that finished anyway is undone: without our 250 the provider still has it.
     let withdrawn = false;
+    const left: string[] = [];
     for (const path of [this.eml, this.json, this.emlTmp, this.jsonTmp]) {
-      const removed = await unlink(path).then(() => true, () => false);
+      const removed = await unlink(path).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => {
+          // Gone already is the usual case; anything else leaves a file a reader may see.
+          if (e.code !== 'ENOENT') left.push(`${path} (${e.code ?? e.message})`);
+          return false;
+        },
+      );
       if (removed && (path === this.eml || path === this.json)) withdrawn = true;
     }
     if (withdrawn) await fsyncDir(this.dir).catch(() => undefined);
+    if (left.length) {
+      throw new DequeueError('temporary', `message ${this.envelope.id} was not acknowledged but could not be removed: ${left.join(', ')}; delete it, or the provider's next delivery makes a duplicate`);
+    }
   }
 
   /**

@@ -35,6 +35,9 @@ export interface S3MailSinkOptions {
 
 const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 2;
+/** Deletes of an unacknowledged message's objects: tries, and the pause before the next (times the try). */
+const DELETE_ATTEMPTS = 3;
+const DELETE_RETRY_MS = 200;
 /** What the body stream holds before a write waits for the uploader. */
 const BODY_HIGH_WATER = 1024 * 1024;
 
@@ -58,6 +61,7 @@ function s3Error(what: string, e: unknown): DequeueError {
 }
 
 class S3Draft implements MessageDraft {
+  readonly withdrawable = true;
   private readonly body = new PassThrough({ highWaterMark: BODY_HIGH_WATER });
   private readonly upload: Upload;
   private readonly uploaded: Promise<unknown>;
@@ -127,11 +131,30 @@ class S3Draft implements MessageDraft {
     if (!this.body.writableEnded) this.body.destroy(new Error('message aborted'));
     await this.committing?.catch(() => undefined);
     const completed = await this.uploaded.then(() => true, () => false);
-    const doomed = [...(completed ? [`${this.key}.eml`] : []), ...(this.envelopeWritten ? [`${this.key}.json`] : [])];
-    for (const Key of doomed) {
-      // A message that completed anyway is withdrawn: without our 250 the provider still has it.
-      await this.options.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key })).catch(() => undefined);
+    // A message that completed anyway is withdrawn: without our 250 the provider still has it.
+    const left = await this.remove([...(completed ? [`${this.key}.eml`] : []), ...(this.envelopeWritten ? [`${this.key}.json`] : [])]);
+    if (left.length) {
+      throw new DequeueError('temporary', `message ${this.envelope.id} was not acknowledged but could not be withdrawn: ${left.join(', ')}; delete it, or the provider's next delivery makes a duplicate`);
     }
+  }
+
+  /**
+   * Delete each key, each tried DELETE_ATTEMPTS times (the SDK's own retries come on top for
+   * throttling and 5xx); what is still there afterwards is returned, with why, to be reported.
+   */
+  private async remove(keys: readonly string[]): Promise<string[]> {
+    const left: string[] = [];
+    for (const Key of keys) {
+      let failure: Error | null = null;
+      for (let attempt = 0; attempt < DELETE_ATTEMPTS; attempt++) {
+        if (attempt) await new Promise((r) => setTimeout(r, DELETE_RETRY_MS * attempt));
+        failure = await this.options.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key })).then(() => null, (e: Error) => e);
+        if (!failure) break;
+      }
+      if (failure) left.push(`s3://${this.options.bucket}/${Key} (${failure.name}: ${failure.message})`);
+      else if (Key.endsWith('.json')) this.envelopeWritten = false;
+    }
+    return left;
   }
 
   private async commitSteps(): Promise<StoredMessage> {
@@ -152,10 +175,11 @@ class S3Draft implements MessageDraft {
       // The commit point: the object appears, complete, when the upload completes.
       await this.uploaded;
     } catch {
-      // Leave no envelope without its message.
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${this.key}.json` })).catch(() => undefined);
-      this.envelopeWritten = false;
-      throw this.failure ?? new DequeueError('temporary', `cannot upload s3://${bucket}/${this.key}.eml`);
+      // Leave no envelope without its message, and say so when one is left all the same.
+      const left = await this.remove([`${this.key}.json`]);
+      const failure = this.failure ?? new DequeueError('temporary', `cannot upload s3://${bucket}/${this.key}.eml`);
+      if (!left.length) throw failure;
+      throw new DequeueError('temporary', `${failure.message}; and its envelope could not be removed: ${left.join(', ')}`, { cause: failure });
     }
     return { id: this.envelope.id, location: `s3://${bucket}/${this.key}.eml`, bytes: this.bytes };
   }

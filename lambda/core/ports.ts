@@ -144,8 +144,15 @@ export interface MessageDraft {
   /** Make the message and its envelope durable and visible, all or nothing. */
   commit(): Promise<StoredMessage>;
   /**
+   * True when abort() after a successful commit takes the message back entirely (a store: the
+   * mail directory, S3). Absent when a committed message has left our hands (a relay): the
+   * session then cannot withdraw a message whose 250 never reached the provider, and says so.
+   */
+  readonly withdrawable?: boolean;
+  /**
    * Drop the message: once this resolves nothing of it is visible, even if a commit was in
-   * flight (a commit that completes anyway is undone). Safe to call more than once.
+   * flight (a commit that completes anyway is undone). Safe to call more than once. Rejects
+   * (DequeueError) when something of it could not be removed, naming what was left behind.
    */
   abort(): Promise<void>;
 }

@@ -86,6 +86,35 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
     expect(await keys()).toEqual([]);
   });
 
+  it('a message that cannot be withdrawn (DeleteObject refused) is reported with its keys, after retries, not dropped silently', async () => {
+    const refusing = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
+    let deletes = 0;
+    refusing.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'DeleteObjectCommand') {
+          deletes++;
+          throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied' });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseDeletes' },
+    );
+    try {
+      const sink = createS3MailSink({ client: refusing, bucket, partSize: 5 * MiB, queueSize: 2 });
+      const draft = await sink.begin(envelope('stuck'));
+      await draft.write([Buffer.from('Subject: x\r\n\r\nbody\r\n')]);
+      await draft.commit();
+      const key = mailObjectKey('mail/', envelope('stuck'));
+      await expect(draft.abort()).rejects.toMatchObject({
+        kind: 'temporary',
+        message: expect.stringMatching(new RegExp(`could not be withdrawn: s3://${bucket}/${key}\\.eml \\(AccessDenied.*s3://${bucket}/${key}\\.json`)),
+      });
+      expect(deletes).toBe(6);
+    } finally {
+      refusing.destroy();
+    }
+  });
+
   it('a missing bucket fails the message (temporary: the provider keeps it), leaving nothing', async () => {
     const sink = createS3MailSink({ client: s3, bucket: 'no-such-bucket', partSize: 5 * MiB, queueSize: 1 });
     const draft = await sink.begin(envelope('x'));

@@ -122,16 +122,21 @@ export class ProviderStream {
    * each write is a system call that also wakes the provider, and with a sink that stores
    * nothing those writes were over a quarter of the session's time (bench/odmr-receive.ts).
    */
-  async write(text: string, until: number): Promise<void> {
-    if (this.failure || this.socket.destroyed) return;
+  async write(text: string, until: number, now = false): Promise<void> {
+    if (!this.canReply) return;
     this.heldReplies += text;
-    if (this.bufferedBytes > 0 && this.heldReplies.length < MAX_HELD_REPLY_BYTES) return;
+    if (!now && this.bufferedBytes > 0 && this.heldReplies.length < MAX_HELD_REPLY_BYTES) return;
     this.sendHeldReplies();
     if (this.socket.writableLength <= MAX_UNSENT_REPLY_BYTES) return;
     await this.waitFor(until, (done) => {
       this.socket.once('drain', done);
       return () => this.socket.off('drain', done);
     });
+  }
+
+  /** False once nothing we write can reach the provider (the connection failed or is gone). */
+  get canReply(): boolean {
+    return !this.failure && !this.socket.destroyed && this.socket.writable;
   }
 
   /** Half-close after the last reply; the provider has until `until` to close, then we do. */

@@ -129,6 +129,8 @@ class ReversedSession {
   private refusedCount = 0;
   /** Set when the sink failed: the session closes at the next command (the rest stays queued). */
   private sinkFailure: DequeueError | null = null;
+  /** Unacknowledged messages the sink could not take back, or could not be told apart: reported. */
+  private readonly leftBehind: string[] = [];
 
   constructor(
     private readonly turn: ReversedTurn,
@@ -169,11 +171,11 @@ class ReversedSession {
     this.turn.transcript.line(this.turn.target.name, direction, text);
   }
 
-  private async reply(text: string): Promise<void> {
+  private async reply(text: string, now = false): Promise<void> {
     for (const line of text.split('\r\n')) this.note('S', line);
     const bound = this.bound(this.limits.commandTimeoutMs);
     try {
-      await this.stream.write(`${text}\r\n`, bound.until);
+      await this.stream.write(`${text}\r\n`, bound.until, now);
     } catch (e) {
       if (!(e instanceof TimeoutError)) throw e;
       if (bound.byDeadline) throw new SessionEnd(this.deadlineError());
@@ -203,6 +205,15 @@ class ReversedSession {
   }
 
   private finalError(error: DequeueError | null): DequeueError | null {
+    const main = this.mainError(error);
+    if (!this.leftBehind.length) return main;
+    // Mail visible that the provider still holds: its next delivery makes a duplicate.
+    const also = this.leftBehind.slice(0, MAX_NAMED_REFUSALS).join('; ') + (this.leftBehind.length > MAX_NAMED_REFUSALS ? `; and ${this.leftBehind.length - MAX_NAMED_REFUSALS} more` : '');
+    if (!main) return new DequeueError('temporary', also);
+    return new DequeueError(main.kind, `${main.message}; also: ${also}`, { cause: main });
+  }
+
+  private mainError(error: DequeueError | null): DequeueError | null {
     if (error) return error;
     if (this.sinkFailure) return this.sinkFailure;
     if (this.refusedCount) {
@@ -478,13 +489,30 @@ class ReversedSession {
       return;
     }
     // RFC 5321 4.5.3.2.6: the provider waits 10 minutes for this reply; store within that.
+    if (!this.stream.canReply) {
+      // No reply can reach the provider any more: it keeps the message, so we keep nothing.
+      await this.abortQuietly(draft);
+      throw new SessionEnd(this.goneBeforeReply(id, 'not stored'));
+    }
     const commitBound = this.bound(this.limits.dataEndTimeoutMs);
     try {
       const stored = await this.alarm.within(draft.commit(), commitBound.until);
+      if (!this.stream.canReply) {
+        // Our 250 would never leave: kept, the message would certainly come again (a duplicate).
+        if (draft.withdrawable) {
+          await this.abortQuietly(draft);
+          throw new SessionEnd(this.goneBeforeReply(id, 'withdrawn from the store'));
+        }
+        this.leftBehind.push(`message ${id} went to ${stored.location} but the connection closed before our 250: not counted, and the provider will send it again (a duplicate)`);
+        throw new SessionEnd(null);
+      }
       this.stored++;
       this.note('*', `message ${id} stored: ${stored.location}`);
-      await this.reply(`250 2.0.0 Ok: stored as ${id}`);
+      // Sent now, not held for a pipelined group: a 250 we still held when the connection went
+      // would be a message stored that the provider sends again.
+      await this.reply(`250 2.0.0 Ok: stored as ${id}`, true);
     } catch (e) {
+      if (e instanceof SessionEnd) throw e;
       // Withdraw whatever the commit made visible: without our 250 the provider still has it.
       await this.abortQuietly(draft);
       if (e instanceof TimeoutError && commitBound.byDeadline) throw this.expired(commitBound, 'sink');
@@ -512,8 +540,15 @@ class ReversedSession {
     // Bounded: a sink that hangs on abort must not hold the session past its deadline.
     const until = Math.min(this.now() + this.limits.commandTimeoutMs, this.turn.deadline);
     await this.alarm.within(draft.abort(), until).catch((e: unknown) => {
-      this.note('*', `abort failed: ${asDequeueError(e).message}`);
+      const why = asDequeueError(e).message;
+      this.note('*', `abort failed: ${why}`);
+      // It may still be visible, unacknowledged: the run's result says so (finalError).
+      this.leftBehind.push(e instanceof TimeoutError ? 'an unacknowledged message could not be withdrawn in time; the store may show it' : why);
     });
+  }
+
+  private goneBeforeReply(id: string, what: string): DequeueError {
+    return new DequeueError('temporary', `connection to ${this.turn.provider} closed before our reply to message ${id} could be sent: ${what}, the provider keeps it`);
   }
 }
 

@@ -5,11 +5,12 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Alarm } from '../../../lambda/core/alarm';
-import { TimeoutError } from '../../../lambda/core/errors';
+import { DequeueError, TimeoutError } from '../../../lambda/core/errors';
 import type { MailEnvelope, MailSink, ReversedTurn } from '../../../lambda/core/ports';
 import { INBOX_HIGH_WATER, ProviderStream } from '../../../lambda/core/odmr/provider-stream';
 import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
-import { atrnTarget, destroySocketPairs, socketPair } from './odmr-fixtures';
+import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
+import { atrnTarget, destroySocketPairs, readMailDir, socketPair, tempDir } from './odmr-fixtures';
 
 afterEach(destroySocketPairs);
 
@@ -85,6 +86,82 @@ describe('what a provider may say', () => {
     const { replies, sink } = await session(`EHLO p.test\r\nMAIL FROM:<a@b.test> BODY=${value}\r\nRCPT TO:<c@d.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n`);
     expect(replies.map((r) => r.slice(0, 3))).toEqual(['220', '250', '250', '250', '354', '250', '221']);
     expect(sink.envelopes[0]?.body).toBe(value.toUpperCase());
+  });
+});
+
+describe('a reply that can never leave', () => {
+  /** `inner`, with a commit that finishes only after the provider has reset the connection. */
+  function resetDuringCommit(inner: MailSink, ours: Socket, theirs: Socket, withdrawable: boolean): MailSink {
+    const closed = new Promise((r) => ours.once('close', r));
+    return {
+      async begin(envelope) {
+        const draft = await inner.begin(envelope);
+        return {
+          ...(withdrawable ? { withdrawable: true } : {}),
+          write: (chunks) => draft.write(chunks),
+          commit: async () => {
+            const stored = await draft.commit();
+            theirs.resetAndDestroy();
+            await closed;
+            return stored;
+          },
+          abort: () => draft.abort(),
+        };
+      },
+    };
+  }
+  const message = 'EHLO p.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n';
+
+  it('the provider resets the connection before our 250 to the final dot: the message is withdrawn from the mail directory, not counted (no duplicate)', async () => {
+    const { ours, theirs } = await socketPair();
+    const tmp = await tempDir('dequeue-gone-');
+    try {
+      const sink = resetDuringCommit(createMailDirSink(tmp.path), ours, theirs, true);
+      const served = createMailReceiver(sink)(turn(ours, '', Number.POSITIVE_INFINITY));
+      theirs.on('error', () => undefined);
+      theirs.write(message);
+      const outcome = await served;
+      expect(outcome.stored).toBe(0);
+      expect(outcome.error?.message).toMatch(/closed before our reply to message \S+ could be sent: withdrawn from the store, the provider keeps it/);
+      expect(await readMailDir(tmp.path)).toEqual({ stored: [], others: [] });
+    } finally {
+      await tmp.remove();
+    }
+  });
+
+  it('a sink that cannot take a message back (a relay): not counted, and the result says a duplicate will come', async () => {
+    const { ours, theirs } = await socketPair();
+    const inner = memorySink();
+    const served = createMailReceiver(resetDuringCommit(inner, ours, theirs, false))(turn(ours, '', Number.POSITIVE_INFINITY));
+    theirs.on('error', () => undefined);
+    theirs.write(message);
+    const outcome = await served;
+    expect(outcome.stored).toBe(0);
+    expect(outcome.error?.message).toMatch(/went to memory but the connection closed before our 250: not counted, and the provider will send it again \(a duplicate\)/);
+  });
+});
+
+describe('what could not be cleaned up', () => {
+  it('an aborted message the sink could not remove is named in the result, not only in the transcript', async () => {
+    const { ours, theirs } = await socketPair();
+    const sink: MailSink = {
+      async begin() {
+        return {
+          write: async () => undefined,
+          commit: async () => ({ id: 'x', location: 'nowhere', bytes: 0 }),
+          abort: async () => {
+            throw new DequeueError('temporary', 'could not be withdrawn: s3://b/k.eml (AccessDenied)');
+          },
+        };
+      },
+    };
+    const served = createMailReceiver(sink)(turn(ours, '', Number.POSITIVE_INFINITY));
+    theirs.write('EHLO p.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: x\r\n\r\npartial');
+    await new Promise((r) => setTimeout(r, 50));
+    theirs.end();
+    const outcome = await served;
+    expect(outcome.stored).toBe(0);
+    expect(outcome.error?.message).toMatch(/in the middle of message .*; also: could not be withdrawn: s3:\/\/b\/k\.eml \(AccessDenied\)/);
   });
 });
 
