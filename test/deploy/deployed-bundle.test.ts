@@ -1,0 +1,255 @@
+/**
+ * What `cdk deploy` ships, run as Lambda runs it: `cdk synth` with the repo's cdk.json, then the
+ * function the schedule invokes, taken from the template and the asset manifest (bundle
+ * directory, handler, runtime, timeout, memory, environment, role), is run on the runtime's Node
+ * major in a process of its own, against moto_server behind a recording proxy, with the events
+ * built from the schedule's own Input template. Two providers on loopback: an ETRN one and an
+ * ATRN one whose mail must land in the bucket.
+ *
+ * Then every AWS API call the bundle made is checked against the role's policies in the same
+ * template: an IAM conformance check, so that a call without a grant fails here rather than with
+ * AccessDenied after a deployment. The calls seen and the statement each matched are printed.
+ */
+import { randomUUID } from 'node:crypto';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LAMBDA_NODE_MAJOR } from '../../lib/bundling';
+import { heldMessage } from '../core/odmr/odmr-fixtures';
+import { ACCOUNT, AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
+import { describeWithMotoServer, MOTO_REGION, startMotoServer, type MotoServer } from '../servers/moto-server';
+import { ScriptedProvider } from '../../peers/scripted-provider';
+import { decodeCall, type AwsCall } from './aws-calls';
+import { CfnResolver } from './cfn-resolve';
+import { scheduledInvocations, synthesise, type CloudAssembly, type ScheduledInvocation } from './cloud-assembly';
+import { decide, type Decision, type Policy } from './iam-policy';
+import { invokeBundle, lambdaEnvironment, type Invocation } from './invoke-bundle';
+import { lambdaNode, nodeMajorOfRuntime, type LambdaNode } from './lambda-node';
+import { createReferencedResources, referencedResources } from './moto-resources';
+import { startRecordingProxy, type RecordingProxy } from './recording-proxy';
+import { rolePolicies } from './role-policies';
+import { scheduledEventFrom, slotTime } from './schedule-input';
+
+/** moto's default account. */
+const ACCOUNT_ID = '123456789012';
+const CREDENTIALS = { accessKeyId: 'ASIATESTING', secretAccessKey: 'testing', sessionToken: 'testing-session' };
+
+interface Run {
+  readonly name: string;
+  readonly event: any;
+  readonly invocation: Invocation;
+  readonly calls: AwsCall[];
+}
+
+describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
+  let assembly: CloudAssembly | undefined;
+  let moto: MotoServer | undefined;
+  let proxy: RecordingProxy | undefined;
+  let etrn: ScriptedProvider | undefined;
+  let atrn: AtrnProvider | undefined;
+  let s3: S3Client | undefined;
+  let node: LambdaNode;
+  let scheduled: ScheduledInvocation;
+  let resolver: CfnResolver;
+  let environment: Record<string, string>;
+  let policies: readonly Policy[];
+  let notEvaluated: readonly string[];
+  let roleArn: string;
+  let bucket: string;
+  let created: string[];
+  const queue: HeldMessage[] = [heldMessage(0), heldMessage(1, 64 * 1024)];
+  const runs: Run[] = [];
+
+  beforeAll(async () => {
+    // The node download (first run only) overlaps the synth; the template's runtime decides below.
+    const guessed = lambdaNode(LAMBDA_NODE_MAJOR).then(
+      (n) => ({ n }),
+      (error: unknown) => ({ error }),
+    );
+    [assembly, moto] = await Promise.all([synthesise(), startMotoServer()]);
+    const found = scheduledInvocations(assembly.stacks);
+    if (found.length !== 1) throw new Error(`expected one Lambda function invoked by a schedule in the assembly, found ${found.length}`);
+    scheduled = found[0]!;
+    const fn = scheduled.function;
+    const major = nodeMajorOfRuntime(fn.runtime);
+    const guess = await guessed;
+    node = major === LAMBDA_NODE_MAJOR && 'n' in guess ? guess.n : await lambdaNode(major);
+
+    proxy = await startRecordingProxy({ host: '127.0.0.1', port: moto.port });
+    const aws = { endpoint: proxy.endpoint, region: MOTO_REGION, credentials: CREDENTIALS };
+    resolver = new CfnResolver(fn.stack.template, { partition: 'aws', region: MOTO_REGION, accountId: ACCOUNT_ID, stackName: fn.stack.name, urlSuffix: 'amazonaws.com' });
+
+    // What CloudFormation would have created for the function's environment, then the variables.
+    created = await createReferencedResources(fn.stack.template, referencedResources(fn.environment, fn.stack.template), resolver, aws);
+    environment = Object.fromEntries(Object.entries(fn.environment).map(([k, v]) => [k, resolver.string(v)]));
+    ({ policies, notEvaluated } = rolePolicies(fn.stack.template, fn.roleId, resolver));
+    roleArn = resolver.physicalOf(fn.roleId).attributes.Arn!;
+
+    // The operator's part: configuration in SSM, the ATRN account in Secrets Manager.
+    etrn = await new ScriptedProvider().start();
+    atrn = await new AtrnProvider({ queue }).start();
+    const prefix = environment.DEQUEUE_SSM_PREFIX!;
+    const secretId = `${environment.DEQUEUE_SECRET_PREFIX}atrn`;
+    const ssm = new SSMClient(aws);
+    const secrets = new SecretsManagerClient(aws);
+    try {
+      await ssm.send(new PutParameterCommand({ Name: `${prefix}/settings`, Type: 'String', Value: JSON.stringify({ helloName: 'mx.customer.test' }) }));
+      await ssm.send(new PutParameterCommand({ Name: `${prefix}/targets/etrn`, Type: 'String', Value: JSON.stringify({ name: 'etrn', host: '127.0.0.1', port: etrn.port, tls: 'none', command: 'ETRN customer.test' }) }));
+      await ssm.send(
+        new PutParameterCommand({
+          Name: `${prefix}/targets/atrn`,
+          Type: 'SecureString',
+          Value: JSON.stringify({ name: 'atrn', host: '127.0.0.1', port: atrn.port, tls: 'none', auth: { secretId }, command: 'ATRN' }),
+        }),
+      );
+      await secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: JSON.stringify(ACCOUNT) }));
+    } finally {
+      ssm.destroy();
+      secrets.destroy();
+    }
+    bucket = environment.DEQUEUE_MAIL_BUCKET!;
+    s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
+
+    // Three deliveries, each in a fresh process (a cold instance): a slot, its retry, the next slot.
+    const functionName = resolver.physicalOf(fn.logicalId).ref;
+    const functionArn = resolver.physicalOf(fn.logicalId).attributes.Arn!;
+    const logGroup = fn.logging.LogGroup === undefined ? `/aws/lambda/${functionName}` : resolver.string(fn.logging.LogGroup);
+    const env = lambdaEnvironment(fn, environment, { functionName, functionArn, logGroupName: logGroup, region: MOTO_REGION, credentials: CREDENTIALS }, proxy.endpoint);
+    const scheduleArn = resolver.physicalOf(scheduled.scheduleId).attributes.Arn!;
+    const input = resolver.string(scheduled.input);
+    const slot = slotTime(Date.now(), 15);
+    const next = slotTime(Date.parse(slot) + 15 * 60_000, 15);
+    const deliveries = [
+      { name: 'first delivery', scheduledTime: slot, attemptNumber: 1 },
+      { name: 'retry of the same slot', scheduledTime: slot, attemptNumber: 2 },
+      { name: 'next slot', scheduledTime: next, attemptNumber: 1 },
+    ];
+    proxy.clear();
+    for (const d of deliveries) {
+      const event = scheduledEventFrom(input, { scheduleArn, scheduledTime: d.scheduledTime, executionId: randomUUID(), attemptNumber: d.attemptNumber });
+      const invocation = await invokeBundle(node, fn, env, functionArn, event);
+      await atrn.idle();
+      runs.push({ name: d.name, event, invocation, calls: proxy.exchanges.map((x) => decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey })) });
+      proxy.clear();
+    }
+  }, 240_000);
+
+  afterAll(async () => {
+    s3?.destroy();
+    await etrn?.stop();
+    await atrn?.stop();
+    await proxy?.stop();
+    await moto?.stop();
+    assembly?.dispose();
+  });
+
+  /** The partition key of a table the template created, for dynamodb:LeadingKeys. */
+  function hashKey(table: string): string | undefined {
+    for (const [id, r] of Object.entries(scheduled.function.stack.template.Resources)) {
+      if (r.Type !== 'AWS::DynamoDB::Table' || resolver.physicalOf(id).ref !== table) continue;
+      return ((r.Properties?.KeySchema ?? []) as { AttributeName: string; KeyType: string }[]).find((k) => k.KeyType === 'HASH')?.AttributeName;
+    }
+    return undefined;
+  }
+
+  const result = (name: string) => {
+    const run = runs.find((r) => r.name === name)!;
+    if (run.invocation.outcome.error) {
+      throw new Error(`${name}: the invocation failed: ${JSON.stringify(run.invocation.outcome.error)}\nstderr ends: ${run.invocation.stderr.slice(-2000)}`);
+    }
+    return run.invocation.outcome.result as { cycle: number; results: { target: string; outcome: string; messages: number; reason?: string | null; error: string | null }[] };
+  };
+  const byTarget = (name: string) => Object.fromEntries(result(name).results.map((r) => [r.target, r]));
+
+  it('runs the template\'s own bundle, handler and runtime', () => {
+    const fn = scheduled.function;
+    console.info(
+      [
+        `bundle ${fn.assetDir} (handler ${fn.handler}, ${fn.runtime}, ${fn.timeoutSeconds} s, ${fn.memoryMiB} MiB) on ${node.version} (${node.origin})`,
+        `created in moto from the template: ${created.join('; ')}`,
+        `environment: ${Object.keys(environment).join(', ')}`,
+      ].join('\n'),
+    );
+    expect(node.version.startsWith(`v${nodeMajorOfRuntime(fn.runtime)}.`)).toBe(true);
+    expect(runs.map((r) => r.event.source)).toEqual(['schedule', 'schedule', 'schedule']);
+  });
+
+  it('the first delivery signals the ETRN target and stores the ATRN target\'s mail in the bucket', async () => {
+    const first = byTarget('first delivery');
+    expect(first.etrn).toMatchObject({ outcome: 'signalled', error: null });
+    expect(first.atrn).toMatchObject({ outcome: 'signalled', messages: queue.length, error: null });
+    expect(etrn!.lines).toContain('ETRN customer.test');
+    expect(atrn!.waiting).toEqual([]);
+
+    const mailPrefix = `${environment.DEQUEUE_MAIL_PREFIX}atrn/`;
+    const listed = await s3!.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: mailPrefix }));
+    const keys = (listed.Contents ?? []).map((o) => o.Key!);
+    expect(keys.filter((k) => k.endsWith('.eml'))).toHaveLength(queue.length);
+    for (const key of keys.filter((k) => k.endsWith('.json'))) {
+      const envelope = JSON.parse(await (await s3!.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString());
+      const held = queue.find((m) => m.from === envelope.mailFrom)!;
+      const stored = Buffer.from(await (await s3!.send(new GetObjectCommand({ Bucket: bucket, Key: envelope.message }))).Body!.transformToByteArray());
+      expect(stored.subarray(envelope.traceBytes).equals(held.text)).toBe(true);
+    }
+  });
+
+  it('a retry of the same slot (new execution id) is not counted again and signals no one twice', () => {
+    const first = result('first delivery');
+    const retry = result('retry of the same slot');
+    expect(retry.cycle).toBe(first.cycle);
+    expect(retry.results.map((r) => r.outcome)).toEqual(retry.results.map(() => 'skipped'));
+    expect(etrn!.lines.filter((l) => l === 'ETRN customer.test')).toHaveLength(2); // first delivery and next slot only
+    // The counter did not advance for the retry: the next slot is the very next cycle.
+    expect(result('next slot').cycle).toBe(first.cycle + 1);
+    expect(byTarget('next slot').etrn).toMatchObject({ outcome: 'signalled' });
+  });
+
+  it('every AWS call the bundle made is allowed by the role\'s policies in the template', () => {
+    const decisions = runs.flatMap((run) =>
+      run.calls.flatMap((call) => call.authorizations.map((auth) => ({ run: run.name, call, auth, decision: decide(auth, policies, roleArn, ACCOUNT_ID) }))),
+    );
+    const describe = (d: Decision) => (d.verdict === 'allowed' ? `allowed by ${d.by.statement} (${d.by.policy})` : d.verdict === 'denied' ? `DENIED by ${d.by.statement} (${d.by.policy})` : d.verdict === 'undecided' ? `UNDECIDED: ${d.why}` : 'NOT GRANTED (implicit deny)');
+    const lines = decisions.map(({ run, call, auth, decision }) => `${run}: ${call.operation} ${call.subject} [HTTP ${call.status}] -> ${auth.action} on ${auth.resource ?? '(resource not decoded)'}: ${describe(decision)}`);
+    const used = new Set(decisions.flatMap(({ decision }) => (decision.verdict === 'allowed' ? [`${decision.by.policy}/${decision.by.statement}`] : [])));
+    const unused = policies
+      .filter((p) => p.kind === 'identity')
+      .flatMap((p) => p.statements.map((s, i) => `${p.name}/${s.Sid ?? `#${i}`}`))
+      .filter((ref) => !used.has(ref));
+    console.info(`AWS calls of the deployed bundle (${decisions.length} authorisations):\n${lines.join('\n')}\nrole statements no call needed: ${unused.join(', ') || 'none'}${notEvaluated.length ? `\nnot evaluated: ${notEvaluated.join('; ')}` : ''}`);
+
+    // The proxy saw the run: configuration, credentials, the counter and the mail all went through it.
+    const services = new Set(decisions.map((d) => d.auth.action.split(':')[0]));
+    expect([...services].sort()).toEqual(expect.arrayContaining(['dynamodb', 's3', 'secretsmanager', 'ssm']));
+    expect(decisions.some((d) => d.auth.action === 's3:PutObject')).toBe(true);
+
+    const refused = decisions.filter((d) => d.decision.verdict !== 'allowed');
+    expect(refused.map((d) => `${d.call.operation} needs ${d.auth.action} on ${d.auth.resource ?? '(resource not decoded)'}: ${describe(d.decision)}`)).toEqual([]);
+    expect(notEvaluated).toEqual([]);
+  });
+
+  it('the check fails, naming the call, when a statement the run needed is taken away', () => {
+    const needed = new Map<string, { policy: string; sid: string }>();
+    for (const run of runs) {
+      for (const call of run.calls) {
+        for (const auth of call.authorizations) {
+          const d = decide(auth, policies, roleArn, ACCOUNT_ID);
+          if (d.verdict === 'allowed') needed.set(`${d.by.policy}/${d.by.statement}`, { policy: d.by.policy, sid: d.by.statement });
+        }
+      }
+    }
+    expect(needed.size).toBeGreaterThan(0);
+    const authorizations = runs.flatMap((r) => r.calls.flatMap((c) => c.authorizations));
+    let refusedSomewhere = false;
+    for (const { policy, sid } of needed.values()) {
+      const without = policies.map((p) => (p.name === policy ? { ...p, statements: p.statements.filter((s, i) => (s.Sid ?? `#${i}`) !== sid) } : p));
+      for (const auth of authorizations) {
+        const d = decide(auth, without, roleArn, ACCOUNT_ID);
+        // Still allowed only by another statement, never by the one taken away.
+        if (d.verdict === 'allowed') expect(`${d.by.policy}/${d.by.statement}`).not.toBe(`${policy}/${sid}`);
+        else refusedSomewhere = true;
+      }
+    }
+    expect(refusedSomewhere).toBe(true);
+  });
+});
