@@ -58,16 +58,27 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   let roleArn: string;
   let bucket: string;
   let created: string[];
-  const queue: HeldMessage[] = [heldMessage(0), heldMessage(1, 64 * 1024)];
+  // The second is large enough for a multipart upload (lib-storage parts are 5 MiB at least).
+  const queue: HeldMessage[] = [heldMessage(0), heldMessage(1, 6 * 1024 * 1024)];
   const runs: Run[] = [];
+  /** Where the time went (printed, never asserted). */
+  const timings: string[] = [];
+  const timed = async <T>(what: string, work: Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await work;
+    } finally {
+      timings.push(`${what} ${Math.round(performance.now() - started)} ms`);
+    }
+  };
 
   beforeAll(async () => {
     // The node download (first run only) overlaps the synth; the template's runtime decides below.
-    const guessed = lambdaNode(LAMBDA_NODE_MAJOR).then(
+    const guessed = timed(`node ${LAMBDA_NODE_MAJOR}`, lambdaNode(LAMBDA_NODE_MAJOR)).then(
       (n) => ({ n }),
       (error: unknown) => ({ error }),
     );
-    [assembly, moto] = await Promise.all([synthesise(), startMotoServer()]);
+    [assembly, moto] = await Promise.all([timed('cdk synth', synthesise()), timed('moto_server start', startMotoServer())]);
     const found = scheduledInvocations(assembly.stacks);
     if (found.length !== 1) throw new Error(`expected one Lambda function invoked by a schedule in the assembly, found ${found.length}`);
     scheduled = found[0]!;
@@ -128,7 +139,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     proxy.clear();
     for (const d of deliveries) {
       const event = scheduledEventFrom(input, { scheduleArn, scheduledTime: d.scheduledTime, executionId: randomUUID(), attemptNumber: d.attemptNumber });
-      const invocation = await invokeBundle(node, fn, env, functionArn, event);
+      const invocation = await timed(d.name, invokeBundle(node, fn, env, functionArn, event));
       await atrn.idle();
       runs.push({ name: d.name, event, invocation, calls: proxy.exchanges.map((x) => decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey })) });
       proxy.clear();
@@ -169,6 +180,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
         `bundle ${fn.assetDir} (handler ${fn.handler}, ${fn.runtime}, ${fn.timeoutSeconds} s, ${fn.memoryMiB} MiB) on ${node.version} (${node.origin})`,
         `created in moto from the template: ${created.join('; ')}`,
         `environment: ${Object.keys(environment).join(', ')}`,
+        `time: ${timings.join(', ')}`,
       ].join('\n'),
     );
     expect(node.version.startsWith(`v${nodeMajorOfRuntime(fn.runtime)}.`)).toBe(true);
