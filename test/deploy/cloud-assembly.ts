@@ -50,7 +50,7 @@ export async function synthesise(): Promise<CloudAssembly> {
       cwd: ROOT,
       timeout: SYNTH_TIMEOUT_MS,
       maxBuffer: 16 * 1024 * 1024,
-      env: { ...process.env, CDK_DISABLE_VERSION_CHECK: '1' },
+      env: { ...process.env, CDK_DISABLE_VERSION_CHECK: 'true' },
     });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
