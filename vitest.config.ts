@@ -9,5 +9,8 @@ export default defineConfig({
     // Two cores: keep files from fighting over ports and CPU.
     fileParallelism: true,
     maxWorkers: 2,
+    // The AWS SDK's own switch for its Node-version notice (@aws-sdk/core): on Node 20 it would
+    // print once per test file and once per child process. The supported versions are in README.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 });
