@@ -1,9 +1,13 @@
 /** The command line (SPEC "Command line"): flags, usage, and usage errors (exit status 2). */
 import { parseArgs } from 'node:util';
 
+/** The whole run's bound without --max-run-seconds: the ATRN reply wait (600 s) and 20 minutes of mail. */
+export const DEFAULT_MAX_RUN_SECONDS = 1800;
+
 export const USAGE = `Usage:
   dequeue --config FILE [--secrets FILE] [--state FILE] [--mail-dir DIR]
           [--target NAME]... [--force] [--dry-run] [--json] [--verbose]
+          [--max-run-seconds SECONDS]
   dequeue --help
 
 Signals each due target of the configuration once: connects, optionally says EHLO, STARTTLS and
@@ -18,6 +22,9 @@ AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing
   --dry-run        validate and resolve everything (secrets, DNS); send nothing, count nothing
   --json           one JSON result per target per line on stdout; logs on stderr
   --verbose        the SMTP transcript on stderr, credentials redacted
+  --max-run-seconds SECONDS
+                   the longest the whole run may take (default ${DEFAULT_MAX_RUN_SECONDS}, i.e. 30 minutes):
+                   sessions still open then are ended and reported temporary-failure
   --help           this text
 
 Exit status: 0 every due target ended signalled, no-mail or skipped; 1 a target failed;
@@ -33,6 +40,8 @@ export interface CliOptions {
   readonly dryRun: boolean;
   readonly json: boolean;
   readonly verbose: boolean;
+  /** The bound on the whole run, in seconds. */
+  readonly maxRunSeconds: number;
 }
 
 export class UsageError extends Error {
@@ -60,6 +69,7 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
         'dry-run': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
+        'max-run-seconds': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -69,6 +79,11 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
   if (values.help) return 'help';
   if (!values.config) throw new UsageError('--config FILE is required');
   if (values.force && values['dry-run']) throw new UsageError('--force and --dry-run cannot be used together');
+  const maxRun = values['max-run-seconds'];
+  const maxRunSeconds = maxRun === undefined ? DEFAULT_MAX_RUN_SECONDS : Number(maxRun);
+  if (!/^\d+(\.\d+)?$/.test(maxRun ?? '1') || !(maxRunSeconds > 0) || maxRunSeconds > 86_400) {
+    throw new UsageError(`--max-run-seconds ${maxRun}: must be a number of seconds, more than 0 and at most 86400`);
+  }
   return {
     config: values.config,
     secrets: values.secrets,
@@ -79,5 +94,6 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
     dryRun: values['dry-run'],
     json: values.json,
     verbose: values.verbose,
+    maxRunSeconds,
   };
 }

@@ -1,9 +1,10 @@
 /**
  * Credentials for the CLI: the `--secrets` file, a JSON object mapping each `secretId` to
  * `{"username": "...", "password": "..."}` (SPEC "Command line"). Read and checked once, whole:
- * a malformed entry is a configuration error naming the file and the id, never its value.
+ * a malformed entry is a configuration error naming the file and the id, never its value, and a
+ * JSON syntax error names the line and column only (never the text around it).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { AuthCredentials, Credentials } from '../../lambda/core/ports';
 import { parseJsonText } from '../../lambda/core/config';
@@ -18,12 +19,17 @@ export class SecretsFile implements Credentials {
     return new SecretsFile('(no --secrets file)', new Map());
   }
 
-  static async load(file: string): Promise<SecretsFile> {
+  /** `warn` hears about a file that others may read (a mode wider than 0600). */
+  static async load(file: string, warn?: (line: string) => void): Promise<SecretsFile> {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
       throw new ConfigError(file, '', `cannot read the secrets file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+    const mode = (await stat(file).catch(() => undefined))?.mode;
+    if (warn && mode !== undefined && process.platform !== 'win32' && (mode & 0o077) !== 0) {
+      warn(`warning: ${file} is open to other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}, wider than 0600): chmod 600 ${file}`);
     }
     const doc = parseJsonText(text, file);
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseConfigDocument, parseJsonText, verbOf, type ConfigDocument, type Target } from '../../lambda/core/config';
-import { ConfigError, DequeueError } from '../../lambda/core/errors';
+import { ConfigError, ConfigErrors, DequeueError } from '../../lambda/core/errors';
 import type { CycleCounter, MailReceiver, Transcript } from '../../lambda/core/ports';
 import { isFailure, type Outcome, type TargetResult } from '../../lambda/core/result';
 import { runCycle } from '../../lambda/core/run-cycle';
@@ -14,6 +14,7 @@ import { SecretsFile } from '../adapters/secrets-file';
 import { MemoryCounter, StateFile } from '../adapters/state-file';
 import { parseCli, UsageError, USAGE, type CliOptions } from '../args';
 import { resultBlock } from '../result-lines';
+import { printable } from '../terminal-text';
 
 /** `dequeue --config FILE ...`: one release cycle; resolves to the exit status. */
 export async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
@@ -32,20 +33,28 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     return 2;
   }
 
+  // The whole run's bound (--max-run-seconds): every session ends by then, whatever the peer does.
+  const deadline = Date.now() + options.maxRunSeconds * 1000;
   let prepared: Awaited<ReturnType<typeof prepare>>;
   try {
     prepared = await prepare(options, io);
   } catch (e) {
     if (e instanceof DequeueError && e.kind === 'config') {
-      log(e.message);
+      // Every error of the file at once, one line each, each naming the file and the field.
+      for (const error of e instanceof ConfigErrors ? e.errors : [e]) log(error.message);
+      if (e instanceof ConfigErrors) log(`${e.errors.length} errors in ${e.where}; nothing was sent`);
       return 2;
     }
     throw e;
   }
   const { config, secrets, counter, receiver } = prepared;
+  if (config.targets.length === 0) {
+    log(`${options.config} has no targets: nothing to signal, no cycle counted`);
+    return 0;
+  }
 
   const transcript: Transcript | undefined = options.verbose
-    ? { line: (target, direction, text) => io.stderr.write(`[${target}] ${direction}: ${text}\n`) }
+    ? { line: (target, direction, text) => io.stderr.write(`[${target}] ${direction}: ${printable(text)}\n`) }
     : undefined;
   const print = (r: TargetResult) => io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${resultBlock(r)}\n`);
 
@@ -53,7 +62,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   try {
     result = await runCycle(
       { ...config, invalid: [] },
-      { force: options.force, dryRun: options.dryRun, targets: options.targets },
+      { force: options.force, dryRun: options.dryRun, targets: options.targets, deadline },
       { credentials: secrets, counter, receiver, transcript, tlsCa: io.tlsCa, onResult: print },
     );
   } catch (e) {
@@ -88,7 +97,7 @@ async function prepare(options: CliOptions, io: CliIo) {
   const wanted = options.targets ? new Set(options.targets) : null;
   const selected = config.targets.map((t, i) => [t, i] as const).filter(([t]) => t.enabled && (!wanted || wanted.has(t.name)));
 
-  const secrets = options.secrets ? await SecretsFile.load(options.secrets) : SecretsFile.empty();
+  const secrets = options.secrets ? await SecretsFile.load(options.secrets, (line) => io.stderr.write(`dequeue: ${line}\n`)) : SecretsFile.empty();
   for (const [t, i] of selected) {
     if (!t.auth) continue;
     if (!options.secrets) throw new ConfigError(options.config, `targets[${i}].auth.secretId`, `"${t.auth.secretId}" needs --secrets FILE`);
@@ -107,8 +116,10 @@ async function prepare(options: CliOptions, io: CliIo) {
 
   let counter: CycleCounter;
   if (options.state) {
-    counter = new StateFile(options.state);
-    await counter.peek(); // an unreadable state file is a configuration error, found before sending
+    const file = new StateFile(options.state);
+    await file.peek(); // an unreadable state file is a configuration error, found before sending
+    if (!options.force) await file.checkWritable(); // and so is one that could not be updated
+    counter = file;
   } else {
     counter = new MemoryCounter();
     const spaced = selected.find(([t]) => (t.everyNthCycle ?? config.settings.everyNthCycle) > 1);

@@ -10,7 +10,8 @@
  */
 import { isIP } from 'node:net';
 import * as v from 'valibot';
-import { ConfigError } from './errors';
+import { ConfigError, ConfigErrors } from './errors';
+import { jsonSyntaxProblem } from './json-position';
 
 export type Protocol = 'smtp' | 'raw';
 export type TlsMode = 'none' | 'opportunistic' | 'required' | 'implicit';
@@ -160,16 +161,73 @@ function fieldPath(issue: v.BaseIssue<unknown>, prefix: string): string {
   return out;
 }
 
-function firstIssue(issues: readonly v.BaseIssue<unknown>[], where: string, prefix: string): ConfigError {
-  const issue = issues[0]!;
-  let message = issue.message;
-  // valibot reports an unknown key of a strict object as "Invalid key"; say which key it was.
-  if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never') {
-    message = 'is not a known field';
-  } else if (issue.received === 'undefined' && issue.type !== 'check') {
-    message = 'is required';
+/** The schema at `keys` below `schema` (through optional, array and object wrappers), if any. */
+function schemaAt(schema: unknown, keys: readonly unknown[]): unknown {
+  let at = schema as { type?: string; wrapped?: unknown; item?: unknown; entries?: Record<string, unknown> } | undefined;
+  const unwrap = () => {
+    while (at && (at.type === 'optional' || at.type === 'nullable' || at.type === 'nullish' || at.type === 'exact_optional')) at = at.wrapped as typeof at;
+  };
+  unwrap();
+  for (const key of keys) {
+    if (!at) return undefined;
+    if (typeof key === 'number') at = at.type === 'array' ? (at.item as typeof at) : undefined;
+    else at = at.entries ? (at.entries[String(key)] as typeof at) : undefined;
+    unwrap();
   }
-  return new ConfigError(where, fieldPath(issue, prefix), message);
+  return at;
+}
+
+/** A key within two edits of a known one (and not known itself) is almost certainly a typo. */
+export function didYouMean(key: string, known: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Math.min(2, Math.max(1, Math.floor(key.length / 3)));
+  for (const candidate of known) {
+    const d = editDistance(lower, candidate.toLowerCase());
+    if (d <= bestDistance) {
+      best = candidate;
+      bestDistance = d - 1;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** Every issue valibot found, one per field (the first said about it), as ConfigErrors. */
+function issueErrors(issues: readonly v.BaseIssue<unknown>[], where: string, prefix: string, schema: unknown): ConfigError[] {
+  const byField = new Map<string, ConfigError>();
+  for (const issue of issues) {
+    const field = fieldPath(issue, prefix);
+    if (byField.has(field)) continue;
+    let message = issue.message;
+    // valibot reports an unknown key of a strict object as "Invalid key"; say which key it was.
+    if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never') {
+      const keys = (issue.path ?? []).map((item) => (item as { key: unknown }).key);
+      const parent = schemaAt(schema, keys.slice(0, -1)) as { entries?: Record<string, unknown> } | undefined;
+      const meant = parent?.entries ? didYouMean(String(keys.at(-1)), Object.keys(parent.entries)) : undefined;
+      message = meant ? `is not a known field: did you mean "${meant}"?` : 'is not a known field';
+    } else if (issue.received === 'undefined' && issue.type !== 'check') {
+      message = 'is required';
+    }
+    byField.set(field, new ConfigError(where, field, message));
+  }
+  return [...byField.values()];
+}
+
+/** One error as itself, several as one ConfigErrors that lists them all. */
+function oneOrAll(errors: readonly ConfigError[]): ConfigError {
+  return errors.length === 1 ? errors[0]! : new ConfigErrors(errors);
 }
 
 /** Rules that span fields: checked after the shape is right. `at` prefixes field paths. */
@@ -220,48 +278,86 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
   };
 }
 
+/** Every error of one target object (all of its fields at once), or the target. */
+function checkTarget(input: unknown, where: string, at: string): { target: Target; errors?: undefined } | { errors: ConfigError[] } {
+  const parsed = v.safeParse(targetSchema, input);
+  if (!parsed.success) return { errors: issueErrors(parsed.issues, where, at, targetSchema) };
+  try {
+    return { target: normaliseTarget(parsed.output, where, at) };
+  } catch (e) {
+    if (e instanceof ConfigError) return { errors: [e] };
+    throw e;
+  }
+}
+
 /** Parse one target object. `where` names its source; `at` is the field prefix (e.g. `targets[3]`). */
 export function parseTarget(input: unknown, where: string, at = ''): Target {
-  const parsed = v.safeParse(targetSchema, input);
-  if (!parsed.success) throw firstIssue(parsed.issues, where, at);
-  return normaliseTarget(parsed.output, where, at);
+  const checked = checkTarget(input, where, at);
+  if (checked.errors) throw oneOrAll(checked.errors);
+  return checked.target;
 }
 
 export function parseSettings(input: unknown, where: string, at = ''): Settings {
   const parsed = v.safeParse(settingsSchema, input ?? {});
-  if (!parsed.success) throw firstIssue(parsed.issues, where, at);
+  if (!parsed.success) throw oneOrAll(issueErrors(parsed.issues, where, at, settingsSchema));
   return parsed.output;
 }
 
-/** Parse and validate a whole document: any invalid target is an error for the whole file. */
+/**
+ * Parse and validate a whole document: any invalid target is an error for the whole file, and
+ * every error is reported at once (a ConfigErrors when there are several).
+ */
 export function parseConfigDocument(input: unknown, where: string): ConfigDocument {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new ConfigError(where, '', 'must be a JSON object with "settings" and "targets"');
   }
   const doc = input as Record<string, unknown>;
+  const errors: ConfigError[] = [];
   for (const key of Object.keys(doc)) {
-    if (key !== 'settings' && key !== 'targets') throw new ConfigError(where, key, 'is not a known field');
+    if (key === 'settings' || key === 'targets') continue;
+    const meant = didYouMean(key, ['settings', 'targets']);
+    errors.push(new ConfigError(where, key, meant ? `is not a known field: did you mean "${meant}"?` : 'is not a known field'));
   }
-  const settings = parseSettings(doc.settings, where, 'settings');
-  if (!Array.isArray(doc.targets)) throw new ConfigError(where, 'targets', 'must be an array of targets');
-  const seen = new Map<string, number>();
-  const targets = doc.targets.map((t, i) => {
-    const target = parseTarget(t, where, `targets[${i}]`);
-    const earlier = seen.get(target.name);
-    if (earlier !== undefined) {
-      throw new ConfigError(where, `targets[${i}].name`, `"${target.name}" is already the name of targets[${earlier}]; names must be unique`);
-    }
-    seen.set(target.name, i);
-    return target;
-  });
-  return { settings, targets };
+  let settings: Settings | undefined;
+  const parsedSettings = v.safeParse(settingsSchema, doc.settings ?? {});
+  if (parsedSettings.success) settings = parsedSettings.output;
+  else errors.push(...issueErrors(parsedSettings.issues, where, 'settings', settingsSchema));
+  const targets: Target[] = [];
+  if (!Array.isArray(doc.targets)) {
+    errors.push(new ConfigError(where, 'targets', doc.targets === undefined ? 'is required: an array of targets' : 'must be an array of targets'));
+  } else {
+    const seen = new Map<string, number>();
+    doc.targets.forEach((t, i) => {
+      const checked = checkTarget(t, where, `targets[${i}]`);
+      if (checked.errors) {
+        errors.push(...checked.errors);
+        return;
+      }
+      const target = checked.target;
+      const earlier = seen.get(target.name);
+      if (earlier !== undefined) {
+        errors.push(new ConfigError(where, `targets[${i}].name`, `"${target.name}" is already the name of targets[${earlier}]; names must be unique`));
+        return;
+      }
+      seen.set(target.name, i);
+      targets.push(target);
+    });
+  }
+  if (errors.length) throw oneOrAll(errors);
+  return { settings: settings!, targets };
 }
 
-/** Parse JSON text, turning a syntax error into a ConfigError that names the file. */
+/**
+ * Parse JSON text, turning a syntax error into a ConfigError that names the file and the
+ * line:column. The message never quotes the text (it may be a secrets file).
+ */
 export function parseJsonText(text: string, where: string): unknown {
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(where, '', `is not valid JSON (${(e as Error).message})`, { cause: e });
+    return JSON.parse(body);
+  } catch {
+    const problem = jsonSyntaxProblem(body);
+    if (body.trim() === '') throw new ConfigError(where, '', 'is empty: it must hold a JSON object');
+    throw new ConfigError(where, '', problem ? `is not valid JSON: line ${problem.line}, column ${problem.column}: ${problem.problem}` : 'is not valid JSON');
   }
 }

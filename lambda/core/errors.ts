@@ -32,6 +32,18 @@ export class ConfigError extends DequeueError {
   }
 }
 
+/** Several configuration errors found at once (a whole file checked): each keeps its own place. */
+export class ConfigErrors extends ConfigError {
+  readonly errors: readonly ConfigError[];
+
+  constructor(errors: readonly ConfigError[]) {
+    super(errors[0]!.where, errors[0]!.field, '');
+    this.name = 'ConfigError';
+    this.errors = errors;
+    this.message = errors.map((e) => e.message).join('\n');
+  }
+}
+
 /** The peer broke the protocol: garbage, an overlong line, a reply nobody asked for. Temporary. */
 export class ProtocolError extends DequeueError {
   constructor(message: string, options?: { cause?: unknown }) {

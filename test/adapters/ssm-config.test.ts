@@ -75,7 +75,7 @@ describe('SsmConfigSource', () => {
     expect(errors['bad-json']).not.toContain('secret-ish');
     expect(errors['bad-port']).toBe('/dequeue/targets/bad-port: port: must be at most 65535');
     expect(errors.renamed).toBe(`/dequeue/targets/renamed: name: "other" differs from the parameter's last path segment "renamed"; they must be the same`);
-    expect(errors.typo).toBe('/dequeue/targets/typo: everyNthCyle: is not a known field');
+    expect(errors.typo).toBe('/dequeue/targets/typo: everyNthCyle: is not a known field: did you mean "everyNthCycle"?');
   });
 
   it('reports every parameter of a duplicated name (sub-folders), each under its own key', async () => {
