@@ -1,37 +1,88 @@
 #!/usr/bin/env node
-// `npx dequeue`: the TypeScript CLI, bundled by esbuild into node_modules/.cache/dequeue and run
-// from there. It is rebuilt only when one of its source files changed (their mtimes are kept
-// beside the bundle), so a start costs ~0.1 s where a TypeScript loader costs ~0.4 s: a signal run
-// from cron or a laptop should not spend more time starting than talking to the provider.
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+// `npx dequeue`: the TypeScript CLI, bundled by esbuild into a cache directory and run from there.
+// It is rebuilt only when one of its source files changed (their mtimes are kept beside the
+// bundle), so a start costs ~0.1 s where a TypeScript loader costs ~0.4 s: a signal run from cron
+// or a laptop should not spend more time starting than talking to the provider.
+//
+// The cache is the first of these that holds a fresh bundle or can be written, silently:
+//   DEQUEUE_CACHE_DIR (if set), else node_modules/.cache/dequeue in the project;
+//   $XDG_CACHE_HOME/dequeue/<tree> or ~/.cache/dequeue/<tree> (another user, a read-only tree);
+//   <tmpdir>/dequeue-<uid>/<tree> (a directory of this user's alone);
+// and when none can be written, the CLI runs from its sources without a cache (through tsx).
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const cache = join(root, 'node_modules', '.cache', 'dequeue');
-const bundle = join(cache, 'cli.mjs');
-const manifest = join(cache, 'cli.inputs.json');
+const tree = createHash('sha256').update(root).digest('hex').slice(0, 16);
+const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
 
-function isFresh() {
+/** Where a bundle may live, best first; `own` directories are outside the tree. */
+function cacheDirs() {
+  const dirs = [{ dir: process.env.DEQUEUE_CACHE_DIR || join(root, 'node_modules', '.cache', 'dequeue'), own: Boolean(process.env.DEQUEUE_CACHE_DIR) }];
+  let home;
   try {
-    const inputs = JSON.parse(readFileSync(manifest, 'utf8'));
-    statSync(bundle);
+    home = homedir();
+  } catch {
+    home = undefined;
+  }
+  const xdg = process.env.XDG_CACHE_HOME || (home ? join(home, '.cache') : undefined);
+  if (xdg) dirs.push({ dir: join(xdg, 'dequeue', tree), own: true });
+  dirs.push({ dir: join(tmpdir(), `dequeue-${uid ?? 'user'}`, tree), own: true, private: true });
+  return dirs;
+}
+
+function isFresh(dir) {
+  try {
+    const inputs = JSON.parse(readFileSync(join(dir, 'cli.inputs.json'), 'utf8'));
+    statSync(join(dir, 'cli.mjs'));
     return Object.entries(inputs).every(([file, mtime]) => statSync(join(root, file)).mtimeMs === mtime);
   } catch {
     return false;
   }
 }
 
-if (!isFresh()) {
-  mkdirSync(cache, { recursive: true });
-  // Written under temporary names and renamed: two runs starting at once never see half a file.
-  const temp = `${bundle}.${process.pid}.tmp.mjs`;
+/** A shared temporary directory is used only when it is ours and closed to others. */
+function isPrivate(dir) {
+  try {
+    const st = lstatSync(dirname(dir));
+    return st.isDirectory() && (uid === undefined || st.uid === uid) && (st.mode & 0o077) === 0;
+  } catch {
+    return false;
+  }
+}
+
+async function buildInto({ dir, own, private: shared }) {
+  if (shared) {
+    mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+    if (!isPrivate(dir)) throw new Error(`${dirname(dir)} is not this user's alone`);
+  }
+  mkdirSync(dir, { recursive: true, ...(own ? { mode: 0o700 } : {}) });
+  // Outside the tree the bundle's bare imports (packages stay external) resolve through a link
+  // to the project's node_modules.
+  if (own) {
+    const link = join(dir, 'node_modules');
+    const target = join(root, 'node_modules');
+    let current;
+    try {
+      current = readlinkSync(link);
+    } catch {
+      current = undefined;
+    }
+    if (current !== target) {
+      if (current !== undefined) unlinkSync(link);
+      symlinkSync(target, link, 'dir');
+    }
+  }
   // Loaded only when a rebuild is needed: esbuild's API alone costs ~30 ms to import.
   const { build } = await import('esbuild');
   const result = await build({
     absWorkingDir: root,
     entryPoints: ['cli/run.ts'],
-    outfile: temp,
+    outfile: join(dir, 'cli.mjs'),
+    write: false,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -39,13 +90,42 @@ if (!isFresh()) {
     packages: 'external',
     sourcemap: 'inline',
     metafile: true,
-    logLevel: 'error',
+    logLevel: 'silent',
   });
   const inputs = Object.fromEntries(Object.keys(result.metafile.inputs).map((file) => [file, statSync(join(root, file)).mtimeMs]));
-  renameSync(temp, bundle);
+  // Written under temporary names and renamed: two runs starting at once never see half a file.
+  const bundle = join(dir, 'cli.mjs');
+  writeFileSync(`${bundle}.${process.pid}.tmp`, result.outputFiles[0].contents);
+  renameSync(`${bundle}.${process.pid}.tmp`, bundle);
+  const manifest = join(dir, 'cli.inputs.json');
   writeFileSync(`${manifest}.${process.pid}.tmp`, JSON.stringify(inputs));
   renameSync(`${manifest}.${process.pid}.tmp`, manifest);
+  return bundle;
 }
 
+async function findBundle() {
+  const dirs = cacheDirs();
+  const fresh = dirs.find((candidate) => (!candidate.private || isPrivate(candidate.dir)) && isFresh(candidate.dir));
+  if (fresh) return join(fresh.dir, 'cli.mjs');
+  for (const candidate of dirs) {
+    try {
+      return await buildInto(candidate);
+    } catch {
+      // Not writable here (another user's tree, a read-only checkout): try the next place.
+    }
+  }
+  return undefined;
+}
+
+const bundle = await findBundle();
 process.setSourceMapsEnabled(true);
-await import(pathToFileURL(bundle).href);
+if (bundle) {
+  await import(pathToFileURL(bundle).href);
+} else {
+  // No cache can be written anywhere: run the sources through tsx, slower to start but the same CLI.
+  // tsx's own disk cache would need a writable temporary directory too.
+  process.env.TSX_DISABLE_CACHE = '1';
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(pathToFileURL(join(root, 'cli', 'run.ts')).href);
+}
