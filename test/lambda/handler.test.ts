@@ -152,8 +152,8 @@ describeWithMotoServer('the Lambda handler against moto_server and scripted prov
 
     expect(result.cycle).toBe(0);
     expect(result.results.map((r) => [r.target, r.outcome, r.error])).toEqual([
-      ['a', 'config-error', '/dequeue/settings: concurency: is not a known field; no target is signalled until the settings are fixed'],
-      ['b', 'config-error', '/dequeue/settings: concurency: is not a known field; no target is signalled until the settings are fixed'],
+      ['a', 'config-error', '/dequeue/settings: concurency: is not a known field: did you mean "concurrency"?; no target is signalled until the settings are fixed'],
+      ['b', 'config-error', '/dequeue/settings: concurency: is not a known field: did you mean "concurrency"?; no target is signalled until the settings are fixed'],
     ]);
     expect(provider.connections).toHaveLength(0);
     expect(await world.counter()).toBe(0);
