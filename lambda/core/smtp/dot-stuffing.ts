@@ -135,19 +135,31 @@ export class DataUnstuffer {
 }
 
 /**
- * Outgoing transparency: adds a dot to lines that start with one, and `end()` gives the final
- * mark, preceded by CRLF when the message did not end with one (RFC 5321 4.1.1.4).
+ * Outgoing transparency, canonical: what we pass to another server has CRLF line ends only (a
+ * bare LF or a bare CR becomes CRLF, as Postfix's `smtpd_forbid_bare_newline = normalize` does),
+ * every line that then starts with a dot gets one more, and `end()` gives the final mark,
+ * preceded by CRLF when the message did not end with one (RFC 5321 4.1.1.4). So no server, however
+ * it splits lines (at LF, CR or CRLF), can find the end of the data anywhere but at the end: the
+ * "SMTP smuggling" of a second transaction through `\n.\r\n` is impossible.
  */
 export class DotStuffer {
   private atLineStart = true;
-  private lastWasCr = false;
-  private wroteAnything = false;
+  /** The previous chunk ended with a CR: CRLF either way, and an LF first in this one is its own. */
+  private pendingCr = false;
 
   push(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
     const len = chunk.length;
-    let from = 0;
     let i = 0;
+    if (this.pendingCr && len > 0) {
+      this.pendingCr = false;
+      out.push(CRLF);
+      if (chunk[0] === LF) i = 1;
+      this.atLineStart = true;
+    }
+    let from = i;
+    let nextLf = chunk.indexOf(LF, i);
+    let nextCr = chunk.indexOf(CR, i);
     while (i < len) {
       if (this.atLineStart) {
         this.atLineStart = false;
@@ -157,26 +169,38 @@ export class DotStuffer {
           from = i;
         }
       }
-      const lf = chunk.indexOf(LF, i);
-      if (lf === -1) break;
-      const crBefore = lf > 0 ? chunk[lf - 1] === CR : this.lastWasCr;
-      i = lf + 1;
-      if (crBefore) this.atLineStart = true;
+      if (nextLf !== -1 && nextLf < i) nextLf = chunk.indexOf(LF, i);
+      if (nextCr !== -1 && nextCr < i) nextCr = chunk.indexOf(CR, i);
+      const end = nextLf === -1 ? nextCr : nextCr === -1 ? nextLf : Math.min(nextLf, nextCr);
+      if (end === -1) break;
+      if (chunk[end] === CR && end + 1 < len && chunk[end + 1] === LF) {
+        // CRLF as it is: it stays inside the slice.
+        i = end + 2;
+      } else {
+        if (end > from) out.push(chunk.subarray(from, end));
+        from = end + 1;
+        i = end + 1;
+        if (chunk[end] === CR && end + 1 === len) {
+          // Whether an LF follows is for the next chunk to say.
+          this.pendingCr = true;
+          break;
+        }
+        out.push(CRLF);
+      }
+      this.atLineStart = true;
     }
     if (len > from) out.push(chunk.subarray(from));
-    if (len > 0) {
-      this.lastWasCr = chunk[len - 1] === CR;
-      this.wroteAnything = true;
-    }
     return out;
   }
 
   /** The end of the data: CRLF "." CRLF, or just "." CRLF after a complete last line. */
   end(): Buffer {
-    return this.atLineStart || !this.wroteAnything ? FINAL_DOT : CRLF_FINAL_DOT;
+    if (this.pendingCr) return CRLF_FINAL_DOT;
+    return this.atLineStart ? FINAL_DOT : CRLF_FINAL_DOT;
   }
 }
 
 const DOT_BUF = Buffer.from('.');
 const FINAL_DOT = Buffer.from('.\r\n');
 const CRLF_FINAL_DOT = Buffer.from('\r\n.\r\n');
+const CRLF = Buffer.from('\r\n');

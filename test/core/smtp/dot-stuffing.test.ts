@@ -86,10 +86,10 @@ describe('DataUnstuffer', () => {
 });
 
 describe('DotStuffer', () => {
-  it('doubles leading dots, only at line starts after CRLF, and ends with CRLF "." CRLF', () => {
+  it('doubles leading dots, ends with CRLF "." CRLF, and makes bare LF and CR into CRLF (no smuggling through "\\n.\\r\\n")', () => {
     const st = new DotStuffer();
-    const out = Buffer.concat([...st.push(b('.a\r\nb.\r\n')), ...st.push(b('.\r\nc\n.d')), st.end()]);
-    expect(s(out)).toBe('..a\r\nb.\r\n..\r\nc\n.d\r\n.\r\n');
+    const out = Buffer.concat([...st.push(b('.a\r\nb.\r\n')), ...st.push(b('.\r\nc\n.\r\nMAIL FROM:<ceo@customer.test>\r')), ...st.push(b('.d\r')), st.end()]);
+    expect(s(out)).toBe('..a\r\nb.\r\n..\r\nc\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n..d\r\n.\r\n');
   });
 
   it('round-trips through the unstuffer however the input is cut', () => {
@@ -99,8 +99,9 @@ describe('DotStuffer', () => {
       const cut = Math.floor(Math.random() * text.length);
       const st = new DotStuffer();
       const wire = Buffer.concat([...st.push(text.subarray(0, cut)), ...st.push(text.subarray(cut)), st.end()]);
-      expect(s(wire)).toBe(s(stuff(text)));
-      const expected = s(text).endsWith('\r\n') ? s(text) : `${s(text)}\r\n`;
+      const canonical = b(s(text).replace(/\r\n|\r|\n/g, '\r\n'));
+      expect(s(wire)).toBe(s(stuff(canonical)));
+      const expected = s(canonical).endsWith('\r\n') ? s(canonical) : `${s(canonical)}\r\n`;
       expect(s(unstuff(wire).content)).toBe(expected);
     }
   });
