@@ -16,12 +16,17 @@
  *
  * The counter table (DEQUEUE_COUNTER_TABLE, default dequeue-counter) is created when missing.
  * Refuses to run without AWS_ENDPOINT_URL, so that it never touches a real account by accident.
+ *
+ * stdout carries the handler's result alone (pipe it to jq); the function's log lines and metrics,
+ * which Lambda would send to CloudWatch, go to stderr with this script's own notes. Errors are one
+ * line: exit 2 for a usage error, 1 when the endpoint cannot be reached or the invocation failed.
  */
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseJsonText } from '../lambda/core/config';
 import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
 
 const USAGE = 'usage: AWS_ENDPOINT_URL=http://127.0.0.1:5000 npx tsx scripts/invoke-local.ts [--seed-config FILE [--secure]] [--seed-secrets FILE] [--timeout SECONDS] EVENT_FILE';
@@ -31,16 +36,22 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    'seed-config': { type: 'string' },
-    'seed-secrets': { type: 'string' },
-    secure: { type: 'boolean', default: false },
-    timeout: { type: 'string', default: '60' },
-    help: { type: 'boolean', default: false },
-  },
-});
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      'seed-config': { type: 'string' },
+      'seed-secrets': { type: 'string' },
+      secure: { type: 'boolean', default: false },
+      timeout: { type: 'string', default: '60' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+} catch (e) {
+  fail((e as Error).message.split('. To specify')[0]!);
+}
+const { values, positionals } = parsed;
 if (values.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
@@ -59,17 +70,35 @@ const defaults: Record<string, string> = {
   DEQUEUE_MAIL_PREFIX: DEFAULT_MAIL_PREFIX,
   POWERTOOLS_SERVICE_NAME: 'dequeue',
   POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
+  // As Lambda sets it for an ordinary instance: Powertools reports cold_start only then.
+  AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
 };
 for (const [key, value] of Object.entries(defaults)) process.env[key] ??= value;
 const env = process.env as Record<string, string>;
 
 const readJson = (file: string): unknown => {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (e) {
-    return fail(`${file}: ${(e as Error).message}`);
+    return fail(`${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return parseJsonText(text, file); // line:column, never the text (it may be a secrets file)
+  } catch (e) {
+    return fail((e as Error).message);
   }
 };
+
+/** One line for an AWS call that failed: what, where, and what to do. */
+function unreachable(e: unknown): string {
+  const error = e as { name?: string; code?: string; message?: string; errors?: { code?: string }[] };
+  const code = error.code ?? error.errors?.[0]?.code ?? error.name;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ENOTFOUND' || code === 'TimeoutError' || code === 'AggregateError') {
+    return `cannot reach ${process.env.AWS_ENDPOINT_URL} (${code}): is moto_server running? Start it with: moto_server -H 127.0.0.1 -p 5000`;
+  }
+  return `${process.env.AWS_ENDPOINT_URL}: ${error.name ?? 'error'}: ${error.message ?? String(e)}`;
+}
 
 async function ensureTable(): Promise<void> {
   const dynamodb = new DynamoDBClient({});
@@ -118,13 +147,17 @@ async function seedSecrets(file: string): Promise<void> {
   process.stderr.write(`invoke-local: ${Object.keys(secrets).length} secrets stored (values not shown)\n`);
 }
 
-await ensureTable();
-if (values['seed-config']) await seedConfig(values['seed-config']);
-if (values['seed-secrets']) await seedSecrets(values['seed-secrets']);
-
 const event = readJson(positionals[0]!);
 const timeoutMs = Number(values.timeout) * 1000;
 if (!(timeoutMs > 0)) fail(`--timeout ${values.timeout}: must be a number of seconds`);
+try {
+  await ensureTable();
+  if (values['seed-config']) await seedConfig(values['seed-config']);
+  if (values['seed-secrets']) await seedSecrets(values['seed-secrets']);
+} catch (e) {
+  process.stderr.write(`invoke-local: ${unreachable(e)}\n`);
+  process.exit(1);
+}
 const end = Date.now() + timeoutMs;
 const context = {
   functionName: 'dequeue-local',
@@ -141,12 +174,17 @@ const context = {
   succeed: () => undefined,
 };
 
+// The function's own output (Powertools log lines, EMF metrics: CloudWatch's in Lambda) goes to
+// stderr, so that stdout carries the result alone.
+const writeResult = process.stdout.write.bind(process.stdout);
+process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
+
 // Imported only now: the handler reads its environment on the first call, never at import.
 const { handler } = await import('../lambda/handler');
 try {
   const result = await handler(event, context);
-  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  writeResult(`${JSON.stringify(result, null, 2)}\n`);
 } catch (e) {
-  process.stderr.write(`invoke-local: the invocation failed: ${(e as Error).message}\n`);
+  process.stderr.write(`invoke-local: the invocation failed: ${(e as Error).message.split('\n')[0]}\n`);
   process.exitCode = 1;
 }
