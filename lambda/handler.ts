@@ -17,6 +17,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
+import { lambdaMailMemory, MemoryBudget } from './core/memory-budget';
 import { mailReceiverFor } from './mail-receiver';
 import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
 import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
@@ -44,6 +45,8 @@ export interface HandlerDeps {
   readonly receiver?: MailReceiver;
   /** Where ATRN mail is stored: S3 (DEQUEUE_MAIL_BUCKET, DEQUEUE_MAIL_PREFIX). */
   readonly mailStore?: MailSink;
+  /** The in-flight mail memory of a run, shared by the store and every session (from the function's memory). */
+  readonly mailMemory?: MemoryBudget;
   readonly observability: Observability;
   /** Time kept back from getRemainingTimeInMillis() for reporting. Default 5 s. */
   readonly safetyMarginMs?: number;
@@ -61,6 +64,9 @@ export type DequeueHandler = (event: unknown, context?: InvocationContext) => Pr
 
 /** How long reporting waits for the last counted cycle when nothing could run (within the margin). */
 const REPORT_PEEK_MS = 1_500;
+
+/** The function's memory when AWS_LAMBDA_FUNCTION_MEMORY_SIZE is absent (a local run): the stack's default. */
+const DEFAULT_FUNCTION_MEMORY_MB = 256;
 
 /** SDK clients bounded in time: a hung connection must not eat the invocation's deadline. */
 export const AWS_CLIENT_OPTIONS = { maxAttempts: 4, requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 } };
@@ -80,11 +86,13 @@ export interface AwsClientSettings {
 export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettings = {}): HandlerDeps {
   const settings = readEnvironment(env);
   const options = { ...AWS_CLIENT_OPTIONS, ...aws };
+  const mailMemory = new MemoryBudget(lambdaMailMemory(Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || DEFAULT_FUNCTION_MEMORY_MB));
   return {
     config: new SsmConfigSource(new SSMClient(options), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
     credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), { allowedPrefix: settings.secretPrefix }),
     counter: new DynamoDbCycleCounter(new DynamoDBClient(options), { tableName: settings.counterTable }),
-    mailStore: settings.mailBucket ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix) : undefined,
+    mailStore: settings.mailBucket ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory) : undefined,
+    mailMemory,
     observability: createObservability(env),
   };
 }
@@ -99,11 +107,11 @@ export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettin
 export const MAIL_STORE_MODULE = import.meta.url.endsWith('.mjs') ? './s3-mail-store.mjs' : './adapters/s3-mail-store.ts';
 
 /** The S3 mail store, loaded when the first message after an ATRN arrives. */
-function lazyS3MailSink(options: object, bucket: string, prefix: string | undefined): MailSink {
+function lazyS3MailSink(options: object, bucket: string, prefix: string | undefined, memory: MemoryBudget): MailSink {
   let sink: Promise<MailSink> | undefined;
   const load = async (): Promise<MailSink> => {
     const { openS3MailStore } = (await import(/* @vite-ignore */ MAIL_STORE_MODULE)) as typeof import('./adapters/s3-mail-store');
-    return openS3MailStore(options, bucket, prefix);
+    return openS3MailStore(options, bucket, prefix, memory);
   };
   return {
     async begin(envelope) {
@@ -159,7 +167,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
         result = await runCycle(config, { ...parsed.request, deadline, signal }, {
           credentials: deps.credentials,
           counter,
-          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa),
+          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa, deps.mailMemory),
           helloName: config.settings.helloName,
           tlsCa: deps.tlsCa,
           now: deps.now,

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type { Settings } from './core/config';
 import { createMailReceiver } from './core/odmr/reversed-session';
+import type { MemoryBudget } from './core/memory-budget';
 import type { MailReceiver, MailSink } from './core/ports';
 import { withRelay } from './adapters/relay-sink';
 
@@ -15,9 +16,9 @@ import { withRelay } from './adapters/relay-sink';
  * directory, S3), behind the relay when `settings.mail.relay` is set, with `settings.mail`'s
  * limits. Undefined when there is neither a store nor a relay (ATRN is then a config error).
  */
-export function mailReceiverFor(store: MailSink | undefined, settings: Settings, tlsCa?: string): MailReceiver | undefined {
+export function mailReceiverFor(store: MailSink | undefined, settings: Settings, tlsCa?: string, memory?: MemoryBudget): MailReceiver | undefined {
   const mail = settings.mail;
   const sink = withRelay(store, mail?.relay, settings.helloName ?? hostname(), tlsCa);
-  return sink && createMailReceiver(sink, { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients });
+  return sink && createMailReceiver(sink, { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients, memory });
 }
 

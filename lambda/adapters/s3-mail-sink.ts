@@ -19,6 +19,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough } from 'node:stream';
 import { envelopeJson } from '../core/odmr/envelope-record';
 import { DequeueError } from '../core/errors';
+import type { MemoryBudget } from '../core/memory-budget';
 import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
 import { DEFAULT_MAIL_PREFIX } from '../resource-prefixes';
 
@@ -31,6 +32,12 @@ export interface S3MailSinkOptions {
   readonly partSize?: number;
   /** Parts uploaded at once; default 2. Memory is about (queueSize + 1) x partSize. */
   readonly queueSize?: number;
+  /**
+   * The run's in-flight mail memory (core/memory-budget.ts): each message takes its upload
+   * buffers from it before DATA is answered with 354 (all queueSize parts when they fit, else one
+   * part at a time), and gives them back when its upload is over.
+   */
+  readonly memory?: MemoryBudget;
 }
 
 const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
@@ -48,9 +55,26 @@ export function mailObjectKey(prefix: string, envelope: MailEnvelope): string {
 
 export function createS3MailSink(options: S3MailSinkOptions): MailSink {
   const prefix = options.prefix ?? DEFAULT_MAIL_PREFIX;
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+  const queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
   return {
     async begin(envelope: MailEnvelope): Promise<MessageDraft> {
-      return new S3Draft(options, mailObjectKey(prefix, envelope), envelope);
+      const key = mailObjectKey(prefix, envelope);
+      const memory = options.memory;
+      if (!memory) return new S3Draft(options, key, envelope, queueSize, () => undefined);
+      // A part per upload in flight, the one being filled, and the body stream's buffer.
+      const need = (parts: number) => (parts + 1) * partSize + BODY_HIGH_WATER;
+      let parts = queueSize;
+      let taken = memory.tryTake(need(parts)) ? need(parts) : 0;
+      if (!taken) {
+        parts = 1;
+        taken = await memory.take(need(parts));
+      }
+      let given = false;
+      return new S3Draft(options, key, envelope, parts, () => {
+        if (!given) memory.give(taken);
+        given = true;
+      });
     },
   };
 }
@@ -75,6 +99,9 @@ class S3Draft implements MessageDraft {
     private readonly options: S3MailSinkOptions,
     private readonly key: string,
     private readonly envelope: MailEnvelope,
+    queueSize: number,
+    /** Gives the draft's memory back to the run's budget; called once the upload is over. */
+    release: () => void,
   ) {
     this.upload = new Upload({
       client: options.client,
@@ -83,12 +110,14 @@ class S3Draft implements MessageDraft {
         Metadata: { 'dequeue-id': envelope.id, 'dequeue-target': envelope.target },
       },
       partSize: options.partSize ?? DEFAULT_PART_SIZE,
-      queueSize: options.queueSize ?? DEFAULT_QUEUE_SIZE,
+      queueSize,
       leavePartsOnError: false,
     });
     // The uploader reads the body; an abort's error reaches it that way, not as an event to crash on.
     this.body.on('error', () => undefined);
     this.uploaded = this.upload.done();
+    // Settled either way, the upload holds no part any more.
+    this.uploaded.then(release, release);
     this.uploaded.catch((e: unknown) => {
       this.failure ??= s3Error(`cannot upload s3://${options.bucket}/${key}.eml`, e);
       // Nothing will read the body any more: closing it wakes a write waiting for 'drain'.

@@ -4,9 +4,10 @@
  * so it names this small one rather than the SDK package).
  */
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { MemoryBudget } from '../core/memory-budget';
 import type { MailSink } from '../core/ports';
 import { createS3MailSink } from './s3-mail-sink';
 
-export function openS3MailStore(client: S3ClientConfig, bucket: string, prefix: string | undefined): MailSink {
-  return createS3MailSink({ client: new S3Client(client), bucket, prefix });
+export function openS3MailStore(client: S3ClientConfig, bucket: string, prefix: string | undefined, memory?: MemoryBudget): MailSink {
+  return createS3MailSink({ client: new S3Client(client), bucket, prefix, memory });
 }

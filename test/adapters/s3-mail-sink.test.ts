@@ -6,6 +6,7 @@ import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, Lis
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createS3MailSink, mailObjectKey } from '../../lambda/adapters/s3-mail-sink';
+import { MemoryBudget } from '../../lambda/core/memory-budget';
 import type { MailEnvelope } from '../../lambda/core/ports';
 import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
@@ -113,6 +114,23 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
     } finally {
       refusing.destroy();
     }
+  });
+
+  it('under a run\'s memory budget a second message waits for the first one\'s upload buffers, then goes through (nothing refused)', async () => {
+    const memory = new MemoryBudget(11 * MiB);
+    const sink = createS3MailSink({ client: s3, bucket, partSize: 5 * MiB, queueSize: 2, memory });
+    const first = await sink.begin(envelope('first'));
+    expect(memory.usedBytes).toBe(11 * MiB);
+    let secondBegun = false;
+    const second = sink.begin(envelope('second')).then((d) => ((secondBegun = true), d));
+    await first.write([randomBytes(6 * MiB)]);
+    expect(secondBegun).toBe(false);
+    await first.commit();
+    const draft = await second;
+    await draft.write([Buffer.from('Subject: 2\r\n\r\nhi\r\n')]);
+    await draft.commit();
+    expect((await keys()).filter((k) => k.endsWith('.eml'))).toHaveLength(2);
+    expect(memory.usedBytes).toBe(0);
   });
 
   it('a missing bucket fails the message (temporary: the provider keeps it), leaving nothing', async () => {

@@ -14,6 +14,7 @@
 import type { Socket } from 'node:net';
 import { MAX_TIMER_MS, type Alarm } from '../alarm';
 import { DequeueError, ProtocolError, TimeoutError } from '../errors';
+import type { MemoryBudget } from '../memory-budget';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -23,6 +24,12 @@ const MAX_UNSENT_REPLY_BYTES = 64 * 1024;
 const MAX_HELD_REPLY_BYTES = 16 * 1024;
 /** Bytes received and not yet taken by the session before the socket is paused. */
 export const INBOX_HIGH_WATER = 1024 * 1024;
+/**
+ * With a run's memory budget, what the inbox holds on its own before it draws from the budget:
+ * enough for commands and a slow trickle of data, so that no stream ever waits for the budget
+ * to make progress (and none can hold up the messages that would free it).
+ */
+export const INBOX_FLOOR = 64 * 1024;
 
 export class LineTooLongError extends ProtocolError {
   constructor(readonly limit: number) {
@@ -36,6 +43,11 @@ export class ProviderStream {
   private held: Buffer;
   private readonly inbox: Buffer[] = [];
   private inboxBytes = 0;
+  /** Inbox bytes drawn from the run's budget (beyond INBOX_FLOOR), given back as they are taken. */
+  private drawn = 0;
+  /** The budget was spent when data came: paused until memory is given back. */
+  private starved = false;
+  private unsubscribe: (() => void) | null = null;
   private ended = false;
   private failure: DequeueError | null = null;
   private wake: (() => void) | null = null;
@@ -44,6 +56,15 @@ export class ProviderStream {
   private readonly onData = (chunk: Buffer): void => {
     this.inbox.push(chunk);
     this.inboxBytes += chunk.length;
+    if (this.budget) {
+      // Beyond the floor, every byte held comes from the budget; the chunk is here already, so
+      // when the budget is spent it is held anyway (one chunk over) and the socket waits.
+      const want = Math.max(0, this.inboxBytes - INBOX_FLOOR) - this.drawn;
+      if (want > 0) {
+        if (this.budget.tryTake(want)) this.drawn += want;
+        else this.starve();
+      }
+    }
     if (this.inboxBytes >= INBOX_HIGH_WATER) this.socket.pause();
     this.notify();
   };
@@ -62,6 +83,7 @@ export class ProviderStream {
     private readonly maxLineBytes: number,
     private readonly alarm: Alarm,
     private readonly now: () => number = Date.now,
+    private readonly budget?: MemoryBudget,
   ) {
     this.held = pending;
     socket.on('data', this.onData);
@@ -167,7 +189,42 @@ export class ProviderStream {
     this.heldReplies = '';
   }
 
+  private starve(): void {
+    this.starved = true;
+    this.socket.pause();
+    this.unsubscribe ??= this.budget!.onFree(() => this.maybeResume());
+  }
+
+  /** Give back to the budget what the inbox no longer holds beyond its floor. */
+  private settleBudget(): void {
+    if (!this.budget) return;
+    const held = Math.max(0, this.inboxBytes - INBOX_FLOOR);
+    if (held < this.drawn) {
+      this.budget.give(this.drawn - held);
+      this.drawn = held;
+    }
+  }
+
+  private maybeResume(): void {
+    if (this.ended || !this.socket.isPaused() || this.inboxBytes >= INBOX_HIGH_WATER) return;
+    if (this.starved) {
+      // Within the floor, or the budget can cover what is held over it again.
+      const want = Math.max(0, this.inboxBytes - INBOX_FLOOR) - this.drawn;
+      if (want > 0 && !this.budget!.tryTake(want)) return;
+      if (want > 0) this.drawn += want;
+      this.starved = false;
+      this.unsubscribe?.();
+      this.unsubscribe = null;
+    }
+    this.socket.resume();
+  }
+
   private dispose(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    // What the inbox still holds is no longer ours to count.
+    if (this.budget && this.drawn) this.budget.give(this.drawn);
+    this.drawn = 0;
     this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
@@ -180,7 +237,8 @@ export class ProviderStream {
       const chunk = this.inbox.shift();
       if (chunk) {
         this.inboxBytes -= chunk.length;
-        if (this.inboxBytes < INBOX_HIGH_WATER && this.socket.isPaused() && !this.ended) this.socket.resume();
+        this.settleBudget();
+        this.maybeResume();
         return chunk;
       }
       if (this.failure) throw this.failure;

@@ -19,6 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 import { Alarm } from '../alarm';
+import type { MemoryBudget } from '../memory-budget';
 import { DataUnstuffer } from '../smtp/dot-stuffing';
 import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../errors';
 import type { MailEnvelope, MailReceiver, MailSink, MessageDraft, ReversedOutcome, ReversedTurn } from '../ports';
@@ -63,9 +64,11 @@ export interface ReceiverOptions {
   readonly maxCommandLineBytes?: number;
   readonly closeReserveMs?: number;
   readonly now?: () => number;
+  /** The run's in-flight mail memory, shared by every session (core/memory-budget.ts). */
+  readonly memory?: MemoryBudget;
 }
 
-type Limits = Required<Omit<ReceiverOptions, 'now'>>;
+type Limits = Required<Omit<ReceiverOptions, 'now' | 'memory'>>;
 
 /** The `MailReceiver` port: serves each ATRN turn into `sink`. */
 export function createMailReceiver(sink: MailSink, options: ReceiverOptions = {}): MailReceiver {
@@ -79,7 +82,7 @@ export function createMailReceiver(sink: MailSink, options: ReceiverOptions = {}
   };
   const now = options.now ?? Date.now;
   // The session must attach to the socket before anything is awaited (provider-stream.ts).
-  return (turn) => new ReversedSession(turn, sink, limits, now).run();
+  return (turn) => new ReversedSession(turn, sink, limits, now, options.memory).run();
 }
 
 /** Ends the session: the reply to send first (if any) and what to report. */
@@ -137,9 +140,10 @@ class ReversedSession {
     private readonly sink: MailSink,
     private readonly limits: Limits,
     private readonly now: () => number,
+    memory?: MemoryBudget,
   ) {
     this.alarm = new Alarm(now);
-    this.stream = new ProviderStream(turn.socket, turn.pending, limits.maxCommandLineBytes, this.alarm, now);
+    this.stream = new ProviderStream(turn.socket, turn.pending, limits.maxCommandLineBytes, this.alarm, now, memory);
     this.stopAt = turn.deadline - limits.closeReserveMs;
     this.tls = turn.socket instanceof TLSSocket || (turn.socket as { encrypted?: boolean }).encrypted === true;
   }
