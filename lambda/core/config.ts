@@ -18,6 +18,8 @@ export type TlsMode = 'none' | 'opportunistic' | 'required' | 'implicit';
 export type AuthMechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5';
 
 export interface Settings {
+  /** false pauses every target (each is reported skipped; cycles are still counted). Default true. */
+  readonly enabled?: boolean;
   readonly everyNthCycle: number;
   /** Name for EHLO/HELO. Undefined: the session sends an address literal of its own address. */
   readonly helloName?: string;
@@ -105,6 +107,8 @@ const commandLine = v.pipe(
 );
 
 const settingsSchema = v.strictObject({
+  // Absent means true: parsed settings stay as they were for every document written before it.
+  enabled: v.optional(v.boolean('must be true or false')),
   everyNthCycle: v.optional(integer(0, 1_000_000), 0),
   helloName: v.optional(
     v.pipe(v.string('must be a string'), v.check((s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s), 'must be a host name or an address literal such as [192.0.2.1]')),

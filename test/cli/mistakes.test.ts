@@ -176,3 +176,22 @@ describe('--max-run-seconds', () => {
     expect(r.stderr).toContain('dequeue: --max-run-seconds soon: must be a number of seconds, more than 0 and at most 86400');
   });
 });
+
+describe('pausing every target at once', () => {
+  it('settings.enabled false skips every target, even forced, and says why; true (or absent) signals again', async () => {
+    const before = provider.connections.length;
+    const paused = await file('config.json', { settings: { enabled: false }, targets: [target('a'), target('b')] });
+    for (const extra of [[], ['--force']]) {
+      const r = await cli(['--config', paused, '--json', ...extra]);
+      expect(r.status).toBe(0);
+      expect(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)).map((l) => [l.target, l.outcome, l.reason])).toEqual([
+        ['a', 'skipped', 'paused: settings.enabled is false'],
+        ['b', 'skipped', 'paused: settings.enabled is false'],
+      ]);
+    }
+    expect(provider.connections.length).toBe(before);
+    const resumed = await file('config.json', { settings: { enabled: true }, targets: [target('a')] });
+    expect((await cli(['--config', resumed])).status).toBe(0);
+    expect(provider.connections.length).toBe(before + 1);
+  });
+});
