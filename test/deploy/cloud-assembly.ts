@@ -165,3 +165,34 @@ export function deployedFunction(stack: StackArtifact, logicalId: string): Deplo
     logging: (p.LoggingConfig ?? {}) as Record<string, CfnValue>,
   };
 }
+
+/** An SQS queue feeding the function through an event source mapping (the service polls it with the function's role). */
+export interface QueueEventSource {
+  readonly mappingId: string;
+  readonly queueId: string;
+  /** Records per invocation (BatchSize; SQS's default 10). */
+  readonly batchSize: number;
+  /** The function answers with `batchItemFailures` (FunctionResponseTypes: ReportBatchItemFailures). */
+  readonly reportsBatchItemFailures: boolean;
+}
+
+export function queueEventSources(fn: DeployedFunction): QueueEventSource[] {
+  const resources = fn.stack.template.Resources;
+  const found: QueueEventSource[] = [];
+  for (const [mappingId, mapping] of Object.entries(resources)) {
+    if (mapping.Type !== 'AWS::Lambda::EventSourceMapping') continue;
+    const p = mapping.Properties ?? {};
+    const target = p.FunctionName as { Ref?: string } | undefined;
+    if (target?.Ref !== fn.logicalId && getAttId(p.FunctionName, 'Arn') !== fn.logicalId) continue;
+    if (p.Enabled === false) continue;
+    const queueId = getAttId(p.EventSourceArn, 'Arn');
+    if (!queueId || resources[queueId]?.Type !== 'AWS::SQS::Queue') continue;
+    found.push({
+      mappingId,
+      queueId,
+      batchSize: Number(p.BatchSize ?? 10),
+      reportsBatchItemFailures: ((p.FunctionResponseTypes ?? []) as string[]).includes('ReportBatchItemFailures'),
+    });
+  }
+  return found;
+}

@@ -22,24 +22,33 @@ import { describeWithMotoServer, MOTO_REGION, startMotoServer, type MotoServer }
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { decodeCall, type AwsCall } from './aws-calls';
 import { CfnResolver } from './cfn-resolve';
-import { scheduledInvocations, synthesise, type CloudAssembly, type ScheduledInvocation } from './cloud-assembly';
+import { queueEventSources, scheduledInvocations, synthesise, type CloudAssembly, type QueueEventSource, type ScheduledInvocation } from './cloud-assembly';
 import { decide, type Decision, type Policy } from './iam-policy';
 import { invokeBundle, lambdaEnvironment, type Invocation } from './invoke-bundle';
 import { lambdaNode, nodeMajorOfRuntime, type LambdaNode } from './lambda-node';
 import { createReferencedResources, referencedResources } from './moto-resources';
 import { startRecordingProxy, type RecordingProxy } from './recording-proxy';
+import { deleteMessages, pollerCall, receiveBatch, sqsEvent } from './queue-poller';
 import { rolePolicies } from './role-policies';
 import { scheduledEventFrom, slotTime } from './schedule-input';
 
 /** moto's default account. */
 const ACCOUNT_ID = '123456789012';
+/** Work-queue batches delivered after one scheduled run at most (a loop that never empties the queue fails). */
+const MAX_WORKER_BATCHES = 20;
 const CREDENTIALS = { accessKeyId: 'ASIATESTING', secretAccessKey: 'testing', sessionToken: 'testing-session' };
 
 interface Run {
   readonly name: string;
+  /** The scheduled delivery it belongs to (a worker batch names the delivery that queued it). */
+  readonly delivery: string;
   readonly event: any;
   readonly invocation: Invocation;
   readonly calls: AwsCall[];
+  /** ETRN commands the provider had received once this run ended. */
+  readonly etrnSignals: number;
+  /** For a worker batch: the message ids it reported as failed. */
+  readonly failed?: readonly string[];
 }
 
 describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
@@ -58,6 +67,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   let roleArn: string;
   let bucket: string;
   let created: string[];
+  let sources: readonly QueueEventSource[];
   // The second is large enough for a multipart upload (lib-storage parts are 5 MiB at least).
   const queue: HeldMessage[] = [heldMessage(0), heldMessage(1, 6 * 1024 * 1024)];
   const runs: Run[] = [];
@@ -91,8 +101,11 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const aws = { endpoint: proxy.endpoint, region: MOTO_REGION, credentials: CREDENTIALS };
     resolver = new CfnResolver(fn.stack.template, { partition: 'aws', region: MOTO_REGION, accountId: ACCOUNT_ID, stackName: fn.stack.name, urlSuffix: 'amazonaws.com' });
 
-    // What CloudFormation would have created for the function's environment, then the variables.
-    created = await createReferencedResources(fn.stack.template, referencedResources(fn.environment, fn.stack.template), resolver, aws);
+    // What CloudFormation would have created for the function's environment (and the queues that
+    // feed it through an event source mapping), then the variables.
+    sources = queueEventSources(fn);
+    const needed = new Set([...referencedResources(fn.environment, fn.stack.template), ...sources.map((q) => q.queueId)]);
+    created = await createReferencedResources(fn.stack.template, [...needed], resolver, aws);
     environment = Object.fromEntries(Object.entries(fn.environment).map(([k, v]) => [k, resolver.string(v)]));
     ({ policies, notEvaluated } = rolePolicies(fn.stack.template, fn.roleId, resolver));
     roleArn = resolver.physicalOf(fn.roleId).attributes.Arn!;
@@ -104,8 +117,9 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const secretId = `${environment.DEQUEUE_SECRET_PREFIX}atrn`;
     const ssm = new SSMClient(aws);
     const secrets = new SecretsManagerClient(aws);
+    const putSettings = (settings: object) => ssm.send(new PutParameterCommand({ Name: `${prefix}/settings`, Type: 'String', Overwrite: true, Value: JSON.stringify(settings) }));
     try {
-      await ssm.send(new PutParameterCommand({ Name: `${prefix}/settings`, Type: 'String', Value: JSON.stringify({ helloName: 'mx.customer.test' }) }));
+      await putSettings({ helloName: 'mx.customer.test' });
       await ssm.send(new PutParameterCommand({ Name: `${prefix}/targets/etrn`, Type: 'String', Value: JSON.stringify({ name: 'etrn', host: '127.0.0.1', port: etrn.port, tls: 'none', command: 'ETRN customer.test' }) }));
       await ssm.send(
         new PutParameterCommand({
@@ -116,13 +130,14 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       );
       await secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: JSON.stringify(ACCOUNT) }));
     } finally {
-      ssm.destroy();
       secrets.destroy();
     }
     bucket = environment.DEQUEUE_MAIL_BUCKET!;
     s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
 
-    // Three deliveries, each in a fresh process (a cold instance): a slot, its retry, the next slot.
+    // Scheduled deliveries, each in a fresh process (a cold instance): a slot, its retry, the next
+    // slot; with a work queue, also a slot that fans out. After each, the work queue (if any) is
+    // delivered to the function as Lambda's event source mapping would.
     const functionName = resolver.physicalOf(fn.logicalId).ref;
     const functionArn = resolver.physicalOf(fn.logicalId).attributes.Arn!;
     const logGroup = fn.logging.LogGroup === undefined ? `/aws/lambda/${functionName}` : resolver.string(fn.logging.LogGroup);
@@ -130,19 +145,50 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const scheduleArn = resolver.physicalOf(scheduled.scheduleId).attributes.Arn!;
     const input = resolver.string(scheduled.input);
     const slot = slotTime(Date.now(), 15);
-    const next = slotTime(Date.parse(slot) + 15 * 60_000, 15);
-    const deliveries = [
+    const later = (n: number) => slotTime(Date.parse(slot) + n * 15 * 60_000, 15);
+    const deliveries: { name: string; scheduledTime: string; attemptNumber: number; settings?: object }[] = [
       { name: 'first delivery', scheduledTime: slot, attemptNumber: 1 },
       { name: 'retry of the same slot', scheduledTime: slot, attemptNumber: 2 },
-      { name: 'next slot', scheduledTime: next, attemptNumber: 1 },
+      { name: 'next slot', scheduledTime: later(1), attemptNumber: 1 },
     ];
+    if (sources.length) {
+      deliveries.push({ name: 'fanned-out slot', scheduledTime: later(2), attemptNumber: 1, settings: { helloName: 'mx.customer.test', fanOut: { maxTargetsPerInvocation: 1, maxAtrnPerInvocation: 0 } } });
+    }
+    const recorded = () => {
+      const calls = proxy!.exchanges.map((x) => decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey }));
+      proxy!.clear();
+      return calls;
+    };
     proxy.clear();
-    for (const d of deliveries) {
-      const event = scheduledEventFrom(input, { scheduleArn, scheduledTime: d.scheduledTime, executionId: randomUUID(), attemptNumber: d.attemptNumber });
-      const invocation = await timed(d.name, invokeBundle(node, fn, env, functionArn, event));
-      await atrn.idle();
-      runs.push({ name: d.name, event, invocation, calls: proxy.exchanges.map((x) => decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey })) });
-      proxy.clear();
+    try {
+      for (const d of deliveries) {
+        if (d.settings) await putSettings(d.settings);
+        proxy.clear();
+        const event = scheduledEventFrom(input, { scheduleArn, scheduledTime: d.scheduledTime, executionId: randomUUID(), attemptNumber: d.attemptNumber });
+        const invocation = await timed(d.name, invokeBundle(node, fn, env, functionArn, event));
+        await atrn.idle();
+        runs.push({ name: d.name, delivery: d.name, event, invocation, calls: recorded(), etrnSignals: etrnSignals() });
+        for (const source of sources) {
+          const queueUrl = resolver.physicalOf(source.queueId).ref;
+          const queueArn = resolver.physicalOf(source.queueId).attributes.Arn!;
+          for (let batch = 1; ; batch++) {
+            const messages = await receiveBatch(moto.clientConfig, queueUrl, source.batchSize);
+            if (!messages.length) break;
+            if (batch > MAX_WORKER_BATCHES) throw new Error(`${d.name}: the work queue still holds messages after ${MAX_WORKER_BATCHES} batches`);
+            const workEvent = sqsEvent(messages, queueArn, MOTO_REGION);
+            const work = await timed(`${d.name}: worker batch ${batch}`, invokeBundle(node, fn, env, functionArn, workEvent));
+            await atrn.idle();
+            const answer = work.outcome.result as { batchItemFailures?: { itemIdentifier: string }[] } | undefined;
+            const failed = work.outcome.error ? messages.map((m) => m.MessageId) : source.reportsBatchItemFailures ? (answer?.batchItemFailures ?? []).map((f) => f.itemIdentifier) : [];
+            await deleteMessages(moto.clientConfig, queueUrl, messages.filter((m) => !failed.includes(m.MessageId)));
+            runs.push({ name: `${d.name}: worker batch ${batch}`, delivery: d.name, event: workEvent, invocation: work, calls: [pollerCall(queueArn, MOTO_REGION), ...recorded()], etrnSignals: etrnSignals(), failed });
+            // A failed message would come back after its visibility timeout: the test reports it instead.
+            if (failed.length) break;
+          }
+        }
+      }
+    } finally {
+      ssm.destroy();
     }
   }, 240_000);
 
@@ -154,6 +200,8 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     await moto?.stop();
     assembly?.dispose();
   });
+
+  const etrnSignals = () => etrn!.lines.filter((l) => l === 'ETRN customer.test').length;
 
   /** The partition key of a table the template created, for dynamodb:LeadingKeys. */
   function hashKey(table: string): string | undefined {
@@ -184,7 +232,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       ].join('\n'),
     );
     expect(node.version.startsWith(`v${nodeMajorOfRuntime(fn.runtime)}.`)).toBe(true);
-    expect(runs.map((r) => r.event.source)).toEqual(['schedule', 'schedule', 'schedule']);
+    expect(runs.filter((r) => r.name === r.delivery).map((r) => r.event.source)).toEqual(runs.filter((r) => r.name === r.delivery).map(() => 'schedule'));
   });
 
   it('the first delivery signals the ETRN target and stores the ATRN target\'s mail in the bucket', async () => {
@@ -211,10 +259,27 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const retry = result('retry of the same slot');
     expect(retry.cycle).toBe(first.cycle);
     expect(retry.results.map((r) => r.outcome)).toEqual(retry.results.map(() => 'skipped'));
-    expect(etrn!.lines.filter((l) => l === 'ETRN customer.test')).toHaveLength(2); // first delivery and next slot only
+    const signalsAfter = (delivery: string) => Math.max(...runs.filter((r) => r.delivery === delivery).map((r) => r.etrnSignals));
+    expect(signalsAfter('first delivery')).toBe(1);
+    expect(signalsAfter('retry of the same slot')).toBe(1);
     // The counter did not advance for the retry: the next slot is the very next cycle.
     expect(result('next slot').cycle).toBe(first.cycle + 1);
     expect(byTarget('next slot').etrn).toMatchObject({ outcome: 'signalled' });
+  });
+
+  it('with a work queue: a cycle too large for one run queues its targets, and the workers signal them', (ctx) => {
+    if (!sources.length) {
+      console.info('the function has no SQS event source mapping in the template: fan-out is not deployed, nothing to run');
+      ctx.skip();
+    }
+    const fanned = result('fanned-out slot') as ReturnType<typeof result> & { queued?: string[] };
+    expect(fanned.cycle).toBe(result('next slot').cycle + 1);
+    expect([...(fanned.queued ?? [])].sort()).toEqual(['atrn', 'etrn']);
+    const workers = runs.filter((r) => r.delivery === 'fanned-out slot' && r.name !== r.delivery);
+    expect(workers.length).toBeGreaterThan(0);
+    expect(workers.map((w) => ({ error: w.invocation.outcome.error ?? null, failed: w.failed }))).toEqual(workers.map(() => ({ error: null, failed: [] })));
+    const before = runs.find((r) => r.name === 'next slot')!.etrnSignals;
+    expect(Math.max(...workers.map((w) => w.etrnSignals))).toBe(before + 1);
   });
 
   it('every AWS call the bundle made is allowed by the role\'s policies in the template', () => {
