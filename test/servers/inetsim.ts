@@ -1,7 +1,9 @@
 /**
- * INetSim (Debian package `inetsim`) as a real ATRN provider (PEERS.md): it requires AUTH (any
+ * INetSim (Debian package `inetsim`) as a real ATRN provider: it requires AUTH (any
  * credentials), accepts a bare `ATRN`, answers 250, waits for our `220 `, delivers one canned
- * message and QUITs, with a stray empty line after the final dot.
+ * message and QUITs, with a stray empty line after the final dot. Two services of one instance:
+ * SMTP offering STARTTLS, and SMTPS (implicit TLS), both with INetSim's own self-signed
+ * certificate from its data folder.
  *
  * Each start runs its own instance: its own config, a copy of its data folder, logs and pid file
  * in a temporary folder (the default pid file is global and a stale one blocks the next start),
@@ -21,7 +23,10 @@ import { execFileSync } from 'node:child_process';
 import { describeWithPeer, exited, freePort, sleep } from './peer-kit';
 
 export interface InetSim {
+  /** SMTP, offering STARTTLS with INetSim's own certificate (data/certs, self-signed). */
   readonly port: number;
+  /** SMTPS: TLS from the first byte (`start_service smtps`), the same certificate. */
+  readonly smtpsPort: number;
   /** INetSim's own log of the SMTP session (service.log), for assertions and diagnosis. */
   serviceLog(): Promise<string>;
   stop(): Promise<void>;
@@ -74,19 +79,27 @@ export async function startInetSim(): Promise<InetSim> {
   await mkdir(logs);
   await mkdir(reports);
   for (const dir of [data, join(data, 'smtp'), logs, reports]) await chown(dir, uid, gid);
+  // The copy is root's: its TLS key (0600) must be the inetsim user's to be read.
+  const certs = join(data, 'certs');
+  for (const name of ['', 'default_cert.pem', 'default_key.pem']) await chown(join(certs, name), uid, gid).catch(() => undefined);
   const port = await freePort();
+  const smtpsPort = await freePort();
   const config = join(home, 'inetsim.conf');
   await writeFile(
     config,
     [
       'start_service smtp',
+      'start_service smtps',
       'service_bind_address 127.0.0.1',
-      `smtp_bind_port ${port}`,
-      'smtp_fqdn_hostname provider.inetsim.test',
-      'smtp_extended_smtp yes',
-      'smtp_service_extension AUTH PLAIN LOGIN CRAM-MD5',
-      'smtp_service_extension ATRN',
-      'smtp_service_extension 8BITMIME',
+      ...['smtp', 'smtps'].flatMap((service) => [
+        `${service}_bind_port ${service === 'smtp' ? port : smtpsPort}`,
+        `${service}_fqdn_hostname provider.inetsim.test`,
+        `${service}_extended_smtp yes`,
+        `${service}_service_extension AUTH PLAIN LOGIN CRAM-MD5`,
+        `${service}_service_extension ATRN`,
+        `${service}_service_extension 8BITMIME`,
+      ]),
+      'smtp_service_extension STARTTLS',
       '',
     ].join('\n'),
     { mode: 0o644 },
@@ -129,6 +142,7 @@ export async function startInetSim(): Promise<InetSim> {
 
   return {
     port,
+    smtpsPort,
     serviceLog: () => readFile(join(logs, 'service.log'), 'utf8').catch(() => ''),
     async stop() {
       process.removeListener('exit', onExit);
