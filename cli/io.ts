@@ -9,6 +9,8 @@ export interface CliIo {
   readonly stderr: { write(text: string): unknown };
   /** Extra trusted CA (PEM) for provider certificates; tests use it. */
   readonly tlsCa?: string;
+  /** Host resolution for --dry-run; default the system resolver (tests resolve example names). */
+  readonly resolveHost?: (host: string) => Promise<void>;
   /** Opens the mail store for --mail-dir (ATRN), with the limits and relay of settings.mail. */
   readonly openMailDir?: (dir: string, settings: Settings) => Promise<MailReceiver>;
 }

@@ -41,7 +41,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   } catch (e) {
     if (e instanceof DequeueError && e.kind === 'config') {
       // Every error of the file at once, one line each, each naming the file and the field.
-      for (const error of e instanceof ConfigErrors ? e.errors : [e]) log(error.message);
+      for (const error of e instanceof ConfigErrors ? e.errors : [e]) log(printable(error.message));
       if (e instanceof ConfigErrors) log(`${e.errors.length} errors in ${e.where}; nothing was sent`);
       return 2;
     }
@@ -63,7 +63,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     result = await runCycle(
       { ...config, invalid: [] },
       { force: options.force, dryRun: options.dryRun, targets: options.targets, deadline },
-      { credentials: secrets, counter, receiver, transcript, tlsCa: io.tlsCa, onResult: print },
+      { credentials: secrets, counter, receiver, transcript, tlsCa: io.tlsCa, resolveHost: io.resolveHost, onResult: print },
     );
   } catch (e) {
     // Only the counter can fail here (an unreadable --state file): nothing was sent.

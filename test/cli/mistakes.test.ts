@@ -114,6 +114,13 @@ describe('configuration errors', () => {
     expect(provider.connections.length).toBe(before);
   });
 
+  it('a field name with control characters is shown escaped', async () => {
+    const config = await file('config.json', { targets: [target('a', { 'tls\x1b[2J': 'none' })] });
+    const r = await cli(['--config', config]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(`dequeue: ${config}: targets[0].tls\\e[2J: is not a known field\n`);
+  });
+
   it('a JSON syntax error gives line:column', async () => {
     const config = await file('config.json', '{\n  "targets": [\n    {"name": "a", "host": "h.test",}\n  ]\n}\n');
     const r = await cli(['--config', config]);
