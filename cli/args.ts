@@ -1,4 +1,4 @@
-/** The command line (SPEC "Command line"): flags, usage, and usage errors (exit status 2). */
+/** The command line (README "Signal your provider from a laptop"): flags, usage, and usage errors (exit status 2). */
 import { parseArgs } from 'node:util';
 
 /** The whole run's bound without --max-run-seconds: the ATRN reply wait (600 s) and 20 minutes of mail. */

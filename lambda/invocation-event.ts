@@ -1,5 +1,5 @@
 /**
- * The two events the function accepts (SPEC.md "Lambda"), validated strictly so that a typo such
+ * The two events the function accepts (docs/lambda.md "Events"), validated strictly so that a typo such
  * as `{"dryrun": true}` is refused instead of quietly running (and counting) a real cycle.
  *
  * - Scheduled: `{"source": "schedule", "scheduleArn", "scheduledTime", "executionId",

@@ -15,7 +15,7 @@
  * end of the invocation (Powertools flushes early only past 100 values of one metric).
  * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
  *
- * Nothing here ever sees a credential: results carry none (SPEC "Result of one target").
+ * Nothing here ever sees a credential: results carry none (docs/outcomes.md).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';

@@ -1,6 +1,6 @@
 /**
  * Shareable test events for the function in the Lambda console: dry run, ordinary cycle, force,
- * one target (SPEC "Lambda": `{"force"?: true, "targets"?: ["name"], "dryRun"?: true}`).
+ * one target (docs/lambda.md "Events": `{"force"?: true, "targets"?: ["name"], "dryRun"?: true}`).
  *
  * The console keeps shareable test events as one EventBridge schema per function, named
  * `_<function name>-schema`, in the schema registry `lambda-testevent-schemas`; each event is an

@@ -14,7 +14,7 @@ import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
-/** The scheduled event, exactly as the handler expects it (SPEC: "Lambda"). */
+/** The scheduled event, exactly as the handler expects it (docs/lambda.md "Events"). */
 export const SCHEDULED_EVENT = {
   source: 'schedule',
   scheduleArn: scheduler.ContextAttribute.scheduleArn,

@@ -25,7 +25,7 @@ export interface ReleaseSignallerProps {
   readonly schedule?: scheduler.ScheduleExpression;
   /**
    * How often EventBridge Scheduler retries an invocation it could not deliver (0 to 185).
-   * Failures of the function itself are not retried: the next cycle is the retry (SPEC).
+   * Failures of the function itself are not retried: the next cycle is the retry (docs/outcomes.md).
    *
    * @default 3
    */

@@ -15,7 +15,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { FAILING_TARGETS_METRIC, STALE_TARGETS_METRIC, TARGET_FAILURES_METRIC } from './signaller-alarms';
 
-/** Every outcome of a target (SPEC "Result of one target"), as the `Targets` metric's dimension. */
+/** Every outcome of a target (docs/outcomes.md), as the `Targets` metric's dimension. */
 export const TARGET_OUTCOMES = ['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error'] as const;
 const FAILURE_OUTCOMES = ['temporary-failure', 'permanent-failure', 'config-error'] as const;
 

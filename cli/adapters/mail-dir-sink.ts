@@ -52,7 +52,7 @@ const WRITEBACK_BYTES = 8 * 1024 * 1024;
 
 /**
  * The CLI's `--mail-dir`, checked before anything is sent: created if missing, and writable, or
- * a ConfigError naming it (exit status 2, SPEC "Command line").
+ * a ConfigError naming it (exit status 2, README "Signal your provider from a laptop").
  */
 export async function openMailDir(root: string, options: MailDirSinkOptions = {}): Promise<MailSink> {
   try {

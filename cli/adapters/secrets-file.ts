@@ -1,6 +1,6 @@
 /**
  * Credentials for the CLI: the `--secrets` file, a JSON object mapping each `secretId` to
- * `{"username": "...", "password": "..."}` (SPEC "Command line"). Read and checked once, whole:
+ * `{"username": "...", "password": "..."}` (docs/configuration.md "The --secrets file"). Read and checked once, whole:
  * a malformed entry is a configuration error naming the file and the id, never its value, and a
  * JSON syntax error names the line and column only (never the text around it).
  */

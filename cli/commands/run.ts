@@ -1,5 +1,5 @@
 /**
- * The local runner: the same core as the Lambda, with file adapters (SPEC "Command line").
+ * The local runner: the same core as the Lambda, with file adapters (README "Signal your provider from a laptop").
  * Everything is validated before anything is sent: the configuration file whole, the --target
  * names, every secret a due target needs, and a --mail-dir for ATRN targets.
  */

@@ -1,6 +1,6 @@
 /**
  * Credentials from AWS Secrets Manager: the secret named by a target's `auth.secretId` holds
- * `{"username": "...", "password": "..."}` (SPEC.md "Configuration document").
+ * `{"username": "...", "password": "..."}` (docs/configuration.md, `auth.secretId`).
  *
  * - Cached per secret id for a bounded time (default 5 minutes) in this warm instance: a cycle
  *   with many targets sharing one secret makes one call, and a rotated secret is picked up within

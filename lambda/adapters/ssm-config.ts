@@ -1,5 +1,5 @@
 /**
- * The configuration from SSM Parameter Store (SPEC.md "Configuration document"):
+ * The configuration from SSM Parameter Store (docs/configuration.md "In SSM Parameter Store"):
  * `<prefix>/settings` holds the settings object, `<prefix>/targets/<name>` one target each.
  *
  * - Targets are listed with GetParametersByPath, Recursive and WithDecryption, so String and

@@ -1,5 +1,5 @@
 /**
- * The configuration document (SPEC.md "Configuration document"), parsed once at the edge.
+ * The configuration document (docs/configuration.md), parsed once at the edge.
  *
  * Validation is strict: unknown keys are errors, so a typo such as `everyNthCyle` is reported
  * instead of silently ignored. Every error names where the document came from (a file, an SSM

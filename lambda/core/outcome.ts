@@ -4,7 +4,7 @@
  * ETRN (RFC 1985 section 5): 250 queuing started, 251 no messages waiting, 252 pending messages
  * started, 253 N pending messages started, 458 unable to queue, 459 node not allowed.
  * Real servers also answer 450 (Postfix deferred restriction), 502, 554 and Exim's
- * `458 Already processing`: PEERS.md.
+ * `458 Already processing`: docs/real-servers.md.
  * ATRN (RFC 2645 section 4): 250 OK now reversing, 450 refused, 451 cannot now, 453 you have no
  * mail, 501 syntax, 502 not available, 530 authentication required.
  * QSND (Post.Office) is answered like ETRN.

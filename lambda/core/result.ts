@@ -1,4 +1,4 @@
-/** The result of one target (SPEC.md "Result of one target"). */
+/** The result of one target (docs/outcomes.md). */
 export type Outcome = 'signalled' | 'no-mail' | 'skipped' | 'temporary-failure' | 'permanent-failure' | 'config-error';
 
 export interface ReplyRecord {
@@ -37,12 +37,12 @@ const SEVERITY: Record<Outcome, number> = {
   'config-error': 5,
 };
 
-/** SPEC: a failure if any failed, else `signalled` if any was accepted, else `no-mail`. */
+/** docs/outcomes.md: a failure if any failed, else `signalled` if any was accepted, else `no-mail`. */
 export function worstOutcome(outcomes: readonly Outcome[]): Outcome {
   return outcomes.reduce<Outcome>((worst, o) => (SEVERITY[o] > SEVERITY[worst] ? o : worst), 'no-mail');
 }
 
-/** Exit status of the CLI (SPEC "Command line"): 0 when every target ended well, 1 otherwise. */
+/** Exit status of the CLI (README): 0 when every target ended well, 1 otherwise. */
 export function isFailure(outcome: Outcome): boolean {
   return outcome === 'temporary-failure' || outcome === 'permanent-failure' || outcome === 'config-error';
 }

@@ -1,6 +1,6 @@
 /**
  * The relay sink against a real SMTP server standing in for the customer's own MX (smtp-server,
- * the customer side after the turn, as PEERS.md suggests): the provider delivers to us, we
+ * the customer side after the turn, as docs/real-servers.md notes): the provider delivers to us, we
  * forward each message, and the provider hears 250 only after the relay's.
  */
 import { SMTPServer, type SMTPServerDataStream } from 'smtp-server';

@@ -12,7 +12,7 @@ const parseErr = (input: unknown) => {
 };
 
 describe('configuration document', () => {
-  it('applies the SPEC defaults', () => {
+  it('applies the documented defaults', () => {
     const { settings, targets } = parseConfigDocument(doc([
       { name: 'etrn', host: 'relay.isp.example', command: 'ETRN example.com' },
       { name: 'odmr', host: 'odmr.isp.example', command: 'ATRN example.com', auth: { secretId: 'isp' } },

@@ -1,4 +1,4 @@
-/** RFC 2645 section 4 ATRN replies as SPEC outcomes (lambda/core/outcome.ts holds the table). */
+/** RFC 2645 section 4 ATRN replies as documented outcomes (docs/outcomes.md) (lambda/core/outcome.ts holds the table). */
 import { expect, it } from 'vitest';
 import { outcomeOfReply } from '../../lambda/core/outcome';
 

@@ -2,7 +2,7 @@
  * moto_server as a test peer: real AWS APIs (SSM, Secrets Manager, DynamoDB, S3, ...) on loopback.
  *
  * moto_server is installed with pip on this kind of machine and cannot be installed from the npm
- * registry (PEERS.md "AWS without AWS"), so its absence must be loud where it matters:
+ * registry, so its absence must be loud where it matters:
  * - in CI (`CI` set), a suite that needs it FAILS with a plain message;
  * - on a developer's machine, the suite is skipped and stderr says why.
  *

@@ -9,7 +9,7 @@
  *   <dir>/data/        data_directory (made by the same, owned by the postfix user)
  *   <dir>/postfix.log  maillog_file, written by postlogd
  *
- * The configuration is PEERS.md's verified recipe: mail for the relay domains is routed to the
+ * The configuration is the verified recipe of docs/real-servers.md: mail for the relay domains is routed to the
  * `etrn-only` transport, which `defer_transports` holds until someone asks with ETRN (or
  * `postqueue -s`); the domains are `fast_flush_domains`, so ETRN for them answers 250 and flushes,
  * while ETRN for any other domain answers 459. Released mail goes to 127.0.0.1:<customerMxPort>,

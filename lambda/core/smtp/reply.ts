@@ -11,7 +11,7 @@
  */
 import { ProtocolError } from '../errors';
 
-/** SPEC: a reply line is at most 8 KiB. RFC 5321 4.5.3.1.5 sets 512; real servers exceed it. */
+/** A reply line is at most 8 KiB (README "Bounds"). RFC 5321 4.5.3.1.5 sets 512; real servers exceed it. */
 export const MAX_REPLY_LINE_BYTES = 8192;
 /** EHLO replies are the longest in practice, a few dozen lines at most. */
 export const MAX_REPLY_LINES = 128;
