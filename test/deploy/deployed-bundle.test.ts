@@ -293,7 +293,24 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       .filter((p) => p.kind === 'identity')
       .flatMap((p) => p.statements.map((s, i) => `${p.name}/${s.Sid ?? `#${i}`}`))
       .filter((ref) => !used.has(ref));
-    console.info(`AWS calls of the deployed bundle (${decisions.length} authorisations):\n${lines.join('\n')}\nrole statements no call needed: ${unused.join(', ') || 'none'}${notEvaluated.length ? `\nnot evaluated: ${notEvaluated.join('; ')}` : ''}`);
+    // The same, one line per operation, action and verdict: what goes in a note.
+    const summary = new Map<string, number>();
+    for (const { call, auth, decision } of decisions) {
+      const key = `| ${call.operation} | ${auth.action} | ${describe(decision).replace(/ \(.*\)$/, '')} |`;
+      summary.set(key, (summary.get(key) ?? 0) + 1);
+    }
+    console.info(
+      [
+        `AWS calls of the deployed bundle (${decisions.length} authorisations):`,
+        ...lines,
+        `role statements no call needed: ${unused.join(', ') || 'none'}`,
+        ...(notEvaluated.length ? [`not evaluated: ${notEvaluated.join('; ')}`] : []),
+        '',
+        '| call | authorised as | verdict | times |',
+        '| --- | --- | --- | --- |',
+        ...[...summary].map(([key, n]) => `${key} ${n} |`),
+      ].join('\n'),
+    );
 
     // The proxy saw the run: configuration, credentials, the counter and the mail all went through it.
     const services = new Set(decisions.map((d) => d.auth.action.split(':')[0]));
