@@ -35,7 +35,7 @@ export interface DeploymentOptions {
   readonly memoryMiB: number;
   /** Days the function's logs are kept. Context `logRetentionDays`. */
   readonly logRetentionDays: RetentionDays;
-  /** Days after which stored mail is deleted; none = kept. Context `mailExpirationDays`. */
+  /** Days after which delivered mail's old versions are deleted; none = kept. Context `mailExpirationDays`. */
   readonly mailExpirationDays?: number;
   /** Days after which stored mail moves to S3 Standard-IA. Context `mailInfrequentAccessAfterDays`. */
   readonly mailInfrequentAccessAfterDays?: number;
@@ -123,16 +123,6 @@ export function deploymentOptionsFrom(
 
   const mailExpirationDays = read.optionalInteger('mailExpirationDays', 1, 36_500);
   const mailInfrequentAccessAfterDays = read.optionalInteger('mailInfrequentAccessAfterDays', 30, 36_500, 'S3 moves objects to Standard-IA after 30 days at the earliest');
-  if (
-    mailExpirationDays !== undefined &&
-    mailInfrequentAccessAfterDays !== undefined &&
-    mailExpirationDays <= mailInfrequentAccessAfterDays
-  ) {
-    throw new DeploymentOptionsError(
-      'mailExpirationDays',
-      `Context "mailExpirationDays" (${mailExpirationDays}) must be greater than "mailInfrequentAccessAfterDays" (${mailInfrequentAccessAfterDays}): mail cannot move to Standard-IA after it has been deleted.`,
-    );
-  }
 
   const schedule = scheduleExpression(read.string('schedule'));
   const staleAfterHours = read.integer('staleAfterHours', 1, 8760, 'up to 365 days');

@@ -61,6 +61,10 @@ export class DequeueStack extends Stack {
     new CfnOutput(this, 'LogGroupName', { description: 'Where each target result is logged', value: s.logGroup.logGroupName });
     new CfnOutput(this, 'CounterTableName', { description: 'DynamoDB table of the cycle counter', value: s.counterTable.tableName });
     new CfnOutput(this, 'MailBucketName', { description: `Mail received after ATRN, under ${o.mailPrefix}`, value: s.mailBucket.bucketName });
+    new CfnOutput(this, 'MailReaderPolicyArn', {
+      description: `Attach to the machine that runs dequeue deliver --bucket: list, read and delete under ${o.mailPrefix}, write under ${o.mailPrefix}failed/`,
+      value: s.mailReaderPolicy.managedPolicyArn,
+    });
     new CfnOutput(this, 'AlarmTopicArn', { description: 'SNS topic of the alarms', value: s.alarms.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard of the cycles, targets and alarms', value: s.dashboard.dashboard.dashboardName });
     new CfnOutput(this, 'DashboardUrl', {

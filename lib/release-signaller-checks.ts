@@ -41,9 +41,6 @@ export function checkReleaseSignallerProps(path: string, props: ReleaseSignaller
   if (expiration !== undefined && expiration < 1) {
     fail('`mailExpiration` must be at least 1 day.');
   }
-  if (expiration !== undefined && infrequentAccess !== undefined && expiration <= infrequentAccess) {
-    fail('`mailExpiration` must be longer than `mailInfrequentAccessAfter`: mail cannot move to Standard-IA after it was deleted.');
-  }
 
   const seconds = props.timeout?.toSeconds();
   if (seconds !== undefined && (seconds < 1 || seconds > 900)) {

@@ -70,9 +70,11 @@ export interface ReleaseSignallerProps {
    */
   readonly mailPrefix?: string;
   /**
-   * Stored mail (and its old versions) is deleted this long after it was stored.
+   * Old versions of stored mail are deleted this long after they stopped being current: mail that
+   * `dequeue deliver` handed on (and deleted, the versioned bucket keeping the old version) and
+   * withdrawn envelopes. Mail not yet delivered is never expired.
    *
-   * @default - kept until deleted by hand
+   * @default - old versions kept until deleted by hand
    */
   readonly mailExpiration?: Duration;
   /**

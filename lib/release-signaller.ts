@@ -18,6 +18,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { lambdaBundle, mailStoreBuildCommand } from './bundling';
 import { ConsoleTestEvents } from './console-test-events';
+import { MailReaderPolicy } from './mail-reader-policy';
 import { ReleaseSchedule } from './release-schedule';
 import { checkReleaseSignallerProps } from './release-signaller-checks';
 import type { ReleaseSignallerProps } from './release-signaller-props';
@@ -44,6 +45,8 @@ export class ReleaseSignaller extends Construct {
   readonly alarms: SignallerAlarms;
   /** The console's shareable test events, unless `consoleTestEvents: false`. */
   readonly testEvents?: ConsoleTestEvents;
+  /** For `dequeue deliver --bucket`: attach it to the machine that empties the store. */
+  readonly mailReaderPolicy: iam.ManagedPolicy;
   /** The dashboard and the saved Logs Insights queries. */
   readonly dashboard: SignallerDashboard;
   /** Present with `staticEgress`: the VPC, NAT gateway and Elastic IP. */
@@ -73,6 +76,8 @@ export class ReleaseSignaller extends Construct {
     });
 
     this.mailBucket = this.createMailBucket(mailPrefix, props);
+
+    this.mailReaderPolicy = new MailReaderPolicy(this, 'MailReader', { bucket: this.mailBucket, mailPrefix }).policy;
 
     this.logGroup = new logs.LogGroup(this, 'Log', {
       retention: logRetention,
@@ -208,8 +213,12 @@ export class ReleaseSignaller extends Construct {
       lifecycleRules.push({
         id: 'stored-mail',
         prefix: mailPrefix,
-        expiration: props.mailExpiration,
+        // Only versions that are no longer current: delivered mail (deleted by `dequeue deliver`,
+        // the delete marker on top) and withdrawn envelopes. Mail not yet delivered is current
+        // and never expires: nothing is dropped before someone has taken it.
         noncurrentVersionExpiration: props.mailExpiration,
+        // Once those versions are gone the delete marker is alone; S3 then removes it too.
+        expiredObjectDeleteMarker: props.mailExpiration ? true : undefined,
         transitions: props.mailInfrequentAccessAfter
           ? [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: props.mailInfrequentAccessAfter }]
           : undefined,
@@ -228,7 +237,7 @@ export class ReleaseSignaller extends Construct {
     });
     Validations.of(bucket).acknowledge({
       id: 'AwsSolutions-S1',
-      reason: 'Only the function writes here (PutObject under the mail prefix) and nothing reads it over the network; a second bucket of access logs would hold no more than CloudTrail data events can when needed.',
+      reason: 'Only the function writes here (PutObject under the mail prefix) and only `dequeue deliver` with the MailReaderPolicy reads it; a second bucket of access logs would hold no more than CloudTrail data events can when needed.',
     });
     return bucket;
   }

@@ -102,16 +102,28 @@ describe('deployment options from context', () => {
     });
   });
 
-  it('expire and transition stored mail under its prefix only', () => {
+  it('expire only old versions of delivered mail, and move stored mail to Standard-IA, under its prefix only', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
     expect(bucket.resource.Properties.LifecycleConfiguration.Rules).toContainEqual({
       Id: 'stored-mail',
       Prefix: 'atrn/',
       Status: 'Enabled',
-      ExpirationInDays: 400,
       NoncurrentVersionExpiration: { NoncurrentDays: 400 },
+      ExpiredObjectDeleteMarker: true,
       Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
     });
+    // Undelivered mail is current: no rule ever expires a current version.
+    for (const rule of bucket.resource.Properties.LifecycleConfiguration.Rules) {
+      expect(rule.ExpirationInDays, rule.Id).toBeUndefined();
+      expect(rule.ExpirationDate, rule.Id).toBeUndefined();
+    }
+  });
+
+  it('give the mail reader policy the moved prefix', () => {
+    const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy');
+    const statements = policy.resource.Properties.PolicyDocument.Statement;
+    expect(statements.find((st: any) => st.Sid === 'ListMail').Condition).toEqual({ StringLike: { 's3:prefix': ['atrn/*'] } });
+    expect(cfnText(statements.find((st: any) => st.Sid === 'SetAsideRefusedMail').Resource)).toMatch(/\/atrn\/failed\/\*$/);
   });
 
   it('subscribe the alarm address, and hand the failing and stale thresholds to the function and the alarms', () => {

@@ -50,11 +50,6 @@ describe('conflicting or impossible props', () => {
     ['a wildcard in the secret prefix', () => ({ secretPrefix: '*' }), '`secretPrefix` must be a Secrets Manager name prefix'],
     ['a mail prefix without a slash', () => ({ mailPrefix: 'mail' }), '`mailPrefix` must be an S3 key prefix such as mail/'],
     ['Standard-IA before 30 days', () => ({ mailInfrequentAccessAfter: Duration.days(7) }), '`mailInfrequentAccessAfter` must be at least 30 days'],
-    [
-      'expiry before the Standard-IA move',
-      () => ({ mailInfrequentAccessAfter: Duration.days(60), mailExpiration: Duration.days(45) }),
-      '`mailExpiration` must be longer than `mailInfrequentAccessAfter`',
-    ],
     ['a timeout beyond 15 minutes', () => ({ timeout: Duration.minutes(16) }), '`timeout` must be from 1 second to 15 minutes (the Lambda maximum), got 16 minutes.'],
     ['too little memory', () => ({ memorySize: 64 }), '`memorySize` must be a whole number from 128 to 10240, got 64.'],
     ['a negative retry count', () => ({ scheduleRetryAttempts: -1 }), '`scheduleRetryAttempts` must be a whole number from 0 to 185, got -1.'],

@@ -173,6 +173,34 @@ describe('least privilege', () => {
   });
 });
 
+describe('the mail reader policy (for dequeue deliver --bucket)', () => {
+  it('lists, reads and deletes under mail/ and writes only under mail/failed/', () => {
+    const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy');
+    const statements = policy.resource.Properties.PolicyDocument.Statement.map((st: any) => ({ ...st, Resource: cfnText(st.Resource) }));
+    expect(statements).toEqual([
+      {
+        Sid: 'ListMail',
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+        Resource: `\${${bucket.id}.Arn}`,
+        Condition: { StringLike: { 's3:prefix': ['mail/*'] } },
+      },
+      { Sid: 'TakeMail', Effect: 'Allow', Action: ['s3:DeleteObject', 's3:GetObject'], Resource: `\${${bucket.id}.Arn}/mail/*` },
+      { Sid: 'SetAsideRefusedMail', Effect: 'Allow', Action: 's3:PutObject', Resource: `\${${bucket.id}.Arn}/mail/failed/*` },
+    ]);
+    // The operator attaches it; the stack attaches it to nothing.
+    expect(policy.resource.Properties.Roles).toBeUndefined();
+    expect(policy.resource.Properties.Users).toBeUndefined();
+    template.hasOutput('MailReaderPolicyArn', { Value: { Ref: policy.id } });
+  });
+
+  it('leaves the function itself unable to read or list stored mail', () => {
+    const actions = [...functionStatements(template).values()].flatMap((st) => [st.Action].flat());
+    expect(actions.filter((a: string) => /^s3:(Get|List)/.test(a))).toEqual([]);
+  });
+});
+
 describe('the schedule', () => {
   it('runs every 15 minutes in UTC and sends the Scheduler context attributes', () => {
     const input = new Capture();
@@ -248,7 +276,7 @@ describe('state and mail', () => {
     });
   });
 
-  it('keeps mail until deleted by hand, but aborts abandoned multipart uploads', () => {
+  it('keeps mail and its old versions until deleted by hand, but aborts abandoned multipart uploads', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
     expect(bucket.resource.Properties.LifecycleConfiguration.Rules).toEqual([
       { Id: 'abort-incomplete-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
