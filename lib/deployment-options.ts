@@ -73,7 +73,7 @@ export const CONTEXT_DEFAULTS = {
   staticEgress: false,
   egressAllocationId: undefined,
   alarmEmail: undefined,
-  timeoutSeconds: 300,
+  timeoutSeconds: 900,
   memoryMiB: 256,
   logRetentionDays: 30,
   mailExpirationDays: undefined,

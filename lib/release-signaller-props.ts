@@ -85,9 +85,12 @@ export interface ReleaseSignallerProps {
   readonly mailInfrequentAccessAfter?: Duration;
 
   /**
-   * Function timeout: the deadline of one cycle (at most 15 minutes).
+   * Function timeout: the deadline of one cycle (at most 15 minutes). Lambda's maximum by
+   * default, because an ATRN provider may take up to 10 minutes to answer ATRN (the default
+   * reply wait of an ATRN target) and then delivers the mail in the same session. Lower it only
+   * when no target uses ATRN.
    *
-   * @default Duration.minutes(5)
+   * @default Duration.minutes(15)
    */
   readonly timeout?: Duration;
   /**

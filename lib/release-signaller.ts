@@ -62,7 +62,7 @@ export class ReleaseSignaller extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const failingAfterCycles = props.failingAfterCycles ?? 3;
     const staleAfter = props.staleAfter ?? Duration.hours(24);
-    const timeout = props.timeout ?? Duration.minutes(5);
+    const timeout = props.timeout ?? Duration.minutes(15);
     const alarmPeriod = props.alarmPeriod ?? Duration.minutes(15);
 
     this.counterTable = new dynamodb.Table(this, 'CycleCounter', {

@@ -49,7 +49,7 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'ReadConfiguration',
-      actions: ['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:GetParameters'],
+      actions: ['ssm:GetParametersByPath', 'ssm:GetParameter'],
       resources: [
         stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: parameterPath.slice(1) }),
         stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${parameterPath.slice(1)}/*` }),
@@ -83,13 +83,13 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
     role.addToPolicy(decryptVia(access.secretsKey, 'secretsmanager', 'DecryptCredentials'));
   }
 
-  // GetItem reads the counter; TransactWriteItems (conditional Put + conditional Update) is
-  // authorised per item as PutItem, UpdateItem and ConditionCheckItem; per-target claims are
-  // conditional PutItems.
+  // GetItem reads the counter; TransactWriteItems (a conditional Put and a conditional Update,
+  // no ConditionCheck item) is authorised per item as PutItem and UpdateItem; per-target claims
+  // are conditional PutItems.
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'CountCycles',
-      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       resources: [access.counterTable.tableArn],
     }),
   );

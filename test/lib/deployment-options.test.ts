@@ -28,7 +28,7 @@ describe('deployment options from CDK context', () => {
       staticEgress: false,
       egressAllocationId: undefined,
       alarmEmail: undefined,
-      timeoutSeconds: 300,
+      timeoutSeconds: 900,
       memoryMiB: 256,
       logRetentionDays: RetentionDays.ONE_MONTH,
       mailExpirationDays: undefined,
@@ -42,10 +42,10 @@ describe('deployment options from CDK context', () => {
   });
 
   it('takes -c strings and cdk.json values alike', () => {
-    const asStrings = from({ staticEgress: 'true', timeoutSeconds: '900', memoryMiB: '512', mailExpirationDays: '365' });
-    const typed = from({ staticEgress: true, timeoutSeconds: 900, memoryMiB: 512, mailExpirationDays: 365 });
+    const asStrings = from({ staticEgress: 'true', timeoutSeconds: '600', memoryMiB: '512', mailExpirationDays: '365' });
+    const typed = from({ staticEgress: true, timeoutSeconds: 600, memoryMiB: 512, mailExpirationDays: 365 });
     expect(asStrings).toEqual(typed);
-    expect(typed).toMatchObject({ staticEgress: true, timeoutSeconds: 900, memoryMiB: 512, mailExpirationDays: 365 });
+    expect(typed).toMatchObject({ staticEgress: true, timeoutSeconds: 600, memoryMiB: 512, mailExpirationDays: 365 });
   });
 
   it('accepts every documented option', () => {
