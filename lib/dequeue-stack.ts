@@ -65,6 +65,10 @@ export class DequeueStack extends Stack {
       description: `Attach to the machine that runs dequeue deliver --bucket: list, read and delete under ${o.mailPrefix}, write under ${o.mailPrefix}failed/`,
       value: s.mailReaderPolicy.managedPolicyArn,
     });
+    new CfnOutput(this, 'StatusReaderPolicyArn', {
+      description: 'Attach to whoever runs dequeue status --table: Scan and GetItem on the counter table, no writes',
+      value: s.statusReaderPolicy.managedPolicyArn,
+    });
     new CfnOutput(this, 'AlarmTopicArn', { description: 'SNS topic of the alarms', value: s.alarms.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard of the cycles, targets and alarms', value: s.dashboard.dashboard.dashboardName });
     new CfnOutput(this, 'DashboardUrl', {

@@ -24,6 +24,7 @@ import { checkReleaseSignallerProps } from './release-signaller-checks';
 import type { ReleaseSignallerProps } from './release-signaller-props';
 import { FAILING_AFTER_CYCLES_ENV, SignallerAlarms, STALE_AFTER_HOURS_ENV } from './signaller-alarms';
 import { SignallerDashboard } from './signaller-dashboard';
+import { StatusReaderPolicy } from './status-reader-policy';
 import { grantSignallerAccess } from './signaller-permissions';
 import { StaticEgress } from './static-egress';
 import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
@@ -47,6 +48,8 @@ export class ReleaseSignaller extends Construct {
   readonly testEvents?: ConsoleTestEvents;
   /** For `dequeue deliver --bucket`: attach it to the machine that empties the store. */
   readonly mailReaderPolicy: iam.ManagedPolicy;
+  /** For `dequeue status --table`: attach it to whoever looks at the targets' status. */
+  readonly statusReaderPolicy: iam.ManagedPolicy;
   /** The dashboard and the saved Logs Insights queries. */
   readonly dashboard: SignallerDashboard;
   /** Present with `staticEgress`: the VPC, NAT gateway and Elastic IP. */
@@ -74,6 +77,8 @@ export class ReleaseSignaller extends Construct {
       // Losing the counter would restart every-Nth-cycle counting: keep it.
       removalPolicy: RemovalPolicy.RETAIN,
     });
+
+    this.statusReaderPolicy = new StatusReaderPolicy(this, 'StatusReader', { table: this.counterTable }).policy;
 
     this.mailBucket = this.createMailBucket(mailPrefix, props);
 

@@ -85,7 +85,9 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
 
   // GetItem reads the counter; TransactWriteItems (a conditional Put and a conditional Update,
   // no ConditionCheck item) is authorised per item as PutItem and UpdateItem; per-target claims
-  // are conditional PutItems.
+  // are conditional PutItems. Each target's status (`status#<target>`, beside the counter) is one
+  // UpdateItem per cycle, and GetItem reads one back; no Query or Scan: the function never reads
+  // the whole table (`dequeue status --table` does, with the StatusReaderPolicy).
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'CountCycles',

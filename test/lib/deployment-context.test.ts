@@ -120,7 +120,9 @@ describe('deployment options from context', () => {
   });
 
   it('give the mail reader policy the moved prefix', () => {
-    const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy');
+    const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy', {
+      Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'ListMail' })]) } },
+    });
     const statements = policy.resource.Properties.PolicyDocument.Statement;
     expect(statements.find((st: any) => st.Sid === 'ListMail').Condition).toEqual({ StringLike: { 's3:prefix': ['atrn/*'] } });
     expect(cfnText(statements.find((st: any) => st.Sid === 'SetAsideRefusedMail').Resource)).toMatch(/\/atrn\/failed\/\*$/);

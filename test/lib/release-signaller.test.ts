@@ -138,6 +138,24 @@ describe('least privilege', () => {
     expect(s.Resource).toEqual({ 'Fn::GetAtt': [table.id, 'Arn'] });
   });
 
+  it('keeps each target status beside the counter with what it already has: no Query, no Scan, no batch calls', () => {
+    // status#<target>: one UpdateItem per target per cycle, GetItem to read one back.
+    const actions = [...functionStatements(template).values()].flatMap((st) => [st.Action].flat());
+    expect(actions.filter((a: string) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+  });
+
+  it('gives dequeue status --table a policy of its own that reads the table and writes nothing', () => {
+    const table = onlyResource(template, 'AWS::DynamoDB::Table');
+    const policies = template.findResources('AWS::IAM::ManagedPolicy', {
+      Properties: { PolicyDocument: { Statement: [Match.objectLike({ Sid: 'ReadTargetStatus' })] } },
+    });
+    const [id, policy] = Object.entries<any>(policies)[0]!;
+    expect(policy.Properties.PolicyDocument.Statement).toEqual([
+      { Sid: 'ReadTargetStatus', Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Scan'], Resource: { 'Fn::GetAtt': [table.id, 'Arn'] } },
+    ]);
+    template.hasOutput('StatusReaderPolicyArn', { Value: { Ref: id } });
+  });
+
   it('may only put (and withdraw) objects under mail/ in the mail bucket, never destroy a version', () => {
     const s = functionStatements(template).get('StoreMail');
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
@@ -178,7 +196,9 @@ describe('least privilege', () => {
 describe('the mail reader policy (for dequeue deliver --bucket)', () => {
   it('lists, reads and deletes under mail/ and writes only under mail/failed/', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
-    const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy');
+    const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy', {
+      Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'ListMail' })]) } },
+    });
     const statements = policy.resource.Properties.PolicyDocument.Statement.map((st: any) => ({ ...st, Resource: cfnText(st.Resource) }));
     expect(statements).toEqual([
       {
