@@ -27,6 +27,7 @@ beforeAll(() => {
     failingAfterCycles: '5',
     staleAfterHours: '48',
     alarmEmail: 'ops@example.com',
+    consoleTestEvents: 'false',
     ssmKmsKeyArn: SSM_KEY,
     secretsKmsKeyArn: SECRETS_KEY,
   });
@@ -51,6 +52,12 @@ describe('deployment options from context', () => {
       ScheduleExpression: 'cron(0 6 ? * MON-FRI *)',
       ScheduleExpressionTimezone: 'Europe/Berlin',
     });
+  });
+
+  it('leave out the console test events and their registry creator', () => {
+    template.resourceCountIs('AWS::EventSchemas::Schema', 0);
+    template.resourceCountIs('Custom::LambdaTestEventRegistry', 0);
+    template.resourceCountIs('AWS::Lambda::Function', 1);
   });
 
   it('set the timeout, memory and log retention', () => {

@@ -5,11 +5,14 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
+import { MailReaderPolicy } from '../../lib/mail-reader-policy';
 import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
 import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
-import { FIXTURE_ENTRY, cdkJsonContext, onlyResource, SIGNALLER } from './synth-dequeue';
+import { FIXTURE_ENTRY, cdkJsonContext, cfnText, onlyResource, SIGNALLER } from './synth-dequeue';
 
 function construct(props: (stack: Stack) => ReleaseSignallerProps): { stack: Stack; signaller: ReleaseSignaller } {
   const app = new App({ context: cdkJsonContext() });
@@ -66,14 +69,6 @@ describe('conflicting or impossible props', () => {
 });
 
 describe('in another app', () => {
-  it('leaves out the console test events (and their registry creator) when asked', () => {
-    const { stack } = construct(() => ({ consoleTestEvents: false }));
-    const template = Template.fromStack(stack);
-    template.resourceCountIs('AWS::EventSchemas::Schema', 0);
-    template.resourceCountIs('Custom::LambdaTestEventRegistry', 0);
-    template.resourceCountIs('AWS::Lambda::Function', 1);
-  });
-
   it('runs in the VPC it is given and notifies the topic it is given', () => {
     const { stack } = construct((s) => ({
       vpc: new ec2.Vpc(s, 'Network', { natGateways: 1, maxAzs: 2 }),
@@ -96,5 +91,29 @@ describe('in another app', () => {
         ],
       },
     });
+  });
+});
+
+function policyStatements(encryption: 'kms' | 's3'): any[] {
+  const stack = new Stack(new App(), 'Host');
+  const bucket =
+    encryption === 'kms'
+      ? new s3.Bucket(stack, 'Mail', { encryptionKey: new kms.Key(stack, 'MailKey') })
+      : new s3.Bucket(stack, 'Mail', { encryption: s3.BucketEncryption.S3_MANAGED });
+  new MailReaderPolicy(stack, 'Reader', { bucket, mailPrefix: 'atrn/' });
+  return onlyResource(Template.fromStack(stack), 'AWS::IAM::ManagedPolicy').resource.Properties.PolicyDocument.Statement;
+}
+
+describe('the mail reader policy on a bucket with a KMS key of its own (another app\'s bucket)', () => {
+  it('may decrypt and encrypt with the bucket key, only through S3', () => {
+    const statement = policyStatements('kms').find((st) => st.Sid === 'UseMailKey');
+    expect(statement.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+    expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MailKey/), 'Arn'] });
+    expect(cfnText(statement.Condition.StringEquals['kms:ViaService'])).toBe('s3.${AWS::Region}.amazonaws.com');
+  });
+
+  it('needs no KMS permission with S3-managed encryption', () => {
+    const actions = policyStatements('s3').flatMap((st) => [st.Action].flat());
+    expect(actions.filter((a: string) => a.startsWith('kms:'))).toEqual([]);
   });
 });
