@@ -42,7 +42,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     if (e instanceof DequeueError && e.kind === 'config') {
       // Every error of the file at once, one line each, each naming the file and the field.
       for (const error of e instanceof ConfigErrors ? e.errors : [e]) log(printable(error.message));
-      if (e instanceof ConfigErrors) log(`${e.errors.length} errors in ${e.where}; nothing was sent`);
+      if (e instanceof ConfigErrors) log(`${e.errors.length} errors${e.errors.every((x) => x.where === e.where) ? ` in ${e.where}` : ''}; nothing was sent`);
       return 2;
     }
     throw e;
@@ -98,13 +98,16 @@ async function prepare(options: CliOptions, io: CliIo) {
   const selected = config.targets.map((t, i) => [t, i] as const).filter(([t]) => t.enabled && (!wanted || wanted.has(t.name)));
 
   const secrets = options.secrets ? await SecretsFile.load(options.secrets, (line) => io.stderr.write(`dequeue: ${line}\n`)) : SecretsFile.empty();
+  // Every missing secret at once, not one per run.
+  const missing: ConfigError[] = [];
   for (const [t, i] of selected) {
     if (!t.auth) continue;
-    if (!options.secrets) throw new ConfigError(options.config, `targets[${i}].auth.secretId`, `"${t.auth.secretId}" needs --secrets FILE`);
-    if (!secrets.has(t.auth.secretId)) {
-      throw new ConfigError(options.secrets, '', `no secret "${t.auth.secretId}" (needed by targets[${i}].auth.secretId in ${options.config})`);
+    if (!options.secrets) missing.push(new ConfigError(options.config, `targets[${i}].auth.secretId`, `"${t.auth.secretId}" needs --secrets FILE`));
+    else if (!secrets.has(t.auth.secretId)) {
+      missing.push(new ConfigError(options.secrets, '', `no secret "${t.auth.secretId}" (needed by targets[${i}].auth.secretId in ${options.config})`));
     }
   }
+  if (missing.length) throw missing.length === 1 ? missing[0]! : new ConfigErrors(missing);
 
   const atrn = selected.find(([t]) => isAtrn(t));
   let receiver: MailReceiver | undefined;

@@ -121,6 +121,18 @@ describe('configuration errors', () => {
     expect(r.stderr).toBe(`dequeue: ${config}: targets[0].tls\\e[2J: is not a known field\n`);
   });
 
+  it('every secret missing from --secrets at once', async () => {
+    const config = await file('config.json', { targets: [target('a', { auth: { secretId: 'one' } }), target('b', { auth: { secretId: 'two' } })] });
+    const secrets = await file('secrets.json', {});
+    const r = await cli(['--config', config, '--secrets', secrets]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([
+      `dequeue: ${secrets}: no secret "one" (needed by targets[0].auth.secretId in ${config})`,
+      `dequeue: ${secrets}: no secret "two" (needed by targets[1].auth.secretId in ${config})`,
+      `dequeue: 2 errors in ${secrets}; nothing was sent`,
+    ]);
+  });
+
   it('a JSON syntax error gives line:column', async () => {
     const config = await file('config.json', '{\n  "targets": [\n    {"name": "a", "host": "h.test",}\n  ]\n}\n');
     const r = await cli(['--config', config]);
