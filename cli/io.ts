@@ -1,7 +1,9 @@
 /** What every CLI command writes to and may be given by a test: the streams and the local stores. */
-import type { Settings } from '../lambda/core/config';
+import type { ConfigDocument } from '../lambda/core/config';
 import type { MailReceiver } from '../lambda/core/ports';
-import { openMailDir } from './adapters/mail-dir-sink';
+import type { MailStore } from './delivery/mail-store';
+import { createMailDirSink, openMailDir } from './adapters/mail-dir-sink';
+import { checkMailDir } from './adapters/mail-dir-store';
 import { mailReceiverFor } from '../lambda/mail-receiver';
 
 export interface CliIo {
@@ -11,13 +13,21 @@ export interface CliIo {
   readonly tlsCa?: string;
   /** Host resolution for --dry-run; default the system resolver (tests resolve example names). */
   readonly resolveHost?: (host: string) => Promise<void>;
-  /** Opens the mail store for --mail-dir (ATRN), with the limits and relay of settings.mail. */
-  readonly openMailDir?: (dir: string, settings: Settings) => Promise<MailReceiver>;
+  /**
+   * Opens the mail store for --mail-dir (ATRN), with each target's mail settings. With `dryRun`
+   * it only checks that the directory could be used (writable, or creatable) and changes nothing.
+   */
+  readonly openMailDir?: (dir: string, config: ConfigDocument, dryRun: boolean) => Promise<MailReceiver>;
+  /** `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server). */
+  readonly openMailStore?: (from: { readonly mailDir?: string; readonly bucket?: string; readonly prefix: string }) => MailStore | undefined;
 }
 
 export const processIo: CliIo = {
   stdout: process.stdout,
   stderr: process.stderr,
   // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
-  openMailDir: async (dir, settings) => mailReceiverFor(await openMailDir(dir), settings)!,
+  openMailDir: async (dir, config, dryRun) => {
+    const sink = dryRun ? (await checkMailDir(dir), createMailDirSink(dir)) : await openMailDir(dir);
+    return mailReceiverFor(sink, config.settings, undefined, undefined, config.targets)!;
+  },
 };

@@ -4,6 +4,7 @@
  * and resolves to its exit status: 0 done, 1 a target or message failed, 2 usage or configuration.
  */
 import { processIo, type CliIo } from './io';
+import { deliverCommand } from './commands/deliver';
 import { runCommand } from './commands/run';
 
 export type { CliIo } from './io';
@@ -11,7 +12,9 @@ export type { CliIo } from './io';
 type Command = (argv: readonly string[], io: CliIo) => Promise<number>;
 
 /** The operating commands, by their first word; anything else is the release cycle's flags. */
-const COMMANDS: Readonly<Record<string, Command>> = {};
+const COMMANDS: Readonly<Record<string, Command>> = {
+  deliver: deliverCommand,
+};
 
 /** Run the CLI; resolves to the exit status. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {

@@ -167,7 +167,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
         result = await runCycle(config, { ...parsed.request, deadline, signal }, {
           credentials: deps.credentials,
           counter,
-          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa, deps.mailMemory),
+          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa, deps.mailMemory, config.targets),
           helloName: config.settings.helloName,
           tlsCa: deps.tlsCa,
           now: deps.now,

@@ -1,24 +1,48 @@
 /**
  * The one place that assembles what serves the reversed session after ATRN: the store the caller
- * has (the CLI's mail directory, the function's S3 bucket), behind the relay when
- * `settings.mail.relay` is set, with `settings.mail`'s limits. The handler and the CLI both call
- * it, so a message is received the same way wherever dequeue runs.
+ * has (the CLI's mail directory, the function's S3 bucket), behind the relay when the target's
+ * mail settings name one, with those settings' limits. The handler and the CLI both call it, so
+ * a message is received the same way wherever dequeue runs.
+ *
+ * Per target: `target.mail` overrides `settings.mail` field by field and `target.helloName` the
+ * settings' (config.ts mailSettingsFor), so that one deployment serves many customers, each with
+ * their own relay and limits.
+ *
+ * Every message is made canonical (CRLF line ends only) before the store and the relay see it
+ * (core/odmr/canonical-sink.ts): the stored copy and the relayed copy are the same bytes.
  */
 import { hostname } from 'node:os';
-import type { Settings } from './core/config';
+import { helloNameFor, mailSettingsFor, type Settings } from './core/config';
+import { canonicalSink } from './core/odmr/canonical-sink';
 import { createMailReceiver } from './core/odmr/reversed-session';
+import { ConfigError } from './core/errors';
 import type { MemoryBudget } from './core/memory-budget';
 import type { MailReceiver, MailSink } from './core/ports';
 import { withRelay } from './adapters/relay-sink';
 
 /**
- * The receiver for one run, as the CLI and the handler wire it: the store they have (the mail
- * directory, S3), behind the relay when `settings.mail.relay` is set, with `settings.mail`'s
- * limits. Undefined when there is neither a store nor a relay (ATRN is then a config error).
+ * The receiver for one run, as the CLI and the handler wire it. Undefined when there is neither a
+ * store nor a relay anywhere in the configuration (ATRN is then a config error); a target whose
+ * own settings leave it with neither is refused when its turn comes.
  */
-export function mailReceiverFor(store: MailSink | undefined, settings: Settings, tlsCa?: string, memory?: MemoryBudget): MailReceiver | undefined {
-  const mail = settings.mail;
-  const sink = withRelay(store, mail?.relay, settings.helloName ?? hostname(), tlsCa);
-  return sink && createMailReceiver(sink, { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients, memory });
+export function mailReceiverFor(
+  store: MailSink | undefined,
+  settings: Settings,
+  tlsCa?: string,
+  memory?: MemoryBudget,
+  targets: readonly { readonly mail?: Settings['mail'] }[] = [],
+): MailReceiver | undefined {
+  const anyRelay = settings.mail?.relay !== undefined || targets.some((t) => t.mail?.relay !== undefined);
+  if (!store && !anyRelay) return undefined;
+  return (turn) => {
+    const mail = mailSettingsFor(settings, turn.target);
+    const sink = withRelay(store, mail?.relay, helloNameFor(settings, turn.target) ?? hostname(), tlsCa);
+    if (!sink) {
+      return Promise.resolve({
+        stored: 0,
+        error: new ConfigError(turn.target.name, 'mail.relay', 'ATRN needs somewhere to store the mail it pulls: this target has no relay and there is no store'),
+      });
+    }
+    return createMailReceiver(canonicalSink(sink), { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients, memory })(turn);
+  };
 }
-

@@ -111,10 +111,10 @@ async function prepare(options: CliOptions, io: CliIo) {
 
   const atrn = selected.find(([t]) => isAtrn(t));
   let receiver: MailReceiver | undefined;
-  if (atrn && !options.dryRun) {
+  if (atrn) {
     if (!options.mailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'ATRN pulls mail: give --mail-dir DIR to store it');
     if (!io.openMailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'this build cannot store mail for ATRN');
-    receiver = await io.openMailDir(options.mailDir, config.settings);
+    receiver = await io.openMailDir(options.mailDir, config, options.dryRun);
   }
 
   let counter: CycleCounter;

@@ -71,6 +71,10 @@ export interface Target {
   /** Undefined: 30 s per reply, 600 s for the ATRN reply (RFC 2645 providers may scan first). */
   readonly timeoutSeconds?: number;
   readonly enabled: boolean;
+  /** Overrides settings.helloName for this target (an MSP signals for many customers). */
+  readonly helloName?: string;
+  /** Overrides settings.mail for this target, field by field (mailSettingsFor). */
+  readonly mail?: MailSettings;
 }
 
 export interface ConfigDocument {
@@ -106,30 +110,33 @@ const commandLine = v.pipe(
   v.maxLength(MAX_COMMAND_LENGTH, `must be at most ${MAX_COMMAND_LENGTH} characters (RFC 5321 4.5.3.1.4)`),
 );
 
+const helloNameSchema = v.pipe(
+  v.string('must be a string'),
+  v.check((s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s), 'must be a host name or an address literal such as [192.0.2.1]'),
+);
+
+const mailSchema = v.strictObject({
+  maxMessageBytes: v.optional(integer(1024, 10 * 1024 ** 3)),
+  // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+  maxRecipients: v.optional(integer(100, 100_000)),
+  relay: v.optional(
+    v.strictObject({
+      host: v.pipe(v.string('must be a string'), v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address')),
+      port: v.optional(integer(1, 65535), 25),
+      tls: v.optional(v.picklist(['none', 'opportunistic', 'required', 'implicit'], 'must be none, opportunistic, required or implicit'), 'opportunistic'),
+      tlsVerify: v.optional(v.boolean('must be true or false'), true),
+      timeoutSeconds: v.optional(v.pipe(v.number('must be a number'), v.gtValue(0, 'must be more than 0'), v.maxValue(3600, 'must be at most 3600'))),
+    }),
+  ),
+});
+
 const settingsSchema = v.strictObject({
   // Absent means true: parsed settings stay as they were for every document written before it.
   enabled: v.optional(v.boolean('must be true or false')),
   everyNthCycle: v.optional(integer(0, 1_000_000), 0),
-  helloName: v.optional(
-    v.pipe(v.string('must be a string'), v.check((s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s), 'must be a host name or an address literal such as [192.0.2.1]')),
-  ),
+  helloName: v.optional(helloNameSchema),
   concurrency: v.optional(integer(1, 1000), DEFAULT_CONCURRENCY),
-  mail: v.optional(
-    v.strictObject({
-      maxMessageBytes: v.optional(integer(1024, 10 * 1024 ** 3)),
-      // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
-      maxRecipients: v.optional(integer(100, 100_000)),
-      relay: v.optional(
-        v.strictObject({
-          host: v.pipe(v.string('must be a string'), v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address')),
-          port: v.optional(integer(1, 65535), 25),
-          tls: v.optional(v.picklist(['none', 'opportunistic', 'required', 'implicit'], 'must be none, opportunistic, required or implicit'), 'opportunistic'),
-          tlsVerify: v.optional(v.boolean('must be true or false'), true),
-          timeoutSeconds: v.optional(v.pipe(v.number('must be a number'), v.gtValue(0, 'must be more than 0'), v.maxValue(3600, 'must be at most 3600'))),
-        }),
-      ),
-    }),
-  ),
+  mail: v.optional(mailSchema),
 });
 
 const authSchema = v.strictObject({
@@ -151,6 +158,8 @@ const targetSchema = v.strictObject({
   everyNthCycle: v.optional(integer(0, 1_000_000)),
   timeoutSeconds: v.optional(v.pipe(v.number('must be a number'), v.gtValue(0, 'must be more than 0'), v.maxValue(3600, 'must be at most 3600'))),
   enabled: v.optional(v.boolean('must be true or false'), true),
+  helloName: v.optional(helloNameSchema),
+  mail: v.optional(mailSchema),
 });
 
 type RawTarget = v.InferOutput<typeof targetSchema>;
@@ -279,6 +288,8 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
     everyNthCycle: raw.everyNthCycle,
     timeoutSeconds: raw.timeoutSeconds,
     enabled: raw.enabled,
+    ...(raw.helloName !== undefined ? { helloName: raw.helloName } : {}),
+    ...(raw.mail !== undefined ? { mail: raw.mail } : {}),
   };
 }
 
@@ -292,6 +303,22 @@ function checkTarget(input: unknown, where: string, at: string): { target: Targe
     if (e instanceof ConfigError) return { errors: [e] };
     throw e;
   }
+}
+
+/**
+ * The mail settings one target's ATRN mail is received with: `target.mail` over `settings.mail`,
+ * field by field (an MSP's customers each get their own relay and limits). A target's `relay`
+ * replaces the settings' relay whole: half of one relay's fields with half of another's would
+ * be nobody's server.
+ */
+export function mailSettingsFor(settings: Settings, target: Pick<Target, 'mail'>): MailSettings | undefined {
+  if (!target.mail) return settings.mail;
+  return { ...settings.mail, ...target.mail };
+}
+
+/** The EHLO/HELO name for a target: its own, else the settings'. */
+export function helloNameFor(settings: Settings, target: Pick<Target, 'helloName'>): string | undefined {
+  return target.helloName ?? settings.helloName;
 }
 
 /** Parse one target object. `where` names its source; `at` is the field prefix (e.g. `targets[3]`). */

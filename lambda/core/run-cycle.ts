@@ -139,7 +139,8 @@ export async function workTargets(
         return { result: timed({ outcome: 'skipped', replies: [], messages: 0, error: null, reason: `already signalled in cycle ${cycle}` }), untouched: false };
       }
       untouched = false;
-      const report = await releaseSignal(target, { deadline }, signalDeps);
+      // An MSP signals for many customers: a target's own helloName comes first.
+      const report = await releaseSignal(target, { deadline }, target.helloName ? { ...signalDeps, helloName: target.helloName } : signalDeps);
       return { result: timed({ outcome: report.outcome, replies: report.replies, messages: report.messages, error: report.error?.message ?? null }), untouched };
     } catch (e) {
       const error = asDequeueError(e);
@@ -165,7 +166,9 @@ async function rehearse(target: Target, deps: Pick<CycleDeps, 'credentials' | 'r
     throw new DequeueError('temporary', `cannot resolve host ${target.host}: ${(e as Error).message}`, { cause: e });
   }
   const what = target.commands.length ? target.commands.join(' | ') : 'a bare connection';
-  return { outcome: 'skipped', reason: `dry run: would send ${what} to ${target.host}:${target.port}` };
+  // The store was checked when the receiver was made (the CLI: --mail-dir writable).
+  const store = target.commands.some((c) => verbOf(c) === 'ATRN') ? ', and store the mail it pulls' : '';
+  return { outcome: 'skipped', reason: `dry run: would send ${what} to ${target.host}:${target.port}${store}` };
 }
 
 /** Run `task` over `items`, at most `limit` at once. */

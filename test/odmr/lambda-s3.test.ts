@@ -10,6 +10,7 @@ import { ACCOUNT, AtrnProvider, type AtrnProviderOptions } from '../../peers/atr
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 import { AwsWorld, CapturedOutput, contextWith, ENV } from '../lambda/aws-world';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
+import { canonicalLines } from '../../lambda/core/smtp/canonical-lines';
 
 const BUCKET = 'dequeue-mail';
 
@@ -52,7 +53,7 @@ describeWithMotoServer('ODMR in the Lambda: ATRN mail into S3', () => {
   const objects = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key!).sort();
   const get = async (Key: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key }))).Body!.transformToByteArray());
 
-  it('stores every message under mail/<target>/<date>/ with its envelope; the result counts them', async () => {
+  it('stores every message under mail/<target>/<date>/ with its envelope, line ends made CRLF; the result counts them', async () => {
     const queue = [heldMessage(0), heldMessage(1, 6 * 1024 * 1024), heldMessage(2)];
     const { result, provider } = await invoke({ queue });
     expect(result.results).toMatchObject([{ target: 'odmr', outcome: 'signalled', messages: 3, error: null }]);
@@ -64,7 +65,8 @@ describeWithMotoServer('ODMR in the Lambda: ATRN mail into S3', () => {
       const envelope = JSON.parse((await get(key)).toString('utf8'));
       const n = queue.findIndex((m) => m.from === envelope.mailFrom);
       expect(envelope).toMatchObject({ target: 'odmr', rcptTo: queue[n]!.to, message: key.replace(/json$/, 'eml') });
-      expect((await get(envelope.message)).subarray(envelope.traceBytes).equals(queue[n]!.text)).toBe(true);
+      // Canonical: the bare LF and the bare CR of the provider's text are CRLF in the store.
+      expect((await get(envelope.message)).subarray(envelope.traceBytes).equals(canonicalLines(queue[n]!.text))).toBe(true);
     }
   });
 

@@ -14,6 +14,9 @@
  * - RFC 3207 5 / CVE-2011-0411: bytes that follow the 220 before the TLS handshake were injected
  *   in cleartext by whoever sits on the path; they end the session, they are never read as replies.
  *
+ * LMTP (RFC 2033, `deliver --to lmtp:`) says LHLO instead of EHLO, with no HELO to fall back to
+ * (4.1), and may reach the server over a unix socket (`socketPath`, as Dovecot offers it).
+ *
  * On failure the socket is closed here and the error thrown: a RefusalError (with the reply, for
  * the result's `replies`), a DequeueError for a missing STARTTLS, or the network's error.
  */
@@ -22,7 +25,7 @@ import type { TLSSocket } from 'node:tls';
 import type { TlsMode } from '../config';
 import { DequeueError, ProtocolError, RefusalError } from '../errors';
 import type { Transcript } from '../ports';
-import { openTcp, peerName, startTls } from './connection';
+import { openTcp, openUnixSocket, peerName, startTls } from './connection';
 import { ReplyChannel } from './reply-channel';
 import { replyText, type SmtpReply } from './reply';
 
@@ -48,6 +51,10 @@ export interface ClientHandshakeOptions {
   /** The transcript's label for this connection (a target name, "relay"). */
   readonly label: string;
   readonly transcript: Transcript;
+  /** 'LHLO' for LMTP (RFC 2033 4.1): no HELO fallback. Default 'EHLO'. */
+  readonly hello?: 'EHLO' | 'LHLO';
+  /** Connect to this unix socket instead of host:port (LMTP). */
+  readonly socketPath?: string;
   /** The bound of each wait, in ms, already clipped to any overall deadline. */
   readonly bound: (step: HandshakeStep) => number;
   /** Epoch ms no reply may pass (the run's deadline). */
@@ -98,7 +105,9 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
   const { host, port } = options;
   const peer = options.peer ?? peerName(host, port);
   const trust = { verify: options.tlsVerify, ca: options.tlsCa };
-  let socket: Socket = await openTcp(host, port, options.bound('connect'));
+  let socket: Socket = options.socketPath
+    ? await openUnixSocket(options.socketPath, options.bound('connect'))
+    : await openTcp(host, port, options.bound('connect'));
   let channel: ReplyChannel | undefined;
   try {
     let encrypted = false;
@@ -120,9 +129,10 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
     if (!options.ehlo) return { socket, channel, peer, encrypted, extensions: new Map(), helloName, helo: false };
 
     const hello = async (on: ReplyChannel): Promise<{ ext: Map<string, string[]>; helo: boolean }> => {
-      const ehlo = await on.command(`EHLO ${helloName}`, options.bound('command'));
+      const verb = options.hello ?? 'EHLO';
+      const ehlo = await on.command(`${verb} ${helloName}`, options.bound('command'));
       if (ehlo.code === 250) return { ext: parseExtensions(ehlo), helo: false };
-      if (ehlo.code < 500) demand('EHLO', ehlo, 250);
+      if (ehlo.code < 500 || verb === 'LHLO') demand(verb, ehlo, 250);
       demand('HELO', await on.command(`HELO ${helloName}`, options.bound('command')), 250);
       return { ext: new Map(), helo: true };
     };

@@ -39,6 +39,25 @@ export function openTcp(host: string, port: number, timeoutMs: number): Promise<
   });
 }
 
+/** Open a unix-domain socket (LMTP, e.g. Dovecot's), bounded by `timeoutMs`. */
+export function openUnixSocket(path: string, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ path });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TimeoutError(`no connection to ${path} within ${Math.round(timeoutMs / 1000)} s`));
+    }, Math.max(0, timeoutMs));
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new DequeueError('temporary', `cannot connect to ${path}: ${e.message}`, { cause: e }));
+    });
+  });
+}
+
 /**
  * Start TLS: over an existing socket (after STARTTLS) or from the first byte (implicit TLS).
  * SNI is sent for host names only (RFC 6066 section 3 forbids literal addresses).

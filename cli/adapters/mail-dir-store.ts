@@ -1,0 +1,288 @@
+/**
+ * The mail directory as `dequeue deliver` reads it (the layout is cli/adapters/mail-dir-sink.ts's):
+ *
+ *   DIR/<target>/<id>.eml, <id>.json          undelivered: the message and its envelope
+ *   DIR/<target>/.<id>.lock                   claimed by a running deliver (pid, host, nonce)
+ *   DIR/<target>/.<id>.progress               final answers of earlier runs (some recipients done)
+ *   DIR/<target>/delivered/<id>.eml, .json    every recipient accepted
+ *   DIR/<target>/failed/<id>.eml, .json       some recipient refused for good (5xx)
+ *   DIR/<target>/failed/<id>.replies.json     the server's answer for every recipient
+ *
+ * Claims: the lock is created with O_EXCL, so of two runs exactly one gets it; the other leaves
+ * the message alone. A lock whose process is gone (same host, pid not alive: a crashed run) is
+ * broken by renaming it to a name of our own and checking that what we took is the stale lock we
+ * read (its nonce), so that two runs breaking it at once cannot both win. A lock from another
+ * host is never broken (a directory shared over NFS): remove it by hand once that run is gone.
+ *
+ * Marks: the `.eml` is renamed first (its leaving the top level takes the message out of the
+ * undelivered set), then the `.json`; a crash between them leaves an envelope whose message is in
+ * delivered/ or failed/, which the next listing moves after it. Marks are not fsynced one by one:
+ * a mark lost in a crash only means the message is delivered again (a duplicate, never a loss);
+ * close() fsyncs the directories once at the end of the run.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { TARGET_NAME } from '../../lambda/core/config';
+import { ConfigError, DequeueError } from '../../lambda/core/errors';
+import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
+import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+
+const READ_CHUNK_BYTES = 256 * 1024;
+const MESSAGE = /^([^.].*)\.eml$/;
+
+/**
+ * A dry run's check of --mail-dir for ATRN: usable without changing anything, i.e. writable if it
+ * exists, else creatable in its nearest existing parent. A ConfigError (exit status 2) otherwise.
+ */
+export async function checkMailDir(root: string): Promise<void> {
+  let dir = resolve(root);
+  for (;;) {
+    const info = await stat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e))).catch((e: NodeJS.ErrnoException) => {
+      throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${e.code ?? e.message})`, { cause: e });
+    });
+    if (info) {
+      if (!info.isDirectory()) throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${dir} is not a directory)`);
+      try {
+        await access(dir, constants.W_OK | constants.X_OK);
+      } catch (e) {
+        throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+      }
+      return;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (no existing parent)`);
+    dir = parent;
+  }
+}
+
+interface LockRecord {
+  readonly pid: number;
+  readonly host: string;
+  readonly nonce: string;
+  readonly since: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
+
+export class MailDirStore implements MailStore {
+  readonly name: string;
+  private readonly touched = new Set<string>();
+  private readonly host = hostname();
+
+  constructor(private readonly root: string) {
+    this.name = `mail directory ${root}`;
+  }
+
+  async check(): Promise<void> {
+    try {
+      const info = await stat(this.root);
+      if (!info.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK);
+    } catch (e) {
+      throw new ConfigError('--mail-dir', '', `${this.root}: cannot deliver from there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    }
+  }
+
+  async list(targets?: readonly string[]): Promise<StoredRef[]> {
+    const names = targets ?? (await readdir(this.root, { withFileTypes: true })).filter((d) => d.isDirectory() && TARGET_NAME.test(d.name)).map((d) => d.name);
+    const refs: StoredRef[] = [];
+    for (const target of names) {
+      const dir = join(this.root, target);
+      const entries = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return [] as string[];
+        throw new DequeueError('temporary', `cannot read ${dir}: ${e.code ?? e.message}`, { cause: e });
+      });
+      const present = new Set(entries);
+      for (const entry of entries) {
+        const m = MESSAGE.exec(entry);
+        if (m) refs.push({ id: m[1]!, target });
+        else if (entry.endsWith('.json') && !entry.startsWith('.') && !present.has(`${entry.slice(0, -5)}.eml`)) await this.followMessage(dir, entry.slice(0, -5));
+      }
+    }
+    return refs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.target < b.target ? -1 : 1));
+  }
+
+  /** An envelope left behind by a crash between a mark's two renames goes where its message went. */
+  private async followMessage(dir: string, id: string): Promise<void> {
+    for (const sub of ['delivered', 'failed']) {
+      if (await exists(join(dir, sub, `${id}.eml`))) {
+        await rename(join(dir, `${id}.json`), join(dir, sub, `${id}.json`)).catch(() => undefined);
+        return;
+      }
+    }
+  }
+
+  async claim(ref: StoredRef): Promise<ClaimedMail | null> {
+    const dir = join(this.root, ref.target);
+    const lock = join(dir, `.${ref.id}.lock`);
+    if (!(await this.lock(lock))) return null;
+    const release = () => unlink(lock).catch(() => undefined);
+    try {
+      // Delivered and moved by another run between our listing and our lock?
+      if (!(await exists(join(dir, `${ref.id}.eml`)))) {
+        await release();
+        return null;
+      }
+      const envelope = await this.envelope(dir, ref.id);
+      const answered = await readFile(join(dir, `.${ref.id}.progress`), 'utf8').then(
+        (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
+        () => [] as RecipientAnswer[],
+      );
+      this.touched.add(dir);
+      return new MailDirClaim(this, ref, dir, envelope, Array.isArray(answered) ? answered : [], release);
+    } catch (e) {
+      await release();
+      throw e;
+    }
+  }
+
+  private async envelope(dir: string, id: string): Promise<EnvelopeRecord> {
+    const path = join(dir, `${id}.json`);
+    let record: EnvelopeRecord;
+    try {
+      record = JSON.parse(await readFile(path, 'utf8')) as EnvelopeRecord;
+    } catch (e) {
+      throw new DequeueError('temporary', `message ${id} has no readable envelope (${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it is left where it is`, { cause: e });
+    }
+    if (typeof record.mailFrom !== 'string' || !Array.isArray(record.rcptTo) || record.rcptTo.some((r) => typeof r !== 'string')) {
+      throw new DequeueError('temporary', `message ${id}: ${path} is not an envelope record; it is left where it is`);
+    }
+    return record;
+  }
+
+  /** Take the lock: true when this run holds it now. */
+  private async lock(path: string): Promise<boolean> {
+    const mine: LockRecord = { pid: process.pid, host: this.host, nonce: randomBytes(8).toString('hex'), since: new Date().toISOString() };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(path, JSON.stringify(mine), { flag: 'wx', mode: 0o600 });
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new DequeueError('temporary', `cannot claim ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+        }
+      }
+      if (!(await this.breakStale(path))) return false;
+    }
+    return false;
+  }
+
+  /** Remove a lock left by a crashed run on this host; false when the lock is live (or unclear). */
+  private async breakStale(path: string): Promise<boolean> {
+    const text = await readFile(path, 'utf8').catch(() => null);
+    if (text === null) return true; // released meanwhile: try again
+    let held: LockRecord;
+    try {
+      held = JSON.parse(text) as LockRecord;
+    } catch {
+      // Half-written by a run that is creating it right now (or crashed doing so): leave it.
+      return false;
+    }
+    if (held.host !== this.host || alive(held.pid)) return false;
+    const taken = `${path}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
+    try {
+      await rename(path, taken);
+    } catch {
+      return true; // someone else broke it first: try to create ours
+    }
+    const got = await readFile(taken, 'utf8').catch(() => '');
+    if (got !== text) {
+      // We took a live lock that another run made after breaking the stale one: give it back.
+      await rename(taken, path).catch(() => undefined);
+      return false;
+    }
+    await unlink(taken).catch(() => undefined);
+    return true;
+  }
+
+  /** The marks of this run made durable: every directory they touched, fsynced once. */
+  async close(): Promise<void> {
+    const dirs = [...this.touched].flatMap((d) => [d, join(d, 'delivered'), join(d, 'failed')]);
+    await Promise.all(dirs.map(async (d) => {
+      const handle = await open(d, 'r').catch(() => null);
+      if (!handle) return;
+      await handle.sync().catch(() => undefined);
+      await handle.close();
+    }));
+  }
+
+  /** Move the message and its envelope into `sub`: the .eml first (see the header). */
+  async move(dir: string, id: string, sub: 'delivered' | 'failed', replies?: readonly RecipientAnswer[]): Promise<void> {
+    const to = join(dir, sub);
+    await mkdir(to, { recursive: true, mode: 0o700 });
+    if (replies) {
+      const record = `${JSON.stringify({ id, at: new Date().toISOString(), recipients: replies }, null, 2)}\n`;
+      await writeFile(join(to, `${id}.replies.json`), record, { mode: 0o600 });
+    }
+    try {
+      await rename(join(dir, `${id}.eml`), join(to, `${id}.eml`));
+    } catch (e) {
+      throw new DequeueError('temporary', `cannot move message ${id} to ${to}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; it will be delivered again`, { cause: e });
+    }
+    await rename(join(dir, `${id}.json`), join(to, `${id}.json`)).catch(() => undefined);
+    await unlink(join(dir, `.${id}.progress`)).catch(() => undefined);
+  }
+
+  async recordProgress(dir: string, id: string, answers: readonly RecipientAnswer[]): Promise<void> {
+    const path = join(dir, `.${id}.progress`);
+    const temp = `${path}.${process.pid}.tmp`;
+    // Not fsynced: a lost record only means those recipients get the message again.
+    await writeFile(temp, JSON.stringify({ answers }), { mode: 0o600 });
+    await rename(temp, path);
+  }
+}
+
+class MailDirClaim implements ClaimedMail {
+  constructor(
+    private readonly store: MailDirStore,
+    readonly ref: StoredRef,
+    private readonly dir: string,
+    readonly envelope: EnvelopeRecord,
+    readonly answered: readonly RecipientAnswer[],
+    private readonly unlock: () => Promise<void>,
+  ) {}
+
+  open(): AsyncIterable<Buffer> {
+    return createReadStream(join(this.dir, `${this.ref.id}.eml`), { highWaterMark: READ_CHUNK_BYTES });
+  }
+
+  async delivered(): Promise<void> {
+    try {
+      await this.store.move(this.dir, this.ref.id, 'delivered');
+    } finally {
+      await this.unlock();
+    }
+  }
+
+  async failed(answers: readonly RecipientAnswer[]): Promise<void> {
+    try {
+      await this.store.move(this.dir, this.ref.id, 'failed', answers);
+    } finally {
+      await this.unlock();
+    }
+  }
+
+  async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
+    try {
+      if (answers.length) await this.store.recordProgress(this.dir, this.ref.id, answers);
+    } finally {
+      await this.unlock();
+    }
+  }
+
+  release(): Promise<void> {
+    return this.unlock();
+  }
+}

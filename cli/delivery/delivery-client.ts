@@ -1,0 +1,364 @@
+/**
+ * The client side of `dequeue deliver`: stored messages to the customer's own mail server over
+ * SMTP (STARTTLS when offered), SMTPS, or LMTP (RFC 2033, TCP or a unix socket), one connection
+ * for the whole run, each message with its own envelope.
+ *
+ * The connection opens with the one client handshake (lambda/core/smtp/client-handshake.ts:
+ * greeting, EHLO or LHLO, STARTTLS), and replies are read through the same bounded reply channel
+ * as the release signal and the relay.
+ *
+ * Per message (RFC 5321 3.3): MAIL FROM with the stored reverse-path (the null path `<>` kept),
+ * one RCPT TO per recipient still waiting, DATA, the text canonical and dot-stuffed
+ * (core/smtp/dot-stuffing.ts DotStuffer), the final dot. With PIPELINING (RFC 2920) MAIL, the RCPTs and
+ * DATA go in one write. The answer for each recipient is its RCPT reply when that refused it, else
+ * the reply to the final dot: one reply for all of them in SMTP, one per accepted recipient, in
+ * RCPT order, in LMTP (RFC 2033 4.2). A recipient with no final answer (a 4xx, a cut, a timeout)
+ * is not final: the caller keeps the message for it.
+ */
+import type { Socket } from 'node:net';
+import { boundedText, openClientSession, type ClientSession } from '../../lambda/core/smtp/client-handshake';
+import { DotStuffer } from '../../lambda/core/smtp/dot-stuffing';
+import { asDequeueError, DequeueError, TimeoutError } from '../../lambda/core/errors';
+import type { Transcript } from '../../lambda/core/ports';
+import type { SmtpReply } from '../../lambda/core/smtp/reply';
+import { peerName } from '../../lambda/core/smtp/connection';
+
+/** RFC 5321 4.5.3.2: the client's bound for each step. */
+export const DELIVERY_TIMEOUTS = {
+  connect: 30_000,
+  greeting: 5 * 60_000,
+  command: 5 * 60_000,
+  dataStart: 2 * 60_000,
+  dataBlock: 3 * 60_000,
+  finalDot: 10 * 60_000,
+  quit: 2_000,
+};
+export type DeliveryTimeouts = typeof DELIVERY_TIMEOUTS;
+
+export interface Destination {
+  readonly protocol: 'smtp' | 'smtps' | 'lmtp';
+  readonly host: string;
+  readonly port: number;
+  /** LMTP over a unix socket. */
+  readonly socketPath?: string;
+  /** As given, for messages: `smtp://host:port`, `lmtp:/path`. */
+  readonly display: string;
+}
+
+/** `--to`: smtp://host[:port], smtps://host[:port], lmtp://host:port, lmtp:/path/to/socket. */
+export function parseDestination(text: string): Destination {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`--to ${text}: not a URL (smtp://host[:port], smtps://host[:port], lmtp://host:port or lmtp:/path/to/socket)`);
+  }
+  const protocol = url.protocol.slice(0, -1);
+  if (protocol !== 'smtp' && protocol !== 'smtps' && protocol !== 'lmtp') {
+    throw new Error(`--to ${text}: the scheme must be smtp, smtps or lmtp`);
+  }
+  if (url.username || url.password || url.search || url.hash) throw new Error(`--to ${text}: only a host and port (or, for lmtp, a socket path) may be given`);
+  if (protocol === 'lmtp' && !url.host) {
+    if (!url.pathname || url.pathname === '/') throw new Error(`--to ${text}: lmtp needs host:port or a socket path (lmtp:/run/dovecot/lmtp)`);
+    return { protocol, host: 'localhost', port: 0, socketPath: decodeURIComponent(url.pathname), display: `lmtp:${decodeURIComponent(url.pathname)}` };
+  }
+  if (!url.hostname) throw new Error(`--to ${text}: a host is required`);
+  if (url.pathname && url.pathname !== '/') throw new Error(`--to ${text}: ${protocol}:// takes no path`);
+  // RFC 2033 5: LMTP must not be run on port 25, and has no port of its own.
+  if (protocol === 'lmtp' && !url.port) throw new Error(`--to ${text}: lmtp://host needs a port (LMTP has no default port; Dovecot's is usually 24)`);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = url.port ? Number(url.port) : protocol === 'smtps' ? 465 : 25;
+  return { protocol, host, port, display: `${protocol}://${peerName(host, port)}` };
+}
+
+export interface DeliveryOptions {
+  readonly helloName: string;
+  readonly tlsCa?: string;
+  /** Verify the server's certificate (STARTTLS, SMTPS). Default true. */
+  readonly tlsVerify?: boolean;
+  readonly transcript: Transcript;
+  readonly timeouts?: Partial<DeliveryTimeouts>;
+}
+
+/** One message to send. */
+export interface Outgoing {
+  readonly id: string;
+  readonly mailFrom: string;
+  /** The recipients still waiting for a final answer. */
+  readonly recipients: readonly string[];
+  readonly body?: '7BIT' | '8BITMIME';
+  /** Stored size, for SIZE (RFC 1870). */
+  readonly size?: number;
+  readonly text: () => AsyncIterable<Buffer>;
+}
+
+export interface RecipientOutcome {
+  readonly address: string;
+  /** The reply code that decided it; null when no reply came. */
+  readonly code: number | null;
+  readonly text: string;
+  /** 2xx or 5xx: this recipient is done with. */
+  readonly final: boolean;
+}
+
+export interface TransactionResult {
+  readonly recipients: readonly RecipientOutcome[];
+  /** Why some recipient has no final answer (or why nothing was sent), if so. */
+  readonly error: DequeueError | null;
+}
+
+const isFinal = (code: number) => code < 400 || code >= 500;
+/** DATA not sent because every RCPT was refused (not a fault of the connection). */
+const NO_RECIPIENT = new DequeueError('temporary', 'no recipient accepted');
+
+export class DeliveryConnection {
+  private broken: DequeueError | null = null;
+
+  private constructor(
+    private readonly session: ClientSession,
+    private readonly destination: Destination,
+    private readonly options: DeliveryOptions,
+    private readonly timeouts: DeliveryTimeouts,
+  ) {
+    session.socket.on('close', () => {
+      this.broken ??= new DequeueError('temporary', `${destination.display} closed the connection`);
+    });
+  }
+
+  static async open(destination: Destination, options: DeliveryOptions): Promise<DeliveryConnection> {
+    const timeouts = { ...DELIVERY_TIMEOUTS, ...options.timeouts };
+    const lmtp = destination.protocol === 'lmtp';
+    const session = await openClientSession({
+      host: destination.host,
+      port: destination.port,
+      socketPath: destination.socketPath,
+      tls: destination.protocol === 'smtps' ? 'implicit' : lmtp ? 'none' : 'opportunistic',
+      tlsVerify: options.tlsVerify ?? true,
+      tlsCa: options.tlsCa,
+      ehlo: true,
+      hello: lmtp ? 'LHLO' : 'EHLO',
+      helloName: options.helloName,
+      peer: destination.display,
+      label: 'deliver',
+      transcript: options.transcript,
+      bound: (step) => (step === 'connect' ? timeouts.connect : step === 'greeting' ? timeouts.greeting : step === 'tls' ? timeouts.connect : timeouts.command),
+    });
+    return new DeliveryConnection(session, destination, options, timeouts);
+  }
+
+  /** Still good for another message. */
+  get usable(): boolean {
+    return !this.broken && !this.session.channel.broken && !this.session.socket.destroyed;
+  }
+
+  get lmtp(): boolean {
+    return this.destination.protocol === 'lmtp';
+  }
+
+  async send(m: Outgoing): Promise<TransactionResult> {
+    const ext = this.session.extensions;
+    const none = (error: DequeueError): TransactionResult => ({
+      recipients: m.recipients.map((address) => ({ address, code: null, text: error.message, final: false })),
+      error,
+    });
+    if (m.body === '8BITMIME' && !ext.has('8BITMIME')) {
+      // RFC 6152 3: 8-bit data must not go to a server that did not offer it.
+      return none(new DequeueError('temporary', `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`));
+    }
+    const params = [
+      ...(m.body === '8BITMIME' ? ['BODY=8BITMIME'] : []),
+      ...(ext.has('SIZE') && m.size !== undefined ? [`SIZE=${m.size}`] : []),
+    ];
+    const mail = `MAIL FROM:<${m.mailFrom}>${params.map((p) => ` ${p}`).join('')}`;
+    const rcpts = m.recipients.map((r) => `RCPT TO:<${r}>`);
+    const channel = this.session.channel;
+    const ms = this.timeouts.command;
+
+    let mailReply: SmtpReply;
+    const rcptReplies: (SmtpReply | DequeueError)[] = [];
+    let dataReply: SmtpReply | DequeueError;
+    try {
+      if (ext.has('PIPELINING')) {
+        const pending = channel.pipeline([mail, ...rcpts, 'DATA'], ms).map((p) => p.then((r) => r, (e: unknown) => asDequeueError(e)));
+        const first = await pending[0]!;
+        if (first instanceof DequeueError) throw first;
+        mailReply = first;
+        for (let i = 0; i < rcpts.length; i++) rcptReplies.push(await pending[i + 1]!);
+        dataReply = await pending[rcpts.length + 1]!;
+      } else {
+        mailReply = await channel.command(mail, ms);
+        if (mailReply.code === 250) {
+          for (const line of rcpts) rcptReplies.push(await channel.command(line, ms).catch((e: unknown) => asDequeueError(e)));
+        }
+        const anyAccepted = rcptReplies.some((r) => !(r instanceof DequeueError) && r.code < 300);
+        dataReply = anyAccepted ? await channel.command('DATA', this.timeouts.dataStart).catch((e: unknown) => asDequeueError(e)) : NO_RECIPIENT;
+      }
+    } catch (e) {
+      this.broken ??= asDequeueError(e);
+      return none(asDequeueError(e));
+    }
+
+    if (mailReply.code !== 250) {
+      // Every recipient gets the MAIL reply: 5xx refuses the message for all of them.
+      const text = boundedText(mailReply);
+      await this.reset(ext.has('PIPELINING'));
+      return {
+        recipients: m.recipients.map((address) => ({ address, code: mailReply.code, text, final: isFinal(mailReply.code) })),
+        error: isFinal(mailReply.code) ? null : new DequeueError('temporary', `MAIL FROM refused for now: ${mailReply.code} ${text}`),
+      };
+    }
+
+    const outcomes = new Map<string, RecipientOutcome>();
+    const accepted: string[] = [];
+    m.recipients.forEach((address, i) => {
+      const r = rcptReplies[i];
+      if (r === undefined || r instanceof DequeueError) {
+        outcomes.set(address, { address, code: null, text: r?.message ?? 'no reply to RCPT', final: false });
+      } else if (r.code === 250 || r.code === 251) {
+        accepted.push(address);
+      } else {
+        outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
+      }
+    });
+    const result = (error: DequeueError | null): TransactionResult => ({
+      recipients: m.recipients.map((address) => outcomes.get(address)!),
+      error: error ?? (m.recipients.some((a) => !outcomes.get(a)!.final) ? new DequeueError('temporary', 'some recipients were deferred') : null),
+    });
+
+    if (dataReply instanceof DequeueError || dataReply.code !== 354) {
+      if (dataReply instanceof DequeueError && dataReply !== NO_RECIPIENT) this.broken ??= dataReply;
+      const why = dataReply instanceof DequeueError ? dataReply.message : `DATA refused: ${dataReply.code} ${boundedText(dataReply)}`;
+      for (const address of accepted) {
+        const code = dataReply instanceof DequeueError || accepted.length === 0 ? null : dataReply.code;
+        outcomes.set(address, { address, code, text: why, final: code !== null && code >= 500 });
+      }
+      if (this.usable) await this.reset(false);
+      return result(accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500) ? new DequeueError('temporary', why) : null);
+    }
+    if (accepted.length === 0) {
+      // A pipelining server that said 354 although it took no recipient: end the empty data.
+      await this.endData(1).catch(() => undefined);
+      await this.reset(false);
+      return result(null);
+    }
+
+    try {
+      await this.stream(m);
+    } catch (e) {
+      // Cut the connection in the middle of DATA (RFC 5321 4.1.1.4): the server must not deliver
+      // what it got. Our own read failing (the store) and the server failing end alike.
+      this.cut(asDequeueError(e));
+      const error = asDequeueError(e);
+      for (const address of accepted) outcomes.set(address, { address, code: null, text: error.message, final: false });
+      return result(error);
+    }
+
+    const replies = await this.endData(this.lmtp ? accepted.length : 1);
+    let error: DequeueError | null = null;
+    accepted.forEach((address, i) => {
+      const r = replies[this.lmtp ? i : 0]!;
+      if (r instanceof DequeueError) {
+        error ??= r;
+        outcomes.set(address, { address, code: null, text: `no reply to the final dot: ${r.message}`, final: false });
+      } else {
+        outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
+      }
+    });
+    if (error) this.broken ??= error;
+    return result(error);
+  }
+
+  /** The message text, canonical and stuffed, with backpressure; throws when it cannot finish. */
+  private async stream(m: Outgoing): Promise<void> {
+    const socket = this.session.socket;
+    const writer = new DotStuffer();
+    let bytes = 0;
+    for await (const chunk of m.text()) {
+      if (!this.usable) throw this.broken ?? this.session.channel.broken ?? new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`);
+      bytes += chunk.length;
+      if (!this.writeAll(socket, writer.push(chunk))) await this.drained(socket);
+    }
+    if (!this.usable) throw this.broken ?? this.session.channel.broken ?? new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`);
+    this.options.transcript.line('deliver', '*', `message ${m.id}: ${bytes} bytes sent`);
+    // The final dot is written by endData, once its replies are awaited.
+    this.pendingEnd = [writer.end()];
+  }
+
+  private pendingEnd: Buffer[] = [];
+
+  /** Write the end of the data and read `count` replies (LMTP: one per accepted recipient). */
+  private async endData(count: number): Promise<(SmtpReply | DequeueError)[]> {
+    const channel = this.session.channel;
+    const end = this.pendingEnd.length ? this.pendingEnd : [Buffer.from('.\r\n')];
+    this.pendingEnd = [];
+    // Every waiter first: replies that arrive together are each paired with their own.
+    const replies = Array.from({ length: count }, (_, i) =>
+      channel.expect(count > 1 ? `the final dot (recipient ${i + 1} of ${count})` : 'the final dot', this.timeouts.finalDot).then((r) => r, (e: unknown) => asDequeueError(e)),
+    );
+    this.options.transcript.line('deliver', 'C', '.');
+    this.writeAll(this.session.socket, end);
+    return Promise.all(replies);
+  }
+
+  private writeAll(socket: Socket, pieces: readonly Buffer[]): boolean {
+    if (pieces.length === 1) return socket.write(pieces[0]!);
+    let flowing = true;
+    socket.cork();
+    for (const piece of pieces) flowing = socket.write(piece) && flowing;
+    socket.uncork();
+    return flowing;
+  }
+
+  private drained(socket: Socket): Promise<void> {
+    const ms = this.timeouts.dataBlock;
+    return new Promise((resolve, reject) => {
+      const done = (error?: DequeueError) => {
+        clearTimeout(timer);
+        socket.off('drain', onDrain);
+        socket.off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onClose = () => done(new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`));
+      const timer = setTimeout(() => done(new TimeoutError(`${this.destination.display} took no data for ${Math.round(ms / 1000)} s`)), ms);
+      socket.once('drain', onDrain);
+      socket.once('close', onClose);
+    });
+  }
+
+  /** RSET after a transaction that did not complete, so the next one starts clean. */
+  private async reset(_pipelined: boolean): Promise<void> {
+    if (!this.usable) return;
+    const reply = await this.session.channel.command('RSET', this.timeouts.command).catch((e: unknown) => asDequeueError(e));
+    if (reply instanceof DequeueError || reply.code !== 250) {
+      this.cut(reply instanceof DequeueError ? reply : new DequeueError('temporary', `RSET refused: ${reply.code}`));
+    }
+  }
+
+  private cut(error: DequeueError): void {
+    this.broken ??= error;
+    this.session.channel.detach();
+    this.session.socket.on('error', () => undefined);
+    this.session.socket.destroy();
+  }
+
+  /** QUIT (briefly bounded) and close; never rejects. */
+  async close(): Promise<void> {
+    const socket = this.session.socket;
+    if (this.usable) {
+      await this.session.channel.command('QUIT', this.timeouts.quit).catch(() => undefined);
+    }
+    this.session.channel.detach();
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => {
+      if (socket.destroyed) return resolve();
+      const timer = setTimeout(() => socket.destroy(), this.timeouts.quit);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.end();
+    });
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * What `dequeue deliver` needs from a store of ATRN mail (the mail directory, the S3 bucket): the
+ * undelivered messages oldest first, an exclusive claim on one, its bytes as a stream, and the
+ * marks that take it out of the undelivered set (delivered, failed) or record how far it got
+ * (deferred). The two stores implement it in cli/adapters/.
+ */
+import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
+
+/** The server's final answer for one recipient (2xx accepted, 5xx refused for good). */
+export interface RecipientAnswer {
+  readonly address: string;
+  readonly code: number;
+  readonly text: string;
+}
+
+/** A message in the undelivered set, before it is claimed. */
+export interface StoredRef {
+  /** The message id: sortable by arrival time (`20240102T030405123Z-1a2b3c4d5e6f`). */
+  readonly id: string;
+  readonly target: string;
+}
+
+export interface MailStore {
+  /** How the store is named in messages: `mail directory /var/mail/dequeue`, `s3://bucket/mail/`. */
+  readonly name: string;
+  /** Throws a ConfigError when the store cannot be used at all (missing, unreadable, unwritable). */
+  check(): Promise<void>;
+  /** Every undelivered message of these targets (all when undefined), oldest first. */
+  list(targets?: readonly string[]): Promise<StoredRef[]>;
+  /**
+   * Claim the message for this run. Null when another run holds it, or when it left the
+   * undelivered set meanwhile: it must then be left alone.
+   */
+  claim(ref: StoredRef): Promise<ClaimedMail | null>;
+  /** At the end of a run: make its marks durable, free what the store holds. */
+  close(): Promise<void>;
+}
+
+export interface ClaimedMail {
+  readonly ref: StoredRef;
+  readonly envelope: EnvelopeRecord;
+  /** Final answers recorded by earlier runs: those recipients are not sent to again. */
+  readonly answered: readonly RecipientAnswer[];
+  /** The stored bytes, streamed (trace header included). */
+  open(): AsyncIterable<Buffer>;
+  /** Every recipient accepted: the message leaves the undelivered set (delivered/, or deleted). */
+  delivered(answers: readonly RecipientAnswer[]): Promise<void>;
+  /** Every recipient answered, some refused for good: to failed/, the replies beside it. */
+  failed(answers: readonly RecipientAnswer[]): Promise<void>;
+  /** Some recipients still wait (4xx, no answer): record the final answers so far, keep it. */
+  deferred(answers: readonly RecipientAnswer[]): Promise<void>;
+  /** Give the claim up without any mark (a dry run, an error before anything was sent). */
+  release(): Promise<void>;
+}
