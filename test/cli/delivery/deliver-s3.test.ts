@@ -1,0 +1,119 @@
+/**
+ * `dequeue deliver --bucket` against moto_server's S3: the layout the function writes
+ * (lambda/adapters/s3-mail-sink.ts), delivered into the scripted server. Delivered messages are
+ * deleted (the versioned bucket keeps the old version), refused ones go under <prefix>failed/, a
+ * 4xx keeps the message with the answers so far, and two runs at once deliver nothing twice.
+ */
+import {
+  CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, ListObjectVersionsCommand, PutBucketVersioningCommand,
+  PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { S3MailStoreReader } from '../../../cli/adapters/s3-mail-store-reader';
+import { createS3MailSink } from '../../../lambda/adapters/s3-mail-sink';
+import { canonicalLines } from '../../../lambda/core/smtp/canonical-lines';
+import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../../peers/scripted-mail-server';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../../servers/moto-server';
+import { cli, message, store } from './stored-mail';
+
+const BUCKET = 'dequeue-mail';
+
+describeWithMotoServer('dequeue deliver from S3', () => {
+  let moto: MotoServer;
+  let s3: S3Client;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    moto = await startMotoServer();
+    s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await moto?.stop();
+  });
+  beforeEach(async () => {
+    await moto.reset();
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    await s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  const keys = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key!).sort();
+  const io = { openMailStore: () => new S3MailStoreReader(s3, BUCKET, 'mail/') };
+  const deliver = (port: number, ...more: string[]) => cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more], io);
+  async function server(options: ScriptedMailServerOptions = {}) {
+    const s = await new ScriptedMailServer(options).start();
+    cleanups.push(() => s.stop());
+    return s;
+  }
+  const messageIdOf = (text: Buffer) => /Message-ID: (<[^>]+>)/.exec(text.toString('latin1'))?.[1];
+
+  it('delivers every message with its envelope, oldest first, and deletes it; the old version stays', async () => {
+    const messages = [message(1, { to: ['a@customer.test', 'b@customer.test'] }), message(2, { from: '' }), message(3, { bodyBytes: 1024 * 1024 })];
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', messages);
+    const mx = await server();
+    const out = await deliver(mx.port);
+    expect(out.status).toBe(0);
+    expect(out.json.map((r) => [r.message, r.outcome])).toEqual(messages.map((m) => [m.id, 'delivered']));
+    expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(messages.map((m) => [m.mailFrom, m.rcptTo, m.messageId]));
+    // As stored: canonical (the text's bare LF is CRLF since it was received).
+    expect(mx.accepted[2]!.text.equals(canonicalLines(messages[2]!.text))).toBe(true);
+    expect(await keys()).toEqual([]);
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/odmr/' }));
+    expect((versions.Versions ?? []).filter((v) => v.Key!.endsWith('.eml'))).toHaveLength(3);
+  });
+
+  it('550 for one recipient and 451 for another: kept with a progress record, then under failed/ with the replies', async () => {
+    const m = message(1, { to: ['ok@customer.test', 'later@customer.test', 'nobody@customer.test'] });
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    let later = '451 4.2.0 try later';
+    const mx = await server({ rcpt: (a) => (a.startsWith('nobody') ? '550 5.1.1 no such user' : a.startsWith('later') ? later : '250 Ok') });
+    const first = await deliver(mx.port);
+    expect(first).toMatchObject({ status: 1, json: [{ outcome: 'deferred' }] });
+    expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['eml', 'json', 'progress']);
+    later = '250 Ok';
+    const second = await deliver(mx.port);
+    expect(second).toMatchObject({ status: 1, json: [{ outcome: 'failed' }] });
+    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([['ok@customer.test'], ['later@customer.test']]);
+    const left = await keys();
+    expect(left.every((k) => k.startsWith('mail/failed/odmr/'))).toBe(true);
+    expect(left.map((k) => k.replace(/^.*\/[^.]+\./, ''))).toEqual(['eml', 'json', 'replies.json']);
+    const replies = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: left[2]! }))).Body!.transformToString());
+    expect(replies.recipients.map((r: { code: number }) => r.code)).toEqual([250, 250, 550]);
+    // failed/ is not the undelivered set: a third run has nothing to do.
+    expect(await deliver(mx.port)).toMatchObject({ status: 0, json: [] });
+  });
+
+  it('two runs at once: every message delivered, none twice (conditional-write claims)', async () => {
+    const messages = Array.from({ length: 12 }, (_, i) => message(i + 1));
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', messages);
+    const mx = await server();
+    const [a, b] = await Promise.all([deliver(mx.port), deliver(mx.port)]);
+    expect([a.status, b.status]).toEqual([0, 0]);
+    expect(mx.accepted.map((x) => messageIdOf(x.text)).sort()).toEqual(messages.map((m) => m.messageId).sort());
+    expect(await keys()).toEqual([]);
+  });
+
+  it('a claim whose lease ran out (a crashed run) is taken over; a live claim is left alone', async () => {
+    const [m1, m2] = [message(1), message(2)];
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m1, m2]);
+    const base = async (id: string) => (await keys()).find((k) => k.includes(id) && k.endsWith('.eml'))!.slice(0, -4);
+    const claim = (expiresAt: string) => JSON.stringify({ host: 'elsewhere', pid: 1, nonce: 'n', expiresAt });
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${await base(m1.id)}.claim`, Body: claim('2020-01-01T00:00:00Z') }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${await base(m2.id)}.claim`, Body: claim('2999-01-01T00:00:00Z') }));
+    const mx = await server();
+    const out = await deliver(mx.port);
+    expect(out.json.map((r) => r.message)).toEqual([m1.id]);
+    expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['claim', 'eml', 'json']);
+  });
+
+  it('a bucket that does not exist: exit 2, nothing sent', async () => {
+    const mx = await server();
+    const out = await cli(['deliver', '--bucket', 'no-such-bucket', '--to', `smtp://127.0.0.1:${mx.port}`], { openMailStore: () => new S3MailStoreReader(s3, 'no-such-bucket', 'mail/') });
+    expect(out.status).toBe(2);
+    expect(out.stderr).toMatch(/NoSuchBucket/);
+    expect(mx.connections).toBe(0);
+  });
+});
