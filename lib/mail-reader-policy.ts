@@ -3,10 +3,11 @@
  * `dequeue deliver --bucket <MailBucketName> --prefix <mailPrefix>`: exactly what taking mail out
  * of the store needs, on the mail prefix only. The function's own role stays add-only.
  *
- * What deliver does in S3 (SPEC "Operating commands"): list the stored messages and their
- * envelopes, read them, delete a message once every recipient has a final answer (the versioned
- * bucket keeps the old version), and move one refused for good under `<prefix>failed/`, with the
- * server's replies beside it: a copy written there, then the original deleted.
+ * What deliver does in S3 (docs/deploy.md, "Taking the mail out"): list the stored messages
+ * and their envelopes, read them, delete a message once every recipient has a final answer (the
+ * versioned bucket keeps the old version), and move one refused for good under
+ * `<prefix>failed/`, with the server's replies beside it: a copy written there, then the
+ * original deleted.
  */
 import { Aws, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
