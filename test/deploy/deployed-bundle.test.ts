@@ -88,7 +88,13 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       (n) => ({ n }),
       (error: unknown) => ({ error }),
     );
-    [assembly, moto] = await Promise.all([timed('cdk synth', synthesise()), timed('moto_server start', startMotoServer())]);
+    // Both settle before anything fails, so that afterAll finds whichever started and stops it.
+    const started = await Promise.allSettled([
+      timed('cdk synth', synthesise()).then((a) => (assembly = a)),
+      timed('moto_server start', startMotoServer()).then((m) => (moto = m)),
+    ]);
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
+    if (!assembly || !moto) throw new Error('unreachable: synth and moto_server both settled');
     const found = scheduledInvocations(assembly.stacks);
     if (found.length !== 1) throw new Error(`expected one Lambda function invoked by a schedule in the assembly, found ${found.length}`);
     scheduled = found[0]!;
