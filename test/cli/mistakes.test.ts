@@ -2,7 +2,9 @@
  * The CLI's answers to a newcomer's mistakes: each one exits with the right status and one line
  * that names the file (or secret) at fault and what to do, never a stack trace or a secret.
  */
-import { access, chmod, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, chmod, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,6 +65,24 @@ describe('--state where the counter cannot be kept', () => {
     ]);
     expect(provider.connections.length).toBe(before);
   });
+
+  it.skipIf(process.getuid?.() !== 0)('a directory this user may not write (run as nobody) exits 2 with one line, no stack trace', async () => {
+    const readOnly = join(dir, 'root-owned');
+    await mkdir(readOnly, { mode: 0o755 });
+    await chmod(dir, 0o755);
+    const config = await file('config.json', { targets: [target('isp')] }, 0o644);
+    const state = join(readOnly, 'state.json');
+    const bin = join(import.meta.dirname, '..', '..', 'bin', 'dequeue.js');
+    const before = provider.connections.length;
+    const r = await promisify(execFile)('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bin, '--config', config, '--state', state], {
+      env: { PATH: process.env.PATH!, HOME: '/nonexistent' },
+    }).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `dequeue: ${state}: the cycle counter cannot be kept here: the directory ${readOnly} is not writable by this user (EACCES): give --state a file in a directory this user owns, e.g. ~/.local/state/dequeue/state.json\n`,
+    );
+    expect(provider.connections.length).toBe(before);
+  }, 60_000);
 
   it('a good directory keeps no probe file behind', async () => {
     const sub = await mkdtemp(join(dir, 'state-'));
