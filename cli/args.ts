@@ -3,11 +3,13 @@ import { parseArgs } from 'node:util';
 
 /** The whole run's bound without --max-run-seconds: the ATRN reply wait (600 s) and 20 minutes of mail. */
 export const DEFAULT_MAX_RUN_SECONDS = 1800;
+/** Mail in flight (inboxes past their floor), all ATRN sessions of a run together, without --mail-memory. */
+export const DEFAULT_MAIL_MEMORY_MIB = 256;
 
 export const USAGE = `Usage:
   dequeue --config FILE [--secrets FILE] [--state FILE] [--mail-dir DIR]
           [--target NAME]... [--force] [--dry-run] [--json] [--verbose]
-          [--max-run-seconds SECONDS]
+          [--max-run-seconds SECONDS] [--mail-memory MIB]
   dequeue --help
 
 Signals each due target of the configuration once: connects, optionally says EHLO, STARTTLS and
@@ -25,6 +27,9 @@ AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing
   --max-run-seconds SECONDS
                    the longest the whole run may take (default ${DEFAULT_MAX_RUN_SECONDS}, i.e. 30 minutes):
                    sessions still open then are ended and reported temporary-failure
+  --mail-memory MIB
+                   memory for ATRN mail in flight, all sessions together (default ${DEFAULT_MAIL_MEMORY_MIB}):
+                   when it is spent, providers are slowed down (TCP), never refused
   --help           this text
 
 Exit status: 0 every due target ended signalled, no-mail or skipped; 1 a target failed;
@@ -42,6 +47,8 @@ export interface CliOptions {
   readonly verbose: boolean;
   /** The bound on the whole run, in seconds. */
   readonly maxRunSeconds: number;
+  /** The run's in-flight mail memory budget, in MiB (--mail-memory). */
+  readonly mailMemoryMiB: number;
 }
 
 export class UsageError extends Error {
@@ -70,6 +77,7 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
         json: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
         'max-run-seconds': { type: 'string' },
+        'mail-memory': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -84,6 +92,11 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
   if (!/^\d+(\.\d+)?$/.test(maxRun ?? '1') || !(maxRunSeconds > 0) || maxRunSeconds > 86_400) {
     throw new UsageError(`--max-run-seconds ${maxRun}: must be a number of seconds, more than 0 and at most 86400`);
   }
+  const mailMemory = values['mail-memory'];
+  const mailMemoryMiB = mailMemory === undefined ? DEFAULT_MAIL_MEMORY_MIB : Number(mailMemory);
+  if (!/^\d+$/.test(mailMemory ?? '1') || !(mailMemoryMiB >= 1) || mailMemoryMiB > 1_048_576) {
+    throw new UsageError(`--mail-memory ${mailMemory}: must be a whole number of MiB, at least 1`);
+  }
   return {
     config: values.config,
     secrets: values.secrets,
@@ -95,5 +108,6 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
     json: values.json,
     verbose: values.verbose,
     maxRunSeconds,
+    mailMemoryMiB,
   };
 }

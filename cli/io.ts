@@ -1,5 +1,6 @@
 /** What every CLI command writes to and may be given by a test: the streams and the local stores. */
 import type { ConfigDocument } from '../lambda/core/config';
+import type { MemoryBudget } from '../lambda/core/memory-budget';
 import type { MailReceiver } from '../lambda/core/ports';
 import type { MailStore } from './delivery/mail-store';
 import { createMailDirSink, openMailDir } from './adapters/mail-dir-sink';
@@ -16,8 +17,9 @@ export interface CliIo {
   /**
    * Opens the mail store for --mail-dir (ATRN), with each target's mail settings. With `dryRun`
    * it only checks that the directory could be used (writable, or creatable) and changes nothing.
+   * `memory` is the run's budget for mail in flight (--mail-memory).
    */
-  readonly openMailDir?: (dir: string, config: ConfigDocument, dryRun: boolean) => Promise<MailReceiver>;
+  readonly openMailDir?: (dir: string, config: ConfigDocument, dryRun: boolean, memory?: MemoryBudget) => Promise<MailReceiver>;
   /** `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server). */
   readonly openMailStore?: (from: { readonly mailDir?: string; readonly bucket?: string; readonly prefix: string }) => MailStore | undefined;
 }
@@ -26,8 +28,8 @@ export const processIo: CliIo = {
   stdout: process.stdout,
   stderr: process.stderr,
   // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
-  openMailDir: async (dir, config, dryRun) => {
+  openMailDir: async (dir, config, dryRun, memory) => {
     const sink = dryRun ? (await checkMailDir(dir), createMailDirSink(dir)) : await openMailDir(dir);
-    return mailReceiverFor(sink, config.settings, undefined, undefined, config.targets)!;
+    return mailReceiverFor(sink, config.settings, undefined, memory, config.targets)!;
   },
 };

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseConfigDocument, parseJsonText, verbOf, type ConfigDocument, type Target } from '../../lambda/core/config';
 import { ConfigError, ConfigErrors, DequeueError } from '../../lambda/core/errors';
+import { MemoryBudget, MiB } from '../../lambda/core/memory-budget';
 import type { CycleCounter, MailReceiver, Transcript } from '../../lambda/core/ports';
 import { isFailure, type Outcome, type TargetResult } from '../../lambda/core/result';
 import { runCycle } from '../../lambda/core/run-cycle';
@@ -114,7 +115,7 @@ async function prepare(options: CliOptions, io: CliIo) {
   if (atrn) {
     if (!options.mailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'ATRN pulls mail: give --mail-dir DIR to store it');
     if (!io.openMailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'this build cannot store mail for ATRN');
-    receiver = await io.openMailDir(options.mailDir, config, options.dryRun);
+    receiver = await io.openMailDir(options.mailDir, config, options.dryRun, new MemoryBudget(options.mailMemoryMiB * MiB));
   }
 
   let counter: CycleCounter;
