@@ -11,6 +11,7 @@ export const USAGE = `Usage:
           [--target NAME]... [--force] [--dry-run] [--json] [--verbose]
           [--max-run-seconds SECONDS] [--mail-memory MIB]
   dequeue --help
+  dequeue config push | pull | diff ...   (dequeue config --help)
 
 Signals each due target of the configuration once: connects, optionally says EHLO, STARTTLS and
 AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing).

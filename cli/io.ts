@@ -5,6 +5,7 @@ import type { MailReceiver } from '../lambda/core/ports';
 import type { MailStore } from './delivery/mail-store';
 import { createMailDirSink, openMailDir } from './adapters/mail-dir-sink';
 import { checkMailDir } from './adapters/mail-dir-store';
+import type { AwsClientSettings } from '../lambda/handler';
 import { mailReceiverFor } from '../lambda/mail-receiver';
 
 export interface CliIo {
@@ -22,6 +23,12 @@ export interface CliIo {
   readonly openMailDir?: (dir: string, config: ConfigDocument, dryRun: boolean, memory?: MemoryBudget) => Promise<MailReceiver>;
   /** `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server). */
   readonly openMailStore?: (from: { readonly mailDir?: string; readonly bucket?: string; readonly prefix: string }) => MailStore | undefined;
+  /**
+   * Merged into every AWS SDK client of `config` and `status --table` (tests: moto_server's
+   * endpoint, region and dummy credentials). Absent: the SDK's usual chain (AWS_PROFILE,
+   * AWS_REGION, AWS_ENDPOINT_URL, ...).
+   */
+  readonly aws?: AwsClientSettings;
 }
 
 export const processIo: CliIo = {

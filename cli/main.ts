@@ -4,6 +4,7 @@
  * and resolves to its exit status: 0 done, 1 a target or message failed, 2 usage or configuration.
  */
 import { processIo, type CliIo } from './io';
+import { configCommand } from './commands/config';
 import { deliverCommand } from './commands/deliver';
 import { runCommand } from './commands/run';
 
@@ -13,6 +14,7 @@ type Command = (argv: readonly string[], io: CliIo) => Promise<number>;
 
 /** The operating commands, by their first word; anything else is the release cycle's flags. */
 const COMMANDS: Readonly<Record<string, Command>> = {
+  config: configCommand,
   deliver: deliverCommand,
 };
 

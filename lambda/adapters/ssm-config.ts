@@ -5,6 +5,8 @@
  * - Targets are listed with GetParametersByPath, Recursive and WithDecryption, so String and
  *   SecureString parameters both work and targets may be grouped in sub-folders; each page holds
  *   at most 10 parameters (the API's limit), so thousands of targets are a few hundred calls.
+ * - The parameter's last path segment is the target's name; a `name` field inside may repeat it
+ *   (`dequeue config push` writes it) but not differ from it.
  * - One parameter's fault stays with that target: bad JSON, a bad field, a name that differs
  *   from the parameter's last path segment, a duplicate name or a secret outside the function's
  *   secret prefix become an InvalidTarget (a `config-error` result naming the parameter and the
@@ -198,7 +200,10 @@ export class SsmConfigSource implements ConfigSource {
 
   private parseTarget(parameter: Parameter, segment: string): Target {
     const where = parameter.Name!;
-    const target = parseTarget(parseJsonQuietly(parameter.Value ?? '', where), where);
+    const document = parseJsonQuietly(parameter.Value ?? '', where);
+    // The parameter's name gives the target's name; a `name` inside may repeat it, never differ.
+    const named = typeof document === 'object' && document !== null && !Array.isArray(document) && !('name' in document) ? { name: segment, ...document } : document;
+    const target = parseTarget(named, where);
     if (target.name !== segment) {
       throw new ConfigError(where, 'name', `"${target.name}" differs from the parameter's last path segment "${segment}"; they must be the same`);
     }

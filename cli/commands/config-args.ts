@@ -1,0 +1,93 @@
+/** `dequeue config push | pull | diff`: flags, usage, usage errors (exit status 2). */
+import { parseArgs } from 'node:util';
+import { normalisePrefix } from '../../lambda/adapters/ssm-config';
+import { DEFAULT_SSM_PREFIX } from '../../lambda/resource-prefixes';
+
+export const CONFIG_USAGE = `Usage:
+  dequeue config push --config FILE [--prefix ${DEFAULT_SSM_PREFIX}] [--secure] [--prune] [--dry-run] [--json]
+  dequeue config pull [--prefix ${DEFAULT_SSM_PREFIX}] [--out FILE]
+  dequeue config diff --config FILE [--prefix ${DEFAULT_SSM_PREFIX}]
+
+The configuration document in SSM Parameter Store, as the deployed function reads it:
+<prefix>/settings and one <prefix>/targets/<name> per target. AWS access follows the SDK's
+usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL). Secrets are never pushed: a target
+names its credentials with auth.secretId only.
+
+  push   validate the whole file as a run does (nothing is written when anything is invalid),
+         then write the settings and every target whose parameter is new or different
+  pull   the deployed document as one file (stdout without --out)
+  diff   what a push would change: added, changed (field by field), removed
+
+  --config FILE    the configuration document
+  --prefix PATH    the SSM path (default ${DEFAULT_SSM_PREFIX}; the stack's ssmPrefix)
+  --secure         write SecureString parameters (without it, new ones are String and existing
+                   SecureStrings stay SecureString)
+  --prune          delete target parameters the file does not name
+  --dry-run        print what would be written and deleted; write nothing
+  --json           one JSON object per parameter per line on stdout
+  --out FILE       where pull writes the document
+
+Exit status: push 0 done, 1 an SSM call failed part-way (what was written is listed), 2 usage
+or an invalid file (nothing written); pull 0 written, 1 written but some deployed parameter is
+invalid (named on stderr), 2 usage or SSM unreadable; diff 0 no difference, 1 differences,
+2 usage, an invalid file or SSM unreadable.`;
+
+export type ConfigOptions =
+  | { readonly verb: 'push'; readonly config: string; readonly prefix: string; readonly secure: boolean; readonly prune: boolean; readonly dryRun: boolean; readonly json: boolean }
+  | { readonly verb: 'pull'; readonly prefix: string; readonly out?: string }
+  | { readonly verb: 'diff'; readonly config: string; readonly prefix: string };
+
+export class ConfigUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigUsageError';
+  }
+}
+
+const ALLOWED: Record<ConfigOptions['verb'], readonly string[]> = {
+  push: ['config', 'prefix', 'secure', 'prune', 'dry-run', 'json'],
+  pull: ['prefix', 'out'],
+  diff: ['config', 'prefix'],
+};
+
+export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help' {
+  const [verb, ...rest] = argv;
+  if (verb === '--help' || verb === 'help') return 'help';
+  if (verb !== 'push' && verb !== 'pull' && verb !== 'diff') {
+    throw new ConfigUsageError(verb === undefined ? 'say push, pull or diff' : `unknown config command "${verb}": say push, pull or diff`);
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        prefix: { type: 'string' },
+        out: { type: 'string' },
+        secure: { type: 'boolean' },
+        prune: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (e) {
+    throw new ConfigUsageError((e as Error).message);
+  }
+  if (values.help) return 'help';
+  for (const flag of Object.keys(values)) {
+    if (!ALLOWED[verb].includes(flag)) throw new ConfigUsageError(`--${flag} is not an option of config ${verb}`);
+  }
+  let prefix: string;
+  try {
+    prefix = normalisePrefix(values.prefix ?? DEFAULT_SSM_PREFIX);
+  } catch {
+    throw new ConfigUsageError(`--prefix ${values.prefix}: must be an SSM parameter path such as ${DEFAULT_SSM_PREFIX}`);
+  }
+  if (verb === 'pull') return { verb, prefix, out: values.out };
+  if (!values.config) throw new ConfigUsageError(`config ${verb} needs --config FILE`);
+  if (verb === 'diff') return { verb, config: values.config, prefix };
+  return { verb, config: values.config, prefix, secure: values.secure ?? false, prune: values.prune ?? false, dryRun: values['dry-run'] ?? false, json: values.json ?? false };
+}

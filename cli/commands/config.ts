@@ -1,0 +1,187 @@
+/**
+ * `dequeue config push | pull | diff`: the local configuration document and the deployed one
+ * (SSM parameters under a prefix) are the same thing. config-plan.ts decides what a push changes;
+ * this file talks to SSM and prints.
+ */
+import { DeleteParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { open, rename } from 'node:fs/promises';
+import { describeAwsError } from '../../lambda/adapters/aws-errors';
+import { DequeueError } from '../../lambda/core/errors';
+import { awsClientOptions } from '../aws-clients';
+import type { CliIo } from '../io';
+import { CONFIG_USAGE, ConfigUsageError, parseConfigArgs, type ConfigOptions } from './config-args';
+import { deployedTarget, fieldChanges, planPush, readLocalConfig, type PlannedParameter } from './config-plan';
+import { readDeployed } from './deployed-config';
+
+/** PutParameter calls at once: SSM's default write throughput is a few calls per second. */
+const WRITE_CONCURRENCY = 3;
+/** DeleteParameters takes at most 10 names per call. */
+const DELETE_BATCH = 10;
+
+export async function configCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  let options: ConfigOptions | 'help';
+  try {
+    options = parseConfigArgs(argv);
+  } catch (e) {
+    if (!(e instanceof ConfigUsageError)) throw e;
+    io.stderr.write(`dequeue config: ${e.message}\n\n${CONFIG_USAGE}\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    io.stdout.write(`${CONFIG_USAGE}\n`);
+    return 0;
+  }
+  const client = new SSMClient(awsClientOptions(io));
+  try {
+    if (options.verb === 'push') return await push(options, client, io);
+    if (options.verb === 'pull') return await pull(options, client, io);
+    return await diff(options, client, io);
+  } catch (e) {
+    // An invalid file, or SSM could not be read: nothing was written.
+    if (e instanceof DequeueError) {
+      io.stderr.write(`dequeue config ${options.verb}: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  } finally {
+    client.destroy();
+  }
+}
+
+type PushOptions = Extract<ConfigOptions, { verb: 'push' }>;
+
+async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise<number> {
+  const local = await readLocalConfig(options.config);
+  const plan = planPush(local, await readDeployed(client, options.prefix), options.prefix, options.secure);
+  const writes = plan.filter((p) => p.action === 'create' || p.action === 'update');
+  const deletes = options.prune ? plan.filter((p) => p.action === 'delete') : [];
+  const kept = options.prune ? [] : plan.filter((p) => p.action === 'delete');
+
+  const report = (p: PlannedParameter, done: boolean) => {
+    if (options.json) {
+      io.stdout.write(`${JSON.stringify({ parameter: p.parameter, target: p.target, action: p.action, type: p.type, dryRun: !done })}\n`);
+    } else {
+      const verb = { create: 'created', update: 'updated', unchanged: 'unchanged', delete: 'deleted' }[p.action];
+      io.stdout.write(`${done ? verb : p.action === 'unchanged' ? verb : `would ${p.action}`} ${p.parameter}${p.action === 'delete' ? '' : ` (${p.type})`}${p.note ? `: ${p.note}` : ''}\n`);
+    }
+  };
+
+  let failed: string[] = [];
+  if (options.dryRun) {
+    for (const p of [...writes, ...deletes]) report(p, false);
+  } else {
+    failed = [...(await writeAll(writes, client, report)), ...(await deleteAll(deletes, client, report))];
+  }
+  for (const p of plan.filter((q) => q.action === 'unchanged')) if (!options.json) report(p, true);
+  for (const p of kept) {
+    io.stderr.write(`dequeue config push: kept ${p.parameter} (${p.note}); --prune deletes it\n`);
+  }
+  const count = (a: PlannedParameter['action']) => plan.filter((p) => p.action === a).length;
+  io.stderr.write(
+    `dequeue config push: ${options.dryRun ? 'dry run, nothing written: ' : ''}${local.targets.length} target(s) in ${options.config}; ` +
+      `${count('create')} to create, ${count('update')} to update, ${count('unchanged')} unchanged, ${deletes.length} to delete, ${kept.length} kept\n`,
+  );
+  for (const line of failed) io.stderr.write(`dequeue config push: ${line}\n`);
+  return failed.length ? 1 : 0;
+}
+
+/** Every write, a few at once; a failed call is reported and the others go on. */
+async function writeAll(writes: readonly PlannedParameter[], client: SSMClient, report: (p: PlannedParameter, done: boolean) => void): Promise<string[]> {
+  const failed: string[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < writes.length) {
+      const p = writes[next++]!;
+      try {
+        await client.send(new PutParameterCommand({ Name: p.parameter, Value: p.text!, Type: p.type, Overwrite: p.action === 'update', Tier: 'Standard' }));
+        report(p, true);
+      } catch (e) {
+        failed.push(`not written: ${p.parameter}: ${describeAwsError(e)}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, writes.length) }, worker));
+  return failed;
+}
+
+async function deleteAll(deletes: readonly PlannedParameter[], client: SSMClient, report: (p: PlannedParameter, done: boolean) => void): Promise<string[]> {
+  const failed: string[] = [];
+  for (let i = 0; i < deletes.length; i += DELETE_BATCH) {
+    const batch = deletes.slice(i, i + DELETE_BATCH);
+    try {
+      // A name already gone (listed in InvalidParameters) is what the delete wanted anyway.
+      await client.send(new DeleteParametersCommand({ Names: batch.map((p) => p.parameter) }));
+      for (const p of batch) report(p, true);
+    } catch (e) {
+      for (const p of batch) failed.push(`not deleted: ${p.parameter}: ${describeAwsError(e)}`);
+    }
+  }
+  return failed;
+}
+
+type PullOptions = Extract<ConfigOptions, { verb: 'pull' }>;
+
+async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise<number> {
+  const deployed = await readDeployed(client, options.prefix);
+  const problems: string[] = [];
+  if (deployed.settings?.problem) problems.push(`${deployed.settings.parameter} ${deployed.settings.problem}: left out (settings default)`);
+  const targets: Record<string, unknown>[] = [];
+  for (const p of deployed.targets) {
+    const target = deployedTarget(p);
+    if (!target) {
+      problems.push(`${p.parameter} ${p.problem}: left out`);
+      continue;
+    }
+    if (target.name !== p.segment) problems.push(`${p.parameter}: its "name" is "${String(target.name)}"; the function refuses it until they agree`);
+    // The name first, as a person writes it.
+    const { name, ...rest } = target;
+    targets.push({ name, ...rest });
+  }
+  const document = `${JSON.stringify({ settings: deployed.settings?.value ?? {}, targets }, null, 2)}\n`;
+  if (options.out) await writeAtomically(options.out, document);
+  else io.stdout.write(document);
+  for (const line of problems) io.stderr.write(`dequeue config pull: ${line}\n`);
+  if (options.out) io.stderr.write(`dequeue config pull: ${targets.length} target(s) from ${options.prefix} written to ${options.out}\n`);
+  return problems.length ? 1 : 0;
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  const handle = await open(temp, 'w', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+}
+
+type DiffOptions = Extract<ConfigOptions, { verb: 'diff' }>;
+
+/**
+ * One line per parameter a push would touch: `+` added, `~` changed (with its fields below),
+ * `-` removed (deleted by push --prune); unchanged ones are counted, not listed.
+ */
+async function diff(options: DiffOptions, client: SSMClient, io: CliIo): Promise<number> {
+  const local = await readLocalConfig(options.config);
+  const plan = planPush(local, await readDeployed(client, options.prefix), options.prefix, false);
+  let differences = 0;
+  for (const p of plan) {
+    if (p.action === 'unchanged') continue;
+    differences++;
+    if (p.action === 'create') {
+      io.stdout.write(`+ ${p.parameter}\n`);
+    } else if (p.action === 'delete') {
+      io.stdout.write(`- ${p.parameter} (${p.note}; push --prune deletes it)\n`);
+    } else {
+      io.stdout.write(`~ ${p.parameter}${p.note ? ` (${p.note})` : ''}\n`);
+      for (const c of fieldChanges(p.before ?? {}, p.after)) {
+        io.stdout.write(`    ${c.field}: ${c.before ?? '(absent)'} -> ${c.after ?? '(absent)'}\n`);
+      }
+    }
+  }
+  const unchanged = plan.length - differences;
+  io.stderr.write(`dequeue config diff: ${differences ? `${differences} parameter(s) differ` : 'no differences'}, ${unchanged} unchanged (${options.config} against ${options.prefix})\n`);
+  return differences ? 1 : 0;
+}
