@@ -12,13 +12,15 @@ export const USAGE = `Usage:
           [--max-run-seconds SECONDS] [--mail-memory MIB]
   dequeue --help
   dequeue config push | pull | diff ...   (dequeue config --help)
+  dequeue status ...                      (dequeue status --help)
 
 Signals each due target of the configuration once: connects, optionally says EHLO, STARTTLS and
 AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing).
 
   --config FILE    the configuration document (JSON; see README)
   --secrets FILE   JSON object: each auth.secretId -> {"username": "...", "password": "..."}
-  --state FILE     where the cycle counter is kept between runs (without it, every run is cycle 1)
+  --state FILE     the cycle counter and each target's status between runs (dequeue status);
+                   without it, every run is cycle 1
   --mail-dir DIR   where mail received after ATRN is stored, one file per message
   --target NAME    work only this target (repeatable)
   --force          signal whatever the cycle count says, without advancing it

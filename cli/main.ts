@@ -7,6 +7,7 @@ import { processIo, type CliIo } from './io';
 import { configCommand } from './commands/config';
 import { deliverCommand } from './commands/deliver';
 import { runCommand } from './commands/run';
+import { statusCommand } from './commands/status';
 
 export type { CliIo } from './io';
 
@@ -16,6 +17,7 @@ type Command = (argv: readonly string[], io: CliIo) => Promise<number>;
 const COMMANDS: Readonly<Record<string, Command>> = {
   config: configCommand,
   deliver: deliverCommand,
+  status: statusCommand,
 };
 
 /** Run the CLI; resolves to the exit status. */

@@ -6,6 +6,8 @@
  *   DEQUEUE_COUNTER_TABLE         DynamoDB table of the cycle counter      required
  *   DEQUEUE_MAIL_BUCKET           S3 bucket for mail pulled with ATRN      optional (no ATRN without it)
  *   DEQUEUE_MAIL_PREFIX           key prefix in that bucket                default mail/
+ *   DEQUEUE_FAILING_AFTER_CYCLES  failed cycles in a row: FailingTargets   default 3
+ *   DEQUEUE_STALE_AFTER_HOURS     hours without success: StaleTargets      default 24
  *   POWERTOOLS_SERVICE_NAME       log and metric `service`                 dequeue
  *   POWERTOOLS_METRICS_NAMESPACE  CloudWatch namespace                     Dequeue
  *
@@ -22,7 +24,17 @@ export interface LambdaEnvironment {
   readonly counterTable: string;
   readonly mailBucket?: string;
   readonly mailPrefix: string;
+  /** A target that failed this many cycles in a row counts in FailingTargets. */
+  readonly failingAfterCycles: number;
+  /** A target not released (signalled, no-mail) for longer counts in StaleTargets. */
+  readonly staleAfterHours: number;
 }
+
+/** Set by the stack (lib/signaller-alarms.ts names them too; a test keeps the two in step). */
+export const FAILING_AFTER_CYCLES_ENV = 'DEQUEUE_FAILING_AFTER_CYCLES';
+export const STALE_AFTER_HOURS_ENV = 'DEQUEUE_STALE_AFTER_HOURS';
+export const DEFAULT_FAILING_AFTER_CYCLES = 3;
+export const DEFAULT_STALE_AFTER_HOURS = 24;
 
 
 export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
@@ -34,5 +46,17 @@ export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
     counterTable,
     mailBucket: env.DEQUEUE_MAIL_BUCKET || undefined,
     mailPrefix: env.DEQUEUE_MAIL_PREFIX ?? DEFAULT_MAIL_PREFIX,
+    failingAfterCycles: positive(env, FAILING_AFTER_CYCLES_ENV, DEFAULT_FAILING_AFTER_CYCLES, true),
+    staleAfterHours: positive(env, STALE_AFTER_HOURS_ENV, DEFAULT_STALE_AFTER_HOURS, false),
   };
+}
+
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number, whole: boolean): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value) || (whole && !Number.isInteger(value))) {
+    throw new ConfigError('environment', name, `"${text}" must be a ${whole ? 'whole ' : ''}number greater than 0`);
+  }
+  return value;
 }

@@ -18,6 +18,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
 import { lambdaMailMemory, MemoryBudget } from './core/memory-budget';
+import { DynamoDbStatusStore } from './adapters/dynamodb-status';
 import { mailReceiverFor } from './mail-receiver';
 import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
 import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
@@ -29,6 +30,7 @@ import { runCycle } from './core/run-cycle';
 import { readEnvironment } from './environment';
 import { parseInvocationEvent, type ParsedEvent } from './invocation-event';
 import { createObservability, InvocationReport, type Observability } from './observability';
+import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
 
 /** Time kept back from the invocation's remaining time: results logged, metrics flushed. */
 export const DEFAULT_SAFETY_MARGIN_MS = 5_000;
@@ -48,6 +50,13 @@ export interface HandlerDeps {
   /** The in-flight mail memory of a run, shared by the store and every session (from the function's memory). */
   readonly mailMemory?: MemoryBudget;
   readonly observability: Observability;
+  /**
+   * Each target's status after each cycle (DynamoDB: `status#<target>` beside the counter), and
+   * the thresholds of the FailingTargets and StaleTargets metrics counted from it. Absent: no
+   * status is kept and the two metrics are not published.
+   */
+  readonly status?: StatusStore;
+  readonly health?: HealthThresholds;
   /** Time kept back from getRemainingTimeInMillis() for reporting. Default 5 s. */
   readonly safetyMarginMs?: number;
   readonly now?: () => number;
@@ -87,10 +96,13 @@ export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettin
   const settings = readEnvironment(env);
   const options = { ...AWS_CLIENT_OPTIONS, ...aws };
   const mailMemory = new MemoryBudget(lambdaMailMemory(Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || DEFAULT_FUNCTION_MEMORY_MB));
+  const dynamodb = new DynamoDBClient(options);
   return {
     config: new SsmConfigSource(new SSMClient(options), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
     credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), { allowedPrefix: settings.secretPrefix }),
-    counter: new DynamoDbCycleCounter(new DynamoDBClient(options), { tableName: settings.counterTable }),
+    counter: new DynamoDbCycleCounter(dynamodb, { tableName: settings.counterTable }),
+    status: new DynamoDbStatusStore(dynamodb, { tableName: settings.counterTable }),
+    health: { failingAfterCycles: settings.failingAfterCycles, staleAfterHours: settings.staleAfterHours },
     mailStore: settings.mailBucket ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory) : undefined,
     mailMemory,
     observability: createObservability(env),
@@ -152,6 +164,18 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
     logger.info('cycle starting', { ...parsed.delivery, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
 
     const report = new InvocationReport(deps.observability);
+    const statuses = deps.status && !parsed.request.dryRun ? new CycleStatuses(deps.status) : undefined;
+    const onStatusError = (target: string, error: DequeueError) => logger.warn('target status not recorded', { target, error: error.message });
+    /** After a cycle that saw every target: FailingTargets and StaleTargets over `watched`. */
+    const countHealth = async (watched: readonly string[]): Promise<void> => {
+      if (!statuses || !deps.health || parsed.request.targets) return;
+      try {
+        // Within the time kept back for reporting: normally nothing is read at all.
+        report.targetHealth(await statuses.health(watched, deps.health, now(), AbortSignal.timeout(REPORT_PEEK_MS)));
+      } catch (e) {
+        logger.warn('failing and stale targets not counted this cycle', { error: asDequeueError(e).message });
+      }
+    };
     let result: CycleResult | undefined;
     try {
       let config: LoadedConfig;
@@ -159,7 +183,12 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
         config = await deps.config.load(signal);
       } catch (e) {
         const known = e instanceof ConfigUnavailableError ? (e.targets.length ? e.targets : [e.source]) : ['configuration'];
-        result = await everyTargetFails(parsed.request.targets ?? known, asDequeueError(e), deps.counter, report);
+        // Only names from a listing are targets; a path or "configuration" has no status.
+        const real = e instanceof ConfigUnavailableError ? e.targets : [];
+        const names = parsed.request.targets ?? known;
+        result = await everyTargetFails(names, asDequeueError(e), deps.counter, report);
+        await recordEach(result.results.filter((r) => real.includes(r.target)), statuses, onStatusError, now);
+        await countHealth(real);
         return result;
       }
       const counter = parsed.request.force ? withoutClaims(deps.counter) : deps.counter;
@@ -173,12 +202,17 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
           now: deps.now,
           resolveHost: deps.resolveHost,
           onResult: (r) => report.target(r),
+          status: statuses,
+          onStatusError,
         });
       } catch (e) {
         // Only the counter can fail the whole cycle (count/peek, before any target starts).
         const names = parsed.request.targets ?? [...config.invalid.map((t) => t.name), ...config.targets.map((t) => t.name)];
         result = await everyTargetFails(names, asDequeueError(e), deps.counter, report);
+        await recordEach(result.results, statuses, onStatusError, now);
       }
+      // Disabled targets are nobody's worry; invalid ones are failing targets.
+      await countHealth([...config.invalid.map((t) => t.name), ...config.targets.filter((t) => t.enabled).map((t) => t.name)]);
       return result;
     } finally {
       report.finish(result, { kind: parsed.kind, durationMs: now() - started });
@@ -203,6 +237,23 @@ async function everyTargetFails(names: readonly string[], error: DequeueError, c
   const results = names.map((target): TargetResult => ({ target, outcome, cycle, durationMs: 0, replies: [], messages: 0, error: error.message }));
   for (const r of results) report.target(r);
   return { cycle, results };
+}
+
+/** The statuses of results made outside runCycle (nothing could run), a few at once. */
+async function recordEach(
+  results: readonly TargetResult[],
+  statuses: CycleStatuses | undefined,
+  onError: (target: string, error: DequeueError) => void,
+  now: () => number,
+): Promise<void> {
+  if (!statuses) return;
+  const queue = [...results];
+  const worker = async (): Promise<void> => {
+    for (let r = queue.shift(); r; r = queue.shift()) {
+      await statuses.record(r, now(), AbortSignal.timeout(REPORT_PEEK_MS)).catch((e: unknown) => onError(r!.target, asDequeueError(e)));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(10, queue.length) }, worker));
 }
 
 let wired: DequeueHandler | undefined;

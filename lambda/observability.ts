@@ -9,6 +9,11 @@
  *   config); the stack's alarm watches this one, so it is emitted every invocation, 0 included.
  * - `MessagesStored` (Count): mail received and stored after ATRN.
  * - `TargetDuration` (Milliseconds): one value per target actually worked.
+ * - `FailingTargets` and `StaleTargets` (Count), dimension service only: how many targets have
+ *   failed DEQUEUE_FAILING_AFTER_CYCLES cycles in a row, and how many have not been released for
+ *   DEQUEUE_STALE_AFTER_HOURS, from the status items (docs/lambda.md "Target status"). One value
+ *   each per full cycle; left out of dry runs and of runs limited to some targets, which do not
+ *   see every target (the alarms keep their state through a missing value).
  *
  * An EMF document has one set of dimensions for all its metrics, so `Targets` by outcome goes out
  * as one single-metric document per outcome; everything else is stored and flushed once, at the
@@ -24,6 +29,12 @@ import { isFailure, type CycleResult, type Outcome, type TargetResult } from './
 export const DEFAULT_SERVICE_NAME = 'dequeue';
 export const DEFAULT_METRICS_NAMESPACE = 'Dequeue';
 export const OUTCOMES: readonly Outcome[] = ['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error'];
+
+/** Targets in need of attention, counted once per cycle. */
+export interface TargetHealth {
+  readonly failing: number;
+  readonly stale: number;
+}
 
 export interface Observability {
   readonly logger: Logger;
@@ -47,6 +58,7 @@ export class InvocationReport {
   private readonly tally = new Map<Outcome, number>(OUTCOMES.map((o) => [o, 0]));
   private failures = 0;
   private messages = 0;
+  private health?: TargetHealth;
 
   constructor(private readonly observability: Observability) {}
 
@@ -71,6 +83,11 @@ export class InvocationReport {
     if (WORKED.has(result.outcome)) metrics.addMetric('TargetDuration', MetricUnit.Milliseconds, result.durationMs);
   }
 
+  /** The cycle's count of failing and stale targets, published with the rest in finish(). */
+  targetHealth(health: TargetHealth): void {
+    this.health = health;
+  }
+
   /** Emit the counts and flush. Call once, last, whatever happened (also after an error). */
   finish(cycle: CycleResult | undefined, summary: Record<string, unknown> = {}): void {
     const { logger, metrics } = this.observability;
@@ -81,6 +98,10 @@ export class InvocationReport {
     }
     metrics.addMetric('TargetFailures', MetricUnit.Count, this.failures);
     metrics.addMetric('MessagesStored', MetricUnit.Count, this.messages);
+    if (this.health) {
+      metrics.addMetric('FailingTargets', MetricUnit.Count, this.health.failing);
+      metrics.addMetric('StaleTargets', MetricUnit.Count, this.health.stale);
+    }
     metrics.publishStoredMetrics();
     logger.info('cycle finished', {
       cycle: cycle?.cycle ?? null,
@@ -88,6 +109,7 @@ export class InvocationReport {
       failures: this.failures,
       messages: this.messages,
       outcomes: Object.fromEntries(this.tally),
+      ...(this.health ? { failingTargets: this.health.failing, staleTargets: this.health.stale } : {}),
       ...summary,
     });
   }

@@ -1,34 +1,39 @@
 /**
- * The cycle counter for the CLI: a small JSON file (`--state`), `{"cycle": N, "updatedAt": "..."}`.
- * Written to a temporary name, flushed and renamed, so a crash never leaves a torn file. Without
- * `--state` the counter lives in memory and every run is cycle 1 (every target due).
+ * The CLI's state between runs (`--state`): a small JSON file holding the cycle counter and each
+ * target's status (lambda/core/target-status.ts):
+ *
+ *   {"cycle": 7, "updatedAt": "...", "targets": {"isp": {"lastOutcome": "signalled", ...}}}
+ *
+ * Files written before statuses existed (`{"cycle": N, "updatedAt": "..."}`) read as they are, and
+ * older versions of the CLI read only `cycle` from a new one. Every change is written to a
+ * temporary name, flushed and renamed, so a crash never leaves a torn file; within one run the
+ * writes go one after the other (targets finish concurrently). Two runs on the same file at the
+ * same time are not supported: the last rename wins.
+ *
+ * Without `--state` the counter lives in memory, every run is cycle 1 and no status is kept.
  */
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError } from '../../lambda/core/errors';
-import type { CycleCounter } from '../../lambda/core/ports';
+import type { CycleCounter, StatusRecorder } from '../../lambda/core/ports';
+import type { Outcome, TargetResult } from '../../lambda/core/result';
+import { neverRun, nextStatus, type RecordedStatus } from '../../lambda/core/target-status';
 
-export class StateFile implements CycleCounter {
+interface StateDocument {
+  cycle: number;
+  updatedAt?: string;
+  targets: Record<string, Omit<RecordedStatus, 'target'>>;
+}
+
+const OUTCOMES = new Set<Outcome>(['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error']);
+
+export class StateFile implements CycleCounter, StatusRecorder {
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly file: string) {}
 
   async peek(): Promise<number> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw new ConfigError(this.file, '', `cannot read the state file: ${(e as Error).message}`, { cause: e });
-    }
-    let cycle: unknown;
-    try {
-      cycle = (JSON.parse(text) as { cycle?: unknown }).cycle;
-    } catch (e) {
-      throw new ConfigError(this.file, '', 'is not valid JSON (delete it to start counting again from 0)', { cause: e });
-    }
-    if (!Number.isSafeInteger(cycle) || (cycle as number) < 0) {
-      throw new ConfigError(this.file, 'cycle', 'must be a whole number ≥ 0 (delete the file to start again from 0)');
-    }
-    return cycle as number;
+    return (await this.read()).cycle;
   }
 
   /**
@@ -53,18 +58,122 @@ export class StateFile implements CycleCounter {
     await unlink(probe).catch(() => undefined);
   }
 
-  async count(): Promise<{ cycle: number; counted: boolean }> {
-    const cycle = (await this.peek()) + 1;
+  count(): Promise<{ cycle: number; counted: boolean }> {
+    return this.serially(async () => {
+      const state = await this.read();
+      state.cycle += 1;
+      await this.write(state);
+      return { cycle: state.cycle, counted: true };
+    });
+  }
+
+  record(result: TargetResult, at: number): Promise<RecordedStatus> {
+    return this.serially(async () => {
+      const state = await this.read();
+      const before = state.targets[result.target];
+      const after = nextStatus(before && { ...before, target: result.target }, result, at);
+      const { target, ...kept } = after;
+      state.targets[target] = kept;
+      await this.write(state);
+      return after;
+    });
+  }
+
+  /** Every target's status, by name. */
+  async statuses(): Promise<RecordedStatus[]> {
+    const state = await this.read();
+    return Object.entries(state.targets)
+      .map(([target, status]) => ({ ...status, target }))
+      .sort((a, b) => (a.target < b.target ? -1 : 1));
+  }
+
+  /** Changes one after the other: each reads what the previous one wrote. */
+  private serially<T>(change: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(change, change);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async read(): Promise<StateDocument> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { cycle: 0, targets: {} };
+      throw new ConfigError(this.file, '', `cannot read the state file: ${(e as Error).message}`, { cause: e });
+    }
+    let doc: { cycle?: unknown; updatedAt?: unknown; targets?: unknown };
+    try {
+      doc = JSON.parse(text) as typeof doc;
+    } catch (e) {
+      throw new ConfigError(this.file, '', 'is not valid JSON (delete it to start counting again from 0)', { cause: e });
+    }
+    const cycle = doc.cycle;
+    if (!Number.isSafeInteger(cycle) || (cycle as number) < 0) {
+      throw new ConfigError(this.file, 'cycle', 'must be a whole number ≥ 0 (delete the file to start again from 0)');
+    }
+    return { cycle: cycle as number, updatedAt: typeof doc.updatedAt === 'string' ? doc.updatedAt : undefined, targets: this.targetsOf(doc.targets) };
+  }
+
+  private targetsOf(input: unknown): StateDocument['targets'] {
+    if (input === undefined) return {};
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      throw new ConfigError(this.file, 'targets', 'must be an object of target statuses (delete the file to start again)');
+    }
+    const out: StateDocument['targets'] = {};
+    for (const [name, value] of Object.entries(input)) out[name] = this.statusOf(name, value);
+    return out;
+  }
+
+  /** A stored status, each field checked: a hand-edited file fails here with the field named. */
+  private statusOf(name: string, value: unknown): Omit<RecordedStatus, 'target'> {
+    const at = (field: string) => `targets.${name}.${field}`;
+    if (typeof value !== 'object' || value === null) throw new ConfigError(this.file, `targets.${name}`, 'must be an object');
+    const v = value as Record<string, unknown>;
+    const text = (field: string): string | null => {
+      const x = v[field] ?? null;
+      if (x !== null && typeof x !== 'string') throw new ConfigError(this.file, at(field), 'must be a string or null');
+      return x;
+    };
+    const time = (field: string): string | null => {
+      const x = text(field);
+      if (x !== null && Number.isNaN(Date.parse(x))) throw new ConfigError(this.file, at(field), 'must be an ISO 8601 time or null');
+      return x;
+    };
+    const whole = (field: string, nullable: boolean): number | null => {
+      const x = v[field] ?? (nullable ? null : 0);
+      if (x === null && nullable) return null;
+      if (!Number.isSafeInteger(x) || (x as number) < 0) throw new ConfigError(this.file, at(field), 'must be a whole number ≥ 0');
+      return x as number;
+    };
+    const outcome = text('lastOutcome');
+    if (outcome !== null && !OUTCOMES.has(outcome as Outcome)) throw new ConfigError(this.file, at('lastOutcome'), 'is not an outcome');
+    const base = neverRun(name);
+    return {
+      lastOutcome: outcome as Outcome | null,
+      lastAttemptAt: time('lastAttemptAt'),
+      lastCycle: whole('lastCycle', true),
+      lastSuccessAt: time('lastSuccessAt'),
+      lastSuccessCycle: whole('lastSuccessCycle', true),
+      consecutiveFailures: whole('consecutiveFailures', false) ?? base.consecutiveFailures,
+      failingSince: time('failingSince'),
+      lastError: text('lastError'),
+      messagesTotal: whole('messagesTotal', false) ?? base.messagesTotal,
+      lastReason: text('lastReason'),
+    };
+  }
+
+  private async write(state: StateDocument): Promise<void> {
+    const doc = { cycle: state.cycle, updatedAt: new Date().toISOString(), targets: state.targets };
     const temp = `${this.file}.${process.pid}.tmp`;
     const handle = await open(temp, 'w', 0o600);
     try {
-      await handle.writeFile(`${JSON.stringify({ cycle, updatedAt: new Date().toISOString() })}\n`);
+      await handle.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
       await handle.sync();
     } finally {
       await handle.close();
     }
     await rename(temp, this.file);
-    return { cycle, counted: true };
   }
 }
 

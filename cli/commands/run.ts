@@ -64,7 +64,12 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     result = await runCycle(
       { ...config, invalid: [] },
       { force: options.force, dryRun: options.dryRun, targets: options.targets, deadline },
-      { credentials: secrets, counter, receiver, transcript, tlsCa: io.tlsCa, resolveHost: io.resolveHost, onResult: print },
+      {
+        credentials: secrets, counter, receiver, transcript, tlsCa: io.tlsCa, resolveHost: io.resolveHost, onResult: print,
+        // With --state each target's status is kept beside the counter (`dequeue status`).
+        status: counter instanceof StateFile ? counter : undefined,
+        onStatusError: (target, e) => log(`${target}: status not recorded in ${options.state}: ${e.message}`),
+      },
     );
   } catch (e) {
     // Only the counter can fail here (an unreadable --state file): nothing was sent.
@@ -122,7 +127,7 @@ async function prepare(options: CliOptions, io: CliIo) {
   if (options.state) {
     const file = new StateFile(options.state);
     await file.peek(); // an unreadable state file is a configuration error, found before sending
-    if (!options.force) await file.checkWritable(); // and so is one that could not be updated
+    await file.checkWritable(); // and so is one that could not be updated (forced runs record statuses)
     counter = file;
   } else {
     counter = new MemoryCounter();

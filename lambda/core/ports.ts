@@ -6,6 +6,8 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ConfigDocument, Settings, Target } from './config';
 import type { ConfigError, DequeueError } from './errors';
+import type { TargetResult } from './result';
+import type { RecordedStatus } from './target-status';
 
 /** Where the configuration comes from: a file (CLI) or SSM parameters (Lambda). */
 export interface ConfigSource {
@@ -60,6 +62,18 @@ export interface CycleCounter {
    * its retries at the run's deadline, so the results are reported before the run is cut off.)
    */
   claim?(cycle: number, target: string, signal?: AbortSignal): Promise<boolean>;
+}
+
+/**
+ * Where each target's status is kept between cycles (lambda/core/target-status.ts has the rules):
+ * the CLI's --state file, the function's DynamoDB table. Called once per target per cycle.
+ */
+export interface StatusRecorder {
+  /**
+   * Record `result`, handled at `at` (epoch ms); resolves to the target's status after it.
+   * `signal` ends the write (and its retries) at the run's deadline.
+   */
+  record(result: TargetResult, at: number, signal?: AbortSignal): Promise<RecordedStatus>;
 }
 
 /** What the signal session hands over after the provider accepted ATRN (RFC 2645 section 4). */

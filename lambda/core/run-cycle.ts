@@ -8,7 +8,7 @@ import { verbOf, type Target } from './config';
 import { dueDecision, turnOrder } from './cycle';
 import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
-import type { CycleCounter, LoadedConfig, Settings } from './ports';
+import type { CycleCounter, LoadedConfig, Settings, StatusRecorder } from './ports';
 import type { CycleResult, TargetResult } from './result';
 import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal/session';
 
@@ -34,6 +34,13 @@ export interface CycleDeps extends SignalDeps {
   readonly counter: CycleCounter;
   /** Called as each target finishes (completion order), e.g. to print NDJSON as results come. */
   readonly onResult?: (result: TargetResult) => void;
+  /**
+   * Keeps each target's status (target-status.ts) after its result; dry runs record nothing, nor
+   * do targets another delivery of the same slot already handled, nor unknown names.
+   */
+  readonly status?: StatusRecorder;
+  /** A status that could not be recorded: the target's result stands; the caller logs this. */
+  readonly onStatusError?: (target: string, error: DequeueError) => void;
   /** Resolves a host for --dry-run; the default uses the system resolver. */
   readonly resolveHost?: (host: string) => Promise<void>;
 }
@@ -64,22 +71,52 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
     results.set(result.target, result);
     deps.onResult?.(result);
   };
+  const now = deps.now ?? Date.now;
+  const record = async (result: TargetResult): Promise<void> => {
+    if (!deps.status || request.dryRun) return;
+    try {
+      await deps.status.record(result, now(), request.signal);
+    } catch (e) {
+      deps.onStatusError?.(result.target, asDequeueError(e));
+    }
+  };
+  /** Invalid and not-due targets: their statuses are written beside the work. */
+  const recordable: TargetResult[] = [];
   const fixed = (target: string, outcome: TargetResult['outcome'], error: string | null, reason?: string): TargetResult => ({
     target, outcome, cycle, durationMs: 0, replies: [], messages: 0, error, ...(reason ? { reason } : {}),
   });
 
-  for (const bad of invalid) finish(fixed(bad.name, 'config-error', bad.error.message));
+  for (const bad of invalid) {
+    const result = fixed(bad.name, 'config-error', bad.error.message);
+    finish(result);
+    recordable.push(result);
+  }
   for (const name of unknown) finish(fixed(name, 'config-error', `no target named "${name}" in the configuration`));
 
   const work: Target[] = [];
   for (const target of selected) {
     const decision = dueDecision(target, config.settings, cycle, request.force ?? false);
-    if (!decision.due) finish(fixed(target.name, 'skipped', null, decision.reason));
+    if (!decision.due) {
+      const result = fixed(target.name, 'skipped', null, decision.reason);
+      finish(result);
+      recordable.push(result);
+    }
     else if (!counted && !deps.counter.claim) finish(fixed(target.name, 'skipped', null, `cycle ${cycle} was already run for this slot`));
     else work.push(target);
   }
 
-  await workTargets(turnOrder(work, cycle), { cycle, settings: config.settings, dryRun: request.dryRun, deadline: request.deadline, signal: request.signal }, deps, finish);
+  const run = { cycle, settings: config.settings, dryRun: request.dryRun, deadline: request.deadline, signal: request.signal };
+  // A worked target ends `skipped` only when another delivery of the slot claimed it first: that
+  // delivery records it. The statuses of the others go out as each finishes.
+  const recording: Promise<void>[] = [];
+  await Promise.all([
+    workTargets(turnOrder(work, cycle), run, deps, (result) => {
+      finish(result);
+      if (result.outcome !== 'skipped') recording.push(record(result));
+    }),
+    pool(recordable, config.settings.concurrency, record),
+  ]);
+  await Promise.all(recording);
 
   const order = [...invalid.map((t) => t.name), ...selected.map((t) => t.name), ...unknown];
   return { cycle, results: order.map((name) => results.get(name)!).filter(Boolean) };

@@ -1,0 +1,114 @@
+/**
+ * `dequeue status (--state FILE | --table NAME) [--target NAME]... [--json]`: what the runs
+ * recorded for each target (lambda/core/target-status.ts), from the CLI's state file or from the
+ * deployed function's DynamoDB table.
+ *
+ * Exit status: 0 no target shown is failing; 1 some target shown is failing (its last worked
+ * cycle failed), so that `dequeue status --table T || notify` works in a script; 2 a usage error
+ * or the status could not be read (no such file or table, access denied).
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { parseArgs } from 'node:util';
+import { DynamoDbStatusStore } from '../../lambda/adapters/dynamodb-status';
+import { DequeueError } from '../../lambda/core/errors';
+import { neverRun, statusFields, type RecordedStatus } from '../../lambda/core/target-status';
+import { StateFile } from '../adapters/state-file';
+import { awsClientOptions } from '../aws-clients';
+import type { CliIo } from '../io';
+import { statusTable } from './status-table';
+
+export const STATUS_USAGE = `Usage:
+  dequeue status (--state FILE | --table NAME) [--target NAME]... [--json]
+
+Shows, for each target, what the runs recorded: the last outcome and when, the last success,
+how many cycles in a row it has failed and since when, the last error, the messages stored.
+
+  --state FILE    the CLI's state file (dequeue --state FILE)
+  --table NAME    the deployed function's DynamoDB table (its counter table); AWS access follows
+                  the SDK's usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
+  --target NAME   only this target (repeatable); one never run shows as such
+  --json          one JSON object per target per line
+
+Exit status: 0 no target shown is failing; 1 a target is failing; 2 a usage error or the status
+could not be read.`;
+
+/** GetItem calls at once for --table with --target. */
+const READ_CONCURRENCY = 10;
+
+export async function statusCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const fail = (message: string): number => {
+    io.stderr.write(`dequeue status: ${message}\n`);
+    return 2;
+  };
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        state: { type: 'string' },
+        table: { type: 'string' },
+        target: { type: 'string', multiple: true },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (e) {
+    return fail(`${(e as Error).message}\n\n${STATUS_USAGE}`);
+  }
+  if (values.help) {
+    io.stdout.write(`${STATUS_USAGE}\n`);
+    return 0;
+  }
+  if ((values.state === undefined) === (values.table === undefined)) return fail(`give either --state FILE or --table NAME\n\n${STATUS_USAGE}`);
+
+  let statuses: RecordedStatus[];
+  try {
+    statuses = values.state !== undefined ? await fromStateFile(values.state, values.target) : await fromTable(values.table!, values.target, io);
+  } catch (e) {
+    if (e instanceof DequeueError) return fail(e.message);
+    throw e;
+  }
+
+  if (values.json) {
+    for (const s of statuses) io.stdout.write(`${JSON.stringify(statusFields(s))}\n`);
+  } else if (statuses.length === 0) {
+    io.stdout.write(`no target status recorded yet in ${values.state ?? values.table}\n`);
+  } else {
+    io.stdout.write(statusTable(statuses));
+  }
+  return statuses.some((s) => s.consecutiveFailures > 0) ? 1 : 0;
+}
+
+async function fromStateFile(file: string, targets: readonly string[] | undefined): Promise<RecordedStatus[]> {
+  const all = await new StateFile(file).statuses();
+  if (!targets) return all;
+  const byName = new Map(all.map((s) => [s.target, s]));
+  return unique(targets).map((name) => byName.get(name) ?? neverRun(name));
+}
+
+async function fromTable(table: string, targets: readonly string[] | undefined, io: CliIo): Promise<RecordedStatus[]> {
+  const client = new DynamoDBClient(awsClientOptions(io));
+  try {
+    const store = new DynamoDbStatusStore(client, { tableName: table });
+    if (!targets) return await store.list();
+    const names = unique(targets);
+    const out: RecordedStatus[] = new Array(names.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < names.length) {
+        const i = next++;
+        out[i] = (await store.read(names[i]!)) ?? neverRun(names[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, worker));
+    return out;
+  } finally {
+    client.destroy();
+  }
+}
+
+function unique(names: readonly string[]): string[] {
+  return [...new Set(names)];
+}
