@@ -211,8 +211,10 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
         result = await everyTargetFails(names, asDequeueError(e), deps.counter, report);
         await recordEach(result.results, statuses, onStatusError, now);
       }
-      // Disabled targets are nobody's worry; invalid ones are failing targets.
-      await countHealth([...config.invalid.map((t) => t.name), ...config.targets.filter((t) => t.enabled).map((t) => t.name)]);
+      // Disabled targets (or all, paused by settings.enabled false) are nobody's worry; invalid
+      // ones are failing targets.
+      const watched = config.settings.enabled === false ? [] : config.targets.filter((t) => t.enabled).map((t) => t.name);
+      await countHealth([...config.invalid.map((t) => t.name), ...watched]);
       return result;
     } finally {
       report.finish(result, { kind: parsed.kind, durationMs: now() - started });

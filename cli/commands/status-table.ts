@@ -10,7 +10,7 @@
  */
 import type { RecordedStatus } from '../../lambda/core/target-status';
 
-export type StatusState = 'FAILING' | 'never run' | 'disabled' | 'not due' | 'healthy';
+export type StatusState = 'FAILING' | 'never run' | 'disabled' | 'paused' | 'not due' | 'healthy';
 
 /** DETAIL is cut here so that a row stays one line on a terminal. */
 const MAX_DETAIL = 120;
@@ -18,11 +18,11 @@ const MAX_DETAIL = 120;
 export function stateOf(s: RecordedStatus): StatusState {
   if (s.consecutiveFailures > 0) return 'FAILING';
   if (s.lastOutcome === null) return 'never run';
-  if (s.lastOutcome === 'skipped') return s.lastReason === 'disabled' ? 'disabled' : 'not due';
+  if (s.lastOutcome === 'skipped') return s.lastReason === 'disabled' ? 'disabled' : s.lastReason?.startsWith('paused') ? 'paused' : 'not due';
   return 'healthy';
 }
 
-const RANK: Record<StatusState, number> = { FAILING: 0, 'never run': 1, 'not due': 2, disabled: 2, healthy: 2 };
+const RANK: Record<StatusState, number> = { FAILING: 0, 'never run': 1, 'not due': 2, disabled: 2, paused: 2, healthy: 2 };
 
 function when(time: string | null, cycle: number | null): string {
   if (time === null) return 'never';
@@ -41,6 +41,8 @@ function detailOf(s: RecordedStatus, state: StatusState): string {
       return `${(s.lastReason ?? 'not due').replace(/^not due: /, '')}${messages}`;
     case 'disabled':
       return `"enabled": false${messages}`;
+    case 'paused':
+      return `settings.enabled is false${messages}`;
     case 'healthy':
       return `${s.lastOutcome}${messages}`;
   }
