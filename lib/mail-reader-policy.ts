@@ -7,7 +7,10 @@
  * and their envelopes, read them, delete a message once every recipient has a final answer (the
  * versioned bucket keeps the old version), and move one refused for good under
  * `<prefix>failed/`, with the server's replies beside it: a copy written there, then the
- * original deleted.
+ * original deleted. Two runs never deliver one message at once: each claims a message by writing
+ * `<id>.claim` beside it with a conditional PutObject (If-None-Match, a stale lease taken over
+ * with If-Match), and records recipients already answered in `<id>.progress`. Those two kinds of
+ * key are all it may write beside the stored mail: it cannot overwrite a message or envelope.
  */
 import { Aws, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -43,6 +46,11 @@ export class MailReaderPolicy extends Construct {
         resources: [bucket.arnForObjects(`${mailPrefix}*`)],
       }),
       new iam.PolicyStatement({
+        sid: 'ClaimMail',
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(`${mailPrefix}*.claim`), bucket.arnForObjects(`${mailPrefix}*.progress`)],
+      }),
+      new iam.PolicyStatement({
         sid: 'SetAsideRefusedMail',
         actions: ['s3:PutObject'],
         resources: [bucket.arnForObjects(`${failedPrefix}*`)],
@@ -61,7 +69,7 @@ export class MailReaderPolicy extends Construct {
     }
 
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
-      description: `dequeue deliver --bucket: list, read and delete stored mail under ${mailPrefix}, set refused mail aside under ${failedPrefix}`,
+      description: `dequeue deliver --bucket: list, read and delete stored mail under ${mailPrefix}, claim it (.claim, .progress), set refused mail aside under ${failedPrefix}`,
       statements,
     });
 
@@ -71,6 +79,12 @@ export class MailReaderPolicy extends Construct {
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${mailPrefix}*]`,
       reason: 'Each stored message has a key of its own, created after deployment; the statement is limited to GetObject/DeleteObject under the mail prefix (versioned bucket: deletes only add markers).',
     });
+    for (const kind of ['claim', 'progress']) {
+      validations.acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${mailPrefix}*.${kind}]`,
+        reason: `A running deliver writes <id>.${kind} beside each message it works on (keys created at run time); PutObject is limited to keys ending in .${kind} under the mail prefix.`,
+      });
+    }
     validations.acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${failedPrefix}*]`,
       reason: 'Refused messages are written under their own keys below failed/; the statement is limited to PutObject there.',

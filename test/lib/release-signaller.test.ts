@@ -194,12 +194,15 @@ describe('least privilege', () => {
 });
 
 describe('the mail reader policy (for dequeue deliver --bucket)', () => {
-  it('lists, reads and deletes under mail/ and writes only under mail/failed/', () => {
+  it('lists, reads and deletes under mail/, writes only claims and progress beside the mail and refused mail under mail/failed/', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
     const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy', {
       Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'ListMail' })]) } },
     });
-    const statements = policy.resource.Properties.PolicyDocument.Statement.map((st: any) => ({ ...st, Resource: cfnText(st.Resource) }));
+    const statements = policy.resource.Properties.PolicyDocument.Statement.map((st: any) => ({
+      ...st,
+      Resource: Array.isArray(st.Resource) ? st.Resource.map(cfnText) : cfnText(st.Resource),
+    }));
     expect(statements).toEqual([
       {
         Sid: 'ListMail',
@@ -209,7 +212,12 @@ describe('the mail reader policy (for dequeue deliver --bucket)', () => {
         Condition: { StringLike: { 's3:prefix': ['mail/*'] } },
       },
       { Sid: 'TakeMail', Effect: 'Allow', Action: ['s3:DeleteObject', 's3:GetObject'], Resource: `\${${bucket.id}.Arn}/mail/*` },
+      { Sid: 'ClaimMail', Effect: 'Allow', Action: 's3:PutObject', Resource: expect.anything() },
       { Sid: 'SetAsideRefusedMail', Effect: 'Allow', Action: 's3:PutObject', Resource: `\${${bucket.id}.Arn}/mail/failed/*` },
+    ]);
+    expect(statements.find((st: any) => st.Sid === 'ClaimMail').Resource).toEqual([
+      `\${${bucket.id}.Arn}/mail/*.claim`,
+      `\${${bucket.id}.Arn}/mail/*.progress`,
     ]);
     // The operator attaches it; the stack attaches it to nothing.
     expect(policy.resource.Properties.Roles).toBeUndefined();
