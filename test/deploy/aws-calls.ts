@@ -195,7 +195,9 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
   const pathStyle = /^[\d.]+$/.test(host) || host === 'localhost' || host.startsWith('s3.') || host.startsWith('s3-');
   const parts = url.pathname.split('/').slice(1);
   const bucket = pathStyle ? decodeURIComponent(parts.shift() ?? '') : host.split('.')[0]!;
-  const key = parts.length ? parts.map(decodeURIComponent).join('/') : undefined;
+  // `/bucket/` (the SDK's path style for bucket operations such as ListObjectsV2) is the bucket:
+  // an object key is never empty.
+  const key = parts.length && parts.join('') !== '' ? parts.map(decodeURIComponent).join('/') : undefined;
   const q = url.searchParams;
   // The SDK adds `x-id=<Operation>` to some requests: a hint, not a sub-resource.
   const keys = [...q.keys()].filter((k) => k !== 'x-id');
