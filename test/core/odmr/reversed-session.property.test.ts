@@ -3,14 +3,16 @@
  * drawn at random: pipelined or not, EHLO, HELO or neither, RSET, duplicated commands, stray
  * bytes and garbage, more recipients than allowed (452), messages over the size limit (declared
  * or not), bare LF and dots anywhere in the text, a cut or a reset at any byte it sends, silence;
- * and a sink that fails at any message (begin, write or commit; temporary or for good).
+ * and a sink that fails at any message (begin, write or commit; temporary or for good), under a
+ * run's memory budget that is small and partly spent by others.
  *
  * Whatever it does, the invariants a mail administrator relies on hold:
  * - every message the provider saw acknowledged with 250 is stored, byte-exact, with its envelope;
  * - nothing is visible in the store that we did not send a 250 for;
  * - no 250 goes out before the store confirmed the message;
  * - at most one reply per command (exactly one when the provider plays by the rules);
- * - the session ends within its bound, and leaves no timer or socket behind;
+ * - the session ends within its bound, and leaves no timer or socket behind, nor memory drawn
+ *   from the run's budget;
  * - a provider that plays by the rules with a healthy sink gets every message stored.
  */
 import fc from 'fast-check';
@@ -18,6 +20,7 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DequeueError } from '../../../lambda/core/errors';
 import type { MailEnvelope, MailSink, MessageDraft, ReversedOutcome } from '../../../lambda/core/ports';
+import { MemoryBudget } from '../../../lambda/core/memory-budget';
 import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
 import { stuff } from '../../../peers/atrn-provider';
 import { checkProperty } from '../../support/fuzz';
@@ -58,6 +61,8 @@ interface ProviderPlan {
 }
 
 interface SinkPlan {
+  /** A run's memory budget shared with other (here: imaginary) sessions, partly spent already. */
+  readonly memory?: { readonly limit: number; readonly spent: number };
   readonly failAt?: { readonly message: number; readonly when: 'begin' | 'write' | 'commit'; readonly kind: 'temporary' | 'permanent' };
 }
 
@@ -91,7 +96,10 @@ const providerPlan: fc.Arbitrary<ProviderPlan> = fc.record(
 );
 
 const sinkPlan: fc.Arbitrary<SinkPlan> = fc.record(
-  { failAt: fc.record({ message: fc.nat({ max: 3 }), when: fc.constantFrom('begin', 'write', 'commit'), kind: fc.constantFrom('temporary', 'permanent') }) },
+  {
+    failAt: fc.record({ message: fc.nat({ max: 3 }), when: fc.constantFrom('begin', 'write', 'commit'), kind: fc.constantFrom('temporary', 'permanent') }),
+    memory: fc.record({ limit: fc.integer({ min: 1, max: 4096 }), spent: fc.integer({ min: 0, max: 4096 }) }),
+  },
   { requiredKeys: [] },
 );
 
@@ -287,15 +295,19 @@ function recordingSink(plan: SinkPlan): MailSink & { kept: Kept[] } {
 
 // ---- one case --------------------------------------------------------------------------------
 
-async function runCase(plan: ProviderPlan, sinkPlanValue: SinkPlan): Promise<{ view: ProviderView; sink: ReturnType<typeof recordingSink>; outcome: ReversedOutcome; sentLines: string[]; early250: string[]; endedAt: number; deadline: number; leftovers: string[] }> {
+async function runCase(plan: ProviderPlan, sinkPlanValue: SinkPlan): Promise<{ view: ProviderView; sink: ReturnType<typeof recordingSink>; outcome: ReversedOutcome; sentLines: string[]; early250: string[]; endedAt: number; deadline: number; leftovers: string[]; memoryKept: number }> {
   const before = activeResources();
   const { ours, theirs } = await socketPair();
   theirs.setNoDelay(true);
   const sink = recordingSink(sinkPlanValue);
+  const plannedMemory = sinkPlanValue.memory;
+  const memory = plannedMemory ? new MemoryBudget(plannedMemory.limit) : undefined;
+  // Another session holds some of it for the whole case: this one must still end (its floor).
+  const held = plannedMemory && memory!.tryTake(Math.min(plannedMemory.spent, plannedMemory.limit)) ? Math.min(plannedMemory.spent, plannedMemory.limit) : 0;
   const sentLines: string[] = [];
   const early250: string[] = [];
   const deadline = Date.now() + SESSION_MS;
-  const receiver = createMailReceiver(sink, { maxRecipients: MAX_RECIPIENTS, maxMessageBytes: MAX_MESSAGE_BYTES, commandTimeoutMs: COMMAND_TIMEOUT_MS, dataEndTimeoutMs: COMMAND_TIMEOUT_MS, closeReserveMs: 100 });
+  const receiver = createMailReceiver(sink, { maxRecipients: MAX_RECIPIENTS, maxMessageBytes: MAX_MESSAGE_BYTES, commandTimeoutMs: COMMAND_TIMEOUT_MS, dataEndTimeoutMs: COMMAND_TIMEOUT_MS, closeReserveMs: 100, memory });
   const view: ProviderView = { replies: [], commands: 0, sent: [] };
   const served = receiver({
     socket: ours, pending: Buffer.alloc(0), target: atrnTarget(25), provider: 'provider.test:366', deadline, helloName: 'mx.customer.test',
@@ -316,7 +328,9 @@ async function runCase(plan: ProviderPlan, sinkPlanValue: SinkPlan): Promise<{ v
   theirs.destroy();
   ours.destroy();
   const leftovers = await leftoversAfter(before);
-  return { view, sink, outcome, sentLines, early250, endedAt, deadline, leftovers };
+  // Everything the session drew from the run's budget is given back.
+  const memoryKept = memory ? memory.usedBytes - held : 0;
+  return { view, sink, outcome, sentLines, early250, endedAt, deadline, leftovers, memoryKept };
 }
 
 /** Over the limit as we count it: the provider's bytes, with the CRLF the final dot needs. */
@@ -368,6 +382,7 @@ function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: bo
   // The session ends within its bound (its deadline, and a moment to close), leaving nothing behind.
   expect(result.endedAt).toBeLessThanOrEqual(result.deadline + 1_500);
   expect(result.leftovers, 'no timer or socket left').toEqual([]);
+  expect(result.memoryKept, 'the memory budget is given back').toBe(0);
 }
 
 describe('reversed session properties', () => {
