@@ -20,6 +20,11 @@ class CanonicalDraft implements MessageDraft {
 
   constructor(private readonly inner: MessageDraft) {}
 
+  /** As the store behind: canonical lines change what is written, not whether a commit can be undone. */
+  get withdrawable(): boolean | undefined {
+    return this.inner.withdrawable;
+  }
+
   write(chunks: readonly Buffer[]): Promise<void> {
     if (chunks.length === 1) return this.inner.write(this.lines.push(chunks[0]!));
     const out: Buffer[] = [];

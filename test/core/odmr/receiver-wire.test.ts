@@ -10,6 +10,7 @@ import type { MailEnvelope, MailSink, ReversedTurn } from '../../../lambda/core/
 import { INBOX_HIGH_WATER, ProviderStream } from '../../../lambda/core/odmr/provider-stream';
 import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
 import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
+import { mailReceiverFor } from '../../../lambda/mail-receiver';
 import { atrnTarget, destroySocketPairs, readMailDir, socketPair, tempDir } from './odmr-fixtures';
 
 afterEach(destroySocketPairs);
@@ -123,6 +124,23 @@ describe('a reply that can never leave', () => {
       const outcome = await served;
       expect(outcome.stored).toBe(0);
       expect(outcome.error?.message).toMatch(/closed before our reply to message \S+ could be sent: withdrawn from the store, the provider keeps it/);
+      expect(await readMailDir(tmp.path)).toEqual({ stored: [], others: [] });
+    } finally {
+      await tmp.remove();
+    }
+  });
+
+  it('as the CLI and the function assemble it (mailReceiverFor: canonical lines in front of the store), the message is still withdrawn', async () => {
+    const { ours, theirs } = await socketPair();
+    const tmp = await tempDir('dequeue-gone-');
+    try {
+      const store = resetDuringCommit(createMailDirSink(tmp.path), ours, theirs, true);
+      const served = mailReceiverFor(store, { everyNthCycle: 0, concurrency: 1 })!(turn(ours, '', Number.POSITIVE_INFINITY));
+      theirs.on('error', () => undefined);
+      theirs.write(message);
+      const outcome = await served;
+      expect(outcome.stored).toBe(0);
+      expect(outcome.error?.message).toMatch(/withdrawn from the store, the provider keeps it/);
       expect(await readMailDir(tmp.path)).toEqual({ stored: [], others: [] });
     } finally {
       await tmp.remove();
