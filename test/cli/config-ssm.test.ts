@@ -6,6 +6,8 @@
  */
 import { GetParameterCommand, GetParametersByPathCommand, PutParameterCommand, type Parameter } from '@aws-sdk/client-ssm';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
@@ -201,6 +203,55 @@ describeWithMotoServer('dequeue config push | pull | diff against moto_server', 
       bare: ['signalled', null],
       renamed: ['config-error', `/dequeue/targets/renamed: name: "other" differs from the parameter's last path segment "renamed"; they must be the same`],
     });
+  });
+
+  it('PutParameter throttling is retried (bounded attempts, adaptive rate): every parameter still written', async () => {
+    // A proxy in front of moto_server that answers the first PutParameter calls as SSM does when
+    // its write rate is exceeded.
+    let throttle = 2;
+    const seen = { throttled: 0, puts: 0 };
+    const proxy: Server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const put = req.headers['x-amz-target'] === 'AmazonSSM.PutParameter';
+        if (put && throttle > 0) {
+          throttle--;
+          seen.throttled++;
+          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
+          res.end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }));
+          return;
+        }
+        if (put) seen.puts++;
+        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
+        fetch(`${moto.endpoint}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined }).then(
+          async (r) => {
+            res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+            res.end(Buffer.from(await r.arrayBuffer()));
+          },
+          (e: unknown) => {
+            res.writeHead(502);
+            res.end(String(e));
+          },
+        );
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      let stderr = '';
+      const status = await main(['config', 'push', '--config', await file({ targets: [target('a'), target('b'), target('c')] })], {
+        stdout: { write: () => true },
+        stderr: { write: (t: string) => (stderr += t) },
+        aws: { ...moto.clientConfig, endpoint },
+      });
+      expect(stderr).not.toContain('not written');
+      expect(status).toBe(0);
+      expect(seen).toEqual({ throttled: 2, puts: 4 });
+      expect((await deployed()).map((p) => p.Name)).toEqual(['/dequeue/settings', '/dequeue/targets/a', '/dequeue/targets/b', '/dequeue/targets/c']);
+    } finally {
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 
   it('usage errors exit 2', async () => {
