@@ -5,7 +5,7 @@
 import type { MailSink } from '../../../lambda/core/ports';
 import type { MailEnvelope } from '../../../lambda/core/ports';
 import { canonicalSink } from '../../../lambda/core/odmr/canonical-sink';
-import type { CliIo } from '../../../cli/io';
+import { processIo, type CliIo } from '../../../cli/io';
 import { main } from '../../../cli/main';
 
 export interface StoredMessage {
@@ -47,6 +47,7 @@ export async function cli(argv: readonly string[], extra: Partial<CliIo> = {}) {
   let stdout = '';
   let stderr = '';
   const status = await main(argv, {
+    ...processIo,
     stdout: { write: (t: string) => (stdout += t) },
     stderr: { write: (t: string) => (stderr += t) },
     ...extra,
