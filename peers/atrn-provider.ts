@@ -20,6 +20,8 @@ export interface HeldMessage {
   readonly text: Buffer;
   /** The text already dot-stuffed with its final dot (benchmarks prepare it once). */
   readonly wire?: Buffer;
+  /** Sent as MAIL's BODY parameter (RFC 6152) when given. */
+  readonly body?: '7BIT' | '8BITMIME';
 }
 
 export interface DataFault {
@@ -191,6 +193,16 @@ export class AtrnProvider {
 
   /** After the turn: we are the client (RFC 2645 section 4). */
   private async deliver(socket: Socket, wire: Lines): Promise<void> {
+    // Recipients put off (4xx) wait for a later session, however this one ends.
+    const later: Queued[] = [];
+    try {
+      await this.deliverQueue(socket, wire, later);
+    } finally {
+      this.queue.push(...later);
+    }
+  }
+
+  private async deliverQueue(socket: Socket, wire: Lines, later: Queued[]): Promise<void> {
     const o = this.options;
     const faults = o.faults ?? {};
     const wait = o.replyTimeoutMs ?? 30_000;
@@ -230,15 +242,20 @@ export class AtrnProvider {
       const item = this.queue[0]!;
       const { message } = item;
       const stuffed = message.wire ?? stuff(message.text);
-      const size = o.declareSize && sizeAdvertised ? ` SIZE=${message.text.length}` : '';
+      const size = (o.declareSize && sizeAdvertised ? ` SIZE=${message.text.length}` : '') + (message.body ? ` BODY=${message.body}` : '');
       const rcpts = message.to.map((to) => `RCPT TO:<${to}>\r\n`);
       let accepted: string[] = [];
       let deferred: string[] = [];
+      /** A 452: the rest of the recipients wait for another transaction. */
+      let tooMany = false;
       const finish = (replyText: string | null, acknowledged: boolean, keep: boolean) => {
         this.attempts.push({ number: item.number, reply: replyText, acknowledged, recipients: accepted });
         this.queue.shift();
-        if (acknowledged && deferred.length) {
+        if (acknowledged && deferred.length && tooMany) {
           this.queue.unshift({ number: item.number, message: { ...message, to: deferred } });
+        } else if (acknowledged && deferred.length) {
+          // Put off (4xx) for these recipients: tried again in a later session, not this one.
+          later.push({ number: item.number, message: { ...message, to: deferred } });
         } else if (keep) {
           this.queue.push(item);
         } else if (!acknowledged) {
@@ -263,14 +280,20 @@ export class AtrnProvider {
         const r = await reply();
         if (r === null) return this.lost(item, r);
         if (r.startsWith('250')) accepted.push(to);
-        else if (r.startsWith('452') && !faults.ignore452) deferred = message.to.slice(i).filter((t) => !accepted.includes(t));
+        else if (r.startsWith('452') && !faults.ignore452) {
+          deferred = message.to.slice(i).filter((t) => !accepted.includes(t));
+          tooMany = true;
+        } else if (r.startsWith('4') && !r.startsWith('421')) {
+          // Any other 4xx: this recipient stays queued, as a real MTA keeps it (RFC 5321 4.2.1).
+          deferred.push(to);
+        }
         if (r.startsWith('421')) {
           finish(r, false, true);
           return void socket.end();
         }
-        if (deferred.length && !pipelining) break;
+        if (tooMany && !pipelining) break;
       }
-      if (pipelining && deferred.length) deferred = message.to.filter((t) => !accepted.includes(t));
+      if (pipelining && tooMany) deferred = message.to.filter((t) => !accepted.includes(t));
       if (!pipelining) {
         if (!accepted.length) {
           socket.write('RSET\r\n');

@@ -37,6 +37,8 @@ export interface ScriptedMailServerOptions {
    * at CRLF "." CRLF only: what a smuggled second message would need.
    */
   readonly naiveEndOfData?: boolean;
+  /** Replace the reply to EHLO (e.g. a 421) or to STARTTLS (e.g. 454; offer it in `extensions`). */
+  readonly replies?: { readonly EHLO?: string; readonly STARTTLS?: string };
   /** Reply to MAIL; default 250. */
   readonly mail?: (from: string) => string;
 }
@@ -130,7 +132,11 @@ export class ScriptedMailServer {
         buffer = buffer.subarray(lf + 1);
         this.lines.push(line);
         const verb = line.split(' ')[0]!.toUpperCase();
-        if (verb === (o.lmtp ? 'LHLO' : 'EHLO')) {
+        if (verb === 'EHLO' && o.replies?.EHLO) {
+          send(o.replies.EHLO);
+        } else if (verb === 'STARTTLS' && o.replies?.STARTTLS) {
+          send(o.replies.STARTTLS);
+        } else if (verb === (o.lmtp ? 'LHLO' : 'EHLO')) {
           const lines = ['mx.customer.test', ...ext];
           send(lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}`).join('\r\n'));
         } else if (verb === 'HELO' && !o.lmtp) {

@@ -10,19 +10,28 @@
  * refuses, the archive copy is withdrawn, so what is archived is exactly what was acknowledged.
  *
  * The client opens with the same handshake as the release signal (core/smtp/client-handshake:
- * greeting, EHLO/HELO, STARTTLS) and reads replies through the same bounded reply channel. One connection per message keeps a failure in
- * one message from touching the next. Known limit: recipients are forwarded after our own RCPT
- * replies, so a relay that refuses one recipient refuses the whole message (451 or 554).
+ * greeting, EHLO/HELO, STARTTLS) and reads replies through the same bounded reply channel. One
+ * connection per message keeps a failure in one message from touching the next.
+ *
+ * Recipients one by one (MailSink.transaction): the connection opens and MAIL goes to the relay
+ * at the provider's first RCPT, and each RCPT is forwarded before the provider gets its answer,
+ * which is the relay's own: a 550 for one address refuses that address alone, and the message
+ * goes to the others. A message declared 8-bit (BODY=8BITMIME) is not sent to a relay that does
+ * not offer 8BITMIME (RFC 6152 3): its recipients get 451, so the provider keeps it, and the
+ * result says why.
  */
 import type { Socket } from 'node:net';
 import type { MailRelay } from '../core/config';
 import { peerName } from '../core/smtp/connection';
 import { boundedText, openClientSession, type ClientSession } from '../core/smtp/client-handshake';
 import { DotStuffer } from '../core/smtp/dot-stuffing';
-import { DequeueError, RefusalError, TimeoutError } from '../core/errors';
-import { silentTranscript, type MailEnvelope, type MailSink, type MessageDraft, type StoredMessage, type Transcript } from '../core/ports';
+import { asDequeueError, DequeueError, RefusalError, TimeoutError } from '../core/errors';
+import {
+  silentTranscript, type MailEnvelope, type MailSink, type MessageDraft, type RecipientVerdict, type SinkTransaction,
+  type StoredMessage, type TransactionStart, type Transcript,
+} from '../core/ports';
 import { ReplyChannel } from '../core/smtp/reply-channel';
-import { replyText, type SmtpReply } from '../core/smtp/reply';
+import { replyText } from '../core/smtp/reply';
 
 /** RFC 5321 4.5.3.2: the client's bounds for each step. */
 const GREETING_MS = 5 * 60_000;
@@ -51,17 +60,120 @@ export function withRelay(archive: MailSink | undefined, relay: MailRelay | unde
 
 export function createRelaySink(options: RelaySinkOptions): MailSink {
   return {
+    transaction: (mail) => new RelayTransaction(options, mail),
+    // A caller that does not ask recipient by recipient: all of them, or the message is refused.
     async begin(envelope: MailEnvelope): Promise<MessageDraft> {
-      const archived = options.archive ? await options.archive.begin(envelope) : null;
-      try {
-        const relayed = await RelayedMessage.open(options, envelope);
-        return new RelayDraft(relayed, archived);
-      } catch (e) {
-        await archived?.abort();
-        throw e;
+      const tx = new RelayTransaction(options, envelope);
+      for (const rcpt of envelope.rcptTo) {
+        const verdict = await tx.recipient(rcpt);
+        if (!verdict.accepted) {
+          tx.abandon();
+          throw verdict.error ?? new RefusalError(`RCPT TO:<${rcpt}>`, verdict.code, verdict.text, `relay ${peerName(options.relay.host, options.relay.port)}`);
+        }
       }
+      return tx.begin(envelope);
     },
   };
+}
+
+/** One transaction with the relay: connect and MAIL at the first recipient, then RCPT by RCPT. */
+class RelayTransaction implements SinkTransaction {
+  private session: Promise<ClientSession> | null = null;
+  private failure: DequeueError | null = null;
+  private handedOver = false;
+  private readonly peer: string;
+  private readonly bound: (ms: number) => number;
+
+  constructor(
+    private readonly options: RelaySinkOptions,
+    private readonly mail: TransactionStart,
+  ) {
+    const { host, port, timeoutSeconds } = options.relay;
+    this.peer = `relay ${peerName(host, port)}`;
+    this.bound = (ms) => (timeoutSeconds ? timeoutSeconds * 1000 : ms);
+  }
+
+  async recipient(address: string): Promise<RecipientVerdict> {
+    try {
+      const { channel } = await this.open();
+      const reply = await channel.command(`RCPT TO:<${address}>`, this.bound(MAIL_RCPT_MS));
+      if (reply.code === 250 || reply.code === 251) return { accepted: true };
+      return { accepted: false, code: reply.code, text: reply.lines[0] ?? '' };
+    } catch (e) {
+      const error = (this.failure ??= asDequeueError(e));
+      if (error instanceof RefusalError && error.code >= 500) return { accepted: false, code: error.code, text: error.text.split('\n')[0]!, error };
+      return { accepted: false, code: 451, text: `4.4.1 The destination cannot take mail now: ${error.message}`, error };
+    }
+  }
+
+  async begin(envelope: MailEnvelope): Promise<MessageDraft> {
+    const archived = this.options.archive ? await this.options.archive.begin(envelope) : null;
+    try {
+      const session = await this.open();
+      const reply = await session.channel.command('DATA', this.bound(DATA_START_MS));
+      if (reply.code !== 354) throw new RefusalError('DATA', reply.code, boundedText(reply), this.peer);
+      this.handedOver = true;
+      const { timeoutSeconds } = this.options.relay;
+      return new RelayDraft(new RelayedMessage(session.socket, session.channel, this.peer, envelope, timeoutSeconds ? timeoutSeconds * 1000 : undefined), archived);
+    } catch (e) {
+      await archived?.abort();
+      this.abandon();
+      throw asDequeueError(e);
+    }
+  }
+
+  abandon(): void {
+    if (this.handedOver || !this.session) return;
+    this.handedOver = true;
+    this.session.then((s) => {
+      // A courtesy, briefly bounded: the relay forgets the transaction either way.
+      void s.channel.command('QUIT', QUIT_MS).catch(() => undefined).finally(() => s.socket.end());
+      setTimeout(() => s.socket.destroy(), QUIT_MS).unref();
+    }, () => undefined);
+  }
+
+  /** Connect, say hello, MAIL FROM: once; a failure is remembered for every later recipient. */
+  private open(): Promise<ClientSession> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.session ??= this.connect();
+    return this.session;
+  }
+
+  private async connect(): Promise<ClientSession> {
+    const { host, port, tls, tlsVerify } = this.options.relay;
+    let session: ClientSession;
+    try {
+      // The same handshake as the release signal: greeting, EHLO/HELO, STARTTLS rules.
+      session = await openClientSession({
+        host, port, tls, tlsVerify,
+        tlsCa: this.options.tlsCa,
+        ehlo: true,
+        helloName: this.options.helloName,
+        peer: this.peer,
+        label: 'relay',
+        transcript: this.options.transcript ?? silentTranscript,
+        bound: (step) => this.bound(step === 'command' ? MAIL_RCPT_MS : GREETING_MS),
+      });
+    } catch (e) {
+      if (e instanceof DequeueError) throw e;
+      throw new DequeueError('temporary', `${this.peer}: ${(e as Error).message}`, { cause: e });
+    }
+    const { socket, channel, extensions: ext } = session;
+    try {
+      const eightBit = this.mail.body === '8BITMIME';
+      if (eightBit && !ext.has('8BITMIME')) {
+        throw new DequeueError('temporary', `${this.peer} does not offer 8BITMIME and the message is 8-bit (BODY=8BITMIME): it stays with the provider until the relay takes 8-bit mail (RFC 6152)`);
+      }
+      const from = `MAIL FROM:<${this.mail.mailFrom}>`;
+      const reply = await channel.command(`${from}${eightBit ? ' BODY=8BITMIME' : ''}`, this.bound(MAIL_RCPT_MS));
+      // RFC 5321 4.2.1: 4yz transient, 5yz permanent.
+      if (reply.code !== 250) throw new RefusalError(from, reply.code, boundedText(reply), this.peer);
+      return session;
+    } catch (e) {
+      void channel.command('QUIT', QUIT_MS).catch(() => undefined).finally(() => socket.destroy());
+      throw asDequeueError(e);
+    }
+  }
 }
 
 class RelayDraft implements MessageDraft {
@@ -92,60 +204,18 @@ class RelayDraft implements MessageDraft {
   }
 }
 
-/** One message on its way to the relay, from EHLO to the reply to the final dot. */
+/** One message on its way to the relay, from its 354 to the reply to the final dot. */
 class RelayedMessage {
   private readonly stuffer = new DotStuffer();
   private bytes = 0;
 
-  private constructor(
+  constructor(
     private readonly socket: Socket,
     private readonly channel: ReplyChannel,
     private readonly peer: string,
     private readonly envelope: MailEnvelope,
     private readonly timeoutMs: number | undefined,
   ) {}
-
-  static async open(options: RelaySinkOptions, envelope: MailEnvelope): Promise<RelayedMessage> {
-    const { host, port, tls, tlsVerify, timeoutSeconds } = options.relay;
-    const bound = (ms: number) => (timeoutSeconds ? timeoutSeconds * 1000 : ms);
-    const peer = `relay ${peerName(host, port)}`;
-    let session: ClientSession;
-    try {
-      // The same handshake as the release signal: greeting, EHLO/HELO, STARTTLS rules.
-      session = await openClientSession({
-        host, port, tls, tlsVerify,
-        tlsCa: options.tlsCa,
-        ehlo: true,
-        helloName: options.helloName,
-        peer,
-        label: 'relay',
-        transcript: options.transcript ?? silentTranscript,
-        bound: (step) => bound(step === 'command' ? MAIL_RCPT_MS : GREETING_MS),
-      });
-    } catch (e) {
-      if (e instanceof DequeueError) throw e;
-      throw new DequeueError('temporary', `${peer}: ${(e as Error).message}`, { cause: e });
-    }
-    const { socket, channel, extensions: ext } = session;
-    const demand = (step: string, reply: SmtpReply, ...codes: number[]) => {
-      if (codes.includes(reply.code)) return reply;
-      // RFC 5321 4.2.1: 4yz transient, 5yz permanent.
-      throw new RefusalError(step, reply.code, boundedText(reply), peer);
-    };
-    try {
-      const body = envelope.body === '8BITMIME' && ext.has('8BITMIME') ? ' BODY=8BITMIME' : '';
-      demand(`MAIL FROM:<${envelope.mailFrom}>`, await channel.command(`MAIL FROM:<${envelope.mailFrom}>${body}`, bound(MAIL_RCPT_MS)), 250);
-      for (const rcpt of envelope.rcptTo) {
-        demand(`RCPT TO:<${rcpt}>`, await channel.command(`RCPT TO:<${rcpt}>`, bound(MAIL_RCPT_MS)), 250, 251);
-      }
-      demand('DATA', await channel.command('DATA', bound(DATA_START_MS)), 354);
-      return new RelayedMessage(socket, channel, peer, envelope, timeoutSeconds ? timeoutSeconds * 1000 : undefined);
-    } catch (e) {
-      socket.destroy();
-      if (e instanceof DequeueError) throw e;
-      throw new DequeueError('temporary', `${peer}: ${(e as Error).message}`, { cause: e });
-    }
-  }
 
   async write(chunks: readonly Buffer[]): Promise<void> {
     let flowing = true;

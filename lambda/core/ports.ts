@@ -145,6 +145,41 @@ export interface StoredMessage {
 export interface MailSink {
   /** Open a place for one message. Rejects (DequeueError) when the sink cannot take it now. */
   begin(envelope: MailEnvelope): Promise<MessageDraft>;
+  /**
+   * Optional: learn the transaction as the provider gives it, MAIL first and then each RCPT, so
+   * that each recipient is answered with the destination's own answer (the relay: a 550 for one
+   * address does not refuse the others). The session then calls the transaction's `begin`
+   * instead of this sink's.
+   */
+  transaction?(mail: TransactionStart): SinkTransaction;
+}
+
+/** What MAIL FROM said (RFC 5321 3.3). */
+export interface TransactionStart {
+  readonly mailFrom: string;
+  readonly body?: '7BIT' | '8BITMIME';
+  readonly declaredSize?: number;
+}
+
+/** The destination's answer to one RCPT. */
+export type RecipientVerdict =
+  | { readonly accepted: true }
+  | {
+      readonly accepted: false;
+      /** The reply the provider gets: the destination's own code (4xx keeps the recipient queued, 5xx bounces it). */
+      readonly code: number;
+      readonly text: string;
+      /** Set when the destination itself failed (unreachable, cannot take 8-bit): the result says why. */
+      readonly error?: DequeueError;
+    };
+
+export interface SinkTransaction {
+  /** Ask the destination about one recipient. Never rejects: a failure is a 4xx verdict. */
+  recipient(address: string): Promise<RecipientVerdict>;
+  /** DATA: a place for the message, for the recipients accepted (`envelope.rcptTo`). */
+  begin(envelope: MailEnvelope): Promise<MessageDraft>;
+  /** The transaction ended without DATA (RSET, EHLO, no recipient, the session's end). Idempotent. */
+  abandon(): void;
 }
 
 export interface MessageDraft {

@@ -89,15 +89,19 @@ describe('relay sink', () => {
     }
   });
 
-  it('a recipient the relay refuses for good (550): 554 to the provider, which bounces it; the rest go through', async () => {
+  it('a recipient the relay refuses for good (550) gets the relay\'s own 550; the message still goes to its other recipient', async () => {
     const mx = await customerMx({ refuseRcpt: (to) => (to === 'user1@customer.test' ? Object.assign(new Error('No such user'), { responseCode: 550 }) : null) });
     const { provider, report } = await pullVia(mx.port, { queue: [heldMessage(0), heldMessage(1), heldMessage(2)] });
     expect(report.outcome).toBe('permanent-failure');
-    expect(report.messages).toBe(2);
-    expect(report.error?.message).toMatch(/550 No such user/);
-    expect(provider.bouncedNumbers).toEqual([1]);
-    expect(provider.attempts.find((a) => a.number === 1)?.reply).toMatch(/^554 /);
-    expect(mx.received.map((m) => m.from)).toEqual(['sender0@origin.test', 'sender2@origin.test']);
+    expect(report.messages).toBe(3);
+    expect(report.error?.message).toMatch(/<user1@customer\.test>.*550 No such user/);
+    expect(provider.customerReplies).toContain('550 No such user');
+    expect(provider.waiting).toEqual([]);
+    expect(mx.received.map((m) => [m.from, m.to])).toEqual([
+      ['sender0@origin.test', ['user0@customer.test', 'other0@customer.test']],
+      ['sender1@origin.test', ['other1@customer.test']],
+      ['sender2@origin.test', ['user2@customer.test', 'other2@customer.test']],
+    ]);
   });
 
   it('a relay that answers 451 to the final dot: 451 to the provider, which keeps it; the archive copy is withdrawn', async () => {
@@ -123,11 +127,11 @@ describe('relay sink', () => {
     expect(mx.received).toEqual([]);
   });
 
-  it('a relay that cannot be reached: 451, the provider keeps the message', async () => {
+  it('a relay that cannot be reached: 451 to each RCPT, the provider keeps the message', async () => {
     const { provider, report } = await pullVia(1, { queue: [heldMessage(0)] });
     expect(report.outcome).toBe('temporary-failure');
     expect(report.error?.message).toMatch(/cannot connect to 127\.0\.0\.1:1/);
-    expect(provider.attempts[0]?.reply).toMatch(/^451 /);
+    expect(provider.customerReplies.filter((r) => r.startsWith('451 4.4.1 The destination cannot take mail now'))).toHaveLength(2);
     expect(provider.waiting).toEqual([0]);
   });
 });

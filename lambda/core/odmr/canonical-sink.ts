@@ -5,12 +5,25 @@
  * LF or CR that a server downstream could read as the end of the data (SMTP smuggling).
  */
 import { LineCanonicaliser } from '../smtp/canonical-lines';
-import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../ports';
+import type { MailEnvelope, MailSink, MessageDraft, SinkTransaction, StoredMessage, TransactionStart } from '../ports';
 
 export function canonicalSink(inner: MailSink): MailSink {
-  return {
+  const sink: MailSink = {
     async begin(envelope: MailEnvelope): Promise<MessageDraft> {
       return new CanonicalDraft(await inner.begin(envelope));
+    },
+  };
+  if (!inner.transaction) return sink;
+  const open = inner.transaction.bind(inner);
+  return {
+    ...sink,
+    transaction(mail: TransactionStart): SinkTransaction {
+      const tx = open(mail);
+      return {
+        recipient: (address) => tx.recipient(address),
+        begin: async (envelope) => new CanonicalDraft(await tx.begin(envelope)),
+        abandon: () => tx.abandon(),
+      };
     },
   };
 }

@@ -22,7 +22,7 @@ import { Alarm } from '../alarm';
 import type { MemoryBudget } from '../memory-budget';
 import { DataUnstuffer } from '../smtp/dot-stuffing';
 import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../errors';
-import type { MailEnvelope, MailReceiver, MailSink, MessageDraft, ReversedOutcome, ReversedTurn } from '../ports';
+import type { MailEnvelope, MailReceiver, MailSink, MessageDraft, ReversedOutcome, ReversedTurn, SinkTransaction } from '../ports';
 import { LineTooLongError, ProviderStream } from './provider-stream';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
 import { receivedHeader } from './trace-header';
@@ -98,6 +98,10 @@ interface Transaction {
   readonly rcptTo: string[];
   readonly body?: '7BIT' | '8BITMIME';
   readonly declaredSize?: number;
+  /** The sink's view of it, when the sink answers recipients one by one (the relay). */
+  readonly sinkTx?: SinkTransaction;
+  /** The destination failed during this transaction (unreachable, no 8BITMIME). */
+  destinationFailure?: DequeueError;
 }
 
 /** A bound for one wait: the earlier of its own timeout and the session's stop time. */
@@ -127,6 +131,9 @@ class ReversedSession {
   private flowControl = 0;
   /** The last MAIL was refused and no MAIL, RSET or EHLO came since: RCPT and DATA get 503. */
   private mailRefused = false;
+  /** Recipients the destination answered 4xx (the relay): the first few are named. */
+  private readonly deferrals: string[] = [];
+  private deferredRecipients = 0;
   /** Messages refused for good (552, 554): the provider bounces them. The first few are named. */
   private readonly refusals: string[] = [];
   private refusedCount = 0;
@@ -160,6 +167,7 @@ class ReversedSession {
     } catch (e) {
       end = e instanceof SessionEnd ? e : new SessionEnd(asDequeueError(e), `421 4.3.0 ${this.name} internal error, closing`);
     }
+    this.dropTransaction();
     if (end.reply) await this.reply(end.reply).catch(() => undefined);
     // The provider gets a moment to read our last reply and close first (it is the client).
     await this.stream.close(Math.min(this.now() + CLOSE_GRACE_MS, this.turn.deadline));
@@ -220,6 +228,13 @@ class ReversedSession {
   private mainError(error: DequeueError | null): DequeueError | null {
     if (error) return error;
     if (this.sinkFailure) return this.sinkFailure;
+    if (this.deferredRecipients) {
+      const more = this.deferredRecipients > this.deferrals.length ? `; and ${this.deferredRecipients - this.deferrals.length} more` : '';
+      const deferred = `${this.deferredRecipients} recipient(s) put off by the destination, the provider keeps them: ${this.deferrals.join('; ')}${more}`;
+      if (!this.refusedCount) return new DequeueError('temporary', deferred);
+      const refused = new DequeueError('permanent', `${this.refusedCount} refused for good: ${this.refusals.join('; ')}`);
+      return new DequeueError('permanent', `${refused.message}; ${deferred}`);
+    }
     if (this.refusedCount) {
       const more = this.refusedCount > this.refusals.length ? `; and ${this.refusedCount - this.refusals.length} more` : '';
       return new DequeueError('permanent', `${this.refusedCount} message(s) refused, the provider returns them to their senders: ${this.refusals.join('; ')}${more}`);
@@ -229,6 +244,21 @@ class ReversedSession {
 
   private refuse(why: string): void {
     if (++this.refusedCount <= MAX_NAMED_REFUSALS) this.refusals.push(why);
+  }
+
+  /** A recipient the destination put off (4xx to RCPT): the provider keeps it; the result says why. */
+  private deferRecipient(why: string): void {
+    if (++this.deferredRecipients <= MAX_NAMED_REFUSALS) this.deferrals.push(why);
+  }
+
+  /** The transaction is over without DATA: the sink lets go of its side of it. */
+  private dropTransaction(): void {
+    this.tx?.sinkTx?.abandon();
+    // A destination that failed is likely to fail again: the session closes at the next command
+    // (after this transaction's own replies), as after a failed store.
+    const failure = this.tx?.destinationFailure;
+    if (failure) this.sinkFailure ??= new DequeueError('temporary', `the destination could not take mail, the provider keeps it: ${failure.message}`, { cause: failure });
+    this.tx = null;
   }
 
   private async serve(): Promise<SessionEnd> {
@@ -276,7 +306,7 @@ class ReversedSession {
         if (this.tx.rcptTo.length === 0) {
           // RFC 5321 4.1.1.4, RFC 2920 3.1: a DATA whose RCPTs were all refused gets 554 (flow
           // control), and the transaction has nothing left to do: the next MAIL starts afresh.
-          this.tx = null;
+          this.dropTransaction();
           this.mailRefused = true;
           return this.deferred('554 5.5.1 No valid recipients');
         }
@@ -284,7 +314,7 @@ class ReversedSession {
         await this.data(this.tx);
         return null;
       case 'RSET':
-        this.tx = null;
+        this.dropTransaction();
         this.mailRefused = false;
         await this.reply('250 2.0.0 Ok');
         return null;
@@ -331,7 +361,7 @@ class ReversedSession {
     if (!name) return this.reject(`501 5.5.4 Syntax: ${verb} hostname`);
     this.heloName = name;
     this.esmtp = verb === 'EHLO';
-    this.tx = null;
+    this.dropTransaction();
     this.mailRefused = false;
     if (verb === 'HELO') {
       await this.reply(`250 ${this.name}`);
@@ -375,7 +405,8 @@ class ReversedSession {
         return this.reject(`555 5.5.4 Parameter ${printable(key, 20)} not recognized`);
       }
     }
-    this.tx = { mailFrom: path.address, rcptTo: [], body, declaredSize };
+    const start = { mailFrom: path.address, body, declaredSize };
+    this.tx = { ...start, rcptTo: [], sinkTx: this.sink.transaction?.(start) };
     this.mailRefused = false;
     await this.reply('250 2.1.0 Ok');
     return null;
@@ -389,6 +420,24 @@ class ReversedSession {
     if (this.tx.rcptTo.length >= this.limits.maxRecipients) {
       // RFC 5321 4.5.3.1.10: 452, and the provider sends the rest in another transaction.
       return this.deferred('452 4.5.3 Too many recipients');
+    }
+    if (this.tx.sinkTx) {
+      // Issue 9 item 10: each recipient gets the destination's own answer, so one refused
+      // address does not refuse the message for the others.
+      const bound = this.bound(this.limits.commandTimeoutMs);
+      const verdict = await this.alarm.within(this.tx.sinkTx.recipient(path.address), bound.until).catch((e: unknown) => {
+        if (e instanceof TimeoutError && bound.byDeadline) throw this.expired(bound, 'relay');
+        const error = asDequeueError(e);
+        return { accepted: false as const, code: 451, text: '4.4.1 The destination did not answer in time', error };
+      });
+      if (!verdict.accepted) {
+        const why = `<${printable(path.address, 80)}>: ${verdict.error?.message ?? `${verdict.code} ${verdict.text}`}`;
+        this.note('*', `recipient ${why}`);
+        if (verdict.code >= 500) this.refuse(`recipient ${why}`);
+        else this.deferRecipient(why);
+        if (verdict.error && verdict.code < 500) this.tx.destinationFailure ??= verdict.error;
+        return this.deferred(`${verdict.code} ${printable(verdict.text, 200)}`);
+      }
     }
     this.tx.rcptTo.push(path.address);
     await this.reply('250 2.1.5 Ok');
@@ -415,7 +464,7 @@ class ReversedSession {
     let draft: MessageDraft | null = null;
     const beginBound = this.bound(this.limits.commandTimeoutMs);
     try {
-      const begun = this.sink.begin(envelope);
+      const begun = tx.sinkTx ? tx.sinkTx.begin(envelope) : this.sink.begin(envelope);
       draft = await this.alarm.within(begun, beginBound.until).catch((e: unknown) => {
         // A draft that comes after all is dropped at once.
         if (e instanceof TimeoutError) begun.then((late) => late.abort(), () => undefined);
