@@ -44,7 +44,10 @@ export class ReplyParser {
       if (reply) replies.push(reply);
       data = data.subarray(lf + 1);
     }
-    if (data.length > MAX_REPLY_LINE_BYTES) throw this.overlong();
+    // A CR at the very end may be the first half of the CRLF whose LF comes in the next chunk: it
+    // is not part of the line, so a line of exactly the limit split between CR and LF is accepted.
+    const pending = data.length > 0 && data[data.length - 1] === 0x0d ? data.length - 1 : data.length;
+    if (pending > MAX_REPLY_LINE_BYTES) throw this.overlong();
     // Copy, so a large chunk's buffer is not kept alive by a small remainder.
     this.partial = Buffer.from(data);
     return replies;

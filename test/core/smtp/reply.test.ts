@@ -53,6 +53,17 @@ describe('ReplyParser', () => {
     expect(feed(new ReplyParser(), `250 ${text}\r\n`)[0]!.lines[0]).toBe(text);
   });
 
+  it('accepts a line of exactly 8 KiB whose CR and LF arrive in different chunks', () => {
+    const p = new ReplyParser();
+    const text = 'x'.repeat(MAX_REPLY_LINE_BYTES - 4);
+    expect(feed(p, `250 ${text}\r`)).toEqual([]);
+    expect(feed(p, '\n')).toEqual([{ code: 250, lines: [text] }]);
+  });
+
+  it('still refuses a line one byte over 8 KiB when its CR ends a chunk', () => {
+    expect(() => feed(new ReplyParser(), `250 ${'x'.repeat(MAX_REPLY_LINE_BYTES - 3)}\r`)).toThrow(/longer than 8192 bytes/);
+  });
+
   it('caps the number of lines in one reply', () => {
     const p = new ReplyParser();
     expect(() => feed(p, '250-x\r\n'.repeat(200))).toThrow(/more than 128 lines/);
