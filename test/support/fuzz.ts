@@ -36,5 +36,9 @@ export async function checkProperty<T>(name: string, property: fc.IAsyncProperty
   const parameters = propertyParameters(budget);
   const details = await fc.check(property as fc.IAsyncProperty<T>, parameters);
   process.stderr.write(`property "${name}": ${details.numRuns} cases, seed ${parameters.seed}${details.failed ? ' FAILED' : ''}\n`);
-  if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? `property "${name}" failed`);
+  if (details.failed) {
+    // A counterexample of 8 KiB lines printed byte by byte would bury the report: keep its start.
+    const report = fc.defaultReportMessage(details) ?? `property "${name}" failed`;
+    throw new Error(report.length > 4000 ? `${report.slice(0, 4000)}... (${report.length} characters)` : report);
+  }
 }

@@ -110,13 +110,9 @@ export class ReplyChannel {
   }
 
   private receive(chunk: Buffer): void {
-    let replies: SmtpReply[];
-    try {
-      replies = this.parser.push(chunk);
-    } catch (e) {
-      this.fail(new ProtocolError(`${this.peer}: ${(e as Error).message}`, { cause: e }));
-      return;
-    }
+    // Replies completed before a fault in the same chunk are delivered first: what the peer said
+    // must not depend on how TCP cut it into segments.
+    const { replies, error } = this.parser.read(chunk);
     for (const reply of replies) {
       reply.lines.forEach((text, i) => {
         this.transcript.line(this.targetName, 'S', `${reply.code}${i < reply.lines.length - 1 ? '-' : ' '}${text}`);
@@ -130,6 +126,7 @@ export class ReplyChannel {
       head.resolve(reply);
       this.arm();
     }
+    if (error) this.fail(new ProtocolError(`${this.peer}: ${error.message}`, { cause: error }));
   }
 
   private fail(error: DequeueError): void {

@@ -29,33 +29,80 @@ export function replyText(reply: SmtpReply): string {
 const LINE = /^([2-5][0-9][0-9])(?:([ -])(.*))?$/s;
 
 export class ReplyParser {
-  private partial: Buffer = Buffer.alloc(0);
+  /** The partial line: chunks kept as they came, joined only once its LF arrives. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   private current: { code: number; lines: string[] } | null = null;
+  private failure: ProtocolError | null = null;
 
-  /** Feed bytes; returns every reply completed by them. Throws ProtocolError on garbage. */
-  push(chunk: Buffer): SmtpReply[] {
+  /**
+   * Feed bytes: every reply they complete, and the error that stopped the parse, if any. Replies
+   * completed before the error in the same chunk are kept, so that what a peer said does not
+   * depend on how TCP cut it into segments. After an error the parser takes nothing more.
+   * Work is linear in the bytes received, however small the chunks (a peer dripping one byte per
+   * segment does not make each byte cost a copy of the partial line).
+   */
+  read(chunk: Buffer): { replies: SmtpReply[]; error: ProtocolError | null } {
     const replies: SmtpReply[] = [];
-    let data = this.partial.length ? Buffer.concat([this.partial, chunk]) : chunk;
-    let lf: number;
-    while ((lf = data.indexOf(0x0a)) !== -1) {
-      const end = lf > 0 && data[lf - 1] === 0x0d ? lf - 1 : lf;
-      if (end > MAX_REPLY_LINE_BYTES) throw this.overlong();
-      const reply = this.line(data.subarray(0, end).toString('utf8'));
-      if (reply) replies.push(reply);
-      data = data.subarray(lf + 1);
+    if (this.failure) return { replies, error: this.failure };
+    try {
+      if (chunk.indexOf(0x0a) === -1) {
+        // No line ends here: keep the bytes (copied, so a large chunk's buffer is not pinned).
+        if (chunk.length) this.held.push(Buffer.from(chunk));
+        this.heldBytes += chunk.length;
+        this.checkPending();
+        return { replies, error: null };
+      }
+      let data = this.held.length ? Buffer.concat([...this.held, chunk]) : chunk;
+      this.held = [];
+      this.heldBytes = 0;
+      let lf: number;
+      while ((lf = data.indexOf(0x0a)) !== -1) {
+        const end = lf > 0 && data[lf - 1] === 0x0d ? lf - 1 : lf;
+        if (end > MAX_REPLY_LINE_BYTES) throw this.overlong();
+        const reply = this.line(data.subarray(0, end).toString('utf8'));
+        if (reply) replies.push(reply);
+        data = data.subarray(lf + 1);
+      }
+      if (data.length) this.held.push(Buffer.from(data));
+      this.heldBytes = data.length;
+      this.checkPending();
+    } catch (e) {
+      this.failure = e as ProtocolError;
+      this.held = [];
+      this.heldBytes = 0;
+      this.current = null;
+      return { replies, error: this.failure };
     }
-    // A CR at the very end may be the first half of the CRLF whose LF comes in the next chunk: it
-    // is not part of the line, so a line of exactly the limit split between CR and LF is accepted.
-    const pending = data.length > 0 && data[data.length - 1] === 0x0d ? data.length - 1 : data.length;
+    return { replies, error: null };
+  }
+
+  /**
+   * The partial line may not pass the limit. A CR at its very end may be the first half of a
+   * CRLF whose LF comes in the next chunk: not part of the line, so a line of exactly the limit
+   * split between its CR and LF is accepted.
+   */
+  private checkPending(): void {
+    const last = this.held.at(-1);
+    const pending = last && last[last.length - 1] === 0x0d ? this.heldBytes - 1 : this.heldBytes;
     if (pending > MAX_REPLY_LINE_BYTES) throw this.overlong();
-    // Copy, so a large chunk's buffer is not kept alive by a small remainder.
-    this.partial = Buffer.from(data);
+  }
+
+  /** Feed bytes; returns every reply completed by them. Throws the ProtocolError read() reports. */
+  push(chunk: Buffer): SmtpReply[] {
+    const { replies, error } = this.read(chunk);
+    if (error) throw error;
     return replies;
   }
 
   /** Bytes received after the last complete line (handed over after the ATRN turn). */
   remainder(): Buffer {
-    return this.partial;
+    return this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
+  }
+
+  /** How many bytes of a partial line are held (at most the line limit and its CR). */
+  get pendingBytes(): number {
+    return this.heldBytes;
   }
 
   private line(text: string): SmtpReply | null {
