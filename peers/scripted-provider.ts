@@ -26,6 +26,13 @@ export interface ProviderConnection {
   destroy(): void;
   readonly encrypted: boolean;
   authenticated: boolean;
+  /**
+   * The client ended the connection in order: a FIN on plain TCP; under TLS its close_notify
+   * (Node's TLS socket emits 'end' only then, not for a bare FIN).
+   */
+  readonly endedCleanly: boolean;
+  /** The connection is gone (either side closed it). */
+  readonly closed: boolean;
 }
 
 export interface ScriptedProviderOptions {
@@ -84,6 +91,11 @@ export class ScriptedProvider {
     raw.on('error', () => undefined);
     socket.on('error', () => undefined);
     let buffer = '';
+    let endedCleanly = false;
+    const watchEnd = (s: Socket) => s.on('end', () => {
+      if (s === socket) endedCleanly = true;
+    });
+    watchEnd(socket);
     let authStep: null | { mech: string; stage: number; challenge?: string; user?: string } = null;
     const conn: ProviderConnection = {
       lines: [],
@@ -96,6 +108,12 @@ export class ScriptedProvider {
         return socket instanceof TLSSocket;
       },
       authenticated: false,
+      get endedCleanly() {
+        return endedCleanly;
+      },
+      get closed() {
+        return raw.destroyed;
+      },
     };
     this.connections.push(conn);
     const delay = () => (o.replyDelayMs ? new Promise((r) => setTimeout(r, o.replyDelayMs)) : Promise.resolve());
@@ -142,6 +160,7 @@ export class ScriptedProvider {
           socket = new TLSSocket(socket, { isServer: true, ...o.tls });
           socket.on('error', () => undefined);
           socket.on('data', onData);
+          watchEnd(socket);
           return;
         }
         case 'AUTH': {

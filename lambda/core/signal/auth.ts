@@ -2,11 +2,17 @@
  * ESMTP AUTH (RFC 4954) with PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login) and CRAM-MD5
  * (RFC 2195).
  *
- * Choice: the strongest mechanism offered, CRAM-MD5 first because it never sends the password
- * (and RFC 2645 section 5 expects it for ODMR), then PLAIN (one round trip with an initial
- * response), then LOGIN. PLAIN and LOGIN send the password itself, so they are never used on a
- * connection that is not encrypted unless the target sets `allowPlaintextAuth`. When nothing is
- * left, no AUTH exchange happens at all and the target fails permanently, saying why.
+ * Choice, when the target pins no mechanism:
+ * - over TLS whose certificate was verified: PLAIN first (one round trip with an initial
+ *   response; the channel protects the password, and the server may keep only a hash of it,
+ *   where CRAM-MD5 needs the server to keep the password itself, and rests on HMAC-MD5), then
+ *   LOGIN, then CRAM-MD5;
+ * - on cleartext, or TLS with `tlsVerify: false` (whoever sits on the path may be the far end of
+ *   that TLS): CRAM-MD5 first, because it never sends the password (and RFC 2645 section 5
+ *   expects it for ODMR), then PLAIN, then LOGIN.
+ * PLAIN and LOGIN send the password itself, so they are never used on a connection that is not
+ * encrypted unless the target sets `allowPlaintextAuth`. When nothing is left, no AUTH exchange
+ * happens at all and the target fails permanently, saying why.
  *
  * Credentials are redacted where the lines are produced: the transcript sees only placeholders.
  */
@@ -17,11 +23,26 @@ import type { AuthCredentials } from '../ports';
 import type { ReplyChannel } from '../smtp/reply-channel';
 import { replyText, type SmtpReply } from '../smtp/reply';
 
+/** The order on cleartext (or unverified TLS), and over verified TLS. */
 export const STRENGTH_ORDER: readonly AuthMechanism[] = ['CRAM-MD5', 'PLAIN', 'LOGIN'];
+export const VERIFIED_TLS_ORDER: readonly AuthMechanism[] = ['PLAIN', 'LOGIN', 'CRAM-MD5'];
+
+/** What the connection is, as far as the choice of mechanism goes. */
+export interface AuthConnection {
+  readonly encrypted: boolean;
+  /** Encrypted, and the provider's certificate verified (tlsVerify). */
+  readonly verified: boolean;
+  /** EHLO was refused and HELO answered: no extensions, so no AUTH on offer at all. */
+  readonly helo?: boolean;
+}
 const SENDS_PASSWORD: ReadonlySet<AuthMechanism> = new Set(['PLAIN', 'LOGIN']);
 
 /** Pick the mechanism, or explain (permanent failure) why none may be used. */
-export function chooseMechanism(target: Target, offered: readonly string[], encrypted: boolean): AuthMechanism {
+export function chooseMechanism(target: Target, offered: readonly string[], connection: AuthConnection): AuthMechanism {
+  const { encrypted } = connection;
+  if (connection.helo) {
+    throw new DequeueError('permanent', 'the provider refused EHLO and answered HELO, so it offers no ESMTP extensions and no AUTH (RFC 4954 needs EHLO)');
+  }
   const upper = offered.map((m) => m.toUpperCase());
   const mayUse = (m: AuthMechanism) => !SENDS_PASSWORD.has(m) || encrypted || target.allowPlaintextAuth;
   const list = upper.length ? upper.join(' ') : 'none';
@@ -35,7 +56,7 @@ export function chooseMechanism(target: Target, offered: readonly string[], encr
     }
     return pinned;
   }
-  const usable = STRENGTH_ORDER.find((m) => upper.includes(m) && mayUse(m));
+  const usable = (connection.verified ? VERIFIED_TLS_ORDER : STRENGTH_ORDER).find((m) => upper.includes(m) && mayUse(m));
   if (usable) return usable;
   if (upper.length === 0) {
     throw new DequeueError('permanent', `the provider does not offer AUTH${encrypted ? '' : ' on an unencrypted connection (it may after STARTTLS: check "tls")'}`);

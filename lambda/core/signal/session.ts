@@ -5,34 +5,53 @@
  *   -> AUTH -> each release command in order -> QUIT
  *
  * Every command is sent even when an earlier one answered 251 or failed: fetchmail's ETRN mode
- * stops at the first 251 and never asks for its other domains; we do not. When the provider
- * advertises PIPELINING (RFC 2920), all ETRN commands and the QUIT go out in one segment: ETRN is
- * not among the commands that must end a group (section 3.1), so one round trip serves them all.
+ * stops at the first 251 and never asks for its other domains; we do not.
+ *
+ * Pairing replies with commands. A reply belongs to a command only by its place in the stream,
+ * so a peer that sends one reply too many or too few shifts every later reply onto the wrong
+ * command. A widely deployed MTA does exactly that when ETRNs are pipelined in cleartext: it forks
+ * for the queue run with its output buffer unflushed, and the buffered reply goes out twice
+ * (458, 458, 250, 221 for three commands; over TLS it does not happen). So:
+ * - ETRNs are pipelined with the QUIT (RFC 2920: ETRN need not end a group) only over TLS, or
+ *   when there is one of them; in cleartext several ETRNs go one per round trip, which costs one
+ *   round trip per extra domain (bench/etrn-round-trips.ts) and spares that MTA's duplicate;
+ * - every session ends with a check: the reply paired with QUIT must be 221 and nothing may
+ *   follow it, and no ETRN may be answered with a code RFC 1985 does not give it (a 221 to an
+ *   ETRN is QUIT's reply, shifted). When the check fails the replies are not trusted: a pipelined
+ *   group is sent again one command at a time on a new connection (ETRN is idempotent: asking
+ *   twice releases nothing twice); one already sent one at a time is a protocol error, and no
+ *   per-domain result is reported rather than a wrong one.
+ *
+ * Every path that leaves the connection usable ends with QUIT, bounded briefly (sayGoodbye):
+ * after a refused AUTH, a mechanism refused here, a refused greeting or EHLO. The session
+ * resolves only once its socket is closed: nothing of it outlives the result.
  *
  * With ATRN (RFC 2645) and a 250 reply, the same connection is handed to the MailReceiver: the
  * provider now delivers to us, and the session ends when that one does.
  */
-import type { Socket } from 'node:net';
 import { verbOf, type Target } from '../config';
-import { peerName } from '../smtp/connection';
-import { boundedText, openClientSession } from '../smtp/client-handshake';
-import { asDequeueError, DequeueError, RefusalError } from '../errors';
+import { closeSocket, peerName } from '../smtp/connection';
+import { boundedText, openClientSession, QUIT_WAIT_MS, sayGoodbye, type ClientSession, type Goodbye } from '../smtp/client-handshake';
+import { asDequeueError, DequeueError, ProtocolError, RefusalError } from '../errors';
 import { outcomeOfError, outcomeOfReply, type CommandOutcome } from '../outcome';
-import type { Transcript } from '../ports';
+import type { AuthCredentials, Transcript } from '../ports';
 import { silentTranscript } from '../ports';
-import { ReplyChannel } from '../smtp/reply-channel';
 import { worstOutcome, type ReplyRecord } from '../result';
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
 import { rawSignal } from './raw-session';
-import { DEFAULT_REPLY_TIMEOUT_MS, type SignalDeps, type SignalOptions, type SignalReport } from './types';
+import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
-export { DEFAULT_REPLY_TIMEOUT_MS, type SignalDeps, type SignalOptions, type SignalReport } from './types';
+export type { SignalDeps, SignalOptions, SignalReport } from './types';
 
+/** SPEC: the default bound on any one complete reply. */
+export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 /** RFC 2645 section 4 lets a provider scan its queue before answering ATRN: allow 10 minutes. */
 export const DEFAULT_ATRN_TIMEOUT_MS = 600_000;
-/** QUIT's reply is a courtesy: wait for it only briefly, then close. */
-export const QUIT_REPLY_TIMEOUT_MS = 1_000;
+
+/** RFC 1985 section 5: the only success codes an ETRN (and Post.Office's QSND) can get. */
+const ETRN_SUCCESS = new Set([250, 251, 252, 253]);
+
 function record(command: string, reply: SmtpReply): ReplyRecord {
   return { command, code: reply.code, text: boundedText(reply) };
 }
@@ -42,16 +61,19 @@ export async function releaseSignal(target: Target, options: SignalOptions, deps
   return new SignalSession(target, options, deps).run();
 }
 
+/** One connection's worth of the signal. `outOfStep` says why its replies are not trusted. */
+interface Attempt {
+  readonly report: SignalReport;
+  readonly outOfStep?: string;
+  /** The commands went out as one pipelined group (a failed check is then worth one retry). */
+  readonly pipelined?: boolean;
+}
+
 class SignalSession {
   private readonly transcript: Transcript;
   private readonly now: () => number;
   private readonly peer: string;
   private readonly replyTimeoutMs: number;
-  private readonly replies: ReplyRecord[] = [];
-  private socket!: Socket;
-  private channel!: ReplyChannel;
-  private encrypted = false;
-  private helloName = '';
 
   constructor(
     private readonly target: Target,
@@ -67,33 +89,51 @@ class SignalSession {
   async run(): Promise<SignalReport> {
     // Fetch credentials before connecting: a missing secret must not leave a half-open session.
     const credentials = this.target.auth ? await this.deps.credentials.get(this.target.auth.secretId) : undefined;
-    let outcomes: CommandOutcome[] = [];
-    let messages = 0;
-    try {
-      const ext = await this.greetAndHello();
-      if (this.target.auth && credentials) {
-        const mechanism = chooseMechanism(this.target, [...(ext.get('AUTH') ?? [])], this.encrypted);
-        await authenticate(this.channel, mechanism, credentials, this.timeout(), this.peer, this.target.auth.secretId);
-      }
-      const release = await this.sendCommands(ext);
-      outcomes = release.outcomes;
-      messages = release.messages;
-      if (release.error) return this.report(outcomes, messages, release.error);
-      if (!release.handedOver) await this.quit(release.quitReply);
-      return this.report(outcomes, messages, null);
-    } catch (e) {
-      this.socket?.destroy();
-      // A refused step (greeting, EHLO, STARTTLS, AUTH) shows in `replies` like a command would.
-      if (e instanceof RefusalError) this.replies.push({ command: e.command, code: e.code, text: e.text });
-      return this.report(outcomes, messages, asDequeueError(e));
-    }
+    const first = await this.attempt(credentials, true);
+    if (first.outOfStep === undefined || !first.pipelined) return first.report;
+    this.transcript.line(
+      this.target.name,
+      '*',
+      `the replies were out of step with the pipelined commands (${first.outOfStep}); sending them again one at a time on a new connection`,
+    );
+    return (await this.attempt(credentials, false)).report;
   }
 
-  private report(outcomes: CommandOutcome[], messages: number, error: DequeueError | null): SignalReport {
+  /** Connect, authenticate, send the commands, say goodbye: one connection. */
+  private async attempt(credentials: AuthCredentials | undefined, mayPipeline: boolean): Promise<Attempt> {
+    const replies: ReplyRecord[] = [];
+    const refused = (e: unknown) => {
+      // A refused step (greeting, EHLO, STARTTLS, AUTH) shows in `replies` like a command would.
+      if (e instanceof RefusalError) replies.push({ command: e.command, code: e.code, text: e.text });
+      return { report: this.report(replies, [], 0, asDequeueError(e)) };
+    };
+    let session: ClientSession;
+    try {
+      session = await this.open();
+    } catch (e) {
+      return refused(e);
+    }
+    try {
+      if (this.target.auth && credentials) {
+        const mechanism = chooseMechanism(this.target, [...(session.extensions.get('AUTH') ?? [])], {
+          encrypted: session.encrypted,
+          verified: session.encrypted && this.target.tlsVerify,
+          helo: session.helo,
+        });
+        await authenticate(session.channel, mechanism, credentials, this.timeout(), this.peer, this.target.auth.secretId);
+      }
+    } catch (e) {
+      await sayGoodbye(session.channel, session.socket, this.quitWait());
+      return refused(e);
+    }
+    return this.release(session, replies, mayPipeline);
+  }
+
+  private report(replies: readonly ReplyRecord[], outcomes: readonly CommandOutcome[], messages: number, error: DequeueError | null): SignalReport {
     const all = error ? [...outcomes, outcomeOfError(error) as CommandOutcome] : outcomes;
     // A bare connection (no command) that got this far is the signal itself.
     const outcome = all.length ? (worstOutcome(all) as CommandOutcome) : 'signalled';
-    return { outcome, replies: this.replies, messages, error };
+    return { outcome, replies, messages, error };
   }
 
   /** The bound for the next reply: the per-reply timeout, never past the overall deadline. */
@@ -102,10 +142,15 @@ class SignalSession {
     return deadline === undefined ? ms : Math.max(0, Math.min(ms, deadline - this.now()));
   }
 
+  /** QUIT's reply and the close after it: briefly, and never longer than any other reply. */
+  private quitWait(): number {
+    return this.timeout(Math.min(QUIT_WAIT_MS, this.replyTimeoutMs));
+  }
+
   /** Connect, greet, EHLO/HELO and STARTTLS: the shared client handshake (smtp/client-handshake). */
-  private async greetAndHello(): Promise<ReadonlyMap<string, readonly string[]>> {
+  private open(): Promise<ClientSession> {
     const { host, port, tls, tlsVerify, ehlo, name } = this.target;
-    const session = await openClientSession({
+    return openClientSession({
       host, port, tls, tlsVerify, ehlo,
       tlsCa: this.deps.tlsCa,
       helloName: this.deps.helloName,
@@ -115,35 +160,45 @@ class SignalSession {
       deadline: this.options.deadline,
       now: this.now,
     });
-    this.socket = session.socket;
-    this.channel = session.channel;
-    this.encrypted = session.encrypted;
-    this.helloName = session.helloName;
-    return session.extensions;
   }
 
-  private async sendCommands(ext: ReadonlyMap<string, readonly string[]>): Promise<{
-    outcomes: CommandOutcome[]; messages: number; error: DequeueError | null; handedOver: boolean; quitReply?: Promise<SmtpReply>;
-  }> {
+  private async release(session: ClientSession, replies: ReplyRecord[], mayPipeline: boolean): Promise<Attempt> {
+    const { channel, socket } = session;
     const commands = this.target.commands;
     const outcomes: CommandOutcome[] = [];
     const note = (command: string, reply: SmtpReply) => {
-      this.replies.push(record(command, reply));
+      replies.push(record(command, reply));
       outcomes.push(outcomeOfReply(verbOf(command), reply.code));
     };
+    const failed = (i: number, e: unknown): Attempt => ({ report: this.report(replies, outcomes, 0, this.unanswered(replies, commands.slice(i), e)) });
 
-    if (commands.length > 0 && ext.has('PIPELINING') && commands.every((c) => verbOf(c) === 'ETRN')) {
-      const pending = this.channel.pipeline([...commands, 'QUIT'], this.timeout());
-      const quitReply = pending.pop()!;
-      quitReply.catch(() => undefined);
+    const pipelined = mayPipeline
+      && commands.length > 0
+      && session.extensions.has('PIPELINING')
+      && commands.every((c) => verbOf(c) === 'ETRN')
+      && (commands.length === 1 || session.encrypted);
+
+    if (pipelined) {
+      const pending = channel.pipeline([...commands.map((line) => ({ line, timeoutMs: this.timeout() })), { line: 'QUIT', timeoutMs: this.quitWait() }]);
+      const quit = pending.pop()!;
       for (const [i, reply] of pending.entries()) {
+        let answer: SmtpReply;
         try {
-          note(commands[i]!, await reply);
+          answer = await reply;
         } catch (e) {
-          return { outcomes, messages: 0, error: this.unanswered(commands.slice(i), e), handedOver: false };
+          await sayGoodbye(channel, socket, 0, quit);
+          return failed(i, e);
         }
+        const doubt = misfit(commands[i]!, answer);
+        if (doubt) {
+          await sayGoodbye(channel, socket, this.quitWait(), quit);
+          return { ...this.untrusted(doubt), pipelined: true };
+        }
+        note(commands[i]!, answer);
       }
-      return { outcomes, messages: 0, error: null, handedOver: false, quitReply };
+      const doubt = pairingDoubt(await sayGoodbye(channel, socket, this.quitWait(), quit));
+      if (doubt) return { ...this.untrusted(doubt), pipelined: true };
+      return { report: this.report(replies, outcomes, 0, null) };
     }
 
     for (const [i, command] of commands.entries()) {
@@ -151,59 +206,86 @@ class SignalSession {
       let reply: SmtpReply;
       try {
         const wait = verb === 'ATRN' && !this.target.timeoutSeconds ? DEFAULT_ATRN_TIMEOUT_MS : this.replyTimeoutMs;
-        reply = await this.channel.command(command, this.timeout(wait));
+        reply = await channel.command(command, this.timeout(wait));
       } catch (e) {
-        return { outcomes, messages: 0, error: this.unanswered(commands.slice(i), e), handedOver: false };
+        await sayGoodbye(channel, socket, 0);
+        return failed(i, e);
+      }
+      const doubt = misfit(command, reply);
+      if (doubt) {
+        await sayGoodbye(channel, socket, this.quitWait());
+        return this.untrusted(doubt);
       }
       note(command, reply);
       if (verb === 'ATRN' && reply.code === 250) {
-        const turn = await this.turn();
-        return { outcomes, messages: turn.stored, error: turn.error, handedOver: true };
+        const turn = await this.turn(session);
+        return { report: this.report(replies, outcomes, turn.stored, turn.error) };
       }
     }
-    return { outcomes, messages: 0, error: null, handedOver: false };
+    const bye = await sayGoodbye(channel, socket, this.quitWait());
+    // A bare connection has no reply to misplace.
+    const doubt = commands.length ? pairingDoubt(bye) : null;
+    if (doubt) return this.untrusted(doubt);
+    return { report: this.report(replies, outcomes, 0, null) };
+  }
+
+  /**
+   * The replies of this connection cannot be trusted to belong to their commands: none of them
+   * is reported as a command's result.
+   */
+  private untrusted(doubt: string): Attempt {
+    const replies: ReplyRecord[] = this.target.commands.map((command) => ({ command, code: null, text: `not trusted: ${doubt}` }));
+    const error = new ProtocolError(`${this.peer} sent replies out of step with the commands (${doubt}); no per-command result is reported rather than a wrong one`);
+    return { report: this.report(replies, [], 0, error), outOfStep: doubt };
   }
 
   /** Commands left without a reply when the connection failed: each one is named in `replies`. */
-  private unanswered(commands: readonly string[], e: unknown): DequeueError {
+  private unanswered(replies: ReplyRecord[], commands: readonly string[], e: unknown): DequeueError {
     const error = asDequeueError(e);
-    for (const command of commands) this.replies.push({ command, code: null, text: `no reply: ${error.message}` });
+    for (const command of commands) replies.push({ command, code: null, text: `no reply: ${error.message}` });
     return error;
   }
 
   /** RFC 2645 section 4: after 250 to ATRN the roles swap on the same connection. */
-  private async turn(): Promise<{ stored: number; error: DequeueError | null }> {
+  private async turn(session: ClientSession): Promise<{ stored: number; error: DequeueError | null }> {
     const receiver = this.deps.receiver;
-    const pending = this.channel.detach();
+    const pending = session.channel.detach();
     if (!receiver) {
-      this.socket.destroy();
+      await closeSocket(session.socket, 0);
       return { stored: 0, error: new DequeueError('config', 'ATRN accepted but nowhere is configured to store mail') };
     }
     this.transcript.line(this.target.name, '*', 'ATRN accepted: the connection is reversed, we are now the SMTP server');
     try {
       return await receiver({
-        socket: this.socket,
+        socket: session.socket,
         pending,
         target: this.target,
         provider: this.peer,
         deadline: this.options.deadline ?? Number.POSITIVE_INFINITY,
-        helloName: this.helloName,
+        helloName: session.helloName,
         transcript: this.transcript,
       });
     } catch (e) {
-      this.socket.destroy();
+      await closeSocket(session.socket, 0);
       return { stored: 0, error: asDequeueError(e) };
     }
   }
+}
 
-  /** QUIT, with its reply awaited only briefly (RFC 5321 4.1.1.10: the server closes after 221). */
-  private async quit(already?: Promise<SmtpReply>): Promise<void> {
-    const reply = already ?? this.channel.command('QUIT', this.timeout(QUIT_REPLY_TIMEOUT_MS));
-    const brief = new Promise<void>((resolve) => setTimeout(resolve, QUIT_REPLY_TIMEOUT_MS).unref());
-    await Promise.race([reply.then(() => undefined, () => undefined), brief]);
-    this.channel.detach();
-    this.socket.end();
-    this.socket.destroySoon?.();
-    setTimeout(() => this.socket.destroy(), QUIT_REPLY_TIMEOUT_MS).unref();
+/** A reply no honest server gives to this command: the stream is shifted. */
+function misfit(command: string, reply: SmtpReply): string | null {
+  const verb = verbOf(command);
+  if ((verb === 'ETRN' || verb === 'QSND') && reply.code < 400 && !ETRN_SUCCESS.has(reply.code)) {
+    return `${command} was answered ${reply.code}, which is no reply to ${verb} (RFC 1985 section 5)`;
   }
+  return null;
+}
+
+/** The goodbye's verdict on the pairing: the reply paired with QUIT is 221 and nothing follows. */
+function pairingDoubt(bye: Goodbye): string | null {
+  if (bye.reply && bye.reply.code !== 221) return `QUIT was answered ${bye.reply.code}, not 221`;
+  if (bye.after) return `${bye.after} came after the 221 to QUIT`;
+  // Garbage where QUIT's reply should be; silence or a close there proves nothing either way.
+  if (bye.error instanceof ProtocolError) return bye.error.message;
+  return null;
 }

@@ -17,17 +17,29 @@
  * LMTP (RFC 2033, `deliver --to lmtp:`) says LHLO instead of EHLO, with no HELO to fall back to
  * (4.1), and may reach the server over a unix socket (`socketPath`, as Dovecot offers it).
  *
- * On failure the socket is closed here and the error thrown: a RefusalError (with the reply, for
- * the result's `replies`), a DequeueError for a missing STARTTLS, or the network's error.
+ * On failure the connection is closed here and the error thrown: a RefusalError (with the reply,
+ * for the result's `replies`), a DequeueError for a missing STARTTLS, or the network's error.
+ * Where the connection is still usable (a refused greeting, EHLO or STARTTLS, no STARTTLS on
+ * offer) we say QUIT first and close TLS cleanly (RFC 5321 4.1.1.10, 3.1: after a 554 greeting
+ * the server waits for our QUIT); after a timeout, garbage or a cut there is nobody to say it to.
+ *
+ * sayGoodbye() is the one way every client session ends: QUIT with its reply awaited only
+ * briefly, our side closed, and the close awaited, so that no socket or timer outlives it.
  */
 import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsMode } from '../config';
 import { DequeueError, ProtocolError, RefusalError } from '../errors';
 import type { Transcript } from '../ports';
-import { openTcp, openUnixSocket, peerName, startTls } from './connection';
+import { closeSocket, openTcp, openUnixSocket, peerName, startTls } from './connection';
 import { ReplyChannel } from './reply-channel';
 import { replyText, type SmtpReply } from './reply';
+
+/**
+ * QUIT's 221, and the peer's close after it, are awaited this long at most each: a courtesy,
+ * never the reply timeout (a provider that never answers QUIT must not hold the process).
+ */
+export const QUIT_WAIT_MS = 1_000;
 
 /** Reply text kept in an error or a result. */
 export const MAX_REPLY_TEXT = 1024;
@@ -109,6 +121,8 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
     ? await openUnixSocket(options.socketPath, options.bound('connect'))
     : await openTcp(host, port, options.bound('connect'));
   let channel: ReplyChannel | undefined;
+  /** Set when the step that failed left the connection in step: a QUIT can still be said. */
+  let usable = false;
   try {
     let encrypted = false;
     if (options.tls === 'implicit') {
@@ -122,6 +136,7 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
     channel = open();
     const demand = (command: string, reply: SmtpReply, expected: number): SmtpReply => {
       if (reply.code === expected) return reply;
+      usable = true;
       throw new RefusalError(command, reply.code, boundedText(reply), peer);
     };
 
@@ -157,13 +172,59 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
           say(`STARTTLS refused (${reply.code}); going on unencrypted as "opportunistic" allows`);
         }
       } else if (options.tls === 'required') {
+        usable = true;
         throw new DequeueError('permanent', `${peer} does not offer STARTTLS and "tls" is "required"`);
       }
     }
     return { socket, channel, peer, encrypted, extensions: ext, helloName, helo };
   } catch (e) {
-    channel?.detach();
-    socket.destroy();
+    if (channel && usable && !channel.broken) {
+      await sayGoodbye(channel, socket, Math.min(QUIT_WAIT_MS, options.bound('command')));
+    } else {
+      channel?.detach();
+      await closeSocket(socket, 0);
+    }
     throw e;
   }
+}
+
+export interface Goodbye {
+  /** The reply to QUIT; null when none came (silence, a cut, or a channel already broken). */
+  readonly reply: SmtpReply | null;
+  /** Why QUIT got no reply, when it was said. */
+  readonly error: DequeueError | null;
+  /**
+   * What the peer sent after its reply to QUIT (a reply, garbage, a partial line), or null. After
+   * a pipelined group this means the replies were not paired with their commands.
+   */
+  readonly after: string | null;
+}
+
+/**
+ * End a session: QUIT (unless the channel is already broken, or `sent` carries a QUIT already
+ * written, as in a pipelined group), its reply awaited at most `waitMs`; then our side closed
+ * (TLS: close_notify), the peer's close awaited at most `waitMs`, the socket destroyed. The
+ * channel reads until the close, so that anything sent after the 221 is reported in `after`.
+ * Resolves once the socket is closed; never rejects.
+ */
+export async function sayGoodbye(channel: ReplyChannel, socket: Socket, waitMs: number, sent?: Promise<SmtpReply>): Promise<Goodbye> {
+  let reply: SmtpReply | null = null;
+  let error: DequeueError | null = null;
+  if (sent || !channel.broken) {
+    try {
+      reply = await (sent ?? channel.command('QUIT', waitMs));
+    } catch (e) {
+      error = e instanceof DequeueError ? e : new DequeueError('temporary', String(e), { cause: e });
+    }
+  }
+  await closeSocket(socket, channel.broken ? 0 : waitMs);
+  let after: string | null = null;
+  if (reply) {
+    const surplus = channel.unexpected;
+    if (surplus) after = `the reply ${surplus.code} ${(surplus.lines[0] ?? '').slice(0, 80)}`;
+    else if (channel.broken instanceof ProtocolError) after = channel.broken.message;
+    else if (channel.midReply) after = 'a partial reply';
+  }
+  channel.detach();
+  return { reply, error, after };
 }

@@ -101,3 +101,24 @@ export function startTls(
     });
   });
 }
+
+/**
+ * Close a connection and resolve once it is closed, so that nothing of it outlives its session.
+ * `end()` first (under TLS it sends close_notify before the FIN, so the peer sees a clean TLS
+ * close, not "non-properly terminated"); the peer's close is awaited at most `graceMs`, then the
+ * socket is destroyed. `graceMs` 0 destroys at once (a connection no longer worth a goodbye).
+ */
+export function closeSocket(socket: Socket, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.closed) return resolve();
+    // A reset during the goodbye is no news: the session's result is already decided.
+    socket.on('error', () => undefined);
+    const timer = setTimeout(() => socket.destroy(), Math.max(0, graceMs));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (graceMs <= 0) socket.destroy();
+    else if (!socket.destroyed) socket.end();
+  });
+}

@@ -14,6 +14,12 @@ import { DequeueError, ProtocolError, TimeoutError } from '../errors';
 import type { Transcript } from '../ports';
 import { ReplyParser, type SmtpReply } from './reply';
 
+/** One line of a pipelined group and the bound on its reply. */
+export interface PipelinedCommand {
+  readonly line: string;
+  readonly timeoutMs: number;
+}
+
 interface Waiter {
   readonly what: string;
   readonly timeoutMs: number;
@@ -26,8 +32,12 @@ export class ReplyChannel {
   private readonly parser = new ReplyParser();
   private readonly waiters: Waiter[] = [];
   private failure: DequeueError | null = null;
+  private surplus: SmtpReply | null = null;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
   private readonly onClose = (): void => this.fail(new DequeueError('temporary', `${this.peer} closed the connection`));
+  // The peer's orderly close (FIN; under TLS its close_notify): Node answers with our own end()
+  // (allowHalfOpen is off), which under TLS is our close_notify; destroying here would skip it.
+  private readonly onEnd = (): void => this.fail(new DequeueError('temporary', `${this.peer} closed the connection`), false);
   private readonly onError = (e: Error): void => this.fail(new DequeueError('temporary', `connection to ${this.peer}: ${e.message}`, { cause: e }));
 
   constructor(
@@ -40,7 +50,7 @@ export class ReplyChannel {
   ) {
     socket.on('data', this.onData);
     socket.on('close', this.onClose);
-    socket.on('end', this.onClose);
+    socket.on('end', this.onEnd);
     socket.on('error', this.onError);
   }
 
@@ -59,23 +69,34 @@ export class ReplyChannel {
   /**
    * Write several command lines in one segment (RFC 2920 PIPELINING) and return one promise per
    * reply, in order. The caller must have checked that the server advertised PIPELINING.
+   * Every promise is already handled: a cut while the group is in flight rejects them all, and
+   * the caller may stop awaiting at the first (as it does) without any rejection going unhandled.
    */
-  pipeline(lines: readonly string[], timeoutMs: number): Promise<SmtpReply>[] {
-    const replies = lines.map((line) => this.enqueue(line, timeoutMs));
-    for (const line of lines) this.transcript.line(this.targetName, 'C', line);
-    if (!this.failure) this.socket.write(lines.map((l) => `${l}\r\n`).join(''));
+  pipeline(lines: readonly (string | PipelinedCommand)[], timeoutMs = 0): Promise<SmtpReply>[] {
+    // A bare line gets `timeoutMs`; a PipelinedCommand carries its own bound (a QUIT's is brief).
+    const commands = lines.map((l) => (typeof l === 'string' ? { line: l, timeoutMs } : l));
+    const replies = commands.map((c) => this.enqueue(c.line, c.timeoutMs));
+    for (const c of commands) this.transcript.line(this.targetName, 'C', c.line);
+    if (!this.failure) this.socket.write(commands.map((c) => `${c.line}\r\n`).join(''));
     return replies;
   }
 
   /**
    * Stop reading: hand the socket over (to TLS after STARTTLS, or to the reversed session after
-   * ATRN) with the bytes already received past the last reply.
+   * ATRN) with the bytes already received past the last reply. A reply still awaited will never
+   * come through this channel: it is rejected now and its timer cleared, so that nothing waits
+   * (or keeps the process alive) for a reply that cannot arrive.
    */
   detach(): Buffer {
     this.socket.off('data', this.onData);
     this.socket.off('close', this.onClose);
-    this.socket.off('end', this.onClose);
+    this.socket.off('end', this.onEnd);
     this.socket.off('error', this.onError);
+    const stopped = new DequeueError('temporary', `stopped reading from ${this.peer}`);
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(this.failure ?? stopped);
+    }
     return this.parser.remainder();
   }
 
@@ -84,17 +105,31 @@ export class ReplyChannel {
     return this.failure;
   }
 
+  /** A complete reply that arrived when no command was waiting for one (it broke the channel). */
+  get unexpected(): SmtpReply | null {
+    return this.surplus;
+  }
+
+  /** Bytes of a reply not yet complete (a partial line or an unfinished multi-line reply). */
+  get midReply(): boolean {
+    return this.parser.inReply;
+  }
+
   private write(line: string, shown: string): void {
     this.transcript.line(this.targetName, 'C', shown);
     if (!this.failure) this.socket.write(`${line}\r\n`);
   }
 
   private enqueue(what: string, timeoutMs: number): Promise<SmtpReply> {
-    return new Promise<SmtpReply>((resolve, reject) => {
+    const reply = new Promise<SmtpReply>((resolve, reject) => {
       if (this.failure) return reject(this.failure);
       this.waiters.push({ what, timeoutMs, resolve, reject });
       if (this.waiters.length === 1) this.arm();
     });
+    // Handled from the moment it exists: whoever awaits it still sees the rejection, but a reply
+    // nobody awaits any more (the rest of a cut group) can never crash the process.
+    reply.catch(() => undefined);
+    return reply;
   }
 
   /** Start the clock of the waiter at the head of the queue. */
@@ -119,6 +154,7 @@ export class ReplyChannel {
       });
       const head = this.waiters.shift();
       if (!head) {
+        this.surplus = reply;
         this.fail(new ProtocolError(`${this.peer} sent a reply nobody asked for: ${reply.code} ${reply.lines[0] ?? ''}`));
         return;
       }
@@ -129,14 +165,14 @@ export class ReplyChannel {
     if (error) this.fail(new ProtocolError(`${this.peer}: ${error.message}`, { cause: error }));
   }
 
-  private fail(error: DequeueError): void {
+  private fail(error: DequeueError, destroy = true): void {
     if (this.failure) return;
     this.failure = error;
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.reject(error);
     }
-    this.socket.destroy();
+    if (destroy) this.socket.destroy();
   }
 }
 

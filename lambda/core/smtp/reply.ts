@@ -100,6 +100,11 @@ export class ReplyParser {
     return this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
   }
 
+  /** True between the first byte of a reply and its last line. */
+  get inReply(): boolean {
+    return this.current !== null || this.heldBytes > 0;
+  }
+
   /** How many bytes of a partial line are held (at most the line limit and its CR). */
   get pendingBytes(): number {
     return this.heldBytes;

@@ -3,12 +3,13 @@
  * will not produce on demand, plus the happy paths (EHLO, STARTTLS, each AUTH mechanism).
  */
 import { createServer, type Server } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseTarget, type Target } from '../../../lambda/core/config';
 import { DequeueError } from '../../../lambda/core/errors';
 import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
 import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../../../peers/scripted-provider';
+import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
 
 const account = { username: 'customer', password: 's3cret-pass' };
 const credentials: Credentials = {
@@ -19,8 +20,14 @@ const credentials: Credentials = {
 };
 
 const providers: ScriptedProvider[] = [];
+let leftovers: Leftovers;
+beforeEach(() => {
+  leftovers = watchLeftovers();
+});
 afterEach(async () => {
   await Promise.all(providers.splice(0).map((p) => p.stop()));
+  // No timer or socket of any session outlives it (the CLI would not exit).
+  expect(await leftovers.settle()).toEqual([]);
 });
 
 async function provider(options: ScriptedProviderOptions = {}): Promise<ScriptedProvider> {
@@ -125,12 +132,12 @@ describe('release signal: faults', () => {
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
-  it('421 at the greeting is temporary, 554 permanent, and nothing is sent', async () => {
+  it('421 at the greeting is temporary, 554 permanent, and nothing but QUIT is sent', async () => {
     const busy = await provider({ greeting: '421 4.3.2 Service not available, closing channel' });
     const r1 = await signal(target(busy));
     expect(r1.outcome).toBe('temporary-failure');
     expect(r1.replies).toEqual([{ command: '(greeting)', code: 421, text: '4.3.2 Service not available, closing channel' }]);
-    expect(busy.lines).toEqual([]);
+    expect(busy.lines).toEqual(['QUIT']);
     const denied = await provider({ greeting: '554 5.7.1 No service for you' });
     expect((await signal(target(denied))).outcome).toBe('permanent-failure');
   });
@@ -154,8 +161,7 @@ describe('release signal: faults', () => {
       onLine: (l, c) => {
         if (!l.startsWith('EHLO')) return false;
         const junk = Buffer.alloc(64 * 1024, 'x');
-        const pump = setInterval(() => c.write(junk), 5);
-        setTimeout(() => clearInterval(pump), 2000);
+        const pump = setInterval(() => (c.closed ? clearInterval(pump) : c.write(junk)), 5);
         return true;
       },
     });
@@ -266,7 +272,7 @@ describe('release signal: TLS', () => {
     const report = await signal(target(p, { tls: 'required' }));
     expect(report.outcome).toBe('permanent-failure');
     expect(report.error?.message).toMatch(/does not offer STARTTLS/);
-    expect(p.lines).toEqual(['EHLO mx.customer.test']);
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'QUIT']);
   });
 
   it('bytes sent after the 220 to STARTTLS, before TLS, are refused (RFC 3207, CVE-2011-0411)', async () => {

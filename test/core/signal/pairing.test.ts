@@ -1,0 +1,190 @@
+/**
+ * Replies belong to commands only by their place in the stream: a provider that sends one reply
+ * too many or too few must never make dequeue report one domain's answer for another.
+ *
+ * The first provider here answers the way a widely deployed MTA does when ETRN commands are
+ * pipelined over cleartext: it buffers its replies while more input is waiting, and an ETRN that
+ * starts a queue run forks with that buffer unflushed, so the child sends the buffered replies a
+ * second time (458, 458, 250, 221 for ETRN forbidden.test, ETRN customer.test, QUIT).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseTarget, type Target } from '../../../lambda/core/config';
+import type { Credentials } from '../../../lambda/core/ports';
+import { releaseSignal } from '../../../lambda/core/signal/session';
+import { ScriptedProvider, testCa, testCert, type ProviderConnection, type ScriptedProviderOptions } from '../../../peers/scripted-provider';
+import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
+
+const credentials: Credentials = { get: async () => ({ username: 'customer', password: 'pw' }) };
+
+/** The duplicating MTA, on loopback. `connections[i]` holds the lines of connection i. */
+class ForkingMta {
+  readonly connections: string[][] = [];
+  private readonly sockets = new Set<Socket>();
+  private server!: Server;
+  port = 0;
+
+  async start(): Promise<this> {
+    this.server = createServer((s) => this.serve(s));
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as { port: number }).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  private serve(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const lines: string[] = [];
+    this.connections.push(lines);
+    let input = '';
+    socket.write('220 mta.provider.test ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      input += chunk.toString('latin1');
+      let unflushed = '';
+      let i: number;
+      // Every line already received is read before the output is flushed (pipelined input).
+      while ((i = input.indexOf('\n')) !== -1) {
+        const line = input.slice(0, i).replace(/\r$/, '');
+        input = input.slice(i + 1);
+        lines.push(line);
+        const [verb = '', arg = ''] = line.split(' ');
+        switch (verb.toUpperCase()) {
+          case 'EHLO':
+            unflushed += '250-mta.provider.test\r\n250-PIPELINING\r\n250 ETRN\r\n';
+            break;
+          case 'ETRN':
+            if (arg === 'customer.test') {
+              // fork(): the child inherits the unflushed buffer and flushes it too.
+              if (unflushed) socket.write(unflushed);
+              unflushed += '250 OK, queuing for node customer.test started\r\n';
+            } else {
+              unflushed += `458 Unable to queue messages for node ${arg}\r\n`;
+            }
+            break;
+          case 'QUIT':
+            socket.end(`${unflushed}221 mta.provider.test closing connection\r\n`);
+            return;
+          default:
+            unflushed += '500 unrecognized command\r\n';
+        }
+      }
+      if (unflushed) socket.write(unflushed);
+    });
+  }
+}
+
+const stops: (() => Promise<void>)[] = [];
+let leftovers: Leftovers;
+beforeEach(() => {
+  leftovers = watchLeftovers();
+});
+afterEach(async () => {
+  await Promise.all(stops.splice(0).map((stop) => stop()));
+  expect(await leftovers.settle()).toEqual([]);
+});
+
+async function scripted(options: ScriptedProviderOptions): Promise<ScriptedProvider> {
+  const p = await new ScriptedProvider(options).start();
+  stops.push(() => p.stop());
+  return p;
+}
+
+function target(port: number, fields: Record<string, unknown> = {}): Target {
+  return parseTarget({ name: 't', host: '127.0.0.1', port, tls: 'none', timeoutSeconds: 5, ...fields }, 'test');
+}
+
+const signal = (t: Target) => releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test' });
+
+describe('each reply is reported for its own command', () => {
+  it('a provider that sends a reply twice when ETRNs are pipelined in cleartext: customer.test is reported accepted, not 458', async () => {
+    const mta = await new ForkingMta().start();
+    stops.push(() => mta.stop());
+    const report = await signal(target(mta.port, { command: ['ETRN forbidden.test', 'ETRN customer.test'] }));
+    expect(report.replies).toEqual([
+      { command: 'ETRN forbidden.test', code: 458, text: 'Unable to queue messages for node forbidden.test' },
+      { command: 'ETRN customer.test', code: 250, text: 'OK, queuing for node customer.test started' },
+    ]);
+    expect(report.outcome).toBe('temporary-failure');
+    // One round trip per ETRN in cleartext: the provider never had pipelined input to mishandle.
+    expect(mta.connections).toEqual([['EHLO mx.customer.test', 'ETRN forbidden.test', 'ETRN customer.test', 'QUIT']]);
+  });
+
+  it('over TLS a pipelined group answered with one reply too many is sent again one at a time, and each domain gets its own reply', async () => {
+    const p = await scripted({
+      tls: testCert('localhost'),
+      etrn: { 'a.test': '458 Unable to queue a.test', 'b.test': '250 Queuing started for b.test' },
+      onLine: (line, c) => {
+        // On the first connection only, a.test's reply goes out twice.
+        if (line !== 'ETRN a.test' || connectionIndex(p, c) !== 0) return false;
+        c.write('458 Unable to queue a.test\r\n458 Unable to queue a.test\r\n');
+        return true;
+      },
+    });
+    const report = await signal(target(p.port, { host: 'localhost', tls: 'required', command: ['ETRN a.test', 'ETRN b.test'] }));
+    expect(report.replies).toEqual([
+      { command: 'ETRN a.test', code: 458, text: 'Unable to queue a.test' },
+      { command: 'ETRN b.test', code: 250, text: 'Queuing started for b.test' },
+    ]);
+    expect(report.outcome).toBe('temporary-failure');
+    expect(p.connections).toHaveLength(2);
+    expect(p.connections.map((c) => c.encrypted)).toEqual([true, true]);
+  });
+
+  it('over TLS a pipelined group answered with one reply too few is sent again one at a time', async () => {
+    const p = await scripted({
+      tls: testCert('localhost'),
+      etrn: { 'a.test': '251 No messages waiting for a.test', 'b.test': '250 Queuing started for b.test' },
+      // The first connection swallows a.test's reply: b.test's 250 then looks like a.test's.
+      onLine: (line, c) => line === 'ETRN a.test' && connectionIndex(p, c) === 0,
+    });
+    const report = await signal(target(p.port, { host: 'localhost', tls: 'required', command: ['ETRN a.test', 'ETRN b.test'] }));
+    expect(report.replies.map((r) => [r.command, r.code])).toEqual([['ETRN a.test', 251], ['ETRN b.test', 250]]);
+    expect(report.outcome).toBe('signalled');
+    expect(p.connections).toHaveLength(2);
+  });
+
+  it('a provider out of step even one command at a time: a protocol error, and no domain gets another\'s reply', async () => {
+    const p = await scripted({
+      extensions: ['ETRN'],
+      etrn: { 'a.test': '250 Queuing started for a.test', 'b.test': '458 Unable to queue b.test' },
+      onLine: (line, c) => {
+        // A late copy of a.test's reply, written just before b.test's own.
+        if (line === 'ETRN b.test') c.write('250 Queuing started for a.test\r\n');
+        return false;
+      },
+    });
+    const report = await signal(target(p.port, { command: ['ETRN a.test', 'ETRN b.test'] }));
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.name).toBe('ProtocolError');
+    expect(report.error?.message).toMatch(/replies out of step with the commands \(QUIT was answered 458, not 221\)/);
+    expect(report.replies).toEqual([
+      { command: 'ETRN a.test', code: null, text: expect.stringMatching(/^not trusted: /) },
+      { command: 'ETRN b.test', code: null, text: expect.stringMatching(/^not trusted: /) },
+    ]);
+    expect(p.connections).toHaveLength(1);
+  });
+
+  it('a reply after the 221 to a pipelined QUIT makes the replies untrusted: sent again one at a time', async () => {
+    const p = await scripted({
+      extensions: ['PIPELINING', 'ETRN'],
+      onLine: (line, c) => {
+        if (line !== 'QUIT' || connectionIndex(p, c) !== 0) return false;
+        c.write('221 Bye\r\n250 one more\r\n');
+        return true;
+      },
+    });
+    const report = await signal(target(p.port, { command: 'ETRN a.test' }));
+    expect(report).toMatchObject({ outcome: 'signalled', replies: [{ command: 'ETRN a.test', code: 250 }], error: null });
+    expect(p.connections).toHaveLength(2);
+  });
+});
+
+function connectionIndex(p: ScriptedProvider, c: ProviderConnection): number {
+  return p.connections.indexOf(c);
+}
