@@ -26,11 +26,6 @@ export interface ProviderConnection {
   destroy(): void;
   readonly encrypted: boolean;
   authenticated: boolean;
-  /**
-   * The client ended the connection in order: a FIN on plain TCP; under TLS its close_notify
-   * (Node's TLS socket emits 'end' only then, not for a bare FIN).
-   */
-  readonly endedCleanly: boolean;
   /** The connection is gone (either side closed it). */
   readonly closed: boolean;
 }
@@ -91,11 +86,6 @@ export class ScriptedProvider {
     raw.on('error', () => undefined);
     socket.on('error', () => undefined);
     let buffer = '';
-    let endedCleanly = false;
-    const watchEnd = (s: Socket) => s.on('end', () => {
-      if (s === socket) endedCleanly = true;
-    });
-    watchEnd(socket);
     let authStep: null | { mech: string; stage: number; challenge?: string; user?: string } = null;
     const conn: ProviderConnection = {
       lines: [],
@@ -108,9 +98,6 @@ export class ScriptedProvider {
         return socket instanceof TLSSocket;
       },
       authenticated: false,
-      get endedCleanly() {
-        return endedCleanly;
-      },
       get closed() {
         return raw.destroyed;
       },
@@ -160,7 +147,6 @@ export class ScriptedProvider {
           socket = new TLSSocket(socket, { isServer: true, ...o.tls });
           socket.on('error', () => undefined);
           socket.on('data', onData);
-          watchEnd(socket);
           return;
         }
         case 'AUTH': {

@@ -210,14 +210,18 @@ export interface Goodbye {
 export async function sayGoodbye(channel: ReplyChannel, socket: Socket, waitMs: number, sent?: Promise<SmtpReply>): Promise<Goodbye> {
   let reply: SmtpReply | null = null;
   let error: DequeueError | null = null;
-  if (sent || !channel.broken) {
+  // Broken before any QUIT: a cut, a timeout, garbage; nobody to say goodbye to.
+  const gone = !sent && channel.broken !== null;
+  if (!gone) {
     try {
       reply = await (sent ?? channel.command('QUIT', waitMs));
     } catch (e) {
       error = e instanceof DequeueError ? e : new DequeueError('temporary', String(e), { cause: e });
     }
   }
-  await closeSocket(socket, channel.broken ? 0 : waitMs);
+  // Even when the peer has already ended its side (221 and its FIN or close_notify), ours is
+  // ended in order: Node's end() after theirs is our close_notify, which a destroy would drop.
+  await closeSocket(socket, gone ? 0 : waitMs);
   let after: string | null = null;
   if (reply) {
     const surplus = channel.unexpected;
