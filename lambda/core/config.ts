@@ -246,7 +246,11 @@ function oneOrAll(errors: readonly ConfigError[]): ConfigError {
 /** Rules that span fields: checked after the shape is right. `at` prefixes field paths. */
 function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
   const field = (name: string) => (at ? `${at}.${name}` : name);
-  const commands = (typeof raw.command === 'string' ? [raw.command] : raw.command).filter((c) => c.trim() !== '');
+  // Spaces or tabs around a command are trimmed, never sent: RFC 5321 4.1.1 has one SP between
+  // verb and argument and none at the ends, and servers differ on "ETRN example.com " (Postfix
+  // would look up "example.com " and answer 459). Trimmed rather than refused because such a
+  // space is invisible in the file and the intent is plain; refusing would stop the whole run.
+  const commands = (typeof raw.command === 'string' ? [raw.command] : raw.command).map((c) => c.replace(/^[ \t]+|[ \t]+$/g, '')).filter((c) => c !== '');
   const verbs = commands.map(verbOf);
   const commandField = typeof raw.command === 'string' ? field('command') : (i: number) => `${field('command')}[${i}]`;
   const commandAt = (i: number) => (typeof commandField === 'string' ? commandField : commandField(i));
@@ -264,6 +268,11 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
   });
 
   const atrn = raw.protocol === 'smtp' && verbs.includes('ATRN');
+  if (atrn && !raw.auth) {
+    // RFC 2645 section 5: the provider must authenticate the customer before it turns the
+    // connection and hands over anyone's mail; an ATRN without AUTH can only be refused (530).
+    throw new ConfigError(where, field('auth'), 'ATRN needs "auth": RFC 2645 section 5 requires the client to authenticate (AUTH) before ATRN');
+  }
   if (raw.protocol === 'raw') {
     if (raw.auth) throw new ConfigError(where, field('auth'), 'AUTH needs the smtp protocol; a raw target only sends its line');
     if (raw.tls === 'required') throw new ConfigError(where, field('tls'), 'STARTTLS needs the smtp protocol: use "implicit" or "none" with raw');

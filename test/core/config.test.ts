@@ -42,6 +42,7 @@ describe('configuration document', () => {
     [doc([{ name: 'a', host: 'h.test', ehlo: false, auth: { secretId: 's' } }]), 'my.json: targets[0].auth: AUTH needs EHLO'],
     [doc([{ name: 'a', host: 'h.test', protocol: 'raw', auth: { secretId: 's' } }]), 'my.json: targets[0].auth: AUTH needs the smtp protocol'],
     [doc([{ name: 'a', host: 'h.test', auth: { secretId: 's', mechanism: 'GSSAPI' } }]), 'my.json: targets[0].auth.mechanism: must be PLAIN, LOGIN or CRAM-MD5'],
+    [doc([{ name: 'a', host: 'h.test', command: 'ATRN' }]), 'my.json: targets[0].auth: ATRN needs "auth": RFC 2645 section 5 requires the client to authenticate'],
     [doc([], { everyNthCycle: -1 }), 'my.json: settings.everyNthCycle: must be at least 0'],
     [doc([], { concurrency: 2.5 }), 'my.json: settings.concurrency: must be an integer'],
     [{ targets: 'x' }, 'my.json: targets: must be an array of targets'],
@@ -49,6 +50,12 @@ describe('configuration document', () => {
     [[], 'my.json: must be a JSON object'],
   ])('rejects %j', (input, message) => {
     expect(parseErr(input)).toContain(message);
+  });
+
+  it('trims spaces and tabs around a command instead of sending them ("ETRN example.com " would ask for "example.com ")', () => {
+    const t = parseTarget({ name: 'a', host: 'h.test', command: [' ETRN example.com ', 'ETRN\tother.test\t', '  '] }, 'my.json');
+    expect(t.commands).toEqual(['ETRN example.com', 'ETRN\tother.test']);
+    expect(parseTarget({ name: 'f', host: 'h.test', protocol: 'raw', command: 'customer ' }, 'my.json').commands).toEqual(['customer']);
   });
 
   it('parses one target on its own with the caller\'s names (the Lambda reads one SSM parameter each)', () => {

@@ -121,7 +121,7 @@ describe('runCycle', () => {
 
   it('an ATRN target without a mail store is a config error and nothing is sent', async () => {
     const before = provider.connections.length;
-    const result = await runCycle(config([t('pull', undefined, { command: 'ATRN customer.test' })]), {}, { credentials, counter: counterAt(0) });
+    const result = await runCycle(config([t('pull', undefined, { command: 'ATRN customer.test', auth: { secretId: 'x' } })]), {}, { credentials, counter: counterAt(0) });
     expect(result.results[0]).toMatchObject({ outcome: 'config-error', error: expect.stringContaining('ATRN needs somewhere to store the mail') });
     expect(provider.connections.length).toBe(before);
   });

@@ -284,7 +284,7 @@ function misfit(command: string, reply: SmtpReply): string | null {
 /** The goodbye's verdict on the pairing: the reply paired with QUIT is 221 and nothing follows. */
 function pairingDoubt(bye: Goodbye): string | null {
   if (bye.reply && bye.reply.code !== 221) return `QUIT was answered ${bye.reply.code}, not 221`;
-  if (bye.after) return `${bye.after} came after the 221 to QUIT`;
+  if (bye.after) return `${bye.after} came ${bye.reply ? 'after the 221 to QUIT' : 'before the QUIT'}`;
   // Garbage where QUIT's reply should be; silence or a close there proves nothing either way.
   if (bye.error instanceof ProtocolError) return bye.error.message;
   return null;

@@ -194,8 +194,9 @@ export interface Goodbye {
   /** Why QUIT got no reply, when it was said. */
   readonly error: DequeueError | null;
   /**
-   * What the peer sent after its reply to QUIT (a reply, garbage, a partial line), or null. After
-   * a pipelined group this means the replies were not paired with their commands.
+   * A reply that came when no command was waiting (before the QUIT, or after its reply), or what
+   * the peer sent after its reply to QUIT (garbage, a partial line); null when nothing. Either
+   * means the replies of the session were not paired with their commands.
    */
   readonly after: string | null;
 }
@@ -223,10 +224,12 @@ export async function sayGoodbye(channel: ReplyChannel, socket: Socket, waitMs: 
   // ended in order: Node's end() after theirs is our close_notify, which a destroy would drop.
   await closeSocket(socket, gone ? 0 : waitMs);
   let after: string | null = null;
-  if (reply) {
-    const surplus = channel.unexpected;
-    if (surplus) after = `the reply ${surplus.code} ${(surplus.lines[0] ?? '').slice(0, 80)}`;
-    else if (channel.broken instanceof ProtocolError) after = channel.broken.message;
+  const surplus = channel.unexpected;
+  if (surplus) {
+    // A reply nobody asked for, before or after the QUIT: either way one reply too many.
+    after = `the reply ${surplus.code} ${(surplus.lines[0] ?? '').slice(0, 80)}, for no command,`;
+  } else if (reply) {
+    if (channel.broken instanceof ProtocolError) after = channel.broken.message;
     else if (channel.midReply) after = 'a partial reply';
   }
   channel.detach();

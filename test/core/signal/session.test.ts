@@ -95,6 +95,13 @@ describe('release signal: the ordinary dialogue', () => {
     expect(p.lines).toEqual(['EHLO mx.customer.test', 'HELO mx.customer.test', 'ETRN example.com', 'QUIT']);
   });
 
+  it('a command written with spaces around it is sent trimmed', async () => {
+    const p = await provider({ extensions: ['ETRN'] });
+    const report = await signal(target(p, { command: ['  ETRN a.test ', 'ETRN b.test\t'] }));
+    expect(report.replies.map((r) => r.command)).toEqual(['ETRN a.test', 'ETRN b.test']);
+    expect(p.lines).toEqual(['EHLO mx.customer.test', 'ETRN a.test', 'ETRN b.test', 'QUIT']);
+  });
+
   it('says neither EHLO nor HELO when ehlo is false', async () => {
     const p = await provider();
     await signal(target(p, { ehlo: false }));
@@ -160,8 +167,8 @@ describe('release signal: faults', () => {
     const p = await provider({
       onLine: (l, c) => {
         if (!l.startsWith('EHLO')) return false;
-        const junk = Buffer.alloc(64 * 1024, 'x');
-        const pump = setInterval(() => (c.closed ? clearInterval(pump) : c.write(junk)), 5);
+        // 1 MiB without a line end: refused at 8 KiB, never held whole.
+        c.write(Buffer.alloc(1024 * 1024, 'x'));
         return true;
       },
     });
@@ -315,6 +322,20 @@ describe('release signal: AUTH', () => {
     expect(transcript).not.toContain(Buffer.from(account.username).toString('base64'));
     expect(transcript).not.toContain(Buffer.from(`\0${account.username}\0${account.password}`).toString('base64'));
     expect(JSON.stringify(report)).not.toContain(account.password);
+  });
+
+  it('over TLS with a verified certificate prefers PLAIN to CRAM-MD5 (the server need not keep the password)', async () => {
+    const p = await provider({ tls: testCert('localhost'), extensions: ['ETRN', 'AUTH CRAM-MD5 PLAIN LOGIN'] });
+    const report = await signal(target(p, { host: 'localhost', tls: 'required', auth }));
+    expect(report.outcome).toBe('signalled');
+    expect(p.lines[3]).toMatch(/^AUTH PLAIN /);
+  });
+
+  it('over TLS whose certificate is not verified keeps CRAM-MD5 first (the far end may not be the provider)', async () => {
+    const p = await provider({ tls: testCert('wrong'), extensions: ['ETRN', 'AUTH PLAIN LOGIN CRAM-MD5'] });
+    const report = await signal(target(p, { host: 'localhost', tls: 'required', tlsVerify: false, auth }));
+    expect(report.outcome).toBe('signalled');
+    expect(p.lines[3]).toBe('AUTH CRAM-MD5');
   });
 
   it('picks CRAM-MD5 first when several are offered, even unencrypted', async () => {
