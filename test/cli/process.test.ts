@@ -78,7 +78,8 @@ describe('the dequeue process', () => {
     });
     expect(run.killed).toBe(false);
     expect(run.stderr).not.toMatch(/unexpected error|Unhandled|DequeueError|\n\s+at /);
-    expect(results(run).map((r) => [r.target, r.outcome])).toEqual([['cut', 'temporary-failure'], ['after', 'signalled']]);
+    // Both reported (in the order the run worked them, which rotates from cycle to cycle).
+    expect(results(run).map((r) => [r.target, r.outcome]).sort()).toEqual([['after', 'signalled'], ['cut', 'temporary-failure']]);
     expect(run.status).toBe(1);
   });
 
