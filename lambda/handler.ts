@@ -15,6 +15,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { setMaxListeners } from 'node:events';
 import type { Context } from 'aws-lambda';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
 import { lambdaMailMemory, MemoryBudget } from './core/memory-budget';
@@ -70,6 +71,9 @@ export interface HandlerDeps {
 export type InvocationContext = Pick<Context, 'getRemainingTimeInMillis'> & Partial<Context>;
 
 export type DequeueHandler = (event: unknown, context?: InvocationContext) => Promise<CycleResult>;
+
+/** Listeners the run's abort signal may have at once before Node warns (calls in flight). */
+const SIGNAL_LISTENERS = 1_000;
 
 /** How long reporting waits for the last counted cycle when nothing could run (within the margin). */
 const REPORT_PEEK_MS = 1_500;
@@ -161,6 +165,9 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
     // Every SDK call of the run (the SSM listing, counting, claims, secrets) stops at the deadline,
     // retries included: the SDK's own bounds (10 s x 4 attempts per call) would outlast it.
     const signal = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
+    // Each call in flight listens on it (claims, secrets, status writes: a few times `concurrency`
+    // at once); each removes its listener when done, so Node's leak warning at 10 is noise here.
+    if (signal) setMaxListeners(SIGNAL_LISTENERS, signal);
     logger.info('cycle starting', { ...parsed.delivery, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
 
     const report = new InvocationReport(deps.observability);
