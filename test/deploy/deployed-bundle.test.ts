@@ -11,7 +11,7 @@
  * AccessDenied after a deployment. The calls seen and the statement each matched are printed.
  */
 import { randomUUID } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -58,6 +58,8 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   let proxy: RecordingProxy | undefined;
   let etrn: ScriptedProvider | undefined;
   let atrn: AtrnProvider | undefined;
+  /** An ATRN provider that cuts the connection in the middle of a large message, every time. */
+  let atrnCut: AtrnProvider | undefined;
   let s3: S3Client | undefined;
   let node: LambdaNode;
   let scheduled: ScheduledInvocation;
@@ -120,6 +122,8 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     // The operator's part: configuration in SSM, the ATRN account in Secrets Manager.
     etrn = await new ScriptedProvider().start();
     atrn = await new AtrnProvider({ queue }).start();
+    // Cut after 5.5 MiB of a 6 MiB message: a first 5 MiB part is uploaded, the upload must be aborted.
+    atrnCut = await new AtrnProvider({ queue: [heldMessage(9, 6 * 1024 * 1024)], faults: { cutInData: { message: 0, afterBytes: 5.5 * 1024 * 1024 } } }).start();
     const prefix = environment.DEQUEUE_SSM_PREFIX!;
     const secretId = `${environment.DEQUEUE_SECRET_PREFIX}atrn`;
     const ssm = new SSMClient(aws);
@@ -133,6 +137,13 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
           Name: `${prefix}/targets/atrn`,
           Type: 'SecureString',
           Value: JSON.stringify({ name: 'atrn', host: '127.0.0.1', port: atrn.port, tls: 'none', auth: { secretId }, command: 'ATRN' }),
+        }),
+      );
+      await ssm.send(
+        new PutParameterCommand({
+          Name: `${prefix}/targets/atrn-cut`,
+          Type: 'String',
+          Value: JSON.stringify({ name: 'atrn-cut', host: '127.0.0.1', port: atrnCut.port, tls: 'none', auth: { secretId }, command: 'ATRN' }),
         }),
       );
       await secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: JSON.stringify(ACCOUNT) }));
@@ -173,7 +184,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
         proxy.clear();
         const event = scheduledEventFrom(input, { scheduleArn, scheduledTime: d.scheduledTime, executionId: randomUUID(), attemptNumber: d.attemptNumber });
         const invocation = await timed(d.name, invokeBundle(node, fn, env, functionArn, event));
-        await atrn.idle();
+        await Promise.all([atrn.idle(), atrnCut.idle()]);
         runs.push({ name: d.name, delivery: d.name, event, invocation, calls: recorded(), etrnSignals: etrnSignals() });
         for (const source of sources) {
           const queueUrl = resolver.physicalOf(source.queueId).ref;
@@ -184,7 +195,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
             if (batch > MAX_WORKER_BATCHES) throw new Error(`${d.name}: the work queue still holds messages after ${MAX_WORKER_BATCHES} batches`);
             const workEvent = sqsEvent(messages, queueArn, MOTO_REGION);
             const work = await timed(`${d.name}: worker batch ${batch}`, invokeBundle(node, fn, env, functionArn, workEvent));
-            await atrn.idle();
+            await Promise.all([atrn.idle(), atrnCut.idle()]);
             const answer = work.outcome.result as { batchItemFailures?: { itemIdentifier: string }[] } | undefined;
             const failed = work.outcome.error ? messages.map((m) => m.MessageId) : source.reportsBatchItemFailures ? (answer?.batchItemFailures ?? []).map((f) => f.itemIdentifier) : [];
             await deleteMessages(moto.clientConfig, queueUrl, messages.filter((m) => !failed.includes(m.MessageId)));
@@ -203,6 +214,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     s3?.destroy();
     await etrn?.stop();
     await atrn?.stop();
+    await atrnCut?.stop();
     await proxy?.stop();
     await moto?.stop();
     assembly?.dispose();
@@ -262,6 +274,19 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     }
   });
 
+  it('a connection cut in the middle of a large message leaves nothing in the bucket, and the message with the provider', async () => {
+    const first = byTarget('first delivery');
+    expect(first['atrn-cut']).toMatchObject({ messages: 0 });
+    expect(first['atrn-cut']!.outcome).not.toBe('signalled');
+    expect(atrnCut!.waiting).toEqual([0]);
+    const listed = await s3!.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${environment.DEQUEUE_MAIL_PREFIX}atrn-cut/` }));
+    expect(listed.Contents ?? []).toEqual([]);
+    const uploads = await s3!.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+    // The clean-up went through the proxy, so the IAM check below covers it.
+    expect(runs.find((r) => r.name === 'first delivery')!.calls.map((c) => c.operation)).toContain('s3 AbortMultipartUpload');
+  });
+
   it('a retry of the same slot (new execution id) is not counted again and signals no one twice', () => {
     const first = result('first delivery');
     const retry = result('retry of the same slot');
@@ -282,7 +307,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     }
     const fanned = result('fanned-out slot') as ReturnType<typeof result> & { queued?: string[] };
     expect(fanned.cycle).toBe(result('next slot').cycle + 1);
-    expect([...(fanned.queued ?? [])].sort()).toEqual(['atrn', 'etrn']);
+    expect([...(fanned.queued ?? [])].sort()).toEqual(['atrn', 'atrn-cut', 'etrn']);
     const workers = runs.filter((r) => r.delivery === 'fanned-out slot' && r.name !== r.delivery);
     expect(workers.length).toBeGreaterThan(0);
     expect(workers.map((w) => ({ error: w.invocation.outcome.error ?? null, failed: w.failed }))).toEqual(workers.map(() => ({ error: null, failed: [] })));
