@@ -379,8 +379,9 @@ function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: bo
     if (view.replies.some((r) => r.startsWith('552'))) expect(outcome.error?.kind).toBe('permanent');
     else expect(outcome.error).toBeNull();
   }
-  // The session ends within its bound (its deadline, and a moment to close), leaving nothing behind.
-  expect(result.endedAt).toBeLessThanOrEqual(result.deadline + 1_500);
+  // The session ends within its bound (its deadline; the margin is for a loaded machine's event
+  // loop, not for the session), leaving nothing behind.
+  expect(result.endedAt).toBeLessThanOrEqual(result.deadline + 3_000);
   expect(result.leftovers, 'no timer or socket left').toEqual([]);
   expect(result.memoryKept, 'the memory budget is given back').toBe(0);
 }
