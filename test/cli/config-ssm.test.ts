@@ -106,6 +106,11 @@ describeWithMotoServer('dequeue config push | pull | diff against moto_server', 
     expect(h.stderr).toMatch(/targets\[1\]: target "huge" is \d+ bytes as an SSM parameter value; a standard parameter holds at most 4096 \(4 KiB\)/);
 
     expect((await cli(['config', 'push', '--config', await file('{"targets": [')])).status).toBe(2);
+    // Credentials never go to SSM: the document has no place for them.
+    const secret = await cli(['config', 'push', '--config', await file({ targets: [target('a', { auth: { secretId: 'dequeue/isp', password: 'hunter2' } })] })]);
+    expect(secret.status).toBe(2);
+    expect(secret.stderr).toContain('targets[0].auth.password');
+    expect(secret.stderr).not.toContain('hunter2');
     expect(await deployed()).toEqual([]);
   });
 

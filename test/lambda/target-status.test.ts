@@ -157,6 +157,14 @@ describeWithMotoServer('config push, the status items the function writes, and d
     expect(file).toBeTruthy();
   });
 
+  it('a status that cannot be written leaves the target\'s result as it was, and is logged', async () => {
+    await push({ targets: [target('good')] });
+    const broken = { record: () => Promise.reject(new Error('DynamoDB is having a day')), read: () => Promise.resolve(undefined) };
+    const result = await world.handler({ status: broken })({}, contextWith());
+    expect(result.results.map((r) => [r.target, r.outcome])).toEqual([['good', 'signalled']]);
+    expect(output.records.filter((r) => r.message === 'target status not recorded').map((r) => [r.target, r.error])).toEqual([['good', 'DynamoDB is having a day']]);
+  });
+
   // DynamoDB applies one item's update expression atomically, so overlapping invocations lose no
   // increment; moto_server does not promise that under concurrent requests, so the writes go one
   // after the other here.
