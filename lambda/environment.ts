@@ -8,6 +8,7 @@
  *   DEQUEUE_MAIL_PREFIX           key prefix in that bucket                default mail/
  *   DEQUEUE_FAILING_AFTER_CYCLES  failed cycles in a row: FailingTargets   default 3
  *   DEQUEUE_STALE_AFTER_HOURS     hours without success: StaleTargets      default 24
+ *   DEQUEUE_WORK_QUEUE_URL        SQS queue of the fan-out workers         optional (no fan-out without it)
  *   POWERTOOLS_SERVICE_NAME       log and metric `service`                 dequeue
  *   POWERTOOLS_METRICS_NAMESPACE  CloudWatch namespace                     Dequeue
  *
@@ -28,6 +29,7 @@ export interface LambdaEnvironment {
   readonly failingAfterCycles: number;
   /** A target not released (signalled, no-mail) for longer counts in StaleTargets. */
   readonly staleAfterHours: number;
+  readonly workQueueUrl?: string;
 }
 
 /** Set by the stack (lib/signaller-alarms.ts names them too; a test keeps the two in step). */
@@ -48,6 +50,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
     mailPrefix: env.DEQUEUE_MAIL_PREFIX ?? DEFAULT_MAIL_PREFIX,
     failingAfterCycles: positive(env, FAILING_AFTER_CYCLES_ENV, DEFAULT_FAILING_AFTER_CYCLES, true),
     staleAfterHours: positive(env, STALE_AFTER_HOURS_ENV, DEFAULT_STALE_AFTER_HOURS, false),
+    workQueueUrl: env.DEQUEUE_WORK_QUEUE_URL || undefined,
   };
 }
 

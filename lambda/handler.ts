@@ -16,7 +16,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { setMaxListeners } from 'node:events';
-import type { Context } from 'aws-lambda';
+import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
 import { lambdaMailMemory, MemoryBudget } from './core/memory-budget';
 import { DynamoDbStatusStore } from './adapters/dynamodb-status';
@@ -25,13 +25,14 @@ import { SecretsManagerCredentials } from './adapters/secrets-manager-credential
 import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
 import { asDequeueError, type DequeueError } from './core/errors';
 import { outcomeOfError } from './core/outcome';
-import type { ConfigSource, Credentials, CycleCounter, LoadedConfig, MailReceiver, MailSink } from './core/ports';
+import type { ConfigSource, Credentials, CycleCounter, LoadedConfig, MailReceiver, MailSink, WorkQueue } from './core/ports';
 import type { CycleResult, TargetResult } from './core/result';
 import { runCycle } from './core/run-cycle';
 import { readEnvironment } from './environment';
 import { parseInvocationEvent, type ParsedEvent } from './invocation-event';
 import { createObservability, InvocationReport, type Observability } from './observability';
 import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
+import { createWorker, isWorkQueueEvent, type WorkQueueEvent, type WorkQueueHandler } from './worker';
 
 /** Time kept back from the invocation's remaining time: results logged, metrics flushed. */
 export const DEFAULT_SAFETY_MARGIN_MS = 5_000;
@@ -50,6 +51,8 @@ export interface HandlerDeps {
   readonly mailStore?: MailSink;
   /** The in-flight mail memory of a run, shared by the store and every session (from the function's memory). */
   readonly mailMemory?: MemoryBudget;
+  /** Where a cycle too large for one run sends its targets: SQS (DEQUEUE_WORK_QUEUE_URL, docs/fan-out.md). */
+  readonly workQueue?: WorkQueue;
   readonly observability: Observability;
   /**
    * Each target's status after each cycle (DynamoDB: `status#<target>` beside the counter), and
@@ -109,7 +112,33 @@ export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettin
     health: { failingAfterCycles: settings.failingAfterCycles, staleAfterHours: settings.staleAfterHours },
     mailStore: settings.mailBucket ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory) : undefined,
     mailMemory,
+    workQueue: settings.workQueueUrl ? lazyWorkQueue(options, settings.workQueueUrl) : undefined,
     observability: createObservability(env),
+  };
+}
+
+/**
+ * Where the SQS work queue module is: like the mail store, a second file beside the bundle
+ * (lib/bundling.ts, WORK_QUEUE_FILE), loaded only by a cycle that fans out; workers never need it
+ * (the event source mapping receives and deletes their messages).
+ */
+export const WORK_QUEUE_MODULE = import.meta.url.endsWith('.mjs') ? './sqs-work-queue.mjs' : './adapters/sqs-work-queue.ts';
+
+/** The SQS work queue, loaded with the first cycle that fans out. */
+function lazyWorkQueue(options: object, queueUrl: string): WorkQueue {
+  let queue: Promise<WorkQueue> | undefined;
+  const load = async (): Promise<WorkQueue> => {
+    const { openSqsWorkQueue } = (await import(/* @vite-ignore */ WORK_QUEUE_MODULE)) as typeof import('./adapters/sqs-work-queue');
+    return openSqsWorkQueue(options, queueUrl);
+  };
+  return {
+    async send(orders, signal) {
+      queue ??= load().catch((e: unknown) => {
+        queue = undefined;
+        throw e;
+      });
+      return (await queue).send(orders, signal);
+    },
   };
 }
 
@@ -208,6 +237,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
           tlsCa: deps.tlsCa,
           now: deps.now,
           resolveHost: deps.resolveHost,
+          workQueue: deps.workQueue,
           onResult: (r) => report.target(r),
           status: statuses,
           onStatusError,
@@ -221,10 +251,12 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
       // Disabled targets (or all, paused by settings.enabled false) are nobody's worry; invalid
       // ones are failing targets.
       const watched = config.settings.enabled === false ? [] : config.targets.filter((t) => t.enabled).map((t) => t.name);
-      await countHealth([...config.invalid.map((t) => t.name), ...watched]);
+      // Targets handed to the workers are counted by the workers, from the statuses they write.
+      const queued = new Set(result.queued ?? []);
+      await countHealth([...config.invalid.map((t) => t.name), ...watched.filter((name) => !queued.has(name))]);
       return result;
     } finally {
-      report.finish(result, { kind: parsed.kind, durationMs: now() - started });
+      report.finish(result, { kind: parsed.kind, durationMs: now() - started, ...(result?.queued ? { queued: result.queued.length } : {}) });
     }
   };
 }
@@ -265,10 +297,18 @@ async function recordEach(
   await Promise.all(Array.from({ length: Math.min(10, queue.length) }, worker));
 }
 
-let wired: DequeueHandler | undefined;
+let wired: { cycle: DequeueHandler; worker: WorkQueueHandler } | undefined;
 
-/** The function's entry point (NodejsFunction `handler: 'handler'`). */
-export const handler = async (event: unknown, context: Context): Promise<CycleResult> => {
-  wired ??= createHandler(depsFromEnvironment(process.env));
-  return wired(event, context);
-};
+/**
+ * The function's entry point (NodejsFunction `handler: 'handler'`): a batch from the work queue's
+ * event source mapping goes to the worker (docs/fan-out.md), anything else is a cycle.
+ */
+export async function handler(event: WorkQueueEvent, context: Context): Promise<SQSBatchResponse>;
+export async function handler(event: unknown, context: Context): Promise<CycleResult>;
+export async function handler(event: unknown, context: Context): Promise<CycleResult | SQSBatchResponse> {
+  if (!wired) {
+    const deps = depsFromEnvironment(process.env);
+    wired = { cycle: createHandler(deps), worker: createWorker(deps) };
+  }
+  return isWorkQueueEvent(event) ? wired.worker(event, context) : wired.cycle(event, context);
+}

@@ -26,6 +26,17 @@ export interface Settings {
   readonly concurrency: number;
   /** After ATRN: limits of the reversed session and an optional relay (docs/odmr.md). */
   readonly mail?: MailSettings;
+  /** When a cycle hands its targets to queue-fed workers instead of working them (docs/fan-out.md). */
+  readonly fanOut?: FanOutSettings;
+}
+
+export interface FanOutSettings {
+  /** More due targets than this in one cycle: they go to the workers. Default 100. */
+  readonly maxTargetsPerInvocation?: number;
+  /** More due ATRN targets than this (each may take minutes): they go to the workers. Default 3. */
+  readonly maxAtrnPerInvocation?: number;
+  /** A work order still queued this long after the cycle sent it is reported, not worked. Default 3600. */
+  readonly expireAfterSeconds?: number;
 }
 
 export interface MailSettings {
@@ -136,6 +147,13 @@ const settingsSchema = v.strictObject({
   everyNthCycle: v.optional(integer(0, 1_000_000), 0),
   helloName: v.optional(helloNameSchema),
   concurrency: v.optional(integer(1, 1000), DEFAULT_CONCURRENCY),
+  fanOut: v.optional(
+    v.strictObject({
+      maxTargetsPerInvocation: v.optional(integer(1, 100_000)),
+      maxAtrnPerInvocation: v.optional(integer(0, 1000)),
+      expireAfterSeconds: v.optional(integer(60, 86_400)),
+    }),
+  ),
   mail: v.optional(mailSchema),
 });
 

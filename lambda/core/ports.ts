@@ -8,6 +8,7 @@ import type { ConfigDocument, Settings, Target } from './config';
 import type { ConfigError, DequeueError } from './errors';
 import type { TargetResult } from './result';
 import type { RecordedStatus } from './target-status';
+import type { WorkOrder } from './fan-out';
 
 /** Where the configuration comes from: a file (CLI) or SSM parameters (Lambda). */
 export interface ConfigSource {
@@ -74,6 +75,20 @@ export interface StatusRecorder {
    * `signal` ends the write (and its retries) at the run's deadline.
    */
   record(result: TargetResult, at: number, signal?: AbortSignal): Promise<RecordedStatus>;
+}
+
+/**
+ * Where a cycle that fans out sends its work orders (Lambda: an SQS queue feeding the workers;
+ * docs/fan-out.md). Resolves with the orders it could not queue, each with why; every other
+ * order is durably queued. Rejects only for a fault of the caller.
+ */
+export interface WorkQueue {
+  send(orders: readonly WorkOrder[], signal?: AbortSignal): Promise<readonly QueueRefusal[]>;
+}
+
+export interface QueueRefusal {
+  readonly target: string;
+  readonly error: DequeueError;
 }
 
 /** What the signal session hands over after the provider accepted ATRN (RFC 2645 section 4). */

@@ -25,6 +25,11 @@ export interface TargetResult {
 export interface CycleResult {
   readonly cycle: number;
   readonly results: readonly TargetResult[];
+  /**
+   * Extension: the targets handed to queue-fed workers when the cycle fanned out
+   * (docs/fan-out.md); each one's result is logged by the worker that signals it.
+   */
+  readonly queued?: readonly string[];
 }
 
 /** The order in which outcomes are "worse" when one target has several commands. */

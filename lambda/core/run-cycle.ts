@@ -8,7 +8,8 @@ import { verbOf, type Target } from './config';
 import { dueDecision, turnOrder } from './cycle';
 import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
-import type { CycleCounter, LoadedConfig, Settings, StatusRecorder } from './ports';
+import { needsFanOut, workOrderFor } from './fan-out';
+import type { CycleCounter, LoadedConfig, Settings, StatusRecorder, WorkQueue } from './ports';
 import type { CycleResult, TargetResult } from './result';
 import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal/session';
 
@@ -43,6 +44,11 @@ export interface CycleDeps extends SignalDeps {
   readonly onStatusError?: (target: string, error: DequeueError) => void;
   /** Resolves a host for --dry-run; the default uses the system resolver. */
   readonly resolveHost?: (host: string) => Promise<void>;
+  /**
+   * Where the due targets go when there are more than one run should take on (docs/fan-out.md);
+   * without it every cycle works all its targets itself.
+   */
+  readonly workQueue?: WorkQueue;
 }
 
 const defaultResolve = async (host: string): Promise<void> => {
@@ -105,6 +111,30 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
     else work.push(target);
   }
 
+  const order = [...invalid.map((t) => t.name), ...selected.map((t) => t.name), ...unknown];
+  const inOrder = (): TargetResult[] => order.map((name) => results.get(name)!).filter(Boolean);
+
+  if (deps.workQueue && !request.dryRun && needsFanOut(work, config.settings)) {
+    // Handed to the workers: their results and statuses come from them (docs/fan-out.md). An
+    // order that could not be queued is reported here; nothing was sent for it and the next
+    // cycle is the retry.
+    const orderRun = { slot: request.slot, cycle, claim: deps.counter.claim !== undefined, settings: config.settings, now: now() };
+    const [refused] = await Promise.all([
+      deps.workQueue.send(turnOrder(work, cycle).map((target) => workOrderFor(target, orderRun)), request.signal),
+      pool(recordable, config.settings.concurrency, record),
+    ]);
+    const notQueued = new Set<string>();
+    const notQueuedResults: TargetResult[] = [];
+    for (const { target, error } of refused) {
+      notQueued.add(target);
+      const result = { ...fixed(target, outcomeOfError(error), `not handed to a worker: ${error.message}`), reason: 'could not be queued for a worker; tried again next cycle' };
+      finish(result);
+      notQueuedResults.push(result);
+    }
+    await pool(notQueuedResults, config.settings.concurrency, record);
+    return { cycle, results: inOrder(), queued: work.map((t) => t.name).filter((name) => !notQueued.has(name)) };
+  }
+
   const run = { cycle, settings: config.settings, dryRun: request.dryRun, deadline: request.deadline, signal: request.signal };
   // A worked target ends `skipped` only when another delivery of the slot claimed it first: that
   // delivery records it. The statuses of the others go out as each finishes.
@@ -117,9 +147,7 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
     pool(recordable, config.settings.concurrency, record),
   ]);
   await Promise.all(recording);
-
-  const order = [...invalid.map((t) => t.name), ...selected.map((t) => t.name), ...unknown];
-  return { cycle, results: order.map((name) => results.get(name)!).filter(Boolean) };
+  return { cycle, results: inOrder() };
 }
 
 /** What workTargets needs to know about the run the targets belong to. */
@@ -133,15 +161,15 @@ export interface TargetRun {
 
 /**
  * Work `targets` in the order given, at most `settings.concurrency` at once, and hand each result
- * to `finish` as it comes. `untouched` is true when nothing reached the provider and no claim was
- * taken for the target (not reached before the deadline, the claim could not be written): doing
- * it again later is safe.
+ * to `finish` as it comes. `untried` is true when nothing was sent and no claim taken for the
+ * target and a later try may succeed (not reached before the deadline; the claim could not be
+ * written for a temporary reason): a worker hands such a target back to its queue.
  */
 export async function workTargets(
   targets: readonly Target[],
   run: TargetRun,
   deps: CycleDeps,
-  finish: (result: TargetResult, untouched: boolean) => void,
+  finish: (result: TargetResult, untried: boolean) => void,
 ): Promise<void> {
   const now = deps.now ?? Date.now;
   const { cycle, deadline, signal } = run;
@@ -150,17 +178,17 @@ export async function workTargets(
   const claim = deps.counter.claim?.bind(deps.counter);
   const signalDeps = { ...deps, credentials, helloName: deps.helloName ?? run.settings.helloName };
 
-  const one = async (target: Target): Promise<{ result: TargetResult; untouched: boolean }> => {
+  const one = async (target: Target): Promise<{ result: TargetResult; untried: boolean }> => {
     const started = now();
     const timed = (r: Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>): TargetResult => ({
       target: target.name, cycle, durationMs: now() - started, ...r,
     });
-    let untouched = true;
+    let claimed = false;
     try {
       if (target.commands.some((c) => verbOf(c) === 'ATRN') && target.protocol === 'smtp' && !deps.receiver) {
         throw new ConfigError(target.name, 'command', 'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)');
       }
-      if (run.dryRun) return { result: timed({ ...(await rehearse(target, signalDeps)), replies: [], messages: 0, error: null }), untouched };
+      if (run.dryRun) return { result: timed({ ...(await rehearse(target, signalDeps)), replies: [], messages: 0, error: null }), untried: false };
       const budget = (target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS);
       if (deadline !== undefined && now() + Math.min(budget, DEFAULT_REPLY_TIMEOUT_MS) > deadline) {
         return {
@@ -169,25 +197,25 @@ export async function workTargets(
             error: 'not started: too little time left before the run\'s deadline; it is tried again next cycle',
             reason: NOT_REACHED,
           }),
-          untouched,
+          untried: true,
         };
       }
       if (claim && !(await claim(cycle, target.name, signal))) {
-        return { result: timed({ outcome: 'skipped', replies: [], messages: 0, error: null, reason: `already signalled in cycle ${cycle}` }), untouched: false };
+        return { result: timed({ outcome: 'skipped', replies: [], messages: 0, error: null, reason: `already signalled in cycle ${cycle}` }), untried: false };
       }
-      untouched = false;
+      claimed = true;
       // An MSP signals for many customers: a target's own helloName comes first.
       const report = await releaseSignal(target, { deadline }, target.helloName ? { ...signalDeps, helloName: target.helloName } : signalDeps);
-      return { result: timed({ outcome: report.outcome, replies: report.replies, messages: report.messages, error: report.error?.message ?? null }), untouched };
+      return { result: timed({ outcome: report.outcome, replies: report.replies, messages: report.messages, error: report.error?.message ?? null }), untried: false };
     } catch (e) {
       const error = asDequeueError(e);
-      return { result: timed({ outcome: outcomeOfError(error), replies: [], messages: 0, error: error.message }), untouched };
+      return { result: timed({ outcome: outcomeOfError(error), replies: [], messages: 0, error: error.message }), untried: !claimed && error.kind === 'temporary' };
     }
   };
 
   await pool(targets, run.settings.concurrency, async (target) => {
-    const { result, untouched } = await one(target);
-    finish(result, untouched);
+    const { result, untried } = await one(target);
+    finish(result, untried);
   });
 }
 

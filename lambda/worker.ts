@@ -1,0 +1,154 @@
+/**
+ * The worker side of fan-out (docs/fan-out.md): the same function, invoked by the SQS event source
+ * mapping with a batch of work orders, one target each. It signals them exactly as a cycle would
+ * (claim first, then the release signal), logs one line per target and flushes the metrics once,
+ * and answers with a partial batch response (ReportBatchItemFailures) naming only the orders worth
+ * another delivery:
+ *
+ * - an order that could not be read (it goes to the dead-letter queue after its last receive);
+ * - a target not reached before this invocation's deadline, or whose claim could not be written:
+ *   nothing was sent for it, and its claim is still free, so a redelivery signals it once.
+ *
+ * Every other order is done, whatever its outcome: a provider's refusal or a timeout is that
+ * cycle's result, and the next cycle is the retry (as when the cycle works its targets itself).
+ * An order still in the queue past its `expiresAt` is reported `temporary-failure`, not worked.
+ *
+ * Each result's status is recorded as a cycle worked here would record it (not a `skipped`
+ * duplicate: the delivery that signalled it did), and FailingTargets and StaleTargets are
+ * published over the batch's targets: any failing target raises its worker's count, so the
+ * alarms (Maximum over a period) see it whichever worker signalled it.
+ */
+import type { Context, SQSBatchResponse } from 'aws-lambda';
+import { mailReceiverFor } from './mail-receiver';
+import { asDequeueError, type DequeueError } from './core/errors';
+import { decodeWorkOrder, type WorkOrder } from './core/fan-out';
+import type { CycleCounter } from './core/ports';
+import type { TargetResult } from './core/result';
+import { workTargets } from './core/run-cycle';
+import type { HandlerDeps, InvocationContext } from './handler';
+import { InvocationReport } from './observability';
+import { CycleStatuses } from './target-health';
+
+/** The part of an SQS event record the worker reads. */
+export interface WorkQueueRecord {
+  readonly messageId: string;
+  readonly body: string;
+  readonly eventSource?: string;
+}
+
+export interface WorkQueueEvent {
+  readonly Records: readonly WorkQueueRecord[];
+}
+
+/** An event from the SQS event source mapping (a scheduled or manual event has no `Records`). */
+export function isWorkQueueEvent(event: unknown): event is WorkQueueEvent {
+  if (typeof event !== 'object' || event === null || !('Records' in event)) return false;
+  const records = (event as { Records: unknown }).Records;
+  return (
+    Array.isArray(records) &&
+    records.every((r: unknown) => typeof r === 'object' && r !== null && (r as WorkQueueRecord).eventSource === 'aws:sqs' && typeof (r as WorkQueueRecord).messageId === 'string' && typeof (r as WorkQueueRecord).body === 'string')
+  );
+}
+
+export type WorkQueueHandler = (event: WorkQueueEvent, context?: InvocationContext) => Promise<SQSBatchResponse>;
+
+const DEFAULT_SAFETY_MARGIN_MS = 5_000;
+
+/** A counter whose claims are skipped: orders of a forced run signal whatever was signalled. */
+const noClaims = (counter: CycleCounter): CycleCounter => ({ count: (slot, signal) => counter.count(slot, signal), peek: (signal) => counter.peek(signal) });
+
+export function createWorker(deps: HandlerDeps): WorkQueueHandler {
+  const now = deps.now ?? Date.now;
+  const { logger } = deps.observability;
+
+  return async function work(event, context) {
+    const started = now();
+    if (context?.awsRequestId) logger.addContext(context as Context);
+    const deadline = context ? started + context.getRemainingTimeInMillis() - (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
+    const signal = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
+    logger.info('work orders received', { orders: event.Records.length, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
+
+    const report = new InvocationReport(deps.observability);
+    const statuses = deps.status ? new CycleStatuses(deps.status) : undefined;
+    const onStatusError = (target: string, error: DequeueError) => logger.warn('target status not recorded', { target, error: error.message });
+    const handBack = new Set<string>();
+    const results: TargetResult[] = [];
+    const recording: Promise<unknown>[] = [];
+    const record = (result: TargetResult): void => {
+      results.push(result);
+      report.target(result);
+      if (statuses && result.outcome !== 'skipped') {
+        recording.push(statuses.record(result, now(), signal).catch((e: unknown) => onStatusError(result.target, asDequeueError(e))));
+      }
+    };
+
+    // Orders read and grouped by what they share: the cycle, whether they claim, the settings.
+    const groups = new Map<string, { order: WorkOrder; messageIds: Map<string, string> }>();
+    const orders: { messageId: string; order: WorkOrder }[] = [];
+    for (const r of event.Records) {
+      try {
+        orders.push({ messageId: r.messageId, order: decodeWorkOrder(r.body, `work order ${r.messageId}`) });
+      } catch (e) {
+        logger.error('unreadable work order', { messageId: r.messageId, error: asDequeueError(e).message });
+        handBack.add(r.messageId);
+      }
+    }
+    for (const { messageId, order } of orders) {
+      if (now() > order.expiresAt) {
+        record({
+          target: order.target.name, outcome: 'temporary-failure', cycle: order.cycle, durationMs: 0, replies: [], messages: 0,
+          error: `not signalled: its work order waited in the queue past ${new Date(order.expiresAt).toISOString()}`,
+          reason: 'expired in the work queue before a worker reached it; tried again next cycle',
+        });
+        continue;
+      }
+      const key = JSON.stringify([order.cycle, order.claim, order.settings]);
+      const group = groups.get(key) ?? { order, messageIds: new Map<string, string>() };
+      // The same target twice in one batch (a duplicate delivery): work it once, settle both.
+      const earlier = group.messageIds.get(order.target.name);
+      if (earlier !== undefined) {
+        record({ target: order.target.name, outcome: 'skipped', cycle: order.cycle, durationMs: 0, replies: [], messages: 0, error: null, reason: `already signalled in cycle ${order.cycle}` });
+        continue;
+      }
+      group.messageIds.set(order.target.name, messageId);
+      groups.set(key, group);
+    }
+
+    try {
+      await Promise.all(
+        [...groups.values()].map(async ({ order, messageIds }) => {
+          const targets = orders.filter((o) => messageIds.get(o.order.target.name) === o.messageId).map((o) => o.order.target);
+          const { settings, cycle } = order;
+          await workTargets(
+            targets,
+            { cycle, settings, deadline, signal },
+            {
+              credentials: deps.credentials,
+              counter: order.claim ? deps.counter : noClaims(deps.counter),
+              receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, settings, deps.tlsCa, deps.mailMemory, targets),
+              helloName: settings.helloName,
+              tlsCa: deps.tlsCa,
+              now: deps.now,
+            },
+            (result, untried) => {
+              record(result);
+              if (untried) handBack.add(messageIds.get(result.target)!);
+            },
+          );
+        }),
+      );
+      await Promise.all(recording);
+      if (statuses && deps.health) {
+        const names = [...new Set(results.filter((r) => r.outcome !== 'skipped').map((r) => r.target))];
+        try {
+          report.targetHealth(await statuses.health(names, deps.health, now(), AbortSignal.timeout(1_500)));
+        } catch (e) {
+          logger.warn('failing and stale targets not counted in this batch', { error: asDequeueError(e).message });
+        }
+      }
+    } finally {
+      report.finish({ cycle: orders[0]?.order.cycle ?? 0, results }, { kind: 'worker', orders: event.Records.length, handedBack: handBack.size, durationMs: now() - started });
+    }
+    return { batchItemFailures: [...handBack].map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+}
