@@ -90,11 +90,23 @@ export const lambdaEsbuildOptions = {
  */
 export const MAIL_STORE_ENTRY = 'lambda/adapters/s3-mail-store.ts';
 export const MAIL_STORE_FILE = 's3-mail-store.mjs';
+/**
+ * The SQS work queue likewise (lambda/handler.ts, WORK_QUEUE_MODULE): only a cycle that fans out
+ * sends to it (docs/fan-out.md); workers and small cycles never load its SQS client.
+ */
+export const WORK_QUEUE_ENTRY = 'lambda/adapters/sqs-work-queue.ts';
+export const WORK_QUEUE_FILE = 'sqs-work-queue.mjs';
+
+/** The files built beside the handler's bundle, each loaded on first use. */
+export const SIDE_MODULES = [
+  { entry: MAIL_STORE_ENTRY, file: MAIL_STORE_FILE },
+  { entry: WORK_QUEUE_ENTRY, file: WORK_QUEUE_FILE },
+] as const;
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
-/** The esbuild command that builds MAIL_STORE_FILE with the same options as the handler's bundle. */
-export function mailStoreBuildCommand(esbuild: string, projectRoot: string, outputDir: string): string {
+/** The esbuild command that builds one side module with the same options as the handler's bundle. */
+export function sideModuleBuildCommand(esbuild: string, projectRoot: string, outputDir: string, module: { entry: string; file: string }): string {
   const flags = [
     '--bundle',
     `--target=${lambdaBundle.target}`,
@@ -107,7 +119,17 @@ export function mailStoreBuildCommand(esbuild: string, projectRoot: string, outp
     `--banner:js=${lambdaBundle.banner}`,
     ...lambdaBundle.external.map((e) => `--external:${e}`),
     '--log-level=warning',
-    `--outfile=${outputDir}/${MAIL_STORE_FILE}`,
+    `--outfile=${outputDir}/${module.file}`,
   ];
-  return [esbuild, `${projectRoot}/${MAIL_STORE_ENTRY}`, ...flags].map(shellQuote).join(' ');
+  return [esbuild, `${projectRoot}/${module.entry}`, ...flags].map(shellQuote).join(' ');
+}
+
+/** The esbuild command that builds MAIL_STORE_FILE with the same options as the handler's bundle. */
+export function mailStoreBuildCommand(esbuild: string, projectRoot: string, outputDir: string): string {
+  return sideModuleBuildCommand(esbuild, projectRoot, outputDir, { entry: MAIL_STORE_ENTRY, file: MAIL_STORE_FILE });
+}
+
+/** Every side module's build command, for NodejsFunction's afterBundling hook. */
+export function sideModuleBuildCommands(esbuild: string, projectRoot: string, outputDir: string): string[] {
+  return SIDE_MODULES.map((m) => sideModuleBuildCommand(esbuild, projectRoot, outputDir, m));
 }

@@ -52,6 +52,12 @@ export function checkReleaseSignallerProps(path: string, props: ReleaseSignaller
     fail(`\`dashboardName\` must be 1 to 255 letters, digits, - or _ (CloudWatch's rule), got ${JSON.stringify(props.dashboardName)}.`);
   }
   checkInteger('failingAfterCycles', props.failingAfterCycles, 1, 1000, fail);
+  checkInteger('workerBatchSize', props.workerBatchSize, 1, 100, fail);
+  checkInteger('workerMaxConcurrency', props.workerMaxConcurrency, 2, 1000, fail);
+  checkInteger('workerMaxReceiveCount', props.workerMaxReceiveCount, 1, 1000, fail);
+  if (props.fanOut === false && (props.workerBatchSize ?? props.workerMaxConcurrency ?? props.workerMaxReceiveCount) !== undefined) {
+    fail('`workerBatchSize`, `workerMaxConcurrency` and `workerMaxReceiveCount` shape the fan-out workers: they need `fanOut` (the default), not `fanOut: false`.');
+  }
   if (props.staleAfter !== undefined) {
     const hours = props.staleAfter.toHours({ integral: false });
     if (!Number.isInteger(hours) || hours < 1 || hours > 8760) {

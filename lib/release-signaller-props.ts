@@ -189,4 +189,38 @@ export interface ReleaseSignallerProps {
    * @default Duration.minutes(15)
    */
   readonly alarmPeriod?: Duration;
+
+  /**
+   * Create the fan-out work queue and its workers (docs/fan-out.md): a cycle with more due
+   * targets than `settings.fanOut` allows one invocation sends them, one SQS message each, to a
+   * queue from which the same function signals them in batches. Without it every cycle works all
+   * of its targets itself, however many.
+   *
+   * @default true
+   */
+  readonly fanOut?: boolean;
+  /**
+   * Work orders per worker invocation (1 to 100; above 10 the mapping waits up to 1 s to fill a
+   * batch). The worker works `settings.concurrency` of them at once: with the default 10, a batch
+   * of 50 is 5 rounds, 150 s if all of them time out (30 s), inside the default timeout. With ATRN
+   * targets (each may take minutes) keep `settings.concurrency` at least this large, so that a
+   * batch is one round (docs/fan-out.md).
+   *
+   * @default 50
+   */
+  readonly workerBatchSize?: number;
+  /**
+   * Worker invocations at once at most (2 to 1000, the event source mapping's maximum
+   * concurrency): bounds the load on the providers and on the account's Lambda concurrency.
+   * Sessions at once: this times `settings.concurrency`.
+   *
+   * @default 10
+   */
+  readonly workerMaxConcurrency?: number;
+  /**
+   * Deliveries of one work order before it moves to the dead-letter queue (and its alarm fires).
+   *
+   * @default 3
+   */
+  readonly workerMaxReceiveCount?: number;
 }

@@ -16,7 +16,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { lambdaBundle, mailStoreBuildCommand } from './bundling';
+import { lambdaBundle, sideModuleBuildCommands } from './bundling';
 import { ConsoleTestEvents } from './console-test-events';
 import { MailReaderPolicy } from './mail-reader-policy';
 import { ReleaseSchedule } from './release-schedule';
@@ -25,8 +25,14 @@ import type { ReleaseSignallerProps } from './release-signaller-props';
 import { FAILING_AFTER_CYCLES_ENV, SignallerAlarms, STALE_AFTER_HOURS_ENV } from './signaller-alarms';
 import { SignallerDashboard } from './signaller-dashboard';
 import { StatusReaderPolicy } from './status-reader-policy';
-import { grantSignallerAccess } from './signaller-permissions';
+import { grantSignallerAccess, grantWorkQueueAccess } from './signaller-permissions';
 import { StaticEgress } from './static-egress';
+import {
+  DEFAULT_WORKER_BATCH_SIZE,
+  DEFAULT_WORKER_MAX_CONCURRENCY,
+  DEFAULT_WORKER_MAX_RECEIVE_COUNT,
+  SignallerWorkQueue,
+} from './signaller-work-queue';
 import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
 
 export type { ReleaseSignallerProps } from './release-signaller-props';
@@ -54,6 +60,8 @@ export class ReleaseSignaller extends Construct {
   readonly dashboard: SignallerDashboard;
   /** Present with `staticEgress`: the VPC, NAT gateway and Elastic IP. */
   readonly staticEgress?: StaticEgress;
+  /** Present unless `fanOut: false`: the work queue, its dead-letter queue, the workers' mapping. */
+  readonly workQueue?: SignallerWorkQueue;
 
   constructor(scope: Construct, id: string, props: ReleaseSignallerProps = {}) {
     super(scope, id);
@@ -154,9 +162,8 @@ export class ReleaseSignaller extends Construct {
               commandHooks: {
                 beforeBundling: () => [],
                 beforeInstall: () => [],
-                afterBundling: (inputDir: string, outputDir: string) => [
-                  mailStoreBuildCommand(`${inputDir}/node_modules/.bin/esbuild`, inputDir, outputDir),
-                ],
+                afterBundling: (inputDir: string, outputDir: string) =>
+                  sideModuleBuildCommands(`${inputDir}/node_modules/.bin/esbuild`, inputDir, outputDir),
               },
             }
           : {}),
@@ -207,6 +214,21 @@ export class ReleaseSignaller extends Construct {
       queryFolder: props.dashboardName ?? Stack.of(this).stackName,
       period: alarmPeriod,
     });
+
+    if (props.fanOut ?? true) {
+      this.workQueue = new SignallerWorkQueue(this, 'WorkQueue', {
+        function: this.function,
+        functionTimeout: this.function.timeout ?? Duration.seconds(3),
+        batchSize: props.workerBatchSize ?? DEFAULT_WORKER_BATCH_SIZE,
+        maxConcurrency: props.workerMaxConcurrency ?? DEFAULT_WORKER_MAX_CONCURRENCY,
+        maxReceiveCount: props.workerMaxReceiveCount ?? DEFAULT_WORKER_MAX_RECEIVE_COUNT,
+        topic: this.alarms.topic,
+      });
+      this.function.addEnvironment('DEQUEUE_WORK_QUEUE_URL', this.workQueue.queue.queueUrl);
+      grantWorkQueueAccess(this.role, this.workQueue.queue);
+      // Lambda checks the role's permissions when it creates the mapping.
+      this.workQueue.mapping.node.addDependency(this.role);
+    }
   }
 
   private createMailBucket(mailPrefix: string, props: ReleaseSignallerProps): s3.Bucket {

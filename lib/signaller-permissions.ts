@@ -9,6 +9,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 
 export interface SignallerAccess {
   /** The function's log group. */
@@ -130,6 +131,29 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
   }
 
   acknowledgeWildcards(role, access);
+}
+
+/**
+ * The fan-out work queue (docs/fan-out.md). A cycle that fans out sends its orders with
+ * SendMessageBatch, which IAM authorises as sqs:SendMessage. The event source mapping polls with
+ * the function's role: the three actions of AWS's AWSLambdaSQSQueueExecutionRole, on this queue
+ * only.
+ */
+export function grantWorkQueueAccess(role: iam.Role, queue: sqs.IQueue): void {
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'QueueWorkOrders',
+      actions: ['sqs:SendMessage'],
+      resources: [queue.queueArn],
+    }),
+  );
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ReceiveWorkOrders',
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      resources: [queue.queueArn],
+    }),
+  );
 }
 
 function decryptVia(key: kms.IKey, service: 'ssm' | 'secretsmanager', sid: string): iam.PolicyStatement {

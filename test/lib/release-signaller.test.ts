@@ -18,6 +18,13 @@ beforeAll(() => {
 });
 afterAll(() => synth?.dispose());
 
+/** The schedule's dead-letter queue (the fan-out work queue and its own DLQ are the other two). */
+function scheduleDeadLetterQueue(t: Template): { id: string; resource: any } {
+  const schedule = onlyResource(t, 'AWS::Scheduler::Schedule');
+  const id = schedule.resource.Properties.Target.DeadLetterConfig.Arn['Fn::GetAtt'][0];
+  return { id, resource: t.toJSON().Resources[id] };
+}
+
 /** The statements of the function role's inline policy, by Sid. */
 function functionStatements(t: Template): Map<string, any> {
   const fn = signallerFunction(t);
@@ -46,12 +53,14 @@ describe('the function', () => {
     });
     const table = onlyResource(template, 'AWS::DynamoDB::Table');
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    const workQueue = onlyResource(template, 'AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } });
     expect(environment.asObject()).toEqual({
       DEQUEUE_SSM_PREFIX: '/dequeue',
       DEQUEUE_SECRET_PREFIX: 'dequeue/',
       DEQUEUE_COUNTER_TABLE: { Ref: table.id },
       DEQUEUE_MAIL_BUCKET: { Ref: bucket.id },
       DEQUEUE_MAIL_PREFIX: 'mail/',
+      DEQUEUE_WORK_QUEUE_URL: { Ref: workQueue.id },
       DEQUEUE_FAILING_AFTER_CYCLES: '3',
       DEQUEUE_STALE_AFTER_HOURS: '24',
       POWERTOOLS_SERVICE_NAME: 'dequeue',
@@ -99,7 +108,7 @@ describe('the function', () => {
 describe('least privilege', () => {
   it('the function role has exactly these statements, and no managed policy', () => {
     expect([...functionStatements(template).keys()].sort()).toEqual(
-      ['CountCycles', 'ReadConfiguration', 'ReadCredentials', 'StoreMail', 'WriteOwnLog'].sort(),
+      ['CountCycles', 'QueueWorkOrders', 'ReadConfiguration', 'ReadCredentials', 'ReceiveWorkOrders', 'StoreMail', 'WriteOwnLog'].sort(),
     );
     const fn = signallerFunction(template);
     const role = template.toJSON().Resources[fn.resource.Properties.Role['Fn::GetAtt'][0]];
@@ -185,7 +194,7 @@ describe('least privilege', () => {
     template.hasResourceProperties('AWS::Scheduler::Schedule', { Target: { RoleArn: { 'Fn::GetAtt': [roleArn, 'Arn'] } } });
     const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleArn.asString() }] } });
     const fn = signallerFunction(template);
-    const queue = onlyResource(template, 'AWS::SQS::Queue');
+    const queue = scheduleDeadLetterQueue(template);
     expect(policy.resource.Properties.PolicyDocument.Statement).toEqual([
       { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [fn.id, 'Arn'] } },
       { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: { 'Fn::GetAtt': [queue.id, 'Arn'] } },
@@ -248,7 +257,7 @@ describe('the schedule', () => {
 
   it('targets the function with a retry policy and an encrypted dead-letter queue', () => {
     const fn = signallerFunction(template);
-    const queue = onlyResource(template, 'AWS::SQS::Queue');
+    const queue = scheduleDeadLetterQueue(template);
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       Target: {
         Arn: { 'Fn::GetAtt': [fn.id, 'Arn'] },
@@ -371,7 +380,7 @@ describe('alarms', () => {
   });
 
   it('watch the dead-letter queue', () => {
-    const queue = onlyResource(template, 'AWS::SQS::Queue');
+    const queue = scheduleDeadLetterQueue(template);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/SQS',
       MetricName: 'ApproximateNumberOfMessagesVisible',
@@ -379,7 +388,8 @@ describe('alarms', () => {
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    // Four of SignallerAlarms, and the fan-out work queue's dead-letter alarm (test/lib/work-queue.test.ts).
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
   });
 });
 

@@ -1,0 +1,111 @@
+/**
+ * The fan-out queue (docs/fan-out.md): a cycle with more due targets than one invocation should
+ * take on sends one work order per target here, and the same function, invoked by an SQS event
+ * source mapping, signals them in batches.
+ *
+ * SQS as AWS advises for a Lambda consumer
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html):
+ * - visibility timeout six times the function's timeout, so a batch whose invocation is retried
+ *   (throttled, or waiting for a free instance) does not reappear while it is still being worked;
+ * - a dead-letter queue after a few receives, with an alarm on the operator's topic: an order
+ *   that fails again and again (unreadable, or never fits a deadline) is kept and said, not lost;
+ * - partial batch responses (ReportBatchItemFailures): one target handed back does not replay
+ *   the others of its batch;
+ * - a bounded maximum concurrency on the mapping: providers are not hammered and the account's
+ *   Lambda concurrency is left for everything else;
+ * - batches no larger than one invocation can work before its deadline: the worker works
+ *   `settings.concurrency` targets at once, so the default batch of 50 is 5 rounds of the default
+ *   concurrency, 150 s if every target in it is dead; a worker hands back what it could not reach.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** AWS's guidance: the source queue's visibility timeout at least six times the function's. */
+export const VISIBILITY_TIMEOUT_FACTOR = 6;
+/**
+ * 50 orders a batch, 10 workers: with the default concurrency of 10 a batch is 5 rounds, 150 s
+ * if every one of them is dead (30 s timeouts), inside the default 5-minute timeout; 10,000
+ * targets with 5% dead take about 10 minutes (bench/fanout.ts). Batches of 10 would be one round
+ * each but wait for their slowest target every time: 22 minutes for the same cycle.
+ */
+export const DEFAULT_WORKER_BATCH_SIZE = 50;
+export const DEFAULT_WORKER_MAX_CONCURRENCY = 10;
+/** Batches larger than 10 need a batching window (an SQS event source mapping's rule). */
+export const BATCHING_WINDOW = Duration.seconds(1);
+export const DEFAULT_WORKER_MAX_RECEIVE_COUNT = 3;
+
+export interface SignallerWorkQueueProps {
+  /** The function that both sends the orders (a cycle) and works them (a worker). */
+  readonly function: lambda.IFunction;
+  /** The function's timeout: the visibility timeout is six times it. */
+  readonly functionTimeout: Duration;
+  /** Messages per worker invocation (1 to 100). */
+  readonly batchSize: number;
+  /** Worker invocations at once (2 to 1000). */
+  readonly maxConcurrency: number;
+  /** Receives before an order moves to the dead-letter queue (1 to 1000). */
+  readonly maxReceiveCount: number;
+  /** Where the dead-letter alarm notifies. */
+  readonly topic: sns.ITopic;
+}
+
+export class SignallerWorkQueue extends Construct {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly mapping: lambda.EventSourceMapping;
+  /** Some work order has ended in the dead-letter queue. */
+  readonly deadLetterAlarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: SignallerWorkQueueProps) {
+    super(scope, id);
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    // No AwsSolutions-SQS3 finding to acknowledge: cdk-nag sees the work queue's redrive policy.
+
+    this.queue = new sqs.Queue(this, 'Queue', {
+      // SQS-managed keys: the function sends and receives without a KMS grant.
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(props.functionTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
+      // Orders expire (settings.fanOut.expireAfterSeconds, at most a day) and are then only
+      // reported: a day of retention keeps every order until a worker has said so.
+      retentionPeriod: Duration.days(1),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+    });
+
+    // The mapping polls with the function's role: ReceiveMessage, DeleteMessage and
+    // GetQueueAttributes are granted with the function's other permissions
+    // (signaller-permissions.ts), nothing more (SqsEventSource would add GetQueueUrl and
+    // ChangeMessageVisibility, which neither the mapping nor the code calls).
+    this.mapping = new lambda.EventSourceMapping(this, 'Workers', {
+      target: props.function,
+      eventSourceArn: this.queue.queueArn,
+      batchSize: props.batchSize,
+      ...(props.batchSize > 10 ? { maxBatchingWindow: BATCHING_WINDOW } : {}),
+      maxConcurrency: props.maxConcurrency,
+      reportBatchItemFailures: true,
+    });
+
+    this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadWorkOrders', {
+      alarmDescription:
+        'A fan-out work order failed on every delivery and waits in the dead-letter queue: its target was not signalled for that cycle. The function log ("unreadable work order", "target result") says why.',
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const notify = new actions.SnsAction(props.topic);
+    this.deadLetterAlarm.addAlarmAction(notify);
+    this.deadLetterAlarm.addOkAction(notify);
+  }
+}
