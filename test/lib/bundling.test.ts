@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execSync, execFileSync } from 'node:child_process';
-import { MAIL_STORE_FILE, UNREACHED_IN_LAMBDA, lambdaEsbuildOptions, mailStoreBuildCommand } from '../../lib/bundling';
+import { MAIL_STORE_FILE, UNREACHED_IN_LAMBDA, WORK_QUEUE_FILE, lambdaEsbuildOptions, sideModuleBuildCommands } from '../../lib/bundling';
 
 const HANDLER = fileURLToPath(new URL('../../lambda/handler.ts', import.meta.url));
 const outdir = mkdtempSync(join(tmpdir(), 'dequeue-bundle-'));
@@ -20,7 +20,7 @@ beforeAll(async () => {
   const result = await build({ ...lambdaEsbuildOptions, entryPoints: [HANDLER], outfile: join(outdir, 'index.mjs'), metafile: true, logLevel: 'silent' });
   output = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined)!;
   const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
-  execSync(mailStoreBuildCommand(`${root}/node_modules/.bin/esbuild`, root, outdir));
+  for (const command of sideModuleBuildCommands(`${root}/node_modules/.bin/esbuild`, root, outdir)) execSync(command);
 });
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
@@ -51,5 +51,15 @@ describe('the Lambda bundle', () => {
       console.log(m.MAIL_STORE_MODULE, typeof sink.begin);`;
     const printed = execFileSync('node', ['--input-type=module', '-e', probe], { env: { ...process.env, AWS_REGION: 'eu-west-1' } }).toString().trim();
     expect(printed).toBe(`./${MAIL_STORE_FILE} function`);
+  });
+
+  it('keeps the SQS client out of the cold start: it lives in the work queue file, loaded by a cycle that fans out', () => {
+    expect(Object.keys(output.inputs).filter((i) => /client-sqs/.test(i))).toEqual([]);
+    const probe = `const m = await import(${JSON.stringify(join(outdir, 'index.mjs'))});
+      const queue = await import(new URL(m.WORK_QUEUE_MODULE, ${JSON.stringify(`file://${outdir}/index.mjs`)}));
+      const q = queue.openSqsWorkQueue({ region: 'eu-west-1' }, 'https://sqs.eu-west-1.amazonaws.com/123456789012/work');
+      console.log(m.WORK_QUEUE_MODULE, typeof q.send);`;
+    const printed = execFileSync('node', ['--input-type=module', '-e', probe], { env: { ...process.env, AWS_REGION: 'eu-west-1' } }).toString().trim();
+    expect(printed).toBe(`./${WORK_QUEUE_FILE} function`);
   });
 });
