@@ -20,7 +20,7 @@
  *   in flight, 25 ms each); K workers (the mapping's maximum concurrency) each take a batch of B
  *   orders (waiting up to the 1 s batching window for B > 10), pay a start-up (400 ms cold the
  *   first time, 20 ms warm), work it with a pool of C under their own deadline (function timeout
- *   5 min - 5 s; unreached orders go back to the queue and reappear after the 30 min visibility
+ *   15 min - 5 s; unreached orders go back to the queue and reappear after the 90 min visibility
  *   timeout, i.e. too late for this cycle).
  *
  * The pool, the turn order and the deadline rule are the ones of lambda/core/run-cycle.ts; the AWS
@@ -53,7 +53,7 @@ const SEND_BATCH_S = 0.025;
 const SENDS_IN_FLIGHT = 8;
 const COLD_START_S = 0.4;
 const WARM_START_S = 0.02;
-const WORKER_TIMEOUT_S = 300;
+const WORKER_TIMEOUT_S = 900;
 const BATCHING_WINDOW_S = 1;
 
 /** mulberry32: a small seeded generator, so every run of one seed sees the same providers. */

@@ -29,7 +29,7 @@ import { Construct } from 'constructs';
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
 /**
  * 50 orders a batch, 10 workers: with the default concurrency of 10 a batch is 5 rounds, 150 s
- * if every one of them is dead (30 s timeouts), inside the default 5-minute timeout; 10,000
+ * if every one of them is dead (30 s timeouts), well inside the function's timeout; 10,000
  * targets with 5% dead take about 10 minutes (bench/fanout.ts). Batches of 10 would be one round
  * each but wait for their slowest target every time: 22 minutes for the same cycle.
  */

@@ -38,9 +38,9 @@ function roleStatements(t: Template): any[] {
 }
 
 describe('the work queue', () => {
-  it('keeps a batch invisible for six times the function timeout, encrypted, TLS only', () => {
+  it('keeps a batch invisible for six times the function timeout (15 minutes: 90), encrypted, TLS only', () => {
     const queue = workQueue(template);
-    expect(queue.resource.Properties).toMatchObject({ VisibilityTimeout: 6 * 300, SqsManagedSseEnabled: true, MessageRetentionPeriod: 86_400 });
+    expect(queue.resource.Properties).toMatchObject({ VisibilityTimeout: 6 * 900, SqsManagedSseEnabled: true, MessageRetentionPeriod: 86_400 });
     const policy = onlyResource(template, 'AWS::SQS::QueuePolicy', { Properties: { Queues: [{ Ref: queue.id }] } });
     expect(JSON.stringify(policy.resource.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
   });
@@ -85,10 +85,10 @@ describe('the workers', () => {
   });
 
   it('take their batch size, concurrency and receive count from the props; the visibility timeout follows the function timeout', () => {
-    const t = signallerTemplate({ timeout: Duration.minutes(15), workerBatchSize: 4, workerMaxConcurrency: 20, workerMaxReceiveCount: 5 });
+    const t = signallerTemplate({ timeout: Duration.minutes(10), workerBatchSize: 4, workerMaxConcurrency: 20, workerMaxReceiveCount: 5 });
     t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 4, MaximumBatchingWindowInSeconds: Match.absent(), ScalingConfig: { MaximumConcurrency: 20 } });
     expect(workQueue(t).resource.Properties.RedrivePolicy.maxReceiveCount).toBe(5);
-    expect(workQueue(t).resource.Properties.VisibilityTimeout).toBe(6 * 900);
+    expect(workQueue(t).resource.Properties.VisibilityTimeout).toBe(6 * 600);
   });
 
   it('find the queue in DEQUEUE_WORK_QUEUE_URL', () => {
