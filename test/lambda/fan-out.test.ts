@@ -10,6 +10,7 @@
  * - two claims fail once (DynamoDB throttling): the worker hands those orders back;
  * - an unreadable message sits in the queue: it ends in the dead-letter queue.
  */
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DequeueError } from '../../lambda/core/errors';
@@ -18,7 +19,7 @@ import { createHandler, depsFromEnvironment, type HandlerDeps } from '../../lamb
 import { createWorker, type WorkQueueRecord } from '../../lambda/worker';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
-import { AwsWorld, CapturedOutput, contextWith, ENV, scheduledEvent } from './aws-world';
+import { AwsWorld, CapturedOutput, contextWith, ENV, scheduledEvent, TABLE } from './aws-world';
 
 const TARGETS = 12;
 const BATCH_SIZE = 5;
@@ -143,6 +144,15 @@ describeWithMotoServer('fan-out: a cycle too large for one run is signalled by q
     const rest = workerResults.filter((r) => r.outcome !== 'signalled');
     expect(rest.filter((r) => r.outcome === 'temporary-failure').map((r) => r.target).sort()).toEqual(['t03', 't07']);
     expect(rest.filter((r) => r.outcome !== 'temporary-failure').every((r) => r.outcome === 'skipped' && r.reason === 'already signalled in cycle 1')).toBe(true);
+
+    // Each target's status was recorded by the worker that signalled it.
+    for (const name of names) {
+      const item = await world.dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: { pk: { S: `status#${name}` } }, ConsistentRead: true }));
+      expect(item.Item?.lastOutcome?.S, name).toBe('signalled');
+      expect(item.Item?.lastCycle?.N, name).toBe('1');
+    }
+    // FailingTargets was published by the workers, over their batches: 0, nothing failed for long.
+    expect(output.emf.some((m) => 'FailingTargets' in m)).toBe(true);
 
     // The unreadable message was handed back every time and ended in the dead-letter queue.
     const dead = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dlq.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
