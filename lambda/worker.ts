@@ -22,12 +22,30 @@ import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { mailReceiverFor } from './mail-receiver';
 import { asDequeueError, type DequeueError } from './core/errors';
 import { decodeWorkOrder, type WorkOrder } from './core/fan-out';
-import type { CycleCounter } from './core/ports';
+import type { MemoryBudget } from './core/memory-budget';
+import type { Credentials, CycleCounter, MailReceiver, MailSink } from './core/ports';
 import type { TargetResult } from './core/result';
 import { workTargets } from './core/run-cycle';
-import type { HandlerDeps, InvocationContext } from './handler';
-import { InvocationReport } from './observability';
-import { CycleStatuses } from './target-health';
+import { InvocationReport, type Observability } from './observability';
+import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
+
+/** What the worker uses of the handler's adapters (HandlerDeps has them all; see lambda/handler.ts). */
+export interface WorkerDeps {
+  readonly credentials: Credentials;
+  readonly counter: CycleCounter;
+  readonly receiver?: MailReceiver;
+  readonly mailStore?: MailSink;
+  readonly mailMemory?: MemoryBudget;
+  readonly observability: Observability;
+  readonly status?: StatusStore;
+  readonly health?: HealthThresholds;
+  readonly safetyMarginMs?: number;
+  readonly now?: () => number;
+  readonly tlsCa?: string;
+}
+
+/** The part of the Lambda context the worker uses. */
+export type InvocationContext = Pick<Context, 'getRemainingTimeInMillis'> & Partial<Context>;
 
 /** The part of an SQS event record the worker reads. */
 export interface WorkQueueRecord {
@@ -57,7 +75,7 @@ const DEFAULT_SAFETY_MARGIN_MS = 5_000;
 /** A counter whose claims are skipped: orders of a forced run signal whatever was signalled. */
 const noClaims = (counter: CycleCounter): CycleCounter => ({ count: (slot, signal) => counter.count(slot, signal), peek: (signal) => counter.peek(signal) });
 
-export function createWorker(deps: HandlerDeps): WorkQueueHandler {
+export function createWorker(deps: WorkerDeps): WorkQueueHandler {
   const now = deps.now ?? Date.now;
   const { logger } = deps.observability;
 

@@ -36,7 +36,7 @@ function claims(): CycleCounter & { taken: string[] } {
   return { taken, peek: async () => 3, count: async () => ({ cycle: 3, counted: false }), claim: async (cycle, name) => (taken.includes(`${cycle}#${name}`) ? false : (taken.push(`${cycle}#${name}`), true)) };
 }
 const worker = (counter: CycleCounter, over: { now?: () => number } = {}) =>
-  createWorker({ config: { load: async () => { throw new Error('a worker never loads the configuration'); } }, credentials: { get: async () => { throw new Error('no secrets'); } }, counter, observability: createObservability({}), safetyMarginMs: 1_000, ...over });
+  createWorker({ credentials: { get: async () => { throw new Error('no secrets'); } }, counter, observability: createObservability({}), safetyMarginMs: 1_000, ...over });
 
 describe('the worker', () => {
   it('settles signalled, refused and expired orders, hands back only the unreadable one', async () => {
