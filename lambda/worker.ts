@@ -18,6 +18,7 @@
  * published over the batch's targets: any failing target raises its worker's count, so the
  * alarms (Maximum over a period) see it whichever worker signalled it.
  */
+import { setMaxListeners } from 'node:events';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { mailReceiverFor } from './mail-receiver';
 import { asDequeueError, type DequeueError } from './core/errors';
@@ -70,7 +71,9 @@ export function isWorkQueueEvent(event: unknown): event is WorkQueueEvent {
 
 export type WorkQueueHandler = (event: WorkQueueEvent, context?: InvocationContext) => Promise<SQSBatchResponse>;
 
+/** The handler's own figures (lambda/handler.ts): time kept back for reporting, listeners on the signal. */
 const DEFAULT_SAFETY_MARGIN_MS = 5_000;
+const SIGNAL_LISTENERS = 1_000;
 
 /** A counter whose claims are skipped: orders of a forced run signal whatever was signalled. */
 const noClaims = (counter: CycleCounter): CycleCounter => ({ count: (slot, signal) => counter.count(slot, signal), peek: (signal) => counter.peek(signal) });
@@ -84,6 +87,8 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
     if (context?.awsRequestId) logger.addContext(context as Context);
     const deadline = context ? started + context.getRemainingTimeInMillis() - (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
     const signal = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
+    // As in the handler: every claim, secret read and status write in flight listens on it.
+    if (signal) setMaxListeners(SIGNAL_LISTENERS, signal);
     logger.info('work orders received', { orders: event.Records.length, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
 
     const report = new InvocationReport(deps.observability);
