@@ -6,6 +6,7 @@
  *   DEQUEUE_COUNTER_TABLE         DynamoDB table of the cycle counter      required
  *   DEQUEUE_MAIL_BUCKET           S3 bucket for mail pulled with ATRN      optional (no ATRN without it)
  *   DEQUEUE_MAIL_PREFIX           key prefix in that bucket                default mail/
+ *   DEQUEUE_IN_VPC                "true" when the stack put it in a VPC     optional (unknown without it)
  *   DEQUEUE_FAILING_AFTER_CYCLES  failed cycles in a row: FailingTargets   default 3
  *   DEQUEUE_STALE_AFTER_HOURS     hours without success: StaleTargets      default 24
  *   DEQUEUE_WORK_QUEUE_URL        SQS queue of the fan-out workers         optional (no fan-out without it)
@@ -25,6 +26,8 @@ export interface LambdaEnvironment {
   readonly counterTable: string;
   readonly mailBucket?: string;
   readonly mailPrefix: string;
+  /** Whether the function runs in a VPC (outbound port 25 is blocked outside one); undefined: not said. */
+  readonly inVpc?: boolean;
   /** A target that failed this many cycles in a row counts in FailingTargets. */
   readonly failingAfterCycles: number;
   /** A target not released (signalled, no-mail) for longer counts in StaleTargets. */
@@ -48,6 +51,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
     counterTable,
     mailBucket: env.DEQUEUE_MAIL_BUCKET || undefined,
     mailPrefix: env.DEQUEUE_MAIL_PREFIX ?? DEFAULT_MAIL_PREFIX,
+    ...(env.DEQUEUE_IN_VPC === 'true' || env.DEQUEUE_IN_VPC === 'false' ? { inVpc: env.DEQUEUE_IN_VPC === 'true' } : {}),
     failingAfterCycles: positive(env, FAILING_AFTER_CYCLES_ENV, DEFAULT_FAILING_AFTER_CYCLES, true),
     staleAfterHours: positive(env, STALE_AFTER_HOURS_ENV, DEFAULT_STALE_AFTER_HOURS, false),
     workQueueUrl: env.DEQUEUE_WORK_QUEUE_URL || undefined,

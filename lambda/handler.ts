@@ -53,6 +53,11 @@ export interface HandlerDeps {
   readonly mailMemory?: MemoryBudget;
   /** Where a cycle too large for one run sends its targets: SQS (DEQUEUE_WORK_QUEUE_URL, docs/fan-out.md). */
   readonly workQueue?: WorkQueue;
+  /**
+   * Added to the error of a relay connection to port 25 that timed out: AWS blocks outbound 25
+   * from functions outside a VPC (port25Hint). Undefined outside Lambda.
+   */
+  readonly port25Hint?: string;
   readonly observability: Observability;
   /**
    * Each target's status after each cycle (DynamoDB: `status#<target>` beside the counter), and
@@ -113,6 +118,7 @@ export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettin
     mailStore: settings.mailBucket ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory) : undefined,
     mailMemory,
     workQueue: settings.workQueueUrl ? lazyWorkQueue(options, settings.workQueueUrl) : undefined,
+    port25Hint: port25Hint(settings.inVpc),
     observability: createObservability(env),
   };
 }
@@ -140,6 +146,17 @@ function lazyWorkQueue(options: object, queueUrl: string): WorkQueue {
       return (await queue).send(orders, signal);
     },
   };
+}
+
+/**
+ * What to say when a relay connection to port 25 times out in Lambda: outside a VPC, AWS drops
+ * outbound TCP 25 silently, so a timeout is all the function sees (docs/odmr.md, docs/deploy.md).
+ * In a VPC (DEQUEUE_IN_VPC=true, set by the stack) nothing: the timeout is the relay's own.
+ */
+export function port25Hint(inVpc: boolean | undefined): string | undefined {
+  if (inVpc === true) return undefined;
+  const blocked = 'AWS blocks outbound TCP port 25 from Lambda functions outside a VPC; deploy with static egress (a VPC behind a NAT gateway with an Elastic IP, and the port-25 limit lifted) or give the relay another port such as 587';
+  return inVpc === false ? `this function is not in a VPC: ${blocked}` : `if this function is not in a VPC: ${blocked}`;
 }
 
 /**
@@ -232,7 +249,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
         result = await runCycle(config, { ...parsed.request, deadline, signal }, {
           credentials: deps.credentials,
           counter,
-          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa, deps.mailMemory, config.targets),
+          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa, deps.mailMemory, config.targets, deps.port25Hint),
           helloName: config.settings.helloName,
           tlsCa: deps.tlsCa,
           now: deps.now,

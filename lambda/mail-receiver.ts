@@ -31,12 +31,14 @@ export function mailReceiverFor(
   tlsCa?: string,
   memory?: MemoryBudget,
   targets: readonly { readonly mail?: Settings['mail'] }[] = [],
+  /** Added to the error of a relay connection to port 25 that timed out (Lambda outside a VPC). */
+  port25Hint?: string,
 ): MailReceiver | undefined {
   const anyRelay = settings.mail?.relay !== undefined || targets.some((t) => t.mail?.relay !== undefined);
   if (!store && !anyRelay) return undefined;
   return (turn) => {
     const mail = mailSettingsFor(settings, turn.target);
-    const sink = withRelay(store, mail?.relay, helloNameFor(settings, turn.target) ?? hostname(), tlsCa);
+    const sink = withRelay(store, mail?.relay, helloNameFor(settings, turn.target) ?? hostname(), tlsCa, port25Hint);
     if (!sink) {
       return Promise.resolve({
         stored: 0,

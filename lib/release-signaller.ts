@@ -130,6 +130,8 @@ export class ReleaseSignaller extends Construct {
         DEQUEUE_COUNTER_TABLE: this.counterTable.tableName,
         DEQUEUE_MAIL_BUCKET: this.mailBucket.bucketName,
         DEQUEUE_MAIL_PREFIX: mailPrefix,
+        // Outside a VPC, AWS blocks outbound port 25: the function says so when a relay times out.
+        DEQUEUE_IN_VPC: vpc ? 'true' : 'false',
         [FAILING_AFTER_CYCLES_ENV]: String(failingAfterCycles),
         [STALE_AFTER_HOURS_ENV]: String(staleAfter.toHours()),
         POWERTOOLS_SERVICE_NAME: 'dequeue',

@@ -50,12 +50,17 @@ export interface RelaySinkOptions {
   /** Extra trusted CA (PEM) for the relay's certificate. */
   readonly tlsCa?: string;
   readonly transcript?: Transcript;
+  /**
+   * Said after a connection to port 25 that timed out: in Lambda outside a VPC, AWS drops
+   * outbound port 25 without a word, so the timeout is the only sign (lambda/handler.ts).
+   */
+  readonly port25Hint?: string;
 }
 
 /** A relay sink when `relay` is configured, else `archive` itself. */
-export function withRelay(archive: MailSink | undefined, relay: MailRelay | undefined, helloName: string, tlsCa?: string): MailSink | undefined {
+export function withRelay(archive: MailSink | undefined, relay: MailRelay | undefined, helloName: string, tlsCa?: string, port25Hint?: string): MailSink | undefined {
   if (!relay) return archive;
-  return createRelaySink({ relay, helloName, archive, tlsCa });
+  return createRelaySink({ relay, helloName, archive, tlsCa, port25Hint });
 }
 
 export function createRelaySink(options: RelaySinkOptions): MailSink {
@@ -155,6 +160,9 @@ class RelayTransaction implements SinkTransaction {
         bound: (step) => this.bound(step === 'command' ? MAIL_RCPT_MS : GREETING_MS),
       });
     } catch (e) {
+      if (e instanceof TimeoutError && port === 25 && this.options.port25Hint && /^no connection to/.test(e.message)) {
+        throw new TimeoutError(`${e.message}: ${this.options.port25Hint}`);
+      }
       if (e instanceof DequeueError) throw e;
       throw new DequeueError('temporary', `${this.peer}: ${(e as Error).message}`, { cause: e });
     }

@@ -61,6 +61,7 @@ describe('the function', () => {
       DEQUEUE_MAIL_BUCKET: { Ref: bucket.id },
       DEQUEUE_MAIL_PREFIX: 'mail/',
       DEQUEUE_WORK_QUEUE_URL: { Ref: workQueue.id },
+      DEQUEUE_IN_VPC: 'false',
       DEQUEUE_FAILING_AFTER_CYCLES: '3',
       DEQUEUE_STALE_AFTER_HOURS: '24',
       POWERTOOLS_SERVICE_NAME: 'dequeue',
