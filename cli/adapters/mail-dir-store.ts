@@ -79,6 +79,7 @@ const exists = (path: string) => stat(path).then(() => true, () => false);
 export class MailDirStore implements MailStore {
   readonly name: string;
   private readonly touched = new Set<string>();
+  private readonly made = new Set<string>();
   private readonly host = hostname();
 
   constructor(private readonly root: string) {
@@ -221,7 +222,10 @@ export class MailDirStore implements MailStore {
   /** Move the message and its envelope into `sub`: the .eml first (see the header). */
   async move(dir: string, id: string, sub: 'delivered' | 'failed', replies?: readonly RecipientAnswer[]): Promise<void> {
     const to = join(dir, sub);
-    await mkdir(to, { recursive: true, mode: 0o700 });
+    if (!this.made.has(to)) {
+      await mkdir(to, { recursive: true, mode: 0o700 });
+      this.made.add(to);
+    }
     if (replies) {
       const record = `${JSON.stringify({ id, at: new Date().toISOString(), recipients: replies }, null, 2)}\n`;
       await writeFile(join(to, `${id}.replies.json`), record, { mode: 0o600 });

@@ -14,7 +14,10 @@
 import { asDequeueError, DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import { DeliveryConnection, type DeliveryOptions, type Destination, type RecipientOutcome } from './delivery-client';
-import type { ClaimedMail, MailStore, RecipientAnswer } from './mail-store';
+import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from './mail-store';
+
+/** Marks (renames, deletes) completing in the background while the next messages go out. */
+const MAX_MARKS_IN_FLIGHT = 16;
 
 export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
 
@@ -52,34 +55,57 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
   /** Set when the server cannot be reached: the rest of the run is deferred without trying. */
   let down: DequeueError | null = null;
 
+  /**
+   * The store's work overlaps the network's (bench/deliver.ts): the next message is claimed while
+   * this one is sent, and marks complete in the background, at most MAX_MARKS_IN_FLIGHT at once.
+   * Reports still come out in order, each once its mark is done.
+   */
+  let reported: Promise<void> = Promise.resolve();
+  const marks: Promise<void>[] = [];
+  const later = (marking: Promise<MessageReport>): Promise<void> => {
+    reported = reported.then(() => marking).then(report);
+    const settled = reported.catch(() => undefined);
+    marks.push(settled);
+    return settled;
+  };
+  type Claimed = { claim: ClaimedMail | null } | { error: DequeueError };
+  const claimOf = (ref: StoredRef): Promise<Claimed> => store.claim(ref).then((claim) => ({ claim }), (e: unknown) => ({ error: asDequeueError(e) }));
+
   try {
-    for (const ref of refs) {
-      let claim: ClaimedMail | null;
-      try {
-        claim = await store.claim(ref);
-      } catch (e) {
-        report({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: [], error: asDequeueError(e).message });
+    let ahead: Promise<Claimed> | null = refs.length ? claimOf(refs[0]!) : null;
+    for (const [i, ref] of refs.entries()) {
+      const claimed: Claimed = await ahead!;
+      ahead = i + 1 < refs.length ? claimOf(refs[i + 1]!) : null;
+      if ('error' in claimed) {
+        await later(Promise.resolve({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: [], error: claimed.error.message }));
         continue;
       }
+      const claim = claimed.claim;
       if (!claim) {
         deps.transcript.line('deliver', '*', `message ${ref.id} (${ref.target}) is being delivered by another run; left to it`);
         continue;
       }
       try {
-        await deliverOne(claim);
+        const { marking } = await deliverOne(claim);
+        void later(marking);
+        while (marks.length > MAX_MARKS_IN_FLIGHT) await marks.shift();
       } catch (e) {
         // Unexpected: nothing is marked, the claim is given up, the message stays.
         await claim.release();
-        report({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: [], error: asDequeueError(e).message });
+        await later(Promise.resolve({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: [], error: asDequeueError(e).message }));
       }
     }
   } finally {
+    // A claim taken ahead and not used (an unexpected error above) is given back.
+    await Promise.all(marks);
+    await reported.catch(() => undefined);
     await connection?.close();
     await store.close();
   }
   return reports;
 
-  async function deliverOne(claim: ClaimedMail): Promise<void> {
+  /** Send one message; resolves, once the server has answered, to its mark in progress. */
+  async function deliverOne(claim: ClaimedMail): Promise<{ marking: Promise<MessageReport> }> {
     const { envelope, ref } = claim;
     const recipients = [...new Set(envelope.rcptTo)];
     const earlier = new Map(claim.answered.map((a) => [a.address, a] as const));
@@ -87,12 +113,13 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
 
     if (request.dryRun) {
       await claim.release();
-      report({
-        message: ref.id, target: ref.target, outcome: 'pending',
-        recipients: recipients.map((address) => earlier.get(address) ?? { address, code: null, text: null }),
-        error: null,
-      });
-      return;
+      return {
+        marking: Promise.resolve({
+          message: ref.id, target: ref.target, outcome: 'pending',
+          recipients: recipients.map((address) => earlier.get(address) ?? { address, code: null, text: null }),
+          error: null,
+        }),
+      };
     }
 
     let fresh: readonly RecipientOutcome[] = [];
@@ -134,22 +161,15 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
     });
     const allFinal = finals.length === recipients.length;
     const outcome: DeliveryOutcome = !allFinal ? 'deferred' : finals.every((a) => a.code < 300) ? 'delivered' : 'failed';
-    let markError: DequeueError | null = null;
-    try {
-      if (outcome === 'delivered') await claim.delivered(finals);
-      else if (outcome === 'failed') await claim.failed(finals);
-      else await claim.deferred(finals);
-    } catch (e) {
-      markError = asDequeueError(e);
-    }
     const why = outcome === 'failed'
       ? `refused for good for ${finals.filter((a) => a.code >= 500).map((a) => `<${a.address}> (${a.code})`).join(', ')}; kept in failed/ with the replies`
       : null;
-    if (markError) {
+    const mark = outcome === 'delivered' ? claim.delivered(finals) : outcome === 'failed' ? claim.failed(finals) : claim.deferred(finals);
+    const marking = mark.then(
+      (): MessageReport => ({ message: ref.id, target: ref.target, outcome, recipients: shown, error: outcome === 'deferred' ? (error?.message ?? 'some recipients are still waiting') : why }),
       // Still in the undelivered set: the next run delivers it again to whoever is recorded as waiting.
-      report({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: shown, error: `${outcome}, but ${markError.message}` });
-    } else {
-      report({ message: ref.id, target: ref.target, outcome, recipients: shown, error: outcome === 'deferred' ? (error?.message ?? 'some recipients are still waiting') : why });
-    }
+      (e: unknown): MessageReport => ({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: shown, error: `${outcome}, but ${asDequeueError(e).message}` }),
+    );
+    return { marking };
   }
 }
