@@ -23,7 +23,7 @@
 import type { Socket } from 'node:net';
 import type { MailRelay } from '../core/config';
 import { peerName } from '../core/smtp/connection';
-import { boundedText, openClientSession, type ClientSession } from '../core/smtp/client-handshake';
+import { boundedText, openClientSession, sayGoodbye, type ClientSession } from '../core/smtp/client-handshake';
 import { DotStuffer } from '../core/smtp/dot-stuffing';
 import { asDequeueError, DequeueError, RefusalError, TimeoutError } from '../core/errors';
 import {
@@ -132,8 +132,7 @@ class RelayTransaction implements SinkTransaction {
     this.handedOver = true;
     this.session.then((s) => {
       // A courtesy, briefly bounded: the relay forgets the transaction either way.
-      void s.channel.command('QUIT', QUIT_MS).catch(() => undefined).finally(() => s.socket.end());
-      setTimeout(() => s.socket.destroy(), QUIT_MS).unref();
+      void sayGoodbye(s.channel, s.socket, QUIT_MS);
     }, () => undefined);
   }
 
@@ -243,9 +242,9 @@ class RelayedMessage {
       this.cut();
       throw new DequeueError(reply.code >= 500 ? 'permanent' : 'temporary', `${this.peer} refused the message: ${reply.code} ${replyText(reply).slice(0, 300)}`);
     }
-    // QUIT is a courtesy; the message is the relay's from its 250 on.
-    void this.channel.command('QUIT', QUIT_MS).catch(() => undefined).finally(() => this.socket.end());
-    setTimeout(() => this.socket.destroy(), QUIT_MS).unref();
+    // QUIT is a courtesy; the message is the relay's from its 250 on. Bounded, never rejects, and
+    // leaves no timer behind once the socket is closed.
+    void sayGoodbye(this.channel, this.socket, QUIT_MS);
     return { id: this.envelope.id, location: `smtp://${this.peer} (${replyText(reply).slice(0, 200)})`, bytes: this.bytes };
   }
 

@@ -11,6 +11,7 @@ import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
 import { AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
 import { atrnTarget, credentials, heldMessage, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
+import { watchLeftovers } from '../support/no-leftovers';
 
 interface Relayed {
   from: string;
@@ -118,11 +119,14 @@ describe('relay sink', () => {
     expect(archived.stored.map((f) => f.envelope.mailFrom)).toEqual(['sender0@origin.test']);
   });
 
-  it('a provider cut in the middle of DATA cuts the relayed copy too: the relay delivers nothing of it', async () => {
+  it('a provider cut in the middle of DATA cuts the relayed copy too: the relay delivers nothing of it, and no timer of it is left', async () => {
     const mx = await customerMx();
+    const leftovers = watchLeftovers();
     const { provider, report } = await pullVia(mx.port, { queue: [heldMessage(0, 200_000)], faults: { cutInData: { message: 0, afterBytes: 150_000 } } });
     expect(report.outcome).toBe('temporary-failure');
     expect(provider.waiting).toEqual([0]);
+    // The cut connection's reply timers (up to 10 minutes for the final dot) went with it.
+    expect(await leftovers.settle()).toEqual([]);
     await new Promise((r) => setTimeout(r, 100));
     expect(mx.received).toEqual([]);
   });
