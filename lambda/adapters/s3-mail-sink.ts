@@ -9,8 +9,11 @@
  * `queueSize + 1` parts, never the message. Nothing is visible before the upload completes (S3
  * shows neither a single PUT in progress nor the parts of an incomplete multipart upload), and an
  * aborted message is cleaned up: its multipart upload aborted, or its object deleted if it had
- * completed meanwhile. The envelope is written first and the message last: a reader (an S3 event
- * on `.eml`) always finds the envelope already there.
+ * completed meanwhile. After the final dot the envelope's PUT and the message's last request(s)
+ * go at once (bench/s3-commit-requests.ts counts them), and the message is reported stored once
+ * both are: for the length of one request the `.eml` may be listed before its `.json`; a reader
+ * that comes in that moment (cli/adapters/s3-mail-store-reader.ts) reports the envelope missing
+ * and leaves the message where it is, for its next run.
  *
  * The client is taken in (Powertools style): tests give one pointed at moto_server.
  */
@@ -189,26 +192,32 @@ class S3Draft implements MessageDraft {
   private async commitSteps(): Promise<StoredMessage> {
     const { bucket, client } = this.options;
     if (this.failure) throw this.failure;
-    try {
-      await client.send(new PutObjectCommand({
-        Bucket: bucket, Key: `${this.key}.json`, ContentType: 'application/json',
-        Body: envelopeJson(this.envelope, `${this.key}.eml`, this.bytes, new Date()),
-      }));
-      this.envelopeWritten = true;
-    } catch (e) {
-      throw s3Error(`cannot write the envelope s3://${bucket}/${this.key}.json`, e);
-    }
     if (this.aborted) throw new DequeueError('temporary', `message ${this.envelope.id} was aborted while it was being stored`);
+    // The envelope and the message's last request(s) go at once: after the final dot the 250
+    // waits for one S3 round trip (a small message) or two (a multipart upload's last part,
+    // then its completion), not for the envelope first and the message after it.
     this.body.end();
-    try {
-      // The commit point: the object appears, complete, when the upload completes.
-      await this.uploaded;
-    } catch {
-      // Leave no envelope without its message, and say so when one is left all the same.
-      const left = await this.remove([`${this.key}.json`]);
-      const failure = this.failure ?? new DequeueError('temporary', `cannot upload s3://${bucket}/${this.key}.eml`);
+    const envelopeKey = `${this.key}.json`;
+    const envelopeStored = client.send(new PutObjectCommand({
+      Bucket: bucket, Key: envelopeKey, ContentType: 'application/json',
+      Body: envelopeJson(this.envelope, `${this.key}.eml`, this.bytes, new Date()),
+    })).then(
+      () => { this.envelopeWritten = true; return null; },
+      (e: unknown) => s3Error(`cannot write the envelope s3://${bucket}/${envelopeKey}`, e),
+    );
+    // The commit point: the object appears, complete, when the upload completes.
+    const messageStored = this.uploaded.then(
+      () => null,
+      () => this.failure ?? new DequeueError('temporary', `cannot upload s3://${bucket}/${this.key}.eml`),
+    );
+    const [envelopeFailure, messageFailure] = await Promise.all([envelopeStored, messageStored]);
+    const failure = messageFailure ?? envelopeFailure;
+    if (failure) {
+      // Leave neither without the other (an envelope alone is swept, a message alone would be
+      // delivered without its envelope), and say so when one is left all the same.
+      const left = await this.remove([...(messageFailure ? [] : [`${this.key}.eml`]), ...(this.envelopeWritten ? [envelopeKey] : [])]);
       if (!left.length) throw failure;
-      throw new DequeueError('temporary', `${failure.message}; and its envelope could not be removed: ${left.join(', ')}`, { cause: failure });
+      throw new DequeueError('temporary', `${failure.message}; and what was stored of it could not be removed: ${left.join(', ')}`, { cause: failure });
     }
     return { id: this.envelope.id, location: `s3://${bucket}/${this.key}.eml`, bytes: this.bytes };
   }

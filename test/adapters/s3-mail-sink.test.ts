@@ -142,6 +142,30 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
     expect(await keys()).toEqual([]);
   });
 
+  it('an envelope that cannot be written fails the message and takes back the message stored beside it (nothing left)', async () => {
+    const refusing = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
+    refusing.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = (args as { input: { Key?: string } }).input;
+        if (context.commandName === 'PutObjectCommand' && input.Key?.endsWith('.json')) {
+          throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied' });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseEnvelopes' },
+    );
+    try {
+      const sink = createS3MailSink({ client: refusing, bucket, partSize: 5 * MiB, queueSize: 2 });
+      const draft = await sink.begin(envelope('no-envelope'));
+      await draft.write([Buffer.from('Subject: x\r\n\r\nbody\r\n')]);
+      await expect(draft.commit()).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot write the envelope.*AccessDenied/) });
+      await draft.abort();
+      expect(await keys()).toEqual([]);
+    } finally {
+      refusing.destroy();
+    }
+  });
+
   it('end to end: the provider delivers into the bucket; a cut mid-message leaves no object and no parts', async () => {
     const queue = [heldMessage(0), heldMessage(1, 7 * MiB), heldMessage(2, 7 * MiB)];
     const provider = await new AtrnProvider({ queue, faults: { cutInData: { message: 2, afterBytes: 6 * MiB } } }).start();
