@@ -97,7 +97,7 @@ async function demo(): Promise<number> {
         auth: { secretId: 'provider-account' }, command: ['ETRN customer.test', 'ETRN other.test'],
       }],
     }, null, 2));
-    await writeFile(secrets, JSON.stringify({ 'provider-account': { username: 'customer', password: 'demo-password' } }));
+    await writeFile(secrets, JSON.stringify({ 'provider-account': { username: 'customer', password: 'demo-password' } }), { mode: 0o600 });
 
     say(`A provider on 127.0.0.1:${provider.port} holds a message for customer.test; your MX listens on 127.0.0.1:${mxPort}`);
     say(`dequeue --config ${config} --secrets ${secrets} --verbose`);
@@ -137,7 +137,7 @@ async function atrnDemo(work: string): Promise<number> {
       settings: { helloName: 'mx.customer.test', mail: { maxMessageBytes: 10485760 } },
       targets: [{ name: 'odmr-provider', host: '127.0.0.1', port: provider.port, tls: 'none', auth: { secretId: 'odmr-account' }, command: 'ATRN' }],
     }, null, 2));
-    await writeFile(secrets, JSON.stringify({ 'odmr-account': ACCOUNT }));
+    await writeFile(secrets, JSON.stringify({ 'odmr-account': ACCOUNT }), { mode: 0o600 });
 
     say(`Part two, ODMR: a provider on 127.0.0.1:${provider.port} holds 2 messages and speaks ATRN (RFC 2645)`);
     say(`dequeue --config ${config} --secrets ${secrets} --mail-dir ${mailDir} --verbose`);

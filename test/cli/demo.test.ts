@@ -27,4 +27,6 @@ it('npm run demo shows a full ETRN release and ends as soon as its last line is 
   expect(all).toMatch(/backup-mx\s+signalled/);
   expect(all).toContain('| Subject: held while your server was away');
   expect(all).not.toContain('demo-password');
+  // The demo's own files must not draw the warnings a careless set-up gets.
+  expect(all).not.toContain('warning');
 }, 60_000);
