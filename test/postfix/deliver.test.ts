@@ -6,7 +6,7 @@
  *
  * Without Postfix: fails in CI, skipped elsewhere (test/servers/postfix.ts).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,26 +15,8 @@ import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
 import { message, store } from '../cli/delivery/stored-mail';
 import { tempDir } from '../core/odmr/odmr-fixtures';
 import { describeWithPostfix, startPostfix, type PostfixInstance } from '../servers/postfix';
+import { runDequeue } from '../support/dequeue-process';
 import { startCustomerMx, type CustomerMx } from './customer-mx';
-
-const REPO = join(import.meta.dirname, '..', '..');
-const CLI = join(REPO, 'bin', 'dequeue.js');
-
-function dequeue(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 describeWithPostfix('dequeue deliver into a real Postfix', () => {
   let mx: CustomerMx;
@@ -59,7 +41,7 @@ describeWithPostfix('dequeue deliver into a real Postfix', () => {
       message(103, { bodyBytes: 300_000 }),
     ];
     await store(createMailDirSink(dir.path), 'odmr', messages);
-    const run = await dequeue(['deliver', '--mail-dir', dir.path, '--to', `smtp://127.0.0.1:${postfix.port}`, '--json']);
+    const run = await runDequeue(['deliver', '--mail-dir', dir.path, '--to', `smtp://127.0.0.1:${postfix.port}`, '--json'], 60_000);
     expect(run.stderr).toMatch(/3 message\(s\) .*: 3 delivered, 0 deferred, 0 failed/);
     expect(run.status).toBe(0);
     const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));

@@ -10,7 +10,7 @@
  *
  * Without Postfix: fails in CI, skipped elsewhere (test/servers/postfix.ts).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,30 +18,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TargetResult } from '../../lambda/core/result';
 import { describeWithPostfix, startPostfix, type PostfixInstance } from '../servers/postfix';
+import { runDequeue } from '../support/dequeue-process';
 import { startCustomerMx, type CustomerMx } from './customer-mx';
-
-const REPO = join(import.meta.dirname, '..', '..');
-const CLI = join(REPO, 'bin', 'dequeue.js');
-const CLI_TIMEOUT_MS = 30_000;
-
-function dequeue(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`dequeue ${args.join(' ')} did not exit within ${CLI_TIMEOUT_MS} ms; stderr: ${stderr}`));
-    }, CLI_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 describeWithPostfix('ETRN through STARTTLS to a real Postfix, through the CLI', () => {
   let mx: CustomerMx;
@@ -80,7 +58,7 @@ describeWithPostfix('ETRN through STARTTLS to a real Postfix, through the CLI', 
 
   it('releases a held message through STARTTLS: 250 inside TLS, the mail reaches the customer MX, Postfix counts a clean session', async () => {
     const held = await postfix.inject({ to: 'alice@customer.test', subject: 'held until ETRN over TLS' });
-    const run = await dequeue(['--config', await configFile('postfix-tls', {}), '--json', '--verbose']);
+    const run = await runDequeue(['--config', await configFile('postfix-tls', {}), '--json', '--verbose']);
 
     expect(run.status, run.stderr).toBe(0);
     const [result] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as TargetResult);
@@ -97,7 +75,7 @@ describeWithPostfix('ETRN through STARTTLS to a real Postfix, through the CLI', 
   it('AUTH that Postfix does not offer: permanent-failure, and still QUIT inside TLS (no "lost connection")', async () => {
     const secrets = join(work, 'secrets.json');
     await writeFile(secrets, JSON.stringify({ isp: { username: 'customer', password: 'never-sent' } }), { mode: 0o600 });
-    const run = await dequeue(['--config', await configFile('postfix-tls-auth', { auth: { secretId: 'isp' } }), '--secrets', secrets, '--json']);
+    const run = await runDequeue(['--config', await configFile('postfix-tls-auth', { auth: { secretId: 'isp' } }), '--secrets', secrets, '--json']);
 
     expect(run.status, run.stderr).toBe(1);
     const [result] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as TargetResult);

@@ -9,44 +9,14 @@
  *
  * Without Postfix: fails in CI, skipped elsewhere (test/servers/postfix.ts).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TargetResult } from '../../lambda/core/result';
 import { describeWithPostfix, startPostfix, type PostfixInstance } from '../servers/postfix';
+import { runDequeue, type CliRun } from '../support/dequeue-process';
 import { startCustomerMx, type CustomerMx } from './customer-mx';
-
-const REPO = join(import.meta.dirname, '..', '..');
-/** What `npx dequeue` runs (package.json "bin"). */
-const CLI = join(REPO, 'bin', 'dequeue.js');
-const CLI_TIMEOUT_MS = 30_000;
-
-interface CliRun {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function dequeue(args: readonly string[]): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`dequeue ${args.join(' ')} did not exit within ${CLI_TIMEOUT_MS} ms; stderr: ${stderr}`));
-    }, CLI_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
   let mx: CustomerMx;
@@ -95,7 +65,7 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
     ]);
     expect(mx.received).toHaveLength(0);
 
-    const run = await dequeue(['--config', await configFile('postfix-etrn', 'ETRN customer.test'), '--json']);
+    const run = await runDequeue(['--config', await configFile('postfix-etrn', 'ETRN customer.test'), '--json']);
 
     expect(run.status, run.stderr).toBe(0);
     expect(resultLines(run)).toEqual([
@@ -122,7 +92,7 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
   });
 
   it('a domain Postfix does not serve: 459 "service unavailable", permanent-failure, exit status 1', async () => {
-    const run = await dequeue(['--config', await configFile('postfix-refused', 'ETRN elsewhere.test')]);
+    const run = await runDequeue(['--config', await configFile('postfix-refused', 'ETRN elsewhere.test')]);
 
     expect(run.status, run.stderr).toBe(1);
     // The terminal output (no --json): the target, its outcome, and Postfix's reply verbatim.
@@ -136,7 +106,7 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
     const held = await postfix.inject({ to: 'bob@customer.test' });
 
     // The empty domain first: a client that stopped at "no mail" would never ask for the other.
-    const run = await dequeue(['--config', await configFile('postfix-two', ['ETRN quiet.test', 'ETRN customer.test']), '--json']);
+    const run = await runDequeue(['--config', await configFile('postfix-two', ['ETRN quiet.test', 'ETRN customer.test']), '--json']);
 
     expect(run.status, run.stderr).toBe(0);
     expect(resultLines(run)).toEqual([
