@@ -16,7 +16,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createMailDirSink } from '../cli/adapters/mail-dir-sink';
-import { canonicalSink } from '../lambda/core/odmr/canonical-sink';
 
 const ROOT = join(import.meta.dirname, '..');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, only: { type: 'string' } } });
@@ -52,10 +51,10 @@ async function sink(): Promise<{ port: number; stop: () => void }> {
   return { port, stop: () => child.kill('SIGTERM') };
 }
 
-/** A mail directory holding `count` messages of `bytes`, written through the real (canonical) sink. */
+/** A mail directory holding `count` messages of `bytes`, written through the real sink. */
 async function mailDir(count: number, bytes: number): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'dequeue-bench-deliver-'));
-  const store = canonicalSink(createMailDirSink(dir));
+  const store = createMailDirSink(dir);
   const line = `${'x'.repeat(76)}\r\n`;
   const body = Buffer.from(`Subject: bench\r\n\r\n${line.repeat(Math.ceil(bytes / line.length))}`.slice(0, bytes - 2) + '\r\n');
   const start = Date.parse('2026-12-01T00:00:00Z');

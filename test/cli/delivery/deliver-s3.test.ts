@@ -58,7 +58,7 @@ describeWithMotoServer('dequeue deliver from S3', () => {
     expect(out.status).toBe(0);
     expect(out.json.map((r) => [r.message, r.outcome])).toEqual(messages.map((m) => [m.id, 'delivered']));
     expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(messages.map((m) => [m.mailFrom, m.rcptTo, m.messageId]));
-    // As stored: canonical (the text's bare LF is CRLF since it was received).
+    // Canonical on the wire: the stored text's bare LF went out as CRLF.
     expect(mx.accepted[2]!.text.equals(canonicalLines(messages[2]!.text))).toBe(true);
     expect(await keys()).toEqual([]);
     const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/odmr/' }));

@@ -4,7 +4,6 @@
  */
 import type { MailSink } from '../../../lambda/core/ports';
 import type { MailEnvelope } from '../../../lambda/core/ports';
-import { canonicalSink } from '../../../lambda/core/odmr/canonical-sink';
 import { processIo, type CliIo } from '../../../cli/io';
 import { main } from '../../../cli/main';
 
@@ -28,15 +27,14 @@ export function message(n: number, options: { from?: string; to?: readonly strin
   return { id, messageId, mailFrom: options.from ?? `sender${n}@origin.test`, rcptTo: options.to ?? [`user${n}@customer.test`], text };
 }
 
-/** Store messages into `sink` (canonical, as the receiver stores them) under `target`. */
+/** Store messages into `sink` under `target`, as received (bare LF and all), as the receiver stores them. */
 export async function store(sink: MailSink, target: string, messages: readonly StoredMessage[]): Promise<void> {
-  const canonical = canonicalSink(sink);
   for (const m of messages) {
     const envelope: MailEnvelope = {
       id: m.id, mailFrom: m.mailFrom, rcptTo: m.rcptTo, body: '8BITMIME', receivedAt: new Date().toISOString(),
       provider: 'provider.test:366', target, heloName: 'provider.test', tls: false, traceBytes: 0,
     };
-    const draft = await canonical.begin(envelope);
+    const draft = await sink.begin(envelope);
     await draft.write([m.text]);
     await draft.commit();
   }
