@@ -8,12 +8,14 @@
  * settings' (config.ts mailSettingsFor), so that one deployment serves many customers, each with
  * their own relay and limits.
  *
- * Every message is made canonical (CRLF line ends only) before the store and the relay see it
- * (core/odmr/canonical-sink.ts): the stored copy and the relayed copy are the same bytes.
+ * The store gets each message as received (after dot-unstuffing, after our trace header): a bare
+ * LF or CR the provider sent is kept. What leaves us for another server is canonical whatever we
+ * received: the relay and `deliver` send through DotStuffer (core/smtp/dot-stuffing.ts), which
+ * makes every line end CRLF and stuffs every line that then starts with a dot, so no server
+ * downstream can find the end of the data anywhere but at the end (SMTP smuggling).
  */
 import { hostname } from 'node:os';
 import { helloNameFor, mailSettingsFor, type Settings } from './core/config';
-import { canonicalSink } from './core/odmr/canonical-sink';
 import { createMailReceiver } from './core/odmr/reversed-session';
 import { ConfigError } from './core/errors';
 import type { MemoryBudget } from './core/memory-budget';
@@ -45,6 +47,6 @@ export function mailReceiverFor(
         error: new ConfigError(turn.target.name, 'mail.relay', 'ATRN needs somewhere to store the mail it pulls: this target has no relay and there is no store'),
       });
     }
-    return createMailReceiver(canonicalSink(sink), { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients, memory })(turn);
+    return createMailReceiver(sink, { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients, memory })(turn);
   };
 }

@@ -5,7 +5,8 @@
  * recipient after the final dot (LMTP), a cut in the middle of DATA, no 8BITMIME.
  *
  * It keeps what it accepted (envelope, the data as it came on the wire, and unstuffed) so that a
- * test can check that every message arrived exactly once, with its own envelope, canonical.
+ * test can check that every message arrived exactly once, with its own envelope, canonical
+ * (CRLF line ends only, stuffed) whatever the store held.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 

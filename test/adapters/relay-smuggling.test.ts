@@ -1,11 +1,9 @@
 /**
  * SMTP smuggling through the relay (issue: a provider's message holding `\n.\r\nMAIL FROM:...`
  * was forwarded byte for byte, and a relay that ends DATA at LF "." CRLF ran a second transaction
- * from our trusted address). What we pass on is canonical and stuffed, and the stored copy and the
- * relayed copy are the same bytes.
+ * from our trusted address). What we pass on is canonical and stuffed, whatever we received; the
+ * stored copy is the text as received.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
 import { parseSettings } from '../../lambda/core/config';
@@ -13,7 +11,7 @@ import { releaseSignal } from '../../lambda/core/signal/session';
 import { mailReceiverFor } from '../../lambda/mail-receiver';
 import { AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
-import { atrnTarget, credentials, heldMessage, tempDir } from '../core/odmr/odmr-fixtures';
+import { atrnTarget, canonicalText, credentials, heldMessage, providerBytes, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -54,16 +52,32 @@ describe('relay: what we pass on is canonical', () => {
     expect(relay.accepted[0]!.text.toString('latin1')).toContain('harmless text\r\n.\r\nMAIL FROM:<ceo@customer.test>\r\n');
   });
 
-  it('the stored copy and the relayed copy are the same bytes, CRLF line ends only', async () => {
-    const relay = await new ScriptedMailServer().start();
+  it('with a mail directory too: the stored copy is the text as received, the relayed copy that text in CRLF line ends, stuffed', async () => {
+    const relay = await new ScriptedMailServer({ naiveEndOfData: true }).start();
     cleanups.push(() => relay.stop());
     const dir = await tempDir('dequeue-smuggle-');
     cleanups.push(dir.remove);
-    const { report } = await pull([attack, heldMessage(1)], relay, dir.path);
+    const queue = [attack, heldMessage(1)];
+    const { report } = await pull(queue, relay, dir.path);
     expect(report).toMatchObject({ outcome: 'signalled', messages: 2 });
-    const names = (await readdir(join(dir.path, 'odmr-test'))).filter((n) => n.endsWith('.eml')).sort();
-    const stored = await Promise.all(names.map((n) => readFile(join(dir.path, 'odmr-test', n))));
-    expect(relay.accepted.map((a) => a.text.toString('latin1'))).toEqual(stored.map((s) => s.toString('latin1')));
-    for (const s of stored) expect(/\r(?!\n)|(?<!\r)\n/.test(s.toString('latin1'))).toBe(false);
+    const { stored, others } = await readMailDir(dir.path);
+    expect(others).toEqual([]);
+    expect(stored.map((f) => f.envelope.mailFrom)).toEqual(queue.map((m) => m.from));
+    // Stored: after our trace header, the provider's bytes, the bare LF, the bare CR and the
+    // "\n.\r\n" kept; `bytes` is the file's size.
+    for (const [i, f] of stored.entries()) {
+      expect(providerBytes(f).equals(queue[i]!.text)).toBe(true);
+      expect(f.envelope.bytes).toBe(f.message.length);
+    }
+    // Relayed: one transaction per message, the same text (trace header and all) in CRLF line
+    // ends only, every line that starts with a dot stuffed.
+    expect(relay.accepted.map((a) => a.mailFrom)).toEqual(queue.map((m) => m.from));
+    expect(relay.lines.filter((l) => l.startsWith('MAIL FROM'))).toHaveLength(2);
+    for (const [i, a] of relay.accepted.entries()) {
+      expect(a.text.equals(canonicalText(stored[i]!.message))).toBe(true);
+      expect(/\r(?!\n)|(?<!\r)\n/.test(a.wire.toString('latin1'))).toBe(false);
+    }
+    expect(relay.accepted[0]!.wire.toString('latin1')).toContain('harmless text\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n');
+    expect(relay.accepted[0]!.wire.toString('latin1')).toContain('more\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n');
   });
 });

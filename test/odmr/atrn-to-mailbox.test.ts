@@ -7,10 +7,9 @@ import { CreateBucketCommand, ListObjectsV2Command, PutBucketVersioningCommand, 
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { S3MailStoreReader } from '../../cli/adapters/s3-mail-store-reader';
 import { createHandler, depsFromEnvironment } from '../../lambda/handler';
-import { canonicalLines } from '../../lambda/core/smtp/canonical-lines';
 import { ACCOUNT, AtrnProvider } from '../../peers/atrn-provider';
 import { cli } from '../cli/delivery/stored-mail';
-import { heldMessage } from '../core/odmr/odmr-fixtures';
+import { canonicalText, heldMessage } from '../core/odmr/odmr-fixtures';
 import { AwsWorld, CapturedOutput, contextWith, ENV } from '../lambda/aws-world';
 import { startCustomerMx } from '../postfix/customer-mx';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
@@ -54,9 +53,10 @@ describeWithMotoServer('ATRN in the function -> S3 -> dequeue deliver -> the cus
       for (const [i, m] of queue.entries()) {
         const got = mx.received.find((r) => r.header('Message-ID') === `<${i}@provider.test>`)!;
         expect([got.mailFrom, got.rcptTo]).toEqual([m.from, m.to]);
-        // Our Received: header first, then the provider's text, canonical.
+        // Our Received: header first, then the provider's text, canonical (stored as received,
+        // its bare LF and CR became CRLF on the way out).
         expect(got.text).toMatch(/^Received: from provider\.test /);
-        expect(got.text.endsWith(canonicalLines(m.text).toString('utf8'))).toBe(true);
+        expect(got.text.endsWith(canonicalText(m.text).toString('utf8'))).toBe(true);
       }
       expect((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).toEqual([]);
     } finally {

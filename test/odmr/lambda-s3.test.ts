@@ -10,7 +10,6 @@ import { ACCOUNT, AtrnProvider, type AtrnProviderOptions } from '../../peers/atr
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 import { AwsWorld, CapturedOutput, contextWith, ENV } from '../lambda/aws-world';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
-import { canonicalLines } from '../../lambda/core/smtp/canonical-lines';
 
 const BUCKET = 'dequeue-mail';
 
@@ -53,7 +52,7 @@ describeWithMotoServer('ODMR in the Lambda: ATRN mail into S3', () => {
   const objects = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key!).sort();
   const get = async (Key: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key }))).Body!.transformToByteArray());
 
-  it('stores every message under mail/<target>/<date>/ with its envelope, line ends made CRLF; the result counts them', async () => {
+  it('stores every message under mail/<target>/<date>/ with its envelope, as received (bare LF and CR kept); the result counts them', async () => {
     const queue = [heldMessage(0), heldMessage(1, 6 * 1024 * 1024), heldMessage(2)];
     const { result, provider } = await invoke({ queue });
     expect(result.results).toMatchObject([{ target: 'odmr', outcome: 'signalled', messages: 3, error: null }]);
@@ -65,8 +64,11 @@ describeWithMotoServer('ODMR in the Lambda: ATRN mail into S3', () => {
       const envelope = JSON.parse((await get(key)).toString('utf8'));
       const n = queue.findIndex((m) => m.from === envelope.mailFrom);
       expect(envelope).toMatchObject({ target: 'odmr', rcptTo: queue[n]!.to, message: key.replace(/json$/, 'eml') });
-      // Canonical: the bare LF and the bare CR of the provider's text are CRLF in the store.
-      expect((await get(envelope.message)).subarray(envelope.traceBytes).equals(canonicalLines(queue[n]!.text))).toBe(true);
+      // As received: after our trace header, the provider's text byte for byte (its bare LF, its
+      // bare CR and its "\n.\r\n" kept), and `bytes` is the object's size.
+      const stored = await get(envelope.message);
+      expect(stored.subarray(envelope.traceBytes).equals(queue[n]!.text)).toBe(true);
+      expect(envelope.bytes).toBe(stored.length);
     }
   });
 

@@ -3,7 +3,8 @@
  *
  * Incoming (`DataUnstuffer`): the message text arrives as lines; a line that is a single "."
  * ends it, and a line that starts with "." has that dot removed. Outgoing (`DotStuffer`, for the
- * relay): a line that starts with "." gets one more, and the text ends with CRLF "." CRLF.
+ * relay and `deliver`): every line end made CRLF, a line that starts with "." gets one more, and the
+ * text ends with CRLF "." CRLF.
  *
  * A line starts after CRLF only (and at the start of the data): a bare LF is not a line end in
  * SMTP (RFC 5321 2.3.8), so the dot after one is kept and never ends the data. Senders that

@@ -11,9 +11,9 @@ import {
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { S3MailStoreReader } from '../../../cli/adapters/s3-mail-store-reader';
 import { createS3MailSink } from '../../../lambda/adapters/s3-mail-sink';
-import { canonicalLines } from '../../../lambda/core/smtp/canonical-lines';
 import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../../peers/scripted-mail-server';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../../servers/moto-server';
+import { canonicalText } from '../../core/odmr/odmr-fixtures';
 import { cli, message, store } from './stored-mail';
 
 const BUCKET = 'dequeue-mail';
@@ -59,7 +59,7 @@ describeWithMotoServer('dequeue deliver from S3', () => {
     expect(out.json.map((r) => [r.message, r.outcome])).toEqual(messages.map((m) => [m.id, 'delivered']));
     expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(messages.map((m) => [m.mailFrom, m.rcptTo, m.messageId]));
     // Canonical on the wire: the stored text's bare LF went out as CRLF.
-    expect(mx.accepted[2]!.text.equals(canonicalLines(messages[2]!.text))).toBe(true);
+    expect(mx.accepted[2]!.text.equals(canonicalText(messages[2]!.text))).toBe(true);
     expect(await keys()).toEqual([]);
     const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/odmr/' }));
     expect((versions.Versions ?? []).filter((v) => v.Key!.endsWith('.eml'))).toHaveLength(3);

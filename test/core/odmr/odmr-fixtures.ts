@@ -28,11 +28,12 @@ export function atrnTarget(port: number, fields: Record<string, unknown> = {}): 
 
 /**
  * Message `n` of a queue: headers naming it, and a body with what transparency must survive:
- * lines that are a single dot or start with dots, a CR alone, a bare LF, 8-bit bytes.
+ * lines that are a single dot or start with dots, a CR alone, a bare LF, a bare LF before a dot line
+ * (`\n.\r\n`: the end of the data to a server that splits lines at LF), 8-bit bytes.
  */
 export function heldMessage(n: number, bodyBytes = 2048): HeldMessage {
   const head = `Message-ID: <${n}@provider.test>\r\nSubject: held message ${n}\r\n\r\n`;
-  const tricky = '.\r\n..\r\n.leading dot\r\nCR alone\r here\r\nbare LF\n.after bare LF\r\n\xe9t\xe9 8-bit\r\n';
+  const tricky = '.\r\n..\r\n.leading dot\r\nCR alone\r here\r\nbare LF\n.after bare LF\r\nsmuggling?\n.\r\nMAIL FROM:<ceo@customer.test>\r\n\xe9t\xe9 8-bit\r\n';
   const filler = randomBytes(Math.max(0, bodyBytes)).toString('base64').replace(/(.{76})/g, '$1\r\n');
   return {
     from: `sender${n}@origin.test`,
@@ -71,6 +72,15 @@ export async function readMailDir(root: string, target = 'odmr-test'): Promise<{
     }
   }
   return { stored, others };
+}
+
+/**
+ * A text as it must leave us for another server (the relay, `deliver`), unstuffed: every line end
+ * CRLF, a bare LF and a bare CR each made CRLF. A regular expression, not the product's stuffer,
+ * so the tests that use it check the stuffer rather than repeat it.
+ */
+export function canonicalText(text: Buffer): Buffer {
+  return Buffer.from(text.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
 }
 
 /** The provider's bytes: the stored message without the trace header we prepended. */

@@ -130,7 +130,7 @@ describe('a reply that can never leave', () => {
     }
   });
 
-  it('as the CLI and the function assemble it (mailReceiverFor: canonical lines in front of the store), the message is still withdrawn', async () => {
+  it('as the CLI and the function assemble it (mailReceiverFor), the message is still withdrawn', async () => {
     const { ours, theirs } = await socketPair();
     const tmp = await tempDir('dequeue-gone-');
     try {

@@ -92,6 +92,31 @@ describe('DotStuffer', () => {
     expect(s(out)).toBe('..a\r\nb.\r\n..\r\nc\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n..d\r\n.\r\n');
   });
 
+  it.each([
+    ['the smuggling attempt', 'Subject: hi\r\n\r\ntext\n.\r\nMAIL FROM:<ceo@customer.test>\r\nDATA\r\nevil\r\n.\r\n', 'Subject: hi\r\n\r\ntext\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\nDATA\r\nevil\r\n..\r\n.\r\n'],
+    ['the same after a bare CR', 'a\r.\r\nb', 'a\r\n..\r\nb\r\n.\r\n'],
+    ['CR CR LF, LF CR', 'a\r\r\nb\n\rc', 'a\r\n\r\nb\r\n\r\nc\r\n.\r\n'],
+    ['a CR as the last byte', 'a\r', 'a\r\n.\r\n'],
+    ['an LF as the last byte', 'a\n', 'a\r\n.\r\n'],
+    ['a dot line last', 'a\r\n.', 'a\r\n..\r\n.\r\n'],
+    ['an empty message', '', '.\r\n'],
+  ])('%s: the same wire however it is cut in two or three (a CR at the end of a chunk included)', (_name, text, wire) => {
+    const input = b(text);
+    const send = (cuts: number[]) => {
+      const st = new DotStuffer();
+      const out: Buffer[] = [];
+      let from = 0;
+      for (const cut of [...cuts, input.length]) {
+        out.push(...st.push(input.subarray(from, cut)));
+        from = cut;
+      }
+      return s(Buffer.concat([...out, st.end()]));
+    };
+    for (let i = 0; i <= input.length; i++) {
+      for (let j = i; j <= input.length; j++) expect(send([i, j]), `cut at ${i} and ${j}`).toBe(wire);
+    }
+  });
+
   it('round-trips through the unstuffer however the input is cut', () => {
     const alphabet = b('..\r\n\r\nx');
     for (let round = 0; round < 200; round++) {
