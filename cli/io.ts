@@ -21,8 +21,14 @@ export interface CliIo {
    * `memory` is the run's budget for mail in flight (--mail-memory).
    */
   readonly openMailDir?: (dir: string, config: ConfigDocument, dryRun: boolean, memory?: MemoryBudget) => Promise<MailReceiver>;
-  /** `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server). */
-  readonly openMailStore?: (from: { readonly mailDir?: string; readonly bucket?: string; readonly prefix: string }) => MailStore | undefined;
+  /**
+   * `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server).
+   * `notice` writes one line for the operator on stderr (an orphan removed).
+   */
+  readonly openMailStore?: (
+    from: { readonly mailDir?: string; readonly bucket?: string; readonly prefix: string; readonly dryRun: boolean },
+    notice: (text: string) => void,
+  ) => MailStore | undefined;
   /**
    * Merged into every AWS SDK client of `config` and `status --table` (tests: moto_server's
    * endpoint, region and dummy credentials). Absent: the SDK's usual chain (AWS_PROFILE,

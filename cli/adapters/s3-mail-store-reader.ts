@@ -16,6 +16,19 @@
  * with `If-Match: <its ETag>`, which again only one run can win. The limit: a run that is still
  * delivering one message when its lease runs out (an hour) could see the message claimed by
  * another run, and it would then be delivered twice; no message is ever lost that way.
+ *
+ * Crash orphans. The function writes the envelope's PUT beside the message's last request, and
+ * answers 250 only once both are stored: a function stopped between them leaves an `.eml`
+ * without its `.json` (or the reverse) that was never acknowledged, so the provider still has the
+ * message and delivers it again. A deliver run stopped between a mark's deletes (or a delete
+ * that failed) leaves an envelope, a progress record or a claim whose message is already gone.
+ * `list()` removes each such leftover once it is older than ORPHAN_GRACE_MS (the function's own
+ * invocation that wrote it has long ended: Lambda stops one after 15 minutes, and S3 dates a
+ * multipart object from the start of its upload, which that bound covers too), under a claim of
+ * its own so that two runs do not both do it, with one line per object for the operator; the
+ * versioned bucket keeps the removed version. A younger one is a message still being committed
+ * right now: it is left alone and not reported (it is not a message yet; the mail directory
+ * never shows one, since there the `.eml` appears last).
  */
 import {
   CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command,
@@ -31,6 +44,24 @@ import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../deli
 
 /** How long a claim holds before another run may take the message over. */
 export const CLAIM_LEASE_MS = 60 * 60_000;
+/**
+ * How old a message without its envelope (or the reverse) must be before it counts as a crash
+ * orphan. The writer that might still complete it is a Lambda invocation (at most 15 minutes).
+ */
+export const ORPHAN_GRACE_MS = 60 * 60_000;
+
+export interface S3MailStoreReaderOptions {
+  /** Called once the run is over (the client the reader made is destroyed). */
+  readonly onClose?: () => void;
+  /** One line for the operator (deliver writes it on stderr): an orphan removed. */
+  readonly notice?: (text: string) => void;
+  /** `--dry-run`: orphans are named ("would remove"), nothing is changed. */
+  readonly dryRun?: boolean;
+  /** Default CLAIM_LEASE_MS (tests shorten it). */
+  readonly leaseMs?: number;
+  /** Default ORPHAN_GRACE_MS. */
+  readonly orphanGraceMs?: number;
+}
 
 interface S3Ref extends StoredRef {
   /** The key without `.eml`. */
@@ -46,11 +77,31 @@ interface ClaimRecord {
   readonly expiresAt: string;
 }
 
+/** A claim as written: its ETag (for If-Match) and when its lease runs out. */
+interface Held {
+  readonly etag: string;
+  readonly expiresAt: number;
+  /** Taken over from an expired lease rather than created. */
+  readonly tookOver?: boolean;
+}
+
+type Kind = 'eml' | 'json' | 'claim' | 'progress';
+/** Everything listed under one `<id>`: each kind's LastModified. */
+interface Listed extends S3Ref {
+  readonly seen: Partial<Record<Kind, number>>;
+}
+
 /** The reader as the CLI opens it: the SDK's usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL). */
-export function openS3MailStoreReader(bucket: string, prefix: string, config: S3ClientConfig = {}): MailStore {
+export function openS3MailStoreReader(bucket: string, prefix: string, options: S3MailStoreReaderOptions = {}, config: S3ClientConfig = {}): MailStore {
   // An emulator (AWS_ENDPOINT_URL) serves buckets by path, not by host name.
   const client = new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL), ...config });
-  return new S3MailStoreReader(client, bucket, prefix, () => client.destroy());
+  return new S3MailStoreReader(client, bucket, prefix, {
+    ...options,
+    onClose: () => {
+      options.onClose?.();
+      client.destroy();
+    },
+  });
 }
 
 function s3Error(what: string, e: unknown): DequeueError {
@@ -64,17 +115,24 @@ function s3Error(what: string, e: unknown): DequeueError {
 const status = (e: unknown) => (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 const notFound = (e: unknown) => status(e) === 404 || (e as Error).name === 'NoSuchKey' || (e as Error).name === 'NotFound';
 const conflict = (e: unknown) => status(e) === 412 || status(e) === 409;
+const ago = (ms: number) => (ms >= 2 * 3600_000 ? `${Math.floor(ms / 3600_000)} hours` : ms >= 120_000 ? `${Math.floor(ms / 60_000)} minutes` : `${Math.floor(ms / 1000)} s`);
 
 export class S3MailStoreReader implements MailStore {
   readonly name: string;
+  readonly leaseMs: number;
+  private readonly graceMs: number;
+  private readonly notice: (text: string) => void;
 
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
     private readonly prefix: string,
-    private readonly onClose: () => void = () => undefined,
+    private readonly options: S3MailStoreReaderOptions = {},
   ) {
     this.name = `s3://${bucket}/${prefix}`;
+    this.leaseMs = options.leaseMs ?? CLAIM_LEASE_MS;
+    this.graceMs = options.orphanGraceMs ?? ORPHAN_GRACE_MS;
+    this.notice = options.notice ?? (() => undefined);
   }
 
   async check(): Promise<void> {
@@ -87,7 +145,7 @@ export class S3MailStoreReader implements MailStore {
   }
 
   async list(targets?: readonly string[]): Promise<StoredRef[]> {
-    const refs: S3Ref[] = [];
+    const listed = new Map<string, Listed>();
     for (const scope of targets ? targets.map((t) => `${this.prefix}${t}/`) : [this.prefix]) {
       let token: string | undefined;
       do {
@@ -96,21 +154,80 @@ export class S3MailStoreReader implements MailStore {
           .catch((e: unknown) => Promise.reject(s3Error(`cannot list ${this.name}`, e)));
         for (const item of page.Contents ?? []) {
           const rel = item.Key!.slice(this.prefix.length);
-          // <target>/<yyyy>/<mm>/<dd>/<id>.eml; failed/<target>/... has one segment more.
-          const m = /^([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/([^/]+)\.eml$/.exec(rel);
+          // <target>/<yyyy>/<mm>/<dd>/<id>.<kind>; failed/<target>/... has one segment more.
+          const m = /^([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/([^/.]+)\.(eml|json|claim|progress)$/.exec(rel);
           if (!m || !TARGET_NAME.test(m[1]!)) continue;
-          refs.push({ id: m[5]!, target: m[1]!, base: item.Key!.slice(0, -4), rel: rel.slice(0, -4) });
+          const base = item.Key!.slice(0, -(m[6]!.length + 1));
+          let entry = listed.get(base);
+          if (!entry) listed.set(base, (entry = { id: m[5]!, target: m[1]!, base, rel: rel.slice(0, -(m[6]!.length + 1)), seen: {} }));
+          entry.seen[m[6] as Kind] = item.LastModified?.getTime() ?? Date.now();
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     }
+    const refs: S3Ref[] = [];
+    for (const entry of listed.values()) {
+      const { seen } = entry;
+      if (seen.eml !== undefined && seen.json !== undefined) refs.push({ id: entry.id, target: entry.target, base: entry.base, rel: entry.rel });
+      else {
+        // A leftover that cannot be removed now stops nothing: the next run tries again.
+        await this.removeOrphan(entry).catch((e: unknown) => this.notice(`could not remove what a crash left under s3://${this.bucket}/${entry.base}: ${(e as Error).message}; left where it is`));
+      }
+    }
     return refs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.target < b.target ? -1 : 1));
+  }
+
+  /**
+   * What a crash left under one id without its partner (the header): removed once older than the
+   * grace period, under a claim of our own, with one line per object; a younger one is left alone.
+   */
+  private async removeOrphan(entry: Listed): Promise<void> {
+    const { seen, base } = entry;
+    const now = Date.now();
+    const old = (kind: Kind) => seen[kind] !== undefined && now - seen[kind]! >= this.graceMs;
+    const lone: Kind | null = seen.eml !== undefined ? 'eml' : seen.json !== undefined ? 'json' : null;
+    if (lone && !old(lone)) return; // still being stored, perhaps: not a message yet
+    // Leftovers of a deliver run: a progress record, a claim whose lease must have run out.
+    const leftovers = (['progress', 'claim'] as const).filter((k) => old(k) && (k !== 'claim' || now - seen.claim! >= this.leaseMs));
+    if (!lone && !leftovers.length) return;
+    const url = (kind: Kind) => `s3://${this.bucket}/${base}.${kind}`;
+    const why = lone === 'eml'
+      ? `a message without its envelope (${base.slice(base.lastIndexOf('/') + 1)}.json), stored ${ago(now - seen.eml!)} ago: the function stopped between storing the two, before it answered 250, so the provider still has the message and delivers it again`
+      : lone === 'json'
+        ? `an envelope without its message (.eml), written ${ago(now - seen.json!)} ago: either the function stopped before it answered 250 (the provider still has the message and delivers it again) or a deliver run stopped after the message was delivered or set aside`
+        : `left by a deliver run that stopped after the message was delivered or set aside`;
+    const kinds = [...(lone ? [lone] : []), ...leftovers];
+    if (this.options.dryRun) {
+      this.notice(`would remove ${kinds.map(url).join(', ')}: ${why} (a dry run changes nothing)`);
+      return;
+    }
+    // Under a claim, so that of two runs one removes it and says so; the other leaves it alone.
+    const claim = await this.takeClaim(`${base}.claim`);
+    if (!claim) return;
+    try {
+      const there = (kind: Kind) => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${base}.${kind}` })).then(
+        () => true,
+        (e: unknown) => (notFound(e) ? false : Promise.reject(s3Error(`cannot read ${url(kind)}`, e))),
+      );
+      // Its partner appeared after all (a clock far off): a message, for the next run.
+      if (lone && (await there(lone === 'eml' ? 'json' : 'eml'))) return;
+      // What is still there once we hold the claim (another run may have removed it just before);
+      // a stale claim counts when it was ours to take over, not created afresh.
+      const removed: Kind[] = [];
+      for (const kind of kinds) if (kind === 'claim' ? claim.tookOver : await there(kind)) removed.push(kind);
+      if (!removed.length || (lone && !removed.includes(lone))) return;
+      for (const kind of removed) if (kind !== 'claim') await this.delete(`${base}.${kind}`);
+      this.notice(`removed ${removed.map(url).join(', ')}: ${why}; the versioned bucket keeps the removed version until its lifecycle rule expires it`);
+    } finally {
+      await this.delete(`${base}.claim`).catch(() => undefined);
+    }
   }
 
   async claim(ref: StoredRef): Promise<ClaimedMail | null> {
     const r = ref as S3Ref;
     const claimKey = `${r.base}.claim`;
-    if (!(await this.takeClaim(claimKey))) return null;
+    const held = await this.takeClaim(claimKey);
+    if (!held) return null;
     const release = () => this.delete(claimKey).catch(() => undefined);
     try {
       try {
@@ -136,15 +253,18 @@ export class S3MailStoreReader implements MailStore {
     }
   }
 
-  /** PutObject If-None-Match; over an expired lease, If-Match its ETag. True when ours. */
-  private async takeClaim(key: string): Promise<boolean> {
-    const record = (): string => JSON.stringify({
-      host: hostname(), pid: process.pid, nonce: randomBytes(8).toString('hex'),
-      expiresAt: new Date(Date.now() + CLAIM_LEASE_MS).toISOString(),
-    } satisfies ClaimRecord);
+  private claimRecord(): { body: string; expiresAt: number } {
+    const expiresAt = Date.now() + this.leaseMs;
+    const record: ClaimRecord = { host: hostname(), pid: process.pid, nonce: randomBytes(8).toString('hex'), expiresAt: new Date(expiresAt).toISOString() };
+    return { body: JSON.stringify(record), expiresAt };
+  }
+
+  /** PutObject If-None-Match; over an expired lease, If-Match its ETag. The claim when ours. */
+  private async takeClaim(key: string): Promise<Held | null> {
+    const fresh = this.claimRecord();
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: record(), IfNoneMatch: '*', ContentType: 'application/json' }));
-      return true;
+      const put = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: fresh.body, IfNoneMatch: '*', ContentType: 'application/json' }));
+      return { etag: put.ETag ?? '', expiresAt: fresh.expiresAt };
     } catch (e) {
       if (!conflict(e)) throw s3Error(`cannot claim s3://${this.bucket}/${key}`, e);
     }
@@ -152,17 +272,26 @@ export class S3MailStoreReader implements MailStore {
     try {
       const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       held = { etag: got.ETag, record: JSON.parse(await got.Body!.transformToString()) as ClaimRecord };
-    } catch (e) {
-      if (notFound(e)) return false; // released just now; the next run takes it
-      return false;
+    } catch {
+      return null; // released just now (the next run takes it), or unreadable: left alone
     }
-    if (!(Date.parse(held.record.expiresAt) < Date.now()) || !held.etag) return false;
+    if (!(Date.parse(held.record.expiresAt) < Date.now()) || !held.etag) return null;
+    const taken = await this.renewClaim(key, held.etag);
+    return taken && { ...taken, tookOver: true };
+  }
+
+  /**
+   * Write a fresh lease over the claim whose ETag is `etag` (If-Match): the claim, or null when
+   * S3 refuses (412: another run's now; 404: gone). Other failures throw.
+   */
+  private async renewClaim(key: string, etag: string): Promise<Held | null> {
+    const fresh = this.claimRecord();
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: record(), IfMatch: held.etag, ContentType: 'application/json' }));
-      return true;
+      const put = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: fresh.body, IfMatch: etag, ContentType: 'application/json' }));
+      return { etag: put.ETag ?? '', expiresAt: fresh.expiresAt };
     } catch (e) {
-      if (conflict(e) || notFound(e)) return false;
-      throw s3Error(`cannot take over s3://${this.bucket}/${key}`, e);
+      if (conflict(e) || notFound(e)) return null;
+      throw s3Error(`cannot write the claim s3://${this.bucket}/${key}`, e);
     }
   }
 
@@ -214,7 +343,7 @@ export class S3MailStoreReader implements MailStore {
   }
 
   async close(): Promise<void> {
-    this.onClose();
+    this.options.onClose?.();
   }
 }
 

@@ -97,9 +97,9 @@ function line(r: MessageReport): string {
 }
 
 /** Opens the S3 store reader; loaded only for --bucket (it pulls in the AWS SDK). */
-async function s3Store(bucket: string, prefix: string): Promise<MailStore> {
+async function s3Store(bucket: string, prefix: string, dryRun: boolean, notice: (text: string) => void): Promise<MailStore> {
   const { openS3MailStoreReader } = await import('../adapters/s3-mail-store-reader');
-  return openS3MailStoreReader(bucket, prefix);
+  return openS3MailStoreReader(bucket, prefix, { dryRun, notice });
 }
 
 export async function deliverCommand(argv: readonly string[], io: CliIo): Promise<number> {
@@ -120,7 +120,9 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   const transcript: Transcript = options.verbose
     ? { line: (label, direction, text) => io.stderr.write(`[${label}] ${direction}: ${visible(text)}\n`) }
     : { line: () => undefined };
-  const store = io.openMailStore?.(options) ?? (options.mailDir ? new MailDirStore(options.mailDir) : await s3Store(options.bucket!, options.prefix));
+  const notice = (text: string) => log(visible(text));
+  const store = io.openMailStore?.(options, notice)
+    ?? (options.mailDir ? new MailDirStore(options.mailDir) : await s3Store(options.bucket!, options.prefix, options.dryRun, notice));
   const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0 };
   try {
     await deliverStored(

@@ -12,8 +12,9 @@
  * completed meanwhile. After the final dot the envelope's PUT and the message's last request(s)
  * go at once (bench/s3-commit-requests.ts counts them), and the message is reported stored once
  * both are: for the length of one request the `.eml` may be listed before its `.json`; a reader
- * that comes in that moment (cli/adapters/s3-mail-store-reader.ts) reports the envelope missing
- * and leaves the message where it is, for its next run.
+ * that comes in that moment (cli/adapters/s3-mail-store-reader.ts) leaves it alone, unreported
+ * (not a message yet). One left so by a crash between the two, never acknowledged, is removed by
+ * that reader once it is an hour old (the provider still has the message).
  *
  * The client is taken in (Powertools style): tests give one pointed at moto_server.
  */

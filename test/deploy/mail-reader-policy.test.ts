@@ -3,11 +3,11 @@
  * beside a bucket, to spare a bundling) is enough for `dequeue deliver --bucket`, and no more
  * than it needs: deliver runs against moto_server's S3 through the recording proxy, over every
  * path it has (delivered and deleted, refused for good and set aside under failed/, deferred with
- * a progress record, a stale claim taken over), and each S3 call it made is evaluated against
+ * a progress record, a stale claim taken over, a crash orphan removed), and each S3 call it made is evaluated against
  * the policy's statements as synthesised (test/deploy/iam-policy.ts). Then each statement is
  * taken away in turn: some call must be refused, or the statement is more than deliver needs.
  */
-import { CreateBucketCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -59,17 +59,21 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
     await direct.send(new CreateBucketCommand({ Bucket: bucket }));
     await direct.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
 
-    // What the function stored after ATRN: four messages, one of them claimed by a run that died.
+    // What the function stored after ATRN: four messages, one of them claimed by a run that died;
+    // and a fifth whose envelope a crash left unwritten.
     const messages = [
       message(1, { to: ['ok@customer.test'] }),
       message(2, { to: ['ok@customer.test', 'nobody@customer.test'] }),
       message(3, { to: ['ok@customer.test', 'later@customer.test'] }),
       message(4, { to: ['ok@customer.test'] }),
+      message(5, { to: ['ok@customer.test'] }),
     ];
     await store(createS3MailSink({ client: direct, bucket }), 'odmr', messages);
     const keys = ((await direct.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!);
     const staleClaim = `${keys.find((k) => k.includes(messages[3]!.id) && k.endsWith('.eml'))!.slice(0, -4)}.claim`;
     await direct.send(new PutObjectCommand({ Bucket: bucket, Key: staleClaim, Body: JSON.stringify({ host: 'gone', pid: 1, nonce: 'n', expiresAt: '2020-01-01T00:00:00Z' }) }));
+    const orphanEnvelope = keys.find((k) => k.includes(messages[4]!.id) && k.endsWith('.json'))!;
+    await direct.send(new DeleteObjectCommand({ Bucket: bucket, Key: orphanEnvelope }));
 
     const mx = await new ScriptedMailServer({
       rcpt: (a) => (a.startsWith('nobody') ? '550 5.1.1 no such user' : a.startsWith('later') ? '451 4.2.0 try later' : '250 Ok'),
@@ -77,10 +81,11 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
     cleanups.push(() => mx.stop());
     proxy.clear();
     const run = await cli(['deliver', '--bucket', bucket, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'], {
-      openMailStore: () => new S3MailStoreReader(viaProxy, bucket, 'mail/'),
+      openMailStore: (_, notice) => new S3MailStoreReader(viaProxy, bucket, 'mail/', { notice, orphanGraceMs: 0 }),
     });
-    // The paths this test is about: each outcome once.
+    // The paths this test is about: each outcome once, the orphan removed (no message).
     expect(run.json.map((r) => r.outcome).sort()).toEqual(['deferred', 'delivered', 'delivered', 'failed']);
+    expect(run.stderr).toMatch(/removed s3:\/\/\S+\.eml: a message without its envelope/);
     calls = proxy.exchanges.map((x) => decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID }));
   }, 240_000);
   afterAll(async () => {

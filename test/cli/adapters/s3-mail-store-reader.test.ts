@@ -1,0 +1,109 @@
+/**
+ * The S3 store's own hazards, against moto_server's S3, through `dequeue deliver --bucket`:
+ * crash orphans, an `.eml` without its `.json` (the function stopped between the two requests of
+ * its commit, before its 250), an envelope without its message, a deliver run's leftovers. Old
+ * ones are removed, once, with a line each, and counted as no message; young ones (a message
+ * being committed right now) are left alone and not reported.
+ */
+import {
+  CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, ListObjectVersionsCommand,
+  PutBucketVersioningCommand, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { S3MailStoreReader, type S3MailStoreReaderOptions } from '../../../cli/adapters/s3-mail-store-reader';
+import { createS3MailSink } from '../../../lambda/adapters/s3-mail-sink';
+import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../../peers/scripted-mail-server';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../../servers/moto-server';
+import { cli, message, store, type StoredMessage } from '../delivery/stored-mail';
+
+const BUCKET = 'dequeue-mail';
+
+describeWithMotoServer('the S3 store read by dequeue deliver: orphans', () => {
+  let moto: MotoServer;
+  let s3: S3Client;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    moto = await startMotoServer();
+    s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await moto?.stop();
+  });
+  beforeEach(async () => {
+    await moto.reset();
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    await s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  const keys = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key!).sort();
+  const keyOf = async (m: StoredMessage, kind: string) => (await keys()).find((k) => k.includes(m.id) && k.endsWith('.eml'))!.replace(/eml$/, kind);
+  const deliver = (port: number, options: S3MailStoreReaderOptions = {}, ...more: string[]) =>
+    cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more], {
+      openMailStore: (from, notice) => new S3MailStoreReader(s3, BUCKET, 'mail/', { dryRun: from.dryRun, notice, ...options }),
+    });
+  async function server(options: ScriptedMailServerOptions = {}) {
+    const s = await new ScriptedMailServer(options).start();
+    cleanups.push(() => s.stop());
+    return s;
+  }
+  const lines = (stderr: string, what: RegExp) => stderr.split('\n').filter((l) => what.test(l));
+  /** What the function would have left had it stopped between its two requests. */
+  async function orphans() {
+    const [lonelyMessage, lonelyEnvelope, complete] = [message(1), message(2), message(3)];
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [lonelyMessage, lonelyEnvelope, complete]);
+    const eml = await keyOf(lonelyMessage, 'eml');
+    const json = await keyOf(lonelyEnvelope, 'json');
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: await keyOf(lonelyMessage, 'json') }));
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: await keyOf(lonelyEnvelope, 'eml') }));
+    return { eml, json, complete };
+  }
+
+  it('old orphans are removed once, one line each, and are no message; the bucket keeps their versions', async () => {
+    const { eml, json, complete } = await orphans();
+    // And what a deliver run that stopped after a delete leaves: a progress record alone.
+    const progress = eml.replace(/\/[^/]+\.eml$/, '/20261130T000000000Z-00000000dead.progress');
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: progress, Body: '{"answers":[]}' }));
+    const mx = await server();
+    // Two runs at once: each leftover is removed by one of them, said once.
+    const runs = await Promise.all([deliver(mx.port, { orphanGraceMs: 0 }), deliver(mx.port, { orphanGraceMs: 0 })]);
+    expect(runs.map((r) => r.status)).toEqual([0, 0]);
+    expect(runs.flatMap((r) => r.json).map((r) => [r.message, r.outcome])).toEqual([[complete.id, 'delivered']]);
+    expect(mx.accepted).toHaveLength(1);
+    const stderr = runs.map((r) => r.stderr).join('');
+    expect(lines(stderr, /removed/)).toHaveLength(3);
+    expect(lines(stderr, new RegExp(`removed s3://${BUCKET}/${eml}: a message without its envelope .*provider still has the message and delivers it again.*versioned bucket keeps`))).toHaveLength(1);
+    expect(lines(stderr, new RegExp(`removed s3://${BUCKET}/${json}: an envelope without its message`))).toHaveLength(1);
+    expect(lines(stderr, new RegExp(`removed s3://${BUCKET}/${progress}: left by a deliver run`))).toHaveLength(1);
+    // Counted as no message: only the complete one in the summary.
+    expect(lines(stderr, /1 message\(s\) .*1 delivered, 0 deferred, 0 failed/)).toHaveLength(1);
+    expect(await keys()).toEqual([]);
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/' }));
+    expect((versions.Versions ?? []).map((v) => v.Key)).toEqual(expect.arrayContaining([eml, json]));
+    // Once per object: the next run has nothing to say.
+    const again = await deliver(mx.port, { orphanGraceMs: 0 });
+    expect(again).toMatchObject({ status: 0, json: [] });
+    expect(lines(again.stderr, /remove/)).toEqual([]);
+  });
+
+  it('young orphans (a message being committed right now) are left alone and not reported; a dry run only names old ones', async () => {
+    const { eml, json, complete } = await orphans();
+    const mx = await server();
+    const first = await deliver(mx.port);
+    expect(first.status).toBe(0);
+    expect(first.json.map((r) => r.message)).toEqual([complete.id]);
+    expect(lines(first.stderr, /remove|envelope|orphan/)).toEqual([]);
+    expect(await keys()).toEqual([eml, json].sort());
+
+    const dry = await deliver(mx.port, { orphanGraceMs: 0 }, '--dry-run');
+    expect(dry.status).toBe(0);
+    expect(lines(dry.stderr, /^dequeue deliver: would remove s3:\/\/.*a dry run changes nothing/)).toHaveLength(2);
+    expect(lines(dry.stderr, /removed/)).toEqual([]);
+    expect(await keys()).toEqual([eml, json].sort());
+    expect(mx.connections).toBe(1);
+  });
+});
