@@ -23,7 +23,7 @@ export interface CliIo {
   readonly openMailDir?: (dir: string, config: ConfigDocument, dryRun: boolean, memory?: MemoryBudget) => Promise<MailReceiver>;
   /**
    * `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server).
-   * `notice` writes one line for the operator on stderr (an orphan removed).
+   * `notice` writes one line for the operator on stderr (an orphan removed, a claim lost).
    */
   readonly openMailStore?: (
     from: { readonly mailDir?: string; readonly bucket?: string; readonly prefix: string; readonly dryRun: boolean },

@@ -42,6 +42,8 @@ export interface ScriptedMailServerOptions {
   readonly replies?: { readonly EHLO?: string; readonly STARTTLS?: string };
   /** Reply to MAIL; default 250. */
   readonly mail?: (from: string) => string;
+  /** Answer the final dot of message `n` (0-based) only once this settles: a server slow to take it. */
+  readonly holdFinal?: (message: number) => Promise<void>;
 }
 
 export class ScriptedMailServer {
@@ -100,15 +102,33 @@ export class ScriptedMailServer {
         return reply;
       });
       const accepted = o.lmtp ? ok : ok.length ? rcpts : [];
-      if (accepted.length) this.accepted.push({ mailFrom: mailFrom ?? '', rcptTo: [...accepted], mailParams, wire, text });
-      socket.write(replies.map((r) => `${r}\r\n`).join(''));
-      mailFrom = null;
-      rcpts = [];
+      const answer = () => {
+        if (accepted.length) this.accepted.push({ mailFrom: mailFrom ?? '', rcptTo: [...accepted], mailParams, wire, text });
+        socket.write(replies.map((r) => `${r}\r\n`).join(''));
+        mailFrom = null;
+        rcpts = [];
+      };
+      const hold = o.holdFinal?.(dataNumber);
+      if (!hold) return answer();
+      // Nothing more is read until the answer is out (what follows waits in the buffer).
+      holding = true;
+      void hold.then(() => {
+        holding = false;
+        if (socket.destroyed) return;
+        answer();
+        serveBuffered();
+      });
     };
+    let holding = false;
 
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
+      serveBuffered();
+    });
+
+    const serveBuffered = (): void => {
       for (;;) {
+        if (holding) return;
         if (inData) {
           const cut = o.cutInData;
           if (cut && cut.message === dataNumber && buffer.length >= cut.afterBytes) {
@@ -185,6 +205,6 @@ export class ScriptedMailServer {
           send('502 5.5.2 Not implemented');
         }
       }
-    });
+    };
   }
 }

@@ -13,9 +13,12 @@
  * The claim is an S3 conditional write: PutObject of `<id>.claim` with `If-None-Match: *`
  * succeeds for exactly one of two runs (S3 answers the other 412). The claim holds a lease
  * (CLAIM_LEASE_MS): a claim whose lease ran out (a run that crashed or was killed) is taken over
- * with `If-Match: <its ETag>`, which again only one run can win. The limit: a run that is still
- * delivering one message when its lease runs out (an hour) could see the message claimed by
- * another run, and it would then be delivered twice; no message is ever lost that way.
+ * with `If-Match: <its ETag>`, which again only one run can win. While a message is being
+ * delivered (or set aside), its run renews the lease every quarter lease with `If-Match` on the
+ * claim's current ETag, so a slow message keeps its claim however long it takes. A renewal that
+ * S3 refuses (412: the claim is not ours any more) means another run took the message over after
+ * our lease ran out (renewals failing for most of an hour): this run then stops sending the text
+ * if it still is, marks nothing, leaves the claim alone, and says so; the message may arrive twice.
  *
  * Crash orphans. The function writes the envelope's PUT beside the message's last request, and
  * answers 250 only once both are stored: a function stopped between them leaves an `.eml`
@@ -42,7 +45,7 @@ import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
 
-/** How long a claim holds before another run may take the message over. */
+/** How long a claim holds before another run may take the message over; renewed every quarter. */
 export const CLAIM_LEASE_MS = 60 * 60_000;
 /**
  * How old a message without its envelope (or the reverse) must be before it counts as a crash
@@ -53,7 +56,7 @@ export const ORPHAN_GRACE_MS = 60 * 60_000;
 export interface S3MailStoreReaderOptions {
   /** Called once the run is over (the client the reader made is destroyed). */
   readonly onClose?: () => void;
-  /** One line for the operator (deliver writes it on stderr): an orphan removed. */
+  /** One line for the operator (deliver writes it on stderr): an orphan removed, a claim lost. */
   readonly notice?: (text: string) => void;
   /** `--dry-run`: orphans are named ("would remove"), nothing is changed. */
   readonly dryRun?: boolean;
@@ -122,6 +125,9 @@ export class S3MailStoreReader implements MailStore {
   readonly leaseMs: number;
   private readonly graceMs: number;
   private readonly notice: (text: string) => void;
+  /** Claims taken and not yet marked or released: given back by close(). */
+  readonly held = new Set<S3Claim>();
+  private closed = false;
 
   constructor(
     private readonly client: S3Client,
@@ -246,7 +252,12 @@ export class S3MailStoreReader implements MailStore {
         (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
         () => [] as RecipientAnswer[],
       ).catch(() => [] as RecipientAnswer[]);
-      return new S3Claim(this, r, envelope, Array.isArray(answered) ? answered : [], release);
+      if (this.closed) {
+        // Taken ahead by a run that has ended meanwhile: given back at once.
+        await release();
+        return null;
+      }
+      return new S3Claim(this, r, envelope, Array.isArray(answered) ? answered : [], held);
     } catch (e) {
       await release();
       throw e instanceof DequeueError ? e : new DequeueError('temporary', `message ${r.id}: ${(e as Error).message}; it is left where it is`, { cause: e });
@@ -284,7 +295,7 @@ export class S3MailStoreReader implements MailStore {
    * Write a fresh lease over the claim whose ETag is `etag` (If-Match): the claim, or null when
    * S3 refuses (412: another run's now; 404: gone). Other failures throw.
    */
-  private async renewClaim(key: string, etag: string): Promise<Held | null> {
+  async renewClaim(key: string, etag: string): Promise<Held | null> {
     const fresh = this.claimRecord();
     try {
       const put = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: fresh.body, IfMatch: etag, ContentType: 'application/json' }));
@@ -293,6 +304,14 @@ export class S3MailStoreReader implements MailStore {
       if (conflict(e) || notFound(e)) return null;
       throw s3Error(`cannot write the claim s3://${this.bucket}/${key}`, e);
     }
+  }
+
+  say(text: string): void {
+    this.notice(text);
+  }
+
+  url(key: string): string {
+    return `s3://${this.bucket}/${key}`;
   }
 
   private async text(key: string): Promise<string> {
@@ -342,59 +361,150 @@ export class S3MailStoreReader implements MailStore {
     return `${this.prefix}failed/${ref.rel}`;
   }
 
+  /** Claims taken ahead and never used are given back; no renewal outlives the run. */
   async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.held].map((claim) => claim.release()));
     this.options.onClose?.();
   }
 }
 
+/**
+ * A claimed message. Its lease is renewed every quarter lease until it is marked or released;
+ * once a renewal is refused (another run took it over), nothing is marked and the claim is left
+ * to its new holder.
+ */
 class S3Claim implements ClaimedMail {
+  private readonly claimKey: string;
+  private timer: NodeJS.Timeout | null;
+  private renewing: Promise<void> | null = null;
+  /** Set when another run holds the claim now: the reason, said once. */
+  private lost: DequeueError | null = null;
+  /** The claim may be another run's now (our lease ran out unconfirmed): not ours to delete. */
+  private keep = false;
+  private done = false;
+
   constructor(
     private readonly store: S3MailStoreReader,
     readonly ref: S3Ref,
     readonly envelope: EnvelopeRecord,
     readonly answered: readonly RecipientAnswer[],
-    private readonly unclaim: () => Promise<void>,
-  ) {}
+    private held: Held,
+  ) {
+    this.claimKey = `${ref.base}.claim`;
+    store.held.add(this);
+    this.timer = setInterval(() => void this.renew(), Math.max(1, Math.floor(store.leaseMs / 4)));
+    this.timer.unref();
+  }
+
+  /** One renewal at a time; a failure other than a refusal is tried again at the next tick. */
+  private renew(): Promise<void> {
+    if (this.renewing || this.lost || this.done) return this.renewing ?? Promise.resolve();
+    this.renewing = this.store.renewClaim(this.claimKey, this.held.etag).then(
+      (held) => {
+        if (held) this.held = held;
+        else this.loseClaim();
+      },
+      () => undefined, // S3 unreachable for now: the lease still runs; the next tick tries again
+    ).finally(() => {
+      this.renewing = null;
+    });
+    return this.renewing;
+  }
+
+  private loseClaim(): void {
+    if (this.lost) return;
+    this.stopRenewing();
+    const { id, target } = this.ref;
+    this.lost = new DequeueError('temporary', `its claim ${this.store.url(this.claimKey)} was taken over by another run after this run's lease ran out; this run marks nothing and leaves the message to that run (the server may get it twice)`);
+    this.store.say(`message ${id} (${target}): ${this.lost.message}`);
+  }
+
+  private stopRenewing(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Before a mark: still ours? A renewal in flight is awaited; when the lease is more than half
+   * gone (renewals failing), one more renewal decides. Throws when the claim is not ours.
+   */
+  private async confirm(): Promise<void> {
+    await this.renewing;
+    if (!this.lost && this.held.expiresAt - Date.now() < this.store.leaseMs / 2) {
+      const held = await this.store.renewClaim(this.claimKey, this.held.etag).catch((e: unknown) => {
+        if (this.held.expiresAt > Date.now()) return this.held; // still within our lease
+        // Unconfirmed past our lease: not marked, and the claim left (it may be another run's).
+        this.keep = true;
+        throw e;
+      });
+      if (held) this.held = held;
+      else this.loseClaim();
+    }
+    if (this.lost) throw this.lost;
+  }
+
+  /** The end of the claim: no renewal left; the claim deleted unless another run holds it now. */
+  private async finish(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.stopRenewing();
+    await this.renewing;
+    this.store.held.delete(this);
+    if (!this.lost && !this.keep) await this.store.delete(this.claimKey).catch(() => undefined);
+  }
 
   async *open(): AsyncIterable<Buffer> {
+    if (this.lost) throw this.lost;
     const body = await this.store.stream(`${this.ref.base}.eml`);
-    for await (const chunk of body) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    // Stopping mid-text when the claim is lost makes the client cut the connection (RFC 5321
+    // 4.1.1.4: the server must not deliver it): the run that has it now delivers it alone.
+    for await (const chunk of body) {
+      if (this.lost) throw this.lost;
+      yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    }
+    if (this.lost) throw this.lost;
   }
 
   async delivered(): Promise<void> {
     try {
+      await this.confirm();
       // The .eml first: from here the message is out of the undelivered set.
       await this.store.delete(`${this.ref.base}.eml`);
       await this.store.delete(`${this.ref.base}.json`).catch(() => undefined);
       if (this.answered.length) await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
     } finally {
-      await this.unclaim();
+      await this.finish();
     }
   }
 
   async failed(answers: readonly RecipientAnswer[]): Promise<void> {
     const to = this.store.failedKey(this.ref);
     try {
+      await this.confirm();
       await this.store.copy(`${this.ref.base}.json`, `${to}.json`);
       await this.store.put(`${to}.replies.json`, `${JSON.stringify({ id: this.ref.id, at: new Date().toISOString(), recipients: answers }, null, 2)}\n`);
       await this.store.copy(`${this.ref.base}.eml`, `${to}.eml`);
+      // A large copy takes a while: the message is taken out only if it is still ours.
+      await this.confirm();
       await this.store.delete(`${this.ref.base}.eml`);
       await this.store.delete(`${this.ref.base}.json`).catch(() => undefined);
       if (this.answered.length) await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
     } finally {
-      await this.unclaim();
+      await this.finish();
     }
   }
 
   async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
     try {
+      await this.confirm();
       if (answers.length) await this.store.put(`${this.ref.base}.progress`, JSON.stringify({ answers }));
     } finally {
-      await this.unclaim();
+      await this.finish();
     }
   }
 
   release(): Promise<void> {
-    return this.unclaim();
+    return this.finish();
   }
 }

@@ -1,24 +1,28 @@
 /**
  * The S3 store's own hazards, against moto_server's S3, through `dequeue deliver --bucket`:
- * crash orphans, an `.eml` without its `.json` (the function stopped between the two requests of
- * its commit, before its 250), an envelope without its message, a deliver run's leftovers. Old
- * ones are removed, once, with a line each, and counted as no message; young ones (a message
- * being committed right now) are left alone and not reported.
+ * - crash orphans: an `.eml` without its `.json` (the function stopped between the two requests
+ *   of its commit, before its 250), an envelope without its message, a deliver run's leftovers.
+ *   Old ones are removed, once, with a line each, and counted as no message; young ones (a
+ *   message being committed right now) are left alone and not reported;
+ * - the claim's lease, renewed while a slow message is being delivered, so another run cannot
+ *   take it over; a renewal refused (another run took it) means no mark, said so.
  */
 import {
-  CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, ListObjectVersionsCommand,
+  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, ListObjectVersionsCommand,
   PutBucketVersioningCommand, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { S3MailStoreReader, type S3MailStoreReaderOptions } from '../../../cli/adapters/s3-mail-store-reader';
 import { createS3MailSink } from '../../../lambda/adapters/s3-mail-sink';
 import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../../peers/scripted-mail-server';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../../servers/moto-server';
+import { watchLeftovers } from '../../support/no-leftovers';
 import { cli, message, store, type StoredMessage } from '../delivery/stored-mail';
 
 const BUCKET = 'dequeue-mail';
 
-describeWithMotoServer('the S3 store read by dequeue deliver: orphans', () => {
+describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease renewal', () => {
   let moto: MotoServer;
   let s3: S3Client;
   const cleanups: (() => Promise<void>)[] = [];
@@ -52,6 +56,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans', () => {
     return s;
   }
   const lines = (stderr: string, what: RegExp) => stderr.split('\n').filter((l) => what.test(l));
+  const body = async (Key: string, VersionId?: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key, VersionId }))).Body!.transformToByteArray());
   /** What the function would have left had it stopped between its two requests. */
   async function orphans() {
     const [lonelyMessage, lonelyEnvelope, complete] = [message(1), message(2), message(3)];
@@ -105,5 +110,67 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans', () => {
     expect(lines(dry.stderr, /removed/)).toEqual([]);
     expect(await keys()).toEqual([eml, json].sort());
     expect(mx.connections).toBe(1);
+  });
+
+  it('a message slower than its lease keeps its claim (renewed): a second run does not take it over, no timer is left', async () => {
+    const leaseMs = 3000;
+    const m = message(1);
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    let letGo!: () => void;
+    const slow = await server({ holdFinal: () => (holding(), new Promise<void>((r) => (letGo = r))) });
+    const other = await server();
+    const leftovers = watchLeftovers();
+    const first = deliver(slow.port, { leaseMs });
+    await held;
+    // Past the lease the claim was written with: without renewal it would be free to take.
+    const claimed = JSON.parse((await body(await keyOf(m, 'claim'))).toString()) as { expiresAt: string };
+    while (Date.now() <= Date.parse(claimed.expiresAt) + 500) await sleep(100);
+    const second = await deliver(other.port, { leaseMs });
+    expect(second).toMatchObject({ status: 0, json: [] });
+    expect(other.accepted).toEqual([]);
+    letGo();
+    const out = await first;
+    expect(out).toMatchObject({ status: 0, json: [{ message: m.id, outcome: 'delivered' }] });
+    expect(slow.accepted).toHaveLength(1);
+    expect(await keys()).toEqual([]);
+    expect(await leftovers.settle()).toEqual([]);
+  });
+
+  it('a renewal refused (another run holds the claim now): no mark, the claim left to that run, said so', async () => {
+    const m = message(1);
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    let letGo!: () => void;
+    const slow = await server({ holdFinal: () => (holding(), new Promise<void>((r) => (letGo = r))) });
+    const notices: string[] = [];
+    let noticed!: () => void;
+    const lost = new Promise<void>((r) => (noticed = r));
+    const run = cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${slow.port}`, '--json'], {
+      openMailStore: (_, notice) => new S3MailStoreReader(s3, BUCKET, 'mail/', {
+        leaseMs: 2000,
+        notice: (text) => {
+          notices.push(text);
+          notice(text);
+          if (/taken over/.test(text)) noticed();
+        },
+      }),
+    });
+    await held;
+    // What a run taking over an expired claim writes (If-Match on the old ETag: it wins).
+    const claimKey = await keyOf(m, 'claim');
+    const theirs = JSON.stringify({ host: 'other-host', pid: 4242, nonce: 'theirs', expiresAt: '2999-01-01T00:00:00Z' });
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: claimKey, Body: theirs }));
+    await lost;
+    letGo();
+    const out = await run;
+    expect(out.status).toBe(1);
+    expect(out.json).toMatchObject([{ message: m.id, outcome: 'deferred', error: expect.stringMatching(/^delivered, but its claim .* was taken over by another run.*marks nothing/) }]);
+    expect(lines(out.stderr, new RegExp(`message ${m.id} \\(odmr\\): its claim .*taken over`))).toHaveLength(1);
+    // Still in the undelivered set, the other run's claim untouched.
+    expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['claim', 'eml', 'json']);
+    expect((await body(claimKey)).toString()).toBe(theirs);
   });
 });
