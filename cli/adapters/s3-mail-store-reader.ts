@@ -32,10 +32,13 @@
  * versioned bucket keeps the removed version. A younger one is a message still being committed
  * right now: it is left alone and not reported (it is not a message yet; the mail directory
  * never shows one, since there the `.eml` appears last).
+ *
+ * Moving a message to failed/ is a CopyObject, which S3 refuses above 5 GB; a larger message
+ * (`mail.maxMessageBytes` allows 10 GiB) is copied in parts (UploadPartCopy), server-side.
  */
 import {
-  CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command,
-  PutObjectCommand, S3Client, type S3ClientConfig,
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand,
+  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCopyCommand, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -52,6 +55,15 @@ export const CLAIM_LEASE_MS = 60 * 60_000;
  * orphan. The writer that might still complete it is a Lambda invocation (at most 15 minutes).
  */
 export const ORPHAN_GRACE_MS = 60 * 60_000;
+/**
+ * Above this a message goes to failed/ as a multipart copy. S3's CopyObject limit is "5 GB":
+ * the smaller reading (10^9 bytes) keeps a single copy below it whichever S3 means.
+ */
+export const MULTIPART_COPY_ABOVE_BYTES = 5 * 1000 ** 3;
+/** Each UploadPartCopy's range (S3: 5 MiB to 5 GiB, at most 10,000 parts); a few at once. */
+const COPY_PART_BYTES = 512 * 1024 * 1024;
+const COPY_PARTS_AT_ONCE = 4;
+const MAX_PARTS = 10_000;
 
 export interface S3MailStoreReaderOptions {
   /** Called once the run is over (the client the reader made is destroyed). */
@@ -64,6 +76,10 @@ export interface S3MailStoreReaderOptions {
   readonly leaseMs?: number;
   /** Default ORPHAN_GRACE_MS. */
   readonly orphanGraceMs?: number;
+  /** Default MULTIPART_COPY_ABOVE_BYTES (tests lower it to prove the multipart path on moto). */
+  readonly multipartCopyAboveBytes?: number;
+  /** Default 512 MiB. */
+  readonly copyPartBytes?: number;
 }
 
 interface S3Ref extends StoredRef {
@@ -78,6 +94,14 @@ interface ClaimRecord {
   readonly pid: number;
   readonly nonce: string;
   readonly expiresAt: string;
+}
+
+/** The message's object as claimed: what a copy to failed/ needs. */
+interface StoredObject {
+  readonly size: number;
+  readonly etag?: string;
+  readonly contentType?: string;
+  readonly metadata?: Record<string, string>;
 }
 
 /** A claim as written: its ETag (for If-Match) and when its lease runs out. */
@@ -236,8 +260,10 @@ export class S3MailStoreReader implements MailStore {
     if (!held) return null;
     const release = () => this.delete(claimKey).catch(() => undefined);
     try {
+      let source: StoredObject;
       try {
-        await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${r.base}.eml` }));
+        const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${r.base}.eml` }));
+        source = { size: head.ContentLength ?? 0, etag: head.ETag, contentType: head.ContentType, metadata: head.Metadata };
       } catch (e) {
         if (!notFound(e)) throw s3Error(`cannot read s3://${this.bucket}/${r.base}.eml`, e);
         await release();
@@ -257,7 +283,7 @@ export class S3MailStoreReader implements MailStore {
         await release();
         return null;
       }
-      return new S3Claim(this, r, envelope, Array.isArray(answered) ? answered : [], held);
+      return new S3Claim(this, r, envelope, Array.isArray(answered) ? answered : [], held, source);
     } catch (e) {
       await release();
       throw e instanceof DequeueError ? e : new DequeueError('temporary', `message ${r.id}: ${(e as Error).message}; it is left where it is`, { cause: e });
@@ -341,11 +367,58 @@ export class S3MailStoreReader implements MailStore {
     }
   }
 
+  private copySource(key: string): string {
+    return `${this.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
   async copy(from: string, to: string): Promise<void> {
     try {
-      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}` }));
+      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: this.copySource(from) }));
     } catch (e) {
       throw s3Error(`cannot copy s3://${this.bucket}/${from} to ${to}`, e);
+    }
+  }
+
+  /**
+   * A message to failed/: one CopyObject, or above the single-copy limit a multipart upload of
+   * UploadPartCopy ranges (server-side; nothing passes through this machine). Every part is
+   * copied only if the source is still the version we claimed (If-Match its ETag). A copy that
+   * fails half-way leaves an incomplete upload, which the bucket's abort-incomplete-uploads
+   * lifecycle rule removes after a day (the reader's policy has no AbortMultipartUpload).
+   */
+  async copyMessage(from: string, to: string, source: StoredObject): Promise<void> {
+    const above = this.options.multipartCopyAboveBytes ?? MULTIPART_COPY_ABOVE_BYTES;
+    if (source.size <= above) return this.copy(from, to);
+    const what = `cannot copy s3://${this.bucket}/${from} (${source.size} bytes) to ${to} in parts`;
+    const partBytes = Math.max(this.options.copyPartBytes ?? COPY_PART_BYTES, Math.ceil(source.size / MAX_PARTS));
+    try {
+      const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({
+        Bucket: this.bucket, Key: to, ContentType: source.contentType ?? 'message/rfc822', Metadata: source.metadata,
+      }));
+      const count = Math.ceil(source.size / partBytes);
+      const etags: string[] = new Array<string>(count);
+      let next = 0;
+      const worker = async () => {
+        while (next < count) {
+          const i = next++;
+          const first = i * partBytes;
+          const last = Math.min(source.size, first + partBytes) - 1;
+          const part = await this.client.send(new UploadPartCopyCommand({
+            Bucket: this.bucket, Key: to, UploadId, PartNumber: i + 1, CopySource: this.copySource(from),
+            CopySourceRange: `bytes=${first}-${last}`, CopySourceIfMatch: source.etag,
+          }));
+          etags[i] = part.CopyPartResult!.ETag!;
+        }
+      };
+      // Every worker settled before the result counts: nothing left running after a failure.
+      const settled = await Promise.allSettled(Array.from({ length: Math.min(COPY_PARTS_AT_ONCE, count) }, worker));
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      await this.client.send(new CompleteMultipartUploadCommand({
+        Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+      }));
+    } catch (e) {
+      throw s3Error(what, e);
     }
   }
 
@@ -390,6 +463,7 @@ class S3Claim implements ClaimedMail {
     readonly envelope: EnvelopeRecord,
     readonly answered: readonly RecipientAnswer[],
     private held: Held,
+    private readonly source: StoredObject,
   ) {
     this.claimKey = `${ref.base}.claim`;
     store.held.add(this);
@@ -484,7 +558,7 @@ class S3Claim implements ClaimedMail {
       await this.confirm();
       await this.store.copy(`${this.ref.base}.json`, `${to}.json`);
       await this.store.put(`${to}.replies.json`, `${JSON.stringify({ id: this.ref.id, at: new Date().toISOString(), recipients: answers }, null, 2)}\n`);
-      await this.store.copy(`${this.ref.base}.eml`, `${to}.eml`);
+      await this.store.copyMessage(`${this.ref.base}.eml`, `${to}.eml`, this.source);
       // A large copy takes a while: the message is taken out only if it is still ours.
       await this.confirm();
       await this.store.delete(`${this.ref.base}.eml`);

@@ -2,8 +2,9 @@
  * The MailReaderPolicy the stack outputs (lib/mail-reader-policy.ts; synthesised here on its own,
  * beside a bucket, to spare a bundling) is enough for `dequeue deliver --bucket`, and no more
  * than it needs: deliver runs against moto_server's S3 through the recording proxy, over every
- * path it has (delivered and deleted, refused for good and set aside under failed/, deferred with
- * a progress record, a stale claim taken over, a crash orphan removed), and each S3 call it made is evaluated against
+ * path it has (delivered and deleted, refused for good and set aside under failed/ as a multipart
+ * copy (its threshold lowered), deferred with a progress record, a stale claim taken over, a
+ * crash orphan removed), and each S3 call it made is evaluated against
  * the policy's statements as synthesised (test/deploy/iam-policy.ts). Then each statement is
  * taken away in turn: some call must be refused, or the statement is more than deliver needs.
  */
@@ -59,11 +60,11 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
     await direct.send(new CreateBucketCommand({ Bucket: bucket }));
     await direct.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
 
-    // What the function stored after ATRN: four messages, one of them claimed by a run that died;
-    // and a fifth whose envelope a crash left unwritten.
+    // What the function stored after ATRN: four messages, one of them claimed by a run that died,
+    // one large enough to be set aside in parts; and a fifth whose envelope a crash left unwritten.
     const messages = [
       message(1, { to: ['ok@customer.test'] }),
-      message(2, { to: ['ok@customer.test', 'nobody@customer.test'] }),
+      message(2, { to: ['ok@customer.test', 'nobody@customer.test'], bodyBytes: 11 * 1024 * 1024 }),
       message(3, { to: ['ok@customer.test', 'later@customer.test'] }),
       message(4, { to: ['ok@customer.test'] }),
       message(5, { to: ['ok@customer.test'] }),
@@ -81,7 +82,9 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
     cleanups.push(() => mx.stop());
     proxy.clear();
     const run = await cli(['deliver', '--bucket', bucket, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'], {
-      openMailStore: (_, notice) => new S3MailStoreReader(viaProxy, bucket, 'mail/', { notice, orphanGraceMs: 0 }),
+      openMailStore: (_, notice) => new S3MailStoreReader(viaProxy, bucket, 'mail/', {
+        notice, orphanGraceMs: 0, multipartCopyAboveBytes: 6 * 1024 * 1024, copyPartBytes: 5 * 1024 * 1024,
+      }),
     });
     // The paths this test is about: each outcome once, the orphan removed (no message).
     expect(run.json.map((r) => r.outcome).sort()).toEqual(['deferred', 'delivered', 'delivered', 'failed']);
@@ -98,7 +101,10 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
   it('allows every S3 call deliver made', () => {
     const all = decisions([reader]);
     const operations = new Set(calls.map((c) => c.operation));
-    for (const op of ['s3 ListObjectsV2', 's3 HeadObject', 's3 GetObject', 's3 PutObject', 's3 CopyObject', 's3 DeleteObject']) expect(operations, op).toContain(op);
+    for (const op of [
+      's3 ListObjectsV2', 's3 HeadObject', 's3 GetObject', 's3 PutObject', 's3 CopyObject', 's3 DeleteObject',
+      's3 CreateMultipartUpload', 's3 UploadPartCopy', 's3 CompleteMultipartUpload',
+    ]) expect(operations, op).toContain(op);
     const table = all.map(({ call, auth, decision }) => `${call.operation} ${call.subject} -> ${auth.action} ${decision.verdict}${'by' in decision ? ` (${decision.by.statement})` : ''}`);
     console.info(`deliver's S3 calls against the MailReaderPolicy:\n${[...new Set(table)].join('\n')}`);
     expect(all.filter((d) => d.decision.verdict !== 'allowed').map((d) => `${d.call.operation} ${d.call.subject}: ${d.auth.action} on ${d.auth.resource} ${d.decision.verdict}`)).toEqual([]);

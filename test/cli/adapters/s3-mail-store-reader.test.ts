@@ -5,12 +5,14 @@
  *   Old ones are removed, once, with a line each, and counted as no message; young ones (a
  *   message being committed right now) are left alone and not reported;
  * - the claim's lease, renewed while a slow message is being delivered, so another run cannot
- *   take it over; a renewal refused (another run took it) means no mark, said so.
+ *   take it over; a renewal refused (another run took it) means no mark, said so;
+ * - a message over the single-copy limit goes to failed/ as a multipart copy (the limit lowered).
  */
 import {
-  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, ListObjectVersionsCommand,
+  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, ListObjectVersionsCommand,
   PutBucketVersioningCommand, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { S3MailStoreReader, type S3MailStoreReaderOptions } from '../../../cli/adapters/s3-mail-store-reader';
@@ -22,7 +24,7 @@ import { cli, message, store, type StoredMessage } from '../delivery/stored-mail
 
 const BUCKET = 'dequeue-mail';
 
-describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease renewal', () => {
+describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease renewal, large copies', () => {
   let moto: MotoServer;
   let s3: S3Client;
   const cleanups: (() => Promise<void>)[] = [];
@@ -56,6 +58,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     return s;
   }
   const lines = (stderr: string, what: RegExp) => stderr.split('\n').filter((l) => what.test(l));
+  const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
   const body = async (Key: string, VersionId?: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key, VersionId }))).Body!.transformToByteArray());
   /** What the function would have left had it stopped between its two requests. */
   async function orphans() {
@@ -172,5 +175,22 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     // Still in the undelivered set, the other run's claim untouched.
     expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['claim', 'eml', 'json']);
     expect((await body(claimKey)).toString()).toBe(theirs);
+  });
+
+  it('a message over the single-copy limit goes to failed/ copied in parts, byte for byte', async () => {
+    const m = message(1, { to: ['nobody@customer.test'], bodyBytes: 12 * 1024 * 1024 });
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    const stored = sha(await body(await keyOf(m, 'eml')));
+    const mx = await server({ rcpt: () => '550 5.1.1 no such user' });
+    const out = await deliver(mx.port, { multipartCopyAboveBytes: 6 * 1024 * 1024, copyPartBytes: 5 * 1024 * 1024 });
+    expect(out).toMatchObject({ status: 1, json: [{ message: m.id, outcome: 'failed' }] });
+    const left = await keys();
+    expect(left.map((k) => k.replace(/^mail\/failed\/odmr\/.*\/[^.]+\./, ''))).toEqual(['eml', 'json', 'replies.json']);
+    const copy = left.find((k) => k.endsWith('.eml'))!;
+    expect(sha(await body(copy))).toBe(stored);
+    // A multipart object's ETag names its parts: 12 MiB and a trace header in 5 MiB ranges.
+    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: copy }));
+    expect(head.ETag).toMatch(/-3"$/);
+    expect(head.ContentType).toBe('message/rfc822');
   });
 });
