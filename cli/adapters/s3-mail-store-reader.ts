@@ -26,8 +26,8 @@
  * message and delivers it again. A deliver run stopped between a mark's deletes (or a delete
  * that failed) leaves an envelope, a progress record or a claim whose message is already gone.
  * `list()` removes each such leftover once it is older than ORPHAN_GRACE_MS (the function's own
- * invocation that wrote it has long ended: Lambda stops one after 15 minutes, and S3 dates a
- * multipart object from the start of its upload, which that bound covers too), under a claim of
+ * invocation that wrote it has long ended: Lambda stops one after 15 minutes, a bound that holds
+ * too if S3 dates a multipart object from the start of its upload), under a claim of
  * its own so that two runs do not both do it, with one line per object for the operator; the
  * versioned bucket keeps the removed version. A younger one is a message still being committed
  * right now: it is left alone and not reported (it is not a message yet; the mail directory
