@@ -57,6 +57,14 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     cleanups.push(() => s.stop());
     return s;
   }
+  /** A server that holds its answer to the first final dot until `letGo()`; `held` once it does. */
+  async function slowServer() {
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    let letGo: (() => void) | undefined;
+    const slow = await server({ holdFinal: () => (holding(), new Promise<void>((r) => (letGo = r))) });
+    return { slow, held, letGo: () => letGo!() };
+  }
   const lines = (stderr: string, what: RegExp) => stderr.split('\n').filter((l) => what.test(l));
   const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
   const body = async (Key: string, VersionId?: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key, VersionId }))).Body!.transformToByteArray());
@@ -119,10 +127,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     const leaseMs = 3000;
     const m = message(1);
     await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
-    let holding!: () => void;
-    const held = new Promise<void>((r) => (holding = r));
-    let letGo!: () => void;
-    const slow = await server({ holdFinal: () => (holding(), new Promise<void>((r) => (letGo = r))) });
+    const { slow, held, letGo } = await slowServer();
     const other = await server();
     const leftovers = watchLeftovers();
     const first = deliver(slow.port, { leaseMs });
@@ -144,18 +149,13 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
   it('a renewal refused (another run holds the claim now): no mark, the claim left to that run, said so', async () => {
     const m = message(1);
     await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
-    let holding!: () => void;
-    const held = new Promise<void>((r) => (holding = r));
-    let letGo!: () => void;
-    const slow = await server({ holdFinal: () => (holding(), new Promise<void>((r) => (letGo = r))) });
-    const notices: string[] = [];
+    const { slow, held, letGo } = await slowServer();
     let noticed!: () => void;
     const lost = new Promise<void>((r) => (noticed = r));
     const run = cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${slow.port}`, '--json'], {
       openMailStore: (_, notice) => new S3MailStoreReader(s3, BUCKET, 'mail/', {
         leaseMs: 2000,
         notice: (text) => {
-          notices.push(text);
           notice(text);
           if (/taken over/.test(text)) noticed();
         },
