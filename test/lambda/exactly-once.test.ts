@@ -3,7 +3,15 @@
  * counted cycle, however the deliveries arrive: the same scheduled time 20 times (Scheduler and
  * Lambda retries, each with a fresh execution id and a rising attempt number) together with 10
  * other scheduled times, all at once, each in its own "instance" (own SDK clients, own caches).
+ *
+ * moto_server runs serialised (test/servers/moto-server.ts): one request at a time, as DynamoDB
+ * runs each transaction isolated from every other request. Threaded, moto lets two transactions
+ * pass the same condition now and then (the second test here shows what serialised gives), which
+ * made this test fail under load for a reason no real table has. The deliveries still overlap
+ * between requests, where the counter's read-then-transact races are: the test checks that some
+ * transactions lost such a race and were retried.
  */
+import { CreateTableCommand, DynamoDBClient, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { CycleResult } from '../../lambda/core/result';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
@@ -17,7 +25,7 @@ describeWithMotoServer('exactly-once counting under duplicate and overlapping de
   let everyThird: ScriptedProvider;
 
   beforeAll(async () => {
-    moto = await startMotoServer();
+    moto = await startMotoServer({ serialised: true });
     world = new AwsWorld(moto);
     await world.reset();
     everyCycle = await new ScriptedProvider().start();
@@ -68,5 +76,37 @@ describeWithMotoServer('exactly-once counting under duplicate and overlapping de
     // Nothing failed: every other result is a skip that says why.
     const rest = results.flatMap((r) => r.results).filter((r) => r.outcome !== 'signalled');
     expect(rest.every((r) => r.outcome === 'skipped' && /^(already signalled in cycle|not due)/.test(r.reason ?? ''))).toBe(true);
+
+    // The deliveries raced: transactions were cancelled (the slot counted by another delivery,
+    // or the counter moved) and the losers went round again.
+    const transactions = moto.served!.filter((r) => r.operation === 'DynamoDB_20120810.TransactWriteItems');
+    expect(transactions.filter((r) => r.status === 200)).toHaveLength(11);
+    expect(transactions.filter((r) => r.status === 400).length).toBeGreaterThan(0);
+  });
+
+  it('serialised moto gives DynamoDB\'s isolation: of 20 transactions racing for one condition, exactly one wins', async () => {
+    const table = 'race';
+    const db = new DynamoDBClient(moto.clientConfig);
+    await db.send(new CreateTableCommand({
+      TableName: table, AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }], KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }], BillingMode: 'PAY_PER_REQUEST',
+    }));
+    const racers = Array.from({ length: 20 }, () => new DynamoDBClient(moto.clientConfig));
+    try {
+      const outcomes = await Promise.allSettled(racers.map((client, i) => client.send(new TransactWriteItemsCommand({
+        TransactItems: [
+          { Put: { TableName: table, Item: { pk: { S: `slot#${i}` } }, ConditionExpression: 'attribute_not_exists(pk)' } },
+          {
+            Update: {
+              TableName: table, Key: { pk: { S: 'counter' } }, UpdateExpression: 'SET #cycle = :one',
+              ConditionExpression: 'attribute_not_exists(#cycle)', ExpressionAttributeNames: { '#cycle': 'cycle' }, ExpressionAttributeValues: { ':one': { N: '1' } },
+            },
+          },
+        ],
+      }))));
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      expect(outcomes.filter((o) => o.status === 'rejected').map((o) => ((o as PromiseRejectedResult).reason as Error).name)).toEqual(Array(19).fill('TransactionCanceledException'));
+    } finally {
+      for (const client of [db, ...racers]) client.destroy();
+    }
   });
 });

@@ -18,9 +18,20 @@
  *
  * Each call to startMotoServer() runs its own process on a free port, so test files never share
  * state; `reset()` empties it between tests when a file wants that.
+ *
+ * `startMotoServer({ serialised: true })`: moto_server serves each request on its own thread and
+ * its DynamoDB TransactWriteItems is not atomic across threads (it checks every condition, then
+ * writes, and restores a copy of the whole table when one fails, so two transactions that run at
+ * once can both pass the same condition, or undo each other's writes). DynamoDB runs each
+ * transaction atomically, isolated from any other request. A serialised server gets that from a
+ * proxy in front of moto that lets one request in at a time: the clients still overlap as much as
+ * they like between requests (read, then a conditional write that may lose), which is what a test
+ * of a read-then-transact algorithm is about.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { describeWithPeer, exited, freePort, sleep } from './peer-kit';
 
@@ -38,6 +49,13 @@ export interface MotoServer {
   reset(): Promise<void>;
   /** Stop the process (SIGTERM, then SIGKILL after a bound) and wait for it to exit. */
   stop(): Promise<void>;
+  /** Serialised only: every request served, in order (its X-Amz-Target, or method and path). */
+  readonly served?: readonly ServedRequest[];
+}
+
+export interface ServedRequest {
+  readonly operation: string;
+  readonly status: number;
 }
 
 export const MOTO_REGION = 'us-east-1';
@@ -77,8 +95,83 @@ export function describeWithMotoServer(name: string, body: () => void): void {
 
 
 
+export interface MotoServerOptions {
+  /** One request at a time, as DynamoDB isolates each transaction (above). */
+  readonly serialised?: boolean;
+}
+
 /** Start one moto_server on a free loopback port and wait until it answers. */
-export async function startMotoServer(): Promise<MotoServer> {
+export async function startMotoServer(options: MotoServerOptions = {}): Promise<MotoServer> {
+  const moto = await startMotoProcess();
+  if (!options.serialised) return moto;
+  const proxy = await oneRequestAtATime(moto.port);
+  const endpoint = `http://127.0.0.1:${proxy.port}`;
+  return {
+    served: proxy.served,
+    endpoint,
+    port: proxy.port,
+    clientConfig: { ...moto.clientConfig, endpoint },
+    reset: () => moto.reset(),
+    stop: async () => {
+      await proxy.stop();
+      await moto.stop();
+    },
+  };
+}
+
+/** moto answers on loopback in milliseconds; a request it never answers must not hang the queue. */
+const UPSTREAM_TIMEOUT_MS = 30_000;
+
+/**
+ * An HTTP proxy that forwards one request at a time to 127.0.0.1:`upstream`: the next one goes
+ * once the previous response has ended (or failed: 502). Requests wait in arrival order.
+ */
+async function oneRequestAtATime(upstream: number): Promise<{ port: number; served: ServedRequest[]; stop: () => Promise<void> }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const served: ServedRequest[] = [];
+  let queue: Promise<void> = Promise.resolve();
+  const server = createHttpServer((req, res) => {
+    queue = queue.then(() => new Promise<void>((done) => {
+      const forward = httpRequest(
+        { host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers, agent, timeout: UPSTREAM_TIMEOUT_MS },
+        (answer) => {
+          const target = req.headers['x-amz-target'];
+          served.push({ operation: typeof target === 'string' ? target : `${req.method} ${req.url}`, status: answer.statusCode ?? 0 });
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          answer.on('end', done);
+          answer.on('error', () => {
+            res.destroy();
+            done();
+          });
+        },
+      );
+      forward.on('timeout', () => forward.destroy(new Error(`moto_server did not answer ${req.method} ${req.url} within ${UPSTREAM_TIMEOUT_MS} ms`)));
+      forward.on('error', (e) => {
+        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`serialising proxy: ${e.message}`);
+        done();
+      });
+      req.on('error', () => forward.destroy(new Error('the client went away')));
+      req.pipe(forward);
+    }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    served,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      agent.destroy();
+    },
+  };
+}
+
+async function startMotoProcess(): Promise<MotoServer> {
   const executable = findMotoServer();
   if (!executable) throw new Error(MOTO_MISSING_MESSAGE);
   let lastError = '';
