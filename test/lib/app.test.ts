@@ -1,36 +1,49 @@
 /**
  * bin/app.ts through the real CDK CLI, as an operator runs it: a bad `-c` value stops `cdk synth`
  * with one line naming the context key, before anything is bundled. (A good synth with the real
- * handler is what CI's `npx cdk synth` step proves.)
+ * handler is what CI's `npx cdk synth` step proves.) Both runs start at once, in beforeAll: each
+ * is a CDK CLI and a TypeScript app starting up, seconds of CPU that need not add up.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CDK = join(ROOT, 'node_modules/aws-cdk/bin/cdk');
-const outdir = mkdtempSync(join(tmpdir(), 'dequeue-app-'));
-afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
 
-function cdkSynth(...context: string[]) {
-  const result = spawnSync(process.execPath, [CDK, 'synth', '--quiet', '-o', outdir, ...context.flatMap((c) => ['-c', c])], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CDK_DISABLE_VERSION_CHECK: 'true' },
-    timeout: 60_000,
+/** `cdk synth` with these `-c` values: its exit status and stderr (killed after 60 s). */
+function cdkSynth(context: readonly string[]): Promise<{ status: number | null; stderr: string }> {
+  const outdir = mkdtempSync(join(tmpdir(), 'dequeue-app-'));
+  outdirs.push(outdir);
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CDK, 'synth', '--quiet', '-o', outdir, ...context.flatMap((c) => ['-c', c])], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, CDK_DISABLE_VERSION_CHECK: 'true' },
+      timeout: 60_000,
+    }, (error, _stdout, stderr) => resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, stderr }));
   });
-  return { status: result.status, stderr: result.stderr };
 }
 
+const CASES: [string[], string][] = [
+  [['staticEgres=true'], 'dequeue: Unknown context "staticEgres": did you mean "staticEgress"?'],
+  [['egressAllocationId=eipalloc-0123456789abcdef0'], 'dequeue: Context "egressAllocationId" only applies with static egress: add -c staticEgress=true, or drop egressAllocationId.'],
+];
+let runs: { status: number | null; stderr: string }[] = [];
+beforeAll(async () => {
+  runs = await Promise.all(CASES.map(([context]) => cdkSynth(context)));
+}, 90_000);
+
 describe('cdk synth with bad context', () => {
-  it.each([
-    [['staticEgres=true'], 'dequeue: Unknown context "staticEgres": did you mean "staticEgress"?'],
-    [['egressAllocationId=eipalloc-0123456789abcdef0'], 'dequeue: Context "egressAllocationId" only applies with static egress: add -c staticEgress=true, or drop egressAllocationId.'],
-  ])('%j fails with one clear line', (context, message) => {
-    const { status, stderr } = cdkSynth(...context);
+  it.each(CASES.map(([context, message], i) => [context, message, i] as const))('%j fails with one clear line', (_context, message, i) => {
+    const { status, stderr } = runs[i]!;
     expect(status).not.toBe(0);
     expect(stderr).toContain(message);
     expect(stderr).not.toMatch(/\n\s+at /); // no stack trace

@@ -1,6 +1,7 @@
 /**
  * ReleaseSignaller as another CDK app would use it: its own VPC or topic, and conflicting or
- * impossible props rejected before anything is created.
+ * impossible props rejected before anything is created. The templates are synthesised once, in
+ * beforeAll.
  */
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -8,14 +9,14 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { MailReaderPolicy } from '../../lib/mail-reader-policy';
 import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
 import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
-import { FIXTURE_ENTRY, cdkJsonContext, cfnText, onlyResource, SIGNALLER } from './synth-dequeue';
+import { FIXTURE_ENTRY, cfnText, inAnotherApp, onlyResource, SIGNALLER, testApp } from './synth-dequeue';
 
 function construct(props: (stack: Stack) => ReleaseSignallerProps): { stack: Stack; signaller: ReleaseSignaller } {
-  const app = new App({ context: cdkJsonContext() });
+  const app = testApp();
   const stack = new Stack(app, 'Host');
   const signaller = new ReleaseSignaller(stack, 'Dequeue', { entry: FIXTURE_ENTRY, ...props(stack) });
   return { stack, signaller };
@@ -68,13 +69,16 @@ describe('conflicting or impossible props', () => {
   });
 });
 
+let template: Template;
+const policies: Record<'kms' | 's3', any[]> = { kms: [], s3: [] };
+beforeAll(() => {
+  template = Template.fromStack(construct(inAnotherApp).stack);
+  policies.kms = policyStatements('kms');
+  policies.s3 = policyStatements('s3');
+});
+
 describe('in another app', () => {
   it('runs in the VPC it is given and notifies the topic it is given', () => {
-    const { stack } = construct((s) => ({
-      vpc: new ec2.Vpc(s, 'Network', { natGateways: 1, maxAzs: 2 }),
-      alarmTopic: new sns.Topic(s, 'OpsTopic'),
-    }));
-    const template = Template.fromStack(stack);
 
     const topic = onlyResource(template, 'AWS::SNS::Topic');
     expect(topic.id).toMatch(/^OpsTopic/);
@@ -95,7 +99,7 @@ describe('in another app', () => {
 });
 
 function policyStatements(encryption: 'kms' | 's3'): any[] {
-  const stack = new Stack(new App(), 'Host');
+  const stack = new Stack(new App({ builtinCloudFormationValidation: false }), 'Host');
   const bucket =
     encryption === 'kms'
       ? new s3.Bucket(stack, 'Mail', { encryptionKey: new kms.Key(stack, 'MailKey') })
@@ -106,14 +110,14 @@ function policyStatements(encryption: 'kms' | 's3'): any[] {
 
 describe('the mail reader policy on a bucket with a KMS key of its own (another app\'s bucket)', () => {
   it('may decrypt and encrypt with the bucket key, only through S3', () => {
-    const statement = policyStatements('kms').find((st) => st.Sid === 'UseMailKey');
+    const statement = policies.kms.find((st) => st.Sid === 'UseMailKey');
     expect(statement.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
     expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MailKey/), 'Arn'] });
     expect(cfnText(statement.Condition.StringEquals['kms:ViaService'])).toBe('s3.${AWS::Region}.amazonaws.com');
   });
 
   it('needs no KMS permission with S3-managed encryption', () => {
-    const actions = policyStatements('s3').flatMap((st) => [st.Action].flat());
+    const actions = policies.s3.flatMap((st) => [st.Action].flat());
     expect(actions.filter((a: string) => a.startsWith('kms:'))).toEqual([]);
   });
 });

@@ -2,16 +2,25 @@
  * Synthesises the dequeue app the way bin/app.ts does (cdk.json context, then the options read
  * from it), with a tiny fixture entry instead of the real handler so that bundling stays fast.
  * Each test file synthesises once per configuration, in beforeAll.
+ *
+ * Without CDK's built-in CloudFormation validation (cdk.json's validateAgainstDefaultRules): its
+ * rule engine is WebAssembly that takes ~7 s of CPU to load in each process that synthesises, so
+ * every stack test file paid it again, and under load a synthesis inside a test ran past its
+ * timeout. These tests check what the template holds; test/lib/cfn-validation.test.ts runs the
+ * validation over every configuration they build (and CI's `cdk synth` over the real app).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Validations, type AppProps, type Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { deploymentOptionsFrom, type DeploymentOptions } from '../../lib/deployment-options';
 import { DequeueStack } from '../../lib/dequeue-stack';
+import type { ReleaseSignallerProps } from '../../lib/release-signaller';
 
 export const FIXTURE_ENTRY = fileURLToPath(new URL('./fixtures/handler.ts', import.meta.url));
 const CDK_JSON = fileURLToPath(new URL('../../cdk.json', import.meta.url));
@@ -19,6 +28,19 @@ const CDK_JSON = fileURLToPath(new URL('../../cdk.json', import.meta.url));
 /** The context block of cdk.json: the same feature flags as `cdk synth`. */
 export function cdkJsonContext(): Record<string, unknown> {
   return JSON.parse(readFileSync(CDK_JSON, 'utf8')).context;
+}
+
+/**
+ * An App as `cdk synth` makes one (cdk.json's context, then `context`), without the built-in
+ * validation unless `validate` (above).
+ */
+export function testApp(props: AppProps = {}, settings: { readonly validate?: boolean } = {}): App {
+  return new App({ ...props, context: { ...cdkJsonContext(), ...props.context }, builtinCloudFormationValidation: settings.validate ?? false });
+}
+
+/** ReleaseSignaller in another app: that app's own VPC and alarm topic, created in `stack`. */
+export function inAnotherApp(stack: Stack): ReleaseSignallerProps {
+  return { vpc: new ec2.Vpc(stack, 'Network', { natGateways: 1, maxAzs: 2 }), alarmTopic: new sns.Topic(stack, 'OpsTopic') };
 }
 
 export interface SynthesisedDequeue {
@@ -34,10 +56,10 @@ export interface SynthesisedDequeue {
 
 export function synthDequeue(
   context: Record<string, unknown> = {},
-  settings: { readonly nag?: boolean } = {},
+  settings: { readonly nag?: boolean; readonly validate?: boolean } = {},
 ): SynthesisedDequeue {
   const outdir = mkdtempSync(join(tmpdir(), 'dequeue-cdk-'));
-  const app = new App({ outdir, context: { ...cdkJsonContext(), ...context } });
+  const app = testApp({ outdir, context }, settings);
   if (settings.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   const options = deploymentOptionsFrom(
     (key) => app.node.tryGetContext(key),

@@ -4,12 +4,12 @@
  * responses), the visibility timeout rule, and exactly the SQS permissions the code and the
  * mapping use.
  */
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
 import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
-import { cdkJsonContext, FIXTURE_ENTRY, onlyResource, signallerFunction, synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
+import { FIXTURE_ENTRY, onlyResource, signallerFunction, synthDequeue, testApp, type SynthesisedDequeue } from './synth-dequeue';
 
 let synth: SynthesisedDequeue;
 let template: Template;
@@ -21,7 +21,7 @@ beforeAll(() => {
 afterAll(() => synth?.dispose());
 
 function signallerTemplate(props: ReleaseSignallerProps): Template {
-  const app = new App({ context: cdkJsonContext() });
+  const app = testApp();
   const stack = new Stack(app, 'Host');
   new ReleaseSignaller(stack, 'Dequeue', { entry: FIXTURE_ENTRY, ...props });
   return Template.fromStack(stack);
