@@ -49,9 +49,10 @@ describeWithPostfix('dequeue deliver into a real Postfix', () => {
     expect(lines[0].recipients[0]).toMatchObject({ address: 'alice@customer.test', code: 250, text: expect.stringMatching(/queued as/) });
     expect((await readdir(join(dir.path, 'odmr', 'delivered'))).filter((n) => n.endsWith('.eml'))).toHaveLength(3);
 
-    // Postfix holds them for customer.test; each queue entry carries the stored envelope
-    // (postqueue shows the null reverse-path as MAILER-DAEMON).
-    const queued = await postfix.queue();
+    // Postfix holds them for customer.test (deferred, so that the release below flushes them);
+    // each queue entry carries the stored envelope (postqueue shows the null reverse-path as
+    // MAILER-DAEMON).
+    const queued = await postfix.waitForDeferred(() => true, messages.length);
     expect(queued.map((q) => [q.sender, q.recipients.map((r) => r.address).sort()]).sort()).toEqual(
       messages.map((m) => [m.mailFrom || 'MAILER-DAEMON', [...m.rcptTo].sort()]).sort(),
     );
@@ -59,7 +60,10 @@ describeWithPostfix('dequeue deliver into a real Postfix', () => {
     // Released (what ETRN would do), they reach the listener behind Postfix.
     await promisify(execFile)('postqueue', ['-c', postfix.configDir, '-s', 'customer.test'], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
     for (const m of messages) {
-      const got = await mx.waitFor(m.messageId);
+      // Should one not arrive, Postfix's log says why (deferred, refused, never flushed).
+      const got = await mx.waitFor(m.messageId).catch(async (e: Error) => {
+        throw new Error(`${e.message}; Postfix's log ends:\n${(await postfix.log()).slice(-3000)}`);
+      });
       expect([got.mailFrom, [...got.rcptTo].sort()]).toEqual([m.mailFrom, [...m.rcptTo].sort()]);
       // The text as stored: its dot lines unstuffed again on the way through Postfix.
       expect(got.text).toContain('\r\n.\r\n..two\r\n.leading\r\n');

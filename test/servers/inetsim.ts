@@ -9,7 +9,10 @@
  * in a temporary folder (the default pid file is global and a stale one blocks the next start),
  * every folder readable by the `inetsim` user. It ignores signals for about 3 s after starting,
  * so we wait for "Simulation running" in its main log before using or stopping it, and stop its
- * whole process group.
+ * whole process group. "Simulation running" is written 2 s after the services were forked,
+ * whether or not they listen yet (a loaded machine takes longer to start a Perl service and load
+ * its certificate): each service writes "<name> started" once it is bound and about to accept
+ * (Net::Server's pre_loop_hook), so we wait for that line of both services as well.
  *
  * Absent: in CI (`CI` set) the suite fails with a plain message; elsewhere it is skipped and
  * stderr says so.
@@ -126,16 +129,19 @@ export async function startInetSim(): Promise<InetSim> {
   process.once('exit', onExit);
 
   const mainLog = join(logs, 'main.log');
+  // INetSim's service names are <service>_<port>_tcp (INetSim::Config).
+  const ready = ['Simulation running', `* smtp_${port}_tcp started`, `* smtps_${smtpsPort}_tcp started`];
   const started = Date.now();
   for (;;) {
     const log = await readFile(mainLog, 'utf8').catch(() => '');
-    if (log.includes('Simulation running')) break;
+    if (ready.every((line) => log.includes(line))) break;
     if (child.exitCode !== null || Date.now() - started > START_TIMEOUT_MS) {
       killGroup('SIGKILL');
       await exited(child);
       process.removeListener('exit', onExit);
       await rm(home, { recursive: true, force: true });
-      throw new Error(`inetsim did not report "Simulation running" within ${START_TIMEOUT_MS} ms (exit ${child.exitCode}): ${output.trim().slice(-800)}`);
+      const missing = ready.filter((line) => !log.includes(line)).map((line) => `"${line}"`).join(', ');
+      throw new Error(`inetsim did not report ${missing} within ${START_TIMEOUT_MS} ms (exit ${child.exitCode}): ${log.trim().slice(-600)} ${output.trim().slice(-400)}`);
     }
     await sleep(100);
   }

@@ -82,6 +82,12 @@ export interface PostfixInstance {
   inject(message: { to: string; from?: string; subject?: string; body?: string }): Promise<HeldMessage>;
   /** The queue as `postqueue -j` lists it. */
   queue(): Promise<QueueEntry[]>;
+  /**
+   * Wait (bounded) until `count` queue entries that `match` are in the deferred queue: only then
+   * does `postqueue -s` (or ETRN) release them, since Postfix adds a message to a site's fast
+   * flush list when it defers it. Mail that has just arrived is still in incoming or active.
+   */
+  waitForDeferred(match: (entry: QueueEntry) => boolean, count: number): Promise<QueueEntry[]>;
   /** The whole maillog so far ('' before the first line). */
   log(): Promise<string>;
   /** Wait (bounded) until a maillog line matches; resolves to that line. */
@@ -551,13 +557,19 @@ async function startIn(dir: string, domains: readonly string[], options: Postfix
       ].join('\n');
       // -i: a lone dot is not the end; -f: the envelope sender, by which the queue entry is found.
       await mustRun('sendmail', ['-C', configDir, '-i', '-f', sender, '--', to], text);
+      const [entry] = await instance.waitForDeferred((e) => e.sender === sender, 1);
+      return { queueId: entry!.queue_id, messageId, subject: title, from: sender, to };
+    },
+
+    async waitForDeferred(match, count) {
       const limit = Date.now() + DEFERRED_TIMEOUT_MS;
       for (;;) {
-        const entry = (await instance.queue()).find((e) => e.sender === sender);
-        if (entry?.queue_name === 'deferred') return { queueId: entry.queue_id, messageId, subject: title, from: sender, to };
+        const entries = (await instance.queue()).filter(match);
+        const deferred = entries.filter((e) => e.queue_name === 'deferred');
+        if (deferred.length >= count) return deferred;
         if (Date.now() > limit) {
           throw new Error(
-            `the message to ${to} was not deferred within ${DEFERRED_TIMEOUT_MS} ms (queue: ${JSON.stringify(entry ?? null)})\n${await logTail()}`,
+            `${count} message(s) were not deferred within ${DEFERRED_TIMEOUT_MS} ms (queue: ${JSON.stringify(entries)})\n${await logTail()}`,
           );
         }
         await sleep(100);
