@@ -6,7 +6,9 @@
  * - `Targets` (Count), dimensions service + `outcome`: how many targets ended with each outcome,
  *   all six every invocation (zeros included, so graphs show 0 rather than gaps).
  * - `TargetFailures` (Count), dimension service only: failed targets (temporary, permanent,
- *   config); the stack's alarm watches this one, so it is emitted every invocation, 0 included.
+ *   config), emitted every invocation, 0 included. The stack's dashboard graphs it; no alarm
+ *   watches it (one failed cycle is the next cycle's retry): the failing-targets alarm watches
+ *   `FailingTargets` below, the stale-targets alarm `StaleTargets`.
  * - `MessagesStored` (Count): mail received and stored after ATRN.
  * - `TargetDuration` (Milliseconds): one value per target actually worked.
  * - `FailingTargets` and `StaleTargets` (Count), dimension service only: how many targets have
