@@ -2,7 +2,7 @@
  * The deployable stack: the deployment options (validated CDK context) mapped onto one
  * ReleaseSignaller, and the outputs an operator needs after `cdk deploy`.
  */
-import { Aws, CfnOutput, Duration, Stack, TimeZone, type StackProps } from 'aws-cdk-lib';
+import { Aws, CfnCondition, CfnOutput, Duration, Fn, Stack, TimeZone, type StackProps } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type { Construct } from 'constructs';
@@ -71,10 +71,7 @@ export class DequeueStack extends Stack {
     });
     new CfnOutput(this, 'AlarmTopicArn', { description: 'SNS topic of the alarms', value: s.alarms.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard of the cycles, targets and alarms', value: s.dashboard.dashboard.dashboardName });
-    new CfnOutput(this, 'DashboardUrl', {
-      description: 'The dashboard in the CloudWatch console',
-      value: `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${s.dashboard.dashboard.dashboardName}`,
-    });
+    this.dashboardUrlOutput(s.dashboard.dashboard.dashboardName);
     new CfnOutput(this, 'DeadLetterQueueUrl', { description: 'Scheduled invocations that could not be delivered', value: s.deadLetterQueue.queueUrl });
     const egress = s.staticEgress;
     if (egress?.address) {
@@ -89,5 +86,28 @@ export class DequeueStack extends Stack {
         value: egress.allocationId,
       });
     }
+  }
+  /**
+   * `DashboardUrl`: the dashboard in the console of the partition the stack is deployed in (the
+   * partition is known only at deploy time: AWS::Partition). aws: the region's own console;
+   * aws-cn: console.amazonaws.cn; aws-us-gov: console.amazonaws-us-gov.com; each with the region
+   * in the query. In any other partition the output is left out rather than wrong:
+   * `DashboardName` names the dashboard there.
+   */
+  private dashboardUrlOutput(dashboardName: string): void {
+    const partitionIs = (partition: string) => Fn.conditionEquals(Aws.PARTITION, partition);
+    const china = new CfnCondition(this, 'InChinaPartition', { expression: partitionIs('aws-cn') });
+    const govCloud = new CfnCondition(this, 'InGovCloudPartition', { expression: partitionIs('aws-us-gov') });
+    const known = new CfnCondition(this, 'InPartitionWithKnownConsole', { expression: Fn.conditionOr(partitionIs('aws'), china, govCloud) });
+    const consoleHome = Fn.conditionIf(
+      china.logicalId,
+      'https://console.amazonaws.cn',
+      Fn.conditionIf(govCloud.logicalId, 'https://console.amazonaws-us-gov.com', `https://${Aws.REGION}.console.aws.amazon.com`),
+    );
+    new CfnOutput(this, 'DashboardUrl', {
+      description: 'The dashboard in the CloudWatch console',
+      value: Fn.join('', [consoleHome.toString(), `/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${dashboardName}`]),
+      condition: known,
+    });
   }
 }

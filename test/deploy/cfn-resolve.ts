@@ -3,7 +3,8 @@
  * physical name CloudFormation would generate (`<stack>-<logicalId>-<suffix>`, or the name the
  * template gives it), and `Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub`, `Fn::Select` and
  * `Fn::Split` become the strings the function and its policies would see, in moto's account and
- * region. A reference this file cannot resolve throws, naming it: the test then says what to add
+ * region (or the partition and region given); `Fn::If` and the conditions (`Fn::Equals`,
+ * `Fn::And`, `Fn::Or`, `Fn::Not`, `Condition`) are decided the same way. A reference this file cannot resolve throws, naming it: the test then says what to add
  * instead of comparing with a guess.
  */
 import { randomBytes } from 'node:crypto';
@@ -167,11 +168,46 @@ export class CfnResolver {
           const [separator, text] = arg as [string, CfnValue];
           return this.string(text).split(separator);
         }
+        case 'Fn::If': {
+          const [name, then, otherwise] = arg as [string, CfnValue, CfnValue];
+          return this.resolve(this.condition(name) ? then : otherwise);
+        }
+        case 'Fn::Equals':
+        case 'Fn::And':
+        case 'Fn::Or':
+        case 'Fn::Not':
+        case 'Condition':
+          return this.decide(value);
         default:
           if (fn.startsWith('Fn::')) throw new Error(`${fn} is not resolved by test/deploy/cfn-resolve.ts (${JSON.stringify(value).slice(0, 200)})`);
       }
     }
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, this.resolve(v)]));
+  }
+
+  /** Whether the template's condition `name` holds. */
+  condition(name: string): boolean {
+    const expression = this.template.Conditions?.[name];
+    if (expression === undefined) throw new Error(`no condition ${name} in the template`);
+    return this.decide(expression);
+  }
+
+  private decide(value: CfnValue): boolean {
+    const [fn, arg] = Object.entries(value as Record<string, CfnValue>)[0] ?? [];
+    const args = arg as CfnValue[];
+    switch (fn) {
+      case 'Fn::Equals':
+        return JSON.stringify(this.resolve(args[0]!)) === JSON.stringify(this.resolve(args[1]!));
+      case 'Fn::And':
+        return args.every((a) => this.decide(a));
+      case 'Fn::Or':
+        return args.some((a) => this.decide(a));
+      case 'Fn::Not':
+        return !this.decide(args[0]!);
+      case 'Condition':
+        return this.condition(String(arg));
+    }
+    throw new Error(`not a condition: ${JSON.stringify(value).slice(0, 200)}`);
   }
 
   private ref(name: string): string {

@@ -25,6 +25,7 @@ export interface CfnResource {
 export interface CfnTemplate {
   readonly Resources: Record<string, CfnResource>;
   readonly Parameters?: Record<string, { readonly Default?: unknown }>;
+  readonly Conditions?: Record<string, CfnValue>;
 }
 
 export interface StackArtifact {

@@ -7,6 +7,8 @@ import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ESM_REQUIRE_BANNER, LAMBDA_NODE_MAJOR } from '../../lib/bundling';
 import { FAILING_TARGETS_METRIC, STALE_TARGETS_METRIC } from '../../lib/signaller-alarms';
+import type { CfnTemplate } from '../deploy/cloud-assembly';
+import { CfnResolver } from '../deploy/cfn-resolve';
 import { cfnText, onlyResource, synthDequeue, SIGNALLER, signallerFunction, signallerLogGroup, type SynthesisedDequeue } from './synth-dequeue';
 
 let synth: SynthesisedDequeue;
@@ -526,12 +528,24 @@ describe('outputs', () => {
     }
   });
 
-  it('name the dashboard and link to it in the console', () => {
+  it.each([
+    ['aws', 'eu-central-1', 'https://eu-central-1.console.aws.amazon.com/cloudwatch/home?region=eu-central-1'],
+    ['aws-cn', 'cn-north-1', 'https://console.amazonaws.cn/cloudwatch/home?region=cn-north-1'],
+    ['aws-us-gov', 'us-gov-west-1', 'https://console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1'],
+  ])('name the dashboard and link to it in the console of the partition (%s)', (partition, region, consoleHome) => {
     const dashboard = onlyResource(template, 'AWS::CloudWatch::Dashboard');
     template.hasOutput('DashboardName', { Value: { Ref: dashboard.id } });
     const url = template.findOutputs('DashboardUrl').DashboardUrl;
-    expect(cfnText(url.Value)).toBe(
-      `https://\${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=\${AWS::Region}#dashboards/dashboard/\${${dashboard.id}}`,
-    );
+    // As CloudFormation would resolve it, deployed in that partition and region.
+    const resolver = new CfnResolver(template.toJSON() as CfnTemplate, { partition, region, accountId: '123456789012', stackName: 'Dequeue', urlSuffix: 'amazonaws.com' });
+    const name = resolver.physicalOf(dashboard.id).ref;
+    expect(resolver.condition(url.Condition)).toBe(true);
+    expect(resolver.string(url.Value)).toBe(`${consoleHome}#dashboards/dashboard/${name}`);
+  });
+
+  it('leave the dashboard link out in a partition whose console it does not know, rather than give a wrong one', () => {
+    const url = template.findOutputs('DashboardUrl').DashboardUrl;
+    const resolver = new CfnResolver(template.toJSON() as CfnTemplate, { partition: 'aws-iso', region: 'us-iso-east-1', accountId: '123456789012', stackName: 'Dequeue', urlSuffix: 'c2s.ic.gov' });
+    expect(resolver.condition(url.Condition)).toBe(false);
   });
 });
