@@ -33,6 +33,8 @@ export interface ScriptedMailServerOptions {
   readonly final?: (address: string, message: number) => string;
   /** Destroy the connection after this many bytes of DATA of message `n` (0-based, counted per server). */
   readonly cutInData?: { readonly message: number; readonly afterBytes: number };
+  /** Stop reading after this many bytes of DATA of message `n` until `until()` settles (a stalled server). */
+  readonly stallInData?: { readonly message: number; readonly afterBytes: number; readonly until: () => Promise<void> };
   /**
    * End the data at LF "." CRLF, as servers did before their 2023-24 smuggling fixes, rather than
    * at CRLF "." CRLF only: what a smuggled second message would need.
@@ -120,6 +122,7 @@ export class ScriptedMailServer {
       });
     };
     let holding = false;
+    let stalled = false;
 
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
@@ -134,6 +137,12 @@ export class ScriptedMailServer {
           if (cut && cut.message === dataNumber && buffer.length >= cut.afterBytes) {
             socket.destroy();
             return;
+          }
+          const stall = o.stallInData;
+          if (stall && !stalled && stall.message === dataNumber && buffer.length >= stall.afterBytes) {
+            stalled = true;
+            socket.pause();
+            void stall.until().then(() => socket.resume());
           }
           const atStart = buffer.subarray(0, 3).toString('latin1') === '.\r\n';
           const lf = o.naiveEndOfData ? buffer.indexOf('\n.\r\n') : -1;

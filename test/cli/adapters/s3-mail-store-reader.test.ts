@@ -177,6 +177,40 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     expect((await body(claimKey)).toString()).toBe(theirs);
   });
 
+  it('a claim lost while the text is still being sent: the connection is cut, so the server does not take it', async () => {
+    const m = message(1, { bodyBytes: 20 * 1024 * 1024 });
+    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    let stalling!: () => void;
+    const stalled = new Promise<void>((r) => (stalling = r));
+    let resume!: () => void;
+    const resumed = new Promise<void>((r) => (resume = r));
+    const mx = await server({ stallInData: { message: 0, afterBytes: 1024 * 1024, until: () => (stalling(), resumed) } });
+    let noticed!: () => void;
+    const lost = new Promise<void>((r) => (noticed = r));
+    const run = cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'], {
+      openMailStore: (_, notice) => new S3MailStoreReader(s3, BUCKET, 'mail/', {
+        leaseMs: 2000,
+        notice: (text) => {
+          notice(text);
+          if (/taken over/.test(text)) noticed();
+        },
+      }),
+    });
+    await stalled;
+    const claimKey = await keyOf(m, 'claim');
+    const theirs = JSON.stringify({ host: 'other-host', pid: 4242, nonce: 'theirs', expiresAt: '2999-01-01T00:00:00Z' });
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: claimKey, Body: theirs }));
+    await lost;
+    resume();
+    const out = await run;
+    expect(out.status).toBe(1);
+    expect(out.json).toMatchObject([{ message: m.id, outcome: 'deferred', error: expect.stringMatching(/taken over by another run/) }]);
+    // A count, not the messages: a 20 MB text in a failure's diff would not help anyone.
+    expect(mx.accepted.length).toBe(0);
+    expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['claim', 'eml', 'json']);
+    expect((await body(claimKey)).toString()).toBe(theirs);
+  });
+
   it('a message over the single-copy limit goes to failed/ copied in parts, byte for byte', async () => {
     const m = message(1, { to: ['nobody@customer.test'], bodyBytes: 12 * 1024 * 1024 });
     await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
