@@ -123,7 +123,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   const notice = (text: string) => log(visible(text));
   const store = io.openMailStore?.(options, notice)
     ?? (options.mailDir ? new MailDirStore(options.mailDir) : await s3Store(options.bucket!, options.prefix, options.dryRun, notice));
-  const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0 };
+  const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0, skipped: 0 };
   try {
     await deliverStored(
       { targets: options.targets, dryRun: options.dryRun },
@@ -138,6 +138,8 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
           io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${line(r)}\n`);
           if (r.outcome === 'failed') log(`message ${r.message} (${r.target}) FAILED: ${visible(r.error ?? '')}`);
         },
+        onNotice: notice,
+        onSkipped: () => void tally.skipped++,
       },
     );
   } catch (e) {
@@ -155,7 +157,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   log(
     options.dryRun
       ? `dry run: ${tally.pending} message(s) would go to ${options.destination.display}`
-      : `${total} message(s) from ${store.name} to ${options.destination.display}: ${tally.delivered} delivered, ${tally.deferred} deferred, ${tally.failed} failed`,
+      : `${total} message(s) from ${store.name} to ${options.destination.display}: ${tally.delivered} delivered, ${tally.deferred} deferred, ${tally.failed} failed${tally.skipped ? `; ${tally.skipped} left to another run` : ''}`,
   );
   return tally.deferred || tally.failed ? 1 : 0;
 }

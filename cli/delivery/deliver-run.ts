@@ -40,6 +40,10 @@ export interface DeliverDeps extends DeliveryOptions {
   readonly destination: Destination;
   readonly transcript: Transcript;
   readonly onReport?: (report: MessageReport) => void;
+  /** What the operator should see without --verbose: another run holding a target's mail. */
+  readonly onNotice?: (text: string) => void;
+  /** A message left alone because another run holds it. */
+  readonly onSkipped?: (ref: StoredRef) => void;
 }
 
 export async function deliverStored(request: DeliverRequest, deps: DeliverDeps): Promise<MessageReport[]> {
@@ -54,6 +58,8 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
   let connection = null as DeliveryConnection | null;
   /** Set when the server cannot be reached: the rest of the run is deferred without trying. */
   let down: DequeueError | null = null;
+  /** Targets whose mail another run holds, said once each. */
+  const held = new Set<string>();
 
   /**
    * The store's work overlaps the network's (bench/deliver.ts): the next message is claimed while
@@ -69,10 +75,11 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
     return settled;
   };
   type Claimed = { claim: ClaimedMail | null } | { error: DequeueError };
+  let ahead: Promise<Claimed> | null = null;
   const claimOf = (ref: StoredRef): Promise<Claimed> => store.claim(ref).then((claim) => ({ claim }), (e: unknown) => ({ error: asDequeueError(e) }));
 
   try {
-    let ahead: Promise<Claimed> | null = refs.length ? claimOf(refs[0]!) : null;
+    ahead = refs.length ? claimOf(refs[0]!) : null;
     for (const [i, ref] of refs.entries()) {
       const claimed: Claimed = await ahead!;
       ahead = i + 1 < refs.length ? claimOf(refs[i + 1]!) : null;
@@ -82,7 +89,13 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
       }
       const claim = claimed.claim;
       if (!claim) {
-        deps.transcript.line('deliver', '*', `message ${ref.id} (${ref.target}) is being delivered by another run; left to it`);
+        deps.onSkipped?.(ref);
+        const holder = await store.heldBy?.(ref.target);
+        if (!holder) deps.transcript.line('deliver', '*', `message ${ref.id} (${ref.target}) is being delivered by another run; left to it`);
+        else if (!held.has(ref.target)) {
+          held.add(ref.target);
+          (deps.onNotice ?? ((text: string) => deps.transcript.line('deliver', '*', text)))(`the mail of ${ref.target} is being delivered by ${holder}; left to it`);
+        }
         continue;
       }
       try {
@@ -97,6 +110,8 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
     }
   } finally {
     // A claim taken ahead and not used (an unexpected error above) is given back.
+    const unused = await ahead?.catch(() => null);
+    if (unused && 'claim' in unused) await unused.claim?.release();
     await Promise.all(marks);
     await reported.catch(() => undefined);
     await connection?.close();

@@ -89,7 +89,7 @@ export interface Outgoing {
   readonly body?: '7BIT' | '8BITMIME';
   /** Stored size, for SIZE (RFC 1870). */
   readonly size?: number;
-  readonly text: () => AsyncIterable<Buffer>;
+  readonly text: () => AsyncIterable<Buffer> | Iterable<Buffer>;
 }
 
 export interface RecipientOutcome {
@@ -268,20 +268,30 @@ export class DeliveryConnection {
     return result(error);
   }
 
-  /** The message text, canonical and stuffed, with backpressure; throws when it cannot finish. */
+  /**
+   * The message text, canonical and stuffed, with backpressure; throws when it cannot finish.
+   * Each chunk goes out when the next one is read, and the last with the final dot (endData): a
+   * small message and its end leave in one write.
+   */
   private async stream(m: Outgoing): Promise<void> {
     const socket = this.session.socket;
     const writer = new DotStuffer();
     let bytes = 0;
+    let held: Buffer[] = [];
+    const closed = () => this.broken ?? this.session.channel.broken ?? new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`);
     for await (const chunk of m.text()) {
-      if (!this.usable) throw this.broken ?? this.session.channel.broken ?? new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`);
+      if (!this.usable) throw closed();
       bytes += chunk.length;
-      if (!this.writeAll(socket, writer.push(chunk))) await this.drained(socket);
+      if (held.length && !this.writeAll(socket, held)) {
+        held = [];
+        await this.drained(socket);
+      }
+      held = writer.push(chunk);
     }
-    if (!this.usable) throw this.broken ?? this.session.channel.broken ?? new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`);
+    if (!this.usable) throw closed();
     this.options.transcript.line('deliver', '*', `message ${m.id}: ${bytes} bytes sent`);
     // The final dot is written by endData, once its replies are awaited.
-    this.pendingEnd = [writer.end()];
+    this.pendingEnd = [...held, writer.end()];
   }
 
   private pendingEnd: Buffer[] = [];

@@ -32,6 +32,11 @@ export interface MailStore {
    * undelivered set meanwhile: it must then be left alone.
    */
   claim(ref: StoredRef): Promise<ClaimedMail | null>;
+  /**
+   * After a null claim, for a store that claims a whole target at once (the mail directory): who
+   * else holds this target's mail, so that the run says so once rather than for each message.
+   */
+  heldBy?(target: string): Promise<string | undefined>;
   /** At the end of a run: make its marks durable, free what the store holds. */
   close(): Promise<void>;
 }
@@ -41,8 +46,8 @@ export interface ClaimedMail {
   readonly envelope: EnvelopeRecord;
   /** Final answers recorded by earlier runs: those recipients are not sent to again. */
   readonly answered: readonly RecipientAnswer[];
-  /** The stored bytes, streamed (trace header included). */
-  open(): AsyncIterable<Buffer>;
+  /** The stored bytes (trace header included): streamed, or at once when the store has them whole. */
+  open(): AsyncIterable<Buffer> | Iterable<Buffer>;
   /** Every recipient accepted: the message leaves the undelivered set (delivered/, or deleted). */
   delivered(answers: readonly RecipientAnswer[]): Promise<void>;
   /** Every recipient answered, some refused for good: to failed/, the replies beside it. */

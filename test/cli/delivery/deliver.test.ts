@@ -195,15 +195,27 @@ describe('dequeue deliver from a mail directory', () => {
     expect(await where(root)).toMatchObject({ waiting: [], failed: [] });
   });
 
-  it('a lock left by a crashed run is broken; a live run\'s lock is respected', async () => {
-    const [m1, m2] = [message(1), message(2)];
-    const root = await mailDir([m1, m2]);
-    await writeFile(join(root, 'odmr', `.${m1.id}.lock`), JSON.stringify({ pid: 2 ** 22 + 17, host: (await import('node:os')).hostname(), nonce: 'x', since: '' }));
-    await writeFile(join(root, 'odmr', `.${m2.id}.lock`), JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), nonce: 'y', since: '' }));
+  it('a lock left by a crashed run is broken; a live run\'s lock is respected, and said once', async () => {
+    const host = (await import('node:os')).hostname();
+    const crashed = await mailDir([message(1), message(2)]);
+    await writeFile(join(crashed, 'odmr', '.deliver.lock'), JSON.stringify({ pid: 2 ** 22 + 17, host, nonce: 'x', since: '2026-11-30T09:00:00.000Z' }));
     const mx = await server();
-    const out = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
-    expect(out.json.map((r) => r.message)).toEqual([m1.id]);
-    expect(await where(root)).toEqual({ waiting: [m2.id], delivered: [m1.id], failed: [] });
+    const out = await cli(['deliver', '--mail-dir', crashed, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    expect(out.status).toBe(0);
+    expect(out.json).toHaveLength(2);
+    expect(await where(crashed)).toMatchObject({ waiting: [], failed: [] });
+    // The run removes its own lock at the end.
+    expect((await readdir(join(crashed, 'odmr'))).filter((f) => f.includes('lock'))).toEqual([]);
+
+    const live = await mailDir([message(3), message(4)]);
+    await writeFile(join(live, 'odmr', '.deliver.lock'), JSON.stringify({ pid: process.pid, host, nonce: 'y', since: '2026-11-30T09:00:00.000Z' }));
+    const left = await cli(['deliver', '--mail-dir', live, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    expect(left.status).toBe(0);
+    expect(left.json).toEqual([]);
+    expect(left.stderr.match(/being delivered by another run/g)).toHaveLength(1);
+    expect(left.stderr).toContain(`pid ${process.pid} on ${host}`);
+    expect((await where(live)).waiting).toHaveLength(2);
+    expect(mx.accepted).toHaveLength(2);
   });
 
   it('--dry-run lists what would go and connects to nothing', async () => {
