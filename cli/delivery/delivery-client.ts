@@ -18,7 +18,7 @@
 import type { Socket } from 'node:net';
 import { boundedText, openClientSession, type ClientSession } from '../../lambda/core/smtp/client-handshake';
 import { DotStuffer } from '../../lambda/core/smtp/dot-stuffing';
-import { asDequeueError, DequeueError, TimeoutError } from '../../lambda/core/errors';
+import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
 import { peerName } from '../../lambda/core/smtp/connection';
@@ -101,6 +101,16 @@ export interface RecipientOutcome {
   readonly final: boolean;
 }
 
+/** A message handed to the server: its result comes with the server's replies. */
+export interface Sent {
+  readonly result: Promise<TransactionResult>;
+  /**
+   * The connection failed before the server answered MAIL: it cannot have taken this message, so
+   * it may go again at once on a new connection (one the server dropped while it was idle).
+   */
+  readonly unsent?: boolean;
+}
+
 export interface TransactionResult {
   readonly recipients: readonly RecipientOutcome[];
   /** Why some recipient has no final answer (or why nothing was sent), if so. */
@@ -155,7 +165,9 @@ export class DeliveryConnection {
     return this.destination.protocol === 'lmtp';
   }
 
-  async send(m: Outgoing): Promise<TransactionResult> {
+  /** Send one message. Resolves once its last byte is written, to its result still to come. */
+  async send(m: Outgoing): Promise<Sent> {
+    const done = (r: TransactionResult): Sent => ({ result: Promise.resolve(r) });
     const ext = this.session.extensions;
     const none = (error: DequeueError): TransactionResult => ({
       recipients: m.recipients.map((address) => ({ address, code: null, text: error.message, final: false })),
@@ -163,7 +175,7 @@ export class DeliveryConnection {
     });
     if (m.body === '8BITMIME' && !ext.has('8BITMIME')) {
       // RFC 6152 3: 8-bit data must not go to a server that did not offer it.
-      return none(new DequeueError('temporary', `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`));
+      return done(none(new DequeueError('temporary', `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`)));
     }
     const params = [
       ...(m.body === '8BITMIME' ? ['BODY=8BITMIME'] : []),
@@ -177,17 +189,25 @@ export class DeliveryConnection {
     let mailReply: SmtpReply;
     const rcptReplies: (SmtpReply | DequeueError)[] = [];
     let dataReply: SmtpReply | DequeueError;
+    const pipelined = ext.has('PIPELINING');
     try {
-      if (ext.has('PIPELINING')) {
+      if (pipelined) {
         const pending = channel.pipeline([mail, ...rcpts, 'DATA'], ms).map((p) => p.then((r) => r, (e: unknown) => asDequeueError(e)));
         const first = await pending[0]!;
         if (first instanceof DequeueError) throw first;
         mailReply = first;
         for (let i = 0; i < rcpts.length; i++) rcptReplies.push(await pending[i + 1]!);
         dataReply = await pending[rcpts.length + 1]!;
+        // A reply of the group missing (a timeout, a cut): one dropped earlier in the group would
+        // have shifted the rest onto the wrong commands, so none of them is shown or acted on.
+        const missing = [...rcptReplies, dataReply].find((r): r is DequeueError => r instanceof DequeueError);
+        if (missing) {
+          this.broken ??= missing;
+          return done(none(missing));
+        }
       } else {
         mailReply = await channel.command(mail, ms);
-        if (mailReply.code === 250) {
+        if (mailReply.code < 300) {
           for (const line of rcpts) rcptReplies.push(await channel.command(line, ms).catch((e: unknown) => asDequeueError(e)));
         }
         const anyAccepted = rcptReplies.some((r) => !(r instanceof DequeueError) && r.code < 300);
@@ -195,17 +215,45 @@ export class DeliveryConnection {
       }
     } catch (e) {
       this.broken ??= asDequeueError(e);
-      return none(asDequeueError(e));
+      return { ...done(none(asDequeueError(e))), unsent: true };
     }
 
-    if (mailReply.code !== 250) {
+    /**
+     * A reply that cannot answer its command (a 354 to RCPT, a 250 to DATA, a 3xx to the final
+     * dot, RSET refused), one nobody asked for, or a RCPT accepted after MAIL was refused means
+     * the server's replies and our commands no longer pair up (a reply sent twice, or not at all):
+     * none of this transaction's answers can be trusted. The connection is cut and every
+     * recipient of the message waits for the next run; the server may have taken it (a
+     * duplicate then), but no answer is shown for the wrong command and nothing is marked on one.
+     */
+    const untrusted = (error: ProtocolError): TransactionResult => {
+      this.cut(error);
+      return { recipients: m.recipients.map((address) => ({ address, code: null, text: `not trusted: ${error.message}`, final: false })), error };
+    };
+    const trusted = (r: TransactionResult): TransactionResult => {
+      const lost = this.broken instanceof ProtocolError ? this.broken : this.session.channel.broken instanceof ProtocolError ? this.session.channel.broken : null;
+      return lost ? untrusted(lost) : r;
+    };
+    const mismatch = (command: string, reply: SmtpReply) => new ProtocolError(`${this.destination.display} answered ${command} with ${reply.code} ${boundedText(reply)}, which cannot answer it: its replies no longer pair with our commands`);
+    // RFC 5321 4.2.1 and 4.3.2: which reply codes each command can have.
+    const refusal = (code: number) => code >= 400 && code < 600;
+    if (!(mailReply.code < 300 && mailReply.code >= 200) && !refusal(mailReply.code)) return done(untrusted(mismatch('MAIL', mailReply)));
+    for (const [i, r] of rcptReplies.entries()) {
+      if (r instanceof DequeueError) continue;
+      if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) return done(untrusted(mismatch(`RCPT TO:<${m.recipients[i]}>`, r)));
+      if (mailReply.code >= 300 && r.code < 300) return done(untrusted(mismatch(`RCPT TO:<${m.recipients[i]}> after MAIL was refused`, r)));
+    }
+    if (!(dataReply instanceof DequeueError) && dataReply.code !== 354 && !refusal(dataReply.code)) return done(untrusted(mismatch('DATA', dataReply)));
+
+    if (mailReply.code >= 300) {
+      if (!(dataReply instanceof DequeueError) && dataReply.code === 354) return done(untrusted(mismatch('DATA after MAIL was refused', dataReply)));
       // Every recipient gets the MAIL reply: 5xx refuses the message for all of them.
       const text = boundedText(mailReply);
-      await this.reset(ext.has('PIPELINING'));
-      return {
+      await this.reset();
+      return done(trusted({
         recipients: m.recipients.map((address) => ({ address, code: mailReply.code, text, final: isFinal(mailReply.code) })),
         error: isFinal(mailReply.code) ? null : new DequeueError('temporary', `MAIL FROM refused for now: ${mailReply.code} ${text}`),
-      };
+      }));
     }
 
     const outcomes = new Map<string, RecipientOutcome>();
@@ -214,13 +262,13 @@ export class DeliveryConnection {
       const r = rcptReplies[i];
       if (r === undefined || r instanceof DequeueError) {
         outcomes.set(address, { address, code: null, text: r?.message ?? 'no reply to RCPT', final: false });
-      } else if (r.code === 250 || r.code === 251) {
+      } else if (r.code < 300) {
         accepted.push(address);
       } else {
         outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
       }
     });
-    const result = (error: DequeueError | null): TransactionResult => ({
+    const result = (error: DequeueError | null): TransactionResult => trusted({
       recipients: m.recipients.map((address) => outcomes.get(address)!),
       error: error ?? (m.recipients.some((a) => !outcomes.get(a)!.final) ? new DequeueError('temporary', 'some recipients were deferred') : null),
     });
@@ -232,14 +280,14 @@ export class DeliveryConnection {
         const code = dataReply instanceof DequeueError || accepted.length === 0 ? null : dataReply.code;
         outcomes.set(address, { address, code, text: why, final: code !== null && code >= 500 });
       }
-      if (this.usable) await this.reset(false);
-      return result(accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500) ? new DequeueError('temporary', why) : null);
+      if (this.usable) await this.reset();
+      return done(result(accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500) ? new DequeueError('temporary', why) : null));
     }
     if (accepted.length === 0) {
       // A pipelining server that said 354 although it took no recipient: end the empty data.
       await this.endData(1).catch(() => undefined);
-      await this.reset(false);
-      return result(null);
+      await this.reset();
+      return done(result(null));
     }
 
     try {
@@ -250,22 +298,27 @@ export class DeliveryConnection {
       this.cut(asDequeueError(e));
       const error = asDequeueError(e);
       for (const address of accepted) outcomes.set(address, { address, code: null, text: error.message, final: false });
-      return result(error);
+      return done(result(error));
     }
 
-    const replies = await this.endData(this.lmtp ? accepted.length : 1);
-    let error: DequeueError | null = null;
-    accepted.forEach((address, i) => {
-      const r = replies[this.lmtp ? i : 0]!;
-      if (r instanceof DequeueError) {
-        error ??= r;
-        outcomes.set(address, { address, code: null, text: `no reply to the final dot: ${r.message}`, final: false });
-      } else {
-        outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
+    // endData writes the end at once; its replies come later (never rejects: errors are values).
+    const answered = this.endData(this.lmtp ? accepted.length : 1).then((replies) => {
+      let error: DequeueError | null = null;
+      for (const [i, address] of accepted.entries()) {
+        const r = replies[this.lmtp ? i : 0]!;
+        if (r instanceof DequeueError) {
+          error ??= r;
+          outcomes.set(address, { address, code: null, text: `no reply to the final dot: ${r.message}`, final: false });
+        } else if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) {
+          return untrusted(mismatch('the final dot', r));
+        } else {
+          outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
+        }
       }
+      if (error) this.broken ??= error;
+      return result(error);
     });
-    if (error) this.broken ??= error;
-    return result(error);
+    return { result: answered };
   }
 
   /**
@@ -337,13 +390,23 @@ export class DeliveryConnection {
     });
   }
 
-  /** RSET after a transaction that did not complete, so the next one starts clean. */
-  private async reset(_pipelined: boolean): Promise<void> {
-    if (!this.usable) return;
+  /**
+   * RSET after a transaction that did not complete, so the next one starts clean; false when the
+   * connection is gone or RSET was refused (then cut: a refused RSET, or a reply that cannot
+   * answer it, means the replies no longer pair with the commands).
+   */
+  private async reset(): Promise<boolean> {
+    if (!this.usable) return false;
     const reply = await this.session.channel.command('RSET', this.timeouts.command).catch((e: unknown) => asDequeueError(e));
-    if (reply instanceof DequeueError || reply.code !== 250) {
-      this.cut(reply instanceof DequeueError ? reply : new DequeueError('temporary', `RSET refused: ${reply.code}`));
+    if (reply instanceof DequeueError) {
+      this.cut(reply);
+      return false;
     }
+    if (reply.code < 200 || reply.code >= 300) {
+      this.cut(new ProtocolError(`${this.destination.display} answered RSET with ${reply.code} ${boundedText(reply)}: its replies no longer pair with our commands`));
+      return false;
+    }
+    return true;
   }
 
   private cut(error: DequeueError): void {
