@@ -326,21 +326,15 @@ async function readSmall(path: string): Promise<string> {
 
 /**
  * The whole of a small message, expected to be `size` bytes: one read asks for one byte more, and
- * a read of a regular file returns less than asked only at its end. A file that grew after its
- * envelope was written (it should not) is read on to its end.
+ * a read of a regular file returns less than asked only at its end. Null when the file holds more
+ * than its envelope says (it grew after the envelope was written, which it should not): it is
+ * then streamed like a large one, so memory stays bounded whatever the file holds.
  */
-async function readWhole(file: FileHandle, size: number): Promise<Buffer[]> {
-  const parts: Buffer[] = [];
-  let position = 0;
-  let want = size + 1;
-  for (;;) {
-    const buffer = Buffer.allocUnsafe(Math.max(want, 1));
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
-    if (bytesRead > 0) parts.push(buffer.subarray(0, bytesRead));
-    position += bytesRead;
-    if (bytesRead < buffer.length) return parts;
-    want = READ_CHUNK_BYTES;
-  }
+async function readWhole(file: FileHandle, size: number): Promise<Buffer[] | null> {
+  const buffer = Buffer.allocUnsafe(size + 1);
+  const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+  if (bytesRead <= size) return [buffer.subarray(0, bytesRead)];
+  return null;
 }
 
 class MailDirClaim implements ClaimedMail {

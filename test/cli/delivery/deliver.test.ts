@@ -80,6 +80,23 @@ describe('dequeue deliver from a mail directory', () => {
     expect(mx.accepted).toHaveLength(3);
   });
 
+  it('a large message is streamed, and one whose file grew past its envelope still goes out whole', async () => {
+    const large = message(1, { bodyBytes: 1_200_000 });
+    const small = message(2);
+    const root = await mailDir([large, small]);
+    // A file that holds more than its envelope's byte count (it should never): read to its end.
+    const extra = Buffer.from('X-Appended: after the envelope was written\r\n'.repeat(8000));
+    const path = join(root, 'odmr', `${small.id}.eml`);
+    await writeFile(path, Buffer.concat([await readFile(path), extra]));
+    const mx = await server();
+    const out = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    expect(out.status).toBe(0);
+    expect(out.json.map((r) => r.outcome)).toEqual(['delivered', 'delivered']);
+    const canonical = (b: Buffer) => b.toString('latin1').replace(/\r?\n/g, '\r\n');
+    expect(mx.accepted[0]!.text.toString('latin1').endsWith(canonical(large.text))).toBe(true);
+    expect(mx.accepted[1]!.text.toString('latin1').endsWith(canonical(Buffer.concat([small.text, extra])))).toBe(true);
+  });
+
   it('250, 451 and 550 for three recipients: kept with the 451 one waiting; the next run sends only to it, then failed/ with the replies', async () => {
     const m = message(1, { to: ['ok@customer.test', 'later@customer.test', 'nobody@customer.test'] });
     const root = await mailDir([m]);
