@@ -20,7 +20,7 @@
  * - what reaches the server is canonical (CRLF only, dot-stuffed): no bare CR or LF on the wire.
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -30,6 +30,7 @@ import { MailDirStore } from '../../../cli/adapters/mail-dir-store';
 import { deliverStored, type MessageReport } from '../../../cli/delivery/deliver-run';
 import { parseDestination } from '../../../cli/delivery/delivery-client';
 import { checkProperty } from '../../support/fuzz';
+import { LoopbackPeer } from '../../support/loopback-peer';
 import { watchLeftovers } from '../../support/no-leftovers';
 import { message, store } from './stored-mail';
 
@@ -84,34 +85,11 @@ interface Ledger {
   connections: number;
 }
 
-class ModelMailServer {
+class ModelMailServer extends LoopbackPeer {
   readonly ledger: Ledger = { taken: new Set(), sent: new Map(), wireFaults: [], connections: 0 };
-  port = 0;
-  private server!: Server;
-  private readonly sockets = new Set<Socket>();
-  private readonly timers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly plan: Plan) {}
-
-  async start(): Promise<this> {
-    this.server = createServer((s) => this.serve(s));
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as { port: number }).port;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    for (const t of this.timers) clearTimeout(t);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
+  constructor(private readonly plan: Plan) {
+    super();
   }
 
   private record(key: string, c: number): void {
@@ -120,13 +98,10 @@ class ModelMailServer {
     set.add(c);
   }
 
-  private serve(socket: Socket): void {
+  protected serve(socket: Socket): void {
     const p = this.plan;
     const index = this.ledger.connections++;
     const faults = [...(p.faults[Math.min(index, p.faults.length - 1)] ?? [])];
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => undefined);
     let mute = false;
     let honest = false;
     let queue = Promise.resolve();

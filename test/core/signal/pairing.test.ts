@@ -7,39 +7,22 @@
  * starts a queue run forks with that buffer unflushed, so the child sends the buffered replies a
  * second time (458, 458, 250, 221 for ETRN forbidden.test, ETRN customer.test, QUIT).
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseTarget, type Target } from '../../../lambda/core/config';
 import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
 import { ScriptedProvider, testCa, testCert, type ProviderConnection, type ScriptedProviderOptions } from '../../../peers/scripted-provider';
+import { LoopbackPeer } from '../../support/loopback-peer';
 import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
 
 const credentials: Credentials = { get: async () => ({ username: 'customer', password: 'pw' }) };
 
 /** The duplicating MTA, on loopback. `connections[i]` holds the lines of connection i. */
-class ForkingMta {
+class ForkingMta extends LoopbackPeer {
   readonly connections: string[][] = [];
-  private readonly sockets = new Set<Socket>();
-  private server!: Server;
-  port = 0;
 
-  async start(): Promise<this> {
-    this.server = createServer((s) => this.serve(s));
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as { port: number }).port;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-
-  private serve(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => undefined);
+  protected serve(socket: Socket): void {
     const lines: string[] = [];
     this.connections.push(lines);
     let input = '';

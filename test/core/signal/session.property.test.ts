@@ -17,7 +17,7 @@
  * by a cut, and no client can tell them apart.
  */
 import { createHmac } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
 import { testCa, testCert } from '../../../peers/scripted-provider';
 import { checkProperty } from '../../support/fuzz';
+import { LoopbackPeer } from '../../support/loopback-peer';
 import { watchLeftovers } from '../../support/no-leftovers';
 
 const account = { username: 'customer-name', password: 'Pa55-never-shown' };
@@ -85,45 +86,19 @@ interface ConnectionRecord {
 }
 
 /** The hostile provider: one per case, serving the plan. */
-class ModelProvider {
+class ModelProvider extends LoopbackPeer {
   readonly connections: ConnectionRecord[] = [];
-  port = 0;
-  private server!: Server;
-  private readonly sockets = new Set<Socket>();
-  private readonly timers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly plan: Plan) {}
-
-  async start(): Promise<this> {
-    this.server = createServer((s) => this.serve(s));
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as { port: number }).port;
-    return this;
+  constructor(private readonly plan: Plan) {
+    super();
   }
 
-  async stop(): Promise<void> {
-    for (const t of this.timers) clearTimeout(t);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
-  }
-
-  private serve(raw: Socket): void {
+  protected serve(raw: Socket): void {
     const p = this.plan;
     const index = this.connections.length;
     const record: ConnectionRecord = { own: new Map() };
     this.connections.push(record);
     const faults = [...(p.faults[Math.min(index, p.faults.length - 1)] ?? [])];
-    this.sockets.add(raw);
-    raw.on('close', () => this.sockets.delete(raw));
-    raw.on('error', () => undefined);
     let socket: Socket = raw;
     let encrypted = false;
     let mute = false;
