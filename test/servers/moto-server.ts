@@ -124,37 +124,46 @@ const UPSTREAM_TIMEOUT_MS = 30_000;
 
 /**
  * An HTTP proxy that forwards one request at a time to 127.0.0.1:`upstream`: the next one goes
- * once the previous response has ended (or failed: 502). Requests wait in arrival order.
+ * once the previous response has ended (or failed: 502), or its client went away. Requests wait
+ * in arrival order; one whose client gave up while it waited (an SDK call with a short bound) is
+ * dropped, not forwarded.
  */
 async function oneRequestAtATime(upstream: number): Promise<{ port: number; served: ServedRequest[]; stop: () => Promise<void> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const served: ServedRequest[] = [];
   let queue: Promise<void> = Promise.resolve();
   const server = createHttpServer((req, res) => {
-    queue = queue.then(() => new Promise<void>((done) => {
+    // The response is over: sent in full, or its client went away (before or during its turn).
+    let over = false;
+    const closed = new Promise<void>((resolve) => res.once('close', () => {
+      over = true;
+      resolve();
+    }));
+    queue = queue.then(async () => {
+      if (over) return;
+      let answered = false;
       const forward = httpRequest(
         { host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers, agent, timeout: UPSTREAM_TIMEOUT_MS },
         (answer) => {
           const target = req.headers['x-amz-target'];
           served.push({ operation: typeof target === 'string' ? target : `${req.method} ${req.url}`, status: answer.statusCode ?? 0 });
           res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.on('end', () => (answered = true));
+          answer.on('error', () => res.destroy());
           answer.pipe(res);
-          answer.on('end', done);
-          answer.on('error', () => {
-            res.destroy();
-            done();
-          });
         },
       );
       forward.on('timeout', () => forward.destroy(new Error(`moto_server did not answer ${req.method} ${req.url} within ${UPSTREAM_TIMEOUT_MS} ms`)));
       forward.on('error', (e) => {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(`serialising proxy: ${e.message}`);
-        done();
       });
       req.on('error', () => forward.destroy(new Error('the client went away')));
       req.pipe(forward);
-    }));
+      await closed;
+      // The client went away mid-answer: moto's connection goes too, the next request gets its own.
+      if (!answered) forward.destroy();
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
