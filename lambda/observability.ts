@@ -112,6 +112,7 @@ export class InvocationReport {
       messages: this.messages,
       outcomes: Object.fromEntries(this.tally),
       ...(this.health ? { failingTargets: this.health.failing, staleTargets: this.health.stale } : {}),
+      ...(cycle?.notCounted ? { notCounted: cycle.notCounted } : {}),
       ...summary,
     });
   }

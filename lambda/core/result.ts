@@ -30,7 +30,15 @@ export interface CycleResult {
    * (docs/fan-out.md); each one's result is logged by the worker that signals it.
    */
   readonly queued?: readonly string[];
+  /**
+   * Extension: set when the run counted no cycle although it would have, saying why (the
+   * configuration has no targets: NO_TARGETS). `cycle` is then the last counted one.
+   */
+  readonly notCounted?: string;
 }
+
+/** Why a run with a configuration of no targets signals nothing and counts no cycle (CLI and Lambda alike). */
+export const NO_TARGETS = 'the configuration has no targets: nothing to signal, no cycle counted';
 
 /** The order in which outcomes are "worse" when one target has several commands. */
 const SEVERITY: Record<Outcome, number> = {

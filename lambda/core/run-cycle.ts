@@ -10,7 +10,7 @@ import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
 import { needsFanOut, workOrderFor } from './fan-out';
 import type { CycleCounter, LoadedConfig, Settings, StatusRecorder, WorkQueue } from './ports';
-import type { CycleResult, TargetResult } from './result';
+import { NO_TARGETS, type CycleResult, type TargetResult } from './result';
 import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal/session';
 
 export interface CycleRequest {
@@ -61,6 +61,12 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
   const invalid = config.invalid.filter((t) => !wanted || wanted.has(t.name));
   const known = new Set([...config.targets.map((t) => t.name), ...config.invalid.map((t) => t.name)]);
   const unknown = [...(wanted ?? [])].filter((name) => !known.has(name));
+
+  if (known.size === 0 && unknown.length === 0) {
+    // No targets at all (none valid, none invalid, none asked for): a cycle in which nothing can
+    // be due is not counted, as the CLI does, so `everyNthCycle` starts with the first target.
+    return { cycle: await deps.counter.peek(request.signal), results: [], notCounted: NO_TARGETS };
+  }
 
   let cycle: number;
   let counted = true;

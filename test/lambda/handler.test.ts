@@ -98,6 +98,27 @@ describeWithMotoServer('the Lambda handler against moto_server and scripted prov
     expect(await world.counter()).toBe(2);
   });
 
+  it('with no target parameter at all: nothing signalled and no cycle counted, as the CLI; the result and the log say so', async () => {
+    await world.putSettings({ everyNthCycle: 3 });
+    const handler = world.handler();
+
+    const empty = await handler(scheduledEvent(T0), contextWith());
+    expect(empty).toEqual({ cycle: 0, results: [], notCounted: 'the configuration has no targets: nothing to signal, no cycle counted' });
+    expect(await handler({}, contextWith())).toMatchObject({ cycle: 0, results: [], notCounted: expect.any(String) });
+    expect(await world.counter()).toBe(0);
+    expect(output.records.filter((r) => r.message === 'cycle finished').map((r) => [r.cycle, r.targets, r.notCounted])).toEqual([
+      [0, 0, 'the configuration has no targets: nothing to signal, no cycle counted'],
+      [0, 0, 'the configuration has no targets: nothing to signal, no cycle counted'],
+    ]);
+
+    // The first target then gets cycle 1, and with it the first of its every-third cycles.
+    await world.putTarget('a', target('a'));
+    const first = await handler(scheduledEvent('2026-03-01T10:15:00Z'), contextWith());
+    expect(first).toMatchObject({ cycle: 1, results: [{ target: 'a', outcome: 'signalled', cycle: 1 }] });
+    expect(first.notCounted).toBeUndefined();
+    expect(etrnsSent()).toEqual(['ETRN a.example']);
+  });
+
   it('reports invalid target parameters by parameter and field while the valid targets still run', async () => {
     await world.putTarget('good', target('good'));
     await world.putTarget('broken-json', '{"name": "broken-json", ', 'SecureString');
