@@ -1,8 +1,11 @@
 /**
  * The mail-directory receive path of two source trees, side by side: before and after a change.
  *
- *   git archive <base> | tar -x -C /tmp/base && ln -s "$PWD/node_modules" /tmp/base/node_modules
+ *   mkdir /tmp/base && git archive <base> | tar -x -C /tmp/base
  *   npx tsx bench/odmr-receive-ab.ts --base /tmp/base [--runs 6] [--load large|small] [--pipelining]
+ *
+ * The base tree needs no node_modules of its own: packages it imports are taken from this tree's
+ * (a symlinked node_modules is how `npm ci` in one tree once wiped another's).
  *
  * bench/odmr-receive.ts measures one tree, and on a shared two-vCPU machine its figures move by
  * 15% from one invocation to the next: as much as a change may gain. Here the receiver (session
@@ -29,9 +32,9 @@ const OUT = join(ROOT, 'bench', 'out', 'odmr-receive-ab');
 const CHILD = `
   const spec = JSON.parse(process.argv[2]);
   const { parseTarget } = await import('./lambda/core/config');
-  const { createMailReceiver } = await import('./lambda/core/reversed-session');
-  const { releaseSignal } = await import('./lambda/core/signal-session');
-  const { createMailDirSink } = await import('./lambda/adapters/mail-dir-sink');
+  const { createMailReceiver } = await import('./lambda/core/odmr/reversed-session');
+  const { releaseSignal } = await import('./lambda/core/signal/session');
+  const { createMailDirSink } = await import('./cli/adapters/mail-dir-sink');
   const target = parseTarget({ name: 'bench', host: '127.0.0.1', port: spec.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 60 }, 'bench');
   const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
   const started = performance.now();
@@ -50,7 +53,7 @@ const trees = { base: resolve(values.base), this: ROOT };
 for (const [name, root] of Object.entries(trees)) {
   await build({
     stdin: { contents: CHILD, resolveDir: root, loader: 'ts' }, outfile: join(OUT, `${name}.mjs`), bundle: true, format: 'esm',
-    platform: 'node', target: 'node20', mainFields: ['module', 'main'], logLevel: 'error',
+    platform: 'node', target: 'node20', mainFields: ['module', 'main'], logLevel: 'error', nodePaths: [join(ROOT, 'node_modules')],
     banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
   });
 }

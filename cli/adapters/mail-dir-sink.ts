@@ -23,12 +23,13 @@
  *   message's fsync; the envelope's open, write and fsync; opening the directory), 6 steps in a
  *   row instead of 12, and closes the files after the answer rather than before it.
  */
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { envelopeJson } from '../../lambda/core/odmr/envelope-record';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
-import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../../lambda/core/ports';
+import type { MailEnvelope, MailSink, MessageDraft, RecipientVerdict, SinkTransaction, StoredMessage, TransactionStart } from '../../lambda/core/ports';
 
 export interface MailDirSinkOptions {
   /** Bytes queued for the disk before a write waits. Default 4 MiB. */
@@ -49,6 +50,14 @@ const MAX_BATCH_BYTES = 4 * 1024 * 1024;
  * message (after a writeback error, a later fsync of the same file may report success).
  */
 const WRITEBACK_BYTES = 8 * 1024 * 1024;
+/**
+ * A write to the disk starts once this much is queued (or at the commit): a small message,
+ * trace header included, goes down in one writev after the final dot instead of several
+ * (each a trip through libuv's thread pool, which costs the session's thread too).
+ */
+const MIN_WRITE_BYTES = 256 * 1024;
+/** The envelope is written once, whole, at the commit: with O_DSYNC that write is its fsync. */
+const ENVELOPE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 /**
  * The CLI's `--mail-dir`, checked before anything is sent: created if missing, and writable, or
@@ -68,6 +77,11 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
   const highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
   const staleAfter = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const prepared = new Map<string, Promise<void>>();
+  const dirs = new Map<string, string>();
+  // Temporary names for files opened at MAIL, before the message has its id: unique to this sink
+  // (random) and to the transaction (a counter).
+  const nonce = randomBytes(6).toString('hex');
+  let opened = 0;
 
   const prepare = (dir: string): Promise<void> => {
     let ready = prepared.get(dir);
@@ -82,19 +96,115 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
     }
     return ready;
   };
-
-  return {
-    async begin(envelope: MailEnvelope): Promise<MessageDraft> {
-      const dir = join(root, envelope.target);
-      try {
-        await prepare(dir);
-        const file = await open(join(dir, `.${envelope.id}.eml.part`), 'wx', 0o600);
-        return new MailDirDraft(file, dir, envelope, highWater);
-      } catch (e) {
-        throw storeError(envelope.id, dir, e);
-      }
+  const dirOf = (target: string): string => {
+    let dir = dirs.get(target);
+    if (dir === undefined) dirs.set(target, (dir = join(root, target)));
+    return dir;
+  };
+  const draft = async (slot: Slot, envelope: MailEnvelope): Promise<MessageDraft> => {
+    try {
+      await slot.ready;
+    } catch (e) {
+      throw storeError(envelope.id, slot.dir, e);
+    }
+    return new MailDirDraft(slot, envelope, highWater);
+  };
+  const sink: MailSink = {
+    begin(envelope: MailEnvelope): Promise<MessageDraft> {
+      const dir = dirOf(envelope.target);
+      return draft(new Slot(dir, `.${envelope.id}`, prepare(dir)), envelope);
+    },
+    /**
+     * MAIL: the message's files and the directory are opened now, while RCPT and DATA go back
+     * and forth, so that DATA finds them ready (creating a file is the slowest step of all on
+     * some file systems). They have temporary names, hidden and swept like any `.part` file; an
+     * abandoned transaction removes them.
+     */
+    transaction(mail: TransactionStart): SinkTransaction {
+      if (mail.target === undefined) return { recipient: () => ACCEPTED, begin: (envelope) => sink.begin(envelope), abandon: () => undefined };
+      const dir = dirOf(mail.target);
+      const slot = new Slot(dir, `.${nonce}-${++opened}`, prepare(dir));
+      let taken = false;
+      return {
+        recipient: () => ACCEPTED,
+        begin(envelope: MailEnvelope): Promise<MessageDraft> {
+          if (taken || envelope.target !== mail.target) return sink.begin(envelope);
+          taken = true;
+          return draft(slot, envelope);
+        },
+        abandon(): Promise<void> {
+          if (taken) return RESOLVED;
+          taken = true;
+          return slot.release();
+        },
+      };
     },
   };
+  return sink;
+}
+
+const ACCEPTED: Promise<RecipientVerdict> = Promise.resolve({ accepted: true });
+
+/**
+ * The open files of one message before it has any data: its `.part` file, its envelope's `.part`
+ * file and the directory, opened at once. On failure nothing of it is left (opened handles
+ * closed, created files removed).
+ */
+class Slot {
+  readonly emlTmp: string;
+  readonly jsonTmp: string;
+  readonly ready: Promise<void>;
+  file!: FileHandle;
+  json!: FileHandle;
+  dirHandle!: FileHandle;
+  private released: Promise<void> | null = null;
+
+  constructor(
+    readonly dir: string,
+    name: string,
+    prepared: Promise<void>,
+  ) {
+    this.emlTmp = `${dir}/${name}.eml.part`;
+    this.jsonTmp = `${dir}/${name}.json.part`;
+    this.ready = this.open(prepared);
+    // Handled here; whoever takes the slot awaits it again and sees the failure.
+    this.ready.catch(() => undefined);
+  }
+
+  private async open(prepared: Promise<void>): Promise<void> {
+    await prepared;
+    const steps = [open(this.emlTmp, 'wx', 0o600), open(this.jsonTmp, ENVELOPE_FLAGS, 0o600), open(this.dir, 'r')] as const;
+    const settled = await Promise.allSettled(steps);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(
+        settled.map(async (r, i) => {
+          if (r.status !== 'fulfilled') return;
+          await r.value.close().catch(() => undefined);
+          if (i < 2) await unlink(i === 0 ? this.emlTmp : this.jsonTmp).catch(() => undefined);
+        }),
+      );
+      throw failed.reason;
+    }
+    [this.file, this.json, this.dirHandle] = settled.map((r) => (r as PromiseFulfilledResult<FileHandle>).value) as [FileHandle, FileHandle, FileHandle];
+  }
+
+  /** Close the handles, once. Never rejects. */
+  close(): Promise<void> {
+    return Promise.all([this.file, this.json, this.dirHandle].map((h) => h.close().catch(() => undefined))).then(() => undefined);
+  }
+
+  /** An abandoned transaction: close and remove what was opened. Never rejects. */
+  release(): Promise<void> {
+    this.released ??= this.ready.then(
+      async () => {
+        await this.close();
+        await Promise.all([unlink(this.emlTmp), unlink(this.jsonTmp)].map((p) => p.catch(() => undefined)));
+      },
+      () => undefined,
+    );
+    return this.released;
+  }
 }
 
 function storeError(id: string, dir: string, e: unknown): DequeueError {
@@ -187,27 +297,23 @@ class MailDirDraft implements MessageDraft {
   /** Writers waiting for the queue to fall back under highWater. */
   private waiters: (() => void)[] = [];
   private failure: DequeueError | null = null;
-  /** Handles the commit opened (the envelope, the directory); closed by closeAll(). */
-  private readonly handles: FileHandle[] = [];
   private closing: Promise<void> | null = null;
   private committing: Promise<StoredMessage> | null = null;
   private abortRequested = false;
-  private readonly emlTmp: string;
-  private readonly jsonTmp: string;
+  private readonly file: FileHandle;
+  private readonly dir: string;
   private readonly eml: string;
   private readonly json: string;
 
   constructor(
-    private readonly file: FileHandle,
-    private readonly dir: string,
+    private readonly slot: Slot,
     private readonly envelope: MailEnvelope,
     private readonly highWater: number,
   ) {
-    const id = envelope.id;
-    this.emlTmp = join(dir, `.${id}.eml.part`);
-    this.jsonTmp = join(dir, `.${id}.json.part`);
-    this.eml = join(dir, `${id}.eml`);
-    this.json = join(dir, `${id}.json`);
+    this.file = slot.file;
+    this.dir = slot.dir;
+    this.eml = `${slot.dir}/${envelope.id}.eml`;
+    this.json = `${slot.dir}/${envelope.id}.json`;
   }
 
   write(chunks: readonly Buffer[]): Promise<void> {
@@ -218,7 +324,7 @@ class MailDirDraft implements MessageDraft {
       this.queued += chunk.length;
       this.bytes += chunk.length;
     }
-    this.flushing ??= this.flush();
+    if (this.queued >= MIN_WRITE_BYTES || this.queued > this.highWater) this.flushing ??= this.flush();
     if (this.queued <= this.highWater) return RESOLVED;
     return new Promise<void>((resolve) => this.waiters.push(resolve)).then(() => {
       if (this.failure) throw this.failure;
@@ -239,7 +345,7 @@ class MailDirDraft implements MessageDraft {
     // A commit that finished anyway is undone: without our 250 the provider still has it.
     let withdrawn = false;
     const left: string[] = [];
-    for (const path of [this.eml, this.json, this.emlTmp, this.jsonTmp]) {
+    for (const path of [this.eml, this.json, this.slot.emlTmp, this.slot.jsonTmp]) {
       const removed = await unlink(path).then(
         () => true,
         (e: NodeJS.ErrnoException) => {
@@ -309,24 +415,24 @@ class MailDirDraft implements MessageDraft {
     const id = this.envelope.id;
     try {
       this.checkpoint();
-      // What does not depend on the rest runs at once: the message's last write and its fsync,
-      // the envelope's open, write and fsync (its byte count is known: every write is queued),
-      // and opening the directory. Both files are durable before either is renamed, as before;
-      // the renames stay in order (the .eml last) and the directory's fsync follows them.
+      // Every file was opened before the message began: what is left runs in two branches at
+      // once, the message's last write and its fsync, and the envelope's write, fsync and
+      // rename (its byte count is known: every write is queued). Both files are durable before
+      // the message is renamed, the envelope is there first, and the directory's fsync follows.
       const record = Buffer.from(envelopeJson(this.envelope, `${id}.eml`, this.bytes, new Date()));
-      const [, , dir] = await allOrFirstError<[void, void, FileHandle]>([
+      const json = this.slot.json;
+      await allOrFirstError<[void, void]>([
         this.syncMessage(),
-        this.handle(open(this.jsonTmp, 'wx', 0o600)).then(async (json) => {
+        (async () => {
           await writeAll(json, [record]);
-          await json.sync();
-        }),
-        this.handle(open(this.dir, 'r')),
+          this.checkpoint();
+          await rename(this.slot.jsonTmp, this.json);
+        })(),
       ]);
       this.checkpoint();
-      await rename(this.jsonTmp, this.json);
       // The commit point: from here a reader sees the message, complete.
-      await rename(this.emlTmp, this.eml);
-      await dir.sync();
+      await rename(this.slot.emlTmp, this.eml);
+      await this.slot.dirHandle.sync();
       // Closing loses nothing once fsync has returned: it need not delay the 250.
       void this.closeAll();
       return { id, location: this.eml, bytes: this.bytes };
@@ -338,22 +444,16 @@ class MailDirDraft implements MessageDraft {
 
   /** Every queued byte written (and the background writeback settled), then fsync. */
   private async syncMessage(): Promise<void> {
+    if (this.queue.length) this.flushing ??= this.flush();
     await this.flushing;
     await this.syncing;
     this.checkpoint();
     await this.file.sync();
   }
 
-  /** Remember a handle the commit opened, so that closeAll() closes it whatever happens. */
-  private async handle(opening: Promise<FileHandle>): Promise<FileHandle> {
-    const handle = await opening;
-    this.handles.push(handle);
-    return handle;
-  }
-
   /** Close the message, the envelope and the directory, once. Never rejects. */
   private closeAll(): Promise<void> {
-    this.closing ??= Promise.all([this.file, ...this.handles].map((h) => h.close().catch(() => undefined))).then(() => undefined);
+    this.closing ??= this.slot.close();
     return this.closing;
   }
 }

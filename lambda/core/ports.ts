@@ -172,6 +172,8 @@ export interface MailSink {
 /** What MAIL FROM said (RFC 5321 3.3). */
 export interface TransactionStart {
   readonly mailFrom: string;
+  /** The target whose mail this is (a store keeps each target's mail apart). */
+  readonly target?: string;
   readonly body?: '7BIT' | '8BITMIME';
   readonly declaredSize?: number;
 }
@@ -193,8 +195,12 @@ export interface SinkTransaction {
   recipient(address: string): Promise<RecipientVerdict>;
   /** DATA: a place for the message, for the recipients accepted (`envelope.rcptTo`). */
   begin(envelope: MailEnvelope): Promise<MessageDraft>;
-  /** The transaction ended without DATA (RSET, EHLO, no recipient, the session's end). Idempotent. */
-  abandon(): void;
+  /**
+   * The transaction ended without DATA (RSET, EHLO, no recipient, the session's end). Idempotent.
+   * May return a promise that settles (never rejects) once what the transaction held is let go:
+   * the session waits for it, bounded, before it ends.
+   */
+  abandon(): void | Promise<void>;
 }
 
 export interface MessageDraft {

@@ -141,6 +141,8 @@ class ReversedSession {
   private sinkFailure: DequeueError | null = null;
   /** Unacknowledged messages the sink could not take back, or could not be told apart: reported. */
   private readonly leftBehind: string[] = [];
+  /** Abandoned transactions the sink is still letting go of (files it opened at MAIL). */
+  private readonly lettingGo = new Set<Promise<void>>();
 
   constructor(
     private readonly turn: ReversedTurn,
@@ -171,6 +173,8 @@ class ReversedSession {
     if (end.reply) await this.reply(end.reply).catch(() => undefined);
     // The provider gets a moment to read our last reply and close first (it is the client).
     await this.stream.close(Math.min(this.now() + CLOSE_GRACE_MS, this.turn.deadline));
+    // Nothing the sink opened for a transaction outlives the session (bounded all the same).
+    if (this.lettingGo.size) await this.alarm.within(Promise.all(this.lettingGo), this.turn.deadline).catch(() => undefined);
     this.alarm.stop();
     return { stored: this.stored, error: this.finalError(end.error) };
   }
@@ -253,7 +257,12 @@ class ReversedSession {
 
   /** The transaction is over without DATA: the sink lets go of its side of it. */
   private dropTransaction(): void {
-    this.tx?.sinkTx?.abandon();
+    const letGo = this.tx?.sinkTx?.abandon();
+    if (letGo) {
+      this.lettingGo.add(letGo);
+      const done = () => void this.lettingGo.delete(letGo);
+      letGo.then(done, done);
+    }
     // A destination that failed is likely to fail again: the session closes at the next command
     // (after this transaction's own replies), as after a failed store.
     const failure = this.tx?.destinationFailure;
@@ -405,7 +414,7 @@ class ReversedSession {
         return this.reject(`555 5.5.4 Parameter ${printable(key, 20)} not recognized`);
       }
     }
-    const start = { mailFrom: path.address, body, declaredSize };
+    const start = { mailFrom: path.address, target: this.turn.target.name, body, declaredSize };
     this.tx = { ...start, rcptTo: [], sinkTx: this.sink.transaction?.(start) };
     this.mailRefused = false;
     await this.reply('250 2.1.0 Ok');

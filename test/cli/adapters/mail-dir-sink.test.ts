@@ -32,7 +32,7 @@ describe('mail directory sink', () => {
     const data = randomBytes(3 * 1024 * 1024);
     for (let i = 0; i < data.length; i += 65536) await draft.write([data.subarray(i, i + 65536)]);
     expect(await visible(dir)).toEqual([]);
-    expect(await readdir(join(dir, 'isp'))).toEqual(['.m1.eml.part']);
+    expect(await readdir(join(dir, 'isp'))).toEqual(['.m1.eml.part', '.m1.json.part']);
     const stored = await draft.commit();
     expect(stored).toEqual({ id: 'm1', location: join(dir, 'isp', 'm1.eml'), bytes: data.length });
     expect(await readdir(join(dir, 'isp'))).toEqual(['m1.eml', 'm1.json']);
