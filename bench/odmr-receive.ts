@@ -1,7 +1,7 @@
 /**
  * Receiving held mail after ATRN: throughput and peak memory.
  *
- *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1] [--only raw-files,dir,s3]
+ *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1] [--only raw-files,null,dir,s3]
  *                                 [--load large|small] [--pipelining] [--cpu-prof DIR]
  *
  * Two loads, each through the whole path (ATRN on loopback to the in-process provider of
@@ -12,7 +12,8 @@
  * at all, measured in the same run; and that copy again with each message made durable the way
  * the mail directory does it (a file, fsync, rename, directory fsync, a background fdatasync every
  * 8 MiB) but without SMTP, with synchronous calls on one thread: what the disk allows, which for
- * small messages no SMTP receiver that acknowledges only stored mail can beat.
+ * small messages no SMTP receiver that acknowledges only stored mail can beat. `--only null` adds
+ * the SMTP dialogue alone, into a sink that stores nothing: what the session costs before any disk.
  *
  * --load large|small runs one load; --pipelining makes the provider send MAIL, RCPT and DATA in
  * one write (RFC 2920), as Postfix does; --cpu-prof DIR has each child write a V8 CPU profile.
@@ -44,7 +45,7 @@ const ROOT = join(dirname(SELF), '..');
 const BUNDLE_DIR = join(ROOT, 'bench', 'out', 'odmr-receive');
 const MB = 1_000_000;
 
-type Sink = 'raw' | 'raw-files' | 'dir' | 's3';
+type Sink = 'raw' | 'raw-files' | 'null' | 'dir' | 's3';
 interface ChildSpec {
   readonly sink: Sink;
   readonly port: number;
@@ -138,7 +139,16 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   const { createMailReceiver } = await import('../lambda/core/odmr/reversed-session');
   const { releaseSignal } = await import('../lambda/core/signal/session');
   let sink;
-  if (spec.sink === 'dir') {
+  if (spec.sink === 'null') {
+    // The SMTP dialogue alone: every message taken and dropped, acknowledged at once.
+    const done = Promise.resolve();
+    sink = {
+      begin: async (envelope: { id: string }) => ({
+        withdrawable: true, write: () => done, abort: () => done,
+        commit: async () => ({ id: envelope.id, location: 'nowhere', bytes: 0 }),
+      }),
+    };
+  } else if (spec.sink === 'dir') {
     const { createMailDirSink } = await import('../cli/adapters/mail-dir-sink');
     sink = createMailDirSink(spec.dir!);
   } else {
@@ -191,7 +201,8 @@ async function parent(): Promise<void> {
   try {
     for (const load of loads) {
       // The raw copy always runs: every other row is read against it.
-      const sinks = (['raw', 'raw-files', 'dir', ...(moto ? (['s3'] as const) : [])] as Sink[]).filter((k) => k === 'raw' || !only || only.has(k));
+      // 'null' (the SMTP dialogue with a sink that stores nothing) runs only when asked for.
+      const sinks = (['raw', 'raw-files', 'null', 'dir', ...(moto ? (['s3'] as const) : [])] as Sink[]).filter((k) => k === 'raw' || (only ? only.has(k) : k !== 'null'));
       const results = new Map<Sink, ChildResult[]>(sinks.map((sink) => [sink, []]));
       // Runs interleaved (raw, dir, s3, raw, dir, ...) so that machine noise hits every case alike.
       for (let run = 0; run < Math.max(runs, s3Runs); run++) {
@@ -272,6 +283,7 @@ function peakRssMiB(): number {
 const LABEL: Record<Sink, string> = {
   raw: 'raw loopback socket copy',
   'raw-files': 'raw copy, a durable file per message (no SMTP)',
+  null: 'SMTP dialogue alone (a sink that stores nothing)',
   dir: 'mail directory (--mail-dir)',
   s3: 'S3 (moto_server)',
 };

@@ -84,10 +84,28 @@ describe('mail directory sink', () => {
     expect(await readdir(join(dir, 'isp'))).toEqual(['.young.eml.part']);
   });
 
+  it('MAIL opens the files under hidden names; a transaction abandoned before DATA leaves nothing', async () => {
+    const dir = await root();
+    const sink = createMailDirSink(dir);
+    const kept = sink.transaction!({ mailFrom: 'a@origin.test', target: 'isp' });
+    const dropped = sink.transaction!({ mailFrom: 'c@origin.test', target: 'isp' });
+    await expect(kept.recipient('b@customer.test')).resolves.toEqual({ accepted: true });
+    const draft = await kept.begin(envelope('m8'));
+    await draft.write([Buffer.from('Subject: x\r\n\r\nhi\r\n')]);
+    expect(await visible(dir)).toEqual([]);
+    await dropped.abandon();
+    await draft.commit();
+    expect(await readdir(join(dir, 'isp'))).toEqual(['m8.eml', 'm8.json']);
+    await kept.abandon();
+    expect(await readdir(join(dir, 'isp'))).toEqual(['m8.eml', 'm8.json']);
+  });
+
   it('a directory that cannot be used fails the message as temporary (the provider keeps it)', async () => {
     const dir = await root();
     await writeFile(join(dir, 'file'), 'not a directory');
     await expect(createMailDirSink(join(dir, 'file')).begin(envelope('m6'))).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot store message m6/) });
+    const tx = createMailDirSink(join(dir, 'file')).transaction!({ mailFrom: '', target: 'isp' });
+    await expect(tx.begin(envelope('m9'))).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot store message m9/) });
   });
 });
 

@@ -1,0 +1,128 @@
+/**
+ * What a reader finds if the process dies at any step of storing a message (kill -9; a power cut
+ * is the fsync order's business, mail-dir-durability.test.ts): every file-system call the sink
+ * makes is watched (not replaced) through a wrapped `node:fs/promises`, and after each one the
+ * target directory is copied as it stands. Each copy is then read the way `dequeue deliver` reads
+ * a mail directory (cli/adapters/mail-dir-store.ts), and swept the way the next run sweeps it.
+ *
+ * At every step: either no message, or the whole message with its whole envelope; never an
+ * envelope that cannot be read beside a message. What a crash leaves unfinished is hidden
+ * (`.part`) or an envelope without its message, and the next run's sweep removes it once old,
+ * while a complete message is kept.
+ */
+import { cpSync, mkdirSync, readdirSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
+import { MailDirStore } from '../../../cli/adapters/mail-dir-store';
+import type { MailEnvelope, MailSink } from '../../../lambda/core/ports';
+import { tempDir } from '../../core/odmr/odmr-fixtures';
+
+/** Set by a test: the directory to copy after every call, and where the copies go. */
+const watch: { dir: string | null; into: string; steps: { call: string; copy: string }[] } = { dir: null, into: '', steps: [] };
+
+function snapshot(call: string): void {
+  if (!watch.dir) return;
+  const copy = join(watch.into, String(watch.steps.length));
+  mkdirSync(join(copy, 'isp'), { recursive: true });
+  for (const name of readdirSync(watch.dir)) cpSync(join(watch.dir, name), join(copy, 'isp', name), { recursive: true });
+  watch.steps.push({ call, copy });
+}
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs/promises')>();
+  const after = <A extends unknown[], R>(call: string, f: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+    const result = await f(...args);
+    snapshot(call);
+    return result;
+  };
+  const open: typeof fs.open = async (...args: Parameters<typeof fs.open>) => {
+    const handle = await fs.open(...args);
+    snapshot(`open ${String(args[0]).split('/').at(-1)}`);
+    for (const method of ['write', 'writev', 'sync', 'datasync'] as const) {
+      const original = (handle[method] as (...a: unknown[]) => Promise<unknown>).bind(handle);
+      (handle as unknown as Record<string, unknown>)[method] = after(`${method} ${String(args[0]).split('/').at(-1)}`, original);
+    }
+    return handle;
+  };
+  const rename = after('rename', fs.rename);
+  const unlink = after('unlink', fs.unlink);
+  return { ...fs, default: { ...fs, open, rename, unlink }, open, rename, unlink };
+});
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  watch.dir = null;
+  watch.steps = [];
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const envelope = (id: string): MailEnvelope => ({
+  id, mailFrom: 'a@origin.test', rcptTo: ['b@customer.test'], receivedAt: '2024-05-06T07:08:09.000Z',
+  provider: 'provider.test:366', target: 'isp', heloName: 'provider.test', tls: false, traceBytes: 0,
+});
+const text = Buffer.from('Subject: crash\r\n\r\n' + 'x'.repeat(300_000) + '\r\n');
+
+/** Store one message as the session does after MAIL (transaction) or at DATA alone (begin). */
+async function storeOne(sink: MailSink, viaTransaction: boolean): Promise<void> {
+  const draft = viaTransaction
+    ? await sink.transaction!({ mailFrom: 'a@origin.test', target: 'isp' }).begin(envelope('m1'))
+    : await sink.begin(envelope('m1'));
+  for (let i = 0; i < text.length; i += 65536) await draft.write([text.subarray(i, i + 65536)]);
+  await draft.commit();
+}
+
+/** What `deliver` would do with this copy: the messages it lists, each claimed and read whole. */
+async function readAsDeliver(root: string): Promise<{ id: string; bytes: number; complete: boolean }[]> {
+  const store = new MailDirStore(root);
+  const seen = [];
+  for (const ref of await store.list(['isp'])) {
+    const claim = await store.claim(ref);
+    expect(claim, `message ${ref.id} listed but not claimable`).not.toBeNull();
+    const chunks: Buffer[] = [];
+    for await (const chunk of claim!.open()) chunks.push(chunk);
+    seen.push({ id: ref.id, bytes: claim!.envelope.bytes, complete: Buffer.concat(chunks).equals(text) });
+    await claim!.release();
+  }
+  return seen;
+}
+
+describe.each([
+  ['after MAIL (files opened early)', true],
+  ['at DATA alone', false],
+])('mail directory: a crash at any step of storing a message, %s', (_, viaTransaction) => {
+  it('leaves no message or the whole message with its envelope, and the next sweep leaves only the whole message', async () => {
+    const t = await tempDir('dequeue-crash-');
+    cleanups.push(t.remove);
+    const root = join(t.path, 'mail');
+    const sink = createMailDirSink(root);
+    // The directory exists before the watch starts: creating it is not what is tested here.
+    await sink.begin(envelope('warm-up')).then((d) => d.abort());
+    watch.dir = join(root, 'isp');
+    watch.into = join(t.path, 'copies');
+    await storeOne(sink, viaTransaction);
+    watch.dir = null;
+
+    const steps = watch.steps;
+    expect(steps.map((s) => s.call)).toEqual(expect.arrayContaining(['rename']));
+    let visibleFrom = -1;
+    for (const [i, step] of steps.entries()) {
+      const seen = await readAsDeliver(step.copy);
+      if (seen.length) {
+        expect(seen, `after step ${i} (${step.call})`).toEqual([{ id: 'm1', bytes: text.length, complete: true }]);
+        if (visibleFrom < 0) visibleFrom = i;
+      } else {
+        expect(visibleFrom, `the message disappeared again after step ${i} (${step.call})`).toBe(-1);
+      }
+      // The next run's sweep (everything counts as old here): a whole message stays, the rest goes.
+      await createMailDirSink(step.copy, { staleAfterMs: -1 }).begin(envelope('next')).then((d) => d.abort());
+      const left = (await readdir(join(step.copy, 'isp'))).sort();
+      expect(left, `after step ${i} (${step.call}) and a sweep`).toEqual(seen.length ? ['m1.eml', 'm1.json'] : []);
+    }
+    // The message became visible with the rename of its .eml, and only the directory's fsync
+    // came after it.
+    expect(steps.slice(visibleFrom).map((s) => s.call)).toEqual(['rename', 'sync isp']);
+    expect(JSON.parse(await readFile(join(root, 'isp', 'm1.json'), 'utf8'))).toMatchObject({ id: 'm1', bytes: text.length, message: 'm1.eml' });
+  });
+});
