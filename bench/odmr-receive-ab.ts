@@ -13,7 +13,9 @@
  * runs alternate (base, this tree, base, ...) against the same provider, so that the machine's
  * mood hits both alike. Same loads as odmr-receive.ts: one 50 MB message, or 1,000 of 50 KB.
  * Directories are removed only at the end (see odmr-receive.ts: deleting files makes the next
- * ones slower to create on this machine). Prints each run and the medians; asserts nothing.
+ * ones slower to create on this machine). Prints each run and the medians, and the receiving
+ * process's CPU time per message (its thread pool's included), which moves less with the machine's
+ * load than the throughput does; asserts nothing.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,8 +40,10 @@ const CHILD = `
   const target = parseTarget({ name: 'bench', host: '127.0.0.1', port: spec.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 60 }, 'bench');
   const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const report = await releaseSignal(target, {}, { credentials, helloName: 'mx.bench.test', receiver: createMailReceiver(createMailDirSink(spec.dir)) });
-  console.log(JSON.stringify({ ms: performance.now() - started, stored: report.messages, error: report.error?.message ?? null }));
+  const used = process.cpuUsage(cpu);
+  console.log(JSON.stringify({ ms: performance.now() - started, cpuMs: (used.user + used.system) / 1000, sysMs: used.system / 1000, stored: report.messages, error: report.error?.message ?? null }));
 `;
 
 const { values } = parseArgs({
@@ -62,6 +66,9 @@ const [count, size] = values.load === 'large' ? [1, 50_000_000] : [1000, 50_000]
 const text = mailText(size);
 const held = Array.from({ length: count }, (_, i) => ({ from: `s${i}@origin.test`, to: [`u${i}@customer.test`], text, wire: stuff(text) }));
 const rates: Record<string, number[]> = { base: [], this: [] };
+/** CPU time of the receiving process (its thread pool included), per message: steadier than MB/s. */
+const cpus: Record<string, number[]> = { base: [], this: [] };
+const kernel: Record<string, number[]> = { base: [], this: [] };
 const dirs: string[] = [];
 try {
   for (let run = 0; run < Number(values.runs); run++) {
@@ -71,9 +78,11 @@ try {
       dirs.push(dir);
       try {
         const { stdout } = await promisify(execFile)(process.execPath, [join(OUT, `${name}.mjs`), JSON.stringify({ port: provider.port, dir })]);
-        const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; stored: number; error: string | null };
+        const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; cpuMs: number; sysMs: number; stored: number; error: string | null };
         if (result.error || result.stored !== count) throw new Error(`${name}: ${result.stored} stored, ${result.error}`);
         rates[name]!.push((count * text.length) / 1e6 / (result.ms / 1000));
+        cpus[name]!.push((result.cpuMs * 1000) / count);
+        kernel[name]!.push((result.sysMs * 1000) / count);
       } finally {
         await provider.stop();
       }
@@ -83,9 +92,9 @@ try {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 }
 console.log(`\`npx tsx bench/odmr-receive-ab.ts ${process.argv.slice(2).join(' ')}\`: ${count} x ${text.length} bytes, MB/s per run`);
+const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 for (const [name, list] of Object.entries(rates)) {
-  const median = [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
-  console.log(`${name === 'base' ? values.base : 'this tree'}: ${list.map((r) => r.toFixed(0)).join(' ')}; median ${median.toFixed(0)}`);
+  console.log(`${name === 'base' ? values.base : 'this tree'}: ${list.map((r) => r.toFixed(0)).join(' ')}; median ${median(list).toFixed(0)}; receiver CPU per message (us, median) ${median(cpus[name]!).toFixed(0)}, of which in the kernel ${median(kernel[name]!).toFixed(0)}`);
 }
 
 /** As in odmr-receive.ts: headers, then 76-column base64 lines, one in 97 starting with a dot. */

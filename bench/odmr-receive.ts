@@ -1,7 +1,7 @@
 /**
  * Receiving held mail after ATRN: throughput and peak memory.
  *
- *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1] [--only raw-files,null,dir,s3]
+ *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1] [--only raw-files,null,sync-file,sync-pair,dir,s3]
  *                                 [--load large|small] [--pipelining] [--cpu-prof DIR]
  *
  * Two loads, each through the whole path (ATRN on loopback to the in-process provider of
@@ -13,7 +13,10 @@
  * the mail directory does it (a file, fsync, rename, directory fsync, a background fdatasync every
  * 8 MiB) but without SMTP, with synchronous calls on one thread: what the disk allows, which for
  * small messages no SMTP receiver that acknowledges only stored mail can beat. `--only null` adds
- * the SMTP dialogue alone, into a sink that stores nothing: what the session costs before any disk.
+ * the SMTP dialogue alone, into a sink that stores nothing: what the session costs before any disk;
+ * `--only sync-file` that dialogue with each message then made durable exactly as raw-files does
+ * it (synchronous calls, no envelope): a bound no store behind SMTP with that promise can beat;
+ * `--only sync-pair` the same with the envelope's file as well (what the mail directory stores).
  *
  * --load large|small runs one load; --pipelining makes the provider send MAIL, RCPT and DATA in
  * one write (RFC 2920), as Postfix does; --cpu-prof DIR has each child write a V8 CPU profile.
@@ -32,7 +35,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, writeSync, writevSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -45,7 +48,7 @@ const ROOT = join(dirname(SELF), '..');
 const BUNDLE_DIR = join(ROOT, 'bench', 'out', 'odmr-receive');
 const MB = 1_000_000;
 
-type Sink = 'raw' | 'raw-files' | 'null' | 'dir' | 's3';
+type Sink = 'raw' | 'raw-files' | 'null' | 'sync-file' | 'sync-pair' | 'dir' | 's3';
 interface ChildSpec {
   readonly sink: Sink;
   readonly port: number;
@@ -61,6 +64,8 @@ interface ChildResult {
   readonly bytes: number;
   readonly stored: number;
   readonly startRssMiB: number;
+  /** CPU time of the receiving process over the same span (its thread pool included), ms. */
+  readonly cpuMs: number;
   readonly peakRssMiB: number;
   readonly error: string | null;
 }
@@ -68,6 +73,11 @@ interface ChildResult {
 /** The receiving side: imports only what the case needs, so its RSS is the receiver's. */
 async function child(spec: ChildSpec): Promise<ChildResult> {
   const startRssMiB = process.memoryUsage().rss / 2 ** 20;
+  let cpuAtStart = process.cpuUsage();
+  const cpuMs = () => {
+    const used = process.cpuUsage(cpuAtStart);
+    return (used.user + used.system) / 1000;
+  };
   const peak = () => peakRssMiB();
   if (spec.sink === 'raw') {
     const started = performance.now();
@@ -78,7 +88,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
       socket.on('end', () => resolve(n));
       socket.on('error', reject);
     });
-    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), error: null };
+    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), cpuMs: cpuMs(), error: null };
   }
   if (spec.sink === 'raw-files') {
     // The same raw copy, but each message made durable as the mail directory does it: its own
@@ -133,7 +143,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
       socket.on('end', () => resolve(n));
       socket.on('error', reject);
     });
-    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), error: null };
+    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), cpuMs: cpuMs(), error: null };
   }
   const { parseTarget } = await import('../lambda/core/config');
   const { createMailReceiver } = await import('../lambda/core/odmr/reversed-session');
@@ -148,6 +158,42 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
         commit: async () => ({ id: envelope.id, location: 'nowhere', bytes: 0 }),
       }),
     };
+  } else if (spec.sink === 'sync-file' || spec.sink === 'sync-pair') {
+    // The SMTP dialogue, and each message made durable as raw-files does it (its own file,
+    // fsync, rename, directory fsync; synchronous calls on this thread, no envelope): an upper
+    // bound for any store behind SMTP with that promise, not a design (it blocks the event loop).
+    // sync-pair: the same with the envelope's file too (written, fsynced and renamed first).
+    const pair = spec.sink === 'sync-pair';
+    const dirFd = openSync(spec.dir!, 'r');
+    let n = 0;
+    sink = {
+      begin: async (envelope: { id: string }) => {
+        const chunks: Buffer[] = [];
+        const done = Promise.resolve();
+        return {
+          withdrawable: true, abort: () => done,
+          write: (pieces: readonly Buffer[]) => (chunks.push(...pieces), done),
+          commit: async () => {
+            const part = join(spec.dir!, `.${n}.part`);
+            if (pair) {
+              const json = join(spec.dir!, `.${n}.json.part`);
+              const jfd = openSync(json, 'wx', 0o600);
+              writeSync(jfd, JSON.stringify({ id: envelope.id, n }));
+              fsyncSync(jfd);
+              closeSync(jfd);
+              renameSync(json, join(spec.dir!, `${n}.json`));
+            }
+            const fd = openSync(part, 'wx', 0o600);
+            writevSync(fd, chunks);
+            fsyncSync(fd);
+            closeSync(fd);
+            renameSync(part, join(spec.dir!, `${n++}.eml`));
+            fsyncSync(dirFd);
+            return { id: envelope.id, location: part, bytes: 0 };
+          },
+        };
+      },
+    };
   } else if (spec.sink === 'dir') {
     const { createMailDirSink } = await import('../cli/adapters/mail-dir-sink');
     sink = createMailDirSink(spec.dir!);
@@ -159,10 +205,11 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   }
   const target = parseTarget({ name: 'bench', host: '127.0.0.1', port: spec.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 60 }, 'bench');
   const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
+  cpuAtStart = process.cpuUsage();
   const started = performance.now();
   const report = await releaseSignal(target, {}, { credentials, helloName: 'mx.bench.test', receiver: createMailReceiver(sink) });
   const ms = performance.now() - started;
-  return { ms, bytes: spec.bytes, stored: report.messages, startRssMiB, peakRssMiB: peak(), error: report.error?.message ?? null };
+  return { ms, bytes: spec.bytes, stored: report.messages, startRssMiB, peakRssMiB: peak(), cpuMs: cpuMs(), error: report.error?.message ?? null };
 }
 
 async function parent(): Promise<void> {
@@ -202,7 +249,7 @@ async function parent(): Promise<void> {
     for (const load of loads) {
       // The raw copy always runs: every other row is read against it.
       // 'null' (the SMTP dialogue with a sink that stores nothing) runs only when asked for.
-      const sinks = (['raw', 'raw-files', 'null', 'dir', ...(moto ? (['s3'] as const) : [])] as Sink[]).filter((k) => k === 'raw' || (only ? only.has(k) : k !== 'null'));
+      const sinks = (['raw', 'raw-files', 'null', 'sync-file', 'sync-pair', 'dir', ...(moto ? (['s3'] as const) : [])] as Sink[]).filter((k) => k === 'raw' || (only ? only.has(k) : !['null', 'sync-file', 'sync-pair'].includes(k)));
       const results = new Map<Sink, ChildResult[]>(sinks.map((sink) => [sink, []]));
       // Runs interleaved (raw, dir, s3, raw, dir, ...) so that machine noise hits every case alike.
       for (let run = 0; run < Math.max(runs, s3Runs); run++) {
@@ -224,7 +271,7 @@ async function parent(): Promise<void> {
             continue;
           }
           const provider = await new AtrnProvider({ queue: load.held, pipelining: values.pipelining }).start();
-          const dir = sink === 'dir' ? await mkdtemp(join(tmpdir(), 'dequeue-bench-')) : undefined;
+          const dir = sink === 'dir' || sink.startsWith('sync-') ? await mkdtemp(join(tmpdir(), 'dequeue-bench-')) : undefined;
           let s3Spec;
           if (sink === 's3') {
             const bucket = `bench-${Date.now()}-${run}`;
@@ -245,7 +292,8 @@ async function parent(): Promise<void> {
         const failed = list.find((r) => r.error || r.stored !== load.held.length);
         rows.push(
           `| ${load.name} | ${LABEL[sink]} | ${mbps.toFixed(0)} | ${sink === 'raw' ? '1.00' : (mbps / raw).toFixed(2)} | ` +
-            `${Math.max(...list.map((r) => r.peakRssMiB)).toFixed(0)} | ${median(list.map((r) => r.startRssMiB)).toFixed(0)} | ${list.length} |` +
+            `${Math.max(...list.map((r) => r.peakRssMiB)).toFixed(0)} | ${median(list.map((r) => r.startRssMiB)).toFixed(0)} | ` +
+            `${median(list.map((r) => (r.cpuMs * 1000) / load.held.length)).toFixed(0)} | ${list.length} |` +
             (failed ? ` ${failed.stored} stored: ${failed.error ?? 'short'} |` : ' |'),
         );
       }
@@ -261,8 +309,8 @@ async function parent(): Promise<void> {
   console.log('');
   console.log(`node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, mail directory under ${tmpdir()}${moto ? ', S3 = moto_server on loopback' : ', moto_server missing: no S3 rows'}`);
   console.log('');
-  console.log('| load | into | MB/s (median) | x raw copy | peak RSS MiB | RSS at start MiB | runs | notes |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---|');
+  console.log('| load | into | MB/s (median) | x raw copy | peak RSS MiB | RSS at start MiB | receiver CPU us per message | runs | notes |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const row of rows) console.log(row);
 }
 
@@ -284,6 +332,8 @@ const LABEL: Record<Sink, string> = {
   raw: 'raw loopback socket copy',
   'raw-files': 'raw copy, a durable file per message (no SMTP)',
   null: 'SMTP dialogue alone (a sink that stores nothing)',
+  'sync-file': 'SMTP, then a durable file per message as raw-files makes it (bound)',
+  'sync-pair': 'the same with its envelope file too (bound)',
   dir: 'mail directory (--mail-dir)',
   s3: 'S3 (moto_server)',
 };

@@ -16,7 +16,7 @@
  * once it has all arrived, the bytes read past the ATRN reply would have to be pushed back into
  * the socket by hand, and it starts a reverse DNS lookup of the provider of its own.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 import { Alarm } from '../alarm';
 import type { MemoryBudget } from '../memory-budget';
@@ -614,9 +614,19 @@ class ReversedSession {
   }
 }
 
+/** Random bytes for message ids, taken 6 at a time from a pool filled 1.5 KiB at a time. */
+const idPool = Buffer.alloc(1536);
+let idAt = idPool.length;
+
 /** Sortable by time, unique: `20240102T030405123Z-1a2b3c4d5e6f`. */
 export function messageId(date: Date): string {
-  return `${date.toISOString().replace(/[-:.]/g, '')}-${randomBytes(6).toString('hex')}`;
+  // One call into the random generator per 256 messages, not one each (a profile showed it).
+  if (idAt + 6 > idPool.length) {
+    randomFillSync(idPool);
+    idAt = 0;
+  }
+  const random = idPool.toString('hex', idAt, (idAt += 6));
+  return `${date.toISOString().replace(/[-:.]/g, '')}-${random}`;
 }
 
 /** "300 ms", "5 s", "10 min": how long a bound was, for messages. */
