@@ -15,7 +15,7 @@
  * Directories are removed only at the end (see odmr-receive.ts: deleting files makes the next
  * ones slower to create on this machine). Prints each run and the medians, and the receiving
  * process's CPU time per message (its thread pool's included), which moves less with the machine's
- * load than the throughput does; asserts nothing.
+ * load than the throughput does, and the time from the final dot to stored; asserts nothing.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -41,9 +41,19 @@ const CHILD = `
   const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
   const started = performance.now();
   const cpu = process.cpuUsage();
-  const report = await releaseSignal(target, {}, { credentials, helloName: 'mx.bench.test', receiver: createMailReceiver(createMailDirSink(spec.dir)) });
+  // Each commit timed (the final dot to stored): the drafts pass through untouched otherwise.
+  const commits = [];
+  const timed = (draft) => ({
+    withdrawable: draft.withdrawable, write: (chunks) => draft.write(chunks), abort: () => draft.abort(),
+    commit: () => { const at = performance.now(); return draft.commit().then((r) => (commits.push(performance.now() - at), r)); },
+  });
+  const inner = createMailDirSink(spec.dir);
+  const sink = { begin: (envelope) => inner.begin(envelope).then(timed) };
+  if (inner.transaction) sink.transaction = (mail) => { const tx = inner.transaction(mail); return { recipient: (a) => tx.recipient(a), abandon: () => tx.abandon(), begin: (e) => tx.begin(e).then(timed) }; };
+  const report = await releaseSignal(target, {}, { credentials, helloName: 'mx.bench.test', receiver: createMailReceiver(sink) });
   const used = process.cpuUsage(cpu);
-  console.log(JSON.stringify({ ms: performance.now() - started, cpuMs: (used.user + used.system) / 1000, sysMs: used.system / 1000, stored: report.messages, error: report.error?.message ?? null }));
+  commits.sort((a, b) => a - b);
+  console.log(JSON.stringify({ ms: performance.now() - started, cpuMs: (used.user + used.system) / 1000, sysMs: used.system / 1000, commitMs: commits[commits.length >> 1] ?? 0, stored: report.messages, error: report.error?.message ?? null }));
 `;
 
 const { values } = parseArgs({
@@ -69,6 +79,8 @@ const rates: Record<string, number[]> = { base: [], this: [] };
 /** CPU time of the receiving process (its thread pool included), per message: steadier than MB/s. */
 const cpus: Record<string, number[]> = { base: [], this: [] };
 const kernel: Record<string, number[]> = { base: [], this: [] };
+/** Each run's median time from the final dot to stored (the commit), ms. */
+const commit: Record<string, number[]> = { base: [], this: [] };
 const dirs: string[] = [];
 try {
   for (let run = 0; run < Number(values.runs); run++) {
@@ -78,11 +90,12 @@ try {
       dirs.push(dir);
       try {
         const { stdout } = await promisify(execFile)(process.execPath, [join(OUT, `${name}.mjs`), JSON.stringify({ port: provider.port, dir })]);
-        const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; cpuMs: number; sysMs: number; stored: number; error: string | null };
+        const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; cpuMs: number; sysMs: number; commitMs: number; stored: number; error: string | null };
         if (result.error || result.stored !== count) throw new Error(`${name}: ${result.stored} stored, ${result.error}`);
         rates[name]!.push((count * text.length) / 1e6 / (result.ms / 1000));
         cpus[name]!.push((result.cpuMs * 1000) / count);
         kernel[name]!.push((result.sysMs * 1000) / count);
+        commit[name]!.push(result.commitMs);
       } finally {
         await provider.stop();
       }
@@ -94,7 +107,7 @@ try {
 console.log(`\`npx tsx bench/odmr-receive-ab.ts ${process.argv.slice(2).join(' ')}\`: ${count} x ${text.length} bytes, MB/s per run`);
 const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 for (const [name, list] of Object.entries(rates)) {
-  console.log(`${name === 'base' ? values.base : 'this tree'}: ${list.map((r) => r.toFixed(0)).join(' ')}; median ${median(list).toFixed(0)}; receiver CPU per message (us, median) ${median(cpus[name]!).toFixed(0)}, of which in the kernel ${median(kernel[name]!).toFixed(0)}`);
+  console.log(`${name === 'base' ? values.base : 'this tree'}: ${list.map((r) => r.toFixed(0)).join(' ')}; median ${median(list).toFixed(0)}; receiver CPU per message (us, median) ${median(cpus[name]!).toFixed(0)}, of which in the kernel ${median(kernel[name]!).toFixed(0)}; final dot to stored (ms, median) ${median(commit[name]!).toFixed(2)}`);
 }
 
 /** As in odmr-receive.ts: headers, then 76-column base64 lines, one in 97 starting with a dot. */

@@ -5,23 +5,31 @@
  *   DIR/<target>/<id>.json   the envelope (lambda/core/envelope-record.ts)
  *
  * A reader never sees half a message: both are written under hidden temporary names
- * (`.<id>.eml.part`), fsynced, then renamed, the `.eml` last (its appearance is the commit
- * point), and the directory is fsynced before the sink reports the message stored, which is
- * what lets the session answer 250 (a directory the sink created is itself fsynced into its
- * parent first). A reader should look for `*.eml`; its `.json` is already
- * there by then. Files are private to the user (0600, directories 0700).
+ * (`.<name>.eml.part`, `.<name>.json.part`), made durable (the message fsynced, the envelope
+ * written with O_DSYNC), then renamed, the `.eml` last (its appearance is the commit point), and
+ * the directory is fsynced before the sink reports the message stored, which is what lets the
+ * session answer 250 (a directory the sink created is itself fsynced into its parent first). A
+ * reader should look for `*.eml`; its `.json` is already there by then. Files are private to the
+ * user (0600, directories 0700). What a crash at each step leaves: docs/odmr.md, tested by
+ * test/cli/adapters/mail-dir-crash.test.ts.
  *
  * Writes are queued and flushed in batches (one writev per batch) so the disk sees large writes
  * while the session keeps reading; the queue is capped (highWaterBytes) and a full queue makes
  * the session wait, which makes the provider wait (TCP backpressure).
  *
- * Speed, without giving up any of the above (bench/odmr-receive.ts, docs/odmr.md):
+ * Speed, without giving up any of the above (bench/odmr-receive.ts, docs/odmr.md). Every
+ * file-system call is a trip through libuv's thread pool and back (never a synchronous call: a
+ * blocked event loop stops every bound), so what matters is how many of them a message waits for:
+ * - At MAIL (`transaction`) the two files and the directory are opened, named by the transaction
+ *   (the message has no id yet), while RCPT and DATA go back and forth: DATA finds them open.
+ *   An abandoned transaction closes and removes them. `begin` without a transaction opens them
+ *   itself, named by the message's id.
+ * - A small message is written in one writev at the commit (writes start at MIN_WRITE_BYTES).
+ * - After the final dot, two branches at once: the message's write and fsync; the envelope's one
+ *   O_DSYNC write and its rename. Then the message's rename and the directory's fsync. The files
+ *   are closed after the answer rather than before it.
  * - A large message goes to the disk as it arrives (an fdatasync every WRITEBACK_BYTES, not
  *   awaited), so the fsync after the final dot finds little left to write.
- * - A small message costs its file-system calls one after the other, each a hop through libuv's
- *   thread pool and back: the commit runs at once whatever does not depend on the rest (the
- *   message's fsync; the envelope's open, write and fsync; opening the directory), 6 steps in a
- *   row instead of 12, and closes the files after the answer rather than before it.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
