@@ -85,6 +85,7 @@ async function readAsDeliver(root: string): Promise<{ id: string; bytes: number;
     seen.push({ id: ref.id, bytes: claim!.envelope.bytes, complete: Buffer.concat(chunks).equals(text) });
     await claim!.release();
   }
+  await store.close();
   return seen;
 }
 
