@@ -23,7 +23,10 @@
  * its DynamoDB TransactWriteItems is not atomic across threads (it checks every condition, then
  * writes, and restores a copy of the whole table when one fails, so two transactions that run at
  * once can both pass the same condition, or undo each other's writes). DynamoDB runs each
- * transaction atomically, isolated from any other request. A serialised server gets that from a
+ * transaction atomically, isolated from any other request. Its S3 conditional writes are no
+ * better: PutObject with If-None-Match or If-Match checks the key, then writes it, so two runs
+ * claiming one message at once could both win; S3 decides each one atomically. A serialised
+ * server gets that from a
  * proxy in front of moto that lets one request in at a time: the clients still overlap as much as
  * they like between requests (read, then a conditional write that may lose), which is what a test
  * of a read-then-transact algorithm is about.
@@ -124,7 +127,7 @@ const UPSTREAM_TIMEOUT_MS = 30_000;
 
 /**
  * An HTTP proxy that forwards one request at a time to 127.0.0.1:`upstream`: the next one goes
- * once the previous response has ended (or failed: 502), or its client went away. Requests wait
+ * once moto has answered the previous one in full (or failed: 502), or its client went away. Requests wait
  * in arrival order; one whose client gave up while it waited (an SDK call with a short bound) is
  * dropped, not forwarded.
  */
@@ -142,26 +145,41 @@ async function oneRequestAtATime(upstream: number): Promise<{ port: number; serv
     queue = queue.then(async () => {
       if (over) return;
       let answered = false;
+      // The turn ends when moto has answered in full (the answer is held here and then sent at
+      // the client's own pace: a client that reads a large object slowly while it makes other
+      // requests, as deliver does when it renews a claim mid-message, must not hold the queue).
+      let upstreamDone!: () => void;
+      const done = new Promise<void>((resolve) => (upstreamDone = resolve));
       const forward = httpRequest(
         { host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers, agent, timeout: UPSTREAM_TIMEOUT_MS },
         (answer) => {
           const target = req.headers['x-amz-target'];
           served.push({ operation: typeof target === 'string' ? target : `${req.method} ${req.url}`, status: answer.statusCode ?? 0 });
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.on('end', () => (answered = true));
-          answer.on('error', () => res.destroy());
-          answer.pipe(res);
+          const body: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => body.push(chunk));
+          answer.on('end', () => {
+            answered = true;
+            upstreamDone();
+            if (over) return;
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            res.end(Buffer.concat(body));
+          });
+          answer.on('error', () => {
+            upstreamDone();
+            res.destroy();
+          });
         },
       );
       forward.on('timeout', () => forward.destroy(new Error(`moto_server did not answer ${req.method} ${req.url} within ${UPSTREAM_TIMEOUT_MS} ms`)));
       forward.on('error', (e) => {
+        upstreamDone();
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(`serialising proxy: ${e.message}`);
       });
       req.on('error', () => forward.destroy(new Error('the client went away')));
       req.pipe(forward);
-      await closed;
-      // The client went away mid-answer: moto's connection goes too, the next request gets its own.
+      await Promise.race([done, closed]);
+      // The client went away before moto answered: moto's connection goes too, the next request gets its own.
       if (!answered) forward.destroy();
     });
   });

@@ -30,7 +30,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
   const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
-    moto = await startMotoServer();
+    moto = await startMotoServer({ serialised: true });
     s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
   });
   afterAll(async () => {

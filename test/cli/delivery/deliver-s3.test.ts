@@ -24,7 +24,7 @@ describeWithMotoServer('dequeue deliver from S3', () => {
   const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
-    moto = await startMotoServer();
+    moto = await startMotoServer({ serialised: true });
     s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
   });
   afterAll(async () => {
