@@ -64,6 +64,12 @@ const WRITEBACK_BYTES = 8 * 1024 * 1024;
  * (each a trip through libuv's thread pool, which costs the session's thread too).
  */
 const MIN_WRITE_BYTES = 256 * 1024;
+/**
+ * Transactions abandoned before DATA after which MAIL no longer opens files ahead: a provider that
+ * loops MAIL and RSET (or MAIL and a refused RCPT) would otherwise make the disk create and remove
+ * two files a round for as long as the session lasts. After that, files are opened at DATA.
+ */
+const MAX_ABANDONED_AHEAD = 16;
 /** The envelope is written once, whole, at the commit: with O_DSYNC that write is its fsync. */
 const ENVELOPE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
@@ -117,6 +123,8 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
     }
     return new MailDirDraft(slot, envelope, highWater);
   };
+  /** Transactions abandoned before DATA with their files opened ahead (MAX_ABANDONED_AHEAD). */
+  let abandoned = 0;
   const sink: MailSink = {
     begin(envelope: MailEnvelope): Promise<MessageDraft> {
       const dir = dirOf(envelope.target);
@@ -129,7 +137,7 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
      * abandoned transaction removes them.
      */
     transaction(mail: TransactionStart): SinkTransaction {
-      if (mail.target === undefined) return { recipient: () => ACCEPTED, begin: (envelope) => sink.begin(envelope), abandon: () => undefined };
+      if (mail.target === undefined || abandoned >= MAX_ABANDONED_AHEAD) return { recipient: () => ACCEPTED, begin: (envelope) => sink.begin(envelope), abandon: () => undefined };
       const dir = dirOf(mail.target);
       const slot = new Slot(dir, `.${nonce}-${++opened}`, prepare(dir));
       let taken = false;
@@ -143,6 +151,7 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
         abandon(): Promise<void> {
           if (taken) return RESOLVED;
           taken = true;
+          abandoned++;
           return slot.release();
         },
       };

@@ -100,6 +100,26 @@ describe('mail directory sink', () => {
     expect(await readdir(join(dir, 'isp'))).toEqual(['m8.eml', 'm8.json']);
   });
 
+  it('a provider that keeps abandoning transactions stops making the disk create files at MAIL', async () => {
+    const dir = await root();
+    const sink = createMailDirSink(dir);
+    const hidden = async () => (await readdir(join(dir, 'isp')).catch(() => [] as string[])).filter((f) => f.endsWith('.part'));
+    // The first ones open their files ahead, under names of their own (and remove them when abandoned)...
+    const first = sink.transaction!({ mailFrom: 'loop@origin.test', target: 'isp' });
+    for (let i = 0; i < 500 && !(await hidden()).length; i++) await new Promise((r) => setImmediate(r));
+    expect((await hidden()).length).toBeGreaterThan(0);
+    await first.abandon();
+    for (let i = 1; i < 16; i++) await sink.transaction!({ mailFrom: 'loop@origin.test', target: 'isp' }).abandon();
+    expect(await hidden()).toEqual([]);
+    // ...then MAIL opens nothing ahead: the message's files are opened at DATA, named by its id.
+    const later = sink.transaction!({ mailFrom: 'real@origin.test', target: 'isp' });
+    const draft = await later.begin(envelope('m10'));
+    expect((await hidden()).every((f) => f.startsWith('.m10.'))).toBe(true);
+    await draft.write([Buffer.from('Subject: x\r\n\r\nhi\r\n')]);
+    await draft.commit();
+    expect(await readdir(join(dir, 'isp'))).toEqual(['m10.eml', 'm10.json']);
+  });
+
   it('a directory that cannot be used fails the message as temporary (the provider keeps it)', async () => {
     const dir = await root();
     await writeFile(join(dir, 'file'), 'not a directory');
