@@ -137,43 +137,34 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
       };
     }
 
-    let sent: Promise<TransactionResult>;
-    if (!waiting.length) {
-      sent = Promise.resolve({ recipients: [], error: null });
-    } else {
-      let attempt: Promise<TransactionResult> | null = null;
-      for (let tries = 0; !attempt; tries++) {
-        if (!down && !connection?.usable) {
-          await connection?.close();
-          connection = null;
-          try {
-            connection = await DeliveryConnection.open(destination, deps);
-          } catch (e) {
-            down = asDequeueError(e);
-          }
+    let result: TransactionResult = { recipients: [], error: null };
+    for (let tries = 0; waiting.length; tries++) {
+      if (!down && !connection?.usable) {
+        await connection?.close();
+        connection = null;
+        try {
+          connection = await DeliveryConnection.open(destination, deps);
+        } catch (e) {
+          down = asDequeueError(e);
         }
-        if (down || !connection) {
-          const error = down ?? new DequeueError('temporary', `no connection to ${destination.display}`);
-          attempt = Promise.resolve({ recipients: waiting.map((address) => ({ address, code: null, text: error.message, final: false })), error });
-          break;
-        }
-        const out = await connection.send({
-          id: ref.id, mailFrom: envelope.mailFrom, recipients: waiting, body: envelope.body,
-          size: typeof envelope.bytes === 'number' ? envelope.bytes : undefined, text: () => claim.open(),
-        });
-        // Not taken up at all (the connection broke first): once more, on a new connection.
-        if (out.unsent && tries === 0) continue;
-        // The next message waits for this one's answer. Pipelining its MAIL, RCPT and DATA after
-        // this one's final dot (RFC 2920 3.1 allows it) was slower against Postfix's smtp-sink
-        // (bench/deliver.ts), and a reply sent twice or not at all could then be paired with the
-        // other message's commands.
-        await out.result;
-        attempt = out.result;
       }
-      sent = attempt;
+      if (down || !connection) {
+        const error = down ?? new DequeueError('temporary', `no connection to ${destination.display}`);
+        result = { recipients: waiting.map((address) => ({ address, code: null, text: error.message, final: false })), error };
+        break;
+      }
+      // The next message waits for this one's answer. Pipelining its MAIL, RCPT and DATA after
+      // this one's final dot (RFC 2920 3.1 allows it) was slower against Postfix's smtp-sink
+      // (bench/deliver.ts), and a reply sent twice or not at all could then be paired with the
+      // other message's commands.
+      result = await connection.send({
+        id: ref.id, mailFrom: envelope.mailFrom, recipients: waiting, body: envelope.body,
+        size: typeof envelope.bytes === 'number' ? envelope.bytes : undefined, text: () => claim.open(),
+      });
+      // Not taken up at all (the connection broke first): once more, on a new connection.
+      if (!(result.unsent && tries === 0)) break;
     }
-    // Never rejects: a failed mark leaves the message where it is, and says so.
-    const marking = sent.then((result) => mark(claim, recipients, earlier, result));
+    const marking = mark(claim, recipients, earlier, result);
     return { marking };
   }
 

@@ -101,18 +101,13 @@ export interface RecipientOutcome {
   readonly final: boolean;
 }
 
-/** A message handed to the server: its result comes with the server's replies. */
-export interface Sent {
-  readonly result: Promise<TransactionResult>;
+export interface TransactionResult {
+  readonly recipients: readonly RecipientOutcome[];
   /**
    * The connection failed before the server answered MAIL: it cannot have taken this message, so
    * it may go again at once on a new connection (one the server dropped while it was idle).
    */
   readonly unsent?: boolean;
-}
-
-export interface TransactionResult {
-  readonly recipients: readonly RecipientOutcome[];
   /** Why some recipient has no final answer (or why nothing was sent), if so. */
   readonly error: DequeueError | null;
 }
@@ -165,9 +160,7 @@ export class DeliveryConnection {
     return this.destination.protocol === 'lmtp';
   }
 
-  /** Send one message. Resolves once its last byte is written, to its result still to come. */
-  async send(m: Outgoing): Promise<Sent> {
-    const done = (r: TransactionResult): Sent => ({ result: Promise.resolve(r) });
+  async send(m: Outgoing): Promise<TransactionResult> {
     const ext = this.session.extensions;
     const none = (error: DequeueError): TransactionResult => ({
       recipients: m.recipients.map((address) => ({ address, code: null, text: error.message, final: false })),
@@ -175,7 +168,7 @@ export class DeliveryConnection {
     });
     if (m.body === '8BITMIME' && !ext.has('8BITMIME')) {
       // RFC 6152 3: 8-bit data must not go to a server that did not offer it.
-      return done(none(new DequeueError('temporary', `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`)));
+      return none(new DequeueError('temporary', `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`));
     }
     const params = [
       ...(m.body === '8BITMIME' ? ['BODY=8BITMIME'] : []),
@@ -203,7 +196,7 @@ export class DeliveryConnection {
         const missing = [...rcptReplies, dataReply].find((r): r is DequeueError => r instanceof DequeueError);
         if (missing) {
           this.broken ??= missing;
-          return done(none(missing));
+          return none(missing);
         }
       } else {
         mailReply = await channel.command(mail, ms);
@@ -215,7 +208,7 @@ export class DeliveryConnection {
       }
     } catch (e) {
       this.broken ??= asDequeueError(e);
-      return { ...done(none(asDequeueError(e))), unsent: true };
+      return { ...none(asDequeueError(e)), unsent: true };
     }
 
     /**
@@ -237,23 +230,23 @@ export class DeliveryConnection {
     const mismatch = (command: string, reply: SmtpReply) => new ProtocolError(`${this.destination.display} answered ${command} with ${reply.code} ${boundedText(reply)}, which cannot answer it: its replies no longer pair with our commands`);
     // RFC 5321 4.2.1 and 4.3.2: which reply codes each command can have.
     const refusal = (code: number) => code >= 400 && code < 600;
-    if (!(mailReply.code < 300 && mailReply.code >= 200) && !refusal(mailReply.code)) return done(untrusted(mismatch('MAIL', mailReply)));
+    if (!(mailReply.code < 300 && mailReply.code >= 200) && !refusal(mailReply.code)) return untrusted(mismatch('MAIL', mailReply));
     for (const [i, r] of rcptReplies.entries()) {
       if (r instanceof DequeueError) continue;
-      if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) return done(untrusted(mismatch(`RCPT TO:<${m.recipients[i]}>`, r)));
-      if (mailReply.code >= 300 && r.code < 300) return done(untrusted(mismatch(`RCPT TO:<${m.recipients[i]}> after MAIL was refused`, r)));
+      if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}>`, r));
+      if (mailReply.code >= 300 && r.code < 300) return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}> after MAIL was refused`, r));
     }
-    if (!(dataReply instanceof DequeueError) && dataReply.code !== 354 && !refusal(dataReply.code)) return done(untrusted(mismatch('DATA', dataReply)));
+    if (!(dataReply instanceof DequeueError) && dataReply.code !== 354 && !refusal(dataReply.code)) return untrusted(mismatch('DATA', dataReply));
 
     if (mailReply.code >= 300) {
-      if (!(dataReply instanceof DequeueError) && dataReply.code === 354) return done(untrusted(mismatch('DATA after MAIL was refused', dataReply)));
+      if (!(dataReply instanceof DequeueError) && dataReply.code === 354) return untrusted(mismatch('DATA after MAIL was refused', dataReply));
       // Every recipient gets the MAIL reply: 5xx refuses the message for all of them.
       const text = boundedText(mailReply);
       await this.reset();
-      return done(trusted({
+      return trusted({
         recipients: m.recipients.map((address) => ({ address, code: mailReply.code, text, final: isFinal(mailReply.code) })),
         error: isFinal(mailReply.code) ? null : new DequeueError('temporary', `MAIL FROM refused for now: ${mailReply.code} ${text}`),
-      }));
+      });
     }
 
     const outcomes = new Map<string, RecipientOutcome>();
@@ -281,13 +274,13 @@ export class DeliveryConnection {
         outcomes.set(address, { address, code, text: why, final: code !== null && code >= 500 });
       }
       if (this.usable) await this.reset();
-      return done(result(accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500) ? new DequeueError('temporary', why) : null));
+      return result(accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500) ? new DequeueError('temporary', why) : null);
     }
     if (accepted.length === 0) {
       // A pipelining server that said 354 although it took no recipient: end the empty data.
       await this.endData(1).catch(() => undefined);
       await this.reset();
-      return done(result(null));
+      return result(null);
     }
 
     try {
@@ -298,27 +291,25 @@ export class DeliveryConnection {
       this.cut(asDequeueError(e));
       const error = asDequeueError(e);
       for (const address of accepted) outcomes.set(address, { address, code: null, text: error.message, final: false });
-      return done(result(error));
+      return result(error);
     }
 
-    // endData writes the end at once; its replies come later (never rejects: errors are values).
-    const answered = this.endData(this.lmtp ? accepted.length : 1).then((replies) => {
-      let error: DequeueError | null = null;
-      for (const [i, address] of accepted.entries()) {
-        const r = replies[this.lmtp ? i : 0]!;
-        if (r instanceof DequeueError) {
-          error ??= r;
-          outcomes.set(address, { address, code: null, text: `no reply to the final dot: ${r.message}`, final: false });
-        } else if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) {
-          return untrusted(mismatch('the final dot', r));
-        } else {
-          outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
-        }
+    // Never rejects: a missing reply is a value.
+    const replies = await this.endData(this.lmtp ? accepted.length : 1);
+    let error: DequeueError | null = null;
+    for (const [i, address] of accepted.entries()) {
+      const r = replies[this.lmtp ? i : 0]!;
+      if (r instanceof DequeueError) {
+        error ??= r;
+        outcomes.set(address, { address, code: null, text: `no reply to the final dot: ${r.message}`, final: false });
+      } else if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) {
+        return untrusted(mismatch('the final dot', r));
+      } else {
+        outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
       }
-      if (error) this.broken ??= error;
-      return result(error);
-    });
-    return { result: answered };
+    }
+    if (error) this.broken ??= error;
+    return result(error);
   }
 
   /**
