@@ -540,13 +540,17 @@ class S3Claim implements ClaimedMail {
     if (this.lost) throw this.lost;
   }
 
+  /** Out of the undelivered set: the .eml first (from then on it is out), then what goes with it. */
+  private async takeOut(): Promise<void> {
+    await this.store.delete(`${this.ref.base}.eml`);
+    await this.store.delete(`${this.ref.base}.json`).catch(() => undefined);
+    if (this.answered.length) await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
+  }
+
   async delivered(): Promise<void> {
     try {
       await this.confirm();
-      // The .eml first: from here the message is out of the undelivered set.
-      await this.store.delete(`${this.ref.base}.eml`);
-      await this.store.delete(`${this.ref.base}.json`).catch(() => undefined);
-      if (this.answered.length) await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
+      await this.takeOut();
     } finally {
       await this.finish();
     }
@@ -561,9 +565,7 @@ class S3Claim implements ClaimedMail {
       await this.store.copyMessage(`${this.ref.base}.eml`, `${to}.eml`, this.source);
       // A large copy takes a while: the message is taken out only if it is still ours.
       await this.confirm();
-      await this.store.delete(`${this.ref.base}.eml`);
-      await this.store.delete(`${this.ref.base}.json`).catch(() => undefined);
-      if (this.answered.length) await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
+      await this.takeOut();
     } finally {
       await this.finish();
     }
