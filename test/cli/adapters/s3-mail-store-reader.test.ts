@@ -8,55 +8,25 @@
  *   take it over; a renewal refused (another run took it) means no mark, said so;
  * - a message over the single-copy limit goes to failed/ as a multipart copy (the limit lowered).
  */
-import {
-  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, ListObjectVersionsCommand,
-  PutBucketVersioningCommand, PutObjectCommand, S3Client,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { S3MailStoreReader, type S3MailStoreReaderOptions } from '../../../cli/adapters/s3-mail-store-reader';
 import { createS3MailSink } from '../../../lambda/adapters/s3-mail-sink';
-import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../../peers/scripted-mail-server';
-import { describeWithMotoServer, startMotoServer, type MotoServer } from '../../servers/moto-server';
+import { describeWithMotoServer } from '../../servers/moto-server';
 import { watchLeftovers } from '../../support/no-leftovers';
+import { BUCKET, mailBucket } from '../delivery/mail-bucket';
 import { cli, message, store, type StoredMessage } from '../delivery/stored-mail';
 
-const BUCKET = 'dequeue-mail';
-
 describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease renewal, large copies', () => {
-  let moto: MotoServer;
-  let s3: S3Client;
-  const cleanups: (() => Promise<void>)[] = [];
-
-  beforeAll(async () => {
-    moto = await startMotoServer({ serialised: true });
-    s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
-  });
-  afterAll(async () => {
-    s3?.destroy();
-    await moto?.stop();
-  });
-  beforeEach(async () => {
-    await moto.reset();
-    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    await s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-
-  const keys = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key!).sort();
+  const bucket = mailBucket();
+  const { keys, server } = bucket;
   const keyOf = async (m: StoredMessage, kind: string) => (await keys()).find((k) => k.includes(m.id) && k.endsWith('.eml'))!.replace(/eml$/, kind);
   const deliver = (port: number, options: S3MailStoreReaderOptions = {}, ...more: string[]) =>
     cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more], {
-      openMailStore: (from, notice) => new S3MailStoreReader(s3, BUCKET, 'mail/', { dryRun: from.dryRun, notice, ...options }),
+      openMailStore: (from, notice) => new S3MailStoreReader(bucket.s3, BUCKET, 'mail/', { dryRun: from.dryRun, notice, ...options }),
     });
-  async function server(options: ScriptedMailServerOptions = {}) {
-    const s = await new ScriptedMailServer(options).start();
-    cleanups.push(() => s.stop());
-    return s;
-  }
   /** A server that holds its answer to the first final dot until `letGo()`; `held` once it does. */
   async function slowServer() {
     let holding!: () => void;
@@ -67,15 +37,15 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
   }
   const lines = (stderr: string, what: RegExp) => stderr.split('\n').filter((l) => what.test(l));
   const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
-  const body = async (Key: string, VersionId?: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key, VersionId }))).Body!.transformToByteArray());
+  const body = async (Key: string, VersionId?: string) => Buffer.from(await (await bucket.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key, VersionId }))).Body!.transformToByteArray());
   /** What the function would have left had it stopped between its two requests. */
   async function orphans() {
     const [lonelyMessage, lonelyEnvelope, complete] = [message(1), message(2), message(3)];
-    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [lonelyMessage, lonelyEnvelope, complete]);
+    await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [lonelyMessage, lonelyEnvelope, complete]);
     const eml = await keyOf(lonelyMessage, 'eml');
     const json = await keyOf(lonelyEnvelope, 'json');
-    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: await keyOf(lonelyMessage, 'json') }));
-    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: await keyOf(lonelyEnvelope, 'eml') }));
+    await bucket.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: await keyOf(lonelyMessage, 'json') }));
+    await bucket.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: await keyOf(lonelyEnvelope, 'eml') }));
     return { eml, json, complete };
   }
 
@@ -83,7 +53,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     const { eml, json, complete } = await orphans();
     // And what a deliver run that stopped after a delete leaves: a progress record alone.
     const progress = eml.replace(/\/[^/]+\.eml$/, '/20261130T000000000Z-00000000dead.progress');
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: progress, Body: '{"answers":[]}' }));
+    await bucket.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: progress, Body: '{"answers":[]}' }));
     const mx = await server();
     // Two runs at once: each leftover is removed by one of them, said once.
     const runs = await Promise.all([deliver(mx.port, { orphanGraceMs: 0 }), deliver(mx.port, { orphanGraceMs: 0 })]);
@@ -98,7 +68,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     // Counted as no message: only the complete one in the summary.
     expect(lines(stderr, /1 message\(s\) .*1 delivered, 0 deferred, 0 failed/)).toHaveLength(1);
     expect(await keys()).toEqual([]);
-    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/' }));
+    const versions = await bucket.s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/' }));
     expect((versions.Versions ?? []).map((v) => v.Key)).toEqual(expect.arrayContaining([eml, json]));
     // Once per object: the next run has nothing to say.
     const again = await deliver(mx.port, { orphanGraceMs: 0 });
@@ -126,7 +96,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
   it('a message slower than its lease keeps its claim (renewed): a second run does not take it over, no timer is left', async () => {
     const leaseMs = 3000;
     const m = message(1);
-    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [m]);
     const { slow, held, letGo } = await slowServer();
     const other = await server();
     const leftovers = watchLeftovers();
@@ -148,12 +118,12 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
 
   it('a renewal refused (another run holds the claim now): no mark, the claim left to that run, said so', async () => {
     const m = message(1);
-    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [m]);
     const { slow, held, letGo } = await slowServer();
     let noticed!: () => void;
     const lost = new Promise<void>((r) => (noticed = r));
     const run = cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${slow.port}`, '--json'], {
-      openMailStore: (_, notice) => new S3MailStoreReader(s3, BUCKET, 'mail/', {
+      openMailStore: (_, notice) => new S3MailStoreReader(bucket.s3, BUCKET, 'mail/', {
         leaseMs: 2000,
         notice: (text) => {
           notice(text);
@@ -165,7 +135,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     // What a run taking over an expired claim writes (If-Match on the old ETag: it wins).
     const claimKey = await keyOf(m, 'claim');
     const theirs = JSON.stringify({ host: 'other-host', pid: 4242, nonce: 'theirs', expiresAt: '2999-01-01T00:00:00Z' });
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: claimKey, Body: theirs }));
+    await bucket.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: claimKey, Body: theirs }));
     await lost;
     letGo();
     const out = await run;
@@ -179,7 +149,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
 
   it('a claim lost while the text is still being sent: the connection is cut, so the server does not take it', async () => {
     const m = message(1, { bodyBytes: 20 * 1024 * 1024 });
-    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [m]);
     let stalling!: () => void;
     const stalled = new Promise<void>((r) => (stalling = r));
     let resume!: () => void;
@@ -188,7 +158,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     let noticed!: () => void;
     const lost = new Promise<void>((r) => (noticed = r));
     const run = cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'], {
-      openMailStore: (_, notice) => new S3MailStoreReader(s3, BUCKET, 'mail/', {
+      openMailStore: (_, notice) => new S3MailStoreReader(bucket.s3, BUCKET, 'mail/', {
         leaseMs: 2000,
         notice: (text) => {
           notice(text);
@@ -199,7 +169,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     await stalled;
     const claimKey = await keyOf(m, 'claim');
     const theirs = JSON.stringify({ host: 'other-host', pid: 4242, nonce: 'theirs', expiresAt: '2999-01-01T00:00:00Z' });
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: claimKey, Body: theirs }));
+    await bucket.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: claimKey, Body: theirs }));
     await lost;
     resume();
     const out = await run;
@@ -213,7 +183,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
 
   it('a message over the single-copy limit goes to failed/ copied in parts, byte for byte', async () => {
     const m = message(1, { to: ['nobody@customer.test'], bodyBytes: 12 * 1024 * 1024 });
-    await store(createS3MailSink({ client: s3, bucket: BUCKET }), 'odmr', [m]);
+    await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [m]);
     const stored = sha(await body(await keyOf(m, 'eml')));
     const mx = await server({ rcpt: () => '550 5.1.1 no such user' });
     const out = await deliver(mx.port, { multipartCopyAboveBytes: 6 * 1024 * 1024, copyPartBytes: 5 * 1024 * 1024 });
@@ -223,7 +193,7 @@ describeWithMotoServer('the S3 store read by dequeue deliver: orphans, lease ren
     const copy = left.find((k) => k.endsWith('.eml'))!;
     expect(sha(await body(copy))).toBe(stored);
     // A multipart object's ETag names its parts: 12 MiB and a trace header in 5 MiB ranges.
-    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: copy }));
+    const head = await bucket.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: copy }));
     expect(head.ETag).toMatch(/-3"$/);
     expect(head.ContentType).toBe('message/rfc822');
   });
