@@ -60,7 +60,7 @@ if (positionals.length !== 1) fail('give exactly one event file (see events/)');
 if (!process.env.AWS_ENDPOINT_URL) fail('AWS_ENDPOINT_URL is not set: point it at moto_server (this script never talks to real AWS)');
 
 // The stack's environment, with local defaults; dummy credentials are all moto needs.
-const defaults: Record<string, string> = {
+const defaults = {
   AWS_REGION: 'us-east-1',
   AWS_ACCESS_KEY_ID: 'testing',
   AWS_SECRET_ACCESS_KEY: 'testing',
@@ -72,9 +72,10 @@ const defaults: Record<string, string> = {
   POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
   // As Lambda sets it for an ordinary instance: Powertools reports cold_start only then.
   AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
-};
+} satisfies Record<string, string>;
 for (const [key, value] of Object.entries(defaults)) process.env[key] ??= value;
-const env = process.env as Record<string, string>;
+// Every key of the defaults is set from here on.
+const env = process.env as NodeJS.ProcessEnv & typeof defaults;
 
 const readJson = (file: string): unknown => {
   let text: string;
