@@ -39,7 +39,8 @@ const ENTRY = join(ROOT, 'lambda', 'handler.ts');
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' } } });
 const RUNS = Number(values.runs);
-if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 200) throw new Error(`--runs ${values.runs}: must be a whole number from 1 to 200`);
+if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 200)
+  throw new Error(`--runs ${values.runs}: must be a whole number from 1 to 200`);
 
 interface Variant {
   readonly name: string;
@@ -59,12 +60,25 @@ const variants: Variant[] = [
     how: 'lib/bundling.ts options: ESM, minified, tree-shaken, SDK bundled except the 6 credential providers Lambda never reaches',
     options: { ...stack },
   },
-  { name: 'ours, as deployed', how: 'the same bundle, loaded with --enable-source-maps as the stack sets it', options: stack, nodeArgs: ['--enable-source-maps'], sameBundleAs: 0 },
+  {
+    name: 'ours, as deployed',
+    how: 'the same bundle, loaded with --enable-source-maps as the stack sets it',
+    options: stack,
+    nodeArgs: ['--enable-source-maps'],
+    sameBundleAs: 0,
+  },
   {
     name: 'naive',
     how: 'no minify, no tree shaking, CommonJS builds (mainFields main), nothing external: SDK bundled whole',
     // Nothing external: the baseline must not inherit the stack's choices (the 6 providers).
-    options: { ...stack, minify: false, treeShaking: false, sourcemap: false, mainFields: ['main'], external: [] },
+    options: {
+      ...stack,
+      minify: false,
+      treeShaking: false,
+      sourcemap: false,
+      mainFields: ['main'],
+      external: [],
+    },
   },
   {
     name: 'runtime SDK',
@@ -87,7 +101,8 @@ async function bundle(variant: Variant, index: number): Promise<Built> {
   mkdirSync(dir, { recursive: true });
   // `.mjs`, as NodejsFunction names its ESM output.
   const file = join(dir, 'index.mjs');
-  if (variant.sameBundleAs === undefined) await build({ ...variant.options, entryPoints: [ENTRY], outfile: file, logLevel: 'error' });
+  if (variant.sameBundleAs === undefined)
+    await build({ ...variant.options, entryPoints: [ENTRY], outfile: file, logLevel: 'error' });
   const bytes = statSync(file).size;
   return { variant, file, bytes, gzipBytes: gzipSync(readFileSync(file)).length, times: [] };
 }
@@ -99,12 +114,16 @@ function loadOnce(file: string, nodeArgs: readonly string[] = []): number {
     `await import(${JSON.stringify(pathToFileURL(file).href)});`,
     'process.stdout.write(String(Number(process.hrtime.bigint() - start) / 1e6));',
   ].join('\n');
-  const run = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '--no-warnings', '-e', script], {
-    encoding: 'utf8',
-    // What the module sees at load in Lambda; it must read nothing of it at import time anyway.
-    env: { PATH: process.env.PATH, AWS_REGION: 'us-east-1', DEQUEUE_COUNTER_TABLE: 'bench' },
-    timeout: 60_000,
-  });
+  const run = spawnSync(
+    process.execPath,
+    [...nodeArgs, '--input-type=module', '--no-warnings', '-e', script],
+    {
+      encoding: 'utf8',
+      // What the module sees at load in Lambda; it must read nothing of it at import time anyway.
+      env: { PATH: process.env.PATH, AWS_REGION: 'us-east-1', DEQUEUE_COUNTER_TABLE: 'bench' },
+      timeout: 60_000,
+    },
+  );
   if (run.status !== 0) throw new Error(`loading ${file} failed: ${run.stderr}`);
   return Number(run.stdout);
 }
@@ -121,7 +140,8 @@ const built: Built[] = [];
 for (const [i, variant] of variants.entries()) built.push(await bundle(variant, i));
 // Warm the file cache once, then interleave the variants run by run.
 for (const b of built) loadOnce(b.file, b.variant.nodeArgs);
-for (let run = 0; run < RUNS; run++) for (const b of built) b.times.push(loadOnce(b.file, b.variant.nodeArgs));
+for (let run = 0; run < RUNS; run++)
+  for (const b of built) b.times.push(loadOnce(b.file, b.variant.nodeArgs));
 
 const [ours, deployed, naive] = built;
 const verdict = (b: Built) => {
@@ -131,7 +151,10 @@ const verdict = (b: Built) => {
 };
 const commit = (() => {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    }).trim();
   } catch {
     return 'unknown';
   }

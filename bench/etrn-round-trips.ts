@@ -56,7 +56,9 @@ const { values } = parseArgs({
 const RUNS = Number(values.runs);
 const DELAY = Number(values.delay);
 if (!Number.isInteger(RUNS) || RUNS < 1 || !Number.isFinite(DELAY) || DELAY < 0) {
-  process.stderr.write('usage: npx tsx bench/etrn-round-trips.ts [--runs N>=1] [--delay MS>=0] [--skip-cli]\n');
+  process.stderr.write(
+    'usage: npx tsx bench/etrn-round-trips.ts [--runs N>=1] [--delay MS>=0] [--skip-cli]\n',
+  );
   process.exit(2);
 }
 const PROCESS_TIMEOUT_MS = 60_000;
@@ -72,7 +74,10 @@ interface Scenario {
 }
 const SCENARIOS: readonly Scenario[] = [
   { label: 'a.test 250, b.test 250', etrn: {} },
-  { label: 'a.test 251, b.test 250', etrn: { 'a.test': '251 OK, no messages waiting for node a.test' } },
+  {
+    label: 'a.test 251, b.test 250',
+    etrn: { 'a.test': '251 OK, no messages waiting for node a.test' },
+  },
 ];
 
 interface Sample {
@@ -97,11 +102,19 @@ const targetFields = (port: number) => ({
 });
 
 const dequeueInProcess: Client = async (port) => {
-  const report = await releaseSignal(parseTarget(targetFields(port), 'bench'), {}, { credentials, helloName: 'mx.customer.test' });
+  const report = await releaseSignal(
+    parseTarget(targetFields(port), 'bench'),
+    {},
+    { credentials, helloName: 'mx.customer.test' },
+  );
   return { verdict: `${report.outcome} (${report.replies.map((r) => r.code).join(', ')})` };
 };
 
-function runProcess(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runProcess(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -123,9 +136,19 @@ function runProcess(file: string, args: readonly string[], env: NodeJS.ProcessEn
 const dequeueCli: Client = async (port, work) => {
   const config = join(work, `dequeue-${port}.json`);
   const secrets = join(work, 'secrets.json');
-  await writeFile(config, JSON.stringify({ settings: { helloName: 'mx.customer.test' }, targets: [targetFields(port)] }));
+  await writeFile(
+    config,
+    JSON.stringify({ settings: { helloName: 'mx.customer.test' }, targets: [targetFields(port)] }),
+  );
   await writeFile(secrets, JSON.stringify({ bench: account }), { mode: 0o600 });
-  const run = await runProcess(process.execPath, [CLI, '--config', config, '--secrets', secrets, '--json']);
+  const run = await runProcess(process.execPath, [
+    CLI,
+    '--config',
+    config,
+    '--secrets',
+    secrets,
+    '--json',
+  ]);
   const line = run.stdout.trim().split('\n')[0] ?? '';
   let verdict = `exit ${run.status}`;
   try {
@@ -144,10 +167,16 @@ const fetchmail: Client = async (port, work) => {
     `poll 127.0.0.1 protocol ETRN service ${port} esmtpname "${account.username}" esmtppassword "${account.password}" fetchdomains ${DOMAINS.join(',')}\n`,
     { mode: 0o600 },
   );
-  const run = await runProcess('fetchmail', ['-v', '-N', '-f', rc], { ...process.env, FETCHMAILHOME: work, HOME: work, LC_ALL: 'C' });
+  const run = await runProcess('fetchmail', ['-v', '-N', '-f', rc], {
+    ...process.env,
+    FETCHMAILHOME: work,
+    HOME: work,
+    LC_ALL: 'C',
+  });
   const said = `${run.stdout}\n${run.stderr}`;
   const replies = [...said.matchAll(/ETRN< (\d{3})/g)].map((m) => m[1]);
-  if (!/ETRN> QUIT/.test(said)) throw new Error(`fetchmail did not get as far as QUIT (exit ${run.status}):\n${said}`);
+  if (!/ETRN> QUIT/.test(said))
+    throw new Error(`fetchmail did not get as far as QUIT (exit ${run.status}):\n${said}`);
   return { verdict: `exit ${run.status} (${replies.join(', ')})` };
 };
 
@@ -172,7 +201,8 @@ async function measure(client: Client, proxy: LatencyProxy, work: string): Promi
   const wallMs = performance.now() - started;
   await proxy.idle();
   const traces = proxy.connections.slice(before);
-  if (traces.length !== 1) throw new Error(`expected one connection per signal, saw ${traces.length}`);
+  if (traces.length !== 1)
+    throw new Error(`expected one connection per signal, saw ${traces.length}`);
   return { wallMs, trace: traces[0]!, verdict };
 }
 
@@ -196,14 +226,25 @@ async function main(): Promise<void> {
   const fetchmailPresent = hasFetchmail();
   const clients: [string, Client][] = [['dequeue, in-process (`releaseSignal`)', dequeueInProcess]];
   if (!values['skip-cli']) clients.push(['dequeue CLI (`node bin/dequeue.js`)', dequeueCli]);
-  if (fetchmailPresent) clients.push([`fetchmail ${fetchmailVersion()} (\`fetchmail -v -N -f RC\`)`, fetchmail]);
-  else process.stderr.write('fetchmail is not installed (apt-get install fetchmail): its rows are left out\n');
+  if (fetchmailPresent)
+    clients.push([`fetchmail ${fetchmailVersion()} (\`fetchmail -v -N -f RC\`)`, fetchmail]);
+  else
+    process.stderr.write(
+      'fetchmail is not installed (apt-get install fetchmail): its rows are left out\n',
+    );
 
   const work = await mkdtemp(join(tmpdir(), 'dequeue-bench-etrn-'));
   const rigs = await Promise.all(
     SCENARIOS.map(async (scenario) => {
-      const provider = await new ScriptedProvider({ extensions: EXTENSIONS, account, etrn: scenario.etrn }).start();
-      const proxy = await new LatencyProxy({ upstreamPort: provider.port, oneWayDelayMs: DELAY }).start();
+      const provider = await new ScriptedProvider({
+        extensions: EXTENSIONS,
+        account,
+        etrn: scenario.etrn,
+      }).start();
+      const proxy = await new LatencyProxy({
+        upstreamPort: provider.port,
+        oneWayDelayMs: DELAY,
+      }).start();
       return { scenario, provider, proxy };
     }),
   );
@@ -213,7 +254,8 @@ async function main(): Promise<void> {
   const key = (s: number, c: number) => `${s}/${c}`;
   try {
     // One warm-up round, not recorded: first-use costs (tsx's cache, fetchmail's page cache).
-    for (const rig of rigs) for (const [, client] of clients) await measure(client, rig.proxy, work);
+    for (const rig of rigs)
+      for (const [, client] of clients) await measure(client, rig.proxy, work);
     for (let run = 0; run < RUNS; run++) {
       for (const [s, rig] of rigs.entries()) {
         for (const [c, [, client]] of clients.entries()) {
@@ -238,7 +280,10 @@ async function main(): Promise<void> {
 
   const commit = (() => {
     try {
-      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      }).trim();
     } catch {
       return 'unknown';
     }
@@ -267,7 +312,11 @@ async function main(): Promise<void> {
   }
 
   // The goal: the protocol's minimum, and faster than fetchmail.
-  const minimum = 1 /* connect + greeting */ + 1 /* EHLO */ + 2 /* AUTH CRAM-MD5: challenge, response */ + 1; /* ETRNs + QUIT, pipelined */
+  const minimum =
+    1 /* connect + greeting */ +
+    1 /* EHLO */ +
+    2 /* AUTH CRAM-MD5: challenge, response */ +
+    1; /* ETRNs + QUIT, pipelined */
   lines.push('');
   for (const [s, rig] of rigs.entries()) {
     const ours = samples.get(key(s, 0)) ?? [];
@@ -283,14 +332,20 @@ async function main(): Promise<void> {
     lines.push(`- ${line}.`);
   }
   if (startups.length) {
-    lines.push(`- The CLI's start-up alone (\`node bin/dequeue.js --help\`, spawn to exit, no network): median ${median(startups).toFixed(0)} ms.`);
+    lines.push(
+      `- The CLI's start-up alone (\`node bin/dequeue.js --help\`, spawn to exit, no network): median ${median(startups).toFixed(0)} ms.`,
+    );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 function fetchmailVersion(): string {
   try {
-    const text = execFileSync('fetchmail', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const text = execFileSync('fetchmail', ['--version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     return /release (\d[\w.]*)/.exec(text)?.[1] ?? '';
   } catch (e) {
     // fetchmail --version exits non-zero when it finds no rc file; its stdout still has the release.

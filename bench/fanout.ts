@@ -42,7 +42,8 @@ const { values } = parseArgs({
 const TARGETS = Number(values.targets);
 const DEAD = Number(values.dead);
 const REFUSE = Number(values.refuse);
-if (!Number.isInteger(TARGETS) || TARGETS < 1) throw new Error(`--targets ${values.targets}: a whole number`);
+if (!Number.isInteger(TARGETS) || TARGETS < 1)
+  throw new Error(`--targets ${values.targets}: a whole number`);
 
 const INTERVAL_S = 15 * 60;
 const MARGIN_S = 5;
@@ -130,7 +131,12 @@ class Heap {
  * (30 s) still fits before the deadline. Returns the end time of each target (undefined: not
  * reached) and when the pool was done.
  */
-function pool(durations: readonly number[], c: number, start: number, deadline: number): { ends: (number | undefined)[]; done: number } {
+function pool(
+  durations: readonly number[],
+  c: number,
+  start: number,
+  deadline: number,
+): { ends: (number | undefined)[]; done: number } {
   const slots = new Heap();
   for (let i = 0; i < Math.min(c, durations.length); i++) slots.push(start);
   const ends: (number | undefined)[] = [];
@@ -163,7 +169,12 @@ interface Row {
 function oneInvocation(ps: readonly Provider[], c: number, cycle: number): Row {
   const listed = Math.ceil(ps.length / 10) * SSM_PAGE_S;
   const order = turnOrder(ps, cycle);
-  const { ends } = pool(order.map((p) => p.seconds), c, listed, INTERVAL_S - MARGIN_S);
+  const { ends } = pool(
+    order.map((p) => p.seconds),
+    c,
+    listed,
+    INTERVAL_S - MARGIN_S,
+  );
   const reached = ends.filter((e): e is number => e !== undefined);
   const wall = Math.max(...reached);
   return {
@@ -180,7 +191,9 @@ function fanOut(ps: readonly Provider[], k: number, b: number, c: number, cycle:
   const listed = Math.ceil(ps.length / 10) * SSM_PAGE_S;
   const order = turnOrder(ps, cycle);
   // When each order is visible in the queue.
-  const visible = order.map((_, i) => listed + (Math.floor(Math.floor(i / 10) / SENDS_IN_FLIGHT) + 1) * SEND_BATCH_S);
+  const visible = order.map(
+    (_, i) => listed + (Math.floor(Math.floor(i / 10) / SENDS_IN_FLIGHT) + 1) * SEND_BATCH_S,
+  );
   const workers = new Heap();
   for (let i = 0; i < k; i++) workers.push(0);
   const warm = new Set<number>();
@@ -197,13 +210,21 @@ function fanOut(ps: readonly Provider[], k: number, b: number, c: number, cycle:
     // The mapping hands over a batch once B orders are there or the window has passed.
     const firstVisible = Math.max(free, visible[next]!);
     const fullAt = visible[next + take - 1]!;
-    const start = b > 10 ? Math.max(firstVisible, Math.min(fullAt, firstVisible + BATCHING_WINDOW_S)) : Math.max(firstVisible, fullAt);
+    const start =
+      b > 10
+        ? Math.max(firstVisible, Math.min(fullAt, firstVisible + BATCHING_WINDOW_S))
+        : Math.max(firstVisible, fullAt);
     const ready = order.slice(next, next + take).filter((_, j) => visible[next + j]! <= start);
     const count = Math.max(1, ready.length);
     const slot = invocation++ % k;
     const begin = start + (warm.has(slot) ? WARM_START_S : COLD_START_S);
     warm.add(slot);
-    const { ends, done } = pool(order.slice(next, next + count).map((p) => p.seconds), c, begin, begin + WORKER_TIMEOUT_S - MARGIN_S);
+    const { ends, done } = pool(
+      order.slice(next, next + count).map((p) => p.seconds),
+      c,
+      begin,
+      begin + WORKER_TIMEOUT_S - MARGIN_S,
+    );
     for (const e of ends) {
       if (e === undefined) notReached++;
       else {
@@ -216,7 +237,14 @@ function fanOut(ps: readonly Provider[], k: number, b: number, c: number, cycle:
     workers.push(done);
   }
   const defaults = k === 10 && b === 50 && c === 10 ? ' (the defaults)' : '';
-  return { design: `fan-out, K=${k} workers, batch ${b}, concurrency ${c}${defaults}`, invocationSeconds: billed, sessions: k * c, wall: last, signalledInInterval: inInterval, notReached };
+  return {
+    design: `fan-out, K=${k} workers, batch ${b}, concurrency ${c}${defaults}`,
+    invocationSeconds: billed,
+    sessions: k * c,
+    wall: last,
+    signalledInInterval: inInterval,
+    notReached,
+  };
 }
 
 const ps = providers(TARGETS, Number(values.seed));
@@ -238,7 +266,10 @@ const rows: Row[] = [
 
 const answered = ps.filter((p) => p.kind === 'answers').length;
 const dead = ps.filter((p) => p.kind === 'dead').length;
-const fmt = (s: number) => (s >= 60 ? `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, '0')} s` : `${s.toFixed(1)} s`);
+const fmt = (s: number) =>
+  s >= 60
+    ? `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, '0')} s`
+    : `${s.toFixed(1)} s`;
 const commit = (() => {
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
@@ -246,11 +277,19 @@ const commit = (() => {
     return 'unknown';
   }
 })();
-console.log(`\`npx tsx bench/fanout.ts --targets ${TARGETS} --seed ${values.seed} --dead ${DEAD} --refuse ${REFUSE}\` — simulated (virtual clock), node ${process.version}, commit ${commit}, ${new Date().toISOString().slice(0, 10)}`);
-console.log(`\n${TARGETS} targets: ${answered} answer within 100 ms a reply, ${dead} dead (30 s timeout), ${TARGETS - answered - dead} refuse at once. Interval ${INTERVAL_S / 60} min.\n`);
-console.log('| design | sessions at once | wall time to the last result | results within 15 min | not reached | Lambda GB-s per 1,000 targets (256 MB) |');
+console.log(
+  `\`npx tsx bench/fanout.ts --targets ${TARGETS} --seed ${values.seed} --dead ${DEAD} --refuse ${REFUSE}\` — simulated (virtual clock), node ${process.version}, commit ${commit}, ${new Date().toISOString().slice(0, 10)}`,
+);
+console.log(
+  `\n${TARGETS} targets: ${answered} answer within 100 ms a reply, ${dead} dead (30 s timeout), ${TARGETS - answered - dead} refuse at once. Interval ${INTERVAL_S / 60} min.\n`,
+);
+console.log(
+  '| design | sessions at once | wall time to the last result | results within 15 min | not reached | Lambda GB-s per 1,000 targets (256 MB) |',
+);
 console.log('|---|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   const gbSeconds = (r.invocationSeconds * 0.25 * 1000) / TARGETS;
-  console.log(`| ${r.design} | ${r.sessions} | ${fmt(r.wall)} | ${r.signalledInInterval} | ${r.notReached} | ${gbSeconds.toFixed(0)} |`);
+  console.log(
+    `| ${r.design} | ${r.sessions} | ${fmt(r.wall)} | ${r.signalledInInterval} | ${r.notReached} | ${gbSeconds.toFixed(0)} |`,
+  );
 }

@@ -85,7 +85,8 @@ export class LatencyProxy {
   async idle(timeoutMs = 5_000): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (this.connections.some((c) => c.closedAt === undefined)) {
-      if (Date.now() > until) throw new Error(`the proxy still has open connections after ${timeoutMs} ms`);
+      if (Date.now() > until)
+        throw new Error(`the proxy still has open connections after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }

@@ -47,8 +47,14 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   const { createS3MailSink } = await import('../lambda/adapters/s3-mail-sink');
   const { lambdaMailMemory, MemoryBudget } = await import('../lambda/core/memory-budget');
   const { S3Client } = await import('@aws-sdk/client-s3');
-  const client = new S3Client({ endpoint: spec.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
-  const memory = spec.functionMb === null ? undefined : new MemoryBudget(lambdaMailMemory(spec.functionMb));
+  const client = new S3Client({
+    endpoint: spec.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+  });
+  const memory =
+    spec.functionMb === null ? undefined : new MemoryBudget(lambdaMailMemory(spec.functionMb));
   const sink = createS3MailSink({ client, bucket: spec.bucket, memory });
   const receiver = createMailReceiver(sink, { memory });
   const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
@@ -56,7 +62,18 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   const reports = await Promise.all(
     spec.ports.map((port, i) =>
       releaseSignal(
-        parseTarget({ name: `t${i}`, host: '127.0.0.1', port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 120 }, 'bench'),
+        parseTarget(
+          {
+            name: `t${i}`,
+            host: '127.0.0.1',
+            port,
+            tls: 'none',
+            auth: { secretId: 'odmr' },
+            command: 'ATRN',
+            timeoutSeconds: 120,
+          },
+          'bench',
+        ),
         {},
         { credentials, helloName: 'mx.bench.test', receiver },
       ),
@@ -65,15 +82,23 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   const ms = performance.now() - started;
   client.destroy();
   return {
-    ms, stored: reports.reduce((n, r) => n + r.messages, 0), peakRssMiB: peakRssMiB(),
-    budgetMiB: memory ? memory.limitBytes / 2 ** 20 : null, errors: reports.flatMap((r) => (r.error ? [r.error.message] : [])),
+    ms,
+    stored: reports.reduce((n, r) => n + r.messages, 0),
+    peakRssMiB: peakRssMiB(),
+    budgetMiB: memory ? memory.limitBytes / 2 ** 20 : null,
+    errors: reports.flatMap((r) => (r.error ? [r.error.message] : [])),
   };
 }
 
 async function parent(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { targets: { type: 'string', default: '10' }, mb: { type: 'string', default: '30' }, 'function-mb': { type: 'string', default: '256' }, runs: { type: 'string', default: '1' } },
+    options: {
+      targets: { type: 'string', default: '10' },
+      mb: { type: 'string', default: '30' },
+      'function-mb': { type: 'string', default: '256' },
+      runs: { type: 'string', default: '1' },
+    },
   });
   const targets = Number(values.targets);
   const size = Number(values.mb) * MB;
@@ -82,7 +107,9 @@ async function parent(): Promise<void> {
   const { AtrnProvider, stuff } = await import('../peers/atrn-provider');
   const { findMotoServer, startMotoServer } = await import('../test/servers/moto-server');
   if (!findMotoServer()) {
-    console.log('moto_server is not installed: nothing to measure (it is preinstalled with pip on the build machines)');
+    console.log(
+      'moto_server is not installed: nothing to measure (it is preinstalled with pip on the build machines)',
+    );
     return;
   }
   const text = makeMessage(size);
@@ -103,12 +130,23 @@ async function parent(): Promise<void> {
       const results: ChildResult[] = [];
       for (let run = 0; run < runs; run++) {
         const providers = await Promise.all(
-          Array.from({ length: c.targets }, (_, i) => new AtrnProvider({ queue: [{ from: `s${i}@origin.test`, to: [`u${i}@customer.test`], text, wire }] }).start()),
+          Array.from({ length: c.targets }, (_, i) =>
+            new AtrnProvider({
+              queue: [{ from: `s${i}@origin.test`, to: [`u${i}@customer.test`], text, wire }],
+            }).start(),
+          ),
         );
         const bucket = `memory-${Date.now()}-${rows.length}-${run}`;
         await s3.send(new CreateBucketCommand({ Bucket: bucket }));
         try {
-          results.push(await runChild(bundle, { ports: providers.map((p) => p.port), endpoint: moto.endpoint, bucket, functionMb: c.functionMb }));
+          results.push(
+            await runChild(bundle, {
+              ports: providers.map((p) => p.port),
+              endpoint: moto.endpoint,
+              bucket,
+              functionMb: c.functionMb,
+            }),
+          );
         } finally {
           await Promise.all(providers.map((p) => p.stop()));
         }
@@ -116,7 +154,9 @@ async function parent(): Promise<void> {
       const peak = Math.max(...results.map((r) => r.peakRssMiB));
       const errors = results.flatMap((r) => r.errors);
       const stored = Math.min(...results.map((r) => r.stored));
-      const seconds = results.map((r) => r.ms / 1000).sort((a, b) => a - b)[Math.floor(results.length / 2)]!;
+      const seconds = results.map((r) => r.ms / 1000).sort((a, b) => a - b)[
+        Math.floor(results.length / 2)
+      ]!;
       rows.push(
         `| ${c.name} | ${c.functionMb === null ? 'none (before)' : `${results[0]!.budgetMiB} MiB (a ${c.functionMb} MB function)`} | ${peak.toFixed(0)} | ` +
           `${stored}/${c.targets} | ${seconds.toFixed(1)} | ${runs} |${errors.length ? ` ${errors[0]} |` : ' |'}`,
@@ -129,7 +169,9 @@ async function parent(): Promise<void> {
   const cpu = cpus();
   console.log(`\`${['npx tsx bench/odmr-memory.ts', ...process.argv.slice(2)].join(' ')}\``);
   console.log('');
-  console.log(`node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, S3 = moto_server on loopback, one provider per target`);
+  console.log(
+    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, S3 = moto_server on loopback, one provider per target`,
+  );
   console.log('');
   console.log('| load | mail memory budget | peak RSS MiB | stored | seconds | runs | notes |');
   console.log('|---|---|---:|---:|---:|---:|---|');
@@ -150,16 +192,30 @@ function peakRssMiB(): number {
 async function bundleSelf(): Promise<string> {
   const { build } = await import('esbuild');
   await build({
-    entryPoints: { 'odmr-memory': SELF }, outdir: BUNDLE_DIR, bundle: true, splitting: true, format: 'esm',
-    platform: 'node', target: 'node20', mainFields: ['module', 'main'], outExtension: { '.js': '.mjs' }, logLevel: 'error',
+    entryPoints: { 'odmr-memory': SELF },
+    outdir: BUNDLE_DIR,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    mainFields: ['module', 'main'],
+    outExtension: { '.js': '.mjs' },
+    logLevel: 'error',
     external: ['vitest', 'esbuild'],
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
   });
   return join(BUNDLE_DIR, 'odmr-memory.mjs');
 }
 
 async function runChild(bundle: string, spec: ChildSpec): Promise<ChildResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, [bundle, '--child', JSON.stringify(spec)], { maxBuffer: 1024 * 1024, timeout: 900_000 });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [bundle, '--child', JSON.stringify(spec)],
+    { maxBuffer: 1024 * 1024, timeout: 900_000 },
+  );
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult;
 }
 

@@ -58,7 +58,9 @@ const CHILD = `
 
 const { values } = parseArgs({
   options: {
-    base: { type: 'string' }, runs: { type: 'string', default: '6' }, load: { type: 'string', default: 'small' },
+    base: { type: 'string' },
+    runs: { type: 'string', default: '6' },
+    load: { type: 'string', default: 'small' },
     pipelining: { type: 'boolean', default: false },
   },
 });
@@ -66,15 +68,29 @@ if (!values.base) throw new Error('--base DIR: the tree to compare with (see the
 const trees = { base: resolve(values.base), this: ROOT };
 for (const [name, root] of Object.entries(trees)) {
   await build({
-    stdin: { contents: CHILD, resolveDir: root, loader: 'ts' }, outfile: join(OUT, `${name}.mjs`), bundle: true, format: 'esm',
-    platform: 'node', target: 'node20', mainFields: ['module', 'main'], logLevel: 'error', nodePaths: [join(ROOT, 'node_modules')],
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    stdin: { contents: CHILD, resolveDir: root, loader: 'ts' },
+    outfile: join(OUT, `${name}.mjs`),
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    mainFields: ['module', 'main'],
+    logLevel: 'error',
+    nodePaths: [join(ROOT, 'node_modules')],
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
   });
 }
 
 const [count, size] = values.load === 'large' ? [1, 50_000_000] : [1000, 50_000];
 const text = mailText(size);
-const held = Array.from({ length: count }, (_, i) => ({ from: `s${i}@origin.test`, to: [`u${i}@customer.test`], text, wire: stuff(text) }));
+const held = Array.from({ length: count }, (_, i) => ({
+  from: `s${i}@origin.test`,
+  to: [`u${i}@customer.test`],
+  text,
+  wire: stuff(text),
+}));
 const rates: Record<string, number[]> = { base: [], this: [] };
 /** CPU time of the receiving process (its thread pool included), per message: steadier than MB/s. */
 const cpus: Record<string, number[]> = { base: [], this: [] };
@@ -85,13 +101,27 @@ const dirs: string[] = [];
 try {
   for (let run = 0; run < Number(values.runs); run++) {
     for (const name of ['base', 'this'] as const) {
-      const provider = await new AtrnProvider({ queue: held, pipelining: values.pipelining }).start();
+      const provider = await new AtrnProvider({
+        queue: held,
+        pipelining: values.pipelining,
+      }).start();
       const dir = await mkdtemp(join(tmpdir(), 'dequeue-bench-ab-'));
       dirs.push(dir);
       try {
-        const { stdout } = await promisify(execFile)(process.execPath, [join(OUT, `${name}.mjs`), JSON.stringify({ port: provider.port, dir })]);
-        const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; cpuMs: number; sysMs: number; commitMs: number; stored: number; error: string | null };
-        if (result.error || result.stored !== count) throw new Error(`${name}: ${result.stored} stored, ${result.error}`);
+        const { stdout } = await promisify(execFile)(process.execPath, [
+          join(OUT, `${name}.mjs`),
+          JSON.stringify({ port: provider.port, dir }),
+        ]);
+        const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+          ms: number;
+          cpuMs: number;
+          sysMs: number;
+          commitMs: number;
+          stored: number;
+          error: string | null;
+        };
+        if (result.error || result.stored !== count)
+          throw new Error(`${name}: ${result.stored} stored, ${result.error}`);
         rates[name]!.push((count * text.length) / 1e6 / (result.ms / 1000));
         cpus[name]!.push((result.cpuMs * 1000) / count);
         kernel[name]!.push((result.sysMs * 1000) / count);
@@ -104,10 +134,14 @@ try {
 } finally {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 }
-console.log(`\`npx tsx bench/odmr-receive-ab.ts ${process.argv.slice(2).join(' ')}\`: ${count} x ${text.length} bytes, MB/s per run`);
+console.log(
+  `\`npx tsx bench/odmr-receive-ab.ts ${process.argv.slice(2).join(' ')}\`: ${count} x ${text.length} bytes, MB/s per run`,
+);
 const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 for (const [name, list] of Object.entries(rates)) {
-  console.log(`${name === 'base' ? values.base : 'this tree'}: ${list.map((r) => r.toFixed(0)).join(' ')}; median ${median(list).toFixed(0)}; receiver CPU per message (us, median) ${median(cpus[name]!).toFixed(0)}, of which in the kernel ${median(kernel[name]!).toFixed(0)}; final dot to stored (ms, median) ${median(commit[name]!).toFixed(2)}`);
+  console.log(
+    `${name === 'base' ? values.base : 'this tree'}: ${list.map((r) => r.toFixed(0)).join(' ')}; median ${median(list).toFixed(0)}; receiver CPU per message (us, median) ${median(cpus[name]!).toFixed(0)}, of which in the kernel ${median(kernel[name]!).toFixed(0)}; final dot to stored (ms, median) ${median(commit[name]!).toFixed(2)}`,
+  );
 }
 
 /** As in odmr-receive.ts: headers, then 76-column base64 lines, one in 97 starting with a dot. */

@@ -35,7 +35,16 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, writeSync, writevSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -88,7 +97,15 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
       socket.on('end', () => resolve(n));
       socket.on('error', reject);
     });
-    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), cpuMs: cpuMs(), error: null };
+    return {
+      ms: performance.now() - started,
+      bytes,
+      stored: spec.messages,
+      startRssMiB,
+      peakRssMiB: peak(),
+      cpuMs: cpuMs(),
+      error: null,
+    };
   }
   if (spec.sink === 'raw-files') {
     // The same raw copy, but each message made durable as the mail directory does it: its own
@@ -143,7 +160,15 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
       socket.on('end', () => resolve(n));
       socket.on('error', reject);
     });
-    return { ms: performance.now() - started, bytes, stored: spec.messages, startRssMiB, peakRssMiB: peak(), cpuMs: cpuMs(), error: null };
+    return {
+      ms: performance.now() - started,
+      bytes,
+      stored: spec.messages,
+      startRssMiB,
+      peakRssMiB: peak(),
+      cpuMs: cpuMs(),
+      error: null,
+    };
   }
   const { parseTarget } = await import('../lambda/core/config');
   const { createMailReceiver } = await import('../lambda/core/odmr/reversed-session');
@@ -154,7 +179,9 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
     const done = Promise.resolve();
     sink = {
       begin: async (envelope: { id: string }) => ({
-        withdrawable: true, write: () => done, abort: () => done,
+        withdrawable: true,
+        write: () => done,
+        abort: () => done,
         commit: async () => ({ id: envelope.id, location: 'nowhere', bytes: 0 }),
       }),
     };
@@ -171,7 +198,8 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
         const chunks: Buffer[] = [];
         const done = Promise.resolve();
         return {
-          withdrawable: true, abort: () => done,
+          withdrawable: true,
+          abort: () => done,
           write: (pieces: readonly Buffer[]) => (chunks.push(...pieces), done),
           commit: async () => {
             const part = join(spec.dir!, `.${n}.part`);
@@ -200,29 +228,68 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   } else {
     const { createS3MailSink } = await import('../lambda/adapters/s3-mail-sink');
     const { S3Client } = await import('@aws-sdk/client-s3');
-    const client = new S3Client({ endpoint: spec.s3!.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+    const client = new S3Client({
+      endpoint: spec.s3!.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+    });
     sink = createS3MailSink({ client, bucket: spec.s3!.bucket });
   }
-  const target = parseTarget({ name: 'bench', host: '127.0.0.1', port: spec.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 60 }, 'bench');
+  const target = parseTarget(
+    {
+      name: 'bench',
+      host: '127.0.0.1',
+      port: spec.port,
+      tls: 'none',
+      auth: { secretId: 'odmr' },
+      command: 'ATRN',
+      timeoutSeconds: 60,
+    },
+    'bench',
+  );
   const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
   cpuAtStart = process.cpuUsage();
   const started = performance.now();
-  const report = await releaseSignal(target, {}, { credentials, helloName: 'mx.bench.test', receiver: createMailReceiver(sink) });
+  const report = await releaseSignal(
+    target,
+    {},
+    { credentials, helloName: 'mx.bench.test', receiver: createMailReceiver(sink) },
+  );
   const ms = performance.now() - started;
-  return { ms, bytes: spec.bytes, stored: report.messages, startRssMiB, peakRssMiB: peak(), cpuMs: cpuMs(), error: report.error?.message ?? null };
+  return {
+    ms,
+    bytes: spec.bytes,
+    stored: report.messages,
+    startRssMiB,
+    peakRssMiB: peak(),
+    cpuMs: cpuMs(),
+    error: report.error?.message ?? null,
+  };
 }
 
 async function parent(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      runs: { type: 'string', default: '3' }, 's3-runs': { type: 'string', default: '1' }, only: { type: 'string' },
-      load: { type: 'string' }, pipelining: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' },
+      runs: { type: 'string', default: '3' },
+      's3-runs': { type: 'string', default: '1' },
+      only: { type: 'string' },
+      load: { type: 'string' },
+      pipelining: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
     },
   });
   const only = values.only ? new Set(values.only.split(',')) : null;
   // Each child writes a V8 CPU profile there (open it in Chrome DevTools or speedscope).
-  if (values['cpu-prof']) nodeFlags.push('--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', values['cpu-prof']);
+  if (values['cpu-prof'])
+    nodeFlags.push(
+      '--cpu-prof',
+      '--cpu-prof-interval',
+      '100',
+      '--cpu-prof-dir',
+      values['cpu-prof'],
+    );
   const runs = Number(values.runs);
   const s3Runs = Number(values['s3-runs']);
   const { AtrnProvider, stuff, writeSlowly } = await import('../peers/atrn-provider');
@@ -231,10 +298,22 @@ async function parent(): Promise<void> {
   const loads = [
     { name: '1 x 50 MB', messages: makeMessages(1, 50 * MB) },
     { name: '1,000 x 50 KB', messages: makeMessages(1000, 50_000) },
-  ].filter((_, i) => !values.load || values.load === ['large', 'small'][i]).map((load) => {
-    const held = load.messages.map((text, i) => ({ from: `s${i}@origin.test`, to: [`u${i}@customer.test`], text, wire: stuff(text) }));
-    return { ...load, held, bytes: load.messages.reduce((n, m) => n + m.length, 0), wire: Buffer.concat(held.map((h) => h.wire)) };
-  });
+  ]
+    .filter((_, i) => !values.load || values.load === ['large', 'small'][i])
+    .map((load) => {
+      const held = load.messages.map((text, i) => ({
+        from: `s${i}@origin.test`,
+        to: [`u${i}@customer.test`],
+        text,
+        wire: stuff(text),
+      }));
+      return {
+        ...load,
+        held,
+        bytes: load.messages.reduce((n, m) => n + m.length, 0),
+        wire: Buffer.concat(held.map((h) => h.wire)),
+      };
+    });
 
   const moto = findMotoServer() ? await startMotoServer() : null;
   const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
@@ -249,7 +328,20 @@ async function parent(): Promise<void> {
     for (const load of loads) {
       // The raw copy always runs: every other row is read against it.
       // 'null' (the SMTP dialogue with a sink that stores nothing) runs only when asked for.
-      const sinks = (['raw', 'raw-files', 'null', 'sync-file', 'sync-pair', 'dir', ...(moto ? (['s3'] as const) : [])] as Sink[]).filter((k) => k === 'raw' || (only ? only.has(k) : !['null', 'sync-file', 'sync-pair'].includes(k)));
+      const sinks = (
+        [
+          'raw',
+          'raw-files',
+          'null',
+          'sync-file',
+          'sync-pair',
+          'dir',
+          ...(moto ? (['s3'] as const) : []),
+        ] as Sink[]
+      ).filter(
+        (k) =>
+          k === 'raw' || (only ? only.has(k) : !['null', 'sync-file', 'sync-pair'].includes(k)),
+      );
       const results = new Map<Sink, ChildResult[]>(sinks.map((sink) => [sink, []]));
       // Runs interleaved (raw, dir, s3, raw, dir, ...) so that machine noise hits every case alike.
       for (let run = 0; run < Math.max(runs, s3Runs); run++) {
@@ -262,16 +354,34 @@ async function parent(): Promise<void> {
               void writeSlowly(socket, load.wire, 64 * 1024).then(() => socket.end());
             });
             await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-            const dir = sink === 'raw-files' ? await mkdtemp(join(tmpdir(), 'dequeue-bench-raw-')) : undefined;
+            const dir =
+              sink === 'raw-files'
+                ? await mkdtemp(join(tmpdir(), 'dequeue-bench-raw-'))
+                : undefined;
             const port = (server.address() as AddressInfo).port;
             const pieces = sink === 'raw-files' ? load.held.map((h) => h.wire.length) : undefined;
-            list.push(await runChild(child, { sink, port, messages: load.held.length, bytes: load.bytes, dir, pieces }));
+            list.push(
+              await runChild(child, {
+                sink,
+                port,
+                messages: load.held.length,
+                bytes: load.bytes,
+                dir,
+                pieces,
+              }),
+            );
             server.close();
             if (dir) used.push(dir);
             continue;
           }
-          const provider = await new AtrnProvider({ queue: load.held, pipelining: values.pipelining }).start();
-          const dir = sink === 'dir' || sink.startsWith('sync-') ? await mkdtemp(join(tmpdir(), 'dequeue-bench-')) : undefined;
+          const provider = await new AtrnProvider({
+            queue: load.held,
+            pipelining: values.pipelining,
+          }).start();
+          const dir =
+            sink === 'dir' || sink.startsWith('sync-')
+              ? await mkdtemp(join(tmpdir(), 'dequeue-bench-'))
+              : undefined;
           let s3Spec;
           if (sink === 's3') {
             const bucket = `bench-${Date.now()}-${run}`;
@@ -279,7 +389,16 @@ async function parent(): Promise<void> {
             s3Spec = { endpoint: moto!.endpoint, bucket };
           }
           try {
-            list.push(await runChild(child, { sink, port: provider.port, messages: load.held.length, bytes: load.bytes, dir, s3: s3Spec }));
+            list.push(
+              await runChild(child, {
+                sink,
+                port: provider.port,
+                messages: load.held.length,
+                bytes: load.bytes,
+                dir,
+                s3: s3Spec,
+              }),
+            );
           } finally {
             await provider.stop();
             if (dir) used.push(dir);
@@ -307,9 +426,13 @@ async function parent(): Promise<void> {
   const cpu = cpus();
   console.log(`\`${['npx tsx bench/odmr-receive.ts', ...process.argv.slice(2)].join(' ')}\``);
   console.log('');
-  console.log(`node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, mail directory under ${tmpdir()}${moto ? ', S3 = moto_server on loopback' : ', moto_server missing: no S3 rows'}`);
+  console.log(
+    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, mail directory under ${tmpdir()}${moto ? ', S3 = moto_server on loopback' : ', moto_server missing: no S3 rows'}`,
+  );
   console.log('');
-  console.log('| load | into | MB/s (median) | x raw copy | peak RSS MiB | RSS at start MiB | receiver CPU us per message | runs | notes |');
+  console.log(
+    '| load | into | MB/s (median) | x raw copy | peak RSS MiB | RSS at start MiB | receiver CPU us per message | runs | notes |',
+  );
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const row of rows) console.log(row);
 }
@@ -349,11 +472,21 @@ function median(xs: number[]): number {
 async function bundleSelf(): Promise<string> {
   const { build } = await import('esbuild');
   await build({
-    entryPoints: { 'odmr-receive': SELF }, outdir: BUNDLE_DIR, bundle: true, splitting: true, format: 'esm',
-    platform: 'node', target: 'node20', mainFields: ['module', 'main'], outExtension: { '.js': '.mjs' }, logLevel: 'error',
+    entryPoints: { 'odmr-receive': SELF },
+    outdir: BUNDLE_DIR,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    mainFields: ['module', 'main'],
+    outExtension: { '.js': '.mjs' },
+    logLevel: 'error',
     // Only the parent reaches these (the test peers, the bundler itself).
     external: ['vitest', 'esbuild'],
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
   });
   return join(BUNDLE_DIR, 'odmr-receive.mjs');
 }
@@ -362,15 +495,21 @@ async function bundleSelf(): Promise<string> {
 const nodeFlags: string[] = [];
 
 async function runChild(bundle: string, spec: ChildSpec): Promise<ChildResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, [...nodeFlags, bundle, '--child', JSON.stringify(spec)], {
-    maxBuffer: 1024 * 1024, timeout: 600_000,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [...nodeFlags, bundle, '--child', JSON.stringify(spec)],
+    {
+      maxBuffer: 1024 * 1024,
+      timeout: 600_000,
+    },
+  );
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult;
 }
 
 /** Mail-like text: headers, then 76-column base64 lines, a few of them starting with a dot. */
 function makeMessages(count: number, size: number): Buffer[] {
-  const line = (i: number) => (i % 97 === 0 ? '.' : '') + randomBytes(57).toString('base64') + '\r\n';
+  const line = (i: number) =>
+    (i % 97 === 0 ? '.' : '') + randomBytes(57).toString('base64') + '\r\n';
   const body: string[] = [];
   let length = 0;
   for (let i = 0; length < size - 200; i++) {
@@ -380,7 +519,10 @@ function makeMessages(count: number, size: number): Buffer[] {
   }
   const shared = Buffer.from(body.join(''), 'latin1');
   return Array.from({ length: count }, (_, i) => {
-    const head = Buffer.from(`Message-ID: <${i}.bench@origin.test>\r\nSubject: bench ${i}\r\n\r\n`, 'latin1');
+    const head = Buffer.from(
+      `Message-ID: <${i}.bench@origin.test>\r\nSubject: bench ${i}\r\n\r\n`,
+      'latin1',
+    );
     return Buffer.concat([head, shared.subarray(0, Math.max(0, size - head.length))]);
   });
 }

@@ -24,19 +24,28 @@ import { LatencyProxy } from './latency-proxy';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { delay: { type: 'string', default: '25' }, messages: { type: 'string', default: '5' }, sink: { type: 'string', default: 'lambda/adapters/s3-mail-sink.ts' } },
+  options: {
+    delay: { type: 'string', default: '25' },
+    messages: { type: 'string', default: '5' },
+    sink: { type: 'string', default: 'lambda/adapters/s3-mail-sink.ts' },
+  },
 });
 const DELAY = Number(values.delay);
 const MESSAGES = Number(values.messages);
 const MiB = 1024 * 1024;
 
-interface Request { readonly name: string; readonly start: number; end: number }
+interface Request {
+  readonly name: string;
+  readonly start: number;
+  end: number;
+}
 
 function longestChain(requests: readonly Request[]): number {
   const sorted = [...requests].sort((a, b) => a.start - b.start);
   const depth: number[] = [];
   sorted.forEach((r, i) => {
-    depth[i] = 1 + Math.max(0, ...sorted.slice(0, i).map((p, j) => (p.end <= r.start ? depth[j]! : 0)));
+    depth[i] =
+      1 + Math.max(0, ...sorted.slice(0, i).map((p, j) => (p.end <= r.start ? depth[j]! : 0)));
   });
   return Math.max(0, ...depth);
 }
@@ -44,14 +53,32 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   if (!findMotoServer()) throw new Error('moto_server is not installed');
-  const { createS3MailSink } = (await import(resolve(values.sink!))) as { createS3MailSink: (o: { client: S3Client; bucket: string; partSize: number; queueSize: number }) => MailSink };
+  const { createS3MailSink } = (await import(resolve(values.sink!))) as {
+    createS3MailSink: (o: {
+      client: S3Client;
+      bucket: string;
+      partSize: number;
+      queueSize: number;
+    }) => MailSink;
+  };
   const moto = await startMotoServer();
-  const proxy = await new LatencyProxy({ upstreamPort: Number(new URL(moto.endpoint).port), oneWayDelayMs: DELAY }).start();
+  const proxy = await new LatencyProxy({
+    upstreamPort: Number(new URL(moto.endpoint).port),
+    oneWayDelayMs: DELAY,
+  }).start();
   const requests: Request[] = [];
-  const client = new S3Client({ ...moto.clientConfig, endpoint: `http://127.0.0.1:${proxy.port}`, forcePathStyle: true });
+  const client = new S3Client({
+    ...moto.clientConfig,
+    endpoint: `http://127.0.0.1:${proxy.port}`,
+    forcePathStyle: true,
+  });
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const r: Request = { name: context.commandName ?? '?', start: performance.now(), end: Infinity };
+      const r: Request = {
+        name: context.commandName ?? '?',
+        start: performance.now(),
+        end: Infinity,
+      };
       requests.push(r);
       try {
         return await next(args);
@@ -65,13 +92,25 @@ async function main(): Promise<void> {
   try {
     await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
     const sink = createS3MailSink({ client, bucket: 'bench', partSize: 5 * MiB, queueSize: 2 });
-    for (const [name, size] of [['50 KB', 50_000], ['12 MB (multipart, 5 MiB parts)', 12_000_000]] as const) {
-      const counts: number[] = [], chains: number[] = [], rtts: number[] = [];
+    for (const [name, size] of [
+      ['50 KB', 50_000],
+      ['12 MB (multipart, 5 MiB parts)', 12_000_000],
+    ] as const) {
+      const counts: number[] = [],
+        chains: number[] = [],
+        rtts: number[] = [];
       const names = new Map<string, number>();
       for (let i = 0; i <= MESSAGES; i++) {
         const envelope: MailEnvelope = {
-          id: `m-${size}-${i}`, mailFrom: 'a@origin.test', rcptTo: ['b@customer.test'], receivedAt: new Date().toISOString(),
-          provider: 'provider.test:366', target: 'bench', heloName: 'provider.test', tls: false, traceBytes: 0,
+          id: `m-${size}-${i}`,
+          mailFrom: 'a@origin.test',
+          rcptTo: ['b@customer.test'],
+          receivedAt: new Date().toISOString(),
+          provider: 'provider.test:366',
+          target: 'bench',
+          heloName: 'provider.test',
+          tls: false,
+          traceBytes: 0,
         };
         const draft = await sink.begin(envelope);
         const data = randomBytes(size);
@@ -94,18 +133,29 @@ async function main(): Promise<void> {
         if (i === 1) for (const r of after) names.set(r.name, (names.get(r.name) ?? 0) + 1);
       }
       const which = [...names].map(([n, c]) => `${c} ${n.replace(/Command$/, '')}`).join(', ');
-      rows.push(`| ${name} | ${median(counts)} | ${median(chains)} | ${median(rtts).toFixed(1)} | ${which} |`);
+      rows.push(
+        `| ${name} | ${median(counts)} | ${median(chains)} | ${median(rtts).toFixed(1)} | ${which} |`,
+      );
     }
   } finally {
     client.destroy();
     await proxy.stop();
     await moto.stop();
   }
-  console.log(`\`npx tsx bench/s3-commit-requests.ts ${process.argv.slice(2).join(' ')}\``.replace(/ `$/, '`'));
+  console.log(
+    `\`npx tsx bench/s3-commit-requests.ts ${process.argv.slice(2).join(' ')}\``.replace(
+      / `$/,
+      '`',
+    ),
+  );
   console.log('');
-  console.log(`One-way delay ${DELAY} ms (RTT ${2 * DELAY} ms) in front of moto_server; sink ${values.sink}; medians of ${MESSAGES} messages.`);
+  console.log(
+    `One-way delay ${DELAY} ms (RTT ${2 * DELAY} ms) in front of moto_server; sink ${values.sink}; medians of ${MESSAGES} messages.`,
+  );
   console.log('');
-  console.log('| message | S3 requests after the dot | of them one after the other | dot to stored, RTTs | requests (first message) |');
+  console.log(
+    '| message | S3 requests after the dot | of them one after the other | dot to stored, RTTs | requests (first message) |',
+  );
   console.log('|---|---:|---:|---:|---|');
   for (const r of rows) console.log(r);
 }

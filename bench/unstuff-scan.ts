@@ -82,12 +82,21 @@ console.log(`\`npx tsx bench/unstuff-scan.ts --runs ${runs}\` (node ${process.ve
 console.log('');
 console.log('| text | dots a line | MB/s (median) |');
 console.log('|---|---:|---:|');
-for (const [name, make] of [['base64', base64], ['prose', prose], ['abbreviations', dotted], ['dot leaders', leaders]] as const) {
+for (const [name, make] of [
+  ['base64', base64],
+  ['prose', prose],
+  ['abbreviations', dotted],
+  ['dot leaders', leaders],
+] as const) {
   const text = make();
   const wire = Buffer.from(`${text}.\r\n`, 'latin1');
   const dots = text.split('.').length - 1;
   const lines = text.split('\n').length - 1;
   scan(wire);
-  const ms = Array.from({ length: runs }, () => scan(wire)).sort((a, b) => a - b)[Math.floor(runs / 2)]!;
-  console.log(`| ${name} | ${(dots / lines).toFixed(2)} | ${(wire.length / 1e6 / (ms / 1000)).toFixed(0)} |`);
+  const ms = Array.from({ length: runs }, () => scan(wire)).sort((a, b) => a - b)[
+    Math.floor(runs / 2)
+  ]!;
+  console.log(
+    `| ${name} | ${(dots / lines).toFixed(2)} | ${(wire.length / 1e6 / (ms / 1000)).toFixed(0)} |`,
+  );
 }

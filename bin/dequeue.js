@@ -10,7 +10,19 @@
 //   <tmpdir>/dequeue-<uid>/<tree> (a directory of this user's alone);
 // and when none can be written, the CLI runs from its sources without a cache (through tsx).
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,7 +33,12 @@ const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
 
 /** Where a bundle may live, best first; `own` directories are outside the tree. */
 function cacheDirs() {
-  const dirs = [{ dir: process.env.DEQUEUE_CACHE_DIR || join(root, 'node_modules', '.cache', 'dequeue'), own: Boolean(process.env.DEQUEUE_CACHE_DIR) }];
+  const dirs = [
+    {
+      dir: process.env.DEQUEUE_CACHE_DIR || join(root, 'node_modules', '.cache', 'dequeue'),
+      own: Boolean(process.env.DEQUEUE_CACHE_DIR),
+    },
+  ];
   let home;
   try {
     home = homedir();
@@ -42,10 +59,13 @@ function cacheDirs() {
 function freshBundle(dir) {
   try {
     const manifest = JSON.parse(readFileSync(join(dir, 'cli.inputs.json'), 'utf8'));
-    if (typeof manifest.build !== 'string' || !/^b-[0-9a-f]+$/.test(manifest.build)) return undefined;
+    if (typeof manifest.build !== 'string' || !/^b-[0-9a-f]+$/.test(manifest.build))
+      return undefined;
     const bundle = join(dir, manifest.build, 'cli.mjs');
     statSync(bundle);
-    const fresh = Object.entries(manifest.inputs).every(([file, mtime]) => statSync(join(root, file)).mtimeMs === mtime);
+    const fresh = Object.entries(manifest.inputs).every(
+      ([file, mtime]) => statSync(join(root, file)).mtimeMs === mtime,
+    );
     return fresh ? bundle : undefined;
   } catch {
     return undefined;
@@ -107,12 +127,15 @@ async function buildInto({ dir, own, private: shared }) {
     metafile: true,
     logLevel: 'silent',
   });
-  const inputs = Object.fromEntries(Object.keys(result.metafile.inputs).map((file) => [file, statSync(join(root, file)).mtimeMs]));
+  const inputs = Object.fromEntries(
+    Object.keys(result.metafile.inputs).map((file) => [file, statSync(join(root, file)).mtimeMs]),
+  );
   // Written into a directory of its own, named by its contents, and only then named in the
   // manifest: two runs starting at once never see half a build, and a run that started on an
   // older build still finds its chunks.
   const hash = createHash('sha256');
-  for (const file of result.outputFiles) hash.update(file.path.slice(out.length)).update(file.contents);
+  for (const file of result.outputFiles)
+    hash.update(file.path.slice(out.length)).update(file.contents);
   const name = `b-${hash.digest('hex').slice(0, 16)}`;
   mkdirSync(out, { recursive: true });
   for (const file of result.outputFiles) writeFileSync(file.path, file.contents);
@@ -141,7 +164,8 @@ function removeOldBuilds(dir, current) {
       if (entry === current || !/^(b-[0-9a-f]+|\.build-.*|cli\.mjs)$/.test(entry)) continue;
       const path = join(dir, entry);
       // cli.mjs: the single-file bundle of earlier versions of this script.
-      if (entry === 'cli.mjs' || lstatSync(path).mtimeMs < dayAgo) rmSync(path, { recursive: true, force: true });
+      if (entry === 'cli.mjs' || lstatSync(path).mtimeMs < dayAgo)
+        rmSync(path, { recursive: true, force: true });
     }
   } catch {
     // A cache that cannot be tidied still works.

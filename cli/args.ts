@@ -89,11 +89,14 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
   }
   if (values.help) return 'help';
   if (!values.config) throw new UsageError('--config FILE is required');
-  if (values.force && values['dry-run']) throw new UsageError('--force and --dry-run cannot be used together');
+  if (values.force && values['dry-run'])
+    throw new UsageError('--force and --dry-run cannot be used together');
   const maxRun = values['max-run-seconds'];
   const maxRunSeconds = maxRun === undefined ? DEFAULT_MAX_RUN_SECONDS : Number(maxRun);
   if (!/^\d+(\.\d+)?$/.test(maxRun ?? '1') || !(maxRunSeconds > 0) || maxRunSeconds > 86_400) {
-    throw new UsageError(`--max-run-seconds ${maxRun}: must be a number of seconds, more than 0 and at most 86400`);
+    throw new UsageError(
+      `--max-run-seconds ${maxRun}: must be a number of seconds, more than 0 and at most 86400`,
+    );
   }
   const mailMemory = values['mail-memory'];
   const mailMemoryMiB = mailMemory === undefined ? DEFAULT_MAIL_MEMORY_MIB : Number(mailMemory);

@@ -20,13 +20,23 @@ export interface CliIo {
    * it only checks that the directory could be used (writable, or creatable) and changes nothing.
    * `memory` is the run's budget for mail in flight (--mail-memory).
    */
-  readonly openMailDir?: (dir: string, config: ConfigDocument, dryRun: boolean, memory?: MemoryBudget) => Promise<MailReceiver>;
+  readonly openMailDir?: (
+    dir: string,
+    config: ConfigDocument,
+    dryRun: boolean,
+    memory?: MemoryBudget,
+  ) => Promise<MailReceiver>;
   /**
    * `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server).
    * `notice` writes one line for the operator on stderr (an orphan removed, a claim lost).
    */
   readonly openMailStore?: (
-    from: { readonly mailDir?: string; readonly bucket?: string; readonly prefix: string; readonly dryRun: boolean },
+    from: {
+      readonly mailDir?: string;
+      readonly bucket?: string;
+      readonly prefix: string;
+      readonly dryRun: boolean;
+    },
     notice: (text: string) => void,
   ) => MailStore | undefined;
   /**
@@ -42,7 +52,9 @@ export const processIo: CliIo = {
   stderr: process.stderr,
   // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
   openMailDir: async (dir, config, dryRun, memory) => {
-    const sink = dryRun ? (await checkMailDir(dir), createMailDirSink(dir)) : await openMailDir(dir);
+    const sink = dryRun
+      ? (await checkMailDir(dir), createMailDirSink(dir))
+      : await openMailDir(dir);
     return mailReceiverFor(sink, config.settings, undefined, memory, config.targets)!;
   },
 };

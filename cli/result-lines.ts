@@ -8,7 +8,9 @@ export function resultBlock(r: TargetResult): string {
   for (const reply of r.replies) {
     const text = reply.text.split('\n')[0] ?? '';
     // The provider's text is shown escaped: it reaches a terminal (terminal-text.ts).
-    lines.push(`    ${printable(reply.command)} -> ${reply.code ?? ''}${reply.code !== null ? ' ' : ''}${printable(text)}`.trimEnd());
+    lines.push(
+      `    ${printable(reply.command)} -> ${reply.code ?? ''}${reply.code !== null ? ' ' : ''}${printable(text)}`.trimEnd(),
+    );
   }
   if (r.reason) lines.push(`    ${printable(r.reason)}`);
   if (r.error) lines.push(`    error: ${printable(r.error)}`);

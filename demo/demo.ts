@@ -34,7 +34,14 @@ const HELD = [
 function deliver(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
-    const script = ['EHLO provider.test', 'MAIL FROM:<alice@sender.example>', 'RCPT TO:<bob@customer.test>', 'DATA', `${HELD}.`, 'QUIT'];
+    const script = [
+      'EHLO provider.test',
+      'MAIL FROM:<alice@sender.example>',
+      'RCPT TO:<bob@customer.test>',
+      'DATA',
+      `${HELD}.`,
+      'QUIT',
+    ];
     let buffer = '';
     socket.on('data', (chunk) => {
       buffer += chunk.toString();
@@ -90,24 +97,53 @@ async function demo(): Promise<number> {
   try {
     const config = join(work, 'config.json');
     const secrets = join(work, 'secrets.json');
-    await writeFile(config, JSON.stringify({
-      settings: { helloName: 'mx.customer.test' },
-      targets: [{
-        name: 'backup-mx', host: '127.0.0.1', port: provider.port, tls: 'none',
-        auth: { secretId: 'provider-account' }, command: ['ETRN customer.test', 'ETRN other.test'],
-      }],
-    }, null, 2));
-    await writeFile(secrets, JSON.stringify({ 'provider-account': { username: 'customer', password: 'demo-password' } }), { mode: 0o600 });
+    await writeFile(
+      config,
+      JSON.stringify(
+        {
+          settings: { helloName: 'mx.customer.test' },
+          targets: [
+            {
+              name: 'backup-mx',
+              host: '127.0.0.1',
+              port: provider.port,
+              tls: 'none',
+              auth: { secretId: 'provider-account' },
+              command: ['ETRN customer.test', 'ETRN other.test'],
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
+    await writeFile(
+      secrets,
+      JSON.stringify({ 'provider-account': { username: 'customer', password: 'demo-password' } }),
+      { mode: 0o600 },
+    );
 
-    say(`A provider on 127.0.0.1:${provider.port} holds a message for customer.test; your MX listens on 127.0.0.1:${mxPort}`);
+    say(
+      `A provider on 127.0.0.1:${provider.port} holds a message for customer.test; your MX listens on 127.0.0.1:${mxPort}`,
+    );
     say(`dequeue --config ${config} --secrets ${secrets} --verbose`);
     const status = await main(['--config', config, '--secrets', secrets, '--verbose']);
 
     say('The provider releases the held mail to your MX (a new connection, as ETRN works):');
     // The bound is cleared as soon as the mail is in: a pending timer would hold the process 10 s.
     let bound: NodeJS.Timeout | undefined;
-    const message = await Promise.race([delivered, new Promise<string>((_, no) => (bound = setTimeout(() => no(new Error('no delivery within 10 s')), 10_000)))]).finally(() => clearTimeout(bound));
-    process.stderr.write(message.split('\r\n').map((l) => `   | ${l}`).join('\n'));
+    const message = await Promise.race([
+      delivered,
+      new Promise<string>(
+        (_, no) => (bound = setTimeout(() => no(new Error('no delivery within 10 s')), 10_000)),
+      ),
+    ]).finally(() => clearTimeout(bound));
+    process.stderr.write(
+      message
+        .split('\r\n')
+        .map((l) => `   | ${l}`)
+        .join('\n'),
+    );
     const atrnStatus = await atrnDemo(work);
     say(`Done: exit status ${Math.max(status, atrnStatus)}.`);
     return Math.max(status, atrnStatus);
@@ -126,22 +162,52 @@ async function atrnDemo(work: string): Promise<number> {
   const held = (n: number, subject: string) => ({
     from: 'carol@sender.example',
     to: ['bob@customer.test'],
-    text: Buffer.from(`From: carol@sender.example\r\nTo: bob@customer.test\r\nSubject: ${subject}\r\nMessage-ID: <odmr-${n}@provider.test>\r\n\r\nHeld at an ODMR provider; pulled with ATRN.\r\n.a line that starts with a dot survives\r\n`),
+    text: Buffer.from(
+      `From: carol@sender.example\r\nTo: bob@customer.test\r\nSubject: ${subject}\r\nMessage-ID: <odmr-${n}@provider.test>\r\n\r\nHeld at an ODMR provider; pulled with ATRN.\r\n.a line that starts with a dot survives\r\n`,
+    ),
   });
-  const provider = await new AtrnProvider({ queue: [held(1, 'first of two'), held(2, 'second of two')] }).start();
+  const provider = await new AtrnProvider({
+    queue: [held(1, 'first of two'), held(2, 'second of two')],
+  }).start();
   try {
     const config = join(work, 'odmr.json');
     const secrets = join(work, 'odmr-secrets.json');
     const mailDir = join(work, 'mail');
-    await writeFile(config, JSON.stringify({
-      settings: { helloName: 'mx.customer.test', mail: { maxMessageBytes: 10485760 } },
-      targets: [{ name: 'odmr-provider', host: '127.0.0.1', port: provider.port, tls: 'none', auth: { secretId: 'odmr-account' }, command: 'ATRN' }],
-    }, null, 2));
+    await writeFile(
+      config,
+      JSON.stringify(
+        {
+          settings: { helloName: 'mx.customer.test', mail: { maxMessageBytes: 10485760 } },
+          targets: [
+            {
+              name: 'odmr-provider',
+              host: '127.0.0.1',
+              port: provider.port,
+              tls: 'none',
+              auth: { secretId: 'odmr-account' },
+              command: 'ATRN',
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
     await writeFile(secrets, JSON.stringify({ 'odmr-account': ACCOUNT }), { mode: 0o600 });
 
-    say(`Part two, ODMR: a provider on 127.0.0.1:${provider.port} holds 2 messages and speaks ATRN (RFC 2645)`);
+    say(
+      `Part two, ODMR: a provider on 127.0.0.1:${provider.port} holds 2 messages and speaks ATRN (RFC 2645)`,
+    );
     say(`dequeue --config ${config} --secrets ${secrets} --mail-dir ${mailDir} --verbose`);
-    const status = await main(['--config', config, '--secrets', secrets, '--mail-dir', mailDir, '--verbose']);
+    const status = await main([
+      '--config',
+      config,
+      '--secrets',
+      secrets,
+      '--mail-dir',
+      mailDir,
+      '--verbose',
+    ]);
 
     const dir = join(mailDir, 'odmr-provider');
     const files = (await readdir(dir)).sort();
@@ -150,9 +216,16 @@ async function atrnDemo(work: string): Promise<number> {
     const first = files.find((f) => f.endsWith('.eml'));
     if (first) {
       say(`${first}:`);
-      process.stderr.write((await readFile(join(dir, first), 'latin1')).split('\r\n').map((l) => `   | ${l}`).join('\n'));
+      process.stderr.write(
+        (await readFile(join(dir, first), 'latin1'))
+          .split('\r\n')
+          .map((l) => `   | ${l}`)
+          .join('\n'),
+      );
     }
-    say(`The provider's queue is now ${provider.waiting.length === 0 ? 'empty' : `still ${provider.waiting.length} message(s)`}.`);
+    say(
+      `The provider's queue is now ${provider.waiting.length === 0 ? 'empty' : `still ${provider.waiting.length} message(s)`}.`,
+    );
     return status;
   } finally {
     await provider.stop();

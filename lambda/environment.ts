@@ -18,7 +18,11 @@
  */
 import { ConfigError } from './core/errors';
 import { normalisePrefix } from './adapters/ssm-config';
-import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from './resource-prefixes';
+import {
+  DEFAULT_MAIL_PREFIX,
+  DEFAULT_SECRET_PREFIX,
+  DEFAULT_SSM_PREFIX,
+} from './resource-prefixes';
 
 export interface LambdaEnvironment {
   readonly ssmPrefix: string;
@@ -41,17 +45,23 @@ export const STALE_AFTER_HOURS_ENV = 'DEQUEUE_STALE_AFTER_HOURS';
 export const DEFAULT_FAILING_AFTER_CYCLES = 3;
 export const DEFAULT_STALE_AFTER_HOURS = 24;
 
-
 export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
   const counterTable = env.DEQUEUE_COUNTER_TABLE;
-  if (!counterTable) throw new ConfigError('environment', 'DEQUEUE_COUNTER_TABLE', 'must name the DynamoDB table of the cycle counter');
+  if (!counterTable)
+    throw new ConfigError(
+      'environment',
+      'DEQUEUE_COUNTER_TABLE',
+      'must name the DynamoDB table of the cycle counter',
+    );
   return {
     ssmPrefix: normalisePrefix(env.DEQUEUE_SSM_PREFIX || DEFAULT_SSM_PREFIX),
     secretPrefix: env.DEQUEUE_SECRET_PREFIX ?? DEFAULT_SECRET_PREFIX,
     counterTable,
     mailBucket: env.DEQUEUE_MAIL_BUCKET || undefined,
     mailPrefix: env.DEQUEUE_MAIL_PREFIX ?? DEFAULT_MAIL_PREFIX,
-    ...(env.DEQUEUE_IN_VPC === 'true' || env.DEQUEUE_IN_VPC === 'false' ? { inVpc: env.DEQUEUE_IN_VPC === 'true' } : {}),
+    ...(env.DEQUEUE_IN_VPC === 'true' || env.DEQUEUE_IN_VPC === 'false'
+      ? { inVpc: env.DEQUEUE_IN_VPC === 'true' }
+      : {}),
     failingAfterCycles: positive(env, FAILING_AFTER_CYCLES_ENV, DEFAULT_FAILING_AFTER_CYCLES, true),
     staleAfterHours: positive(env, STALE_AFTER_HOURS_ENV, DEFAULT_STALE_AFTER_HOURS, false),
     workQueueUrl: env.DEQUEUE_WORK_QUEUE_URL || undefined,
@@ -63,7 +73,11 @@ function positive(env: NodeJS.ProcessEnv, name: string, fallback: number, whole:
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
   if (!(value > 0) || !Number.isFinite(value) || (whole && !Number.isInteger(value))) {
-    throw new ConfigError('environment', name, `"${text}" must be a ${whole ? 'whole ' : ''}number greater than 0`);
+    throw new ConfigError(
+      'environment',
+      name,
+      `"${text}" must be a ${whole ? 'whole ' : ''}number greater than 0`,
+    );
   }
   return value;
 }

@@ -25,14 +25,27 @@ import { SecretsManagerCredentials } from './adapters/secrets-manager-credential
 import { ConfigUnavailableError, SsmConfigSource } from './adapters/ssm-config';
 import { asDequeueError, type DequeueError } from './core/errors';
 import { outcomeOfError } from './core/outcome';
-import type { ConfigSource, Credentials, CycleCounter, LoadedConfig, MailReceiver, MailSink, WorkQueue } from './core/ports';
+import type {
+  ConfigSource,
+  Credentials,
+  CycleCounter,
+  LoadedConfig,
+  MailReceiver,
+  MailSink,
+  WorkQueue,
+} from './core/ports';
 import type { CycleResult, TargetResult } from './core/result';
 import { runCycle } from './core/run-cycle';
 import { readEnvironment } from './environment';
 import { parseInvocationEvent, type ParsedEvent } from './invocation-event';
 import { createObservability, InvocationReport, type Observability } from './observability';
 import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
-import { createWorker, isWorkQueueEvent, type WorkQueueEvent, type WorkQueueHandler } from './worker';
+import {
+  createWorker,
+  isWorkQueueEvent,
+  type WorkQueueEvent,
+  type WorkQueueHandler,
+} from './worker';
 
 /** Time kept back from the invocation's remaining time: results logged, metrics flushed. */
 export const DEFAULT_SAFETY_MARGIN_MS = 5_000;
@@ -90,7 +103,10 @@ const REPORT_PEEK_MS = 1_500;
 const DEFAULT_FUNCTION_MEMORY_MB = 256;
 
 /** SDK clients bounded in time: a hung connection must not eat the invocation's deadline. */
-export const AWS_CLIENT_OPTIONS = { maxAttempts: 4, requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 } };
+export const AWS_CLIENT_OPTIONS = {
+  maxAttempts: 4,
+  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+};
 
 /**
  * Client settings merged into every SDK client: tests and scripts/invoke-local.ts give an endpoint
@@ -104,18 +120,33 @@ export interface AwsClientSettings {
 }
 
 /** The real adapters, from the environment contract (lambda/environment.ts). */
-export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettings = {}): HandlerDeps {
+export function depsFromEnvironment(
+  env: NodeJS.ProcessEnv,
+  aws: AwsClientSettings = {},
+): HandlerDeps {
   const settings = readEnvironment(env);
   const options = { ...AWS_CLIENT_OPTIONS, ...aws };
-  const mailMemory = new MemoryBudget(lambdaMailMemory(Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || DEFAULT_FUNCTION_MEMORY_MB));
+  const mailMemory = new MemoryBudget(
+    lambdaMailMemory(Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || DEFAULT_FUNCTION_MEMORY_MB),
+  );
   const dynamodb = new DynamoDBClient(options);
   return {
-    config: new SsmConfigSource(new SSMClient(options), { prefix: settings.ssmPrefix, secretPrefix: settings.secretPrefix }),
-    credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), { allowedPrefix: settings.secretPrefix }),
+    config: new SsmConfigSource(new SSMClient(options), {
+      prefix: settings.ssmPrefix,
+      secretPrefix: settings.secretPrefix,
+    }),
+    credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), {
+      allowedPrefix: settings.secretPrefix,
+    }),
     counter: new DynamoDbCycleCounter(dynamodb, { tableName: settings.counterTable }),
     status: new DynamoDbStatusStore(dynamodb, { tableName: settings.counterTable }),
-    health: { failingAfterCycles: settings.failingAfterCycles, staleAfterHours: settings.staleAfterHours },
-    mailStore: settings.mailBucket ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory) : undefined,
+    health: {
+      failingAfterCycles: settings.failingAfterCycles,
+      staleAfterHours: settings.staleAfterHours,
+    },
+    mailStore: settings.mailBucket
+      ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory)
+      : undefined,
     mailMemory,
     workQueue: settings.workQueueUrl ? lazyWorkQueue(options, settings.workQueueUrl) : undefined,
     port25Hint: port25Hint(settings.inVpc),
@@ -128,13 +159,17 @@ export function depsFromEnvironment(env: NodeJS.ProcessEnv, aws: AwsClientSettin
  * (lib/bundling.ts, WORK_QUEUE_FILE), loaded only by a cycle that fans out; workers never need it
  * (the event source mapping receives and deletes their messages).
  */
-export const WORK_QUEUE_MODULE = import.meta.url.endsWith('.mjs') ? './sqs-work-queue.mjs' : './adapters/sqs-work-queue.ts';
+export const WORK_QUEUE_MODULE = import.meta.url.endsWith('.mjs')
+  ? './sqs-work-queue.mjs'
+  : './adapters/sqs-work-queue.ts';
 
 /** The SQS work queue, loaded with the first cycle that fans out. */
 function lazyWorkQueue(options: object, queueUrl: string): WorkQueue {
   let queue: Promise<WorkQueue> | undefined;
   const load = async (): Promise<WorkQueue> => {
-    const { openSqsWorkQueue } = (await import(/* @vite-ignore */ WORK_QUEUE_MODULE)) as typeof import('./adapters/sqs-work-queue');
+    const { openSqsWorkQueue } = (await import(
+      /* @vite-ignore */ WORK_QUEUE_MODULE
+    )) as typeof import('./adapters/sqs-work-queue');
     return openSqsWorkQueue(options, queueUrl);
   };
   return {
@@ -155,8 +190,11 @@ function lazyWorkQueue(options: object, queueUrl: string): WorkQueue {
  */
 export function port25Hint(inVpc: boolean | undefined): string | undefined {
   if (inVpc === true) return undefined;
-  const blocked = 'AWS blocks outbound TCP port 25 from Lambda functions outside a VPC; deploy with static egress (a VPC behind a NAT gateway with an Elastic IP, and the port-25 limit lifted) or give the relay another port such as 587';
-  return inVpc === false ? `this function is not in a VPC: ${blocked}` : `if this function is not in a VPC: ${blocked}`;
+  const blocked =
+    'AWS blocks outbound TCP port 25 from Lambda functions outside a VPC; deploy with static egress (a VPC behind a NAT gateway with an Elastic IP, and the port-25 limit lifted) or give the relay another port such as 587';
+  return inVpc === false
+    ? `this function is not in a VPC: ${blocked}`
+    : `if this function is not in a VPC: ${blocked}`;
 }
 
 /**
@@ -166,13 +204,22 @@ export function port25Hint(inVpc: boolean | undefined): string | undefined {
  * signal ETRN and never store mail. Run from source (tests, scripts), it is the TypeScript file.
  * The specifier is computed so that esbuild leaves the import alone.
  */
-export const MAIL_STORE_MODULE = import.meta.url.endsWith('.mjs') ? './s3-mail-store.mjs' : './adapters/s3-mail-store.ts';
+export const MAIL_STORE_MODULE = import.meta.url.endsWith('.mjs')
+  ? './s3-mail-store.mjs'
+  : './adapters/s3-mail-store.ts';
 
 /** The S3 mail store, loaded when the first message after an ATRN arrives. */
-function lazyS3MailSink(options: object, bucket: string, prefix: string | undefined, memory: MemoryBudget): MailSink {
+function lazyS3MailSink(
+  options: object,
+  bucket: string,
+  prefix: string | undefined,
+  memory: MemoryBudget,
+): MailSink {
   let sink: Promise<MailSink> | undefined;
   const load = async (): Promise<MailSink> => {
-    const { openS3MailStore } = (await import(/* @vite-ignore */ MAIL_STORE_MODULE)) as typeof import('./adapters/s3-mail-store');
+    const { openS3MailStore } = (await import(
+      /* @vite-ignore */ MAIL_STORE_MODULE
+    )) as typeof import('./adapters/s3-mail-store');
     return openS3MailStore(options, bucket, prefix, memory);
   };
   return {
@@ -188,7 +235,10 @@ function lazyS3MailSink(options: object, bucket: string, prefix: string | undefi
 
 /** A counter that never claims: `force` signals whatever earlier deliveries did. */
 function withoutClaims(counter: CycleCounter): CycleCounter {
-  return { count: (slot, signal) => counter.count(slot, signal), peek: (signal) => counter.peek(signal) };
+  return {
+    count: (slot, signal) => counter.count(slot, signal),
+    peek: (signal) => counter.peek(signal),
+  };
 }
 
 export function createHandler(deps: HandlerDeps): DequeueHandler {
@@ -207,26 +257,40 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
       logger.error('invalid invocation event', { error: (e as Error).message });
       throw e;
     }
-    const deadline = context ? started + context.getRemainingTimeInMillis() - (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
+    const deadline = context
+      ? started +
+        context.getRemainingTimeInMillis() -
+        (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS)
+      : undefined;
     // Every SDK call of the run (the SSM listing, counting, claims, secrets) stops at the deadline,
     // retries included: the SDK's own bounds (10 s x 4 attempts per call) would outlast it.
-    const signal = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
+    const signal =
+      deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
     // Each call in flight listens on it (claims, secrets, status writes: a few times `concurrency`
     // at once); each removes its listener when done, so Node's leak warning at 10 is noise here.
     if (signal) setMaxListeners(SIGNAL_LISTENERS, signal);
-    logger.info('cycle starting', { ...parsed.delivery, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
+    logger.info('cycle starting', {
+      ...parsed.delivery,
+      deadline: deadline === undefined ? null : new Date(deadline).toISOString(),
+    });
 
     const report = new InvocationReport(deps.observability);
-    const statuses = deps.status && !parsed.request.dryRun ? new CycleStatuses(deps.status) : undefined;
-    const onStatusError = (target: string, error: DequeueError) => logger.warn('target status not recorded', { target, error: error.message });
+    const statuses =
+      deps.status && !parsed.request.dryRun ? new CycleStatuses(deps.status) : undefined;
+    const onStatusError = (target: string, error: DequeueError) =>
+      logger.warn('target status not recorded', { target, error: error.message });
     /** After a cycle that saw every target: FailingTargets and StaleTargets over `watched`. */
     const countHealth = async (watched: readonly string[]): Promise<void> => {
       if (!statuses || !deps.health || parsed.request.targets) return;
       try {
         // Within the time kept back for reporting: normally nothing is read at all.
-        report.targetHealth(await statuses.health(watched, deps.health, now(), AbortSignal.timeout(REPORT_PEEK_MS)));
+        report.targetHealth(
+          await statuses.health(watched, deps.health, now(), AbortSignal.timeout(REPORT_PEEK_MS)),
+        );
       } catch (e) {
-        logger.warn('failing and stale targets not counted this cycle', { error: asDequeueError(e).message });
+        logger.warn('failing and stale targets not counted this cycle', {
+          error: asDequeueError(e).message,
+        });
       }
     };
     let result: CycleResult | undefined;
@@ -235,45 +299,81 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
       try {
         config = await deps.config.load(signal);
       } catch (e) {
-        const known = e instanceof ConfigUnavailableError ? (e.targets.length ? e.targets : [e.source]) : ['configuration'];
+        const known =
+          e instanceof ConfigUnavailableError
+            ? e.targets.length
+              ? e.targets
+              : [e.source]
+            : ['configuration'];
         // Only names from a listing are targets; a path or "configuration" has no status.
         const real = e instanceof ConfigUnavailableError ? e.targets : [];
         const names = parsed.request.targets ?? known;
         result = await everyTargetFails(names, asDequeueError(e), deps.counter, report);
-        await recordEach(result.results.filter((r) => real.includes(r.target)), statuses, onStatusError, now);
+        await recordEach(
+          result.results.filter((r) => real.includes(r.target)),
+          statuses,
+          onStatusError,
+          now,
+        );
         await countHealth(real);
         return result;
       }
       const counter = parsed.request.force ? withoutClaims(deps.counter) : deps.counter;
       try {
-        result = await runCycle(config, { ...parsed.request, deadline, signal }, {
-          credentials: deps.credentials,
-          counter,
-          receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, config.settings, deps.tlsCa, deps.mailMemory, config.targets, deps.port25Hint),
-          helloName: config.settings.helloName,
-          tlsCa: deps.tlsCa,
-          now: deps.now,
-          resolveHost: deps.resolveHost,
-          workQueue: deps.workQueue,
-          onResult: (r) => report.target(r),
-          status: statuses,
-          onStatusError,
-        });
+        result = await runCycle(
+          config,
+          { ...parsed.request, deadline, signal },
+          {
+            credentials: deps.credentials,
+            counter,
+            receiver:
+              deps.receiver ??
+              mailReceiverFor(
+                deps.mailStore,
+                config.settings,
+                deps.tlsCa,
+                deps.mailMemory,
+                config.targets,
+                deps.port25Hint,
+              ),
+            helloName: config.settings.helloName,
+            tlsCa: deps.tlsCa,
+            now: deps.now,
+            resolveHost: deps.resolveHost,
+            workQueue: deps.workQueue,
+            onResult: (r) => report.target(r),
+            status: statuses,
+            onStatusError,
+          },
+        );
       } catch (e) {
         // Only the counter can fail the whole cycle (count/peek, before any target starts).
-        const names = parsed.request.targets ?? [...config.invalid.map((t) => t.name), ...config.targets.map((t) => t.name)];
+        const names = parsed.request.targets ?? [
+          ...config.invalid.map((t) => t.name),
+          ...config.targets.map((t) => t.name),
+        ];
         result = await everyTargetFails(names, asDequeueError(e), deps.counter, report);
         await recordEach(result.results, statuses, onStatusError, now);
       }
       // Disabled targets (or all, paused by settings.enabled false) are nobody's worry; invalid
       // ones are failing targets.
-      const watched = config.settings.enabled === false ? [] : config.targets.filter((t) => t.enabled).map((t) => t.name);
+      const watched =
+        config.settings.enabled === false
+          ? []
+          : config.targets.filter((t) => t.enabled).map((t) => t.name);
       // Targets handed to the workers are counted by the workers, from the statuses they write.
       const queued = new Set(result.queued ?? []);
-      await countHealth([...config.invalid.map((t) => t.name), ...watched.filter((name) => !queued.has(name))]);
+      await countHealth([
+        ...config.invalid.map((t) => t.name),
+        ...watched.filter((name) => !queued.has(name)),
+      ]);
       return result;
     } finally {
-      report.finish(result, { kind: parsed.kind, durationMs: now() - started, ...(result?.queued ? { queued: result.queued.length } : {}) });
+      report.finish(result, {
+        kind: parsed.kind,
+        durationMs: now() - started,
+        ...(result?.queued ? { queued: result.queued.length } : {}),
+      });
     }
   };
 }
@@ -283,7 +383,12 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
  * was. A slot in which nothing could be decided is left uncounted, so `everyNthCycle` keeps its
  * rhythm over the cycles that did run; the next scheduled slot is the retry.
  */
-async function everyTargetFails(names: readonly string[], error: DequeueError, counter: CycleCounter, report: InvocationReport): Promise<CycleResult> {
+async function everyTargetFails(
+  names: readonly string[],
+  error: DequeueError,
+  counter: CycleCounter,
+  report: InvocationReport,
+): Promise<CycleResult> {
   let cycle = 0;
   try {
     // Only for the record, inside the time kept back for reporting: never wait long for it.
@@ -292,7 +397,17 @@ async function everyTargetFails(names: readonly string[], error: DequeueError, c
     // The counter may be what failed; 0 then says "unknown".
   }
   const outcome = outcomeOfError(error);
-  const results = names.map((target): TargetResult => ({ target, outcome, cycle, durationMs: 0, replies: [], messages: 0, error: error.message }));
+  const results = names.map(
+    (target): TargetResult => ({
+      target,
+      outcome,
+      cycle,
+      durationMs: 0,
+      replies: [],
+      messages: 0,
+      error: error.message,
+    }),
+  );
   for (const r of results) report.target(r);
   return { cycle, results };
 }
@@ -308,7 +423,9 @@ async function recordEach(
   const queue = [...results];
   const worker = async (): Promise<void> => {
     for (let r = queue.shift(); r; r = queue.shift()) {
-      await statuses.record(r, now(), AbortSignal.timeout(REPORT_PEEK_MS)).catch((e: unknown) => onError(r!.target, asDequeueError(e)));
+      await statuses
+        .record(r, now(), AbortSignal.timeout(REPORT_PEEK_MS))
+        .catch((e: unknown) => onError(r!.target, asDequeueError(e)));
     }
   };
   await Promise.all(Array.from({ length: Math.min(10, queue.length) }, worker));
@@ -322,7 +439,10 @@ let wired: { cycle: DequeueHandler; worker: WorkQueueHandler } | undefined;
  */
 export async function handler(event: WorkQueueEvent, context: Context): Promise<SQSBatchResponse>;
 export async function handler(event: unknown, context: Context): Promise<CycleResult>;
-export async function handler(event: unknown, context: Context): Promise<CycleResult | SQSBatchResponse> {
+export async function handler(
+  event: unknown,
+  context: Context,
+): Promise<CycleResult | SQSBatchResponse> {
   if (!wired) {
     const deps = depsFromEnvironment(process.env);
     wired = { cycle: createHandler(deps), worker: createWorker(deps) };

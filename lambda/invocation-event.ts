@@ -15,16 +15,33 @@ import { TARGET_NAME } from './core/config';
 import { ConfigError } from './core/errors';
 import type { CycleRequest } from './core/run-cycle';
 
-const nonEmpty = (what: string) => v.pipe(v.string(`must be a string (${what})`), v.minLength(1, 'must not be empty'), v.maxLength(1024, 'must be at most 1024 characters'));
+const nonEmpty = (what: string) =>
+  v.pipe(
+    v.string(`must be a string (${what})`),
+    v.minLength(1, 'must not be empty'),
+    v.maxLength(1024, 'must be at most 1024 characters'),
+  );
 
 const scheduledSchema = v.strictObject({
   source: v.literal('schedule', 'must be "schedule"'),
-  scheduleArn: v.pipe(nonEmpty('the schedule ARN'), v.startsWith('arn:', 'must be an ARN (arn:aws:scheduler:...)')),
-  scheduledTime: v.pipe(nonEmpty('an ISO 8601 time'), v.check((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time such as 2026-01-01T00:00:00Z')),
+  scheduleArn: v.pipe(
+    nonEmpty('the schedule ARN'),
+    v.startsWith('arn:', 'must be an ARN (arn:aws:scheduler:...)'),
+  ),
+  scheduledTime: v.pipe(
+    nonEmpty('an ISO 8601 time'),
+    v.check(
+      (s) => !Number.isNaN(Date.parse(s)),
+      'must be an ISO 8601 time such as 2026-01-01T00:00:00Z',
+    ),
+  ),
   executionId: nonEmpty('the execution id'),
   attemptNumber: v.pipe(
     v.union([v.number(), v.string()], 'must be a positive whole number (as a number or a string)'),
-    v.check((n) => /^[1-9][0-9]*$/.test(String(n)), 'must be a positive whole number (as a number or a string)'),
+    v.check(
+      (n) => /^[1-9][0-9]*$/.test(String(n)),
+      'must be a positive whole number (as a number or a string)',
+    ),
   ),
 });
 
@@ -33,7 +50,13 @@ const manualSchema = v.strictObject({
   dryRun: v.optional(v.boolean('must be true or false')),
   targets: v.optional(
     v.pipe(
-      v.array(v.pipe(v.string('must be a target name'), v.regex(TARGET_NAME, 'must be a target name (^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)')), 'must be an array of target names'),
+      v.array(
+        v.pipe(
+          v.string('must be a target name'),
+          v.regex(TARGET_NAME, 'must be a target name (^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)'),
+        ),
+        'must be an array of target names',
+      ),
       v.minLength(1, 'must name at least one target (leave it out for all)'),
       v.maxLength(10_000, 'must name at most 10000 targets'),
     ),
@@ -56,7 +79,10 @@ const WHERE = 'invocation event';
 function fail(issues: readonly v.BaseIssue<unknown>[]): never {
   const issue = issues[0]!;
   const field = (issue.path ?? []).map((p) => String((p as { key: unknown }).key)).join('.');
-  const message = issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never' ? 'is not a known field' : issue.message;
+  const message =
+    issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never'
+      ? 'is not a known field'
+      : issue.message;
   throw new ConfigError(
     WHERE,
     field,
@@ -80,7 +106,12 @@ export function parseInvocationEvent(input: unknown): ParsedEvent {
     return {
       kind: 'scheduled',
       request: { slot: slotOf(event) },
-      delivery: { scheduleArn: event.scheduleArn, scheduledTime: event.scheduledTime, executionId: event.executionId, attemptNumber: Number(event.attemptNumber) },
+      delivery: {
+        scheduleArn: event.scheduleArn,
+        scheduledTime: event.scheduledTime,
+        executionId: event.executionId,
+        attemptNumber: Number(event.attemptNumber),
+      },
     };
   }
   const parsed = v.safeParse(manualSchema, input);
@@ -89,6 +120,11 @@ export function parseInvocationEvent(input: unknown): ParsedEvent {
   return {
     kind: 'manual',
     request: { force: event.force, dryRun: event.dryRun, targets: event.targets },
-    delivery: { manual: true, ...(event.force ? { force: true } : {}), ...(event.dryRun ? { dryRun: true } : {}), ...(event.targets ? { targets: event.targets.length } : {}) },
+    delivery: {
+      manual: true,
+      ...(event.force ? { force: true } : {}),
+      ...(event.dryRun ? { dryRun: true } : {}),
+      ...(event.targets ? { targets: event.targets.length } : {}),
+    },
   };
 }

@@ -36,17 +36,32 @@ export function mailReceiverFor(
   /** Added to the error of a relay connection to port 25 that timed out (Lambda outside a VPC). */
   port25Hint?: string,
 ): MailReceiver | undefined {
-  const anyRelay = settings.mail?.relay !== undefined || targets.some((t) => t.mail?.relay !== undefined);
+  const anyRelay =
+    settings.mail?.relay !== undefined || targets.some((t) => t.mail?.relay !== undefined);
   if (!store && !anyRelay) return undefined;
   return (turn) => {
     const mail = mailSettingsFor(settings, turn.target);
-    const sink = withRelay(store, mail?.relay, helloNameFor(settings, turn.target) ?? hostname(), tlsCa, port25Hint);
+    const sink = withRelay(
+      store,
+      mail?.relay,
+      helloNameFor(settings, turn.target) ?? hostname(),
+      tlsCa,
+      port25Hint,
+    );
     if (!sink) {
       return Promise.resolve({
         stored: 0,
-        error: new ConfigError(turn.target.name, 'mail.relay', 'ATRN needs somewhere to store the mail it pulls: this target has no relay and there is no store'),
+        error: new ConfigError(
+          turn.target.name,
+          'mail.relay',
+          'ATRN needs somewhere to store the mail it pulls: this target has no relay and there is no store',
+        ),
       });
     }
-    return createMailReceiver(sink, { maxMessageBytes: mail?.maxMessageBytes, maxRecipients: mail?.maxRecipients, memory })(turn);
+    return createMailReceiver(sink, {
+      maxMessageBytes: mail?.maxMessageBytes,
+      maxRecipients: mail?.maxRecipients,
+      memory,
+    })(turn);
   };
 }

@@ -30,7 +30,14 @@ import { isFailure, type CycleResult, type Outcome, type TargetResult } from './
 
 export const DEFAULT_SERVICE_NAME = 'dequeue';
 export const DEFAULT_METRICS_NAMESPACE = 'Dequeue';
-export const OUTCOMES: readonly Outcome[] = ['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error'];
+export const OUTCOMES: readonly Outcome[] = [
+  'signalled',
+  'no-mail',
+  'skipped',
+  'temporary-failure',
+  'permanent-failure',
+  'config-error',
+];
 
 /** Targets in need of attention, counted once per cycle. */
 export interface TargetHealth {
@@ -48,7 +55,10 @@ export function createObservability(env: NodeJS.ProcessEnv): Observability {
   const serviceName = env.POWERTOOLS_SERVICE_NAME || DEFAULT_SERVICE_NAME;
   return {
     logger: new Logger({ serviceName }),
-    metrics: new Metrics({ serviceName, namespace: env.POWERTOOLS_METRICS_NAMESPACE || DEFAULT_METRICS_NAMESPACE }),
+    metrics: new Metrics({
+      serviceName,
+      namespace: env.POWERTOOLS_METRICS_NAMESPACE || DEFAULT_METRICS_NAMESPACE,
+    }),
   };
 }
 
@@ -82,7 +92,8 @@ export class InvocationReport {
     this.tally.set(result.outcome, (this.tally.get(result.outcome) ?? 0) + 1);
     if (isFailure(result.outcome)) this.failures++;
     this.messages += result.messages;
-    if (WORKED.has(result.outcome)) metrics.addMetric('TargetDuration', MetricUnit.Milliseconds, result.durationMs);
+    if (WORKED.has(result.outcome))
+      metrics.addMetric('TargetDuration', MetricUnit.Milliseconds, result.durationMs);
   }
 
   /** The cycle's count of failing and stale targets, published with the rest in finish(). */
@@ -111,7 +122,9 @@ export class InvocationReport {
       failures: this.failures,
       messages: this.messages,
       outcomes: Object.fromEntries(this.tally),
-      ...(this.health ? { failingTargets: this.health.failing, staleTargets: this.health.stale } : {}),
+      ...(this.health
+        ? { failingTargets: this.health.failing, staleTargets: this.health.stale }
+        : {}),
       ...(cycle?.notCounted ? { notCounted: cycle.notCounted } : {}),
       ...summary,
     });

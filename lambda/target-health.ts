@@ -35,7 +35,12 @@ export class CycleStatuses implements StatusRecorder {
   }
 
   /** Counts over `names` (the targets that should be watched); rejects when a read fails. */
-  async health(names: readonly string[], thresholds: HealthThresholds, now: number, signal?: AbortSignal): Promise<TargetHealth & { readonly read: number }> {
+  async health(
+    names: readonly string[],
+    thresholds: HealthThresholds,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<TargetHealth & { readonly read: number }> {
     const missing = names.filter((n) => !this.seen.has(n));
     const found = new Map(this.seen);
     let next = 0;

@@ -65,18 +65,31 @@ export function isWorkQueueEvent(event: unknown): event is WorkQueueEvent {
   const records = (event as { Records: unknown }).Records;
   return (
     Array.isArray(records) &&
-    records.every((r: unknown) => typeof r === 'object' && r !== null && (r as WorkQueueRecord).eventSource === 'aws:sqs' && typeof (r as WorkQueueRecord).messageId === 'string' && typeof (r as WorkQueueRecord).body === 'string')
+    records.every(
+      (r: unknown) =>
+        typeof r === 'object' &&
+        r !== null &&
+        (r as WorkQueueRecord).eventSource === 'aws:sqs' &&
+        typeof (r as WorkQueueRecord).messageId === 'string' &&
+        typeof (r as WorkQueueRecord).body === 'string',
+    )
   );
 }
 
-export type WorkQueueHandler = (event: WorkQueueEvent, context?: InvocationContext) => Promise<SQSBatchResponse>;
+export type WorkQueueHandler = (
+  event: WorkQueueEvent,
+  context?: InvocationContext,
+) => Promise<SQSBatchResponse>;
 
 /** The handler's own figures (lambda/handler.ts): time kept back for reporting, listeners on the signal. */
 const DEFAULT_SAFETY_MARGIN_MS = 5_000;
 const SIGNAL_LISTENERS = 1_000;
 
 /** A counter whose claims are skipped: orders of a forced run signal whatever was signalled. */
-const noClaims = (counter: CycleCounter): CycleCounter => ({ count: (slot, signal) => counter.count(slot, signal), peek: (signal) => counter.peek(signal) });
+const noClaims = (counter: CycleCounter): CycleCounter => ({
+  count: (slot, signal) => counter.count(slot, signal),
+  peek: (signal) => counter.peek(signal),
+});
 
 export function createWorker(deps: WorkerDeps): WorkQueueHandler {
   const now = deps.now ?? Date.now;
@@ -85,15 +98,24 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
   return async function work(event, context) {
     const started = now();
     if (context?.awsRequestId) logger.addContext(context as Context);
-    const deadline = context ? started + context.getRemainingTimeInMillis() - (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
-    const signal = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
+    const deadline = context
+      ? started +
+        context.getRemainingTimeInMillis() -
+        (deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS)
+      : undefined;
+    const signal =
+      deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - started));
     // As in the handler: every claim, secret read and status write in flight listens on it.
     if (signal) setMaxListeners(SIGNAL_LISTENERS, signal);
-    logger.info('work orders received', { orders: event.Records.length, deadline: deadline === undefined ? null : new Date(deadline).toISOString() });
+    logger.info('work orders received', {
+      orders: event.Records.length,
+      deadline: deadline === undefined ? null : new Date(deadline).toISOString(),
+    });
 
     const report = new InvocationReport(deps.observability);
     const statuses = deps.status ? new CycleStatuses(deps.status) : undefined;
-    const onStatusError = (target: string, error: DequeueError) => logger.warn('target status not recorded', { target, error: error.message });
+    const onStatusError = (target: string, error: DequeueError) =>
+      logger.warn('target status not recorded', { target, error: error.message });
     const handBack = new Set<string>();
     const results: TargetResult[] = [];
     const recording: Promise<unknown>[] = [];
@@ -101,7 +123,11 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
       results.push(result);
       report.target(result);
       if (statuses && result.outcome !== 'skipped') {
-        recording.push(statuses.record(result, now(), signal).catch((e: unknown) => onStatusError(result.target, asDequeueError(e))));
+        recording.push(
+          statuses
+            .record(result, now(), signal)
+            .catch((e: unknown) => onStatusError(result.target, asDequeueError(e))),
+        );
       }
     };
 
@@ -110,16 +136,27 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
     const orders: { messageId: string; order: WorkOrder }[] = [];
     for (const r of event.Records) {
       try {
-        orders.push({ messageId: r.messageId, order: decodeWorkOrder(r.body, `work order ${r.messageId}`) });
+        orders.push({
+          messageId: r.messageId,
+          order: decodeWorkOrder(r.body, `work order ${r.messageId}`),
+        });
       } catch (e) {
-        logger.error('unreadable work order', { messageId: r.messageId, error: asDequeueError(e).message });
+        logger.error('unreadable work order', {
+          messageId: r.messageId,
+          error: asDequeueError(e).message,
+        });
         handBack.add(r.messageId);
       }
     }
     for (const { messageId, order } of orders) {
       if (now() > order.expiresAt) {
         record({
-          target: order.target.name, outcome: 'temporary-failure', cycle: order.cycle, durationMs: 0, replies: [], messages: 0,
+          target: order.target.name,
+          outcome: 'temporary-failure',
+          cycle: order.cycle,
+          durationMs: 0,
+          replies: [],
+          messages: 0,
           error: `not signalled: its work order waited in the queue past ${new Date(order.expiresAt).toISOString()}`,
           reason: 'expired in the work queue before a worker reached it; tried again next cycle',
         });
@@ -130,7 +167,16 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
       // The same target twice in one batch (a duplicate delivery): work it once, settle both.
       const earlier = group.messageIds.get(order.target.name);
       if (earlier !== undefined) {
-        record({ target: order.target.name, outcome: 'skipped', cycle: order.cycle, durationMs: 0, replies: [], messages: 0, error: null, reason: `already signalled in cycle ${order.cycle}` });
+        record({
+          target: order.target.name,
+          outcome: 'skipped',
+          cycle: order.cycle,
+          durationMs: 0,
+          replies: [],
+          messages: 0,
+          error: null,
+          reason: `already signalled in cycle ${order.cycle}`,
+        });
         continue;
       }
       group.messageIds.set(order.target.name, messageId);
@@ -140,7 +186,9 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
     try {
       await Promise.all(
         [...groups.values()].map(async ({ order, messageIds }) => {
-          const targets = orders.filter((o) => messageIds.get(o.order.target.name) === o.messageId).map((o) => o.order.target);
+          const targets = orders
+            .filter((o) => messageIds.get(o.order.target.name) === o.messageId)
+            .map((o) => o.order.target);
           const { settings, cycle } = order;
           await workTargets(
             targets,
@@ -148,7 +196,9 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
             {
               credentials: deps.credentials,
               counter: order.claim ? deps.counter : noClaims(deps.counter),
-              receiver: deps.receiver ?? mailReceiverFor(deps.mailStore, settings, deps.tlsCa, deps.mailMemory, targets),
+              receiver:
+                deps.receiver ??
+                mailReceiverFor(deps.mailStore, settings, deps.tlsCa, deps.mailMemory, targets),
               helloName: settings.helloName,
               tlsCa: deps.tlsCa,
               now: deps.now,
@@ -162,15 +212,29 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
       );
       await Promise.all(recording);
       if (statuses && deps.health) {
-        const names = [...new Set(results.filter((r) => r.outcome !== 'skipped').map((r) => r.target))];
+        const names = [
+          ...new Set(results.filter((r) => r.outcome !== 'skipped').map((r) => r.target)),
+        ];
         try {
-          report.targetHealth(await statuses.health(names, deps.health, now(), AbortSignal.timeout(1_500)));
+          report.targetHealth(
+            await statuses.health(names, deps.health, now(), AbortSignal.timeout(1_500)),
+          );
         } catch (e) {
-          logger.warn('failing and stale targets not counted in this batch', { error: asDequeueError(e).message });
+          logger.warn('failing and stale targets not counted in this batch', {
+            error: asDequeueError(e).message,
+          });
         }
       }
     } finally {
-      report.finish({ cycle: orders[0]?.order.cycle ?? 0, results }, { kind: 'worker', orders: event.Records.length, handedBack: handBack.size, durationMs: now() - started });
+      report.finish(
+        { cycle: orders[0]?.order.cycle ?? 0, results },
+        {
+          kind: 'worker',
+          orders: event.Records.length,
+          handedBack: handBack.size,
+          durationMs: now() - started,
+        },
+      );
     }
     return { batchItemFailures: [...handBack].map((itemIdentifier) => ({ itemIdentifier })) };
   };

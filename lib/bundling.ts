@@ -106,7 +106,12 @@ export const SIDE_MODULES = [
 const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 /** The esbuild command that builds one side module with the same options as the handler's bundle. */
-export function sideModuleBuildCommand(esbuild: string, projectRoot: string, outputDir: string, module: { entry: string; file: string }): string {
+export function sideModuleBuildCommand(
+  esbuild: string,
+  projectRoot: string,
+  outputDir: string,
+  module: { entry: string; file: string },
+): string {
   const flags = [
     '--bundle',
     `--target=${lambdaBundle.target}`,
@@ -125,11 +130,22 @@ export function sideModuleBuildCommand(esbuild: string, projectRoot: string, out
 }
 
 /** The esbuild command that builds MAIL_STORE_FILE with the same options as the handler's bundle. */
-export function mailStoreBuildCommand(esbuild: string, projectRoot: string, outputDir: string): string {
-  return sideModuleBuildCommand(esbuild, projectRoot, outputDir, { entry: MAIL_STORE_ENTRY, file: MAIL_STORE_FILE });
+export function mailStoreBuildCommand(
+  esbuild: string,
+  projectRoot: string,
+  outputDir: string,
+): string {
+  return sideModuleBuildCommand(esbuild, projectRoot, outputDir, {
+    entry: MAIL_STORE_ENTRY,
+    file: MAIL_STORE_FILE,
+  });
 }
 
 /** Every side module's build command, for NodejsFunction's afterBundling hook. */
-export function sideModuleBuildCommands(esbuild: string, projectRoot: string, outputDir: string): string[] {
+export function sideModuleBuildCommands(
+  esbuild: string,
+  projectRoot: string,
+  outputDir: string,
+): string[] {
   return SIDE_MODULES.map((m) => sideModuleBuildCommand(esbuild, projectRoot, outputDir, m));
 }

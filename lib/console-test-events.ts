@@ -60,10 +60,14 @@ export class ConsoleTestEvents extends Construct {
     });
     const role = new iam.Role(this, 'RegistryRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'dequeue: creates the lambda-testevent-schemas registry when the account lacks it',
+      description:
+        'dequeue: creates the lambda-testevent-schemas registry when the account lacks it',
     });
     role.addToPolicy(
-      new iam.PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [log.logGroupArn] }),
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [log.logGroupArn],
+      }),
     );
 
     const registry = new cr.AwsCustomResource(this, 'Registry', {
@@ -74,7 +78,8 @@ export class ConsoleTestEvents extends Construct {
         action: 'CreateRegistry',
         parameters: {
           RegistryName: TEST_EVENT_REGISTRY,
-          Description: 'Shareable test events of Lambda functions (the Lambda console reads them here)',
+          Description:
+            'Shareable test events of Lambda functions (the Lambda console reads them here)',
         },
         physicalResourceId: cr.PhysicalResourceId.of(TEST_EVENT_REGISTRY),
         // The console (or another stack) made it already: that is what we wanted.
@@ -90,7 +95,8 @@ export class ConsoleTestEvents extends Construct {
       registryName: TEST_EVENT_REGISTRY,
       schemaName: `_${props.function.functionName}-schema`,
       type: 'OpenApi3',
-      description: 'dequeue manual events: dry run, ordinary cycle, force, one target (edit the target name)',
+      description:
+        'dequeue manual events: dry run, ordinary cycle, force, one target (edit the target name)',
       content: JSON.stringify(testEventDocument()),
     });
     this.schema.node.addDependency(registry);
@@ -108,8 +114,14 @@ export function testEventDocument(): object {
         Event: {
           type: 'object',
           properties: {
-            dryRun: { type: 'boolean', description: 'validate and resolve everything, send nothing, count nothing' },
-            force: { type: 'boolean', description: 'signal whatever the cycle count says, without advancing it' },
+            dryRun: {
+              type: 'boolean',
+              description: 'validate and resolve everything, send nothing, count nothing',
+            },
+            force: {
+              type: 'boolean',
+              description: 'signal whatever the cycle count says, without advancing it',
+            },
             targets: {
               type: 'array',
               description: 'work only these targets',
@@ -119,7 +131,9 @@ export function testEventDocument(): object {
           additionalProperties: false,
         },
       },
-      examples: Object.fromEntries(Object.entries(CONSOLE_TEST_EVENTS).map(([name, value]) => [name, { value }])),
+      examples: Object.fromEntries(
+        Object.entries(CONSOLE_TEST_EVENTS).map(([name, value]) => [name, { value }]),
+      ),
     },
   };
 }

@@ -8,7 +8,11 @@
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './resource-prefixes';
-import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
+import {
+  DEFAULT_MAIL_PREFIX,
+  DEFAULT_SECRET_PREFIX,
+  DEFAULT_SSM_PREFIX,
+} from '../lambda/resource-prefixes';
 
 export interface DeploymentOptions {
   /** CloudFormation stack name. Context `stackName`, default `Dequeue`. */
@@ -113,7 +117,11 @@ export function deploymentOptionsFrom(
   const read = new ContextReader(get);
 
   const staticEgress = read.boolean('staticEgress');
-  const egressAllocationId = read.optionalString('egressAllocationId', /^eipalloc-[0-9a-f]{8,17}$/, 'an Elastic IP allocation id such as eipalloc-0123456789abcdef0');
+  const egressAllocationId = read.optionalString(
+    'egressAllocationId',
+    /^eipalloc-[0-9a-f]{8,17}$/,
+    'an Elastic IP allocation id such as eipalloc-0123456789abcdef0',
+  );
   if (egressAllocationId !== undefined && !staticEgress) {
     throw new DeploymentOptionsError(
       'egressAllocationId',
@@ -122,7 +130,12 @@ export function deploymentOptionsFrom(
   }
 
   const mailExpirationDays = read.optionalInteger('mailExpirationDays', 1, 36_500);
-  const mailInfrequentAccessAfterDays = read.optionalInteger('mailInfrequentAccessAfterDays', 30, 36_500, 'S3 moves objects to Standard-IA after 30 days at the earliest');
+  const mailInfrequentAccessAfterDays = read.optionalInteger(
+    'mailInfrequentAccessAfterDays',
+    30,
+    36_500,
+    'S3 moves objects to Standard-IA after 30 days at the earliest',
+  );
 
   const schedule = scheduleExpression(read.string('schedule'));
   const staleAfterHours = read.integer('staleAfterHours', 1, 8760, 'up to 365 days');
@@ -136,7 +149,9 @@ export function deploymentOptionsFrom(
 
   const logRetentionDays = read.integer('logRetentionDays', 1, 9999);
   if (!(Object.values(RetentionDays) as unknown[]).includes(logRetentionDays)) {
-    const allowed = (Object.values(RetentionDays) as unknown[]).filter((v) => typeof v === 'number');
+    const allowed = (Object.values(RetentionDays) as unknown[]).filter(
+      (v) => typeof v === 'number',
+    );
     throw new DeploymentOptionsError(
       'logRetentionDays',
       `Context "logRetentionDays" must be one of the retention periods CloudWatch Logs offers (${allowed.join(', ')}; 9999 keeps logs forever), got ${logRetentionDays}.`,
@@ -144,7 +159,11 @@ export function deploymentOptionsFrom(
   }
 
   return {
-    stackName: read.string('stackName', /^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a CloudFormation stack name: a letter, then letters, digits and hyphens'),
+    stackName: read.string(
+      'stackName',
+      /^[A-Za-z][A-Za-z0-9-]{0,127}$/,
+      'a CloudFormation stack name: a letter, then letters, digits and hyphens',
+    ),
     schedule,
     scheduleTimeZone: timeZone(read.string('scheduleTimeZone')),
     ssmPrefix: read.string('ssmPrefix', SSM_PREFIX.pattern, SSM_PREFIX.expected),
@@ -152,7 +171,11 @@ export function deploymentOptionsFrom(
     mailPrefix: read.string('mailPrefix', MAIL_PREFIX.pattern, MAIL_PREFIX.expected),
     staticEgress,
     egressAllocationId,
-    alarmEmail: read.optionalString('alarmEmail', /^[^\s@]+@[^\s@]+\.[^\s@]+$/, 'an e-mail address'),
+    alarmEmail: read.optionalString(
+      'alarmEmail',
+      /^[^\s@]+@[^\s@]+\.[^\s@]+$/,
+      'an e-mail address',
+    ),
     timeoutSeconds: read.integer('timeoutSeconds', 1, 900, 'the Lambda maximum is 900 seconds'),
     memoryMiB: read.integer('memoryMiB', 128, 10_240, 'Lambda offers 128 to 10240 MiB'),
     logRetentionDays: logRetentionDays as RetentionDays,
@@ -161,8 +184,16 @@ export function deploymentOptionsFrom(
     failingAfterCycles: read.integer('failingAfterCycles', 1, 1000),
     staleAfterHours,
     consoleTestEvents: read.boolean('consoleTestEvents'),
-    ssmKmsKeyArn: read.optionalString('ssmKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
-    secretsKmsKeyArn: read.optionalString('secretsKmsKeyArn', KMS_KEY_ARN, 'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)'),
+    ssmKmsKeyArn: read.optionalString(
+      'ssmKmsKeyArn',
+      KMS_KEY_ARN,
+      'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)',
+    ),
+    secretsKmsKeyArn: read.optionalString(
+      'secretsKmsKeyArn',
+      KMS_KEY_ARN,
+      'the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)',
+    ),
   };
 }
 
@@ -187,10 +218,16 @@ class ContextReader {
     const value = this.raw(key);
     if (value === undefined) return undefined;
     if (typeof value !== 'string') {
-      throw new DeploymentOptionsError(key, `Context "${key}" must be a string, got ${JSON.stringify(value)}.`);
+      throw new DeploymentOptionsError(
+        key,
+        `Context "${key}" must be a string, got ${JSON.stringify(value)}.`,
+      );
     }
     if (pattern && !pattern.test(value)) {
-      throw new DeploymentOptionsError(key, `Context "${key}" must be ${expected}, got ${JSON.stringify(value)}.`);
+      throw new DeploymentOptionsError(
+        key,
+        `Context "${key}" must be ${expected}, got ${JSON.stringify(value)}.`,
+      );
     }
     return value;
   }
@@ -199,7 +236,10 @@ class ContextReader {
     const value = this.raw(key);
     if (value === true || value === 'true') return true;
     if (value === false || value === 'false') return false;
-    throw new DeploymentOptionsError(key, `Context "${key}" must be true or false, got ${JSON.stringify(value)}.`);
+    throw new DeploymentOptionsError(
+      key,
+      `Context "${key}" must be true or false, got ${JSON.stringify(value)}.`,
+    );
   }
 
   integer(key: ContextKey, min: number, max: number, why?: string): number {
@@ -257,7 +297,9 @@ function scheduleExpression(expression: string): string {
 function rateInSeconds(expression: string): number | undefined {
   const rate = /^rate\((\d+) (minute|hour|day)s?\)$/.exec(expression);
   if (!rate) return undefined;
-  return Number(rate[1]) * { minute: 60, hour: 3600, day: 86_400 }[rate[2] as 'minute' | 'hour' | 'day'];
+  return (
+    Number(rate[1]) * { minute: 60, hour: 3600, day: 86_400 }[rate[2] as 'minute' | 'hour' | 'day']
+  );
 }
 
 /** Scheduler wants an IANA zone name; offsets such as +01:00 are not accepted there. */
@@ -286,7 +328,9 @@ function rejectMisspelledKeys(presentKeys: readonly string[]): void {
     const retired = RETIRED_KEYS[key];
     if (retired !== undefined) throw new DeploymentOptionsError(key, retired);
     if (ours.has(key)) continue;
-    const meant = CONTEXT_KEYS.find((candidate) => editDistance(key.toLowerCase(), candidate.toLowerCase()) <= 2);
+    const meant = CONTEXT_KEYS.find(
+      (candidate) => editDistance(key.toLowerCase(), candidate.toLowerCase()) <= 2,
+    );
     if (meant !== undefined) {
       throw new DeploymentOptionsError(key, `Unknown context "${key}": did you mean "${meant}"?`);
     }

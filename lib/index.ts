@@ -16,11 +16,25 @@ export {
   STALE_AFTER_HOURS_ENV,
   type SignallerAlarmsProps,
 } from './signaller-alarms';
-export { SignallerDashboard, TARGET_OUTCOMES, type SignallerDashboardProps } from './signaller-dashboard';
-export { ConsoleTestEvents, CONSOLE_TEST_EVENTS, TEST_EVENT_REGISTRY, testEventDocument, type ConsoleTestEventsProps } from './console-test-events';
+export {
+  SignallerDashboard,
+  TARGET_OUTCOMES,
+  type SignallerDashboardProps,
+} from './signaller-dashboard';
+export {
+  ConsoleTestEvents,
+  CONSOLE_TEST_EVENTS,
+  TEST_EVENT_REGISTRY,
+  testEventDocument,
+  type ConsoleTestEventsProps,
+} from './console-test-events';
 export { MailReaderPolicy, type MailReaderPolicyProps } from './mail-reader-policy';
 export { StatusReaderPolicy, type StatusReaderPolicyProps } from './status-reader-policy';
 export { grantSignallerAccess, type SignallerAccess } from './signaller-permissions';
 export { lambdaBundle, lambdaEsbuildOptions, LAMBDA_NODE_MAJOR } from './bundling';
 export { DequeueStack, type DequeueStackProps } from './dequeue-stack';
-export { deploymentOptionsFrom, DeploymentOptionsError, type DeploymentOptions } from './deployment-options';
+export {
+  deploymentOptionsFrom,
+  DeploymentOptionsError,
+  type DeploymentOptions,
+} from './deployment-options';

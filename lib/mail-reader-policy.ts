@@ -48,7 +48,10 @@ export class MailReaderPolicy extends Construct {
       new iam.PolicyStatement({
         sid: 'ClaimMail',
         actions: ['s3:PutObject'],
-        resources: [bucket.arnForObjects(`${mailPrefix}*.claim`), bucket.arnForObjects(`${mailPrefix}*.progress`)],
+        resources: [
+          bucket.arnForObjects(`${mailPrefix}*.claim`),
+          bucket.arnForObjects(`${mailPrefix}*.progress`),
+        ],
       }),
       new iam.PolicyStatement({
         sid: 'SetAsideRefusedMail',
@@ -77,7 +80,8 @@ export class MailReaderPolicy extends Construct {
     const validations = Validations.of(this.policy);
     validations.acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${mailPrefix}*]`,
-      reason: 'Each stored message has a key of its own, created after deployment; the statement is limited to GetObject/DeleteObject under the mail prefix (versioned bucket: deletes only add markers).',
+      reason:
+        'Each stored message has a key of its own, created after deployment; the statement is limited to GetObject/DeleteObject under the mail prefix (versioned bucket: deletes only add markers).',
     });
     for (const kind of ['claim', 'progress']) {
       validations.acknowledge({
@@ -87,7 +91,8 @@ export class MailReaderPolicy extends Construct {
     }
     validations.acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${failedPrefix}*]`,
-      reason: 'Refused messages are written under their own keys below failed/; the statement is limited to PutObject there.',
+      reason:
+        'Refused messages are written under their own keys below failed/; the statement is limited to PutObject there.',
     });
   }
 }

@@ -51,7 +51,8 @@ export class ReleaseSchedule extends Construct {
     });
     Validations.of(this.deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the EventBridge Scheduler schedule (cdk-nag only recognises SQS redrive policies).',
+      reason:
+        'This queue is itself the dead-letter queue of the EventBridge Scheduler schedule (cdk-nag only recognises SQS redrive policies).',
     });
 
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
@@ -81,7 +82,10 @@ class InvokeFunction extends targets.LambdaInvoke {
 
   protected override addTargetActionToRole(role: iam.IRole): void {
     role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.invoked.functionArn] }),
+      new iam.PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.invoked.functionArn],
+      }),
     );
   }
 }

@@ -16,27 +16,36 @@ export function checkReleaseSignallerProps(path: string, props: ReleaseSignaller
   };
 
   if (props.staticEgress && props.vpc) {
-    fail('give either `vpc` (run in your VPC, egress is yours) or `staticEgress` (a new VPC with one fixed address), not both.');
+    fail(
+      'give either `vpc` (run in your VPC, egress is yours) or `staticEgress` (a new VPC with one fixed address), not both.',
+    );
   }
   if (props.egressAllocationId !== undefined && !props.staticEgress) {
-    fail('`egressAllocationId` names the Elastic IP of the static egress NAT gateway: it needs `staticEgress: true`.');
+    fail(
+      '`egressAllocationId` names the Elastic IP of the static egress NAT gateway: it needs `staticEgress: true`.',
+    );
   }
   if (props.vpcSubnets && !props.vpc) {
     fail('`vpcSubnets` selects subnets of `vpc`: give `vpc` too.');
   }
   if (props.alarmEmail !== undefined && props.alarmTopic) {
-    fail('`alarmEmail` subscribes to the topic this construct creates; with your own `alarmTopic`, subscribe the address to that topic instead.');
+    fail(
+      '`alarmEmail` subscribes to the topic this construct creates; with your own `alarmTopic`, subscribe the address to that topic instead.',
+    );
   }
 
   checkPrefix('ssmPrefix', props.ssmPrefix, SSM_PREFIX, fail);
   checkPrefix('secretPrefix', props.secretPrefix, SECRET_PREFIX, fail);
   checkPrefix('mailPrefix', props.mailPrefix, MAIL_PREFIX, fail);
 
-  const days = (d: Duration | undefined) => (d === undefined ? undefined : d.toDays({ integral: false }));
+  const days = (d: Duration | undefined) =>
+    d === undefined ? undefined : d.toDays({ integral: false });
   const expiration = days(props.mailExpiration);
   const infrequentAccess = days(props.mailInfrequentAccessAfter);
   if (infrequentAccess !== undefined && infrequentAccess < 30) {
-    fail('`mailInfrequentAccessAfter` must be at least 30 days: S3 does not move objects to Standard-IA sooner.');
+    fail(
+      '`mailInfrequentAccessAfter` must be at least 30 days: S3 does not move objects to Standard-IA sooner.',
+    );
   }
   if (expiration !== undefined && expiration < 1) {
     fail('`mailExpiration` must be at least 1 day.');
@@ -44,38 +53,68 @@ export function checkReleaseSignallerProps(path: string, props: ReleaseSignaller
 
   const seconds = props.timeout?.toSeconds();
   if (seconds !== undefined && (seconds < 1 || seconds > 900)) {
-    fail(`\`timeout\` must be from 1 second to 15 minutes (the Lambda maximum), got ${props.timeout!.toHumanString()}.`);
+    fail(
+      `\`timeout\` must be from 1 second to 15 minutes (the Lambda maximum), got ${props.timeout!.toHumanString()}.`,
+    );
   }
   checkInteger('memorySize', props.memorySize, 128, 10_240, fail);
   checkInteger('scheduleRetryAttempts', props.scheduleRetryAttempts, 0, 185, fail);
-  if (props.dashboardName !== undefined && !Token.isUnresolved(props.dashboardName) && !/^[A-Za-z0-9_-]{1,255}$/.test(props.dashboardName)) {
-    fail(`\`dashboardName\` must be 1 to 255 letters, digits, - or _ (CloudWatch's rule), got ${JSON.stringify(props.dashboardName)}.`);
+  if (
+    props.dashboardName !== undefined &&
+    !Token.isUnresolved(props.dashboardName) &&
+    !/^[A-Za-z0-9_-]{1,255}$/.test(props.dashboardName)
+  ) {
+    fail(
+      `\`dashboardName\` must be 1 to 255 letters, digits, - or _ (CloudWatch's rule), got ${JSON.stringify(props.dashboardName)}.`,
+    );
   }
   checkInteger('failingAfterCycles', props.failingAfterCycles, 1, 1000, fail);
   checkInteger('workerBatchSize', props.workerBatchSize, 1, 100, fail);
   checkInteger('workerMaxConcurrency', props.workerMaxConcurrency, 2, 1000, fail);
   checkInteger('workerMaxReceiveCount', props.workerMaxReceiveCount, 1, 1000, fail);
-  if (props.fanOut === false && (props.workerBatchSize ?? props.workerMaxConcurrency ?? props.workerMaxReceiveCount) !== undefined) {
-    fail('`workerBatchSize`, `workerMaxConcurrency` and `workerMaxReceiveCount` shape the fan-out workers: they need `fanOut` (the default), not `fanOut: false`.');
+  if (
+    props.fanOut === false &&
+    (props.workerBatchSize ?? props.workerMaxConcurrency ?? props.workerMaxReceiveCount) !==
+      undefined
+  ) {
+    fail(
+      '`workerBatchSize`, `workerMaxConcurrency` and `workerMaxReceiveCount` shape the fan-out workers: they need `fanOut` (the default), not `fanOut: false`.',
+    );
   }
   if (props.staleAfter !== undefined) {
     const hours = props.staleAfter.toHours({ integral: false });
     if (!Number.isInteger(hours) || hours < 1 || hours > 8760) {
-      fail(`\`staleAfter\` must be a whole number of hours from 1 hour to 365 days, got ${props.staleAfter.toHumanString()}.`);
+      fail(
+        `\`staleAfter\` must be a whole number of hours from 1 hour to 365 days, got ${props.staleAfter.toHumanString()}.`,
+      );
     }
   }
   const age = props.scheduleMaxEventAge?.toSeconds();
   if (age !== undefined && (age < 60 || age > 86_400)) {
-    fail(`\`scheduleMaxEventAge\` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got ${props.scheduleMaxEventAge!.toHumanString()}.`);
+    fail(
+      `\`scheduleMaxEventAge\` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got ${props.scheduleMaxEventAge!.toHumanString()}.`,
+    );
   }
 }
 
-function checkPrefix(name: string, value: string | undefined, rule: PrefixRule, fail: (m: string) => never): void {
+function checkPrefix(
+  name: string,
+  value: string | undefined,
+  rule: PrefixRule,
+  fail: (m: string) => never,
+): void {
   if (value === undefined || Token.isUnresolved(value)) return;
-  if (!rule.pattern.test(value)) fail(`\`${name}\` must be ${rule.expected}, got ${JSON.stringify(value)}.`);
+  if (!rule.pattern.test(value))
+    fail(`\`${name}\` must be ${rule.expected}, got ${JSON.stringify(value)}.`);
 }
 
-function checkInteger(name: string, value: number | undefined, min: number, max: number, fail: (m: string) => never): void {
+function checkInteger(
+  name: string,
+  value: number | undefined,
+  min: number,
+  max: number,
+  fail: (m: string) => never,
+): void {
   if (value === undefined || Token.isUnresolved(value)) return;
   if (!Number.isInteger(value) || value < min || value > max) {
     fail(`\`${name}\` must be a whole number from ${min} to ${max}, got ${value}.`);

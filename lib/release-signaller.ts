@@ -22,7 +22,11 @@ import { MailReaderPolicy } from './mail-reader-policy';
 import { ReleaseSchedule } from './release-schedule';
 import { checkReleaseSignallerProps } from './release-signaller-checks';
 import type { ReleaseSignallerProps } from './release-signaller-props';
-import { FAILING_AFTER_CYCLES_ENV, SignallerAlarms, STALE_AFTER_HOURS_ENV } from './signaller-alarms';
+import {
+  FAILING_AFTER_CYCLES_ENV,
+  SignallerAlarms,
+  STALE_AFTER_HOURS_ENV,
+} from './signaller-alarms';
 import { SignallerDashboard } from './signaller-dashboard';
 import { StatusReaderPolicy } from './status-reader-policy';
 import { grantSignallerAccess, grantWorkQueueAccess } from './signaller-permissions';
@@ -33,7 +37,11 @@ import {
   DEFAULT_WORKER_MAX_RECEIVE_COUNT,
   SignallerWorkQueue,
 } from './signaller-work-queue';
-import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
+import {
+  DEFAULT_MAIL_PREFIX,
+  DEFAULT_SECRET_PREFIX,
+  DEFAULT_SSM_PREFIX,
+} from '../lambda/resource-prefixes';
 
 export type { ReleaseSignallerProps } from './release-signaller-props';
 
@@ -86,11 +94,16 @@ export class ReleaseSignaller extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    this.statusReaderPolicy = new StatusReaderPolicy(this, 'StatusReader', { table: this.counterTable }).policy;
+    this.statusReaderPolicy = new StatusReaderPolicy(this, 'StatusReader', {
+      table: this.counterTable,
+    }).policy;
 
     this.mailBucket = this.createMailBucket(mailPrefix, props);
 
-    this.mailReaderPolicy = new MailReaderPolicy(this, 'MailReader', { bucket: this.mailBucket, mailPrefix }).policy;
+    this.mailReaderPolicy = new MailReaderPolicy(this, 'MailReader', {
+      bucket: this.mailBucket,
+      mailPrefix,
+    }).policy;
 
     this.logGroup = new logs.LogGroup(this, 'Log', {
       retention: logRetention,
@@ -116,7 +129,9 @@ export class ReleaseSignaller extends Construct {
       description: 'dequeue: signals mail providers to release held mail (ETRN/QSND/ATRN/FINGER)',
       entry: props.entry ?? DEFAULT_ENTRY,
       // dequeue's own lock file decides the bundle, wherever the importing app runs from.
-      ...(props.entry === undefined ? { projectRoot: PACKAGE_ROOT, depsLockFilePath: `${PACKAGE_ROOT}package-lock.json` } : {}),
+      ...(props.entry === undefined
+        ? { projectRoot: PACKAGE_ROOT, depsLockFilePath: `${PACKAGE_ROOT}package-lock.json` }
+        : {}),
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
@@ -144,7 +159,8 @@ export class ReleaseSignaller extends Construct {
       ...(vpc
         ? {
             vpc,
-            vpcSubnets: this.staticEgress?.subnets ?? props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+            vpcSubnets: this.staticEgress?.subnets ??
+              props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
           }
         : {}),
       bundling: {
@@ -165,7 +181,11 @@ export class ReleaseSignaller extends Construct {
                 beforeBundling: () => [],
                 beforeInstall: () => [],
                 afterBundling: (inputDir: string, outputDir: string) =>
-                  sideModuleBuildCommands(`${inputDir}/node_modules/.bin/esbuild`, inputDir, outputDir),
+                  sideModuleBuildCommands(
+                    `${inputDir}/node_modules/.bin/esbuild`,
+                    inputDir,
+                    outputDir,
+                  ),
               },
             }
           : {}),
@@ -187,7 +207,8 @@ export class ReleaseSignaller extends Construct {
     const releaseSchedule = new ReleaseSchedule(this, 'Schedule', {
       function: this.function,
       schedule:
-        props.schedule ?? scheduler.ScheduleExpression.expression('rate(15 minutes)', TimeZone.of('UTC')),
+        props.schedule ??
+        scheduler.ScheduleExpression.expression('rate(15 minutes)', TimeZone.of('UTC')),
       retryAttempts: props.scheduleRetryAttempts ?? 3,
       maxEventAge: props.scheduleMaxEventAge ?? Duration.minutes(15),
     });
@@ -249,7 +270,12 @@ export class ReleaseSignaller extends Construct {
         // Once those versions are gone the delete marker is alone; S3 then removes it too.
         expiredObjectDeleteMarker: props.mailExpiration ? true : undefined,
         transitions: props.mailInfrequentAccessAfter
-          ? [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: props.mailInfrequentAccessAfter }]
+          ? [
+              {
+                storageClass: s3.StorageClass.INFREQUENT_ACCESS,
+                transitionAfter: props.mailInfrequentAccessAfter,
+              },
+            ]
           : undefined,
       });
     }
@@ -266,7 +292,8 @@ export class ReleaseSignaller extends Construct {
     });
     Validations.of(bucket).acknowledge({
       id: 'AwsSolutions-S1',
-      reason: 'Only the function writes here (PutObject under the mail prefix) and only `dequeue deliver` with the MailReaderPolicy reads it; a second bucket of access logs would hold no more than CloudTrail data events can when needed.',
+      reason:
+        'Only the function writes here (PutObject under the mail prefix) and only `dequeue deliver` with the MailReaderPolicy reads it; a second bucket of access logs would hold no more than CloudTrail data events can when needed.',
     });
     return bucket;
   }

@@ -13,13 +13,15 @@ export interface PrefixRule {
 /** `/dequeue`, `/prod/dequeue`: the root `/` alone would cover every parameter of the account. */
 export const SSM_PREFIX: PrefixRule = {
   pattern: /^(\/[A-Za-z0-9_.-]+)+$/,
-  expected: 'an SSM parameter path such as /dequeue: a leading slash, no trailing slash, no wildcards',
+  expected:
+    'an SSM parameter path such as /dequeue: a leading slash, no trailing slash, no wildcards',
 };
 
 /** `dequeue/`: Secrets Manager name characters, without wildcards. */
 export const SECRET_PREFIX: PrefixRule = {
   pattern: /^[A-Za-z0-9/_+=.@-]+$/,
-  expected: 'a Secrets Manager name prefix such as dequeue/ (letters, digits and /_+=.@-, no wildcards)',
+  expected:
+    'a Secrets Manager name prefix such as dequeue/ (letters, digits and /_+=.@-, no wildcards)',
 };
 
 /** `mail/`: S3 "safe" key characters, one or more segments, ending in a slash. */

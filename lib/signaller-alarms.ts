@@ -79,7 +79,10 @@ export class SignallerAlarms extends Construct {
 
     this.functionErrors = new cloudwatch.Alarm(this, 'FunctionErrors', {
       alarmDescription: 'The dequeue function failed: a whole cycle did not run (see its log).',
-      metric: props.function.metricErrors({ period: props.period, statistic: cloudwatch.Stats.SUM }),
+      metric: props.function.metricErrors({
+        period: props.period,
+        statistic: cloudwatch.Stats.SUM,
+      }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
@@ -87,10 +90,16 @@ export class SignallerAlarms extends Construct {
     });
 
     const cycles = props.failingAfterCycles;
-    this.failingTargets = this.targetCountAlarm('FailingTargets', FAILING_TARGETS_METRIC, props.period,
+    this.failingTargets = this.targetCountAlarm(
+      'FailingTargets',
+      FAILING_TARGETS_METRIC,
+      props.period,
       `A target has failed ${cycles} cycle${cycles === 1 ? '' : 's'} in a row or more (metric Dequeue/FailingTargets): mail may stay held at the provider. \`dequeue status --table\` shows which target, since when and why.`,
     );
-    this.staleTargets = this.targetCountAlarm('StaleTargets', STALE_TARGETS_METRIC, props.period,
+    this.staleTargets = this.targetCountAlarm(
+      'StaleTargets',
+      STALE_TARGETS_METRIC,
+      props.period,
       `A target has not been signalled successfully (signalled or no-mail) for more than ${props.staleAfter.toHumanString()} (metric Dequeue/StaleTargets). \`dequeue status --table\` shows its last success and last error.`,
     );
 
@@ -108,7 +117,12 @@ export class SignallerAlarms extends Construct {
     });
 
     const notify = new actions.SnsAction(this.topic);
-    for (const alarm of [this.functionErrors, this.failingTargets, this.staleTargets, this.undeliveredInvocations]) {
+    for (const alarm of [
+      this.functionErrors,
+      this.failingTargets,
+      this.staleTargets,
+      this.undeliveredInvocations,
+    ]) {
       alarm.addAlarmAction(notify);
       alarm.addOkAction(notify);
     }
@@ -122,13 +136,22 @@ export class SignallerAlarms extends Construct {
    */
   private targetCountAlarm(
     id: string,
-    metric: { readonly namespace: string; readonly metricName: string; readonly dimensionsMap: Readonly<Record<string, string>> },
+    metric: {
+      readonly namespace: string;
+      readonly metricName: string;
+      readonly dimensionsMap: Readonly<Record<string, string>>;
+    },
     period: Duration,
     description: string,
   ): cloudwatch.Alarm {
     return new cloudwatch.Alarm(this, id, {
       alarmDescription: description,
-      metric: new cloudwatch.Metric({ ...metric, dimensionsMap: { ...metric.dimensionsMap }, statistic: cloudwatch.Stats.MAXIMUM, period }),
+      metric: new cloudwatch.Metric({
+        ...metric,
+        dimensionsMap: { ...metric.dimensionsMap },
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period,
+      }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
@@ -148,7 +171,11 @@ export class SignallerAlarms extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
       pendingWindow: Duration.days(7),
     });
-    key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    key.grant(
+      new iam.ServicePrincipal('cloudwatch.amazonaws.com'),
+      'kms:Decrypt',
+      'kms:GenerateDataKey*',
+    );
     return new sns.Topic(this, 'Topic', {
       displayName: 'dequeue alarms',
       masterKey: key,

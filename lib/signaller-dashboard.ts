@@ -13,10 +13,21 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { FAILING_TARGETS_METRIC, STALE_TARGETS_METRIC, TARGET_FAILURES_METRIC } from './signaller-alarms';
+import {
+  FAILING_TARGETS_METRIC,
+  STALE_TARGETS_METRIC,
+  TARGET_FAILURES_METRIC,
+} from './signaller-alarms';
 
 /** Every outcome of a target (docs/outcomes.md), as the `Targets` metric's dimension. */
-export const TARGET_OUTCOMES = ['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error'] as const;
+export const TARGET_OUTCOMES = [
+  'signalled',
+  'no-mail',
+  'skipped',
+  'temporary-failure',
+  'permanent-failure',
+  'config-error',
+] as const;
 const FAILURE_OUTCOMES = ['temporary-failure', 'permanent-failure', 'config-error'] as const;
 
 /** The log line the handler writes once per target (lambda/observability.ts). */
@@ -50,8 +61,22 @@ export class SignallerDashboard extends Construct {
   constructor(scope: Construct, id: string, props: SignallerDashboardProps) {
     super(scope, id);
     const period = props.period;
-    const dequeue = (metric: { readonly namespace: string; readonly metricName: string; readonly dimensionsMap: Readonly<Record<string, string>> }, statistic: string, label: string) =>
-      new cloudwatch.Metric({ ...metric, dimensionsMap: { ...metric.dimensionsMap }, statistic, period, label });
+    const dequeue = (
+      metric: {
+        readonly namespace: string;
+        readonly metricName: string;
+        readonly dimensionsMap: Readonly<Record<string, string>>;
+      },
+      statistic: string,
+      label: string,
+    ) =>
+      new cloudwatch.Metric({
+        ...metric,
+        dimensionsMap: { ...metric.dimensionsMap },
+        statistic,
+        period,
+        label,
+      });
 
     const lastResultQuery = new logs.QueryString({
       filterStatements: [TARGET_RESULT],
@@ -63,7 +88,10 @@ export class SignallerDashboard extends Construct {
     });
     const failuresQuery = new logs.QueryString({
       fields: ['@timestamp', 'target', 'outcome', 'cycle', 'error', 'reason'],
-      filterStatements: [TARGET_RESULT, `outcome in [${FAILURE_OUTCOMES.map((o) => `"${o}"`).join(', ')}]`],
+      filterStatements: [
+        TARGET_RESULT,
+        `outcome in [${FAILURE_OUTCOMES.map((o) => `"${o}"`).join(', ')}]`,
+      ],
       sort: '@timestamp desc',
       limit: 1000,
     });
@@ -90,7 +118,11 @@ export class SignallerDashboard extends Construct {
             title: 'Cycles (function invocations) and failed ones',
             left: [
               fn.metricInvocations({ period, statistic: cloudwatch.Stats.SUM, label: 'cycles' }),
-              fn.metricErrors({ period, statistic: cloudwatch.Stats.SUM, label: 'function errors' }),
+              fn.metricErrors({
+                period,
+                statistic: cloudwatch.Stats.SUM,
+                label: 'function errors',
+              }),
               fn.metricThrottles({ period, statistic: cloudwatch.Stats.SUM, label: 'throttled' }),
             ],
             leftYAxis: { min: 0 },
@@ -128,7 +160,13 @@ export class SignallerDashboard extends Construct {
           }),
           new cloudwatch.GraphWidget({
             title: 'Messages stored after ATRN',
-            left: [dequeue({ ...TARGET_FAILURES_METRIC, metricName: 'MessagesStored' }, cloudwatch.Stats.SUM, 'messages')],
+            left: [
+              dequeue(
+                { ...TARGET_FAILURES_METRIC, metricName: 'MessagesStored' },
+                cloudwatch.Stats.SUM,
+                'messages',
+              ),
+            ],
             leftYAxis: { min: 0 },
             width: 12,
           }),
@@ -141,14 +179,28 @@ export class SignallerDashboard extends Construct {
               fn.metricDuration({ period, statistic: cloudwatch.Stats.MAXIMUM, label: 'maximum' }),
             ],
             leftYAxis: { min: 0 },
-            leftAnnotations: [{ value: props.timeout.toMilliseconds(), label: 'timeout', color: cloudwatch.Color.RED }],
+            leftAnnotations: [
+              {
+                value: props.timeout.toMilliseconds(),
+                label: 'timeout',
+                color: cloudwatch.Color.RED,
+              },
+            ],
             width: 12,
           }),
           new cloudwatch.GraphWidget({
             title: 'Time per target worked',
             left: [
-              dequeue({ ...TARGET_FAILURES_METRIC, metricName: 'TargetDuration' }, cloudwatch.Stats.percentile(50), 'p50'),
-              dequeue({ ...TARGET_FAILURES_METRIC, metricName: 'TargetDuration' }, cloudwatch.Stats.MAXIMUM, 'maximum'),
+              dequeue(
+                { ...TARGET_FAILURES_METRIC, metricName: 'TargetDuration' },
+                cloudwatch.Stats.percentile(50),
+                'p50',
+              ),
+              dequeue(
+                { ...TARGET_FAILURES_METRIC, metricName: 'TargetDuration' },
+                cloudwatch.Stats.MAXIMUM,
+                'maximum',
+              ),
             ],
             leftYAxis: { min: 0 },
             width: 12,

@@ -52,8 +52,16 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
       sid: 'ReadConfiguration',
       actions: ['ssm:GetParametersByPath', 'ssm:GetParameter'],
       resources: [
-        stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: parameterPath.slice(1) }),
-        stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${parameterPath.slice(1)}/*` }),
+        stack.formatArn({
+          service: 'ssm',
+          resource: 'parameter',
+          resourceName: parameterPath.slice(1),
+        }),
+        stack.formatArn({
+          service: 'ssm',
+          resource: 'parameter',
+          resourceName: `${parameterPath.slice(1)}/*`,
+        }),
       ],
     }),
   );
@@ -156,7 +164,11 @@ export function grantWorkQueueAccess(role: iam.Role, queue: sqs.IQueue): void {
   );
 }
 
-function decryptVia(key: kms.IKey, service: 'ssm' | 'secretsmanager', sid: string): iam.PolicyStatement {
+function decryptVia(
+  key: kms.IKey,
+  service: 'ssm' | 'secretsmanager',
+  sid: string,
+): iam.PolicyStatement {
   return new iam.PolicyStatement({
     sid,
     actions: ['kms:Decrypt'],
@@ -170,21 +182,25 @@ function acknowledgeWildcards(role: iam.Role, access: SignallerAccess): void {
   const validations = Validations.of(role);
   validations.acknowledge({
     id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter${access.ssmPrefix}/*]`,
-    reason: 'Target parameters (<prefix>/targets/<name>) are created by the operator after deployment; the statement is limited to the configuration path.',
+    reason:
+      'Target parameters (<prefix>/targets/<name>) are created by the operator after deployment; the statement is limited to the configuration path.',
   });
   validations.acknowledge({
     id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${access.secretPrefix}*]`,
-    reason: 'Secrets are created by the operator after deployment and their ARNs end in a random suffix; the statement is limited to the secret name prefix.',
+    reason:
+      'Secrets are created by the operator after deployment and their ARNs end in a random suffix; the statement is limited to the secret name prefix.',
   });
   const bucketId = Stack.of(role).getLogicalId(access.mailBucket.node.defaultChild as s3.CfnBucket);
   validations.acknowledge({
     id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${access.mailPrefix}*]`,
-    reason: 'Each stored message gets a new key; the statement is limited to PutObject/AbortMultipartUpload/DeleteObject (versioned bucket: deletes only add markers) under the mail prefix.',
+    reason:
+      'Each stored message gets a new key; the statement is limited to PutObject/AbortMultipartUpload/DeleteObject (versioned bucket: deletes only add markers) under the mail prefix.',
   });
   if (access.inVpc) {
     validations.acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'Lambda manages the function\'s VPC network interfaces with these EC2 actions; ec2:Describe* supports no resource-level permissions and the interfaces do not exist before Lambda creates them.',
+      reason:
+        "Lambda manages the function's VPC network interfaces with these EC2 actions; ec2:Describe* supports no resource-level permissions and the interfaces do not exist before Lambda creates them.",
     });
   }
 }

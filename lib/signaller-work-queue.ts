@@ -75,7 +75,9 @@ export class SignallerWorkQueue extends Construct {
       // SQS-managed keys: the function sends and receives without a KMS grant.
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      visibilityTimeout: Duration.seconds(props.functionTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
+      visibilityTimeout: Duration.seconds(
+        props.functionTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR,
+      ),
       // Orders expire (settings.fanOut.expireAfterSeconds, at most a day) and are then only
       // reported: a day of retention keeps every order until a worker has said so.
       retentionPeriod: Duration.days(1),
@@ -98,7 +100,10 @@ export class SignallerWorkQueue extends Construct {
     this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadWorkOrders', {
       alarmDescription:
         'A fan-out work order failed on every delivery and waits in the dead-letter queue: its target was not signalled for that cycle. The function log ("unreadable work order", "target result") says why.',
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: cloudwatch.Stats.MAXIMUM,
+      }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,

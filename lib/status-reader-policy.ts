@@ -20,7 +20,8 @@ export class StatusReaderPolicy extends Construct {
   constructor(scope: Construct, id: string, props: StatusReaderPolicyProps) {
     super(scope, id);
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
-      description: 'dequeue status --table: read the per-target status items of the cycle counter table',
+      description:
+        'dequeue status --table: read the per-target status items of the cycle counter table',
       statements: [
         new iam.PolicyStatement({
           sid: 'ReadTargetStatus',

@@ -159,8 +159,11 @@ export class AtrnProvider {
       this.serverLines.push(line);
       const verb = line.split(' ')[0]!.toUpperCase();
       if (verb === 'EHLO') {
-        const starttls = this.options.tls && !(socket instanceof TLSSocket) ? '250-STARTTLS\r\n' : '';
-        socket.write(`250-provider.test\r\n${starttls}250-AUTH CRAM-MD5\r\n250-ATRN\r\n250 8BITMIME\r\n`);
+        const starttls =
+          this.options.tls && !(socket instanceof TLSSocket) ? '250-STARTTLS\r\n' : '';
+        socket.write(
+          `250-provider.test\r\n${starttls}250-AUTH CRAM-MD5\r\n250-ATRN\r\n250 8BITMIME\r\n`,
+        );
       } else if (verb === 'STARTTLS' && this.options.tls) {
         socket.write('220 2.0.0 Ready to start TLS\r\n');
         wire.detach();
@@ -173,7 +176,11 @@ export class AtrnProvider {
         const answer = Buffer.from((await wire.next(30_000)) ?? '', 'base64').toString('utf8');
         const expected = createHmac('md5', account.password).update(challenge).digest('hex');
         authenticated = answer === `${account.username} ${expected}`;
-        socket.write(authenticated ? '235 2.7.0 Authentication successful\r\n' : '535 5.7.8 Authentication failed\r\n');
+        socket.write(
+          authenticated
+            ? '235 2.7.0 Authentication successful\r\n'
+            : '535 5.7.8 Authentication failed\r\n',
+        );
       } else if (verb === 'ATRN') {
         if (!authenticated) {
           socket.write('530 5.7.0 Authentication required\r\n');
@@ -233,23 +240,31 @@ export class AtrnProvider {
     for (let i = 0; i < (faults.garbageCommands ?? 0); i++) {
       socket.write('XYZZY\r\n');
       const r = await reply();
-      if (r === null || r.startsWith('421')) return socket.end(), undefined;
+      if (r === null || r.startsWith('421')) return (socket.end(), undefined);
     }
 
     let attempt = 0;
     while (this.queue.length) {
-      if (attempt > 0 && o.pauseBeforeMessageMs) await new Promise((r) => setTimeout(r, o.pauseBeforeMessageMs));
+      if (attempt > 0 && o.pauseBeforeMessageMs)
+        await new Promise((r) => setTimeout(r, o.pauseBeforeMessageMs));
       const item = this.queue[0]!;
       const { message } = item;
       const stuffed = message.wire ?? stuff(message.text);
-      const size = (o.declareSize && sizeAdvertised ? ` SIZE=${message.text.length}` : '') + (message.body ? ` BODY=${message.body}` : '');
+      const size =
+        (o.declareSize && sizeAdvertised ? ` SIZE=${message.text.length}` : '') +
+        (message.body ? ` BODY=${message.body}` : '');
       const rcpts = message.to.map((to) => `RCPT TO:<${to}>\r\n`);
       let accepted: string[] = [];
       let deferred: string[] = [];
       /** A 452: the rest of the recipients wait for another transaction. */
       let tooMany = false;
       const finish = (replyText: string | null, acknowledged: boolean, keep: boolean) => {
-        this.attempts.push({ number: item.number, reply: replyText, acknowledged, recipients: accepted });
+        this.attempts.push({
+          number: item.number,
+          reply: replyText,
+          acknowledged,
+          recipients: accepted,
+        });
         this.queue.shift();
         if (acknowledged && deferred.length && tooMany) {
           this.queue.unshift({ number: item.number, message: { ...message, to: deferred } });
@@ -263,13 +278,15 @@ export class AtrnProvider {
         }
       };
 
-      if (pipelining) socket.write(`MAIL FROM:<${message.from}>${size}\r\n${rcpts.join('')}DATA\r\n`);
+      if (pipelining)
+        socket.write(`MAIL FROM:<${message.from}>${size}\r\n${rcpts.join('')}DATA\r\n`);
       else socket.write(`MAIL FROM:<${message.from}>${size}\r\n`);
       const mail = await reply();
       if (mail === null) return this.lost(item, mail);
       if (!mail.startsWith('250')) {
         if (pipelining) {
-          for (let i = 0; i <= message.to.length; i++) if ((await reply()) === null) return this.lost(item, mail);
+          for (let i = 0; i <= message.to.length; i++)
+            if ((await reply()) === null) return this.lost(item, mail);
         }
         finish(mail, false, mail.startsWith('4'));
         if (mail.startsWith('421')) return void socket.end();
@@ -317,7 +334,11 @@ export class AtrnProvider {
       const stopAt = cut?.afterBytes ?? silence?.afterBytes;
       attempt++;
       if (faults.endlessDataBytes) {
-        await writeSlowly(socket, Buffer.alloc(faults.endlessDataBytes, 'y'), o.chunkBytes ?? 64 * 1024);
+        await writeSlowly(
+          socket,
+          Buffer.alloc(faults.endlessDataBytes, 'y'),
+          o.chunkBytes ?? 64 * 1024,
+        );
         return this.lost(item, null);
       }
       if (stopAt !== undefined) {
@@ -345,7 +366,12 @@ export class AtrnProvider {
 
   /** The connection went with a message in flight: it stays queued. */
   private lost(item: Queued, replyText: string | null): void {
-    this.attempts.push({ number: item.number, reply: replyText, acknowledged: false, recipients: [] });
+    this.attempts.push({
+      number: item.number,
+      reply: replyText,
+      acknowledged: false,
+      recipients: [],
+    });
   }
 }
 

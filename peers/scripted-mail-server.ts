@@ -34,7 +34,11 @@ export interface ScriptedMailServerOptions {
   /** Destroy the connection after this many bytes of DATA of message `n` (0-based, counted per server). */
   readonly cutInData?: { readonly message: number; readonly afterBytes: number };
   /** Stop reading after this many bytes of DATA of message `n` until `until()` settles (a stalled server). */
-  readonly stallInData?: { readonly message: number; readonly afterBytes: number; readonly until: () => Promise<void> };
+  readonly stallInData?: {
+    readonly message: number;
+    readonly afterBytes: number;
+    readonly until: () => Promise<void>;
+  };
   /**
    * End the data at LF "." CRLF, as servers did before their 2023-24 smuggling fixes, rather than
    * at CRLF "." CRLF only: what a smuggled second message would need.
@@ -105,7 +109,14 @@ export class ScriptedMailServer {
       });
       const accepted = o.lmtp ? ok : ok.length ? rcpts : [];
       const answer = () => {
-        if (accepted.length) this.accepted.push({ mailFrom: mailFrom ?? '', rcptTo: [...accepted], mailParams, wire, text });
+        if (accepted.length)
+          this.accepted.push({
+            mailFrom: mailFrom ?? '',
+            rcptTo: [...accepted],
+            mailParams,
+            wire,
+            text,
+          });
         socket.write(replies.map((r) => `${r}\r\n`).join(''));
         mailFrom = null;
         rcpts = [];
@@ -139,7 +150,12 @@ export class ScriptedMailServer {
             return;
           }
           const stall = o.stallInData;
-          if (stall && !stalled && stall.message === dataNumber && buffer.length >= stall.afterBytes) {
+          if (
+            stall &&
+            !stalled &&
+            stall.message === dataNumber &&
+            buffer.length >= stall.afterBytes
+          ) {
             stalled = true;
             socket.pause();
             void stall.until().then(() => socket.resume());
@@ -149,7 +165,11 @@ export class ScriptedMailServer {
           const crlf = buffer.indexOf('\r\n.\r\n');
           if (!atStart && lf === -1 && crlf === -1) return;
           // [end of the text, start of what follows the final dot]
-          const [to, next] = atStart ? [0, 3] : lf !== -1 && (crlf === -1 || lf <= crlf + 1) ? [lf + 1, lf + 4] : [crlf + 2, crlf + 5];
+          const [to, next] = atStart
+            ? [0, 3]
+            : lf !== -1 && (crlf === -1 || lf <= crlf + 1)
+              ? [lf + 1, lf + 4]
+              : [crlf + 2, crlf + 5];
           const wire = buffer.subarray(0, to);
           buffer = buffer.subarray(next);
           inData = false;

@@ -80,7 +80,8 @@ export class ScriptedProvider {
 
   private serve(raw: Socket): void {
     const o = this.options;
-    let socket: Socket = o.implicitTls && o.tls ? new TLSSocket(raw, { isServer: true, ...o.tls }) : raw;
+    let socket: Socket =
+      o.implicitTls && o.tls ? new TLSSocket(raw, { isServer: true, ...o.tls }) : raw;
     this.sockets.add(raw);
     raw.on('close', () => this.sockets.delete(raw));
     raw.on('error', () => undefined);
@@ -103,7 +104,8 @@ export class ScriptedProvider {
       },
     };
     this.connections.push(conn);
-    const delay = () => (o.replyDelayMs ? new Promise((r) => setTimeout(r, o.replyDelayMs)) : Promise.resolve());
+    const delay = () =>
+      o.replyDelayMs ? new Promise((r) => setTimeout(r, o.replyDelayMs)) : Promise.resolve();
 
     const defaults = async (line: string): Promise<void> => {
       const [verbRaw = '', ...args] = line.split(' ');
@@ -123,20 +125,33 @@ export class ScriptedProvider {
         }
         authStep = null;
         let ok = false;
-        if (step.mech === 'LOGIN') ok = step.user === account.username && decoded === account.password;
+        if (step.mech === 'LOGIN')
+          ok = step.user === account.username && decoded === account.password;
         if (step.mech === 'CRAM-MD5') {
-          const expected = createHmac('md5', account.password).update(step.challenge!).digest('hex');
+          const expected = createHmac('md5', account.password)
+            .update(step.challenge!)
+            .digest('hex');
           ok = decoded === `${account.username} ${expected}`;
         }
         conn.authenticated = ok;
-        return conn.reply(ok ? '235 2.7.0 Authentication successful' : '535 5.7.8 Authentication credentials invalid');
+        return conn.reply(
+          ok
+            ? '235 2.7.0 Authentication successful'
+            : '535 5.7.8 Authentication credentials invalid',
+        );
       }
       switch (verb) {
         case 'EHLO': {
           const ext = [...(o.extensions ?? ['PIPELINING', 'ETRN'])];
-          if (o.tls && !conn.encrypted && !o.implicitTls && !ext.includes('STARTTLS')) ext.push('STARTTLS');
-          const lines = [`provider.test greets ${args[0] ?? ''}`, ...ext.filter((e) => !(conn.encrypted && e === 'STARTTLS'))];
-          return conn.write(lines.map((l, i) => `250${i < lines.length - 1 ? '-' : ' '}${l}\r\n`).join(''));
+          if (o.tls && !conn.encrypted && !o.implicitTls && !ext.includes('STARTTLS'))
+            ext.push('STARTTLS');
+          const lines = [
+            `provider.test greets ${args[0] ?? ''}`,
+            ...ext.filter((e) => !(conn.encrypted && e === 'STARTTLS')),
+          ];
+          return conn.write(
+            lines.map((l, i) => `250${i < lines.length - 1 ? '-' : ' '}${l}\r\n`).join(''),
+          );
         }
         case 'HELO':
           return conn.reply('250 provider.test');
@@ -152,9 +167,15 @@ export class ScriptedProvider {
         case 'AUTH': {
           const mech = (args[0] ?? '').toUpperCase();
           if (mech === 'PLAIN') {
-            const [, user, pass] = Buffer.from(args[1] ?? '', 'base64').toString('utf8').split('\0');
+            const [, user, pass] = Buffer.from(args[1] ?? '', 'base64')
+              .toString('utf8')
+              .split('\0');
             conn.authenticated = user === account.username && pass === account.password;
-            return conn.reply(conn.authenticated ? '235 2.7.0 Authentication successful' : '535 5.7.8 Authentication credentials invalid');
+            return conn.reply(
+              conn.authenticated
+                ? '235 2.7.0 Authentication successful'
+                : '535 5.7.8 Authentication credentials invalid',
+            );
           }
           if (mech === 'LOGIN') {
             authStep = { mech, stage: 0 };
@@ -197,6 +218,7 @@ export class ScriptedProvider {
       }
     };
     socket.on('data', onData);
-    if (o.greeting !== null) void delay().then(() => conn.reply(o.greeting ?? '220 provider.test ESMTP scripted'));
+    if (o.greeting !== null)
+      void delay().then(() => conn.reply(o.greeting ?? '220 provider.test ESMTP scripted'));
   }
 }

@@ -22,14 +22,23 @@
  * line: exit 2 for a usage error, 1 when the endpoint cannot be reached or the invocation failed.
  */
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseJsonText } from '../lambda/core/config';
-import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../lambda/resource-prefixes';
+import {
+  DEFAULT_MAIL_PREFIX,
+  DEFAULT_SECRET_PREFIX,
+  DEFAULT_SSM_PREFIX,
+} from '../lambda/resource-prefixes';
 
-const USAGE = 'usage: AWS_ENDPOINT_URL=http://127.0.0.1:5000 npx tsx scripts/invoke-local.ts [--seed-config FILE [--secure]] [--seed-secrets FILE] [--timeout SECONDS] EVENT_FILE';
+const USAGE =
+  'usage: AWS_ENDPOINT_URL=http://127.0.0.1:5000 npx tsx scripts/invoke-local.ts [--seed-config FILE [--secure]] [--seed-secrets FILE] [--timeout SECONDS] EVENT_FILE';
 
 function fail(message: string): never {
   process.stderr.write(`invoke-local: ${message}\n${USAGE}\n`);
@@ -57,7 +66,10 @@ if (values.help) {
   process.exit(0);
 }
 if (positionals.length !== 1) fail('give exactly one event file (see events/)');
-if (!process.env.AWS_ENDPOINT_URL) fail('AWS_ENDPOINT_URL is not set: point it at moto_server (this script never talks to real AWS)');
+if (!process.env.AWS_ENDPOINT_URL)
+  fail(
+    'AWS_ENDPOINT_URL is not set: point it at moto_server (this script never talks to real AWS)',
+  );
 
 // The stack's environment, with local defaults; dummy credentials are all moto needs.
 const defaults = {
@@ -82,7 +94,9 @@ const readJson = (file: string): unknown => {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    return fail(`${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    return fail(
+      `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   try {
     return parseJsonText(text, file); // line:column, never the text (it may be a secrets file)
@@ -93,9 +107,20 @@ const readJson = (file: string): unknown => {
 
 /** One line for an AWS call that failed: what, where, and what to do. */
 function unreachable(e: unknown): string {
-  const error = e as { name?: string; code?: string; message?: string; errors?: { code?: string }[] };
+  const error = e as {
+    name?: string;
+    code?: string;
+    message?: string;
+    errors?: { code?: string }[];
+  };
   const code = error.code ?? error.errors?.[0]?.code ?? error.name;
-  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ENOTFOUND' || code === 'TimeoutError' || code === 'AggregateError') {
+  if (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ENOTFOUND' ||
+    code === 'TimeoutError' ||
+    code === 'AggregateError'
+  ) {
     return `cannot reach ${process.env.AWS_ENDPOINT_URL} (${code}): is moto_server running? Start it with: moto_server -H 127.0.0.1 -p 5000`;
   }
   return `${process.env.AWS_ENDPOINT_URL}: ${error.name ?? 'error'}: ${error.message ?? String(e)}`;
@@ -125,12 +150,28 @@ async function seedConfig(file: string): Promise<void> {
   const prefix = env.DEQUEUE_SSM_PREFIX.replace(/\/+$/, '');
   const type = values.secure ? 'SecureString' : 'String';
   if (doc.settings !== undefined) {
-    await ssm.send(new PutParameterCommand({ Name: `${prefix}/settings`, Value: JSON.stringify(doc.settings), Type: type, Overwrite: true }));
+    await ssm.send(
+      new PutParameterCommand({
+        Name: `${prefix}/settings`,
+        Value: JSON.stringify(doc.settings),
+        Type: type,
+        Overwrite: true,
+      }),
+    );
   }
   for (const target of doc.targets ?? []) {
-    await ssm.send(new PutParameterCommand({ Name: `${prefix}/targets/${target.name}`, Value: JSON.stringify(target), Type: type, Overwrite: true }));
+    await ssm.send(
+      new PutParameterCommand({
+        Name: `${prefix}/targets/${target.name}`,
+        Value: JSON.stringify(target),
+        Type: type,
+        Overwrite: true,
+      }),
+    );
   }
-  process.stderr.write(`invoke-local: ${doc.targets?.length ?? 0} targets under ${prefix}/targets (${type})\n`);
+  process.stderr.write(
+    `invoke-local: ${doc.targets?.length ?? 0} targets under ${prefix}/targets (${type})\n`,
+  );
 }
 
 async function seedSecrets(file: string): Promise<void> {
@@ -145,7 +186,9 @@ async function seedSecrets(file: string): Promise<void> {
       await client.send(new PutSecretValueCommand({ SecretId: id, SecretString: text }));
     }
   }
-  process.stderr.write(`invoke-local: ${Object.keys(secrets).length} secrets stored (values not shown)\n`);
+  process.stderr.write(
+    `invoke-local: ${Object.keys(secrets).length} secrets stored (values not shown)\n`,
+  );
 }
 
 const event = readJson(positionals[0]!);
@@ -186,6 +229,8 @@ try {
   const result = await handler(event, context);
   writeResult(`${JSON.stringify(result, null, 2)}\n`);
 } catch (e) {
-  process.stderr.write(`invoke-local: the invocation failed: ${(e as Error).message.split('\n')[0]}\n`);
+  process.stderr.write(
+    `invoke-local: the invocation failed: ${(e as Error).message.split('\n')[0]}\n`,
+  );
   process.exitCode = 1;
 }

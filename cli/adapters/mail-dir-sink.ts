@@ -33,11 +33,28 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  access,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { envelopeJson } from '../../lambda/core/odmr/envelope-record';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
-import type { MailEnvelope, MailSink, MessageDraft, RecipientVerdict, SinkTransaction, StoredMessage, TransactionStart } from '../../lambda/core/ports';
+import type {
+  MailEnvelope,
+  MailSink,
+  MessageDraft,
+  RecipientVerdict,
+  SinkTransaction,
+  StoredMessage,
+  TransactionStart,
+} from '../../lambda/core/ports';
 
 export interface MailDirSinkOptions {
   /** Bytes queued for the disk before a write waits. Default 4 MiB. */
@@ -71,18 +88,27 @@ const MIN_WRITE_BYTES = 256 * 1024;
  */
 const MAX_ABANDONED_AHEAD = 16;
 /** The envelope is written once, whole, at the commit: with O_DSYNC that write is its fsync. */
-const ENVELOPE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+const ENVELOPE_FLAGS =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 /**
  * The CLI's `--mail-dir`, checked before anything is sent: created if missing, and writable, or
  * a ConfigError naming it (exit status 2, README "Signal your provider from a laptop").
  */
-export async function openMailDir(root: string, options: MailDirSinkOptions = {}): Promise<MailSink> {
+export async function openMailDir(
+  root: string,
+  options: MailDirSinkOptions = {},
+): Promise<MailSink> {
   try {
     await makeDirectory(root);
     await access(root, constants.W_OK | constants.X_OK);
   } catch (e) {
-    throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    throw new ConfigError(
+      '--mail-dir',
+      '',
+      `${root}: cannot store mail there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      { cause: e },
+    );
   }
   return createMailDirSink(root, options);
 }
@@ -137,7 +163,12 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
      * abandoned transaction removes them.
      */
     transaction(mail: TransactionStart): SinkTransaction {
-      if (mail.target === undefined || abandoned >= MAX_ABANDONED_AHEAD) return { recipient: () => ACCEPTED, begin: (envelope) => sink.begin(envelope), abandon: () => undefined };
+      if (mail.target === undefined || abandoned >= MAX_ABANDONED_AHEAD)
+        return {
+          recipient: () => ACCEPTED,
+          begin: (envelope) => sink.begin(envelope),
+          abandon: () => undefined,
+        };
       const dir = dirOf(mail.target);
       const slot = new Slot(dir, `.${nonce}-${++opened}`, prepare(dir));
       let taken = false;
@@ -190,7 +221,11 @@ class Slot {
 
   private async open(prepared: Promise<void>): Promise<void> {
     await prepared;
-    const steps = [open(this.emlTmp, 'wx', 0o600), open(this.jsonTmp, ENVELOPE_FLAGS, 0o600), open(this.dir, 'r')] as const;
+    const steps = [
+      open(this.emlTmp, 'wx', 0o600),
+      open(this.jsonTmp, ENVELOPE_FLAGS, 0o600),
+      open(this.dir, 'r'),
+    ] as const;
     const settled = await Promise.allSettled(steps);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
@@ -203,12 +238,16 @@ class Slot {
       );
       throw failed.reason;
     }
-    [this.file, this.json, this.dirHandle] = settled.map((r) => (r as PromiseFulfilledResult<FileHandle>).value) as [FileHandle, FileHandle, FileHandle];
+    [this.file, this.json, this.dirHandle] = settled.map(
+      (r) => (r as PromiseFulfilledResult<FileHandle>).value,
+    ) as [FileHandle, FileHandle, FileHandle];
   }
 
   /** Close the handles, once. Never rejects. */
   close(): Promise<void> {
-    return Promise.all([this.file, this.json, this.dirHandle].map((h) => h.close().catch(() => undefined))).then(() => undefined);
+    return Promise.all(
+      [this.file, this.json, this.dirHandle].map((h) => h.close().catch(() => undefined)),
+    ).then(() => undefined);
   }
 
   /** An abandoned transaction: close and remove what was opened. Never rejects. */
@@ -216,7 +255,9 @@ class Slot {
     this.released ??= this.ready.then(
       async () => {
         await this.close();
-        await Promise.all([unlink(this.emlTmp), unlink(this.jsonTmp)].map((p) => p.catch(() => undefined)));
+        await Promise.all(
+          [unlink(this.emlTmp), unlink(this.jsonTmp)].map((p) => p.catch(() => undefined)),
+        );
       },
       () => undefined,
     );
@@ -226,7 +267,11 @@ class Slot {
 
 function storeError(id: string, dir: string, e: unknown): DequeueError {
   // Temporary whatever the cause (full disk, permissions): the provider keeps the message.
-  return new DequeueError('temporary', `cannot store message ${id} in ${dir}: ${(e as Error).message}`, { cause: e });
+  return new DequeueError(
+    'temporary',
+    `cannot store message ${id} in ${dir}: ${(e as Error).message}`,
+    { cause: e },
+  );
 }
 
 /**
@@ -246,7 +291,14 @@ async function sweepStale(dir: string, olderThanMs: number): Promise<void> {
     if (envelope) {
       const eml = `${name.slice(0, -'.json'.length)}.eml`;
       if (present.has(eml)) continue;
-      const elsewhere = await Promise.all(['delivered', 'failed'].map((sub) => stat(join(dir, sub, eml)).then(() => true, () => false)));
+      const elsewhere = await Promise.all(
+        ['delivered', 'failed'].map((sub) =>
+          stat(join(dir, sub, eml)).then(
+            () => true,
+            () => false,
+          ),
+        ),
+      );
       if (elsewhere.includes(true)) continue;
     }
     const path = join(dir, name);
@@ -280,7 +332,9 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Both settled, then the first failure: nothing is left running when the caller cleans up. */
-async function allOrFirstError<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+async function allOrFirstError<T extends readonly unknown[]>(
+  steps: { [K in keyof T]: Promise<T[K]> },
+): Promise<T> {
   const settled = await Promise.allSettled(steps);
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
@@ -335,13 +389,15 @@ class MailDirDraft implements MessageDraft {
 
   write(chunks: readonly Buffer[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.committing || this.abortRequested) return Promise.reject(new Error('write after commit or abort'));
+    if (this.committing || this.abortRequested)
+      return Promise.reject(new Error('write after commit or abort'));
     for (const chunk of chunks) {
       this.queue.push(chunk);
       this.queued += chunk.length;
       this.bytes += chunk.length;
     }
-    if (this.queued >= MIN_WRITE_BYTES || this.queued > this.highWater) this.flushing ??= this.flush();
+    if (this.queued >= MIN_WRITE_BYTES || this.queued > this.highWater)
+      this.flushing ??= this.flush();
     if (this.queued <= this.highWater) return RESOLVED;
     return new Promise<void>((resolve) => this.waiters.push(resolve)).then(() => {
       if (this.failure) throw this.failure;
@@ -375,7 +431,10 @@ class MailDirDraft implements MessageDraft {
     }
     if (withdrawn) await fsyncDir(this.dir).catch(() => undefined);
     if (left.length) {
-      throw new DequeueError('temporary', `message ${this.envelope.id} was not acknowledged but could not be removed: ${left.join(', ')}; delete it, or the provider's next delivery makes a duplicate`);
+      throw new DequeueError(
+        'temporary',
+        `message ${this.envelope.id} was not acknowledged but could not be removed: ${left.join(', ')}; delete it, or the provider's next delivery makes a duplicate`,
+      );
     }
   }
 
@@ -389,7 +448,8 @@ class MailDirDraft implements MessageDraft {
       while (this.queue.length && !this.failure) {
         let size = 0;
         let count = 0;
-        while (count < this.queue.length && size < MAX_BATCH_BYTES) size += this.queue[count++]!.length;
+        while (count < this.queue.length && size < MAX_BATCH_BYTES)
+          size += this.queue[count++]!.length;
         const batch = this.queue.splice(0, count);
         await writeAll(this.file, batch);
         this.unsynced += size;
@@ -408,14 +468,17 @@ class MailDirDraft implements MessageDraft {
   /** Start an fdatasync of what is written so far, not awaited here (WRITEBACK_BYTES). */
   private writeBack(): void {
     this.unsynced = 0;
-    const syncing: Promise<void> = this.file.datasync().then(
-      () => undefined,
-      (e: unknown) => {
-        this.failure ??= storeError(this.envelope.id, this.dir, e);
-      },
-    ).finally(() => {
-      if (this.syncing === syncing) this.syncing = null;
-    });
+    const syncing: Promise<void> = this.file
+      .datasync()
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          this.failure ??= storeError(this.envelope.id, this.dir, e);
+        },
+      )
+      .finally(() => {
+        if (this.syncing === syncing) this.syncing = null;
+      });
     this.syncing = syncing;
   }
 
@@ -425,7 +488,11 @@ class MailDirDraft implements MessageDraft {
 
   private checkpoint(): void {
     if (this.failure) throw this.failure;
-    if (this.abortRequested) throw new DequeueError('temporary', `message ${this.envelope.id} was aborted while it was being stored`);
+    if (this.abortRequested)
+      throw new DequeueError(
+        'temporary',
+        `message ${this.envelope.id} was aborted while it was being stored`,
+      );
   }
 
   private async commitSteps(): Promise<StoredMessage> {

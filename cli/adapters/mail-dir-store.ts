@@ -28,7 +28,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { close as closeFd, constants, open as openFd, read as readFd } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  access,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { TARGET_NAME } from '../../lambda/core/config';
@@ -52,20 +62,42 @@ const LOCK_NAME = '.deliver.lock';
 export async function checkMailDir(root: string): Promise<void> {
   let dir = resolve(root);
   for (;;) {
-    const info = await stat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e))).catch((e: NodeJS.ErrnoException) => {
-      throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${e.code ?? e.message})`, { cause: e });
-    });
+    const info = await stat(dir)
+      .catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)))
+      .catch((e: NodeJS.ErrnoException) => {
+        throw new ConfigError(
+          '--mail-dir',
+          '',
+          `${root}: cannot store mail there (${e.code ?? e.message})`,
+          { cause: e },
+        );
+      });
     if (info) {
-      if (!info.isDirectory()) throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${dir} is not a directory)`);
+      if (!info.isDirectory())
+        throw new ConfigError(
+          '--mail-dir',
+          '',
+          `${root}: cannot store mail there (${dir} is not a directory)`,
+        );
       try {
         await access(dir, constants.W_OK | constants.X_OK);
       } catch (e) {
-        throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+        throw new ConfigError(
+          '--mail-dir',
+          '',
+          `${root}: cannot store mail there (${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+          { cause: e },
+        );
       }
       return;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new ConfigError('--mail-dir', '', `${root}: cannot store mail there (no existing parent)`);
+    if (parent === dir)
+      throw new ConfigError(
+        '--mail-dir',
+        '',
+        `${root}: cannot store mail there (no existing parent)`,
+      );
     dir = parent;
   }
 }
@@ -86,7 +118,11 @@ function alive(pid: number): boolean {
   }
 }
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 export class MailDirStore implements MailStore {
   readonly name: string;
@@ -105,28 +141,45 @@ export class MailDirStore implements MailStore {
   async check(): Promise<void> {
     try {
       const info = await stat(this.root);
-      if (!info.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      if (!info.isDirectory())
+        throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
       await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK);
     } catch (e) {
-      throw new ConfigError('--mail-dir', '', `${this.root}: cannot deliver from there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+      throw new ConfigError(
+        '--mail-dir',
+        '',
+        `${this.root}: cannot deliver from there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        { cause: e },
+      );
     }
   }
 
   async list(targets?: readonly string[]): Promise<StoredRef[]> {
-    const names = targets ?? (await readdir(this.root, { withFileTypes: true })).filter((d) => d.isDirectory() && TARGET_NAME.test(d.name)).map((d) => d.name);
+    const names =
+      targets ??
+      (await readdir(this.root, { withFileTypes: true }))
+        .filter((d) => d.isDirectory() && TARGET_NAME.test(d.name))
+        .map((d) => d.name);
     const refs: StoredRef[] = [];
     for (const target of names) {
       const dir = join(this.root, target);
       const entries = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return [] as string[];
-        throw new DequeueError('temporary', `cannot read ${dir}: ${e.code ?? e.message}`, { cause: e });
+        throw new DequeueError('temporary', `cannot read ${dir}: ${e.code ?? e.message}`, {
+          cause: e,
+        });
       });
       const present = new Set(entries);
       const progress = this.progressIn(dir);
       for (const entry of entries) {
         const m = MESSAGE.exec(entry);
         if (m) refs.push({ id: m[1]!, target });
-        else if (entry.endsWith('.json') && !entry.startsWith('.') && !present.has(`${entry.slice(0, -5)}.eml`)) await this.followMessage(dir, entry.slice(0, -5));
+        else if (
+          entry.endsWith('.json') &&
+          !entry.startsWith('.') &&
+          !present.has(`${entry.slice(0, -5)}.eml`)
+        )
+          await this.followMessage(dir, entry.slice(0, -5));
         else {
           const p = PROGRESS.exec(entry);
           if (p) progress.add(p[1]!);
@@ -174,22 +227,37 @@ export class MailDirStore implements MailStore {
     } catch (e) {
       // Delivered and moved by an earlier run between our listing and our lock?
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new DequeueError('temporary', `cannot read message ${ref.id} in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; it is left where it is`, { cause: e });
+      throw new DequeueError(
+        'temporary',
+        `cannot read message ${ref.id} in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; it is left where it is`,
+        { cause: e },
+      );
     }
     try {
       const [envelope, answered] = await Promise.all([
         this.envelope(dir, ref.id),
         this.progressIn(dir).has(ref.id)
           ? readFile(join(dir, `.${ref.id}.progress`), 'utf8').then(
-            (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
-            () => [] as RecipientAnswer[],
-          )
+              (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
+              () => [] as RecipientAnswer[],
+            )
           : [],
       ]);
-      const size = typeof envelope.bytes === 'number' ? envelope.bytes : (await stat(join(dir, `${ref.id}.eml`))).size;
+      const size =
+        typeof envelope.bytes === 'number'
+          ? envelope.bytes
+          : (await stat(join(dir, `${ref.id}.eml`))).size;
       const text = size <= PREFETCH_BYTES ? await readWhole(file, size) : null;
       this.touched.add(dir);
-      return new MailDirClaim(this, ref, dir, envelope, Array.isArray(answered) ? answered : [], file, text);
+      return new MailDirClaim(
+        this,
+        ref,
+        dir,
+        envelope,
+        Array.isArray(answered) ? answered : [],
+        file,
+        text,
+      );
     } catch (e) {
       await fdClose(file);
       throw e;
@@ -202,17 +270,33 @@ export class MailDirStore implements MailStore {
     try {
       record = JSON.parse(await readSmall(path)) as EnvelopeRecord;
     } catch (e) {
-      throw new DequeueError('temporary', `message ${id} has no readable envelope (${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it is left where it is`, { cause: e });
+      throw new DequeueError(
+        'temporary',
+        `message ${id} has no readable envelope (${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it is left where it is`,
+        { cause: e },
+      );
     }
-    if (typeof record.mailFrom !== 'string' || !Array.isArray(record.rcptTo) || record.rcptTo.some((r) => typeof r !== 'string')) {
-      throw new DequeueError('temporary', `message ${id}: ${path} is not an envelope record; it is left where it is`);
+    if (
+      typeof record.mailFrom !== 'string' ||
+      !Array.isArray(record.rcptTo) ||
+      record.rcptTo.some((r) => typeof r !== 'string')
+    ) {
+      throw new DequeueError(
+        'temporary',
+        `message ${id}: ${path} is not an envelope record; it is left where it is`,
+      );
     }
     return record;
   }
 
   /** Take the lock: true when this run holds it now, else who holds it. */
   private async lock(path: string): Promise<true | string> {
-    const mine: LockRecord = { pid: process.pid, host: this.host, nonce: randomBytes(8).toString('hex'), since: new Date().toISOString() };
+    const mine: LockRecord = {
+      pid: process.pid,
+      host: this.host,
+      nonce: randomBytes(8).toString('hex'),
+      since: new Date().toISOString(),
+    };
     let held = 'another run';
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -220,7 +304,11 @@ export class MailDirStore implements MailStore {
         return true;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new DequeueError('temporary', `cannot claim ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+          throw new DequeueError(
+            'temporary',
+            `cannot claim ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+            { cause: e },
+          );
         }
       }
       const stale = await this.breakStale(path);
@@ -267,20 +355,30 @@ export class MailDirStore implements MailStore {
    */
   async close(): Promise<void> {
     const dirs = [...this.touched].flatMap((d) => [d, join(d, 'delivered'), join(d, 'failed')]);
-    await Promise.all(dirs.map(async (d) => {
-      const handle = await open(d, 'r').catch(() => null);
-      if (!handle) return;
-      await handle.sync().catch(() => undefined);
-      await handle.close();
-    }));
-    await Promise.all([...this.locks].map(async ([dir, lock]) => {
-      if ((await lock.catch(() => null)) === true) await unlink(join(dir, LOCK_NAME)).catch(() => undefined);
-    }));
+    await Promise.all(
+      dirs.map(async (d) => {
+        const handle = await open(d, 'r').catch(() => null);
+        if (!handle) return;
+        await handle.sync().catch(() => undefined);
+        await handle.close();
+      }),
+    );
+    await Promise.all(
+      [...this.locks].map(async ([dir, lock]) => {
+        if ((await lock.catch(() => null)) === true)
+          await unlink(join(dir, LOCK_NAME)).catch(() => undefined);
+      }),
+    );
     this.locks.clear();
   }
 
   /** Move the message and its envelope into `sub`: the .eml first (see the header). */
-  async move(dir: string, id: string, sub: 'delivered' | 'failed', replies?: readonly RecipientAnswer[]): Promise<void> {
+  async move(
+    dir: string,
+    id: string,
+    sub: 'delivered' | 'failed',
+    replies?: readonly RecipientAnswer[],
+  ): Promise<void> {
     const to = join(dir, sub);
     if (!this.made.has(to)) {
       await mkdir(to, { recursive: true, mode: 0o700 });
@@ -293,14 +391,22 @@ export class MailDirStore implements MailStore {
     try {
       await rename(join(dir, `${id}.eml`), join(to, `${id}.eml`));
     } catch (e) {
-      throw new DequeueError('temporary', `cannot move message ${id} to ${to}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; it will be delivered again`, { cause: e });
+      throw new DequeueError(
+        'temporary',
+        `cannot move message ${id} to ${to}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; it will be delivered again`,
+        { cause: e },
+      );
     }
     await rename(join(dir, `${id}.json`), join(to, `${id}.json`)).catch(() => undefined);
     const progress = this.progressIn(dir);
     if (progress.delete(id)) await unlink(join(dir, `.${id}.progress`)).catch(() => undefined);
   }
 
-  async recordProgress(dir: string, id: string, answers: readonly RecipientAnswer[]): Promise<void> {
+  async recordProgress(
+    dir: string,
+    id: string,
+    answers: readonly RecipientAnswer[],
+  ): Promise<void> {
     const path = join(dir, `.${id}.progress`);
     const temp = `${path}.${process.pid}.tmp`;
     // Not fsynced: a lost record only means those recipients get the message again.
@@ -316,11 +422,15 @@ export class MailDirStore implements MailStore {
  * and FileHandle's objects, promises and close-on-collection bookkeeping cost as much CPU as the
  * calls themselves (bench/deliver.ts). Every descriptor opened here is closed on every path.
  */
-const fdOpen = (path: string): Promise<number> => new Promise((resolve, reject) => openFd(path, 'r', (e, fd) => (e ? reject(e) : resolve(fd))));
+const fdOpen = (path: string): Promise<number> =>
+  new Promise((resolve, reject) => openFd(path, 'r', (e, fd) => (e ? reject(e) : resolve(fd))));
 const fdRead = (fd: number, buffer: Buffer, position: number): Promise<number> =>
-  new Promise((resolve, reject) => readFd(fd, buffer, 0, buffer.length, position, (e, n) => (e ? reject(e) : resolve(n))));
+  new Promise((resolve, reject) =>
+    readFd(fd, buffer, 0, buffer.length, position, (e, n) => (e ? reject(e) : resolve(n))),
+  );
 /** Never rejects: a close that fails loses nothing of a file opened only to read. */
-const fdClose = (fd: number): Promise<void> => new Promise((resolve) => closeFd(fd, () => resolve()));
+const fdClose = (fd: number): Promise<void> =>
+  new Promise((resolve) => closeFd(fd, () => resolve()));
 
 /** A small file's text: one open, one read, one close (readFile adds an fstat and reads twice). */
 async function readSmall(path: string): Promise<string> {

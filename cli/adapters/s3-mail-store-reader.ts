@@ -37,8 +37,17 @@
  * (`mail.maxMessageBytes` allows 10 GiB) is copied in parts (UploadPartCopy), server-side.
  */
 import {
-  CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand,
-  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCopyCommand, type S3ClientConfig,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCopyCommand,
+  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -119,7 +128,12 @@ interface Listed extends S3Ref {
 }
 
 /** The reader as the CLI opens it: the SDK's usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL). */
-export function openS3MailStoreReader(bucket: string, prefix: string, options: S3MailStoreReaderOptions = {}, config: S3ClientConfig = {}): MailStore {
+export function openS3MailStoreReader(
+  bucket: string,
+  prefix: string,
+  options: S3MailStoreReaderOptions = {},
+  config: S3ClientConfig = {},
+): MailStore {
   // An emulator (AWS_ENDPOINT_URL) serves buckets by path, not by host name.
   const client = new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL), ...config });
   return new S3MailStoreReader(client, bucket, prefix, {
@@ -133,16 +147,30 @@ export function openS3MailStoreReader(bucket: string, prefix: string, options: S
 
 function s3Error(what: string, e: unknown): DequeueError {
   const name = (e as Error).name;
-  if (name === 'NoSuchBucket' || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'CredentialsProviderError') {
-    return new ConfigError('--bucket', '', `${what}: ${name}: ${(e as Error).message}`, { cause: e });
+  if (
+    name === 'NoSuchBucket' ||
+    name === 'AccessDenied' ||
+    name === 'InvalidAccessKeyId' ||
+    name === 'CredentialsProviderError'
+  ) {
+    return new ConfigError('--bucket', '', `${what}: ${name}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   return new DequeueError('temporary', `${what}: ${name}: ${(e as Error).message}`, { cause: e });
 }
 
-const status = (e: unknown) => (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-const notFound = (e: unknown) => status(e) === 404 || (e as Error).name === 'NoSuchKey' || (e as Error).name === 'NotFound';
+const status = (e: unknown) =>
+  (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+const notFound = (e: unknown) =>
+  status(e) === 404 || (e as Error).name === 'NoSuchKey' || (e as Error).name === 'NotFound';
 const conflict = (e: unknown) => status(e) === 412 || status(e) === 409;
-const ago = (ms: number) => (ms >= 2 * 3600_000 ? `${Math.floor(ms / 3600_000)} hours` : ms >= 120_000 ? `${Math.floor(ms / 60_000)} minutes` : `${Math.floor(ms / 1000)} s`);
+const ago = (ms: number) =>
+  ms >= 2 * 3600_000
+    ? `${Math.floor(ms / 3600_000)} hours`
+    : ms >= 120_000
+      ? `${Math.floor(ms / 60_000)} minutes`
+      : `${Math.floor(ms / 1000)} s`;
 
 export class S3MailStoreReader implements MailStore {
   readonly name: string;
@@ -167,10 +195,14 @@ export class S3MailStoreReader implements MailStore {
 
   async check(): Promise<void> {
     try {
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }));
+      await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }),
+      );
     } catch (e) {
       const error = s3Error(`cannot list ${this.name}`, e);
-      throw error.kind === 'config' ? error : new ConfigError('--bucket', '', error.message, { cause: e });
+      throw error.kind === 'config'
+        ? error
+        : new ConfigError('--bucket', '', error.message, { cause: e });
     }
   }
 
@@ -180,16 +212,33 @@ export class S3MailStoreReader implements MailStore {
       let token: string | undefined;
       do {
         const page = await this.client
-          .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: scope, ContinuationToken: token }))
+          .send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: scope,
+              ContinuationToken: token,
+            }),
+          )
           .catch((e: unknown) => Promise.reject(s3Error(`cannot list ${this.name}`, e)));
         for (const item of page.Contents ?? []) {
           const rel = item.Key!.slice(this.prefix.length);
           // <target>/<yyyy>/<mm>/<dd>/<id>.<kind>; failed/<target>/... has one segment more.
-          const m = /^([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/([^/.]+)\.(eml|json|claim|progress)$/.exec(rel);
+          const m =
+            /^([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/([^/.]+)\.(eml|json|claim|progress)$/.exec(rel);
           if (!m || !TARGET_NAME.test(m[1]!)) continue;
           const base = item.Key!.slice(0, -(m[6]!.length + 1));
           let entry = listed.get(base);
-          if (!entry) listed.set(base, (entry = { id: m[5]!, target: m[1]!, base, rel: rel.slice(0, -(m[6]!.length + 1)), seen: {} }));
+          if (!entry)
+            listed.set(
+              base,
+              (entry = {
+                id: m[5]!,
+                target: m[1]!,
+                base,
+                rel: rel.slice(0, -(m[6]!.length + 1)),
+                seen: {},
+              }),
+            );
           entry.seen[m[6] as Kind] = item.LastModified?.getTime() ?? Date.now();
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -198,10 +247,15 @@ export class S3MailStoreReader implements MailStore {
     const refs: S3Ref[] = [];
     for (const entry of listed.values()) {
       const { seen } = entry;
-      if (seen.eml !== undefined && seen.json !== undefined) refs.push({ id: entry.id, target: entry.target, base: entry.base, rel: entry.rel });
+      if (seen.eml !== undefined && seen.json !== undefined)
+        refs.push({ id: entry.id, target: entry.target, base: entry.base, rel: entry.rel });
       else {
         // A leftover that cannot be removed now stops nothing: the next run tries again.
-        await this.removeOrphan(entry).catch((e: unknown) => this.notice(`could not remove what a crash left under s3://${this.bucket}/${entry.base}: ${(e as Error).message}; left where it is`));
+        await this.removeOrphan(entry).catch((e: unknown) =>
+          this.notice(
+            `could not remove what a crash left under s3://${this.bucket}/${entry.base}: ${(e as Error).message}; left where it is`,
+          ),
+        );
       }
     }
     return refs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.target < b.target ? -1 : 1));
@@ -215,17 +269,21 @@ export class S3MailStoreReader implements MailStore {
     const { seen, base } = entry;
     const now = Date.now();
     const old = (kind: Kind) => seen[kind] !== undefined && now - seen[kind]! >= this.graceMs;
-    const lone: Kind | null = seen.eml !== undefined ? 'eml' : seen.json !== undefined ? 'json' : null;
+    const lone: Kind | null =
+      seen.eml !== undefined ? 'eml' : seen.json !== undefined ? 'json' : null;
     if (lone && !old(lone)) return; // still being stored, perhaps: not a message yet
     // Leftovers of a deliver run: a progress record, a claim whose lease must have run out.
-    const leftovers = (['progress', 'claim'] as const).filter((k) => old(k) && (k !== 'claim' || now - seen.claim! >= this.leaseMs));
+    const leftovers = (['progress', 'claim'] as const).filter(
+      (k) => old(k) && (k !== 'claim' || now - seen.claim! >= this.leaseMs),
+    );
     if (!lone && !leftovers.length) return;
     const url = (kind: Kind) => `s3://${this.bucket}/${base}.${kind}`;
-    const why = lone === 'eml'
-      ? `a message without its envelope (${base.slice(base.lastIndexOf('/') + 1)}.json), stored ${ago(now - seen.eml!)} ago: the function stopped between storing the two, before it answered 250, so the provider still has the message and delivers it again`
-      : lone === 'json'
-        ? `an envelope without its message (.eml), written ${ago(now - seen.json!)} ago: either the function stopped before it answered 250 (the provider still has the message and delivers it again) or a deliver run stopped after the message was delivered or set aside`
-        : `left by a deliver run that stopped after the message was delivered or set aside`;
+    const why =
+      lone === 'eml'
+        ? `a message without its envelope (${base.slice(base.lastIndexOf('/') + 1)}.json), stored ${ago(now - seen.eml!)} ago: the function stopped between storing the two, before it answered 250, so the provider still has the message and delivers it again`
+        : lone === 'json'
+          ? `an envelope without its message (.eml), written ${ago(now - seen.json!)} ago: either the function stopped before it answered 250 (the provider still has the message and delivers it again) or a deliver run stopped after the message was delivered or set aside`
+          : `left by a deliver run that stopped after the message was delivered or set aside`;
     const kinds = [...(lone ? [lone] : []), ...leftovers];
     if (this.options.dryRun) {
       this.notice(`would remove ${kinds.map(url).join(', ')}: ${why} (a dry run changes nothing)`);
@@ -235,19 +293,26 @@ export class S3MailStoreReader implements MailStore {
     const claim = await this.takeClaim(`${base}.claim`);
     if (!claim) return;
     try {
-      const there = (kind: Kind) => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${base}.${kind}` })).then(
-        () => true,
-        (e: unknown) => (notFound(e) ? false : Promise.reject(s3Error(`cannot read ${url(kind)}`, e))),
-      );
+      const there = (kind: Kind) =>
+        this.client
+          .send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${base}.${kind}` }))
+          .then(
+            () => true,
+            (e: unknown) =>
+              notFound(e) ? false : Promise.reject(s3Error(`cannot read ${url(kind)}`, e)),
+          );
       // Its partner appeared after all (a clock far off): a message, for the next run.
       if (lone && (await there(lone === 'eml' ? 'json' : 'eml'))) return;
       // What is still there once we hold the claim (another run may have removed it just before);
       // a stale claim counts when it was ours to take over, not created afresh.
       const removed: Kind[] = [];
-      for (const kind of kinds) if (kind === 'claim' ? claim.tookOver : await there(kind)) removed.push(kind);
+      for (const kind of kinds)
+        if (kind === 'claim' ? claim.tookOver : await there(kind)) removed.push(kind);
       if (!removed.length || (lone && !removed.includes(lone))) return;
       for (const kind of removed) if (kind !== 'claim') await this.delete(`${base}.${kind}`);
-      this.notice(`removed ${removed.map(url).join(', ')}: ${why}; the versioned bucket keeps the removed version until its lifecycle rule expires it`);
+      this.notice(
+        `removed ${removed.map(url).join(', ')}: ${why}; the versioned bucket keeps the removed version until its lifecycle rule expires it`,
+      );
     } finally {
       await this.delete(`${base}.claim`).catch(() => undefined);
     }
@@ -262,8 +327,15 @@ export class S3MailStoreReader implements MailStore {
     try {
       let source: StoredObject;
       try {
-        const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${r.base}.eml` }));
-        source = { size: head.ContentLength ?? 0, etag: head.ETag, contentType: head.ContentType, metadata: head.Metadata };
+        const head = await this.client.send(
+          new HeadObjectCommand({ Bucket: this.bucket, Key: `${r.base}.eml` }),
+        );
+        source = {
+          size: head.ContentLength ?? 0,
+          etag: head.ETag,
+          contentType: head.ContentType,
+          metadata: head.Metadata,
+        };
       } catch (e) {
         if (!notFound(e)) throw s3Error(`cannot read s3://${this.bucket}/${r.base}.eml`, e);
         await release();
@@ -271,13 +343,18 @@ export class S3MailStoreReader implements MailStore {
       }
       const envelope = JSON.parse(await this.text(`${r.base}.json`)) as EnvelopeRecord;
       if (typeof envelope.mailFrom !== 'string' || !Array.isArray(envelope.rcptTo)) {
-        throw new DequeueError('temporary', `message ${r.id}: s3://${this.bucket}/${r.base}.json is not an envelope record; it is left where it is`);
+        throw new DequeueError(
+          'temporary',
+          `message ${r.id}: s3://${this.bucket}/${r.base}.json is not an envelope record; it is left where it is`,
+        );
       }
       // A progress record that is missing or unreadable means: every recipient still waits.
-      const answered = await this.text(`${r.base}.progress`).then(
-        (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
-        () => [] as RecipientAnswer[],
-      ).catch(() => [] as RecipientAnswer[]);
+      const answered = await this.text(`${r.base}.progress`)
+        .then(
+          (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
+          () => [] as RecipientAnswer[],
+        )
+        .catch(() => [] as RecipientAnswer[]);
       if (this.closed) {
         // Taken ahead by a run that has ended meanwhile: given back at once.
         await release();
@@ -286,13 +363,24 @@ export class S3MailStoreReader implements MailStore {
       return new S3Claim(this, r, envelope, Array.isArray(answered) ? answered : [], held, source);
     } catch (e) {
       await release();
-      throw e instanceof DequeueError ? e : new DequeueError('temporary', `message ${r.id}: ${(e as Error).message}; it is left where it is`, { cause: e });
+      throw e instanceof DequeueError
+        ? e
+        : new DequeueError(
+            'temporary',
+            `message ${r.id}: ${(e as Error).message}; it is left where it is`,
+            { cause: e },
+          );
     }
   }
 
   private claimRecord(): { body: string; expiresAt: number } {
     const expiresAt = Date.now() + this.leaseMs;
-    const record: ClaimRecord = { host: hostname(), pid: process.pid, nonce: randomBytes(8).toString('hex'), expiresAt: new Date(expiresAt).toISOString() };
+    const record: ClaimRecord = {
+      host: hostname(),
+      pid: process.pid,
+      nonce: randomBytes(8).toString('hex'),
+      expiresAt: new Date(expiresAt).toISOString(),
+    };
     return { body: JSON.stringify(record), expiresAt };
   }
 
@@ -300,7 +388,15 @@ export class S3MailStoreReader implements MailStore {
   private async takeClaim(key: string): Promise<Held | null> {
     const fresh = this.claimRecord();
     try {
-      const put = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: fresh.body, IfNoneMatch: '*', ContentType: 'application/json' }));
+      const put = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: fresh.body,
+          IfNoneMatch: '*',
+          ContentType: 'application/json',
+        }),
+      );
       return { etag: put.ETag ?? '', expiresAt: fresh.expiresAt };
     } catch (e) {
       if (!conflict(e)) throw s3Error(`cannot claim s3://${this.bucket}/${key}`, e);
@@ -308,7 +404,10 @@ export class S3MailStoreReader implements MailStore {
     let held: { etag?: string; record: ClaimRecord };
     try {
       const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      held = { etag: got.ETag, record: JSON.parse(await got.Body!.transformToString()) as ClaimRecord };
+      held = {
+        etag: got.ETag,
+        record: JSON.parse(await got.Body!.transformToString()) as ClaimRecord,
+      };
     } catch {
       return null; // released just now (the next run takes it), or unreadable: left alone
     }
@@ -324,7 +423,15 @@ export class S3MailStoreReader implements MailStore {
   async renewClaim(key: string, etag: string): Promise<Held | null> {
     const fresh = this.claimRecord();
     try {
-      const put = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: fresh.body, IfMatch: etag, ContentType: 'application/json' }));
+      const put = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: fresh.body,
+          IfMatch: etag,
+          ContentType: 'application/json',
+        }),
+      );
       return { etag: put.ETag ?? '', expiresAt: fresh.expiresAt };
     } catch (e) {
       if (conflict(e) || notFound(e)) return null;
@@ -361,7 +468,14 @@ export class S3MailStoreReader implements MailStore {
 
   async put(key: string, body: string): Promise<void> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json' }));
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+        }),
+      );
     } catch (e) {
       throw s3Error(`cannot write s3://${this.bucket}/${key}`, e);
     }
@@ -373,7 +487,9 @@ export class S3MailStoreReader implements MailStore {
 
   async copy(from: string, to: string): Promise<void> {
     try {
-      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: this.copySource(from) }));
+      await this.client.send(
+        new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: this.copySource(from) }),
+      );
     } catch (e) {
       throw s3Error(`cannot copy s3://${this.bucket}/${from} to ${to}`, e);
     }
@@ -390,11 +506,19 @@ export class S3MailStoreReader implements MailStore {
     const above = this.options.multipartCopyAboveBytes ?? MULTIPART_COPY_ABOVE_BYTES;
     if (source.size <= above) return this.copy(from, to);
     const what = `cannot copy s3://${this.bucket}/${from} (${source.size} bytes) to ${to} in parts`;
-    const partBytes = Math.max(this.options.copyPartBytes ?? COPY_PART_BYTES, Math.ceil(source.size / MAX_PARTS));
+    const partBytes = Math.max(
+      this.options.copyPartBytes ?? COPY_PART_BYTES,
+      Math.ceil(source.size / MAX_PARTS),
+    );
     try {
-      const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({
-        Bucket: this.bucket, Key: to, ContentType: source.contentType ?? 'message/rfc822', Metadata: source.metadata,
-      }));
+      const { UploadId } = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: to,
+          ContentType: source.contentType ?? 'message/rfc822',
+          Metadata: source.metadata,
+        }),
+      );
       const count = Math.ceil(source.size / partBytes);
       const etags: string[] = new Array<string>(count);
       let next = 0;
@@ -403,20 +527,34 @@ export class S3MailStoreReader implements MailStore {
           const i = next++;
           const first = i * partBytes;
           const last = Math.min(source.size, first + partBytes) - 1;
-          const part = await this.client.send(new UploadPartCopyCommand({
-            Bucket: this.bucket, Key: to, UploadId, PartNumber: i + 1, CopySource: this.copySource(from),
-            CopySourceRange: `bytes=${first}-${last}`, CopySourceIfMatch: source.etag,
-          }));
+          const part = await this.client.send(
+            new UploadPartCopyCommand({
+              Bucket: this.bucket,
+              Key: to,
+              UploadId,
+              PartNumber: i + 1,
+              CopySource: this.copySource(from),
+              CopySourceRange: `bytes=${first}-${last}`,
+              CopySourceIfMatch: source.etag,
+            }),
+          );
           etags[i] = part.CopyPartResult!.ETag!;
         }
       };
       // Every worker settled before the result counts: nothing left running after a failure.
-      const settled = await Promise.allSettled(Array.from({ length: Math.min(COPY_PARTS_AT_ONCE, count) }, worker));
+      const settled = await Promise.allSettled(
+        Array.from({ length: Math.min(COPY_PARTS_AT_ONCE, count) }, worker),
+      );
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
-      await this.client.send(new CompleteMultipartUploadCommand({
-        Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-      }));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: to,
+          UploadId,
+          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        }),
+      );
     } catch (e) {
       throw s3Error(what, e);
     }
@@ -474,15 +612,18 @@ class S3Claim implements ClaimedMail {
   /** One renewal at a time; a failure other than a refusal is tried again at the next tick. */
   private renew(): Promise<void> {
     if (this.renewing || this.lost || this.done) return this.renewing ?? Promise.resolve();
-    this.renewing = this.store.renewClaim(this.claimKey, this.held.etag).then(
-      (held) => {
-        if (held) this.held = held;
-        else this.loseClaim();
-      },
-      () => undefined, // S3 unreachable for now: the lease still runs; the next tick tries again
-    ).finally(() => {
-      this.renewing = null;
-    });
+    this.renewing = this.store
+      .renewClaim(this.claimKey, this.held.etag)
+      .then(
+        (held) => {
+          if (held) this.held = held;
+          else this.loseClaim();
+        },
+        () => undefined, // S3 unreachable for now: the lease still runs; the next tick tries again
+      )
+      .finally(() => {
+        this.renewing = null;
+      });
     return this.renewing;
   }
 
@@ -490,7 +631,10 @@ class S3Claim implements ClaimedMail {
     if (this.lost) return;
     this.stopRenewing();
     const { id, target } = this.ref;
-    this.lost = new DequeueError('temporary', `its claim ${this.store.url(this.claimKey)} was taken over by another run after this run's lease ran out; this run marks nothing and leaves the message to that run (the server may get it twice)`);
+    this.lost = new DequeueError(
+      'temporary',
+      `its claim ${this.store.url(this.claimKey)} was taken over by another run after this run's lease ran out; this run marks nothing and leaves the message to that run (the server may get it twice)`,
+    );
     this.store.say(`message ${id} (${target}): ${this.lost.message}`);
   }
 
@@ -506,12 +650,14 @@ class S3Claim implements ClaimedMail {
   private async confirm(): Promise<void> {
     await this.renewing;
     if (!this.lost && this.held.expiresAt - Date.now() < this.store.leaseMs / 2) {
-      const held = await this.store.renewClaim(this.claimKey, this.held.etag).catch((e: unknown) => {
-        if (this.held.expiresAt > Date.now()) return this.held; // still within our lease
-        // Unconfirmed past our lease: not marked, and the claim left (it may be another run's).
-        this.keep = true;
-        throw e;
-      });
+      const held = await this.store
+        .renewClaim(this.claimKey, this.held.etag)
+        .catch((e: unknown) => {
+          if (this.held.expiresAt > Date.now()) return this.held; // still within our lease
+          // Unconfirmed past our lease: not marked, and the claim left (it may be another run's).
+          this.keep = true;
+          throw e;
+        });
       if (held) this.held = held;
       else this.loseClaim();
     }
@@ -544,7 +690,8 @@ class S3Claim implements ClaimedMail {
   private async takeOut(): Promise<void> {
     await this.store.delete(`${this.ref.base}.eml`);
     await this.store.delete(`${this.ref.base}.json`).catch(() => undefined);
-    if (this.answered.length) await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
+    if (this.answered.length)
+      await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
   }
 
   async delivered(): Promise<void> {
@@ -561,7 +708,10 @@ class S3Claim implements ClaimedMail {
     try {
       await this.confirm();
       await this.store.copy(`${this.ref.base}.json`, `${to}.json`);
-      await this.store.put(`${to}.replies.json`, `${JSON.stringify({ id: this.ref.id, at: new Date().toISOString(), recipients: answers }, null, 2)}\n`);
+      await this.store.put(
+        `${to}.replies.json`,
+        `${JSON.stringify({ id: this.ref.id, at: new Date().toISOString(), recipients: answers }, null, 2)}\n`,
+      );
       await this.store.copyMessage(`${this.ref.base}.eml`, `${to}.eml`, this.source);
       // A large copy takes a while: the message is taken out only if it is still ours.
       await this.confirm();
@@ -574,7 +724,8 @@ class S3Claim implements ClaimedMail {
   async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
     try {
       await this.confirm();
-      if (answers.length) await this.store.put(`${this.ref.base}.progress`, JSON.stringify({ answers }));
+      if (answers.length)
+        await this.store.put(`${this.ref.base}.progress`, JSON.stringify({ answers }));
     } finally {
       await this.finish();
     }

@@ -25,21 +25,37 @@ export class SecretsFile implements Credentials {
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
-      throw new ConfigError(file, '', `cannot read the secrets file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+      throw new ConfigError(
+        file,
+        '',
+        `cannot read the secrets file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        { cause: e },
+      );
     }
     const mode = (await stat(file).catch(() => undefined))?.mode;
     if (warn && mode !== undefined && process.platform !== 'win32' && (mode & 0o077) !== 0) {
-      warn(`warning: ${file} is open to other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}, wider than 0600): chmod 600 ${file}`);
+      warn(
+        `warning: ${file} is open to other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}, wider than 0600): chmod 600 ${file}`,
+      );
     }
     const doc = parseJsonText(text, file);
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-      throw new ConfigError(file, '', 'must be a JSON object mapping each secretId to {"username", "password"}');
+      throw new ConfigError(
+        file,
+        '',
+        'must be a JSON object mapping each secretId to {"username", "password"}',
+      );
     }
     const entries = new Map<string, AuthCredentials>();
     for (const [id, value] of Object.entries(doc)) {
       const v = value as Record<string, unknown> | null;
       for (const field of ['username', 'password'] as const) {
-        if (typeof v !== 'object' || v === null || typeof v[field] !== 'string' || v[field] === '') {
+        if (
+          typeof v !== 'object' ||
+          v === null ||
+          typeof v[field] !== 'string' ||
+          v[field] === ''
+        ) {
           throw new ConfigError(file, `${id}.${field}`, 'must be a non-empty string');
         }
       }

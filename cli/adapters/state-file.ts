@@ -25,7 +25,14 @@ interface StateDocument {
   targets: Record<string, Omit<RecordedStatus, 'target'>>;
 }
 
-const OUTCOMES = new Set<Outcome>(['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error']);
+const OUTCOMES = new Set<Outcome>([
+  'signalled',
+  'no-mail',
+  'skipped',
+  'temporary-failure',
+  'permanent-failure',
+  'config-error',
+]);
 
 export class StateFile implements CycleCounter, StatusRecorder {
   private queue: Promise<unknown> = Promise.resolve();
@@ -53,7 +60,9 @@ export class StateFile implements CycleCounter, StatusRecorder {
           : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
             ? `the directory ${dir} is not writable by this user (${code}): give --state a file in a directory this user owns, e.g. ~/.local/state/dequeue/state.json`
             : `cannot write beside it (${code ?? (e as Error).message}): give --state a file in a writable directory`;
-      throw new ConfigError(this.file, '', `the cycle counter cannot be kept here: ${what}`, { cause: e });
+      throw new ConfigError(this.file, '', `the cycle counter cannot be kept here: ${what}`, {
+        cause: e,
+      });
     }
     await unlink(probe).catch(() => undefined);
   }
@@ -100,25 +109,44 @@ export class StateFile implements CycleCounter, StatusRecorder {
       text = await readFile(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { cycle: 0, targets: {} };
-      throw new ConfigError(this.file, '', `cannot read the state file: ${(e as Error).message}`, { cause: e });
+      throw new ConfigError(this.file, '', `cannot read the state file: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     let doc: { cycle?: unknown; updatedAt?: unknown; targets?: unknown };
     try {
       doc = JSON.parse(text) as typeof doc;
     } catch (e) {
-      throw new ConfigError(this.file, '', 'is not valid JSON (delete it to start counting again from 0)', { cause: e });
+      throw new ConfigError(
+        this.file,
+        '',
+        'is not valid JSON (delete it to start counting again from 0)',
+        { cause: e },
+      );
     }
     const cycle = doc.cycle;
     if (!Number.isSafeInteger(cycle) || (cycle as number) < 0) {
-      throw new ConfigError(this.file, 'cycle', 'must be a whole number ≥ 0 (delete the file to start again from 0)');
+      throw new ConfigError(
+        this.file,
+        'cycle',
+        'must be a whole number ≥ 0 (delete the file to start again from 0)',
+      );
     }
-    return { cycle: cycle as number, updatedAt: typeof doc.updatedAt === 'string' ? doc.updatedAt : undefined, targets: this.targetsOf(doc.targets) };
+    return {
+      cycle: cycle as number,
+      updatedAt: typeof doc.updatedAt === 'string' ? doc.updatedAt : undefined,
+      targets: this.targetsOf(doc.targets),
+    };
   }
 
   private targetsOf(input: unknown): StateDocument['targets'] {
     if (input === undefined) return {};
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-      throw new ConfigError(this.file, 'targets', 'must be an object of target statuses (delete the file to start again)');
+      throw new ConfigError(
+        this.file,
+        'targets',
+        'must be an object of target statuses (delete the file to start again)',
+      );
     }
     const out: StateDocument['targets'] = {};
     for (const [name, value] of Object.entries(input)) out[name] = this.statusOf(name, value);
@@ -128,26 +156,31 @@ export class StateFile implements CycleCounter, StatusRecorder {
   /** A stored status, each field checked: a hand-edited file fails here with the field named. */
   private statusOf(name: string, value: unknown): Omit<RecordedStatus, 'target'> {
     const at = (field: string) => `targets.${name}.${field}`;
-    if (typeof value !== 'object' || value === null) throw new ConfigError(this.file, `targets.${name}`, 'must be an object');
+    if (typeof value !== 'object' || value === null)
+      throw new ConfigError(this.file, `targets.${name}`, 'must be an object');
     const v = value as Record<string, unknown>;
     const text = (field: string): string | null => {
       const x = v[field] ?? null;
-      if (x !== null && typeof x !== 'string') throw new ConfigError(this.file, at(field), 'must be a string or null');
+      if (x !== null && typeof x !== 'string')
+        throw new ConfigError(this.file, at(field), 'must be a string or null');
       return x;
     };
     const time = (field: string): string | null => {
       const x = text(field);
-      if (x !== null && Number.isNaN(Date.parse(x))) throw new ConfigError(this.file, at(field), 'must be an ISO 8601 time or null');
+      if (x !== null && Number.isNaN(Date.parse(x)))
+        throw new ConfigError(this.file, at(field), 'must be an ISO 8601 time or null');
       return x;
     };
     const whole = (field: string, nullable: boolean): number | null => {
       const x = v[field] ?? (nullable ? null : 0);
       if (x === null && nullable) return null;
-      if (!Number.isSafeInteger(x) || (x as number) < 0) throw new ConfigError(this.file, at(field), 'must be a whole number ≥ 0');
+      if (!Number.isSafeInteger(x) || (x as number) < 0)
+        throw new ConfigError(this.file, at(field), 'must be a whole number ≥ 0');
       return x as number;
     };
     const outcome = text('lastOutcome');
-    if (outcome !== null && !OUTCOMES.has(outcome as Outcome)) throw new ConfigError(this.file, at('lastOutcome'), 'is not an outcome');
+    if (outcome !== null && !OUTCOMES.has(outcome as Outcome))
+      throw new ConfigError(this.file, at('lastOutcome'), 'is not an outcome');
     const base = neverRun(name);
     return {
       lastOutcome: outcome as Outcome | null,

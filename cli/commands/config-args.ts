@@ -33,7 +33,15 @@ invalid (named on stderr), 2 usage or SSM unreadable; diff 0 no difference, 1 di
 2 usage, an invalid file or SSM unreadable.`;
 
 export type ConfigOptions =
-  | { readonly verb: 'push'; readonly config: string; readonly prefix: string; readonly secure: boolean; readonly prune: boolean; readonly dryRun: boolean; readonly json: boolean }
+  | {
+      readonly verb: 'push';
+      readonly config: string;
+      readonly prefix: string;
+      readonly secure: boolean;
+      readonly prune: boolean;
+      readonly dryRun: boolean;
+      readonly json: boolean;
+    }
   | { readonly verb: 'pull'; readonly prefix: string; readonly out?: string }
   | { readonly verb: 'diff'; readonly config: string; readonly prefix: string };
 
@@ -54,7 +62,11 @@ export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help'
   const [verb, ...rest] = argv;
   if (verb === '--help' || verb === 'help') return 'help';
   if (verb !== 'push' && verb !== 'pull' && verb !== 'diff') {
-    throw new ConfigUsageError(verb === undefined ? 'say push, pull or diff' : `unknown config command "${verb}": say push, pull or diff`);
+    throw new ConfigUsageError(
+      verb === undefined
+        ? 'say push, pull or diff'
+        : `unknown config command "${verb}": say push, pull or diff`,
+    );
   }
   let values;
   try {
@@ -78,16 +90,27 @@ export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help'
   }
   if (values.help) return 'help';
   for (const flag of Object.keys(values)) {
-    if (!ALLOWED[verb].includes(flag)) throw new ConfigUsageError(`--${flag} is not an option of config ${verb}`);
+    if (!ALLOWED[verb].includes(flag))
+      throw new ConfigUsageError(`--${flag} is not an option of config ${verb}`);
   }
   let prefix: string;
   try {
     prefix = normalisePrefix(values.prefix ?? DEFAULT_SSM_PREFIX);
   } catch {
-    throw new ConfigUsageError(`--prefix ${values.prefix}: must be an SSM parameter path such as ${DEFAULT_SSM_PREFIX}`);
+    throw new ConfigUsageError(
+      `--prefix ${values.prefix}: must be an SSM parameter path such as ${DEFAULT_SSM_PREFIX}`,
+    );
   }
   if (verb === 'pull') return { verb, prefix, out: values.out };
   if (!values.config) throw new ConfigUsageError(`config ${verb} needs --config FILE`);
   if (verb === 'diff') return { verb, config: values.config, prefix };
-  return { verb, config: values.config, prefix, secure: values.secure ?? false, prune: values.prune ?? false, dryRun: values['dry-run'] ?? false, json: values.json ?? false };
+  return {
+    verb,
+    config: values.config,
+    prefix,
+    secure: values.secure ?? false,
+    prune: values.prune ?? false,
+    dryRun: values['dry-run'] ?? false,
+    json: values.json ?? false,
+  };
 }

@@ -54,21 +54,42 @@ export async function readLocalConfig(file: string): Promise<LocalConfig> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(file, '', `cannot read the configuration file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    throw new ConfigError(
+      file,
+      '',
+      `cannot read the configuration file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      { cause: e },
+    );
   }
   const raw = parseJsonText(text, file);
   const doc = parseConfigDocument(raw, file);
-  const { settings, targets } = raw as { settings?: Record<string, unknown>; targets: Record<string, unknown>[] };
-  const local = { file, settings: settings ?? {}, targets: doc.targets.map((t, i) => ({ name: t.name, value: targets[i]! })) };
+  const { settings, targets } = raw as {
+    settings?: Record<string, unknown>;
+    targets: Record<string, unknown>[];
+  };
+  const local = {
+    file,
+    settings: settings ?? {},
+    targets: doc.targets.map((t, i) => ({ name: t.name, value: targets[i]! })),
+  };
   checkSize(file, 'settings', 'the settings', local.settings);
   local.targets.forEach((t, i) => checkSize(file, `targets[${i}]`, `target "${t.name}"`, t.value));
   return local;
 }
 
-function checkSize(file: string, field: string, what: string, value: Record<string, unknown>): void {
+function checkSize(
+  file: string,
+  field: string,
+  what: string,
+  value: Record<string, unknown>,
+): void {
   const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
   if (bytes > MAX_PARAMETER_BYTES) {
-    throw new ConfigError(file, field, `${what} is ${bytes} bytes as an SSM parameter value; a standard parameter holds at most ${MAX_PARAMETER_BYTES} (4 KiB): shorten it (a long command list, for example)`);
+    throw new ConfigError(
+      file,
+      field,
+      `${what} is ${bytes} bytes as an SSM parameter value; a standard parameter holds at most ${MAX_PARAMETER_BYTES} (4 KiB): shorten it (a long command list, for example)`,
+    );
   }
 }
 
@@ -78,18 +99,42 @@ export function deployedTarget(p: DeployedParameter): Record<string, unknown> | 
   return 'name' in p.value ? p.value : { name: p.segment, ...p.value };
 }
 
-export function planPush(local: LocalConfig, deployed: DeployedConfig, prefix: string, secure: boolean): PlannedParameter[] {
-  const plan: PlannedParameter[] = [planOne(`${prefix}/settings`, null, local.settings, deployed.settings, deployed.settings?.value, secure)];
+export function planPush(
+  local: LocalConfig,
+  deployed: DeployedConfig,
+  prefix: string,
+  secure: boolean,
+): PlannedParameter[] {
+  const plan: PlannedParameter[] = [
+    planOne(
+      `${prefix}/settings`,
+      null,
+      local.settings,
+      deployed.settings,
+      deployed.settings?.value,
+      secure,
+    ),
+  ];
 
   const bySegment = new Map<string, DeployedParameter[]>();
-  for (const p of deployed.targets) bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
+  for (const p of deployed.targets)
+    bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
   const kept = new Set<string>();
   for (const t of local.targets) {
     const candidates = bySegment.get(t.name) ?? [];
     const home = `${prefix}/targets/${t.name}`;
     const current = candidates.find((p) => p.parameter === home) ?? candidates[0];
     if (current) kept.add(current.parameter);
-    plan.push(planOne(current?.parameter ?? home, t.name, t.value, current, current && deployedTarget(current), secure));
+    plan.push(
+      planOne(
+        current?.parameter ?? home,
+        t.name,
+        t.value,
+        current,
+        current && deployedTarget(current),
+        secure,
+      ),
+    );
   }
   const named = new Set(local.targets.map((t) => t.name));
   for (const p of deployed.targets) {
@@ -97,7 +142,14 @@ export function planPush(local: LocalConfig, deployed: DeployedConfig, prefix: s
     const note = named.has(p.segment)
       ? `a second parameter named "${p.segment}": the function refuses both while it exists`
       : 'not in the file';
-    plan.push({ parameter: p.parameter, target: p.segment, action: 'delete', type: p.type, before: deployedTarget(p), note });
+    plan.push({
+      parameter: p.parameter,
+      target: p.segment,
+      action: 'delete',
+      type: p.type,
+      before: deployedTarget(p),
+      note,
+    });
   }
   return plan;
 }
@@ -110,19 +162,32 @@ function planOne(
   before: Record<string, unknown> | undefined,
   secure: boolean,
 ): PlannedParameter {
-  const type: ParameterType = secure || current?.type === 'SecureString' ? 'SecureString' : 'String';
+  const type: ParameterType =
+    secure || current?.type === 'SecureString' ? 'SecureString' : 'String';
   const text = JSON.stringify(after);
   if (!current) return { parameter, target, action: 'create', type, text, after };
-  const same = before !== undefined && canonical(before) === canonical(after) && current.type === type;
+  const same =
+    before !== undefined && canonical(before) === canonical(after) && current.type === type;
   return same
     ? { parameter, target, action: 'unchanged', type, before, after }
-    : { parameter, target, action: 'update', type, text, before, after, ...(current.problem ? { note: `deployed value ${current.problem}` } : {}) };
+    : {
+        parameter,
+        target,
+        action: 'update',
+        type,
+        text,
+        before,
+        after,
+        ...(current.problem ? { note: `deployed value ${current.problem}` } : {}),
+      };
 }
 
 /** JSON with keys sorted at every level: equal documents give equal text. */
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
   );
 }
 
@@ -136,7 +201,8 @@ export interface FieldChange {
 
 /** Field by field: leaves of objects; arrays compared whole when their lengths differ. */
 export function fieldChanges(before: unknown, after: unknown, at = ''): FieldChange[] {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
   if (isObject(before) && isObject(after)) {
     const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
     return keys.flatMap((k) => fieldChanges(before[k], after[k], at ? `${at}.${k}` : k));
@@ -145,5 +211,11 @@ export function fieldChanges(before: unknown, after: unknown, at = ''): FieldCha
     return before.flatMap((b, i) => fieldChanges(b, after[i], `${at}[${i}]`));
   }
   if (canonical(before) === canonical(after)) return [];
-  return [{ field: at || '(whole value)', before: before === undefined ? undefined : JSON.stringify(before), after: after === undefined ? undefined : JSON.stringify(after) }];
+  return [
+    {
+      field: at || '(whole value)',
+      before: before === undefined ? undefined : JSON.stringify(before),
+      after: after === undefined ? undefined : JSON.stringify(after),
+    },
+  ];
 }

@@ -10,7 +10,13 @@ import { DequeueError } from '../../lambda/core/errors';
 import { awsClientOptions } from '../aws-clients';
 import type { CliIo } from '../io';
 import { CONFIG_USAGE, ConfigUsageError, parseConfigArgs, type ConfigOptions } from './config-args';
-import { deployedTarget, fieldChanges, planPush, readLocalConfig, type PlannedParameter } from './config-plan';
+import {
+  deployedTarget,
+  fieldChanges,
+  planPush,
+  readLocalConfig,
+  type PlannedParameter,
+} from './config-plan';
 import { readDeployed } from './deployed-config';
 
 /** PutParameter calls at once: SSM's default write throughput is a few calls per second. */
@@ -52,17 +58,31 @@ type PushOptions = Extract<ConfigOptions, { verb: 'push' }>;
 
 async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise<number> {
   const local = await readLocalConfig(options.config);
-  const plan = planPush(local, await readDeployed(client, options.prefix), options.prefix, options.secure);
+  const plan = planPush(
+    local,
+    await readDeployed(client, options.prefix),
+    options.prefix,
+    options.secure,
+  );
   const writes = plan.filter((p) => p.action === 'create' || p.action === 'update');
   const deletes = options.prune ? plan.filter((p) => p.action === 'delete') : [];
   const kept = options.prune ? [] : plan.filter((p) => p.action === 'delete');
 
   const report = (p: PlannedParameter, done: boolean) => {
     if (options.json) {
-      io.stdout.write(`${JSON.stringify({ parameter: p.parameter, target: p.target, action: p.action, type: p.type, dryRun: !done })}\n`);
+      io.stdout.write(
+        `${JSON.stringify({ parameter: p.parameter, target: p.target, action: p.action, type: p.type, dryRun: !done })}\n`,
+      );
     } else {
-      const verb = { create: 'created', update: 'updated', unchanged: 'unchanged', delete: 'deleted' }[p.action];
-      io.stdout.write(`${done ? verb : p.action === 'unchanged' ? verb : `would ${p.action}`} ${p.parameter}${p.action === 'delete' ? '' : ` (${p.type})`}${p.note ? `: ${p.note}` : ''}\n`);
+      const verb = {
+        create: 'created',
+        update: 'updated',
+        unchanged: 'unchanged',
+        delete: 'deleted',
+      }[p.action];
+      io.stdout.write(
+        `${done ? verb : p.action === 'unchanged' ? verb : `would ${p.action}`} ${p.parameter}${p.action === 'delete' ? '' : ` (${p.type})`}${p.note ? `: ${p.note}` : ''}\n`,
+      );
     }
   };
 
@@ -70,7 +90,10 @@ async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise
   if (options.dryRun) {
     for (const p of [...writes, ...deletes]) report(p, false);
   } else {
-    failed = [...(await writeAll(writes, client, report)), ...(await deleteAll(deletes, client, report))];
+    failed = [
+      ...(await writeAll(writes, client, report)),
+      ...(await deleteAll(deletes, client, report)),
+    ];
   }
   for (const p of plan.filter((q) => q.action === 'unchanged')) if (!options.json) report(p, true);
   for (const p of kept) {
@@ -86,14 +109,26 @@ async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise
 }
 
 /** Every write, a few at once; a failed call is reported and the others go on. */
-async function writeAll(writes: readonly PlannedParameter[], client: SSMClient, report: (p: PlannedParameter, done: boolean) => void): Promise<string[]> {
+async function writeAll(
+  writes: readonly PlannedParameter[],
+  client: SSMClient,
+  report: (p: PlannedParameter, done: boolean) => void,
+): Promise<string[]> {
   const failed: string[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < writes.length) {
       const p = writes[next++]!;
       try {
-        await client.send(new PutParameterCommand({ Name: p.parameter, Value: p.text!, Type: p.type, Overwrite: p.action === 'update', Tier: 'Standard' }));
+        await client.send(
+          new PutParameterCommand({
+            Name: p.parameter,
+            Value: p.text!,
+            Type: p.type,
+            Overwrite: p.action === 'update',
+            Tier: 'Standard',
+          }),
+        );
         report(p, true);
       } catch (e) {
         failed.push(`not written: ${p.parameter}: ${describeAwsError(e)}`);
@@ -104,7 +139,11 @@ async function writeAll(writes: readonly PlannedParameter[], client: SSMClient, 
   return failed;
 }
 
-async function deleteAll(deletes: readonly PlannedParameter[], client: SSMClient, report: (p: PlannedParameter, done: boolean) => void): Promise<string[]> {
+async function deleteAll(
+  deletes: readonly PlannedParameter[],
+  client: SSMClient,
+  report: (p: PlannedParameter, done: boolean) => void,
+): Promise<string[]> {
   const failed: string[] = [];
   for (let i = 0; i < deletes.length; i += DELETE_BATCH) {
     const batch = deletes.slice(i, i + DELETE_BATCH);
@@ -124,7 +163,10 @@ type PullOptions = Extract<ConfigOptions, { verb: 'pull' }>;
 async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise<number> {
   const deployed = await readDeployed(client, options.prefix);
   const problems: string[] = [];
-  if (deployed.settings?.problem) problems.push(`${deployed.settings.parameter} ${deployed.settings.problem}: left out (settings default)`);
+  if (deployed.settings?.problem)
+    problems.push(
+      `${deployed.settings.parameter} ${deployed.settings.problem}: left out (settings default)`,
+    );
   const targets: Record<string, unknown>[] = [];
   for (const p of deployed.targets) {
     const target = deployedTarget(p);
@@ -132,7 +174,10 @@ async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise
       problems.push(`${p.parameter} ${p.problem}: left out`);
       continue;
     }
-    if (target.name !== p.segment) problems.push(`${p.parameter}: its "name" is "${String(target.name)}"; the function refuses it until they agree`);
+    if (target.name !== p.segment)
+      problems.push(
+        `${p.parameter}: its "name" is "${String(target.name)}"; the function refuses it until they agree`,
+      );
     // The name first, as a person writes it.
     const { name, ...rest } = target;
     targets.push({ name, ...rest });
@@ -141,7 +186,10 @@ async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise
   if (options.out) await writeAtomically(options.out, document);
   else io.stdout.write(document);
   for (const line of problems) io.stderr.write(`dequeue config pull: ${line}\n`);
-  if (options.out) io.stderr.write(`dequeue config pull: ${targets.length} target(s) from ${options.prefix} written to ${options.out}\n`);
+  if (options.out)
+    io.stderr.write(
+      `dequeue config pull: ${targets.length} target(s) from ${options.prefix} written to ${options.out}\n`,
+    );
   return problems.length ? 1 : 0;
 }
 
@@ -182,6 +230,8 @@ async function diff(options: DiffOptions, client: SSMClient, io: CliIo): Promise
     }
   }
   const unchanged = plan.length - differences;
-  io.stderr.write(`dequeue config diff: ${differences ? `${differences} parameter(s) differ` : 'no differences'}, ${unchanged} unchanged (${options.config} against ${options.prefix})\n`);
+  io.stderr.write(
+    `dequeue config diff: ${differences ? `${differences} parameter(s) differ` : 'no differences'}, ${unchanged} unchanged (${options.config} against ${options.prefix})\n`,
+  );
   return differences ? 1 : 0;
 }

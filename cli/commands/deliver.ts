@@ -69,10 +69,12 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     },
   });
   if (values.help) return 'help';
-  if (!values['mail-dir'] === !values.bucket) throw new Error('give exactly one of --mail-dir DIR and --bucket NAME');
+  if (!values['mail-dir'] === !values.bucket)
+    throw new Error('give exactly one of --mail-dir DIR and --bucket NAME');
   if (values.prefix !== undefined && !values.bucket) throw new Error('--prefix goes with --bucket');
   if (!values.to) throw new Error('--to URL is required');
-  for (const t of values.target ?? []) if (!TARGET_NAME.test(t)) throw new Error(`--target ${t}: not a target name`);
+  for (const t of values.target ?? [])
+    if (!TARGET_NAME.test(t)) throw new Error(`--target ${t}: not a target name`);
   const prefix = values.prefix ?? 'mail/';
   return {
     mailDir: values['mail-dir'],
@@ -88,16 +90,29 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
 
 /** Control characters as escapes, so that a server's text cannot drive the terminal. */
 function visible(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(
+    /[\x00-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 function line(r: MessageReport): string {
-  const who = r.recipients.map((p) => `<${p.address}> ${p.code ?? '-'}${p.text ? ` ${visible(p.text.split('\n')[0]!)}` : ''}`).join('; ');
+  const who = r.recipients
+    .map(
+      (p) =>
+        `<${p.address}> ${p.code ?? '-'}${p.text ? ` ${visible(p.text.split('\n')[0]!)}` : ''}`,
+    )
+    .join('; ');
   return `${r.outcome.padEnd(9)} ${r.target}/${r.message}: ${who}${r.error ? ` (${visible(r.error)})` : ''}`;
 }
 
 /** Opens the S3 store reader; loaded only for --bucket (it pulls in the AWS SDK). */
-async function s3Store(bucket: string, prefix: string, dryRun: boolean, notice: (text: string) => void): Promise<MailStore> {
+async function s3Store(
+  bucket: string,
+  prefix: string,
+  dryRun: boolean,
+  notice: (text: string) => void,
+): Promise<MailStore> {
   const { openS3MailStoreReader } = await import('../adapters/s3-mail-store-reader');
   return openS3MailStoreReader(bucket, prefix, { dryRun, notice });
 }
@@ -118,11 +133,17 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   }
 
   const transcript: Transcript = options.verbose
-    ? { line: (label, direction, text) => io.stderr.write(`[${label}] ${direction}: ${visible(text)}\n`) }
+    ? {
+        line: (label, direction, text) =>
+          io.stderr.write(`[${label}] ${direction}: ${visible(text)}\n`),
+      }
     : { line: () => undefined };
   const notice = (text: string) => log(visible(text));
-  const store = io.openMailStore?.(options, notice)
-    ?? (options.mailDir ? new MailDirStore(options.mailDir) : await s3Store(options.bucket!, options.prefix, options.dryRun, notice));
+  const store =
+    io.openMailStore?.(options, notice) ??
+    (options.mailDir
+      ? new MailDirStore(options.mailDir)
+      : await s3Store(options.bucket!, options.prefix, options.dryRun, notice));
   const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0, skipped: 0 };
   try {
     await deliverStored(
@@ -136,7 +157,8 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
         onReport: (r) => {
           tally[r.outcome]++;
           io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${line(r)}\n`);
-          if (r.outcome === 'failed') log(`message ${r.message} (${r.target}) FAILED: ${visible(r.error ?? '')}`);
+          if (r.outcome === 'failed')
+            log(`message ${r.message} (${r.target}) FAILED: ${visible(r.error ?? '')}`);
         },
         onNotice: notice,
         onSkipped: () => void tally.skipped++,

@@ -4,7 +4,12 @@
  * function's own (lambda/adapters/ssm-config.ts): `<prefix>/settings` and every parameter under
  * `<prefix>/targets/`, recursively, decrypted; the last path segment is the target's name.
  */
-import { GetParameterCommand, GetParametersByPathCommand, type Parameter, type SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetParameterCommand,
+  GetParametersByPathCommand,
+  type Parameter,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
 import { describeAwsError } from '../../lambda/adapters/aws-errors';
 import { MAX_TARGET_PARAMETERS } from '../../lambda/adapters/ssm-config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
@@ -29,11 +34,17 @@ export interface DeployedConfig {
 }
 
 export async function readDeployed(client: SSMClient, prefix: string): Promise<DeployedConfig> {
-  const [settings, targets] = await Promise.all([readSettings(client, prefix), listTargets(client, prefix)]);
+  const [settings, targets] = await Promise.all([
+    readSettings(client, prefix),
+    listTargets(client, prefix),
+  ]);
   return { settings, targets };
 }
 
-async function readSettings(client: SSMClient, prefix: string): Promise<DeployedParameter | undefined> {
+async function readSettings(
+  client: SSMClient,
+  prefix: string,
+): Promise<DeployedParameter | undefined> {
   const name = `${prefix}/settings`;
   try {
     const out = await client.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
@@ -51,12 +62,21 @@ async function listTargets(client: SSMClient, prefix: string): Promise<DeployedP
   do {
     let page;
     try {
-      page = await client.send(new GetParametersByPathCommand({ Path: path, Recursive: true, WithDecryption: true, MaxResults: 10, NextToken: token }));
+      page = await client.send(
+        new GetParametersByPathCommand({
+          Path: path,
+          Recursive: true,
+          WithDecryption: true,
+          MaxResults: 10,
+          NextToken: token,
+        }),
+      );
     } catch (e) {
       throw unreadable(e, `GetParametersByPath ${path}`);
     }
     parameters.push(...(page.Parameters ?? []));
-    if (parameters.length > MAX_TARGET_PARAMETERS) throw new ConfigError(path, '', `more than ${MAX_TARGET_PARAMETERS} target parameters`);
+    if (parameters.length > MAX_TARGET_PARAMETERS)
+      throw new ConfigError(path, '', `more than ${MAX_TARGET_PARAMETERS} target parameters`);
     token = page.NextToken;
   } while (token);
   return parameters.map(deployed).sort((a, b) => (a.parameter < b.parameter ? -1 : 1));
@@ -64,7 +84,11 @@ async function listTargets(client: SSMClient, prefix: string): Promise<DeployedP
 
 function deployed(p: Parameter): DeployedParameter {
   const parameter = p.Name!;
-  const base = { parameter, segment: parameter.slice(parameter.lastIndexOf('/') + 1), type: (p.Type === 'SecureString' ? 'SecureString' : 'String') as ParameterType };
+  const base = {
+    parameter,
+    segment: parameter.slice(parameter.lastIndexOf('/') + 1),
+    type: (p.Type === 'SecureString' ? 'SecureString' : 'String') as ParameterType,
+  };
   let value: unknown;
   try {
     value = JSON.parse(p.Value ?? '');
@@ -72,7 +96,8 @@ function deployed(p: Parameter): DeployedParameter {
     // The text may be a SecureString's: never quote it.
     return { ...base, problem: 'is not valid JSON' };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ...base, problem: 'is not a JSON object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ...base, problem: 'is not a JSON object' };
   return { ...base, value: value as Record<string, unknown> };
 }
 

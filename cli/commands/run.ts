@@ -4,7 +4,13 @@
  * names, every secret a due target needs, and a --mail-dir for ATRN targets.
  */
 import { readFile } from 'node:fs/promises';
-import { parseConfigDocument, parseJsonText, verbOf, type ConfigDocument, type Target } from '../../lambda/core/config';
+import {
+  parseConfigDocument,
+  parseJsonText,
+  verbOf,
+  type ConfigDocument,
+  type Target,
+} from '../../lambda/core/config';
 import { ConfigError, ConfigErrors, DequeueError } from '../../lambda/core/errors';
 import { MemoryBudget, MiB } from '../../lambda/core/memory-budget';
 import type { CycleCounter, MailReceiver, Transcript } from '../../lambda/core/ports';
@@ -43,7 +49,10 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     if (e instanceof DequeueError && e.kind === 'config') {
       // Every error of the file at once, one line each, each naming the file and the field.
       for (const error of e instanceof ConfigErrors ? e.errors : [e]) log(printable(error.message));
-      if (e instanceof ConfigErrors) log(`${e.errors.length} errors${e.errors.every((x) => x.where === e.where) ? ` in ${e.where}` : ''}; nothing was sent`);
+      if (e instanceof ConfigErrors)
+        log(
+          `${e.errors.length} errors${e.errors.every((x) => x.where === e.where) ? ` in ${e.where}` : ''}; nothing was sent`,
+        );
       return 2;
     }
     throw e;
@@ -55,9 +64,13 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   }
 
   const transcript: Transcript | undefined = options.verbose
-    ? { line: (target, direction, text) => io.stderr.write(`[${target}] ${direction}: ${printable(text)}\n`) }
+    ? {
+        line: (target, direction, text) =>
+          io.stderr.write(`[${target}] ${direction}: ${printable(text)}\n`),
+      }
     : undefined;
-  const print = (r: TargetResult) => io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${resultBlock(r)}\n`);
+  const print = (r: TargetResult) =>
+    io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${resultBlock(r)}\n`);
 
   let result;
   try {
@@ -65,10 +78,17 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       { ...config, invalid: [] },
       { force: options.force, dryRun: options.dryRun, targets: options.targets, deadline },
       {
-        credentials: secrets, counter, receiver, transcript, tlsCa: io.tlsCa, resolveHost: io.resolveHost, onResult: print,
+        credentials: secrets,
+        counter,
+        receiver,
+        transcript,
+        tlsCa: io.tlsCa,
+        resolveHost: io.resolveHost,
+        onResult: print,
         // With --state each target's status is kept beside the counter (`dequeue status`).
         status: counter instanceof StateFile ? counter : undefined,
-        onStatusError: (target, e) => log(`${target}: status not recorded in ${options.state}: ${e.message}`),
+        onStatusError: (target, e) =>
+          log(`${target}: status not recorded in ${options.state}: ${e.message}`),
       },
     );
   } catch (e) {
@@ -83,7 +103,9 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   const tally = new Map<Outcome, number>();
   for (const r of result.results) tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
   const summary = [...tally].map(([outcome, n]) => `${n} ${outcome}`).join(', ') || 'no targets';
-  log(`cycle ${result.cycle}${options.force ? ' (forced, not counted)' : options.dryRun ? ' (dry run, not counted)' : ''}: ${summary}`);
+  log(
+    `cycle ${result.cycle}${options.force ? ' (forced, not counted)' : options.dryRun ? ' (dry run, not counted)' : ''}: ${summary}`,
+  );
   return result.results.some((r) => isFailure(r.outcome)) ? 1 : 0;
 }
 
@@ -92,25 +114,55 @@ async function prepare(options: CliOptions, io: CliIo) {
   try {
     text = await readFile(options.config, 'utf8');
   } catch (e) {
-    throw new ConfigError(options.config, '', `cannot read the configuration file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    throw new ConfigError(
+      options.config,
+      '',
+      `cannot read the configuration file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      { cause: e },
+    );
   }
-  const config: ConfigDocument = parseConfigDocument(parseJsonText(text, options.config), options.config);
+  const config: ConfigDocument = parseConfigDocument(
+    parseJsonText(text, options.config),
+    options.config,
+  );
 
   const names = new Set(config.targets.map((t) => t.name));
   for (const name of options.targets ?? []) {
-    if (!names.has(name)) throw new ConfigError(options.config, '', `--target ${name}: no target of that name (known: ${[...names].join(', ') || 'none'})`);
+    if (!names.has(name))
+      throw new ConfigError(
+        options.config,
+        '',
+        `--target ${name}: no target of that name (known: ${[...names].join(', ') || 'none'})`,
+      );
   }
   const wanted = options.targets ? new Set(options.targets) : null;
-  const selected = config.targets.map((t, i) => [t, i] as const).filter(([t]) => t.enabled && (!wanted || wanted.has(t.name)));
+  const selected = config.targets
+    .map((t, i) => [t, i] as const)
+    .filter(([t]) => t.enabled && (!wanted || wanted.has(t.name)));
 
-  const secrets = options.secrets ? await SecretsFile.load(options.secrets, (line) => io.stderr.write(`dequeue: ${line}\n`)) : SecretsFile.empty();
+  const secrets = options.secrets
+    ? await SecretsFile.load(options.secrets, (line) => io.stderr.write(`dequeue: ${line}\n`))
+    : SecretsFile.empty();
   // Every missing secret at once, not one per run.
   const missing: ConfigError[] = [];
   for (const [t, i] of selected) {
     if (!t.auth) continue;
-    if (!options.secrets) missing.push(new ConfigError(options.config, `targets[${i}].auth.secretId`, `"${t.auth.secretId}" needs --secrets FILE`));
+    if (!options.secrets)
+      missing.push(
+        new ConfigError(
+          options.config,
+          `targets[${i}].auth.secretId`,
+          `"${t.auth.secretId}" needs --secrets FILE`,
+        ),
+      );
     else if (!secrets.has(t.auth.secretId)) {
-      missing.push(new ConfigError(options.secrets, '', `no secret "${t.auth.secretId}" (needed by targets[${i}].auth.secretId in ${options.config})`));
+      missing.push(
+        new ConfigError(
+          options.secrets,
+          '',
+          `no secret "${t.auth.secretId}" (needed by targets[${i}].auth.secretId in ${options.config})`,
+        ),
+      );
     }
   }
   if (missing.length) throw missing.length === 1 ? missing[0]! : new ConfigErrors(missing);
@@ -118,9 +170,24 @@ async function prepare(options: CliOptions, io: CliIo) {
   const atrn = selected.find(([t]) => isAtrn(t));
   let receiver: MailReceiver | undefined;
   if (atrn) {
-    if (!options.mailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'ATRN pulls mail: give --mail-dir DIR to store it');
-    if (!io.openMailDir) throw new ConfigError(options.config, `targets[${atrn[1]}].command`, 'this build cannot store mail for ATRN');
-    receiver = await io.openMailDir(options.mailDir, config, options.dryRun, new MemoryBudget(options.mailMemoryMiB * MiB));
+    if (!options.mailDir)
+      throw new ConfigError(
+        options.config,
+        `targets[${atrn[1]}].command`,
+        'ATRN pulls mail: give --mail-dir DIR to store it',
+      );
+    if (!io.openMailDir)
+      throw new ConfigError(
+        options.config,
+        `targets[${atrn[1]}].command`,
+        'this build cannot store mail for ATRN',
+      );
+    receiver = await io.openMailDir(
+      options.mailDir,
+      config,
+      options.dryRun,
+      new MemoryBudget(options.mailMemoryMiB * MiB),
+    );
   }
 
   let counter: CycleCounter;
@@ -133,7 +200,9 @@ async function prepare(options: CliOptions, io: CliIo) {
     counter = new MemoryCounter();
     const spaced = selected.find(([t]) => (t.everyNthCycle ?? config.settings.everyNthCycle) > 1);
     if (spaced && !options.force) {
-      io.stderr.write(`dequeue: no --state file: this run counts as cycle 1, so "${spaced[0].name}" is due although it signals only every Nth cycle\n`);
+      io.stderr.write(
+        `dequeue: no --state file: this run counts as cycle 1, so "${spaced[0].name}" is due although it signals only every Nth cycle\n`,
+      );
     }
   }
   return { config, secrets, counter, receiver };

@@ -18,11 +18,23 @@ const MAX_DETAIL = 120;
 export function stateOf(s: RecordedStatus): StatusState {
   if (s.consecutiveFailures > 0) return 'FAILING';
   if (s.lastOutcome === null) return 'never run';
-  if (s.lastOutcome === 'skipped') return s.lastReason === 'disabled' ? 'disabled' : s.lastReason?.startsWith('paused') ? 'paused' : 'not due';
+  if (s.lastOutcome === 'skipped')
+    return s.lastReason === 'disabled'
+      ? 'disabled'
+      : s.lastReason?.startsWith('paused')
+        ? 'paused'
+        : 'not due';
   return 'healthy';
 }
 
-const RANK: Record<StatusState, number> = { FAILING: 0, 'never run': 1, 'not due': 2, disabled: 2, paused: 2, healthy: 2 };
+const RANK: Record<StatusState, number> = {
+  FAILING: 0,
+  'never run': 1,
+  'not due': 2,
+  disabled: 2,
+  paused: 2,
+  healthy: 2,
+};
 
 function when(time: string | null, cycle: number | null): string {
   if (time === null) return 'never';
@@ -31,7 +43,9 @@ function when(time: string | null, cycle: number | null): string {
 }
 
 function detailOf(s: RecordedStatus, state: StatusState): string {
-  const messages = s.messagesTotal ? ` (${s.messagesTotal} message${s.messagesTotal === 1 ? '' : 's'} stored in all)` : '';
+  const messages = s.messagesTotal
+    ? ` (${s.messagesTotal} message${s.messagesTotal === 1 ? '' : 's'} stored in all)`
+    : '';
   switch (state) {
     case 'FAILING':
       return `${s.consecutiveFailures} cycle${s.consecutiveFailures === 1 ? '' : 's'} in a row since ${when(s.failingSince, null)}: ${s.lastError ?? s.lastOutcome}`;
@@ -54,7 +68,8 @@ export function statusTable(statuses: readonly RecordedStatus[]): string {
     .sort((a, b) => {
       const rank = RANK[a.state] - RANK[b.state];
       if (rank !== 0) return rank;
-      if (a.state === 'FAILING' && a.s.failingSince !== b.s.failingSince) return (a.s.failingSince ?? '') < (b.s.failingSince ?? '') ? -1 : 1;
+      if (a.state === 'FAILING' && a.s.failingSince !== b.s.failingSince)
+        return (a.s.failingSince ?? '') < (b.s.failingSince ?? '') ? -1 : 1;
       return a.s.target < b.s.target ? -1 : 1;
     })
     .map(({ s, state }) => {
@@ -69,5 +84,14 @@ export function statusTable(statuses: readonly RecordedStatus[]): string {
     });
   const all = [['TARGET', 'STATE', 'LAST RUN', 'LAST SUCCESS', 'DETAIL'], ...rows];
   const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    all
+      .map((r) =>
+        r
+          .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }

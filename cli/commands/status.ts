@@ -61,11 +61,15 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
     io.stdout.write(`${STATUS_USAGE}\n`);
     return 0;
   }
-  if ((values.state === undefined) === (values.table === undefined)) return fail(`give either --state FILE or --table NAME\n\n${STATUS_USAGE}`);
+  if ((values.state === undefined) === (values.table === undefined))
+    return fail(`give either --state FILE or --table NAME\n\n${STATUS_USAGE}`);
 
   let statuses: RecordedStatus[];
   try {
-    statuses = values.state !== undefined ? await fromStateFile(values.state, values.target) : await fromTable(values.table!, values.target, io);
+    statuses =
+      values.state !== undefined
+        ? await fromStateFile(values.state, values.target)
+        : await fromTable(values.table!, values.target, io);
   } catch (e) {
     if (e instanceof DequeueError) return fail(e.message);
     throw e;
@@ -81,14 +85,21 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
   return statuses.some((s) => s.consecutiveFailures > 0) ? 1 : 0;
 }
 
-async function fromStateFile(file: string, targets: readonly string[] | undefined): Promise<RecordedStatus[]> {
+async function fromStateFile(
+  file: string,
+  targets: readonly string[] | undefined,
+): Promise<RecordedStatus[]> {
   const all = await new StateFile(file).statuses();
   if (!targets) return all;
   const byName = new Map(all.map((s) => [s.target, s]));
   return unique(targets).map((name) => byName.get(name) ?? neverRun(name));
 }
 
-async function fromTable(table: string, targets: readonly string[] | undefined, io: CliIo): Promise<RecordedStatus[]> {
+async function fromTable(
+  table: string,
+  targets: readonly string[] | undefined,
+  io: CliIo,
+): Promise<RecordedStatus[]> {
   const client = new DynamoDBClient(awsClientOptions(io));
   try {
     const store = new DynamoDbStatusStore(client, { tableName: table });

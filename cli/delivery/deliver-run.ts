@@ -13,7 +13,12 @@
  */
 import { asDequeueError, DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
-import { DeliveryConnection, type DeliveryOptions, type Destination, type TransactionResult } from './delivery-client';
+import {
+  DeliveryConnection,
+  type DeliveryOptions,
+  type Destination,
+  type TransactionResult,
+} from './delivery-client';
 import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from './mail-store';
 
 /** Marks (renames, deletes) completing in the background while the next messages go out. */
@@ -26,7 +31,11 @@ export interface MessageReport {
   readonly message: string;
   readonly target: string;
   readonly outcome: DeliveryOutcome | 'pending';
-  readonly recipients: readonly { readonly address: string; readonly code: number | null; readonly text: string | null }[];
+  readonly recipients: readonly {
+    readonly address: string;
+    readonly code: number | null;
+    readonly text: string | null;
+  }[];
   readonly error: string | null;
 }
 
@@ -46,7 +55,10 @@ export interface DeliverDeps extends DeliveryOptions {
   readonly onSkipped?: (ref: StoredRef) => void;
 }
 
-export async function deliverStored(request: DeliverRequest, deps: DeliverDeps): Promise<MessageReport[]> {
+export async function deliverStored(
+  request: DeliverRequest,
+  deps: DeliverDeps,
+): Promise<MessageReport[]> {
   const { store, destination } = deps;
   await store.check();
   const refs = await store.list(request.targets);
@@ -76,7 +88,11 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
   };
   type Claimed = { claim: ClaimedMail | null } | { error: DequeueError };
   let ahead: Promise<Claimed> | null = null;
-  const claimOf = (ref: StoredRef): Promise<Claimed> => store.claim(ref).then((claim) => ({ claim }), (e: unknown) => ({ error: asDequeueError(e) }));
+  const claimOf = (ref: StoredRef): Promise<Claimed> =>
+    store.claim(ref).then(
+      (claim) => ({ claim }),
+      (e: unknown) => ({ error: asDequeueError(e) }),
+    );
 
   try {
     ahead = refs.length ? claimOf(refs[0]!) : null;
@@ -84,17 +100,32 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
       const claimed: Claimed = await ahead!;
       ahead = i + 1 < refs.length ? claimOf(refs[i + 1]!) : null;
       if ('error' in claimed) {
-        await later(Promise.resolve({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: [], error: claimed.error.message }));
+        await later(
+          Promise.resolve({
+            message: ref.id,
+            target: ref.target,
+            outcome: 'deferred',
+            recipients: [],
+            error: claimed.error.message,
+          }),
+        );
         continue;
       }
       const claim = claimed.claim;
       if (!claim) {
         deps.onSkipped?.(ref);
         const holder = await store.heldBy?.(ref.target);
-        if (!holder) deps.transcript.line('deliver', '*', `message ${ref.id} (${ref.target}) is being delivered by another run; left to it`);
+        if (!holder)
+          deps.transcript.line(
+            'deliver',
+            '*',
+            `message ${ref.id} (${ref.target}) is being delivered by another run; left to it`,
+          );
         else if (!held.has(ref.target)) {
           held.add(ref.target);
-          (deps.onNotice ?? ((text: string) => deps.transcript.line('deliver', '*', text)))(`the mail of ${ref.target} is being delivered by ${holder}; left to it`);
+          (deps.onNotice ?? ((text: string) => deps.transcript.line('deliver', '*', text)))(
+            `the mail of ${ref.target} is being delivered by ${holder}; left to it`,
+          );
         }
         continue;
       }
@@ -105,7 +136,15 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
       } catch (e) {
         // Unexpected: nothing is marked, the claim is given up, the message stays.
         await claim.release();
-        await later(Promise.resolve({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: [], error: asDequeueError(e).message }));
+        await later(
+          Promise.resolve({
+            message: ref.id,
+            target: ref.target,
+            outcome: 'deferred',
+            recipients: [],
+            error: asDequeueError(e).message,
+          }),
+        );
       }
     }
   } finally {
@@ -130,8 +169,12 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
       await claim.release();
       return {
         marking: Promise.resolve({
-          message: ref.id, target: ref.target, outcome: 'pending',
-          recipients: recipients.map((address) => earlier.get(address) ?? { address, code: null, text: null }),
+          message: ref.id,
+          target: ref.target,
+          outcome: 'pending',
+          recipients: recipients.map(
+            (address) => earlier.get(address) ?? { address, code: null, text: null },
+          ),
           error: null,
         }),
       };
@@ -149,8 +192,17 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
         }
       }
       if (down || !connection) {
-        const error = down ?? new DequeueError('temporary', `no connection to ${destination.display}`);
-        result = { recipients: waiting.map((address) => ({ address, code: null, text: error.message, final: false })), error };
+        const error =
+          down ?? new DequeueError('temporary', `no connection to ${destination.display}`);
+        result = {
+          recipients: waiting.map((address) => ({
+            address,
+            code: null,
+            text: error.message,
+            final: false,
+          })),
+          error,
+        };
         break;
       }
       // The next message waits for this one's answer. Pipelining its MAIL, RCPT and DATA after
@@ -158,8 +210,12 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
       // (bench/deliver.ts), and a reply sent twice or not at all could then be paired with the
       // other message's commands.
       result = await connection.send({
-        id: ref.id, mailFrom: envelope.mailFrom, recipients: waiting, body: envelope.body,
-        size: typeof envelope.bytes === 'number' ? envelope.bytes : undefined, text: () => claim.open(),
+        id: ref.id,
+        mailFrom: envelope.mailFrom,
+        recipients: waiting,
+        body: envelope.body,
+        size: typeof envelope.bytes === 'number' ? envelope.bytes : undefined,
+        text: () => claim.open(),
       });
       // Not taken up at all (the connection broke first): once more, on a new connection.
       if (!(result.unsent && tries === 0)) break;
@@ -169,7 +225,12 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
   }
 
   /** Decide the message's outcome from every recipient's final answer so far, and mark it. */
-  function mark(claim: ClaimedMail, recipients: readonly string[], earlier: ReadonlyMap<string, RecipientAnswer>, result: TransactionResult): Promise<MessageReport> {
+  function mark(
+    claim: ClaimedMail,
+    recipients: readonly string[],
+    earlier: ReadonlyMap<string, RecipientAnswer>,
+    result: TransactionResult,
+  ): Promise<MessageReport> {
     const { ref } = claim;
     const fresh = result.recipients;
     const error = result.error;
@@ -186,15 +247,41 @@ export async function deliverStored(request: DeliverRequest, deps: DeliverDeps):
       return earlier.get(address) ?? { address, code: o?.code ?? null, text: o?.text ?? null };
     });
     const allFinal = finals.length === recipients.length;
-    const outcome: DeliveryOutcome = !allFinal ? 'deferred' : finals.every((a) => a.code < 300) ? 'delivered' : 'failed';
-    const why = outcome === 'failed'
-      ? `refused for good for ${finals.filter((a) => a.code >= 500).map((a) => `<${a.address}> (${a.code})`).join(', ')}; kept in failed/ with the replies`
-      : null;
-    const marked = outcome === 'delivered' ? claim.delivered(finals) : outcome === 'failed' ? claim.failed(finals) : claim.deferred(finals);
+    const outcome: DeliveryOutcome = !allFinal
+      ? 'deferred'
+      : finals.every((a) => a.code < 300)
+        ? 'delivered'
+        : 'failed';
+    const why =
+      outcome === 'failed'
+        ? `refused for good for ${finals
+            .filter((a) => a.code >= 500)
+            .map((a) => `<${a.address}> (${a.code})`)
+            .join(', ')}; kept in failed/ with the replies`
+        : null;
+    const marked =
+      outcome === 'delivered'
+        ? claim.delivered(finals)
+        : outcome === 'failed'
+          ? claim.failed(finals)
+          : claim.deferred(finals);
     return marked.then(
-      (): MessageReport => ({ message: ref.id, target: ref.target, outcome, recipients: shown, error: outcome === 'deferred' ? (error?.message ?? 'some recipients are still waiting') : why }),
+      (): MessageReport => ({
+        message: ref.id,
+        target: ref.target,
+        outcome,
+        recipients: shown,
+        error:
+          outcome === 'deferred' ? (error?.message ?? 'some recipients are still waiting') : why,
+      }),
       // Still in the undelivered set: the next run delivers it again to whoever is recorded as waiting.
-      (e: unknown): MessageReport => ({ message: ref.id, target: ref.target, outcome: 'deferred', recipients: shown, error: `${outcome}, but ${asDequeueError(e).message}` }),
+      (e: unknown): MessageReport => ({
+        message: ref.id,
+        target: ref.target,
+        outcome: 'deferred',
+        recipients: shown,
+        error: `${outcome}, but ${asDequeueError(e).message}`,
+      }),
     );
   }
 }

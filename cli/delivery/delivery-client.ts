@@ -16,9 +16,18 @@
  * is not final: the caller keeps the message for it.
  */
 import type { Socket } from 'node:net';
-import { boundedText, openClientSession, type ClientSession } from '../../lambda/core/smtp/client-handshake';
+import {
+  boundedText,
+  openClientSession,
+  type ClientSession,
+} from '../../lambda/core/smtp/client-handshake';
 import { DotStuffer } from '../../lambda/core/smtp/dot-stuffing';
-import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../../lambda/core/errors';
+import {
+  asDequeueError,
+  DequeueError,
+  ProtocolError,
+  TimeoutError,
+} from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
 import { peerName } from '../../lambda/core/smtp/connection';
@@ -51,21 +60,39 @@ export function parseDestination(text: string): Destination {
   try {
     url = new URL(text);
   } catch {
-    throw new Error(`--to ${text}: not a URL (smtp://host[:port], smtps://host[:port], lmtp://host:port or lmtp:/path/to/socket)`);
+    throw new Error(
+      `--to ${text}: not a URL (smtp://host[:port], smtps://host[:port], lmtp://host:port or lmtp:/path/to/socket)`,
+    );
   }
   const protocol = url.protocol.slice(0, -1);
   if (protocol !== 'smtp' && protocol !== 'smtps' && protocol !== 'lmtp') {
     throw new Error(`--to ${text}: the scheme must be smtp, smtps or lmtp`);
   }
-  if (url.username || url.password || url.search || url.hash) throw new Error(`--to ${text}: only a host and port (or, for lmtp, a socket path) may be given`);
+  if (url.username || url.password || url.search || url.hash)
+    throw new Error(
+      `--to ${text}: only a host and port (or, for lmtp, a socket path) may be given`,
+    );
   if (protocol === 'lmtp' && !url.host) {
-    if (!url.pathname || url.pathname === '/') throw new Error(`--to ${text}: lmtp needs host:port or a socket path (lmtp:/run/dovecot/lmtp)`);
-    return { protocol, host: 'localhost', port: 0, socketPath: decodeURIComponent(url.pathname), display: `lmtp:${decodeURIComponent(url.pathname)}` };
+    if (!url.pathname || url.pathname === '/')
+      throw new Error(
+        `--to ${text}: lmtp needs host:port or a socket path (lmtp:/run/dovecot/lmtp)`,
+      );
+    return {
+      protocol,
+      host: 'localhost',
+      port: 0,
+      socketPath: decodeURIComponent(url.pathname),
+      display: `lmtp:${decodeURIComponent(url.pathname)}`,
+    };
   }
   if (!url.hostname) throw new Error(`--to ${text}: a host is required`);
-  if (url.pathname && url.pathname !== '/') throw new Error(`--to ${text}: ${protocol}:// takes no path`);
+  if (url.pathname && url.pathname !== '/')
+    throw new Error(`--to ${text}: ${protocol}:// takes no path`);
   // RFC 2033 5: LMTP must not be run on port 25, and has no port of its own.
-  if (protocol === 'lmtp' && !url.port) throw new Error(`--to ${text}: lmtp://host needs a port (LMTP has no default port; Dovecot's is usually 24)`);
+  if (protocol === 'lmtp' && !url.port)
+    throw new Error(
+      `--to ${text}: lmtp://host needs a port (LMTP has no default port; Dovecot's is usually 24)`,
+    );
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port ? Number(url.port) : protocol === 'smtps' ? 465 : 25;
   return { protocol, host, port, display: `${protocol}://${peerName(host, port)}` };
@@ -130,7 +157,10 @@ export class DeliveryConnection {
     });
   }
 
-  static async open(destination: Destination, options: DeliveryOptions): Promise<DeliveryConnection> {
+  static async open(
+    destination: Destination,
+    options: DeliveryOptions,
+  ): Promise<DeliveryConnection> {
     const timeouts = { ...DELIVERY_TIMEOUTS, ...options.timeouts };
     const lmtp = destination.protocol === 'lmtp';
     const session = await openClientSession({
@@ -146,7 +176,14 @@ export class DeliveryConnection {
       peer: destination.display,
       label: 'deliver',
       transcript: options.transcript,
-      bound: (step) => (step === 'connect' ? timeouts.connect : step === 'greeting' ? timeouts.greeting : step === 'tls' ? timeouts.connect : timeouts.command),
+      bound: (step) =>
+        step === 'connect'
+          ? timeouts.connect
+          : step === 'greeting'
+            ? timeouts.greeting
+            : step === 'tls'
+              ? timeouts.connect
+              : timeouts.command,
     });
     return new DeliveryConnection(session, destination, options, timeouts);
   }
@@ -163,12 +200,22 @@ export class DeliveryConnection {
   async send(m: Outgoing): Promise<TransactionResult> {
     const ext = this.session.extensions;
     const none = (error: DequeueError): TransactionResult => ({
-      recipients: m.recipients.map((address) => ({ address, code: null, text: error.message, final: false })),
+      recipients: m.recipients.map((address) => ({
+        address,
+        code: null,
+        text: error.message,
+        final: false,
+      })),
       error,
     });
     if (m.body === '8BITMIME' && !ext.has('8BITMIME')) {
       // RFC 6152 3: 8-bit data must not go to a server that did not offer it.
-      return none(new DequeueError('temporary', `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`));
+      return none(
+        new DequeueError(
+          'temporary',
+          `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`,
+        ),
+      );
     }
     const params = [
       ...(m.body === '8BITMIME' ? ['BODY=8BITMIME'] : []),
@@ -185,7 +232,12 @@ export class DeliveryConnection {
     const pipelined = ext.has('PIPELINING');
     try {
       if (pipelined) {
-        const pending = channel.pipeline([mail, ...rcpts, 'DATA'], ms).map((p) => p.then((r) => r, (e: unknown) => asDequeueError(e)));
+        const pending = channel.pipeline([mail, ...rcpts, 'DATA'], ms).map((p) =>
+          p.then(
+            (r) => r,
+            (e: unknown) => asDequeueError(e),
+          ),
+        );
         const first = await pending[0]!;
         if (first instanceof DequeueError) throw first;
         mailReply = first;
@@ -193,7 +245,9 @@ export class DeliveryConnection {
         dataReply = await pending[rcpts.length + 1]!;
         // A reply of the group missing (a timeout, a cut): one dropped earlier in the group would
         // have shifted the rest onto the wrong commands, so none of them is shown or acted on.
-        const missing = [...rcptReplies, dataReply].find((r): r is DequeueError => r instanceof DequeueError);
+        const missing = [...rcptReplies, dataReply].find(
+          (r): r is DequeueError => r instanceof DequeueError,
+        );
         if (missing) {
           this.broken ??= missing;
           return none(missing);
@@ -201,10 +255,17 @@ export class DeliveryConnection {
       } else {
         mailReply = await channel.command(mail, ms);
         if (mailReply.code < 300) {
-          for (const line of rcpts) rcptReplies.push(await channel.command(line, ms).catch((e: unknown) => asDequeueError(e)));
+          for (const line of rcpts)
+            rcptReplies.push(
+              await channel.command(line, ms).catch((e: unknown) => asDequeueError(e)),
+            );
         }
         const anyAccepted = rcptReplies.some((r) => !(r instanceof DequeueError) && r.code < 300);
-        dataReply = anyAccepted ? await channel.command('DATA', this.timeouts.dataStart).catch((e: unknown) => asDequeueError(e)) : NO_RECIPIENT;
+        dataReply = anyAccepted
+          ? await channel
+              .command('DATA', this.timeouts.dataStart)
+              .catch((e: unknown) => asDequeueError(e))
+          : NO_RECIPIENT;
       }
     } catch (e) {
       this.broken ??= asDequeueError(e);
@@ -221,31 +282,59 @@ export class DeliveryConnection {
      */
     const untrusted = (error: ProtocolError): TransactionResult => {
       this.cut(error);
-      return { recipients: m.recipients.map((address) => ({ address, code: null, text: `not trusted: ${error.message}`, final: false })), error };
+      return {
+        recipients: m.recipients.map((address) => ({
+          address,
+          code: null,
+          text: `not trusted: ${error.message}`,
+          final: false,
+        })),
+        error,
+      };
     };
     const trusted = (r: TransactionResult): TransactionResult => {
-      const lost = this.broken instanceof ProtocolError ? this.broken : this.session.channel.broken instanceof ProtocolError ? this.session.channel.broken : null;
+      const lost =
+        this.broken instanceof ProtocolError
+          ? this.broken
+          : this.session.channel.broken instanceof ProtocolError
+            ? this.session.channel.broken
+            : null;
       return lost ? untrusted(lost) : r;
     };
-    const mismatch = (command: string, reply: SmtpReply) => new ProtocolError(`${this.destination.display} answered ${command} with ${reply.code} ${boundedText(reply)}, which cannot answer it: its replies no longer pair with our commands`);
+    const mismatch = (command: string, reply: SmtpReply) =>
+      new ProtocolError(
+        `${this.destination.display} answered ${command} with ${reply.code} ${boundedText(reply)}, which cannot answer it: its replies no longer pair with our commands`,
+      );
     // RFC 5321 4.2.1 and 4.3.2: which reply codes each command can have.
     const refusal = (code: number) => code >= 400 && code < 600;
-    if (!(mailReply.code < 300 && mailReply.code >= 200) && !refusal(mailReply.code)) return untrusted(mismatch('MAIL', mailReply));
+    if (!(mailReply.code < 300 && mailReply.code >= 200) && !refusal(mailReply.code))
+      return untrusted(mismatch('MAIL', mailReply));
     for (const [i, r] of rcptReplies.entries()) {
       if (r instanceof DequeueError) continue;
-      if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}>`, r));
-      if (mailReply.code >= 300 && r.code < 300) return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}> after MAIL was refused`, r));
+      if (!(r.code >= 200 && r.code < 300) && !refusal(r.code))
+        return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}>`, r));
+      if (mailReply.code >= 300 && r.code < 300)
+        return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}> after MAIL was refused`, r));
     }
-    if (!(dataReply instanceof DequeueError) && dataReply.code !== 354 && !refusal(dataReply.code)) return untrusted(mismatch('DATA', dataReply));
+    if (!(dataReply instanceof DequeueError) && dataReply.code !== 354 && !refusal(dataReply.code))
+      return untrusted(mismatch('DATA', dataReply));
 
     if (mailReply.code >= 300) {
-      if (!(dataReply instanceof DequeueError) && dataReply.code === 354) return untrusted(mismatch('DATA after MAIL was refused', dataReply));
+      if (!(dataReply instanceof DequeueError) && dataReply.code === 354)
+        return untrusted(mismatch('DATA after MAIL was refused', dataReply));
       // Every recipient gets the MAIL reply: 5xx refuses the message for all of them.
       const text = boundedText(mailReply);
       await this.reset();
       return trusted({
-        recipients: m.recipients.map((address) => ({ address, code: mailReply.code, text, final: isFinal(mailReply.code) })),
-        error: isFinal(mailReply.code) ? null : new DequeueError('temporary', `MAIL FROM refused for now: ${mailReply.code} ${text}`),
+        recipients: m.recipients.map((address) => ({
+          address,
+          code: mailReply.code,
+          text,
+          final: isFinal(mailReply.code),
+        })),
+        error: isFinal(mailReply.code)
+          ? null
+          : new DequeueError('temporary', `MAIL FROM refused for now: ${mailReply.code} ${text}`),
       });
     }
 
@@ -254,27 +343,51 @@ export class DeliveryConnection {
     m.recipients.forEach((address, i) => {
       const r = rcptReplies[i];
       if (r === undefined || r instanceof DequeueError) {
-        outcomes.set(address, { address, code: null, text: r?.message ?? 'no reply to RCPT', final: false });
+        outcomes.set(address, {
+          address,
+          code: null,
+          text: r?.message ?? 'no reply to RCPT',
+          final: false,
+        });
       } else if (r.code < 300) {
         accepted.push(address);
       } else {
-        outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
+        outcomes.set(address, {
+          address,
+          code: r.code,
+          text: boundedText(r),
+          final: isFinal(r.code),
+        });
       }
     });
-    const result = (error: DequeueError | null): TransactionResult => trusted({
-      recipients: m.recipients.map((address) => outcomes.get(address)!),
-      error: error ?? (m.recipients.some((a) => !outcomes.get(a)!.final) ? new DequeueError('temporary', 'some recipients were deferred') : null),
-    });
+    const result = (error: DequeueError | null): TransactionResult =>
+      trusted({
+        recipients: m.recipients.map((address) => outcomes.get(address)!),
+        error:
+          error ??
+          (m.recipients.some((a) => !outcomes.get(a)!.final)
+            ? new DequeueError('temporary', 'some recipients were deferred')
+            : null),
+      });
 
     if (dataReply instanceof DequeueError || dataReply.code !== 354) {
-      if (dataReply instanceof DequeueError && dataReply !== NO_RECIPIENT) this.broken ??= dataReply;
-      const why = dataReply instanceof DequeueError ? dataReply.message : `DATA refused: ${dataReply.code} ${boundedText(dataReply)}`;
+      if (dataReply instanceof DequeueError && dataReply !== NO_RECIPIENT)
+        this.broken ??= dataReply;
+      const why =
+        dataReply instanceof DequeueError
+          ? dataReply.message
+          : `DATA refused: ${dataReply.code} ${boundedText(dataReply)}`;
       for (const address of accepted) {
-        const code = dataReply instanceof DequeueError || accepted.length === 0 ? null : dataReply.code;
+        const code =
+          dataReply instanceof DequeueError || accepted.length === 0 ? null : dataReply.code;
         outcomes.set(address, { address, code, text: why, final: code !== null && code >= 500 });
       }
       if (this.usable) await this.reset();
-      return result(accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500) ? new DequeueError('temporary', why) : null);
+      return result(
+        accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500)
+          ? new DequeueError('temporary', why)
+          : null,
+      );
     }
     if (accepted.length === 0) {
       // A pipelining server that said 354 although it took no recipient: end the empty data.
@@ -290,7 +403,8 @@ export class DeliveryConnection {
       // what it got. Our own read failing (the store) and the server failing end alike.
       this.cut(asDequeueError(e));
       const error = asDequeueError(e);
-      for (const address of accepted) outcomes.set(address, { address, code: null, text: error.message, final: false });
+      for (const address of accepted)
+        outcomes.set(address, { address, code: null, text: error.message, final: false });
       return result(error);
     }
 
@@ -301,11 +415,21 @@ export class DeliveryConnection {
       const r = replies[this.lmtp ? i : 0]!;
       if (r instanceof DequeueError) {
         error ??= r;
-        outcomes.set(address, { address, code: null, text: `no reply to the final dot: ${r.message}`, final: false });
+        outcomes.set(address, {
+          address,
+          code: null,
+          text: `no reply to the final dot: ${r.message}`,
+          final: false,
+        });
       } else if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) {
         return untrusted(mismatch('the final dot', r));
       } else {
-        outcomes.set(address, { address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
+        outcomes.set(address, {
+          address,
+          code: r.code,
+          text: boundedText(r),
+          final: isFinal(r.code),
+        });
       }
     }
     if (error) this.broken ??= error;
@@ -322,7 +446,13 @@ export class DeliveryConnection {
     const writer = new DotStuffer();
     let bytes = 0;
     let held: Buffer[] = [];
-    const closed = () => this.broken ?? this.session.channel.broken ?? new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`);
+    const closed = () =>
+      this.broken ??
+      this.session.channel.broken ??
+      new DequeueError(
+        'temporary',
+        `${this.destination.display} closed the connection during DATA`,
+      );
     for await (const chunk of m.text()) {
       if (!this.usable) throw closed();
       bytes += chunk.length;
@@ -347,7 +477,15 @@ export class DeliveryConnection {
     this.pendingEnd = [];
     // Every waiter first: replies that arrive together are each paired with their own.
     const replies = Array.from({ length: count }, (_, i) =>
-      channel.expect(count > 1 ? `the final dot (recipient ${i + 1} of ${count})` : 'the final dot', this.timeouts.finalDot).then((r) => r, (e: unknown) => asDequeueError(e)),
+      channel
+        .expect(
+          count > 1 ? `the final dot (recipient ${i + 1} of ${count})` : 'the final dot',
+          this.timeouts.finalDot,
+        )
+        .then(
+          (r) => r,
+          (e: unknown) => asDequeueError(e),
+        ),
     );
     this.options.transcript.line('deliver', 'C', '.');
     this.writeAll(this.session.socket, end);
@@ -374,8 +512,22 @@ export class DeliveryConnection {
         else resolve();
       };
       const onDrain = () => done();
-      const onClose = () => done(new DequeueError('temporary', `${this.destination.display} closed the connection during DATA`));
-      const timer = setTimeout(() => done(new TimeoutError(`${this.destination.display} took no data for ${Math.round(ms / 1000)} s`)), ms);
+      const onClose = () =>
+        done(
+          new DequeueError(
+            'temporary',
+            `${this.destination.display} closed the connection during DATA`,
+          ),
+        );
+      const timer = setTimeout(
+        () =>
+          done(
+            new TimeoutError(
+              `${this.destination.display} took no data for ${Math.round(ms / 1000)} s`,
+            ),
+          ),
+        ms,
+      );
       socket.once('drain', onDrain);
       socket.once('close', onClose);
     });
@@ -388,13 +540,19 @@ export class DeliveryConnection {
    */
   private async reset(): Promise<boolean> {
     if (!this.usable) return false;
-    const reply = await this.session.channel.command('RSET', this.timeouts.command).catch((e: unknown) => asDequeueError(e));
+    const reply = await this.session.channel
+      .command('RSET', this.timeouts.command)
+      .catch((e: unknown) => asDequeueError(e));
     if (reply instanceof DequeueError) {
       this.cut(reply);
       return false;
     }
     if (reply.code < 200 || reply.code >= 300) {
-      this.cut(new ProtocolError(`${this.destination.display} answered RSET with ${reply.code} ${boundedText(reply)}: its replies no longer pair with our commands`));
+      this.cut(
+        new ProtocolError(
+          `${this.destination.display} answered RSET with ${reply.code} ${boundedText(reply)}: its replies no longer pair with our commands`,
+        ),
+      );
       return false;
     }
     return true;

@@ -35,7 +35,8 @@ export function awsErrorKind(e: unknown): ErrorKind {
   const error = (e ?? {}) as AwsErrorShape;
   const status = error.$metadata?.httpStatusCode;
   if (THROTTLING.has(error.name ?? '') || status === 429) return 'temporary';
-  if (error.$fault === 'client' || (status !== undefined && status >= 400 && status < 500)) return 'config';
+  if (error.$fault === 'client' || (status !== undefined && status >= 400 && status < 500))
+    return 'config';
   return 'temporary';
 }
 
@@ -43,7 +44,8 @@ export function awsErrorKind(e: unknown): ErrorKind {
 export function describeAwsError(e: unknown): string {
   const error = (e ?? {}) as AwsErrorShape;
   // The run's abort signal (lambda/handler.ts) fired: say so rather than the SDK's "Request aborted".
-  if (error.name === 'AbortError') return "abandoned at the run's deadline (the request and its retries were stopped so that the results are reported in time)";
+  if (error.name === 'AbortError')
+    return "abandoned at the run's deadline (the request and its retries were stopped so that the results are reported in time)";
   const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
   return `${name}${error.message ?? String(e)}`;
 }

@@ -62,7 +62,8 @@ export interface DynamoDbCycleCounterOptions {
   readonly sleep?: (attempt: number) => Promise<void>;
 }
 
-const jitter = (attempt: number) => new Promise<void>((r) => setTimeout(r, Math.random() * 20 * Math.min(attempt, 10)));
+const jitter = (attempt: number) =>
+  new Promise<void>((r) => setTimeout(r, Math.random() * 20 * Math.min(attempt, 10)));
 
 export class DynamoDbCycleCounter implements CycleCounter {
   private readonly table: string;
@@ -96,24 +97,36 @@ export class DynamoDbCycleCounter implements CycleCounter {
       if (already !== undefined) return { cycle: already, counted: false };
       const current = await this.peek(signal);
       try {
-        await this.call('TransactWriteItems', (c) => c.send(this.countSlot(slotKey, current), { abortSignal: signal }));
+        await this.call('TransactWriteItems', (c) =>
+          c.send(this.countSlot(slotKey, current), { abortSignal: signal }),
+        );
         return { cycle: current + 1, counted: true };
       } catch (e) {
-        const reasons = e instanceof DequeueError && e.cause instanceof TransactionCanceledException ? (e.cause.CancellationReasons ?? []) : undefined;
+        const reasons =
+          e instanceof DequeueError && e.cause instanceof TransactionCanceledException
+            ? (e.cause.CancellationReasons ?? [])
+            : undefined;
         if (!reasons) throw e;
         const [slotReason, counterReason] = reasons.map((r) => r.Code);
         if (slotReason === 'ConditionalCheckFailed') {
           // Another delivery of this slot counted it between our read and our write.
           const cycle = await this.readCycle(slotKey, signal);
           if (cycle !== undefined) return { cycle, counted: false };
-        } else if (counterReason !== 'ConditionalCheckFailed' && slotReason !== 'TransactionConflict' && counterReason !== 'TransactionConflict') {
+        } else if (
+          counterReason !== 'ConditionalCheckFailed' &&
+          slotReason !== 'TransactionConflict' &&
+          counterReason !== 'TransactionConflict'
+        ) {
           throw e;
         }
         // The counter moved under us (another slot won) or the items were locked: again.
         await this.sleep(attempt);
       }
     }
-    throw new DequeueError('temporary', `cycle counter in ${this.table}: slot ${slot} could not be counted in ${this.maxAttempts} attempts (the counter kept moving)`);
+    throw new DequeueError(
+      'temporary',
+      `cycle counter in ${this.table}: slot ${slot} could not be counted in ${this.maxAttempts} attempts (the counter kept moving)`,
+    );
   }
 
   async claim(cycle: number, target: string, signal?: AbortSignal): Promise<boolean> {
@@ -130,7 +143,8 @@ export class DynamoDbCycleCounter implements CycleCounter {
       await this.call('PutItem', (c) => c.send(claim, { abortSignal: signal }));
       return true;
     } catch (e) {
-      if (e instanceof DequeueError && e.cause instanceof ConditionalCheckFailedException) return false;
+      if (e instanceof DequeueError && e.cause instanceof ConditionalCheckFailedException)
+        return false;
       throw e;
     }
   }
@@ -158,9 +172,15 @@ export class DynamoDbCycleCounter implements CycleCounter {
             Key: { pk: { S: COUNTER_KEY } },
             UpdateExpression: 'SET #cycle = :next',
             // Before the first cycle the counter item does not exist yet.
-            ConditionExpression: current === 0 ? 'attribute_not_exists(#cycle) OR #cycle = :current' : '#cycle = :current',
+            ConditionExpression:
+              current === 0
+                ? 'attribute_not_exists(#cycle) OR #cycle = :current'
+                : '#cycle = :current',
             ExpressionAttributeNames: { '#cycle': 'cycle' },
-            ExpressionAttributeValues: { ':next': { N: String(next) }, ':current': { N: String(current) } },
+            ExpressionAttributeValues: {
+              ':next': { N: String(next) },
+              ':current': { N: String(current) },
+            },
           },
         },
       ],
@@ -189,7 +209,8 @@ export class DynamoDbCycleCounter implements CycleCounter {
       ProjectionExpression: '#cycle',
       ExpressionAttributeNames: { '#cycle': 'cycle' },
     });
-    const value = (await this.call('GetItem', (c) => c.send(read, { abortSignal: signal }))).Item?.cycle?.N;
+    const value = (await this.call('GetItem', (c) => c.send(read, { abortSignal: signal }))).Item
+      ?.cycle?.N;
     return value === undefined ? undefined : Number(value);
   }
 
@@ -198,11 +219,18 @@ export class DynamoDbCycleCounter implements CycleCounter {
   }
 
   /** Every DynamoDB failure leaves as a DequeueError naming the table, the SDK error as cause. */
-  private async call<T>(operation: string, request: (client: DynamoDBClient) => Promise<T>): Promise<T> {
+  private async call<T>(
+    operation: string,
+    request: (client: DynamoDBClient) => Promise<T>,
+  ): Promise<T> {
     try {
       return await request(this.client);
     } catch (e) {
-      throw new DequeueError(awsErrorKind(e), `cycle counter: DynamoDB ${operation} on ${this.table} failed: ${describeAwsError(e)}`, { cause: e });
+      throw new DequeueError(
+        awsErrorKind(e),
+        `cycle counter: DynamoDB ${operation} on ${this.table} failed: ${describeAwsError(e)}`,
+        { cause: e },
+      );
     }
   }
 }

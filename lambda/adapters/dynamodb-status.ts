@@ -29,7 +29,13 @@ import {
 import { DequeueError } from '../core/errors';
 import type { StatusRecorder } from '../core/ports';
 import { isFailure, type Outcome, type TargetResult } from '../core/result';
-import { boundedText, errorOf, isSuccess, neverRun, type RecordedStatus } from '../core/target-status';
+import {
+  boundedText,
+  errorOf,
+  isSuccess,
+  neverRun,
+  type RecordedStatus,
+} from '../core/target-status';
 import { awsErrorKind, describeAwsError } from './aws-errors';
 
 export const STATUS_KEY_PREFIX = 'status#';
@@ -53,8 +59,13 @@ export class DynamoDbStatusStore implements StatusRecorder {
   async record(result: TargetResult, at: number, signal?: AbortSignal): Promise<RecordedStatus> {
     const when = new Date(at).toISOString();
     const names: Record<string, string> = {
-      '#target': 'target', '#outcome': 'lastOutcome', '#at': 'lastAttemptAt', '#cycle': 'lastCycle',
-      '#failures': 'consecutiveFailures', '#messages': 'messagesTotal', '#reason': 'lastReason',
+      '#target': 'target',
+      '#outcome': 'lastOutcome',
+      '#at': 'lastAttemptAt',
+      '#cycle': 'lastCycle',
+      '#failures': 'consecutiveFailures',
+      '#messages': 'messagesTotal',
+      '#reason': 'lastReason',
     };
     const values: Item = {
       ':target': { S: result.target },
@@ -65,18 +76,30 @@ export class DynamoDbStatusStore implements StatusRecorder {
       ':messages': { N: String(result.messages) },
     };
     const set = [
-      '#target = :target', '#outcome = :outcome', '#at = :at', '#cycle = :cycle',
+      '#target = :target',
+      '#outcome = :outcome',
+      '#at = :at',
+      '#cycle = :cycle',
       '#messages = if_not_exists(#messages, :zero) + :messages',
     ];
     const remove: string[] = [];
     if (isSuccess(result.outcome)) {
-      Object.assign(names, { '#successAt': 'lastSuccessAt', '#successCycle': 'lastSuccessCycle', '#since': 'failingSince', '#error': 'lastError' });
+      Object.assign(names, {
+        '#successAt': 'lastSuccessAt',
+        '#successCycle': 'lastSuccessCycle',
+        '#since': 'failingSince',
+        '#error': 'lastError',
+      });
       set.push('#successAt = :at', '#successCycle = :cycle', '#failures = :zero');
       remove.push('#since', '#error', '#reason');
     } else if (isFailure(result.outcome)) {
       Object.assign(names, { '#since': 'failingSince', '#error': 'lastError' });
       Object.assign(values, { ':one': { N: '1' }, ':error': { S: errorOf(result) } });
-      set.push('#failures = if_not_exists(#failures, :zero) + :one', '#since = if_not_exists(#since, :at)', '#error = :error');
+      set.push(
+        '#failures = if_not_exists(#failures, :zero) + :one',
+        '#since = if_not_exists(#since, :at)',
+        '#error = :error',
+      );
       remove.push('#reason');
     } else {
       set.push('#failures = if_not_exists(#failures, :zero)');
@@ -97,10 +120,13 @@ export class DynamoDbStatusStore implements StatusRecorder {
       ReturnValues: 'ALL_NEW',
     });
     try {
-      const out = await this.call('UpdateItem', result.target, (c) => c.send(update, { abortSignal: signal }));
+      const out = await this.call('UpdateItem', result.target, (c) =>
+        c.send(update, { abortSignal: signal }),
+      );
       return statusOfItem(out.Attributes ?? {}, result.target);
     } catch (e) {
-      if (!(e instanceof DequeueError && e.cause instanceof ConditionalCheckFailedException)) throw e;
+      if (!(e instanceof DequeueError && e.cause instanceof ConditionalCheckFailedException))
+        throw e;
       // A newer cycle was recorded meanwhile: that one stands.
       return (await this.read(result.target, signal)) ?? neverRun(result.target);
     }
@@ -108,8 +134,13 @@ export class DynamoDbStatusStore implements StatusRecorder {
 
   /** One target's status; undefined when no run has recorded it. */
   async read(target: string, signal?: AbortSignal): Promise<RecordedStatus | undefined> {
-    const get = new GetItemCommand({ TableName: this.table, Key: { pk: { S: STATUS_KEY_PREFIX + target } }, ConsistentRead: true });
-    const item = (await this.call('GetItem', target, (c) => c.send(get, { abortSignal: signal }))).Item;
+    const get = new GetItemCommand({
+      TableName: this.table,
+      Key: { pk: { S: STATUS_KEY_PREFIX + target } },
+      ConsistentRead: true,
+    });
+    const item = (await this.call('GetItem', target, (c) => c.send(get, { abortSignal: signal })))
+      .Item;
     return item ? statusOfItem(item, target) : undefined;
   }
 
@@ -131,24 +162,34 @@ export class DynamoDbStatusStore implements StatusRecorder {
           }),
         ),
       );
-      for (const item of page.Items ?? []) out.push(statusOfItem(item, item.pk!.S!.slice(STATUS_KEY_PREFIX.length)));
+      for (const item of page.Items ?? [])
+        out.push(statusOfItem(item, item.pk!.S!.slice(STATUS_KEY_PREFIX.length)));
       start = page.LastEvaluatedKey;
     } while (start);
     return out.sort((a, b) => (a.target < b.target ? -1 : 1));
   }
 
-  private async call<T>(operation: string, what: string, request: (client: DynamoDBClient) => Promise<T>): Promise<T> {
+  private async call<T>(
+    operation: string,
+    what: string,
+    request: (client: DynamoDBClient) => Promise<T>,
+  ): Promise<T> {
     try {
       return await request(this.client);
     } catch (e) {
-      throw new DequeueError(awsErrorKind(e), `target status (${what}): DynamoDB ${operation} on ${this.table} failed: ${describeAwsError(e)}`, { cause: e });
+      throw new DequeueError(
+        awsErrorKind(e),
+        `target status (${what}): DynamoDB ${operation} on ${this.table} failed: ${describeAwsError(e)}`,
+        { cause: e },
+      );
     }
   }
 }
 
 export function statusOfItem(item: Item, target: string): RecordedStatus {
   const text = (name: string): string | null => item[name]?.S ?? null;
-  const number = (name: string): number | null => (item[name]?.N === undefined ? null : Number(item[name]!.N));
+  const number = (name: string): number | null =>
+    item[name]?.N === undefined ? null : Number(item[name]!.N);
   return {
     target,
     lastOutcome: text('lastOutcome') as Outcome | null,

@@ -23,12 +23,24 @@
 import type { Socket } from 'node:net';
 import type { MailRelay } from '../core/config';
 import { peerName } from '../core/smtp/connection';
-import { boundedText, openClientSession, sayGoodbye, type ClientSession } from '../core/smtp/client-handshake';
+import {
+  boundedText,
+  openClientSession,
+  sayGoodbye,
+  type ClientSession,
+} from '../core/smtp/client-handshake';
 import { DotStuffer } from '../core/smtp/dot-stuffing';
 import { asDequeueError, DequeueError, RefusalError, TimeoutError } from '../core/errors';
 import {
-  silentTranscript, type MailEnvelope, type MailSink, type MessageDraft, type RecipientVerdict, type SinkTransaction,
-  type StoredMessage, type TransactionStart, type Transcript,
+  silentTranscript,
+  type MailEnvelope,
+  type MailSink,
+  type MessageDraft,
+  type RecipientVerdict,
+  type SinkTransaction,
+  type StoredMessage,
+  type TransactionStart,
+  type Transcript,
 } from '../core/ports';
 import { ReplyChannel } from '../core/smtp/reply-channel';
 import { replyText } from '../core/smtp/reply';
@@ -58,7 +70,13 @@ export interface RelaySinkOptions {
 }
 
 /** A relay sink when `relay` is configured, else `archive` itself. */
-export function withRelay(archive: MailSink | undefined, relay: MailRelay | undefined, helloName: string, tlsCa?: string, port25Hint?: string): MailSink | undefined {
+export function withRelay(
+  archive: MailSink | undefined,
+  relay: MailRelay | undefined,
+  helloName: string,
+  tlsCa?: string,
+  port25Hint?: string,
+): MailSink | undefined {
   if (!relay) return archive;
   return createRelaySink({ relay, helloName, archive, tlsCa, port25Hint });
 }
@@ -73,7 +91,15 @@ export function createRelaySink(options: RelaySinkOptions): MailSink {
         const verdict = await tx.recipient(rcpt);
         if (!verdict.accepted) {
           tx.abandon();
-          throw verdict.error ?? new RefusalError(`RCPT TO:<${rcpt}>`, verdict.code, verdict.text, `relay ${peerName(options.relay.host, options.relay.port)}`);
+          throw (
+            verdict.error ??
+            new RefusalError(
+              `RCPT TO:<${rcpt}>`,
+              verdict.code,
+              verdict.text,
+              `relay ${peerName(options.relay.host, options.relay.port)}`,
+            )
+          );
         }
       }
       return tx.begin(envelope);
@@ -106,8 +132,14 @@ class RelayTransaction implements SinkTransaction {
       return { accepted: false, code: reply.code, text: reply.lines[0] ?? '' };
     } catch (e) {
       const error = (this.failure ??= asDequeueError(e));
-      if (error instanceof RefusalError && error.code >= 500) return { accepted: false, code: error.code, text: error.text.split('\n')[0]!, error };
-      return { accepted: false, code: 451, text: `4.4.1 The destination cannot take mail now: ${error.message}`, error };
+      if (error instanceof RefusalError && error.code >= 500)
+        return { accepted: false, code: error.code, text: error.text.split('\n')[0]!, error };
+      return {
+        accepted: false,
+        code: 451,
+        text: `4.4.1 The destination cannot take mail now: ${error.message}`,
+        error,
+      };
     }
   }
 
@@ -116,10 +148,20 @@ class RelayTransaction implements SinkTransaction {
     try {
       const session = await this.open();
       const reply = await session.channel.command('DATA', this.bound(DATA_START_MS));
-      if (reply.code !== 354) throw new RefusalError('DATA', reply.code, boundedText(reply), this.peer);
+      if (reply.code !== 354)
+        throw new RefusalError('DATA', reply.code, boundedText(reply), this.peer);
       this.handedOver = true;
       const { timeoutSeconds } = this.options.relay;
-      return new RelayDraft(new RelayedMessage(session.socket, session.channel, this.peer, envelope, timeoutSeconds ? timeoutSeconds * 1000 : undefined), archived);
+      return new RelayDraft(
+        new RelayedMessage(
+          session.socket,
+          session.channel,
+          this.peer,
+          envelope,
+          timeoutSeconds ? timeoutSeconds * 1000 : undefined,
+        ),
+        archived,
+      );
     } catch (e) {
       await archived?.abort();
       this.abandon();
@@ -130,10 +172,13 @@ class RelayTransaction implements SinkTransaction {
   abandon(): void {
     if (this.handedOver || !this.session) return;
     this.handedOver = true;
-    this.session.then((s) => {
-      // A courtesy, briefly bounded: the relay forgets the transaction either way.
-      void sayGoodbye(s.channel, s.socket, QUIT_MS);
-    }, () => undefined);
+    this.session.then(
+      (s) => {
+        // A courtesy, briefly bounded: the relay forgets the transaction either way.
+        void sayGoodbye(s.channel, s.socket, QUIT_MS);
+      },
+      () => undefined,
+    );
   }
 
   /** Connect, say hello, MAIL FROM: once; a failure is remembered for every later recipient. */
@@ -149,7 +194,10 @@ class RelayTransaction implements SinkTransaction {
     try {
       // The same handshake as the release signal: greeting, EHLO/HELO, STARTTLS rules.
       session = await openClientSession({
-        host, port, tls, tlsVerify,
+        host,
+        port,
+        tls,
+        tlsVerify,
         tlsCa: this.options.tlsCa,
         ehlo: true,
         helloName: this.options.helloName,
@@ -159,7 +207,12 @@ class RelayTransaction implements SinkTransaction {
         bound: (step) => this.bound(step === 'command' ? MAIL_RCPT_MS : GREETING_MS),
       });
     } catch (e) {
-      if (e instanceof TimeoutError && port === 25 && this.options.port25Hint && /^no connection to/.test(e.message)) {
+      if (
+        e instanceof TimeoutError &&
+        port === 25 &&
+        this.options.port25Hint &&
+        /^no connection to/.test(e.message)
+      ) {
         throw new TimeoutError(`${e.message}: ${this.options.port25Hint}`);
       }
       if (e instanceof DequeueError) throw e;
@@ -169,15 +222,25 @@ class RelayTransaction implements SinkTransaction {
     try {
       const eightBit = this.mail.body === '8BITMIME';
       if (eightBit && !ext.has('8BITMIME')) {
-        throw new DequeueError('temporary', `${this.peer} does not offer 8BITMIME and the message is 8-bit (BODY=8BITMIME): it stays with the provider until the relay takes 8-bit mail (RFC 6152)`);
+        throw new DequeueError(
+          'temporary',
+          `${this.peer} does not offer 8BITMIME and the message is 8-bit (BODY=8BITMIME): it stays with the provider until the relay takes 8-bit mail (RFC 6152)`,
+        );
       }
       const from = `MAIL FROM:<${this.mail.mailFrom}>`;
-      const reply = await channel.command(`${from}${eightBit ? ' BODY=8BITMIME' : ''}`, this.bound(MAIL_RCPT_MS));
+      const reply = await channel.command(
+        `${from}${eightBit ? ' BODY=8BITMIME' : ''}`,
+        this.bound(MAIL_RCPT_MS),
+      );
       // RFC 5321 4.2.1: 4yz transient, 5yz permanent.
-      if (reply.code !== 250) throw new RefusalError(from, reply.code, boundedText(reply), this.peer);
+      if (reply.code !== 250)
+        throw new RefusalError(from, reply.code, boundedText(reply), this.peer);
       return session;
     } catch (e) {
-      void channel.command('QUIT', QUIT_MS).catch(() => undefined).finally(() => socket.destroy());
+      void channel
+        .command('QUIT', QUIT_MS)
+        .catch(() => undefined)
+        .finally(() => socket.destroy());
       throw asDequeueError(e);
     }
   }
@@ -198,7 +261,9 @@ class RelayDraft implements MessageDraft {
     const archived = this.archived ? await this.archived.commit() : null;
     try {
       const relayed = await this.relayed.finish();
-      return archived ? { ...archived, location: `${archived.location} and ${relayed.location}` } : relayed;
+      return archived
+        ? { ...archived, location: `${archived.location} and ${relayed.location}` }
+        : relayed;
     } catch (e) {
       await this.archived?.abort();
       throw e;
@@ -240,12 +305,19 @@ class RelayedMessage {
     const reply = await this.channel.expect('the final dot', this.timeoutMs ?? FINAL_DOT_MS);
     if (reply.code !== 250) {
       this.cut();
-      throw new DequeueError(reply.code >= 500 ? 'permanent' : 'temporary', `${this.peer} refused the message: ${reply.code} ${replyText(reply).slice(0, 300)}`);
+      throw new DequeueError(
+        reply.code >= 500 ? 'permanent' : 'temporary',
+        `${this.peer} refused the message: ${reply.code} ${replyText(reply).slice(0, 300)}`,
+      );
     }
     // QUIT is a courtesy; the message is the relay's from its 250 on. Bounded, never rejects, and
     // leaves no timer behind once the socket is closed.
     void sayGoodbye(this.channel, this.socket, QUIT_MS);
-    return { id: this.envelope.id, location: `smtp://${this.peer} (${replyText(reply).slice(0, 200)})`, bytes: this.bytes };
+    return {
+      id: this.envelope.id,
+      location: `smtp://${this.peer} (${replyText(reply).slice(0, 200)})`,
+      bytes: this.bytes,
+    };
   }
 
   /** Drop the connection in the middle of DATA: RFC 5321 4.1.1.4, the relay must not deliver it. */
@@ -266,8 +338,12 @@ class RelayedMessage {
         else resolve();
       };
       const onDrain = () => done();
-      const onClose = () => done(new DequeueError('temporary', `${this.peer} closed the connection during DATA`));
-      const timer = setTimeout(() => done(new TimeoutError(`${this.peer} took no data for ${Math.round(ms / 1000)} s`)), ms);
+      const onClose = () =>
+        done(new DequeueError('temporary', `${this.peer} closed the connection during DATA`));
+      const timer = setTimeout(
+        () => done(new TimeoutError(`${this.peer} took no data for ${Math.round(ms / 1000)} s`)),
+        ms,
+      );
       this.socket.once('drain', onDrain);
       this.socket.once('close', onClose);
     });

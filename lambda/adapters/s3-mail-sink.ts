@@ -85,7 +85,9 @@ export function createS3MailSink(options: S3MailSinkOptions): MailSink {
 
 function s3Error(what: string, e: unknown): DequeueError {
   // Temporary whatever S3 said: the provider keeps the message; the cause names the problem.
-  return new DequeueError('temporary', `${what}: ${(e as Error).name}: ${(e as Error).message}`, { cause: e });
+  return new DequeueError('temporary', `${what}: ${(e as Error).name}: ${(e as Error).message}`, {
+    cause: e,
+  });
 }
 
 class S3Draft implements MessageDraft {
@@ -110,7 +112,10 @@ class S3Draft implements MessageDraft {
     this.upload = new Upload({
       client: options.client,
       params: {
-        Bucket: options.bucket, Key: `${key}.eml`, Body: this.body, ContentType: 'message/rfc822',
+        Bucket: options.bucket,
+        Key: `${key}.eml`,
+        Body: this.body,
+        ContentType: 'message/rfc822',
         Metadata: { 'dequeue-id': envelope.id, 'dequeue-target': envelope.target },
       },
       partSize: options.partSize ?? DEFAULT_PART_SIZE,
@@ -138,7 +143,10 @@ class S3Draft implements MessageDraft {
     }
     if (flowing) return;
     // Wait for the uploader to take more, or for the upload to fail (then nothing drains).
-    if (this.body.destroyed) throw this.failure ?? new DequeueError('temporary', `message ${this.envelope.id} was aborted`);
+    if (this.body.destroyed)
+      throw (
+        this.failure ?? new DequeueError('temporary', `message ${this.envelope.id} was aborted`)
+      );
     await new Promise<void>((resolve) => {
       const done = () => {
         this.body.off('drain', done);
@@ -149,7 +157,8 @@ class S3Draft implements MessageDraft {
       this.body.once('close', done);
     });
     if (this.failure) throw this.failure;
-    if (this.body.destroyed) throw new DequeueError('temporary', `message ${this.envelope.id} was aborted`);
+    if (this.body.destroyed)
+      throw new DequeueError('temporary', `message ${this.envelope.id} was aborted`);
   }
 
   commit(): Promise<StoredMessage> {
@@ -163,11 +172,20 @@ class S3Draft implements MessageDraft {
     // once `uploaded` has settled, no part is left behind.
     if (!this.body.writableEnded) this.body.destroy(new Error('message aborted'));
     await this.committing?.catch(() => undefined);
-    const completed = await this.uploaded.then(() => true, () => false);
+    const completed = await this.uploaded.then(
+      () => true,
+      () => false,
+    );
     // A message that completed anyway is withdrawn: without our 250 the provider still has it.
-    const left = await this.remove([...(completed ? [`${this.key}.eml`] : []), ...(this.envelopeWritten ? [`${this.key}.json`] : [])]);
+    const left = await this.remove([
+      ...(completed ? [`${this.key}.eml`] : []),
+      ...(this.envelopeWritten ? [`${this.key}.json`] : []),
+    ]);
     if (left.length) {
-      throw new DequeueError('temporary', `message ${this.envelope.id} was not acknowledged but could not be withdrawn: ${left.join(', ')}; delete it, or the provider's next delivery makes a duplicate`);
+      throw new DequeueError(
+        'temporary',
+        `message ${this.envelope.id} was not acknowledged but could not be withdrawn: ${left.join(', ')}; delete it, or the provider's next delivery makes a duplicate`,
+      );
     }
   }
 
@@ -181,10 +199,16 @@ class S3Draft implements MessageDraft {
       let failure: Error | null = null;
       for (let attempt = 0; attempt < DELETE_ATTEMPTS; attempt++) {
         if (attempt) await new Promise((r) => setTimeout(r, DELETE_RETRY_MS * attempt));
-        failure = await this.options.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key })).then(() => null, (e: Error) => e);
+        failure = await this.options.client
+          .send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key }))
+          .then(
+            () => null,
+            (e: Error) => e,
+          );
         if (!failure) break;
       }
-      if (failure) left.push(`s3://${this.options.bucket}/${Key} (${failure.name}: ${failure.message})`);
+      if (failure)
+        left.push(`s3://${this.options.bucket}/${Key} (${failure.name}: ${failure.message})`);
       else if (Key.endsWith('.json')) this.envelopeWritten = false;
     }
     return left;
@@ -193,32 +217,54 @@ class S3Draft implements MessageDraft {
   private async commitSteps(): Promise<StoredMessage> {
     const { bucket, client } = this.options;
     if (this.failure) throw this.failure;
-    if (this.aborted) throw new DequeueError('temporary', `message ${this.envelope.id} was aborted while it was being stored`);
+    if (this.aborted)
+      throw new DequeueError(
+        'temporary',
+        `message ${this.envelope.id} was aborted while it was being stored`,
+      );
     // The envelope and the message's last request(s) go at once: after the final dot the 250
     // waits for one S3 round trip (a small message) or two (a multipart upload's last part,
     // then its completion), not for the envelope first and the message after it.
     this.body.end();
     const envelopeKey = `${this.key}.json`;
-    const envelopeStored = client.send(new PutObjectCommand({
-      Bucket: bucket, Key: envelopeKey, ContentType: 'application/json',
-      Body: envelopeJson(this.envelope, `${this.key}.eml`, this.bytes, new Date()),
-    })).then(
-      () => { this.envelopeWritten = true; return null; },
-      (e: unknown) => s3Error(`cannot write the envelope s3://${bucket}/${envelopeKey}`, e),
-    );
+    const envelopeStored = client
+      .send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: envelopeKey,
+          ContentType: 'application/json',
+          Body: envelopeJson(this.envelope, `${this.key}.eml`, this.bytes, new Date()),
+        }),
+      )
+      .then(
+        () => {
+          this.envelopeWritten = true;
+          return null;
+        },
+        (e: unknown) => s3Error(`cannot write the envelope s3://${bucket}/${envelopeKey}`, e),
+      );
     // The commit point: the object appears, complete, when the upload completes.
     const messageStored = this.uploaded.then(
       () => null,
-      () => this.failure ?? new DequeueError('temporary', `cannot upload s3://${bucket}/${this.key}.eml`),
+      () =>
+        this.failure ??
+        new DequeueError('temporary', `cannot upload s3://${bucket}/${this.key}.eml`),
     );
     const [envelopeFailure, messageFailure] = await Promise.all([envelopeStored, messageStored]);
     const failure = messageFailure ?? envelopeFailure;
     if (failure) {
       // Leave neither without the other (an envelope alone is swept, a message alone would be
       // delivered without its envelope), and say so when one is left all the same.
-      const left = await this.remove([...(messageFailure ? [] : [`${this.key}.eml`]), ...(this.envelopeWritten ? [envelopeKey] : [])]);
+      const left = await this.remove([
+        ...(messageFailure ? [] : [`${this.key}.eml`]),
+        ...(this.envelopeWritten ? [envelopeKey] : []),
+      ]);
       if (!left.length) throw failure;
-      throw new DequeueError('temporary', `${failure.message}; and what was stored of it could not be removed: ${left.join(', ')}`, { cause: failure });
+      throw new DequeueError(
+        'temporary',
+        `${failure.message}; and what was stored of it could not be removed: ${left.join(', ')}`,
+        { cause: failure },
+      );
     }
     return { id: this.envelope.id, location: `s3://${bucket}/${this.key}.eml`, bytes: this.bytes };
   }

@@ -8,6 +8,11 @@ import type { MemoryBudget } from '../core/memory-budget';
 import type { MailSink } from '../core/ports';
 import { createS3MailSink } from './s3-mail-sink';
 
-export function openS3MailStore(client: S3ClientConfig, bucket: string, prefix: string | undefined, memory?: MemoryBudget): MailSink {
+export function openS3MailStore(
+  client: S3ClientConfig,
+  bucket: string,
+  prefix: string | undefined,
+  memory?: MemoryBudget,
+): MailSink {
   return createS3MailSink({ client: new S3Client(client), bucket, prefix, memory });
 }

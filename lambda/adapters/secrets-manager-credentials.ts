@@ -86,34 +86,59 @@ export class SecretsManagerCredentials implements Credentials {
   private async fetch(secretId: string, signal?: AbortSignal): Promise<AuthCredentials> {
     const where = `secret ${secretId}`;
     if (this.allowedPrefix !== undefined && !secretIdWithin(secretId, this.allowedPrefix)) {
-      throw new ConfigError(where, '', `is outside the secrets this function may read (names starting with "${this.allowedPrefix}", DEQUEUE_SECRET_PREFIX)`);
+      throw new ConfigError(
+        where,
+        '',
+        `is outside the secrets this function may read (names starting with "${this.allowedPrefix}", DEQUEUE_SECRET_PREFIX)`,
+      );
     }
     let text: string | undefined;
     try {
-      const out = await this.client.send(new GetSecretValueCommand({ SecretId: secretId }), { abortSignal: signal });
+      const out = await this.client.send(new GetSecretValueCommand({ SecretId: secretId }), {
+        abortSignal: signal,
+      });
       text = out.SecretString;
     } catch (e) {
       const name = (e as { name?: string }).name;
-      if (name === 'ResourceNotFoundException') throw new ConfigError(where, '', 'does not exist (or has no current version)', { cause: e });
+      if (name === 'ResourceNotFoundException')
+        throw new ConfigError(where, '', 'does not exist (or has no current version)', {
+          cause: e,
+        });
       const kind = awsErrorKind(e);
       const message = `cannot be read: ${describeAwsError(e)}`;
-      throw kind === 'config' ? new ConfigError(where, '', message, { cause: e }) : new DequeueError(kind, `${where}: ${message}`, { cause: e });
+      throw kind === 'config'
+        ? new ConfigError(where, '', message, { cause: e })
+        : new DequeueError(kind, `${where}: ${message}`, { cause: e });
     }
-    if (text === undefined) throw new ConfigError(where, '', 'has no SecretString: store {"username": "...", "password": "..."} as text');
+    if (text === undefined)
+      throw new ConfigError(
+        where,
+        '',
+        'has no SecretString: store {"username": "...", "password": "..."} as text',
+      );
 
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch {
       // Not the parser's message: it quotes the text, which is the secret.
-      throw new ConfigError(where, '', 'is not a JSON object {"username": "...", "password": "..."}');
+      throw new ConfigError(
+        where,
+        '',
+        'is not a JSON object {"username": "...", "password": "..."}',
+      );
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new ConfigError(where, '', 'is not a JSON object {"username": "...", "password": "..."}');
+      throw new ConfigError(
+        where,
+        '',
+        'is not a JSON object {"username": "...", "password": "..."}',
+      );
     }
     const record = value as Record<string, unknown>;
     for (const field of ['username', 'password'] as const) {
-      if (typeof record[field] !== 'string' || record[field] === '') throw new ConfigError(where, field, 'must be a non-empty string');
+      if (typeof record[field] !== 'string' || record[field] === '')
+        throw new ConfigError(where, field, 'must be a non-empty string');
     }
     return sealed(record.username as string, record.password as string);
   }

@@ -13,7 +13,12 @@
  * Loaded by the handler only when a cycle fans out (lambda/handler.ts): its SDK client is not
  * compiled at every cold start of the function.
  */
-import { SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry, type SQSClientConfig } from '@aws-sdk/client-sqs';
+import {
+  SendMessageBatchCommand,
+  SQSClient,
+  type SendMessageBatchRequestEntry,
+  type SQSClientConfig,
+} from '@aws-sdk/client-sqs';
 import { DequeueError } from '../core/errors';
 import { encodeWorkOrder, type WorkOrder } from '../core/fan-out';
 import type { QueueRefusal, WorkQueue } from '../core/ports';
@@ -38,7 +43,8 @@ interface Entry {
   readonly bytes: number;
 }
 
-const backoff = (round: number) => new Promise<void>((r) => setTimeout(r, 100 * 2 ** (round - 1) * (0.5 + Math.random() / 2)));
+const backoff = (round: number) =>
+  new Promise<void>((r) => setTimeout(r, 100 * 2 ** (round - 1) * (0.5 + Math.random() / 2)));
 
 export class SqsWorkQueue implements WorkQueue {
   private readonly pause: (round: number) => Promise<void>;
@@ -57,7 +63,13 @@ export class SqsWorkQueue implements WorkQueue {
       const body = encodeWorkOrder(order);
       const bytes = Buffer.byteLength(body);
       if (bytes > MAX_BATCH_BYTES) {
-        refusals.push({ target: order.target.name, error: new DequeueError('config', `its work order is ${bytes} bytes, more than an SQS message holds (${MAX_BATCH_BYTES}); shorten its commands`) });
+        refusals.push({
+          target: order.target.name,
+          error: new DequeueError(
+            'config',
+            `its work order is ${bytes} bytes, more than an SQS message holds (${MAX_BATCH_BYTES}); shorten its commands`,
+          ),
+        });
       } else {
         entries.push({ target: order.target.name, body, bytes });
       }
@@ -65,7 +77,8 @@ export class SqsWorkQueue implements WorkQueue {
     const batches = batchesOf(entries);
     let next = 0;
     const sender = async (): Promise<void> => {
-      while (next < batches.length) refusals.push(...(await this.sendBatch(batches[next++]!, signal)));
+      while (next < batches.length)
+        refusals.push(...(await this.sendBatch(batches[next++]!, signal)));
     };
     await Promise.all(Array.from({ length: Math.min(BATCHES_IN_FLIGHT, batches.length) }, sender));
     return refusals;
@@ -77,14 +90,24 @@ export class SqsWorkQueue implements WorkQueue {
     const refusals: QueueRefusal[] = [];
     for (let round = 1; pending.length > 0; round++) {
       if (round > 1) await this.pause(round - 1);
-      const request: SendMessageBatchRequestEntry[] = pending.map(({ id, entry }) => ({ Id: id, MessageBody: entry.body }));
+      const request: SendMessageBatchRequestEntry[] = pending.map(({ id, entry }) => ({
+        Id: id,
+        MessageBody: entry.body,
+      }));
       let failed: { Id?: string; SenderFault?: boolean; Code?: string; Message?: string }[];
       try {
-        const out = await this.client.send(new SendMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: request }), { abortSignal: signal });
+        const out = await this.client.send(
+          new SendMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: request }),
+          { abortSignal: signal },
+        );
         failed = out.Failed ?? [];
       } catch (e) {
         // The SDK has retried the call itself (or the deadline came): nothing of it is queued.
-        const error = new DequeueError(awsErrorKind(e), `SQS SendMessageBatch failed: ${describeAwsError(e)}`, { cause: e });
+        const error = new DequeueError(
+          awsErrorKind(e),
+          `SQS SendMessageBatch failed: ${describeAwsError(e)}`,
+          { cause: e },
+        );
         return [...refusals, ...pending.map(({ entry }) => ({ target: entry.target, error }))];
       }
       const byId = new Map(pending.map((p) => [p.id, p]));
@@ -92,8 +115,12 @@ export class SqsWorkQueue implements WorkQueue {
       for (const f of failed) {
         const item = byId.get(f.Id ?? '');
         if (!item) continue;
-        const error = new DequeueError(f.SenderFault ? 'config' : 'temporary', `SQS refused its work order: ${f.Code ?? 'error'}: ${f.Message ?? ''}`.trim());
-        if (f.SenderFault || round >= MAX_SEND_ROUNDS || signal?.aborted) refusals.push({ target: item.entry.target, error });
+        const error = new DequeueError(
+          f.SenderFault ? 'config' : 'temporary',
+          `SQS refused its work order: ${f.Code ?? 'error'}: ${f.Message ?? ''}`.trim(),
+        );
+        if (f.SenderFault || round >= MAX_SEND_ROUNDS || signal?.aborted)
+          refusals.push({ target: item.entry.target, error });
         else again.push(item);
       }
       pending = again;

@@ -19,7 +19,12 @@
  *
  * GetParametersByPath: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParametersByPath.html
  */
-import { GetParameterCommand, GetParametersByPathCommand, type Parameter, type SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetParameterCommand,
+  GetParametersByPathCommand,
+  type Parameter,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
 import { parseSettings, parseTarget, type Settings, type Target } from '../core/config';
 import { ConfigError, DequeueError, type ErrorKind } from '../core/errors';
 import type { ConfigSource, InvalidTarget, LoadedConfig } from '../core/ports';
@@ -51,7 +56,13 @@ export class ConfigUnavailableError extends DequeueError {
   /** What could not be read: an SSM parameter or path. */
   readonly source: string;
 
-  constructor(kind: ErrorKind, source: string, targets: readonly string[], message: string, options?: { cause?: unknown }) {
+  constructor(
+    kind: ErrorKind,
+    source: string,
+    targets: readonly string[],
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(kind, message, options);
     this.name = 'ConfigUnavailableError';
     this.source = source;
@@ -63,7 +74,11 @@ export class ConfigUnavailableError extends DequeueError {
 export function normalisePrefix(prefix: string): string {
   const trimmed = prefix.replace(/\/+$/, '');
   if (!trimmed.startsWith('/') || trimmed.length < 2) {
-    throw new ConfigError('DEQUEUE_SSM_PREFIX', '', `"${prefix}" must be an SSM parameter path such as /dequeue`);
+    throw new ConfigError(
+      'DEQUEUE_SSM_PREFIX',
+      '',
+      `"${prefix}" must be an SSM parameter path such as /dequeue`,
+    );
   }
   return trimmed;
 }
@@ -85,7 +100,11 @@ function parseJsonQuietly(text: string, where: string): unknown {
     return JSON.parse(text);
   } catch (e) {
     const position = /position (\d+)/.exec((e as Error).message)?.[1];
-    throw new ConfigError(where, '', `is not valid JSON${position ? ` (error at character ${position})` : ''}`);
+    throw new ConfigError(
+      where,
+      '',
+      `is not valid JSON${position ? ` (error at character ${position})` : ''}`,
+    );
   }
 }
 
@@ -112,17 +131,29 @@ export class SsmConfigSource implements ConfigSource {
   }
 
   async load(signal?: AbortSignal): Promise<LoadedConfig> {
-    const [settingsText, parameters] = await Promise.all([this.readSettings(signal), this.listTargets(signal)]);
+    const [settingsText, parameters] = await Promise.all([
+      this.readSettings(signal),
+      this.listTargets(signal),
+    ]);
     const { targets, invalid } = this.parseTargets(parameters);
     const names = [...invalid.map((t) => t.name), ...targets.map((t) => t.name)];
     this.lastKnown = names;
 
     let settings: Settings;
     try {
-      settings = parseSettings(settingsText === undefined ? undefined : parseJsonQuietly(settingsText, this.settingsName), this.settingsName);
+      settings = parseSettings(
+        settingsText === undefined ? undefined : parseJsonQuietly(settingsText, this.settingsName),
+        this.settingsName,
+      );
     } catch (e) {
       const error = e as ConfigError;
-      throw new ConfigUnavailableError('config', this.settingsName, names, `${error.message}; no target is signalled until the settings are fixed`, { cause: e });
+      throw new ConfigUnavailableError(
+        'config',
+        this.settingsName,
+        names,
+        `${error.message}; no target is signalled until the settings are fixed`,
+        { cause: e },
+      );
     }
     return { settings, targets, invalid };
   }
@@ -130,7 +161,10 @@ export class SsmConfigSource implements ConfigSource {
   /** The settings parameter's text; undefined when it does not exist (every setting is optional). */
   private async readSettings(signal?: AbortSignal): Promise<string | undefined> {
     try {
-      const out = await this.client.send(new GetParameterCommand({ Name: this.settingsName, WithDecryption: true }), { abortSignal: signal });
+      const out = await this.client.send(
+        new GetParameterCommand({ Name: this.settingsName, WithDecryption: true }),
+        { abortSignal: signal },
+      );
       return out.Parameter?.Value;
     } catch (e) {
       if ((e as { name?: string }).name === 'ParameterNotFound') return undefined;
@@ -145,7 +179,13 @@ export class SsmConfigSource implements ConfigSource {
       let page;
       try {
         page = await this.client.send(
-          new GetParametersByPathCommand({ Path: this.targetsPath, Recursive: true, WithDecryption: true, MaxResults: PAGE_SIZE, NextToken: token }),
+          new GetParametersByPathCommand({
+            Path: this.targetsPath,
+            Recursive: true,
+            WithDecryption: true,
+            MaxResults: PAGE_SIZE,
+            NextToken: token,
+          }),
           { abortSignal: signal },
         );
       } catch (e) {
@@ -153,7 +193,12 @@ export class SsmConfigSource implements ConfigSource {
       }
       parameters.push(...(page.Parameters ?? []));
       if (parameters.length > MAX_TARGET_PARAMETERS) {
-        throw new ConfigUnavailableError('config', this.targetsPath, this.lastKnown, `${this.targetsPath}: more than ${MAX_TARGET_PARAMETERS} target parameters; split them across deployments`);
+        throw new ConfigUnavailableError(
+          'config',
+          this.targetsPath,
+          this.lastKnown,
+          `${this.targetsPath}: more than ${MAX_TARGET_PARAMETERS} target parameters; split them across deployments`,
+        );
       }
       token = page.NextToken;
     } while (token);
@@ -162,10 +207,19 @@ export class SsmConfigSource implements ConfigSource {
 
   private unavailable(e: unknown, source: string, operation: string): ConfigUnavailableError {
     const kind = awsErrorKind(e);
-    return new ConfigUnavailableError(kind, source, this.lastKnown, `SSM ${operation} ${source} failed: ${describeAwsError(e)}`, { cause: e });
+    return new ConfigUnavailableError(
+      kind,
+      source,
+      this.lastKnown,
+      `SSM ${operation} ${source} failed: ${describeAwsError(e)}`,
+      { cause: e },
+    );
   }
 
-  private parseTargets(parameters: readonly Parameter[]): { targets: Target[]; invalid: InvalidTarget[] } {
+  private parseTargets(parameters: readonly Parameter[]): {
+    targets: Target[];
+    invalid: InvalidTarget[];
+  } {
     const targets: Target[] = [];
     const invalid: InvalidTarget[] = [];
     // Group by the last path segment (the target's name) so duplicates in sub-folders are found;
@@ -182,7 +236,11 @@ export class SsmConfigSource implements ConfigSource {
         group.forEach((p, i) =>
           invalid.push({
             name: i === 0 ? segment : p.Name!,
-            error: new ConfigError(p.Name!, 'name', `"${segment}" is the name of several parameters (${all}); names must be unique`),
+            error: new ConfigError(
+              p.Name!,
+              'name',
+              `"${segment}" is the name of several parameters (${all}); names must be unique`,
+            ),
           }),
         );
         continue;
@@ -202,12 +260,26 @@ export class SsmConfigSource implements ConfigSource {
     const where = parameter.Name!;
     const document = parseJsonQuietly(parameter.Value ?? '', where);
     // The parameter's name gives the target's name; a `name` inside may repeat it, never differ.
-    const named = typeof document === 'object' && document !== null && !Array.isArray(document) && !('name' in document) ? { name: segment, ...document } : document;
+    const named =
+      typeof document === 'object' &&
+      document !== null &&
+      !Array.isArray(document) &&
+      !('name' in document)
+        ? { name: segment, ...document }
+        : document;
     const target = parseTarget(named, where);
     if (target.name !== segment) {
-      throw new ConfigError(where, 'name', `"${target.name}" differs from the parameter's last path segment "${segment}"; they must be the same`);
+      throw new ConfigError(
+        where,
+        'name',
+        `"${target.name}" differs from the parameter's last path segment "${segment}"; they must be the same`,
+      );
     }
-    if (target.auth && this.secretPrefix !== undefined && !secretIdWithin(target.auth.secretId, this.secretPrefix)) {
+    if (
+      target.auth &&
+      this.secretPrefix !== undefined &&
+      !secretIdWithin(target.auth.secretId, this.secretPrefix)
+    ) {
       throw new ConfigError(
         where,
         'auth.secretId',

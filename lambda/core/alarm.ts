@@ -55,7 +55,10 @@ export class Alarm {
     if (this.timer && this.armedFor <= until) return;
     if (this.timer) clearTimeout(this.timer);
     this.armedFor = until;
-    this.timer = setTimeout(() => this.ring(), Math.max(0, Math.min(until - this.now(), MAX_TIMER_MS)));
+    this.timer = setTimeout(
+      () => this.ring(),
+      Math.max(0, Math.min(until - this.now(), MAX_TIMER_MS)),
+    );
   }
 
   private ring(): void {

@@ -113,17 +113,28 @@ export function verbOf(command: string): string {
 }
 
 const integer = (min: number, max: number) =>
-  v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(min, `must be at least ${min}`), v.maxValue(max, `must be at most ${max}`));
+  v.pipe(
+    v.number('must be a number'),
+    v.integer('must be an integer'),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
 
 const commandLine = v.pipe(
   v.string('must be a string'),
   v.check((s) => !/[\r\n\0]/.test(s), 'must not contain CR, LF or NUL: each command is one line'),
-  v.maxLength(MAX_COMMAND_LENGTH, `must be at most ${MAX_COMMAND_LENGTH} characters (RFC 5321 4.5.3.1.4)`),
+  v.maxLength(
+    MAX_COMMAND_LENGTH,
+    `must be at most ${MAX_COMMAND_LENGTH} characters (RFC 5321 4.5.3.1.4)`,
+  ),
 );
 
 const helloNameSchema = v.pipe(
   v.string('must be a string'),
-  v.check((s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s), 'must be a host name or an address literal such as [192.0.2.1]'),
+  v.check(
+    (s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s),
+    'must be a host name or an address literal such as [192.0.2.1]',
+  ),
 );
 
 const mailSchema = v.strictObject({
@@ -132,11 +143,26 @@ const mailSchema = v.strictObject({
   maxRecipients: v.optional(integer(100, 100_000)),
   relay: v.optional(
     v.strictObject({
-      host: v.pipe(v.string('must be a string'), v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address')),
+      host: v.pipe(
+        v.string('must be a string'),
+        v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address'),
+      ),
       port: v.optional(integer(1, 65535), 25),
-      tls: v.optional(v.picklist(['none', 'opportunistic', 'required', 'implicit'], 'must be none, opportunistic, required or implicit'), 'opportunistic'),
+      tls: v.optional(
+        v.picklist(
+          ['none', 'opportunistic', 'required', 'implicit'],
+          'must be none, opportunistic, required or implicit',
+        ),
+        'opportunistic',
+      ),
       tlsVerify: v.optional(v.boolean('must be true or false'), true),
-      timeoutSeconds: v.optional(v.pipe(v.number('must be a number'), v.gtValue(0, 'must be more than 0'), v.maxValue(3600, 'must be at most 3600'))),
+      timeoutSeconds: v.optional(
+        v.pipe(
+          v.number('must be a number'),
+          v.gtValue(0, 'must be more than 0'),
+          v.maxValue(3600, 'must be at most 3600'),
+        ),
+      ),
     }),
   ),
 });
@@ -158,23 +184,53 @@ const settingsSchema = v.strictObject({
 });
 
 const authSchema = v.strictObject({
-  secretId: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(512, 'must be at most 512 characters')),
-  mechanism: v.optional(v.picklist(['PLAIN', 'LOGIN', 'CRAM-MD5'], 'must be PLAIN, LOGIN or CRAM-MD5')),
+  secretId: v.pipe(
+    v.string('must be a string'),
+    v.minLength(1, 'must not be empty'),
+    v.maxLength(512, 'must be at most 512 characters'),
+  ),
+  mechanism: v.optional(
+    v.picklist(['PLAIN', 'LOGIN', 'CRAM-MD5'], 'must be PLAIN, LOGIN or CRAM-MD5'),
+  ),
 });
 
 const targetSchema = v.strictObject({
-  name: v.pipe(v.string('must be a string'), v.regex(TARGET_NAME, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')),
-  host: v.pipe(v.string('must be a string'), v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address')),
+  name: v.pipe(
+    v.string('must be a string'),
+    v.regex(TARGET_NAME, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
+  ),
+  host: v.pipe(
+    v.string('must be a string'),
+    v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address'),
+  ),
   port: v.optional(integer(1, 65535)),
   protocol: v.optional(v.picklist(['smtp', 'raw'], 'must be "smtp" or "raw"'), 'smtp'),
   ehlo: v.optional(v.boolean('must be true or false'), true),
-  tls: v.optional(v.picklist(['none', 'opportunistic', 'required', 'implicit'], 'must be none, opportunistic, required or implicit'), 'opportunistic'),
+  tls: v.optional(
+    v.picklist(
+      ['none', 'opportunistic', 'required', 'implicit'],
+      'must be none, opportunistic, required or implicit',
+    ),
+    'opportunistic',
+  ),
   tlsVerify: v.optional(v.boolean('must be true or false'), true),
   auth: v.optional(authSchema),
   allowPlaintextAuth: v.optional(v.boolean('must be true or false'), false),
-  command: v.optional(v.union([commandLine, v.array(commandLine, 'must be a string or an array of strings')], 'must be a string or an array of strings'), ''),
+  command: v.optional(
+    v.union(
+      [commandLine, v.array(commandLine, 'must be a string or an array of strings')],
+      'must be a string or an array of strings',
+    ),
+    '',
+  ),
   everyNthCycle: v.optional(integer(0, 1_000_000)),
-  timeoutSeconds: v.optional(v.pipe(v.number('must be a number'), v.gtValue(0, 'must be more than 0'), v.maxValue(3600, 'must be at most 3600'))),
+  timeoutSeconds: v.optional(
+    v.pipe(
+      v.number('must be a number'),
+      v.gtValue(0, 'must be more than 0'),
+      v.maxValue(3600, 'must be at most 3600'),
+    ),
+  ),
   enabled: v.optional(v.boolean('must be true or false'), true),
   helloName: v.optional(helloNameSchema),
   mail: v.optional(mailSchema),
@@ -194,9 +250,18 @@ function fieldPath(issue: v.BaseIssue<unknown>, prefix: string): string {
 
 /** The schema at `keys` below `schema` (through optional, array and object wrappers), if any. */
 function schemaAt(schema: unknown, keys: readonly unknown[]): unknown {
-  let at = schema as { type?: string; wrapped?: unknown; item?: unknown; entries?: Record<string, unknown> } | undefined;
+  let at = schema as
+    | { type?: string; wrapped?: unknown; item?: unknown; entries?: Record<string, unknown> }
+    | undefined;
   const unwrap = () => {
-    while (at && (at.type === 'optional' || at.type === 'nullable' || at.type === 'nullish' || at.type === 'exact_optional')) at = at.wrapped as typeof at;
+    while (
+      at &&
+      (at.type === 'optional' ||
+        at.type === 'nullable' ||
+        at.type === 'nullish' ||
+        at.type === 'exact_optional')
+    )
+      at = at.wrapped as typeof at;
   };
   unwrap();
   for (const key of keys) {
@@ -228,7 +293,11 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     previous = current;
   }
@@ -236,7 +305,12 @@ function editDistance(a: string, b: string): number {
 }
 
 /** Every issue valibot found, one per field (the first said about it), as ConfigErrors. */
-function issueErrors(issues: readonly v.BaseIssue<unknown>[], where: string, prefix: string, schema: unknown): ConfigError[] {
+function issueErrors(
+  issues: readonly v.BaseIssue<unknown>[],
+  where: string,
+  prefix: string,
+  schema: unknown,
+): ConfigError[] {
   const byField = new Map<string, ConfigError>();
   for (const issue of issues) {
     const field = fieldPath(issue, prefix);
@@ -245,8 +319,12 @@ function issueErrors(issues: readonly v.BaseIssue<unknown>[], where: string, pre
     // valibot reports an unknown key of a strict object as "Invalid key"; say which key it was.
     if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never') {
       const keys = (issue.path ?? []).map((item) => (item as { key: unknown }).key);
-      const parent = schemaAt(schema, keys.slice(0, -1)) as { entries?: Record<string, unknown> } | undefined;
-      const meant = parent?.entries ? didYouMean(String(keys.at(-1)), Object.keys(parent.entries)) : undefined;
+      const parent = schemaAt(schema, keys.slice(0, -1)) as
+        | { entries?: Record<string, unknown> }
+        | undefined;
+      const meant = parent?.entries
+        ? didYouMean(String(keys.at(-1)), Object.keys(parent.entries))
+        : undefined;
       message = meant ? `is not a known field: did you mean "${meant}"?` : 'is not a known field';
     } else if (issue.received === 'undefined' && issue.type !== 'check') {
       message = 'is required';
@@ -268,20 +346,43 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
   // verb and argument and none at the ends, and servers differ on "ETRN example.com " (Postfix
   // would look up "example.com " and answer 459). Trimmed rather than refused because such a
   // space is invisible in the file and the intent is plain; refusing would stop the whole run.
-  const commands = (typeof raw.command === 'string' ? [raw.command] : raw.command).map((c) => c.replace(/^[ \t]+|[ \t]+$/g, '')).filter((c) => c !== '');
+  const commands = (typeof raw.command === 'string' ? [raw.command] : raw.command)
+    .map((c) => c.replace(/^[ \t]+|[ \t]+$/g, ''))
+    .filter((c) => c !== '');
   const verbs = commands.map(verbOf);
-  const commandField = typeof raw.command === 'string' ? field('command') : (i: number) => `${field('command')}[${i}]`;
-  const commandAt = (i: number) => (typeof commandField === 'string' ? commandField : commandField(i));
+  const commandField =
+    typeof raw.command === 'string' ? field('command') : (i: number) => `${field('command')}[${i}]`;
+  const commandAt = (i: number) =>
+    typeof commandField === 'string' ? commandField : commandField(i);
 
   verbs.forEach((verb, i) => {
-    if (raw.protocol === 'smtp' && (verb === 'ETRN' || verb === 'QSND') && commands[i]!.trim().split(/\s+/).length < 2) {
-      throw new ConfigError(where, commandAt(i), `${verb} needs a node, as in "${verb} example.com" (RFC 1985 section 5)`);
+    if (
+      raw.protocol === 'smtp' &&
+      (verb === 'ETRN' || verb === 'QSND') &&
+      commands[i]!.trim().split(/\s+/).length < 2
+    ) {
+      throw new ConfigError(
+        where,
+        commandAt(i),
+        `${verb} needs a node, as in "${verb} example.com" (RFC 1985 section 5)`,
+      );
     }
     if (raw.protocol === 'smtp' && verb === 'ATRN' && i !== commands.length - 1) {
-      throw new ConfigError(where, commandAt(i), 'ATRN must be the last command: the provider turns the connection around after it (RFC 2645)');
+      throw new ConfigError(
+        where,
+        commandAt(i),
+        'ATRN must be the last command: the provider turns the connection around after it (RFC 2645)',
+      );
     }
-    if (raw.protocol === 'smtp' && ['QUIT', 'STARTTLS', 'AUTH', 'EHLO', 'HELO', 'DATA'].includes(verb)) {
-      throw new ConfigError(where, commandAt(i), `${verb} is sent by dequeue itself when needed; it cannot be a release command`);
+    if (
+      raw.protocol === 'smtp' &&
+      ['QUIT', 'STARTTLS', 'AUTH', 'EHLO', 'HELO', 'DATA'].includes(verb)
+    ) {
+      throw new ConfigError(
+        where,
+        commandAt(i),
+        `${verb} is sent by dequeue itself when needed; it cannot be a release command`,
+      );
     }
   });
 
@@ -289,15 +390,40 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
   if (atrn && !raw.auth) {
     // RFC 2645 section 5: the provider must authenticate the customer before it turns the
     // connection and hands over anyone's mail; an ATRN without AUTH can only be refused (530).
-    throw new ConfigError(where, field('auth'), 'ATRN needs "auth": RFC 2645 section 5 requires the client to authenticate (AUTH) before ATRN');
+    throw new ConfigError(
+      where,
+      field('auth'),
+      'ATRN needs "auth": RFC 2645 section 5 requires the client to authenticate (AUTH) before ATRN',
+    );
   }
   if (raw.protocol === 'raw') {
-    if (raw.auth) throw new ConfigError(where, field('auth'), 'AUTH needs the smtp protocol; a raw target only sends its line');
-    if (raw.tls === 'required') throw new ConfigError(where, field('tls'), 'STARTTLS needs the smtp protocol: use "implicit" or "none" with raw');
+    if (raw.auth)
+      throw new ConfigError(
+        where,
+        field('auth'),
+        'AUTH needs the smtp protocol; a raw target only sends its line',
+      );
+    if (raw.tls === 'required')
+      throw new ConfigError(
+        where,
+        field('tls'),
+        'STARTTLS needs the smtp protocol: use "implicit" or "none" with raw',
+      );
   } else if (!raw.ehlo) {
-    if (raw.auth) throw new ConfigError(where, field('auth'), 'AUTH needs EHLO (RFC 4954): set "ehlo": true');
-    if (raw.tls === 'required') throw new ConfigError(where, field('tls'), 'STARTTLS needs EHLO (RFC 3207): set "ehlo": true or use "implicit"');
-    if (atrn) throw new ConfigError(where, field('ehlo'), 'ATRN needs EHLO (RFC 2645 section 4): set "ehlo": true');
+    if (raw.auth)
+      throw new ConfigError(where, field('auth'), 'AUTH needs EHLO (RFC 4954): set "ehlo": true');
+    if (raw.tls === 'required')
+      throw new ConfigError(
+        where,
+        field('tls'),
+        'STARTTLS needs EHLO (RFC 3207): set "ehlo": true or use "implicit"',
+      );
+    if (atrn)
+      throw new ConfigError(
+        where,
+        field('ehlo'),
+        'ATRN needs EHLO (RFC 2645 section 4): set "ehlo": true',
+      );
   }
 
   const port = raw.port ?? (atrn ? 366 : raw.protocol === 'raw' ? 79 : 25);
@@ -321,7 +447,11 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
 }
 
 /** Every error of one target object (all of its fields at once), or the target. */
-function checkTarget(input: unknown, where: string, at: string): { target: Target; errors?: undefined } | { errors: ConfigError[] } {
+function checkTarget(
+  input: unknown,
+  where: string,
+  at: string,
+): { target: Target; errors?: undefined } | { errors: ConfigError[] } {
   const parsed = v.safeParse(targetSchema, input);
   if (!parsed.success) return { errors: issueErrors(parsed.issues, where, at, targetSchema) };
   try {
@@ -338,13 +468,19 @@ function checkTarget(input: unknown, where: string, at: string): { target: Targe
  * replaces the settings' relay whole: half of one relay's fields with half of another's would
  * be nobody's server.
  */
-export function mailSettingsFor(settings: Settings, target: Pick<Target, 'mail'>): MailSettings | undefined {
+export function mailSettingsFor(
+  settings: Settings,
+  target: Pick<Target, 'mail'>,
+): MailSettings | undefined {
   if (!target.mail) return settings.mail;
   return { ...settings.mail, ...target.mail };
 }
 
 /** The EHLO/HELO name for a target: its own, else the settings'. */
-export function helloNameFor(settings: Settings, target: Pick<Target, 'helloName'>): string | undefined {
+export function helloNameFor(
+  settings: Settings,
+  target: Pick<Target, 'helloName'>,
+): string | undefined {
   return target.helloName ?? settings.helloName;
 }
 
@@ -374,7 +510,13 @@ export function parseConfigDocument(input: unknown, where: string): ConfigDocume
   for (const key of Object.keys(doc)) {
     if (key === 'settings' || key === 'targets') continue;
     const meant = didYouMean(key, ['settings', 'targets']);
-    errors.push(new ConfigError(where, key, meant ? `is not a known field: did you mean "${meant}"?` : 'is not a known field'));
+    errors.push(
+      new ConfigError(
+        where,
+        key,
+        meant ? `is not a known field: did you mean "${meant}"?` : 'is not a known field',
+      ),
+    );
   }
   let settings: Settings | undefined;
   const parsedSettings = v.safeParse(settingsSchema, doc.settings ?? {});
@@ -382,7 +524,15 @@ export function parseConfigDocument(input: unknown, where: string): ConfigDocume
   else errors.push(...issueErrors(parsedSettings.issues, where, 'settings', settingsSchema));
   const targets: Target[] = [];
   if (!Array.isArray(doc.targets)) {
-    errors.push(new ConfigError(where, 'targets', doc.targets === undefined ? 'is required: an array of targets' : 'must be an array of targets'));
+    errors.push(
+      new ConfigError(
+        where,
+        'targets',
+        doc.targets === undefined
+          ? 'is required: an array of targets'
+          : 'must be an array of targets',
+      ),
+    );
   } else {
     const seen = new Map<string, number>();
     doc.targets.forEach((t, i) => {
@@ -394,7 +544,13 @@ export function parseConfigDocument(input: unknown, where: string): ConfigDocume
       const target = checked.target;
       const earlier = seen.get(target.name);
       if (earlier !== undefined) {
-        errors.push(new ConfigError(where, `targets[${i}].name`, `"${target.name}" is already the name of targets[${earlier}]; names must be unique`));
+        errors.push(
+          new ConfigError(
+            where,
+            `targets[${i}].name`,
+            `"${target.name}" is already the name of targets[${earlier}]; names must be unique`,
+          ),
+        );
         return;
       }
       seen.set(target.name, i);
@@ -415,7 +571,14 @@ export function parseJsonText(text: string, where: string): unknown {
     return JSON.parse(body);
   } catch {
     const problem = jsonSyntaxProblem(body);
-    if (body.trim() === '') throw new ConfigError(where, '', 'is empty: it must hold a JSON object');
-    throw new ConfigError(where, '', problem ? `is not valid JSON: line ${problem.line}, column ${problem.column}: ${problem.problem}` : 'is not valid JSON');
+    if (body.trim() === '')
+      throw new ConfigError(where, '', 'is empty: it must hold a JSON object');
+    throw new ConfigError(
+      where,
+      '',
+      problem
+        ? `is not valid JSON: line ${problem.line}, column ${problem.column}: ${problem.problem}`
+        : 'is not valid JSON',
+    );
   }
 }

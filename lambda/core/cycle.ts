@@ -20,9 +20,15 @@ export function isDueInCycle(cycle: number, interval: number): boolean {
 export type DueDecision = { due: true } | { due: false; reason: string };
 
 /** Decide for one target. `force` signals whatever the count says (but never a disabled or paused one). */
-export function dueDecision(target: Target, settings: Settings, cycle: number, force: boolean): DueDecision {
+export function dueDecision(
+  target: Target,
+  settings: Settings,
+  cycle: number,
+  force: boolean,
+): DueDecision {
   // settings.enabled false pauses every target at once (one SSM parameter or one line to flip back).
-  if (settings.enabled === false) return { due: false, reason: 'paused: settings.enabled is false' };
+  if (settings.enabled === false)
+    return { due: false, reason: 'paused: settings.enabled is false' };
   if (!target.enabled) return { due: false, reason: 'disabled' };
   if (force) return { due: true };
   const interval = intervalOf(target, settings);

@@ -14,7 +14,12 @@ export class DequeueError extends Error {
   constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.kind = kind;
-    this.name = kind === 'config' ? 'ConfigError' : kind === 'permanent' ? 'PermanentError' : 'TemporaryError';
+    this.name =
+      kind === 'config'
+        ? 'ConfigError'
+        : kind === 'permanent'
+          ? 'PermanentError'
+          : 'TemporaryError';
   }
 }
 
@@ -76,7 +81,10 @@ export class RefusalError extends DequeueError {
     peer: string,
   ) {
     // RFC 5321 4.2.1: 4yz is transient, 5yz permanent.
-    super(code >= 400 && code < 500 ? 'temporary' : 'permanent', `${command} refused by ${peer}: ${code} ${text}`);
+    super(
+      code >= 400 && code < 500 ? 'temporary' : 'permanent',
+      `${command} refused by ${peer}: ${code} ${text}`,
+    );
     this.name = 'RefusalError';
   }
 }

@@ -50,9 +50,20 @@ export interface WorkOrder {
 }
 
 /** The order for `target` in this cycle. */
-export function workOrderFor(target: Target, run: { slot?: string; cycle: number; claim: boolean; settings: Settings; now: number }): WorkOrder {
+export function workOrderFor(
+  target: Target,
+  run: { slot?: string; cycle: number; claim: boolean; settings: Settings; now: number },
+): WorkOrder {
   const expireAfter = run.settings.fanOut?.expireAfterSeconds ?? DEFAULT_EXPIRE_AFTER_SECONDS;
-  return { slot: run.slot, cycle: run.cycle, claim: run.claim, settings: run.settings, target, queuedAt: run.now, expiresAt: run.now + expireAfter * 1000 };
+  return {
+    slot: run.slot,
+    cycle: run.cycle,
+    claim: run.claim,
+    settings: run.settings,
+    target,
+    queuedAt: run.now,
+    expiresAt: run.now + expireAfter * 1000,
+  };
 }
 
 /** The target in the configuration document's own shape, so the worker validates it the same way. */
@@ -74,9 +85,15 @@ export function encodeWorkOrder(order: WorkOrder): string {
   });
 }
 
-const isoTime = v.pipe(v.string(), v.check((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time'));
+const isoTime = v.pipe(
+  v.string(),
+  v.check((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time'),
+);
 const envelopeSchema = v.strictObject({
-  v: v.literal(WORK_ORDER_VERSION, `must be ${WORK_ORDER_VERSION} (this worker's work order version)`),
+  v: v.literal(
+    WORK_ORDER_VERSION,
+    `must be ${WORK_ORDER_VERSION} (this worker's work order version)`,
+  ),
   slot: v.optional(v.pipe(v.string(), v.maxLength(2048))),
   cycle: v.pipe(v.number(), v.integer(), v.minValue(0)),
   claim: v.boolean(),

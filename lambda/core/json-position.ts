@@ -32,7 +32,10 @@ export function jsonSyntaxProblem(text: string): JsonSyntaxProblem | null {
   const space = () => {
     while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
   };
-  const describe = (expected: string) => (i >= text.length ? `the text ends where ${expected} was expected` : `${expected} was expected here`);
+  const describe = (expected: string) =>
+    i >= text.length
+      ? `the text ends where ${expected} was expected`
+      : `${expected} was expected here`;
 
   const string = () => {
     const start = i++;
@@ -43,11 +46,15 @@ export function jsonSyntaxProblem(text: string): JsonSyntaxProblem | null {
         i++;
         return;
       }
-      if (c < 0x20) fail('a line break or control character inside a string (strings stay on one line; write \\n)');
+      if (c < 0x20)
+        fail(
+          'a line break or control character inside a string (strings stay on one line; write \\n)',
+        );
       if (c === 0x5c) {
         const e = text[i + 1];
         if (e === 'u') {
-          if (!/^[0-9A-Fa-f]{4}$/.test(text.slice(i + 2, i + 6))) fail('a \\u escape needs four hexadecimal digits');
+          if (!/^[0-9A-Fa-f]{4}$/.test(text.slice(i + 2, i + 6)))
+            fail('a \\u escape needs four hexadecimal digits');
           i += 6;
         } else if (e !== undefined && '"\\/bfnrt'.includes(e)) {
           i += 2;
@@ -79,7 +86,12 @@ export function jsonSyntaxProblem(text: string): JsonSyntaxProblem | null {
       }
       for (;;) {
         space();
-        if (text[i] !== '"') fail(text[i] === '}' ? 'a comma before } (a trailing comma is not allowed)' : describe('a field name in double quotes'));
+        if (text[i] !== '"')
+          fail(
+            text[i] === '}'
+              ? 'a comma before } (a trailing comma is not allowed)'
+              : describe('a field name in double quotes'),
+          );
         string();
         space();
         if (text[i] !== ':') fail(describe('":" after the field name'));

@@ -17,7 +17,8 @@ export class MemoryBudget {
   private readonly freed = new Set<() => void>();
 
   constructor(readonly limitBytes: number) {
-    if (!Number.isSafeInteger(limitBytes) || limitBytes <= 0) throw new RangeError(`a memory budget must be a positive number of bytes, not ${limitBytes}`);
+    if (!Number.isSafeInteger(limitBytes) || limitBytes <= 0)
+      throw new RangeError(`a memory budget must be a positive number of bytes, not ${limitBytes}`);
   }
 
   get usedBytes(): number {

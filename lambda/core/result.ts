@@ -1,5 +1,11 @@
 /** The result of one target (docs/outcomes.md). */
-export type Outcome = 'signalled' | 'no-mail' | 'skipped' | 'temporary-failure' | 'permanent-failure' | 'config-error';
+export type Outcome =
+  | 'signalled'
+  | 'no-mail'
+  | 'skipped'
+  | 'temporary-failure'
+  | 'permanent-failure'
+  | 'config-error';
 
 export interface ReplyRecord {
   /** The command as sent, credentials never included (AUTH shows only its mechanism). */
@@ -52,10 +58,15 @@ const SEVERITY: Record<Outcome, number> = {
 
 /** docs/outcomes.md: a failure if any failed, else `signalled` if any was accepted, else `no-mail`. */
 export function worstOutcome(outcomes: readonly Outcome[]): Outcome {
-  return outcomes.reduce<Outcome>((worst, o) => (SEVERITY[o] > SEVERITY[worst] ? o : worst), 'no-mail');
+  return outcomes.reduce<Outcome>(
+    (worst, o) => (SEVERITY[o] > SEVERITY[worst] ? o : worst),
+    'no-mail',
+  );
 }
 
 /** Exit status of the CLI (README): 0 when every target ended well, 1 otherwise. */
 export function isFailure(outcome: Outcome): boolean {
-  return outcome === 'temporary-failure' || outcome === 'permanent-failure' || outcome === 'config-error';
+  return (
+    outcome === 'temporary-failure' || outcome === 'permanent-failure' || outcome === 'config-error'
+  );
 }

@@ -55,11 +55,18 @@ const defaultResolve = async (host: string): Promise<void> => {
   await lookup(host);
 };
 
-export async function runCycle(config: LoadedConfig, request: CycleRequest, deps: CycleDeps): Promise<CycleResult> {
+export async function runCycle(
+  config: LoadedConfig,
+  request: CycleRequest,
+  deps: CycleDeps,
+): Promise<CycleResult> {
   const wanted = request.targets ? new Set(request.targets) : null;
   const selected = config.targets.filter((t) => !wanted || wanted.has(t.name));
   const invalid = config.invalid.filter((t) => !wanted || wanted.has(t.name));
-  const known = new Set([...config.targets.map((t) => t.name), ...config.invalid.map((t) => t.name)]);
+  const known = new Set([
+    ...config.targets.map((t) => t.name),
+    ...config.invalid.map((t) => t.name),
+  ]);
   const unknown = [...(wanted ?? [])].filter((name) => !known.has(name));
 
   if (known.size === 0 && unknown.length === 0) {
@@ -94,8 +101,20 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
   };
   /** Invalid and not-due targets: their statuses are written beside the work. */
   const recordable: TargetResult[] = [];
-  const fixed = (target: string, outcome: TargetResult['outcome'], error: string | null, reason?: string): TargetResult => ({
-    target, outcome, cycle, durationMs: 0, replies: [], messages: 0, error, ...(reason ? { reason } : {}),
+  const fixed = (
+    target: string,
+    outcome: TargetResult['outcome'],
+    error: string | null,
+    reason?: string,
+  ): TargetResult => ({
+    target,
+    outcome,
+    cycle,
+    durationMs: 0,
+    replies: [],
+    messages: 0,
+    error,
+    ...(reason ? { reason } : {}),
   });
 
   for (const bad of invalid) {
@@ -103,7 +122,8 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
     finish(result);
     recordable.push(result);
   }
-  for (const name of unknown) finish(fixed(name, 'config-error', `no target named "${name}" in the configuration`));
+  for (const name of unknown)
+    finish(fixed(name, 'config-error', `no target named "${name}" in the configuration`));
 
   const work: Target[] = [];
   for (const target of selected) {
@@ -112,8 +132,8 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
       const result = fixed(target.name, 'skipped', null, decision.reason);
       finish(result);
       recordable.push(result);
-    }
-    else if (!counted && !deps.counter.claim) finish(fixed(target.name, 'skipped', null, `cycle ${cycle} was already run for this slot`));
+    } else if (!counted && !deps.counter.claim)
+      finish(fixed(target.name, 'skipped', null, `cycle ${cycle} was already run for this slot`));
     else work.push(target);
   }
 
@@ -124,24 +144,46 @@ export async function runCycle(config: LoadedConfig, request: CycleRequest, deps
     // Handed to the workers: their results and statuses come from them (docs/fan-out.md). An
     // order that could not be queued is reported here; nothing was sent for it and the next
     // cycle is the retry.
-    const orderRun = { slot: request.slot, cycle, claim: deps.counter.claim !== undefined, settings: config.settings, now: now() };
+    const orderRun = {
+      slot: request.slot,
+      cycle,
+      claim: deps.counter.claim !== undefined,
+      settings: config.settings,
+      now: now(),
+    };
     const [refused] = await Promise.all([
-      deps.workQueue.send(turnOrder(work, cycle).map((target) => workOrderFor(target, orderRun)), request.signal),
+      deps.workQueue.send(
+        turnOrder(work, cycle).map((target) => workOrderFor(target, orderRun)),
+        request.signal,
+      ),
       pool(recordable, config.settings.concurrency, record),
     ]);
     const notQueued = new Set<string>();
     const notQueuedResults: TargetResult[] = [];
     for (const { target, error } of refused) {
       notQueued.add(target);
-      const result = { ...fixed(target, outcomeOfError(error), `not handed to a worker: ${error.message}`), reason: 'could not be queued for a worker; tried again next cycle' };
+      const result = {
+        ...fixed(target, outcomeOfError(error), `not handed to a worker: ${error.message}`),
+        reason: 'could not be queued for a worker; tried again next cycle',
+      };
       finish(result);
       notQueuedResults.push(result);
     }
     await pool(notQueuedResults, config.settings.concurrency, record);
-    return { cycle, results: inOrder(), queued: work.map((t) => t.name).filter((name) => !notQueued.has(name)) };
+    return {
+      cycle,
+      results: inOrder(),
+      queued: work.map((t) => t.name).filter((name) => !notQueued.has(name)),
+    };
   }
 
-  const run = { cycle, settings: config.settings, dryRun: request.dryRun, deadline: request.deadline, signal: request.signal };
+  const run = {
+    cycle,
+    settings: config.settings,
+    dryRun: request.dryRun,
+    deadline: request.deadline,
+    signal: request.signal,
+  };
   // A worked target ends `skipped` only when another delivery of the slot claimed it first: that
   // delivery records it. The statuses of the others go out as each finishes.
   const recording: Promise<void>[] = [];
@@ -180,42 +222,98 @@ export async function workTargets(
   const now = deps.now ?? Date.now;
   const { cycle, deadline, signal } = run;
   // Every SDK call the targets make (claims, secrets) ends at the run's deadline with the signal.
-  const credentials = signal ? { get: (secretId: string) => deps.credentials.get(secretId, signal) } : deps.credentials;
+  const credentials = signal
+    ? { get: (secretId: string) => deps.credentials.get(secretId, signal) }
+    : deps.credentials;
   const claim = deps.counter.claim?.bind(deps.counter);
   const signalDeps = { ...deps, credentials, helloName: deps.helloName ?? run.settings.helloName };
 
   const one = async (target: Target): Promise<{ result: TargetResult; untried: boolean }> => {
     const started = now();
     const timed = (r: Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>): TargetResult => ({
-      target: target.name, cycle, durationMs: now() - started, ...r,
+      target: target.name,
+      cycle,
+      durationMs: now() - started,
+      ...r,
     });
     let claimed = false;
     try {
-      if (target.commands.some((c) => verbOf(c) === 'ATRN') && target.protocol === 'smtp' && !deps.receiver) {
-        throw new ConfigError(target.name, 'command', 'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)');
+      if (
+        target.commands.some((c) => verbOf(c) === 'ATRN') &&
+        target.protocol === 'smtp' &&
+        !deps.receiver
+      ) {
+        throw new ConfigError(
+          target.name,
+          'command',
+          'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)',
+        );
       }
-      if (run.dryRun) return { result: timed({ ...(await rehearse(target, signalDeps)), replies: [], messages: 0, error: null }), untried: false };
-      const budget = (target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS);
+      if (run.dryRun)
+        return {
+          result: timed({
+            ...(await rehearse(target, signalDeps)),
+            replies: [],
+            messages: 0,
+            error: null,
+          }),
+          untried: false,
+        };
+      const budget = target.timeoutSeconds
+        ? target.timeoutSeconds * 1000
+        : DEFAULT_REPLY_TIMEOUT_MS;
       if (deadline !== undefined && now() + Math.min(budget, DEFAULT_REPLY_TIMEOUT_MS) > deadline) {
         return {
           result: timed({
-            outcome: 'temporary-failure', replies: [], messages: 0,
-            error: 'not started: too little time left before the run\'s deadline; it is tried again next cycle',
+            outcome: 'temporary-failure',
+            replies: [],
+            messages: 0,
+            error:
+              "not started: too little time left before the run's deadline; it is tried again next cycle",
             reason: NOT_REACHED,
           }),
           untried: true,
         };
       }
       if (claim && !(await claim(cycle, target.name, signal))) {
-        return { result: timed({ outcome: 'skipped', replies: [], messages: 0, error: null, reason: `already signalled in cycle ${cycle}` }), untried: false };
+        return {
+          result: timed({
+            outcome: 'skipped',
+            replies: [],
+            messages: 0,
+            error: null,
+            reason: `already signalled in cycle ${cycle}`,
+          }),
+          untried: false,
+        };
       }
       claimed = true;
       // An MSP signals for many customers: a target's own helloName comes first.
-      const report = await releaseSignal(target, { deadline }, target.helloName ? { ...signalDeps, helloName: target.helloName } : signalDeps);
-      return { result: timed({ outcome: report.outcome, replies: report.replies, messages: report.messages, error: report.error?.message ?? null }), untried: false };
+      const report = await releaseSignal(
+        target,
+        { deadline },
+        target.helloName ? { ...signalDeps, helloName: target.helloName } : signalDeps,
+      );
+      return {
+        result: timed({
+          outcome: report.outcome,
+          replies: report.replies,
+          messages: report.messages,
+          error: report.error?.message ?? null,
+        }),
+        untried: false,
+      };
     } catch (e) {
       const error = asDequeueError(e);
-      return { result: timed({ outcome: outcomeOfError(error), replies: [], messages: 0, error: error.message }), untried: !claimed && error.kind === 'temporary' };
+      return {
+        result: timed({
+          outcome: outcomeOfError(error),
+          replies: [],
+          messages: 0,
+          error: error.message,
+        }),
+        untried: !claimed && error.kind === 'temporary',
+      };
     }
   };
 
@@ -226,24 +324,41 @@ export async function workTargets(
 }
 
 /** The reason given to a target the run had no time left for (issue: starvation, docs/lambda.md). */
-export const NOT_REACHED = 'not reached before the run\'s deadline: the targets are worked in an order that turns every cycle, so it comes earlier in a later one';
+export const NOT_REACHED =
+  "not reached before the run's deadline: the targets are worked in an order that turns every cycle, so it comes earlier in a later one";
 
 /** --dry-run: everything short of connecting: credentials present and well-formed, host resolvable. */
-async function rehearse(target: Target, deps: Pick<CycleDeps, 'credentials' | 'resolveHost'>): Promise<Pick<TargetResult, 'outcome' | 'reason'>> {
+async function rehearse(
+  target: Target,
+  deps: Pick<CycleDeps, 'credentials' | 'resolveHost'>,
+): Promise<Pick<TargetResult, 'outcome' | 'reason'>> {
   if (target.auth) await deps.credentials.get(target.auth.secretId);
   try {
     await (deps.resolveHost ?? defaultResolve)(target.host);
   } catch (e) {
-    throw new DequeueError('temporary', `cannot resolve host ${target.host}: ${(e as Error).message}`, { cause: e });
+    throw new DequeueError(
+      'temporary',
+      `cannot resolve host ${target.host}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   const what = target.commands.length ? target.commands.join(' | ') : 'a bare connection';
   // The store was checked when the receiver was made (the CLI: --mail-dir writable).
-  const store = target.commands.some((c) => verbOf(c) === 'ATRN') ? ', and store the mail it pulls' : '';
-  return { outcome: 'skipped', reason: `dry run: would send ${what} to ${target.host}:${target.port}${store}` };
+  const store = target.commands.some((c) => verbOf(c) === 'ATRN')
+    ? ', and store the mail it pulls'
+    : '';
+  return {
+    outcome: 'skipped',
+    reason: `dry run: would send ${what} to ${target.host}:${target.port}${store}`,
+  };
 }
 
 /** Run `task` over `items`, at most `limit` at once. */
-async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) await task(items[next++]!);

@@ -41,8 +41,16 @@ export interface RecordedStatus extends TargetStatus {
 
 /** The fields `dequeue status --json` prints, in this order. */
 export const STATUS_FIELDS = [
-  'target', 'lastOutcome', 'lastAttemptAt', 'lastCycle', 'lastSuccessAt', 'lastSuccessCycle',
-  'consecutiveFailures', 'failingSince', 'lastError', 'messagesTotal',
+  'target',
+  'lastOutcome',
+  'lastAttemptAt',
+  'lastCycle',
+  'lastSuccessAt',
+  'lastSuccessCycle',
+  'consecutiveFailures',
+  'failingSince',
+  'lastError',
+  'messagesTotal',
 ] as const satisfies readonly (keyof TargetStatus)[];
 
 /** Errors are one line of a few hundred characters at most; a status item stays small. */
@@ -55,8 +63,17 @@ export function isSuccess(outcome: Outcome): boolean {
 /** A target no run has handled yet. */
 export function neverRun(target: string): RecordedStatus {
   return {
-    target, lastOutcome: null, lastAttemptAt: null, lastCycle: null, lastSuccessAt: null, lastSuccessCycle: null,
-    consecutiveFailures: 0, failingSince: null, lastError: null, messagesTotal: 0, lastReason: null,
+    target,
+    lastOutcome: null,
+    lastAttemptAt: null,
+    lastCycle: null,
+    lastSuccessAt: null,
+    lastSuccessCycle: null,
+    consecutiveFailures: 0,
+    failingSince: null,
+    lastError: null,
+    messagesTotal: 0,
+    lastReason: null,
   };
 }
 
@@ -72,12 +89,18 @@ export function boundedText(text: string, max = MAX_STATUS_ERROR_LENGTH): string
  */
 export function errorOf(result: TargetResult): string {
   const refused = [...result.replies].reverse().find((r) => r.code !== null && r.code >= 400);
-  const text = result.error ?? (refused ? `${refused.command}: ${refused.code} ${refused.text}` : result.outcome);
+  const text =
+    result.error ??
+    (refused ? `${refused.command}: ${refused.code} ${refused.text}` : result.outcome);
   return boundedText(text);
 }
 
 /** The status after `result`, recorded at `at` (epoch ms). */
-export function nextStatus(previous: RecordedStatus | undefined, result: TargetResult, at: number): RecordedStatus {
+export function nextStatus(
+  previous: RecordedStatus | undefined,
+  result: TargetResult,
+  at: number,
+): RecordedStatus {
   const before = previous ?? neverRun(result.target);
   const when = new Date(at).toISOString();
   const common = {
@@ -89,7 +112,15 @@ export function nextStatus(previous: RecordedStatus | undefined, result: TargetR
     messagesTotal: before.messagesTotal + result.messages,
   };
   if (isSuccess(result.outcome)) {
-    return { ...common, lastSuccessAt: when, lastSuccessCycle: result.cycle, consecutiveFailures: 0, failingSince: null, lastError: null, lastReason: null };
+    return {
+      ...common,
+      lastSuccessAt: when,
+      lastSuccessCycle: result.cycle,
+      consecutiveFailures: 0,
+      failingSince: null,
+      lastError: null,
+      lastReason: null,
+    };
   }
   if (isFailure(result.outcome)) {
     return {

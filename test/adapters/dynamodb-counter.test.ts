@@ -15,18 +15,33 @@ import { DynamoDbCycleCounter } from '../../lambda/adapters/dynamodb-counter';
 import { DequeueError } from '../../lambda/core/errors';
 
 const ddb = mockClient(DynamoDBClient);
-const client = new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+const client = new DynamoDBClient({
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+});
 const NOW = Date.UTC(2026, 0, 1);
-const counter = (maxAttempts?: number) => new DynamoDbCycleCounter(client, { tableName: 'counter-table', now: () => NOW, sleep: async () => undefined, maxAttempts });
+const counter = (maxAttempts?: number) =>
+  new DynamoDbCycleCounter(client, {
+    tableName: 'counter-table',
+    now: () => NOW,
+    sleep: async () => undefined,
+    maxAttempts,
+  });
 
 const cancelled = (...codes: string[]) =>
-  new TransactionCanceledException({ $metadata: {}, message: 'Transaction cancelled', CancellationReasons: codes.map((Code): CancellationReason => ({ Code })) });
+  new TransactionCanceledException({
+    $metadata: {},
+    message: 'Transaction cancelled',
+    CancellationReasons: codes.map((Code): CancellationReason => ({ Code })),
+  });
 
 /** GetItem answers from a table held in a Map. */
 function table(items: Record<string, number>): void {
   ddb.on(GetItemCommand).callsFake((input: { Key: { pk: { S: string } } }) => {
     const cycle = items[input.Key.pk.S];
-    return { Item: cycle === undefined ? undefined : { pk: input.Key.pk, cycle: { N: String(cycle) } } };
+    return {
+      Item: cycle === undefined ? undefined : { pk: input.Key.pk, cycle: { N: String(cycle) } },
+    };
   });
 }
 
@@ -36,14 +51,18 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
   it('counts a new slot in one transaction: slot item if absent, counter from N to N+1', async () => {
     table({ counter: 6 });
     ddb.on(TransactWriteItemsCommand).resolves({});
-    expect(await counter().count('arn:sched#2026-01-01T00:00:00Z')).toEqual({ cycle: 7, counted: true });
+    expect(await counter().count('arn:sched#2026-01-01T00:00:00Z')).toEqual({
+      cycle: 7,
+      counted: true,
+    });
 
     const reads = ddb.commandCalls(GetItemCommand).map((c) => c.args[0].input);
     expect(reads.map((r) => [r.Key!.pk!.S, r.ConsistentRead])).toEqual([
       ['slot#arn:sched#2026-01-01T00:00:00Z', true],
       ['counter', true],
     ]);
-    const [put, update] = ddb.commandCalls(TransactWriteItemsCommand)[0]!.args[0].input.TransactItems!;
+    const [put, update] =
+      ddb.commandCalls(TransactWriteItemsCommand)[0]!.args[0].input.TransactItems!;
     expect(put!.Put).toEqual({
       TableName: 'counter-table',
       Item: {
@@ -66,7 +85,8 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
     table({});
     ddb.on(TransactWriteItemsCommand).resolves({});
     expect(await counter().count('s')).toEqual({ cycle: 1, counted: true });
-    const update = ddb.commandCalls(TransactWriteItemsCommand)[0]!.args[0].input.TransactItems![1]!.Update!;
+    const update =
+      ddb.commandCalls(TransactWriteItemsCommand)[0]!.args[0].input.TransactItems![1]!.Update!;
     expect(update.ConditionExpression).toBe('attribute_not_exists(#cycle) OR #cycle = :current');
   });
 
@@ -76,7 +96,7 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
     expect(ddb.commandCalls(TransactWriteItemsCommand)).toHaveLength(0);
   });
 
-  it('losing the race for the same slot reads the winner\'s cycle back', async () => {
+  it("losing the race for the same slot reads the winner's cycle back", async () => {
     const items: Record<string, number> = { counter: 2 };
     table(items);
     ddb.on(TransactWriteItemsCommand).callsFake(() => {
@@ -102,7 +122,9 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
       })
       .resolves({});
     expect(await counter().count('s')).toEqual({ cycle: 4, counted: true });
-    const transactions = ddb.commandCalls(TransactWriteItemsCommand).map((c) => c.args[0].input.TransactItems![1]!.Update!.ExpressionAttributeValues);
+    const transactions = ddb
+      .commandCalls(TransactWriteItemsCommand)
+      .map((c) => c.args[0].input.TransactItems![1]!.Update!.ExpressionAttributeValues);
     expect(transactions).toEqual([
       { ':next': { N: '3' }, ':current': { N: '2' } },
       { ':next': { N: '4' }, ':current': { N: '3' } },
@@ -113,20 +135,35 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
   it('gives up after a bounded number of rounds with a temporary error', async () => {
     table({ counter: 1 });
     ddb.on(TransactWriteItemsCommand).rejects(cancelled('None', 'ConditionalCheckFailed'));
-    const e = await counter(3).count('s').catch((err: unknown) => err);
+    const e = await counter(3)
+      .count('s')
+      .catch((err: unknown) => err);
     expect(e).toBeInstanceOf(DequeueError);
     expect((e as DequeueError).kind).toBe('temporary');
-    expect((e as Error).message).toBe('cycle counter in counter-table: slot s could not be counted in 3 attempts (the counter kept moving)');
+    expect((e as Error).message).toBe(
+      'cycle counter in counter-table: slot s could not be counted in 3 attempts (the counter kept moving)',
+    );
     expect(ddb.commandCalls(TransactWriteItemsCommand)).toHaveLength(3);
   });
 
   it('reports a DynamoDB error with the table and operation', async () => {
-    ddb.on(GetItemCommand).rejects(
-      new DynamoDBServiceException({ name: 'ResourceNotFoundException', $fault: 'client', $metadata: { httpStatusCode: 400 }, message: 'Requested resource not found' }),
-    );
-    const e = (await counter().count('s').catch((err: unknown) => err)) as DequeueError;
+    ddb
+      .on(GetItemCommand)
+      .rejects(
+        new DynamoDBServiceException({
+          name: 'ResourceNotFoundException',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+          message: 'Requested resource not found',
+        }),
+      );
+    const e = (await counter()
+      .count('s')
+      .catch((err: unknown) => err)) as DequeueError;
     expect(e.kind).toBe('config');
-    expect(e.message).toBe('cycle counter: DynamoDB GetItem on counter-table failed: ResourceNotFoundException: Requested resource not found');
+    expect(e.message).toBe(
+      'cycle counter: DynamoDB GetItem on counter-table failed: ResourceNotFoundException: Requested resource not found',
+    );
   });
 });
 
@@ -134,7 +171,11 @@ describe('DynamoDbCycleCounter: unscheduled runs, peek, claims', () => {
   it('counts an unscheduled run with one atomic ADD', async () => {
     ddb.on(UpdateItemCommand).resolves({ Attributes: { cycle: { N: '12' } } });
     expect(await counter().count()).toEqual({ cycle: 12, counted: true });
-    expect(ddb.commandCalls(UpdateItemCommand)[0]!.args[0].input).toMatchObject({ Key: { pk: { S: 'counter' } }, UpdateExpression: 'ADD #cycle :one', ReturnValues: 'UPDATED_NEW' });
+    expect(ddb.commandCalls(UpdateItemCommand)[0]!.args[0].input).toMatchObject({
+      Key: { pk: { S: 'counter' } },
+      UpdateExpression: 'ADD #cycle :one',
+      ReturnValues: 'UPDATED_NEW',
+    });
   });
 
   it('peek reads the counter consistently; 0 before the first cycle', async () => {
@@ -145,13 +186,25 @@ describe('DynamoDbCycleCounter: unscheduled runs, peek, claims', () => {
   });
 
   it('claim is a conditional put with a TTL; the second claim of the same target and cycle loses', async () => {
-    ddb.on(PutItemCommand).resolvesOnce({}).rejects(new ConditionalCheckFailedException({ $metadata: {}, message: 'The conditional request failed' }));
+    ddb
+      .on(PutItemCommand)
+      .resolvesOnce({})
+      .rejects(
+        new ConditionalCheckFailedException({
+          $metadata: {},
+          message: 'The conditional request failed',
+        }),
+      );
     const c = counter();
     expect(await c.claim(7, 'isp-etrn')).toBe(true);
     expect(await c.claim(7, 'isp-etrn')).toBe(false);
     expect(ddb.commandCalls(PutItemCommand)[0]!.args[0].input).toEqual({
       TableName: 'counter-table',
-      Item: { pk: { S: 'claim#7#isp-etrn' }, claimedAt: { S: '2026-01-01T00:00:00.000Z' }, expiresAt: { N: String(NOW / 1000 + 7 * 86_400) } },
+      Item: {
+        pk: { S: 'claim#7#isp-etrn' },
+        claimedAt: { S: '2026-01-01T00:00:00.000Z' },
+        expiresAt: { N: String(NOW / 1000 + 7 * 86_400) },
+      },
       ConditionExpression: 'attribute_not_exists(pk)',
     });
   });

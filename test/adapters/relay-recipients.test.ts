@@ -10,7 +10,10 @@ import { parseSettings, type TlsMode } from '../../lambda/core/config';
 import { releaseSignal } from '../../lambda/core/signal/session';
 import { mailReceiverFor } from '../../lambda/mail-receiver';
 import { AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
-import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../peers/scripted-mail-server';
+import {
+  ScriptedMailServer,
+  type ScriptedMailServerOptions,
+} from '../../peers/scripted-mail-server';
 import { atrnTarget, credentials, heldMessage } from '../core/odmr/odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -18,35 +21,64 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function pull(queue: HeldMessage[], relayOptions: ScriptedMailServerOptions, tls: TlsMode = 'none') {
+async function pull(
+  queue: HeldMessage[],
+  relayOptions: ScriptedMailServerOptions,
+  tls: TlsMode = 'none',
+) {
   const relay = await new ScriptedMailServer(relayOptions).start();
   const provider = await new AtrnProvider({ queue }).start();
-  cleanups.push(() => relay.stop(), () => provider.stop());
-  const settings = parseSettings({ mail: { relay: { host: '127.0.0.1', port: relay.port, tls } } }, 'test');
-  const report = await releaseSignal(atrnTarget(provider.port), {}, { credentials, helloName: 'mx.customer.test', receiver: mailReceiverFor(undefined, settings)! });
+  cleanups.push(
+    () => relay.stop(),
+    () => provider.stop(),
+  );
+  const settings = parseSettings(
+    { mail: { relay: { host: '127.0.0.1', port: relay.port, tls } } },
+    'test',
+  );
+  const report = await releaseSignal(
+    atrnTarget(provider.port),
+    {},
+    { credentials, helloName: 'mx.customer.test', receiver: mailReceiverFor(undefined, settings)! },
+  );
   await provider.idle();
   return { relay, provider, report };
 }
 
-const three = (): HeldMessage => ({ ...heldMessage(0), to: ['ok@customer.test', 'busy@customer.test', 'gone@customer.test'] });
+const three = (): HeldMessage => ({
+  ...heldMessage(0),
+  to: ['ok@customer.test', 'busy@customer.test', 'gone@customer.test'],
+});
 
 describe('relay: recipients one by one', () => {
   it('250, 451 and 550 from the relay reach the provider as such: the message goes to the first, waits for the second, bounces for the third', async () => {
     const { relay, provider, report } = await pull([three()], {
-      rcpt: (a) => (a.startsWith('busy') ? '451 4.2.1 mailbox busy' : a.startsWith('gone') ? '550 5.1.1 no such user' : '250 2.1.5 Ok'),
+      rcpt: (a) =>
+        a.startsWith('busy')
+          ? '451 4.2.1 mailbox busy'
+          : a.startsWith('gone')
+            ? '550 5.1.1 no such user'
+            : '250 2.1.5 Ok',
     });
     expect(relay.accepted.map((m) => m.rcptTo)).toEqual([['ok@customer.test']]);
-    expect(provider.customerReplies).toEqual(expect.arrayContaining(['451 4.2.1 mailbox busy', '550 5.1.1 no such user']));
+    expect(provider.customerReplies).toEqual(
+      expect.arrayContaining(['451 4.2.1 mailbox busy', '550 5.1.1 no such user']),
+    );
     // The provider still holds the message for the busy recipient only.
     expect(provider.acknowledged).toHaveLength(1);
     expect(provider.waiting).toEqual([0]);
     expect(report).toMatchObject({ outcome: 'permanent-failure', messages: 1 });
     expect(report.error?.message).toMatch(/<gone@customer\.test>: 550 5\.1\.1 no such user/);
-    expect(report.error?.message).toMatch(/put off by the destination.*<busy@customer\.test>: 451 4\.2\.1 mailbox busy/);
+    expect(report.error?.message).toMatch(
+      /put off by the destination.*<busy@customer\.test>: 451 4\.2\.1 mailbox busy/,
+    );
   });
 
   it('a message declared 8-bit is not sent to a relay without 8BITMIME: 451, the provider keeps it, the result says why', async () => {
-    const { relay, provider, report } = await pull([{ ...heldMessage(0), body: '8BITMIME' }, heldMessage(1)], { extensions: ['PIPELINING'] });
+    const { relay, provider, report } = await pull(
+      [{ ...heldMessage(0), body: '8BITMIME' }, heldMessage(1)],
+      { extensions: ['PIPELINING'] },
+    );
     expect(relay.accepted).toEqual([]);
     expect(relay.lines.filter((l) => l.startsWith('MAIL'))).toEqual([]);
     expect(provider.waiting).toContain(0);
@@ -55,7 +87,9 @@ describe('relay: recipients one by one', () => {
   });
 
   it('a 4xx to EHLO is a refusal for now, not a reason to say HELO: 451, the provider keeps the message', async () => {
-    const { relay, provider, report } = await pull([heldMessage(0)], { replies: { EHLO: '421 4.3.2 too busy' } });
+    const { relay, provider, report } = await pull([heldMessage(0)], {
+      replies: { EHLO: '421 4.3.2 too busy' },
+    });
     expect(relay.lines.some((l) => l.startsWith('HELO'))).toBe(false);
     expect(provider.waiting).toEqual([0]);
     expect(report.outcome).toBe('temporary-failure');
@@ -63,7 +97,10 @@ describe('relay: recipients one by one', () => {
   });
 
   it('STARTTLS refused: "opportunistic" goes on unencrypted and delivers; "required" does not send the message', async () => {
-    const refusing = { extensions: ['PIPELINING', '8BITMIME', 'STARTTLS'], replies: { STARTTLS: '454 4.7.0 TLS not available' } };
+    const refusing = {
+      extensions: ['PIPELINING', '8BITMIME', 'STARTTLS'],
+      replies: { STARTTLS: '454 4.7.0 TLS not available' },
+    };
     const open = await pull([heldMessage(0)], refusing, 'opportunistic');
     expect(open.report).toMatchObject({ outcome: 'signalled', messages: 1 });
     expect(open.relay.accepted).toHaveLength(1);

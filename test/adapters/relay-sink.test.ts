@@ -10,7 +10,13 @@ import { createRelaySink } from '../../lambda/adapters/relay-sink';
 import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
 import { AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
-import { atrnTarget, credentials, heldMessage, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
+import {
+  atrnTarget,
+  credentials,
+  heldMessage,
+  readMailDir,
+  tempDir,
+} from '../core/odmr/odmr-fixtures';
 import { watchLeftovers } from '../support/no-leftovers';
 
 interface Relayed {
@@ -24,7 +30,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function customerMx(opts: { refuseRcpt?: (to: string) => Error | null; finalReply?: () => Error | null } = {}) {
+async function customerMx(
+  opts: { refuseRcpt?: (to: string) => Error | null; finalReply?: () => Error | null } = {},
+) {
   const received: Relayed[] = [];
   const cutShort: number[] = [];
   const server = new SMTPServer({
@@ -41,7 +49,12 @@ async function customerMx(opts: { refuseRcpt?: (to: string) => Error | null; fin
       stream.on('end', () => {
         const text = Buffer.concat(chunks);
         const refusal = opts.finalReply?.() ?? null;
-        if (!refusal) received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), text });
+        if (!refusal)
+          received.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            text,
+          });
         cb(refusal);
       });
       stream.on('error', () => cutShort.push(Buffer.concat(chunks).length));
@@ -53,7 +66,11 @@ async function customerMx(opts: { refuseRcpt?: (to: string) => Error | null; fin
   return { port, received, cutShort };
 }
 
-async function pullVia(sinkPort: number, providerOptions: AtrnProviderOptions, archiveDir?: string) {
+async function pullVia(
+  sinkPort: number,
+  providerOptions: AtrnProviderOptions,
+  archiveDir?: string,
+) {
   const provider = await new AtrnProvider(providerOptions).start();
   cleanups.push(() => provider.stop());
   const sink = createRelaySink({
@@ -61,7 +78,11 @@ async function pullVia(sinkPort: number, providerOptions: AtrnProviderOptions, a
     helloName: 'dequeue.customer.test',
     archive: archiveDir ? createMailDirSink(archiveDir) : undefined,
   });
-  const report = await releaseSignal(atrnTarget(provider.port), {}, { credentials, helloName: 'mx.customer.test', receiver: createMailReceiver(sink) });
+  const report = await releaseSignal(
+    atrnTarget(provider.port),
+    {},
+    { credentials, helloName: 'mx.customer.test', receiver: createMailReceiver(sink) },
+  );
   await provider.idle();
   return { provider, report };
 }
@@ -74,7 +95,7 @@ function withoutTrace(text: Buffer): Buffer {
 }
 
 describe('relay sink', () => {
-  it('forwards every message with its envelope, line ends made CRLF (no smuggling); the provider\'s 250 follows the relay\'s', async () => {
+  it("forwards every message with its envelope, line ends made CRLF (no smuggling); the provider's 250 follows the relay's", async () => {
     const mx = await customerMx();
     const queue = [heldMessage(0, 300_000), heldMessage(1), heldMessage(2)];
     const { provider, report } = await pullVia(mx.port, { queue });
@@ -90,9 +111,16 @@ describe('relay sink', () => {
     }
   });
 
-  it('a recipient the relay refuses for good (550) gets the relay\'s own 550; the message still goes to its other recipient', async () => {
-    const mx = await customerMx({ refuseRcpt: (to) => (to === 'user1@customer.test' ? Object.assign(new Error('No such user'), { responseCode: 550 }) : null) });
-    const { provider, report } = await pullVia(mx.port, { queue: [heldMessage(0), heldMessage(1), heldMessage(2)] });
+  it("a recipient the relay refuses for good (550) gets the relay's own 550; the message still goes to its other recipient", async () => {
+    const mx = await customerMx({
+      refuseRcpt: (to) =>
+        to === 'user1@customer.test'
+          ? Object.assign(new Error('No such user'), { responseCode: 550 })
+          : null,
+    });
+    const { provider, report } = await pullVia(mx.port, {
+      queue: [heldMessage(0), heldMessage(1), heldMessage(2)],
+    });
     expect(report.outcome).toBe('permanent-failure');
     expect(report.messages).toBe(3);
     expect(report.error?.message).toMatch(/<user1@customer\.test>.*550 No such user/);
@@ -107,10 +135,17 @@ describe('relay sink', () => {
 
   it('a relay that answers 451 to the final dot: 451 to the provider, which keeps it; the archive copy is withdrawn', async () => {
     let n = 0;
-    const mx = await customerMx({ finalReply: () => (++n === 2 ? Object.assign(new Error('Try later'), { responseCode: 451 }) : null) });
+    const mx = await customerMx({
+      finalReply: () =>
+        ++n === 2 ? Object.assign(new Error('Try later'), { responseCode: 451 }) : null,
+    });
     const dir = await tempDir('dequeue-relay-');
     cleanups.push(dir.remove);
-    const { provider, report } = await pullVia(mx.port, { queue: [heldMessage(0), heldMessage(1), heldMessage(2)] }, dir.path);
+    const { provider, report } = await pullVia(
+      mx.port,
+      { queue: [heldMessage(0), heldMessage(1), heldMessage(2)] },
+      dir.path,
+    );
     expect(report.outcome).toBe('temporary-failure');
     expect(report.messages).toBe(1);
     expect(provider.waiting.sort()).toEqual([1, 2]);
@@ -122,7 +157,10 @@ describe('relay sink', () => {
   it('a provider cut in the middle of DATA cuts the relayed copy too: the relay delivers nothing of it, and no timer of it is left', async () => {
     const mx = await customerMx();
     const leftovers = watchLeftovers();
-    const { provider, report } = await pullVia(mx.port, { queue: [heldMessage(0, 200_000)], faults: { cutInData: { message: 0, afterBytes: 150_000 } } });
+    const { provider, report } = await pullVia(mx.port, {
+      queue: [heldMessage(0, 200_000)],
+      faults: { cutInData: { message: 0, afterBytes: 150_000 } },
+    });
     expect(report.outcome).toBe('temporary-failure');
     expect(provider.waiting).toEqual([0]);
     // The cut connection's reply timers (up to 10 minutes for the final dot) went with it.
@@ -135,7 +173,11 @@ describe('relay sink', () => {
     const { provider, report } = await pullVia(1, { queue: [heldMessage(0)] });
     expect(report.outcome).toBe('temporary-failure');
     expect(report.error?.message).toMatch(/cannot connect to 127\.0\.0\.1:1/);
-    expect(provider.customerReplies.filter((r) => r.startsWith('451 4.4.1 The destination cannot take mail now'))).toHaveLength(2);
+    expect(
+      provider.customerReplies.filter((r) =>
+        r.startsWith('451 4.4.1 The destination cannot take mail now'),
+      ),
+    ).toHaveLength(2);
     expect(provider.waiting).toEqual([0]);
   });
 });

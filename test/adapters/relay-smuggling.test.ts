@@ -11,7 +11,15 @@ import { releaseSignal } from '../../lambda/core/signal/session';
 import { mailReceiverFor } from '../../lambda/mail-receiver';
 import { AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
-import { atrnTarget, canonicalText, credentials, heldMessage, providerBytes, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
+import {
+  atrnTarget,
+  canonicalText,
+  credentials,
+  heldMessage,
+  providerBytes,
+  readMailDir,
+  tempDir,
+} from '../core/odmr/odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -33,9 +41,16 @@ const attack: HeldMessage = {
 async function pull(queue: HeldMessage[], relay: ScriptedMailServer, archive?: string) {
   const provider = await new AtrnProvider({ queue }).start();
   cleanups.push(() => provider.stop());
-  const settings = parseSettings({ mail: { relay: { host: '127.0.0.1', port: relay.port, tls: 'none' } } }, 'test');
+  const settings = parseSettings(
+    { mail: { relay: { host: '127.0.0.1', port: relay.port, tls: 'none' } } },
+    'test',
+  );
   const receiver = mailReceiverFor(archive ? createMailDirSink(archive) : undefined, settings)!;
-  const report = await releaseSignal(atrnTarget(provider.port), {}, { credentials, helloName: 'mx.customer.test', receiver });
+  const report = await releaseSignal(
+    atrnTarget(provider.port),
+    {},
+    { credentials, helloName: 'mx.customer.test', receiver },
+  );
   await provider.idle();
   return { provider, report };
 }
@@ -48,8 +63,12 @@ describe('relay: what we pass on is canonical', () => {
     expect(report).toMatchObject({ outcome: 'signalled', messages: 1 });
     expect(relay.accepted).toHaveLength(1);
     expect(relay.accepted[0]!.mailFrom).toBe('outsider@origin.test');
-    expect(relay.lines.filter((l) => l.startsWith('MAIL FROM'))).toEqual(['MAIL FROM:<outsider@origin.test>']);
-    expect(relay.accepted[0]!.text.toString('latin1')).toContain('harmless text\r\n.\r\nMAIL FROM:<ceo@customer.test>\r\n');
+    expect(relay.lines.filter((l) => l.startsWith('MAIL FROM'))).toEqual([
+      'MAIL FROM:<outsider@origin.test>',
+    ]);
+    expect(relay.accepted[0]!.text.toString('latin1')).toContain(
+      'harmless text\r\n.\r\nMAIL FROM:<ceo@customer.test>\r\n',
+    );
   });
 
   it('with a mail directory too: the stored copy is the text as received, the relayed copy that text in CRLF line ends, stuffed', async () => {
@@ -77,7 +96,11 @@ describe('relay: what we pass on is canonical', () => {
       expect(a.text.equals(canonicalText(stored[i]!.message))).toBe(true);
       expect(/\r(?!\n)|(?<!\r)\n/.test(a.wire.toString('latin1'))).toBe(false);
     }
-    expect(relay.accepted[0]!.wire.toString('latin1')).toContain('harmless text\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n');
-    expect(relay.accepted[0]!.wire.toString('latin1')).toContain('more\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n');
+    expect(relay.accepted[0]!.wire.toString('latin1')).toContain(
+      'harmless text\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n',
+    );
+    expect(relay.accepted[0]!.wire.toString('latin1')).toContain(
+      'more\r\n..\r\nMAIL FROM:<ceo@customer.test>\r\n',
+    );
   });
 });

@@ -2,7 +2,13 @@
  * The S3 sink against moto_server's real S3 API: what a reader of the bucket sees, whole
  * messages or nothing, for single PUTs and multipart uploads, and after aborts at every stage.
  */
-import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createS3MailSink, mailObjectKey } from '../../lambda/adapters/s3-mail-sink';
@@ -36,12 +42,28 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
   });
 
   const envelope = (id: string): MailEnvelope => ({
-    id, mailFrom: 'a@origin.test', rcptTo: ['b@customer.test'], receivedAt: '2024-05-06T07:08:09.000Z',
-    provider: 'provider.test:366', target: 'isp', heloName: 'provider.test', tls: true, traceBytes: 0,
+    id,
+    mailFrom: 'a@origin.test',
+    rcptTo: ['b@customer.test'],
+    receivedAt: '2024-05-06T07:08:09.000Z',
+    provider: 'provider.test:366',
+    target: 'isp',
+    heloName: 'provider.test',
+    tls: true,
+    traceBytes: 0,
   });
-  const keys = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!).sort();
-  const uploadsInProgress = async () => (await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
-  const get = async (Key: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key }))).Body!.transformToByteArray());
+  const keys = async () =>
+    ((await s3.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [])
+      .map((o) => o.Key!)
+      .sort();
+  const uploadsInProgress = async () =>
+    (await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
+  const get = async (Key: string) =>
+    Buffer.from(
+      await (
+        await s3.send(new GetObjectCommand({ Bucket: bucket, Key }))
+      ).Body!.transformToByteArray(),
+    );
 
   async function store(id: string, data: Buffer, piece = 64 * 1024) {
     const sink = createS3MailSink({ client: s3, bucket, partSize: 5 * MiB, queueSize: 2 });
@@ -53,11 +75,22 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
   it('stores a small message (one PUT) and its envelope under <prefix><target>/<yyyy>/<mm>/<dd>/<id>', async () => {
     const data = randomBytes(100_000);
     const { stored } = await store('m1', data);
-    expect(stored).toEqual({ id: 'm1', location: `s3://${bucket}/mail/isp/2024/05/06/m1.eml`, bytes: 100_000 });
+    expect(stored).toEqual({
+      id: 'm1',
+      location: `s3://${bucket}/mail/isp/2024/05/06/m1.eml`,
+      bytes: 100_000,
+    });
     expect(await keys()).toEqual(['mail/isp/2024/05/06/m1.eml', 'mail/isp/2024/05/06/m1.json']);
     expect((await get('mail/isp/2024/05/06/m1.eml')).equals(data)).toBe(true);
     const record = JSON.parse((await get('mail/isp/2024/05/06/m1.json')).toString('utf8'));
-    expect(record).toMatchObject({ version: 1, id: 'm1', mailFrom: 'a@origin.test', rcptTo: ['b@customer.test'], bytes: 100_000, message: 'mail/isp/2024/05/06/m1.eml' });
+    expect(record).toMatchObject({
+      version: 1,
+      id: 'm1',
+      mailFrom: 'a@origin.test',
+      rcptTo: ['b@customer.test'],
+      bytes: 100_000,
+      message: 'mail/isp/2024/05/06/m1.eml',
+    });
   });
 
   it('streams a large message as a multipart upload, byte-exact', async () => {
@@ -73,7 +106,8 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
     const draft = await sink.begin(envelope('cut'));
     const data = randomBytes(11 * MiB);
     for (let i = 0; i < data.length; i += MiB) await draft.write([data.subarray(i, i + MiB)]);
-    for (let wait = 0; wait < 50 && (await uploadsInProgress()).length === 0; wait++) await new Promise((r) => setTimeout(r, 100));
+    for (let wait = 0; wait < 50 && (await uploadsInProgress()).length === 0; wait++)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await uploadsInProgress(), 'the multipart upload had begun').toHaveLength(1);
     await draft.abort();
     expect(await keys()).toEqual([]);
@@ -108,7 +142,11 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
       const key = mailObjectKey('mail/', envelope('stuck'));
       await expect(draft.abort()).rejects.toMatchObject({
         kind: 'temporary',
-        message: expect.stringMatching(new RegExp(`could not be withdrawn: s3://${bucket}/${key}\\.eml \\(AccessDenied.*s3://${bucket}/${key}\\.json`)),
+        message: expect.stringMatching(
+          new RegExp(
+            `could not be withdrawn: s3://${bucket}/${key}\\.eml \\(AccessDenied.*s3://${bucket}/${key}\\.json`,
+          ),
+        ),
       });
       expect(deletes).toBe(6);
     } finally {
@@ -116,7 +154,7 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
     }
   });
 
-  it('under a run\'s memory budget a second message waits for the first one\'s upload buffers, then goes through (nothing refused)', async () => {
+  it("under a run's memory budget a second message waits for the first one's upload buffers, then goes through (nothing refused)", async () => {
     const memory = new MemoryBudget(11 * MiB);
     const sink = createS3MailSink({ client: s3, bucket, partSize: 5 * MiB, queueSize: 2, memory });
     const first = await sink.begin(envelope('first'));
@@ -134,10 +172,18 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
   });
 
   it('a missing bucket fails the message (temporary: the provider keeps it), leaving nothing', async () => {
-    const sink = createS3MailSink({ client: s3, bucket: 'no-such-bucket', partSize: 5 * MiB, queueSize: 1 });
+    const sink = createS3MailSink({
+      client: s3,
+      bucket: 'no-such-bucket',
+      partSize: 5 * MiB,
+      queueSize: 1,
+    });
     const draft = await sink.begin(envelope('x'));
     await draft.write([Buffer.from('Subject: x\r\n\r\nbody\r\n')]);
-    await expect(draft.commit()).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/no-such-bucket/) });
+    await expect(draft.commit()).rejects.toMatchObject({
+      kind: 'temporary',
+      message: expect.stringMatching(/no-such-bucket/),
+    });
     await draft.abort();
     expect(await keys()).toEqual([]);
   });
@@ -158,7 +204,10 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
       const sink = createS3MailSink({ client: refusing, bucket, partSize: 5 * MiB, queueSize: 2 });
       const draft = await sink.begin(envelope('no-envelope'));
       await draft.write([Buffer.from('Subject: x\r\n\r\nbody\r\n')]);
-      await expect(draft.commit()).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot write the envelope.*AccessDenied/) });
+      await expect(draft.commit()).rejects.toMatchObject({
+        kind: 'temporary',
+        message: expect.stringMatching(/cannot write the envelope.*AccessDenied/),
+      });
       await draft.abort();
       expect(await keys()).toEqual([]);
     } finally {
@@ -168,10 +217,17 @@ describeWithMotoServer('S3 mail sink against moto_server', () => {
 
   it('end to end: the provider delivers into the bucket; a cut mid-message leaves no object and no parts', async () => {
     const queue = [heldMessage(0), heldMessage(1, 7 * MiB), heldMessage(2, 7 * MiB)];
-    const provider = await new AtrnProvider({ queue, faults: { cutInData: { message: 2, afterBytes: 6 * MiB } } }).start();
+    const provider = await new AtrnProvider({
+      queue,
+      faults: { cutInData: { message: 2, afterBytes: 6 * MiB } },
+    }).start();
     try {
       const sink = createS3MailSink({ client: s3, bucket, partSize: 5 * MiB, queueSize: 2 });
-      const report = await releaseSignal(atrnTarget(provider.port), {}, { credentials, helloName: 'mx.customer.test', receiver: createMailReceiver(sink) });
+      const report = await releaseSignal(
+        atrnTarget(provider.port),
+        {},
+        { credentials, helloName: 'mx.customer.test', receiver: createMailReceiver(sink) },
+      );
       await provider.idle();
       expect(report).toMatchObject({ outcome: 'temporary-failure', messages: 2 });
       expect(provider.waiting).toEqual([2]);

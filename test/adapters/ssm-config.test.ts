@@ -1,62 +1,124 @@
-import { GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, SSMClient, SSMServiceException, type Parameter } from '@aws-sdk/client-ssm';
+import {
+  GetParameterCommand,
+  GetParametersByPathCommand,
+  ParameterNotFound,
+  SSMClient,
+  SSMServiceException,
+  type Parameter,
+} from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ConfigUnavailableError, secretIdWithin, SsmConfigSource } from '../../lambda/adapters/ssm-config';
+import {
+  ConfigUnavailableError,
+  secretIdWithin,
+  SsmConfigSource,
+} from '../../lambda/adapters/ssm-config';
 
 const ssm = mockClient(SSMClient);
-const client = new SSMClient({ region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+const client = new SSMClient({
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+});
 
 const param = (name: string, value: unknown, type = 'String'): Parameter => ({
   Name: name,
   Type: type as Parameter['Type'],
   Value: typeof value === 'string' ? value : JSON.stringify(value),
 });
-const target = (name: string, extra: Record<string, unknown> = {}) => ({ name, host: 'relay.example', command: 'ETRN example.com', ...extra });
+const target = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  host: 'relay.example',
+  command: 'ETRN example.com',
+  ...extra,
+});
 
 function serveTargets(parameters: Parameter[], pageSize = 10): void {
-  const pages = Array.from({ length: Math.max(1, Math.ceil(parameters.length / pageSize)) }, (_, i) => parameters.slice(i * pageSize, (i + 1) * pageSize));
+  const pages = Array.from(
+    { length: Math.max(1, Math.ceil(parameters.length / pageSize)) },
+    (_, i) => parameters.slice(i * pageSize, (i + 1) * pageSize),
+  );
   ssm.on(GetParametersByPathCommand).callsFake((input: { NextToken?: string }) => {
     const index = input.NextToken ? Number(input.NextToken) : 0;
-    return { Parameters: pages[index], NextToken: index + 1 < pages.length ? String(index + 1) : undefined };
+    return {
+      Parameters: pages[index],
+      NextToken: index + 1 < pages.length ? String(index + 1) : undefined,
+    };
   });
 }
 
 const throttled = () =>
-  new SSMServiceException({ name: 'ThrottlingException', $fault: 'client', $metadata: { httpStatusCode: 400 }, message: 'Rate exceeded' });
+  new SSMServiceException({
+    name: 'ThrottlingException',
+    $fault: 'client',
+    $metadata: { httpStatusCode: 400 },
+    message: 'Rate exceeded',
+  });
 const denied = () =>
-  new SSMServiceException({ name: 'AccessDeniedException', $fault: 'client', $metadata: { httpStatusCode: 400 }, message: 'not authorized to perform ssm:GetParametersByPath' });
+  new SSMServiceException({
+    name: 'AccessDeniedException',
+    $fault: 'client',
+    $metadata: { httpStatusCode: 400 },
+    message: 'not authorized to perform ssm:GetParametersByPath',
+  });
 
 beforeEach(() => {
   ssm.reset();
-  ssm.on(GetParameterCommand).rejects(new ParameterNotFound({ $metadata: {}, message: 'not found' }));
+  ssm
+    .on(GetParameterCommand)
+    .rejects(new ParameterNotFound({ $metadata: {}, message: 'not found' }));
 });
 
 describe('SsmConfigSource', () => {
   it('pages through thousands of targets with Recursive and WithDecryption, 10 per call', async () => {
-    serveTargets(Array.from({ length: 2345 }, (_, i) => param(`/dequeue/targets/t${i}`, target(`t${i}`), i % 2 ? 'SecureString' : 'String')));
+    serveTargets(
+      Array.from({ length: 2345 }, (_, i) =>
+        param(`/dequeue/targets/t${i}`, target(`t${i}`), i % 2 ? 'SecureString' : 'String'),
+      ),
+    );
     const config = await new SsmConfigSource(client).load();
 
     expect(config.targets).toHaveLength(2345);
     expect(config.invalid).toEqual([]);
     const calls = ssm.commandCalls(GetParametersByPathCommand);
     expect(calls).toHaveLength(235);
-    expect(calls[0]!.args[0].input).toEqual({ Path: '/dequeue/targets', Recursive: true, WithDecryption: true, MaxResults: 10, NextToken: undefined });
+    expect(calls[0]!.args[0].input).toEqual({
+      Path: '/dequeue/targets',
+      Recursive: true,
+      WithDecryption: true,
+      MaxResults: 10,
+      NextToken: undefined,
+    });
     expect(calls[1]!.args[0].input.NextToken).toBe('1');
   });
 
   it('reads <prefix>/settings with decryption; a missing one means the defaults', async () => {
     serveTargets([param('/ops/dq/targets/a', target('a'))]);
     const config = await new SsmConfigSource(client, { prefix: '/ops/dq/' }).load();
-    expect(ssm.commandCalls(GetParameterCommand)[0]!.args[0].input).toEqual({ Name: '/ops/dq/settings', WithDecryption: true });
+    expect(ssm.commandCalls(GetParameterCommand)[0]!.args[0].input).toEqual({
+      Name: '/ops/dq/settings',
+      WithDecryption: true,
+    });
     expect(config.settings).toEqual({ everyNthCycle: 0, concurrency: 10 });
     expect(config.targets.map((t) => t.name)).toEqual(['a']);
   });
 
   it('uses the settings parameter when present', async () => {
-    ssm.on(GetParameterCommand).resolves({ Parameter: param('/dequeue/settings', { everyNthCycle: 3, helloName: 'mx.customer.example', concurrency: 4 }) });
+    ssm
+      .on(GetParameterCommand)
+      .resolves({
+        Parameter: param('/dequeue/settings', {
+          everyNthCycle: 3,
+          helloName: 'mx.customer.example',
+          concurrency: 4,
+        }),
+      });
     serveTargets([]);
     const config = await new SsmConfigSource(client).load();
-    expect(config.settings).toEqual({ everyNthCycle: 3, helloName: 'mx.customer.example', concurrency: 4 });
+    expect(config.settings).toEqual({
+      everyNthCycle: 3,
+      helloName: 'mx.customer.example',
+      concurrency: 4,
+    });
   });
 
   it('keeps each invalid target to itself, naming the parameter and the field', async () => {
@@ -74,16 +136,26 @@ describe('SsmConfigSource', () => {
     expect(errors['bad-json']).toMatch(/^\/dequeue\/targets\/bad-json: is not valid JSON/);
     expect(errors['bad-json']).not.toContain('secret-ish');
     expect(errors['bad-port']).toBe('/dequeue/targets/bad-port: port: must be at most 65535');
-    expect(errors.renamed).toBe(`/dequeue/targets/renamed: name: "other" differs from the parameter's last path segment "renamed"; they must be the same`);
-    expect(errors.typo).toBe('/dequeue/targets/typo: everyNthCyle: is not a known field: did you mean "everyNthCycle"?');
+    expect(errors.renamed).toBe(
+      `/dequeue/targets/renamed: name: "other" differs from the parameter's last path segment "renamed"; they must be the same`,
+    );
+    expect(errors.typo).toBe(
+      '/dequeue/targets/typo: everyNthCyle: is not a known field: did you mean "everyNthCycle"?',
+    );
   });
 
   it('reports every parameter of a duplicated name (sub-folders), each under its own key', async () => {
-    serveTargets([param('/dequeue/targets/b/dup', target('dup')), param('/dequeue/targets/a/dup', target('dup')), param('/dequeue/targets/solo', target('solo'))]);
+    serveTargets([
+      param('/dequeue/targets/b/dup', target('dup')),
+      param('/dequeue/targets/a/dup', target('dup')),
+      param('/dequeue/targets/solo', target('solo')),
+    ]);
     const config = await new SsmConfigSource(client).load();
     expect(config.targets.map((t) => t.name)).toEqual(['solo']);
     expect(config.invalid.map((t) => t.name)).toEqual(['dup', '/dequeue/targets/b/dup']);
-    expect(config.invalid[0]!.error.message).toContain('"dup" is the name of several parameters (/dequeue/targets/a/dup, /dequeue/targets/b/dup)');
+    expect(config.invalid[0]!.error.message).toContain(
+      '"dup" is the name of several parameters (/dequeue/targets/a/dup, /dequeue/targets/b/dup)',
+    );
   });
 
   it('refuses a secret outside the secret prefix before anything is sent', async () => {
@@ -99,13 +171,17 @@ describe('SsmConfigSource', () => {
   });
 
   it('fails the whole load on invalid settings, naming every listed target', async () => {
-    ssm.on(GetParameterCommand).resolves({ Parameter: param('/dequeue/settings', { concurrency: 0 }) });
+    ssm
+      .on(GetParameterCommand)
+      .resolves({ Parameter: param('/dequeue/settings', { concurrency: 0 }) });
     serveTargets([param('/dequeue/targets/a', target('a')), param('/dequeue/targets/b', '{')]);
     const error = await new SsmConfigSource(client).load().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigUnavailableError);
     expect((error as ConfigUnavailableError).kind).toBe('config');
     expect((error as ConfigUnavailableError).targets).toEqual(['b', 'a']);
-    expect((error as Error).message).toBe('/dequeue/settings: concurrency: must be at least 1; no target is signalled until the settings are fixed');
+    expect((error as Error).message).toBe(
+      '/dequeue/settings: concurrency: must be at least 1; no target is signalled until the settings are fixed',
+    );
   });
 
   it('turns throttling into a temporary error and access denied into a config error, naming the targets last seen', async () => {
@@ -117,7 +193,9 @@ describe('SsmConfigSource', () => {
     const slow = (await source.load().catch((e: unknown) => e)) as ConfigUnavailableError;
     expect(slow.kind).toBe('temporary');
     expect(slow.targets).toEqual(['a']);
-    expect(slow.message).toBe('SSM GetParametersByPath /dequeue/targets failed: ThrottlingException: Rate exceeded');
+    expect(slow.message).toBe(
+      'SSM GetParametersByPath /dequeue/targets failed: ThrottlingException: Rate exceeded',
+    );
 
     ssm.on(GetParametersByPathCommand).rejects(denied());
     const refused = (await source.load().catch((e: unknown) => e)) as ConfigUnavailableError;
@@ -127,13 +205,17 @@ describe('SsmConfigSource', () => {
 
   it('a cold instance that cannot list knows no target names', async () => {
     ssm.on(GetParametersByPathCommand).rejects(throttled());
-    const error = (await new SsmConfigSource(client).load().catch((e: unknown) => e)) as ConfigUnavailableError;
+    const error = (await new SsmConfigSource(client)
+      .load()
+      .catch((e: unknown) => e)) as ConfigUnavailableError;
     expect(error.targets).toEqual([]);
     expect(error.source).toBe('/dequeue/targets');
   });
 
   it('rejects a prefix that is not an SSM path', () => {
-    expect(() => new SsmConfigSource(client, { prefix: 'dequeue' })).toThrow('DEQUEUE_SSM_PREFIX: "dequeue" must be an SSM parameter path such as /dequeue');
+    expect(() => new SsmConfigSource(client, { prefix: 'dequeue' })).toThrow(
+      'DEQUEUE_SSM_PREFIX: "dequeue" must be an SSM parameter path such as /dequeue',
+    );
   });
 });
 
@@ -141,7 +223,17 @@ describe('secretIdWithin', () => {
   it('checks names and the name part of ARNs', () => {
     expect(secretIdWithin('dequeue/isp', 'dequeue/')).toBe(true);
     expect(secretIdWithin('dequeueX', 'dequeue/')).toBe(false);
-    expect(secretIdWithin('arn:aws:secretsmanager:eu-west-1:123456789012:secret:dequeue/isp-AbCdEf', 'dequeue/')).toBe(true);
-    expect(secretIdWithin('arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf', 'dequeue/')).toBe(false);
+    expect(
+      secretIdWithin(
+        'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dequeue/isp-AbCdEf',
+        'dequeue/',
+      ),
+    ).toBe(true);
+    expect(
+      secretIdWithin(
+        'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf',
+        'dequeue/',
+      ),
+    ).toBe(false);
   });
 });

@@ -26,7 +26,11 @@ beforeAll(async () => {
 async function dequeue(env: Record<string, string>, argv = ['--help'], prefix: string[] = []) {
   const [cmd, ...args] = [...prefix, process.execPath, bin, ...argv];
   try {
-    const { stdout, stderr } = await run(cmd!, args, { cwd: dir, env: { PATH: process.env.PATH!, ...env }, timeout: 60_000 });
+    const { stdout, stderr } = await run(cmd!, args, {
+      cwd: dir,
+      env: { PATH: process.env.PATH!, ...env },
+      timeout: 60_000,
+    });
     return { status: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -37,20 +41,35 @@ async function dequeue(env: Record<string, string>, argv = ['--help'], prefix: s
 describe('bin/dequeue.js with an unwritable cache', () => {
   it('falls back to the user cache ($XDG_CACHE_HOME/dequeue) and says nothing about it', async () => {
     const xdg = join(dir, 'xdg');
-    const r = await dequeue({ DEQUEUE_CACHE_DIR: join(blocked, 'cache'), XDG_CACHE_HOME: xdg, HOME: dir });
+    const r = await dequeue({
+      DEQUEUE_CACHE_DIR: join(blocked, 'cache'),
+      XDG_CACHE_HOME: xdg,
+      HOME: dir,
+    });
     expect(r).toMatchObject({ status: 0, stderr: '' });
     expect(r.stdout).toMatch(/^Usage:\n {2}dequeue --config FILE/);
     const [tree] = await readdir(join(xdg, 'dequeue'));
     const cache = join(xdg, 'dequeue', tree!);
     const entries = (await readdir(cache)).sort();
-    expect(entries).toEqual([expect.stringMatching(/^b-[0-9a-f]{16}$/), 'cli.inputs.json', 'node_modules']);
+    expect(entries).toEqual([
+      expect.stringMatching(/^b-[0-9a-f]{16}$/),
+      'cli.inputs.json',
+      'node_modules',
+    ]);
     expect(await readdir(join(cache, entries[0]!))).toContain('cli.mjs');
     // The second start finds that bundle fresh.
-    expect(await dequeue({ DEQUEUE_CACHE_DIR: join(blocked, 'cache'), XDG_CACHE_HOME: xdg, HOME: dir })).toMatchObject({ status: 0, stderr: '' });
+    expect(
+      await dequeue({ DEQUEUE_CACHE_DIR: join(blocked, 'cache'), XDG_CACHE_HOME: xdg, HOME: dir }),
+    ).toMatchObject({ status: 0, stderr: '' });
   });
 
   it('runs without any cache when none can be written, the same CLI with the same exit statuses', async () => {
-    const env = { DEQUEUE_CACHE_DIR: join(blocked, 'a'), XDG_CACHE_HOME: join(blocked, 'b'), HOME: join(blocked, 'c'), TMPDIR: join(blocked, 'd') };
+    const env = {
+      DEQUEUE_CACHE_DIR: join(blocked, 'a'),
+      XDG_CACHE_HOME: join(blocked, 'b'),
+      HOME: join(blocked, 'c'),
+      TMPDIR: join(blocked, 'd'),
+    };
     const help = await dequeue(env);
     expect(help).toMatchObject({ status: 0, stderr: '' });
     expect(help.stdout).toMatch(/^Usage:/);
@@ -59,25 +78,36 @@ describe('bin/dequeue.js with an unwritable cache', () => {
     expect(usage.stderr).toMatch(/^dequeue: Unknown option '--bogus'/);
   });
 
-  it('skips a shared temporary directory that is not this user\'s alone', async () => {
+  it("skips a shared temporary directory that is not this user's alone", async () => {
     const tmp = join(dir, 'tmp');
     await mkdir(join(tmp, `dequeue-${process.getuid?.() ?? 'user'}`), { recursive: true });
     await chmod(join(tmp, `dequeue-${process.getuid?.() ?? 'user'}`), 0o777);
-    const r = await dequeue({ DEQUEUE_CACHE_DIR: join(blocked, 'a'), XDG_CACHE_HOME: join(blocked, 'b'), TMPDIR: tmp });
+    const r = await dequeue({
+      DEQUEUE_CACHE_DIR: join(blocked, 'a'),
+      XDG_CACHE_HOME: join(blocked, 'b'),
+      TMPDIR: tmp,
+    });
     expect(r).toMatchObject({ status: 0, stderr: '' });
     expect(await readdir(join(tmp, `dequeue-${process.getuid?.() ?? 'user'}`))).toEqual([]);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('runs for another user (nobody) who cannot write the tree', async () => {
-    // The project's cache belongs to root; nobody's home does not exist: a private temp directory.
-    const tmp = join(dir, 'tmp-nobody');
-    await mkdir(tmp, { mode: 0o1777 });
-    await chmod(tmp, 0o1777);
-    await chmod(dir, 0o755);
-    const r = await dequeue({ DEQUEUE_CACHE_DIR: join(dir, 'root-only'), HOME: '/nonexistent', TMPDIR: tmp }, ['--help'], ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups']);
-    expect(r).toMatchObject({ status: 0, stderr: '' });
-    expect(r.stdout).toMatch(/^Usage:/);
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    'runs for another user (nobody) who cannot write the tree',
+    async () => {
+      // The project's cache belongs to root; nobody's home does not exist: a private temp directory.
+      const tmp = join(dir, 'tmp-nobody');
+      await mkdir(tmp, { mode: 0o1777 });
+      await chmod(tmp, 0o1777);
+      await chmod(dir, 0o755);
+      const r = await dequeue(
+        { DEQUEUE_CACHE_DIR: join(dir, 'root-only'), HOME: '/nonexistent', TMPDIR: tmp },
+        ['--help'],
+        ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'],
+      );
+      expect(r).toMatchObject({ status: 0, stderr: '' });
+      expect(r.stdout).toMatch(/^Usage:/);
+    },
+  );
 });
 
 describe('bin/dequeue.js bundle cache', () => {
@@ -85,11 +115,28 @@ describe('bin/dequeue.js bundle cache', () => {
   async function sdkLoaded(argv: string[]): Promise<string[]> {
     const probe = join(dir, 'probe.cjs');
     const report = join(dir, `loaded-${argv.join('-')}.json`);
-    await writeFile(probe, `process.on('exit', () => require('fs').writeFileSync(process.env.PROBE_OUT, JSON.stringify(Object.keys(require('module')._cache))));`);
-    const r = await dequeue({ DEQUEUE_CACHE_DIR: join(dir, 'lazy-cache'), HOME: dir, NODE_OPTIONS: `--require ${probe}`, PROBE_OUT: report }, argv);
+    await writeFile(
+      probe,
+      `process.on('exit', () => require('fs').writeFileSync(process.env.PROBE_OUT, JSON.stringify(Object.keys(require('module')._cache))));`,
+    );
+    const r = await dequeue(
+      {
+        DEQUEUE_CACHE_DIR: join(dir, 'lazy-cache'),
+        HOME: dir,
+        NODE_OPTIONS: `--require ${probe}`,
+        PROBE_OUT: report,
+      },
+      argv,
+    );
     expect(r.stderr).toBe('');
     const files = JSON.parse(await readFile(report, 'utf8')) as string[];
-    return [...new Set(files.map((f) => /node_modules\/(@aws-sdk\/[^/]+)/.exec(f)?.[1]).filter((p): p is string => p !== undefined))];
+    return [
+      ...new Set(
+        files
+          .map((f) => /node_modules\/(@aws-sdk\/[^/]+)/.exec(f)?.[1])
+          .filter((p): p is string => p !== undefined),
+      ),
+    ];
   }
 
   it('loads a command, and the AWS SDK client it needs, only when that command runs', async () => {

@@ -6,7 +6,10 @@ import { expect, it } from 'vitest';
 it('npm run demo shows a full ETRN release and ends as soon as its last line is out', async () => {
   const started = performance.now();
   let doneAt = 0;
-  const child = spawn('npm', ['run', '--silent', 'demo'], { cwd: join(import.meta.dirname, '..', '..'), timeout: 60_000 });
+  const child = spawn('npm', ['run', '--silent', 'demo'], {
+    cwd: join(import.meta.dirname, '..', '..'),
+    timeout: 60_000,
+  });
   let all = '';
   const collect = (chunk: Buffer) => {
     all += chunk.toString();
@@ -20,7 +23,9 @@ it('npm run demo shows a full ETRN release and ends as soon as its last line is 
   });
   const exited = performance.now();
   // A figure, not a timed assertion: nothing (timer, socket) should hold the process after "Done".
-  process.stdout.write(`demo: ${Math.round(exited - started)} ms in all, ${Math.round(exited - doneAt)} ms from "Done" to exit\n`);
+  process.stdout.write(
+    `demo: ${Math.round(exited - started)} ms in all, ${Math.round(exited - doneAt)} ms from "Done" to exit\n`,
+  );
   expect(status).toBe(0);
   expect(doneAt).toBeGreaterThan(0);
   expect(all).toContain('C: ETRN customer.test');

@@ -16,22 +16,45 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-async function run(extra: string[]): Promise<{ status: number; stderr: string; budget: MemoryBudget | undefined }> {
+async function run(
+  extra: string[],
+): Promise<{ status: number; stderr: string; budget: MemoryBudget | undefined }> {
   const config = join(dir, 'config.json');
-  await writeFile(config, JSON.stringify({ targets: [{ name: 'isp', host: '127.0.0.1', port: 9, tls: 'none', command: 'ATRN', ehlo: true, auth: { secretId: 'isp' }, timeoutSeconds: 1 }] }));
+  await writeFile(
+    config,
+    JSON.stringify({
+      targets: [
+        {
+          name: 'isp',
+          host: '127.0.0.1',
+          port: 9,
+          tls: 'none',
+          command: 'ATRN',
+          ehlo: true,
+          auth: { secretId: 'isp' },
+          timeoutSeconds: 1,
+        },
+      ],
+    }),
+  );
   const secrets = join(dir, 'secrets.json');
-  await writeFile(secrets, JSON.stringify({ isp: { username: 'u', password: 'p' } }), { mode: 0o600 });
+  await writeFile(secrets, JSON.stringify({ isp: { username: 'u', password: 'p' } }), {
+    mode: 0o600,
+  });
   let stderr = '';
   let budget: MemoryBudget | undefined;
   const receiver: MailReceiver = async () => ({ stored: 0, error: null });
-  const status = await main(['--config', config, '--secrets', secrets, '--mail-dir', join(dir, 'mail'), '--json', ...extra], {
-    stdout: { write: () => true },
-    stderr: { write: (t: string) => (stderr += t) },
-    openMailDir: async (_dir, _config, _dryRun, memory) => {
-      budget = memory;
-      return receiver;
+  const status = await main(
+    ['--config', config, '--secrets', secrets, '--mail-dir', join(dir, 'mail'), '--json', ...extra],
+    {
+      stdout: { write: () => true },
+      stderr: { write: (t: string) => (stderr += t) },
+      openMailDir: async (_dir, _config, _dryRun, memory) => {
+        budget = memory;
+        return receiver;
+      },
     },
-  });
+  );
   return { status, stderr, budget };
 }
 

@@ -32,18 +32,30 @@ async function file(name: string, content: unknown, mode = 0o600): Promise<strin
 async function cli(argv: string[]) {
   let stdout = '';
   let stderr = '';
-  const status = await main(argv, { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) } });
+  const status = await main(argv, {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { write: (t: string) => (stderr += t) },
+  });
   return { status, stdout, stderr };
 }
 
 const target = (name: string, extra: Record<string, unknown> = {}) => ({
-  name, host: '127.0.0.1', port: provider.port, tls: 'none', command: `ETRN ${name}.test`, ...extra,
+  name,
+  host: '127.0.0.1',
+  port: provider.port,
+  tls: 'none',
+  command: `ETRN ${name}.test`,
+  ...extra,
 });
 
 describe('a wrong password', () => {
   it('exits 1 and the error names the secretId to fix, not only the 535', async () => {
-    const config = await file('config.json', { targets: [target('isp', { auth: { secretId: 'isp-account' } })] });
-    const secrets = await file('secrets.json', { 'isp-account': { username: 'customer', password: 'wrong-password' } });
+    const config = await file('config.json', {
+      targets: [target('isp', { auth: { secretId: 'isp-account' } })],
+    });
+    const secrets = await file('secrets.json', {
+      'isp-account': { username: 'customer', password: 'wrong-password' },
+    });
     const r = await cli(['--config', config, '--secrets', secrets]);
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/isp\s+permanent-failure/);
@@ -66,23 +78,44 @@ describe('--state where the counter cannot be kept', () => {
     expect(provider.connections.length).toBe(before);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('a directory this user may not write (run as nobody) exits 2 with one line, no stack trace', async () => {
-    const readOnly = join(dir, 'root-owned');
-    await mkdir(readOnly, { mode: 0o755 });
-    await chmod(dir, 0o755);
-    const config = await file('config.json', { targets: [target('isp')] }, 0o644);
-    const state = join(readOnly, 'state.json');
-    const bin = join(import.meta.dirname, '..', '..', 'bin', 'dequeue.js');
-    const before = provider.connections.length;
-    const r = await promisify(execFile)('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bin, '--config', config, '--state', state], {
-      env: { PATH: process.env.PATH!, HOME: '/nonexistent' },
-    }).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toBe(
-      `dequeue: ${state}: the cycle counter cannot be kept here: the directory ${readOnly} is not writable by this user (EACCES): give --state a file in a directory this user owns, e.g. ~/.local/state/dequeue/state.json\n`,
-    );
-    expect(provider.connections.length).toBe(before);
-  }, 60_000);
+  it.skipIf(process.getuid?.() !== 0)(
+    'a directory this user may not write (run as nobody) exits 2 with one line, no stack trace',
+    async () => {
+      const readOnly = join(dir, 'root-owned');
+      await mkdir(readOnly, { mode: 0o755 });
+      await chmod(dir, 0o755);
+      const config = await file('config.json', { targets: [target('isp')] }, 0o644);
+      const state = join(readOnly, 'state.json');
+      const bin = join(import.meta.dirname, '..', '..', 'bin', 'dequeue.js');
+      const before = provider.connections.length;
+      const r = await promisify(execFile)(
+        'setpriv',
+        [
+          '--reuid=nobody',
+          '--regid=nogroup',
+          '--clear-groups',
+          process.execPath,
+          bin,
+          '--config',
+          config,
+          '--state',
+          state,
+        ],
+        {
+          env: { PATH: process.env.PATH!, HOME: '/nonexistent' },
+        },
+      ).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        `dequeue: ${state}: the cycle counter cannot be kept here: the directory ${readOnly} is not writable by this user (EACCES): give --state a file in a directory this user owns, e.g. ~/.local/state/dequeue/state.json\n`,
+      );
+      expect(provider.connections.length).toBe(before);
+    },
+    60_000,
+  );
 
   it('a good directory keeps no probe file behind', async () => {
     const sub = await mkdtemp(join(dir, 'state-'));
@@ -95,22 +128,38 @@ describe('--state where the counter cannot be kept', () => {
 
 describe('a malformed or open --secrets file', () => {
   it('a JSON syntax error names the file and line:column and never quotes the file', async () => {
-    const config = await file('config.json', { targets: [target('isp', { auth: { secretId: 'isp' } })] });
+    const config = await file('config.json', {
+      targets: [target('isp', { auth: { secretId: 'isp' } })],
+    });
     // A missing comma right after the password: JSON.parse would quote the text around it.
-    const secrets = await file('secrets.json', '{\n  "isp": {\n    "username": "customer",\n    "password": "hunter2-secret" "x": 1\n  }\n}\n');
+    const secrets = await file(
+      'secrets.json',
+      '{\n  "isp": {\n    "username": "customer",\n    "password": "hunter2-secret" "x": 1\n  }\n}\n',
+    );
     const r = await cli(['--config', config, '--secrets', secrets]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe(`dequeue: ${secrets}: is not valid JSON: line 4, column 34: "," or "}" was expected here\n`);
+    expect(r.stderr).toBe(
+      `dequeue: ${secrets}: is not valid JSON: line 4, column 34: "," or "}" was expected here\n`,
+    );
     expect(r.stderr).not.toMatch(/hunter|secret"/);
   });
 
   it('warns when the file is open to other users (wider than 0600), and still runs', async () => {
-    const config = await file('config.json', { targets: [target('isp', { auth: { secretId: 'isp' } })] });
+    const config = await file('config.json', {
+      targets: [target('isp', { auth: { secretId: 'isp' } })],
+    });
     const secrets = await file('secrets.json', { isp: account }, 0o644);
     const r = await cli(['--config', config, '--secrets', secrets]);
     expect(r.status).toBe(0);
-    expect(r.stderr).toContain(`dequeue: warning: ${secrets} is open to other users (mode 0644, wider than 0600): chmod 600 ${secrets}\n`);
-    const quiet = await cli(['--config', config, '--secrets', await file('secrets.json', { isp: account }, 0o600)]);
+    expect(r.stderr).toContain(
+      `dequeue: warning: ${secrets} is open to other users (mode 0644, wider than 0600): chmod 600 ${secrets}\n`,
+    );
+    const quiet = await cli([
+      '--config',
+      config,
+      '--secrets',
+      await file('secrets.json', { isp: account }, 0o600),
+    ]);
     expect(quiet.stderr).not.toContain('warning');
   });
 });
@@ -119,7 +168,11 @@ describe('configuration errors', () => {
   it('all of them at once, with "did you mean" for a misspelt field; exit 2 and nothing sent', async () => {
     const config = await file('config.json', {
       settings: { everyNthCyle: 2 },
-      targets: [target('a', { port: 70000, timeoutSecond: 5 }), target('b', { tls: 'sometimes' }), target('a')],
+      targets: [
+        target('a', { port: 70000, timeoutSecond: 5 }),
+        target('b', { tls: 'sometimes' }),
+        target('a'),
+      ],
     });
     const before = provider.connections.length;
     const r = await cli(['--config', config]);
@@ -142,7 +195,12 @@ describe('configuration errors', () => {
   });
 
   it('every secret missing from --secrets at once', async () => {
-    const config = await file('config.json', { targets: [target('a', { auth: { secretId: 'one' } }), target('b', { auth: { secretId: 'two' } })] });
+    const config = await file('config.json', {
+      targets: [
+        target('a', { auth: { secretId: 'one' } }),
+        target('b', { auth: { secretId: 'two' } }),
+      ],
+    });
     const secrets = await file('secrets.json', {});
     const r = await cli(['--config', config, '--secrets', secrets]);
     expect(r.status).toBe(2);
@@ -154,10 +212,15 @@ describe('configuration errors', () => {
   });
 
   it('a JSON syntax error gives line:column', async () => {
-    const config = await file('config.json', '{\n  "targets": [\n    {"name": "a", "host": "h.test",}\n  ]\n}\n');
+    const config = await file(
+      'config.json',
+      '{\n  "targets": [\n    {"name": "a", "host": "h.test",}\n  ]\n}\n',
+    );
     const r = await cli(['--config', config]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe(`dequeue: ${config}: is not valid JSON: line 3, column 36: a comma before } (a trailing comma is not allowed)\n`);
+    expect(r.stderr).toBe(
+      `dequeue: ${config}: is not valid JSON: line 3, column 36: a comma before } (a trailing comma is not allowed)\n`,
+    );
   });
 
   it('a configuration with no targets says so and counts nothing', async () => {
@@ -166,7 +229,9 @@ describe('configuration errors', () => {
     const r = await cli(['--config', config, '--state', join(sub, 'state.json')]);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`dequeue: ${config} has no targets: nothing to signal, no cycle counted\n`);
+    expect(r.stderr).toBe(
+      `dequeue: ${config} has no targets: nothing to signal, no cycle counted\n`,
+    );
     await expect(access(join(sub, 'state.json'))).rejects.toThrow(/ENOENT/);
   });
 });
@@ -179,14 +244,28 @@ describe('provider text on a terminal', () => {
       etrn: { 'ansi.test': '250 \x1b[31mqueued\x1b[0m\rALL GOOD \u202eevil' },
     }).start();
     try {
-      const config = await file('config.json', { targets: [{ name: 'ansi', host: '127.0.0.1', port: hostile.port, tls: 'none', command: 'ETRN ansi.test' }] });
+      const config = await file('config.json', {
+        targets: [
+          {
+            name: 'ansi',
+            host: '127.0.0.1',
+            port: hostile.port,
+            tls: 'none',
+            command: 'ETRN ansi.test',
+          },
+        ],
+      });
       const r = await cli(['--config', config, '--verbose']);
       expect(r.status).toBe(0);
-      expect(r.stdout).toContain('ETRN ansi.test -> 250 \\e[31mqueued\\e[0m\\rALL GOOD \\u{202e}evil');
+      expect(r.stdout).toContain(
+        'ETRN ansi.test -> 250 \\e[31mqueued\\e[0m\\rALL GOOD \\u{202e}evil',
+      );
       expect(r.stderr).toContain('S: 220 provider.test \\e]0;owned\\x07 ready');
       expect(r.stdout + r.stderr).not.toMatch(/[\x1b\x07\r\u202e]/);
       const json = await cli(['--config', config, '--json']);
-      expect(JSON.parse(json.stdout).replies[0].text).toBe('\x1b[31mqueued\x1b[0m\rALL GOOD \u202eevil');
+      expect(JSON.parse(json.stdout).replies[0].text).toBe(
+        '\x1b[31mqueued\x1b[0m\rALL GOOD \u202eevil',
+      );
     } finally {
       await hostile.stop();
     }
@@ -198,7 +277,18 @@ describe('--max-run-seconds', () => {
     // Each reply takes 0.7 s (under the 1 s per-reply timeout); the third would end after 2 s.
     const slow = await new ScriptedProvider({ extensions: ['ETRN'], replyDelayMs: 700 }).start();
     try {
-      const config = await file('config.json', { targets: [{ name: 'slow', host: '127.0.0.1', port: slow.port, tls: 'none', command: 'ETRN a.test', timeoutSeconds: 1 }] });
+      const config = await file('config.json', {
+        targets: [
+          {
+            name: 'slow',
+            host: '127.0.0.1',
+            port: slow.port,
+            tls: 'none',
+            command: 'ETRN a.test',
+            timeoutSeconds: 1,
+          },
+        ],
+      });
       const r = await cli(['--config', config, '--max-run-seconds', '2', '--json']);
       expect(r.status).toBe(1);
       const result = JSON.parse(r.stdout);
@@ -212,24 +302,38 @@ describe('--max-run-seconds', () => {
   it('a value that is not a number of seconds is a usage error', async () => {
     const r = await cli(['--config', 'x.json', '--max-run-seconds', 'soon']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('dequeue: --max-run-seconds soon: must be a number of seconds, more than 0 and at most 86400');
+    expect(r.stderr).toContain(
+      'dequeue: --max-run-seconds soon: must be a number of seconds, more than 0 and at most 86400',
+    );
   });
 });
 
 describe('pausing every target at once', () => {
   it('settings.enabled false skips every target, even forced, and says why; true (or absent) signals again', async () => {
     const before = provider.connections.length;
-    const paused = await file('config.json', { settings: { enabled: false }, targets: [target('a'), target('b')] });
+    const paused = await file('config.json', {
+      settings: { enabled: false },
+      targets: [target('a'), target('b')],
+    });
     for (const extra of [[], ['--force']]) {
       const r = await cli(['--config', paused, '--json', ...extra]);
       expect(r.status).toBe(0);
-      expect(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)).map((l) => [l.target, l.outcome, l.reason])).toEqual([
+      expect(
+        r.stdout
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+          .map((l) => [l.target, l.outcome, l.reason]),
+      ).toEqual([
         ['a', 'skipped', 'paused: settings.enabled is false'],
         ['b', 'skipped', 'paused: settings.enabled is false'],
       ]);
     }
     expect(provider.connections.length).toBe(before);
-    const resumed = await file('config.json', { settings: { enabled: true }, targets: [target('a')] });
+    const resumed = await file('config.json', {
+      settings: { enabled: true },
+      targets: [target('a')],
+    });
     expect((await cli(['--config', resumed])).status).toBe(0);
     expect(provider.connections.length).toBe(before + 1);
   });

@@ -22,38 +22,79 @@ afterEach(async () => {
 async function files(config: unknown) {
   const dir = await mkdtemp(join(tmpdir(), 'dequeue-msp-'));
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-  await writeFile(join(dir, 'secrets.json'), JSON.stringify({ 'dequeue/a': ACCOUNT, 'dequeue/b': ACCOUNT }));
+  await writeFile(
+    join(dir, 'secrets.json'),
+    JSON.stringify({ 'dequeue/a': ACCOUNT, 'dequeue/b': ACCOUNT }),
+  );
   return { dir, config: join(dir, 'config.json'), secrets: join(dir, 'secrets.json') };
 }
 
 const atrn = (name: string, port: number, extra: Record<string, unknown>) => ({
-  name, host: '127.0.0.1', port, tls: 'none', auth: { secretId: `dequeue/${name}` }, command: 'ATRN', timeoutSeconds: 20, ...extra,
+  name,
+  host: '127.0.0.1',
+  port,
+  tls: 'none',
+  auth: { secretId: `dequeue/${name}` },
+  command: 'ATRN',
+  timeoutSeconds: 20,
+  ...extra,
 });
 
 describe('per-target helloName and mail', () => {
-  it('each customer\'s mail goes to its own relay, with its own limits and its own name', async () => {
+  it("each customer's mail goes to its own relay, with its own limits and its own name", async () => {
     const relayA = await new ScriptedMailServer().start();
     const relayB = await new ScriptedMailServer().start();
     const big = heldMessage(9, 8_000);
     const providerA = await new AtrnProvider({ queue: [heldMessage(1), big] }).start();
     const providerB = await new AtrnProvider({ queue: [heldMessage(2), big] }).start();
-    cleanups.push(() => relayA.stop(), () => relayB.stop(), () => providerA.stop(), () => providerB.stop());
+    cleanups.push(
+      () => relayA.stop(),
+      () => relayB.stop(),
+      () => providerA.stop(),
+      () => providerB.stop(),
+    );
     const f = await files({
-      settings: { helloName: 'mx.msp.test', mail: { maxMessageBytes: 1024 * 1024, relay: { host: '127.0.0.1', port: 1 } } },
+      settings: {
+        helloName: 'mx.msp.test',
+        mail: { maxMessageBytes: 1024 * 1024, relay: { host: '127.0.0.1', port: 1 } },
+      },
       targets: [
-        atrn('a', providerA.port, { helloName: 'mx.a.test', mail: { relay: { host: '127.0.0.1', port: relayA.port, tls: 'none' } } }),
+        atrn('a', providerA.port, {
+          helloName: 'mx.a.test',
+          mail: { relay: { host: '127.0.0.1', port: relayA.port, tls: 'none' } },
+        }),
         // b keeps the settings' name, gets its own relay and a smaller limit.
-        atrn('b', providerB.port, { mail: { maxMessageBytes: 4096, relay: { host: '127.0.0.1', port: relayB.port, tls: 'none' } } }),
+        atrn('b', providerB.port, {
+          mail: {
+            maxMessageBytes: 4096,
+            relay: { host: '127.0.0.1', port: relayB.port, tls: 'none' },
+          },
+        }),
       ],
     });
-    const out = await cli(['--config', f.config, '--secrets', f.secrets, '--mail-dir', join(f.dir, 'mail'), '--json']);
+    const out = await cli([
+      '--config',
+      f.config,
+      '--secrets',
+      f.secrets,
+      '--mail-dir',
+      join(f.dir, 'mail'),
+      '--json',
+    ]);
     await Promise.all([providerA.idle(), providerB.idle()]);
-    const [a, b] = out.stdout.trim().split('\n').map((l) => JSON.parse(l)).sort((x, y) => (x.target < y.target ? -1 : 1));
+    const [a, b] = out.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .sort((x, y) => (x.target < y.target ? -1 : 1));
     expect(a).toMatchObject({ target: 'a', outcome: 'signalled', messages: 2 });
     // b's limit refuses the big message (552, the provider bounces it); the small one goes through.
     expect(b).toMatchObject({ target: 'b', outcome: 'permanent-failure', messages: 1 });
     expect(b.error).toMatch(/exceeds maxMessageBytes 4096/);
-    expect(relayA.accepted.map((m) => m.mailFrom)).toEqual(['sender1@origin.test', 'sender9@origin.test']);
+    expect(relayA.accepted.map((m) => m.mailFrom)).toEqual([
+      'sender1@origin.test',
+      'sender9@origin.test',
+    ]);
     expect(relayB.accepted.map((m) => m.mailFrom)).toEqual(['sender2@origin.test']);
     expect(providerA.serverLines).toContain('EHLO mx.a.test');
     expect(providerB.serverLines).toContain('EHLO mx.msp.test');
@@ -62,13 +103,37 @@ describe('per-target helloName and mail', () => {
   });
 
   it('target.mail overrides settings.mail field by field', () => {
-    const doc = parseConfigDocument({
-      settings: { mail: { maxMessageBytes: 2048, maxRecipients: 500, relay: { host: 'relay.msp.test' } } },
-      targets: [{ name: 'c', host: 'p.test', command: 'ATRN', auth: { secretId: 'x' }, mail: { maxRecipients: 200 }, helloName: 'mx.c.test' }],
-    }, 'f.json');
+    const doc = parseConfigDocument(
+      {
+        settings: {
+          mail: { maxMessageBytes: 2048, maxRecipients: 500, relay: { host: 'relay.msp.test' } },
+        },
+        targets: [
+          {
+            name: 'c',
+            host: 'p.test',
+            command: 'ATRN',
+            auth: { secretId: 'x' },
+            mail: { maxRecipients: 200 },
+            helloName: 'mx.c.test',
+          },
+        ],
+      },
+      'f.json',
+    );
     expect(doc.targets[0]).toMatchObject({ helloName: 'mx.c.test', mail: { maxRecipients: 200 } });
-    expect(() => parseConfigDocument({ targets: [{ name: 'c', host: 'p.test', mail: { maxRecipients: 5 } }] }, 'f.json')).toThrow(/targets\[0\]\.mail\.maxRecipients: must be at least 100/);
-    expect(() => parseConfigDocument({ targets: [{ name: 'c', host: 'p.test', helloName: 'not a name' }] }, 'f.json')).toThrow(/targets\[0\]\.helloName/);
+    expect(() =>
+      parseConfigDocument(
+        { targets: [{ name: 'c', host: 'p.test', mail: { maxRecipients: 5 } }] },
+        'f.json',
+      ),
+    ).toThrow(/targets\[0\]\.mail\.maxRecipients: must be at least 100/);
+    expect(() =>
+      parseConfigDocument(
+        { targets: [{ name: 'c', host: 'p.test', helloName: 'not a name' }] },
+        'f.json',
+      ),
+    ).toThrow(/targets\[0\]\.helloName/);
   });
 });
 
@@ -78,9 +143,22 @@ describe('--dry-run with an ATRN target', () => {
     cleanups.push(() => provider.stop());
     const f = await files({ targets: [atrn('a', provider.port, {})] });
     const mailDir = join(f.dir, 'not-yet', 'mail');
-    const out = await cli(['--config', f.config, '--secrets', f.secrets, '--mail-dir', mailDir, '--json', '--dry-run']);
+    const out = await cli([
+      '--config',
+      f.config,
+      '--secrets',
+      f.secrets,
+      '--mail-dir',
+      mailDir,
+      '--json',
+      '--dry-run',
+    ]);
     expect(out.status).toBe(0);
-    expect(JSON.parse(out.stdout)).toMatchObject({ target: 'a', outcome: 'skipped', reason: expect.stringMatching(/would send ATRN .*store the mail it pulls/) });
+    expect(JSON.parse(out.stdout)).toMatchObject({
+      target: 'a',
+      outcome: 'skipped',
+      reason: expect.stringMatching(/would send ATRN .*store the mail it pulls/),
+    });
     expect(provider.serverLines).toEqual([]);
     await expect(stat(join(f.dir, 'not-yet'))).rejects.toThrow(/ENOENT/);
   });
@@ -89,7 +167,15 @@ describe('--dry-run with an ATRN target', () => {
     const provider = await new AtrnProvider({ queue: [heldMessage(1)] }).start();
     cleanups.push(() => provider.stop());
     const f = await files({ targets: [atrn('a', provider.port, {})] });
-    const out = await cli(['--config', f.config, '--secrets', f.secrets, '--mail-dir', join(f.config, 'mail'), '--dry-run']);
+    const out = await cli([
+      '--config',
+      f.config,
+      '--secrets',
+      f.secrets,
+      '--mail-dir',
+      join(f.config, 'mail'),
+      '--dry-run',
+    ]);
     expect(out.status).toBe(2);
     expect(out.stderr).toMatch(/--mail-dir: .*cannot store mail there/);
     expect(provider.serverLines).toEqual([]);

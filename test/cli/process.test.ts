@@ -8,7 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScriptedProvider, testCert, type ScriptedProviderOptions } from '../../peers/scripted-provider';
+import {
+  ScriptedProvider,
+  testCert,
+  type ScriptedProviderOptions,
+} from '../../peers/scripted-provider';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const CLI = join(REPO, 'bin', 'dequeue.js');
@@ -42,7 +46,10 @@ async function dequeue(config: unknown): Promise<Run> {
   const file = join(work, `config-${providers.length}-${Math.random().toString(36).slice(2)}.json`);
   await writeFile(file, JSON.stringify(config));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, '--config', file, '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--config', file, '--json'], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let killed = false;
@@ -60,33 +67,82 @@ async function dequeue(config: unknown): Promise<Run> {
   });
 }
 
-const results = (run: Run) => run.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { target: string; outcome: string; replies: unknown[] });
+const results = (run: Run) =>
+  run.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { target: string; outcome: string; replies: unknown[] });
 
 describe('the dequeue process', () => {
   it.each([
     ['in cleartext', { tls: 'none' }, {}],
-    ['over TLS, where the group is pipelined', { tls: 'required', tlsVerify: false }, { tls: testCert('localhost') }],
-  ])('a provider that cuts the connection at the first of three pipelined ETRNs (%s): that target fails for now, the next one is still worked and reported, exit 1, no crash', async (_how, tlsFields, tlsOptions) => {
-    const cutting = await provider({ ...tlsOptions, extensions: ['PIPELINING', 'ETRN'], onLine: (l, c) => (l === 'ETRN a.test' ? (c.destroy(), true) : false) });
-    const fine = await provider({ extensions: ['PIPELINING', 'ETRN'] });
-    const run = await dequeue({
-      settings: { concurrency: 1, helloName: 'mx.customer.test' },
-      targets: [
-        { name: 'cut', host: '127.0.0.1', port: cutting.port, ...tlsFields, command: ['ETRN a.test', 'ETRN b.test', 'ETRN c.test'], timeoutSeconds: 60 },
-        { name: 'after', host: '127.0.0.1', port: fine.port, tls: 'none', command: 'ETRN d.test', timeoutSeconds: 60 },
-      ],
-    });
-    expect(run.killed).toBe(false);
-    expect(run.stderr).not.toMatch(/unexpected error|Unhandled|DequeueError|\n\s+at /);
-    // Both reported (in the order the run worked them, which rotates from cycle to cycle).
-    expect(results(run).map((r) => [r.target, r.outcome]).sort()).toEqual([['after', 'signalled'], ['cut', 'temporary-failure']]);
-    expect(run.status).toBe(1);
-  });
+    [
+      'over TLS, where the group is pipelined',
+      { tls: 'required', tlsVerify: false },
+      { tls: testCert('localhost') },
+    ],
+  ])(
+    'a provider that cuts the connection at the first of three pipelined ETRNs (%s): that target fails for now, the next one is still worked and reported, exit 1, no crash',
+    async (_how, tlsFields, tlsOptions) => {
+      const cutting = await provider({
+        ...tlsOptions,
+        extensions: ['PIPELINING', 'ETRN'],
+        onLine: (l, c) => (l === 'ETRN a.test' ? (c.destroy(), true) : false),
+      });
+      const fine = await provider({ extensions: ['PIPELINING', 'ETRN'] });
+      const run = await dequeue({
+        settings: { concurrency: 1, helloName: 'mx.customer.test' },
+        targets: [
+          {
+            name: 'cut',
+            host: '127.0.0.1',
+            port: cutting.port,
+            ...tlsFields,
+            command: ['ETRN a.test', 'ETRN b.test', 'ETRN c.test'],
+            timeoutSeconds: 60,
+          },
+          {
+            name: 'after',
+            host: '127.0.0.1',
+            port: fine.port,
+            tls: 'none',
+            command: 'ETRN d.test',
+            timeoutSeconds: 60,
+          },
+        ],
+      });
+      expect(run.killed).toBe(false);
+      expect(run.stderr).not.toMatch(/unexpected error|Unhandled|DequeueError|\n\s+at /);
+      // Both reported (in the order the run worked them, which rotates from cycle to cycle).
+      expect(
+        results(run)
+          .map((r) => [r.target, r.outcome])
+          .sort(),
+      ).toEqual([
+        ['after', 'signalled'],
+        ['cut', 'temporary-failure'],
+      ]);
+      expect(run.status).toBe(1);
+    },
+  );
 
   it('a provider that never answers QUIT: the process exits once the result is out, not after the 60 s reply timeout', async () => {
-    const silent = await provider({ extensions: ['PIPELINING', 'ETRN'], onLine: (l) => l === 'QUIT' });
+    const silent = await provider({
+      extensions: ['PIPELINING', 'ETRN'],
+      onLine: (l) => l === 'QUIT',
+    });
     const run = await dequeue({
-      targets: [{ name: 'quiet-quit', host: '127.0.0.1', port: silent.port, tls: 'none', command: 'ETRN a.test', timeoutSeconds: 60 }],
+      targets: [
+        {
+          name: 'quiet-quit',
+          host: '127.0.0.1',
+          port: silent.port,
+          tls: 'none',
+          command: 'ETRN a.test',
+          timeoutSeconds: 60,
+        },
+      ],
     });
     expect(run.killed).toBe(false);
     expect(results(run).map((r) => [r.target, r.outcome])).toEqual([['quiet-quit', 'signalled']]);

@@ -25,12 +25,20 @@ afterAll(async () => provider.stop());
 async function cli(argv: string[]) {
   let stdout = '';
   let stderr = '';
-  const status = await main(argv, { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) } });
+  const status = await main(argv, {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { write: (t: string) => (stderr += t) },
+  });
   return { status, stdout, stderr };
 }
 
 const target = (name: string, extra: Record<string, unknown> = {}) => ({
-  name, host: '127.0.0.1', port: provider.port, tls: 'none', command: `ETRN ${name}.test`, ...extra,
+  name,
+  host: '127.0.0.1',
+  port: provider.port,
+  tls: 'none',
+  command: `ETRN ${name}.test`,
+  ...extra,
 });
 
 async function setUp(targets: unknown[], state?: unknown) {
@@ -42,7 +50,11 @@ async function setUp(targets: unknown[], state?: unknown) {
   return { config, stateFile };
 }
 
-const lines = (text: string) => text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (text: string) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('dequeue status --state', () => {
   it('shows what the runs recorded: failing since when, healthy, not due, disabled; exit 1 while one fails', async () => {
@@ -62,51 +74,107 @@ describe('dequeue status --state', () => {
     expect(json.status).toBe(1);
     const byName = Object.fromEntries(lines(json.stdout).map((l) => [l.target, l]));
     expect(Object.keys(byName)).toEqual(['busy', 'main', 'off', 'quiet', 'spaced']);
-    expect(byName.busy).toMatchObject({ lastOutcome: 'temporary-failure', lastCycle: 2, consecutiveFailures: 2, lastSuccessAt: null, lastSuccessCycle: null });
+    expect(byName.busy).toMatchObject({
+      lastOutcome: 'temporary-failure',
+      lastCycle: 2,
+      consecutiveFailures: 2,
+      lastSuccessAt: null,
+      lastSuccessCycle: null,
+    });
     expect(byName.busy!.lastError).toBe('ETRN busy.test: 458 Already processing');
     expect(byName.busy!.failingSince! < byName.busy!.lastAttemptAt!).toBe(true);
-    expect(byName.main).toMatchObject({ lastOutcome: 'signalled', lastCycle: 2, lastSuccessCycle: 2, consecutiveFailures: 0, failingSince: null, lastError: null });
+    expect(byName.main).toMatchObject({
+      lastOutcome: 'signalled',
+      lastCycle: 2,
+      lastSuccessCycle: 2,
+      consecutiveFailures: 0,
+      failingSince: null,
+      lastError: null,
+    });
     // no-mail is a success
-    expect(byName.quiet).toMatchObject({ lastOutcome: 'no-mail', lastSuccessCycle: 2, consecutiveFailures: 0 });
+    expect(byName.quiet).toMatchObject({
+      lastOutcome: 'no-mail',
+      lastSuccessCycle: 2,
+      consecutiveFailures: 0,
+    });
     // not due in cycle 2: the success of cycle 1 stands
-    expect(byName.spaced).toMatchObject({ lastOutcome: 'skipped', lastCycle: 2, lastSuccessCycle: 1 });
-    expect(byName.off).toMatchObject({ lastOutcome: 'skipped', lastSuccessAt: null, consecutiveFailures: 0 });
+    expect(byName.spaced).toMatchObject({
+      lastOutcome: 'skipped',
+      lastCycle: 2,
+      lastSuccessCycle: 1,
+    });
+    expect(byName.off).toMatchObject({
+      lastOutcome: 'skipped',
+      lastSuccessAt: null,
+      consecutiveFailures: 0,
+    });
 
     const table = await cli(['status', '--state', stateFile]);
     expect(table.status).toBe(1);
     const rows = table.stdout.trimEnd().split('\n');
     expect(rows[0]).toMatch(/^TARGET\s+STATE\s+LAST RUN\s+LAST SUCCESS\s+DETAIL$/);
     expect(rows.slice(1).map((r) => r.split(/\s{2,}/).slice(0, 2))).toEqual([
-      ['busy', 'FAILING'], ['main', 'healthy'], ['off', 'disabled'], ['quiet', 'healthy'], ['spaced', 'not due'],
+      ['busy', 'FAILING'],
+      ['main', 'healthy'],
+      ['off', 'disabled'],
+      ['quiet', 'healthy'],
+      ['spaced', 'not due'],
     ]);
-    expect(rows[1]).toMatch(/2 cycles in a row since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: ETRN busy\.test: 458 Already processing$/);
+    expect(rows[1]).toMatch(
+      /2 cycles in a row since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: ETRN busy\.test: 458 Already processing$/,
+    );
     expect(rows[5]).toContain('signals every 2 cycles, next in cycle 3');
 
     // The counter is where it was, in the same file.
     expect(JSON.parse(await readFile(stateFile, 'utf8')).cycle).toBe(2);
 
-    const healthy = await cli(['status', '--state', stateFile, '--target', 'main', '--target', 'later', '--json']);
+    const healthy = await cli([
+      'status',
+      '--state',
+      stateFile,
+      '--target',
+      'main',
+      '--target',
+      'later',
+      '--json',
+    ]);
     expect(healthy.status).toBe(0);
-    expect(lines(healthy.stdout).map((l) => [l.target, l.lastOutcome, l.lastAttemptAt])).toEqual([['main', 'signalled', expect.any(String)], ['later', null, null]]);
+    expect(lines(healthy.stdout).map((l) => [l.target, l.lastOutcome, l.lastAttemptAt])).toEqual([
+      ['main', 'signalled', expect.any(String)],
+      ['later', null, null],
+    ]);
   });
 
   it('a dry run records nothing; a forced run records without counting; a state file from before statuses keeps counting', async () => {
-    const { config, stateFile } = await setUp([target('main')], { cycle: 4, updatedAt: '2026-01-01T00:00:00.000Z' });
+    const { config, stateFile } = await setUp([target('main')], {
+      cycle: 4,
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    });
 
     const none = await cli(['status', '--state', stateFile]);
     expect(none.status).toBe(0);
     expect(none.stdout).toBe(`no target status recorded yet in ${stateFile}\n`);
 
     await cli(['--config', config, '--state', stateFile, '--dry-run']);
-    expect(lines((await cli(['status', '--state', stateFile, '--json'])).stdout.trim() || '{"none":1}')).toEqual([{ none: 1 }]);
+    expect(
+      lines((await cli(['status', '--state', stateFile, '--json'])).stdout.trim() || '{"none":1}'),
+    ).toEqual([{ none: 1 }]);
 
     expect((await cli(['--config', config, '--state', stateFile, '--force'])).status).toBe(0);
-    expect(lines((await cli(['status', '--state', stateFile, '--json'])).stdout)[0]).toMatchObject({ target: 'main', lastCycle: 4, lastSuccessCycle: 4 });
+    expect(lines((await cli(['status', '--state', stateFile, '--json'])).stdout)[0]).toMatchObject({
+      target: 'main',
+      lastCycle: 4,
+      lastSuccessCycle: 4,
+    });
 
     expect((await cli(['--config', config, '--state', stateFile])).status).toBe(0);
     const state = JSON.parse(await readFile(stateFile, 'utf8'));
     expect(state.cycle).toBe(5);
-    expect(state.targets.main).toMatchObject({ lastOutcome: 'signalled', lastCycle: 5, messagesTotal: 0 });
+    expect(state.targets.main).toMatchObject({
+      lastOutcome: 'signalled',
+      lastCycle: 5,
+      messagesTotal: 0,
+    });
   });
 
   it('usage errors and an unreadable state file exit 2', async () => {
@@ -114,9 +182,14 @@ describe('dequeue status --state', () => {
     const both = await cli(['status', '--state', 'a', '--table', 'b']);
     expect(both.status).toBe(2);
     expect(both.stderr).toContain('give either --state FILE or --table NAME');
-    const { stateFile } = await setUp([], { cycle: 1, targets: { x: { consecutiveFailures: 'many' } } });
+    const { stateFile } = await setUp([], {
+      cycle: 1,
+      targets: { x: { consecutiveFailures: 'many' } },
+    });
     const bad = await cli(['status', '--state', stateFile]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain(`${stateFile}: targets.x.consecutiveFailures: must be a whole number ≥ 0`);
+    expect(bad.stderr).toContain(
+      `${stateFile}: targets.x.consecutiveFailures: must be a whole number ≥ 0`,
+    );
   });
 });

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
 import { dueDecision, isDueInCycle } from '../../lambda/core/cycle';
 
-const dueCycles = (interval: number, upTo = 10) => Array.from({ length: upTo }, (_, i) => i + 1).filter((c) => isDueInCycle(c, interval));
+const dueCycles = (interval: number, upTo = 10) =>
+  Array.from({ length: upTo }, (_, i) => i + 1).filter((c) => isDueInCycle(c, interval));
 
 describe('cycle policy', () => {
   it('0 and 1 mean every cycle', () => {
@@ -17,11 +18,17 @@ describe('cycle policy', () => {
 
   it('a target overrides the setting; disabled targets are never due, even forced', () => {
     const settings = parseSettings({ everyNthCycle: 5 }, 'test');
-    const own = parseTarget({ name: 'a', host: 'h.test', everyNthCycle: 2, command: 'ETRN x.test' }, 'test');
+    const own = parseTarget(
+      { name: 'a', host: 'h.test', everyNthCycle: 2, command: 'ETRN x.test' },
+      'test',
+    );
     const inherit = parseTarget({ name: 'b', host: 'h.test', command: 'ETRN x.test' }, 'test');
     const off = parseTarget({ name: 'c', host: 'h.test', enabled: false }, 'test');
     expect(dueDecision(own, settings, 3, false)).toEqual({ due: true });
-    expect(dueDecision(inherit, settings, 3, false)).toEqual({ due: false, reason: 'not due: signals every 5 cycles, next in cycle 6' });
+    expect(dueDecision(inherit, settings, 3, false)).toEqual({
+      due: false,
+      reason: 'not due: signals every 5 cycles, next in cycle 6',
+    });
     expect(dueDecision(inherit, settings, 3, true)).toEqual({ due: true });
     expect(dueDecision(off, settings, 1, true)).toEqual({ due: false, reason: 'disabled' });
   });

@@ -2,10 +2,26 @@
 import { describe, expect, it } from 'vitest';
 import { jsonSyntaxProblem } from '../../lambda/core/json-position';
 
-const sample = JSON.stringify({
-  settings: { everyNthCycle: 0, helloName: 'mx.customer.example', mail: { maxRecipients: 100 } },
-  targets: [{ name: 'isp', host: 'relay.isp.example', port: 25, auth: { secretId: 'dequeue/isp' }, command: ['ETRN a.example', 'ETRN #q'], tlsVerify: true, x: null, n: -1.5e3, s: 'tab\\t "q" \\u00e9' }],
-}, null, 2);
+const sample = JSON.stringify(
+  {
+    settings: { everyNthCycle: 0, helloName: 'mx.customer.example', mail: { maxRecipients: 100 } },
+    targets: [
+      {
+        name: 'isp',
+        host: 'relay.isp.example',
+        port: 25,
+        auth: { secretId: 'dequeue/isp' },
+        command: ['ETRN a.example', 'ETRN #q'],
+        tlsVerify: true,
+        x: null,
+        n: -1.5e3,
+        s: 'tab\\t "q" \\u00e9',
+      },
+    ],
+  },
+  null,
+  2,
+);
 
 describe('jsonSyntaxProblem', () => {
   it('agrees with JSON.parse on 3000 seeded mutations of a configuration (delete, insert or replace one character)', () => {
@@ -20,7 +36,12 @@ describe('jsonSyntaxProblem', () => {
       const at = random(sample.length);
       const c = alphabet[random(alphabet.length)]!;
       const op = random(3);
-      const text = op === 0 ? sample.slice(0, at) + sample.slice(at + 1) : op === 1 ? sample.slice(0, at) + c + sample.slice(at) : sample.slice(0, at) + c + sample.slice(at + 1);
+      const text =
+        op === 0
+          ? sample.slice(0, at) + sample.slice(at + 1)
+          : op === 1
+            ? sample.slice(0, at) + c + sample.slice(at)
+            : sample.slice(0, at) + c + sample.slice(at + 1);
       let valid = true;
       try {
         JSON.parse(text);
@@ -41,9 +62,21 @@ describe('jsonSyntaxProblem', () => {
   });
 
   it('points at the character where the text goes wrong', () => {
-    expect(jsonSyntaxProblem('{\n  "a": 1\n  "b": 2\n}')).toEqual({ line: 3, column: 3, problem: '"," or "}" was expected here' });
-    expect(jsonSyntaxProblem('{"a": "unterminated')).toEqual({ line: 1, column: 7, problem: 'a string is not closed (a missing ")' });
-    expect(jsonSyntaxProblem('')).toMatchObject({ line: 1, column: 1, problem: expect.stringMatching(/^the text ends/) });
+    expect(jsonSyntaxProblem('{\n  "a": 1\n  "b": 2\n}')).toEqual({
+      line: 3,
+      column: 3,
+      problem: '"," or "}" was expected here',
+    });
+    expect(jsonSyntaxProblem('{"a": "unterminated')).toEqual({
+      line: 1,
+      column: 7,
+      problem: 'a string is not closed (a missing ")',
+    });
+    expect(jsonSyntaxProblem('')).toMatchObject({
+      line: 1,
+      column: 1,
+      problem: expect.stringMatching(/^the text ends/),
+    });
     expect(jsonSyntaxProblem('[1, 2]')).toBeNull();
   });
 });

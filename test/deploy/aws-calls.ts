@@ -50,17 +50,31 @@ export interface CallEnvironment {
 }
 
 /** Signing names whose IAM prefix differs. */
-const IAM_PREFIX: Record<string, string> = { monitoring: 'cloudwatch', email: 'ses', 'execute-api': 'execute-api' };
+const IAM_PREFIX: Record<string, string> = {
+  monitoring: 'cloudwatch',
+  email: 'ses',
+  'execute-api': 'execute-api',
+};
 
 /** Global condition keys of every request the function makes from Lambda. */
-const GLOBAL_MODELLED = ['aws:securetransport', 'aws:requestedregion', 'aws:principalarn', 'aws:principalaccount', 'aws:principaltype', 'aws:viaawsservice', 'aws:calledvia'];
+const GLOBAL_MODELLED = [
+  'aws:securetransport',
+  'aws:requestedregion',
+  'aws:principalarn',
+  'aws:principalaccount',
+  'aws:principaltype',
+  'aws:viaawsservice',
+  'aws:calledvia',
+];
 
 function header(exchange: RecordedExchange, name: string): string | undefined {
   const v = exchange.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
-function credentialScope(exchange: RecordedExchange): { region: string; service: string } | undefined {
+function credentialScope(
+  exchange: RecordedExchange,
+): { region: string; service: string } | undefined {
   const auth = header(exchange, 'authorization') ?? '';
   const fromHeader = /Credential=[^/]+\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/.exec(auth);
   const query = new URL(exchange.url, 'http://x').searchParams.get('X-Amz-Credential') ?? '';
@@ -80,7 +94,12 @@ const json = (body: Buffer): Record<string, any> => {
 export function decodeCall(exchange: RecordedExchange, env: CallEnvironment): AwsCall {
   const scope = credentialScope(exchange);
   if (!scope) {
-    return { operation: `unsigned ${exchange.method} ${exchange.url}`, subject: '', status: exchange.status, authorizations: [{ action: '?:?', context: {}, modelled: [] }] };
+    return {
+      operation: `unsigned ${exchange.method} ${exchange.url}`,
+      subject: '',
+      status: exchange.status,
+      authorizations: [{ action: '?:?', context: {}, modelled: [] }],
+    };
   }
   const service = IAM_PREFIX[scope.service] ?? scope.service;
   const { partition: pa, accountId: a } = env;
@@ -92,7 +111,12 @@ export function decodeCall(exchange: RecordedExchange, env: CallEnvironment): Aw
     'aws:principaltype': 'AssumedRole',
     'aws:viaawsservice': 'false',
   };
-  const auth = (action: string, resource: string | undefined, context: Record<string, ContextValue> = {}, modelled: string[] = []): Authorization => ({
+  const auth = (
+    action: string,
+    resource: string | undefined,
+    context: Record<string, ContextValue> = {},
+    modelled: string[] = [],
+  ): Authorization => ({
     action: `${service}:${action}`,
     resource,
     context: { ...global, ...context },
@@ -103,28 +127,58 @@ export function decodeCall(exchange: RecordedExchange, env: CallEnvironment): Aw
 
   const target = header(exchange, 'x-amz-target');
   const rpc = /^\/service\/[^/]+\/operation\/([^/?]+)/.exec(exchange.url);
-  const form = (header(exchange, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded') ? new URLSearchParams(exchange.body.toString('utf8')) : undefined;
-  const operation = target ? target.slice(target.lastIndexOf('.') + 1) : rpc ? rpc[1]! : form?.get('Action') ?? undefined;
+  const form = (header(exchange, 'content-type') ?? '').startsWith(
+    'application/x-www-form-urlencoded',
+  )
+    ? new URLSearchParams(exchange.body.toString('utf8'))
+    : undefined;
+  const operation = target
+    ? target.slice(target.lastIndexOf('.') + 1)
+    : rpc
+      ? rpc[1]!
+      : (form?.get('Action') ?? undefined);
   if (!operation) {
-    return { operation: `${service} ${exchange.method} ${exchange.url}`, subject: '', status: exchange.status, authorizations: [auth('?', undefined)] };
+    return {
+      operation: `${service} ${exchange.method} ${exchange.url}`,
+      subject: '',
+      status: exchange.status,
+      authorizations: [auth('?', undefined)],
+    };
   }
   const body = target ? json(exchange.body) : {};
-  const call = (subject: string, authorizations: Authorization[]): AwsCall => ({ operation: `${service} ${operation}`, subject, status: exchange.status, authorizations });
+  const call = (subject: string, authorizations: Authorization[]): AwsCall => ({
+    operation: `${service} ${operation}`,
+    subject,
+    status: exchange.status,
+    authorizations,
+  });
 
   switch (service) {
     case 'dynamodb': {
       const table = (name: string) => `arn:${pa}:dynamodb:${r}:${a}:table/${name}`;
-      const leading = (name: string, key: Record<string, any> | undefined): Record<string, ContextValue> => {
+      const leading = (
+        name: string,
+        key: Record<string, any> | undefined,
+      ): Record<string, ContextValue> => {
         const hash = env.hashKeyOf?.(name);
-        const value = hash && key?.[hash] ? Object.values(key[hash] as Record<string, unknown>)[0] : undefined;
+        const value =
+          hash && key?.[hash] ? Object.values(key[hash] as Record<string, unknown>)[0] : undefined;
         return value === undefined ? {} : { 'dynamodb:leadingkeys': [String(value)] };
       };
-      const item = (action: string, name: string, key: Record<string, any> | undefined) => auth(action, table(name), leading(name, key), ['dynamodb:leadingkeys']);
+      const item = (action: string, name: string, key: Record<string, any> | undefined) =>
+        auth(action, table(name), leading(name, key), ['dynamodb:leadingkeys']);
       if (operation === 'TransactWriteItems' || operation === 'TransactGetItems') {
         const items = (body.TransactItems ?? []) as Record<string, any>[];
         const auths = items.map((entry) => {
           const [kind, spec] = Object.entries(entry)[0] ?? ['?', {}];
-          const action = { Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem', ConditionCheck: 'ConditionCheckItem', Get: 'GetItem' }[kind] ?? `?${kind}`;
+          const action =
+            {
+              Put: 'PutItem',
+              Update: 'UpdateItem',
+              Delete: 'DeleteItem',
+              ConditionCheck: 'ConditionCheckItem',
+              Get: 'GetItem',
+            }[kind] ?? `?${kind}`;
           return item(action, spec.TableName, spec.Item ?? spec.Key);
         });
         const subjects = items.map((entry) => {
@@ -135,39 +189,81 @@ export function decodeCall(exchange: RecordedExchange, env: CallEnvironment): Aw
       }
       if (operation === 'BatchWriteItem' || operation === 'BatchGetItem') {
         const names = Object.keys(body.RequestItems ?? {});
-        return call(names.join(', '), names.map((n) => auth(operation, table(n))));
+        return call(
+          names.join(', '),
+          names.map((n) => auth(operation, table(n))),
+        );
       }
       const name = String(body.TableName ?? body.TableArn ?? '?');
       const arn = name.startsWith('arn:') ? name : table(name);
-      return call(name, [item(operation, name, body.Key ?? body.Item)].map((x) => ({ ...x, resource: body.IndexName ? `${arn}/index/${body.IndexName}` : arn })));
+      return call(
+        name,
+        [item(operation, name, body.Key ?? body.Item)].map((x) => ({
+          ...x,
+          resource: body.IndexName ? `${arn}/index/${body.IndexName}` : arn,
+        })),
+      );
     }
     case 'ssm': {
-      const parameter = (name: string) => (name.startsWith('arn:') ? name : `arn:${pa}:ssm:${r}:${a}:parameter/${name.replace(/^\//, '')}`);
-      const names: string[] = body.Names ?? (body.Name !== undefined ? [body.Name] : body.Path !== undefined ? [body.Path] : []);
+      const parameter = (name: string) =>
+        name.startsWith('arn:')
+          ? name
+          : `arn:${pa}:ssm:${r}:${a}:parameter/${name.replace(/^\//, '')}`;
+      const names: string[] =
+        body.Names ??
+        (body.Name !== undefined ? [body.Name] : body.Path !== undefined ? [body.Path] : []);
       const context: Record<string, ContextValue> = {};
-      if (operation === 'GetParametersByPath') context['ssm:recursive'] = String(body.Recursive === true);
+      if (operation === 'GetParametersByPath')
+        context['ssm:recursive'] = String(body.Recursive === true);
       if (operation === 'PutParameter') context['ssm:overwrite'] = String(body.Overwrite === true);
       const resources = names.length ? names.map(parameter) : [undefined];
-      return call(names.join(', '), resources.map((res) => auth(operation, res, context, ['ssm:recursive', 'ssm:overwrite'])));
+      return call(
+        names.join(', '),
+        resources.map((res) => auth(operation, res, context, ['ssm:recursive', 'ssm:overwrite'])),
+      );
     }
     case 'secretsmanager': {
-      const ids: string[] = body.SecretIdList ?? (body.SecretId !== undefined ? [body.SecretId] : body.Name !== undefined ? [body.Name] : []);
+      const ids: string[] =
+        body.SecretIdList ??
+        (body.SecretId !== undefined
+          ? [body.SecretId]
+          : body.Name !== undefined
+            ? [body.Name]
+            : []);
       // The response names the secret's full ARN (with its random six-character suffix); a call
       // that failed has none, and IAM then evaluates the name with some suffix.
       const answered = json(exchange.responseBody);
       const arnOf = (id: string) =>
-        id.startsWith('arn:') ? id : typeof answered.ARN === 'string' && (answered.Name === id || ids.length === 1) ? answered.ARN : `arn:${pa}:secretsmanager:${r}:${a}:secret:${id}-??????`;
+        id.startsWith('arn:')
+          ? id
+          : typeof answered.ARN === 'string' && (answered.Name === id || ids.length === 1)
+            ? answered.ARN
+            : `arn:${pa}:secretsmanager:${r}:${a}:secret:${id}-??????`;
       const context = (id: string): Record<string, ContextValue> => ({
         'secretsmanager:secretid': id,
         ...(body.VersionStage ? { 'secretsmanager:versionstage': body.VersionStage } : {}),
         ...(body.VersionId ? { 'secretsmanager:versionid': body.VersionId } : {}),
       });
-      return call(ids.join(', '), (ids.length ? ids : ['?']).map((id) => auth(operation, arnOf(id), context(id), ['secretsmanager:secretid', 'secretsmanager:versionstage', 'secretsmanager:versionid'])));
+      return call(
+        ids.join(', '),
+        (ids.length ? ids : ['?']).map((id) =>
+          auth(operation, arnOf(id), context(id), [
+            'secretsmanager:secretid',
+            'secretsmanager:versionstage',
+            'secretsmanager:versionid',
+          ]),
+        ),
+      );
     }
     case 'sqs': {
       const url: string | undefined = body.QueueUrl ?? (form?.get('QueueUrl') || undefined);
       const path = url ? new URL(url).pathname.split('/').filter(Boolean) : [];
-      const queue = path.length >= 2 ? `arn:${pa}:sqs:${r}:${path[0]}:${path[1]}` : body.QueueName ? `arn:${pa}:sqs:${r}:${body.QueueOwnerAWSAccountId ?? a}:${body.QueueName}` : undefined;
+      const queue =
+        path.length >= 2
+          ? `arn:${pa}:sqs:${r}:${path[0]}:${path[1]}`
+          : body.QueueName
+            ? `arn:${pa}:sqs:${r}:${body.QueueOwnerAWSAccountId ?? a}:${body.QueueName}`
+            : undefined;
       // The batch operations are authorised as their single-message actions.
       const action = operation.replace(/Batch$/, '');
       return call(path[1] ?? body.QueueName ?? '', [auth(action, queue)]);
@@ -177,27 +273,45 @@ export function decodeCall(exchange: RecordedExchange, env: CallEnvironment): Aw
       return call(topic ?? '', [auth(operation === 'PublishBatch' ? 'Publish' : operation, topic)]);
     }
     case 'events': {
-      const buses = new Set<string>(((body.Entries ?? []) as { EventBusName?: string }[]).map((e) => e.EventBusName ?? 'default'));
-      const arn = (bus: string) => (bus.startsWith('arn:') ? bus : `arn:${pa}:events:${r}:${a}:event-bus/${bus}`);
-      return call([...buses].join(', '), (buses.size ? [...buses] : ['default']).map((b) => auth(operation, arn(b))));
+      const buses = new Set<string>(
+        ((body.Entries ?? []) as { EventBusName?: string }[]).map(
+          (e) => e.EventBusName ?? 'default',
+        ),
+      );
+      const arn = (bus: string) =>
+        bus.startsWith('arn:') ? bus : `arn:${pa}:events:${r}:${a}:event-bus/${bus}`;
+      return call(
+        [...buses].join(', '),
+        (buses.size ? [...buses] : ['default']).map((b) => auth(operation, arn(b))),
+      );
     }
     default:
       return call('', [auth(operation, undefined)]);
   }
 }
 
-type AuthFactory = (action: string, resource: string | undefined, context?: Record<string, ContextValue>, modelled?: string[]) => Authorization;
+type AuthFactory = (
+  action: string,
+  resource: string | undefined,
+  context?: Record<string, ContextValue>,
+  modelled?: string[],
+) => Authorization;
 
 /** S3's REST API: the operation from method, path and sub-resource; object ARNs without the key's URL encoding. */
 function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): AwsCall {
   const url = new URL(exchange.url, 'http://x');
   const host = (header(exchange, 'host') ?? '').replace(/:\d+$/, '');
-  const pathStyle = /^[\d.]+$/.test(host) || host === 'localhost' || host.startsWith('s3.') || host.startsWith('s3-');
+  const pathStyle =
+    /^[\d.]+$/.test(host) ||
+    host === 'localhost' ||
+    host.startsWith('s3.') ||
+    host.startsWith('s3-');
   const parts = url.pathname.split('/').slice(1);
   const bucket = pathStyle ? decodeURIComponent(parts.shift() ?? '') : host.split('.')[0]!;
   // `/bucket/` (the SDK's path style for bucket operations such as ListObjectsV2) is the bucket:
   // an object key is never empty.
-  const key = parts.length && parts.join('') !== '' ? parts.map(decodeURIComponent).join('/') : undefined;
+  const key =
+    parts.length && parts.join('') !== '' ? parts.map(decodeURIComponent).join('/') : undefined;
   const q = url.searchParams;
   // The SDK adds `x-id=<Operation>` to some requests: a hint, not a sub-resource.
   const keys = [...q.keys()].filter((k) => k !== 'x-id');
@@ -205,14 +319,31 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
   const m = exchange.method;
   const bucketArn = `arn:${pa}:s3:::${bucket}`;
   const objectArn = key === undefined ? undefined : `${bucketArn}/${key}`;
-  const s3Modelled = ['s3:tlsversion', 's3:signatureversion', 's3:authtype', 's3:x-amz-server-side-encryption', 's3:x-amz-acl', 's3:x-amz-storage-class', 's3:versionid', 's3:prefix', 's3:delimiter', 's3:max-keys', 's3:x-amz-content-sha256'];
+  const s3Modelled = [
+    's3:tlsversion',
+    's3:signatureversion',
+    's3:authtype',
+    's3:x-amz-server-side-encryption',
+    's3:x-amz-acl',
+    's3:x-amz-storage-class',
+    's3:versionid',
+    's3:prefix',
+    's3:delimiter',
+    's3:max-keys',
+    's3:x-amz-content-sha256',
+  ];
   const context: Record<string, ContextValue> = {
     // The SDK on Node 24 negotiates TLS 1.2 at least (Node's default minimum).
     's3:tlsversion': '1.2',
     's3:signatureversion': 'AWS4-HMAC-SHA256',
     's3:authtype': header(exchange, 'authorization') ? 'REST-HEADER' : 'REST-QUERY-STRING',
   };
-  for (const h of ['x-amz-server-side-encryption', 'x-amz-acl', 'x-amz-storage-class', 'x-amz-content-sha256']) {
+  for (const h of [
+    'x-amz-server-side-encryption',
+    'x-amz-acl',
+    'x-amz-storage-class',
+    'x-amz-content-sha256',
+  ]) {
     const v = header(exchange, h);
     if (v !== undefined) context[`s3:${h}`] = v;
   }
@@ -220,21 +351,39 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
   for (const k of ['prefix', 'delimiter', 'max-keys']) if (q.has(k)) context[`s3:${k}`] = q.get(k)!;
   const a = (action: string, resource = objectArn) => auth(action, resource, context, s3Modelled);
   const hint = q.get('x-id');
-  const call = (operation: string, authorizations: Authorization[], subject = key === undefined ? bucket : `${bucket}/${key}`): AwsCall => ({
+  const call = (
+    operation: string,
+    authorizations: Authorization[],
+    subject = key === undefined ? bucket : `${bucket}/${key}`,
+  ): AwsCall => ({
     // An operation decoded otherwise than the SDK's own hint says would be authorised wrongly.
-    operation: hint && hint !== operation ? `s3 ${operation} (x-id says ${hint}: decode it in test/deploy/aws-calls.ts)` : `s3 ${operation}`,
+    operation:
+      hint && hint !== operation
+        ? `s3 ${operation} (x-id says ${hint}: decode it in test/deploy/aws-calls.ts)`
+        : `s3 ${operation}`,
     subject,
     status: exchange.status,
-    authorizations: hint && hint !== operation ? [auth('?', objectArn ?? bucketArn, context, s3Modelled)] : authorizations,
+    authorizations:
+      hint && hint !== operation
+        ? [auth('?', objectArn ?? bucketArn, context, s3Modelled)]
+        : authorizations,
   });
 
   if (!bucket) return call('ListBuckets', [a('ListAllMyBuckets', '*')], '');
   if (key === undefined) {
-    if (m === 'GET' && q.get('list-type') === '2') return call('ListObjectsV2', [a('ListBucket', bucketArn)]);
-    if (m === 'GET' && has('uploads')) return call('ListMultipartUploads', [a('ListBucketMultipartUploads', bucketArn)]);
-    if (m === 'GET' && has('versions')) return call('ListObjectVersions', [a('ListBucketVersions', bucketArn)]);
-    if (m === 'GET' && has('location')) return call('GetBucketLocation', [a('GetBucketLocation', bucketArn)]);
-    if (m === 'GET' && keys.every((k) => ['prefix', 'delimiter', 'marker', 'max-keys', 'encoding-type'].includes(k))) return call('ListObjects', [a('ListBucket', bucketArn)]);
+    if (m === 'GET' && q.get('list-type') === '2')
+      return call('ListObjectsV2', [a('ListBucket', bucketArn)]);
+    if (m === 'GET' && has('uploads'))
+      return call('ListMultipartUploads', [a('ListBucketMultipartUploads', bucketArn)]);
+    if (m === 'GET' && has('versions'))
+      return call('ListObjectVersions', [a('ListBucketVersions', bucketArn)]);
+    if (m === 'GET' && has('location'))
+      return call('GetBucketLocation', [a('GetBucketLocation', bucketArn)]);
+    if (
+      m === 'GET' &&
+      keys.every((k) => ['prefix', 'delimiter', 'marker', 'max-keys', 'encoding-type'].includes(k))
+    )
+      return call('ListObjects', [a('ListBucket', bucketArn)]);
     if (m === 'HEAD') return call('HeadBucket', [a('ListBucket', bucketArn)]);
     if (m === 'POST' && has('delete')) {
       const body = exchange.body.toString('utf8');
@@ -242,17 +391,35 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
         key: /<Key>([\s\S]*?)<\/Key>/.exec(o[1]!)?.[1] ?? '',
         version: /<VersionId>/.test(o[1]!),
       }));
-      const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
-      return call('DeleteObjects', objects.map((o) => a(o.version ? 'DeleteObjectVersion' : 'DeleteObject', `${bucketArn}/${unescape(o.key)}`)));
+      const unescape = (s: string) =>
+        s
+          .replace(/&lt;/g, '<')
+          .replace(/&gt;/g, '>')
+          .replace(/&quot;/g, '"')
+          .replace(/&apos;/g, "'")
+          .replace(/&amp;/g, '&');
+      return call(
+        'DeleteObjects',
+        objects.map((o) =>
+          a(o.version ? 'DeleteObjectVersion' : 'DeleteObject', `${bucketArn}/${unescape(o.key)}`),
+        ),
+      );
     }
-    if (m === 'PUT' && keys.length === 0) return call('CreateBucket', [a('CreateBucket', bucketArn)]);
+    if (m === 'PUT' && keys.length === 0)
+      return call('CreateBucket', [a('CreateBucket', bucketArn)]);
     return call(`${m} bucket ?${keys.join('&')}`, [a('?', bucketArn)]);
   }
   const copySource = header(exchange, 'x-amz-copy-source');
-  const sourceArn = copySource ? `arn:${pa}:s3:::${decodeURIComponent(copySource.replace(/^\//, '').replace(/\?versionId=.*$/, ''))}` : undefined;
+  const sourceArn = copySource
+    ? `arn:${pa}:s3:::${decodeURIComponent(copySource.replace(/^\//, '').replace(/\?versionId=.*$/, ''))}`
+    : undefined;
   switch (m) {
     case 'PUT':
-      if (has('uploadId') && has('partNumber')) return call(copySource ? 'UploadPartCopy' : 'UploadPart', [a('PutObject'), ...(sourceArn ? [a('GetObject', sourceArn)] : [])]);
+      if (has('uploadId') && has('partNumber'))
+        return call(copySource ? 'UploadPartCopy' : 'UploadPart', [
+          a('PutObject'),
+          ...(sourceArn ? [a('GetObject', sourceArn)] : []),
+        ]);
       if (has('tagging')) return call('PutObjectTagging', [a('PutObjectTagging')]);
       if (has('acl')) return call('PutObjectAcl', [a('PutObjectAcl')]);
       if (has('retention')) return call('PutObjectRetention', [a('PutObjectRetention')]);
@@ -273,7 +440,10 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
       break;
     case 'GET':
       if (has('uploadId')) return call('ListParts', [a('ListMultipartUploadParts')]);
-      if (has('tagging')) return call('GetObjectTagging', [a(has('versionId') ? 'GetObjectVersionTagging' : 'GetObjectTagging')]);
+      if (has('tagging'))
+        return call('GetObjectTagging', [
+          a(has('versionId') ? 'GetObjectVersionTagging' : 'GetObjectTagging'),
+        ]);
       if (has('acl')) return call('GetObjectAcl', [a('GetObjectAcl')]);
       if (has('attributes')) return call('GetObjectAttributes', [a('GetObjectAttributes')]);
       return call('GetObject', [a(has('versionId') ? 'GetObjectVersion' : 'GetObject')]);

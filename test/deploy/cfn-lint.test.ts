@@ -37,7 +37,8 @@ const VARIANTS: Record<string, Record<string, unknown>> = {
     mailExpirationDays: 400,
     mailInfrequentAccessAfterDays: 30,
     ssmKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
-    secretsKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab',
+    secretsKmsKeyArn:
+      'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab',
   },
 };
 
@@ -51,22 +52,27 @@ interface Match {
 
 describeWithPeer(
   'cfn-lint',
-  CFN_LINT ? undefined : 'cfn-lint is missing: it is installed with pip (pip install cfn-lint), not from npm',
+  CFN_LINT
+    ? undefined
+    : 'cfn-lint is missing: it is installed with pip (pip install cfn-lint), not from npm',
   'cfn-lint over the synthesised templates',
   () => {
     const synths: [string, SynthesisedDequeue][] = [];
     let matches: Match[] = [];
 
     beforeAll(async () => {
-      for (const [name, context] of Object.entries(VARIANTS)) synths.push([name, synthDequeue(context)]);
+      for (const [name, context] of Object.entries(VARIANTS))
+        synths.push([name, synthDequeue(context)]);
       const files = synths.map(([, s]) => join(s.outdir, s.stack.templateFile));
       // Exit status is a bit mask (2 errors, 4 warnings, 8 informational): read the findings instead.
-      const { stdout } = await run(CFN_LINT!, ['--format', 'json', ...files], { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }).catch(
-        (e: { stdout?: string; code?: number; message: string }) => {
-          if (typeof e.stdout === 'string' && e.stdout.trim().startsWith('[')) return { stdout: e.stdout };
-          throw new Error(`cfn-lint failed to run: ${e.message}`);
-        },
-      );
+      const { stdout } = await run(CFN_LINT!, ['--format', 'json', ...files], {
+        timeout: 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+      }).catch((e: { stdout?: string; code?: number; message: string }) => {
+        if (typeof e.stdout === 'string' && e.stdout.trim().startsWith('['))
+          return { stdout: e.stdout };
+        throw new Error(`cfn-lint failed to run: ${e.message}`);
+      });
       matches = JSON.parse(stdout || '[]');
     }, 180_000);
     afterAll(() => {
@@ -74,10 +80,13 @@ describeWithPeer(
     });
 
     it('finds no errors in any template', () => {
-      const variantOf = (file: string) => synths.find(([, s]) => file.startsWith(s.outdir))?.[0] ?? file;
-      const line = (m: Match) => `${variantOf(m.Filename)}: ${m.Rule.Id} ${m.Location.Path.join('/')}: ${m.Message}`;
+      const variantOf = (file: string) =>
+        synths.find(([, s]) => file.startsWith(s.outdir))?.[0] ?? file;
+      const line = (m: Match) =>
+        `${variantOf(m.Filename)}: ${m.Rule.Id} ${m.Location.Path.join('/')}: ${m.Message}`;
       const others = matches.filter((m) => m.Level !== 'Error');
-      if (others.length) console.info(`cfn-lint warnings and notes (not failing):\n${others.map(line).join('\n')}`);
+      if (others.length)
+        console.info(`cfn-lint warnings and notes (not failing):\n${others.map(line).join('\n')}`);
       expect(synths).toHaveLength(Object.keys(VARIANTS).length);
       expect(matches.filter((m) => m.Level === 'Error').map(line)).toEqual([]);
     });

@@ -34,26 +34,52 @@ function generatedName(pseudo: Pseudo, logicalId: string, max: number, lower = f
 }
 
 /** The physical identity of a resource as CloudFormation would create it. */
-export function physicalOf(pseudo: Pseudo, logicalId: string, resource: CfnResource, literal: (v: CfnValue) => string): Physical {
+export function physicalOf(
+  pseudo: Pseudo,
+  logicalId: string,
+  resource: CfnResource,
+  literal: (v: CfnValue) => string,
+): Physical {
   const p = resource.Properties ?? {};
   const { partition: pa, region: r, accountId: a } = pseudo;
-  const named = (prop: string, max: number, lower = false) => (p[prop] !== undefined ? literal(p[prop]) : generatedName(pseudo, logicalId, max, lower));
+  const named = (prop: string, max: number, lower = false) =>
+    p[prop] !== undefined ? literal(p[prop]) : generatedName(pseudo, logicalId, max, lower);
   switch (resource.Type) {
     case 'AWS::DynamoDB::Table': {
       const name = named('TableName', 255);
-      return { ref: name, attributes: { Arn: `arn:${pa}:dynamodb:${r}:${a}:table/${name}`, StreamArn: `arn:${pa}:dynamodb:${r}:${a}:table/${name}/stream/2026-01-01T00:00:00.000` } };
+      return {
+        ref: name,
+        attributes: {
+          Arn: `arn:${pa}:dynamodb:${r}:${a}:table/${name}`,
+          StreamArn: `arn:${pa}:dynamodb:${r}:${a}:table/${name}/stream/2026-01-01T00:00:00.000`,
+        },
+      };
     }
     case 'AWS::S3::Bucket': {
       const name = named('BucketName', 63, true);
       return {
         ref: name,
-        attributes: { Arn: `arn:${pa}:s3:::${name}`, DomainName: `${name}.s3.${pseudo.urlSuffix}`, RegionalDomainName: `${name}.s3.${r}.${pseudo.urlSuffix}` },
+        attributes: {
+          Arn: `arn:${pa}:s3:::${name}`,
+          DomainName: `${name}.s3.${pseudo.urlSuffix}`,
+          RegionalDomainName: `${name}.s3.${r}.${pseudo.urlSuffix}`,
+        },
       };
     }
     case 'AWS::SQS::Queue': {
       const fifo = p.FifoQueue === true || p.FifoQueue === 'true';
-      const name = p.QueueName !== undefined ? literal(p.QueueName) : `${generatedName(pseudo, logicalId, fifo ? 75 : 80)}${fifo ? '.fifo' : ''}`;
-      return { ref: `https://sqs.${r}.${pseudo.urlSuffix}/${a}/${name}`, attributes: { Arn: `arn:${pa}:sqs:${r}:${a}:${name}`, QueueName: name, QueueUrl: `https://sqs.${r}.${pseudo.urlSuffix}/${a}/${name}` } };
+      const name =
+        p.QueueName !== undefined
+          ? literal(p.QueueName)
+          : `${generatedName(pseudo, logicalId, fifo ? 75 : 80)}${fifo ? '.fifo' : ''}`;
+      return {
+        ref: `https://sqs.${r}.${pseudo.urlSuffix}/${a}/${name}`,
+        attributes: {
+          Arn: `arn:${pa}:sqs:${r}:${a}:${name}`,
+          QueueName: name,
+          QueueUrl: `https://sqs.${r}.${pseudo.urlSuffix}/${a}/${name}`,
+        },
+      };
     }
     case 'AWS::SNS::Topic': {
       const name = named('TopicName', 256);
@@ -70,7 +96,13 @@ export function physicalOf(pseudo: Pseudo, logicalId: string, resource: CfnResou
     }
     case 'AWS::IAM::Role': {
       const name = named('RoleName', 64);
-      return { ref: name, attributes: { Arn: `arn:${pa}:iam::${a}:role/${p.Path ? literal(p.Path).replace(/^\/|\/$/g, '') + '/' : ''}${name}`, RoleId: `AROA${suffix()}` } };
+      return {
+        ref: name,
+        attributes: {
+          Arn: `arn:${pa}:iam::${a}:role/${p.Path ? literal(p.Path).replace(/^\/|\/$/g, '') + '/' : ''}${name}`,
+          RoleId: `AROA${suffix()}`,
+        },
+      };
     }
     case 'AWS::KMS::Key': {
       const id = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -79,11 +111,20 @@ export function physicalOf(pseudo: Pseudo, logicalId: string, resource: CfnResou
     case 'AWS::Scheduler::Schedule': {
       const name = named('Name', 64);
       const group = p.GroupName !== undefined ? literal(p.GroupName) : 'default';
-      return { ref: name, attributes: { Arn: `arn:${pa}:scheduler:${r}:${a}:schedule/${group}/${name}` } };
+      return {
+        ref: name,
+        attributes: { Arn: `arn:${pa}:scheduler:${r}:${a}:schedule/${group}/${name}` },
+      };
     }
     case 'AWS::SSM::Parameter': {
       const name = named('Name', 1011);
-      return { ref: name, attributes: { Type: p.Type !== undefined ? literal(p.Type) : 'String', Value: p.Value !== undefined ? literal(p.Value) : '' } };
+      return {
+        ref: name,
+        attributes: {
+          Type: p.Type !== undefined ? literal(p.Type) : 'String',
+          Value: p.Value !== undefined ? literal(p.Value) : '',
+        },
+      };
     }
     case 'AWS::SecretsManager::Secret': {
       const name = named('Name', 256);
@@ -92,7 +133,10 @@ export function physicalOf(pseudo: Pseudo, logicalId: string, resource: CfnResou
     }
     case 'AWS::Events::EventBus': {
       const name = literal(p.Name);
-      return { ref: name, attributes: { Arn: `arn:${pa}:events:${r}:${a}:event-bus/${name}`, Name: name } };
+      return {
+        ref: name,
+        attributes: { Arn: `arn:${pa}:events:${r}:${a}:event-bus/${name}`, Name: name },
+      };
     }
     default:
       return { ref: generatedName(pseudo, logicalId, 64), attributes: {} };
@@ -145,7 +189,10 @@ export class CfnResolver {
         case 'Ref':
           return this.ref(String(arg));
         case 'Fn::GetAtt': {
-          const [id, attribute] = (Array.isArray(arg) ? arg : String(arg).split('.')) as [string, string];
+          const [id, attribute] = (Array.isArray(arg) ? arg : String(arg).split('.')) as [
+            string,
+            string,
+          ];
           return this.getAtt(id, attribute);
         }
         case 'Fn::Join': {
@@ -153,7 +200,10 @@ export class CfnResolver {
           return (this.resolve(parts) as unknown[]).map((p) => this.string(p)).join(separator);
         }
         case 'Fn::Sub': {
-          const [text, vars] = (Array.isArray(arg) ? arg : [arg, {}]) as [string, Record<string, CfnValue>];
+          const [text, vars] = (Array.isArray(arg) ? arg : [arg, {}]) as [
+            string,
+            Record<string, CfnValue>,
+          ];
           return text.replace(/\$\{([^}!][^}]*)\}/g, (_, name: string) => {
             if (name in vars) return this.string(vars[name]);
             const [id, attribute] = name.split('.') as [string, string | undefined];
@@ -179,7 +229,10 @@ export class CfnResolver {
         case 'Condition':
           return this.decide(value);
         default:
-          if (fn.startsWith('Fn::')) throw new Error(`${fn} is not resolved by test/deploy/cfn-resolve.ts (${JSON.stringify(value).slice(0, 200)})`);
+          if (fn.startsWith('Fn::'))
+            throw new Error(
+              `${fn} is not resolved by test/deploy/cfn-resolve.ts (${JSON.stringify(value).slice(0, 200)})`,
+            );
       }
     }
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, this.resolve(v)]));
@@ -226,10 +279,12 @@ export class CfnResolver {
       case 'AWS::URLSuffix':
         return p.urlSuffix;
     }
-    if (name.startsWith('AWS::')) throw new Error(`pseudo parameter ${name} is not resolved by test/deploy/cfn-resolve.ts`);
+    if (name.startsWith('AWS::'))
+      throw new Error(`pseudo parameter ${name} is not resolved by test/deploy/cfn-resolve.ts`);
     const parameter = this.template.Parameters?.[name];
     if (parameter) {
-      if (parameter.Default === undefined) throw new Error(`template parameter ${name} has no default`);
+      if (parameter.Default === undefined)
+        throw new Error(`template parameter ${name} has no default`);
       return String(parameter.Default);
     }
     return this.physicalOf(name).ref;
@@ -238,7 +293,9 @@ export class CfnResolver {
   private getAtt(id: string, attribute: string): string {
     const value = this.physicalOf(id).attributes[attribute];
     if (value === undefined) {
-      throw new Error(`Fn::GetAtt ${id}.${attribute} (${this.template.Resources[id]?.Type}) is not resolved by test/deploy/cfn-resolve.ts: add the attribute there`);
+      throw new Error(
+        `Fn::GetAtt ${id}.${attribute} (${this.template.Resources[id]?.Type}) is not resolved by test/deploy/cfn-resolve.ts: add the attribute there`,
+      );
     }
     return value;
   }

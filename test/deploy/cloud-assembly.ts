@@ -34,7 +34,10 @@ export interface StackArtifact {
   readonly dir: string;
   readonly template: CfnTemplate;
   /** Asset hash -> directory or file in the assembly, from the stack's asset manifest. */
-  readonly assetPaths: ReadonlyMap<string, { readonly path: string; readonly objectKeys: readonly string[] }>;
+  readonly assetPaths: ReadonlyMap<
+    string,
+    { readonly path: string; readonly objectKeys: readonly string[] }
+  >;
 }
 
 export interface CloudAssembly {
@@ -56,13 +59,22 @@ export async function synthesise(): Promise<CloudAssembly> {
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     const err = e as Error & { stderr?: string };
-    throw new Error(`cdk synth failed: ${err.message}\n${(err.stderr ?? '').slice(-2000)}`, { cause: e });
+    throw new Error(`cdk synth failed: ${err.message}\n${(err.stderr ?? '').slice(-2000)}`, {
+      cause: e,
+    });
   }
-  return { dir, stacks: readAssembly(dir), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    stacks: readAssembly(dir),
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 interface Manifest {
-  readonly artifacts: Record<string, { type: string; properties?: Record<string, unknown>; dependencies?: string[] }>;
+  readonly artifacts: Record<
+    string,
+    { type: string; properties?: Record<string, unknown>; dependencies?: string[] }
+  >;
 }
 
 export function readAssembly(dir: string): StackArtifact[] {
@@ -70,17 +82,26 @@ export function readAssembly(dir: string): StackArtifact[] {
   const stacks: StackArtifact[] = [];
   for (const [name, artifact] of Object.entries(manifest.artifacts)) {
     if (artifact.type !== 'aws:cloudformation:stack') continue;
-    const template = JSON.parse(readFileSync(join(dir, String(artifact.properties?.templateFile)), 'utf8')) as CfnTemplate;
+    const template = JSON.parse(
+      readFileSync(join(dir, String(artifact.properties?.templateFile)), 'utf8'),
+    ) as CfnTemplate;
     const assetPaths = new Map<string, { path: string; objectKeys: string[] }>();
     for (const dependency of artifact.dependencies ?? []) {
       const assets = manifest.artifacts[dependency];
       if (assets?.type !== 'cdk:asset-manifest') continue;
-      const files = JSON.parse(readFileSync(join(dir, String(assets.properties?.file)), 'utf8')).files as Record<
+      const files = JSON.parse(readFileSync(join(dir, String(assets.properties?.file)), 'utf8'))
+        .files as Record<
         string,
-        { source: { path: string; packaging?: string }; destinations: Record<string, { objectKey: string }> }
+        {
+          source: { path: string; packaging?: string };
+          destinations: Record<string, { objectKey: string }>;
+        }
       >;
       for (const [hash, file] of Object.entries(files)) {
-        assetPaths.set(hash, { path: join(dir, file.source.path), objectKeys: Object.values(file.destinations).map((d) => d.objectKey) });
+        assetPaths.set(hash, {
+          path: join(dir, file.source.path),
+          objectKeys: Object.values(file.destinations).map((d) => d.objectKey),
+        });
       }
     }
     stacks.push({ name, dir, template, assetPaths });
@@ -126,10 +147,18 @@ export function scheduledInvocations(stacks: readonly StackArtifact[]): Schedule
   for (const stack of stacks) {
     for (const [scheduleId, schedule] of Object.entries(stack.template.Resources)) {
       if (schedule.Type !== 'AWS::Scheduler::Schedule') continue;
-      const target = schedule.Properties?.Target as { Arn?: CfnValue; Input?: CfnValue } | undefined;
+      const target = schedule.Properties?.Target as
+        | { Arn?: CfnValue; Input?: CfnValue }
+        | undefined;
       const functionId = getAttId(target?.Arn, 'Arn');
-      if (!functionId || stack.template.Resources[functionId]?.Type !== 'AWS::Lambda::Function') continue;
-      found.push({ function: deployedFunction(stack, functionId), scheduleId, schedule, input: target?.Input });
+      if (!functionId || stack.template.Resources[functionId]?.Type !== 'AWS::Lambda::Function')
+        continue;
+      found.push({
+        function: deployedFunction(stack, functionId),
+        scheduleId,
+        schedule,
+        input: target?.Input,
+      });
     }
   }
   return found;
@@ -140,18 +169,28 @@ export function deployedFunction(stack: StackArtifact, logicalId: string): Deplo
   const p = resource.Properties ?? {};
   const where = `${stack.name}/${logicalId}`;
   const code = p.Code as { S3Key?: unknown; ZipFile?: unknown } | undefined;
-  if (typeof code?.S3Key !== 'string') throw new Error(`${where}: Code.S3Key is not a literal key (${JSON.stringify(code)}); inline or image code is not run by this test`);
+  if (typeof code?.S3Key !== 'string')
+    throw new Error(
+      `${where}: Code.S3Key is not a literal key (${JSON.stringify(code)}); inline or image code is not run by this test`,
+    );
   const hash = code.S3Key.replace(/\.zip$/, '');
   const asset = stack.assetPaths.get(hash);
-  if (!asset || !asset.objectKeys.includes(code.S3Key)) throw new Error(`${where}: no asset in the manifest is published as ${code.S3Key}`);
+  if (!asset || !asset.objectKeys.includes(code.S3Key))
+    throw new Error(`${where}: no asset in the manifest is published as ${code.S3Key}`);
   // The construct's own record of the asset, when the CLI wrote asset metadata: the same directory.
   const metadataPath = resource.Metadata?.['aws:asset:path'];
   if (typeof metadataPath === 'string' && join(stack.dir, metadataPath) !== asset.path) {
-    throw new Error(`${where}: aws:asset:path ${metadataPath} is not the asset published as ${code.S3Key}`);
+    throw new Error(
+      `${where}: aws:asset:path ${metadataPath} is not the asset published as ${code.S3Key}`,
+    );
   }
-  if (!existsSync(asset.path) || !statSync(asset.path).isDirectory()) throw new Error(`${where}: asset ${asset.path} is not a directory`);
+  if (!existsSync(asset.path) || !statSync(asset.path).isDirectory())
+    throw new Error(`${where}: asset ${asset.path} is not a directory`);
   const roleId = getAttId(p.Role, 'Arn');
-  if (!roleId) throw new Error(`${where}: Role is not {Fn::GetAtt: [<role>, Arn]} of this template (${JSON.stringify(p.Role)})`);
+  if (!roleId)
+    throw new Error(
+      `${where}: Role is not {Fn::GetAtt: [<role>, Arn]} of this template (${JSON.stringify(p.Role)})`,
+    );
   return {
     stack,
     logicalId,
@@ -161,7 +200,8 @@ export function deployedFunction(stack: StackArtifact, logicalId: string): Deplo
     // CloudFormation's defaults when the template leaves them out.
     timeoutSeconds: Number(p.Timeout ?? 3),
     memoryMiB: Number(p.MemorySize ?? 128),
-    environment: ((p.Environment as { Variables?: Record<string, CfnValue> } | undefined)?.Variables ?? {}) as Record<string, CfnValue>,
+    environment: ((p.Environment as { Variables?: Record<string, CfnValue> } | undefined)
+      ?.Variables ?? {}) as Record<string, CfnValue>,
     roleId,
     logging: (p.LoggingConfig ?? {}) as Record<string, CfnValue>,
   };
@@ -192,7 +232,9 @@ export function queueEventSources(fn: DeployedFunction): QueueEventSource[] {
       mappingId,
       queueId,
       batchSize: Number(p.BatchSize ?? 10),
-      reportsBatchItemFailures: ((p.FunctionResponseTypes ?? []) as string[]).includes('ReportBatchItemFailures'),
+      reportsBatchItemFailures: ((p.FunctionResponseTypes ?? []) as string[]).includes(
+        'ReportBatchItemFailures',
+      ),
     });
   }
   return found;

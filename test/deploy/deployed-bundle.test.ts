@@ -11,18 +11,35 @@
  * AccessDenied after a deployment. The calls seen and the statement each matched are printed.
  */
 import { randomUUID } from 'node:crypto';
-import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LAMBDA_NODE_MAJOR } from '../../lib/bundling';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
 import { ACCOUNT, AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
-import { describeWithMotoServer, MOTO_REGION, startMotoServer, type MotoServer } from '../servers/moto-server';
+import {
+  describeWithMotoServer,
+  MOTO_REGION,
+  startMotoServer,
+  type MotoServer,
+} from '../servers/moto-server';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { decodeCall, type AwsCall } from './aws-calls';
 import { CfnResolver } from './cfn-resolve';
-import { queueEventSources, scheduledInvocations, synthesise, type CloudAssembly, type QueueEventSource, type ScheduledInvocation } from './cloud-assembly';
+import {
+  queueEventSources,
+  scheduledInvocations,
+  synthesise,
+  type CloudAssembly,
+  type QueueEventSource,
+  type ScheduledInvocation,
+} from './cloud-assembly';
 import { decide, type Decision, type Policy } from './iam-policy';
 import { invokeBundle, lambdaEnvironment, type Invocation } from './invoke-bundle';
 import { lambdaNode, nodeMajorOfRuntime, type LambdaNode } from './lambda-node';
@@ -36,7 +53,11 @@ import { scheduledEventFrom, slotTime } from './schedule-input';
 const ACCOUNT_ID = '123456789012';
 /** Work-queue batches delivered after one scheduled run at most (a loop that never empties the queue fails). */
 const MAX_WORKER_BATCHES = 20;
-const CREDENTIALS = { accessKeyId: 'ASIATESTING', secretAccessKey: 'testing', sessionToken: 'testing-session' };
+const CREDENTIALS = {
+  accessKeyId: 'ASIATESTING',
+  secretAccessKey: 'testing',
+  sessionToken: 'testing-session',
+};
 
 interface Run {
   readonly name: string;
@@ -98,7 +119,10 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     if (!assembly || !moto) throw new Error('unreachable: synth and moto_server both settled');
     const found = scheduledInvocations(assembly.stacks);
-    if (found.length !== 1) throw new Error(`expected one Lambda function invoked by a schedule in the assembly, found ${found.length}`);
+    if (found.length !== 1)
+      throw new Error(
+        `expected one Lambda function invoked by a schedule in the assembly, found ${found.length}`,
+      );
     scheduled = found[0]!;
     const fn = scheduled.function;
     const major = nodeMajorOfRuntime(fn.runtime);
@@ -107,14 +131,25 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
 
     proxy = await startRecordingProxy({ host: '127.0.0.1', port: moto.port });
     const aws = { endpoint: proxy.endpoint, region: MOTO_REGION, credentials: CREDENTIALS };
-    resolver = new CfnResolver(fn.stack.template, { partition: 'aws', region: MOTO_REGION, accountId: ACCOUNT_ID, stackName: fn.stack.name, urlSuffix: 'amazonaws.com' });
+    resolver = new CfnResolver(fn.stack.template, {
+      partition: 'aws',
+      region: MOTO_REGION,
+      accountId: ACCOUNT_ID,
+      stackName: fn.stack.name,
+      urlSuffix: 'amazonaws.com',
+    });
 
     // What CloudFormation would have created for the function's environment (and the queues that
     // feed it through an event source mapping), then the variables.
     sources = queueEventSources(fn);
-    const needed = new Set([...referencedResources(fn.environment, fn.stack.template), ...sources.map((q) => q.queueId)]);
+    const needed = new Set([
+      ...referencedResources(fn.environment, fn.stack.template),
+      ...sources.map((q) => q.queueId),
+    ]);
     created = await createReferencedResources(fn.stack.template, [...needed], resolver, aws);
-    environment = Object.fromEntries(Object.entries(fn.environment).map(([k, v]) => [k, resolver.string(v)]));
+    environment = Object.fromEntries(
+      Object.entries(fn.environment).map(([k, v]) => [k, resolver.string(v)]),
+    );
     ({ policies, notEvaluated } = rolePolicies(fn.stack.template, fn.roleId, resolver));
     roleArn = resolver.physicalOf(fn.roleId).attributes.Arn!;
 
@@ -122,30 +157,69 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     etrn = await new ScriptedProvider().start();
     atrn = await new AtrnProvider({ queue }).start();
     // Cut after 5.5 MiB of a 6 MiB message: a first 5 MiB part is uploaded, the upload must be aborted.
-    atrnCut = await new AtrnProvider({ queue: [heldMessage(9, 6 * 1024 * 1024)], faults: { cutInData: { message: 0, afterBytes: 5.5 * 1024 * 1024 } } }).start();
+    atrnCut = await new AtrnProvider({
+      queue: [heldMessage(9, 6 * 1024 * 1024)],
+      faults: { cutInData: { message: 0, afterBytes: 5.5 * 1024 * 1024 } },
+    }).start();
     const prefix = environment.DEQUEUE_SSM_PREFIX!;
     const secretId = `${environment.DEQUEUE_SECRET_PREFIX}atrn`;
     const ssm = new SSMClient(aws);
     const secrets = new SecretsManagerClient(aws);
-    const putSettings = (settings: object) => ssm.send(new PutParameterCommand({ Name: `${prefix}/settings`, Type: 'String', Overwrite: true, Value: JSON.stringify(settings) }));
+    const putSettings = (settings: object) =>
+      ssm.send(
+        new PutParameterCommand({
+          Name: `${prefix}/settings`,
+          Type: 'String',
+          Overwrite: true,
+          Value: JSON.stringify(settings),
+        }),
+      );
     try {
       await putSettings({ helloName: 'mx.customer.test' });
-      await ssm.send(new PutParameterCommand({ Name: `${prefix}/targets/etrn`, Type: 'String', Value: JSON.stringify({ name: 'etrn', host: '127.0.0.1', port: etrn.port, tls: 'none', command: 'ETRN customer.test' }) }));
+      await ssm.send(
+        new PutParameterCommand({
+          Name: `${prefix}/targets/etrn`,
+          Type: 'String',
+          Value: JSON.stringify({
+            name: 'etrn',
+            host: '127.0.0.1',
+            port: etrn.port,
+            tls: 'none',
+            command: 'ETRN customer.test',
+          }),
+        }),
+      );
       await ssm.send(
         new PutParameterCommand({
           Name: `${prefix}/targets/atrn`,
           Type: 'SecureString',
-          Value: JSON.stringify({ name: 'atrn', host: '127.0.0.1', port: atrn.port, tls: 'none', auth: { secretId }, command: 'ATRN' }),
+          Value: JSON.stringify({
+            name: 'atrn',
+            host: '127.0.0.1',
+            port: atrn.port,
+            tls: 'none',
+            auth: { secretId },
+            command: 'ATRN',
+          }),
         }),
       );
       await ssm.send(
         new PutParameterCommand({
           Name: `${prefix}/targets/atrn-cut`,
           Type: 'String',
-          Value: JSON.stringify({ name: 'atrn-cut', host: '127.0.0.1', port: atrnCut.port, tls: 'none', auth: { secretId }, command: 'ATRN' }),
+          Value: JSON.stringify({
+            name: 'atrn-cut',
+            host: '127.0.0.1',
+            port: atrnCut.port,
+            tls: 'none',
+            auth: { secretId },
+            command: 'ATRN',
+          }),
         }),
       );
-      await secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: JSON.stringify(ACCOUNT) }));
+      await secrets.send(
+        new CreateSecretCommand({ Name: secretId, SecretString: JSON.stringify(ACCOUNT) }),
+      );
     } finally {
       secrets.destroy();
     }
@@ -157,22 +231,51 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     // delivered to the function as Lambda's event source mapping would.
     const functionName = resolver.physicalOf(fn.logicalId).ref;
     const functionArn = resolver.physicalOf(fn.logicalId).attributes.Arn!;
-    const logGroup = fn.logging.LogGroup === undefined ? `/aws/lambda/${functionName}` : resolver.string(fn.logging.LogGroup);
-    const env = lambdaEnvironment(fn, environment, { functionName, functionArn, logGroupName: logGroup, region: MOTO_REGION, credentials: CREDENTIALS }, proxy.endpoint);
+    const logGroup =
+      fn.logging.LogGroup === undefined
+        ? `/aws/lambda/${functionName}`
+        : resolver.string(fn.logging.LogGroup);
+    const env = lambdaEnvironment(
+      fn,
+      environment,
+      {
+        functionName,
+        functionArn,
+        logGroupName: logGroup,
+        region: MOTO_REGION,
+        credentials: CREDENTIALS,
+      },
+      proxy.endpoint,
+    );
     const scheduleArn = resolver.physicalOf(scheduled.scheduleId).attributes.Arn!;
     const input = resolver.string(scheduled.input);
     const slot = slotTime(Date.now(), 15);
     const later = (n: number) => slotTime(Date.parse(slot) + n * 15 * 60_000, 15);
-    const deliveries: { name: string; scheduledTime: string; attemptNumber: number; settings?: object }[] = [
+    const deliveries: {
+      name: string;
+      scheduledTime: string;
+      attemptNumber: number;
+      settings?: object;
+    }[] = [
       { name: 'first delivery', scheduledTime: slot, attemptNumber: 1 },
       { name: 'retry of the same slot', scheduledTime: slot, attemptNumber: 2 },
       { name: 'next slot', scheduledTime: later(1), attemptNumber: 1 },
     ];
     if (sources.length) {
-      deliveries.push({ name: 'fanned-out slot', scheduledTime: later(2), attemptNumber: 1, settings: { helloName: 'mx.customer.test', fanOut: { maxTargetsPerInvocation: 1, maxAtrnPerInvocation: 0 } } });
+      deliveries.push({
+        name: 'fanned-out slot',
+        scheduledTime: later(2),
+        attemptNumber: 1,
+        settings: {
+          helloName: 'mx.customer.test',
+          fanOut: { maxTargetsPerInvocation: 1, maxAtrnPerInvocation: 0 },
+        },
+      });
     }
     const recorded = () => {
-      const calls = proxy!.exchanges.map((x) => decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey }));
+      const calls = proxy!.exchanges.map((x) =>
+        decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey }),
+      );
       proxy!.clear();
       return calls;
     };
@@ -181,24 +284,60 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       for (const d of deliveries) {
         if (d.settings) await putSettings(d.settings);
         proxy.clear();
-        const event = scheduledEventFrom(input, { scheduleArn, scheduledTime: d.scheduledTime, executionId: randomUUID(), attemptNumber: d.attemptNumber });
+        const event = scheduledEventFrom(input, {
+          scheduleArn,
+          scheduledTime: d.scheduledTime,
+          executionId: randomUUID(),
+          attemptNumber: d.attemptNumber,
+        });
         const invocation = await timed(d.name, invokeBundle(node, fn, env, functionArn, event));
         await Promise.all([atrn.idle(), atrnCut.idle()]);
-        runs.push({ name: d.name, delivery: d.name, event, invocation, calls: recorded(), etrnSignals: etrnSignals() });
+        runs.push({
+          name: d.name,
+          delivery: d.name,
+          event,
+          invocation,
+          calls: recorded(),
+          etrnSignals: etrnSignals(),
+        });
         for (const source of sources) {
           const queueUrl = resolver.physicalOf(source.queueId).ref;
           const queueArn = resolver.physicalOf(source.queueId).attributes.Arn!;
           for (let batch = 1; ; batch++) {
             const messages = await receiveBatch(moto.clientConfig, queueUrl, source.batchSize);
             if (!messages.length) break;
-            if (batch > MAX_WORKER_BATCHES) throw new Error(`${d.name}: the work queue still holds messages after ${MAX_WORKER_BATCHES} batches`);
+            if (batch > MAX_WORKER_BATCHES)
+              throw new Error(
+                `${d.name}: the work queue still holds messages after ${MAX_WORKER_BATCHES} batches`,
+              );
             const workEvent = sqsEvent(messages, queueArn, MOTO_REGION);
-            const work = await timed(`${d.name}: worker batch ${batch}`, invokeBundle(node, fn, env, functionArn, workEvent));
+            const work = await timed(
+              `${d.name}: worker batch ${batch}`,
+              invokeBundle(node, fn, env, functionArn, workEvent),
+            );
             await Promise.all([atrn.idle(), atrnCut.idle()]);
-            const answer = work.outcome.result as { batchItemFailures?: { itemIdentifier: string }[] } | undefined;
-            const failed = work.outcome.error ? messages.map((m) => m.MessageId) : source.reportsBatchItemFailures ? (answer?.batchItemFailures ?? []).map((f) => f.itemIdentifier) : [];
-            await deleteMessages(moto.clientConfig, queueUrl, messages.filter((m) => !failed.includes(m.MessageId)));
-            runs.push({ name: `${d.name}: worker batch ${batch}`, delivery: d.name, event: workEvent, invocation: work, calls: [pollerCall(queueArn, MOTO_REGION), ...recorded()], etrnSignals: etrnSignals(), failed });
+            const answer = work.outcome.result as
+              | { batchItemFailures?: { itemIdentifier: string }[] }
+              | undefined;
+            const failed = work.outcome.error
+              ? messages.map((m) => m.MessageId)
+              : source.reportsBatchItemFailures
+                ? (answer?.batchItemFailures ?? []).map((f) => f.itemIdentifier)
+                : [];
+            await deleteMessages(
+              moto.clientConfig,
+              queueUrl,
+              messages.filter((m) => !failed.includes(m.MessageId)),
+            );
+            runs.push({
+              name: `${d.name}: worker batch ${batch}`,
+              delivery: d.name,
+              event: workEvent,
+              invocation: work,
+              calls: [pollerCall(queueArn, MOTO_REGION), ...recorded()],
+              etrnSignals: etrnSignals(),
+              failed,
+            });
             // A failed message would come back after its visibility timeout: the test reports it instead.
             if (failed.length) break;
           }
@@ -225,7 +364,9 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   function hashKey(table: string): string | undefined {
     for (const [id, r] of Object.entries(scheduled.function.stack.template.Resources)) {
       if (r.Type !== 'AWS::DynamoDB::Table' || resolver.physicalOf(id).ref !== table) continue;
-      return ((r.Properties?.KeySchema ?? []) as { AttributeName: string; KeyType: string }[]).find((k) => k.KeyType === 'HASH')?.AttributeName;
+      return ((r.Properties?.KeySchema ?? []) as { AttributeName: string; KeyType: string }[]).find(
+        (k) => k.KeyType === 'HASH',
+      )?.AttributeName;
     }
     return undefined;
   }
@@ -233,13 +374,25 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   const result = (name: string) => {
     const run = runs.find((r) => r.name === name)!;
     if (run.invocation.outcome.error) {
-      throw new Error(`${name}: the invocation failed: ${JSON.stringify(run.invocation.outcome.error)}\nstderr ends: ${run.invocation.stderr.slice(-2000)}`);
+      throw new Error(
+        `${name}: the invocation failed: ${JSON.stringify(run.invocation.outcome.error)}\nstderr ends: ${run.invocation.stderr.slice(-2000)}`,
+      );
     }
-    return run.invocation.outcome.result as { cycle: number; results: { target: string; outcome: string; messages: number; reason?: string | null; error: string | null }[] };
+    return run.invocation.outcome.result as {
+      cycle: number;
+      results: {
+        target: string;
+        outcome: string;
+        messages: number;
+        reason?: string | null;
+        error: string | null;
+      }[];
+    };
   };
-  const byTarget = (name: string) => Object.fromEntries(result(name).results.map((r) => [r.target, r]));
+  const byTarget = (name: string) =>
+    Object.fromEntries(result(name).results.map((r) => [r.target, r]));
 
-  it('runs the template\'s own bundle, handler and runtime', () => {
+  it("runs the template's own bundle, handler and runtime", () => {
     const fn = scheduled.function;
     console.info(
       [
@@ -250,10 +403,12 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       ].join('\n'),
     );
     expect(node.version.startsWith(`v${nodeMajorOfRuntime(fn.runtime)}.`)).toBe(true);
-    expect(runs.filter((r) => r.name === r.delivery).map((r) => r.event.source)).toEqual(runs.filter((r) => r.name === r.delivery).map(() => 'schedule'));
+    expect(runs.filter((r) => r.name === r.delivery).map((r) => r.event.source)).toEqual(
+      runs.filter((r) => r.name === r.delivery).map(() => 'schedule'),
+    );
   });
 
-  it('the first delivery signals the ETRN target and stores the ATRN target\'s mail in the bucket', async () => {
+  it("the first delivery signals the ETRN target and stores the ATRN target's mail in the bucket", async () => {
     const first = byTarget('first delivery');
     expect(first.etrn).toMatchObject({ outcome: 'signalled', error: null });
     expect(first.atrn).toMatchObject({ outcome: 'signalled', messages: queue.length, error: null });
@@ -265,9 +420,17 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const keys = (listed.Contents ?? []).map((o) => o.Key!);
     expect(keys.filter((k) => k.endsWith('.eml'))).toHaveLength(queue.length);
     for (const key of keys.filter((k) => k.endsWith('.json'))) {
-      const envelope = JSON.parse(await (await s3!.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString());
+      const envelope = JSON.parse(
+        await (
+          await s3!.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+        ).Body!.transformToString(),
+      );
       const held = queue.find((m) => m.from === envelope.mailFrom)!;
-      const stored = Buffer.from(await (await s3!.send(new GetObjectCommand({ Bucket: bucket, Key: envelope.message }))).Body!.transformToByteArray());
+      const stored = Buffer.from(
+        await (
+          await s3!.send(new GetObjectCommand({ Bucket: bucket, Key: envelope.message }))
+        ).Body!.transformToByteArray(),
+      );
       // Stored as received: after our trace header, the provider's text byte for byte.
       expect(stored.subarray(envelope.traceBytes).equals(held.text)).toBe(true);
     }
@@ -278,12 +441,19 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     expect(first['atrn-cut']).toMatchObject({ messages: 0 });
     expect(first['atrn-cut']!.outcome).not.toBe('signalled');
     expect(atrnCut!.waiting).toEqual([0]);
-    const listed = await s3!.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${environment.DEQUEUE_MAIL_PREFIX}atrn-cut/` }));
+    const listed = await s3!.send(
+      new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: `${environment.DEQUEUE_MAIL_PREFIX}atrn-cut/`,
+      }),
+    );
     expect(listed.Contents ?? []).toEqual([]);
     const uploads = await s3!.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
     expect(uploads.Uploads ?? []).toEqual([]);
     // The clean-up went through the proxy, so the IAM check below covers it.
-    expect(runs.find((r) => r.name === 'first delivery')!.calls.map((c) => c.operation)).toContain('s3 AbortMultipartUpload');
+    expect(runs.find((r) => r.name === 'first delivery')!.calls.map((c) => c.operation)).toContain(
+      's3 AbortMultipartUpload',
+    );
   });
 
   it('a retry of the same slot (new execution id) is not counted again and signals no one twice', () => {
@@ -291,7 +461,8 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const retry = result('retry of the same slot');
     expect(retry.cycle).toBe(first.cycle);
     expect(retry.results.map((r) => r.outcome)).toEqual(retry.results.map(() => 'skipped'));
-    const signalsAfter = (delivery: string) => Math.max(...runs.filter((r) => r.delivery === delivery).map((r) => r.etrnSignals));
+    const signalsAfter = (delivery: string) =>
+      Math.max(...runs.filter((r) => r.delivery === delivery).map((r) => r.etrnSignals));
     expect(signalsAfter('first delivery')).toBe(1);
     expect(signalsAfter('retry of the same slot')).toBe(1);
     // The counter did not advance for the retry: the next slot is the very next cycle.
@@ -301,7 +472,9 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
 
   it('with a work queue: a cycle too large for one run queues its targets, and the workers signal them', (ctx) => {
     if (!sources.length) {
-      console.info('the function has no SQS event source mapping in the template: fan-out is not deployed, nothing to run');
+      console.info(
+        'the function has no SQS event source mapping in the template: fan-out is not deployed, nothing to run',
+      );
       ctx.skip();
     }
     const fanned = result('fanned-out slot') as ReturnType<typeof result> & { queued?: string[] };
@@ -309,18 +482,41 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     expect([...(fanned.queued ?? [])].sort()).toEqual(['atrn', 'atrn-cut', 'etrn']);
     const workers = runs.filter((r) => r.delivery === 'fanned-out slot' && r.name !== r.delivery);
     expect(workers.length).toBeGreaterThan(0);
-    expect(workers.map((w) => ({ error: w.invocation.outcome.error ?? null, failed: w.failed }))).toEqual(workers.map(() => ({ error: null, failed: [] })));
+    expect(
+      workers.map((w) => ({ error: w.invocation.outcome.error ?? null, failed: w.failed })),
+    ).toEqual(workers.map(() => ({ error: null, failed: [] })));
     const before = runs.find((r) => r.name === 'next slot')!.etrnSignals;
     expect(Math.max(...workers.map((w) => w.etrnSignals))).toBe(before + 1);
   });
 
-  it('every AWS call the bundle made is allowed by the role\'s policies in the template', () => {
+  it("every AWS call the bundle made is allowed by the role's policies in the template", () => {
     const decisions = runs.flatMap((run) =>
-      run.calls.flatMap((call) => call.authorizations.map((auth) => ({ run: run.name, call, auth, decision: decide(auth, policies, roleArn, ACCOUNT_ID) }))),
+      run.calls.flatMap((call) =>
+        call.authorizations.map((auth) => ({
+          run: run.name,
+          call,
+          auth,
+          decision: decide(auth, policies, roleArn, ACCOUNT_ID),
+        })),
+      ),
     );
-    const describe = (d: Decision) => (d.verdict === 'allowed' ? `allowed by ${d.by.statement} (${d.by.policy})` : d.verdict === 'denied' ? `DENIED by ${d.by.statement} (${d.by.policy})` : d.verdict === 'undecided' ? `UNDECIDED: ${d.why}` : 'NOT GRANTED (implicit deny)');
-    const lines = decisions.map(({ run, call, auth, decision }) => `${run}: ${call.operation} ${call.subject} [HTTP ${call.status}] -> ${auth.action} on ${auth.resource ?? '(resource not decoded)'}: ${describe(decision)}`);
-    const used = new Set(decisions.flatMap(({ decision }) => (decision.verdict === 'allowed' ? [`${decision.by.policy}/${decision.by.statement}`] : [])));
+    const describe = (d: Decision) =>
+      d.verdict === 'allowed'
+        ? `allowed by ${d.by.statement} (${d.by.policy})`
+        : d.verdict === 'denied'
+          ? `DENIED by ${d.by.statement} (${d.by.policy})`
+          : d.verdict === 'undecided'
+            ? `UNDECIDED: ${d.why}`
+            : 'NOT GRANTED (implicit deny)';
+    const lines = decisions.map(
+      ({ run, call, auth, decision }) =>
+        `${run}: ${call.operation} ${call.subject} [HTTP ${call.status}] -> ${auth.action} on ${auth.resource ?? '(resource not decoded)'}: ${describe(decision)}`,
+    );
+    const used = new Set(
+      decisions.flatMap(({ decision }) =>
+        decision.verdict === 'allowed' ? [`${decision.by.policy}/${decision.by.statement}`] : [],
+      ),
+    );
     const unused = policies
       .filter((p) => p.kind === 'identity')
       .flatMap((p) => p.statements.map((s, i) => `${p.name}/${s.Sid ?? `#${i}`}`))
@@ -346,11 +542,18 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
 
     // The proxy saw the run: configuration, credentials, the counter and the mail all went through it.
     const services = new Set(decisions.map((d) => d.auth.action.split(':')[0]));
-    expect([...services].sort()).toEqual(expect.arrayContaining(['dynamodb', 's3', 'secretsmanager', 'ssm']));
+    expect([...services].sort()).toEqual(
+      expect.arrayContaining(['dynamodb', 's3', 'secretsmanager', 'ssm']),
+    );
     expect(decisions.some((d) => d.auth.action === 's3:PutObject')).toBe(true);
 
     const refused = decisions.filter((d) => d.decision.verdict !== 'allowed');
-    expect(refused.map((d) => `${d.call.operation} needs ${d.auth.action} on ${d.auth.resource ?? '(resource not decoded)'}: ${describe(d.decision)}`)).toEqual([]);
+    expect(
+      refused.map(
+        (d) =>
+          `${d.call.operation} needs ${d.auth.action} on ${d.auth.resource ?? '(resource not decoded)'}: ${describe(d.decision)}`,
+      ),
+    ).toEqual([]);
     expect(notEvaluated).toEqual([]);
   });
 
@@ -360,7 +563,11 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       for (const call of run.calls) {
         for (const auth of call.authorizations) {
           const d = decide(auth, policies, roleArn, ACCOUNT_ID);
-          if (d.verdict === 'allowed') needed.set(`${d.by.policy}/${d.by.statement}`, { policy: d.by.policy, sid: d.by.statement });
+          if (d.verdict === 'allowed')
+            needed.set(`${d.by.policy}/${d.by.statement}`, {
+              policy: d.by.policy,
+              sid: d.by.statement,
+            });
         }
       }
     }
@@ -368,11 +575,16 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const authorizations = runs.flatMap((r) => r.calls.flatMap((c) => c.authorizations));
     let refusedSomewhere = false;
     for (const { policy, sid } of needed.values()) {
-      const without = policies.map((p) => (p.name === policy ? { ...p, statements: p.statements.filter((s, i) => (s.Sid ?? `#${i}`) !== sid) } : p));
+      const without = policies.map((p) =>
+        p.name === policy
+          ? { ...p, statements: p.statements.filter((s, i) => (s.Sid ?? `#${i}`) !== sid) }
+          : p,
+      );
       for (const auth of authorizations) {
         const d = decide(auth, without, roleArn, ACCOUNT_ID);
         // Still allowed only by another statement, never by the one taken away.
-        if (d.verdict === 'allowed') expect(`${d.by.policy}/${d.by.statement}`).not.toBe(`${policy}/${sid}`);
+        if (d.verdict === 'allowed')
+          expect(`${d.by.policy}/${d.by.statement}`).not.toBe(`${policy}/${sid}`);
         else refusedSomewhere = true;
       }
     }

@@ -48,12 +48,16 @@ export type Decision =
   | { readonly verdict: 'implicitly denied' }
   | { readonly verdict: 'undecided'; readonly why: string };
 
-const list = (v: string | readonly string[] | undefined): readonly string[] => (v === undefined ? [] : typeof v === 'string' ? [v] : v);
+const list = (v: string | readonly string[] | undefined): readonly string[] =>
+  v === undefined ? [] : typeof v === 'string' ? [v] : v;
 const escape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
 
 /** `*` and `?` anywhere (action names and condition values with StringLike). */
 export function globMatches(pattern: string, value: string, ignoreCase = false): boolean {
-  const source = `^${pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c))).join('')}$`;
+  const source = `^${pattern
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c)))
+    .join('')}$`;
   return new RegExp(source, ignoreCase ? 'is' : 's').test(value);
 }
 
@@ -69,7 +73,9 @@ export function resourceMatches(pattern: string, arn: string | undefined): boole
     .map((segment) =>
       segment
         .split('')
-        .map((c, i) => (c === '*' ? (i === segment.length - 1 ? '.*' : '[^:]*') : c === '?' ? '[^:]' : escape(c)))
+        .map((c, i) =>
+          c === '*' ? (i === segment.length - 1 ? '.*' : '[^:]*') : c === '?' ? '[^:]' : escape(c),
+        )
         .join(''),
     )
     .join(':');
@@ -77,15 +83,19 @@ export function resourceMatches(pattern: string, arn: string | undefined): boole
 }
 
 function actionMatches(statement: Statement, action: string): boolean {
-  if (statement.Action !== undefined) return list(statement.Action).some((p) => globMatches(p, action, true));
-  if (statement.NotAction !== undefined) return !list(statement.NotAction).some((p) => globMatches(p, action, true));
+  if (statement.Action !== undefined)
+    return list(statement.Action).some((p) => globMatches(p, action, true));
+  if (statement.NotAction !== undefined)
+    return !list(statement.NotAction).some((p) => globMatches(p, action, true));
   return false;
 }
 
 function resourceCovers(statement: Statement, arn: string | undefined): boolean {
-  if (statement.Resource !== undefined) return list(statement.Resource).some((p) => resourceMatches(p, arn));
+  if (statement.Resource !== undefined)
+    return list(statement.Resource).some((p) => resourceMatches(p, arn));
   // NotResource: every resource but those; an undecoded resource is not known to be outside them.
-  if (statement.NotResource !== undefined) return arn !== undefined && !list(statement.NotResource).some((p) => resourceMatches(p, arn));
+  if (statement.NotResource !== undefined)
+    return arn !== undefined && !list(statement.NotResource).some((p) => resourceMatches(p, arn));
   return false;
 }
 
@@ -95,7 +105,14 @@ function principalCovers(statement: Statement, roleArn: string, accountId: strin
     if (principal === '*') return true;
     if (!principal || typeof principal !== 'object') return false;
     const aws = list((principal as { AWS?: string | string[] }).AWS);
-    return aws.some((p) => p === '*' || p === roleArn || p === accountId || p === `arn:aws:iam::${accountId}:root` || p.endsWith(`:iam::${accountId}:root`));
+    return aws.some(
+      (p) =>
+        p === '*' ||
+        p === roleArn ||
+        p === accountId ||
+        p === `arn:aws:iam::${accountId}:root` ||
+        p.endsWith(`:iam::${accountId}:root`),
+    );
   };
   if (statement.Principal !== undefined) return covers(statement.Principal);
   if (statement.NotPrincipal !== undefined) return !covers(statement.NotPrincipal);
@@ -104,7 +121,14 @@ function principalCovers(statement: Statement, roleArn: string, accountId: strin
 
 type Tri = true | false | { undecided: string };
 
-const NEGATED = new Set(['StringNotEquals', 'StringNotEqualsIgnoreCase', 'StringNotLike', 'ArnNotEquals', 'ArnNotLike', 'NumericNotEquals']);
+const NEGATED = new Set([
+  'StringNotEquals',
+  'StringNotEqualsIgnoreCase',
+  'StringNotLike',
+  'ArnNotEquals',
+  'ArnNotLike',
+  'NumericNotEquals',
+]);
 
 function compare(operator: string, want: string, have: string): boolean {
   switch (operator) {
@@ -143,13 +167,19 @@ function conditionHolds(condition: Statement['Condition'], auth: Authorization):
   for (const [rawOperator, keys] of Object.entries(condition ?? {})) {
     const setOperator = /^(ForAnyValue|ForAllValues):/.exec(rawOperator)?.[1];
     const ifExists = rawOperator.endsWith('IfExists');
-    const operator = rawOperator.replace(/^(ForAnyValue|ForAllValues):/, '').replace(/IfExists$/, '');
+    const operator = rawOperator
+      .replace(/^(ForAnyValue|ForAllValues):/, '')
+      .replace(/IfExists$/, '');
     for (const [rawKey, rawWanted] of Object.entries(keys)) {
       const key = rawKey.toLowerCase();
       const wanted = (Array.isArray(rawWanted) ? rawWanted : [rawWanted]).map(String);
       const present: ContextValue | undefined = auth.context[key];
-      const modelled = present !== undefined || auth.modelled.some((m) => key === m || key.startsWith(`${m}/`));
-      if (!modelled) return { undecided: `condition key ${rawKey} (${rawOperator}) is not modelled for ${auth.action} in test/deploy/aws-calls.ts` };
+      const modelled =
+        present !== undefined || auth.modelled.some((m) => key === m || key.startsWith(`${m}/`));
+      if (!modelled)
+        return {
+          undecided: `condition key ${rawKey} (${rawOperator}) is not modelled for ${auth.action} in test/deploy/aws-calls.ts`,
+        };
       if (operator === 'Null') {
         // "true": the key must be absent; "false": present.
         if ((wanted[0] === 'true') !== (present === undefined)) return false;
@@ -162,7 +192,8 @@ function conditionHolds(condition: Statement['Condition'], auth: Authorization):
       }
       const values = typeof present === 'string' ? [present] : present;
       // Negated operators hold when no listed value matches.
-      const one = (v: string) => wanted.some((w) => compare(operator, w, v)) !== NEGATED.has(operator);
+      const one = (v: string) =>
+        wanted.some((w) => compare(operator, w, v)) !== NEGATED.has(operator);
       const holds = setOperator === 'ForAllValues' ? values.every(one) : values.some(one);
       if (!holds) return false;
     }
@@ -176,16 +207,30 @@ function applies(statement: Statement, auth: Authorization): Tri {
   return conditionHolds(statement.Condition, auth);
 }
 
-const refOf = (policy: Policy, statement: Statement, index: number): StatementRef => ({ policy: policy.name, statement: statement.Sid ?? `#${index}` });
+const refOf = (policy: Policy, statement: Statement, index: number): StatementRef => ({
+  policy: policy.name,
+  statement: statement.Sid ?? `#${index}`,
+});
 
 /** The decision for one authorisation of the role `roleArn` (in `accountId`). */
-export function decide(auth: Authorization, policies: readonly Policy[], roleArn: string, accountId: string): Decision {
+export function decide(
+  auth: Authorization,
+  policies: readonly Policy[],
+  roleArn: string,
+  accountId: string,
+): Decision {
   const withPrincipal = { ...auth, context: { ...auth.context, 'aws:principalarn': roleArn } };
   let allowed: StatementRef | undefined;
   let undecidedDeny: string | undefined;
   let undecidedAllow: string | undefined;
   for (const policy of policies) {
-    if (policy.kind === 'resource' && !(policy.attachedTo ?? []).some((r) => auth.resource === r || auth.resource?.startsWith(`${r}/`))) continue;
+    if (
+      policy.kind === 'resource' &&
+      !(policy.attachedTo ?? []).some(
+        (r) => auth.resource === r || auth.resource?.startsWith(`${r}/`),
+      )
+    )
+      continue;
     for (const [index, statement] of policy.statements.entries()) {
       if (policy.kind === 'resource' && !principalCovers(statement, roleArn, accountId)) continue;
       const result = applies(statement, withPrincipal);

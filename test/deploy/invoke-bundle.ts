@@ -21,19 +21,37 @@ export interface LambdaIdentity {
   readonly functionArn: string;
   readonly logGroupName: string;
   readonly region: string;
-  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken: string };
+  readonly credentials: {
+    readonly accessKeyId: string;
+    readonly secretAccessKey: string;
+    readonly sessionToken: string;
+  };
 }
 
 export interface Invocation {
-  readonly outcome: { readonly result?: any; readonly error?: { readonly errorType: string; readonly errorMessage: string } };
+  readonly outcome: {
+    readonly result?: any;
+    readonly error?: { readonly errorType: string; readonly errorMessage: string };
+  };
   readonly exitCode: number | null;
   readonly stdout: string;
   readonly stderr: string;
 }
 
 /** The environment of the function's process, as Lambda composes it. */
-export function lambdaEnvironment(fn: DeployedFunction, variables: Record<string, string>, id: LambdaIdentity, endpoint: string): Record<string, string> {
-  const logFormat: Record<string, string> = fn.logging.LogFormat === 'JSON' ? { AWS_LAMBDA_LOG_FORMAT: 'JSON', AWS_LAMBDA_LOG_LEVEL: String(fn.logging.ApplicationLogLevel ?? 'INFO') } : {};
+export function lambdaEnvironment(
+  fn: DeployedFunction,
+  variables: Record<string, string>,
+  id: LambdaIdentity,
+  endpoint: string,
+): Record<string, string> {
+  const logFormat: Record<string, string> =
+    fn.logging.LogFormat === 'JSON'
+      ? {
+          AWS_LAMBDA_LOG_FORMAT: 'JSON',
+          AWS_LAMBDA_LOG_LEVEL: String(fn.logging.ApplicationLogLevel ?? 'INFO'),
+        }
+      : {};
   return {
     ...variables,
     PATH: '/usr/local/bin:/usr/bin/:/bin:/opt/bin',
@@ -59,9 +77,31 @@ export function lambdaEnvironment(fn: DeployedFunction, variables: Record<string
   };
 }
 
-export async function invokeBundle(node: LambdaNode, fn: DeployedFunction, env: Record<string, string>, functionArn: string, event: unknown): Promise<Invocation> {
-  const args = [RUNNER, '--task-root', fn.assetDir, '--handler', fn.handler, '--timeout', String(fn.timeoutSeconds), '--function-arn', functionArn, '--event', JSON.stringify(event)];
-  const child = spawn(node.path, args, { cwd: fn.assetDir, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+export async function invokeBundle(
+  node: LambdaNode,
+  fn: DeployedFunction,
+  env: Record<string, string>,
+  functionArn: string,
+  event: unknown,
+): Promise<Invocation> {
+  const args = [
+    RUNNER,
+    '--task-root',
+    fn.assetDir,
+    '--handler',
+    fn.handler,
+    '--timeout',
+    String(fn.timeoutSeconds),
+    '--function-arn',
+    functionArn,
+    '--event',
+    JSON.stringify(event),
+  ];
+  const child = spawn(node.path, args, {
+    cwd: fn.assetDir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
   const capture = (stream: NodeJS.ReadableStream, cap: number) => {
     let text = '';
     stream.setEncoding('utf8');
@@ -83,7 +123,12 @@ export async function invokeBundle(node: LambdaNode, fn: DeployedFunction, env: 
   try {
     parsed = JSON.parse(line);
   } catch {
-    parsed = { error: { errorType: 'Runner', errorMessage: `no outcome from the runner (exit ${exitCode}); stderr ends: ${stderr().slice(-1500)}` } };
+    parsed = {
+      error: {
+        errorType: 'Runner',
+        errorMessage: `no outcome from the runner (exit ${exitCode}); stderr ends: ${stderr().slice(-1500)}`,
+      },
+    };
   }
   return { outcome: parsed, exitCode, stdout: stdout(), stderr: stderr() };
 }

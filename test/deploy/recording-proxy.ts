@@ -4,7 +4,13 @@
  * exactly as it left the SDK (headers, query, body), whatever client, middleware or protocol it
  * used. Bodies are forwarded whole and as they stream; the recorded copy of each is capped.
  */
-import { createServer, request as httpRequest, Agent, type IncomingHttpHeaders, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  Agent,
+  type IncomingHttpHeaders,
+  type Server,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A copy of at most this much of each body is kept (large mail uploads are forwarded in full). */
@@ -50,13 +56,24 @@ class CappedCopy {
   }
 }
 
-export async function startRecordingProxy(upstream: { host: string; port: number }): Promise<RecordingProxy> {
+export async function startRecordingProxy(upstream: {
+  host: string;
+  port: number;
+}): Promise<RecordingProxy> {
   const exchanges: RecordedExchange[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: 16 });
   const server: Server = createServer((req, res) => {
     const requestBody = new CappedCopy();
     const forward = httpRequest(
-      { host: upstream.host, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent, timeout: UPSTREAM_TIMEOUT_MS },
+      {
+        host: upstream.host,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        agent,
+        timeout: UPSTREAM_TIMEOUT_MS,
+      },
       (upstreamRes) => {
         const responseBody = new CappedCopy();
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
@@ -83,7 +100,13 @@ export async function startRecordingProxy(upstream: { host: string; port: number
         upstreamRes.on('error', () => res.destroy());
       },
     );
-    forward.on('timeout', () => forward.destroy(new Error(`moto_server did not answer ${req.method} ${req.url} within ${UPSTREAM_TIMEOUT_MS} ms`)));
+    forward.on('timeout', () =>
+      forward.destroy(
+        new Error(
+          `moto_server did not answer ${req.method} ${req.url} within ${UPSTREAM_TIMEOUT_MS} ms`,
+        ),
+      ),
+    );
     forward.on('error', (e) => {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
       res.end(`recording proxy: ${e.message}`);

@@ -21,7 +21,8 @@ const ATTRIBUTES: Record<string, (d: SchedulerDelivery) => string> = {
 export function scheduledEventFrom(input: string, delivery: SchedulerDelivery): unknown {
   const text = input.replace(/<aws\.scheduler\.([a-z-]+)>/g, (placeholder, name: string) => {
     const value = ATTRIBUTES[name];
-    if (!value) throw new Error(`${placeholder} is not a context attribute of EventBridge Scheduler`);
+    if (!value)
+      throw new Error(`${placeholder} is not a context attribute of EventBridge Scheduler`);
     return value(delivery);
   });
   return JSON.parse(text);
@@ -29,5 +30,7 @@ export function scheduledEventFrom(input: string, delivery: SchedulerDelivery): 
 
 /** A slot of a rate schedule: the time floored to `minutes`, as Scheduler names it. */
 export function slotTime(at: number, minutes: number): string {
-  return new Date(Math.floor(at / (minutes * 60_000)) * minutes * 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return new Date(Math.floor(at / (minutes * 60_000)) * minutes * 60_000)
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z');
 }

@@ -9,7 +9,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { processIo } from '../../cli/io';
 import { main } from '../../cli/main';
-import { parseConfigDocument, parseJsonText, parseSettings, parseTarget } from '../../lambda/core/config';
+import {
+  parseConfigDocument,
+  parseJsonText,
+  parseSettings,
+  parseTarget,
+} from '../../lambda/core/config';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -22,8 +27,13 @@ interface Block {
 }
 
 async function pages(): Promise<Map<string, string>> {
-  const names = ['README.md', ...(await readdir(join(root, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
-  return new Map(await Promise.all(names.map(async (n) => [n, await readFile(join(root, n), 'utf8')] as const)));
+  const names = [
+    'README.md',
+    ...(await readdir(join(root, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+  ];
+  return new Map(
+    await Promise.all(names.map(async (n) => [n, await readFile(join(root, n), 'utf8')] as const)),
+  );
 }
 
 function blocks(page: string, text: string): Block[] {
@@ -75,7 +85,9 @@ describe('the README and docs/ as written', () => {
         targets++;
       }
     }
-    process.stdout.write(`docs: ${documents} configuration documents and ${targets} targets checked\n`);
+    process.stdout.write(
+      `docs: ${documents} configuration documents and ${targets} targets checked\n`,
+    );
     expect(documents).toBeGreaterThanOrEqual(2);
   });
 
@@ -87,7 +99,8 @@ describe('the README and docs/ as written', () => {
         const [, name, value] = m;
         const json = parseJsonText(value!, `${block.page}: ${name}`);
         if (name!.endsWith('/settings')) parseSettings(json, `${block.page}: ${name}`);
-        else if (name!.includes('/targets/')) expect(parseTarget(json, `${block.page}: ${name}`).name).toBe(name!.split('/').at(-1));
+        else if (name!.includes('/targets/'))
+          expect(parseTarget(json, `${block.page}: ${name}`).name).toBe(name!.split('/').at(-1));
         checked++;
       }
     }
@@ -103,20 +116,30 @@ describe('the README and docs/ as written', () => {
       for (const argv of commands(block)) {
         if (argv[0] !== '--config') continue;
         const dir = await mkdtemp(join(work, 'run-'));
-        const configBlock = all.find((b) => b.page === block.page && b.named === argv[1]?.split('/').at(-1)) ?? readmeConfig;
+        const configBlock =
+          all.find((b) => b.page === block.page && b.named === argv[1]?.split('/').at(-1)) ??
+          readmeConfig;
         const config = parseConfigDocument(JSON.parse(configBlock.text), configBlock.page);
         const secretIds = new Set(config.targets.flatMap((t) => (t.auth ? [t.auth.secretId] : [])));
-        const secrets = Object.fromEntries([...secretIds].map((id) => [id, { username: 'u', password: 'p' }]));
+        const secrets = Object.fromEntries(
+          [...secretIds].map((id) => [id, { username: 'u', password: 'p' }]),
+        );
         const files: Record<string, string> = {};
         const mapped = argv.map((word, i) => {
           const flag = argv[i - 1];
-          if (flag === '--config' || flag === '--secrets' || flag === '--state' || flag === '--mail-dir') {
+          if (
+            flag === '--config' ||
+            flag === '--secrets' ||
+            flag === '--state' ||
+            flag === '--mail-dir'
+          ) {
             return (files[flag] = join(dir, flag.slice(2)));
           }
           return word;
         });
         await writeFile(files['--config']!, configBlock.text);
-        if (files['--secrets']) await writeFile(files['--secrets'], JSON.stringify(secrets), { mode: 0o600 });
+        if (files['--secrets'])
+          await writeFile(files['--secrets'], JSON.stringify(secrets), { mode: 0o600 });
         let stdout = '';
         let stderr = '';
         const status = await main([...mapped, '--dry-run'], {
@@ -125,7 +148,8 @@ describe('the README and docs/ as written', () => {
           stderr: { write: (t: string) => (stderr += t) },
           resolveHost: async () => undefined, // the examples name hosts under .example (RFC 2606)
         });
-        if (status !== 0) failures.push({ page: block.page, command: argv.join(' '), status, stderr, stdout });
+        if (status !== 0)
+          failures.push({ page: block.page, command: argv.join(' '), status, stderr, stdout });
         ran++;
       }
     }

@@ -38,32 +38,68 @@ describeWithExim('ETRN through STARTTLS to a real Exim, through the CLI', () => 
     const path = join(work, `${name}.json`);
     const document = {
       settings: { helloName: 'mx.customer.test' },
-      targets: [{ name, host: exim.host, port: exim.port, tls: 'required', tlsVerify: false, command, timeoutSeconds: 10 }],
+      targets: [
+        {
+          name,
+          host: exim.host,
+          port: exim.port,
+          tls: 'required',
+          tlsVerify: false,
+          command,
+          timeoutSeconds: 10,
+        },
+      ],
     };
     await writeFile(path, JSON.stringify(document));
     return path;
   }
 
-  const resultOf = (run: CliRun) => run.stdout.trim().split('\n').map((l) => JSON.parse(l) as TargetResult);
+  const resultOf = (run: CliRun) =>
+    run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TargetResult);
   /** What the client said and heard after STARTTLS's EHLO, from the --verbose transcript. */
   const afterEhlo = (run: CliRun, name: string) => {
-    const lines = run.stderr.split('\n').filter((l) => l.startsWith(`[${name}] C: `) || l.startsWith(`[${name}] S: `)).map((l) => l.slice(name.length + 3));
+    const lines = run.stderr
+      .split('\n')
+      .filter((l) => l.startsWith(`[${name}] C: `) || l.startsWith(`[${name}] S: `))
+      .map((l) => l.slice(name.length + 3));
     return lines.slice(lines.findIndex((l) => l.startsWith('C: ETRN')));
   };
 
   it('Exim answers ETRN, ETRN, QUIT pipelined inside TLS with exactly three replies, in order', async () => {
     const runsBefore = (await exim.etrnRuns()).length;
-    const raw = await pipelinedSession(exim.port, ['ETRN elsewhere.test', 'ETRN customer.test', 'QUIT'], { starttls: true });
+    const raw = await pipelinedSession(
+      exim.port,
+      ['ETRN elsewhere.test', 'ETRN customer.test', 'QUIT'],
+      { starttls: true },
+    );
     expect(raw.tls).toMatch(/^TLSv1\.[23]$/);
-    expect(raw.replies).toEqual(['458 Administrative prohibition', '250 OK', expect.stringMatching(/^221 /)]);
-    expect((await exim.waitForEtrnRuns(runsBefore + 1)).slice(runsBefore)).toEqual(['customer.test']);
+    expect(raw.replies).toEqual([
+      '458 Administrative prohibition',
+      '250 OK',
+      expect.stringMatching(/^221 /),
+    ]);
+    expect((await exim.waitForEtrnRuns(runsBefore + 1)).slice(runsBefore)).toEqual([
+      'customer.test',
+    ]);
   });
 
   it('three domains pipelined inside TLS, the refused one first: each reply paired with its own ETRN, exit 1', async () => {
     const from = (await exim.log('reject')).length;
     const runsBefore = (await exim.etrnRuns()).length;
 
-    const run = await runDequeue(['--config', await configFile('exim-tls', ['ETRN elsewhere.test', 'ETRN customer.test', 'ETRN other.test']), '--json', '--verbose']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('exim-tls', [
+        'ETRN elsewhere.test',
+        'ETRN customer.test',
+        'ETRN other.test',
+      ]),
+      '--json',
+      '--verbose',
+    ]);
 
     expect(run.status, run.stderr).toBe(1);
     expect(resultOf(run)).toEqual([
@@ -90,17 +126,29 @@ describeWithExim('ETRN through STARTTLS to a real Exim, through the CLI', () => 
       'S: 250 OK',
       expect.stringMatching(/^S: 221 /),
     ]);
-    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore).sort()).toEqual(['customer.test', 'other.test']);
+    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore).sort()).toEqual([
+      'customer.test',
+      'other.test',
+    ]);
     // Exim's own record: the refusal came inside TLS.
-    expect(await exim.waitForLog(/rejected ETRN elsewhere\.test/, { which: 'reject', from })).toMatch(
+    expect(
+      await exim.waitForLog(/rejected ETRN elsewhere\.test/, { which: 'reject', from }),
+    ).toMatch(
       /H=\(mx\.customer\.test\) \[127\.0\.0\.1\] X=TLS1\.[23]:\S+ CV=no rejected ETRN elsewhere\.test$/,
     );
-    await exim.waitForLog(/SMTP connection from \(mx\.customer\.test\) \[127\.0\.0\.1\]\S* closed by QUIT/);
+    await exim.waitForLog(
+      /SMTP connection from \(mx\.customer\.test\) \[127\.0\.0\.1\]\S* closed by QUIT/,
+    );
   });
 
   it('two allowed domains pipelined inside TLS: signalled, exit 0, the command ran for each', async () => {
     const runsBefore = (await exim.etrnRuns()).length;
-    const run = await runDequeue(['--config', await configFile('exim-tls-ok', ['ETRN other.test', 'ETRN customer.test']), '--json', '--verbose']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('exim-tls-ok', ['ETRN other.test', 'ETRN customer.test']),
+      '--json',
+      '--verbose',
+    ]);
 
     expect(run.status, run.stderr).toBe(0);
     expect(resultOf(run)).toEqual([
@@ -113,7 +161,14 @@ describeWithExim('ETRN through STARTTLS to a real Exim, through the CLI', () => 
         error: null,
       }),
     ]);
-    expect(afterEhlo(run, 'exim-tls-ok').slice(0, 3)).toEqual(['C: ETRN other.test', 'C: ETRN customer.test', 'C: QUIT']);
-    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore).sort()).toEqual(['customer.test', 'other.test']);
+    expect(afterEhlo(run, 'exim-tls-ok').slice(0, 3)).toEqual([
+      'C: ETRN other.test',
+      'C: ETRN customer.test',
+      'C: QUIT',
+    ]);
+    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore).sort()).toEqual([
+      'customer.test',
+      'other.test',
+    ]);
   });
 });

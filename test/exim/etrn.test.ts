@@ -55,7 +55,10 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
 
   /** Exim's mainlog lines of the sessions that said EHLO mx.customer.test, past `from`. */
   async function sessionLines(from: number): Promise<string[]> {
-    await exim.waitForLog(/SMTP connection from \(mx\.customer\.test\) \[127\.0\.0\.1\]\S* closed by QUIT/, { from });
+    await exim.waitForLog(
+      /SMTP connection from \(mx\.customer\.test\) \[127\.0\.0\.1\]\S* closed by QUIT/,
+      { from },
+    );
     return (await exim.log())
       .slice(from)
       .split('\n')
@@ -67,7 +70,11 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
     const from = (await exim.log()).length;
     const runsBefore = (await exim.etrnRuns()).length;
 
-    const run = await runDequeue(['--config', await configFile('exim-one', 'ETRN customer.test'), '--json']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('exim-one', 'ETRN customer.test'),
+      '--json',
+    ]);
 
     expect(run.status, run.stderr).toBe(0);
     expect(resultLines(run)).toEqual([
@@ -78,10 +85,14 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
         error: null,
       }),
     ]);
-    expect((await exim.waitForEtrnRuns(runsBefore + 1)).slice(runsBefore)).toEqual(['customer.test']);
+    expect((await exim.waitForEtrnRuns(runsBefore + 1)).slice(runsBefore)).toEqual([
+      'customer.test',
+    ]);
     expect(await sessionLines(from)).toEqual([
       'ETRN customer.test received from (mx.customer.test) [127.0.0.1]',
-      expect.stringMatching(/^SMTP connection from \(mx\.customer\.test\) \[127\.0\.0\.1\]\S* closed by QUIT$/),
+      expect.stringMatching(
+        /^SMTP connection from \(mx\.customer\.test\) \[127\.0\.0\.1\]\S* closed by QUIT$/,
+      ),
     ]);
   });
 
@@ -90,7 +101,10 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
     const rejectFrom = (await exim.log('reject')).length;
     const runsBefore = (await exim.etrnRuns()).length;
 
-    const run = await runDequeue(['--config', await configFile('exim-refused', 'ETRN elsewhere.test')]);
+    const run = await runDequeue([
+      '--config',
+      await configFile('exim-refused', 'ETRN elsewhere.test'),
+    ]);
 
     expect(run.status, run.stderr).toBe(1);
     expect(run.stdout).toMatch(/^exim-refused\s+temporary-failure\s+cycle 1, \d+ ms$/m);
@@ -100,7 +114,10 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
       'H=(mx.customer.test) [127.0.0.1] rejected ETRN elsewhere.test',
       expect.stringMatching(/closed by QUIT$/),
     ]);
-    await exim.waitForLog(/H=\(mx\.customer\.test\) \[127\.0\.0\.1\] rejected ETRN elsewhere\.test/, { which: 'reject', from: rejectFrom });
+    await exim.waitForLog(
+      /H=\(mx\.customer\.test\) \[127\.0\.0\.1\] rejected ETRN elsewhere\.test/,
+      { which: 'reject', from: rejectFrom },
+    );
     // Nothing forked for it: the session is over and the command file has no new line.
     expect(await exim.etrnRuns()).toHaveLength(runsBefore);
   });
@@ -109,7 +126,16 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
     const from = (await exim.log()).length;
     const runsBefore = (await exim.etrnRuns()).length;
 
-    const run = await runDequeue(['--config', await configFile('exim-three', ['ETRN elsewhere.test', 'ETRN customer.test', 'ETRN other.test']), '--json', '--verbose']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('exim-three', [
+        'ETRN elsewhere.test',
+        'ETRN customer.test',
+        'ETRN other.test',
+      ]),
+      '--json',
+      '--verbose',
+    ]);
 
     expect(run.status, run.stderr).toBe(1);
     expect(resultLines(run)).toEqual([
@@ -124,7 +150,10 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
         error: null,
       }),
     ]);
-    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore).sort()).toEqual(['customer.test', 'other.test']);
+    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore).sort()).toEqual([
+      'customer.test',
+      'other.test',
+    ]);
     expect(await sessionLines(from)).toEqual([
       'ETRN elsewhere.test received from (mx.customer.test) [127.0.0.1]',
       'H=(mx.customer.test) [127.0.0.1] rejected ETRN elsewhere.test',
@@ -133,7 +162,10 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
       expect.stringMatching(/closed by QUIT$/),
     ]);
     // In cleartext one ETRN per round trip; the last one travels with the QUIT.
-    const said = run.stderr.split('\n').filter((l) => /^\[exim-three\] [CS]: /.test(l)).map((l) => l.replace(/^\[exim-three\] /, ''));
+    const said = run.stderr
+      .split('\n')
+      .filter((l) => /^\[exim-three\] [CS]: /.test(l))
+      .map((l) => l.replace(/^\[exim-three\] /, ''));
     expect(said.slice(said.indexOf('C: ETRN elsewhere.test'))).toEqual([
       'C: ETRN elsewhere.test',
       'S: 458 Administrative prohibition',
@@ -148,7 +180,11 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
 
   it('three allowed domains: signalled, exit 0, the command ran once for each', async () => {
     const runsBefore = (await exim.etrnRuns()).length;
-    const run = await runDequeue(['--config', await configFile('exim-all', ['ETRN other.test', 'ETRN customer.test', 'ETRN third.test']), '--json']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('exim-all', ['ETRN other.test', 'ETRN customer.test', 'ETRN third.test']),
+      '--json',
+    ]);
 
     expect(run.status, run.stderr).toBe(0);
     expect(resultLines(run)).toEqual([
@@ -161,13 +197,21 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
         ],
       }),
     ]);
-    expect((await exim.waitForEtrnRuns(runsBefore + 3)).slice(runsBefore).sort()).toEqual(['customer.test', 'other.test', 'third.test']);
+    expect((await exim.waitForEtrnRuns(runsBefore + 3)).slice(runsBefore).sort()).toEqual([
+      'customer.test',
+      'other.test',
+      'third.test',
+    ]);
   });
 
   it('the quirk is real: ETRN, ETRN, QUIT pipelined in cleartext get four replies (the 458 twice); dequeue still pairs them right', async () => {
     const runsBefore = (await exim.etrnRuns()).length;
     // After EHLO, one write: the refused ETRN, an allowed one, QUIT.
-    const raw = await pipelinedSession(exim.port, ['ETRN elsewhere.test', 'ETRN customer.test', 'QUIT']);
+    const raw = await pipelinedSession(exim.port, [
+      'ETRN elsewhere.test',
+      'ETRN customer.test',
+      'QUIT',
+    ]);
     expect(raw.greeting).toMatch(/^220 provider\.exim\.test ESMTP Exim 4\.96 /);
     expect(raw.tls).toBeNull();
     // Four replies to three commands: the 458 comes twice. Exim forks for customer.test's ETRN
@@ -179,9 +223,15 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
     expect(raw.replies).toContainEqual(expect.stringMatching(/^221 /));
     // A client pairing by position would report 458 for customer.test and 458 (or 250) for QUIT.
     // The reply is doubled, not the request: the command ran once.
-    expect((await exim.waitForEtrnRuns(runsBefore + 1)).slice(runsBefore)).toEqual(['customer.test']);
+    expect((await exim.waitForEtrnRuns(runsBefore + 1)).slice(runsBefore)).toEqual([
+      'customer.test',
+    ]);
 
-    const run = await runDequeue(['--config', await configFile('exim-quirk', ['ETRN elsewhere.test', 'ETRN customer.test']), '--json']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('exim-quirk', ['ETRN elsewhere.test', 'ETRN customer.test']),
+      '--json',
+    ]);
     expect(run.status, run.stderr).toBe(1);
     expect(resultLines(run)).toEqual([
       expect.objectContaining({
@@ -193,6 +243,9 @@ describeWithExim('ETRN against a real Exim in cleartext, through the CLI', () =>
         error: null,
       }),
     ]);
-    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore)).toEqual(['customer.test', 'customer.test']);
+    expect((await exim.waitForEtrnRuns(runsBefore + 2)).slice(runsBefore)).toEqual([
+      'customer.test',
+      'customer.test',
+    ]);
   });
 });

@@ -51,7 +51,10 @@ describeWithExim('the private Exim harness', () => {
     const crashed = await startExim();
     started.push(crashed);
     // As if the test process that started it had been killed before its teardown.
-    await writeFile(join(crashed.dir, 'owner'), JSON.stringify({ pid: await deadPid(), startTime: '0' }));
+    await writeFile(
+      join(crashed.dir, 'owner'),
+      JSON.stringify({ pid: await deadPid(), startTime: '0' }),
+    );
 
     started.push(await startExim());
 

@@ -18,18 +18,27 @@ export interface RawSession {
 const TIMEOUT_MS = 10_000;
 const MAX_BYTES = 65_536;
 
-export async function pipelinedSession(port: number, commands: readonly string[], { starttls = false } = {}): Promise<RawSession> {
+export async function pipelinedSession(
+  port: number,
+  commands: readonly string[],
+  { starttls = false } = {},
+): Promise<RawSession> {
   const plain = connect(port, '127.0.0.1');
   let stream: Socket = plain;
   let buffer = '';
   let wake: (() => void) | undefined;
   let ended = false;
-  const timer = setTimeout(() => stream.destroy(new Error(`no end within ${TIMEOUT_MS} ms; read: ${JSON.stringify(buffer)}`)), TIMEOUT_MS);
+  const timer = setTimeout(
+    () =>
+      stream.destroy(new Error(`no end within ${TIMEOUT_MS} ms; read: ${JSON.stringify(buffer)}`)),
+    TIMEOUT_MS,
+  );
   let failure: Error | undefined;
   const listen = (s: Socket) => {
     s.on('data', (chunk: Buffer) => {
       buffer += chunk.toString('latin1');
-      if (buffer.length > MAX_BYTES) s.destroy(new Error(`more than ${MAX_BYTES} bytes of replies`));
+      if (buffer.length > MAX_BYTES)
+        s.destroy(new Error(`more than ${MAX_BYTES} bytes of replies`));
       wake?.();
     });
     s.on('error', (e) => {
@@ -70,7 +79,11 @@ export async function pipelinedSession(port: number, commands: readonly string[]
       const go = await must('STARTTLS');
       if (!go.startsWith('220')) throw new Error(`STARTTLS was answered ${go}`);
       plain.removeAllListeners('data').removeAllListeners('close');
-      const secure = tlsConnect({ socket: plain, rejectUnauthorized: false, servername: 'provider.exim.test' });
+      const secure = tlsConnect({
+        socket: plain,
+        rejectUnauthorized: false,
+        servername: 'provider.exim.test',
+      });
       listen(secure);
       await once(secure, 'secureConnect');
       stream = secure;

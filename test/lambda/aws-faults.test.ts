@@ -5,7 +5,10 @@
  * throws the error AWS would return.
  */
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
-import { SecretsManagerClient, SecretsManagerServiceException } from '@aws-sdk/client-secrets-manager';
+import {
+  SecretsManagerClient,
+  SecretsManagerServiceException,
+} from '@aws-sdk/client-secrets-manager';
 import { SSMClient, SSMServiceException } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { SecretsManagerCredentials } from '../../lambda/adapters/secrets-manager-credentials';
@@ -20,23 +23,30 @@ type Fault = (command: string) => Error | undefined;
 /** Make `client` fail with what `fault()` returns (when it returns something), before any retry. */
 function injectFault(client: SSMClient | SecretsManagerClient, fault: Fault): void {
   (client.middlewareStack as { add: (mw: unknown, options: unknown) => void }).add(
-    (next: (args: unknown) => Promise<unknown>, context: { commandName: string }) => async (args: unknown) => {
-      const error = fault(context.commandName);
-      if (error) throw error;
-      return next(args);
-    },
+    (next: (args: unknown) => Promise<unknown>, context: { commandName: string }) =>
+      async (args: unknown) => {
+        const error = fault(context.commandName);
+        if (error) throw error;
+        return next(args);
+      },
     { step: 'initialize', name: 'injectFault' },
   );
 }
 
 const throttling = (service: typeof SSMServiceException | typeof SecretsManagerServiceException) =>
-  new service({ name: 'ThrottlingException', $fault: 'client', $metadata: { httpStatusCode: 400 }, message: 'Rate exceeded' });
+  new service({
+    name: 'ThrottlingException',
+    $fault: 'client',
+    $metadata: { httpStatusCode: 400 },
+    message: 'Rate exceeded',
+  });
 const accessDenied = () =>
   new SSMServiceException({
     name: 'AccessDeniedException',
     $fault: 'client',
     $metadata: { httpStatusCode: 400 },
-    message: 'User: arn:aws:sts::123456789012:assumed-role/dequeue/fn is not authorized to perform: ssm:GetParametersByPath',
+    message:
+      'User: arn:aws:sts::123456789012:assumed-role/dequeue/fn is not authorized to perform: ssm:GetParametersByPath',
   });
 
 describeWithMotoServer('AWS faults: each reported, none stopping the other targets', () => {
@@ -48,7 +58,10 @@ describeWithMotoServer('AWS faults: each reported, none stopping the other targe
   beforeAll(async () => {
     moto = await startMotoServer();
     world = new AwsWorld(moto);
-    provider = await new ScriptedProvider({ extensions: ['ETRN', 'AUTH CRAM-MD5'], account: { username: 'cust', password: 'pw-123456' } }).start();
+    provider = await new ScriptedProvider({
+      extensions: ['ETRN', 'AUTH CRAM-MD5'],
+      account: { username: 'cust', password: 'pw-123456' },
+    }).start();
   });
   afterAll(async () => {
     await provider?.stop();
@@ -58,8 +71,21 @@ describeWithMotoServer('AWS faults: each reported, none stopping the other targe
     await world.reset();
     provider.connections.length = 0;
     output = new CapturedOutput();
-    await world.putTarget('a', { name: 'a', host: '127.0.0.1', port: provider.port, tls: 'none', command: 'ETRN a.example' });
-    await world.putTarget('b', { name: 'b', host: '127.0.0.1', port: provider.port, tls: 'none', command: 'ETRN b.example', auth: { secretId: 'dequeue/isp' } });
+    await world.putTarget('a', {
+      name: 'a',
+      host: '127.0.0.1',
+      port: provider.port,
+      tls: 'none',
+      command: 'ETRN a.example',
+    });
+    await world.putTarget('b', {
+      name: 'b',
+      host: '127.0.0.1',
+      port: provider.port,
+      tls: 'none',
+      command: 'ETRN b.example',
+      auth: { secretId: 'dequeue/isp' },
+    });
     await world.putSecret('dequeue/isp', { username: 'cust', password: 'pw-123456' });
   });
   afterEach(() => output.restore());
@@ -72,7 +98,13 @@ describeWithMotoServer('AWS faults: each reported, none stopping the other targe
 
   it('SSM throttled on a warm instance: every target known reports it, nothing is sent or counted', async () => {
     let throttle = false;
-    const handler = world.handler({ config: ssmWith((command) => (throttle && command === 'GetParametersByPathCommand' ? throttling(SSMServiceException) : undefined)) });
+    const handler = world.handler({
+      config: ssmWith((command) =>
+        throttle && command === 'GetParametersByPathCommand'
+          ? throttling(SSMServiceException)
+          : undefined,
+      ),
+    });
     expect((await handler(scheduledEvent('2026-03-01T10:00:00Z'), contextWith())).cycle).toBe(1);
     const sentBefore = provider.connections.length;
 
@@ -81,8 +113,16 @@ describeWithMotoServer('AWS faults: each reported, none stopping the other targe
 
     expect(result.cycle).toBe(1);
     expect(result.results.map((r) => [r.target, r.outcome, r.error])).toEqual([
-      ['a', 'temporary-failure', 'SSM GetParametersByPath /dequeue/targets failed: ThrottlingException: Rate exceeded'],
-      ['b', 'temporary-failure', 'SSM GetParametersByPath /dequeue/targets failed: ThrottlingException: Rate exceeded'],
+      [
+        'a',
+        'temporary-failure',
+        'SSM GetParametersByPath /dequeue/targets failed: ThrottlingException: Rate exceeded',
+      ],
+      [
+        'b',
+        'temporary-failure',
+        'SSM GetParametersByPath /dequeue/targets failed: ThrottlingException: Rate exceeded',
+      ],
     ]);
     expect(provider.connections).toHaveLength(sentBefore);
     expect(await world.counter()).toBe(1);
@@ -90,7 +130,11 @@ describeWithMotoServer('AWS faults: each reported, none stopping the other targe
   });
 
   it('SSM access denied on a cold instance: one config-error result naming the path', async () => {
-    const handler = world.handler({ config: ssmWith((command) => (command === 'GetParametersByPathCommand' ? accessDenied() : undefined)) });
+    const handler = world.handler({
+      config: ssmWith((command) =>
+        command === 'GetParametersByPathCommand' ? accessDenied() : undefined,
+      ),
+    });
     const result = await handler(scheduledEvent('2026-03-01T10:00:00Z'), contextWith());
     expect(result).toEqual({
       cycle: 0,
@@ -116,13 +160,19 @@ describeWithMotoServer('AWS faults: each reported, none stopping the other targe
   it('Secrets Manager throttled: the target that needs a secret fails temporarily, the other is signalled', async () => {
     const client = new SecretsManagerClient(moto.clientConfig);
     injectFault(client, () => throttling(SecretsManagerServiceException));
-    const handler = world.handler({ credentials: new SecretsManagerCredentials(client, { allowedPrefix: 'dequeue/' }) });
+    const handler = world.handler({
+      credentials: new SecretsManagerCredentials(client, { allowedPrefix: 'dequeue/' }),
+    });
 
     const result = await handler(scheduledEvent('2026-03-01T10:00:00Z'), contextWith());
 
     expect(result.results.map((r) => [r.target, r.outcome, r.error])).toEqual([
       ['a', 'signalled', null],
-      ['b', 'temporary-failure', 'secret dequeue/isp: cannot be read: ThrottlingException: Rate exceeded'],
+      [
+        'b',
+        'temporary-failure',
+        'secret dequeue/isp: cannot be read: ThrottlingException: Rate exceeded',
+      ],
     ]);
     expect(provider.lines.filter((l) => l.startsWith('ETRN'))).toEqual(['ETRN a.example']);
   });
@@ -133,7 +183,9 @@ describeWithMotoServer('AWS faults: each reported, none stopping the other targe
     expect(result.results.map((r) => r.target)).toEqual(['a', 'b']);
     for (const r of result.results) {
       expect(r.outcome).toBe('config-error');
-      expect(r.error).toMatch(/^cycle counter: DynamoDB GetItem on dequeue-counter failed: ResourceNotFoundException/);
+      expect(r.error).toMatch(
+        /^cycle counter: DynamoDB GetItem on dequeue-counter failed: ResourceNotFoundException/,
+      );
     }
     expect(provider.connections).toHaveLength(0);
   });

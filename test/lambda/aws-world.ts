@@ -7,11 +7,18 @@ import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/cli
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { vi, type MockInstance } from 'vitest';
-import { createHandler, depsFromEnvironment, type DequeueHandler, type HandlerDeps, type InvocationContext } from '../../lambda/handler';
+import {
+  createHandler,
+  depsFromEnvironment,
+  type DequeueHandler,
+  type HandlerDeps,
+  type InvocationContext,
+} from '../../lambda/handler';
 import type { MotoServer } from '../servers/moto-server';
 
 export const TABLE = 'dequeue-counter';
-export const SCHEDULE_ARN = 'arn:aws:scheduler:us-east-1:123456789012:schedule/default/dequeue-every-5-minutes';
+export const SCHEDULE_ARN =
+  'arn:aws:scheduler:us-east-1:123456789012:schedule/default/dequeue-every-5-minutes';
 
 /** The environment the stack sets. */
 export const ENV = {
@@ -52,21 +59,42 @@ export class AwsWorld {
   }
 
   /** One target parameter; `document` as an object (serialised) or raw text (for broken JSON). */
-  async putTarget(name: string, document: unknown, type: 'String' | 'SecureString' = 'String'): Promise<void> {
-    await this.putParameter(`/dequeue/targets/${name}`, typeof document === 'string' ? document : JSON.stringify(document), type);
+  async putTarget(
+    name: string,
+    document: unknown,
+    type: 'String' | 'SecureString' = 'String',
+  ): Promise<void> {
+    await this.putParameter(
+      `/dequeue/targets/${name}`,
+      typeof document === 'string' ? document : JSON.stringify(document),
+      type,
+    );
   }
 
-  async putParameter(name: string, value: string, type: 'String' | 'SecureString' = 'String'): Promise<void> {
-    await this.ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: type, Overwrite: true }));
+  async putParameter(
+    name: string,
+    value: string,
+    type: 'String' | 'SecureString' = 'String',
+  ): Promise<void> {
+    await this.ssm.send(
+      new PutParameterCommand({ Name: name, Value: value, Type: type, Overwrite: true }),
+    );
   }
 
   async putSecret(id: string, value: unknown): Promise<void> {
-    await this.secrets.send(new CreateSecretCommand({ Name: id, SecretString: typeof value === 'string' ? value : JSON.stringify(value) }));
+    await this.secrets.send(
+      new CreateSecretCommand({
+        Name: id,
+        SecretString: typeof value === 'string' ? value : JSON.stringify(value),
+      }),
+    );
   }
 
   /** The counter as stored: the last counted cycle, 0 before the first. */
   async counter(): Promise<number> {
-    const out = await this.dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: { pk: { S: 'counter' } }, ConsistentRead: true }));
+    const out = await this.dynamodb.send(
+      new GetItemCommand({ TableName: TABLE, Key: { pk: { S: 'counter' } }, ConsistentRead: true }),
+    );
     return Number(out.Item?.cycle?.N ?? 0);
   }
 
@@ -97,7 +125,12 @@ export function scheduledEvent(scheduledTime: string, attemptNumber = 1): Record
 /** A Lambda context with `ms` left. */
 export function contextWith(ms = 60_000): InvocationContext {
   const end = Date.now() + ms;
-  return { getRemainingTimeInMillis: () => end - Date.now(), awsRequestId: 'req-test', functionName: 'dequeue', invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:dequeue' };
+  return {
+    getRemainingTimeInMillis: () => end - Date.now(),
+    awsRequestId: 'req-test',
+    functionName: 'dequeue',
+    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:dequeue',
+  };
 }
 
 /**

@@ -49,14 +49,22 @@ class BlackHole {
   }
 }
 
-const aws = () => ({ ...AWS_CLIENT_OPTIONS, endpoint: hole.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+const aws = () => ({
+  ...AWS_CLIENT_OPTIONS,
+  endpoint: hole.endpoint,
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+});
 
 let hole: BlackHole;
 let provider: ScriptedProvider;
 let output: CapturedOutput;
 
 beforeAll(async () => {
-  provider = await new ScriptedProvider({ extensions: ['ETRN', 'AUTH PLAIN'], account: { username: 'u', password: 'p' } }).start();
+  provider = await new ScriptedProvider({
+    extensions: ['ETRN', 'AUTH PLAIN'],
+    account: { username: 'u', password: 'p' },
+  }).start();
 });
 afterAll(() => provider.stop());
 beforeEach(async () => {
@@ -73,10 +81,21 @@ const memoryCounter = (): CycleCounter => {
   return { peek: async () => cycle, count: async () => ({ cycle: ++cycle, counted: true }) };
 };
 const configOf = (target: Record<string, unknown>): ConfigSource => ({
-  load: async () => ({ settings: parseSettings({}, 'test'), targets: [parseTarget(target, 'test')], invalid: [] }),
+  load: async () => ({
+    settings: parseSettings({}, 'test'),
+    targets: [parseTarget(target, 'test')],
+    invalid: [],
+  }),
 });
 const deps = (over: Partial<HandlerDeps>): HandlerDeps => ({
-  config: configOf({ name: 'plain', host: '127.0.0.1', port: provider.port, tls: 'none', timeoutSeconds: 1, command: 'ETRN plain.example' }),
+  config: configOf({
+    name: 'plain',
+    host: '127.0.0.1',
+    port: provider.port,
+    tls: 'none',
+    timeoutSeconds: 1,
+    command: 'ETRN plain.example',
+  }),
   credentials: { get: async () => ({ username: 'u', password: 'p' }) },
   counter: memoryCounter(),
   observability: createObservability({}),
@@ -86,24 +105,44 @@ const deps = (over: Partial<HandlerDeps>): HandlerDeps => ({
   ...over,
 });
 
-describe('SDK calls end at the run\'s deadline, and the results are logged', () => {
-  it('a hung SSM listing: every target known reports the deadline, and the request was not retried', { timeout: 20_000 }, async () => {
+describe("SDK calls end at the run's deadline, and the results are logged", () => {
+  it('a hung SSM listing: every target known reports the deadline, and the request was not retried', {
+    timeout: 20_000,
+  }, async () => {
     const handler = createHandler(deps({ config: new SsmConfigSource(new SSMClient(aws())) }));
     const result = await handler({}, contextWith(3_000));
     expect(result.results).toHaveLength(1);
-    expect(result.results[0]).toMatchObject({ outcome: 'temporary-failure', error: expect.stringContaining("abandoned at the run's deadline") });
+    expect(result.results[0]).toMatchObject({
+      outcome: 'temporary-failure',
+      error: expect.stringContaining("abandoned at the run's deadline"),
+    });
     expect(output.targetLines).toHaveLength(1);
     // The settings read and the first listing page, each sent once.
     expect(hole.requests).toBeLessThanOrEqual(2);
   });
 
-  it('a hung claim: the target reports the deadline and nothing is sent to its provider', { timeout: 20_000 }, async () => {
+  it('a hung claim: the target reports the deadline and nothing is sent to its provider', {
+    timeout: 20_000,
+  }, async () => {
     const before = provider.connections.length;
-    const claims = new DynamoDbCycleCounter(new DynamoDBClient(aws()), { tableName: 'dequeue-counter' });
+    const claims = new DynamoDbCycleCounter(new DynamoDBClient(aws()), {
+      tableName: 'dequeue-counter',
+    });
     const counter = memoryCounter();
-    const handler = createHandler(deps({ counter: { ...counter, claim: (cycle, target, signal) => claims.claim(cycle, target, signal) } }));
+    const handler = createHandler(
+      deps({
+        counter: {
+          ...counter,
+          claim: (cycle, target, signal) => claims.claim(cycle, target, signal),
+        },
+      }),
+    );
     const result = await handler({}, contextWith(3_000));
-    expect(result.results[0]).toMatchObject({ target: 'plain', outcome: 'temporary-failure', error: expect.stringContaining("abandoned at the run's deadline") });
+    expect(result.results[0]).toMatchObject({
+      target: 'plain',
+      outcome: 'temporary-failure',
+      error: expect.stringContaining("abandoned at the run's deadline"),
+    });
     expect(output.targetLines.map((l) => l.target)).toEqual(['plain']);
     expect(provider.connections.length).toBe(before);
     expect(hole.requests).toBe(1);
@@ -112,12 +151,25 @@ describe('SDK calls end at the run\'s deadline, and the results are logged', () 
   it('a hung secret read: the target reports the deadline', { timeout: 20_000 }, async () => {
     const handler = createHandler(
       deps({
-        config: configOf({ name: 'authed', host: '127.0.0.1', port: provider.port, tls: 'none', allowPlaintextAuth: true, auth: { secretId: 'dequeue/authed' }, timeoutSeconds: 1, command: 'ETRN authed.example' }),
+        config: configOf({
+          name: 'authed',
+          host: '127.0.0.1',
+          port: provider.port,
+          tls: 'none',
+          allowPlaintextAuth: true,
+          auth: { secretId: 'dequeue/authed' },
+          timeoutSeconds: 1,
+          command: 'ETRN authed.example',
+        }),
         credentials: new SecretsManagerCredentials(new SecretsManagerClient(aws())),
       }),
     );
     const result = await handler({}, contextWith(3_000));
-    expect(result.results[0]).toMatchObject({ target: 'authed', outcome: 'temporary-failure', error: expect.stringContaining("abandoned at the run's deadline") });
+    expect(result.results[0]).toMatchObject({
+      target: 'authed',
+      outcome: 'temporary-failure',
+      error: expect.stringContaining("abandoned at the run's deadline"),
+    });
     expect(output.targetLines.map((l) => l.target)).toEqual(['authed']);
     expect(hole.requests).toBe(1);
   });

@@ -26,12 +26,24 @@ describeWithMotoServer('the exported handler, configured by the environment alon
     vi.resetModules();
     const { handler } = await import('../../lambda/handler');
     // Imported with no configuration at all: nothing happened yet. Now the stack's environment:
-    for (const [key, value] of Object.entries({ ...ENV, AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' })) {
+    for (const [key, value] of Object.entries({
+      ...ENV,
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+    })) {
       vi.stubEnv(key, value);
     }
     const world = new AwsWorld(moto);
     await world.reset();
-    await world.putTarget('a', { name: 'a', host: '127.0.0.1', port: provider.port, tls: 'none', command: 'ETRN a.example' });
+    await world.putTarget('a', {
+      name: 'a',
+      host: '127.0.0.1',
+      port: provider.port,
+      tls: 'none',
+      command: 'ETRN a.example',
+    });
 
     const output = new CapturedOutput();
     try {
@@ -52,6 +64,8 @@ describeWithMotoServer('the exported handler, configured by the environment alon
     vi.resetModules();
     vi.stubEnv('DEQUEUE_COUNTER_TABLE', '');
     const { handler } = await import('../../lambda/handler');
-    await expect(handler({}, contextWith() as never)).rejects.toThrow('environment: DEQUEUE_COUNTER_TABLE: must name the DynamoDB table of the cycle counter');
+    await expect(handler({}, contextWith() as never)).rejects.toThrow(
+      'environment: DEQUEUE_COUNTER_TABLE: must name the DynamoDB table of the cycle counter',
+    );
   });
 });

@@ -11,7 +11,11 @@
  * between requests, where the counter's read-then-transact races are: the test checks that some
  * transactions lost such a race and were retried.
  */
-import { CreateTableCommand, DynamoDBClient, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  TransactWriteItemsCommand,
+} from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { CycleResult } from '../../lambda/core/result';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
@@ -38,12 +42,35 @@ describeWithMotoServer('exactly-once counting under duplicate and overlapping de
   });
 
   it('20 deliveries of one scheduled time and 10 other times, concurrently: count 11, one signal per target per due cycle', async () => {
-    await world.putTarget('every', { name: 'every', host: '127.0.0.1', port: everyCycle.port, tls: 'none', command: 'ETRN every.example' });
-    await world.putTarget('third', { name: 'third', host: '127.0.0.1', port: everyThird.port, tls: 'none', command: 'ETRN third.example', everyNthCycle: 3 }, 'SecureString');
+    await world.putTarget('every', {
+      name: 'every',
+      host: '127.0.0.1',
+      port: everyCycle.port,
+      tls: 'none',
+      command: 'ETRN every.example',
+    });
+    await world.putTarget(
+      'third',
+      {
+        name: 'third',
+        host: '127.0.0.1',
+        port: everyThird.port,
+        tls: 'none',
+        command: 'ETRN third.example',
+        everyNthCycle: 3,
+      },
+      'SecureString',
+    );
 
     const repeated = '2026-03-01T10:00:00Z';
-    const others = Array.from({ length: 10 }, (_, i) => `2026-03-01T10:${String(5 * (i + 1)).padStart(2, '0')}:00Z`);
-    const events = [...Array.from({ length: 20 }, (_, i) => scheduledEvent(repeated, i + 1)), ...others.map((t) => scheduledEvent(t))];
+    const others = Array.from(
+      { length: 10 },
+      (_, i) => `2026-03-01T10:${String(5 * (i + 1)).padStart(2, '0')}:00Z`,
+    );
+    const events = [
+      ...Array.from({ length: 20 }, (_, i) => scheduledEvent(repeated, i + 1)),
+      ...others.map((t) => scheduledEvent(t)),
+    ];
 
     const output = new CapturedOutput();
     let results: CycleResult[];
@@ -57,7 +84,9 @@ describeWithMotoServer('exactly-once counting under duplicate and overlapping de
     expect(await world.counter()).toBe(11);
     const repeatedCycles = new Set(results.slice(0, 20).map((r) => r.cycle));
     expect(repeatedCycles.size).toBe(1);
-    const cycles = [...repeatedCycles, ...results.slice(20).map((r) => r.cycle)].sort((a, b) => a - b);
+    const cycles = [...repeatedCycles, ...results.slice(20).map((r) => r.cycle)].sort(
+      (a, b) => a - b,
+    );
     expect(cycles).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 
     // One connection per counted cycle for the every-cycle target, cycles 1, 4, 7, 10 for the other.
@@ -75,36 +104,68 @@ describeWithMotoServer('exactly-once counting under duplicate and overlapping de
     expect(signalled('third')).toEqual([1, 4, 7, 10]);
     // Nothing failed: every other result is a skip that says why.
     const rest = results.flatMap((r) => r.results).filter((r) => r.outcome !== 'signalled');
-    expect(rest.every((r) => r.outcome === 'skipped' && /^(already signalled in cycle|not due)/.test(r.reason ?? ''))).toBe(true);
+    expect(
+      rest.every(
+        (r) =>
+          r.outcome === 'skipped' && /^(already signalled in cycle|not due)/.test(r.reason ?? ''),
+      ),
+    ).toBe(true);
 
     // The deliveries raced: transactions were cancelled (the slot counted by another delivery,
     // or the counter moved) and the losers went round again.
-    const transactions = moto.served!.filter((r) => r.operation === 'DynamoDB_20120810.TransactWriteItems');
+    const transactions = moto.served!.filter(
+      (r) => r.operation === 'DynamoDB_20120810.TransactWriteItems',
+    );
     expect(transactions.filter((r) => r.status === 200)).toHaveLength(11);
     expect(transactions.filter((r) => r.status === 400).length).toBeGreaterThan(0);
   });
 
-  it('serialised moto gives DynamoDB\'s isolation: of 20 transactions racing for one condition, exactly one wins', async () => {
+  it("serialised moto gives DynamoDB's isolation: of 20 transactions racing for one condition, exactly one wins", async () => {
     const table = 'race';
     const db = new DynamoDBClient(moto.clientConfig);
-    await db.send(new CreateTableCommand({
-      TableName: table, AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }], KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }], BillingMode: 'PAY_PER_REQUEST',
-    }));
+    await db.send(
+      new CreateTableCommand({
+        TableName: table,
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
     const racers = Array.from({ length: 20 }, () => new DynamoDBClient(moto.clientConfig));
     try {
-      const outcomes = await Promise.allSettled(racers.map((client, i) => client.send(new TransactWriteItemsCommand({
-        TransactItems: [
-          { Put: { TableName: table, Item: { pk: { S: `slot#${i}` } }, ConditionExpression: 'attribute_not_exists(pk)' } },
-          {
-            Update: {
-              TableName: table, Key: { pk: { S: 'counter' } }, UpdateExpression: 'SET #cycle = :one',
-              ConditionExpression: 'attribute_not_exists(#cycle)', ExpressionAttributeNames: { '#cycle': 'cycle' }, ExpressionAttributeValues: { ':one': { N: '1' } },
-            },
-          },
-        ],
-      }))));
+      const outcomes = await Promise.allSettled(
+        racers.map((client, i) =>
+          client.send(
+            new TransactWriteItemsCommand({
+              TransactItems: [
+                {
+                  Put: {
+                    TableName: table,
+                    Item: { pk: { S: `slot#${i}` } },
+                    ConditionExpression: 'attribute_not_exists(pk)',
+                  },
+                },
+                {
+                  Update: {
+                    TableName: table,
+                    Key: { pk: { S: 'counter' } },
+                    UpdateExpression: 'SET #cycle = :one',
+                    ConditionExpression: 'attribute_not_exists(#cycle)',
+                    ExpressionAttributeNames: { '#cycle': 'cycle' },
+                    ExpressionAttributeValues: { ':one': { N: '1' } },
+                  },
+                },
+              ],
+            }),
+          ),
+        ),
+      );
       expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
-      expect(outcomes.filter((o) => o.status === 'rejected').map((o) => ((o as PromiseRejectedResult).reason as Error).name)).toEqual(Array(19).fill('TransactionCanceledException'));
+      expect(
+        outcomes
+          .filter((o) => o.status === 'rejected')
+          .map((o) => ((o as PromiseRejectedResult).reason as Error).name),
+      ).toEqual(Array(19).fill('TransactionCanceledException'));
     } finally {
       for (const client of [db, ...racers]) client.destroy();
     }

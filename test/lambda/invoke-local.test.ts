@@ -16,7 +16,11 @@ async function invokeLocal(args: string[], env: Record<string, string> = {}) {
   const clean = { ...process.env };
   delete clean.AWS_ENDPOINT_URL;
   try {
-    const { stdout, stderr } = await promisify(execFile)(tsx, ['scripts/invoke-local.ts', ...args], { cwd: root, env: { ...clean, ...env }, timeout: 60_000 });
+    const { stdout, stderr } = await promisify(execFile)(
+      tsx,
+      ['scripts/invoke-local.ts', ...args],
+      { cwd: root, env: { ...clean, ...env }, timeout: 60_000 },
+    );
     return { status: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -26,7 +30,9 @@ async function invokeLocal(args: string[], env: Record<string, string> = {}) {
 
 describe('invoke-local mistakes', () => {
   it('an unknown option is one line and the usage, exit 2, nothing on stdout', async () => {
-    const r = await invokeLocal(['--bogus', 'events/dry-run.json'], { AWS_ENDPOINT_URL: 'http://127.0.0.1:9' });
+    const r = await invokeLocal(['--bogus', 'events/dry-run.json'], {
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    });
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toEqual([
@@ -37,7 +43,9 @@ describe('invoke-local mistakes', () => {
 
   it('moto_server not running: one line saying so, exit 1, no stack trace', async () => {
     const port = await freePort();
-    const r = await invokeLocal(['events/dry-run.json'], { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` });
+    const r = await invokeLocal(['events/dry-run.json'], {
+      AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
+    });
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toEqual([
@@ -54,11 +62,28 @@ describeWithMotoServer('invoke-local against moto_server', () => {
   afterAll(async () => moto?.stop());
 
   it('prints the result alone on stdout; the logs go to stderr, the first with cold_start true', async () => {
-    const r = await invokeLocal(['--seed-config', 'events/local/config.json', '--seed-secrets', 'events/local/secrets.json', 'events/dry-run.json'], { AWS_ENDPOINT_URL: moto.endpoint });
+    const r = await invokeLocal(
+      [
+        '--seed-config',
+        'events/local/config.json',
+        '--seed-secrets',
+        'events/local/secrets.json',
+        'events/dry-run.json',
+      ],
+      { AWS_ENDPOINT_URL: moto.endpoint },
+    );
     expect(r.status).toBe(0);
     const result = JSON.parse(r.stdout);
-    expect(result.results.map((t: { target: string; outcome: string }) => [t.target, t.outcome]).sort()).toEqual([['isp-auth', 'skipped'], ['isp-etrn', 'skipped']]);
-    const logs = r.stderr.split('\n').filter((l) => l.startsWith('{"level"')).map((l) => JSON.parse(l));
+    expect(
+      result.results.map((t: { target: string; outcome: string }) => [t.target, t.outcome]).sort(),
+    ).toEqual([
+      ['isp-auth', 'skipped'],
+      ['isp-etrn', 'skipped'],
+    ]);
+    const logs = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{"level"'))
+      .map((l) => JSON.parse(l));
     expect(logs.length).toBeGreaterThan(0);
     expect(logs[0]).toMatchObject({ message: 'cycle starting', cold_start: true });
     expect(r.stdout + r.stderr).not.toContain('not-a-real-password'); // the seeded secret's value is never shown

@@ -16,7 +16,10 @@ import { CapturedOutput, contextWith } from './aws-world';
 let provider: ScriptedProvider;
 let output: CapturedOutput;
 beforeAll(async () => {
-  provider = await new ScriptedProvider({ extensions: ['ETRN'], etrn: { 'refused.test': '459 not allowed' } }).start();
+  provider = await new ScriptedProvider({
+    extensions: ['ETRN'],
+    etrn: { 'refused.test': '459 not allowed' },
+  }).start();
 });
 afterAll(() => provider.stop());
 beforeEach(() => {
@@ -26,17 +29,56 @@ beforeEach(() => {
 afterEach(() => output.restore());
 
 const settings = parseSettings({ concurrency: 1 }, 'test');
-const target = (name: string, domain = `${name}.test`) => parseTarget({ name, host: '127.0.0.1', port: provider.port, tls: 'none', timeoutSeconds: 5, command: `ETRN ${domain}` }, 'test');
-const record = (id: string, body: string) => ({ messageId: id, body, eventSource: 'aws:sqs', receiptHandle: `rh-${id}` });
+const target = (name: string, domain = `${name}.test`) =>
+  parseTarget(
+    {
+      name,
+      host: '127.0.0.1',
+      port: provider.port,
+      tls: 'none',
+      timeoutSeconds: 5,
+      command: `ETRN ${domain}`,
+    },
+    'test',
+  );
+const record = (id: string, body: string) => ({
+  messageId: id,
+  body,
+  eventSource: 'aws:sqs',
+  receiptHandle: `rh-${id}`,
+});
 const order = (name: string, over: { claim?: boolean; now?: number; domain?: string } = {}) =>
-  encodeWorkOrder(workOrderFor(target(name, over.domain), { cycle: 3, claim: over.claim ?? true, settings, now: over.now ?? Date.now() }));
+  encodeWorkOrder(
+    workOrderFor(target(name, over.domain), {
+      cycle: 3,
+      claim: over.claim ?? true,
+      settings,
+      now: over.now ?? Date.now(),
+    }),
+  );
 
 function claims(): CycleCounter & { taken: string[] } {
   const taken: string[] = [];
-  return { taken, peek: async () => 3, count: async () => ({ cycle: 3, counted: false }), claim: async (cycle, name) => (taken.includes(`${cycle}#${name}`) ? false : (taken.push(`${cycle}#${name}`), true)) };
+  return {
+    taken,
+    peek: async () => 3,
+    count: async () => ({ cycle: 3, counted: false }),
+    claim: async (cycle, name) =>
+      taken.includes(`${cycle}#${name}`) ? false : (taken.push(`${cycle}#${name}`), true),
+  };
 }
 const worker = (counter: CycleCounter, over: { now?: () => number } = {}) =>
-  createWorker({ credentials: { get: async () => { throw new Error('no secrets'); } }, counter, observability: createObservability({}), safetyMarginMs: 1_000, ...over });
+  createWorker({
+    credentials: {
+      get: async () => {
+        throw new Error('no secrets');
+      },
+    },
+    counter,
+    observability: createObservability({}),
+    safetyMarginMs: 1_000,
+    ...over,
+  });
 
 describe('the worker', () => {
   it('settles signalled, refused and expired orders, hands back only the unreadable one', async () => {
@@ -54,10 +96,18 @@ describe('the worker', () => {
     );
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm4' }] });
     expect(output.targetLines.map((l) => [l.target, l.outcome])).toEqual(
-      expect.arrayContaining([['ok', 'signalled'], ['refused', 'permanent-failure'], ['stale', 'temporary-failure']]),
+      expect.arrayContaining([
+        ['ok', 'signalled'],
+        ['refused', 'permanent-failure'],
+        ['stale', 'temporary-failure'],
+      ]),
     );
-    expect(output.targetLines.find((l) => l.target === 'stale')!.reason).toMatch(/^expired in the work queue/);
-    expect(output.records.find((r) => r.message === 'unreadable work order')).toMatchObject({ messageId: 'm4' });
+    expect(output.targetLines.find((l) => l.target === 'stale')!.reason).toMatch(
+      /^expired in the work queue/,
+    );
+    expect(output.records.find((r) => r.message === 'unreadable work order')).toMatchObject({
+      messageId: 'm4',
+    });
     expect(counter.taken.sort()).toEqual(['3#ok', '3#refused']);
     expect(provider.connections).toHaveLength(2);
   });
@@ -67,8 +117,23 @@ describe('the worker', () => {
     // The clock jumps past the deadline once the first target has started.
     let offset = 0;
     const now = () => Date.now() + offset;
-    const jumpy = { ...counter, claim: async (cycle: number, name: string) => { offset += 3_600_000; return counter.claim!(cycle, name); } };
-    const response = await worker(jumpy, { now })({ Records: [record('m1', order('first')), record('m2', order('second')), record('m3', order('third'))] }, contextWith(60_000));
+    const jumpy = {
+      ...counter,
+      claim: async (cycle: number, name: string) => {
+        offset += 3_600_000;
+        return counter.claim!(cycle, name);
+      },
+    };
+    const response = await worker(jumpy, { now })(
+      {
+        Records: [
+          record('m1', order('first')),
+          record('m2', order('second')),
+          record('m3', order('third')),
+        ],
+      },
+      contextWith(60_000),
+    );
     expect(response.batchItemFailures).toHaveLength(2);
     const late = output.targetLines.filter((l) => l.reason === NOT_REACHED).map((l) => l.target);
     expect(late).toHaveLength(2);
@@ -80,15 +145,21 @@ describe('the worker', () => {
   it('an order of a forced run claims nothing; a signal already claimed is skipped', async () => {
     const counter = claims();
     counter.taken.push('3#done');
-    const response = await worker(counter)({ Records: [record('m1', order('forced', { claim: false })), record('m2', order('done'))] }, contextWith(60_000));
+    const response = await worker(counter)(
+      { Records: [record('m1', order('forced', { claim: false })), record('m2', order('done'))] },
+      contextWith(60_000),
+    );
     expect(response.batchItemFailures).toEqual([]);
     expect(counter.taken).toEqual(['3#done']);
     expect(output.targetLines.map((l) => [l.target, l.outcome, l.reason ?? null])).toEqual(
-      expect.arrayContaining([['forced', 'signalled', null], ['done', 'skipped', 'already signalled in cycle 3']]),
+      expect.arrayContaining([
+        ['forced', 'signalled', null],
+        ['done', 'skipped', 'already signalled in cycle 3'],
+      ]),
     );
   });
 
-  it('recognises the event source mapping\'s events and nothing else', () => {
+  it("recognises the event source mapping's events and nothing else", () => {
     expect(isWorkQueueEvent({ Records: [record('m', '{}')] })).toBe(true);
     expect(isWorkQueueEvent({})).toBe(false);
     expect(isWorkQueueEvent({ source: 'schedule' })).toBe(false);

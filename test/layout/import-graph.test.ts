@@ -25,11 +25,17 @@ function walk(dir: string): string[] {
   });
 }
 
-const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;(])import\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s+['"]([^'"]+)['"]/gm;
+const SPECIFIER =
+  /(?:^|[\s;])(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;(])import\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s+['"]([^'"]+)['"]/gm;
 
 function resolveImport(from: string, spec: string): string {
   const base = resolve(ROOT, dirname(from), spec);
-  for (const candidate of [base, `${base}.ts`, `${base.replace(/\.js$/, '')}.ts`, join(base, 'index.ts')]) {
+  for (const candidate of [
+    base,
+    `${base}.ts`,
+    `${base.replace(/\.js$/, '')}.ts`,
+    join(base, 'index.ts'),
+  ]) {
     try {
       if (statSync(candidate).isFile()) return relative(ROOT, candidate);
     } catch {
@@ -41,7 +47,9 @@ function resolveImport(from: string, spec: string): string {
 
 function read(path: string): SourceFile {
   // Comments mention paths ("see lambda/core/..."); they are not imports.
-  const text = readFileSync(join(ROOT, path), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const text = readFileSync(join(ROOT, path), 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
   const relativeImports: string[] = [];
   const packages: string[] = [];
   for (const m of text.matchAll(SPECIFIER)) {
@@ -56,36 +64,59 @@ const files = [...PRODUCTION, 'test', 'bench'].flatMap((dir) => walk(dir)).map(r
 const production = files.filter((f) => PRODUCTION.some((dir) => f.path.startsWith(`${dir}/`)));
 const under = (prefix: string) => (path: string) => path.startsWith(prefix);
 
-function offenders(from: (path: string) => boolean, forbidden: (f: SourceFile) => string[]): string[] {
-  return files.filter((f) => from(f.path)).flatMap((f) => forbidden(f).map((target) => `${f.path} -> ${target}`));
+function offenders(
+  from: (path: string) => boolean,
+  forbidden: (f: SourceFile) => string[],
+): string[] {
+  return files
+    .filter((f) => from(f.path))
+    .flatMap((f) => forbidden(f).map((target) => `${f.path} -> ${target}`));
 }
 
 describe('the layout', () => {
   it('reads the tree (a guard against a test that finds nothing to check)', () => {
     expect(files.filter((f) => f.path.startsWith('lambda/core/')).length).toBeGreaterThan(20);
-    expect(files.find((f) => f.path === 'lambda/core/signal/session.ts')?.relative).toContain('lambda/core/smtp/client-handshake.ts');
+    expect(files.find((f) => f.path === 'lambda/core/signal/session.ts')?.relative).toContain(
+      'lambda/core/smtp/client-handshake.ts',
+    );
   });
 
   it('lambda/core imports no AWS SDK, no file system, no adapters, no CLI and no CDK', () => {
     const bad = offenders(under('lambda/core/'), (f) => [
-      ...f.packages.filter((p) => /^@aws-sdk\/|^@aws-lambda-powertools\/|^aws-cdk-lib|^(node:)?fs(\/|$)/.test(p)),
-      ...f.relative.filter((p) => /^(lambda\/adapters|cli|lib)\//.test(p) || !p.startsWith('lambda/core/')),
+      ...f.packages.filter((p) =>
+        /^@aws-sdk\/|^@aws-lambda-powertools\/|^aws-cdk-lib|^(node:)?fs(\/|$)/.test(p),
+      ),
+      ...f.relative.filter(
+        (p) => /^(lambda\/adapters|cli|lib)\//.test(p) || !p.startsWith('lambda/core/'),
+      ),
     ]);
     expect(bad).toEqual([]);
   });
 
   it('the shared wire (core/smtp) knows neither side; the signal client and the ODMR server do not import each other', () => {
-    expect(offenders(under('lambda/core/smtp/'), (f) => f.relative.filter((p) => /^lambda\/core\/(signal|odmr)\//.test(p)))).toEqual([]);
-    expect(offenders(under('lambda/core/signal/'), (f) => f.relative.filter(under('lambda/core/odmr/')))).toEqual([]);
-    expect(offenders(under('lambda/core/odmr/'), (f) => f.relative.filter(under('lambda/core/signal/')))).toEqual([]);
+    expect(
+      offenders(under('lambda/core/smtp/'), (f) =>
+        f.relative.filter((p) => /^lambda\/core\/(signal|odmr)\//.test(p)),
+      ),
+    ).toEqual([]);
+    expect(
+      offenders(under('lambda/core/signal/'), (f) => f.relative.filter(under('lambda/core/odmr/'))),
+    ).toEqual([]);
+    expect(
+      offenders(under('lambda/core/odmr/'), (f) => f.relative.filter(under('lambda/core/signal/'))),
+    ).toEqual([]);
   });
 
   it('nothing under lambda/ imports the CLI or the CDK code', () => {
-    expect(offenders(under('lambda/'), (f) => f.relative.filter((p) => /^(cli|lib|bin)\//.test(p)))).toEqual([]);
+    expect(
+      offenders(under('lambda/'), (f) => f.relative.filter((p) => /^(cli|lib|bin)\//.test(p))),
+    ).toEqual([]);
   });
 
   it('no production file imports test code', () => {
-    const bad = production.flatMap((f) => f.relative.filter(under('test/')).map((t) => `${f.path} -> ${t}`));
+    const bad = production.flatMap((f) =>
+      f.relative.filter(under('test/')).map((t) => `${f.path} -> ${t}`),
+    );
     expect(bad).toEqual([]);
   });
 

@@ -23,18 +23,30 @@ function cdkSynth(context: readonly string[]): Promise<{ status: number | null; 
   const outdir = mkdtempSync(join(tmpdir(), 'dequeue-app-'));
   outdirs.push(outdir);
   return new Promise((resolve) => {
-    execFile(process.execPath, [CDK, 'synth', '--quiet', '-o', outdir, ...context.flatMap((c) => ['-c', c])], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, CDK_DISABLE_VERSION_CHECK: 'true' },
-      timeout: 60_000,
-    }, (error, _stdout, stderr) => resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, stderr }));
+    execFile(
+      process.execPath,
+      [CDK, 'synth', '--quiet', '-o', outdir, ...context.flatMap((c) => ['-c', c])],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, CDK_DISABLE_VERSION_CHECK: 'true' },
+        timeout: 60_000,
+      },
+      (error, _stdout, stderr) =>
+        resolve({
+          status: error ? (typeof error.code === 'number' ? error.code : null) : 0,
+          stderr,
+        }),
+    );
   });
 }
 
 const CASES: [string[], string][] = [
   [['staticEgres=true'], 'dequeue: Unknown context "staticEgres": did you mean "staticEgress"?'],
-  [['egressAllocationId=eipalloc-0123456789abcdef0'], 'dequeue: Context "egressAllocationId" only applies with static egress: add -c staticEgress=true, or drop egressAllocationId.'],
+  [
+    ['egressAllocationId=eipalloc-0123456789abcdef0'],
+    'dequeue: Context "egressAllocationId" only applies with static egress: add -c staticEgress=true, or drop egressAllocationId.',
+  ],
 ];
 let runs: { status: number | null; stderr: string }[] = [];
 beforeAll(async () => {
@@ -42,11 +54,14 @@ beforeAll(async () => {
 }, 90_000);
 
 describe('cdk synth with bad context', () => {
-  it.each(CASES.map(([context, message], i) => [context, message, i] as const))('%j fails with one clear line', (_context, message, i) => {
-    const { status, stderr } = runs[i]!;
-    expect(status).not.toBe(0);
-    expect(stderr).toContain(message);
-    expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
-    expect(stderr).not.toContain('Bundling asset');
-  });
+  it.each(CASES.map(([context, message], i) => [context, message, i] as const))(
+    '%j fails with one clear line',
+    (_context, message, i) => {
+      const { status, stderr } = runs[i]!;
+      expect(status).not.toBe(0);
+      expect(stderr).toContain(message);
+      expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(stderr).not.toContain('Bundling asset');
+    },
+  );
 });

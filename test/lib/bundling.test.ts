@@ -10,17 +10,30 @@ import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execSync, execFileSync } from 'node:child_process';
-import { MAIL_STORE_FILE, UNREACHED_IN_LAMBDA, WORK_QUEUE_FILE, lambdaEsbuildOptions, sideModuleBuildCommands } from '../../lib/bundling';
+import {
+  MAIL_STORE_FILE,
+  UNREACHED_IN_LAMBDA,
+  WORK_QUEUE_FILE,
+  lambdaEsbuildOptions,
+  sideModuleBuildCommands,
+} from '../../lib/bundling';
 
 const HANDLER = fileURLToPath(new URL('../../lambda/handler.ts', import.meta.url));
 const outdir = mkdtempSync(join(tmpdir(), 'dequeue-bundle-'));
 let output: Metafile['outputs'][string];
 
 beforeAll(async () => {
-  const result = await build({ ...lambdaEsbuildOptions, entryPoints: [HANDLER], outfile: join(outdir, 'index.mjs'), metafile: true, logLevel: 'silent' });
+  const result = await build({
+    ...lambdaEsbuildOptions,
+    entryPoints: [HANDLER],
+    outfile: join(outdir, 'index.mjs'),
+    metafile: true,
+    logLevel: 'silent',
+  });
   output = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined)!;
   const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
-  for (const command of sideModuleBuildCommands(`${root}/node_modules/.bin/esbuild`, root, outdir)) execSync(command);
+  for (const command of sideModuleBuildCommands(`${root}/node_modules/.bin/esbuild`, root, outdir))
+    execSync(command);
 });
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
@@ -33,7 +46,9 @@ describe('the Lambda bundle', () => {
   });
 
   it('imports nothing outside Node.js statically', () => {
-    const staticExternal = output.imports.filter((i) => i.external && i.kind !== 'dynamic-import' && !isNode(i.path));
+    const staticExternal = output.imports.filter(
+      (i) => i.external && i.kind !== 'dynamic-import' && !isNode(i.path),
+    );
     expect(staticExternal).toEqual([]);
   });
 
@@ -49,7 +64,11 @@ describe('the Lambda bundle', () => {
       const store = await import(new URL(m.MAIL_STORE_MODULE, ${JSON.stringify(`file://${outdir}/index.mjs`)}));
       const sink = store.openS3MailStore({ region: 'eu-west-1' }, 'bucket', 'mail/');
       console.log(m.MAIL_STORE_MODULE, typeof sink.begin);`;
-    const printed = execFileSync('node', ['--input-type=module', '-e', probe], { env: { ...process.env, AWS_REGION: 'eu-west-1' } }).toString().trim();
+    const printed = execFileSync('node', ['--input-type=module', '-e', probe], {
+      env: { ...process.env, AWS_REGION: 'eu-west-1' },
+    })
+      .toString()
+      .trim();
     expect(printed).toBe(`./${MAIL_STORE_FILE} function`);
   });
 
@@ -59,7 +78,11 @@ describe('the Lambda bundle', () => {
       const queue = await import(new URL(m.WORK_QUEUE_MODULE, ${JSON.stringify(`file://${outdir}/index.mjs`)}));
       const q = queue.openSqsWorkQueue({ region: 'eu-west-1' }, 'https://sqs.eu-west-1.amazonaws.com/123456789012/work');
       console.log(m.WORK_QUEUE_MODULE, typeof q.send);`;
-    const printed = execFileSync('node', ['--input-type=module', '-e', probe], { env: { ...process.env, AWS_REGION: 'eu-west-1' } }).toString().trim();
+    const printed = execFileSync('node', ['--input-type=module', '-e', probe], {
+      env: { ...process.env, AWS_REGION: 'eu-west-1' },
+    })
+      .toString()
+      .trim();
     expect(printed).toBe(`./${WORK_QUEUE_FILE} function`);
   });
 });

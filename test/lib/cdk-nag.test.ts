@@ -15,7 +15,8 @@ const EVERYTHING = {
   mailExpirationDays: 400,
   mailInfrequentAccessAfterDays: 30,
   ssmKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
-  secretsKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab',
+  secretsKmsKeyArn:
+    'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab',
 };
 
 interface Acknowledgement {
@@ -38,7 +39,8 @@ function acknowledgements(root: IConstruct): Acknowledgement[] {
       if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
       for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) {
         // CDK acknowledges some cfn-lint rules of its own; only AwsSolutions ones are ours.
-        if (bare(id).startsWith('AwsSolutions-')) found.push({ at: construct.node.path, id: bare(id), reason });
+        if (bare(id).startsWith('AwsSolutions-'))
+          found.push({ at: construct.node.path, id: bare(id), reason });
       }
     }
   }
@@ -50,9 +52,14 @@ function allFindings(root: IConstruct): Finding[] {
   const pack = new AwsSolutionsChecks(root);
   // Ask the pack what it would report if nothing were acknowledged (a private hook, test-only).
   (pack as unknown as { isAcknowledged: () => boolean }).isAcknowledged = () => false;
-  return pack.validateScope(root).violations.flatMap((v) =>
-    v.violatingResources.map((r) => ({ path: r.constructPath ?? `(no construct path: ${r.resourceLogicalId})`, id: v.ruleName })),
-  );
+  return pack
+    .validateScope(root)
+    .violations.flatMap((v) =>
+      v.violatingResources.map((r) => ({
+        path: r.constructPath ?? `(no construct path: ${r.resourceLogicalId})`,
+        id: v.ruleName,
+      })),
+    );
 }
 
 const covers = (ack: Acknowledgement, finding: Finding) =>

@@ -12,20 +12,39 @@ import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-
 import { FIXTURE_ENTRY, inAnotherApp, synthDequeue, testApp } from './synth-dequeue';
 
 const KMS = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
-const EVERYTHING = { alarmEmail: 'ops@example.com', mailExpirationDays: 400, mailInfrequentAccessAfterDays: 30, ssmKmsKeyArn: KMS, secretsKmsKeyArn: KMS };
+const EVERYTHING = {
+  alarmEmail: 'ops@example.com',
+  mailExpirationDays: 400,
+  mailInfrequentAccessAfterDays: 30,
+  ssmKmsKeyArn: KMS,
+  secretsKmsKeyArn: KMS,
+};
 
 /** The dequeue app with this context (the configurations of release-signaller, static-egress, deployment-context and cdk-nag). */
 const CONTEXTS: [string, Record<string, unknown>][] = [
   ['the default stack', {}],
   ['every optional resource, no VPC', EVERYTHING],
   ['static egress with every optional resource', { staticEgress: 'true', ...EVERYTHING }],
-  ['static egress with an existing Elastic IP', { staticEgress: 'true', egressAllocationId: 'eipalloc-0123456789abcdef0' }],
+  [
+    'static egress with an existing Elastic IP',
+    { staticEgress: 'true', egressAllocationId: 'eipalloc-0123456789abcdef0' },
+  ],
   [
     'every context option moved (deployment-context)',
     {
-      stackName: 'DequeueProd', schedule: 'cron(0 6 ? * MON-FRI *)', scheduleTimeZone: 'Europe/Berlin', ssmPrefix: '/prod/dequeue',
-      secretPrefix: 'prod/dequeue/', mailPrefix: 'atrn/', timeoutSeconds: '900', memoryMiB: '512', logRetentionDays: '90',
-      failingAfterCycles: '5', staleAfterHours: '48', consoleTestEvents: 'false', ...EVERYTHING,
+      stackName: 'DequeueProd',
+      schedule: 'cron(0 6 ? * MON-FRI *)',
+      scheduleTimeZone: 'Europe/Berlin',
+      ssmPrefix: '/prod/dequeue',
+      secretPrefix: 'prod/dequeue/',
+      mailPrefix: 'atrn/',
+      timeoutSeconds: '900',
+      memoryMiB: '512',
+      logRetentionDays: '90',
+      failingAfterCycles: '5',
+      staleAfterHours: '48',
+      consoleTestEvents: 'false',
+      ...EVERYTHING,
     },
   ],
 ];
@@ -34,7 +53,10 @@ const CONTEXTS: [string, Record<string, unknown>][] = [
 const CONSTRUCTS: [string, (stack: Stack) => ReleaseSignallerProps][] = [
   ['in another app, with its VPC and topic', inAnotherApp],
   ['without fan-out', () => ({ fanOut: false })],
-  ['with its own worker settings', () => ({ workerBatchSize: 4, workerMaxConcurrency: 20, workerMaxReceiveCount: 5 })],
+  [
+    'with its own worker settings',
+    () => ({ workerBatchSize: 4, workerMaxConcurrency: 20, workerMaxReceiveCount: 5 }),
+  ],
 ];
 
 function hostTemplate(props: (stack: Stack) => ReleaseSignallerProps): Template {
@@ -43,7 +65,7 @@ function hostTemplate(props: (stack: Stack) => ReleaseSignallerProps): Template 
   return Template.fromStack(stack);
 }
 
-describe('CDK\'s CloudFormation validation', () => {
+describe("CDK's CloudFormation validation", () => {
   let refusal: unknown;
   beforeAll(() => {
     // The check is live: a queue outside CloudFormation's limits fails synthesis. (This also

@@ -3,10 +3,18 @@
  */
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cfnText, onlyResource, synthDequeue, SIGNALLER, signallerFunction, type SynthesisedDequeue } from './synth-dequeue';
+import {
+  cfnText,
+  onlyResource,
+  synthDequeue,
+  SIGNALLER,
+  signallerFunction,
+  type SynthesisedDequeue,
+} from './synth-dequeue';
 
 const SSM_KEY = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
-const SECRETS_KEY = 'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab';
+const SECRETS_KEY =
+  'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab';
 
 let synth: SynthesisedDequeue;
 let template: Template;
@@ -38,7 +46,9 @@ afterAll(() => synth?.dispose());
 function statements(): Map<string, any> {
   const fn = signallerFunction(template);
   const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
-  const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
+  const policy = onlyResource(template, 'AWS::IAM::Policy', {
+    Properties: { Roles: [{ Ref: roleId }] },
+  });
   return new Map(policy.resource.Properties.PolicyDocument.Statement.map((s: any) => [s.Sid, s]));
 }
 
@@ -61,7 +71,11 @@ describe('deployment options from context', () => {
   });
 
   it('set the timeout, memory and log retention', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', { ...SIGNALLER, Timeout: 900, MemorySize: 512 });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      ...SIGNALLER,
+      Timeout: 900,
+      MemorySize: 512,
+    });
     const fn = signallerFunction(template);
     const logGroupId = fn.resource.Properties.LoggingConfig.LogGroup.Ref;
     expect(template.toJSON().Resources[logGroupId].Properties.RetentionInDays).toBe(90);
@@ -96,7 +110,13 @@ describe('deployment options from context', () => {
       Effect: 'Allow',
       Action: 'kms:Decrypt',
       Resource: SSM_KEY,
-      Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['ssm.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } } },
+      Condition: {
+        StringEquals: {
+          'kms:ViaService': {
+            'Fn::Join': ['', ['ssm.', { Ref: 'AWS::Region' }, '.amazonaws.com']],
+          },
+        },
+      },
     });
     expect(s.get('DecryptCredentials')).toEqual({
       Sid: 'DecryptCredentials',
@@ -104,7 +124,11 @@ describe('deployment options from context', () => {
       Action: 'kms:Decrypt',
       Resource: SECRETS_KEY,
       Condition: {
-        StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } },
+        StringEquals: {
+          'kms:ViaService': {
+            'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']],
+          },
+        },
       },
     });
   });
@@ -128,11 +152,17 @@ describe('deployment options from context', () => {
 
   it('give the mail reader policy the moved prefix', () => {
     const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy', {
-      Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'ListMail' })]) } },
+      Properties: {
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'ListMail' })]) },
+      },
     });
     const statements = policy.resource.Properties.PolicyDocument.Statement;
-    expect(statements.find((st: any) => st.Sid === 'ListMail').Condition).toEqual({ StringLike: { 's3:prefix': ['atrn/*'] } });
-    expect(cfnText(statements.find((st: any) => st.Sid === 'SetAsideRefusedMail').Resource)).toMatch(/\/atrn\/failed\/\*$/);
+    expect(statements.find((st: any) => st.Sid === 'ListMail').Condition).toEqual({
+      StringLike: { 's3:prefix': ['atrn/*'] },
+    });
+    expect(
+      cfnText(statements.find((st: any) => st.Sid === 'SetAsideRefusedMail').Resource),
+    ).toMatch(/\/atrn\/failed\/\*$/);
   });
 
   it('subscribe the alarm address, and hand the failing and stale thresholds to the function and the alarms', () => {
@@ -144,7 +174,9 @@ describe('deployment options from context', () => {
     });
     template.hasResourceProperties('AWS::Lambda::Function', {
       ...SIGNALLER,
-      Environment: { Variables: { DEQUEUE_FAILING_AFTER_CYCLES: '5', DEQUEUE_STALE_AFTER_HOURS: '48' } },
+      Environment: {
+        Variables: { DEQUEUE_FAILING_AFTER_CYCLES: '5', DEQUEUE_STALE_AFTER_HOURS: '48' },
+      },
     });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'FailingTargets',

@@ -1,6 +1,10 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { describe, expect, it } from 'vitest';
-import { CONTEXT_KEYS, DeploymentOptionsError, deploymentOptionsFrom } from '../../lib/deployment-options';
+import {
+  CONTEXT_KEYS,
+  DeploymentOptionsError,
+  deploymentOptionsFrom,
+} from '../../lib/deployment-options';
 
 const from = (context: Record<string, unknown>) =>
   deploymentOptionsFrom((key) => context[key], Object.keys(context));
@@ -42,10 +46,25 @@ describe('deployment options from CDK context', () => {
   });
 
   it('takes -c strings and cdk.json values alike', () => {
-    const asStrings = from({ staticEgress: 'true', timeoutSeconds: '600', memoryMiB: '512', mailExpirationDays: '365' });
-    const typed = from({ staticEgress: true, timeoutSeconds: 600, memoryMiB: 512, mailExpirationDays: 365 });
+    const asStrings = from({
+      staticEgress: 'true',
+      timeoutSeconds: '600',
+      memoryMiB: '512',
+      mailExpirationDays: '365',
+    });
+    const typed = from({
+      staticEgress: true,
+      timeoutSeconds: 600,
+      memoryMiB: 512,
+      mailExpirationDays: 365,
+    });
     expect(asStrings).toEqual(typed);
-    expect(typed).toMatchObject({ staticEgress: true, timeoutSeconds: 600, memoryMiB: 512, mailExpirationDays: 365 });
+    expect(typed).toMatchObject({
+      staticEgress: true,
+      timeoutSeconds: 600,
+      memoryMiB: 512,
+      mailExpirationDays: 365,
+    });
   });
 
   it('accepts every documented option', () => {
@@ -64,8 +83,10 @@ describe('deployment options from CDK context', () => {
       mailExpirationDays: 400,
       failingAfterCycles: '5',
       staleAfterHours: 48,
-      ssmKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
-      secretsKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab',
+      ssmKmsKeyArn:
+        'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      secretsKmsKeyArn:
+        'arn:aws:kms:eu-central-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab',
     });
     expect(options).toMatchObject({
       stackName: 'DequeueProd',
@@ -102,11 +123,14 @@ describe('deployment options from CDK context', () => {
     expect(error.message).toMatch(why);
   });
 
-  it.each([['Mars/Olympus_Mons'], ['+01:00'], ['utc offset']])('rejects the time zone %s', (zone) => {
-    const error = rejection({ scheduleTimeZone: zone });
-    expect(error.contextKey).toBe('scheduleTimeZone');
-    expect(error.message).toContain('IANA time zone');
-  });
+  it.each([['Mars/Olympus_Mons'], ['+01:00'], ['utc offset']])(
+    'rejects the time zone %s',
+    (zone) => {
+      const error = rejection({ scheduleTimeZone: zone });
+      expect(error.contextKey).toBe('scheduleTimeZone');
+      expect(error.message).toContain('IANA time zone');
+    },
+  );
 
   it.each([
     ['ssmPrefix', '/'],
@@ -135,7 +159,11 @@ describe('deployment options from CDK context', () => {
     ['mailExpirationDays', 'soon', /whole number/],
     ['mailInfrequentAccessAfterDays', '7', /30 days at the earliest/],
     ['staticEgress', 'yes', /must be true or false, got "yes"/],
-    ['logRetentionDays', '45', /one of the retention periods CloudWatch Logs offers \(1, 3, 5, 7, 14, 30/],
+    [
+      'logRetentionDays',
+      '45',
+      /one of the retention periods CloudWatch Logs offers \(1, 3, 5, 7, 14, 30/,
+    ],
     ['alarmEmail', 'ops', /must be an e-mail address/],
     ['egressAllocationId', 'eip-123', /Elastic IP allocation id/],
     ['ssmKmsKeyArn', 'alias/aws/ssm', /ARN of a KMS key/],
@@ -156,7 +184,10 @@ describe('deployment options from CDK context', () => {
   });
 
   it('accepts an expiry of old versions shorter than the move to Standard-IA: they concern different versions', () => {
-    expect(from({ mailExpirationDays: 7, mailInfrequentAccessAfterDays: 30 })).toMatchObject({ mailExpirationDays: 7, mailInfrequentAccessAfterDays: 30 });
+    expect(from({ mailExpirationDays: 7, mailInfrequentAccessAfterDays: 30 })).toMatchObject({
+      mailExpirationDays: 7,
+      mailInfrequentAccessAfterDays: 30,
+    });
   });
 
   it('rejects staleAfterHours shorter than the time between two cycles: every target would be stale', () => {
@@ -171,7 +202,9 @@ describe('deployment options from CDK context', () => {
   it('rejects the retired failureAlarmThreshold and names what replaced it', () => {
     const error = rejection({ failureAlarmThreshold: '1' });
     expect(error.contextKey).toBe('failureAlarmThreshold');
-    expect(error.message).toContain('Use "failingAfterCycles" (failed cycles in a row, default 3) and "staleAfterHours"');
+    expect(error.message).toContain(
+      'Use "failingAfterCycles" (failed cycles in a row, default 3) and "staleAfterHours"',
+    );
   });
 
   it.each([
@@ -187,13 +220,19 @@ describe('deployment options from CDK context', () => {
 
   it("leaves CDK's own context keys alone", () => {
     expect(() =>
-      from({ notices: false, 'cli-telemetry': false, '@aws-cdk/core:enablePartitionLiterals': true, 'aws:cdk:version-reporting': false }),
+      from({
+        notices: false,
+        'cli-telemetry': false,
+        '@aws-cdk/core:enablePartitionLiterals': true,
+        'aws:cdk:version-reporting': false,
+      }),
     ).not.toThrow();
   });
 
   it('documents every key it reads', async () => {
     const { readFile } = await import('node:fs/promises');
     const guide = await readFile(new URL('../../docs/deploy.md', import.meta.url), 'utf8');
-    for (const key of CONTEXT_KEYS) expect(guide, `docs/deploy.md lacks ${key}`).toContain(`\`${key}\``);
+    for (const key of CONTEXT_KEYS)
+      expect(guide, `docs/deploy.md lacks ${key}`).toContain(`\`${key}\``);
   });
 });

@@ -13,12 +13,25 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MailReaderPolicy } from '../../lib/mail-reader-policy';
 import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
 import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
-import { FIXTURE_ENTRY, cfnText, inAnotherApp, onlyResource, SIGNALLER, testApp } from './synth-dequeue';
+import {
+  FIXTURE_ENTRY,
+  cfnText,
+  inAnotherApp,
+  onlyResource,
+  SIGNALLER,
+  testApp,
+} from './synth-dequeue';
 
-function construct(props: (stack: Stack) => ReleaseSignallerProps): { stack: Stack; signaller: ReleaseSignaller } {
+function construct(props: (stack: Stack) => ReleaseSignallerProps): {
+  stack: Stack;
+  signaller: ReleaseSignaller;
+} {
   const app = testApp();
   const stack = new Stack(app, 'Host');
-  const signaller = new ReleaseSignaller(stack, 'Dequeue', { entry: FIXTURE_ENTRY, ...props(stack) });
+  const signaller = new ReleaseSignaller(stack, 'Dequeue', {
+    entry: FIXTURE_ENTRY,
+    ...props(stack),
+  });
   return { stack, signaller };
 }
 
@@ -44,24 +57,76 @@ describe('conflicting or impossible props', () => {
       () => ({ egressAllocationId: 'eipalloc-0123456789abcdef0' }),
       '`egressAllocationId` names the Elastic IP of the static egress NAT gateway: it needs `staticEgress: true`.',
     ],
-    ['subnets without a VPC', () => ({ vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } }), '`vpcSubnets` selects subnets of `vpc`: give `vpc` too.'],
+    [
+      'subnets without a VPC',
+      () => ({ vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } }),
+      '`vpcSubnets` selects subnets of `vpc`: give `vpc` too.',
+    ],
     [
       'an alarm address and an alarm topic',
       (stack) => ({ alarmEmail: 'ops@example.com', alarmTopic: new sns.Topic(stack, 'Topic') }),
       '`alarmEmail` subscribes to the topic this construct creates; with your own `alarmTopic`, subscribe the address to that topic instead.',
     ],
-    ['a wildcard in the SSM path', () => ({ ssmPrefix: '/dequeue*' }), '`ssmPrefix` must be an SSM parameter path such as /dequeue'],
-    ['a wildcard in the secret prefix', () => ({ secretPrefix: '*' }), '`secretPrefix` must be a Secrets Manager name prefix'],
-    ['a mail prefix without a slash', () => ({ mailPrefix: 'mail' }), '`mailPrefix` must be an S3 key prefix such as mail/'],
-    ['Standard-IA before 30 days', () => ({ mailInfrequentAccessAfter: Duration.days(7) }), '`mailInfrequentAccessAfter` must be at least 30 days'],
-    ['a timeout beyond 15 minutes', () => ({ timeout: Duration.minutes(16) }), '`timeout` must be from 1 second to 15 minutes (the Lambda maximum), got 16 minutes.'],
-    ['too little memory', () => ({ memorySize: 64 }), '`memorySize` must be a whole number from 128 to 10240, got 64.'],
-    ['a negative retry count', () => ({ scheduleRetryAttempts: -1 }), '`scheduleRetryAttempts` must be a whole number from 0 to 185, got -1.'],
-    ['a maximum event age under a minute', () => ({ scheduleMaxEventAge: Duration.seconds(30) }), "`scheduleMaxEventAge` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got 30 seconds."],
-    ['a dashboard name with a space', () => ({ dashboardName: 'my dashboard' }), '`dashboardName` must be 1 to 255 letters, digits, - or _ (CloudWatch\'s rule), got "my dashboard".'],
-    ['a failing threshold of 0 cycles', () => ({ failingAfterCycles: 0 }), '`failingAfterCycles` must be a whole number from 1 to 1000, got 0.'],
-    ['a stale time in part hours', () => ({ staleAfter: Duration.minutes(90) }), '`staleAfter` must be a whole number of hours from 1 hour to 365 days, got 1 hour 30 minutes.'],
-    ['a stale time over a year', () => ({ staleAfter: Duration.days(366) }), '`staleAfter` must be a whole number of hours from 1 hour to 365 days, got 366 days.'],
+    [
+      'a wildcard in the SSM path',
+      () => ({ ssmPrefix: '/dequeue*' }),
+      '`ssmPrefix` must be an SSM parameter path such as /dequeue',
+    ],
+    [
+      'a wildcard in the secret prefix',
+      () => ({ secretPrefix: '*' }),
+      '`secretPrefix` must be a Secrets Manager name prefix',
+    ],
+    [
+      'a mail prefix without a slash',
+      () => ({ mailPrefix: 'mail' }),
+      '`mailPrefix` must be an S3 key prefix such as mail/',
+    ],
+    [
+      'Standard-IA before 30 days',
+      () => ({ mailInfrequentAccessAfter: Duration.days(7) }),
+      '`mailInfrequentAccessAfter` must be at least 30 days',
+    ],
+    [
+      'a timeout beyond 15 minutes',
+      () => ({ timeout: Duration.minutes(16) }),
+      '`timeout` must be from 1 second to 15 minutes (the Lambda maximum), got 16 minutes.',
+    ],
+    [
+      'too little memory',
+      () => ({ memorySize: 64 }),
+      '`memorySize` must be a whole number from 128 to 10240, got 64.',
+    ],
+    [
+      'a negative retry count',
+      () => ({ scheduleRetryAttempts: -1 }),
+      '`scheduleRetryAttempts` must be a whole number from 0 to 185, got -1.',
+    ],
+    [
+      'a maximum event age under a minute',
+      () => ({ scheduleMaxEventAge: Duration.seconds(30) }),
+      "`scheduleMaxEventAge` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got 30 seconds.",
+    ],
+    [
+      'a dashboard name with a space',
+      () => ({ dashboardName: 'my dashboard' }),
+      '`dashboardName` must be 1 to 255 letters, digits, - or _ (CloudWatch\'s rule), got "my dashboard".',
+    ],
+    [
+      'a failing threshold of 0 cycles',
+      () => ({ failingAfterCycles: 0 }),
+      '`failingAfterCycles` must be a whole number from 1 to 1000, got 0.',
+    ],
+    [
+      'a stale time in part hours',
+      () => ({ staleAfter: Duration.minutes(90) }),
+      '`staleAfter` must be a whole number of hours from 1 hour to 365 days, got 1 hour 30 minutes.',
+    ],
+    [
+      'a stale time over a year',
+      () => ({ staleAfter: Duration.days(366) }),
+      '`staleAfter` must be a whole number of hours from 1 hour to 365 days, got 366 days.',
+    ],
   ])('rejects %s with a clear message', (_, props, message) => {
     const text = rejection(props);
     expect(text.startsWith('Host/Dequeue: ')).toBe(true);
@@ -79,13 +144,14 @@ beforeAll(() => {
 
 describe('in another app', () => {
   it('runs in the VPC it is given and notifies the topic it is given', () => {
-
     const topic = onlyResource(template, 'AWS::SNS::Topic');
     expect(topic.id).toMatch(/^OpsTopic/);
     template.resourceCountIs('AWS::KMS::Key', 0);
     template.resourceCountIs('AWS::EC2::EIP', 1); // the host VPC's own NAT address, nothing of ours
     template.resourceCountIs('AWS::EC2::VPC', 1);
-    template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: topic.id }] });
+    template.allResourcesProperties('AWS::CloudWatch::Alarm', {
+      AlarmActions: [{ Ref: topic.id }],
+    });
     template.hasResourceProperties('AWS::Lambda::Function', {
       ...SIGNALLER,
       VpcConfig: {
@@ -105,15 +171,20 @@ function policyStatements(encryption: 'kms' | 's3'): any[] {
       ? new s3.Bucket(stack, 'Mail', { encryptionKey: new kms.Key(stack, 'MailKey') })
       : new s3.Bucket(stack, 'Mail', { encryption: s3.BucketEncryption.S3_MANAGED });
   new MailReaderPolicy(stack, 'Reader', { bucket, mailPrefix: 'atrn/' });
-  return onlyResource(Template.fromStack(stack), 'AWS::IAM::ManagedPolicy').resource.Properties.PolicyDocument.Statement;
+  return onlyResource(Template.fromStack(stack), 'AWS::IAM::ManagedPolicy').resource.Properties
+    .PolicyDocument.Statement;
 }
 
-describe('the mail reader policy on a bucket with a KMS key of its own (another app\'s bucket)', () => {
+describe("the mail reader policy on a bucket with a KMS key of its own (another app's bucket)", () => {
   it('may decrypt and encrypt with the bucket key, only through S3', () => {
     const statement = policies.kms.find((st) => st.Sid === 'UseMailKey');
     expect(statement.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
-    expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MailKey/), 'Arn'] });
-    expect(cfnText(statement.Condition.StringEquals['kms:ViaService'])).toBe('s3.${AWS::Region}.amazonaws.com');
+    expect(statement.Resource).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^MailKey/), 'Arn'],
+    });
+    expect(cfnText(statement.Condition.StringEquals['kms:ViaService'])).toBe(
+      's3.${AWS::Region}.amazonaws.com',
+    );
   });
 
   it('needs no KMS permission with S3-managed encryption', () => {

@@ -9,7 +9,15 @@ import { ESM_REQUIRE_BANNER, LAMBDA_NODE_MAJOR } from '../../lib/bundling';
 import { FAILING_TARGETS_METRIC, STALE_TARGETS_METRIC } from '../../lib/signaller-alarms';
 import type { CfnTemplate } from '../deploy/cloud-assembly';
 import { CfnResolver } from '../deploy/cfn-resolve';
-import { cfnText, onlyResource, synthDequeue, SIGNALLER, signallerFunction, signallerLogGroup, type SynthesisedDequeue } from './synth-dequeue';
+import {
+  cfnText,
+  onlyResource,
+  synthDequeue,
+  SIGNALLER,
+  signallerFunction,
+  signallerLogGroup,
+  type SynthesisedDequeue,
+} from './synth-dequeue';
 
 let synth: SynthesisedDequeue;
 let template: Template;
@@ -55,7 +63,9 @@ describe('the function', () => {
     });
     const table = onlyResource(template, 'AWS::DynamoDB::Table');
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
-    const workQueue = onlyResource(template, 'AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } });
+    const workQueue = onlyResource(template, 'AWS::SQS::Queue', {
+      Properties: { RedrivePolicy: Match.anyValue() },
+    });
     expect(environment.asObject()).toEqual({
       DEQUEUE_SSM_PREFIX: '/dequeue',
       DEQUEUE_SECRET_PREFIX: 'dequeue/',
@@ -89,7 +99,9 @@ describe('the function', () => {
   });
 
   it('is bundled as minified ESM with a source map and a require() banner', () => {
-    const assetDir = readdirSync(synth.outdir).find((name) => name.startsWith('asset.') && existsSync(join(synth.outdir, name, 'index.mjs')));
+    const assetDir = readdirSync(synth.outdir).find(
+      (name) => name.startsWith('asset.') && existsSync(join(synth.outdir, name, 'index.mjs')),
+    );
     expect(assetDir, 'bundled asset with index.mjs').toBeDefined();
     const code = readFileSync(join(synth.outdir, assetDir!, 'index.mjs'), 'utf8');
     expect(code.startsWith(ESM_REQUIRE_BANNER)).toBe(true);
@@ -103,7 +115,10 @@ describe('the function', () => {
   it('has no VPC without static egress', () => {
     template.resourceCountIs('AWS::EC2::VPC', 0);
     template.resourceCountIs('AWS::EC2::EIP', 0);
-    template.hasResourceProperties('AWS::Lambda::Function', { ...SIGNALLER, VpcConfig: Match.absent() });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      ...SIGNALLER,
+      VpcConfig: Match.absent(),
+    });
     expect(template.findOutputs('EgressAddress')).toEqual({});
   });
 });
@@ -111,7 +126,15 @@ describe('the function', () => {
 describe('least privilege', () => {
   it('the function role has exactly these statements, and no managed policy', () => {
     expect([...functionStatements(template).keys()].sort()).toEqual(
-      ['CountCycles', 'QueueWorkOrders', 'ReadConfiguration', 'ReadCredentials', 'ReceiveWorkOrders', 'StoreMail', 'WriteOwnLog'].sort(),
+      [
+        'CountCycles',
+        'QueueWorkOrders',
+        'ReadConfiguration',
+        'ReadCredentials',
+        'ReceiveWorkOrders',
+        'StoreMail',
+        'WriteOwnLog',
+      ].sort(),
     );
     const fn = signallerFunction(template);
     const role = template.toJSON().Resources[fn.resource.Properties.Role['Fn::GetAtt'][0]];
@@ -135,7 +158,9 @@ describe('least privilege', () => {
   it('reads secrets only under dequeue/', () => {
     const s = functionStatements(template).get('ReadCredentials');
     expect(s.Action).toBe('secretsmanager:GetSecretValue');
-    expect(cfnText(s.Resource)).toBe('arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:dequeue/*');
+    expect(cfnText(s.Resource)).toBe(
+      'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:dequeue/*',
+    );
   });
 
   it('needs no kms:Decrypt with the AWS managed aws/ssm and aws/secretsmanager keys', () => {
@@ -153,17 +178,28 @@ describe('least privilege', () => {
   it('keeps each target status beside the counter with what it already has: no Query, no Scan, no batch calls', () => {
     // status#<target>: one UpdateItem per target per cycle, GetItem to read one back.
     const actions = [...functionStatements(template).values()].flatMap((st) => [st.Action].flat());
-    expect(actions.filter((a: string) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    expect(actions.filter((a: string) => a.startsWith('dynamodb:'))).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    ]);
   });
 
   it('gives dequeue status --table a policy of its own that reads the table and writes nothing', () => {
     const table = onlyResource(template, 'AWS::DynamoDB::Table');
     const policies = template.findResources('AWS::IAM::ManagedPolicy', {
-      Properties: { PolicyDocument: { Statement: [Match.objectLike({ Sid: 'ReadTargetStatus' })] } },
+      Properties: {
+        PolicyDocument: { Statement: [Match.objectLike({ Sid: 'ReadTargetStatus' })] },
+      },
     });
     const [id, policy] = Object.entries<any>(policies)[0]!;
     expect(policy.Properties.PolicyDocument.Statement).toEqual([
-      { Sid: 'ReadTargetStatus', Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Scan'], Resource: { 'Fn::GetAtt': [table.id, 'Arn'] } },
+      {
+        Sid: 'ReadTargetStatus',
+        Effect: 'Allow',
+        Action: ['dynamodb:GetItem', 'dynamodb:Scan'],
+        Resource: { 'Fn::GetAtt': [table.id, 'Arn'] },
+      },
     ]);
     template.hasOutput('StatusReaderPolicyArn', { Value: { Ref: id } });
   });
@@ -185,8 +221,9 @@ describe('least privilege', () => {
   });
 
   it('grants no cloudwatch:PutMetricData (metrics go through EMF in the log) and no wildcard action', () => {
-    const actions = Object.values(template.findResources('AWS::IAM::Policy')).flatMap((policy: any) =>
-      policy.Properties.PolicyDocument.Statement.flatMap((s: any) => [s.Action].flat()),
+    const actions = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+      (policy: any) =>
+        policy.Properties.PolicyDocument.Statement.flatMap((s: any) => [s.Action].flat()),
     );
     expect(actions).not.toContain('cloudwatch:PutMetricData');
     expect(actions.filter((action: string) => action.includes('*'))).toEqual([]);
@@ -194,12 +231,20 @@ describe('least privilege', () => {
 
   it('lets the schedule invoke only the unqualified function and write only to its dead-letter queue', () => {
     const roleArn = new Capture();
-    template.hasResourceProperties('AWS::Scheduler::Schedule', { Target: { RoleArn: { 'Fn::GetAtt': [roleArn, 'Arn'] } } });
-    const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleArn.asString() }] } });
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      Target: { RoleArn: { 'Fn::GetAtt': [roleArn, 'Arn'] } },
+    });
+    const policy = onlyResource(template, 'AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: roleArn.asString() }] },
+    });
     const fn = signallerFunction(template);
     const queue = scheduleDeadLetterQueue(template);
     expect(policy.resource.Properties.PolicyDocument.Statement).toEqual([
-      { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [fn.id, 'Arn'] } },
+      {
+        Action: 'lambda:InvokeFunction',
+        Effect: 'Allow',
+        Resource: { 'Fn::GetAtt': [fn.id, 'Arn'] },
+      },
       { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: { 'Fn::GetAtt': [queue.id, 'Arn'] } },
     ]);
   });
@@ -209,7 +254,9 @@ describe('the mail reader policy (for dequeue deliver --bucket)', () => {
   it('lists, reads and deletes under mail/, writes only claims and progress beside the mail and refused mail under mail/failed/', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
     const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy', {
-      Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'ListMail' })]) } },
+      Properties: {
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'ListMail' })]) },
+      },
     });
     const statements = policy.resource.Properties.PolicyDocument.Statement.map((st: any) => ({
       ...st,
@@ -223,9 +270,19 @@ describe('the mail reader policy (for dequeue deliver --bucket)', () => {
         Resource: `\${${bucket.id}.Arn}`,
         Condition: { StringLike: { 's3:prefix': ['mail/*'] } },
       },
-      { Sid: 'TakeMail', Effect: 'Allow', Action: ['s3:DeleteObject', 's3:GetObject'], Resource: `\${${bucket.id}.Arn}/mail/*` },
+      {
+        Sid: 'TakeMail',
+        Effect: 'Allow',
+        Action: ['s3:DeleteObject', 's3:GetObject'],
+        Resource: `\${${bucket.id}.Arn}/mail/*`,
+      },
       { Sid: 'ClaimMail', Effect: 'Allow', Action: 's3:PutObject', Resource: expect.anything() },
-      { Sid: 'SetAsideRefusedMail', Effect: 'Allow', Action: 's3:PutObject', Resource: `\${${bucket.id}.Arn}/mail/failed/*` },
+      {
+        Sid: 'SetAsideRefusedMail',
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Resource: `\${${bucket.id}.Arn}/mail/failed/*`,
+      },
     ]);
     expect(statements.find((st: any) => st.Sid === 'ClaimMail').Resource).toEqual([
       `\${${bucket.id}.Arn}/mail/*.claim`,
@@ -268,11 +325,17 @@ describe('the schedule', () => {
         DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queue.id, 'Arn'] } },
       },
     });
-    expect(queue.resource.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
+    expect(queue.resource.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 1_209_600,
+    });
     template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
         ]),
       },
     });
@@ -296,7 +359,10 @@ describe('state and mail', () => {
 
   it('stores mail in a private, encrypted, versioned, retained bucket that refuses plain HTTP', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
-    expect(bucket.resource).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(bucket.resource).toMatchObject({
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
     expect(bucket.resource.Properties).toMatchObject({
       PublicAccessBlockConfiguration: {
         BlockPublicAcls: true,
@@ -304,15 +370,27 @@ describe('state and mail', () => {
         IgnorePublicAcls: true,
         RestrictPublicBuckets: true,
       },
-      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+        ],
+      },
       VersioningConfiguration: { Status: 'Enabled' },
     });
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: bucket.id },
       PolicyDocument: {
         Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } } }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } },
+          }),
         ]),
       },
     });
@@ -321,7 +399,11 @@ describe('state and mail', () => {
   it('keeps mail and its old versions until deleted by hand, but aborts abandoned multipart uploads', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
     expect(bucket.resource.Properties.LifecycleConfiguration.Rules).toEqual([
-      { Id: 'abort-incomplete-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+      {
+        Id: 'abort-incomplete-uploads',
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+        Status: 'Enabled',
+      },
     ]);
   });
 });
@@ -336,7 +418,9 @@ describe('alarms', () => {
       Principal: { Service: 'cloudwatch.amazonaws.com' },
       Resource: '*',
     });
-    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [key.id, 'Arn'] } });
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [key.id, 'Arn'] },
+    });
     template.resourceCountIs('AWS::SNS::Subscription', 0);
   });
 
@@ -357,29 +441,40 @@ describe('alarms', () => {
   });
 
   it.each([
-    ['a target failing 3 cycles in a row', FAILING_TARGETS_METRIC.metricName, 'failed 3 cycles in a row'],
+    [
+      'a target failing 3 cycles in a row',
+      FAILING_TARGETS_METRIC.metricName,
+      'failed 3 cycles in a row',
+    ],
     ['a target without success for a day', STALE_TARGETS_METRIC.metricName, 'for more than 1 day'],
-  ])('page for %s, from the count the handler publishes once per cycle', (_, metricName, description) => {
-    const topic = onlyResource(template, 'AWS::SNS::Topic');
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'Dequeue',
-      MetricName: metricName,
-      Dimensions: [{ Name: 'service', Value: 'dequeue' }],
-      Statistic: 'Maximum',
-      Period: 900,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      // A period without a cycle keeps the state: only the next cycle's count can clear it.
-      TreatMissingData: 'ignore',
-      AlarmDescription: Match.stringLikeRegexp(description),
-      AlarmActions: [{ Ref: topic.id }],
-      OKActions: [{ Ref: topic.id }],
-    });
-  });
+  ])(
+    'page for %s, from the count the handler publishes once per cycle',
+    (_, metricName, description) => {
+      const topic = onlyResource(template, 'AWS::SNS::Topic');
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'Dequeue',
+        MetricName: metricName,
+        Dimensions: [{ Name: 'service', Value: 'dequeue' }],
+        Statistic: 'Maximum',
+        Period: 900,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        // A period without a cycle keeps the state: only the next cycle's count can clear it.
+        TreatMissingData: 'ignore',
+        AlarmDescription: Match.stringLikeRegexp(description),
+        AlarmActions: [{ Ref: topic.id }],
+        OKActions: [{ Ref: topic.id }],
+      });
+    },
+  );
 
   it('do not page for a single failed target', () => {
-    expect(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'TargetFailures' } })).toEqual({});
+    expect(
+      template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: 'TargetFailures' },
+      }),
+    ).toEqual({});
   });
 
   it('watch the dead-letter queue', () => {
@@ -402,7 +497,8 @@ describe('the dashboard and saved queries', () => {
     const dashboard = onlyResource(template, 'AWS::CloudWatch::Dashboard');
     return JSON.parse(cfnText(dashboard.resource.Properties.DashboardBody));
   }
-  const widget = (title: string) => dashboardBody().widgets.find((w: any) => w.properties.title === title)?.properties;
+  const widget = (title: string) =>
+    dashboardBody().widgets.find((w: any) => w.properties.title === title)?.properties;
 
   it('is named after the stack and opens on the last day', () => {
     template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'Dequeue' });
@@ -420,13 +516,30 @@ describe('the dashboard and saved queries', () => {
     const outcomes = widget('Targets by outcome');
     expect(outcomes.stacked).toBe(true);
     expect(outcomes.metrics.map((m: any[]) => m.slice(0, 6))).toEqual(
-      ['signalled', 'no-mail', 'skipped', 'temporary-failure', 'permanent-failure', 'config-error'].map((o) => [
-        'Dequeue', 'Targets', 'outcome', o, 'service', 'dequeue',
-      ]),
+      [
+        'signalled',
+        'no-mail',
+        'skipped',
+        'temporary-failure',
+        'permanent-failure',
+        'config-error',
+      ].map((o) => ['Dequeue', 'Targets', 'outcome', o, 'service', 'dequeue']),
     );
     const failing = widget('Failing and stale targets (the alarms watch these)');
-    expect(failing.metrics).toContainEqual(['Dequeue', 'FailingTargets', 'service', 'dequeue', expect.objectContaining({ stat: 'Maximum' })]);
-    expect(failing.metrics).toContainEqual(['Dequeue', 'StaleTargets', 'service', 'dequeue', expect.objectContaining({ stat: 'Maximum' })]);
+    expect(failing.metrics).toContainEqual([
+      'Dequeue',
+      'FailingTargets',
+      'service',
+      'dequeue',
+      expect.objectContaining({ stat: 'Maximum' }),
+    ]);
+    expect(failing.metrics).toContainEqual([
+      'Dequeue',
+      'StaleTargets',
+      'service',
+      'dequeue',
+      expect.objectContaining({ stat: 'Maximum' }),
+    ]);
     expect(widget('Messages stored after ATRN').metrics).toEqual([
       ['Dequeue', 'MessagesStored', 'service', 'dequeue', expect.objectContaining({ stat: 'Sum' })],
     ]);
@@ -435,7 +548,9 @@ describe('the dashboard and saved queries', () => {
   it('graphs the cycle duration against the function timeout', () => {
     const duration = widget('Cycle duration (function duration)');
     expect(duration.metrics.map((m: any[]) => m[1])).toEqual(['Duration', 'Duration']);
-    expect(duration.annotations.horizontal).toEqual([expect.objectContaining({ value: 900_000, label: 'timeout' })]);
+    expect(duration.annotations.horizontal).toEqual([
+      expect.objectContaining({ value: 900_000, label: 'timeout' }),
+    ]);
   });
 
   it('saves a Logs Insights query for the last result of every target, over the function log', () => {
@@ -447,7 +562,9 @@ describe('the dashboard and saved queries', () => {
       QueryString: query,
     });
     expect(query.asString()).toContain('filter message = "target result"');
-    expect(query.asString()).toMatch(/stats latest\(outcome\) as lastOutcome, .*latest\(error\) as lastError by target/);
+    expect(query.asString()).toMatch(
+      /stats latest\(outcome\) as lastOutcome, .*latest\(error\) as lastError by target/,
+    );
   });
 
   it('saves a query for failed results and shows the last day of them on the dashboard', () => {
@@ -458,7 +575,9 @@ describe('the dashboard and saved queries', () => {
       LogGroupNames: [{ Ref: logGroup.id }],
       QueryString: query,
     });
-    expect(query.asString()).toContain('filter outcome in ["temporary-failure", "permanent-failure", "config-error"]');
+    expect(query.asString()).toContain(
+      'filter outcome in ["temporary-failure", "permanent-failure", "config-error"]',
+    );
     const table = widget('Failed target results');
     expect(table.view).toBe('table');
     expect(table.query).toBe(`SOURCE '\${${logGroup.id}}' | ${query.asString()}`);
@@ -483,7 +602,11 @@ describe('console test events', () => {
       force: { value: { force: true } },
       'one-target': { value: { targets: ['isp-etrn'] } },
     });
-    expect(Object.keys(document.components.schemas.Event.properties).sort()).toEqual(['dryRun', 'force', 'targets']);
+    expect(Object.keys(document.components.schemas.Event.properties).sort()).toEqual([
+      'dryRun',
+      'force',
+      'targets',
+    ]);
   });
 
   it('create the registry only where the account lacks it, and never delete it', () => {
@@ -507,13 +630,19 @@ describe('console test events', () => {
     const creator = template.toJSON().Resources[creatorId];
     const roleId = creator.Properties.Role['Fn::GetAtt'][0];
     expect(template.toJSON().Resources[roleId].Properties.ManagedPolicyArns).toBeUndefined();
-    const statements = Object.values(template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } })).flatMap(
-      (p: any) => p.Properties.PolicyDocument.Statement,
-    );
+    const statements = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    ).flatMap((p: any) => p.Properties.PolicyDocument.Statement);
     expect(statements.map((st: any) => [st.Action, cfnText(st.Resource)]).sort()).toEqual(
       [
-        [['logs:CreateLogStream', 'logs:PutLogEvents'], `\${${creator.Properties.LoggingConfig.LogGroup.Ref}.Arn}`],
-        ['schemas:CreateRegistry', 'arn:${AWS::Partition}:schemas:${AWS::Region}:${AWS::AccountId}:registry/lambda-testevent-schemas'],
+        [
+          ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          `\${${creator.Properties.LoggingConfig.LogGroup.Ref}.Arn}`,
+        ],
+        [
+          'schemas:CreateRegistry',
+          'arn:${AWS::Partition}:schemas:${AWS::Region}:${AWS::AccountId}:registry/lambda-testevent-schemas',
+        ],
       ].sort(),
     );
   });
@@ -523,33 +652,62 @@ describe('outputs', () => {
   it('name what an operator needs after deploying', () => {
     const fn = signallerFunction(template);
     template.hasOutput('FunctionName', { Value: { Ref: fn.id } });
-    for (const name of ['LogGroupName', 'CounterTableName', 'MailBucketName', 'AlarmTopicArn', 'DeadLetterQueueUrl']) {
+    for (const name of [
+      'LogGroupName',
+      'CounterTableName',
+      'MailBucketName',
+      'AlarmTopicArn',
+      'DeadLetterQueueUrl',
+    ]) {
       expect(Object.keys(template.findOutputs(name)), name).toEqual([name]);
     }
   });
 
   it.each([
-    ['aws', 'eu-central-1', 'https://eu-central-1.console.aws.amazon.com/cloudwatch/home?region=eu-central-1'],
+    [
+      'aws',
+      'eu-central-1',
+      'https://eu-central-1.console.aws.amazon.com/cloudwatch/home?region=eu-central-1',
+    ],
     ['aws-cn', 'cn-north-1', 'https://console.amazonaws.cn/cloudwatch/home?region=cn-north-1'],
-    ['aws-us-gov', 'us-gov-west-1', 'https://console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1'],
-  ])('name the dashboard and link to it in the console of the partition (%s)', (partition, region, consoleHome) => {
-    const dashboard = onlyResource(template, 'AWS::CloudWatch::Dashboard');
-    template.hasOutput('DashboardName', { Value: { Ref: dashboard.id } });
-    const url = template.findOutputs('DashboardUrl').DashboardUrl;
-    expect(url, 'the stack has a DashboardUrl output').toBeDefined();
-    if (url === undefined) return;
-    // As CloudFormation would resolve it, deployed in that partition and region.
-    const resolver = new CfnResolver(template.toJSON() as CfnTemplate, { partition, region, accountId: '123456789012', stackName: 'Dequeue', urlSuffix: 'amazonaws.com' });
-    const name = resolver.physicalOf(dashboard.id).ref;
-    expect(resolver.condition(url.Condition)).toBe(true);
-    expect(resolver.string(url.Value)).toBe(`${consoleHome}#dashboards/dashboard/${name}`);
-  });
+    [
+      'aws-us-gov',
+      'us-gov-west-1',
+      'https://console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1',
+    ],
+  ])(
+    'name the dashboard and link to it in the console of the partition (%s)',
+    (partition, region, consoleHome) => {
+      const dashboard = onlyResource(template, 'AWS::CloudWatch::Dashboard');
+      template.hasOutput('DashboardName', { Value: { Ref: dashboard.id } });
+      const url = template.findOutputs('DashboardUrl').DashboardUrl;
+      expect(url, 'the stack has a DashboardUrl output').toBeDefined();
+      if (url === undefined) return;
+      // As CloudFormation would resolve it, deployed in that partition and region.
+      const resolver = new CfnResolver(template.toJSON() as CfnTemplate, {
+        partition,
+        region,
+        accountId: '123456789012',
+        stackName: 'Dequeue',
+        urlSuffix: 'amazonaws.com',
+      });
+      const name = resolver.physicalOf(dashboard.id).ref;
+      expect(resolver.condition(url.Condition)).toBe(true);
+      expect(resolver.string(url.Value)).toBe(`${consoleHome}#dashboards/dashboard/${name}`);
+    },
+  );
 
   it('leave the dashboard link out in a partition whose console it does not know, rather than give a wrong one', () => {
     const url = template.findOutputs('DashboardUrl').DashboardUrl;
     expect(url, 'the stack has a DashboardUrl output').toBeDefined();
     if (url === undefined) return;
-    const resolver = new CfnResolver(template.toJSON() as CfnTemplate, { partition: 'aws-iso', region: 'us-iso-east-1', accountId: '123456789012', stackName: 'Dequeue', urlSuffix: 'c2s.ic.gov' });
+    const resolver = new CfnResolver(template.toJSON() as CfnTemplate, {
+      partition: 'aws-iso',
+      region: 'us-iso-east-1',
+      accountId: '123456789012',
+      stackName: 'Dequeue',
+      urlSuffix: 'c2s.ic.gov',
+    });
     expect(resolver.condition(url.Condition)).toBe(false);
   });
 });

@@ -4,7 +4,14 @@
  */
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cfnText, onlyResource, synthDequeue, SIGNALLER, signallerFunction, type SynthesisedDequeue } from './synth-dequeue';
+import {
+  cfnText,
+  onlyResource,
+  synthDequeue,
+  SIGNALLER,
+  signallerFunction,
+  type SynthesisedDequeue,
+} from './synth-dequeue';
 
 let created: SynthesisedDequeue;
 let reused: SynthesisedDequeue;
@@ -36,7 +43,10 @@ describe('static egress with a new Elastic IP', () => {
   });
 
   it('keeps the Elastic IP when the stack is deleted: providers allow it by address', () => {
-    template.hasResource('AWS::EC2::EIP', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    template.hasResource('AWS::EC2::EIP', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
   });
 
   it('outputs the address and its allocation id', () => {
@@ -49,7 +59,10 @@ describe('static egress with a new Elastic IP', () => {
     const subnets = new Capture();
     template.hasResourceProperties('AWS::Lambda::Function', {
       ...SIGNALLER,
-      VpcConfig: { SubnetIds: subnets, SecurityGroupIds: [{ 'Fn::GetAtt': [Match.anyValue(), 'GroupId'] }] },
+      VpcConfig: {
+        SubnetIds: subnets,
+        SecurityGroupIds: [{ 'Fn::GetAtt': [Match.anyValue(), 'GroupId'] }],
+      },
     });
     const subnetIds = (subnets.asArray() as { Ref: string }[]).map((s) => s.Ref);
     expect(subnetIds).toHaveLength(2);
@@ -58,9 +71,9 @@ describe('static egress with a new Elastic IP', () => {
     for (const subnetId of subnetIds) {
       expect(resources[subnetId].Properties.MapPublicIpOnLaunch).toBe(false);
       // The subnet's route table sends everything that leaves the VPC to the one NAT gateway.
-      const association = Object.values(template.findResources('AWS::EC2::SubnetRouteTableAssociation')).find(
-        (a: any) => a.Properties.SubnetId.Ref === subnetId,
-      ) as any;
+      const association = Object.values(
+        template.findResources('AWS::EC2::SubnetRouteTableAssociation'),
+      ).find((a: any) => a.Properties.SubnetId.Ref === subnetId) as any;
       const routeTable = association.Properties.RouteTableId.Ref;
       template.hasResourceProperties('AWS::EC2::Route', {
         RouteTableId: { Ref: routeTable },
@@ -79,8 +92,14 @@ describe('static egress with a new Elastic IP', () => {
 
   it('routes S3 and DynamoDB through free gateway endpoints, not the NAT gateway', () => {
     for (const service of ['s3', 'dynamodb']) {
-      const endpoints = Object.values(template.findResources('AWS::EC2::VPCEndpoint', { Properties: { VpcEndpointType: 'Gateway' } }));
-      expect(endpoints.map((e: any) => cfnText(e.Properties.ServiceName))).toContain(`com.amazonaws.\${AWS::Region}.${service}`);
+      const endpoints = Object.values(
+        template.findResources('AWS::EC2::VPCEndpoint', {
+          Properties: { VpcEndpointType: 'Gateway' },
+        }),
+      );
+      expect(endpoints.map((e: any) => cfnText(e.Properties.ServiceName))).toContain(
+        `com.amazonaws.\${AWS::Region}.${service}`,
+      );
     }
   });
 
@@ -95,7 +114,9 @@ describe('static egress with a new Elastic IP', () => {
   it('grants the network-interface actions Lambda needs in a VPC, in their own statement', () => {
     const fn = theFunction(template);
     const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
-    const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
+    const policy = onlyResource(template, 'AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: roleId }] },
+    });
     const statements = policy.resource.Properties.PolicyDocument.Statement;
     expect(statements.find((s: any) => s.Sid === 'ManageNetworkInterfaces')).toEqual({
       Sid: 'ManageNetworkInterfaces',
@@ -111,7 +132,9 @@ describe('static egress with a new Elastic IP', () => {
       Resource: '*',
     });
     // The only wildcard resource is that one; everything else stays as narrow as without a VPC.
-    expect(statements.filter((s: any) => s.Resource === '*').map((s: any) => s.Sid)).toEqual(['ManageNetworkInterfaces']);
+    expect(statements.filter((s: any) => s.Resource === '*').map((s: any) => s.Sid)).toEqual([
+      'ManageNetworkInterfaces',
+    ]);
     const role = template.toJSON().Resources[roleId];
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
@@ -120,7 +143,9 @@ describe('static egress with a new Elastic IP', () => {
 describe('static egress with an existing Elastic IP', () => {
   it('puts the given allocation on the NAT gateway and creates no address', () => {
     reused.template.resourceCountIs('AWS::EC2::EIP', 0);
-    reused.template.hasResourceProperties('AWS::EC2::NatGateway', { AllocationId: 'eipalloc-0123456789abcdef0' });
+    reused.template.hasResourceProperties('AWS::EC2::NatGateway', {
+      AllocationId: 'eipalloc-0123456789abcdef0',
+    });
     reused.template.hasOutput('EgressAllocationId', { Value: 'eipalloc-0123456789abcdef0' });
     expect(reused.template.findOutputs('EgressAddress')).toEqual({});
   });

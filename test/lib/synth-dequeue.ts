@@ -35,12 +35,19 @@ export function cdkJsonContext(): Record<string, unknown> {
  * validation unless `validate` (above).
  */
 export function testApp(props: AppProps = {}, settings: { readonly validate?: boolean } = {}): App {
-  return new App({ ...props, context: { ...cdkJsonContext(), ...props.context }, builtinCloudFormationValidation: settings.validate ?? false });
+  return new App({
+    ...props,
+    context: { ...cdkJsonContext(), ...props.context },
+    builtinCloudFormationValidation: settings.validate ?? false,
+  });
 }
 
 /** ReleaseSignaller in another app: that app's own VPC and alarm topic, created in `stack`. */
 export function inAnotherApp(stack: Stack): ReleaseSignallerProps {
-  return { vpc: new ec2.Vpc(stack, 'Network', { natGateways: 1, maxAzs: 2 }), alarmTopic: new sns.Topic(stack, 'OpsTopic') };
+  return {
+    vpc: new ec2.Vpc(stack, 'Network', { natGateways: 1, maxAzs: 2 }),
+    alarmTopic: new sns.Topic(stack, 'OpsTopic'),
+  };
 }
 
 export interface SynthesisedDequeue {
@@ -116,7 +123,11 @@ export function signallerLogGroup(template: Template): { id: string; resource: a
 }
 
 /** The one resource of a type, failing when there is not exactly one. */
-export function onlyResource(template: Template, type: string, props: object = {}): { id: string; resource: any } {
+export function onlyResource(
+  template: Template,
+  type: string,
+  props: object = {},
+): { id: string; resource: any } {
   const found = Object.entries(template.findResources(type, props));
   if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
   const [id, resource] = found[0]!;

@@ -9,7 +9,14 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
 import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
-import { FIXTURE_ENTRY, onlyResource, signallerFunction, synthDequeue, testApp, type SynthesisedDequeue } from './synth-dequeue';
+import {
+  FIXTURE_ENTRY,
+  onlyResource,
+  signallerFunction,
+  synthDequeue,
+  testApp,
+  type SynthesisedDequeue,
+} from './synth-dequeue';
 
 let synth: SynthesisedDequeue;
 let template: Template;
@@ -28,7 +35,8 @@ function signallerTemplate(props: ReleaseSignallerProps): Template {
 }
 
 /** The work queue: the queue with a redrive policy (the other two are dead-letter queues). */
-const workQueue = (t: Template) => onlyResource(t, 'AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } });
+const workQueue = (t: Template) =>
+  onlyResource(t, 'AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } });
 
 function roleStatements(t: Template): any[] {
   const fn = signallerFunction(t);
@@ -40,9 +48,17 @@ function roleStatements(t: Template): any[] {
 describe('the work queue', () => {
   it('keeps a batch invisible for six times the function timeout (15 minutes: 90), encrypted, TLS only', () => {
     const queue = workQueue(template);
-    expect(queue.resource.Properties).toMatchObject({ VisibilityTimeout: 6 * 900, SqsManagedSseEnabled: true, MessageRetentionPeriod: 86_400 });
-    const policy = onlyResource(template, 'AWS::SQS::QueuePolicy', { Properties: { Queues: [{ Ref: queue.id }] } });
-    expect(JSON.stringify(policy.resource.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+    expect(queue.resource.Properties).toMatchObject({
+      VisibilityTimeout: 6 * 900,
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 86_400,
+    });
+    const policy = onlyResource(template, 'AWS::SQS::QueuePolicy', {
+      Properties: { Queues: [{ Ref: queue.id }] },
+    });
+    expect(JSON.stringify(policy.resource.Properties.PolicyDocument)).toContain(
+      '"aws:SecureTransport":"false"',
+    );
   });
 
   it('moves an order to a dead-letter queue after 3 receives, and an alarm on it notifies the topic', () => {
@@ -50,10 +66,16 @@ describe('the work queue', () => {
     const dlqId = queue.resource.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0];
     expect(queue.resource.Properties.RedrivePolicy.maxReceiveCount).toBe(3);
     const dlq = template.toJSON().Resources[dlqId];
-    expect(dlq.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86_400 });
+    expect(dlq.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 86_400,
+    });
 
     const alarm = onlyResource(template, 'AWS::CloudWatch::Alarm', {
-      Properties: { MetricName: 'ApproximateNumberOfMessagesVisible', Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }] },
+      Properties: {
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }],
+      },
     });
     const topic = onlyResource(template, 'AWS::SNS::Topic');
     expect(alarm.resource.Properties).toMatchObject({
@@ -80,13 +102,24 @@ describe('the workers', () => {
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
     // Created after the role's policy: Lambda checks the permissions when it creates the mapping.
-    const policy = onlyResource(template, 'AWS::IAM::Policy', { Properties: { Roles: [{ Ref: fn.resource.Properties.Role['Fn::GetAtt'][0] }] } });
+    const policy = onlyResource(template, 'AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: fn.resource.Properties.Role['Fn::GetAtt'][0] }] },
+    });
     expect(mapping.resource.DependsOn).toContain(policy.id);
   });
 
   it('take their batch size, concurrency and receive count from the props; the visibility timeout follows the function timeout', () => {
-    const t = signallerTemplate({ timeout: Duration.minutes(10), workerBatchSize: 4, workerMaxConcurrency: 20, workerMaxReceiveCount: 5 });
-    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 4, MaximumBatchingWindowInSeconds: Match.absent(), ScalingConfig: { MaximumConcurrency: 20 } });
+    const t = signallerTemplate({
+      timeout: Duration.minutes(10),
+      workerBatchSize: 4,
+      workerMaxConcurrency: 20,
+      workerMaxReceiveCount: 5,
+    });
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 4,
+      MaximumBatchingWindowInSeconds: Match.absent(),
+      ScalingConfig: { MaximumConcurrency: 20 },
+    });
     expect(workQueue(t).resource.Properties.RedrivePolicy.maxReceiveCount).toBe(5);
     expect(workQueue(t).resource.Properties.VisibilityTimeout).toBe(6 * 600);
   });
@@ -103,10 +136,17 @@ describe('the workers', () => {
 describe('least privilege on SQS', () => {
   it('the function may send to the work queue and the mapping receive from it, nothing else', () => {
     const queueArn = { 'Fn::GetAtt': [workQueue(template).id, 'Arn'] };
-    const sqsStatements = roleStatements(template).filter((s) => [s.Action].flat().some((a: string) => a.startsWith('sqs:')));
+    const sqsStatements = roleStatements(template).filter((s) =>
+      [s.Action].flat().some((a: string) => a.startsWith('sqs:')),
+    );
     expect(sqsStatements).toEqual([
       { Sid: 'QueueWorkOrders', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: queueArn },
-      { Sid: 'ReceiveWorkOrders', Effect: 'Allow', Action: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'], Resource: queueArn },
+      {
+        Sid: 'ReceiveWorkOrders',
+        Effect: 'Allow',
+        Action: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
+        Resource: queueArn,
+      },
     ]);
   });
 });
@@ -114,17 +154,31 @@ describe('least privilege on SQS', () => {
 describe('without fan-out', () => {
   it('there is no work queue, no mapping, no SQS permission and no queue URL', () => {
     const t = signallerTemplate({ fanOut: false });
-    expect(Object.keys(t.findResources('AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } }))).toEqual([]);
+    expect(
+      Object.keys(
+        t.findResources('AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } }),
+      ),
+    ).toEqual([]);
     t.resourceCountIs('AWS::Lambda::EventSourceMapping', 0);
-    expect(roleStatements(t).flatMap((s) => [s.Action].flat()).filter((a: string) => a.startsWith('sqs:'))).toEqual([]);
+    expect(
+      roleStatements(t)
+        .flatMap((s) => [s.Action].flat())
+        .filter((a: string) => a.startsWith('sqs:')),
+    ).toEqual([]);
     const fn = signallerFunction(t);
     expect(fn.resource.Properties.Environment.Variables.DEQUEUE_WORK_QUEUE_URL).toBeUndefined();
   });
 
   it.each<[ReleaseSignallerProps, string]>([
     [{ workerBatchSize: 101 }, '`workerBatchSize` must be a whole number from 1 to 100, got 101.'],
-    [{ workerMaxConcurrency: 1 }, '`workerMaxConcurrency` must be a whole number from 2 to 1000, got 1.'],
-    [{ fanOut: false, workerBatchSize: 5 }, 'they need `fanOut` (the default), not `fanOut: false`.'],
+    [
+      { workerMaxConcurrency: 1 },
+      '`workerMaxConcurrency` must be a whole number from 2 to 1000, got 1.',
+    ],
+    [
+      { fanOut: false, workerBatchSize: 5 },
+      'they need `fanOut` (the default), not `fanOut: false`.',
+    ],
   ])('impossible worker props are refused: %j', (props, message) => {
     expect(() => signallerTemplate(props)).toThrow(ReleaseSignallerPropsError);
     expect(() => signallerTemplate(props)).toThrow(message);

@@ -12,7 +12,13 @@ import { afterEach, expect, it } from 'vitest';
 import { ACCOUNT, AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
 import { cli } from '../cli/delivery/stored-mail';
-import { canonicalText, heldMessage, providerBytes, readMailDir, tempDir } from '../core/odmr/odmr-fixtures';
+import {
+  canonicalText,
+  heldMessage,
+  providerBytes,
+  readMailDir,
+  tempDir,
+} from '../core/odmr/odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -39,29 +45,64 @@ it('ATRN into --mail-dir stores the text as received; deliver sends it canonical
   const config = join(tmp.path, 'dequeue.json');
   const secrets = join(tmp.path, 'secrets.json');
   const mailDir = join(tmp.path, 'mail');
-  await writeFile(config, JSON.stringify({
-    settings: { helloName: 'mx.customer.test' },
-    targets: [{ name: 'odmr', host: '127.0.0.1', port: provider.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 20 }],
-  }));
+  await writeFile(
+    config,
+    JSON.stringify({
+      settings: { helloName: 'mx.customer.test' },
+      targets: [
+        {
+          name: 'odmr',
+          host: '127.0.0.1',
+          port: provider.port,
+          tls: 'none',
+          auth: { secretId: 'odmr' },
+          command: 'ATRN',
+          timeoutSeconds: 20,
+        },
+      ],
+    }),
+  );
   await writeFile(secrets, JSON.stringify({ odmr: ACCOUNT }), { mode: 0o600 });
 
-  const run = await cli(['--config', config, '--secrets', secrets, '--mail-dir', mailDir, '--json']);
+  const run = await cli([
+    '--config',
+    config,
+    '--secrets',
+    secrets,
+    '--mail-dir',
+    mailDir,
+    '--json',
+  ]);
   await provider.idle();
-  expect(run.json, run.stderr).toMatchObject([{ target: 'odmr', outcome: 'signalled', messages: 2, error: null }]);
+  expect(run.json, run.stderr).toMatchObject([
+    { target: 'odmr', outcome: 'signalled', messages: 2, error: null },
+  ]);
   const { stored, others } = await readMailDir(mailDir, 'odmr');
   expect(others).toEqual([]);
   expect(stored.map((f) => f.envelope.mailFrom)).toEqual([odd.from, 'sender1@origin.test']);
   const [file] = stored;
   // Our trace header (CRLF lines), then the provider's bytes exactly.
-  expect(file!.message.subarray(0, file!.envelope.traceBytes).toString('latin1')).toMatch(/^Received: from provider\.test [^\n]*\r\n(?:\t[^\r\n]*\r\n)*$/);
+  expect(file!.message.subarray(0, file!.envelope.traceBytes).toString('latin1')).toMatch(
+    /^Received: from provider\.test [^\n]*\r\n(?:\t[^\r\n]*\r\n)*$/,
+  );
   expect(providerBytes(file!).equals(odd.text)).toBe(true);
   expect(providerBytes(stored[1]!).equals(held.text)).toBe(true);
   expect(file!.envelope.bytes).toBe(file!.message.length);
 
   const mx = await new ScriptedMailServer({ naiveEndOfData: true }).start();
   cleanups.push(() => mx.stop());
-  const out = await cli(['deliver', '--mail-dir', mailDir, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
-  expect(out.json.map((r) => r.outcome), out.stderr).toEqual(['delivered', 'delivered']);
+  const out = await cli([
+    'deliver',
+    '--mail-dir',
+    mailDir,
+    '--to',
+    `smtp://127.0.0.1:${mx.port}`,
+    '--json',
+  ]);
+  expect(
+    out.json.map((r) => r.outcome),
+    out.stderr,
+  ).toEqual(['delivered', 'delivered']);
   // One transaction per message, even to a server that ends the data at LF "." CRLF.
   expect(mx.lines.filter((l) => l.startsWith('MAIL FROM'))).toEqual([
     // SIZE (RFC 1870): the stored size, an estimate (each bare line end goes out one byte longer).

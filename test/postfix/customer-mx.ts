@@ -29,7 +29,9 @@ const MAX_MESSAGE_BYTES = 1 << 20;
 function headerOf(text: string, name: string): string | undefined {
   const head = text.split(/\r?\n\r?\n/, 1)[0] ?? '';
   const unfolded = head.replace(/\r?\n[ \t]+/g, ' ');
-  const line = unfolded.split(/\r?\n/).find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
+  const line = unfolded
+    .split(/\r?\n/)
+    .find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
   return line?.slice(name.length + 1).trim();
 }
 
@@ -50,7 +52,8 @@ export async function startCustomerMx(): Promise<CustomerMx> {
         if (bytes <= MAX_MESSAGE_BYTES) chunks.push(chunk);
       });
       stream.on('end', () => {
-        if (bytes > MAX_MESSAGE_BYTES) return callback(new Error('552 message too big for this test sink'));
+        if (bytes > MAX_MESSAGE_BYTES)
+          return callback(new Error('552 message too big for this test sink'));
         const text = Buffer.concat(chunks).toString('utf8');
         const envelope = session.envelope;
         received.push({
@@ -86,7 +89,11 @@ export async function startCustomerMx(): Promise<CustomerMx> {
         };
         const timer = setTimeout(() => {
           waiters.delete(wake);
-          reject(new Error(`no message ${messageId} reached the customer MX on port ${port} within ${timeoutMs} ms (got ${received.length})`));
+          reject(
+            new Error(
+              `no message ${messageId} reached the customer MX on port ${port} within ${timeoutMs} ms (got ${received.length})`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(wake);
         wake();

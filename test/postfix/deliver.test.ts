@@ -41,13 +41,27 @@ describeWithPostfix('dequeue deliver into a real Postfix', () => {
       message(103, { bodyBytes: 300_000 }),
     ];
     await store(createMailDirSink(dir.path), 'odmr', messages);
-    const run = await runDequeue(['deliver', '--mail-dir', dir.path, '--to', `smtp://127.0.0.1:${postfix.port}`, '--json'], 60_000);
+    const run = await runDequeue(
+      ['deliver', '--mail-dir', dir.path, '--to', `smtp://127.0.0.1:${postfix.port}`, '--json'],
+      60_000,
+    );
     expect(run.stderr).toMatch(/3 message\(s\) .*: 3 delivered, 0 deferred, 0 failed/);
     expect(run.status).toBe(0);
-    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.map((l) => [l.message, l.outcome])).toEqual(messages.map((m) => [m.id, 'delivered']));
-    expect(lines[0].recipients[0]).toMatchObject({ address: 'alice@customer.test', code: 250, text: expect.stringMatching(/queued as/) });
-    expect((await readdir(join(dir.path, 'odmr', 'delivered'))).filter((n) => n.endsWith('.eml'))).toHaveLength(3);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.message, l.outcome])).toEqual(
+      messages.map((m) => [m.id, 'delivered']),
+    );
+    expect(lines[0].recipients[0]).toMatchObject({
+      address: 'alice@customer.test',
+      code: 250,
+      text: expect.stringMatching(/queued as/),
+    });
+    expect(
+      (await readdir(join(dir.path, 'odmr', 'delivered'))).filter((n) => n.endsWith('.eml')),
+    ).toHaveLength(3);
 
     // Postfix holds them for customer.test (deferred, so that the release below flushes them);
     // each queue entry carries the stored envelope (postqueue shows the null reverse-path as
@@ -58,7 +72,9 @@ describeWithPostfix('dequeue deliver into a real Postfix', () => {
     );
 
     // Released (what ETRN would do), they reach the listener behind Postfix.
-    await promisify(execFile)('postqueue', ['-c', postfix.configDir, '-s', 'customer.test'], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
+    await promisify(execFile)('postqueue', ['-c', postfix.configDir, '-s', 'customer.test'], {
+      env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` },
+    });
     for (const m of messages) {
       // Should one not arrive, Postfix's log says why (deferred, refused, never flushed).
       const got = await mx.waitFor(m.messageId).catch(async (e: Error) => {
@@ -68,6 +84,8 @@ describeWithPostfix('dequeue deliver into a real Postfix', () => {
       // The text as stored: its dot lines unstuffed again on the way through Postfix.
       expect(got.text).toContain('\r\n.\r\n..two\r\n.leading\r\n');
     }
-    expect(mx.received.filter((r) => messages.some((m) => r.header('Message-ID') === m.messageId))).toHaveLength(3);
+    expect(
+      mx.received.filter((r) => messages.some((m) => r.header('Message-ID') === m.messageId)),
+    ).toHaveLength(3);
   });
 });

@@ -30,13 +30,36 @@ describeWithPostfix('ETRN through STARTTLS to a real Postfix, through the CLI', 
     work = await mkdtemp(join(tmpdir(), 'dequeue-postfix-tls-'));
     const cert = join(work, 'cert.pem');
     const key = join(work, 'key.pem');
-    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { timeout: 30_000 });
+    await promisify(execFile)(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { timeout: 30_000 },
+    );
     await chmod(key, 0o600);
     mx = await startCustomerMx();
     postfix = await startPostfix({
       relayDomains: ['customer.test'],
       customerMxPort: mx.port,
-      mainCf: { smtpd_tls_security_level: 'may', smtpd_tls_cert_file: cert, smtpd_tls_key_file: key, smtpd_tls_loglevel: '1' },
+      mainCf: {
+        smtpd_tls_security_level: 'may',
+        smtpd_tls_cert_file: cert,
+        smtpd_tls_key_file: key,
+        smtpd_tls_loglevel: '1',
+      },
     });
   });
 
@@ -50,19 +73,46 @@ describeWithPostfix('ETRN through STARTTLS to a real Postfix, through the CLI', 
     const path = join(work, `${name}.json`);
     const document = {
       settings: { helloName: 'mx.customer.test' },
-      targets: [{ name, host: postfix.host, port: postfix.port, tls: 'required', tlsVerify: false, command: 'ETRN customer.test', timeoutSeconds: 10, ...fields }],
+      targets: [
+        {
+          name,
+          host: postfix.host,
+          port: postfix.port,
+          tls: 'required',
+          tlsVerify: false,
+          command: 'ETRN customer.test',
+          timeoutSeconds: 10,
+          ...fields,
+        },
+      ],
     };
     await writeFile(path, JSON.stringify(document));
     return path;
   }
 
   it('releases a held message through STARTTLS: 250 inside TLS, the mail reaches the customer MX, Postfix counts a clean session', async () => {
-    const held = await postfix.inject({ to: 'alice@customer.test', subject: 'held until ETRN over TLS' });
-    const run = await runDequeue(['--config', await configFile('postfix-tls', {}), '--json', '--verbose']);
+    const held = await postfix.inject({
+      to: 'alice@customer.test',
+      subject: 'held until ETRN over TLS',
+    });
+    const run = await runDequeue([
+      '--config',
+      await configFile('postfix-tls', {}),
+      '--json',
+      '--verbose',
+    ]);
 
     expect(run.status, run.stderr).toBe(0);
-    const [result] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as TargetResult);
-    expect(result).toMatchObject({ target: 'postfix-tls', outcome: 'signalled', replies: [{ command: 'ETRN customer.test', code: 250, text: 'Queuing started' }], error: null });
+    const [result] = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TargetResult);
+    expect(result).toMatchObject({
+      target: 'postfix-tls',
+      outcome: 'signalled',
+      replies: [{ command: 'ETRN customer.test', code: 250, text: 'Queuing started' }],
+      error: null,
+    });
     expect(run.stderr).toMatch(/\[postfix-tls\] \*: TLS started \(TLSv1\.[23]\)/);
 
     const message = await mx.waitFor(held.messageId);
@@ -74,12 +124,29 @@ describeWithPostfix('ETRN through STARTTLS to a real Postfix, through the CLI', 
 
   it('AUTH that Postfix does not offer: permanent-failure, and still QUIT inside TLS (no "lost connection")', async () => {
     const secrets = join(work, 'secrets.json');
-    await writeFile(secrets, JSON.stringify({ isp: { username: 'customer', password: 'never-sent' } }), { mode: 0o600 });
-    const run = await runDequeue(['--config', await configFile('postfix-tls-auth', { auth: { secretId: 'isp' } }), '--secrets', secrets, '--json']);
+    await writeFile(
+      secrets,
+      JSON.stringify({ isp: { username: 'customer', password: 'never-sent' } }),
+      { mode: 0o600 },
+    );
+    const run = await runDequeue([
+      '--config',
+      await configFile('postfix-tls-auth', { auth: { secretId: 'isp' } }),
+      '--secrets',
+      secrets,
+      '--json',
+    ]);
 
     expect(run.status, run.stderr).toBe(1);
-    const [result] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as TargetResult);
-    expect(result).toMatchObject({ target: 'postfix-tls-auth', outcome: 'permanent-failure', error: expect.stringMatching(/does not offer AUTH/) });
+    const [result] = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TargetResult);
+    expect(result).toMatchObject({
+      target: 'postfix-tls-auth',
+      outcome: 'permanent-failure',
+      error: expect.stringMatching(/does not offer AUTH/),
+    });
     await postfix.waitForLog(/disconnect from \S+ ehlo=2 starttls=1 quit=1 commands=4$/);
     expect(await postfix.log()).not.toMatch(/lost connection/);
   });

@@ -25,7 +25,10 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
 
   beforeAll(async () => {
     mx = await startCustomerMx();
-    postfix = await startPostfix({ relayDomains: ['customer.test', 'quiet.test'], customerMxPort: mx.port });
+    postfix = await startPostfix({
+      relayDomains: ['customer.test', 'quiet.test'],
+      customerMxPort: mx.port,
+    });
     work = await mkdtemp(join(tmpdir(), 'dequeue-postfix-cli-'));
   });
 
@@ -60,12 +63,21 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
       expect.objectContaining({
         queue_name: 'deferred',
         queue_id: held.queueId,
-        recipients: [expect.objectContaining({ address: 'alice@customer.test', delay_reason: 'deferred transport' })],
+        recipients: [
+          expect.objectContaining({
+            address: 'alice@customer.test',
+            delay_reason: 'deferred transport',
+          }),
+        ],
       }),
     ]);
     expect(mx.received).toHaveLength(0);
 
-    const run = await runDequeue(['--config', await configFile('postfix-etrn', 'ETRN customer.test'), '--json']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('postfix-etrn', 'ETRN customer.test'),
+      '--json',
+    ]);
 
     expect(run.status, run.stderr).toBe(0);
     expect(resultLines(run)).toEqual([
@@ -83,7 +95,11 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
     expect(message.mailFrom).toBe(held.from);
     expect(message.rcptTo).toEqual(['alice@customer.test']);
 
-    const sent = await postfix.waitForLog(new RegExp(`${held.queueId}: to=<alice@customer\\.test>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${mx.port}, .*status=sent`));
+    const sent = await postfix.waitForLog(
+      new RegExp(
+        `${held.queueId}: to=<alice@customer\\.test>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${mx.port}, .*status=sent`,
+      ),
+    );
     expect(sent).toContain('status=sent (250');
     await postfix.waitForLog(new RegExp(`${held.queueId}: removed`));
     expect(await postfix.queue()).toEqual([]);
@@ -92,13 +108,20 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
   });
 
   it('a domain Postfix does not serve: 459 "service unavailable", permanent-failure, exit status 1', async () => {
-    const run = await runDequeue(['--config', await configFile('postfix-refused', 'ETRN elsewhere.test')]);
+    const run = await runDequeue([
+      '--config',
+      await configFile('postfix-refused', 'ETRN elsewhere.test'),
+    ]);
 
     expect(run.status, run.stderr).toBe(1);
     // The terminal output (no --json): the target, its outcome, and Postfix's reply verbatim.
     expect(run.stdout).toMatch(/^postfix-refused\s+permanent-failure\s+cycle 1, \d+ ms$/m);
-    expect(run.stdout).toContain('ETRN elsewhere.test -> 459 <elsewhere.test>: service unavailable');
-    await postfix.waitForLog(/warning: reject: ETRN elsewhere\.test\.\.\. from \S+\[127\.0\.0\.1\]/);
+    expect(run.stdout).toContain(
+      'ETRN elsewhere.test -> 459 <elsewhere.test>: service unavailable',
+    );
+    await postfix.waitForLog(
+      /warning: reject: ETRN elsewhere\.test\.\.\. from \S+\[127\.0\.0\.1\]/,
+    );
     await postfix.waitForLog(/disconnect from \S+ ehlo=1 etrn=0\/1 quit=1 commands=2\/3$/);
   });
 
@@ -106,7 +129,11 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
     const held = await postfix.inject({ to: 'bob@customer.test' });
 
     // The empty domain first: a client that stopped at "no mail" would never ask for the other.
-    const run = await runDequeue(['--config', await configFile('postfix-two', ['ETRN quiet.test', 'ETRN customer.test']), '--json']);
+    const run = await runDequeue([
+      '--config',
+      await configFile('postfix-two', ['ETRN quiet.test', 'ETRN customer.test']),
+      '--json',
+    ]);
 
     expect(run.status, run.stderr).toBe(0);
     expect(resultLines(run)).toEqual([
@@ -121,7 +148,9 @@ describeWithPostfix('ETRN against a real Postfix, through the CLI', () => {
     ]);
     const message = await mx.waitFor(held.messageId);
     expect(message.rcptTo).toEqual(['bob@customer.test']);
-    await postfix.waitForLog(new RegExp(`${held.queueId}: to=<bob@customer\\.test>, .*status=sent`));
+    await postfix.waitForLog(
+      new RegExp(`${held.queueId}: to=<bob@customer\\.test>, .*status=sent`),
+    );
     await postfix.waitForLog(new RegExp(`${held.queueId}: removed`));
     expect(await postfix.queue()).toEqual([]);
     await postfix.waitForLog(/disconnect from \S+ ehlo=1 etrn=2 quit=1 commands=4$/);

@@ -52,7 +52,10 @@ describeWithPostfix('the private Postfix harness', () => {
     const crashed = await startPostfix({ customerMxPort: 9 });
     started.push(crashed);
     // As if the test process that started it had been killed before its teardown.
-    await writeFile(join(crashed.dir, 'owner'), JSON.stringify({ pid: await deadPid(), startTime: '0' }));
+    await writeFile(
+      join(crashed.dir, 'owner'),
+      JSON.stringify({ pid: await deadPid(), startTime: '0' }),
+    );
 
     const next = await startPostfix({ customerMxPort: 9 });
     started.push(next);

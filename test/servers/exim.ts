@@ -67,7 +67,10 @@ export interface EximInstance {
   /** Exim's mainlog or rejectlog so far ('' before the first line). */
   log(which?: EximLog): Promise<string>;
   /** Wait (bounded) until a line of the log, past character `from`, matches; resolves to that line. */
-  waitForLog(pattern: RegExp, options?: { readonly which?: EximLog; readonly from?: number }): Promise<string>;
+  waitForLog(
+    pattern: RegExp,
+    options?: { readonly which?: EximLog; readonly from?: number },
+  ): Promise<string>;
   /** Stop the daemon, make sure nothing of it lives on, remove its directory. Safe to repeat. */
   stop(): Promise<void>;
 }
@@ -94,7 +97,10 @@ function executable(path: string): boolean {
 
 function findExim(): { path?: string; missing?: string } {
   const chosen = process.env[EXIM_ENV];
-  if (chosen) return executable(chosen) ? { path: chosen } : { missing: `${EXIM_ENV}=${chosen} is not an executable file` };
+  if (chosen)
+    return executable(chosen)
+      ? { path: chosen }
+      : { missing: `${EXIM_ENV}=${chosen} is not an executable file` };
   for (const path of [join(EXIM_UNPACKED_ROOT, 'usr', 'sbin', 'exim4'), '/usr/sbin/exim4']) {
     if (executable(path)) return { path };
   }
@@ -112,7 +118,8 @@ export const eximBinary: string | undefined = found.path;
 
 function missingReason(): string | undefined {
   if (found.missing) return found.missing;
-  if (process.platform !== 'linux') return `the private Exim harness needs Linux (this is ${process.platform})`;
+  if (process.platform !== 'linux')
+    return `the private Exim harness needs Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0) {
     return 'a private Exim daemon can only be started by root (Exim takes -C from root only); run the tests as root, as CI does';
   }
@@ -181,17 +188,28 @@ async function sweepStale(): Promise<void> {
     const dir = join(EXIM_BASE_DIR, entry);
     let owner: { pid: number; startTime: string } | undefined;
     try {
-      owner = JSON.parse(readFileSync(join(dir, 'owner'), 'utf8')) as { pid: number; startTime: string };
+      owner = JSON.parse(readFileSync(join(dir, 'owner'), 'utf8')) as {
+        pid: number;
+        startTime: string;
+      };
     } catch {
       owner = undefined;
     }
-    if (owner ? procStart(owner.pid) === owner.startTime : youngerThan(dir, SETUP_GRACE_MS)) continue;
+    if (owner ? procStart(owner.pid) === owner.startTime : youngerThan(dir, SETUP_GRACE_MS))
+      continue;
     try {
       const pid = Number(readFileSync(join(dir, 'exim.pid'), 'utf8').trim());
       // Only the daemon of that very directory: its command line names the configuration.
-      if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(join(dir, 'exim.conf'))) {
+      if (
+        pid > 0 &&
+        readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(join(dir, 'exim.conf'))
+      ) {
         killGroup(pid);
-        for (const until = Date.now() + STOP_TIMEOUT_MS; procStart(pid) !== undefined && Date.now() < until; ) await sleep(20);
+        for (
+          const until = Date.now() + STOP_TIMEOUT_MS;
+          procStart(pid) !== undefined && Date.now() < until;
+        )
+          await sleep(20);
       }
     } catch {
       // no pid file, or no such process: nothing to kill
@@ -255,7 +273,9 @@ export async function startExim(options: EximOptions = {}): Promise<EximInstance
 }
 
 function eximIds(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${EXIM_USER}:`));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${EXIM_USER}:`));
   if (!line) {
     throw new Error(
       `there is no ${EXIM_USER} user, which Debian's Exim drops to: create it as .ci/run does ` +
@@ -268,7 +288,10 @@ function eximIds(): { uid: number; gid: number } {
 
 async function startIn(dir: string, binary: string, options: EximOptions): Promise<EximInstance> {
   const { uid, gid } = eximIds();
-  await writeFile(join(dir, 'owner'), JSON.stringify({ pid: process.pid, startTime: procStart(process.pid) ?? '' }));
+  await writeFile(
+    join(dir, 'owner'),
+    JSON.stringify({ pid: process.pid, startTime: procStart(process.pid) ?? '' }),
+  );
   // mkdtemp makes 0700; the Exim user must reach its spool, its log and the ETRN command's file.
   await chmod(dir, 0o755);
   for (const sub of ['spool', 'log', 'etrn']) {
@@ -276,12 +299,28 @@ async function startIn(dir: string, binary: string, options: EximOptions): Promi
     await chown(join(dir, sub), uid, gid);
   }
   const domains = options.etrnDomains ?? ['customer.test'];
-  await writeFile(join(dir, 'etrn-domains'), domains.map((d) => `${d}: ${d}\n`).join(''), { mode: 0o644 });
+  await writeFile(join(dir, 'etrn-domains'), domains.map((d) => `${d}: ${d}\n`).join(''), {
+    mode: 0o644,
+  });
   if (options.tls) {
     const key = join(dir, 'key.pem');
     await promisify(execFile)(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=provider.exim.test', '-keyout', key, '-out', join(dir, 'cert.pem')],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=provider.exim.test',
+        '-keyout',
+        key,
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
       { timeout: 30_000 },
     );
     // Read by the session process, which runs as the Exim user.
@@ -307,7 +346,8 @@ async function startIn(dir: string, binary: string, options: EximOptions): Promi
   running.add(pid);
   installExitHook();
 
-  const readLog = (which: EximLog = 'main') => readFile(join(dir, 'log', `${which}log`), 'utf8').catch(() => '');
+  const readLog = (which: EximLog = 'main') =>
+    readFile(join(dir, 'log', `${which}log`), 'utf8').catch(() => '');
   const kill = async () => {
     killGroup(pid);
     await exited(child);
@@ -329,7 +369,8 @@ async function startIn(dir: string, binary: string, options: EximOptions): Promi
     await sleep(50);
   }
 
-  const etrnRuns = async () => (await readFile(join(dir, 'etrn', 'ran'), 'utf8').catch(() => '')).split('\n').filter((l) => l);
+  const etrnRuns = async () =>
+    (await readFile(join(dir, 'etrn', 'ran'), 'utf8').catch(() => '')).split('\n').filter((l) => l);
   let stopped = false;
   const instance: EximInstance = {
     host: '127.0.0.1',
@@ -342,7 +383,10 @@ async function startIn(dir: string, binary: string, options: EximOptions): Promi
       for (;;) {
         const runs = await etrnRuns();
         if (runs.length >= count) return runs;
-        if (Date.now() > limit) throw new Error(`smtp_etrn_command ran ${runs.length} time(s), not ${count}, within ${WAIT_TIMEOUT_MS} ms (${JSON.stringify(runs)})`);
+        if (Date.now() > limit)
+          throw new Error(
+            `smtp_etrn_command ran ${runs.length} time(s), not ${count}, within ${WAIT_TIMEOUT_MS} ms (${JSON.stringify(runs)})`,
+          );
         await sleep(50);
       }
     },
@@ -350,11 +394,16 @@ async function startIn(dir: string, binary: string, options: EximOptions): Promi
     async waitForLog(pattern, { which = 'main', from = 0 } = {}) {
       const limit = Date.now() + WAIT_TIMEOUT_MS;
       for (;;) {
-        const line = (await readLog(which)).slice(from).split('\n').find((l) => pattern.test(l));
+        const line = (await readLog(which))
+          .slice(from)
+          .split('\n')
+          .find((l) => pattern.test(l));
         if (line) return line;
         if (Date.now() > limit) {
           const tail = (await readLog(which)).slice(from).trim().split('\n').slice(-15).join('\n');
-          throw new Error(`no line matching ${pattern} in Exim's ${which}log within ${WAIT_TIMEOUT_MS} ms:\n${tail}`);
+          throw new Error(
+            `no line matching ${pattern} in Exim's ${which}log within ${WAIT_TIMEOUT_MS} ms:\n${tail}`,
+          );
         }
         await sleep(50);
       }

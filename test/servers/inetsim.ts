@@ -65,9 +65,6 @@ export function describeWithInetSim(name: string, body: () => void): void {
   describeWithPeer('inetsim', hasInetSim ? undefined : INETSIM_MISSING_MESSAGE, name, body);
 }
 
-
-
-
 export async function startInetSim(): Promise<InetSim> {
   const executable = findInetSim();
   if (!executable) throw new Error(INETSIM_MISSING_MESSAGE);
@@ -84,7 +81,8 @@ export async function startInetSim(): Promise<InetSim> {
   for (const dir of [data, join(data, 'smtp'), logs, reports]) await chown(dir, uid, gid);
   // The copy is root's: its TLS key (0600) must be the inetsim user's to be read.
   const certs = join(data, 'certs');
-  for (const name of ['', 'default_cert.pem', 'default_key.pem']) await chown(join(certs, name), uid, gid).catch(() => undefined);
+  for (const name of ['', 'default_cert.pem', 'default_key.pem'])
+    await chown(join(certs, name), uid, gid).catch(() => undefined);
   const port = await freePort();
   const smtpsPort = await freePort();
   const config = join(home, 'inetsim.conf');
@@ -109,7 +107,13 @@ export async function startInetSim(): Promise<InetSim> {
   );
   const child = spawn(
     executable,
-    [`--config=${config}`, `--log-dir=${logs}`, `--data-dir=${data}`, `--report-dir=${reports}`, `--pidfile=${join(home, 'inetsim.pid')}`],
+    [
+      `--config=${config}`,
+      `--log-dir=${logs}`,
+      `--data-dir=${data}`,
+      `--report-dir=${reports}`,
+      `--pidfile=${join(home, 'inetsim.pid')}`,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';
@@ -130,7 +134,11 @@ export async function startInetSim(): Promise<InetSim> {
 
   const mainLog = join(logs, 'main.log');
   // INetSim's service names are <service>_<port>_tcp (INetSim::Config).
-  const ready = ['Simulation running', `* smtp_${port}_tcp started`, `* smtps_${smtpsPort}_tcp started`];
+  const ready = [
+    'Simulation running',
+    `* smtp_${port}_tcp started`,
+    `* smtps_${smtpsPort}_tcp started`,
+  ];
   const started = Date.now();
   for (;;) {
     const log = await readFile(mainLog, 'utf8').catch(() => '');
@@ -140,8 +148,13 @@ export async function startInetSim(): Promise<InetSim> {
       await exited(child);
       process.removeListener('exit', onExit);
       await rm(home, { recursive: true, force: true });
-      const missing = ready.filter((line) => !log.includes(line)).map((line) => `"${line}"`).join(', ');
-      throw new Error(`inetsim did not report ${missing} within ${START_TIMEOUT_MS} ms (exit ${child.exitCode}): ${log.trim().slice(-600)} ${output.trim().slice(-400)}`);
+      const missing = ready
+        .filter((line) => !log.includes(line))
+        .map((line) => `"${line}"`)
+        .join(', ');
+      throw new Error(
+        `inetsim did not report ${missing} within ${START_TIMEOUT_MS} ms (exit ${child.exitCode}): ${log.trim().slice(-600)} ${output.trim().slice(-400)}`,
+      );
     }
     await sleep(100);
   }

@@ -95,9 +95,6 @@ export function describeWithMotoServer(name: string, body: () => void): void {
   describeWithPeer('moto_server', hasMotoServer ? undefined : MOTO_MISSING_MESSAGE, name, body);
 }
 
-
-
-
 export interface MotoServerOptions {
   /** One request at a time, as DynamoDB isolates each transaction (above). */
   readonly serialised?: boolean;
@@ -131,17 +128,21 @@ const UPSTREAM_TIMEOUT_MS = 30_000;
  * in arrival order; one whose client gave up while it waited (an SDK call with a short bound) is
  * dropped, not forwarded.
  */
-async function oneRequestAtATime(upstream: number): Promise<{ port: number; served: ServedRequest[]; stop: () => Promise<void> }> {
+async function oneRequestAtATime(
+  upstream: number,
+): Promise<{ port: number; served: ServedRequest[]; stop: () => Promise<void> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const served: ServedRequest[] = [];
   let queue: Promise<void> = Promise.resolve();
   const server = createHttpServer((req, res) => {
     // The response is over: sent in full, or its client went away (before or during its turn).
     let over = false;
-    const closed = new Promise<void>((resolve) => res.once('close', () => {
-      over = true;
-      resolve();
-    }));
+    const closed = new Promise<void>((resolve) =>
+      res.once('close', () => {
+        over = true;
+        resolve();
+      }),
+    );
     queue = queue.then(async () => {
       if (over) return;
       let answered = false;
@@ -151,10 +152,21 @@ async function oneRequestAtATime(upstream: number): Promise<{ port: number; serv
       let upstreamDone!: () => void;
       const done = new Promise<void>((resolve) => (upstreamDone = resolve));
       const forward = httpRequest(
-        { host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers, agent, timeout: UPSTREAM_TIMEOUT_MS },
+        {
+          host: '127.0.0.1',
+          port: upstream,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+          agent,
+          timeout: UPSTREAM_TIMEOUT_MS,
+        },
         (answer) => {
           const target = req.headers['x-amz-target'];
-          served.push({ operation: typeof target === 'string' ? target : `${req.method} ${req.url}`, status: answer.statusCode ?? 0 });
+          served.push({
+            operation: typeof target === 'string' ? target : `${req.method} ${req.url}`,
+            status: answer.statusCode ?? 0,
+          });
           const body: Buffer[] = [];
           answer.on('data', (chunk: Buffer) => body.push(chunk));
           answer.on('end', () => {
@@ -170,7 +182,13 @@ async function oneRequestAtATime(upstream: number): Promise<{ port: number; serv
           });
         },
       );
-      forward.on('timeout', () => forward.destroy(new Error(`moto_server did not answer ${req.method} ${req.url} within ${UPSTREAM_TIMEOUT_MS} ms`)));
+      forward.on('timeout', () =>
+        forward.destroy(
+          new Error(
+            `moto_server did not answer ${req.method} ${req.url} within ${UPSTREAM_TIMEOUT_MS} ms`,
+          ),
+        ),
+      );
       forward.on('error', (e) => {
         upstreamDone();
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
@@ -231,7 +249,9 @@ async function startMotoProcess(): Promise<MotoServer> {
     let up = false;
     while (Date.now() - started < START_TIMEOUT_MS && child.exitCode === null) {
       try {
-        const response = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
+        const response = await fetch(`${endpoint}/moto-api/`, {
+          signal: AbortSignal.timeout(1000),
+        });
         await response.arrayBuffer();
         if (response.ok) {
           up = true;
@@ -259,7 +279,11 @@ async function startMotoProcess(): Promise<MotoServer> {
       return {
         endpoint,
         port,
-        clientConfig: { endpoint, region: MOTO_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } },
+        clientConfig: {
+          endpoint,
+          region: MOTO_REGION,
+          credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+        },
         reset,
         stop,
       };

@@ -11,7 +11,12 @@ import { describe, it } from 'vitest';
  * describe. Missing in CI (`CI` set): a suite with one failing test carrying the plain message, so
  * CI can never pass by skipping. Missing elsewhere: skipped, and said on stderr.
  */
-export function describeWithPeer(peer: string, missing: string | undefined, name: string, body: () => void): void {
+export function describeWithPeer(
+  peer: string,
+  missing: string | undefined,
+  name: string,
+  body: () => void,
+): void {
   if (missing === undefined) {
     describe(name, body);
   } else if (process.env.CI) {

@@ -79,7 +79,12 @@ export interface PostfixInstance {
   readonly logFile: string;
   readonly masterPid: number;
   /** Inject a message with `sendmail -C` and wait until Postfix holds it in the deferred queue. */
-  inject(message: { to: string; from?: string; subject?: string; body?: string }): Promise<HeldMessage>;
+  inject(message: {
+    to: string;
+    from?: string;
+    subject?: string;
+    body?: string;
+  }): Promise<HeldMessage>;
   /** The queue as `postqueue -j` lists it. */
   queue(): Promise<QueueEntry[]>;
   /**
@@ -114,7 +119,12 @@ type Tool = (typeof TOOLS)[number];
 
 function findTool(name: string): string | undefined {
   // Postfix's commands live in sbin, which a non-root PATH often leaves out.
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  const dirs = [
+    ...(process.env.PATH ?? '').split(delimiter),
+    '/usr/sbin',
+    '/usr/local/sbin',
+    '/sbin',
+  ];
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = join(dir, name);
@@ -143,7 +153,8 @@ function missingReason(): string | undefined {
       'apt-get install -y postfix`, as .ci/run does); the tests against a real ETRN server cannot run without it'
     );
   }
-  if (process.platform !== 'linux') return `the private Postfix harness needs Linux (this is ${process.platform})`;
+  if (process.platform !== 'linux')
+    return `the private Postfix harness needs Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0) {
     return 'a private Postfix instance can only be started by root (its master binds sockets and drops to the postfix user); run the tests as root, as CI does';
   }
@@ -173,7 +184,11 @@ interface ToolResult {
 function run(tool: Tool, args: readonly string[], input?: string): Promise<ToolResult> {
   const path = toolPaths.get(tool);
   if (!path) return Promise.reject(new Error(postfixMissing ?? `${tool} not found`));
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`, LANG: 'C' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
+    LANG: 'C',
+  };
   delete env.MAIL_CONFIG;
   return new Promise((resolve, reject) => {
     const child = spawn(path, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -183,7 +198,11 @@ function run(tool: Tool, args: readonly string[], input?: string): Promise<ToolR
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${tool} ${args.join(' ')} did not finish within ${TOOL_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`));
+      reject(
+        new Error(
+          `${tool} ${args.join(' ')} did not finish within ${TOOL_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`,
+        ),
+      );
     }, TOOL_TIMEOUT_MS);
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -201,12 +220,12 @@ function run(tool: Tool, args: readonly string[], input?: string): Promise<ToolR
 async function mustRun(tool: Tool, args: readonly string[], input?: string): Promise<ToolResult> {
   const result = await run(tool, args, input);
   if (result.code !== 0) {
-    throw new Error(`${tool} ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+    throw new Error(
+      `${tool} ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`,
+    );
   }
   return result;
 }
-
-
 
 /** Resolves with the first line the server sends, or rejects; either way within `timeoutMs`. */
 function firstLine(port: number, timeoutMs: number): Promise<string> {
@@ -219,7 +238,10 @@ function firstLine(port: number, timeoutMs: number): Promise<string> {
       if (error) reject(error);
       else resolve(buffer.split('\n')[0]!.replace(/\r$/, ''));
     };
-    const timer = setTimeout(() => done(new Error(`no greeting within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`no greeting within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       buffer += chunk;
@@ -374,7 +396,11 @@ async function sweepStale(): Promise<void> {
 
 // --- configuration ---------------------------------------------------------------------------------
 
-function mainCf(dir: string, domains: readonly string[], extra: Readonly<Record<string, string>>): string {
+function mainCf(
+  dir: string,
+  domains: readonly string[],
+  extra: Readonly<Record<string, string>>,
+): string {
   const params: Record<string, string> = {
     compatibility_level: '3.6',
     // Not this machine's name: Postfix refuses to deliver to a server that greets with its own name.
@@ -461,7 +487,7 @@ function installExitHook(): void {
 export async function startPostfix(options: PostfixOptions): Promise<PostfixInstance> {
   if (postfixMissing) throw new Error(postfixMissing);
   const domains = options.relayDomains ?? ['customer.test'];
-  await sweepStale()
+  await sweepStale();
   await mkdir(POSTFIX_BASE_DIR, { recursive: true });
   // The postfix user must be able to walk down to its queue.
   await chmod(POSTFIX_BASE_DIR, 0o755);
@@ -484,9 +510,16 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
   throw lastError ?? new Error('Postfix did not start');
 }
 
-async function startIn(dir: string, domains: readonly string[], options: PostfixOptions): Promise<PostfixInstance> {
+async function startIn(
+  dir: string,
+  domains: readonly string[],
+  options: PostfixOptions,
+): Promise<PostfixInstance> {
   const self = procInfo(process.pid);
-  await writeFile(join(dir, 'owner'), JSON.stringify({ pid: process.pid, startTime: self?.startTime ?? '' } satisfies Owner));
+  await writeFile(
+    join(dir, 'owner'),
+    JSON.stringify({ pid: process.pid, startTime: self?.startTime ?? '' } satisfies Owner),
+  );
   await chmod(dir, 0o755);
   const configDir = join(dir, 'etc');
   const logFile = join(dir, 'postfix.log');
@@ -495,7 +528,10 @@ async function startIn(dir: string, domains: readonly string[], options: Postfix
   const port = await freePort();
   await writeFile(join(configDir, 'main.cf'), mainCf(dir, domains, options.mainCf ?? {}));
   await writeFile(join(configDir, 'master.cf'), masterCf(port));
-  await writeFile(join(configDir, 'transport'), domains.map((d) => `${d} etrn-only:[127.0.0.1]:${options.customerMxPort}\n`).join(''));
+  await writeFile(
+    join(configDir, 'transport'),
+    domains.map((d) => `${d} etrn-only:[127.0.0.1]:${options.customerMxPort}\n`).join(''),
+  );
   await mustRun('postmap', ['-c', configDir, join(configDir, 'transport')]);
 
   const logTail = async () => {
@@ -504,9 +540,15 @@ async function startIn(dir: string, domains: readonly string[], options: Postfix
   };
   // `check` also creates the queue and data directories with Postfix's owners and modes.
   const check = await run('postfix', ['-c', configDir, 'check']);
-  if (check.code !== 0) throw new Error(`postfix check failed: ${(check.stderr + check.stdout).trim()}\n${await logTail()}`);
+  if (check.code !== 0)
+    throw new Error(
+      `postfix check failed: ${(check.stderr + check.stdout).trim()}\n${await logTail()}`,
+    );
   const start = await run('postfix', ['-c', configDir, 'start']);
-  if (start.code !== 0) throw new Error(`postfix start failed (exit ${start.code}): ${(start.stderr + start.stdout).trim()}\n${await logTail()}`);
+  if (start.code !== 0)
+    throw new Error(
+      `postfix start failed (exit ${start.code}): ${(start.stderr + start.stdout).trim()}\n${await logTail()}`,
+    );
 
   const masterPid = readPid(join(dir, 'queue', 'pid', 'master.pid'));
   if (!masterPid) throw new Error(`postfix start left no master.pid\n${await logTail()}`);
@@ -527,7 +569,9 @@ async function startIn(dir: string, domains: readonly string[], options: Postfix
     }
     if (Date.now() > until) {
       running.delete(masterPid);
-      throw new Error(`Postfix on port ${port} did not greet with 220 within ${GREETING_TIMEOUT_MS} ms (${why})\n${await logTail()}`);
+      throw new Error(
+        `Postfix on port ${port} did not greet with 220 within ${GREETING_TIMEOUT_MS} ms (${why})\n${await logTail()}`,
+      );
     }
     await sleep(50);
   }
@@ -591,7 +635,10 @@ async function startIn(dir: string, domains: readonly string[], options: Postfix
       for (;;) {
         const line = (await instance.log()).split('\n').find((l) => pattern.test(l));
         if (line) return line;
-        if (Date.now() > limit) throw new Error(`no line matching ${pattern} in ${logFile} within ${timeoutMs} ms\n${await logTail()}`);
+        if (Date.now() > limit)
+          throw new Error(
+            `no line matching ${pattern} in ${logFile} within ${timeoutMs} ms\n${await logTail()}`,
+          );
         await sleep(50);
       }
     },

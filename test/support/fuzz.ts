@@ -23,8 +23,14 @@ export interface PropertyBudget {
 }
 
 export function propertyParameters(budget: PropertyBudget): { numRuns: number; seed: number } {
-  const seed = process.env.DEQUEUE_FUZZ_SEED ? Number(process.env.DEQUEUE_FUZZ_SEED) : fuzzing ? Date.now() % 2 ** 31 : CI_SEED;
-  const numRuns = fuzzing ? Math.max(budget.ci, Math.round(fuzzRuns! * (budget.fuzzShare ?? 1))) : budget.ci;
+  const seed = process.env.DEQUEUE_FUZZ_SEED
+    ? Number(process.env.DEQUEUE_FUZZ_SEED)
+    : fuzzing
+      ? Date.now() % 2 ** 31
+      : CI_SEED;
+  const numRuns = fuzzing
+    ? Math.max(budget.ci, Math.round(fuzzRuns! * (budget.fuzzShare ?? 1)))
+    : budget.ci;
   return { numRuns, seed };
 }
 
@@ -32,13 +38,21 @@ export function propertyParameters(budget: PropertyBudget): { numRuns: number; s
  * Check a property and say what was run; on failure throw fast-check's report (the seed, the
  * path and the smallest counterexample it shrank to).
  */
-export async function checkProperty<T>(name: string, property: fc.IAsyncPropertyWithHooks<T> | fc.IPropertyWithHooks<T>, budget: PropertyBudget): Promise<void> {
+export async function checkProperty<T>(
+  name: string,
+  property: fc.IAsyncPropertyWithHooks<T> | fc.IPropertyWithHooks<T>,
+  budget: PropertyBudget,
+): Promise<void> {
   const parameters = propertyParameters(budget);
   const details = await fc.check(property as fc.IAsyncProperty<T>, parameters);
-  process.stderr.write(`property "${name}": ${details.numRuns} cases, seed ${parameters.seed}${details.failed ? ' FAILED' : ''}\n`);
+  process.stderr.write(
+    `property "${name}": ${details.numRuns} cases, seed ${parameters.seed}${details.failed ? ' FAILED' : ''}\n`,
+  );
   if (details.failed) {
     // A counterexample of 8 KiB lines printed byte by byte would bury the report: keep its start.
     const report = fc.defaultReportMessage(details) ?? `property "${name}" failed`;
-    throw new Error(report.length > 4000 ? `${report.slice(0, 4000)}... (${report.length} characters)` : report);
+    throw new Error(
+      report.length > 4000 ? `${report.slice(0, 4000)}... (${report.length} characters)` : report,
+    );
   }
 }

@@ -112,7 +112,8 @@ export type ResourceSnapshot = ReadonlyMap<string, number>;
 
 export function activeResources(): ResourceSnapshot {
   const counts = new Map<string, number>();
-  for (const kind of process.getActiveResourcesInfo()) counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  for (const kind of process.getActiveResourcesInfo())
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
   return counts;
 }
 

@@ -14,18 +14,26 @@ const VITEST = join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
 
 it('the vitest configuration silences no unhandled error', async () => {
   const config = await readFile(join(ROOT, 'vitest.config.ts'), 'utf8');
-  expect(config).not.toMatch(/dangerouslyIgnoreUnhandledErrors|onUnhandledError|onUnhandledRejection/);
+  expect(config).not.toMatch(
+    /dangerouslyIgnoreUnhandledErrors|onUnhandledError|onUnhandledRejection/,
+  );
 });
 
 it('a passing test that leaves an unhandled rejection or an uncaught error fails the run', async () => {
   // The child must not believe it is one of our workers: drop vitest's own variables.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(VITEST|VITE_|TEST$|NODE_OPTIONS$)/.test(k)));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(VITEST|VITE_|TEST$|NODE_OPTIONS$)/.test(k)),
+  );
   const run = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [VITEST, 'run', '--config', 'test/support/fixtures/vitest.fixture.config.ts'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...env, CI: 'true', NO_COLOR: '1', VITE_CONFIG_NATIVE_IGNORE_WARNING: 'true' },
-    });
+    const child = spawn(
+      process.execPath,
+      [VITEST, 'run', '--config', 'test/support/fixtures/vitest.fixture.config.ts'],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...env, CI: 'true', NO_COLOR: '1', VITE_CONFIG_NATIVE_IGNORE_WARNING: 'true' },
+      },
+    );
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));

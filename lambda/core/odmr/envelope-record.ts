@@ -16,7 +16,18 @@ export interface EnvelopeRecord extends MailEnvelope {
   readonly storedAt: string;
 }
 
-export function envelopeJson(envelope: MailEnvelope, message: string, bytes: number, storedAt: Date): string {
-  const record: EnvelopeRecord = { version: ENVELOPE_VERSION, ...envelope, message, bytes, storedAt: storedAt.toISOString() };
+export function envelopeJson(
+  envelope: MailEnvelope,
+  message: string,
+  bytes: number,
+  storedAt: Date,
+): string {
+  const record: EnvelopeRecord = {
+    version: ENVELOPE_VERSION,
+    ...envelope,
+    message,
+    bytes,
+    storedAt: storedAt.toISOString(),
+  };
   return `${JSON.stringify(record, null, 2)}\n`;
 }

@@ -73,7 +73,11 @@ export class ProviderStream {
     this.notify();
   };
   private readonly onError = (e: Error): void => {
-    this.failure ??= new DequeueError('temporary', `connection to the provider failed: ${e.message}`, { cause: e });
+    this.failure ??= new DequeueError(
+      'temporary',
+      `connection to the provider failed: ${e.message}`,
+      { cause: e },
+    );
     this.notify();
   };
 
@@ -169,10 +173,13 @@ export class ProviderStream {
     if (this.socket.destroyed) return;
     this.sendHeldReplies();
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.socket.destroy();
-        resolve();
-      }, Math.max(0, Math.min(until - this.now(), MAX_TIMER_MS)));
+      const timer = setTimeout(
+        () => {
+          this.socket.destroy();
+          resolve();
+        },
+        Math.max(0, Math.min(until - this.now(), MAX_TIMER_MS)),
+      );
       this.socket.once('close', () => {
         clearTimeout(timer);
         resolve();

@@ -22,7 +22,15 @@ import { Alarm } from '../alarm';
 import type { MemoryBudget } from '../memory-budget';
 import { DataUnstuffer } from '../smtp/dot-stuffing';
 import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../errors';
-import type { MailEnvelope, MailReceiver, MailSink, MessageDraft, ReversedOutcome, ReversedTurn, SinkTransaction } from '../ports';
+import type {
+  MailEnvelope,
+  MailReceiver,
+  MailSink,
+  MessageDraft,
+  ReversedOutcome,
+  ReversedTurn,
+  SinkTransaction,
+} from '../ports';
 import { LineTooLongError, ProviderStream } from './provider-stream';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
 import { receivedHeader } from './trace-header';
@@ -152,9 +160,18 @@ class ReversedSession {
     memory?: MemoryBudget,
   ) {
     this.alarm = new Alarm(now);
-    this.stream = new ProviderStream(turn.socket, turn.pending, limits.maxCommandLineBytes, this.alarm, now, memory);
+    this.stream = new ProviderStream(
+      turn.socket,
+      turn.pending,
+      limits.maxCommandLineBytes,
+      this.alarm,
+      now,
+      memory,
+    );
     this.stopAt = turn.deadline - limits.closeReserveMs;
-    this.tls = turn.socket instanceof TLSSocket || (turn.socket as { encrypted?: boolean }).encrypted === true;
+    this.tls =
+      turn.socket instanceof TLSSocket ||
+      (turn.socket as { encrypted?: boolean }).encrypted === true;
   }
 
   async run(): Promise<ReversedOutcome> {
@@ -162,19 +179,30 @@ class ReversedSession {
     try {
       if (this.now() >= this.stopAt) {
         // RFC 5321 3.1: a server that will not take mail now may greet with 421.
-        throw new SessionEnd(this.deadlineError(), `421 4.3.2 ${this.name} no time left in this run, try again later`);
+        throw new SessionEnd(
+          this.deadlineError(),
+          `421 4.3.2 ${this.name} no time left in this run, try again later`,
+        );
       }
-      await this.reply(`220 ${this.name} ESMTP dequeue ready to receive for ${this.turn.target.name}`);
+      await this.reply(
+        `220 ${this.name} ESMTP dequeue ready to receive for ${this.turn.target.name}`,
+      );
       end = await this.serve();
     } catch (e) {
-      end = e instanceof SessionEnd ? e : new SessionEnd(asDequeueError(e), `421 4.3.0 ${this.name} internal error, closing`);
+      end =
+        e instanceof SessionEnd
+          ? e
+          : new SessionEnd(asDequeueError(e), `421 4.3.0 ${this.name} internal error, closing`);
     }
     this.dropTransaction();
     if (end.reply) await this.reply(end.reply).catch(() => undefined);
     // The provider gets a moment to read our last reply and close first (it is the client).
     await this.stream.close(Math.min(this.now() + CLOSE_GRACE_MS, this.turn.deadline));
     // Nothing the sink opened for a transaction outlives the session (bounded all the same).
-    if (this.lettingGo.size) await this.alarm.within(Promise.all(this.lettingGo), this.turn.deadline).catch(() => undefined);
+    if (this.lettingGo.size)
+      await this.alarm
+        .within(Promise.all(this.lettingGo), this.turn.deadline)
+        .catch(() => undefined);
     this.alarm.stop();
     return { stored: this.stored, error: this.finalError(end.error) };
   }
@@ -195,13 +223,19 @@ class ReversedSession {
     } catch (e) {
       if (!(e instanceof TimeoutError)) throw e;
       if (bound.byDeadline) throw new SessionEnd(this.deadlineError());
-      throw new SessionEnd(new TimeoutError(`${this.turn.provider} stopped reading our replies for ${duration(bound.ms)}`));
+      throw new SessionEnd(
+        new TimeoutError(
+          `${this.turn.provider} stopped reading our replies for ${duration(bound.ms)}`,
+        ),
+      );
     }
   }
 
   private bound(ms: number): Bound {
     const own = this.now() + ms;
-    return own >= this.stopAt ? { until: this.stopAt, byDeadline: true, ms } : { until: own, byDeadline: false, ms };
+    return own >= this.stopAt
+      ? { until: this.stopAt, byDeadline: true, ms }
+      : { until: own, byDeadline: false, ms };
   }
 
   private deadlineError(): DequeueError {
@@ -213,9 +247,15 @@ class ReversedSession {
 
   /** What a wait that ran out means: the run's deadline, or a silent provider. */
   private expired(bound: Bound, waitingFor: string): SessionEnd {
-    if (bound.byDeadline) return new SessionEnd(this.deadlineError(), `421 4.3.2 ${this.name} run deadline reached, closing; try again later`);
+    if (bound.byDeadline)
+      return new SessionEnd(
+        this.deadlineError(),
+        `421 4.3.2 ${this.name} run deadline reached, closing; try again later`,
+      );
     return new SessionEnd(
-      new TimeoutError(`${this.turn.provider} sent no ${waitingFor} within ${duration(bound.ms)} (RFC 5321 4.5.3.2)`),
+      new TimeoutError(
+        `${this.turn.provider} sent no ${waitingFor} within ${duration(bound.ms)} (RFC 5321 4.5.3.2)`,
+      ),
       `421 4.4.2 ${this.name} timeout, closing`,
     );
   }
@@ -224,7 +264,11 @@ class ReversedSession {
     const main = this.mainError(error);
     if (!this.leftBehind.length) return main;
     // Mail visible that the provider still holds: its next delivery makes a duplicate.
-    const also = this.leftBehind.slice(0, MAX_NAMED_REFUSALS).join('; ') + (this.leftBehind.length > MAX_NAMED_REFUSALS ? `; and ${this.leftBehind.length - MAX_NAMED_REFUSALS} more` : '');
+    const also =
+      this.leftBehind.slice(0, MAX_NAMED_REFUSALS).join('; ') +
+      (this.leftBehind.length > MAX_NAMED_REFUSALS
+        ? `; and ${this.leftBehind.length - MAX_NAMED_REFUSALS} more`
+        : '');
     if (!main) return new DequeueError('temporary', also);
     return new DequeueError(main.kind, `${main.message}; also: ${also}`, { cause: main });
   }
@@ -233,15 +277,27 @@ class ReversedSession {
     if (error) return error;
     if (this.sinkFailure) return this.sinkFailure;
     if (this.deferredRecipients) {
-      const more = this.deferredRecipients > this.deferrals.length ? `; and ${this.deferredRecipients - this.deferrals.length} more` : '';
+      const more =
+        this.deferredRecipients > this.deferrals.length
+          ? `; and ${this.deferredRecipients - this.deferrals.length} more`
+          : '';
       const deferred = `${this.deferredRecipients} recipient(s) put off by the destination, the provider keeps them: ${this.deferrals.join('; ')}${more}`;
       if (!this.refusedCount) return new DequeueError('temporary', deferred);
-      const refused = new DequeueError('permanent', `${this.refusedCount} refused for good: ${this.refusals.join('; ')}`);
+      const refused = new DequeueError(
+        'permanent',
+        `${this.refusedCount} refused for good: ${this.refusals.join('; ')}`,
+      );
       return new DequeueError('permanent', `${refused.message}; ${deferred}`);
     }
     if (this.refusedCount) {
-      const more = this.refusedCount > this.refusals.length ? `; and ${this.refusedCount - this.refusals.length} more` : '';
-      return new DequeueError('permanent', `${this.refusedCount} message(s) refused, the provider returns them to their senders: ${this.refusals.join('; ')}${more}`);
+      const more =
+        this.refusedCount > this.refusals.length
+          ? `; and ${this.refusedCount - this.refusals.length} more`
+          : '';
+      return new DequeueError(
+        'permanent',
+        `${this.refusedCount} message(s) refused, the provider returns them to their senders: ${this.refusals.join('; ')}${more}`,
+      );
     }
     return null;
   }
@@ -266,7 +322,12 @@ class ReversedSession {
     // A destination that failed is likely to fail again: the session closes at the next command
     // (after this transaction's own replies), as after a failed store.
     const failure = this.tx?.destinationFailure;
-    if (failure) this.sinkFailure ??= new DequeueError('temporary', `the destination could not take mail, the provider keeps it: ${failure.message}`, { cause: failure });
+    if (failure)
+      this.sinkFailure ??= new DequeueError(
+        'temporary',
+        `the destination could not take mail, the provider keeps it: ${failure.message}`,
+        { cause: failure },
+      );
     this.tx = null;
   }
 
@@ -279,13 +340,21 @@ class ReversedSession {
       } catch (e) {
         if (e instanceof TimeoutError) throw this.expired(bound, 'command');
         if (e instanceof LineTooLongError) {
-          throw new SessionEnd(e, `500 5.5.2 Line too long (more than ${this.limits.maxCommandLineBytes} bytes)`);
+          throw new SessionEnd(
+            e,
+            `500 5.5.2 Line too long (more than ${this.limits.maxCommandLineBytes} bytes)`,
+          );
         }
         throw new SessionEnd(asDequeueError(e));
       }
       if (line === null) {
         if (!this.tx) return new SessionEnd(null);
-        return new SessionEnd(new DequeueError('temporary', `${this.turn.provider} closed the connection in the middle of a transaction; the message stays with it`));
+        return new SessionEnd(
+          new DequeueError(
+            'temporary',
+            `${this.turn.provider} closed the connection in the middle of a transaction; the message stays with it`,
+          ),
+        );
       }
       // INetSim (and others) send a stray empty line after the final dot: not a command, and
       // answering it would put every later reply one step out of line.
@@ -300,7 +369,10 @@ class ReversedSession {
   private async command(line: string): Promise<SessionEnd | null> {
     const { verb, args } = splitCommand(line);
     if (this.sinkFailure && verb !== 'QUIT') {
-      return new SessionEnd(this.sinkFailure, `421 4.3.0 ${this.name} cannot store mail now, closing; try again later`);
+      return new SessionEnd(
+        this.sinkFailure,
+        `421 4.3.0 ${this.name} cannot store mail now, closing; try again later`,
+      );
     }
     switch (verb) {
       case 'EHLO':
@@ -311,7 +383,10 @@ class ReversedSession {
       case 'RCPT':
         return this.rcpt(args);
       case 'DATA':
-        if (!this.tx) return this.mailRefused ? this.deferred('503 5.5.1 Need MAIL first') : this.reject('503 5.5.1 Need MAIL first');
+        if (!this.tx)
+          return this.mailRefused
+            ? this.deferred('503 5.5.1 Need MAIL first')
+            : this.reject('503 5.5.1 Need MAIL first');
         if (this.tx.rcptTo.length === 0) {
           // RFC 5321 4.1.1.4, RFC 2920 3.1: a DATA whose RCPTs were all refused gets 554 (flow
           // control), and the transaction has nothing left to do: the next MAIL starts afresh.
@@ -337,14 +412,20 @@ class ReversedSession {
         await this.reply('252 2.5.0 Cannot VRFY, but send it');
         return null;
       default:
-        return this.reject(verb === '?' ? '500 5.5.2 Syntax error' : `502 5.5.1 ${printable(verb, 16)} not implemented`);
+        return this.reject(
+          verb === '?'
+            ? '500 5.5.2 Syntax error'
+            : `502 5.5.1 ${printable(verb, 16)} not implemented`,
+        );
     }
   }
 
   private async reject(reply: string): Promise<SessionEnd | null> {
     if (++this.rejected > MAX_REJECTED_COMMANDS) {
       return new SessionEnd(
-        new ProtocolError(`${this.turn.provider} sent more than ${MAX_REJECTED_COMMANDS} commands we had to reject; the last: ${reply}`),
+        new ProtocolError(
+          `${this.turn.provider} sent more than ${MAX_REJECTED_COMMANDS} commands we had to reject; the last: ${reply}`,
+        ),
         `421 4.7.0 ${this.name} too many errors, closing`,
       );
     }
@@ -402,11 +483,20 @@ class ReversedSession {
         declaredSize = Number(value);
         // RFC 1870 section 6.1: refuse up front what will not fit, before a byte is sent.
         if (declaredSize > this.limits.maxMessageBytes) {
-          this.refuse(`a message of ${declaredSize} bytes from <${printable(path.address, 80)}> exceeds maxMessageBytes ${this.limits.maxMessageBytes}`);
-          await this.reply(`552 5.3.4 Message size exceeds fixed maximum message size (${this.limits.maxMessageBytes})`);
+          this.refuse(
+            `a message of ${declaredSize} bytes from <${printable(path.address, 80)}> exceeds maxMessageBytes ${this.limits.maxMessageBytes}`,
+          );
+          await this.reply(
+            `552 5.3.4 Message size exceeds fixed maximum message size (${this.limits.maxMessageBytes})`,
+          );
           return null;
         }
-      } else if (key === 'BODY' && this.esmtp && typeof value === 'string' && /^(?:7BIT|8BITMIME)$/i.test(value)) {
+      } else if (
+        key === 'BODY' &&
+        this.esmtp &&
+        typeof value === 'string' &&
+        /^(?:7BIT|8BITMIME)$/i.test(value)
+      ) {
         // RFC 6152 section 2 (after RFC 5321 4.1.1.11): the value is case-insensitive.
         body = value.toUpperCase() as Transaction['body'];
       } else {
@@ -422,10 +512,16 @@ class ReversedSession {
   }
 
   private async rcpt(args: string): Promise<SessionEnd | null> {
-    if (!this.tx) return this.mailRefused ? this.deferred('503 5.5.1 Need MAIL first') : this.reject('503 5.5.1 Need MAIL first');
+    if (!this.tx)
+      return this.mailRefused
+        ? this.deferred('503 5.5.1 Need MAIL first')
+        : this.reject('503 5.5.1 Need MAIL first');
     const path = parseRcptTo(args);
     if (!path.ok) return this.reject(`${path.code} ${path.text}`);
-    if (path.params.size) return this.reject(`555 5.5.4 Parameter ${printable([...path.params.keys()][0]!, 20)} not recognized`);
+    if (path.params.size)
+      return this.reject(
+        `555 5.5.4 Parameter ${printable([...path.params.keys()][0]!, 20)} not recognized`,
+      );
     if (this.tx.rcptTo.length >= this.limits.maxRecipients) {
       // RFC 5321 4.5.3.1.10: 452, and the provider sends the rest in another transaction.
       return this.deferred('452 4.5.3 Too many recipients');
@@ -434,11 +530,18 @@ class ReversedSession {
       // Issue 9 item 10: each recipient gets the destination's own answer, so one refused
       // address does not refuse the message for the others.
       const bound = this.bound(this.limits.commandTimeoutMs);
-      const verdict = await this.alarm.within(this.tx.sinkTx.recipient(path.address), bound.until).catch((e: unknown) => {
-        if (e instanceof TimeoutError && bound.byDeadline) throw this.expired(bound, 'relay');
-        const error = asDequeueError(e);
-        return { accepted: false as const, code: 451, text: '4.4.1 The destination did not answer in time', error };
-      });
+      const verdict = await this.alarm
+        .within(this.tx.sinkTx.recipient(path.address), bound.until)
+        .catch((e: unknown) => {
+          if (e instanceof TimeoutError && bound.byDeadline) throw this.expired(bound, 'relay');
+          const error = asDequeueError(e);
+          return {
+            accepted: false as const,
+            code: 451,
+            text: '4.4.1 The destination did not answer in time',
+            error,
+          };
+        });
       if (!verdict.accepted) {
         const why = `<${printable(path.address, 80)}>: ${verdict.error?.message ?? `${verdict.code} ${verdict.text}`}`;
         this.note('*', `recipient ${why}`);
@@ -460,14 +563,26 @@ class ReversedSession {
     const date = new Date(this.now());
     const id = messageId(date);
     const trace = receivedHeader({
-      heloName: this.heloName ?? '', remoteAddress: this.turn.socket.remoteAddress, by: this.name,
-      esmtp: this.esmtp, tls: this.tls, id, date,
+      heloName: this.heloName ?? '',
+      remoteAddress: this.turn.socket.remoteAddress,
+      by: this.name,
+      esmtp: this.esmtp,
+      tls: this.tls,
+      id,
+      date,
     });
     const envelope: MailEnvelope = {
-      id, mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo],
-      ...(tx.body ? { body: tx.body } : {}), ...(tx.declaredSize !== undefined ? { declaredSize: tx.declaredSize } : {}),
-      receivedAt: date.toISOString(), provider: this.turn.provider, target: this.turn.target.name,
-      heloName: this.heloName ?? '', tls: this.tls, traceBytes: trace.length,
+      id,
+      mailFrom: tx.mailFrom,
+      rcptTo: [...tx.rcptTo],
+      ...(tx.body ? { body: tx.body } : {}),
+      ...(tx.declaredSize !== undefined ? { declaredSize: tx.declaredSize } : {}),
+      receivedAt: date.toISOString(),
+      provider: this.turn.provider,
+      target: this.turn.target.name,
+      heloName: this.heloName ?? '',
+      tls: this.tls,
+      traceBytes: trace.length,
     };
 
     let draft: MessageDraft | null = null;
@@ -476,13 +591,18 @@ class ReversedSession {
       const begun = tx.sinkTx ? tx.sinkTx.begin(envelope) : this.sink.begin(envelope);
       draft = await this.alarm.within(begun, beginBound.until).catch((e: unknown) => {
         // A draft that comes after all is dropped at once.
-        if (e instanceof TimeoutError) begun.then((late) => late.abort(), () => undefined);
+        if (e instanceof TimeoutError)
+          begun.then(
+            (late) => late.abort(),
+            () => undefined,
+          );
         throw e;
       });
       await this.alarm.within(draft.write([trace]), beginBound.until);
     } catch (e) {
       if (draft) await this.abortQuietly(draft);
-      if (e instanceof TimeoutError && beginBound.byDeadline) throw this.expired(beginBound, 'sink');
+      if (e instanceof TimeoutError && beginBound.byDeadline)
+        throw this.expired(beginBound, 'sink');
       await this.failed(id, asDequeueError(e), 'was not accepted');
       return;
     }
@@ -499,12 +619,24 @@ class ReversedSession {
         chunk = await this.stream.readChunk(bound.until);
       } catch (e) {
         if (draft) await this.abortQuietly(draft);
-        if (e instanceof TimeoutError) throw this.expired(bound, `message data for ${id} (after ${size} bytes)`);
-        throw new SessionEnd(new DequeueError('temporary', `connection to ${this.turn.provider} broke in the middle of message ${id} after ${size} bytes; the provider keeps it`, { cause: e }));
+        if (e instanceof TimeoutError)
+          throw this.expired(bound, `message data for ${id} (after ${size} bytes)`);
+        throw new SessionEnd(
+          new DequeueError(
+            'temporary',
+            `connection to ${this.turn.provider} broke in the middle of message ${id} after ${size} bytes; the provider keeps it`,
+            { cause: e },
+          ),
+        );
       }
       if (!chunk) {
         if (draft) await this.abortQuietly(draft);
-        throw new SessionEnd(new DequeueError('temporary', `${this.turn.provider} closed the connection in the middle of message ${id} after ${size} bytes; the provider keeps it`));
+        throw new SessionEnd(
+          new DequeueError(
+            'temporary',
+            `${this.turn.provider} closed the connection in the middle of message ${id} after ${size} bytes; the provider keeps it`,
+          ),
+        );
       }
       const piece = unstuffer.push(chunk);
       // One write per chunk, of the slices between stuffed dots: neither a write per slice nor
@@ -534,7 +666,9 @@ class ReversedSession {
       }
       if (size > 2 * max) {
         throw new SessionEnd(
-          new ProtocolError(`${this.turn.provider} kept sending message ${id} past twice the size limit (${max} bytes)`),
+          new ProtocolError(
+            `${this.turn.provider} kept sending message ${id} past twice the size limit (${max} bytes)`,
+          ),
           `552 5.3.4 Message size exceeds fixed maximum message size, closing`,
         );
       }
@@ -547,7 +681,11 @@ class ReversedSession {
       return;
     }
     if (failure || !draft) {
-      await this.failed(id, failure ?? new DequeueError('temporary', 'the sink dropped the message'), 'could not be stored');
+      await this.failed(
+        id,
+        failure ?? new DequeueError('temporary', 'the sink dropped the message'),
+        'could not be stored',
+      );
       return;
     }
     // RFC 5321 4.5.3.2.6: the provider waits 10 minutes for this reply; store within that.
@@ -565,7 +703,9 @@ class ReversedSession {
           await this.abortQuietly(draft);
           throw new SessionEnd(this.goneBeforeReply(id, 'withdrawn from the store'));
         }
-        this.leftBehind.push(`message ${id} went to ${stored.location} but the connection closed before our 250: not counted, and the provider will send it again (a duplicate)`);
+        this.leftBehind.push(
+          `message ${id} went to ${stored.location} but the connection closed before our 250: not counted, and the provider will send it again (a duplicate)`,
+        );
         throw new SessionEnd(null);
       }
       this.stored++;
@@ -577,8 +717,15 @@ class ReversedSession {
       if (e instanceof SessionEnd) throw e;
       // Withdraw whatever the commit made visible: without our 250 the provider still has it.
       await this.abortQuietly(draft);
-      if (e instanceof TimeoutError && commitBound.byDeadline) throw this.expired(commitBound, 'sink');
-      await this.failed(id, e instanceof TimeoutError ? new TimeoutError(`storing message ${id} took longer than ${duration(commitBound.ms)}`) : asDequeueError(e), 'could not be stored');
+      if (e instanceof TimeoutError && commitBound.byDeadline)
+        throw this.expired(commitBound, 'sink');
+      await this.failed(
+        id,
+        e instanceof TimeoutError
+          ? new TimeoutError(`storing message ${id} took longer than ${duration(commitBound.ms)}`)
+          : asDequeueError(e),
+        'could not be stored',
+      );
     }
   }
 
@@ -591,10 +738,16 @@ class ReversedSession {
     this.note('*', `message ${id} ${what}: ${error.message}`);
     if (error.kind === 'permanent') {
       this.refuse(`message ${id}: ${error.message}`);
-      await this.reply(`554 5.3.0 Message refused by the destination: ${printable(error.message, 200)}`);
+      await this.reply(
+        `554 5.3.0 Message refused by the destination: ${printable(error.message, 200)}`,
+      );
       return;
     }
-    this.sinkFailure = new DequeueError('temporary', `message ${id} ${what}, the provider keeps it: ${error.message}`, { cause: error });
+    this.sinkFailure = new DequeueError(
+      'temporary',
+      `message ${id} ${what}, the provider keeps it: ${error.message}`,
+      { cause: error },
+    );
     await this.reply('451 4.3.0 Local error in processing, message not stored; try again later');
   }
 
@@ -605,12 +758,19 @@ class ReversedSession {
       const why = asDequeueError(e).message;
       this.note('*', `abort failed: ${why}`);
       // It may still be visible, unacknowledged: the run's result says so (finalError).
-      this.leftBehind.push(e instanceof TimeoutError ? 'an unacknowledged message could not be withdrawn in time; the store may show it' : why);
+      this.leftBehind.push(
+        e instanceof TimeoutError
+          ? 'an unacknowledged message could not be withdrawn in time; the store may show it'
+          : why,
+      );
     });
   }
 
   private goneBeforeReply(id: string, what: string): DequeueError {
-    return new DequeueError('temporary', `connection to ${this.turn.provider} closed before our reply to message ${id} could be sent: ${what}, the provider keeps it`);
+    return new DequeueError(
+      'temporary',
+      `connection to ${this.turn.provider} closed before our reply to message ${id} could be sent: ${what}, the provider keeps it`,
+    );
   }
 }
 

@@ -34,7 +34,8 @@ function safeName(name: string): string {
 }
 
 function literal(address: string): string {
-  const plain = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  const plain =
+    address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
   return isIP(plain) === 6 ? `[IPv6:${plain}]` : isIP(plain) === 4 ? `[${plain}]` : '';
 }
 

@@ -38,30 +38,52 @@ export interface AuthConnection {
 const SENDS_PASSWORD: ReadonlySet<AuthMechanism> = new Set(['PLAIN', 'LOGIN']);
 
 /** Pick the mechanism, or explain (permanent failure) why none may be used. */
-export function chooseMechanism(target: Target, offered: readonly string[], connection: AuthConnection): AuthMechanism {
+export function chooseMechanism(
+  target: Target,
+  offered: readonly string[],
+  connection: AuthConnection,
+): AuthMechanism {
   const { encrypted } = connection;
   if (connection.helo) {
-    throw new DequeueError('permanent', 'the provider refused EHLO and answered HELO, so it offers no ESMTP extensions and no AUTH (RFC 4954 needs EHLO)');
+    throw new DequeueError(
+      'permanent',
+      'the provider refused EHLO and answered HELO, so it offers no ESMTP extensions and no AUTH (RFC 4954 needs EHLO)',
+    );
   }
   const upper = offered.map((m) => m.toUpperCase());
-  const mayUse = (m: AuthMechanism) => !SENDS_PASSWORD.has(m) || encrypted || target.allowPlaintextAuth;
+  const mayUse = (m: AuthMechanism) =>
+    !SENDS_PASSWORD.has(m) || encrypted || target.allowPlaintextAuth;
   const list = upper.length ? upper.join(' ') : 'none';
   const pinned = target.auth?.mechanism;
   if (pinned) {
     if (!upper.includes(pinned)) {
-      throw new DequeueError('permanent', `AUTH ${pinned} is not offered by the provider (offered: ${list})`);
+      throw new DequeueError(
+        'permanent',
+        `AUTH ${pinned} is not offered by the provider (offered: ${list})`,
+      );
     }
     if (!mayUse(pinned)) {
-      throw new DequeueError('permanent', `AUTH ${pinned} would send the password over an unencrypted connection; use TLS, CRAM-MD5, or set "allowPlaintextAuth": true`);
+      throw new DequeueError(
+        'permanent',
+        `AUTH ${pinned} would send the password over an unencrypted connection; use TLS, CRAM-MD5, or set "allowPlaintextAuth": true`,
+      );
     }
     return pinned;
   }
-  const usable = (connection.verified ? VERIFIED_TLS_ORDER : STRENGTH_ORDER).find((m) => upper.includes(m) && mayUse(m));
+  const usable = (connection.verified ? VERIFIED_TLS_ORDER : STRENGTH_ORDER).find(
+    (m) => upper.includes(m) && mayUse(m),
+  );
   if (usable) return usable;
   if (upper.length === 0) {
-    throw new DequeueError('permanent', `the provider does not offer AUTH${encrypted ? '' : ' on an unencrypted connection (it may after STARTTLS: check "tls")'}`);
+    throw new DequeueError(
+      'permanent',
+      `the provider does not offer AUTH${encrypted ? '' : ' on an unencrypted connection (it may after STARTTLS: check "tls")'}`,
+    );
   }
-  throw new DequeueError('permanent', `no AUTH mechanism may be used: offered ${list}, and PLAIN/LOGIN would send the password unencrypted (use TLS or set "allowPlaintextAuth": true)`);
+  throw new DequeueError(
+    'permanent',
+    `no AUTH mechanism may be used: offered ${list}, and PLAIN/LOGIN would send the password unencrypted (use TLS or set "allowPlaintextAuth": true)`,
+  );
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -81,7 +103,10 @@ export async function authenticate(
   switch (mechanism) {
     case 'PLAIN':
       // RFC 4616: authzid NUL authcid NUL passwd, sent as the initial response (RFC 4954 section 4).
-      reply = await step(`AUTH PLAIN ${b64(`\0${credentials.username}\0${credentials.password}`)}`, 'AUTH PLAIN <credentials redacted>');
+      reply = await step(
+        `AUTH PLAIN ${b64(`\0${credentials.username}\0${credentials.password}`)}`,
+        'AUTH PLAIN <credentials redacted>',
+      );
       break;
     case 'LOGIN':
       reply = await step('AUTH LOGIN', 'AUTH LOGIN');
@@ -103,10 +128,17 @@ export async function authenticate(
   if (reply.code === 334) {
     // The server wants more than the mechanism defines: cancel the exchange (RFC 4954 section 4).
     await channel.command('*', timeoutMs).catch(() => undefined);
-    throw new DequeueError('permanent', `AUTH ${mechanism}: the provider asked for more than the mechanism defines`);
+    throw new DequeueError(
+      'permanent',
+      `AUTH ${mechanism}: the provider asked for more than the mechanism defines`,
+    );
   }
   const refused = new RefusalError(`AUTH ${mechanism}`, reply.code, replyText(reply), peer);
   // RFC 4954 section 6: 535 means the username or password is wrong; say which secret holds them.
-  if (secretId) refused.message += reply.code === 535 ? ` (the username or password of secretId "${secretId}" was refused: fix that secret)` : ` (credentials: secretId "${secretId}")`;
+  if (secretId)
+    refused.message +=
+      reply.code === 535
+        ? ` (the username or password of secretId "${secretId}" was refused: fix that secret)`
+        : ` (credentials: secretId "${secretId}")`;
   throw refused;
 }

@@ -11,18 +11,28 @@ import { asDequeueError, DequeueError } from '../errors';
 import { outcomeOfError, type CommandOutcome } from '../outcome';
 import { silentTranscript } from '../ports';
 import type { ReplyRecord } from '../result';
-import { DEFAULT_REPLY_TIMEOUT_MS, type SignalDeps, type SignalOptions, type SignalReport } from './types';
+import {
+  DEFAULT_REPLY_TIMEOUT_MS,
+  type SignalDeps,
+  type SignalOptions,
+  type SignalReport,
+} from './types';
 
 /** How long a silent host is waited for after our line or its last byte. */
 export const RAW_QUIET_MS = 2_000;
 /** What is kept of a raw host's answer. */
 export const RAW_MAX_KEPT_BYTES = 4096;
 
-export async function rawSignal(target: Target, options: SignalOptions, deps: SignalDeps): Promise<SignalReport> {
+export async function rawSignal(
+  target: Target,
+  options: SignalOptions,
+  deps: SignalDeps,
+): Promise<SignalReport> {
   const transcript = deps.transcript ?? silentTranscript;
   const now = deps.now ?? Date.now;
   const timeoutMs = target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS;
-  const bound = (ms: number) => (options.deadline === undefined ? ms : Math.max(0, Math.min(ms, options.deadline - now())));
+  const bound = (ms: number) =>
+    options.deadline === undefined ? ms : Math.max(0, Math.min(ms, options.deadline - now()));
   const peer = peerName(target.host, target.port);
   const fail = (e: unknown): SignalReport => {
     const error = asDequeueError(e);
@@ -33,7 +43,13 @@ export async function rawSignal(target: Target, options: SignalOptions, deps: Si
   try {
     socket = await openTcp(target.host, target.port, bound(timeoutMs));
     if (target.tls === 'implicit') {
-      socket = await startTls(target.host, target.port, { verify: target.tlsVerify, ca: deps.tlsCa }, bound(timeoutMs), socket);
+      socket = await startTls(
+        target.host,
+        target.port,
+        { verify: target.tlsVerify, ca: deps.tlsCa },
+        bound(timeoutMs),
+        socket,
+      );
     }
   } catch (e) {
     return fail(e);
@@ -76,10 +92,17 @@ export async function rawSignal(target: Target, options: SignalOptions, deps: Si
   });
   const [writeError] = await Promise.all([written, heard]);
   socket.destroy();
-  if (writeError) return fail(new DequeueError('temporary', `${peer}: the line could not be sent: ${writeError.message}`, { cause: writeError }));
+  if (writeError)
+    return fail(
+      new DequeueError('temporary', `${peer}: the line could not be sent: ${writeError.message}`, {
+        cause: writeError,
+      }),
+    );
 
   const text = Buffer.concat(chunks).toString('utf8').replace(/\r\n/g, '\n').trimEnd();
   for (const line of text.split('\n').filter(Boolean)) transcript.line(target.name, 'S', line);
-  const replies: ReplyRecord[] = target.commands.length ? [{ command: target.commands.join(' / '), code: null, text }] : [];
+  const replies: ReplyRecord[] = target.commands.length
+    ? [{ command: target.commands.join(' / '), code: null, text }]
+    : [];
   return { outcome: 'signalled', replies, messages: 0, error: null };
 }

@@ -32,7 +32,14 @@
  */
 import { verbOf, type Target } from '../config';
 import { closeSocket, peerName } from '../smtp/connection';
-import { boundedText, openClientSession, QUIT_WAIT_MS, sayGoodbye, type ClientSession, type Goodbye } from '../smtp/client-handshake';
+import {
+  boundedText,
+  openClientSession,
+  QUIT_WAIT_MS,
+  sayGoodbye,
+  type ClientSession,
+  type Goodbye,
+} from '../smtp/client-handshake';
 import { asDequeueError, DequeueError, ProtocolError, RefusalError } from '../errors';
 import { outcomeOfError, outcomeOfReply, type CommandOutcome } from '../outcome';
 import type { AuthCredentials, Transcript } from '../ports';
@@ -57,7 +64,11 @@ function record(command: string, reply: SmtpReply): ReplyRecord {
   return { command, code: reply.code, text: boundedText(reply) };
 }
 
-export async function releaseSignal(target: Target, options: SignalOptions, deps: SignalDeps): Promise<SignalReport> {
+export async function releaseSignal(
+  target: Target,
+  options: SignalOptions,
+  deps: SignalDeps,
+): Promise<SignalReport> {
   if (target.protocol === 'raw') return rawSignal(target, options, deps);
   return new SignalSession(target, options, deps).run();
 }
@@ -84,12 +95,16 @@ class SignalSession {
     this.transcript = deps.transcript ?? silentTranscript;
     this.now = deps.now ?? Date.now;
     this.peer = peerName(target.host, target.port);
-    this.replyTimeoutMs = target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS;
+    this.replyTimeoutMs = target.timeoutSeconds
+      ? target.timeoutSeconds * 1000
+      : DEFAULT_REPLY_TIMEOUT_MS;
   }
 
   async run(): Promise<SignalReport> {
     // Fetch credentials before connecting: a missing secret must not leave a half-open session.
-    const credentials = this.target.auth ? await this.deps.credentials.get(this.target.auth.secretId) : undefined;
+    const credentials = this.target.auth
+      ? await this.deps.credentials.get(this.target.auth.secretId)
+      : undefined;
     const first = await this.attempt(credentials, true);
     if (first.outOfStep === undefined || !first.pipelined) return first.report;
     this.transcript.line(
@@ -101,11 +116,15 @@ class SignalSession {
   }
 
   /** Connect, authenticate, send the commands, say goodbye: one connection. */
-  private async attempt(credentials: AuthCredentials | undefined, mayPipeline: boolean): Promise<Attempt> {
+  private async attempt(
+    credentials: AuthCredentials | undefined,
+    mayPipeline: boolean,
+  ): Promise<Attempt> {
     const replies: ReplyRecord[] = [];
     const refused = (e: unknown) => {
       // A refused step (greeting, EHLO, STARTTLS, AUTH) shows in `replies` like a command would.
-      if (e instanceof RefusalError) replies.push({ command: e.command, code: e.code, text: e.text });
+      if (e instanceof RefusalError)
+        replies.push({ command: e.command, code: e.code, text: e.text });
       return { report: this.report(replies, [], 0, asDequeueError(e)) };
     };
     let session: ClientSession;
@@ -116,12 +135,23 @@ class SignalSession {
     }
     try {
       if (this.target.auth && credentials) {
-        const mechanism = chooseMechanism(this.target, [...(session.extensions.get('AUTH') ?? [])], {
-          encrypted: session.encrypted,
-          verified: session.encrypted && this.target.tlsVerify,
-          helo: session.helo,
-        });
-        await authenticate(session.channel, mechanism, credentials, this.timeout(), this.peer, this.target.auth.secretId);
+        const mechanism = chooseMechanism(
+          this.target,
+          [...(session.extensions.get('AUTH') ?? [])],
+          {
+            encrypted: session.encrypted,
+            verified: session.encrypted && this.target.tlsVerify,
+            helo: session.helo,
+          },
+        );
+        await authenticate(
+          session.channel,
+          mechanism,
+          credentials,
+          this.timeout(),
+          this.peer,
+          this.target.auth.secretId,
+        );
       }
     } catch (e) {
       await sayGoodbye(session.channel, session.socket, this.quitWait());
@@ -130,7 +160,12 @@ class SignalSession {
     return this.release(session, replies, mayPipeline);
   }
 
-  private report(replies: readonly ReplyRecord[], outcomes: readonly CommandOutcome[], messages: number, error: DequeueError | null): SignalReport {
+  private report(
+    replies: readonly ReplyRecord[],
+    outcomes: readonly CommandOutcome[],
+    messages: number,
+    error: DequeueError | null,
+  ): SignalReport {
     const all = error ? [...outcomes, outcomeOfError(error) as CommandOutcome] : outcomes;
     // A bare connection (no command) that got this far is the signal itself.
     const outcome = all.length ? (worstOutcome(all) as CommandOutcome) : 'signalled';
@@ -152,7 +187,11 @@ class SignalSession {
   private open(): Promise<ClientSession> {
     const { host, port, tls, tlsVerify, ehlo, name } = this.target;
     return openClientSession({
-      host, port, tls, tlsVerify, ehlo,
+      host,
+      port,
+      tls,
+      tlsVerify,
+      ehlo,
       tlsCa: this.deps.tlsCa,
       helloName: this.deps.helloName,
       label: name,
@@ -163,7 +202,11 @@ class SignalSession {
     });
   }
 
-  private async release(session: ClientSession, replies: ReplyRecord[], mayPipeline: boolean): Promise<Attempt> {
+  private async release(
+    session: ClientSession,
+    replies: ReplyRecord[],
+    mayPipeline: boolean,
+  ): Promise<Attempt> {
     const { channel, socket } = session;
     const commands = this.target.commands;
     const outcomes: CommandOutcome[] = [];
@@ -171,16 +214,22 @@ class SignalSession {
       replies.push(record(command, reply));
       outcomes.push(outcomeOfReply(verbOf(command), reply.code));
     };
-    const failed = (i: number, e: unknown): Attempt => ({ report: this.report(replies, outcomes, 0, this.unanswered(replies, commands.slice(i), e)) });
+    const failed = (i: number, e: unknown): Attempt => ({
+      report: this.report(replies, outcomes, 0, this.unanswered(replies, commands.slice(i), e)),
+    });
 
-    const pipelined = mayPipeline
-      && commands.length > 0
-      && session.extensions.has('PIPELINING')
-      && commands.every((c) => verbOf(c) === 'ETRN')
-      && (commands.length === 1 || session.encrypted);
+    const pipelined =
+      mayPipeline &&
+      commands.length > 0 &&
+      session.extensions.has('PIPELINING') &&
+      commands.every((c) => verbOf(c) === 'ETRN') &&
+      (commands.length === 1 || session.encrypted);
 
     if (pipelined) {
-      const pending = channel.pipeline([...commands.map((line) => ({ line, timeoutMs: this.timeout() })), { line: 'QUIT', timeoutMs: this.quitWait() }]);
+      const pending = channel.pipeline([
+        ...commands.map((line) => ({ line, timeoutMs: this.timeout() })),
+        { line: 'QUIT', timeoutMs: this.quitWait() },
+      ]);
       const quit = pending.pop()!;
       for (const [i, reply] of pending.entries()) {
         let answer: SmtpReply;
@@ -210,9 +259,20 @@ class SignalSession {
       const verb = verbOf(command);
       let reply: SmtpReply;
       try {
-        const wait = verb === 'ATRN' && !this.target.timeoutSeconds ? DEFAULT_ATRN_TIMEOUT_MS : this.replyTimeoutMs;
-        if (mayPipeline && i === commands.length - 1 && verb === 'ETRN' && session.extensions.has('PIPELINING')) {
-          const pending = channel.pipeline([{ line: command, timeoutMs: this.timeout(wait) }, { line: 'QUIT', timeoutMs: this.quitWait() }]);
+        const wait =
+          verb === 'ATRN' && !this.target.timeoutSeconds
+            ? DEFAULT_ATRN_TIMEOUT_MS
+            : this.replyTimeoutMs;
+        if (
+          mayPipeline &&
+          i === commands.length - 1 &&
+          verb === 'ETRN' &&
+          session.extensions.has('PIPELINING')
+        ) {
+          const pending = channel.pipeline([
+            { line: command, timeoutMs: this.timeout(wait) },
+            { line: 'QUIT', timeoutMs: this.quitWait() },
+          ]);
           quit = pending[1];
           reply = await pending[0]!;
         } else {
@@ -245,27 +305,47 @@ class SignalSession {
    * is reported as a command's result.
    */
   private untrusted(doubt: string): Attempt {
-    const replies: ReplyRecord[] = this.target.commands.map((command) => ({ command, code: null, text: `not trusted: ${doubt}` }));
-    const error = new ProtocolError(`${this.peer} sent replies out of step with the commands (${doubt}); no per-command result is reported rather than a wrong one`);
+    const replies: ReplyRecord[] = this.target.commands.map((command) => ({
+      command,
+      code: null,
+      text: `not trusted: ${doubt}`,
+    }));
+    const error = new ProtocolError(
+      `${this.peer} sent replies out of step with the commands (${doubt}); no per-command result is reported rather than a wrong one`,
+    );
     return { report: this.report(replies, [], 0, error), outOfStep: doubt };
   }
 
   /** Commands left without a reply when the connection failed: each one is named in `replies`. */
-  private unanswered(replies: ReplyRecord[], commands: readonly string[], e: unknown): DequeueError {
+  private unanswered(
+    replies: ReplyRecord[],
+    commands: readonly string[],
+    e: unknown,
+  ): DequeueError {
     const error = asDequeueError(e);
-    for (const command of commands) replies.push({ command, code: null, text: `no reply: ${error.message}` });
+    for (const command of commands)
+      replies.push({ command, code: null, text: `no reply: ${error.message}` });
     return error;
   }
 
   /** RFC 2645 section 4: after 250 to ATRN the roles swap on the same connection. */
-  private async turn(session: ClientSession): Promise<{ stored: number; error: DequeueError | null }> {
+  private async turn(
+    session: ClientSession,
+  ): Promise<{ stored: number; error: DequeueError | null }> {
     const receiver = this.deps.receiver;
     const pending = session.channel.detach();
     if (!receiver) {
       await closeSocket(session.socket, 0);
-      return { stored: 0, error: new DequeueError('config', 'ATRN accepted but nowhere is configured to store mail') };
+      return {
+        stored: 0,
+        error: new DequeueError('config', 'ATRN accepted but nowhere is configured to store mail'),
+      };
     }
-    this.transcript.line(this.target.name, '*', 'ATRN accepted: the connection is reversed, we are now the SMTP server');
+    this.transcript.line(
+      this.target.name,
+      '*',
+      'ATRN accepted: the connection is reversed, we are now the SMTP server',
+    );
     try {
       return await receiver({
         socket: session.socket,
@@ -295,7 +375,8 @@ function misfit(command: string, reply: SmtpReply): string | null {
 /** The goodbye's verdict on the pairing: the reply paired with QUIT is 221 and nothing follows. */
 function pairingDoubt(bye: Goodbye): string | null {
   if (bye.reply && bye.reply.code !== 221) return `QUIT was answered ${bye.reply.code}, not 221`;
-  if (bye.after) return `${bye.after} came ${bye.reply ? 'after the 221 to QUIT' : 'before the QUIT'}`;
+  if (bye.after)
+    return `${bye.after} came ${bye.reply ? 'after the 221 to QUIT' : 'before the QUIT'}`;
   // Garbage where QUIT's reply should be; silence or a close there proves nothing either way.
   if (bye.error instanceof ProtocolError) return bye.error.message;
   return null;

@@ -93,7 +93,10 @@ export function parseExtensions(reply: SmtpReply): Map<string, string[]> {
   const ext = new Map<string, string[]>();
   for (const line of reply.lines.slice(1)) {
     // Old servers also write "AUTH=LOGIN PLAIN"; treat it as AUTH.
-    const [keyword = '', ...params] = line.trim().replace(/^AUTH=/i, 'AUTH ').split(/\s+/);
+    const [keyword = '', ...params] = line
+      .trim()
+      .replace(/^AUTH=/i, 'AUTH ')
+      .split(/\s+/);
     if (!keyword) continue;
     const key = keyword.toUpperCase();
     ext.set(key, [...(ext.get(key) ?? []), ...params]);
@@ -132,7 +135,15 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
     const helloName = options.helloName ?? addressLiteral(socket);
     const say = (text: string) => options.transcript.line(options.label, '*', text);
     say(`connected to ${peer}${encrypted ? ' (TLS)' : ''}`);
-    const open = () => new ReplyChannel(socket, peer, options.label, options.transcript, options.deadline, options.now);
+    const open = () =>
+      new ReplyChannel(
+        socket,
+        peer,
+        options.label,
+        options.transcript,
+        options.deadline,
+        options.now,
+      );
     channel = open();
     const demand = (command: string, reply: SmtpReply, expected: number): SmtpReply => {
       if (reply.code === expected) return reply;
@@ -141,9 +152,12 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
     };
 
     demand('(greeting)', await channel.expect('the greeting', options.bound('greeting')), 220);
-    if (!options.ehlo) return { socket, channel, peer, encrypted, extensions: new Map(), helloName, helo: false };
+    if (!options.ehlo)
+      return { socket, channel, peer, encrypted, extensions: new Map(), helloName, helo: false };
 
-    const hello = async (on: ReplyChannel): Promise<{ ext: Map<string, string[]>; helo: boolean }> => {
+    const hello = async (
+      on: ReplyChannel,
+    ): Promise<{ ext: Map<string, string[]>; helo: boolean }> => {
       const verb = options.hello ?? 'EHLO';
       const ehlo = await on.command(`${verb} ${helloName}`, options.bound('command'));
       if (ehlo.code === 250) return { ext: parseExtensions(ehlo), helo: false };
@@ -160,7 +174,10 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
           const leftover = channel.detach();
           // A complete injected reply has already broken the channel ("a reply nobody asked for").
           if (channel.broken) throw channel.broken;
-          if (leftover.length) throw new ProtocolError(`${peer} sent data after its 220 to STARTTLS, before TLS began`);
+          if (leftover.length)
+            throw new ProtocolError(
+              `${peer} sent data after its 220 to STARTTLS, before TLS began`,
+            );
           socket = await startTls(host, port, trust, options.bound('tls'), socket);
           encrypted = true;
           say(`TLS started (${(socket as TLSSocket).getProtocol?.() ?? 'TLS'})`);
@@ -173,7 +190,10 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
         }
       } else if (options.tls === 'required') {
         usable = true;
-        throw new DequeueError('permanent', `${peer} does not offer STARTTLS and "tls" is "required"`);
+        throw new DequeueError(
+          'permanent',
+          `${peer} does not offer STARTTLS and "tls" is "required"`,
+        );
       }
     }
     return { socket, channel, peer, encrypted, extensions: ext, helloName, helo };
@@ -208,7 +228,12 @@ export interface Goodbye {
  * channel reads until the close, so that anything sent after the 221 is reported in `after`.
  * Resolves once the socket is closed; never rejects.
  */
-export async function sayGoodbye(channel: ReplyChannel, socket: Socket, waitMs: number, sent?: Promise<SmtpReply>): Promise<Goodbye> {
+export async function sayGoodbye(
+  channel: ReplyChannel,
+  socket: Socket,
+  waitMs: number,
+  sent?: Promise<SmtpReply>,
+): Promise<Goodbye> {
   let reply: SmtpReply | null = null;
   let error: DequeueError | null = null;
   // Broken before any QUIT: a cut, a timeout, garbage; nobody to say goodbye to.
@@ -217,7 +242,8 @@ export async function sayGoodbye(channel: ReplyChannel, socket: Socket, waitMs: 
     try {
       reply = await (sent ?? channel.command('QUIT', waitMs));
     } catch (e) {
-      error = e instanceof DequeueError ? e : new DequeueError('temporary', String(e), { cause: e });
+      error =
+        e instanceof DequeueError ? e : new DequeueError('temporary', String(e), { cause: e });
     }
   }
   // Even when the peer has already ended its side (221 and its FIN or close_notify), ours is

@@ -24,7 +24,11 @@ export function splitCommand(line: string): CommandLine {
 }
 
 export type PathResult =
-  | { readonly ok: true; readonly address: string; readonly params: ReadonlyMap<string, string | true> }
+  | {
+      readonly ok: true;
+      readonly address: string;
+      readonly params: ReadonlyMap<string, string | true>;
+    }
   | { readonly ok: false; readonly code: number; readonly text: string };
 
 /** `FROM:<path> [params]` (RFC 5321 4.1.1.2); the null reverse-path `<>` gives ''. */
@@ -46,17 +50,27 @@ const CONTROL = /[\x00-\x1f\x7f]/;
 function parsePath(args: string, keyword: 'FROM' | 'TO', nullAllowed: boolean): PathResult {
   const m = PATH.exec(args.trim());
   if (!m || m[1]!.toUpperCase() !== keyword) {
-    return { ok: false, code: 501, text: `5.5.4 Syntax: ${keyword === 'FROM' ? 'MAIL FROM:<address>' : 'RCPT TO:<address>'}` };
+    return {
+      ok: false,
+      code: 501,
+      text: `5.5.4 Syntax: ${keyword === 'FROM' ? 'MAIL FROM:<address>' : 'RCPT TO:<address>'}`,
+    };
   }
   let address = m[2]!;
-  if (address.length + 2 > MAX_PATH_LENGTH) return { ok: false, code: 501, text: '5.1.3 Path too long (RFC 5321 4.5.3.1.3)' };
-  if (CONTROL.test(address)) return { ok: false, code: 501, text: '5.1.3 Control characters in the address' };
+  if (address.length + 2 > MAX_PATH_LENGTH)
+    return { ok: false, code: 501, text: '5.1.3 Path too long (RFC 5321 4.5.3.1.3)' };
+  if (CONTROL.test(address))
+    return { ok: false, code: 501, text: '5.1.3 Control characters in the address' };
   // A source route "@a,@b:user@domain" is accepted and ignored (RFC 5321 4.1.1.3, appendix C).
   const route = /^@[^:]*:(.*)$/s.exec(address);
   if (route) address = route[1]!;
   if (address === '') {
-    if (!nullAllowed) return { ok: false, code: 501, text: '5.1.3 An empty forward-path is not allowed' };
-  } else if (!address.includes('@') && !(keyword === 'TO' && address.toLowerCase() === 'postmaster')) {
+    if (!nullAllowed)
+      return { ok: false, code: 501, text: '5.1.3 An empty forward-path is not allowed' };
+  } else if (
+    !address.includes('@') &&
+    !(keyword === 'TO' && address.toLowerCase() === 'postmaster')
+  ) {
     return { ok: false, code: 501, text: '5.1.3 The address needs a domain' };
   }
   const params = new Map<string, string | true>();
@@ -65,7 +79,11 @@ function parsePath(args: string, keyword: 'FROM' | 'TO', nullAllowed: boolean): 
     const key = (eq === -1 ? item : item.slice(0, eq)).toUpperCase();
     const value = eq === -1 ? true : item.slice(eq + 1);
     if (!KEYWORD.test(key) || (value !== true && !VALUE.test(value))) {
-      return { ok: false, code: 501, text: `5.5.4 Malformed parameter ${JSON.stringify(item.slice(0, 40))}` };
+      return {
+        ok: false,
+        code: 501,
+        text: `5.5.4 Malformed parameter ${JSON.stringify(item.slice(0, 40))}`,
+      };
     }
     params.set(key, value);
   }

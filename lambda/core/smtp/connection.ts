@@ -22,10 +22,17 @@ export function peerName(host: string, port: number): string {
 export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new TimeoutError(`no connection to ${peerName(host, port)} within ${Math.round(timeoutMs / 1000)} s`));
-    }, Math.max(0, timeoutMs));
+    const timer = setTimeout(
+      () => {
+        socket.destroy();
+        reject(
+          new TimeoutError(
+            `no connection to ${peerName(host, port)} within ${Math.round(timeoutMs / 1000)} s`,
+          ),
+        );
+      },
+      Math.max(0, timeoutMs),
+    );
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.setNoDelay(true);
@@ -34,7 +41,11 @@ export function openTcp(host: string, port: number, timeoutMs: number): Promise<
     // The listener stays: a later error must not go unhandled (the channel reports it anyway).
     socket.on('error', (e) => {
       clearTimeout(timer);
-      reject(new DequeueError('temporary', `cannot connect to ${peerName(host, port)}: ${e.message}`, { cause: e }));
+      reject(
+        new DequeueError('temporary', `cannot connect to ${peerName(host, port)}: ${e.message}`, {
+          cause: e,
+        }),
+      );
     });
   });
 }
@@ -43,17 +54,24 @@ export function openTcp(host: string, port: number, timeoutMs: number): Promise<
 export function openUnixSocket(path: string, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ path });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new TimeoutError(`no connection to ${path} within ${Math.round(timeoutMs / 1000)} s`));
-    }, Math.max(0, timeoutMs));
+    const timer = setTimeout(
+      () => {
+        socket.destroy();
+        reject(
+          new TimeoutError(`no connection to ${path} within ${Math.round(timeoutMs / 1000)} s`),
+        );
+      },
+      Math.max(0, timeoutMs),
+    );
     socket.once('connect', () => {
       clearTimeout(timer);
       resolve(socket);
     });
     socket.on('error', (e) => {
       clearTimeout(timer);
-      reject(new DequeueError('temporary', `cannot connect to ${path}: ${e.message}`, { cause: e }));
+      reject(
+        new DequeueError('temporary', `cannot connect to ${path}: ${e.message}`, { cause: e }),
+      );
     });
   });
 }
@@ -71,7 +89,12 @@ export function startTls(
 ): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     if (over?.destroyed) {
-      reject(new DequeueError('temporary', `${peerName(host, port)} closed the connection before TLS began`));
+      reject(
+        new DequeueError(
+          'temporary',
+          `${peerName(host, port)} closed the connection before TLS began`,
+        ),
+      );
       return;
     }
     const socket = tlsConnect({
@@ -81,10 +104,17 @@ export function startTls(
       ...(trust.ca ? { ca: trust.ca } : {}),
       minVersion: 'TLSv1.2',
     });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new TimeoutError(`TLS handshake with ${peerName(host, port)} did not finish within ${Math.round(timeoutMs / 1000)} s`));
-    }, Math.max(0, timeoutMs));
+    const timer = setTimeout(
+      () => {
+        socket.destroy();
+        reject(
+          new TimeoutError(
+            `TLS handshake with ${peerName(host, port)} did not finish within ${Math.round(timeoutMs / 1000)} s`,
+          ),
+        );
+      },
+      Math.max(0, timeoutMs),
+    );
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       socket.setNoDelay(true);
@@ -96,8 +126,16 @@ export function startTls(
       // Certificate problems carry OpenSSL codes (CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID,
       // DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...): not worth retrying.
       const trustProblem = /CERT|SIGNATURE|ALTNAME|ISSUER/i.test(e.code ?? '');
-      const hint = trustProblem ? ' (set "tlsVerify": false only if you accept an unverified provider)' : '';
-      reject(new DequeueError(trustProblem ? 'permanent' : 'temporary', `TLS with ${peerName(host, port)} failed: ${e.message}${hint}`, { cause: e }));
+      const hint = trustProblem
+        ? ' (set "tlsVerify": false only if you accept an unverified provider)'
+        : '';
+      reject(
+        new DequeueError(
+          trustProblem ? 'permanent' : 'temporary',
+          `TLS with ${peerName(host, port)} failed: ${e.message}${hint}`,
+          { cause: e },
+        ),
+      );
     });
   });
 }

@@ -71,7 +71,11 @@ export class DataUnstuffer {
             if (dot !== -1) {
               // A dot at 0 never starts a line in this state (a chunk that ended with CRLF left
               // the state at LineStart); at 1, the CR may be the previous chunk's last byte.
-              if (dot >= 1 && chunk[dot - 1] === LF && (dot >= 2 ? chunk[dot - 2] === CR : this.lastWasCr)) {
+              if (
+                dot >= 1 &&
+                chunk[dot - 1] === LF &&
+                (dot >= 2 ? chunk[dot - 2] === CR : this.lastWasCr)
+              ) {
                 i = dot;
                 this.state = State.LineStart;
               } else {
@@ -83,7 +87,11 @@ export class DataUnstuffer {
           const hit = dotsInLines ? chunk.indexOf(LF_DOT, i) : -1;
           if (hit === -1) {
             // A line may still start right after this chunk: it ends with CRLF.
-            if (len - 1 >= i && chunk[len - 1] === LF && (len >= 2 ? chunk[len - 2] === CR : this.lastWasCr)) {
+            if (
+              len - 1 >= i &&
+              chunk[len - 1] === LF &&
+              (len >= 2 ? chunk[len - 2] === CR : this.lastWasCr)
+            ) {
               this.state = State.LineStart;
             }
             i = len;

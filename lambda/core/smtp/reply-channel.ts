@@ -34,11 +34,16 @@ export class ReplyChannel {
   private failure: DequeueError | null = null;
   private surplus: SmtpReply | null = null;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
-  private readonly onClose = (): void => this.fail(new DequeueError('temporary', `${this.peer} closed the connection`));
+  private readonly onClose = (): void =>
+    this.fail(new DequeueError('temporary', `${this.peer} closed the connection`));
   // The peer's orderly close (FIN; under TLS its close_notify): Node answers with our own end()
   // (allowHalfOpen is off), which under TLS is our close_notify; destroying here would skip it.
-  private readonly onEnd = (): void => this.fail(new DequeueError('temporary', `${this.peer} closed the connection`), false);
-  private readonly onError = (e: Error): void => this.fail(new DequeueError('temporary', `connection to ${this.peer}: ${e.message}`, { cause: e }));
+  private readonly onEnd = (): void =>
+    this.fail(new DequeueError('temporary', `${this.peer} closed the connection`), false);
+  private readonly onError = (e: Error): void =>
+    this.fail(
+      new DequeueError('temporary', `connection to ${this.peer}: ${e.message}`, { cause: e }),
+    );
 
   constructor(
     readonly socket: Socket,
@@ -136,10 +141,14 @@ export class ReplyChannel {
   private arm(): void {
     const head = this.waiters[0];
     if (!head || head.timer) return;
-    const toDeadline = this.deadline === undefined ? Number.POSITIVE_INFINITY : this.deadline - this.now();
+    const toDeadline =
+      this.deadline === undefined ? Number.POSITIVE_INFINITY : this.deadline - this.now();
     const wait = Math.max(0, Math.min(head.timeoutMs, toDeadline));
     head.timer = setTimeout(() => {
-      const why = toDeadline <= head.timeoutMs ? 'before the run\'s deadline' : `within ${formatWait(head.timeoutMs)}`;
+      const why =
+        toDeadline <= head.timeoutMs
+          ? "before the run's deadline"
+          : `within ${formatWait(head.timeoutMs)}`;
       this.fail(new TimeoutError(`no complete reply from ${this.peer} to ${head.what} ${why}`));
     }, wait);
   }
@@ -150,12 +159,20 @@ export class ReplyChannel {
     const { replies, error } = this.parser.read(chunk);
     for (const reply of replies) {
       reply.lines.forEach((text, i) => {
-        this.transcript.line(this.targetName, 'S', `${reply.code}${i < reply.lines.length - 1 ? '-' : ' '}${text}`);
+        this.transcript.line(
+          this.targetName,
+          'S',
+          `${reply.code}${i < reply.lines.length - 1 ? '-' : ' '}${text}`,
+        );
       });
       const head = this.waiters.shift();
       if (!head) {
         this.surplus = reply;
-        this.fail(new ProtocolError(`${this.peer} sent a reply nobody asked for: ${reply.code} ${reply.lines[0] ?? ''}`));
+        this.fail(
+          new ProtocolError(
+            `${this.peer} sent a reply nobody asked for: ${reply.code} ${reply.lines[0] ?? ''}`,
+          ),
+        );
         return;
       }
       clearTimeout(head.timer);

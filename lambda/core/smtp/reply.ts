@@ -113,13 +113,17 @@ export class ReplyParser {
   private line(text: string): SmtpReply | null {
     const m = LINE.exec(text);
     if (!m) {
-      throw new ProtocolError(`not an SMTP reply line: ${JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text)}`);
+      throw new ProtocolError(
+        `not an SMTP reply line: ${JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text)}`,
+      );
     }
     const code = Number(m[1]);
     const more = m[2] === '-';
     const body = m[3] ?? '';
     if (this.current && this.current.code !== code) {
-      throw new ProtocolError(`reply code changed from ${this.current.code} to ${code} inside one reply (RFC 5321 4.2.1)`);
+      throw new ProtocolError(
+        `reply code changed from ${this.current.code} to ${code} inside one reply (RFC 5321 4.2.1)`,
+      );
     }
     const current = this.current ?? { code, lines: [] };
     current.lines.push(body);

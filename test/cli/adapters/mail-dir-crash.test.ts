@@ -20,29 +20,39 @@ import type { MailEnvelope, MailSink } from '../../../lambda/core/ports';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
 
 /** Set by a test: the directory to copy after every call, and where the copies go. */
-const watch: { dir: string | null; into: string; steps: { call: string; copy: string }[] } = { dir: null, into: '', steps: [] };
+const watch: { dir: string | null; into: string; steps: { call: string; copy: string }[] } = {
+  dir: null,
+  into: '',
+  steps: [],
+};
 
 function snapshot(call: string): void {
   if (!watch.dir) return;
   const copy = join(watch.into, String(watch.steps.length));
   mkdirSync(join(copy, 'isp'), { recursive: true });
-  for (const name of readdirSync(watch.dir)) cpSync(join(watch.dir, name), join(copy, 'isp', name), { recursive: true });
+  for (const name of readdirSync(watch.dir))
+    cpSync(join(watch.dir, name), join(copy, 'isp', name), { recursive: true });
   watch.steps.push({ call, copy });
 }
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
-  const after = <A extends unknown[], R>(call: string, f: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
-    const result = await f(...args);
-    snapshot(call);
-    return result;
-  };
+  const after =
+    <A extends unknown[], R>(call: string, f: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const result = await f(...args);
+      snapshot(call);
+      return result;
+    };
   const open: typeof fs.open = async (...args: Parameters<typeof fs.open>) => {
     const handle = await fs.open(...args);
     snapshot(`open ${String(args[0]).split('/').at(-1)}`);
     for (const method of ['write', 'writev', 'sync', 'datasync'] as const) {
       const original = (handle[method] as (...a: unknown[]) => Promise<unknown>).bind(handle);
-      (handle as unknown as Record<string, unknown>)[method] = after(`${method} ${String(args[0]).split('/').at(-1)}`, original);
+      (handle as unknown as Record<string, unknown>)[method] = after(
+        `${method} ${String(args[0]).split('/').at(-1)}`,
+        original,
+      );
     }
     return handle;
   };
@@ -59,8 +69,15 @@ afterEach(async () => {
 });
 
 const envelope = (id: string): MailEnvelope => ({
-  id, mailFrom: 'a@origin.test', rcptTo: ['b@customer.test'], receivedAt: '2024-05-06T07:08:09.000Z',
-  provider: 'provider.test:366', target: 'isp', heloName: 'provider.test', tls: false, traceBytes: 0,
+  id,
+  mailFrom: 'a@origin.test',
+  rcptTo: ['b@customer.test'],
+  receivedAt: '2024-05-06T07:08:09.000Z',
+  provider: 'provider.test:366',
+  target: 'isp',
+  heloName: 'provider.test',
+  tls: false,
+  traceBytes: 0,
 });
 const text = Buffer.from('Subject: crash\r\n\r\n' + 'x'.repeat(300_000) + '\r\n');
 
@@ -74,7 +91,9 @@ async function storeOne(sink: MailSink, viaTransaction: boolean): Promise<void> 
 }
 
 /** What `deliver` would do with this copy: the messages it lists, each claimed and read whole. */
-async function readAsDeliver(root: string): Promise<{ id: string; bytes: number; complete: boolean }[]> {
+async function readAsDeliver(
+  root: string,
+): Promise<{ id: string; bytes: number; complete: boolean }[]> {
   const store = new MailDirStore(root);
   const seen = [];
   for (const ref of await store.list(['isp'])) {
@@ -82,7 +101,11 @@ async function readAsDeliver(root: string): Promise<{ id: string; bytes: number;
     expect(claim, `message ${ref.id} listed but not claimable`).not.toBeNull();
     const chunks: Buffer[] = [];
     for await (const chunk of claim!.open()) chunks.push(chunk);
-    seen.push({ id: ref.id, bytes: claim!.envelope.bytes, complete: Buffer.concat(chunks).equals(text) });
+    seen.push({
+      id: ref.id,
+      bytes: claim!.envelope.bytes,
+      complete: Buffer.concat(chunks).equals(text),
+    });
     await claim!.release();
   }
   await store.close();
@@ -111,19 +134,31 @@ describe.each([
     for (const [i, step] of steps.entries()) {
       const seen = await readAsDeliver(step.copy);
       if (seen.length) {
-        expect(seen, `after step ${i} (${step.call})`).toEqual([{ id: 'm1', bytes: text.length, complete: true }]);
+        expect(seen, `after step ${i} (${step.call})`).toEqual([
+          { id: 'm1', bytes: text.length, complete: true },
+        ]);
         if (visibleFrom < 0) visibleFrom = i;
       } else {
-        expect(visibleFrom, `the message disappeared again after step ${i} (${step.call})`).toBe(-1);
+        expect(visibleFrom, `the message disappeared again after step ${i} (${step.call})`).toBe(
+          -1,
+        );
       }
       // The next run's sweep (everything counts as old here): a whole message stays, the rest goes.
-      await createMailDirSink(step.copy, { staleAfterMs: -1 }).begin(envelope('next')).then((d) => d.abort());
+      await createMailDirSink(step.copy, { staleAfterMs: -1 })
+        .begin(envelope('next'))
+        .then((d) => d.abort());
       const left = (await readdir(join(step.copy, 'isp'))).sort();
-      expect(left, `after step ${i} (${step.call}) and a sweep`).toEqual(seen.length ? ['m1.eml', 'm1.json'] : []);
+      expect(left, `after step ${i} (${step.call}) and a sweep`).toEqual(
+        seen.length ? ['m1.eml', 'm1.json'] : [],
+      );
     }
     // The message became visible with the rename of its .eml, and only the directory's fsync
     // came after it.
     expect(steps.slice(visibleFrom).map((s) => s.call)).toEqual(['rename', 'sync isp']);
-    expect(JSON.parse(await readFile(join(root, 'isp', 'm1.json'), 'utf8'))).toMatchObject({ id: 'm1', bytes: text.length, message: 'm1.eml' });
+    expect(JSON.parse(await readFile(join(root, 'isp', 'm1.json'), 'utf8'))).toMatchObject({
+      id: 'm1',
+      bytes: text.length,
+      message: 'm1.eml',
+    });
   });
 });

@@ -34,8 +34,15 @@ afterEach(async () => {
 });
 
 const envelope = (id: string, target = 'isp'): MailEnvelope => ({
-  id, mailFrom: '', rcptTo: ['b@customer.test'], receivedAt: '2024-05-06T07:08:09.000Z',
-  provider: 'provider.test:366', target, heloName: 'provider.test', tls: false, traceBytes: 0,
+  id,
+  mailFrom: '',
+  rcptTo: ['b@customer.test'],
+  receivedAt: '2024-05-06T07:08:09.000Z',
+  provider: 'provider.test:366',
+  target,
+  heloName: 'provider.test',
+  tls: false,
+  traceBytes: 0,
 });
 
 describe('mail directory: a crash right after our 250 forgets nothing', () => {
@@ -48,7 +55,9 @@ describe('mail directory: a crash right after our 250 forgets nothing', () => {
     const draft = await sink.begin(envelope('m1'));
     await draft.write([Buffer.from('Subject: x\r\n\r\nhi\r\n')]);
     await draft.commit();
-    expect(synced).toEqual(expect.arrayContaining([base, join(base, 'new'), root, join(root, 'isp')]));
+    expect(synced).toEqual(
+      expect.arrayContaining([base, join(base, 'new'), root, join(root, 'isp')]),
+    );
   });
 
   it('an existing directory costs no extra fsync', async () => {

@@ -20,10 +20,18 @@ async function root(): Promise<string> {
   return t.path;
 }
 const envelope = (id: string): MailEnvelope => ({
-  id, mailFrom: '', rcptTo: ['b@customer.test'], receivedAt: '2024-05-06T07:08:09.000Z',
-  provider: 'provider.test:366', target: 'isp', heloName: 'provider.test', tls: false, traceBytes: 10,
+  id,
+  mailFrom: '',
+  rcptTo: ['b@customer.test'],
+  receivedAt: '2024-05-06T07:08:09.000Z',
+  provider: 'provider.test:366',
+  target: 'isp',
+  heloName: 'provider.test',
+  tls: false,
+  traceBytes: 10,
 });
-const visible = async (dir: string) => (await readdir(join(dir, 'isp'))).filter((n) => !n.startsWith('.')).sort();
+const visible = async (dir: string) =>
+  (await readdir(join(dir, 'isp'))).filter((n) => !n.startsWith('.')).sort();
 
 describe('mail directory sink', () => {
   it('shows nothing before the commit, then <id>.eml and <id>.json, private to the user', async () => {
@@ -37,7 +45,14 @@ describe('mail directory sink', () => {
     expect(stored).toEqual({ id: 'm1', location: join(dir, 'isp', 'm1.eml'), bytes: data.length });
     expect(await readdir(join(dir, 'isp'))).toEqual(['m1.eml', 'm1.json']);
     expect((await readFile(join(dir, 'isp', 'm1.eml'))).equals(data)).toBe(true);
-    expect(JSON.parse(await readFile(join(dir, 'isp', 'm1.json'), 'utf8'))).toMatchObject({ version: 1, id: 'm1', mailFrom: '', bytes: data.length, message: 'm1.eml', traceBytes: 10 });
+    expect(JSON.parse(await readFile(join(dir, 'isp', 'm1.json'), 'utf8'))).toMatchObject({
+      version: 1,
+      id: 'm1',
+      mailFrom: '',
+      bytes: data.length,
+      message: 'm1.eml',
+      traceBytes: 10,
+    });
     expect((await stat(join(dir, 'isp', 'm1.eml'))).mode & 0o777).toBe(0o600);
     expect((await stat(join(dir, 'isp'))).mode & 0o777).toBe(0o700);
   });
@@ -75,12 +90,16 @@ describe('mail directory sink', () => {
 
   it('removes temporary files a crashed run left behind, when they are old', async () => {
     const dir = await root();
-    await createMailDirSink(dir).begin(envelope('first')).then((d) => d.abort());
+    await createMailDirSink(dir)
+      .begin(envelope('first'))
+      .then((d) => d.abort());
     await writeFile(join(dir, 'isp', '.old.eml.part'), 'x');
     await writeFile(join(dir, 'isp', '.young.eml.part'), 'x');
     const old = new Date(Date.now() - 2 * 24 * 3600_000);
     await utimes(join(dir, 'isp', '.old.eml.part'), old, old);
-    await createMailDirSink(dir).begin(envelope('m5')).then((d) => d.abort());
+    await createMailDirSink(dir)
+      .begin(envelope('m5'))
+      .then((d) => d.abort());
     expect(await readdir(join(dir, 'isp'))).toEqual(['.young.eml.part']);
   });
 
@@ -103,13 +122,18 @@ describe('mail directory sink', () => {
   it('a provider that keeps abandoning transactions stops making the disk create files at MAIL', async () => {
     const dir = await root();
     const sink = createMailDirSink(dir);
-    const hidden = async () => (await readdir(join(dir, 'isp')).catch(() => [] as string[])).filter((f) => f.endsWith('.part'));
+    const hidden = async () =>
+      (await readdir(join(dir, 'isp')).catch(() => [] as string[])).filter((f) =>
+        f.endsWith('.part'),
+      );
     // The first ones open their files ahead, under names of their own (and remove them when abandoned)...
     const first = sink.transaction!({ mailFrom: 'loop@origin.test', target: 'isp' });
-    for (let i = 0; i < 500 && !(await hidden()).length; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 500 && !(await hidden()).length; i++)
+      await new Promise((r) => setImmediate(r));
     expect((await hidden()).length).toBeGreaterThan(0);
     await first.abandon();
-    for (let i = 1; i < 16; i++) await sink.transaction!({ mailFrom: 'loop@origin.test', target: 'isp' }).abandon();
+    for (let i = 1; i < 16; i++)
+      await sink.transaction!({ mailFrom: 'loop@origin.test', target: 'isp' }).abandon();
     expect(await hidden()).toEqual([]);
     // ...then MAIL opens nothing ahead: the message's files are opened at DATA, named by its id.
     const later = sink.transaction!({ mailFrom: 'real@origin.test', target: 'isp' });
@@ -123,9 +147,15 @@ describe('mail directory sink', () => {
   it('a directory that cannot be used fails the message as temporary (the provider keeps it)', async () => {
     const dir = await root();
     await writeFile(join(dir, 'file'), 'not a directory');
-    await expect(createMailDirSink(join(dir, 'file')).begin(envelope('m6'))).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot store message m6/) });
+    await expect(createMailDirSink(join(dir, 'file')).begin(envelope('m6'))).rejects.toMatchObject({
+      kind: 'temporary',
+      message: expect.stringMatching(/cannot store message m6/),
+    });
     const tx = createMailDirSink(join(dir, 'file')).transaction!({ mailFrom: '', target: 'isp' });
-    await expect(tx.begin(envelope('m9'))).rejects.toMatchObject({ kind: 'temporary', message: expect.stringMatching(/cannot store message m9/) });
+    await expect(tx.begin(envelope('m9'))).rejects.toMatchObject({
+      kind: 'temporary',
+      message: expect.stringMatching(/cannot store message m9/),
+    });
   });
 });
 
@@ -139,7 +169,9 @@ describe('mail directory after a crash', () => {
     await writeFile(join(dir, 'isp', 'orphan.json'), '{}');
     await utimes(join(dir, 'isp', 'orphan.json'), old, old);
     await utimes(join(dir, 'isp', 'kept.json'), old, old);
-    await createMailDirSink(dir).begin(envelope('m7')).then((d) => d.abort());
+    await createMailDirSink(dir)
+      .begin(envelope('m7'))
+      .then((d) => d.abort());
     expect(await visible(dir)).toEqual(['kept.eml', 'kept.json']);
   });
 });

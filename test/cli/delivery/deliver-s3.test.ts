@@ -17,40 +17,67 @@ describeWithMotoServer('dequeue deliver from S3', () => {
   const bucket = mailBucket();
   const { keys, server } = bucket;
   const io = { openMailStore: () => new S3MailStoreReader(bucket.s3, BUCKET, 'mail/') };
-  const deliver = (port: number, ...more: string[]) => cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more], io);
+  const deliver = (port: number, ...more: string[]) =>
+    cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more], io);
   const messageIdOf = (text: Buffer) => /Message-ID: (<[^>]+>)/.exec(text.toString('latin1'))?.[1];
 
   it('delivers every message with its envelope, oldest first, and deletes it; the old version stays', async () => {
-    const messages = [message(1, { to: ['a@customer.test', 'b@customer.test'] }), message(2, { from: '' }), message(3, { bodyBytes: 1024 * 1024 })];
+    const messages = [
+      message(1, { to: ['a@customer.test', 'b@customer.test'] }),
+      message(2, { from: '' }),
+      message(3, { bodyBytes: 1024 * 1024 }),
+    ];
     await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', messages);
     const mx = await server();
     const out = await deliver(mx.port);
     expect(out.status).toBe(0);
-    expect(out.json.map((r) => [r.message, r.outcome])).toEqual(messages.map((m) => [m.id, 'delivered']));
-    expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(messages.map((m) => [m.mailFrom, m.rcptTo, m.messageId]));
+    expect(out.json.map((r) => [r.message, r.outcome])).toEqual(
+      messages.map((m) => [m.id, 'delivered']),
+    );
+    expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(
+      messages.map((m) => [m.mailFrom, m.rcptTo, m.messageId]),
+    );
     // Canonical on the wire: the stored text's bare LF went out as CRLF.
     expect(mx.accepted[2]!.text.equals(canonicalText(messages[2]!.text))).toBe(true);
     expect(await keys()).toEqual([]);
-    const versions = await bucket.s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/odmr/' }));
+    const versions = await bucket.s3.send(
+      new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/odmr/' }),
+    );
     expect((versions.Versions ?? []).filter((v) => v.Key!.endsWith('.eml'))).toHaveLength(3);
   });
 
   it('550 for one recipient and 451 for another: kept with a progress record, then under failed/ with the replies', async () => {
-    const m = message(1, { to: ['ok@customer.test', 'later@customer.test', 'nobody@customer.test'] });
+    const m = message(1, {
+      to: ['ok@customer.test', 'later@customer.test', 'nobody@customer.test'],
+    });
     await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [m]);
     let later = '451 4.2.0 try later';
-    const mx = await server({ rcpt: (a) => (a.startsWith('nobody') ? '550 5.1.1 no such user' : a.startsWith('later') ? later : '250 Ok') });
+    const mx = await server({
+      rcpt: (a) =>
+        a.startsWith('nobody')
+          ? '550 5.1.1 no such user'
+          : a.startsWith('later')
+            ? later
+            : '250 Ok',
+    });
     const first = await deliver(mx.port);
     expect(first).toMatchObject({ status: 1, json: [{ outcome: 'deferred' }] });
     expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['eml', 'json', 'progress']);
     later = '250 Ok';
     const second = await deliver(mx.port);
     expect(second).toMatchObject({ status: 1, json: [{ outcome: 'failed' }] });
-    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([['ok@customer.test'], ['later@customer.test']]);
+    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([
+      ['ok@customer.test'],
+      ['later@customer.test'],
+    ]);
     const left = await keys();
     expect(left.every((k) => k.startsWith('mail/failed/odmr/'))).toBe(true);
     expect(left.map((k) => k.replace(/^.*\/[^.]+\./, ''))).toEqual(['eml', 'json', 'replies.json']);
-    const replies = JSON.parse(await (await bucket.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: left[2]! }))).Body!.transformToString());
+    const replies = JSON.parse(
+      await (
+        await bucket.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: left[2]! }))
+      ).Body!.transformToString(),
+    );
     expect(replies.recipients.map((r: { code: number }) => r.code)).toEqual([250, 250, 550]);
     // failed/ is not the undelivered set: a third run has nothing to do.
     expect(await deliver(mx.port)).toMatchObject({ status: 0, json: [] });
@@ -62,17 +89,33 @@ describeWithMotoServer('dequeue deliver from S3', () => {
     const mx = await server();
     const [a, b] = await Promise.all([deliver(mx.port), deliver(mx.port)]);
     expect([a.status, b.status]).toEqual([0, 0]);
-    expect(mx.accepted.map((x) => messageIdOf(x.text)).sort()).toEqual(messages.map((m) => m.messageId).sort());
+    expect(mx.accepted.map((x) => messageIdOf(x.text)).sort()).toEqual(
+      messages.map((m) => m.messageId).sort(),
+    );
     expect(await keys()).toEqual([]);
   });
 
   it('a claim whose lease ran out (a crashed run) is taken over; a live claim is left alone', async () => {
     const [m1, m2] = [message(1), message(2)];
     await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [m1, m2]);
-    const base = async (id: string) => (await keys()).find((k) => k.includes(id) && k.endsWith('.eml'))!.slice(0, -4);
-    const claim = (expiresAt: string) => JSON.stringify({ host: 'elsewhere', pid: 1, nonce: 'n', expiresAt });
-    await bucket.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${await base(m1.id)}.claim`, Body: claim('2020-01-01T00:00:00Z') }));
-    await bucket.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${await base(m2.id)}.claim`, Body: claim('2999-01-01T00:00:00Z') }));
+    const base = async (id: string) =>
+      (await keys()).find((k) => k.includes(id) && k.endsWith('.eml'))!.slice(0, -4);
+    const claim = (expiresAt: string) =>
+      JSON.stringify({ host: 'elsewhere', pid: 1, nonce: 'n', expiresAt });
+    await bucket.s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: `${await base(m1.id)}.claim`,
+        Body: claim('2020-01-01T00:00:00Z'),
+      }),
+    );
+    await bucket.s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: `${await base(m2.id)}.claim`,
+        Body: claim('2999-01-01T00:00:00Z'),
+      }),
+    );
     const mx = await server();
     const out = await deliver(mx.port);
     expect(out.json.map((r) => r.message)).toEqual([m1.id]);
@@ -81,7 +124,10 @@ describeWithMotoServer('dequeue deliver from S3', () => {
 
   it('a bucket that does not exist: exit 2, nothing sent', async () => {
     const mx = await server();
-    const out = await cli(['deliver', '--bucket', 'no-such-bucket', '--to', `smtp://127.0.0.1:${mx.port}`], { openMailStore: () => new S3MailStoreReader(bucket.s3, 'no-such-bucket', 'mail/') });
+    const out = await cli(
+      ['deliver', '--bucket', 'no-such-bucket', '--to', `smtp://127.0.0.1:${mx.port}`],
+      { openMailStore: () => new S3MailStoreReader(bucket.s3, 'no-such-bucket', 'mail/') },
+    );
     expect(out.status).toBe(2);
     expect(out.stderr).toMatch(/NoSuchBucket/);
     expect(mx.connections).toBe(0);

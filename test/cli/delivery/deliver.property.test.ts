@@ -34,7 +34,16 @@ import { LoopbackPeer } from '../../support/loopback-peer';
 import { watchLeftovers } from '../../support/no-leftovers';
 import { message, store } from './stored-mail';
 
-type Fault = 'none' | 'multiline' | 'split' | 'delay' | 'silence' | 'cut' | 'duplicate' | 'drop' | 'garbage';
+type Fault =
+  | 'none'
+  | 'multiline'
+  | 'split'
+  | 'delay'
+  | 'silence'
+  | 'cut'
+  | 'duplicate'
+  | 'drop'
+  | 'garbage';
 
 interface MessagePlan {
   readonly recipients: number;
@@ -63,7 +72,22 @@ const messagePlan: fc.Arbitrary<MessagePlan> = fc.record({
   data: code(354, 354, 354, 354, 451, 554),
   dot: fc.array(code(250, 250, 250, 451, 554), { minLength: 3, maxLength: 3 }),
 });
-const fault = fc.constantFrom<Fault>('none', 'none', 'none', 'none', 'none', 'none', 'multiline', 'split', 'delay', 'silence', 'cut', 'duplicate', 'drop', 'garbage');
+const fault = fc.constantFrom<Fault>(
+  'none',
+  'none',
+  'none',
+  'none',
+  'none',
+  'none',
+  'multiline',
+  'split',
+  'delay',
+  'silence',
+  'cut',
+  'duplicate',
+  'drop',
+  'garbage',
+);
 const plan: fc.Arbitrary<Plan> = fc.record({
   lmtp: fc.boolean(),
   pipelining: fc.boolean(),
@@ -114,7 +138,9 @@ class ModelMailServer extends LoopbackPeer {
      * faults), so that the fault shows on the wire: a duplicate followed by a cut looks exactly
      * like an honest answer followed by a cut, and no client can tell them apart.
      */
-    const sendAll = (replies: readonly { readonly text: string; readonly keys?: readonly string[] }[]): void => {
+    const sendAll = (
+      replies: readonly { readonly text: string; readonly keys?: readonly string[] }[],
+    ): void => {
       if (mute) return;
       let f = faults.shift() ?? 'none';
       if (honest) f = 'none';
@@ -127,31 +153,36 @@ class ModelMailServer extends LoopbackPeer {
         honest = true;
         return;
       }
-      for (const r of replies) for (const key of r.keys ?? []) this.record(key, Number(r.text.slice(0, 3)));
+      for (const r of replies)
+        for (const key of r.keys ?? []) this.record(key, Number(r.text.slice(0, 3)));
       let wire = replies.map((r) => `${r.text}\r\n`).join('');
       const first = replies[0]!.text;
-      if (f === 'multiline') wire = `${first.slice(0, 3)}-first line of ${first.slice(4)}\r\n${wire}`;
+      if (f === 'multiline')
+        wire = `${first.slice(0, 3)}-first line of ${first.slice(4)}\r\n${wire}`;
       if (f === 'duplicate') {
         honest = true;
         wire += wire;
       }
       if (f === 'garbage') wire = `this is no reply\r\n${wire}`;
-      queue = queue.then(() => new Promise<void>((resolve) => {
-        const out = () => {
-          if (f === 'split' && wire.length > 2) {
-            write(wire.slice(0, 2));
-            this.later(3, () => {
-              write(wire.slice(2));
+      queue = queue.then(
+        () =>
+          new Promise<void>((resolve) => {
+            const out = () => {
+              if (f === 'split' && wire.length > 2) {
+                write(wire.slice(0, 2));
+                this.later(3, () => {
+                  write(wire.slice(2));
+                  resolve();
+                });
+                return;
+              }
+              write(wire);
               resolve();
-            });
-            return;
-          }
-          write(wire);
-          resolve();
-        };
-        if (f === 'delay') this.later(20, out);
-        else out();
-      }));
+            };
+            if (f === 'delay') this.later(20, out);
+            else out();
+          }),
+      );
     };
     const send = (text: string, keys: readonly string[] = []): void => sendAll([{ text, keys }]);
 
@@ -163,8 +194,12 @@ class ModelMailServer extends LoopbackPeer {
 
     const endData = (wire: Buffer) => {
       const text = wire.toString('latin1');
-      if (/\r(?!\n)|(?<!\r)\n/.test(text)) this.ledger.wireFaults.push(`bare CR or LF in the data of ${sender(k!)}`);
-      if (/(^|\r\n)\.(?!\.)/.test(text)) this.ledger.wireFaults.push(`a line with a single leading dot in the data of ${sender(k!)}`);
+      if (/\r(?!\n)|(?<!\r)\n/.test(text))
+        this.ledger.wireFaults.push(`bare CR or LF in the data of ${sender(k!)}`);
+      if (/(^|\r\n)\.(?!\.)/.test(text))
+        this.ledger.wireFaults.push(
+          `a line with a single leading dot in the data of ${sender(k!)}`,
+        );
       const m = p.messages[k!]!;
       const replies = p.lmtp ? accepted : accepted.slice(0, 1);
       const lines = replies.map((addr, i) => {
@@ -173,7 +208,10 @@ class ModelMailServer extends LoopbackPeer {
         // SMTP: one reply for every accepted recipient.
         const who = p.lmtp ? [addr] : accepted;
         if (c < 300) for (const a of who) this.ledger.taken.add(`${k} ${a}`);
-        return { text: p.lmtp ? `${c} dot for rcpt r${j} of ${sender(k!)}` : `${c} dot for ${sender(k!)}`, keys: who.map((a) => `${k} ${a}`) };
+        return {
+          text: p.lmtp ? `${c} dot for rcpt r${j} of ${sender(k!)}` : `${c} dot for ${sender(k!)}`,
+          keys: who.map((a) => `${k} ${a}`),
+        };
       });
       // LMTP's replies after the dot leave together (the limit of what a client can check: see
       // docs/odmr.md "Replies that do not pair up").
@@ -202,7 +240,12 @@ class ModelMailServer extends LoopbackPeer {
         buffer = buffer.subarray(lf + 1);
         const verb = line.split(' ')[0]!.toUpperCase();
         if (verb === (p.lmtp ? 'LHLO' : 'EHLO')) {
-          const ext = ['mx.customer.test', ...(p.pipelining ? ['PIPELINING'] : []), '8BITMIME', 'ENHANCEDSTATUSCODES'];
+          const ext = [
+            'mx.customer.test',
+            ...(p.pipelining ? ['PIPELINING'] : []),
+            '8BITMIME',
+            'ENHANCEDSTATUSCODES',
+          ];
           send(ext.map((l, i) => `250${i === ext.length - 1 ? ' ' : '-'}${l}`).join('\r\n'));
         } else if (verb === 'MAIL') {
           const n = Number(/^MAIL FROM:<m(\d+)@/i.exec(line)?.[1] ?? NaN);
@@ -256,13 +299,26 @@ class ModelMailServer extends LoopbackPeer {
 
 /** Where each message is: still waiting, delivered/ or failed/ (ids, sorted). */
 async function where(root: string, target: string) {
-  const list = async (dir: string) => (await readdir(join(root, target, dir)).catch(() => [] as string[])).filter((f) => f.endsWith('.eml')).map((f) => f.slice(0, -4)).sort();
-  return { waiting: await list('.'), delivered: await list('delivered'), failed: await list('failed') };
+  const list = async (dir: string) =>
+    (await readdir(join(root, target, dir)).catch(() => [] as string[]))
+      .filter((f) => f.endsWith('.eml'))
+      .map((f) => f.slice(0, -4))
+      .sort();
+  return {
+    waiting: await list('.'),
+    delivered: await list('delivered'),
+    failed: await list('failed'),
+  };
 }
 
 async function oneCase(p: Plan): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'dequeue-deliver-prop-'));
-  const stored = p.messages.map((m, k) => message(k + 1, { from: sender(k), to: Array.from({ length: m.recipients }, (_, j) => recipient(k, j)) }));
+  const stored = p.messages.map((m, k) =>
+    message(k + 1, {
+      from: sender(k),
+      to: Array.from({ length: m.recipients }, (_, j) => recipient(k, j)),
+    }),
+  );
   await store(createMailDirSink(root), 'odmr', stored);
   const server = await new ModelMailServer(p).start();
   const leftovers = watchLeftovers();
@@ -271,36 +327,67 @@ async function oneCase(p: Plan): Promise<void> {
   process.on('unhandledRejection', onUnhandled);
   try {
     const started = Date.now();
-    const reports: MessageReport[] = await deliverStored({}, {
-      store: new MailDirStore(root),
-      destination: parseDestination(`${p.lmtp ? 'lmtp' : 'smtp'}://127.0.0.1:${server.port}`),
-      helloName: 'dequeue.test',
-      transcript: { line: () => undefined },
-      timeouts: { connect: 1_000, greeting: REPLY_TIMEOUT_MS, command: REPLY_TIMEOUT_MS, dataStart: REPLY_TIMEOUT_MS, dataBlock: REPLY_TIMEOUT_MS, finalDot: REPLY_TIMEOUT_MS, quit: REPLY_TIMEOUT_MS },
-    });
+    const reports: MessageReport[] = await deliverStored(
+      {},
+      {
+        store: new MailDirStore(root),
+        destination: parseDestination(`${p.lmtp ? 'lmtp' : 'smtp'}://127.0.0.1:${server.port}`),
+        helloName: 'dequeue.test',
+        transcript: { line: () => undefined },
+        timeouts: {
+          connect: 1_000,
+          greeting: REPLY_TIMEOUT_MS,
+          command: REPLY_TIMEOUT_MS,
+          dataStart: REPLY_TIMEOUT_MS,
+          dataBlock: REPLY_TIMEOUT_MS,
+          finalDot: REPLY_TIMEOUT_MS,
+          quit: REPLY_TIMEOUT_MS,
+        },
+      },
+    );
     expect(Date.now() - started).toBeLessThan(RUN_BOUND_MS);
     expect(reports.map((r) => r.message)).toEqual(stored.map((s) => s.id));
 
     // Nothing lost: each message in exactly one place, the one its report names.
     const places = await where(root, 'odmr');
     for (const [k, r] of reports.entries()) {
-      const place = r.outcome === 'delivered' ? 'delivered' : r.outcome === 'failed' ? 'failed' : 'waiting';
-      const found = (['waiting', 'delivered', 'failed'] as const).filter((w) => places[w].includes(r.message));
+      const place =
+        r.outcome === 'delivered' ? 'delivered' : r.outcome === 'failed' ? 'failed' : 'waiting';
+      const found = (['waiting', 'delivered', 'failed'] as const).filter((w) =>
+        places[w].includes(r.message),
+      );
       expect({ message: k, found }).toEqual({ message: k, found: [place] });
       if (r.outcome === 'delivered') {
-        for (const a of r.recipients) expect({ taken: server.ledger.taken.has(`${k} ${a.address}`), a }).toMatchObject({ taken: true });
+        for (const a of r.recipients)
+          expect({ taken: server.ledger.taken.has(`${k} ${a.address}`), a }).toMatchObject({
+            taken: true,
+          });
       }
       // Every code shown is what the server sent for this message's own command.
       for (const a of r.recipients) {
         if (a.code === null) continue;
-        const own = [...(server.ledger.sent.get(`${k} ${a.address}`) ?? []), ...(server.ledger.sent.get(`${k}`) ?? [])];
-        expect({ k, address: a.address, code: a.code, own }).toEqual({ k, address: a.address, code: a.code, own: expect.arrayContaining([a.code]) });
+        const own = [
+          ...(server.ledger.sent.get(`${k} ${a.address}`) ?? []),
+          ...(server.ledger.sent.get(`${k}`) ?? []),
+        ];
+        expect({ k, address: a.address, code: a.code, own }).toEqual({
+          k,
+          address: a.address,
+          code: a.code,
+          own: expect.arrayContaining([a.code]),
+        });
         expect(a.text).toContain(sender(k));
         // A reply that names a recipient names this one.
         const named = / rcpt (r\d+) of /.exec(a.text ?? '')?.[1];
-        if (named) expect({ k, address: a.address, named }).toEqual({ k, address: a.address, named: a.address.split('.')[0] });
+        if (named)
+          expect({ k, address: a.address, named }).toEqual({
+            k,
+            address: a.address,
+            named: a.address.split('.')[0],
+          });
       }
-      if (r.outcome === 'failed') expect(r.recipients.some((a) => a.code !== null && a.code >= 500)).toBe(true);
+      if (r.outcome === 'failed')
+        expect(r.recipients.some((a) => a.code !== null && a.code >= 500)).toBe(true);
     }
     expect(server.ledger.wireFaults).toEqual([]);
   } finally {
@@ -315,6 +402,9 @@ async function oneCase(p: Plan): Promise<void> {
 
 describe('dequeue deliver against a hostile mail server', () => {
   it('one report per message in bound, nothing lost, delivered only what the server took, no reply on the wrong command, a canonical wire', async () => {
-    await checkProperty('deliver vs hostile mail server', fc.asyncProperty(plan, oneCase), { ci: 80, fuzzShare: 0.1 });
+    await checkProperty('deliver vs hostile mail server', fc.asyncProperty(plan, oneCase), {
+      ci: 80,
+      fuzzShare: 0.1,
+    });
   }, 150_000);
 });

@@ -8,7 +8,10 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
-import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../../peers/scripted-mail-server';
+import {
+  ScriptedMailServer,
+  type ScriptedMailServerOptions,
+} from '../../../peers/scripted-mail-server';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
 import { cli, message, store, type StoredMessage } from './stored-mail';
 
@@ -33,7 +36,8 @@ async function server(options: ScriptedMailServerOptions = {}) {
 const ls = async (path: string) => (await readdir(path).catch(() => [] as string[])).sort();
 /** The ids of the messages still undelivered, in delivered/ and in failed/. */
 async function where(root: string, target = 'odmr') {
-  const ids = (names: string[]) => names.filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4));
+  const ids = (names: string[]) =>
+    names.filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4));
   return {
     waiting: ids(await ls(join(root, target))),
     delivered: ids(await ls(join(root, target, 'delivered'))),
@@ -52,14 +56,27 @@ describe('dequeue deliver from a mail directory', () => {
     ];
     const root = await mailDir(messages);
     const mx = await server();
-    const out = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const out = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(out.status).toBe(0);
-    expect(out.json).toEqual(messages.map((m) => ({
-      message: m.id, target: 'odmr', outcome: 'delivered',
-      recipients: m.rcptTo.map((address) => ({ address, code: 250, text: '2.0.0 Ok: queued' })),
-      error: null,
-    })));
-    expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(messages.map((m) => [m.mailFrom, m.rcptTo, m.messageId]));
+    expect(out.json).toEqual(
+      messages.map((m) => ({
+        message: m.id,
+        target: 'odmr',
+        outcome: 'delivered',
+        recipients: m.rcptTo.map((address) => ({ address, code: 250, text: '2.0.0 Ok: queued' })),
+        error: null,
+      })),
+    );
+    expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(
+      messages.map((m) => [m.mailFrom, m.rcptTo, m.messageId]),
+    );
     // BODY=8BITMIME as stored, SIZE as the server offers it (RFC 1870): the stored size, an
     // estimate (the text's bare LF goes out as CRLF, one byte more).
     expect(mx.lines).toContain(`MAIL FROM:<> BODY=8BITMIME SIZE=${messages[1]!.text.length}`);
@@ -70,12 +87,25 @@ describe('dequeue deliver from a mail directory', () => {
       expect(/\r(?!\n)|(?<!\r)\n/.test(wire)).toBe(false);
       expect(wire).toContain('\r\n..\r\n...two\r\n..leading\r\nbare LF\r\n..after it\r\n');
     }
-    expect(await where(root)).toEqual({ waiting: [], delivered: messages.map((m) => m.id), failed: [] });
+    expect(await where(root)).toEqual({
+      waiting: [],
+      delivered: messages.map((m) => m.id),
+      failed: [],
+    });
     expect(await ls(join(root, 'odmr'))).toEqual(['delivered']);
-    expect(await ls(join(root, 'odmr', 'delivered'))).toEqual(messages.flatMap((m) => [`${m.id}.eml`, `${m.id}.json`]));
+    expect(await ls(join(root, 'odmr', 'delivered'))).toEqual(
+      messages.flatMap((m) => [`${m.id}.eml`, `${m.id}.json`]),
+    );
 
     // Nothing left: a second run delivers nothing again.
-    const again = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const again = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(again).toMatchObject({ status: 0, json: [] });
     expect(mx.accepted).toHaveLength(3);
   });
@@ -89,46 +119,89 @@ describe('dequeue deliver from a mail directory', () => {
     const path = join(root, 'odmr', `${small.id}.eml`);
     await writeFile(path, Buffer.concat([await readFile(path), extra]));
     const mx = await server();
-    const out = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const out = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(out.status).toBe(0);
     expect(out.json.map((r) => r.outcome)).toEqual(['delivered', 'delivered']);
     const canonical = (b: Buffer) => b.toString('latin1').replace(/\r?\n/g, '\r\n');
     expect(mx.accepted[0]!.text.toString('latin1').endsWith(canonical(large.text))).toBe(true);
-    expect(mx.accepted[1]!.text.toString('latin1').endsWith(canonical(Buffer.concat([small.text, extra])))).toBe(true);
+    expect(
+      mx.accepted[1]!.text.toString('latin1').endsWith(
+        canonical(Buffer.concat([small.text, extra])),
+      ),
+    ).toBe(true);
   });
 
   it('250, 451 and 550 for three recipients: kept with the 451 one waiting; the next run sends only to it, then failed/ with the replies', async () => {
-    const m = message(1, { to: ['ok@customer.test', 'later@customer.test', 'nobody@customer.test'] });
+    const m = message(1, {
+      to: ['ok@customer.test', 'later@customer.test', 'nobody@customer.test'],
+    });
     const root = await mailDir([m]);
     let laterReply = '451 4.2.0 mailbox busy, try later';
     const mx = await server({
       extensions: ['8BITMIME'], // no PIPELINING: one command at a time
-      rcpt: (a) => (a.startsWith('nobody') ? '550 5.1.1 no such user' : a.startsWith('later') ? laterReply : '250 2.1.5 Ok'),
+      rcpt: (a) =>
+        a.startsWith('nobody')
+          ? '550 5.1.1 no such user'
+          : a.startsWith('later')
+            ? laterReply
+            : '250 2.1.5 Ok',
     });
-    const first = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const first = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(first.status).toBe(1);
-    expect(first.json).toEqual([{
-      message: m.id, target: 'odmr', outcome: 'deferred',
-      recipients: [
-        { address: 'ok@customer.test', code: 250, text: '2.0.0 Ok: queued' },
-        { address: 'later@customer.test', code: 451, text: '4.2.0 mailbox busy, try later' },
-        { address: 'nobody@customer.test', code: 550, text: '5.1.1 no such user' },
-      ],
-      error: expect.any(String),
-    }]);
+    expect(first.json).toEqual([
+      {
+        message: m.id,
+        target: 'odmr',
+        outcome: 'deferred',
+        recipients: [
+          { address: 'ok@customer.test', code: 250, text: '2.0.0 Ok: queued' },
+          { address: 'later@customer.test', code: 451, text: '4.2.0 mailbox busy, try later' },
+          { address: 'nobody@customer.test', code: 550, text: '5.1.1 no such user' },
+        ],
+        error: expect.any(String),
+      },
+    ]);
     expect(mx.accepted.map((a) => a.rcptTo)).toEqual([['ok@customer.test']]);
     expect(await where(root)).toEqual({ waiting: [m.id], delivered: [], failed: [] });
 
     laterReply = '250 2.1.5 Ok';
-    const second = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const second = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(second.status).toBe(1);
-    expect(second.json).toMatchObject([{ outcome: 'failed', recipients: [{ code: 250 }, { code: 250 }, { code: 550 }] }]);
+    expect(second.json).toMatchObject([
+      { outcome: 'failed', recipients: [{ code: 250 }, { code: 250 }, { code: 550 }] },
+    ]);
     expect(second.stderr).toMatch(/FAILED: refused for good for <nobody@customer\.test> \(550\)/);
     // ok@ got it once, later@ once; nobody@ was not tried again.
-    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([['ok@customer.test'], ['later@customer.test']]);
+    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([
+      ['ok@customer.test'],
+      ['later@customer.test'],
+    ]);
     expect(mx.lines.filter((l) => l.startsWith('RCPT TO:<nobody'))).toHaveLength(1);
     expect(await where(root)).toEqual({ waiting: [], delivered: [], failed: [m.id] });
-    const replies = JSON.parse(await readFile(join(root, 'odmr', 'failed', `${m.id}.replies.json`), 'utf8'));
+    const replies = JSON.parse(
+      await readFile(join(root, 'odmr', 'failed', `${m.id}.replies.json`), 'utf8'),
+    );
     expect(replies.recipients).toEqual([
       { address: 'ok@customer.test', code: 250, text: '2.0.0 Ok: queued' },
       { address: 'later@customer.test', code: 250, text: '2.0.0 Ok: queued' },
@@ -140,19 +213,50 @@ describe('dequeue deliver from a mail directory', () => {
     const messages = [message(1), message(2, { bodyBytes: 200_000 }), message(3)];
     const root = await mailDir(messages);
     const cutting = await server({ cutInData: { message: 1, afterBytes: 50_000 } });
-    const first = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${cutting.port}`, '--json']);
+    const first = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${cutting.port}`,
+      '--json',
+    ]);
     expect(first.status).toBe(1);
     expect(first.json.map((r) => r.outcome)).toEqual(['delivered', 'deferred', 'delivered']);
-    expect(first.json[1].recipients).toEqual([{ address: 'user2@customer.test', code: null, text: expect.stringMatching(/closed the connection|ECONNRESET|EPIPE/) }]);
-    expect(cutting.accepted.map((a) => messageIdOf(a.text))).toEqual([messages[0]!.messageId, messages[2]!.messageId]);
+    expect(first.json[1].recipients).toEqual([
+      {
+        address: 'user2@customer.test',
+        code: null,
+        text: expect.stringMatching(/closed the connection|ECONNRESET|EPIPE/),
+      },
+    ]);
+    expect(cutting.accepted.map((a) => messageIdOf(a.text))).toEqual([
+      messages[0]!.messageId,
+      messages[2]!.messageId,
+    ]);
     expect(cutting.connections).toBe(2); // reconnected for the third
-    expect(await where(root)).toEqual({ waiting: [messages[1]!.id], delivered: [messages[0]!.id, messages[2]!.id], failed: [] });
+    expect(await where(root)).toEqual({
+      waiting: [messages[1]!.id],
+      delivered: [messages[0]!.id, messages[2]!.id],
+      failed: [],
+    });
 
     const mx = await server();
-    const second = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const second = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(second.status).toBe(0);
     expect(mx.accepted.map((a) => messageIdOf(a.text))).toEqual([messages[1]!.messageId]);
-    expect(await where(root)).toEqual({ waiting: [], delivered: messages.map((m) => m.id), failed: [] });
+    expect(await where(root)).toEqual({
+      waiting: [],
+      delivered: messages.map((m) => m.id),
+      failed: [],
+    });
   });
 
   it('a server that is down: every message deferred, none moved, exit 1', async () => {
@@ -160,19 +264,41 @@ describe('dequeue deliver from a mail directory', () => {
     const root = await mailDir(messages);
     const out = await cli(['deliver', '--mail-dir', root, '--to', 'smtp://127.0.0.1:1', '--json']);
     expect(out.status).toBe(1);
-    expect(out.json.map((r) => [r.outcome, r.error])).toEqual(messages.map(() => ['deferred', expect.stringMatching(/cannot connect to 127\.0\.0\.1:1/)]));
-    expect(await where(root)).toEqual({ waiting: messages.map((m) => m.id), delivered: [], failed: [] });
+    expect(out.json.map((r) => [r.outcome, r.error])).toEqual(
+      messages.map(() => ['deferred', expect.stringMatching(/cannot connect to 127\.0\.0\.1:1/)]),
+    );
+    expect(await where(root)).toEqual({
+      waiting: messages.map((m) => m.id),
+      delivered: [],
+      failed: [],
+    });
   });
 
   it('a message refused for all its recipients goes to failed/, and the rest of the run goes on', async () => {
     const messages = [message(1), message(2), message(3)];
     const root = await mailDir(messages);
-    const mx = await server({ mail: (from) => (from === 'sender2@origin.test' ? '550 5.7.1 sender rejected' : '250 2.1.0 Ok') });
-    const out = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const mx = await server({
+      mail: (from) =>
+        from === 'sender2@origin.test' ? '550 5.7.1 sender rejected' : '250 2.1.0 Ok',
+    });
+    const out = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(out.status).toBe(1);
     expect(out.json.map((r) => r.outcome)).toEqual(['delivered', 'failed', 'delivered']);
-    expect(out.json[1].recipients).toEqual([{ address: 'user2@customer.test', code: 550, text: '5.7.1 sender rejected' }]);
-    expect(await where(root)).toEqual({ waiting: [], delivered: [messages[0]!.id, messages[2]!.id], failed: [messages[1]!.id] });
+    expect(out.json[1].recipients).toEqual([
+      { address: 'user2@customer.test', code: 550, text: '5.7.1 sender rejected' },
+    ]);
+    expect(await where(root)).toEqual({
+      waiting: [],
+      delivered: [messages[0]!.id, messages[2]!.id],
+      failed: [messages[1]!.id],
+    });
   });
 
   it('LMTP over a unix socket: one reply per recipient after the final dot (RFC 2033 4.2)', async () => {
@@ -182,19 +308,26 @@ describe('dequeue deliver from a mail directory', () => {
     const lmtp = await server({
       lmtp: true,
       socketPath,
-      final: (a) => (a.startsWith('two') ? '452 4.2.2 mailbox full' : a.startsWith('three') ? '550 5.1.1 unknown user' : '250 2.0.0 delivered'),
+      final: (a) =>
+        a.startsWith('two')
+          ? '452 4.2.2 mailbox full'
+          : a.startsWith('three')
+            ? '550 5.1.1 unknown user'
+            : '250 2.0.0 delivered',
     });
     const out = await cli(['deliver', '--mail-dir', root, '--to', `lmtp:${socketPath}`, '--json']);
     expect(out.status).toBe(1);
     expect(lmtp.lines[0]).toMatch(/^LHLO /);
-    expect(out.json).toMatchObject([{
-      outcome: 'deferred',
-      recipients: [
-        { address: 'one@customer.test', code: 250 },
-        { address: 'two@customer.test', code: 452, text: '4.2.2 mailbox full' },
-        { address: 'three@customer.test', code: 550 },
-      ],
-    }]);
+    expect(out.json).toMatchObject([
+      {
+        outcome: 'deferred',
+        recipients: [
+          { address: 'one@customer.test', code: 250 },
+          { address: 'two@customer.test', code: 452, text: '4.2.2 mailbox full' },
+          { address: 'three@customer.test', code: 550 },
+        ],
+      },
+    ]);
     expect(lmtp.accepted.map((a) => a.rcptTo)).toEqual([['one@customer.test']]);
     expect(await where(root)).toEqual({ waiting: [m.id], delivered: [], failed: [] });
   });
@@ -212,12 +345,22 @@ describe('dequeue deliver from a mail directory', () => {
     expect(await where(root)).toMatchObject({ waiting: [], failed: [] });
   });
 
-  it('a lock left by a crashed run is broken; a live run\'s lock is respected, and said once', async () => {
+  it("a lock left by a crashed run is broken; a live run's lock is respected, and said once", async () => {
     const host = (await import('node:os')).hostname();
     const crashed = await mailDir([message(1), message(2)]);
-    await writeFile(join(crashed, 'odmr', '.deliver.lock'), JSON.stringify({ pid: 2 ** 22 + 17, host, nonce: 'x', since: '2026-11-30T09:00:00.000Z' }));
+    await writeFile(
+      join(crashed, 'odmr', '.deliver.lock'),
+      JSON.stringify({ pid: 2 ** 22 + 17, host, nonce: 'x', since: '2026-11-30T09:00:00.000Z' }),
+    );
     const mx = await server();
-    const out = await cli(['deliver', '--mail-dir', crashed, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    const out = await cli([
+      'deliver',
+      '--mail-dir',
+      crashed,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(out.status).toBe(0);
     expect(out.json).toHaveLength(2);
     expect(await where(crashed)).toMatchObject({ waiting: [], failed: [] });
@@ -225,8 +368,18 @@ describe('dequeue deliver from a mail directory', () => {
     expect((await readdir(join(crashed, 'odmr'))).filter((f) => f.includes('lock'))).toEqual([]);
 
     const live = await mailDir([message(3), message(4)]);
-    await writeFile(join(live, 'odmr', '.deliver.lock'), JSON.stringify({ pid: process.pid, host, nonce: 'y', since: '2026-11-30T09:00:00.000Z' }));
-    const left = await cli(['deliver', '--mail-dir', live, '--to', `smtp://127.0.0.1:${mx.port}`, '--json']);
+    await writeFile(
+      join(live, 'odmr', '.deliver.lock'),
+      JSON.stringify({ pid: process.pid, host, nonce: 'y', since: '2026-11-30T09:00:00.000Z' }),
+    );
+    const left = await cli([
+      'deliver',
+      '--mail-dir',
+      live,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--json',
+    ]);
     expect(left.status).toBe(0);
     expect(left.json).toEqual([]);
     expect(left.stderr.match(/being delivered by another run/g)).toHaveLength(1);
@@ -238,20 +391,36 @@ describe('dequeue deliver from a mail directory', () => {
   it('--dry-run lists what would go and connects to nothing', async () => {
     const root = await mailDir([message(1)]);
     const mx = await server();
-    const out = await cli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--dry-run', '--json']);
+    const out = await cli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `smtp://127.0.0.1:${mx.port}`,
+      '--dry-run',
+      '--json',
+    ]);
     expect(out.status).toBe(0);
-    expect(out.json).toMatchObject([{ outcome: 'pending', recipients: [{ address: 'user1@customer.test', code: null }] }]);
+    expect(out.json).toMatchObject([
+      { outcome: 'pending', recipients: [{ address: 'user1@customer.test', code: null }] },
+    ]);
     expect(mx.connections).toBe(0);
     expect((await where(root)).waiting).toHaveLength(1);
   });
 
   it.each([
     [['deliver', '--to', 'smtp://127.0.0.1'], /exactly one of --mail-dir/],
-    [['deliver', '--mail-dir', '/tmp', '--bucket', 'b', '--to', 'smtp://x'], /exactly one of --mail-dir/],
+    [
+      ['deliver', '--mail-dir', '/tmp', '--bucket', 'b', '--to', 'smtp://x'],
+      /exactly one of --mail-dir/,
+    ],
     [['deliver', '--mail-dir', '/tmp'], /--to URL is required/],
     [['deliver', '--mail-dir', '/tmp', '--to', 'http://x'], /smtp, smtps or lmtp/],
     [['deliver', '--mail-dir', '/tmp', '--to', 'lmtp://host'], /needs a port/],
-    [['deliver', '--mail-dir', '/nonexistent/dequeue', '--to', 'smtp://127.0.0.1:1'], /cannot deliver from there \(ENOENT\)/],
+    [
+      ['deliver', '--mail-dir', '/nonexistent/dequeue', '--to', 'smtp://127.0.0.1:1'],
+      /cannot deliver from there \(ENOENT\)/,
+    ],
   ])('usage errors exit 2: %j', async (argv, message) => {
     const out = await cli(argv);
     expect(out.status).toBe(2);

@@ -4,9 +4,17 @@
  * inside a describeWithMotoServer. Each test starts with an empty bucket; the scripted mail servers
  * it starts with server() are stopped after it.
  */
-import { CreateBucketCommand, ListObjectsV2Command, PutBucketVersioningCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  ListObjectsV2Command,
+  PutBucketVersioningCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import { ScriptedMailServer, type ScriptedMailServerOptions } from '../../../peers/scripted-mail-server';
+import {
+  ScriptedMailServer,
+  type ScriptedMailServerOptions,
+} from '../../../peers/scripted-mail-server';
 import { startMotoServer, type MotoServer } from '../../servers/moto-server';
 
 export const BUCKET = 'dequeue-mail';
@@ -27,7 +35,12 @@ export function mailBucket() {
   beforeEach(async () => {
     await moto.reset();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    await s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
+    await s3.send(
+      new PutBucketVersioningCommand({
+        Bucket: BUCKET,
+        VersioningConfiguration: { Status: 'Enabled' },
+      }),
+    );
   });
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -38,7 +51,10 @@ export function mailBucket() {
       return s3;
     },
     /** Every key in the bucket, sorted. */
-    keys: async (): Promise<string[]> => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key!).sort(),
+    keys: async (): Promise<string[]> =>
+      ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? [])
+        .map((o) => o.Key!)
+        .sort(),
     /** A scripted mail server, stopped after the current test. */
     async server(options: ScriptedMailServerOptions = {}): Promise<ScriptedMailServer> {
       const s = await new ScriptedMailServer(options).start();

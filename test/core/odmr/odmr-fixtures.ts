@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTarget, type Target } from '../../../lambda/core/config';
 import { DequeueError } from '../../../lambda/core/errors';
-import type { Credentials, MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../../../lambda/core/ports';
+import type {
+  Credentials,
+  MailEnvelope,
+  MailSink,
+  MessageDraft,
+  StoredMessage,
+} from '../../../lambda/core/ports';
 import { ACCOUNT, type HeldMessage } from '../../../peers/atrn-provider';
 
 export const credentials: Credentials = {
@@ -21,7 +27,16 @@ export const credentials: Credentials = {
 
 export function atrnTarget(port: number, fields: Record<string, unknown> = {}): Target {
   return parseTarget(
-    { name: 'odmr-test', host: '127.0.0.1', port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 10, ...fields },
+    {
+      name: 'odmr-test',
+      host: '127.0.0.1',
+      port,
+      tls: 'none',
+      auth: { secretId: 'odmr' },
+      command: 'ATRN',
+      timeoutSeconds: 10,
+      ...fields,
+    },
     'test',
   );
 }
@@ -33,8 +48,11 @@ export function atrnTarget(port: number, fields: Record<string, unknown> = {}): 
  */
 export function heldMessage(n: number, bodyBytes = 2048): HeldMessage {
   const head = `Message-ID: <${n}@provider.test>\r\nSubject: held message ${n}\r\n\r\n`;
-  const tricky = '.\r\n..\r\n.leading dot\r\nCR alone\r here\r\nbare LF\n.after bare LF\r\nsmuggling?\n.\r\nMAIL FROM:<ceo@customer.test>\r\n\xe9t\xe9 8-bit\r\n';
-  const filler = randomBytes(Math.max(0, bodyBytes)).toString('base64').replace(/(.{76})/g, '$1\r\n');
+  const tricky =
+    '.\r\n..\r\n.leading dot\r\nCR alone\r here\r\nbare LF\n.after bare LF\r\nsmuggling?\n.\r\nMAIL FROM:<ceo@customer.test>\r\n\xe9t\xe9 8-bit\r\n';
+  const filler = randomBytes(Math.max(0, bodyBytes))
+    .toString('base64')
+    .replace(/(.{76})/g, '$1\r\n');
   return {
     from: `sender${n}@origin.test`,
     to: [`user${n}@customer.test`, `other${n}@customer.test`],
@@ -42,7 +60,9 @@ export function heldMessage(n: number, bodyBytes = 2048): HeldMessage {
   };
 }
 
-export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
+export async function tempDir(
+  prefix: string,
+): Promise<{ path: string; remove: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
@@ -54,7 +74,10 @@ export interface StoredFile {
 }
 
 /** What a reader of the mail directory sees: every `.eml` with its `.json`, and any other names. */
-export async function readMailDir(root: string, target = 'odmr-test'): Promise<{ stored: StoredFile[]; others: string[] }> {
+export async function readMailDir(
+  root: string,
+  target = 'odmr-test',
+): Promise<{ stored: StoredFile[]; others: string[] }> {
   const dir = join(root, target);
   const names = await readdir(dir).catch(() => [] as string[]);
   const stored: StoredFile[] = [];
@@ -89,12 +112,16 @@ export function providerBytes(file: StoredFile): Buffer {
 }
 
 /** A sink that fails as told, wrapping a real one. */
-export function failingSink(inner: MailSink, fail: { atMessage: number; when: 'begin' | 'write' | 'commit'; kind?: 'temporary' | 'permanent' }): MailSink {
+export function failingSink(
+  inner: MailSink,
+  fail: { atMessage: number; when: 'begin' | 'write' | 'commit'; kind?: 'temporary' | 'permanent' },
+): MailSink {
   let count = 0;
   return {
     async begin(envelope: MailEnvelope): Promise<MessageDraft> {
       const n = ++count;
-      const boom = () => new DequeueError(fail.kind ?? 'temporary', `injected sink failure on message ${n}`);
+      const boom = () =>
+        new DequeueError(fail.kind ?? 'temporary', `injected sink failure on message ${n}`);
       if (n === fail.atMessage && fail.when === 'begin') throw boom();
       const draft = await inner.begin(envelope);
       if (n !== fail.atMessage) return draft;
@@ -121,7 +148,9 @@ const pairedSockets: Socket[] = [];
  * Two ends of one loopback connection: ours (the customer) and the provider's. `noDelay` turns
  * Nagle off on the provider's end, so each of its writes leaves at once.
  */
-export async function socketPair(options: { noDelay?: boolean } = {}): Promise<{ ours: Socket; theirs: Socket }> {
+export async function socketPair(
+  options: { noDelay?: boolean } = {},
+): Promise<{ ours: Socket; theirs: Socket }> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const accepted = new Promise<Socket>((r) => server.once('connection', r));

@@ -23,8 +23,13 @@ const memorySink: MailSink = {
 
 function turn(socket: Socket): ReversedTurn {
   return {
-    socket, pending: Buffer.alloc(0), target: atrnTarget(25), provider: '127.0.0.1:25',
-    deadline: Date.now() + 30_000, helloName: 'mx.customer.test', transcript: { line: () => undefined },
+    socket,
+    pending: Buffer.alloc(0),
+    target: atrnTarget(25),
+    provider: '127.0.0.1:25',
+    deadline: Date.now() + 30_000,
+    helloName: 'mx.customer.test',
+    transcript: { line: () => undefined },
   };
 }
 

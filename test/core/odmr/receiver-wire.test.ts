@@ -36,9 +36,19 @@ const memorySink = (): MailSink & { messages: Buffer[]; envelopes: MailEnvelope[
   };
 };
 
-function turn(socket: Socket, pending: string, deadline: number, lines: string[] = []): ReversedTurn {
+function turn(
+  socket: Socket,
+  pending: string,
+  deadline: number,
+  lines: string[] = [],
+): ReversedTurn {
   return {
-    socket, pending: Buffer.from(pending), target: atrnTarget(25), provider: '127.0.0.1:25', deadline, helloName: 'mx.customer.test',
+    socket,
+    pending: Buffer.from(pending),
+    target: atrnTarget(25),
+    provider: '127.0.0.1:25',
+    deadline,
+    helloName: 'mx.customer.test',
     transcript: { line: (_t, d, text) => lines.push(`${d} ${text}`) },
   };
 }
@@ -49,14 +59,24 @@ describe('the turn itself', () => {
     const sink = memorySink();
     const replies: string[] = [];
     theirs.on('data', (c: Buffer) => replies.push(...c.toString().split('\r\n').filter(Boolean)));
-    const served = createMailReceiver(sink)(turn(ours, 'EHLO early.test\r\nMAIL FROM:<a@b.test>\r\n', Number.POSITIVE_INFINITY));
+    const served = createMailReceiver(sink)(
+      turn(ours, 'EHLO early.test\r\nMAIL FROM:<a@b.test>\r\n', Number.POSITIVE_INFINITY),
+    );
     theirs.write('RCPT TO:<c@d.test>\r\nDATA\r\n');
     await new Promise((r) => setTimeout(r, 50));
     theirs.write('Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n');
     const outcome = await served;
     expect(outcome).toEqual({ stored: 1, error: null });
     expect(replies[0]).toMatch(/^220 /);
-    expect(replies.filter((r) => /^\d{3} /.test(r)).map((r) => r.slice(0, 3))).toEqual(['220', '250', '250', '250', '354', '250', '221']);
+    expect(replies.filter((r) => /^\d{3} /.test(r)).map((r) => r.slice(0, 3))).toEqual([
+      '220',
+      '250',
+      '250',
+      '250',
+      '354',
+      '250',
+      '221',
+    ]);
     expect(sink.messages[0]!.toString()).toMatch(/\r\nSubject: x\r\n\r\nhi\r\n$/);
   });
 
@@ -71,7 +91,9 @@ describe('the turn itself', () => {
 });
 
 /** A whole session from what the provider sends at once after our greeting; its final replies. */
-async function session(input: string): Promise<{ replies: string[]; sink: ReturnType<typeof memorySink> }> {
+async function session(
+  input: string,
+): Promise<{ replies: string[]; sink: ReturnType<typeof memorySink> }> {
   const { ours, theirs } = await socketPair();
   const sink = memorySink();
   let text = '';
@@ -83,16 +105,34 @@ async function session(input: string): Promise<{ replies: string[]; sink: Return
 }
 
 describe('what a provider may say', () => {
-  it.each(['8BitMIME', '8bitmime', '7Bit'])('MAIL FROM with BODY=%s is accepted (the value is case-insensitive, RFC 6152)', async (value) => {
-    const { replies, sink } = await session(`EHLO p.test\r\nMAIL FROM:<a@b.test> BODY=${value}\r\nRCPT TO:<c@d.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n`);
-    expect(replies.map((r) => r.slice(0, 3))).toEqual(['220', '250', '250', '250', '354', '250', '221']);
-    expect(sink.envelopes[0]?.body).toBe(value.toUpperCase());
-  });
+  it.each(['8BitMIME', '8bitmime', '7Bit'])(
+    'MAIL FROM with BODY=%s is accepted (the value is case-insensitive, RFC 6152)',
+    async (value) => {
+      const { replies, sink } = await session(
+        `EHLO p.test\r\nMAIL FROM:<a@b.test> BODY=${value}\r\nRCPT TO:<c@d.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n`,
+      );
+      expect(replies.map((r) => r.slice(0, 3))).toEqual([
+        '220',
+        '250',
+        '250',
+        '250',
+        '354',
+        '250',
+        '221',
+      ]);
+      expect(sink.envelopes[0]?.body).toBe(value.toUpperCase());
+    },
+  );
 });
 
 describe('a reply that can never leave', () => {
   /** `inner`, with a commit that finishes only after the provider has reset the connection. */
-  function resetDuringCommit(inner: MailSink, ours: Socket, theirs: Socket, withdrawable: boolean): MailSink {
+  function resetDuringCommit(
+    inner: MailSink,
+    ours: Socket,
+    theirs: Socket,
+    withdrawable: boolean,
+  ): MailSink {
     const closed = new Promise((r) => ours.once('close', r));
     return {
       async begin(envelope) {
@@ -111,7 +151,8 @@ describe('a reply that can never leave', () => {
       },
     };
   }
-  const message = 'EHLO p.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n';
+  const message =
+    'EHLO p.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n';
 
   it('the provider resets the connection before our 250 to the final dot: the message is withdrawn from the mail directory, not counted (no duplicate)', async () => {
     const { ours, theirs } = await socketPair();
@@ -123,7 +164,9 @@ describe('a reply that can never leave', () => {
       theirs.write(message);
       const outcome = await served;
       expect(outcome.stored).toBe(0);
-      expect(outcome.error?.message).toMatch(/closed before our reply to message \S+ could be sent: withdrawn from the store, the provider keeps it/);
+      expect(outcome.error?.message).toMatch(
+        /closed before our reply to message \S+ could be sent: withdrawn from the store, the provider keeps it/,
+      );
       expect(await readMailDir(tmp.path)).toEqual({ stored: [], others: [] });
     } finally {
       await tmp.remove();
@@ -135,7 +178,9 @@ describe('a reply that can never leave', () => {
     const tmp = await tempDir('dequeue-gone-');
     try {
       const store = resetDuringCommit(createMailDirSink(tmp.path), ours, theirs, true);
-      const served = mailReceiverFor(store, { everyNthCycle: 0, concurrency: 1 })!(turn(ours, '', Number.POSITIVE_INFINITY));
+      const served = mailReceiverFor(store, { everyNthCycle: 0, concurrency: 1 })!(
+        turn(ours, '', Number.POSITIVE_INFINITY),
+      );
       theirs.on('error', () => undefined);
       theirs.write(message);
       const outcome = await served;
@@ -150,12 +195,16 @@ describe('a reply that can never leave', () => {
   it('a sink that cannot take a message back (a relay): not counted, and the result says a duplicate will come', async () => {
     const { ours, theirs } = await socketPair();
     const inner = memorySink();
-    const served = createMailReceiver(resetDuringCommit(inner, ours, theirs, false))(turn(ours, '', Number.POSITIVE_INFINITY));
+    const served = createMailReceiver(resetDuringCommit(inner, ours, theirs, false))(
+      turn(ours, '', Number.POSITIVE_INFINITY),
+    );
     theirs.on('error', () => undefined);
     theirs.write(message);
     const outcome = await served;
     expect(outcome.stored).toBe(0);
-    expect(outcome.error?.message).toMatch(/went to memory but the connection closed before our 250: not counted, and the provider will send it again \(a duplicate\)/);
+    expect(outcome.error?.message).toMatch(
+      /went to memory but the connection closed before our 250: not counted, and the provider will send it again \(a duplicate\)/,
+    );
   });
 });
 
@@ -168,18 +217,25 @@ describe('what could not be cleaned up', () => {
           write: async () => undefined,
           commit: async () => ({ id: 'x', location: 'nowhere', bytes: 0 }),
           abort: async () => {
-            throw new DequeueError('temporary', 'could not be withdrawn: s3://b/k.eml (AccessDenied)');
+            throw new DequeueError(
+              'temporary',
+              'could not be withdrawn: s3://b/k.eml (AccessDenied)',
+            );
           },
         };
       },
     };
     const served = createMailReceiver(sink)(turn(ours, '', Number.POSITIVE_INFINITY));
-    theirs.write('EHLO p.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: x\r\n\r\npartial');
+    theirs.write(
+      'EHLO p.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: x\r\n\r\npartial',
+    );
     await new Promise((r) => setTimeout(r, 50));
     theirs.end();
     const outcome = await served;
     expect(outcome.stored).toBe(0);
-    expect(outcome.error?.message).toMatch(/in the middle of message .*; also: could not be withdrawn: s3:\/\/b\/k\.eml \(AccessDenied\)/);
+    expect(outcome.error?.message).toMatch(
+      /in the middle of message .*; also: could not be withdrawn: s3:\/\/b\/k\.eml \(AccessDenied\)/,
+    );
   });
 });
 
@@ -205,7 +261,10 @@ describe('Alarm', () => {
     const alarm = new Alarm();
     const never = new Promise<never>(() => undefined);
     const soon = alarm.within(never, Date.now() + 50);
-    const later = alarm.within(new Promise((r) => setTimeout(() => r('done'), 120)), Date.now() + 10_000);
+    const later = alarm.within(
+      new Promise((r) => setTimeout(() => r('done'), 120)),
+      Date.now() + 10_000,
+    );
     await expect(soon).rejects.toBeInstanceOf(TimeoutError);
     await expect(later).resolves.toBe('done');
     alarm.stop();

@@ -19,7 +19,12 @@ import fc from 'fast-check';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DequeueError } from '../../../lambda/core/errors';
-import type { MailEnvelope, MailSink, MessageDraft, ReversedOutcome } from '../../../lambda/core/ports';
+import type {
+  MailEnvelope,
+  MailSink,
+  MessageDraft,
+  ReversedOutcome,
+} from '../../../lambda/core/ports';
 import { MemoryBudget } from '../../../lambda/core/memory-budget';
 import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
 import { stuff } from '../../../peers/atrn-provider';
@@ -64,24 +69,65 @@ interface ProviderPlan {
 interface SinkPlan {
   /** A run's memory budget shared with other (here: imaginary) sessions, partly spent already. */
   readonly memory?: { readonly limit: number; readonly spent: number };
-  readonly failAt?: { readonly message: number; readonly when: 'begin' | 'write' | 'commit'; readonly kind: 'temporary' | 'permanent' };
+  readonly failAt?: {
+    readonly message: number;
+    readonly when: 'begin' | 'write' | 'commit';
+    readonly kind: 'temporary' | 'permanent';
+  };
 }
 
 const text = fc
-  .array(fc.oneof(fc.constantFrom('.', '..', '\r', '\n', '\r\n', '\n.\r\n', '.\r\n', '\r\n.\r\n'.slice(0, 4), 'Subject: x\r\n', 'body line\r\n', '\xe9'), fc.string({ maxLength: 12 })), { maxLength: 30 })
-  .chain((parts) => fc.oneof({ weight: 5, arbitrary: fc.constant(parts.join('')) }, { weight: 1, arbitrary: fc.constant(parts.join('') + 'x'.repeat(MAX_MESSAGE_BYTES + 100)) }))
+  .array(
+    fc.oneof(
+      fc.constantFrom(
+        '.',
+        '..',
+        '\r',
+        '\n',
+        '\r\n',
+        '\n.\r\n',
+        '.\r\n',
+        '\r\n.\r\n'.slice(0, 4),
+        'Subject: x\r\n',
+        'body line\r\n',
+        '\xe9',
+      ),
+      fc.string({ maxLength: 12 }),
+    ),
+    { maxLength: 30 },
+  )
+  .chain((parts) =>
+    fc.oneof(
+      { weight: 5, arbitrary: fc.constant(parts.join('')) },
+      { weight: 1, arbitrary: fc.constant(parts.join('') + 'x'.repeat(MAX_MESSAGE_BYTES + 100)) },
+    ),
+  )
   .map((t) => Buffer.from(t, 'latin1'));
 
 const transaction: fc.Arbitrary<Transaction> = fc.record({
   from: fc.constantFrom('a@origin.test', '', 'bounce@origin.test'),
-  to: fc.array(fc.constantFrom('u1@customer.test', 'u2@customer.test', 'u3@customer.test', 'u4@customer.test', 'Postmaster'), { maxLength: MAX_RECIPIENTS + 3 }),
+  to: fc.array(
+    fc.constantFrom(
+      'u1@customer.test',
+      'u2@customer.test',
+      'u3@customer.test',
+      'u4@customer.test',
+      'Postmaster',
+    ),
+    { maxLength: MAX_RECIPIENTS + 3 },
+  ),
   text,
   declareSize: fc.boolean(),
-  body: fc.option(fc.constantFrom('8BITMIME', '8bitmime', '7BIT', 'BINARYMIME'), { nil: undefined }),
+  body: fc.option(fc.constantFrom('8BITMIME', '8bitmime', '7BIT', 'BINARYMIME'), {
+    nil: undefined,
+  }),
   pipelined: fc.boolean(),
   rsetBefore: fc.boolean(),
   duplicateMail: fc.boolean(),
-  garbageBefore: fc.option(fc.constantFrom('XYZZY', 'MAIL FROM:broken', 'RCPT TO:<x@y>', 'DATA', '\x00\x01', 'HELO'), { nil: undefined }),
+  garbageBefore: fc.option(
+    fc.constantFrom('XYZZY', 'MAIL FROM:broken', 'RCPT TO:<x@y>', 'DATA', '\x00\x01', 'HELO'),
+    { nil: undefined },
+  ),
   abandon: fc.boolean(),
 });
 
@@ -98,8 +144,15 @@ const providerPlan: fc.Arbitrary<ProviderPlan> = fc.record(
 
 const sinkPlan: fc.Arbitrary<SinkPlan> = fc.record(
   {
-    failAt: fc.record({ message: fc.nat({ max: 3 }), when: fc.constantFrom('begin', 'write', 'commit'), kind: fc.constantFrom('temporary', 'permanent') }),
-    memory: fc.record({ limit: fc.integer({ min: 1, max: 4096 }), spent: fc.integer({ min: 0, max: 4096 }) }),
+    failAt: fc.record({
+      message: fc.nat({ max: 3 }),
+      when: fc.constantFrom('begin', 'write', 'commit'),
+      kind: fc.constantFrom('temporary', 'permanent'),
+    }),
+    memory: fc.record({
+      limit: fc.integer({ min: 1, max: 4096 }),
+      spent: fc.integer({ min: 0, max: 4096 }),
+    }),
   },
   { requiredKeys: [] },
 );
@@ -108,7 +161,13 @@ const sinkPlan: fc.Arbitrary<SinkPlan> = fc.record(
 const clean = (plan: ProviderPlan): ProviderPlan => ({
   hello: 'EHLO',
   ending: 'quit',
-  transactions: plan.transactions.map((t) => ({ ...t, body: t.body === 'BINARYMIME' ? undefined : t.body, garbageBefore: undefined, duplicateMail: false, to: t.to.length ? t.to : ['u1@customer.test'] })),
+  transactions: plan.transactions.map((t) => ({
+    ...t,
+    body: t.body === 'BINARYMIME' ? undefined : t.body,
+    garbageBefore: undefined,
+    duplicateMail: false,
+    to: t.to.length ? t.to : ['u1@customer.test'],
+  })),
 });
 
 /** What the provider saw: our replies, and what it sent for each DATA. */
@@ -296,7 +355,20 @@ function recordingSink(plan: SinkPlan): MailSink & { kept: Kept[] } {
 
 // ---- one case --------------------------------------------------------------------------------
 
-async function runCase(plan: ProviderPlan, sinkPlanValue: SinkPlan): Promise<{ view: ProviderView; sink: ReturnType<typeof recordingSink>; outcome: ReversedOutcome; sentLines: string[]; early250: string[]; endedAt: number; deadline: number; leftovers: string[]; memoryKept: number }> {
+async function runCase(
+  plan: ProviderPlan,
+  sinkPlanValue: SinkPlan,
+): Promise<{
+  view: ProviderView;
+  sink: ReturnType<typeof recordingSink>;
+  outcome: ReversedOutcome;
+  sentLines: string[];
+  early250: string[];
+  endedAt: number;
+  deadline: number;
+  leftovers: string[];
+  memoryKept: number;
+}> {
   const before = activeResources();
   const { ours, theirs } = await socketPair();
   theirs.setNoDelay(true);
@@ -304,21 +376,37 @@ async function runCase(plan: ProviderPlan, sinkPlanValue: SinkPlan): Promise<{ v
   const plannedMemory = sinkPlanValue.memory;
   const memory = plannedMemory ? new MemoryBudget(plannedMemory.limit) : undefined;
   // Another session holds some of it for the whole case: this one must still end (its floor).
-  const held = plannedMemory && memory!.tryTake(Math.min(plannedMemory.spent, plannedMemory.limit)) ? Math.min(plannedMemory.spent, plannedMemory.limit) : 0;
+  const held =
+    plannedMemory && memory!.tryTake(Math.min(plannedMemory.spent, plannedMemory.limit))
+      ? Math.min(plannedMemory.spent, plannedMemory.limit)
+      : 0;
   const sentLines: string[] = [];
   const early250: string[] = [];
   const deadline = Date.now() + SESSION_MS;
-  const receiver = createMailReceiver(sink, { maxRecipients: MAX_RECIPIENTS, maxMessageBytes: MAX_MESSAGE_BYTES, commandTimeoutMs: COMMAND_TIMEOUT_MS, dataEndTimeoutMs: COMMAND_TIMEOUT_MS, closeReserveMs: 100, memory });
+  const receiver = createMailReceiver(sink, {
+    maxRecipients: MAX_RECIPIENTS,
+    maxMessageBytes: MAX_MESSAGE_BYTES,
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    dataEndTimeoutMs: COMMAND_TIMEOUT_MS,
+    closeReserveMs: 100,
+    memory,
+  });
   const view: ProviderView = { replies: [], commands: 0, sent: [] };
   const served = receiver({
-    socket: ours, pending: Buffer.alloc(0), target: atrnTarget(25), provider: 'provider.test:366', deadline, helloName: 'mx.customer.test',
+    socket: ours,
+    pending: Buffer.alloc(0),
+    target: atrnTarget(25),
+    provider: 'provider.test:366',
+    deadline,
+    helloName: 'mx.customer.test',
     transcript: {
       line: (_t, direction, line) => {
         if (direction !== 'S') return;
         sentLines.push(line);
         // No 250 before the store confirmed: at the moment the reply is produced, it is committed.
         const id = /^250 2\.0\.0 Ok: stored as (\S+)/.exec(line)?.[1];
-        if (id && sink.kept.find((k) => k.envelope.id === id)?.state !== 'committed') early250.push(id);
+        if (id && sink.kept.find((k) => k.envelope.id === id)?.state !== 'committed')
+          early250.push(id);
       },
     },
   });
@@ -335,7 +423,8 @@ async function runCase(plan: ProviderPlan, sinkPlanValue: SinkPlan): Promise<{ v
 }
 
 /** Over the limit as we count it: the provider's bytes, with the CRLF the final dot needs. */
-const oversize = (text: Buffer) => withFinalLineEnd(text.toString('latin1')).length > MAX_MESSAGE_BYTES;
+const oversize = (text: Buffer) =>
+  withFinalLineEnd(text.toString('latin1')).length > MAX_MESSAGE_BYTES;
 const withFinalLineEnd = (t: string) => (t === '' || t.endsWith('\r\n') ? t : `${t}\r\n`);
 
 /** fast-check's report names the case; this keeps the assertion that failed in it, for the log. */
@@ -351,11 +440,15 @@ async function explained(check: () => Promise<void>): Promise<void> {
 function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: boolean): void {
   const { view, sink, outcome, sentLines, early250 } = result;
   const visible = sink.kept.filter((k) => k.state === 'committed');
-  const acknowledgedIds = sentLines.map((l) => /^250 2\.0\.0 Ok: stored as (\S+)/.exec(l)?.[1]).filter((id): id is string => !!id);
+  const acknowledgedIds = sentLines
+    .map((l) => /^250 2\.0\.0 Ok: stored as (\S+)/.exec(l)?.[1])
+    .filter((id): id is string => !!id);
 
   expect(early250, 'no 250 before the store confirmed').toEqual([]);
   // Nothing visible that we did not acknowledge; the count reported is what is visible.
-  expect(visible.map((k) => k.envelope.id).sort(), 'visible = acknowledged by us').toEqual([...acknowledgedIds].sort());
+  expect(visible.map((k) => k.envelope.id).sort(), 'visible = acknowledged by us').toEqual(
+    [...acknowledgedIds].sort(),
+  );
   expect(outcome.stored).toBe(visible.length);
   // What the provider saw acknowledged is stored, byte-exact, with its envelope.
   for (const sent of view.sent) {
@@ -367,7 +460,9 @@ function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: bo
     const expected = withFinalLineEnd(sent.text.toString('latin1'));
     expect(stored, `message ${id} is byte-exact`).toBe(expected);
     expect(k!.envelope.mailFrom).toBe(sent.from);
-    expect(sent.to.slice(0, MAX_RECIPIENTS).filter((t) => k!.envelope.rcptTo.includes(t)).length).toBe(k!.envelope.rcptTo.length);
+    expect(
+      sent.to.slice(0, MAX_RECIPIENTS).filter((t) => k!.envelope.rcptTo.includes(t)).length,
+    ).toBe(k!.envelope.rcptTo.length);
   }
   // At most one reply per command, plus the greeting and one 421 of our own.
   expect(view.replies.length, 'one reply per command').toBeLessThanOrEqual(view.commands + 2);
@@ -375,9 +470,13 @@ function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: bo
     expect(view.replies.length, 'exactly one reply per command').toBe(view.commands + 1);
     // Every message with at least one acceptable recipient and within the size limit is stored.
     const wanted = view.sent.filter((s) => !oversize(s.text));
-    expect(wanted.every((s) => s.reply?.startsWith('250')), `every message stored (${view.replies.join(' | ')})`).toBe(true);
+    expect(
+      wanted.every((s) => s.reply?.startsWith('250')),
+      `every message stored (${view.replies.join(' | ')})`,
+    ).toBe(true);
     // Only a message over the limit (552, the provider bounces it) makes the result a failure.
-    if (view.replies.some((r) => r.startsWith('552'))) expect(outcome.error?.kind).toBe('permanent');
+    if (view.replies.some((r) => r.startsWith('552')))
+      expect(outcome.error?.kind).toBe('permanent');
     else expect(outcome.error).toBeNull();
   }
   // The session ends within its bound (its deadline; the margin is for a loaded machine's event
@@ -391,7 +490,9 @@ describe('reversed session properties', () => {
   it('any provider, any sink failure: what was acknowledged is stored byte-exact, nothing else is visible, one reply per command, ends in time', async () => {
     await checkProperty(
       'reversed session invariants (hostile provider)',
-      fc.asyncProperty(providerPlan, sinkPlan, (plan, sinkFailure) => explained(async () => checkInvariants(await runCase(plan, sinkFailure), false))),
+      fc.asyncProperty(providerPlan, sinkPlan, (plan, sinkFailure) =>
+        explained(async () => checkInvariants(await runCase(plan, sinkFailure), false)),
+      ),
       { ci: 60, fuzzShare: 0.1 },
     );
   });
@@ -399,7 +500,9 @@ describe('reversed session properties', () => {
   it('a provider that plays by the rules (pipelined or not, 452s, oversize, RSET) with a healthy store: everything within limits is stored', async () => {
     await checkProperty(
       'reversed session invariants (conformant provider)',
-      fc.asyncProperty(providerPlan.map(clean), (plan) => explained(async () => checkInvariants(await runCase(plan, {}), true))),
+      fc.asyncProperty(providerPlan.map(clean), (plan) =>
+        explained(async () => checkInvariants(await runCase(plan, {}), true)),
+      ),
       { ci: 40, fuzzShare: 0.1 },
     );
   });

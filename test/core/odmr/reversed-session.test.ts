@@ -7,11 +7,22 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import type { MailSink } from '../../../lambda/core/ports';
-import { createMailReceiver, type ReceiverOptions } from '../../../lambda/core/odmr/reversed-session';
+import {
+  createMailReceiver,
+  type ReceiverOptions,
+} from '../../../lambda/core/odmr/reversed-session';
 import { releaseSignal, type SignalReport } from '../../../lambda/core/signal/session';
 import { AtrnProvider, type AtrnProviderOptions } from '../../../peers/atrn-provider';
 import { testCa, testCert } from '../../../peers/scripted-provider';
-import { atrnTarget, credentials, failingSink, heldMessage, providerBytes, readMailDir, tempDir } from './odmr-fixtures';
+import {
+  atrnTarget,
+  credentials,
+  failingSink,
+  heldMessage,
+  providerBytes,
+  readMailDir,
+  tempDir,
+} from './odmr-fixtures';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -27,7 +38,13 @@ interface Run {
 
 async function pull(
   providerOptions: AtrnProviderOptions,
-  options: { receiver?: ReceiverOptions; sink?: (dir: string) => MailSink; deadlineMs?: number; dir?: string; target?: Record<string, unknown> } = {},
+  options: {
+    receiver?: ReceiverOptions;
+    sink?: (dir: string) => MailSink;
+    deadlineMs?: number;
+    dir?: string;
+    target?: Record<string, unknown>;
+  } = {},
 ): Promise<Run> {
   const provider = await new AtrnProvider(providerOptions).start();
   cleanups.push(() => provider.stop());
@@ -54,7 +71,8 @@ async function pull(
   return { provider, report, dir, transcript };
 }
 
-const queueOf = (n: number, bytes?: number) => Array.from({ length: n }, (_, i) => heldMessage(i, bytes));
+const queueOf = (n: number, bytes?: number) =>
+  Array.from({ length: n }, (_, i) => heldMessage(i, bytes));
 
 /** The core promise: what the provider saw acknowledged is stored, byte-exact, and nothing else is. */
 async function expectStoredExactlyAcknowledged(run: Run, queue = queueOf(0)): Promise<void> {
@@ -64,7 +82,10 @@ async function expectStoredExactlyAcknowledged(run: Run, queue = queueOf(0)): Pr
   expect(stored).toHaveLength(acknowledged.length);
   for (const [i, ack] of acknowledged.entries()) {
     const file = stored[i]!;
-    expect(providerBytes(file).equals(queue[ack.number]!.text), `message ${ack.number} is byte-exact`).toBe(true);
+    expect(
+      providerBytes(file).equals(queue[ack.number]!.text),
+      `message ${ack.number} is byte-exact`,
+    ).toBe(true);
     expect(file.envelope.rcptTo).toEqual(ack.recipients);
     expect(file.envelope.mailFrom).toBe(queue[ack.number]!.from);
     expect(ack.reply).toContain(file.id);
@@ -83,10 +104,16 @@ describe('ODMR: pulling the held mail after ATRN', () => {
     const { stored } = await readMailDir(run.dir);
     const envelope = stored[0]!.envelope;
     expect(envelope).toMatchObject({
-      mailFrom: 'sender0@origin.test', rcptTo: ['user0@customer.test', 'other0@customer.test'],
-      provider: `127.0.0.1:${run.provider.port}`, target: 'odmr-test', heloName: 'provider.test', tls: false,
+      mailFrom: 'sender0@origin.test',
+      rcptTo: ['user0@customer.test', 'other0@customer.test'],
+      provider: `127.0.0.1:${run.provider.port}`,
+      target: 'odmr-test',
+      heloName: 'provider.test',
+      tls: false,
     });
-    expect(stored[0]!.message.toString('latin1')).toMatch(/^Received: from provider\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.customer\.test \(dequeue ODMR\) with ESMTP id /);
+    expect(stored[0]!.message.toString('latin1')).toMatch(
+      /^Received: from provider\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.customer\.test \(dequeue ODMR\) with ESMTP id /,
+    );
     expect(run.transcript).toContain('S 250 2.0.0 Ok: stored as ' + stored[0]!.id);
   });
 });
@@ -98,12 +125,17 @@ describe('ODMR: the provider pipelines, declares sizes, and has quirks', () => {
     expect(run.report.messages).toBe(4);
     expect(run.provider.waiting).toEqual([]);
     await expectStoredExactlyAcknowledged(run, queue);
-    expect(run.transcript.some((l) => /^C MAIL FROM:<sender0@origin\.test> SIZE=\d+$/.test(l))).toBe(true);
+    expect(
+      run.transcript.some((l) => /^C MAIL FROM:<sender0@origin\.test> SIZE=\d+$/.test(l)),
+    ).toBe(true);
   });
 
   it('turns around inside TLS after STARTTLS: the provider delivers over the encrypted socket', async () => {
     const queue = queueOf(3, 100_000);
-    const run = await pull({ queue, tls: testCert('localhost') }, { target: { host: 'localhost', tls: 'required' } });
+    const run = await pull(
+      { queue, tls: testCert('localhost') },
+      { target: { host: 'localhost', tls: 'required' } },
+    );
     expect(run.report.messages).toBe(3);
     await expectStoredExactlyAcknowledged(run, queue);
     const { stored } = await readMailDir(run.dir);
@@ -135,7 +167,10 @@ describe('ODMR: the provider pipelines, declares sizes, and has quirks', () => {
   ])('maps ATRN %s to %s and stores nothing', async (reply, outcome) => {
     const run = await pull({ queue: queueOf(1), atrnReply: reply });
     expect(run.report.outcome).toBe(outcome);
-    expect(run.report.replies.at(-1)).toMatchObject({ command: 'ATRN', code: Number(reply.slice(0, 3)) });
+    expect(run.report.replies.at(-1)).toMatchObject({
+      command: 'ATRN',
+      code: Number(reply.slice(0, 3)),
+    });
     expect((await readMailDir(run.dir)).stored).toEqual([]);
     expect(run.provider.waiting).toEqual([0]);
   });
@@ -143,34 +178,46 @@ describe('ODMR: the provider pipelines, declares sizes, and has quirks', () => {
 
 describe('ODMR: a cut in the middle of DATA loses nothing and leaves nothing half-written', () => {
   const queue = queueOf(5, 8192);
-  const wireLength = (n: number) => Buffer.from(queue[n]!.text.toString('latin1').replace(/(^|\r\n)\./g, '$1..'), 'latin1').length + 3;
+  const wireLength = (n: number) =>
+    Buffer.from(queue[n]!.text.toString('latin1').replace(/(^|\r\n)\./g, '$1..'), 'latin1').length +
+    3;
   const points: [string, (n: number) => number][] = [
     ['before the first byte', () => 0],
     ['in the middle of a line', () => 100],
     ['half way', (n) => Math.floor(wireLength(n) / 2)],
     ['just before the final dot', (n) => wireLength(n) - 3],
-    ['between the final dot\'s CR and LF', (n) => wireLength(n) - 1],
+    ["between the final dot's CR and LF", (n) => wireLength(n) - 1],
   ];
 
-  it.each(points)('cut %s of the third message: two stored, three left with the provider, and the next cycle gets them', async (_name, at) => {
-    const provider = { queue, faults: { cutInData: { message: 2, afterBytes: at(2) } } };
-    const run = await pull(provider);
-    expect(run.report.outcome).toBe('temporary-failure');
-    expect(run.report.messages).toBe(2);
-    expect(run.report.error?.message).toMatch(/closed the connection in the middle of message|broke in the middle of message/);
-    expect(run.provider.waiting).toEqual([2, 3, 4]);
-    await expectStoredExactlyAcknowledged(run, queue);
+  it.each(points)(
+    'cut %s of the third message: two stored, three left with the provider, and the next cycle gets them',
+    async (_name, at) => {
+      const provider = { queue, faults: { cutInData: { message: 2, afterBytes: at(2) } } };
+      const run = await pull(provider);
+      expect(run.report.outcome).toBe('temporary-failure');
+      expect(run.report.messages).toBe(2);
+      expect(run.report.error?.message).toMatch(
+        /closed the connection in the middle of message|broke in the middle of message/,
+      );
+      expect(run.provider.waiting).toEqual([2, 3, 4]);
+      await expectStoredExactlyAcknowledged(run, queue);
 
-    // The next cycle, same directory, a provider still holding the rest: every message once.
-    const next = await pull({ queue: queue.slice(2) }, { dir: run.dir });
-    expect(next.report.messages).toBe(3);
-    const { stored, others } = await readMailDir(run.dir);
-    expect(others).toEqual([]);
-    expect(stored.map((f) => providerBytes(f).toString('latin1')).sort()).toEqual(queue.map((m) => m.text.toString('latin1')).sort());
-  });
+      // The next cycle, same directory, a provider still holding the rest: every message once.
+      const next = await pull({ queue: queue.slice(2) }, { dir: run.dir });
+      expect(next.report.messages).toBe(3);
+      const { stored, others } = await readMailDir(run.dir);
+      expect(others).toEqual([]);
+      expect(stored.map((f) => providerBytes(f).toString('latin1')).sort()).toEqual(
+        queue.map((m) => m.text.toString('latin1')).sort(),
+      );
+    },
+  );
 
   it('a reset (RST) in the middle of DATA ends the session the same way', async () => {
-    const run = await pull({ queue, faults: { cutInData: { message: 1, afterBytes: 5000, reset: true } } });
+    const run = await pull({
+      queue,
+      faults: { cutInData: { message: 1, afterBytes: 5000, reset: true } },
+    });
     expect(run.report.outcome).toBe('temporary-failure');
     expect(run.report.messages).toBe(1);
     expect(run.provider.waiting).toEqual([1, 2, 3, 4]);
@@ -179,22 +226,36 @@ describe('ODMR: a cut in the middle of DATA loses nothing and leaves nothing hal
 });
 
 describe('ODMR: acknowledge only what is stored', () => {
-  it.each(['begin', 'write', 'commit'] as const)('a sink failing in %s on the third message: 451, the provider keeps it and the rest', async (when) => {
-    const queue = queueOf(5);
-    const run = await pull({ queue }, { sink: (dir) => failingSink(createMailDirSink(dir), { atMessage: 3, when }) });
-    expect(run.report.outcome).toBe('temporary-failure');
-    expect(run.report.messages).toBe(2);
-    expect(run.report.error?.message).toMatch(/injected sink failure on message 3/);
-    expect(run.provider.attempts.find((a) => a.number === 2)?.reply).toMatch(/^451 /);
-    // After a sink failure we close at the next command (421): the rest waits for the next cycle.
-    expect(run.provider.customerReplies).toContain('421 4.3.0 mx.customer.test cannot store mail now, closing; try again later');
-    expect(run.provider.waiting.sort()).toEqual([2, 3, 4]);
-    await expectStoredExactlyAcknowledged(run, queue);
-  });
+  it.each(['begin', 'write', 'commit'] as const)(
+    'a sink failing in %s on the third message: 451, the provider keeps it and the rest',
+    async (when) => {
+      const queue = queueOf(5);
+      const run = await pull(
+        { queue },
+        { sink: (dir) => failingSink(createMailDirSink(dir), { atMessage: 3, when }) },
+      );
+      expect(run.report.outcome).toBe('temporary-failure');
+      expect(run.report.messages).toBe(2);
+      expect(run.report.error?.message).toMatch(/injected sink failure on message 3/);
+      expect(run.provider.attempts.find((a) => a.number === 2)?.reply).toMatch(/^451 /);
+      // After a sink failure we close at the next command (421): the rest waits for the next cycle.
+      expect(run.provider.customerReplies).toContain(
+        '421 4.3.0 mx.customer.test cannot store mail now, closing; try again later',
+      );
+      expect(run.provider.waiting.sort()).toEqual([2, 3, 4]);
+      await expectStoredExactlyAcknowledged(run, queue);
+    },
+  );
 
-  it('a sink that refuses one message for good (a relay\'s 5xx): 554 for it, the others are stored', async () => {
+  it("a sink that refuses one message for good (a relay's 5xx): 554 for it, the others are stored", async () => {
     const queue = queueOf(4);
-    const run = await pull({ queue }, { sink: (dir) => failingSink(createMailDirSink(dir), { atMessage: 2, when: 'commit', kind: 'permanent' }) });
+    const run = await pull(
+      { queue },
+      {
+        sink: (dir) =>
+          failingSink(createMailDirSink(dir), { atMessage: 2, when: 'commit', kind: 'permanent' }),
+      },
+    );
     expect(run.report.outcome).toBe('permanent-failure');
     expect(run.report.messages).toBe(3);
     expect(run.provider.bouncedNumbers).toEqual([1]);
@@ -209,11 +270,16 @@ describe('ODMR: acknowledge only what is stored', () => {
       return {
         async begin(envelope) {
           const draft = await inner.begin(envelope);
-          return { ...draft, write: (c) => draft.write(c), abort: () => draft.abort(), commit: async () => {
-            const stored = await draft.commit();
-            await new Promise((r) => setTimeout(r, 400));
-            return stored;
-          } };
+          return {
+            ...draft,
+            write: (c) => draft.write(c),
+            abort: () => draft.abort(),
+            commit: async () => {
+              const stored = await draft.commit();
+              await new Promise((r) => setTimeout(r, 400));
+              return stored;
+            },
+          };
         },
       };
     };
@@ -226,10 +292,13 @@ describe('ODMR: acknowledge only what is stored', () => {
     await expectStoredExactlyAcknowledged(run, queue);
   });
 
-  it('the run\'s deadline arriving mid-queue: 421 before it, what was acknowledged is stored, the rest stays', async () => {
+  it("the run's deadline arriving mid-queue: 421 before it, what was acknowledged is stored, the rest stays", async () => {
     const queue = queueOf(10);
     const started = Date.now();
-    const run = await pull({ queue, pauseBeforeMessageMs: 150 }, { deadlineMs: 1000, receiver: { closeReserveMs: 200 } });
+    const run = await pull(
+      { queue, pauseBeforeMessageMs: 150 },
+      { deadlineMs: 1000, receiver: { closeReserveMs: 200 } },
+    );
     expect(Date.now() - started).toBeLessThan(1500);
     expect(run.report.outcome).toBe('temporary-failure');
     expect(run.report.error?.message).toMatch(/deadline/);
@@ -242,7 +311,10 @@ describe('ODMR: acknowledge only what is stored', () => {
 
   it('the deadline arriving while a message streams in: 421, nothing of it is kept', async () => {
     const queue = queueOf(3, 4096);
-    const run = await pull({ queue, faults: { silenceInData: { message: 1, afterBytes: 2000 } } }, { deadlineMs: 800, receiver: { closeReserveMs: 200 } });
+    const run = await pull(
+      { queue, faults: { silenceInData: { message: 1, afterBytes: 2000 } } },
+      { deadlineMs: 800, receiver: { closeReserveMs: 200 } },
+    );
     expect(run.report.messages).toBe(1);
     expect(run.report.error?.message).toMatch(/deadline/);
     expect(run.provider.waiting).toEqual([1, 2]);
@@ -252,7 +324,10 @@ describe('ODMR: acknowledge only what is stored', () => {
 
 describe('ODMR: a hostile or broken provider ends the session with a clear result', () => {
   it('silence after our greeting: 421 after the command timeout', async () => {
-    const run = await pull({ queue: queueOf(1), faults: { silentAfterGreeting: true } }, { receiver: { commandTimeoutMs: 300 } });
+    const run = await pull(
+      { queue: queueOf(1), faults: { silentAfterGreeting: true } },
+      { receiver: { commandTimeoutMs: 300 } },
+    );
     expect(run.report.outcome).toBe('temporary-failure');
     expect(run.report.error?.message).toMatch(/sent no command within 300 ms/);
     expect(run.provider.waiting).toEqual([0]);
@@ -260,7 +335,10 @@ describe('ODMR: a hostile or broken provider ends the session with a clear resul
 
   it('silence in the middle of DATA: 421 after the timeout, the partial message is dropped', async () => {
     const queue = queueOf(2, 4096);
-    const run = await pull({ queue, faults: { silenceInData: { message: 0, afterBytes: 1000 } } }, { receiver: { commandTimeoutMs: 300 } });
+    const run = await pull(
+      { queue, faults: { silenceInData: { message: 0, afterBytes: 1000 } } },
+      { receiver: { commandTimeoutMs: 300 } },
+    );
     expect(run.report.outcome).toBe('temporary-failure');
     expect(run.report.error?.name).toBe('TimeoutError');
     expect(run.report.messages).toBe(0);
@@ -271,12 +349,17 @@ describe('ODMR: a hostile or broken provider ends the session with a clear resul
     const run = await pull({ queue: queueOf(1), faults: { endlessLineBytes: 8 * 1024 * 1024 } });
     expect(run.report.outcome).toBe('temporary-failure');
     expect(run.report.error?.message).toMatch(/line longer than 2048 bytes/);
-    expect(run.provider.customerReplies).toContain('500 5.5.2 Line too long (more than 2048 bytes)');
+    expect(run.provider.customerReplies).toContain(
+      '500 5.5.2 Line too long (more than 2048 bytes)',
+    );
   });
 
   it('a message declared over SIZE is refused at MAIL (552); the others are stored', async () => {
     const queue = [heldMessage(0), heldMessage(1, 64 * 1024), heldMessage(2)];
-    const run = await pull({ queue, declareSize: true }, { receiver: { maxMessageBytes: 32 * 1024 } });
+    const run = await pull(
+      { queue, declareSize: true },
+      { receiver: { maxMessageBytes: 32 * 1024 } },
+    );
     expect(run.report.outcome).toBe('permanent-failure');
     expect(run.report.error?.message).toMatch(/exceeds maxMessageBytes 32768/);
     expect(run.report.messages).toBe(2);
@@ -294,14 +377,20 @@ describe('ODMR: a hostile or broken provider ends the session with a clear resul
   });
 
   it('data that never ends is cut off at twice the size limit', async () => {
-    const run = await pull({ queue: queueOf(1), faults: { endlessDataBytes: 64 * 1024 * 1024 } }, { receiver: { maxMessageBytes: 1024 * 1024 } });
+    const run = await pull(
+      { queue: queueOf(1), faults: { endlessDataBytes: 64 * 1024 * 1024 } },
+      { receiver: { maxMessageBytes: 1024 * 1024 } },
+    );
     expect(run.report.outcome).toBe('temporary-failure');
     expect(run.report.error?.message).toMatch(/past twice the size limit/);
     await expectStoredExactlyAcknowledged(run);
   });
 
   it('too many recipients: 452 (RFC 5321 4.5.3.1.10), the provider sends the rest in another transaction', async () => {
-    const message = { ...heldMessage(0), to: Array.from({ length: 7 }, (_, i) => `r${i}@customer.test`) };
+    const message = {
+      ...heldMessage(0),
+      to: Array.from({ length: 7 }, (_, i) => `r${i}@customer.test`),
+    };
     const run = await pull({ queue: [message] }, { receiver: { maxRecipients: 3 } });
     expect(run.report.messages).toBe(3);
     expect(run.report.error).toBeNull();
@@ -311,8 +400,14 @@ describe('ODMR: a hostile or broken provider ends the session with a clear resul
   });
 
   it('a provider that sends every RCPT despite 452 is not cut off: each extra recipient gets 452, the accepted ones get the message', async () => {
-    const message = { ...heldMessage(0), to: Array.from({ length: 100 }, (_, i) => `r${i}@customer.test`) };
-    const run = await pull({ queue: [message], faults: { ignore452: true } }, { receiver: { maxRecipients: 5 } });
+    const message = {
+      ...heldMessage(0),
+      to: Array.from({ length: 100 }, (_, i) => `r${i}@customer.test`),
+    };
+    const run = await pull(
+      { queue: [message], faults: { ignore452: true } },
+      { receiver: { maxRecipients: 5 } },
+    );
     expect(run.report.outcome).toBe('signalled');
     expect(run.report.error).toBeNull();
     expect(run.provider.customerReplies.filter((r) => r.startsWith('452'))).toHaveLength(95);
@@ -322,8 +417,14 @@ describe('ODMR: a hostile or broken provider ends the session with a clear resul
   });
 
   it('a pipelining provider with 125 recipients against maxRecipients 100: all 125 stored over two transactions, no 421', async () => {
-    const message = { ...heldMessage(0), to: Array.from({ length: 125 }, (_, i) => `r${i}@customer.test`) };
-    const run = await pull({ queue: [message], pipelining: true }, { receiver: { maxRecipients: 100 } });
+    const message = {
+      ...heldMessage(0),
+      to: Array.from({ length: 125 }, (_, i) => `r${i}@customer.test`),
+    };
+    const run = await pull(
+      { queue: [message], pipelining: true },
+      { receiver: { maxRecipients: 100 } },
+    );
     expect(run.report.outcome).toBe('signalled');
     expect(run.report.messages).toBe(2);
     expect(run.provider.customerReplies.some((r) => r.startsWith('421'))).toBe(false);
@@ -335,9 +436,15 @@ describe('ODMR: a hostile or broken provider ends the session with a clear resul
   });
 
   it('a pipelined message refused at MAIL (552 SIZE) with 30 recipients: its 503s are not errors, the next message is stored', async () => {
-    const big = { ...heldMessage(0, 300 * 1024), to: Array.from({ length: 30 }, (_, i) => `r${i}@customer.test`) };
+    const big = {
+      ...heldMessage(0, 300 * 1024),
+      to: Array.from({ length: 30 }, (_, i) => `r${i}@customer.test`),
+    };
     const small = heldMessage(1);
-    const run = await pull({ queue: [big, small], pipelining: true, declareSize: true }, { receiver: { maxMessageBytes: 100 * 1024 } });
+    const run = await pull(
+      { queue: [big, small], pipelining: true, declareSize: true },
+      { receiver: { maxMessageBytes: 100 * 1024 } },
+    );
     expect(run.provider.customerReplies.filter((r) => r.startsWith('503'))).toHaveLength(31);
     expect(run.provider.customerReplies.some((r) => r.startsWith('421'))).toBe(false);
     expect(run.provider.bouncedNumbers).toEqual([0]);

@@ -8,7 +8,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseTarget, type Target } from '../../../lambda/core/config';
 import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
-import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../../../peers/scripted-provider';
+import {
+  ScriptedProvider,
+  testCa,
+  testCert,
+  type ScriptedProviderOptions,
+} from '../../../peers/scripted-provider';
 import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
 import { TlsCloseWatch } from '../../support/tls-close-watch';
 
@@ -37,15 +42,27 @@ async function provider(options: ScriptedProviderOptions): Promise<ScriptedProvi
 }
 
 function target(p: ScriptedProvider, fields: Record<string, unknown> = {}): Target {
-  return parseTarget({ name: 't', host: 'localhost', port: p.port, tls: 'none', command: 'ETRN example.com', ...fields }, 'test');
+  return parseTarget(
+    {
+      name: 't',
+      host: 'localhost',
+      port: p.port,
+      tls: 'none',
+      command: 'ETRN example.com',
+      ...fields,
+    },
+    'test',
+  );
 }
 
 /** The provider's side sees our close a turn or two of the event loop after we are done. */
 async function providerSideClosed(p: ScriptedProvider): Promise<void> {
-  for (let wait = 0; wait < 400 && !p.connections.every((c) => c.closed); wait++) await new Promise((r) => setTimeout(r, 5));
+  for (let wait = 0; wait < 400 && !p.connections.every((c) => c.closed); wait++)
+    await new Promise((r) => setTimeout(r, 5));
 }
 
-const signal = (t: Target) => releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test' });
+const signal = (t: Target) =>
+  releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test' });
 const tls = testCert('localhost');
 
 describe('a failed session still says QUIT and closes TLS cleanly', () => {
@@ -61,10 +78,28 @@ describe('a failed session still says QUIT and closes TLS cleanly', () => {
     });
     const watch = await new TlsCloseWatch(p.port).start();
     try {
-      const report = await signal(parseTarget({ name: 't', host: 'localhost', port: watch.port, tls: 'implicit', auth: { secretId: 'isp' }, command: 'ETRN example.com' }, 'test'));
+      const report = await signal(
+        parseTarget(
+          {
+            name: 't',
+            host: 'localhost',
+            port: watch.port,
+            tls: 'implicit',
+            auth: { secretId: 'isp' },
+            command: 'ETRN example.com',
+          },
+          'test',
+        ),
+      );
       expect(report.outcome).toBe('permanent-failure');
-      expect(report.replies).toEqual([{ command: 'AUTH PLAIN', code: 535, text: '5.7.8 Authentication credentials invalid' }]);
-      expect(p.lines).toEqual(['EHLO mx.customer.test', expect.stringMatching(/^AUTH PLAIN /), 'QUIT']);
+      expect(report.replies).toEqual([
+        { command: 'AUTH PLAIN', code: 535, text: '5.7.8 Authentication credentials invalid' },
+      ]);
+      expect(p.lines).toEqual([
+        'EHLO mx.customer.test',
+        expect.stringMatching(/^AUTH PLAIN /),
+        'QUIT',
+      ]);
       await providerSideClosed(p);
       expect(watch.alerts).toEqual([true]);
     } finally {
@@ -73,11 +108,35 @@ describe('a failed session still says QUIT and closes TLS cleanly', () => {
   });
 
   it.each<[string, ScriptedProviderOptions, Record<string, unknown>, string[]]>([
-    ['a mechanism refused here (PLAIN would cross cleartext)', { extensions: ['ETRN', 'AUTH PLAIN'] }, { auth: { secretId: 'isp' } }, ['EHLO mx.customer.test', 'QUIT']],
+    [
+      'a mechanism refused here (PLAIN would cross cleartext)',
+      { extensions: ['ETRN', 'AUTH PLAIN'] },
+      { auth: { secretId: 'isp' } },
+      ['EHLO mx.customer.test', 'QUIT'],
+    ],
     ['a refused greeting (554)', { greeting: '554 5.7.1 No service for you' }, {}, ['QUIT']],
-    ['EHLO and HELO refused', { onLine: (l, c) => (/^(EHLO|HELO)/.test(l) ? (c.reply('550 go away'), true) : false) }, {}, ['EHLO mx.customer.test', 'HELO mx.customer.test', 'QUIT']],
-    ['"tls": "required" and no STARTTLS on offer', {}, { tls: 'required' }, ['EHLO mx.customer.test', 'QUIT']],
-    ['STARTTLS refused under "required"', { tls, onLine: (l, c) => (l === 'STARTTLS' ? (c.reply('454 4.7.0 TLS not available'), true) : false) }, { tls: 'required' }, ['EHLO mx.customer.test', 'STARTTLS', 'QUIT']],
+    [
+      'EHLO and HELO refused',
+      { onLine: (l, c) => (/^(EHLO|HELO)/.test(l) ? (c.reply('550 go away'), true) : false) },
+      {},
+      ['EHLO mx.customer.test', 'HELO mx.customer.test', 'QUIT'],
+    ],
+    [
+      '"tls": "required" and no STARTTLS on offer',
+      {},
+      { tls: 'required' },
+      ['EHLO mx.customer.test', 'QUIT'],
+    ],
+    [
+      'STARTTLS refused under "required"',
+      {
+        tls,
+        onLine: (l, c) =>
+          l === 'STARTTLS' ? (c.reply('454 4.7.0 TLS not available'), true) : false,
+      },
+      { tls: 'required' },
+      ['EHLO mx.customer.test', 'STARTTLS', 'QUIT'],
+    ],
   ])('after %s: QUIT', async (_what, options, fields, lines) => {
     const p = await provider(options);
     const report = await signal(target(p, fields));
@@ -86,10 +145,15 @@ describe('a failed session still says QUIT and closes TLS cleanly', () => {
   });
 
   it('an AUTH error after a HELO fallback says the provider answered HELO, and does not suggest STARTTLS', async () => {
-    const p = await provider({ onLine: (l, c) => (l.startsWith('EHLO') ? (c.reply('502 5.5.1 EHLO not implemented'), true) : false) });
+    const p = await provider({
+      onLine: (l, c) =>
+        l.startsWith('EHLO') ? (c.reply('502 5.5.1 EHLO not implemented'), true) : false,
+    });
     const report = await signal(target(p, { auth: { secretId: 'isp' } }));
     expect(report.outcome).toBe('permanent-failure');
-    expect(report.error?.message).toMatch(/refused EHLO and answered HELO, so it offers no ESMTP extensions and no AUTH/);
+    expect(report.error?.message).toMatch(
+      /refused EHLO and answered HELO, so it offers no ESMTP extensions and no AUTH/,
+    );
     expect(report.error?.message).not.toMatch(/STARTTLS|"tls"/);
     expect(p.lines).toEqual(['EHLO mx.customer.test', 'HELO mx.customer.test', 'QUIT']);
   });
@@ -99,24 +163,47 @@ describe('nothing outlives the session', () => {
   it('a provider that never answers a pipelined QUIT: signalled, and no timer of the 60 s reply timeout is left', async () => {
     const p = await provider({ extensions: ['PIPELINING', 'ETRN'], onLine: (l) => l === 'QUIT' });
     const report = await signal(target(p, { timeoutSeconds: 60 }));
-    expect(report).toMatchObject({ outcome: 'signalled', replies: [{ command: 'ETRN example.com', code: 250 }] });
+    expect(report).toMatchObject({
+      outcome: 'signalled',
+      replies: [{ command: 'ETRN example.com', code: 250 }],
+    });
     // afterEach: no timer or socket left, no unhandled rejection.
   });
 
   it('a cut while a pipelined group is in flight: temporary-failure, every command named, no rejection left unhandled', async () => {
-    const p = await provider({ tls, extensions: ['PIPELINING', 'ETRN'], onLine: (l, c) => (l === 'ETRN a.test' ? (c.destroy(), true) : false) });
-    const report = await signal(target(p, { tls: 'required', command: ['ETRN a.test', 'ETRN b.test', 'ETRN c.test'] }));
+    const p = await provider({
+      tls,
+      extensions: ['PIPELINING', 'ETRN'],
+      onLine: (l, c) => (l === 'ETRN a.test' ? (c.destroy(), true) : false),
+    });
+    const report = await signal(
+      target(p, { tls: 'required', command: ['ETRN a.test', 'ETRN b.test', 'ETRN c.test'] }),
+    );
     expect(report.outcome).toBe('temporary-failure');
-    expect(report.replies).toEqual(['a', 'b', 'c'].map((d) => ({ command: `ETRN ${d}.test`, code: null, text: expect.stringMatching(/^no reply: .*closed the connection/) })));
+    expect(report.replies).toEqual(
+      ['a', 'b', 'c'].map((d) => ({
+        command: `ETRN ${d}.test`,
+        code: null,
+        text: expect.stringMatching(/^no reply: .*closed the connection/),
+      })),
+    );
     // Let any rejection that nobody handled surface before afterEach looks.
     await new Promise((r) => setImmediate(r));
   });
 
   it('a reply timeout while a pipelined group is in flight: temporary-failure, no rejection left unhandled', async () => {
-    const p = await provider({ tls, extensions: ['PIPELINING', 'ETRN'], onLine: (l) => l.startsWith('ETRN') });
-    const report = await signal(target(p, { tls: 'required', timeoutSeconds: 0.3, command: ['ETRN a.test', 'ETRN b.test'] }));
+    const p = await provider({
+      tls,
+      extensions: ['PIPELINING', 'ETRN'],
+      onLine: (l) => l.startsWith('ETRN'),
+    });
+    const report = await signal(
+      target(p, { tls: 'required', timeoutSeconds: 0.3, command: ['ETRN a.test', 'ETRN b.test'] }),
+    );
     expect(report.outcome).toBe('temporary-failure');
-    expect(report.error?.message).toMatch(/no complete reply from .* to ETRN a\.test within 300 ms/);
+    expect(report.error?.message).toMatch(
+      /no complete reply from .* to ETRN a\.test within 300 ms/,
+    );
     await new Promise((r) => setImmediate(r));
   });
 });

@@ -12,7 +12,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseTarget, type Target } from '../../../lambda/core/config';
 import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
-import { ScriptedProvider, testCa, testCert, type ProviderConnection, type ScriptedProviderOptions } from '../../../peers/scripted-provider';
+import {
+  ScriptedProvider,
+  testCa,
+  testCert,
+  type ProviderConnection,
+  type ScriptedProviderOptions,
+} from '../../../peers/scripted-provider';
 import { LoopbackPeer } from '../../support/loopback-peer';
 import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
 
@@ -79,23 +85,39 @@ async function scripted(options: ScriptedProviderOptions): Promise<ScriptedProvi
 }
 
 function target(port: number, fields: Record<string, unknown> = {}): Target {
-  return parseTarget({ name: 't', host: '127.0.0.1', port, tls: 'none', timeoutSeconds: 5, ...fields }, 'test');
+  return parseTarget(
+    { name: 't', host: '127.0.0.1', port, tls: 'none', timeoutSeconds: 5, ...fields },
+    'test',
+  );
 }
 
-const signal = (t: Target) => releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test' });
+const signal = (t: Target) =>
+  releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test' });
 
 describe('each reply is reported for its own command', () => {
   it('a provider that sends a reply twice when ETRNs are pipelined in cleartext: customer.test is reported accepted, not 458', async () => {
     const mta = await new ForkingMta().start();
     stops.push(() => mta.stop());
-    const report = await signal(target(mta.port, { command: ['ETRN forbidden.test', 'ETRN customer.test'] }));
+    const report = await signal(
+      target(mta.port, { command: ['ETRN forbidden.test', 'ETRN customer.test'] }),
+    );
     expect(report.replies).toEqual([
-      { command: 'ETRN forbidden.test', code: 458, text: 'Unable to queue messages for node forbidden.test' },
-      { command: 'ETRN customer.test', code: 250, text: 'OK, queuing for node customer.test started' },
+      {
+        command: 'ETRN forbidden.test',
+        code: 458,
+        text: 'Unable to queue messages for node forbidden.test',
+      },
+      {
+        command: 'ETRN customer.test',
+        code: 250,
+        text: 'OK, queuing for node customer.test started',
+      },
     ]);
     expect(report.outcome).toBe('temporary-failure');
     // One round trip per ETRN in cleartext: the provider never had pipelined input to mishandle.
-    expect(mta.connections).toEqual([['EHLO mx.customer.test', 'ETRN forbidden.test', 'ETRN customer.test', 'QUIT']]);
+    expect(mta.connections).toEqual([
+      ['EHLO mx.customer.test', 'ETRN forbidden.test', 'ETRN customer.test', 'QUIT'],
+    ]);
   });
 
   it('over TLS a pipelined group answered with one reply too many is sent again one at a time, and each domain gets its own reply', async () => {
@@ -109,7 +131,13 @@ describe('each reply is reported for its own command', () => {
         return true;
       },
     });
-    const report = await signal(target(p.port, { host: 'localhost', tls: 'required', command: ['ETRN a.test', 'ETRN b.test'] }));
+    const report = await signal(
+      target(p.port, {
+        host: 'localhost',
+        tls: 'required',
+        command: ['ETRN a.test', 'ETRN b.test'],
+      }),
+    );
     expect(report.replies).toEqual([
       { command: 'ETRN a.test', code: 458, text: 'Unable to queue a.test' },
       { command: 'ETRN b.test', code: 250, text: 'Queuing started for b.test' },
@@ -122,17 +150,29 @@ describe('each reply is reported for its own command', () => {
   it('over TLS a pipelined group answered with one reply too few is sent again one at a time', async () => {
     const p = await scripted({
       tls: testCert('localhost'),
-      etrn: { 'a.test': '251 No messages waiting for a.test', 'b.test': '250 Queuing started for b.test' },
+      etrn: {
+        'a.test': '251 No messages waiting for a.test',
+        'b.test': '250 Queuing started for b.test',
+      },
       // The first connection swallows a.test's reply: b.test's 250 then looks like a.test's.
       onLine: (line, c) => line === 'ETRN a.test' && connectionIndex(p, c) === 0,
     });
-    const report = await signal(target(p.port, { host: 'localhost', tls: 'required', command: ['ETRN a.test', 'ETRN b.test'] }));
-    expect(report.replies.map((r) => [r.command, r.code])).toEqual([['ETRN a.test', 251], ['ETRN b.test', 250]]);
+    const report = await signal(
+      target(p.port, {
+        host: 'localhost',
+        tls: 'required',
+        command: ['ETRN a.test', 'ETRN b.test'],
+      }),
+    );
+    expect(report.replies.map((r) => [r.command, r.code])).toEqual([
+      ['ETRN a.test', 251],
+      ['ETRN b.test', 250],
+    ]);
     expect(report.outcome).toBe('signalled');
     expect(p.connections).toHaveLength(2);
   });
 
-  it('a provider out of step even one command at a time: a protocol error, and no domain gets another\'s reply', async () => {
+  it("a provider out of step even one command at a time: a protocol error, and no domain gets another's reply", async () => {
     const p = await scripted({
       extensions: ['ETRN'],
       etrn: { 'a.test': '250 Queuing started for a.test', 'b.test': '458 Unable to queue b.test' },
@@ -146,7 +186,9 @@ describe('each reply is reported for its own command', () => {
     expect(report.outcome).toBe('temporary-failure');
     expect(report.error?.name).toBe('ProtocolError');
     // The late copy and b.test's reply may reach us in one segment or two.
-    expect(report.error?.message).toMatch(/replies out of step with the commands \((QUIT was answered 458, not 221|the reply 458 .* came before the QUIT)\)/);
+    expect(report.error?.message).toMatch(
+      /replies out of step with the commands \((QUIT was answered 458, not 221|the reply 458 .* came before the QUIT)\)/,
+    );
     expect(report.replies).toEqual([
       { command: 'ETRN a.test', code: null, text: expect.stringMatching(/^not trusted: /) },
       { command: 'ETRN b.test', code: null, text: expect.stringMatching(/^not trusted: /) },
@@ -154,7 +196,7 @@ describe('each reply is reported for its own command', () => {
     expect(p.connections).toHaveLength(1);
   });
 
-  it('one reply too many in the same segment as the last command\'s: a protocol error, not a result', async () => {
+  it("one reply too many in the same segment as the last command's: a protocol error, not a result", async () => {
     const p = await scripted({
       extensions: ['ETRN'],
       onLine: (line, c) => {
@@ -179,7 +221,11 @@ describe('each reply is reported for its own command', () => {
       },
     });
     const report = await signal(target(p.port, { command: 'ETRN a.test' }));
-    expect(report).toMatchObject({ outcome: 'signalled', replies: [{ command: 'ETRN a.test', code: 250 }], error: null });
+    expect(report).toMatchObject({
+      outcome: 'signalled',
+      replies: [{ command: 'ETRN a.test', code: 250 }],
+      error: null,
+    });
     expect(p.connections).toHaveLength(2);
   });
 });

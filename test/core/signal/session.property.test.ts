@@ -61,7 +61,21 @@ interface TargetPlan {
   readonly allowPlaintextAuth: boolean;
 }
 
-const fault = fc.constantFrom<Fault>('none', 'none', 'none', 'none', 'none', 'multiline', 'split', 'delay', 'silence', 'cut', 'duplicate', 'duplicate', 'inject');
+const fault = fc.constantFrom<Fault>(
+  'none',
+  'none',
+  'none',
+  'none',
+  'none',
+  'multiline',
+  'split',
+  'delay',
+  'silence',
+  'cut',
+  'duplicate',
+  'duplicate',
+  'inject',
+);
 const plan: fc.Arbitrary<Plan> = fc.record({
   greeting: fc.constantFrom(220, 220, 220, 220, 421, 554),
   ehlo: fc.constantFrom(250, 250, 250, 250, 502, 421),
@@ -70,7 +84,10 @@ const plan: fc.Arbitrary<Plan> = fc.record({
   starttlsReply: fc.constantFrom(220, 220, 220, 454),
   auth: fc.boolean(),
   authOk: fc.boolean(),
-  etrn: fc.array(fc.constantFrom(250, 251, 252, 253, 458, 459, 450, 500, 554), { minLength: 3, maxLength: 3 }),
+  etrn: fc.array(fc.constantFrom(250, 251, 252, 253, 458, 459, 450, 500, 554), {
+    minLength: 3,
+    maxLength: 3,
+  }),
   faults: fc.array(fc.array(fault, { maxLength: 10 }), { minLength: 2, maxLength: 2 }),
 });
 const targetPlan: fc.Arbitrary<TargetPlan> = fc.record({
@@ -127,8 +144,11 @@ class ModelProvider extends LoopbackPeer {
         return;
       }
       const lines = text.split('\n');
-      let wire = lines.map((l, i) => `${l.slice(0, 3)}${i < lines.length - 1 ? '-' : ' '}${l.slice(4)}\r\n`).join('');
-      if (f === 'multiline' && lines.length === 1) wire = `${text.slice(0, 3)}-more to say\r\n${wire}`;
+      let wire = lines
+        .map((l, i) => `${l.slice(0, 3)}${i < lines.length - 1 ? '-' : ' '}${l.slice(4)}\r\n`)
+        .join('');
+      if (f === 'multiline' && lines.length === 1)
+        wire = `${text.slice(0, 3)}-more to say\r\n${wire}`;
       if (f === 'duplicate') {
         duplicated = true;
         wire += wire;
@@ -176,14 +196,23 @@ class ModelProvider extends LoopbackPeer {
           return send('334 UGFzc3dvcmQ6');
         }
         auth = null;
-        const expected = a.mech === 'CRAM-MD5' ? `${account.username} ${createHmac('md5', account.password).update(a.challenge).digest('hex')}` : account.password;
+        const expected =
+          a.mech === 'CRAM-MD5'
+            ? `${account.username} ${createHmac('md5', account.password).update(a.challenge).digest('hex')}`
+            : account.password;
         const ok = Buffer.from(line, 'base64').toString() === expected && p.authOk;
         return send(ok ? '235 2.7.0 ok' : '535 5.7.8 invalid');
       }
       const [verbRaw = '', ...args] = line.split(' ');
       switch (verbRaw.toUpperCase()) {
         case 'EHLO':
-          return p.ehlo === 250 ? send(ext().map((e) => `250 ${e}`).join('\n')) : send(`${p.ehlo} no EHLO here`);
+          return p.ehlo === 250
+            ? send(
+                ext()
+                  .map((e) => `250 ${e}`)
+                  .join('\n'),
+              )
+            : send(`${p.ehlo} no EHLO here`);
         case 'HELO':
           return send('250 provider.test');
         case 'STARTTLS':
@@ -201,8 +230,14 @@ class ModelProvider extends LoopbackPeer {
           const mech = (args[0] ?? '').toUpperCase();
           if (!p.auth) return send('502 5.5.1 no AUTH');
           if (mech === 'PLAIN') {
-            const [, user, pass] = Buffer.from(args[1] ?? '', 'base64').toString().split('\0');
-            return send(user === account.username && pass === account.password && p.authOk ? '235 2.7.0 ok' : '535 5.7.8 invalid');
+            const [, user, pass] = Buffer.from(args[1] ?? '', 'base64')
+              .toString()
+              .split('\0');
+            return send(
+              user === account.username && pass === account.password && p.authOk
+                ? '235 2.7.0 ok'
+                : '535 5.7.8 invalid',
+            );
           }
           if (mech === 'LOGIN') {
             auth = { mech, step: 0, challenge: '' };
@@ -239,7 +274,11 @@ class ModelProvider extends LoopbackPeer {
 }
 
 const OUTCOMES = ['signalled', 'no-mail', 'temporary-failure', 'permanent-failure'];
-const secrets = [account.password, Buffer.from(account.password).toString('base64'), Buffer.from(`\0${account.username}\0${account.password}`).toString('base64')];
+const secrets = [
+  account.password,
+  Buffer.from(account.password).toString('base64'),
+  Buffer.from(`\0${account.username}\0${account.password}`).toString('base64'),
+];
 
 async function oneCase(p: Plan, t: TargetPlan): Promise<void> {
   const provider = await new ModelProvider(p).start();
@@ -257,32 +296,45 @@ async function oneCase(p: Plan, t: TargetPlan): Promise<void> {
         port: provider.port,
         tls: t.tls,
         allowPlaintextAuth: t.allowPlaintextAuth,
-        ...(t.auth === 'none' ? {} : { auth: t.auth === 'any' ? { secretId: 's' } : { secretId: 's', mechanism: t.auth } }),
+        ...(t.auth === 'none'
+          ? {}
+          : { auth: t.auth === 'any' ? { secretId: 's' } : { secretId: 's', mechanism: t.auth } }),
         command: commands,
         timeoutSeconds: REPLY_TIMEOUT_S,
       },
       'property',
     );
     const started = Date.now();
-    const report = await releaseSignal(target, { deadline: started + SESSION_MS }, {
-      credentials,
-      tlsCa: testCa,
-      helloName: 'mx.customer.test',
-      transcript: { line: (_t, d, x) => transcript.push(`${d} ${x}`) },
-    });
+    const report = await releaseSignal(
+      target,
+      { deadline: started + SESSION_MS },
+      {
+        credentials,
+        tlsCa: testCa,
+        helloName: 'mx.customer.test',
+        transcript: { line: (_t, d, x) => transcript.push(`${d} ${x}`) },
+      },
+    );
     expect(Date.now() - started).toBeLessThanOrEqual(SESSION_MS + GOODBYE_SLACK_MS);
     expect(OUTCOMES).toContain(report.outcome);
     const shown = `${transcript.join('\n')}\n${JSON.stringify(report)}`;
     for (const secret of secrets) expect(shown).not.toContain(secret);
 
-    const untrusted = report.error instanceof ProtocolError && report.replies.some((r) => r.text.startsWith('not trusted:'));
+    const untrusted =
+      report.error instanceof ProtocolError &&
+      report.replies.some((r) => r.text.startsWith('not trusted:'));
     if (untrusted) {
-      expect(report.replies.filter((r) => r.command.startsWith('ETRN')).every((r) => r.code === null)).toBe(true);
+      expect(
+        report.replies.filter((r) => r.command.startsWith('ETRN')).every((r) => r.code === null),
+      ).toBe(true);
     } else {
       const last = provider.connections.at(-1);
       for (const r of report.replies) {
         if (!r.command.startsWith('ETRN') || r.code === null) continue;
-        expect({ command: r.command, code: r.code }).toEqual({ command: r.command, code: last?.own.get(r.command) });
+        expect({ command: r.command, code: r.code }).toEqual({
+          command: r.command,
+          code: last?.own.get(r.command),
+        });
       }
     }
   } finally {
@@ -296,6 +348,10 @@ async function oneCase(p: Plan, t: TargetPlan): Promise<void> {
 
 describe('the release signal against a hostile provider', () => {
   it('always one classified result in bound, nothing left, no credential shown, no reply on the wrong command', async () => {
-    await checkProperty('signal session vs hostile provider', fc.asyncProperty(plan, targetPlan, oneCase), { ci: 120, fuzzShare: 0.1 });
+    await checkProperty(
+      'signal session vs hostile provider',
+      fc.asyncProperty(plan, targetPlan, oneCase),
+      { ci: 120, fuzzShare: 0.1 },
+    );
   }, 120_000);
 });

@@ -8,7 +8,12 @@ import { parseTarget, type Target } from '../../../lambda/core/config';
 import { DequeueError } from '../../../lambda/core/errors';
 import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
-import { ScriptedProvider, testCa, testCert, type ScriptedProviderOptions } from '../../../peers/scripted-provider';
+import {
+  ScriptedProvider,
+  testCa,
+  testCert,
+  type ScriptedProviderOptions,
+} from '../../../peers/scripted-provider';
 import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
 
 const account = { username: 'customer', password: 's3cret-pass' };
@@ -37,23 +42,42 @@ async function provider(options: ScriptedProviderOptions = {}): Promise<Scripted
 }
 
 function target(p: { port: number; host?: string }, fields: Record<string, unknown> = {}): Target {
-  return parseTarget({ name: 't', host: p.host ?? '127.0.0.1', port: p.port, tls: 'none', command: 'ETRN example.com', ...fields }, 'test');
+  return parseTarget(
+    {
+      name: 't',
+      host: p.host ?? '127.0.0.1',
+      port: p.port,
+      tls: 'none',
+      command: 'ETRN example.com',
+      ...fields,
+    },
+    'test',
+  );
 }
 
-const signal = (t: Target, extra: { transcript?: { line: (t: string, d: string, x: string) => void } } = {}) =>
-  releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test', ...extra });
+const signal = (
+  t: Target,
+  extra: { transcript?: { line: (t: string, d: string, x: string) => void } } = {},
+) => releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test', ...extra });
 
 describe('release signal: the ordinary dialogue', () => {
   it('sends EHLO, the ETRN and QUIT, and reports the reply', async () => {
     const p = await provider();
     const report = await signal(target(p));
     expect(report.outcome).toBe('signalled');
-    expect(report.replies).toEqual([{ command: 'ETRN example.com', code: 250, text: 'Queuing started' }]);
+    expect(report.replies).toEqual([
+      { command: 'ETRN example.com', code: 250, text: 'Queuing started' },
+    ]);
     expect(p.lines).toEqual(['EHLO mx.customer.test', 'ETRN example.com', 'QUIT']);
   });
 
   it('sends every command even after a 251, and pipelines them with QUIT when PIPELINING is offered', async () => {
-    const p = await provider({ etrn: { 'a.test': '251 No messages waiting for a.test', 'b.test': '250 Queuing started for b.test' } });
+    const p = await provider({
+      etrn: {
+        'a.test': '251 No messages waiting for a.test',
+        'b.test': '250 Queuing started for b.test',
+      },
+    });
     const report = await signal(target(p, { command: ['ETRN a.test', 'ETRN b.test'] }));
     expect(report.outcome).toBe('signalled');
     expect(report.replies.map((r) => r.code)).toEqual([251, 250]);
@@ -61,7 +85,10 @@ describe('release signal: the ordinary dialogue', () => {
   });
 
   it('reports no-mail when every domain answers 251', async () => {
-    const p = await provider({ extensions: ['ETRN'], etrn: { 'a.test': '251 none', 'b.test': '251 none' } });
+    const p = await provider({
+      extensions: ['ETRN'],
+      etrn: { 'a.test': '251 none', 'b.test': '251 none' },
+    });
     const report = await signal(target(p, { command: ['ETRN a.test', 'ETRN b.test'] }));
     expect(report.outcome).toBe('no-mail');
     expect(p.lines).toEqual(['EHLO mx.customer.test', 'ETRN a.test', 'ETRN b.test', 'QUIT']);
@@ -79,7 +106,10 @@ describe('release signal: the ordinary dialogue', () => {
     const p = await provider({ etrn: { 'example.com': reply } });
     const report = await signal(target(p));
     expect(report.outcome).toBe(outcome);
-    expect(report.replies[0]).toMatchObject({ command: 'ETRN example.com', code: Number(reply.slice(0, 3)) });
+    expect(report.replies[0]).toMatchObject({
+      command: 'ETRN example.com',
+      code: Number(reply.slice(0, 3)),
+    });
   });
 
   it('a failure on one domain is the outcome even when another was accepted', async () => {
@@ -89,10 +119,18 @@ describe('release signal: the ordinary dialogue', () => {
   });
 
   it('falls back to HELO when EHLO is refused with 5xx', async () => {
-    const p = await provider({ onLine: (l, c) => (l.startsWith('EHLO') ? (c.reply('502 5.5.1 EHLO not implemented'), true) : false) });
+    const p = await provider({
+      onLine: (l, c) =>
+        l.startsWith('EHLO') ? (c.reply('502 5.5.1 EHLO not implemented'), true) : false,
+    });
     const report = await signal(target(p));
     expect(report.outcome).toBe('signalled');
-    expect(p.lines).toEqual(['EHLO mx.customer.test', 'HELO mx.customer.test', 'ETRN example.com', 'QUIT']);
+    expect(p.lines).toEqual([
+      'EHLO mx.customer.test',
+      'HELO mx.customer.test',
+      'ETRN example.com',
+      'QUIT',
+    ]);
   });
 
   it('a command written with spaces around it is sent trimmed', async () => {
@@ -143,7 +181,9 @@ describe('release signal: faults', () => {
     const busy = await provider({ greeting: '421 4.3.2 Service not available, closing channel' });
     const r1 = await signal(target(busy));
     expect(r1.outcome).toBe('temporary-failure');
-    expect(r1.replies).toEqual([{ command: '(greeting)', code: 421, text: '4.3.2 Service not available, closing channel' }]);
+    expect(r1.replies).toEqual([
+      { command: '(greeting)', code: 421, text: '4.3.2 Service not available, closing channel' },
+    ]);
     expect(busy.lines).toEqual(['QUIT']);
     const denied = await provider({ greeting: '554 5.7.1 No service for you' });
     expect((await signal(target(denied))).outcome).toBe('permanent-failure');
@@ -186,7 +226,8 @@ describe('release signal: faults', () => {
   });
 
   it('a reply nobody asked for is a protocol error, not ignored', async () => {
-    const twice = (l: string, c: { write: (d: string) => void }) => (l.startsWith('ETRN') ? (c.write('250 one\r\n250 two\r\n'), true) : false);
+    const twice = (l: string, c: { write: (d: string) => void }) =>
+      l.startsWith('ETRN') ? (c.write('250 one\r\n250 two\r\n'), true) : false;
     const p = await provider({ onLine: twice, extensions: ['ETRN'] });
     const report = await signal(target(p, { command: ['ETRN a.test', 'ETRN b.test'] }));
     expect(report.outcome).toBe('temporary-failure');
@@ -195,12 +236,18 @@ describe('release signal: faults', () => {
     // The second reply was not taken as b.test's answer.
     expect(report.replies).toEqual([
       { command: 'ETRN a.test', code: 250, text: 'one' },
-      { command: 'ETRN b.test', code: null, text: expect.stringMatching(/^no reply: .*nobody asked for/) },
+      {
+        command: 'ETRN b.test',
+        code: null,
+        text: expect.stringMatching(/^no reply: .*nobody asked for/),
+      },
     ]);
   });
 
   it('5xx to both EHLO and HELO is a permanent failure', async () => {
-    const p = await provider({ onLine: (l, c) => (/^(EHLO|HELO)/.test(l) ? (c.reply('550 go away'), true) : false) });
+    const p = await provider({
+      onLine: (l, c) => (/^(EHLO|HELO)/.test(l) ? (c.reply('550 go away'), true) : false),
+    });
     const report = await signal(target(p));
     expect(report.outcome).toBe('permanent-failure');
     expect(report.replies).toEqual([{ command: 'HELO', code: 550, text: 'go away' }]);
@@ -208,7 +255,9 @@ describe('release signal: faults', () => {
   });
 
   it('a reply code changing inside a multi-line reply is a protocol error', async () => {
-    const p = await provider({ onLine: (l, c) => (l.startsWith('EHLO') ? (c.write('250-a\r\n251 b\r\n'), true) : false) });
+    const p = await provider({
+      onLine: (l, c) => (l.startsWith('EHLO') ? (c.write('250-a\r\n251 b\r\n'), true) : false),
+    });
     const report = await signal(target(p));
     expect(report.error?.message).toMatch(/reply code changed from 250 to 251/);
   });
@@ -221,12 +270,18 @@ describe('release signal: faults', () => {
     expect(Date.now() - started).toBeLessThan(2500);
   });
 
-  it('the run\'s deadline cuts a wait shorter than timeoutSeconds', async () => {
+  it("the run's deadline cuts a wait shorter than timeoutSeconds", async () => {
     const p = await provider({ extensions: ['ETRN'], onLine: (l) => l.startsWith('ETRN') });
     const started = Date.now();
-    const report = await releaseSignal(target(p, { timeoutSeconds: 60 }), { deadline: Date.now() + 400 }, { credentials });
+    const report = await releaseSignal(
+      target(p, { timeoutSeconds: 60 }),
+      { deadline: Date.now() + 400 },
+      { credentials },
+    );
     expect(report.outcome).toBe('temporary-failure');
-    expect(report.error?.message).toMatch(/no complete reply from 127\.0\.0\.1:\d+ to ETRN example.com before the run's deadline/);
+    expect(report.error?.message).toMatch(
+      /no complete reply from 127\.0\.0\.1:\d+ to ETRN example.com before the run's deadline/,
+    );
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
@@ -237,7 +292,9 @@ describe('release signal: faults', () => {
     await new Promise<void>((r) => server.close(() => r()));
     const report = await signal(target({ port }));
     expect(report.outcome).toBe('temporary-failure');
-    expect(report.error?.message).toMatch(/cannot connect to 127\.0\.0\.1:\d+: connect ECONNREFUSED/);
+    expect(report.error?.message).toMatch(
+      /cannot connect to 127\.0\.0\.1:\d+: connect ECONNREFUSED/,
+    );
   });
 });
 
@@ -246,7 +303,13 @@ describe('release signal: TLS', () => {
     const p = await provider({ tls: testCert('localhost') });
     const report = await signal(target(p, { host: 'localhost', tls: 'required' }));
     expect(report.outcome).toBe('signalled');
-    expect(p.lines).toEqual(['EHLO mx.customer.test', 'STARTTLS', 'EHLO mx.customer.test', 'ETRN example.com', 'QUIT']);
+    expect(p.lines).toEqual([
+      'EHLO mx.customer.test',
+      'STARTTLS',
+      'EHLO mx.customer.test',
+      'ETRN example.com',
+      'QUIT',
+    ]);
     expect(p.connections[0]!.encrypted).toBe(true);
   });
 
@@ -254,22 +317,29 @@ describe('release signal: TLS', () => {
     const p = await provider({ tls: testCert('wrong') });
     const report = await signal(target(p, { host: 'localhost', tls: 'opportunistic' }));
     expect(report.outcome).toBe('permanent-failure');
-    expect(report.error?.message).toMatch(/TLS with localhost:\d+ failed: .*(altnames|does not match)/i);
+    expect(report.error?.message).toMatch(
+      /TLS with localhost:\d+ failed: .*(altnames|does not match)/i,
+    );
     expect(p.lines).toEqual(['EHLO mx.customer.test', 'STARTTLS']);
   });
 
   it('tlsVerify false accepts the mismatched certificate', async () => {
     const p = await provider({ tls: testCert('wrong') });
-    const report = await signal(target(p, { host: 'localhost', tls: 'required', tlsVerify: false }));
+    const report = await signal(
+      target(p, { host: 'localhost', tls: 'required', tlsVerify: false }),
+    );
     expect(report.outcome).toBe('signalled');
   });
 
   it('STARTTLS refused: "required" fails, "opportunistic" goes on unencrypted', async () => {
-    const refuse = (l: string, c: { reply: (t: string) => void }) => (l === 'STARTTLS' ? (c.reply('454 4.7.0 TLS not available'), true) : false);
+    const refuse = (l: string, c: { reply: (t: string) => void }) =>
+      l === 'STARTTLS' ? (c.reply('454 4.7.0 TLS not available'), true) : false;
     const p = await provider({ tls: testCert('localhost'), onLine: refuse });
     const required = await signal(target(p, { host: 'localhost', tls: 'required' }));
     expect(required.outcome).toBe('temporary-failure');
-    expect(required.replies).toEqual([{ command: 'STARTTLS', code: 454, text: '4.7.0 TLS not available' }]);
+    expect(required.replies).toEqual([
+      { command: 'STARTTLS', code: 454, text: '4.7.0 TLS not available' },
+    ]);
     const opportunistic = await signal(target(p, { host: 'localhost', tls: 'opportunistic' }));
     expect(opportunistic.outcome).toBe('signalled');
   });
@@ -283,16 +353,20 @@ describe('release signal: TLS', () => {
   });
 
   it('bytes sent after the 220 to STARTTLS, before TLS, are refused (RFC 3207, CVE-2011-0411)', async () => {
-    const inject = (l: string, c: { write: (d: string) => void }) => (l === 'STARTTLS' ? (c.write('220 go ahead\r\n250 injected\r\n'), true) : false);
+    const inject = (l: string, c: { write: (d: string) => void }) =>
+      l === 'STARTTLS' ? (c.write('220 go ahead\r\n250 injected\r\n'), true) : false;
     const p = await provider({ tls: testCert('localhost'), onLine: inject });
     const report = await signal(target(p, { host: 'localhost', tls: 'required' }));
     expect(report.outcome).toBe('temporary-failure');
-    expect(report.error?.message).toMatch(/sent data after its 220 to STARTTLS|sent a reply nobody asked for: 250 injected/);
+    expect(report.error?.message).toMatch(
+      /sent data after its 220 to STARTTLS|sent a reply nobody asked for: 250 injected/,
+    );
     expect(p.lines).not.toContain('ETRN example.com');
   });
 
   it('a partial line injected after the 220 to STARTTLS is refused too', async () => {
-    const inject = (l: string, c: { write: (d: string) => void }) => (l === 'STARTTLS' ? (c.write('220 go ahead\r\n250 inj'), true) : false);
+    const inject = (l: string, c: { write: (d: string) => void }) =>
+      l === 'STARTTLS' ? (c.write('220 go ahead\r\n250 inj'), true) : false;
     const p = await provider({ tls: testCert('localhost'), onLine: inject });
     const report = await signal(target(p, { host: 'localhost', tls: 'required' }));
     expect(report.error?.message).toMatch(/sent data after its 220 to STARTTLS, before TLS began/);
@@ -310,30 +384,46 @@ describe('release signal: AUTH', () => {
   const auth = { secretId: 'isp' };
 
   it.each(['PLAIN', 'LOGIN', 'CRAM-MD5'])('authenticates with %s over TLS', async (mechanism) => {
-    const p = await provider({ tls: testCert('localhost'), extensions: ['PIPELINING', 'ETRN', `AUTH ${mechanism}`] });
-    const lines: string[] = [];
-    const report = await signal(target(p, { host: 'localhost', tls: 'required', auth: { ...auth, mechanism } }), {
-      transcript: { line: (_t, d, x) => lines.push(`${d}: ${x}`) },
+    const p = await provider({
+      tls: testCert('localhost'),
+      extensions: ['PIPELINING', 'ETRN', `AUTH ${mechanism}`],
     });
+    const lines: string[] = [];
+    const report = await signal(
+      target(p, { host: 'localhost', tls: 'required', auth: { ...auth, mechanism } }),
+      {
+        transcript: { line: (_t, d, x) => lines.push(`${d}: ${x}`) },
+      },
+    );
     expect(report.outcome).toBe('signalled');
     expect(p.connections[0]!.authenticated).toBe(true);
     const transcript = lines.join('\n');
     expect(transcript).not.toContain(account.password);
     expect(transcript).not.toContain(Buffer.from(account.username).toString('base64'));
-    expect(transcript).not.toContain(Buffer.from(`\0${account.username}\0${account.password}`).toString('base64'));
+    expect(transcript).not.toContain(
+      Buffer.from(`\0${account.username}\0${account.password}`).toString('base64'),
+    );
     expect(JSON.stringify(report)).not.toContain(account.password);
   });
 
   it('over TLS with a verified certificate prefers PLAIN to CRAM-MD5 (the server need not keep the password)', async () => {
-    const p = await provider({ tls: testCert('localhost'), extensions: ['ETRN', 'AUTH CRAM-MD5 PLAIN LOGIN'] });
+    const p = await provider({
+      tls: testCert('localhost'),
+      extensions: ['ETRN', 'AUTH CRAM-MD5 PLAIN LOGIN'],
+    });
     const report = await signal(target(p, { host: 'localhost', tls: 'required', auth }));
     expect(report.outcome).toBe('signalled');
     expect(p.lines[3]).toMatch(/^AUTH PLAIN /);
   });
 
   it('over TLS whose certificate is not verified keeps CRAM-MD5 first (the far end may not be the provider)', async () => {
-    const p = await provider({ tls: testCert('wrong'), extensions: ['ETRN', 'AUTH PLAIN LOGIN CRAM-MD5'] });
-    const report = await signal(target(p, { host: 'localhost', tls: 'required', tlsVerify: false, auth }));
+    const p = await provider({
+      tls: testCert('wrong'),
+      extensions: ['ETRN', 'AUTH PLAIN LOGIN CRAM-MD5'],
+    });
+    const report = await signal(
+      target(p, { host: 'localhost', tls: 'required', tlsVerify: false, auth }),
+    );
     expect(report.outcome).toBe('signalled');
     expect(p.lines[3]).toBe('AUTH CRAM-MD5');
   });
@@ -349,7 +439,9 @@ describe('release signal: AUTH', () => {
     const p = await provider({ extensions: ['ETRN', 'AUTH PLAIN LOGIN'] });
     const report = await signal(target(p, { auth }));
     expect(report.outcome).toBe('permanent-failure');
-    expect(report.error?.message).toMatch(/no AUTH mechanism may be used: offered PLAIN LOGIN.*allowPlaintextAuth/);
+    expect(report.error?.message).toMatch(
+      /no AUTH mechanism may be used: offered PLAIN LOGIN.*allowPlaintextAuth/,
+    );
     expect(p.lines.some((l) => l.startsWith('AUTH'))).toBe(false);
     expect(p.lines).not.toContain('ETRN example.com');
 
@@ -359,22 +451,33 @@ describe('release signal: AUTH', () => {
 
   it('a pinned mechanism the provider does not offer is a permanent failure', async () => {
     const p = await provider({ extensions: ['ETRN', 'AUTH CRAM-MD5'] });
-    const report = await signal(target(p, { auth: { ...auth, mechanism: 'LOGIN' }, allowPlaintextAuth: true }));
+    const report = await signal(
+      target(p, { auth: { ...auth, mechanism: 'LOGIN' }, allowPlaintextAuth: true }),
+    );
     expect(report.outcome).toBe('permanent-failure');
-    expect(report.error?.message).toMatch(/AUTH LOGIN is not offered by the provider \(offered: CRAM-MD5\)/);
+    expect(report.error?.message).toMatch(
+      /AUTH LOGIN is not offered by the provider \(offered: CRAM-MD5\)/,
+    );
   });
 
   it('535 is a permanent failure and the release command is not sent', async () => {
-    const p = await provider({ extensions: ['ETRN', 'AUTH CRAM-MD5'], account: { username: 'customer', password: 'other' } });
+    const p = await provider({
+      extensions: ['ETRN', 'AUTH CRAM-MD5'],
+      account: { username: 'customer', password: 'other' },
+    });
     const report = await signal(target(p, { auth }));
     expect(report.outcome).toBe('permanent-failure');
-    expect(report.replies).toEqual([{ command: 'AUTH CRAM-MD5', code: 535, text: '5.7.8 Authentication credentials invalid' }]);
+    expect(report.replies).toEqual([
+      { command: 'AUTH CRAM-MD5', code: 535, text: '5.7.8 Authentication credentials invalid' },
+    ]);
     expect(p.lines).not.toContain('ETRN example.com');
   });
 
   it('a missing secret fails before any connection is made', async () => {
     const p = await provider();
-    await expect(signal(target(p, { auth: { secretId: 'nope' } }))).rejects.toThrow(/secret "nope" not found/);
+    await expect(signal(target(p, { auth: { secretId: 'nope' } }))).rejects.toThrow(
+      /secret "nope" not found/,
+    );
     expect(p.connections).toHaveLength(0);
   });
 });
@@ -389,8 +492,16 @@ describe('release signal: raw protocol', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
     try {
-      const report = await signal(parseTarget({ name: 'f', host: '127.0.0.1', port, protocol: 'raw', command: 'customer' }, 'test'));
-      expect(report).toMatchObject({ outcome: 'signalled', replies: [{ command: 'customer', code: null, text: 'Login: customer\nNo mail.' }] });
+      const report = await signal(
+        parseTarget(
+          { name: 'f', host: '127.0.0.1', port, protocol: 'raw', command: 'customer' },
+          'test',
+        ),
+      );
+      expect(report).toMatchObject({
+        outcome: 'signalled',
+        replies: [{ command: 'customer', code: null, text: 'Login: customer\nNo mail.' }],
+      });
     } finally {
       server.close();
     }

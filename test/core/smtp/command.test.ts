@@ -1,6 +1,11 @@
 /** The command grammar we serve after the turn (RFC 5321 4.1), with strings alone. */
 import { describe, expect, it } from 'vitest';
-import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../../../lambda/core/smtp/command';
+import {
+  parseMailFrom,
+  parseRcptTo,
+  printable,
+  splitCommand,
+} from '../../../lambda/core/smtp/command';
 import { receivedHeader } from '../../../lambda/core/odmr/trace-header';
 
 describe('splitCommand', () => {
@@ -17,12 +22,21 @@ describe('MAIL FROM and RCPT TO', () => {
     expect(parseMailFrom('FROM:<>')).toMatchObject({ ok: true, address: '' });
     const r = parseMailFrom('from: <a@b.test> SIZE=1000 BODY=8BITMIME');
     expect(r.ok && r.address).toBe('a@b.test');
-    expect(r.ok && [...r.params]).toEqual([['SIZE', '1000'], ['BODY', '8BITMIME']]);
+    expect(r.ok && [...r.params]).toEqual([
+      ['SIZE', '1000'],
+      ['BODY', '8BITMIME'],
+    ]);
   });
 
   it('drops a source route (RFC 5321 4.1.1.3) and accepts a quoted local part', () => {
-    expect(parseRcptTo('TO:<@relay.test,@hop.test:u@c.test>')).toMatchObject({ ok: true, address: 'u@c.test' });
-    expect(parseRcptTo('TO:<"a b>c"@c.test>')).toMatchObject({ ok: true, address: '"a b>c"@c.test' });
+    expect(parseRcptTo('TO:<@relay.test,@hop.test:u@c.test>')).toMatchObject({
+      ok: true,
+      address: 'u@c.test',
+    });
+    expect(parseRcptTo('TO:<"a b>c"@c.test>')).toMatchObject({
+      ok: true,
+      address: '"a b>c"@c.test',
+    });
   });
 
   it('takes <Postmaster> without a domain, but no other bare name', () => {
@@ -49,10 +63,17 @@ describe('MAIL FROM and RCPT TO', () => {
 describe('trace header', () => {
   it('never carries raw provider input into the header', () => {
     const header = receivedHeader({
-      heloName: 'evil\r\nBcc: x@y', remoteAddress: '::ffff:192.0.2.7', by: 'mx.customer.test', esmtp: true, tls: true, id: 'ID1',
+      heloName: 'evil\r\nBcc: x@y',
+      remoteAddress: '::ffff:192.0.2.7',
+      by: 'mx.customer.test',
+      esmtp: true,
+      tls: true,
+      id: 'ID1',
       date: new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
     }).toString('latin1');
-    expect(header).toBe('Received: from unknown ([192.0.2.7])\r\n\tby mx.customer.test (dequeue ODMR) with ESMTPS id ID1;\r\n\tTue, 02 Jan 2024 03:04:05 +0000\r\n');
+    expect(header).toBe(
+      'Received: from unknown ([192.0.2.7])\r\n\tby mx.customer.test (dequeue ODMR) with ESMTPS id ID1;\r\n\tTue, 02 Jan 2024 03:04:05 +0000\r\n',
+    );
   });
 
   it.each([
@@ -64,7 +85,12 @@ describe('trace header', () => {
     ['[999.1.1.1]', 'unknown'],
   ])('a provider saying EHLO %s appears as %s in the Received header', (helo, shown) => {
     const header = receivedHeader({
-      heloName: helo, remoteAddress: '2001:db8::1', by: 'mx.customer.test', esmtp: true, tls: false, id: 'ID1',
+      heloName: helo,
+      remoteAddress: '2001:db8::1',
+      by: 'mx.customer.test',
+      esmtp: true,
+      tls: false,
+      id: 'ID1',
       date: new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
     }).toString('latin1');
     expect(header.split('\r\n')[0]).toBe(`Received: from ${shown} ([IPv6:2001:db8::1])`);

@@ -16,7 +16,27 @@ const s = (buf: Buffer) => buf.toString('latin1');
 
 /** Messages made of what transparency is about: dots, CRs, LFs, the end mark itself. */
 const message = fc
-  .array(fc.oneof(fc.constantFrom('.', '..', '\r', '\n', '\r\n', '\r\n.\r\n', '\n.\r\n', '.\r\n', '\r.\r', 'text', ' ', '\x00', '\xff'), fc.string({ maxLength: 8 })), { maxLength: 40 })
+  .array(
+    fc.oneof(
+      fc.constantFrom(
+        '.',
+        '..',
+        '\r',
+        '\n',
+        '\r\n',
+        '\r\n.\r\n',
+        '\n.\r\n',
+        '.\r\n',
+        '\r.\r',
+        'text',
+        ' ',
+        '\x00',
+        '\xff',
+      ),
+      fc.string({ maxLength: 8 }),
+    ),
+    { maxLength: 40 },
+  )
   .map((parts) => Buffer.from(parts.join(''), 'latin1'));
 
 /** Cut `data` at the given points (any number, any place, empty pieces included). */
@@ -37,23 +57,39 @@ function unstuff(chunks: Buffer[]): { content: string; ended: boolean; rest: str
   for (const [i, chunk] of chunks.entries()) {
     const piece = u.push(chunk);
     content += piece.content.map(s).join('');
-    if (piece.ended) return { content, ended: true, rest: s(piece.rest) + chunks.slice(i + 1).map(s).join('') };
+    if (piece.ended)
+      return {
+        content,
+        ended: true,
+        rest:
+          s(piece.rest) +
+          chunks
+            .slice(i + 1)
+            .map(s)
+            .join(''),
+      };
   }
   return { content, ended: false, rest: '' };
 }
 
-const withFinalLineEnd = (text: string) => (text === '' || text.endsWith('\r\n') ? text : `${text}\r\n`);
+const withFinalLineEnd = (text: string) =>
+  text === '' || text.endsWith('\r\n') ? text : `${text}\r\n`;
 const cuts = fc.array(fc.nat(), { maxLength: 8 });
 
 describe('transparency properties', () => {
   it('what we receive: any message, stuffed by the provider and cut anywhere, comes back byte for byte, with what followed the dot', async () => {
     await checkProperty(
       'unstuff(provider stuffing) round trip',
-      fc.property(message, cuts, fc.constantFrom('', 'QUIT\r\n', '\r\n', 'MAIL FROM:<a@b>\r\n'), (text, at, after) => {
-        const wire = Buffer.concat([stuff(text), Buffer.from(after, 'latin1')]);
-        const got = unstuff(pieces(wire, at));
-        return got.ended && got.content === withFinalLineEnd(s(text)) && got.rest === after;
-      }),
+      fc.property(
+        message,
+        cuts,
+        fc.constantFrom('', 'QUIT\r\n', '\r\n', 'MAIL FROM:<a@b>\r\n'),
+        (text, at, after) => {
+          const wire = Buffer.concat([stuff(text), Buffer.from(after, 'latin1')]);
+          const got = unstuff(pieces(wire, at));
+          return got.ended && got.content === withFinalLineEnd(s(text)) && got.rest === after;
+        },
+      ),
       { ci: 400 },
     );
   });
@@ -63,14 +99,22 @@ describe('transparency properties', () => {
       'stuffer safe for naive servers, round trip',
       fc.property(message, cuts, (text, at) => {
         const stuffer = new DotStuffer();
-        const out = s(Buffer.concat([...pieces(text, at).flatMap((p) => stuffer.push(p)), stuffer.end()]));
+        const out = s(
+          Buffer.concat([...pieces(text, at).flatMap((p) => stuffer.push(p)), stuffer.end()]),
+        );
         // A server splitting at any line end sees "." alone only as the last line.
-        const ends = [...out.matchAll(/(?:^|[\r\n])\.(?=[\r\n])/g)].map((m) => m.index + m[0].length - 1);
+        const ends = [...out.matchAll(/(?:^|[\r\n])\.(?=[\r\n])/g)].map(
+          (m) => m.index + m[0].length - 1,
+        );
         if (ends.length !== 1 || ends[0] !== out.length - 3 || !out.endsWith('.\r\n')) return false;
         // Only CRLF line ends leave us.
         if (/\r(?!\n)|(?<!\r)\n/.test(out)) return false;
         const back = unstuff(pieces(Buffer.from(out, 'latin1'), at));
-        return back.ended && back.rest === '' && back.content === withFinalLineEnd(s(text).replace(/\r\n|\r|\n/g, '\r\n'));
+        return (
+          back.ended &&
+          back.rest === '' &&
+          back.content === withFinalLineEnd(s(text).replace(/\r\n|\r|\n/g, '\r\n'))
+        );
       }),
       { ci: 400 },
     );

@@ -14,25 +14,52 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from '../../../lambda/core/errors';
-import { MAX_PATH_LENGTH, parseMailFrom, parseRcptTo, printable, splitCommand } from '../../../lambda/core/smtp/command';
-import { MAX_REPLY_LINE_BYTES, MAX_REPLY_LINES, ReplyParser, type SmtpReply } from '../../../lambda/core/smtp/reply';
+import {
+  MAX_PATH_LENGTH,
+  parseMailFrom,
+  parseRcptTo,
+  printable,
+  splitCommand,
+} from '../../../lambda/core/smtp/command';
+import {
+  MAX_REPLY_LINE_BYTES,
+  MAX_REPLY_LINES,
+  ReplyParser,
+  type SmtpReply,
+} from '../../../lambda/core/smtp/reply';
 import { checkProperty } from '../../support/fuzz';
 
 const code = fc.integer({ min: 100, max: 699 }).map(String);
 const goodCode = fc.integer({ min: 200, max: 599 }).map(String);
-const text = fc.string({ maxLength: 40, unit: fc.constantFrom(...'abc XYZ.-:;=<>@\t\x00\x7f\u00e9') });
+const text = fc.string({
+  maxLength: 40,
+  unit: fc.constantFrom(...'abc XYZ.-:;=<>@\t\x00\x7f\u00e9'),
+});
 const eol = fc.constantFrom('\r\n', '\n', '\r', '\r\r\n', '');
 
 /** Pieces of a reply stream: mostly well-formed lines, some near the limits, some junk. */
 const piece = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(goodCode, fc.constantFrom(' ', '-'), text, eol).map((p) => p.join('')) },
-  { weight: 2, arbitrary: fc.tuple(goodCode, fc.constantFrom(' ', '-'), eol).map((p) => p.join('')) },
-  { weight: 1, arbitrary: fc.tuple(code, fc.constantFrom(' ', '-', 'x', ''), text, eol).map((p) => p.join('')) },
+  {
+    weight: 6,
+    arbitrary: fc.tuple(goodCode, fc.constantFrom(' ', '-'), text, eol).map((p) => p.join('')),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(goodCode, fc.constantFrom(' ', '-'), eol).map((p) => p.join('')),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(code, fc.constantFrom(' ', '-', 'x', ''), text, eol).map((p) => p.join('')),
+  },
   {
     weight: 2,
     // Lines around the 8 KiB limit (most often exactly at it), with their CR and LF.
     arbitrary: fc
-      .tuple(goodCode, fc.constantFrom(0, 0, 0, -1, 1, -2, 2), fc.constantFrom('\r\n', '\r\n', '\n', '\r', ''))
+      .tuple(
+        goodCode,
+        fc.constantFrom(0, 0, 0, -1, 1, -2, 2),
+        fc.constantFrom('\r\n', '\r\n', '\n', '\r', ''),
+      )
       .map(([c, delta, end]) => `${c} ${'x'.repeat(MAX_REPLY_LINE_BYTES - 4 + delta)}${end}`),
   },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 140 }).map((n) => '250-x\r\n'.repeat(n)) },
@@ -40,7 +67,12 @@ const piece = fc.oneof(
 );
 
 const stream = fc.oneof(
-  { weight: 4, arbitrary: fc.array(piece, { maxLength: 12 }).map((parts) => Buffer.from(parts.join(''), 'latin1')) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .array(piece, { maxLength: 12 })
+      .map((parts) => Buffer.from(parts.join(''), 'latin1')),
+  },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) },
 );
 
@@ -81,12 +113,15 @@ function parse(chunks: readonly Buffer[]): Parsed {
     }
     replies.push(...read.replies);
     if (read.error) {
-      if (!(read.error instanceof ProtocolError)) throw new Error(`an error of another kind: ${String(read.error)}`);
-      if (read.error.message.length > 200) throw new Error(`an unbounded error message (${read.error.message.length} characters)`);
+      if (!(read.error instanceof ProtocolError))
+        throw new Error(`an error of another kind: ${String(read.error)}`);
+      if (read.error.message.length > 200)
+        throw new Error(`an unbounded error message (${read.error.message.length} characters)`);
       return { replies, error: read.error.message, remainder: null };
     }
     // One partial line (and its CR) at most is kept between chunks.
-    if (parser.pendingBytes > MAX_REPLY_LINE_BYTES + 1) throw new Error(`kept ${parser.pendingBytes} bytes`);
+    if (parser.pendingBytes > MAX_REPLY_LINE_BYTES + 1)
+      throw new Error(`kept ${parser.pendingBytes} bytes`);
   }
   return { replies, error: null, remainder: parser.remainder().toString('latin1') };
 }
@@ -95,18 +130,24 @@ describe('reply parser against any bytes in any chunks', () => {
   it('gives the same replies and the same error whatever the chunking, within its caps', async () => {
     await checkProperty(
       'reply parser: chunking',
-      fc.property(stream, fc.array(fc.nat(), { maxLength: 20 }), fc.boolean(), (bytes, cuts, afterCr) => {
-        const whole = parse([bytes]);
-        const chunked = parse(cut(bytes, cuts, afterCr));
-        for (const reply of chunked.replies) {
-          expect(reply.code).toBeGreaterThanOrEqual(200);
-          expect(reply.code).toBeLessThanOrEqual(599);
-          expect(reply.lines.length).toBeGreaterThanOrEqual(1);
-          expect(reply.lines.length).toBeLessThanOrEqual(MAX_REPLY_LINES);
-          for (const line of reply.lines) expect(Buffer.byteLength(line, 'latin1')).toBeLessThanOrEqual(MAX_REPLY_LINE_BYTES);
-        }
-        expect(chunked).toEqual(whole);
-      }),
+      fc.property(
+        stream,
+        fc.array(fc.nat(), { maxLength: 20 }),
+        fc.boolean(),
+        (bytes, cuts, afterCr) => {
+          const whole = parse([bytes]);
+          const chunked = parse(cut(bytes, cuts, afterCr));
+          for (const reply of chunked.replies) {
+            expect(reply.code).toBeGreaterThanOrEqual(200);
+            expect(reply.code).toBeLessThanOrEqual(599);
+            expect(reply.lines.length).toBeGreaterThanOrEqual(1);
+            expect(reply.lines.length).toBeLessThanOrEqual(MAX_REPLY_LINES);
+            for (const line of reply.lines)
+              expect(Buffer.byteLength(line, 'latin1')).toBeLessThanOrEqual(MAX_REPLY_LINE_BYTES);
+          }
+          expect(chunked).toEqual(whole);
+        },
+      ),
       { ci: 400 },
     );
   });

@@ -36,8 +36,12 @@ describe('ReplyParser', () => {
   });
 
   it('rejects garbage, a code change inside a reply, and codes outside 2xx-5xx', () => {
-    expect(() => feed(new ReplyParser(), 'hello there\r\n')).toThrow(/not an SMTP reply line: "hello there"/);
-    expect(() => feed(new ReplyParser(), '250-a\r\n550 b\r\n')).toThrow(/reply code changed from 250 to 550/);
+    expect(() => feed(new ReplyParser(), 'hello there\r\n')).toThrow(
+      /not an SMTP reply line: "hello there"/,
+    );
+    expect(() => feed(new ReplyParser(), '250-a\r\n550 b\r\n')).toThrow(
+      /reply code changed from 250 to 550/,
+    );
     expect(() => feed(new ReplyParser(), '199 early\r\n')).toThrow(/not an SMTP reply line/);
     expect(() => feed(new ReplyParser(), '250x\r\n')).toThrow(/not an SMTP reply line/);
   });
@@ -61,7 +65,9 @@ describe('ReplyParser', () => {
   });
 
   it('still refuses a line one byte over 8 KiB when its CR ends a chunk', () => {
-    expect(() => feed(new ReplyParser(), `250 ${'x'.repeat(MAX_REPLY_LINE_BYTES - 3)}\r`)).toThrow(/longer than 8192 bytes/);
+    expect(() => feed(new ReplyParser(), `250 ${'x'.repeat(MAX_REPLY_LINE_BYTES - 3)}\r`)).toThrow(
+      /longer than 8192 bytes/,
+    );
   });
 
   it('caps the number of lines in one reply', () => {
