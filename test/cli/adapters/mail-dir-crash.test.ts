@@ -10,7 +10,7 @@
  * (`.part`) or an envelope without its message, and the next run's sweep removes it once old,
  * while a complete message is kept.
  */
-import { cpSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -29,9 +29,19 @@ const watch: { dir: string | null; into: string; steps: { call: string; copy: st
 function snapshot(call: string): void {
   if (!watch.dir) return;
   const copy = join(watch.into, String(watch.steps.length));
-  mkdirSync(join(copy, 'isp'), { recursive: true });
-  for (const name of readdirSync(watch.dir))
-    cpSync(join(watch.dir, name), join(copy, 'isp', name), { recursive: true });
+  // The sink's two commit branches run at once: a rename already handed to libuv's thread pool
+  // may land between the listing and the copy. Copy again until one listing copies whole.
+  for (let attempt = 0; ; attempt++) {
+    rmSync(copy, { recursive: true, force: true });
+    mkdirSync(join(copy, 'isp'), { recursive: true });
+    try {
+      for (const name of readdirSync(watch.dir))
+        cpSync(join(watch.dir, name), join(copy, 'isp', name), { recursive: true });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 20) throw e;
+    }
+  }
   watch.steps.push({ call, copy });
 }
 
@@ -79,7 +89,7 @@ const envelope = (id: string): MailEnvelope => ({
   tls: false,
   traceBytes: 0,
 });
-const text = Buffer.from('Subject: crash\r\n\r\n' + 'x'.repeat(300_000) + '\r\n');
+const text = Buffer.from(`Subject: crash\r\n\r\n${'x'.repeat(300_000)}\r\n`);
 
 /** Store one message as the session does after MAIL (transaction) or at DATA alone (begin). */
 async function storeOne(sink: MailSink, viaTransaction: boolean): Promise<void> {
