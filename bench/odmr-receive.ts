@@ -200,7 +200,10 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
         return {
           withdrawable: true,
           abort: () => done,
-          write: (pieces: readonly Buffer[]) => (chunks.push(...pieces), done),
+          write: (pieces: readonly Buffer[]) => {
+            chunks.push(...pieces);
+            return done;
+          },
           commit: async () => {
             const part = join(spec.dir!, `.${n}.part`);
             if (pair) {
@@ -509,7 +512,7 @@ async function runChild(bundle: string, spec: ChildSpec): Promise<ChildResult> {
 /** Mail-like text: headers, then 76-column base64 lines, a few of them starting with a dot. */
 function makeMessages(count: number, size: number): Buffer[] {
   const line = (i: number) =>
-    (i % 97 === 0 ? '.' : '') + randomBytes(57).toString('base64') + '\r\n';
+    `${(i % 97 === 0 ? '.' : '') + randomBytes(57).toString('base64')}\r\n`;
   const body: string[] = [];
   let length = 0;
   for (let i = 0; length < size - 200; i++) {

@@ -52,9 +52,8 @@ export const processIo: CliIo = {
   stderr: process.stderr,
   // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
   openMailDir: async (dir, config, dryRun, memory) => {
-    const sink = dryRun
-      ? (await checkMailDir(dir), createMailDirSink(dir))
-      : await openMailDir(dir);
+    if (dryRun) await checkMailDir(dir);
+    const sink = dryRun ? createMailDirSink(dir) : await openMailDir(dir);
     return mailReceiverFor(sink, config.settings, undefined, memory, config.targets)!;
   },
 };

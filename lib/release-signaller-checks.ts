@@ -2,7 +2,7 @@
  * ReleaseSignaller's props are checked before any resource exists: a conflicting or impossible
  * combination is one clear error naming the props, not a CloudFormation failure mid-deployment.
  */
-import { Duration, Token } from 'aws-cdk-lib';
+import { type Duration, Token } from 'aws-cdk-lib';
 import type { ReleaseSignallerProps } from './release-signaller-props';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX, type PrefixRule } from './resource-prefixes';
 

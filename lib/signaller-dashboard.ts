@@ -8,7 +8,7 @@
  * queries read its JSON log lines (`message: "target result"`, with `target`, `outcome`, `cycle`,
  * `durationMs`, `error`, `reason`, `messages`).
  */
-import { Duration } from 'aws-cdk-lib';
+import type { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';

@@ -240,7 +240,10 @@ export class AtrnProvider {
     for (let i = 0; i < (faults.garbageCommands ?? 0); i++) {
       socket.write('XYZZY\r\n');
       const r = await reply();
-      if (r === null || r.startsWith('421')) return (socket.end(), undefined);
+      if (r === null || r.startsWith('421')) {
+        socket.end();
+        return undefined;
+      }
     }
 
     let attempt = 0;
@@ -254,7 +257,7 @@ export class AtrnProvider {
         (o.declareSize && sizeAdvertised ? ` SIZE=${message.text.length}` : '') +
         (message.body ? ` BODY=${message.body}` : '');
       const rcpts = message.to.map((to) => `RCPT TO:<${to}>\r\n`);
-      let accepted: string[] = [];
+      const accepted: string[] = [];
       let deferred: string[] = [];
       /** A 452: the rest of the recipients wait for another transaction. */
       let tooMany = false;

@@ -505,7 +505,7 @@ class MailDirDraft implements MessageDraft {
       // the message is renamed, the envelope is there first, and the directory's fsync follows.
       const record = Buffer.from(envelopeJson(this.envelope, `${id}.eml`, this.bytes, new Date()));
       const json = this.slot.json;
-      await allOrFirstError<[void, void]>([
+      await allOrFirstError([
         this.syncMessage(),
         (async () => {
           await writeAll(json, [record]);

@@ -73,7 +73,9 @@ export async function readLocalConfig(file: string): Promise<LocalConfig> {
     targets: doc.targets.map((t, i) => ({ name: t.name, value: targets[i]! })),
   };
   checkSize(file, 'settings', 'the settings', local.settings);
-  local.targets.forEach((t, i) => checkSize(file, `targets[${i}]`, `target "${t.name}"`, t.value));
+  for (const [i, t] of local.targets.entries()) {
+    checkSize(file, `targets[${i}]`, `target "${t.name}"`, t.value);
+  }
   return local;
 }
 

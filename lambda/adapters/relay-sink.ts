@@ -42,7 +42,7 @@ import {
   type TransactionStart,
   type Transcript,
 } from '../core/ports';
-import { ReplyChannel } from '../core/smtp/reply-channel';
+import type { ReplyChannel } from '../core/smtp/reply-channel';
 import { replyText } from '../core/smtp/reply';
 
 /** RFC 5321 4.5.3.2: the client's bounds for each step. */

@@ -233,7 +233,7 @@ export class SsmConfigSource implements ConfigSource {
       if (group.length > 1) {
         // Which of them is meant is anyone's guess: none runs until the operator decides.
         const all = group.map((p) => p.Name!).join(', ');
-        group.forEach((p, i) =>
+        for (const [i, p] of group.entries()) {
           invalid.push({
             name: i === 0 ? segment : p.Name!,
             error: new ConfigError(
@@ -241,8 +241,8 @@ export class SsmConfigSource implements ConfigSource {
               'name',
               `"${segment}" is the name of several parameters (${all}); names must be unique`,
             ),
-          }),
-        );
+          });
+        }
         continue;
       }
       const parameter = group[0]!;

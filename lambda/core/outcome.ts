@@ -9,7 +9,7 @@
  * mail, 501 syntax, 502 not available, 530 authentication required.
  * QSND (Post.Office) is answered like ETRN.
  */
-import { DequeueError } from './errors';
+import type { DequeueError } from './errors';
 import type { Outcome } from './result';
 
 export type CommandOutcome = Exclude<Outcome, 'skipped' | 'config-error'>;

@@ -147,16 +147,14 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
   });
 
   it('reports a DynamoDB error with the table and operation', async () => {
-    ddb
-      .on(GetItemCommand)
-      .rejects(
-        new DynamoDBServiceException({
-          name: 'ResourceNotFoundException',
-          $fault: 'client',
-          $metadata: { httpStatusCode: 400 },
-          message: 'Requested resource not found',
-        }),
-      );
+    ddb.on(GetItemCommand).rejects(
+      new DynamoDBServiceException({
+        name: 'ResourceNotFoundException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message: 'Requested resource not found',
+      }),
+    );
     const e = (await counter()
       .count('s')
       .catch((err: unknown) => err)) as DequeueError;

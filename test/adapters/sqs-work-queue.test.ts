@@ -82,16 +82,14 @@ describe('SqsWorkQueue', () => {
   });
 
   it(`gives up after ${MAX_SEND_ROUNDS} rounds and names every order not queued`, async () => {
-    sqs
-      .on(SendMessageBatchCommand)
-      .callsFake((input: { Entries: { Id: string }[] }) => ({
-        Successful: [],
-        Failed: input.Entries.map((e) => ({
-          Id: e.Id,
-          SenderFault: false,
-          Code: 'ServiceUnavailable',
-        })),
-      }));
+    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string }[] }) => ({
+      Successful: [],
+      Failed: input.Entries.map((e) => ({
+        Id: e.Id,
+        SenderFault: false,
+        Code: 'ServiceUnavailable',
+      })),
+    }));
     const refused = await queue().send(orders(2));
     expect(refused.map((r) => [r.target, r.error.kind])).toEqual([
       ['t0', 'temporary'],

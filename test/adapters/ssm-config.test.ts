@@ -103,15 +103,13 @@ describe('SsmConfigSource', () => {
   });
 
   it('uses the settings parameter when present', async () => {
-    ssm
-      .on(GetParameterCommand)
-      .resolves({
-        Parameter: param('/dequeue/settings', {
-          everyNthCycle: 3,
-          helloName: 'mx.customer.example',
-          concurrency: 4,
-        }),
-      });
+    ssm.on(GetParameterCommand).resolves({
+      Parameter: param('/dequeue/settings', {
+        everyNthCycle: 3,
+        helloName: 'mx.customer.example',
+        concurrency: 4,
+      }),
+    });
     serveTargets([]);
     const config = await new SsmConfigSource(client).load();
     expect(config.settings).toEqual({

@@ -391,7 +391,7 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
         key: /<Key>([\s\S]*?)<\/Key>/.exec(o[1]!)?.[1] ?? '',
         version: /<VersionId>/.test(o[1]!),
       }));
-      const unescape = (s: string) =>
+      const xmlUnescape = (s: string) =>
         s
           .replace(/&lt;/g, '<')
           .replace(/&gt;/g, '>')
@@ -401,7 +401,10 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
       return call(
         'DeleteObjects',
         objects.map((o) =>
-          a(o.version ? 'DeleteObjectVersion' : 'DeleteObject', `${bucketArn}/${unescape(o.key)}`),
+          a(
+            o.version ? 'DeleteObjectVersion' : 'DeleteObject',
+            `${bucketArn}/${xmlUnescape(o.key)}`,
+          ),
         ),
       );
     }

@@ -99,7 +99,7 @@ export function physicalOf(
       return {
         ref: name,
         attributes: {
-          Arn: `arn:${pa}:iam::${a}:role/${p.Path ? literal(p.Path).replace(/^\/|\/$/g, '') + '/' : ''}${name}`,
+          Arn: `arn:${pa}:iam::${a}:role/${p.Path ? `${literal(p.Path).replace(/^\/|\/$/g, '')}/` : ''}${name}`,
           RoleId: `AROA${suffix()}`,
         },
       };

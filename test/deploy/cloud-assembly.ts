@@ -175,7 +175,7 @@ export function deployedFunction(stack: StackArtifact, logicalId: string): Deplo
     );
   const hash = code.S3Key.replace(/\.zip$/, '');
   const asset = stack.assetPaths.get(hash);
-  if (!asset || !asset.objectKeys.includes(code.S3Key))
+  if (!asset?.objectKeys.includes(code.S3Key))
     throw new Error(`${where}: no asset in the manifest is published as ${code.S3Key}`);
   // The construct's own record of the asset, when the CLI wrote asset metadata: the same directory.
   const metadataPath = resource.Metadata?.['aws:asset:path'];

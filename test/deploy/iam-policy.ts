@@ -50,13 +50,13 @@ export type Decision =
 
 const list = (v: string | readonly string[] | undefined): readonly string[] =>
   v === undefined ? [] : typeof v === 'string' ? [v] : v;
-const escape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+const regexEscape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
 
 /** `*` and `?` anywhere (action names and condition values with StringLike). */
 export function globMatches(pattern: string, value: string, ignoreCase = false): boolean {
   const source = `^${pattern
     .split('')
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c)))
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : regexEscape(c)))
     .join('')}$`;
   return new RegExp(source, ignoreCase ? 'is' : 's').test(value);
 }
@@ -74,7 +74,13 @@ export function resourceMatches(pattern: string, arn: string | undefined): boole
       segment
         .split('')
         .map((c, i) =>
-          c === '*' ? (i === segment.length - 1 ? '.*' : '[^:]*') : c === '?' ? '[^:]' : escape(c),
+          c === '*'
+            ? i === segment.length - 1
+              ? '.*'
+              : '[^:]*'
+            : c === '?'
+              ? '[^:]'
+              : regexEscape(c),
         )
         .join(''),
     )

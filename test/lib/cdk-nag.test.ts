@@ -52,14 +52,12 @@ function allFindings(root: IConstruct): Finding[] {
   const pack = new AwsSolutionsChecks(root);
   // Ask the pack what it would report if nothing were acknowledged (a private hook, test-only).
   (pack as unknown as { isAcknowledged: () => boolean }).isAcknowledged = () => false;
-  return pack
-    .validateScope(root)
-    .violations.flatMap((v) =>
-      v.violatingResources.map((r) => ({
-        path: r.constructPath ?? `(no construct path: ${r.resourceLogicalId})`,
-        id: v.ruleName,
-      })),
-    );
+  return pack.validateScope(root).violations.flatMap((v) =>
+    v.violatingResources.map((r) => ({
+      path: r.constructPath ?? `(no construct path: ${r.resourceLogicalId})`,
+      id: v.ruleName,
+    })),
+  );
 }
 
 const covers = (ack: Acknowledgement, finding: Finding) =>

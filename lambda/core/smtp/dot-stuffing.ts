@@ -20,7 +20,7 @@ const DOT = 0x2e;
 const HELD_CR = Buffer.from('\r');
 const LF_DOT = Buffer.from('\n.');
 
-const enum State {
+enum State {
   /** Inside a line. */
   Text,
   /** At the start of a line (after CRLF, or at the start of the data). */

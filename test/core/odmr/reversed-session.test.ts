@@ -114,7 +114,7 @@ describe('ODMR: pulling the held mail after ATRN', () => {
     expect(stored[0]!.message.toString('latin1')).toMatch(
       /^Received: from provider\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.customer\.test \(dequeue ODMR\) with ESMTP id /,
     );
-    expect(run.transcript).toContain('S 250 2.0.0 Ok: stored as ' + stored[0]!.id);
+    expect(run.transcript).toContain(`S 250 2.0.0 Ok: stored as ${stored[0]!.id}`);
   });
 });
 

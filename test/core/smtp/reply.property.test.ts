@@ -82,7 +82,9 @@ const stream = fc.oneof(
  */
 function cut(bytes: Buffer, cuts: readonly number[], afterCr = false): Buffer[] {
   const positions = cuts.map((c) => c % (bytes.length + 1));
-  if (afterCr) bytes.forEach((b, i) => b === 0x0d && positions.push(i + 1));
+  if (afterCr) {
+    for (const [i, b] of bytes.entries()) if (b === 0x0d) positions.push(i + 1);
+  }
   const at = [...new Set(positions)].sort((a, b) => a - b);
   const chunks: Buffer[] = [];
   let from = 0;
