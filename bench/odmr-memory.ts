@@ -105,7 +105,7 @@ async function parent(): Promise<void> {
   const functionMb = Number(values['function-mb']);
   const runs = Number(values.runs);
   const { AtrnProvider, stuff } = await import('../peers/atrn-provider');
-  const { findMotoServer, startMotoServer } = await import('../test/servers/moto-server');
+  const { findMotoServer, startMotoServer } = await import('../peers/servers/moto-server');
   if (!findMotoServer()) {
     console.log(
       'moto_server is not installed: nothing to measure (it is preinstalled with pip on the build machines)',

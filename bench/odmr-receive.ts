@@ -296,7 +296,7 @@ async function parent(): Promise<void> {
   const runs = Number(values.runs);
   const s3Runs = Number(values['s3-runs']);
   const { AtrnProvider, stuff, writeSlowly } = await import('../peers/atrn-provider');
-  const { findMotoServer, startMotoServer } = await import('../test/servers/moto-server');
+  const { findMotoServer, startMotoServer } = await import('../peers/servers/moto-server');
 
   const loads = [
     { name: '1 x 50 MB', messages: makeMessages(1, 50 * MB) },

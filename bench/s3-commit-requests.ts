@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { MailEnvelope, MailSink } from '../lambda/core/ports';
-import { findMotoServer, startMotoServer } from '../test/servers/moto-server';
+import { findMotoServer, startMotoServer } from '../peers/servers/moto-server';
 import { LatencyProxy } from './latency-proxy';
 
 const { values } = parseArgs({

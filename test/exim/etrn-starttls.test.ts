@@ -9,7 +9,7 @@
  * command does not flush again. The first test shows that with a raw TLS session on this very
  * daemon; the others that dequeue's pipelined replies are each paired with their own ETRN.
  *
- * Without Exim: fails in CI, skipped elsewhere (test/servers/exim.ts).
+ * Without Exim: fails in CI, skipped elsewhere (peers/servers/exim.ts).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,7 +1,7 @@
 /**
  * ETRN against a real Exim (Debian's 4.96), in cleartext, through the CLI exactly as a user runs it.
  *
- * The private daemon (test/servers/exim.ts) accepts ETRN for customer.test, other.test and third.test and
+ * The private daemon (peers/servers/exim.ts) accepts ETRN for customer.test, other.test and third.test and
  * runs its smtp_etrn_command for them (which writes the domain to a file we read); it denies any
  * other domain, which Exim answers with "458 Administrative prohibition". It offers no STARTTLS,
  * so the targets' default (opportunistic TLS) talks cleartext, as with a provider without TLS.
@@ -11,7 +11,7 @@
  * last test shows that on this very daemon with a raw socket, then that dequeue's results for the
  * same domains are still right: in cleartext it sends several ETRNs one per round trip.
  *
- * Without Exim: fails in CI, skipped elsewhere (test/servers/exim.ts).
+ * Without Exim: fails in CI, skipped elsewhere (peers/servers/exim.ts).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

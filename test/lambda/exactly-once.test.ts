@@ -4,7 +4,7 @@
  * Lambda retries, each with a fresh execution id and a rising attempt number) together with 10
  * other scheduled times, all at once, each in its own "instance" (own SDK clients, own caches).
  *
- * moto_server runs serialised (test/servers/moto-server.ts): one request at a time, as DynamoDB
+ * moto_server runs serialised (peers/servers/moto-server.ts): one request at a time, as DynamoDB
  * runs each transaction isolated from every other request. Threaded, moto lets two transactions
  * pass the same condition now and then (the second test here shows what serialised gives), which
  * made this test fail under load for a reason no real table has. The deliveries still overlap

@@ -120,6 +120,15 @@ describe('the layout', () => {
     expect(bad).toEqual([]);
   });
 
+  it('benchmarks import nothing from test/: the harnesses they share live in peers/', () => {
+    const bench = files.filter((f) => f.path.startsWith('bench/'));
+    expect(bench.length).toBeGreaterThan(0);
+    const bad = bench.flatMap((f) =>
+      f.relative.filter(under('test/')).map((t) => `${f.path} -> ${t}`),
+    );
+    expect(bad).toEqual([]);
+  });
+
   it('has no import circles', () => {
     const graph = new Map(production.map((f) => [f.path, f.relative.filter((p) => p !== f.path)]));
     const circles: string[] = [];

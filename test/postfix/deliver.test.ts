@@ -4,7 +4,7 @@
  * envelopes; Postfix queues them (customer.test is held for ETRN), and once released they reach
  * the listener behind it with the same envelope.
  *
- * Without Postfix: fails in CI, skipped elsewhere (test/servers/postfix.ts).
+ * Without Postfix: fails in CI, skipped elsewhere (peers/servers/postfix.ts).
  */
 import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';

@@ -8,7 +8,7 @@
  * without closing it, shows there as "lost connection" instead. A failure path is checked the
  * same way: AUTH that this Postfix does not offer ends with QUIT, inside TLS.
  *
- * Without Postfix: fails in CI, skipped elsewhere (test/servers/postfix.ts).
+ * Without Postfix: fails in CI, skipped elsewhere (peers/servers/postfix.ts).
  */
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -7,7 +7,7 @@
  * "250 Queuing started" for any domain in fast_flush_domains, whether or not mail waits for it
  * (it never answers 251), and "459 <domain>: service unavailable" for any other domain.
  *
- * Without Postfix: fails in CI, skipped elsewhere (test/servers/postfix.ts).
+ * Without Postfix: fails in CI, skipped elsewhere (peers/servers/postfix.ts).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,6 @@
 /**
  * The versioned mail bucket of the S3 `deliver` tests, on a serialised moto_server (S3's claims
- * are conditional writes, which moto checks and writes apart: test/servers/moto-server.ts): call
+ * are conditional writes, which moto checks and writes apart: peers/servers/moto-server.ts): call
  * inside a describeWithMotoServer. Each test starts with an empty bucket; the scripted mail servers
  * it starts with server() are stopped after it.
  */

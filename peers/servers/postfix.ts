@@ -1,0 +1,654 @@
+/**
+ * A private Postfix instance on loopback, as a real ETRN server for tests and benchmarks.
+ *
+ * Each startPostfix() builds its own instance in a fresh directory under `<tmpdir>/dequeue-postfix/`:
+ *
+ *   <dir>/owner        which process started it (pid and start time), for the stale sweep
+ *   <dir>/etc/         main.cf, master.cf, transport (+ .db): `postfix -c <dir>/etc`
+ *   <dir>/queue/       queue_directory (subdirectories made by `post-install create-missing`)
+ *   <dir>/data/        data_directory (made by the same, owned by the postfix user)
+ *   <dir>/postfix.log  maillog_file, written by postlogd
+ *
+ * The configuration is the verified recipe of docs/real-servers.md: mail for the relay domains is routed to the
+ * `etrn-only` transport, which `defer_transports` holds until someone asks with ETRN (or
+ * `postqueue -s`); the domains are `fast_flush_domains`, so ETRN for them answers 250 and flushes,
+ * while ETRN for any other domain answers 459. Released mail goes to 127.0.0.1:<customerMxPort>,
+ * where the test runs its own SMTP sink as the customer's MX.
+ *
+ * Only the superuser can start Postfix (its master binds sockets and drops to the `postfix` user),
+ * so a missing installation or a non-root user is reported the same way: in CI (`CI` set) the
+ * suite FAILS with a plain message; elsewhere it is skipped and stderr says why.
+ *
+ * Robustness, because a crashed test run must not poison the next one:
+ * - ports are picked free and a start that loses the race for its port is retried on another;
+ * - every instance has its own queue, data and pid files, so there is no stale pid or lock file
+ *   to trip over (Postfix's master.lock is an flock on an open file: it dies with its process);
+ * - before starting, instances whose owning process is gone are swept: their master (found by
+ *   its pid file and, independently, by `MAIL_CONFIG` in /proc/<pid>/environ) is killed with its
+ *   whole process group and the directory removed;
+ * - stop() runs `postfix stop`, then kills whatever of the instance is still alive, then removes
+ *   the directory (set DEQUEUE_KEEP_POSTFIX=1 to keep it for a post-mortem);
+ * - a process `exit` hook SIGKILLs the master group if the test never got to call stop().
+ *
+ * Nothing here blocks the event loop: the test's own SMTP sink runs in the same process, and
+ * Postfix must be able to deliver to it while we wait.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { freePort, sleep } from './peer-kit';
+
+export interface PostfixOptions {
+  /**
+   * Domains Postfix relays and holds for ETRN (`relay_domains`, and `fast_flush_domains =
+   * $relay_domains`). Default `["customer.test"]`.
+   */
+  readonly relayDomains?: readonly string[];
+  /** The loopback port of the customer's MX: where released mail is delivered. Required. */
+  readonly customerMxPort: number;
+  /** Extra or overriding main.cf parameters, e.g. `{ smtpd_etrn_restrictions: 'reject' }`. */
+  readonly mainCf?: Readonly<Record<string, string>>;
+}
+
+export interface QueueEntry {
+  readonly queue_name: string;
+  readonly queue_id: string;
+  readonly sender: string;
+  readonly recipients: readonly { readonly address: string; readonly delay_reason?: string }[];
+}
+
+export interface HeldMessage {
+  readonly queueId: string;
+  /** With its angle brackets, as in the header. */
+  readonly messageId: string;
+  readonly subject: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+export interface PostfixInstance {
+  readonly host: '127.0.0.1';
+  /** The smtpd listener: where ETRN goes. */
+  readonly port: number;
+  readonly dir: string;
+  readonly configDir: string;
+  readonly logFile: string;
+  readonly masterPid: number;
+  /** Inject a message with `sendmail -C` and wait until Postfix holds it in the deferred queue. */
+  inject(message: {
+    to: string;
+    from?: string;
+    subject?: string;
+    body?: string;
+  }): Promise<HeldMessage>;
+  /** The queue as `postqueue -j` lists it. */
+  queue(): Promise<QueueEntry[]>;
+  /**
+   * Wait (bounded) until `count` queue entries that `match` are in the deferred queue: only then
+   * does `postqueue -s` (or ETRN) release them, since Postfix adds a message to a site's fast
+   * flush list when it defers it. Mail that has just arrived is still in incoming or active.
+   */
+  waitForDeferred(match: (entry: QueueEntry) => boolean, count: number): Promise<QueueEntry[]>;
+  /** The whole maillog so far ('' before the first line). */
+  log(): Promise<string>;
+  /** Wait (bounded) until a maillog line matches; resolves to that line. */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Stop Postfix, make sure nothing of it lives on, and remove its directory. Safe to repeat. */
+  stop(): Promise<void>;
+}
+
+/** Bounds: a slow CI machine gets far more than the fraction of a second these take here. */
+const TOOL_TIMEOUT_MS = 20_000;
+const START_ATTEMPTS = 3;
+const GREETING_TIMEOUT_MS = 15_000;
+const DEFERRED_TIMEOUT_MS = 20_000;
+const LOG_TIMEOUT_MS = 20_000;
+const MASTER_EXIT_TIMEOUT_MS = 8_000;
+/** A directory without an owner file younger than this is still being set up by someone. */
+const SETUP_GRACE_MS = 120_000;
+
+export const POSTFIX_BASE_DIR = join(tmpdir(), 'dequeue-postfix');
+const TOOLS = ['postfix', 'postconf', 'postmap', 'postqueue', 'sendmail'] as const;
+type Tool = (typeof TOOLS)[number];
+
+// --- availability ---------------------------------------------------------------------------
+
+function findTool(name: string): string | undefined {
+  // Postfix's commands live in sbin, which a non-root PATH often leaves out.
+  const dirs = [
+    ...(process.env.PATH ?? '').split(delimiter),
+    '/usr/sbin',
+    '/usr/local/sbin',
+    '/sbin',
+  ];
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const toolPaths = new Map<Tool, string>();
+for (const tool of TOOLS) {
+  const path = findTool(tool);
+  if (path) toolPaths.set(tool, path);
+}
+
+function missingReason(): string | undefined {
+  const missing = TOOLS.filter((t) => !toolPaths.has(t));
+  if (missing.length) {
+    return (
+      `Postfix is missing (no ${missing.join(', ')} on PATH or in /usr/sbin): install Debian's package ` +
+      '(`echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; ' +
+      'apt-get install -y postfix`, as .ci/run does); the tests against a real ETRN server cannot run without it'
+    );
+  }
+  if (process.platform !== 'linux')
+    return `the private Postfix harness needs Linux (this is ${process.platform})`;
+  if (process.getuid?.() !== 0) {
+    return 'a private Postfix instance can only be started by root (its master binds sockets and drops to the postfix user); run the tests as root, as CI does';
+  }
+  return undefined;
+}
+
+/** Why Postfix cannot run here, or undefined when it can. */
+export const postfixMissing: string | undefined = missingReason();
+
+// --- small process and socket helpers ---------------------------------------------------------
+
+interface ToolResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run a Postfix command with a bound, never blocking the event loop. */
+function run(tool: Tool, args: readonly string[], input?: string): Promise<ToolResult> {
+  const path = toolPaths.get(tool);
+  if (!path) return Promise.reject(new Error(postfixMissing ?? `${tool} not found`));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
+    LANG: 'C',
+  };
+  delete env.MAIL_CONFIG;
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(
+          `${tool} ${args.join(' ')} did not finish within ${TOOL_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`,
+        ),
+      );
+    }, TOOL_TIMEOUT_MS);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input ?? '');
+  });
+}
+
+async function mustRun(tool: Tool, args: readonly string[], input?: string): Promise<ToolResult> {
+  const result = await run(tool, args, input);
+  if (result.code !== 0) {
+    throw new Error(
+      `${tool} ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`,
+    );
+  }
+  return result;
+}
+
+/** Resolves with the first line the server sends, or rejects; either way within `timeoutMs`. */
+function firstLine(port: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let buffer = '';
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(buffer.split('\n')[0]!.replace(/\r$/, ''));
+    };
+    const timer = setTimeout(
+      () => done(new Error(`no greeting within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.includes('\n')) {
+        socket.write('QUIT\r\n');
+        done();
+      }
+    });
+    socket.on('error', (e) => done(e));
+    socket.on('close', () => done(new Error('closed before greeting')));
+  });
+}
+
+// --- /proc: liveness that sees through zombies, and an instance's processes ---------------------
+
+interface ProcInfo {
+  readonly state: string;
+  readonly pgrp: number;
+  readonly startTime: string;
+}
+
+function procInfo(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may contain spaces: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, pgrp: Number(fields[2]), startTime: fields[19]! };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive = exists and is not a zombie (on this machine PID 1 reaps orphans only lazily). */
+export function alive(pid: number): boolean {
+  const info = procInfo(pid);
+  return info !== undefined && info.state !== 'Z' && info.state !== 'X';
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** Pids whose environment names a config directory matching `match` (Postfix exports MAIL_CONFIG). */
+function processesByConfig(match: (configDir: string) => boolean): number[] {
+  const pids: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${entry}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    const config = environ.split('\0').find((v) => v.startsWith('MAIL_CONFIG='));
+    if (config && match(config.slice('MAIL_CONFIG='.length)) && alive(pid)) pids.push(pid);
+  }
+  return pids;
+}
+
+async function waitGone(pids: readonly number[], timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (pids.some(alive)) {
+    if (Date.now() > until) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+/** Kill everything of one instance: the master's process group first, then any straggler. */
+async function killInstance(configDir: string, masterPid?: number): Promise<void> {
+  const pids = new Set(processesByConfig((c) => c === configDir));
+  if (masterPid && alive(masterPid)) pids.add(masterPid);
+  for (const pid of pids) {
+    const info = procInfo(pid);
+    if (info && info.pgrp === pid) signal(-pid, 'SIGKILL');
+    signal(pid, 'SIGKILL');
+  }
+  await waitGone([...pids], 3_000);
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// --- the stale sweep ------------------------------------------------------------------------------
+
+interface Owner {
+  readonly pid: number;
+  readonly startTime: string;
+}
+
+function ownerAlive(dir: string): boolean {
+  let owner: Owner;
+  try {
+    owner = JSON.parse(readFileSync(join(dir, 'owner'), 'utf8')) as Owner;
+  } catch {
+    // No owner file yet: a sibling may be creating it right now; give it time.
+    try {
+      return Date.now() - statSync(dir).mtimeMs < SETUP_GRACE_MS;
+    } catch {
+      return false;
+    }
+  }
+  const info = procInfo(owner.pid);
+  // Same pid and the same start time: the very process that made it, not a reused pid.
+  return info !== undefined && info.state !== 'Z' && info.startTime === owner.startTime;
+}
+
+/** Remove instances left behind by runs that died before their teardown. */
+async function sweepStale(): Promise<void> {
+  let entries: string[];
+  try {
+    entries = readdirSync(POSTFIX_BASE_DIR);
+  } catch {
+    entries = [];
+  }
+  for (const entry of entries) {
+    const dir = join(POSTFIX_BASE_DIR, entry);
+    if (ownerAlive(dir)) continue;
+    await killInstance(join(dir, 'etc'), readPid(join(dir, 'queue', 'pid', 'master.pid')));
+    await rm(dir, { recursive: true, force: true });
+  }
+  // Masters whose directory is already gone (deleted by hand, or by a tmp cleaner).
+  const orphans = processesByConfig((c) => {
+    if (!c.startsWith(`${POSTFIX_BASE_DIR}/`)) return false;
+    try {
+      statSync(c);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  for (const pid of orphans) signal(pid, 'SIGKILL');
+}
+
+// --- configuration ---------------------------------------------------------------------------------
+
+function mainCf(
+  dir: string,
+  domains: readonly string[],
+  extra: Readonly<Record<string, string>>,
+): string {
+  const params: Record<string, string> = {
+    compatibility_level: '3.6',
+    // Not this machine's name: Postfix refuses to deliver to a server that greets with its own name.
+    myhostname: `postfix-${randomBytes(3).toString('hex')}.etrn.test`,
+    myorigin: '$myhostname',
+    queue_directory: join(dir, 'queue'),
+    data_directory: join(dir, 'data'),
+    inet_interfaces: '127.0.0.1',
+    inet_protocols: 'ipv4',
+    mydestination: '',
+    mynetworks: '127.0.0.0/8',
+    relay_domains: domains.join(', '),
+    fast_flush_domains: '$relay_domains',
+    smtpd_etrn_restrictions: 'permit_mynetworks, reject',
+    transport_maps: `hash:${join(dir, 'etc', 'transport')}`,
+    defer_transports: 'etrn-only',
+    smtp_dns_support_level: 'disabled',
+    maillog_file: join(dir, 'postfix.log'),
+    // Postfix writes its log only under these prefixes (default: /var and /dev/stdout).
+    maillog_file_prefixes: dir,
+    // Nothing here is delivered locally; say so instead of falling back to /etc/aliases.
+    alias_maps: '',
+    alias_database: '',
+    local_recipient_maps: '',
+    local_transport: 'error:5.1.1 no local delivery in this test instance',
+    smtpd_tls_security_level: 'none',
+    smtp_tls_security_level: 'none',
+    smtpd_peername_lookup: 'no',
+    biff: 'no',
+    ...extra,
+  };
+  return `# Written by peers/servers/postfix.ts for one test run.\n${Object.entries(params)
+    .map(([k, v]) => `${k} = ${v}`)
+    .join('\n')}\n`;
+}
+
+/** master.cf: the services Postfix needs, none chrooted (the queue is a temp dir), plus ours. */
+function masterCf(port: number): string {
+  return `# Written by peers/servers/postfix.ts for one test run.
+# service type  private unpriv  chroot  wakeup  maxproc command
+127.0.0.1:${port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+etrn-only unix  -       -       n       -       -       smtp
+`;
+}
+
+// --- the instance ----------------------------------------------------------------------------------
+
+const running = new Set<number>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort when a test run dies before its afterAll: take the masters down with us.
+  process.once('exit', () => {
+    for (const pid of running) {
+      signal(-pid, 'SIGKILL');
+      signal(pid, 'SIGKILL');
+    }
+  });
+}
+
+/** Start a private Postfix instance and wait until its SMTP port greets. */
+export async function startPostfix(options: PostfixOptions): Promise<PostfixInstance> {
+  if (postfixMissing) throw new Error(postfixMissing);
+  const domains = options.relayDomains ?? ['customer.test'];
+  await sweepStale();
+  await mkdir(POSTFIX_BASE_DIR, { recursive: true });
+  // The postfix user must be able to walk down to its queue.
+  await chmod(POSTFIX_BASE_DIR, 0o755);
+
+  let lastError: Error | undefined;
+  for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+    const dir = await mkdtemp(join(POSTFIX_BASE_DIR, 'i-'));
+    try {
+      return await startIn(dir, domains, options);
+    } catch (e) {
+      lastError = e as Error;
+      const masterPid = readPid(join(dir, 'queue', 'pid', 'master.pid'));
+      if (masterPid) running.delete(masterPid);
+      await killInstance(join(dir, 'etc'), masterPid);
+      if (!process.env.DEQUEUE_KEEP_POSTFIX) await rm(dir, { recursive: true, force: true });
+      // Only a lost race for the port is worth another try.
+      if (!/address already in use/i.test(lastError.message)) break;
+    }
+  }
+  throw lastError ?? new Error('Postfix did not start');
+}
+
+async function startIn(
+  dir: string,
+  domains: readonly string[],
+  options: PostfixOptions,
+): Promise<PostfixInstance> {
+  const self = procInfo(process.pid);
+  await writeFile(
+    join(dir, 'owner'),
+    JSON.stringify({ pid: process.pid, startTime: self?.startTime ?? '' } satisfies Owner),
+  );
+  await chmod(dir, 0o755);
+  const configDir = join(dir, 'etc');
+  const logFile = join(dir, 'postfix.log');
+  await mkdir(configDir, { mode: 0o755 });
+  await mkdir(join(dir, 'queue'), { mode: 0o755 });
+  const port = await freePort();
+  await writeFile(join(configDir, 'main.cf'), mainCf(dir, domains, options.mainCf ?? {}));
+  await writeFile(join(configDir, 'master.cf'), masterCf(port));
+  await writeFile(
+    join(configDir, 'transport'),
+    domains.map((d) => `${d} etrn-only:[127.0.0.1]:${options.customerMxPort}\n`).join(''),
+  );
+  await mustRun('postmap', ['-c', configDir, join(configDir, 'transport')]);
+
+  const logTail = async () => {
+    const text = await readFile(logFile, 'utf8').catch(() => '');
+    return text.trim().split('\n').slice(-15).join('\n');
+  };
+  // `check` also creates the queue and data directories with Postfix's owners and modes.
+  const check = await run('postfix', ['-c', configDir, 'check']);
+  if (check.code !== 0)
+    throw new Error(
+      `postfix check failed: ${(check.stderr + check.stdout).trim()}\n${await logTail()}`,
+    );
+  const start = await run('postfix', ['-c', configDir, 'start']);
+  if (start.code !== 0)
+    throw new Error(
+      `postfix start failed (exit ${start.code}): ${(start.stderr + start.stdout).trim()}\n${await logTail()}`,
+    );
+
+  const masterPid = readPid(join(dir, 'queue', 'pid', 'master.pid'));
+  if (!masterPid) throw new Error(`postfix start left no master.pid\n${await logTail()}`);
+  running.add(masterPid);
+  installExitHook();
+
+  // Wait until smtpd answers with its greeting (master binds at start; smtpd is spawned on demand).
+  const until = Date.now() + GREETING_TIMEOUT_MS;
+  let greeting = '';
+  for (;;) {
+    let why: string;
+    try {
+      greeting = await firstLine(port, Math.max(1, until - Date.now()));
+      if (greeting.startsWith('220')) break;
+      why = `it said "${greeting}"`;
+    } catch (e) {
+      why = (e as Error).message;
+    }
+    if (Date.now() > until) {
+      running.delete(masterPid);
+      throw new Error(
+        `Postfix on port ${port} did not greet with 220 within ${GREETING_TIMEOUT_MS} ms (${why})\n${await logTail()}`,
+      );
+    }
+    await sleep(50);
+  }
+
+  let stopped = false;
+  const instance: PostfixInstance = {
+    host: '127.0.0.1',
+    port,
+    dir,
+    configDir,
+    logFile,
+    masterPid,
+
+    async inject({ to, from, subject, body }) {
+      const sender = from ?? `sender-${randomBytes(4).toString('hex')}@sender.test`;
+      const messageId = `<${randomUUID()}@sender.test>`;
+      const title = subject ?? `held for ${to} ${randomBytes(4).toString('hex')}`;
+      const text = [
+        `From: ${sender}`,
+        `To: ${to}`,
+        `Subject: ${title}`,
+        `Message-ID: ${messageId}`,
+        `Date: ${new Date().toUTCString()}`,
+        '',
+        body ?? 'This message waited in the queue for an ETRN.',
+        '',
+      ].join('\n');
+      // -i: a lone dot is not the end; -f: the envelope sender, by which the queue entry is found.
+      await mustRun('sendmail', ['-C', configDir, '-i', '-f', sender, '--', to], text);
+      const [entry] = await instance.waitForDeferred((e) => e.sender === sender, 1);
+      return { queueId: entry!.queue_id, messageId, subject: title, from: sender, to };
+    },
+
+    async waitForDeferred(match, count) {
+      const limit = Date.now() + DEFERRED_TIMEOUT_MS;
+      for (;;) {
+        const entries = (await instance.queue()).filter(match);
+        const deferred = entries.filter((e) => e.queue_name === 'deferred');
+        if (deferred.length >= count) return deferred;
+        if (Date.now() > limit) {
+          throw new Error(
+            `${count} message(s) were not deferred within ${DEFERRED_TIMEOUT_MS} ms (queue: ${JSON.stringify(entries)})\n${await logTail()}`,
+          );
+        }
+        await sleep(100);
+      }
+    },
+
+    async queue() {
+      const { stdout } = await mustRun('postqueue', ['-c', configDir, '-j']);
+      return stdout
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as QueueEntry);
+    },
+
+    log: () => readFile(logFile, 'utf8').catch(() => ''),
+
+    async waitForLog(pattern, timeoutMs = LOG_TIMEOUT_MS) {
+      const limit = Date.now() + timeoutMs;
+      for (;;) {
+        const line = (await instance.log()).split('\n').find((l) => pattern.test(l));
+        if (line) return line;
+        if (Date.now() > limit)
+          throw new Error(
+            `no line matching ${pattern} in ${logFile} within ${timeoutMs} ms\n${await logTail()}`,
+          );
+        await sleep(50);
+      }
+    },
+
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // postfix stop signals the master and waits up to 5 s, then kills its group itself.
+      await run('postfix', ['-c', configDir, 'stop']).catch(() => undefined);
+      if (!(await waitGone([masterPid], MASTER_EXIT_TIMEOUT_MS))) {
+        signal(-masterPid, 'SIGKILL');
+        signal(masterPid, 'SIGKILL');
+      }
+      // Children outlive their master briefly (an smtp client mid-delivery): none may linger.
+      await killInstance(configDir);
+      running.delete(masterPid);
+      if (!process.env.DEQUEUE_KEEP_POSTFIX) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return instance;
+}
