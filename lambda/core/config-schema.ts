@@ -1,0 +1,150 @@
+/**
+ * The configuration document's shape, as valibot schemas: each field's type, range and default.
+ * Rules that span fields (ATRN needs AUTH, STARTTLS needs EHLO, ...) are config.ts's
+ * normaliseTarget; how a schema's complaint becomes an error naming the field is config-issues.ts.
+ *
+ * valibot is the schema library: it is tree-shakable, so the Lambda bundle carries only the
+ * validators used here (a few KB), where zod would bring its whole runtime.
+ */
+import { isIP } from 'node:net';
+import * as v from 'valibot';
+
+export const DEFAULT_CONCURRENCY = 10;
+export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF. */
+export const MAX_COMMAND_LENGTH = 510;
+
+const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
+
+export function isHost(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  if (value.length > 253) return false;
+  const name = value.endsWith('.') ? value.slice(0, -1) : value;
+  return name.length > 0 && name.split('.').every((label) => HOST_LABEL.test(label));
+}
+
+export const integer = (min: number, max: number) =>
+  v.pipe(
+    v.number('must be a number'),
+    v.integer('must be an integer'),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+export const commandLine = v.pipe(
+  v.string('must be a string'),
+  v.check((s) => !/[\r\n\0]/.test(s), 'must not contain CR, LF or NUL: each command is one line'),
+  v.maxLength(
+    MAX_COMMAND_LENGTH,
+    `must be at most ${MAX_COMMAND_LENGTH} characters (RFC 5321 4.5.3.1.4)`,
+  ),
+);
+
+export const helloNameSchema = v.pipe(
+  v.string('must be a string'),
+  v.check(
+    (s) => isHost(s) || /^\[[0-9A-Fa-f.:]+\]$/.test(s),
+    'must be a host name or an address literal such as [192.0.2.1]',
+  ),
+);
+
+export const mailSchema = v.strictObject({
+  maxMessageBytes: v.optional(integer(1024, 10 * 1024 ** 3)),
+  // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+  maxRecipients: v.optional(integer(100, 100_000)),
+  relay: v.optional(
+    v.strictObject({
+      host: v.pipe(
+        v.string('must be a string'),
+        v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address'),
+      ),
+      port: v.optional(integer(1, 65535), 25),
+      tls: v.optional(
+        v.picklist(
+          ['none', 'opportunistic', 'required', 'implicit'],
+          'must be none, opportunistic, required or implicit',
+        ),
+        'opportunistic',
+      ),
+      tlsVerify: v.optional(v.boolean('must be true or false'), true),
+      timeoutSeconds: v.optional(
+        v.pipe(
+          v.number('must be a number'),
+          v.gtValue(0, 'must be more than 0'),
+          v.maxValue(3600, 'must be at most 3600'),
+        ),
+      ),
+    }),
+  ),
+});
+
+export const settingsSchema = v.strictObject({
+  // Absent means true: parsed settings stay as they were for every document written before it.
+  enabled: v.optional(v.boolean('must be true or false')),
+  everyNthCycle: v.optional(integer(0, 1_000_000), 0),
+  helloName: v.optional(helloNameSchema),
+  concurrency: v.optional(integer(1, 1000), DEFAULT_CONCURRENCY),
+  fanOut: v.optional(
+    v.strictObject({
+      maxTargetsPerInvocation: v.optional(integer(1, 100_000)),
+      maxAtrnPerInvocation: v.optional(integer(0, 1000)),
+      expireAfterSeconds: v.optional(integer(60, 86_400)),
+    }),
+  ),
+  mail: v.optional(mailSchema),
+});
+
+export const authSchema = v.strictObject({
+  secretId: v.pipe(
+    v.string('must be a string'),
+    v.minLength(1, 'must not be empty'),
+    v.maxLength(512, 'must be at most 512 characters'),
+  ),
+  mechanism: v.optional(
+    v.picklist(['PLAIN', 'LOGIN', 'CRAM-MD5'], 'must be PLAIN, LOGIN or CRAM-MD5'),
+  ),
+});
+
+export const targetSchema = v.strictObject({
+  name: v.pipe(
+    v.string('must be a string'),
+    v.regex(TARGET_NAME, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
+  ),
+  host: v.pipe(
+    v.string('must be a string'),
+    v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address'),
+  ),
+  port: v.optional(integer(1, 65535)),
+  protocol: v.optional(v.picklist(['smtp', 'raw'], 'must be "smtp" or "raw"'), 'smtp'),
+  ehlo: v.optional(v.boolean('must be true or false'), true),
+  tls: v.optional(
+    v.picklist(
+      ['none', 'opportunistic', 'required', 'implicit'],
+      'must be none, opportunistic, required or implicit',
+    ),
+    'opportunistic',
+  ),
+  tlsVerify: v.optional(v.boolean('must be true or false'), true),
+  auth: v.optional(authSchema),
+  allowPlaintextAuth: v.optional(v.boolean('must be true or false'), false),
+  command: v.optional(
+    v.union(
+      [commandLine, v.array(commandLine, 'must be a string or an array of strings')],
+      'must be a string or an array of strings',
+    ),
+    '',
+  ),
+  everyNthCycle: v.optional(integer(0, 1_000_000)),
+  timeoutSeconds: v.optional(
+    v.pipe(
+      v.number('must be a number'),
+      v.gtValue(0, 'must be more than 0'),
+      v.maxValue(3600, 'must be at most 3600'),
+    ),
+  ),
+  enabled: v.optional(v.boolean('must be true or false'), true),
+  helloName: v.optional(helloNameSchema),
+  mail: v.optional(mailSchema),
+});
+
+export type RawTarget = v.InferOutput<typeof targetSchema>;
