@@ -4,7 +4,7 @@
  * its socket when the budget is spent and goes on when memory is given back.
  */
 import { describe, expect, it, afterEach } from 'vitest';
-import { Alarm } from '../../lambda/core/alarm';
+import { DeadlineTimer } from '../../lambda/core/deadline-timer';
 import { lambdaMailMemory, MemoryBudget, MiB } from '../../lambda/core/memory-budget';
 import { INBOX_FLOOR, ProviderStream } from '../../lambda/core/odmr/provider-stream';
 import { destroySocketPairs, socketPair } from './odmr/odmr-fixtures';
@@ -47,7 +47,14 @@ describe('a provider stream under a spent budget', () => {
     const { ours, theirs } = await socketPair();
     const budget = new MemoryBudget(4 * MiB);
     expect(budget.tryTake(4 * MiB)).toBe(true);
-    const stream = new ProviderStream(ours, Buffer.alloc(0), 2048, new Alarm(), Date.now, budget);
+    const stream = new ProviderStream(
+      ours,
+      Buffer.alloc(0),
+      2048,
+      new DeadlineTimer(),
+      Date.now,
+      budget,
+    );
     theirs.write(Buffer.alloc(8 * MiB, 'x'));
     await new Promise((r) => setTimeout(r, 200));
     expect(ours.isPaused()).toBe(true);

@@ -12,7 +12,7 @@
  * emits after the ATRN reply goes to nobody.
  */
 import type { Socket } from 'node:net';
-import { MAX_TIMER_MS, type Alarm } from '../alarm';
+import { type DeadlineTimer, MAX_TIMER_MS } from '../deadline-timer';
 import { DequeueError, ProtocolError, TimeoutError } from '../errors';
 import type { MemoryBudget } from '../memory-budget';
 
@@ -85,7 +85,7 @@ export class ProviderStream {
     private readonly socket: Socket,
     pending: Buffer,
     private readonly maxLineBytes: number,
-    private readonly alarm: Alarm,
+    private readonly timer: DeadlineTimer,
     private readonly now: () => number = Date.now,
     private readonly budget?: MemoryBudget,
   ) {
@@ -275,7 +275,7 @@ export class ProviderStream {
       disarm = arm(resolve);
     });
     try {
-      await this.alarm.within(event, until);
+      await this.timer.within(event, until);
     } finally {
       disarm();
     }

@@ -18,7 +18,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
-import { Alarm } from '../alarm';
+import { DeadlineTimer } from '../deadline-timer';
 import type { MemoryBudget } from '../memory-budget';
 import { DataUnstuffer } from '../smtp/dot-stuffing';
 import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../errors';
@@ -120,7 +120,7 @@ interface Bound {
 }
 
 class ReversedSession {
-  private readonly alarm: Alarm;
+  private readonly timer: DeadlineTimer;
   private readonly stream: ProviderStream;
   private readonly stopAt: number;
   private readonly tls: boolean;
@@ -159,12 +159,12 @@ class ReversedSession {
     private readonly now: () => number,
     memory?: MemoryBudget,
   ) {
-    this.alarm = new Alarm(now);
+    this.timer = new DeadlineTimer(now);
     this.stream = new ProviderStream(
       turn.socket,
       turn.pending,
       limits.maxCommandLineBytes,
-      this.alarm,
+      this.timer,
       now,
       memory,
     );
@@ -200,10 +200,10 @@ class ReversedSession {
     await this.stream.close(Math.min(this.now() + CLOSE_GRACE_MS, this.turn.deadline));
     // Nothing the sink opened for a transaction outlives the session (bounded all the same).
     if (this.lettingGo.size)
-      await this.alarm
+      await this.timer
         .within(Promise.all(this.lettingGo), this.turn.deadline)
         .catch(() => undefined);
-    this.alarm.stop();
+    this.timer.stop();
     return { stored: this.stored, error: this.finalError(end.error) };
   }
 
@@ -530,7 +530,7 @@ class ReversedSession {
       // Issue 9 item 10: each recipient gets the destination's own answer, so one refused
       // address does not refuse the message for the others.
       const bound = this.bound(this.limits.commandTimeoutMs);
-      const verdict = await this.alarm
+      const verdict = await this.timer
         .within(this.tx.sinkTx.recipient(path.address), bound.until)
         .catch((e: unknown) => {
           if (e instanceof TimeoutError && bound.byDeadline) throw this.expired(bound, 'relay');
@@ -589,7 +589,7 @@ class ReversedSession {
     const beginBound = this.bound(this.limits.commandTimeoutMs);
     try {
       const begun = tx.sinkTx ? tx.sinkTx.begin(envelope) : this.sink.begin(envelope);
-      draft = await this.alarm.within(begun, beginBound.until).catch((e: unknown) => {
+      draft = await this.timer.within(begun, beginBound.until).catch((e: unknown) => {
         // A draft that comes after all is dropped at once.
         if (e instanceof TimeoutError)
           begun.then(
@@ -598,7 +598,7 @@ class ReversedSession {
           );
         throw e;
       });
-      await this.alarm.within(draft.write([trace]), beginBound.until);
+      await this.timer.within(draft.write([trace]), beginBound.until);
     } catch (e) {
       if (draft) await this.abortQuietly(draft);
       if (e instanceof TimeoutError && beginBound.byDeadline)
@@ -652,7 +652,7 @@ class ReversedSession {
       }
       if (draft && bytes) {
         try {
-          await this.alarm.within(draft.write(piece.content), bound.until);
+          await this.timer.within(draft.write(piece.content), bound.until);
         } catch (e) {
           await this.abortQuietly(draft);
           draft = null;
@@ -696,7 +696,7 @@ class ReversedSession {
     }
     const commitBound = this.bound(this.limits.dataEndTimeoutMs);
     try {
-      const stored = await this.alarm.within(draft.commit(), commitBound.until);
+      const stored = await this.timer.within(draft.commit(), commitBound.until);
       if (!this.stream.canReply) {
         // Our 250 would never leave: kept, the message would certainly come again (a duplicate).
         if (draft.withdrawable) {
@@ -754,7 +754,7 @@ class ReversedSession {
   private async abortQuietly(draft: MessageDraft): Promise<void> {
     // Bounded: a sink that hangs on abort must not hold the session past its deadline.
     const until = Math.min(this.now() + this.limits.commandTimeoutMs, this.turn.deadline);
-    await this.alarm.within(draft.abort(), until).catch((e: unknown) => {
+    await this.timer.within(draft.abort(), until).catch((e: unknown) => {
       const why = asDequeueError(e).message;
       this.note('*', `abort failed: ${why}`);
       // It may still be visible, unacknowledged: the run's result says so (finalError).

@@ -1,10 +1,10 @@
 /**
  * The reversed session's own edges, on a bare socket pair (no signal session): bytes handed over
- * with the turn, the deadline's extremes, the inbox cap, and the one-timer Alarm.
+ * with the turn, the deadline's extremes, the inbox cap, and the one-timer DeadlineTimer.
  */
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Alarm } from '../../../lambda/core/alarm';
+import { DeadlineTimer } from '../../../lambda/core/deadline-timer';
 import { DequeueError, TimeoutError } from '../../../lambda/core/errors';
 import type { MailEnvelope, MailSink, ReversedTurn } from '../../../lambda/core/ports';
 import { INBOX_HIGH_WATER, ProviderStream } from '../../../lambda/core/odmr/provider-stream';
@@ -242,7 +242,7 @@ describe('what could not be cleaned up', () => {
 describe('ProviderStream', () => {
   it('stops reading the socket once INBOX_HIGH_WATER bytes wait untaken (memory stays bounded)', async () => {
     const { ours, theirs } = await socketPair();
-    const stream = new ProviderStream(ours, Buffer.alloc(0), 2048, new Alarm());
+    const stream = new ProviderStream(ours, Buffer.alloc(0), 2048, new DeadlineTimer());
     const flood = Buffer.alloc(64 * 1024 * 1024, 'x');
     theirs.write(flood);
     await new Promise((r) => setTimeout(r, 300));
@@ -256,17 +256,17 @@ describe('ProviderStream', () => {
   });
 });
 
-describe('Alarm', () => {
+describe('DeadlineTimer', () => {
   it('rejects only the waits whose bound passed, on one timer', async () => {
-    const alarm = new Alarm();
+    const timer = new DeadlineTimer();
     const never = new Promise<never>(() => undefined);
-    const soon = alarm.within(never, Date.now() + 50);
-    const later = alarm.within(
+    const soon = timer.within(never, Date.now() + 50);
+    const later = timer.within(
       new Promise((r) => setTimeout(() => r('done'), 120)),
       Date.now() + 10_000,
     );
     await expect(soon).rejects.toBeInstanceOf(TimeoutError);
     await expect(later).resolves.toBe('done');
-    alarm.stop();
+    timer.stop();
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Bounds for many short waits with far-off limits, on one timer.
+ * A deadline timer: bounds for many short waits with far-off limits, on one timer.
  *
  * The reversed session waits once or twice per chunk of a message (the next bytes, the sink
  * taking them), each bounded by RFC 5321's minutes and the run's deadline. A setTimeout and
@@ -17,7 +17,7 @@ interface Wait {
   readonly ring: () => void;
 }
 
-export class Alarm {
+export class DeadlineTimer {
   private timer: NodeJS.Timeout | null = null;
   private armedFor = Number.POSITIVE_INFINITY;
   private readonly waits = new Set<Wait>();
