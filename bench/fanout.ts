@@ -14,7 +14,7 @@
  * - every target costs its claim (DynamoDB PutItem, 10 ms) before the session;
  * - a cycle first lists its configuration: 1 GetParametersByPath page of 10 targets per 25 ms;
  * - one invocation (today without a queue): a pool of `settings.concurrency` C sessions over the
- *   targets in turn order, under the deadline 15 min - 5 s (the Lambda maximum); targets not
+ *   targets in their rotated order, under the deadline 15 min - 5 s (the Lambda maximum); targets not
  *   started by then are "not reached";
  * - fan-out: the coordinator sends 1 order per target with SendMessageBatch (10 a call, 8 calls
  *   in flight, 25 ms each); K workers (the mapping's maximum concurrency) each take a batch of B
@@ -23,13 +23,13 @@
  *   15 min - 5 s; unreached orders go back to the queue and reappear after the 90 min visibility
  *   timeout, i.e. too late for this cycle).
  *
- * The pool, the turn order and the deadline rule are the ones of lambda/core/run-cycle.ts; the AWS
+ * The pool, the rotation of the targets and the deadline rule are the ones of lambda/core/run-cycle.ts; the AWS
  * latencies are typical figures for calls in one region, not measurements. Prints a markdown table
  * headed by the command that made it; asserts nothing.
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { turnOrder } from '../lambda/core/cycle';
+import { rotateForCycle } from '../lambda/core/cycle';
 
 const { values } = parseArgs({
   options: {
@@ -168,7 +168,7 @@ interface Row {
 
 function oneInvocation(ps: readonly Provider[], c: number, cycle: number): Row {
   const listed = Math.ceil(ps.length / 10) * SSM_PAGE_S;
-  const order = turnOrder(ps, cycle);
+  const order = rotateForCycle(ps, cycle);
   const { ends } = pool(
     order.map((p) => p.seconds),
     c,
@@ -189,7 +189,7 @@ function oneInvocation(ps: readonly Provider[], c: number, cycle: number): Row {
 
 function fanOut(ps: readonly Provider[], k: number, b: number, c: number, cycle: number): Row {
   const listed = Math.ceil(ps.length / 10) * SSM_PAGE_S;
-  const order = turnOrder(ps, cycle);
+  const order = rotateForCycle(ps, cycle);
   // When each order is visible in the queue.
   const visible = order.map(
     (_, i) => listed + (Math.floor(Math.floor(i / 10) / SENDS_IN_FLIGHT) + 1) * SEND_BATCH_S,

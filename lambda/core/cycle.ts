@@ -47,7 +47,7 @@ export function dueDecision(
  * when a run reaches only k of n targets each target is reached in about k/n of the cycles with
  * short gaps between, not k cycles in a row and then n - k cycles without (a rotation by one).
  */
-export function turnOrder<T>(targets: readonly T[], cycle: number): T[] {
+export function rotateForCycle<T>(targets: readonly T[], cycle: number): T[] {
   const n = targets.length;
   if (n < 2) return [...targets];
   const offset = Math.floor(fractionOf(cycle * INVERSE_GOLDEN_RATIO) * n) % n;

@@ -5,7 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { verbOf, type Target } from './config';
-import { dueDecision, turnOrder } from './cycle';
+import { dueDecision, rotateForCycle } from './cycle';
 import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
 import { needsFanOut, workOrderFor } from './fan-out';
@@ -153,7 +153,7 @@ export async function runCycle(
     };
     const [refused] = await Promise.all([
       deps.workQueue.send(
-        turnOrder(work, cycle).map((target) => workOrderFor(target, orderRun)),
+        rotateForCycle(work, cycle).map((target) => workOrderFor(target, orderRun)),
         request.signal,
       ),
       pool(recordable, config.settings.concurrency, record),
@@ -188,7 +188,7 @@ export async function runCycle(
   // delivery records it. The statuses of the others go out as each finishes.
   const recording: Promise<void>[] = [];
   await Promise.all([
-    workTargets(turnOrder(work, cycle), run, deps, (result) => {
+    workTargets(rotateForCycle(work, cycle), run, deps, (result) => {
       finish(result);
       if (result.outcome !== 'skipped') recording.push(record(result));
     }),
