@@ -29,7 +29,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { rotateForCycle } from '../lambda/core/cycle';
+import { rotateForCycle } from '../lambda/core/due-targets';
 
 const { values } = parseArgs({
   options: {

@@ -5,7 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { verbOf, type Target } from './config';
-import { dueDecision, rotateForCycle } from './cycle';
+import { dueDecision, rotateForCycle } from './due-targets';
 import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
 import { needsFanOut, workOrderFor } from './fan-out';

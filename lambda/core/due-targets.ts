@@ -1,5 +1,5 @@
 /**
- * Which targets are due in a cycle.
+ * Which targets are due in a cycle, and the order a cycle works them in.
  *
  * Cycles are numbered from 1 (the first counted run). A target with `everyNthCycle` N (its own,
  * else the setting) is due in cycles 1, N+1, 2N+1, ...: the first run after a deployment always

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
-import { dueDecision, isDueInCycle } from '../../lambda/core/cycle';
+import { dueDecision, isDueInCycle } from '../../lambda/core/due-targets';
 
 const dueCycles = (interval: number, upTo = 10) =>
   Array.from({ length: upTo }, (_, i) => i + 1).filter((c) => isDueInCycle(c, interval));
 
-describe('cycle policy', () => {
+describe('due targets', () => {
   it('0 and 1 mean every cycle', () => {
     expect(dueCycles(0)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(dueCycles(1)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
