@@ -47,7 +47,7 @@ import { silentTranscript } from '../ports';
 import { worstOutcome, type ReplyRecord } from '../result';
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
-import { rawSignal } from './raw-session';
+import { fingerSignal } from './finger-session';
 import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
 export type { SignalDeps, SignalOptions, SignalReport } from './types';
@@ -69,7 +69,7 @@ export async function releaseSignal(
   options: SignalOptions,
   deps: SignalDeps,
 ): Promise<SignalReport> {
-  if (target.protocol === 'raw') return rawSignal(target, options, deps);
+  if (target.protocol === 'raw') return fingerSignal(target, options, deps);
   return new SignalSession(target, options, deps).run();
 }
 

@@ -1,6 +1,6 @@
 /**
- * What a release signal needs and what it reports, shared by the SMTP session and the raw
- * (FINGER) session, so that neither imports the other for its types.
+ * What a release signal needs and what it reports, shared by the SMTP session and the FINGER
+ * (`raw` protocol) session (finger-session.ts), so that neither imports the other for its types.
  */
 import type { DequeueError } from '../errors';
 import type { CommandOutcome } from '../outcome';

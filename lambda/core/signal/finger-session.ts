@@ -1,7 +1,7 @@
 /**
  * The `raw` protocol: FINGER (RFC 1288) and TELNET-style release triggers. Connect, send each
  * command as one line, then read what the host says until it closes, falls silent for
- * RAW_QUIET_MS, or the reply timeout passes. The target is `signalled` once its line is written:
+ * FINGER_QUIET_MS, or the reply timeout passes. The target is `signalled` once its line is written:
  * such hosts release on the connection or the line, and what they print is informational.
  * What is read is capped; the rest is discarded, never buffered.
  */
@@ -19,11 +19,11 @@ import {
 } from './types';
 
 /** How long a silent host is waited for after our line or its last byte. */
-export const RAW_QUIET_MS = 2_000;
-/** What is kept of a raw host's answer. */
-export const RAW_MAX_KEPT_BYTES = 4096;
+export const FINGER_QUIET_MS = 2_000;
+/** What is kept of a FINGER (raw) host's answer. */
+export const FINGER_MAX_KEPT_BYTES = 4096;
 
-export async function rawSignal(
+export async function fingerSignal(
   target: Target,
   options: SignalOptions,
   deps: SignalDeps,
@@ -62,7 +62,7 @@ export async function rawSignal(
     let quiet: NodeJS.Timeout;
     const hush = () => {
       clearTimeout(quiet);
-      quiet = setTimeout(finish, Math.min(RAW_QUIET_MS, bound(timeoutMs)));
+      quiet = setTimeout(finish, Math.min(FINGER_QUIET_MS, bound(timeoutMs)));
     };
     const overall = setTimeout(finish, bound(timeoutMs));
     function finish(): void {
@@ -71,8 +71,8 @@ export async function rawSignal(
       resolve();
     }
     socket.on('data', (chunk: Buffer) => {
-      if (kept < RAW_MAX_KEPT_BYTES) {
-        const part = chunk.subarray(0, RAW_MAX_KEPT_BYTES - kept);
+      if (kept < FINGER_MAX_KEPT_BYTES) {
+        const part = chunk.subarray(0, FINGER_MAX_KEPT_BYTES - kept);
         chunks.push(Buffer.from(part));
         kept += part.length;
       }
