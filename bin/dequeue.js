@@ -112,7 +112,7 @@ async function buildInto({ dir, own, private: shared }) {
   const out = join(dir, `.build-${process.pid}-${randomBytes(4).toString('hex')}`);
   const result = await build({
     absWorkingDir: root,
-    entryPoints: { cli: 'cli/run.ts' },
+    entryPoints: { cli: 'cli/entry.ts' },
     outdir: out,
     outExtension: { '.js': '.mjs' },
     chunkNames: 'chunk-[hash]',
@@ -198,5 +198,5 @@ if (bundle) {
   process.env.TSX_DISABLE_CACHE = '1';
   const { register } = await import('tsx/esm/api');
   register();
-  await import(pathToFileURL(join(root, 'cli', 'run.ts')).href);
+  await import(pathToFileURL(join(root, 'cli', 'entry.ts')).href);
 }

@@ -1,5 +1,5 @@
 /**
- * Against a real ATRN provider: INetSim (Debian's `inetsim`). The CLI, as a user runs it (`npx tsx cli/run.ts`, what `npx dequeue` runs), signals
+ * Against a real ATRN provider: INetSim (Debian's `inetsim`). The CLI, as a user runs it (`npx tsx cli/entry.ts`, what `npx dequeue` runs), signals
  * ATRN, and INetSim turns the connection around and delivers its canned message, which must land
  * in --mail-dir complete, with its envelope, despite INetSim's stray empty line after the dot.
  */
@@ -57,7 +57,7 @@ describeWithInetSim('ODMR against INetSim, through the CLI', () => {
         'npx',
         [
           'tsx',
-          'cli/run.ts',
+          'cli/entry.ts',
           '--config',
           config,
           '--secrets',

@@ -1,4 +1,4 @@
-/** Process entry for the CLI: `npx dequeue` (bin/dequeue.js) and `npx tsx cli/run.ts`. */
+/** Process entry for the CLI: `npx dequeue` (bin/dequeue.js) and `npx tsx cli/entry.ts`. */
 import { main } from './main';
 
 main(process.argv.slice(2)).then(
