@@ -18,11 +18,7 @@
  */
 import { ConfigError } from './core/errors';
 import { normalisePrefix } from './adapters/ssm-config';
-import {
-  DEFAULT_MAIL_PREFIX,
-  DEFAULT_SECRET_PREFIX,
-  DEFAULT_SSM_PREFIX,
-} from './resource-prefixes';
+import { DEFAULT_MAIL_PREFIX, DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from './default-prefixes';
 
 export interface LambdaEnvironment {
   readonly ssmPrefix: string;

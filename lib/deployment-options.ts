@@ -7,12 +7,12 @@
  * Values from `-c` arrive as strings and values from cdk.json arrive typed: both are accepted.
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './resource-prefixes';
+import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './prefix-rules';
 import {
   DEFAULT_MAIL_PREFIX,
   DEFAULT_SECRET_PREFIX,
   DEFAULT_SSM_PREFIX,
-} from '../lambda/resource-prefixes';
+} from '../lambda/default-prefixes';
 
 export interface DeploymentOptions {
   /** CloudFormation stack name. Context `stackName`, default `Dequeue`. */

@@ -4,7 +4,7 @@
  */
 import { type Duration, Token } from 'aws-cdk-lib';
 import type { ReleaseSignallerProps } from './release-signaller-props';
-import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX, type PrefixRule } from './resource-prefixes';
+import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX, type PrefixRule } from './prefix-rules';
 
 export class ReleaseSignallerPropsError extends Error {
   override readonly name = 'ReleaseSignallerPropsError';

@@ -41,7 +41,7 @@ import {
   DEFAULT_MAIL_PREFIX,
   DEFAULT_SECRET_PREFIX,
   DEFAULT_SSM_PREFIX,
-} from '../lambda/resource-prefixes';
+} from '../lambda/default-prefixes';
 
 export type { ReleaseSignallerProps } from './release-signaller-props';
 

@@ -35,7 +35,7 @@ import {
   DEFAULT_MAIL_PREFIX,
   DEFAULT_SECRET_PREFIX,
   DEFAULT_SSM_PREFIX,
-} from '../lambda/resource-prefixes';
+} from '../lambda/default-prefixes';
 
 const USAGE =
   'usage: AWS_ENDPOINT_URL=http://127.0.0.1:5000 npx tsx scripts/invoke-local.ts [--seed-config FILE [--secure]] [--seed-secrets FILE] [--timeout SECONDS] EVENT_FILE';

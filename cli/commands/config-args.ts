@@ -1,7 +1,7 @@
 /** `dequeue config push | pull | diff`: flags, usage, usage errors (exit status 2). */
 import { parseArgs } from 'node:util';
 import { normalisePrefix } from '../../lambda/adapters/ssm-config';
-import { DEFAULT_SSM_PREFIX } from '../../lambda/resource-prefixes';
+import { DEFAULT_SSM_PREFIX } from '../../lambda/default-prefixes';
 
 export const CONFIG_USAGE = `Usage:
   dequeue config push --config FILE [--prefix ${DEFAULT_SSM_PREFIX}] [--secure] [--prune] [--dry-run] [--json]

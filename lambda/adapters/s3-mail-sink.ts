@@ -25,7 +25,7 @@ import { envelopeJson } from '../core/odmr/envelope-record';
 import { DequeueError } from '../core/errors';
 import type { MemoryBudget } from '../core/memory-budget';
 import type { MailEnvelope, MailSink, MessageDraft, StoredMessage } from '../core/ports';
-import { DEFAULT_MAIL_PREFIX } from '../resource-prefixes';
+import { DEFAULT_MAIL_PREFIX } from '../default-prefixes';
 
 export interface S3MailSinkOptions {
   readonly client: S3Client;

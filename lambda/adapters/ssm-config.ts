@@ -29,7 +29,7 @@ import { parseSettings, parseTarget, type Settings, type Target } from '../core/
 import { ConfigError, DequeueError, type ErrorKind } from '../core/errors';
 import type { ConfigSource, InvalidTarget, LoadedConfig } from '../core/ports';
 import { awsErrorKind, describeAwsError } from './aws-errors';
-import { DEFAULT_SSM_PREFIX } from '../resource-prefixes';
+import { DEFAULT_SSM_PREFIX } from '../default-prefixes';
 
 /** GetParametersByPath returns at most 10 parameters per page. */
 const PAGE_SIZE = 10;
