@@ -37,7 +37,7 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { exited, freePort, sleep } from './peer-kit';
+import { exited, freePort, sleep } from './harness';
 
 /** Where .ci/run unpacks Debian's exim4-daemon-light (`dpkg -x`): the binary is usr/sbin/exim4. */
 export const EXIM_UNPACKED_ROOT = '/var/cache/dequeue-exim/root';

@@ -23,7 +23,7 @@ import { chmod, chown, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:
 import { tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { exited, freePort, sleep } from './peer-kit';
+import { exited, freePort, sleep } from './harness';
 
 export interface InetSim {
   /** SMTP, offering STARTTLS with INetSim's own certificate (data/certs, self-signed). */

@@ -1,5 +1,5 @@
 /**
- * moto_server as a test peer: real AWS APIs (SSM, Secrets Manager, DynamoDB, S3, ...) on loopback.
+ * moto_server as a real server for the tests: real AWS APIs (SSM, Secrets Manager, DynamoDB, S3, ...) on loopback.
  *
  * moto_server is installed with pip on this kind of machine and cannot be installed from the npm
  * registry, so its absence must be loud where it matters:
@@ -36,7 +36,7 @@ import { accessSync, constants } from 'node:fs';
 import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { exited, freePort, sleep } from './peer-kit';
+import { exited, freePort, sleep } from './harness';
 
 export interface MotoServer {
   /** `http://127.0.0.1:<port>`: pass as AWS_ENDPOINT_URL or as a client's `endpoint`. */

@@ -40,7 +40,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { freePort, sleep } from './peer-kit';
+import { freePort, sleep } from './harness';
 
 export interface PostfixOptions {
   /**

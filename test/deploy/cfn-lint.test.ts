@@ -4,7 +4,7 @@
  * resource switched on. CloudFormation would refuse an error at deploy time; a warning is printed.
  *
  * cfn-lint is a Python tool preinstalled on these machines, not an npm package: missing in CI the
- * suite fails, missing elsewhere it is skipped with the reason (the peer rule of test/servers).
+ * suite fails, missing elsewhere it is skipped with the reason (the rule of test/servers/installed.ts).
  */
 import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -12,7 +12,7 @@ import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { synthDequeue, type SynthesisedDequeue } from '../lib/synth-dequeue';
-import { describeWithPeer } from '../servers/peer-kit';
+import { describeWithInstalled } from '../servers/installed';
 
 const run = promisify(execFile);
 
@@ -50,7 +50,7 @@ interface Match {
   readonly Filename: string;
 }
 
-describeWithPeer(
+describeWithInstalled(
   'cfn-lint',
   CFN_LINT
     ? undefined

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../peers/servers/peer-kit';
+import { freePort } from '../../peers/servers/harness';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 
 const root = join(import.meta.dirname, '..', '..');

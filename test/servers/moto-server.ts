@@ -1,6 +1,6 @@
 /** The moto-server harness (peers/servers/moto-server.ts) and the tests' rule for when it is missing. */
 import { hasMotoServer, MOTO_MISSING_MESSAGE } from '../../peers/servers/moto-server';
-import { describeWithPeer } from './peer-kit';
+import { describeWithInstalled } from './installed';
 
 export * from '../../peers/servers/moto-server';
 
@@ -9,5 +9,10 @@ export * from '../../peers/servers/moto-server';
  * suite with one failing test carrying the plain message. Missing elsewhere: skipped, said on stderr.
  */
 export function describeWithMotoServer(name: string, body: () => void): void {
-  describeWithPeer('moto_server', hasMotoServer ? undefined : MOTO_MISSING_MESSAGE, name, body);
+  describeWithInstalled(
+    'moto_server',
+    hasMotoServer ? undefined : MOTO_MISSING_MESSAGE,
+    name,
+    body,
+  );
 }

@@ -1,6 +1,6 @@
 /** The postfix harness (peers/servers/postfix.ts) and the tests' rule for when it is missing. */
 import { postfixMissing } from '../../peers/servers/postfix';
-import { describeWithPeer } from './peer-kit';
+import { describeWithInstalled } from './installed';
 
 export * from '../../peers/servers/postfix';
 
@@ -9,5 +9,5 @@ export * from '../../peers/servers/postfix';
  * suite with one failing test carrying the plain message. Missing elsewhere: skipped, said on stderr.
  */
 export function describeWithPostfix(name: string, body: () => void): void {
-  describeWithPeer('Postfix', postfixMissing, name, body);
+  describeWithInstalled('Postfix', postfixMissing, name, body);
 }

@@ -1,8 +1,8 @@
 /**
- * What every real-peer harness (Postfix, Exim, INetSim, moto_server) shares: a free loopback
+ * What every real-server harness (Postfix, Exim, INetSim, moto_server) shares: a free loopback
  * port, and waiting for a child process. The harnesses start real servers for the tests, the
- * benchmarks and the demo alike, so nothing here imports the test runner: the rule for a peer
- * that is not installed (fail in CI, skip loudly elsewhere) is test/servers/peer-kit.ts.
+ * benchmarks and the demo alike, so nothing here imports the test runner: the rule for a server
+ * that is not installed (fail in CI, skip loudly elsewhere) is test/servers/installed.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
