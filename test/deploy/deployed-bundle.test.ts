@@ -41,8 +41,8 @@ import {
   type ScheduledInvocation,
 } from './cloud-assembly';
 import { decide, type Decision, type Policy } from './iam-policy';
-import { invokeBundle, lambdaEnvironment, type Invocation } from './invoke-bundle';
-import { lambdaNode, nodeMajorOfRuntime, type LambdaNode } from './lambda-node';
+import { invokeBundle, lambdaEnvironment, type Invocation } from '../../peers/lambda-invocation';
+import { lambdaNode, nodeMajorOfRuntime, type LambdaNode } from '../../peers/lambda-node';
 import { createReferencedResources, referencedResources } from './moto-resources';
 import { startRecordingProxy, type RecordingProxy } from './recording-proxy';
 import { deleteMessages, pollerCall, receiveBatch, sqsEvent } from './queue-poller';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeployedFunction } from './cloud-assembly';
-import { invokeBundle, lambdaEnvironment } from './invoke-bundle';
+import { invokeBundle, lambdaEnvironment } from '../../peers/lambda-invocation';
 
 const node = { path: process.execPath, version: process.version, origin: 'the system node' };
 let taskRoot: string;

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CACHE = join(ROOT, 'node_modules', '.cache', 'lambda-node');
 /** npm pack of a 50 MB tarball; a shared CI machine gets far more than it needs here. */
 const FETCH_TIMEOUT_MS = 120_000;

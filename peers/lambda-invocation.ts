@@ -7,7 +7,6 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { DeployedFunction } from './cloud-assembly';
 import type { LambdaNode } from './lambda-node';
 
 const RUNNER = fileURLToPath(new URL('./lambda-runner.mjs', import.meta.url));
@@ -15,6 +14,18 @@ const RUNNER = fileURLToPath(new URL('./lambda-runner.mjs', import.meta.url));
 const OUTPUT_CAP = 256 * 1024;
 /** A run here takes about a second; the function's own timeout (minutes) is too long to wait for in a test. */
 const WALL_CLOCK_BOUND_MS = 60_000;
+
+/** What the runner needs of a function: the template's properties, as test/deploy/cloud-assembly.ts reads them. */
+export interface DeployedFunction {
+  /** Directory of the bundle (the asset Lambda unzips into /var/task). */
+  readonly assetDir: string;
+  readonly handler: string;
+  readonly runtime: string;
+  readonly timeoutSeconds: number;
+  readonly memoryMiB: number;
+  /** LoggingConfig as in the template. */
+  readonly logging: Record<string, unknown>;
+}
 
 export interface LambdaIdentity {
   readonly functionName: string;
