@@ -2,8 +2,9 @@
  * One invocation of a deployed function's bundle in a fresh process of the runtime's node, with
  * the environment Lambda gives it: the function's own variables from the template, then the
  * runtime's reserved ones (region, credentials, function name, memory, log group, handler, task
- * root), which the function's variables cannot override. The only addition is AWS_ENDPOINT_URL,
- * which sends every SDK client to the test's endpoint instead of AWS.
+ * root), which the function's variables cannot override, and node started with the runtime's
+ * flags (lambdaNodeFlags). The only addition is AWS_ENDPOINT_URL, which sends every SDK client to
+ * the test's endpoint instead of AWS. Its peak memory is reported as Lambda's REPORT line does.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -41,9 +42,12 @@ export interface LambdaIdentity {
 
 export interface Invocation {
   readonly outcome: {
-    readonly result?: any;
+    /** What the handler returned, as JSON. */
+    readonly result?: unknown;
     readonly error?: { readonly errorType: string; readonly errorMessage: string };
   };
+  /** The process's peak resident set (Lambda's REPORT "Max Memory Used"); null when the runner gave none. */
+  readonly maxMemoryUsedMiB: number | null;
   readonly exitCode: number | null;
   readonly stdout: string;
   readonly stderr: string;
@@ -88,14 +92,31 @@ export function lambdaEnvironment(
   };
 }
 
+/**
+ * The flags the Node.js runtime's bootstrap script starts node with (/var/runtime/bootstrap in
+ * Lambda's base images): the young generation a tenth of the function's memory (half of it per
+ * semi-space), the old generation the rest, so that V8 collects before the sandbox's limit.
+ */
+export function lambdaNodeFlags(memoryMiB: number): string[] {
+  const newSpace = Math.floor(memoryMiB / 10);
+  return [
+    '--expose-gc',
+    '--max-http-header-size=81920',
+    `--max-semi-space-size=${Math.floor(newSpace / 2)}`,
+    `--max-old-space-size=${memoryMiB - newSpace}`,
+  ];
+}
+
 export async function invokeBundle(
   node: LambdaNode,
   fn: DeployedFunction,
   env: Record<string, string>,
   functionArn: string,
   event: unknown,
+  options: { readonly wallClockMs?: number } = {},
 ): Promise<Invocation> {
   const args = [
+    ...lambdaNodeFlags(fn.memoryMiB),
     RUNNER,
     '--task-root',
     fn.assetDir,
@@ -124,15 +145,20 @@ export async function invokeBundle(
   const stdout = capture(child.stdout!, OUTPUT_CAP);
   const stderr = capture(child.stderr!, OUTPUT_CAP);
   const outcome = capture(child.stdio[3] as NodeJS.ReadableStream, 16 * 1024 * 1024);
-  const timer = setTimeout(() => child.kill('SIGKILL'), WALL_CLOCK_BOUND_MS);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.wallClockMs ?? WALL_CLOCK_BOUND_MS);
   const exitCode = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => resolve(code));
   }).finally(() => clearTimeout(timer));
   const line = outcome().trim();
   let parsed: Invocation['outcome'];
+  let maxMemoryUsedMiB: number | null = null;
   try {
-    parsed = JSON.parse(line);
+    const { report, ...rest } = JSON.parse(line) as Invocation['outcome'] & {
+      report?: { maxMemoryUsedMiB?: number };
+    };
+    parsed = rest;
+    maxMemoryUsedMiB = report?.maxMemoryUsedMiB ?? null;
   } catch {
     parsed = {
       error: {
@@ -141,5 +167,5 @@ export async function invokeBundle(
       },
     };
   }
-  return { outcome: parsed, exitCode, stdout: stdout(), stderr: stderr() };
+  return { outcome: parsed, maxMemoryUsedMiB, exitCode, stdout: stdout(), stderr: stderr() };
 }

@@ -16,14 +16,18 @@
  *   behind do not delay the response).
  *
  * What the function writes goes to stdout and stderr as usual; the outcome is one JSON line,
- * `{"result": ...}` or `{"error": {"errorType", "errorMessage"}}` as Lambda reports it, written to
- * file descriptor 3 when the caller opened it (tests do), otherwise as the last line of stdout.
+ * `{"result": ...}` or `{"error": {"errorType", "errorMessage"}}` as Lambda reports it, with
+ * `"report": {"maxMemoryUsedMiB": N}` beside it (what Lambda's REPORT line calls Max Memory Used:
+ * this process's peak resident set, VmHWM, on Linux), written to file descriptor 3 when the
+ * caller opened it (tests do), otherwise as the last line of stdout.
  * Exit code 0 when the invocation returned, 1 when it failed, 2 for a bad command line.
+ *
+ * The runtime starts node with flags of its own; peers/lambda-invocation.ts gives the same.
  *
  * Plain JavaScript on purpose: it must run on the runtime's node as it is, without tsx.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, fstatSync, writeSync } from 'node:fs';
+import { existsSync, fstatSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -62,9 +66,20 @@ try {
   usage(`--event is not JSON: ${e.message}`);
 }
 
+/** This process's peak resident set in MiB (VmHWM); the runtime's own figure where /proc is missing. */
+function maxMemoryUsedMiB() {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb) return Math.round((Number(kb) / 1024) * 10) / 10;
+  } catch {
+    // not Linux
+  }
+  return Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
+}
+
 /** fd 3 when the caller opened it, so that the outcome never mixes with the function's output. */
 function report(outcome) {
-  const line = `${JSON.stringify(outcome)}\n`;
+  const line = `${JSON.stringify({ ...outcome, report: { maxMemoryUsedMiB: maxMemoryUsedMiB() } })}\n`;
   let fd = 1;
   try {
     fstatSync(3);

@@ -29,7 +29,11 @@ beforeAll(() => {
        env: { table: process.env.TABLE, region: process.env.AWS_REGION, handler: process.env._HANDLER, endpoint: process.env.AWS_ENDPOINT_URL },
      });
      export const failing = async () => { throw Object.assign(new Error('the counter table is gone'), { name: 'ResourceNotFoundException' }); };
-     export const nested = { inner: async () => 'nested' };`,
+     export const nested = { inner: async () => 'nested' };
+     export const heavy = async () => {
+       const held = Buffer.alloc(64 * 1024 * 1024, 1);
+       return { held: held.length, gc: typeof globalThis.gc, heapLimit: (await import('node:v8')).getHeapStatistics().heap_size_limit };
+     };`,
   );
 });
 afterAll(() => rmSync(taskRoot, { recursive: true, force: true }));
@@ -72,7 +76,7 @@ describe('the Lambda runner', () => {
   it("imports <module>.mjs from the task root and hands the handler the event, a context and Lambda's environment", async () => {
     const run = await invoke('index.handler', { source: 'schedule', n: 1 });
     expect(run.exitCode).toBe(0);
-    const result = run.outcome.result;
+    const result = run.outcome.result as any;
     expect(result).toMatchObject({
       event: { source: 'schedule', n: 1 },
       cwd: taskRoot,
@@ -101,6 +105,18 @@ describe('the Lambda runner', () => {
     expect(run.outcome).toEqual({
       error: { errorType: 'ResourceNotFoundException', errorMessage: 'the counter table is gone' },
     });
+  });
+
+  it("reports the process's peak memory, and starts node with the runtime's memory flags", async () => {
+    const light = await invoke('index.handler');
+    const heavy = await invoke('index.heavy');
+    const result = heavy.outcome.result as { heapLimit: number };
+    expect(result).toMatchObject({ held: 64 * 1024 * 1024, gc: 'function' });
+    // A 256 MiB function: old space 231 MiB, semi-spaces of 12 (V8 adds the young generation on top).
+    expect(result.heapLimit / 2 ** 20).toBeGreaterThanOrEqual(231);
+    expect(result.heapLimit / 2 ** 20).toBeLessThan(300);
+    expect(light.maxMemoryUsedMiB).toBeGreaterThan(10);
+    expect(heavy.maxMemoryUsedMiB! - light.maxMemoryUsedMiB!).toBeGreaterThan(60);
   });
 
   it('finds a nested export, and names a missing handler or module', async () => {
