@@ -17,47 +17,20 @@ import {
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LAMBDA_NODE_MAJOR } from '../../lib/bundling';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
 import { ACCOUNT, AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
-import {
-  describeWithMotoServer,
-  MOTO_REGION,
-  startMotoServer,
-  type MotoServer,
-} from '../servers/moto-server';
+import type { Invocation } from '../../peers/lambda-invocation';
+import { nodeMajorOfRuntime } from '../../peers/lambda-node';
 import { ScriptedProvider } from '../../peers/scripted-provider';
-import { decodeCall, type AwsCall } from './aws-calls';
-import { CfnResolver } from './cfn-resolve';
-import {
-  queueEventSources,
-  scheduledInvocations,
-  synthesise,
-  type CloudAssembly,
-  type QueueEventSource,
-  type ScheduledInvocation,
-} from './cloud-assembly';
-import { decide, type Decision, type Policy } from './iam-policy';
-import { invokeBundle, lambdaEnvironment, type Invocation } from '../../peers/lambda-invocation';
-import { lambdaNode, nodeMajorOfRuntime, type LambdaNode } from '../../peers/lambda-node';
-import { createReferencedResources, referencedResources } from './moto-resources';
-import { startRecordingProxy, type RecordingProxy } from './recording-proxy';
-import { deleteMessages, pollerCall, receiveBatch, sqsEvent } from './queue-poller';
-import { rolePolicies } from './role-policies';
+import { describeWithMotoServer } from '../servers/moto-server';
+import type { AwsCall } from './aws-calls';
+import { ACCOUNT_ID, type Deployment, deploy } from './deployment';
+import { decide, type Decision } from './iam-policy';
 import { scheduledEventFrom, slotTime } from './schedule-input';
 
-/** moto's default account. */
-const ACCOUNT_ID = '123456789012';
 /** Work-queue batches delivered after one scheduled run at most (a loop that never empties the queue fails). */
 const MAX_WORKER_BATCHES = 20;
-const CREDENTIALS = {
-  accessKeyId: 'ASIATESTING',
-  secretAccessKey: 'testing',
-  sessionToken: 'testing-session',
-};
 
 interface Run {
   readonly name: string;
@@ -73,24 +46,13 @@ interface Run {
 }
 
 describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
-  let assembly: CloudAssembly | undefined;
-  let moto: MotoServer | undefined;
-  let proxy: RecordingProxy | undefined;
+  let deployment: Deployment | undefined;
   let etrn: ScriptedProvider | undefined;
   let atrn: AtrnProvider | undefined;
   /** An ATRN provider that cuts the connection in the middle of a large message, every time. */
   let atrnCut: AtrnProvider | undefined;
   let s3: S3Client | undefined;
-  let node: LambdaNode;
-  let scheduled: ScheduledInvocation;
-  let resolver: CfnResolver;
-  let environment: Record<string, string>;
-  let policies: readonly Policy[];
-  let notEvaluated: readonly string[];
-  let roleArn: string;
   let bucket: string;
-  let created: string[];
-  let sources: readonly QueueEventSource[];
   // The second is large enough for a multipart upload (lib-storage parts are 5 MiB at least).
   const queue: HeldMessage[] = [heldMessage(0), heldMessage(1, 6 * 1024 * 1024)];
   const runs: Run[] = [];
@@ -104,54 +66,14 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       timings.push(`${what} ${Math.round(performance.now() - started)} ms`);
     }
   };
+  const deployed = (): Deployment => {
+    if (!deployment) throw new Error('the deployment was not set up (see beforeAll)');
+    return deployment;
+  };
 
   beforeAll(async () => {
-    // The node download (first run only) overlaps the synth; the template's runtime decides below.
-    const guessed = timed(`node ${LAMBDA_NODE_MAJOR}`, lambdaNode(LAMBDA_NODE_MAJOR)).then(
-      (n) => ({ n }),
-      (error: unknown) => ({ error }),
-    );
-    // Both settle before anything fails, so that afterAll finds whichever started and stops it.
-    const started = await Promise.allSettled([
-      timed('cdk synth', synthesise()).then((a) => (assembly = a)),
-      timed('moto_server start', startMotoServer()).then((m) => (moto = m)),
-    ]);
-    for (const s of started) if (s.status === 'rejected') throw s.reason;
-    if (!assembly || !moto) throw new Error('unreachable: synth and moto_server both settled');
-    const found = scheduledInvocations(assembly.stacks);
-    if (found.length !== 1)
-      throw new Error(
-        `expected one Lambda function invoked by a schedule in the assembly, found ${found.length}`,
-      );
-    scheduled = found[0]!;
-    const fn = scheduled.function;
-    const major = nodeMajorOfRuntime(fn.runtime);
-    const guess = await guessed;
-    node = major === LAMBDA_NODE_MAJOR && 'n' in guess ? guess.n : await lambdaNode(major);
-
-    proxy = await startRecordingProxy({ host: '127.0.0.1', port: moto.port });
-    const aws = { endpoint: proxy.endpoint, region: MOTO_REGION, credentials: CREDENTIALS };
-    resolver = new CfnResolver(fn.stack.template, {
-      partition: 'aws',
-      region: MOTO_REGION,
-      accountId: ACCOUNT_ID,
-      stackName: fn.stack.name,
-      urlSuffix: 'amazonaws.com',
-    });
-
-    // What CloudFormation would have created for the function's environment (and the queues that
-    // feed it through an event source mapping), then the variables.
-    sources = queueEventSources(fn);
-    const needed = new Set([
-      ...referencedResources(fn.environment, fn.stack.template),
-      ...sources.map((q) => q.queueId),
-    ]);
-    created = await createReferencedResources(fn.stack.template, [...needed], resolver, aws);
-    environment = Object.fromEntries(
-      Object.entries(fn.environment).map(([k, v]) => [k, resolver.string(v)]),
-    );
-    ({ policies, notEvaluated } = rolePolicies(fn.stack.template, fn.roleId, resolver));
-    roleArn = resolver.physicalOf(fn.roleId).attributes.Arn!;
+    deployment = await deploy(timed);
+    const { environment, moto, proxy, resolver, scheduled, sources } = deployment;
 
     // The operator's part: configuration in SSM, the ATRN account in Secrets Manager.
     etrn = await new ScriptedProvider().start();
@@ -161,92 +83,40 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       queue: [heldMessage(9, 6 * 1024 * 1024)],
       faults: { cutInData: { message: 0, afterBytes: 5.5 * 1024 * 1024 } },
     }).start();
-    const prefix = environment.DEQUEUE_SSM_PREFIX!;
-    const secretId = `${environment.DEQUEUE_SECRET_PREFIX}atrn`;
-    const ssm = new SSMClient(aws);
-    const secrets = new SecretsManagerClient(aws);
-    const putSettings = (settings: object) =>
-      ssm.send(
-        new PutParameterCommand({
-          Name: `${prefix}/settings`,
-          Type: 'String',
-          Overwrite: true,
-          Value: JSON.stringify(settings),
-        }),
-      );
-    try {
-      await putSettings({ helloName: 'mx.customer.test' });
-      await ssm.send(
-        new PutParameterCommand({
-          Name: `${prefix}/targets/etrn`,
-          Type: 'String',
-          Value: JSON.stringify({
-            name: 'etrn',
-            host: '127.0.0.1',
-            port: etrn.port,
-            tls: 'none',
-            command: 'ETRN customer.test',
-          }),
-        }),
-      );
-      await ssm.send(
-        new PutParameterCommand({
-          Name: `${prefix}/targets/atrn`,
-          Type: 'SecureString',
-          Value: JSON.stringify({
-            name: 'atrn',
-            host: '127.0.0.1',
-            port: atrn.port,
-            tls: 'none',
-            auth: { secretId },
-            command: 'ATRN',
-          }),
-        }),
-      );
-      await ssm.send(
-        new PutParameterCommand({
-          Name: `${prefix}/targets/atrn-cut`,
-          Type: 'String',
-          Value: JSON.stringify({
-            name: 'atrn-cut',
-            host: '127.0.0.1',
-            port: atrnCut.port,
-            tls: 'none',
-            auth: { secretId },
-            command: 'ATRN',
-          }),
-        }),
-      );
-      await secrets.send(
-        new CreateSecretCommand({ Name: secretId, SecretString: JSON.stringify(ACCOUNT) }),
-      );
-    } finally {
-      secrets.destroy();
-    }
+    const secretId = await deployment.putSecret('atrn', ACCOUNT);
+    await deployment.putSettings({ helloName: 'mx.customer.test' });
+    await deployment.putTarget({
+      name: 'etrn',
+      host: '127.0.0.1',
+      port: etrn.port,
+      tls: 'none',
+      command: 'ETRN customer.test',
+    });
+    await deployment.putTarget(
+      {
+        name: 'atrn',
+        host: '127.0.0.1',
+        port: atrn.port,
+        tls: 'none',
+        auth: { secretId },
+        command: 'ATRN',
+      },
+      'SecureString',
+    );
+    await deployment.putTarget({
+      name: 'atrn-cut',
+      host: '127.0.0.1',
+      port: atrnCut.port,
+      tls: 'none',
+      auth: { secretId },
+      command: 'ATRN',
+    });
     bucket = environment.DEQUEUE_MAIL_BUCKET!;
     s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
 
     // Scheduled deliveries, each in a fresh process (a cold instance): a slot, its retry, the next
     // slot; with a work queue, also a slot that fans out. After each, the work queue (if any) is
     // delivered to the function as Lambda's event source mapping would.
-    const functionName = resolver.physicalOf(fn.logicalId).ref;
-    const functionArn = resolver.physicalOf(fn.logicalId).attributes.Arn!;
-    const logGroup =
-      fn.logging.LogGroup === undefined
-        ? `/aws/lambda/${functionName}`
-        : resolver.string(fn.logging.LogGroup);
-    const env = lambdaEnvironment(
-      fn,
-      environment,
-      {
-        functionName,
-        functionArn,
-        logGroupName: logGroup,
-        region: MOTO_REGION,
-        credentials: CREDENTIALS,
-      },
-      proxy.endpoint,
-    );
     const scheduleArn = resolver.physicalOf(scheduled.scheduleId).attributes.Arn!;
     const input = resolver.string(scheduled.input);
     const slot = slotTime(Date.now(), 15);
@@ -272,79 +142,53 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
         },
       });
     }
-    const recorded = () => {
-      const calls = proxy!.exchanges.map((x) =>
-        decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey }),
-      );
-      proxy!.clear();
-      return calls;
-    };
+    const recorded = deployment.recorded;
     proxy.clear();
-    try {
-      for (const d of deliveries) {
-        if (d.settings) await putSettings(d.settings);
-        proxy.clear();
-        const event = scheduledEventFrom(input, {
-          scheduleArn,
-          scheduledTime: d.scheduledTime,
-          executionId: randomUUID(),
-          attemptNumber: d.attemptNumber,
-        });
-        const invocation = await timed(d.name, invokeBundle(node, fn, env, functionArn, event));
-        await Promise.all([atrn.idle(), atrnCut.idle()]);
-        runs.push({
-          name: d.name,
-          delivery: d.name,
-          event,
-          invocation,
-          calls: recorded(),
-          etrnSignals: etrnSignals(),
-        });
-        for (const source of sources) {
-          const queueUrl = resolver.physicalOf(source.queueId).ref;
-          const queueArn = resolver.physicalOf(source.queueId).attributes.Arn!;
-          for (let batch = 1; ; batch++) {
-            const messages = await receiveBatch(moto.clientConfig, queueUrl, source.batchSize);
-            if (!messages.length) break;
-            if (batch > MAX_WORKER_BATCHES)
-              throw new Error(
-                `${d.name}: the work queue still holds messages after ${MAX_WORKER_BATCHES} batches`,
-              );
-            const workEvent = sqsEvent(messages, queueArn, MOTO_REGION);
-            const work = await timed(
-              `${d.name}: worker batch ${batch}`,
-              invokeBundle(node, fn, env, functionArn, workEvent),
+    for (const d of deliveries) {
+      if (d.settings) await deployment.putSettings(d.settings);
+      proxy.clear();
+      const event = scheduledEventFrom(input, {
+        scheduleArn,
+        scheduledTime: d.scheduledTime,
+        executionId: randomUUID(),
+        attemptNumber: d.attemptNumber,
+      });
+      const invocation = await timed(d.name, deployment.invoke(event));
+      await Promise.all([atrn.idle(), atrnCut.idle()]);
+      runs.push({
+        name: d.name,
+        delivery: d.name,
+        event,
+        invocation,
+        calls: recorded(),
+        etrnSignals: etrnSignals(),
+      });
+      for (const source of sources) {
+        for (let batch = 1; ; batch++) {
+          const started = performance.now();
+          const work = await deployment.deliverBatch(source);
+          if (!work) break;
+          timings.push(
+            `${d.name}: worker batch ${batch} ${Math.round(performance.now() - started)} ms`,
+          );
+          if (batch > MAX_WORKER_BATCHES)
+            throw new Error(
+              `${d.name}: the work queue still holds messages after ${MAX_WORKER_BATCHES} batches`,
             );
-            await Promise.all([atrn.idle(), atrnCut.idle()]);
-            const answer = work.outcome.result as
-              | { batchItemFailures?: { itemIdentifier: string }[] }
-              | undefined;
-            const failed = work.outcome.error
-              ? messages.map((m) => m.MessageId)
-              : source.reportsBatchItemFailures
-                ? (answer?.batchItemFailures ?? []).map((f) => f.itemIdentifier)
-                : [];
-            await deleteMessages(
-              moto.clientConfig,
-              queueUrl,
-              messages.filter((m) => !failed.includes(m.MessageId)),
-            );
-            runs.push({
-              name: `${d.name}: worker batch ${batch}`,
-              delivery: d.name,
-              event: workEvent,
-              invocation: work,
-              calls: [pollerCall(queueArn, MOTO_REGION), ...recorded()],
-              etrnSignals: etrnSignals(),
-              failed,
-            });
-            // A failed message would come back after its visibility timeout: the test reports it instead.
-            if (failed.length) break;
-          }
+          await Promise.all([atrn.idle(), atrnCut.idle()]);
+          runs.push({
+            name: `${d.name}: worker batch ${batch}`,
+            delivery: d.name,
+            event: work.event,
+            invocation: work.invocation,
+            calls: [work.poller, ...recorded()],
+            etrnSignals: etrnSignals(),
+            failed: work.failed,
+          });
+          // A failed message would come back after its visibility timeout: the test reports it instead.
+          if (work.failed.length) break;
         }
       }
-    } finally {
-      ssm.destroy();
     }
   }, 240_000);
 
@@ -353,23 +197,10 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     await etrn?.stop();
     await atrn?.stop();
     await atrnCut?.stop();
-    await proxy?.stop();
-    await moto?.stop();
-    assembly?.dispose();
+    await deployment?.stop();
   });
 
   const etrnSignals = () => etrn!.lines.filter((l) => l === 'ETRN customer.test').length;
-
-  /** The partition key of a table the template created, for dynamodb:LeadingKeys. */
-  function hashKey(table: string): string | undefined {
-    for (const [id, r] of Object.entries(scheduled.function.stack.template.Resources)) {
-      if (r.Type !== 'AWS::DynamoDB::Table' || resolver.physicalOf(id).ref !== table) continue;
-      return ((r.Properties?.KeySchema ?? []) as { AttributeName: string; KeyType: string }[]).find(
-        (k) => k.KeyType === 'HASH',
-      )?.AttributeName;
-    }
-    return undefined;
-  }
 
   const result = (name: string) => {
     const run = runs.find((r) => r.name === name)!;
@@ -393,6 +224,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     Object.fromEntries(result(name).results.map((r) => [r.target, r]));
 
   it("runs the template's own bundle, handler and runtime", () => {
+    const { created, environment, node, scheduled } = deployed();
     const fn = scheduled.function;
     console.info(
       [
@@ -415,7 +247,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     expect(etrn!.lines).toContain('ETRN customer.test');
     expect(atrn!.waiting).toEqual([]);
 
-    const mailPrefix = `${environment.DEQUEUE_MAIL_PREFIX}atrn/`;
+    const mailPrefix = `${deployed().environment.DEQUEUE_MAIL_PREFIX}atrn/`;
     const listed = await s3!.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: mailPrefix }));
     const keys = (listed.Contents ?? []).map((o) => o.Key!);
     expect(keys.filter((k) => k.endsWith('.eml'))).toHaveLength(queue.length);
@@ -444,7 +276,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const listed = await s3!.send(
       new ListObjectsV2Command({
         Bucket: bucket,
-        Prefix: `${environment.DEQUEUE_MAIL_PREFIX}atrn-cut/`,
+        Prefix: `${deployed().environment.DEQUEUE_MAIL_PREFIX}atrn-cut/`,
       }),
     );
     expect(listed.Contents ?? []).toEqual([]);
@@ -471,7 +303,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   });
 
   it('with a work queue: a cycle too large for one run queues its targets, and the workers signal them', (ctx) => {
-    if (!sources.length) {
+    if (!deployed().sources.length) {
       console.info(
         'the function has no SQS event source mapping in the template: fan-out is not deployed, nothing to run',
       );
@@ -490,6 +322,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   });
 
   it("every AWS call the bundle made is allowed by the role's policies in the template", () => {
+    const { notEvaluated, policies, roleArn } = deployed();
     const decisions = runs.flatMap((run) =>
       run.calls.flatMap((call) =>
         call.authorizations.map((auth) => ({
@@ -558,6 +391,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   });
 
   it('the check fails, naming the call, when a statement the run needed is taken away', () => {
+    const { policies, roleArn } = deployed();
     const needed = new Map<string, { policy: string; sid: string }>();
     for (const run of runs) {
       for (const call of run.calls) {
