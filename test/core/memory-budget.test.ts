@@ -35,10 +35,11 @@ describe('MemoryBudget', () => {
     expect(budget.usedBytes).toBe(8);
   });
 
-  it('a 256 MB function gets 64 MiB for mail in flight; a small one at least 16 MiB', () => {
-    expect(lambdaMailMemory(256)).toBe(64 * MiB);
+  it("a function's mail budget leaves the runtime its share: 43.5 MiB at 256 MB, at least 16 MiB", () => {
+    expect(lambdaMailMemory(256)).toBe(43.5 * MiB);
+    expect(lambdaMailMemory(512)).toBe(139.5 * MiB);
+    expect(lambdaMailMemory(1024)).toBe(331.5 * MiB);
     expect(lambdaMailMemory(128)).toBe(16 * MiB);
-    expect(lambdaMailMemory(1024)).toBe(448 * MiB);
   });
 });
 

@@ -25,7 +25,8 @@ import { nodeMajorOfRuntime } from '../../peers/lambda-node';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { describeWithMotoServer } from '../servers/moto-server';
 import type { AwsCall } from './aws-calls';
-import { ACCOUNT_ID, type Deployment, deploy } from './deployment';
+import { ACCOUNT_ID, type Deployment, deploy, type WorkerBatch } from './deployment';
+import { LARGE_BATCH_TARGETS, LARGE_MESSAGE_BYTES, queueLargeBatch } from './large-worker-batch';
 import { decide, type Decision } from './iam-policy';
 import { scheduledEventFrom, slotTime } from './schedule-input';
 
@@ -66,6 +67,9 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       timings.push(`${what} ${Math.round(performance.now() - started)} ms`);
     }
   };
+  /** The worker batch of LARGE_BATCH_TARGETS x 30 MB, and its targets' names. */
+  let largeBatch: WorkerBatch | null = null;
+  let largeNames: readonly string[] = [];
   const deployed = (): Deployment => {
     if (!deployment) throw new Error('the deployment was not set up (see beforeAll)');
     return deployment;
@@ -190,7 +194,24 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
         }
       }
     }
-  }, 240_000);
+
+    // The largest batch the defaults deliver, straight to moto_server (copies of 300 MB of
+    // uploads are not worth recording): the function's peak memory with all of it in flight.
+    if (sources.length) {
+      const source = sources[0]!;
+      const large = await queueLargeBatch(deployment, source, secretId, 1_000);
+      try {
+        largeBatch = await timed(
+          'large worker batch',
+          deployment.deliverBatch(source, { direct: true }),
+        );
+        await Promise.all(large.providers.map((p) => p.idle()));
+        largeNames = large.names;
+      } finally {
+        await large.stop();
+      }
+    }
+  }, 300_000);
 
   afterAll(async () => {
     s3?.destroy();
@@ -319,6 +340,34 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     ).toEqual(workers.map(() => ({ error: null, failed: [] })));
     const before = runs.find((r) => r.name === 'next slot')!.etrnSignals;
     expect(Math.max(...workers.map((w) => w.etrnSignals))).toBe(before + 1);
+  });
+
+  it("a worker batch of 10 ATRN targets with 30 MB each stays under three quarters of the function's memory", async (ctx) => {
+    if (!deployed().sources.length) {
+      console.info('the function has no SQS event source mapping: no worker batch to measure');
+      ctx.skip();
+    }
+    const { memoryMiB } = deployed().scheduled.function;
+    const work = largeBatch!;
+    const peak = work.invocation.maxMemoryUsedMiB;
+    console.info(
+      `worker batch of ${LARGE_BATCH_TARGETS} x ${LARGE_MESSAGE_BYTES / 1e6} MB: Max Memory Used ${peak} MiB of ${memoryMiB} (${((peak ?? 0) / memoryMiB).toFixed(2)}x)`,
+    );
+    expect(work.invocation.outcome.error ?? null).toBeNull();
+    expect(work.failed).toEqual([]);
+    // Every message stored, whole.
+    for (const name of largeNames) {
+      const listed = await s3!.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: `${deployed().environment.DEQUEUE_MAIL_PREFIX}${name}/`,
+        }),
+      );
+      const eml = (listed.Contents ?? []).filter((o) => o.Key!.endsWith('.eml'));
+      expect(eml.map((o) => o.Size! > LARGE_MESSAGE_BYTES)).toEqual([true]);
+    }
+    expect(peak).toBeGreaterThan(0);
+    expect(peak!).toBeLessThan(0.75 * memoryMiB);
   });
 
   it("every AWS call the bundle made is allowed by the role's policies in the template", () => {

@@ -64,6 +64,22 @@ async function sqs(
   return text ? JSON.parse(text) : {};
 }
 
+/** What a cycle that fans out does (lambda/adapters/sqs-work-queue.ts): one message per work order. */
+export async function sendMessages(
+  aws: AwsClientConfig,
+  queueUrl: string,
+  bodies: readonly string[],
+): Promise<void> {
+  for (let i = 0; i < bodies.length; i += 10) {
+    const entries = bodies
+      .slice(i, i + 10)
+      .map((MessageBody, n) => ({ Id: String(n), MessageBody }));
+    const out = await sqs(aws, 'SendMessageBatch', { QueueUrl: queueUrl, Entries: entries });
+    if (out.Failed?.length)
+      throw new Error(`moto SendMessageBatch failed for ${JSON.stringify(out.Failed)}`);
+  }
+}
+
 export async function receiveBatch(
   aws: AwsClientConfig,
   queueUrl: string,
