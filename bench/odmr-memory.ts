@@ -19,6 +19,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import type { MotoServer } from '../peers/servers/moto-server';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = join(dirname(SELF), '..');
@@ -98,6 +99,7 @@ async function parent(): Promise<void> {
       mb: { type: 'string', default: '30' },
       'function-mb': { type: 'string', default: '256' },
       runs: { type: 'string', default: '1' },
+      only: { type: 'string' },
     },
   });
   const targets = Number(values.targets);
@@ -126,7 +128,7 @@ async function parent(): Promise<void> {
   ];
   const rows: string[] = [];
   try {
-    for (const c of cases) {
+    for (const c of values.only === 'worker' ? [] : cases) {
       const results: ChildResult[] = [];
       for (let run = 0; run < runs; run++) {
         const providers = await Promise.all(
@@ -162,6 +164,8 @@ async function parent(): Promise<void> {
           `${stored}/${c.targets} | ${seconds.toFixed(1)} | ${runs} |${errors.length ? ` ${errors[0]} |` : ' |'}`,
       );
     }
+    if (values.only !== 'sessions')
+      rows.push(await workerRow({ moto, targets, text, wire, functionMb, runs, mb: values.mb }));
   } finally {
     s3.destroy();
     await moto.stop();
@@ -176,6 +180,87 @@ async function parent(): Promise<void> {
   console.log('| load | mail memory budget | peak RSS MiB | stored | seconds | runs | notes |');
   console.log('|---|---|---:|---:|---:|---:|---|');
   for (const row of rows) console.log(row);
+}
+
+/**
+ * The worker path: the Lambda bundle (lib/bundling.ts) on the runtime's node, one SQS batch of
+ * `targets` ATRN work orders, each provider holding one message (bench/worker-batch.ts). Peak RSS
+ * is the invocation's Max Memory Used.
+ */
+async function workerRow(c: {
+  moto: MotoServer;
+  targets: number;
+  text: Buffer;
+  wire: Buffer;
+  functionMb: number;
+  runs: number;
+  mb: string;
+}): Promise<string> {
+  const { AtrnProvider } = await import('../peers/atrn-provider');
+  const { buildLambdaBundle, createWorkerResources, runWorkerBatch } = await import(
+    './worker-batch'
+  );
+  const { ListObjectsV2Command, S3Client } = await import('@aws-sdk/client-s3');
+  const bundleDir = await buildLambdaBundle(join(BUNDLE_DIR, 'lambda'));
+  const names = { table: `worker-${Date.now()}`, bucket: `worker-${Date.now()}` };
+  await createWorkerResources(c.moto, names);
+  const s3 = new S3Client({ ...c.moto.clientConfig, forcePathStyle: true });
+  const peaks: number[] = [];
+  const seconds: number[] = [];
+  const stored: number[] = [];
+  const notes: string[] = [];
+  let nodeVersion = '';
+  try {
+    for (let run = 0; run < c.runs; run++) {
+      const providers = await Promise.all(
+        Array.from({ length: c.targets }, (_, i) =>
+          new AtrnProvider({
+            queue: [
+              {
+                from: `s${i}@origin.test`,
+                to: [`u${i}@customer.test`],
+                text: c.text,
+                wire: c.wire,
+              },
+            ],
+          }).start(),
+        ),
+      );
+      try {
+        const { invocation, ms, node } = await runWorkerBatch({
+          bundleDir,
+          moto: c.moto,
+          ...names,
+          ports: providers.map((p) => p.port),
+          cycle: run + 1,
+          memoryMiB: c.functionMb,
+        });
+        nodeVersion = node.version;
+        if (invocation.outcome.error) notes.push(invocation.outcome.error.errorMessage);
+        peaks.push(invocation.maxMemoryUsedMiB ?? Number.NaN);
+        seconds.push(ms / 1000);
+        const listed = await s3.send(
+          new ListObjectsV2Command({ Bucket: names.bucket, Prefix: 'mail/' }),
+        );
+        stored.push(
+          (listed.Contents ?? []).filter((o) => o.Key?.endsWith('.eml')).length -
+            stored.reduce((a, b) => a + b, 0),
+        );
+      } finally {
+        await Promise.all(providers.map((p) => p.stop()));
+      }
+    }
+  } finally {
+    s3.destroy();
+  }
+  const { lambdaMailMemory } = await import('../lambda/core/memory-budget');
+  const median = seconds.sort((a, b) => a - b)[Math.floor(seconds.length / 2)]!;
+  return (
+    `| ${c.targets} x ${c.mb} MB in one worker batch (Lambda bundle, node ${nodeVersion}) | ` +
+    `${lambdaMailMemory(c.functionMb) / 2 ** 20} MiB (a ${c.functionMb} MB function) | ${Math.max(...peaks).toFixed(0)} | ` +
+    `${Math.min(...stored)}/${c.targets} | ${median.toFixed(1)} | ${c.runs} | ` +
+    `peak ${(Math.max(...peaks) / c.functionMb).toFixed(2)}x the function's memory${notes.length ? `; ${notes[0]}` : ''} |`
+  );
 }
 
 /** VmHWM from /proc (Linux): this process's own peak, not its parent's (see bench/odmr-receive.ts). */
