@@ -10,7 +10,7 @@
  * never ends, RCPTs that keep coming after 452, INetSim's stray empty line after the final dot.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Lines, stuff, writeSlowly } from './smtp-lines';
 
@@ -124,6 +124,25 @@ export class AtrnProvider {
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * Deliver the queue as a plain SMTP client to the server at `port`, no ATRN: the session after
+   * the turn, byte for byte, towards another receiver (bench/odmr-receive.ts sends it to a
+   * private Postfix). Resolves once the session has ended.
+   */
+  async deliverTo(port: number, host = '127.0.0.1'): Promise<void> {
+    const socket = connect(port, host);
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.on('error', () => undefined);
+    const session = this.deliver(socket, new Lines(socket));
+    this.sessions.push(session.catch(() => undefined));
+    await session;
   }
 
   /** Wait until every connection so far has ended. */
