@@ -1,22 +1,27 @@
 /**
- * Receiving held mail after ATRN: throughput and peak memory.
+ * Receiving held mail after ATRN: throughput and peak memory, beside Postfix.
  *
- *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1] [--only raw-files,null,sync-file,sync-pair,dir,s3]
- *                                 [--load large|small] [--pipelining] [--cpu-prof DIR]
+ *   npx tsx bench/odmr-receive.ts [--runs 3] [--s3-runs 1]
+ *       [--only raw-files,null,sync-file,sync-pair,dir,postfix,s3] [--load large|small]
+ *       [--pipelining] [--cpu-prof DIR]
  *
  * Two loads, each through the whole path (ATRN on loopback to the in-process provider of
  * peers/atrn-provider.ts, the reversed session, the sink): one 50 MB message, and 1,000
  * messages of 50 KB. Into the mail directory (fsync and rename per message) and into S3
- * (moto_server, when installed). Beside them, a raw loopback socket copy of the same bytes, the
+ * (moto_server, when installed). The anchor is a private Postfix's smtpd (bench/postfix-peer.ts)
+ * taking the very same sessions from the same provider (its client side, without the ATRN before
+ * it) into its queue, each message fsynced before its 250: the same promise, from the server
+ * people would run instead. Beside them, a raw loopback socket copy of the same bytes, the
  * dot-stuffed wire of every message back to back, read and dropped: what the machine can move
  * at all, measured in the same run; and that copy again with each message made durable the way
  * the mail directory does it (a file, fsync, rename, directory fsync, a background fdatasync every
- * 8 MiB) but without SMTP, with synchronous calls on one thread: what the disk allows, which for
- * small messages no SMTP receiver that acknowledges only stored mail can beat. `--only null` adds
- * the SMTP dialogue alone, into a sink that stores nothing: what the session costs before any disk;
- * `--only sync-file` that dialogue with each message then made durable exactly as raw-files does
- * it (synchronous calls, no envelope): a bound no store behind SMTP with that promise can beat;
- * `--only sync-pair` the same with the envelope's file as well (what the mail directory stores).
+ * 8 MiB) but without SMTP, with synchronous calls on one thread: what the disk allows. `sync-file`
+ * is the SMTP dialogue with each message then made durable exactly as raw-files does it
+ * (synchronous calls, no envelope): a bound no store behind SMTP with that promise can beat.
+ * Rows by default: raw, raw-files, sync-file, dir, postfix, s3. `--only null` adds the SMTP
+ * dialogue alone, into a sink that stores nothing: what the session costs before any disk;
+ * `--only sync-pair` sync-file with the envelope's file as well (what the mail directory stores).
+ * The closing lines check the goals: the mail directory at least 1.5x Postfix and 0.8x sync-file.
  *
  * --load large|small runs one load; --pipelining makes the provider send MAIL, RCPT and DATA in
  * one write (RFC 2920), as Postfix does; --cpu-prof DIR has each child write a V8 CPU profile.
@@ -34,11 +39,13 @@
  * nothing (docs/odmr.md records a run).
  */
 import { execFile } from 'node:child_process';
+import type { PostfixInstance } from '../peers/servers/postfix';
 import type { ChildResult, ChildSpec, Sink } from './odmr-receive-child';
+import { instanceCpu, postfixMissing, purge, startBenchPostfix } from './postfix-peer';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -95,11 +102,16 @@ async function parent(): Promise<void> {
       };
     });
 
+  const loadBefore = loadavg();
   const moto = findMotoServer() ? await startMotoServer() : null;
+  // Nothing listens on the discard port: the mail stays held (defer_transports) until purged.
+  const postfix = postfixMissing ? null : await startBenchPostfix(9);
+  if (postfixMissing) console.error(`no Postfix rows: ${postfixMissing}`);
   const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
   const s3 = moto ? new S3Client({ ...moto.clientConfig, forcePathStyle: true }) : null;
   const child = await bundleSelf();
   const rows: string[] = [];
+  const verdicts: string[] = [];
   // Removed at the very end, not after each run: on ext4 without a journal (this machine's),
   // creating a file skips every inode freed in the last minute, reading each one, so deleting
   // the 2,000 files of one run made every file of the next cost up to 0.4 ms more.
@@ -116,13 +128,11 @@ async function parent(): Promise<void> {
           'sync-file',
           'sync-pair',
           'dir',
+          ...(postfix ? (['postfix'] as const) : []),
           ...(moto ? (['s3'] as const) : []),
-        ] as Sink[]
-      ).filter(
-        (k) =>
-          k === 'raw' || (only ? only.has(k) : !['null', 'sync-file', 'sync-pair'].includes(k)),
-      );
-      const results = new Map<Sink, ChildResult[]>(sinks.map((sink) => [sink, []]));
+        ] as Case[]
+      ).filter((k) => k === 'raw' || (only ? only.has(k) : !['null', 'sync-pair'].includes(k)));
+      const results = new Map<Case, ChildResult[]>(sinks.map((sink) => [sink, []]));
       // Runs interleaved (raw, dir, s3, raw, dir, ...) so that machine noise hits every case alike.
       for (let run = 0; run < Math.max(runs, s3Runs); run++) {
         for (const sink of sinks) {
@@ -158,6 +168,15 @@ async function parent(): Promise<void> {
             queue: load.held,
             pipelining: values.pipelining,
           }).start();
+          if (sink === 'postfix') {
+            try {
+              list.push(await receiveIntoPostfix(postfix!, provider, load.bytes));
+            } finally {
+              await provider.stop();
+              await purge(postfix!);
+            }
+            continue;
+          }
           const dir =
             sink === 'dir' || sink.startsWith('sync-')
               ? await mkdtemp(join(tmpdir(), 'dequeue-bench-'))
@@ -189,25 +208,43 @@ async function parent(): Promise<void> {
       for (const [sink, list] of results) {
         const mbps = median(list.map(rate));
         const failed = list.find((r) => r.error || r.stored !== load.held.length);
+        const atStart = median(list.map((r) => r.startRssMiB));
         rows.push(
           `| ${load.name} | ${LABEL[sink]} | ${mbps.toFixed(0)} | ${sink === 'raw' ? '1.00' : (mbps / raw).toFixed(2)} | ` +
-            `${Math.max(...list.map((r) => r.peakRssMiB)).toFixed(0)} | ${median(list.map((r) => r.startRssMiB)).toFixed(0)} | ` +
+            `${list.some((r) => Number.isNaN(r.peakRssMiB)) ? '-' : Math.max(...list.map((r) => r.peakRssMiB)).toFixed(0)} | ${Number.isNaN(atStart) ? '-' : atStart.toFixed(0)} | ` +
             `${median(list.map((r) => (r.cpuMs * 1000) / load.held.length)).toFixed(0)} | ${list.length} |` +
             (failed ? ` ${failed.stored} stored: ${failed.error ?? 'short'} |` : ' |'),
         );
       }
+      const ratio = (a: Case, b: Case) => {
+        const x = results.get(a);
+        const y = results.get(b);
+        return x?.length && y?.length ? median(x.map(rate)) / median(y.map(rate)) : null;
+      };
+      const goal = (what: string, value: number | null, least: number) =>
+        value === null
+          ? `${what}: not measured`
+          : `${what} ${value.toFixed(2)}x (goal ${least}x: ${value >= least ? 'met' : 'NOT met'})`;
+      verdicts.push(
+        `- ${load.name}: ${goal('mail directory / Postfix', ratio('dir', 'postfix'), 1.5)}; ${goal('mail directory / sync-file', ratio('dir', 'sync-file'), 0.8)}`,
+      );
     }
   } finally {
     for (const dir of used) await rm(dir, { recursive: true, force: true });
     s3?.destroy();
     await moto?.stop();
+    await postfix?.stop();
   }
 
   const cpu = cpus();
   console.log(`\`${['npx tsx bench/odmr-receive.ts', ...process.argv.slice(2)].join(' ')}\``);
   console.log('');
   console.log(
-    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, mail directory under ${tmpdir()}${moto ? ', S3 = moto_server on loopback' : ', moto_server missing: no S3 rows'}`,
+    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${new Date().toISOString()}, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} before, ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(
+        ' ',
+      )} after, mail directory under ${tmpdir()}${moto ? ', S3 = moto_server on loopback' : ', moto_server missing: no S3 rows'}`,
   );
   console.log('');
   console.log(
@@ -215,9 +252,41 @@ async function parent(): Promise<void> {
   );
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const row of rows) console.log(row);
+  console.log('');
+  for (const line of verdicts) console.log(line);
 }
 
-const LABEL: Record<Sink, string> = {
+/**
+ * The same session (peers/atrn-provider.ts's client side, byte for byte) into Postfix's smtpd:
+ * each message in its queue, fsynced, before its 250. Timed from connect to the end of the
+ * session, as a child times its own; CPU is the instance's, all processes (no memory: see
+ * bench/postfix-peer.ts).
+ */
+async function receiveIntoPostfix(
+  postfix: PostfixInstance,
+  provider: { deliverTo(port: number): Promise<void>; readonly acknowledged: readonly unknown[] },
+  bytes: number,
+): Promise<ChildResult> {
+  const before = instanceCpu(postfix);
+  const started = performance.now();
+  await provider.deliverTo(postfix.port);
+  const ms = performance.now() - started;
+  return {
+    ms,
+    bytes,
+    stored: provider.acknowledged.length,
+    startRssMiB: Number.NaN,
+    peakRssMiB: Number.NaN,
+    cpuMs: instanceCpu(postfix, before.sample).ms,
+    error: null,
+  };
+}
+
+/** A row: a child's sink, or Postfix's smtpd (run from this process). */
+type Case = Sink | 'postfix';
+
+const LABEL: Record<Case, string> = {
+  postfix: 'Postfix smtpd into its queue (fsynced), same sessions',
   raw: 'raw loopback socket copy',
   'raw-files': 'raw copy, a durable file per message (no SMTP)',
   null: 'SMTP dialogue alone (a sink that stores nothing)',
