@@ -7,10 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import type { MailSink } from '../../../lambda/core/ports';
-import {
-  createMailReceiver,
-  type ReceiverOptions,
-} from '../../../lambda/core/odmr/reversed-session';
+import type { ReceiverOptions } from '../../../lambda/core/odmr/receiver-limits';
+import { createMailReceiver } from '../../../lambda/core/odmr/reversed-session';
 import { releaseSignal, type SignalReport } from '../../../lambda/core/signal/session';
 import { AtrnProvider, type AtrnProviderOptions } from '../../../peers/atrn-provider';
 import { testCa, testCert } from '../../../peers/scripted-provider';
