@@ -11,7 +11,7 @@ import { printable } from '../smtp/command';
 import { messageId } from './message-id';
 import type { ReceiverLimits } from './receiver-limits';
 import type { SessionReport } from './session-report';
-import { duration, SessionEnd, type SessionWire } from './session-wire';
+import { type Bound, duration, SessionEnd, type SessionWire } from './session-wire';
 import { receivedHeader } from './trace-header';
 
 /** One mail transaction, from MAIL to DATA. */
@@ -64,7 +64,6 @@ class MessageReceipt {
 
   /** Stream the message to the sink, then answer for it (250, 451, 552 or 554). */
   async receive(): Promise<void> {
-    const { tx } = this;
     const date = new Date(this.wire.now());
     const id = messageId(date);
     const trace = receivedHeader({
@@ -76,25 +75,41 @@ class MessageReceipt {
       id,
       date,
     });
-    const envelope: MailEnvelope = {
+    const envelope = messageEnvelope(this.tx, {
       id,
-      mailFrom: tx.mailFrom,
-      rcptTo: [...tx.rcptTo],
-      ...(tx.body ? { body: tx.body } : {}),
-      ...(tx.declaredSize !== undefined ? { declaredSize: tx.declaredSize } : {}),
-      receivedAt: date.toISOString(),
+      date,
       provider: this.wire.turn.provider,
       target: this.wire.turn.target.name,
       heloName: this.heloName,
       tls: this.wire.tls,
       traceBytes: trace.length,
-    };
+    });
+    const draft = await this.open(envelope, trace);
+    if (!draft) return;
+    await this.wire.reply('354 End data with <CR><LF>.<CR><LF>');
+    const body = await this.readBody(id, draft);
+    this.wire.note('*', `message ${id}: ${body.size} bytes received`);
+    const verdict = afterTheDot(id, body, this.limits.maxMessageBytes);
+    if (verdict.answer === 'too-big') {
+      this.report.refuse(verdict.refusal);
+      await this.wire.reply(verdict.reply);
+    } else if (verdict.answer === 'not-stored') {
+      await this.failed(id, verdict.error, 'could not be stored');
+    } else {
+      await this.acknowledge(id, verdict.draft);
+    }
+  }
 
+  /**
+   * The sink's draft for the message, with the trace header written first; null when the sink
+   * would not take it (answered here, 451 or 554).
+   */
+  private async open(envelope: MailEnvelope, trace: Buffer): Promise<MessageDraft | null> {
     let draft: MessageDraft | null = null;
-    const beginBound = this.wire.bound(this.limits.commandTimeoutMs);
+    const bound = this.wire.bound(this.limits.commandTimeoutMs);
     try {
-      const begun = tx.sinkTx ? tx.sinkTx.begin(envelope) : this.sink.begin(envelope);
-      draft = await this.wire.timer.within(begun, beginBound.until).catch((e: unknown) => {
+      const begun = this.tx.sinkTx ? this.tx.sinkTx.begin(envelope) : this.sink.begin(envelope);
+      draft = await this.wire.timer.within(begun, bound.until).catch((e: unknown) => {
         // A draft that comes after all is dropped at once.
         if (e instanceof TimeoutError)
           begun.then(
@@ -103,55 +118,38 @@ class MessageReceipt {
           );
         throw e;
       });
-      await this.wire.timer.within(draft.write([trace]), beginBound.until);
+      await this.wire.timer.within(draft.write([trace]), bound.until);
+      return draft;
     } catch (e) {
       if (draft) await this.abortQuietly(draft);
-      if (e instanceof TimeoutError && beginBound.byDeadline)
-        throw this.wire.expired(beginBound, 'sink');
-      await this.failed(id, asDequeueError(e), 'was not accepted');
-      return;
+      if (e instanceof TimeoutError && bound.byDeadline) throw this.wire.expired(bound, 'sink');
+      await this.failed(envelope.id, asDequeueError(e), 'was not accepted');
+      return null;
     }
-    await this.wire.reply('354 End data with <CR><LF>.<CR><LF>');
+  }
 
+  /**
+   * The message up to the final dot, unstuffed and written to the draft while it fits. Past the
+   * size limit it is read on to the dot but stored no more (RFC 1870 section 6.3); a provider that
+   * sends twice the limit without ending is cut off.
+   */
+  private async readBody(id: string, opened: MessageDraft): Promise<ReceivedBody> {
     const unstuffer = new DataUnstuffer();
     const max = this.limits.maxMessageBytes;
+    let draft: MessageDraft | null = opened;
     let size = 0;
     let failure: DequeueError | null = null;
     for (;;) {
       const bound = this.wire.bound(this.limits.commandTimeoutMs);
-      let chunk: Buffer | null;
-      try {
-        chunk = await this.wire.stream.readChunk(bound.until);
-      } catch (e) {
-        if (draft) await this.abortQuietly(draft);
-        if (e instanceof TimeoutError)
-          throw this.wire.expired(bound, `message data for ${id} (after ${size} bytes)`);
-        throw new SessionEnd(
-          new DequeueError(
-            'temporary',
-            `connection to ${this.wire.turn.provider} broke in the middle of message ${id} after ${size} bytes; the provider keeps it`,
-            { cause: e },
-          ),
-        );
-      }
-      if (!chunk) {
-        if (draft) await this.abortQuietly(draft);
-        throw new SessionEnd(
-          new DequeueError(
-            'temporary',
-            `${this.wire.turn.provider} closed the connection in the middle of message ${id} after ${size} bytes; the provider keeps it`,
-          ),
-        );
-      }
+      const chunk = await this.nextChunk(id, size, bound, draft);
       const piece = unstuffer.push(chunk);
       // One write per chunk, of the slices between stuffed dots: neither a write per slice nor
       // a copy to join them (each cost a fifth of the throughput; bench/odmr-receive.ts).
       let bytes = 0;
       for (const slice of piece.content) bytes += slice.length;
       size += bytes;
-      if (size > max && draft) {
-        // Keep reading to the final dot (RFC 1870 section 6.3) but store nothing more; a
-        // provider that sends twice the limit without ending is cut off.
+      const limit = sizeLimit(size, max);
+      if (limit !== 'within' && draft) {
         await this.abortQuietly(draft);
         draft = null;
       }
@@ -167,9 +165,9 @@ class MessageReceipt {
       }
       if (piece.ended) {
         this.wire.stream.unread(piece.rest);
-        break;
+        return { size, draft, failure };
       }
-      if (size > 2 * max) {
+      if (limit === 'cut-off') {
         throw new SessionEnd(
           new ProtocolError(
             `${this.wire.turn.provider} kept sending message ${id} past twice the size limit (${max} bytes)`,
@@ -178,21 +176,50 @@ class MessageReceipt {
         );
       }
     }
-    this.wire.note('*', `message ${id}: ${size} bytes received`);
+  }
 
-    if (size > max) {
-      this.report.refuse(`message ${id} of ${size} bytes exceeds maxMessageBytes ${max}`);
-      await this.wire.reply(`552 5.3.4 Message size exceeds fixed maximum message size (${max})`);
-      return;
-    }
-    if (failure || !draft) {
-      await this.failed(
-        id,
-        failure ?? new DequeueError('temporary', 'the sink dropped the message'),
-        'could not be stored',
+  /**
+   * The next chunk of the message. A connection that breaks, closes or falls silent in the middle
+   * of it ends the session; the provider keeps the message and the draft is dropped.
+   */
+  private async nextChunk(
+    id: string,
+    size: number,
+    bound: Bound,
+    draft: MessageDraft | null,
+  ): Promise<Buffer> {
+    let chunk: Buffer | null;
+    try {
+      chunk = await this.wire.stream.readChunk(bound.until);
+    } catch (e) {
+      if (draft) await this.abortQuietly(draft);
+      if (e instanceof TimeoutError)
+        throw this.wire.expired(bound, `message data for ${id} (after ${size} bytes)`);
+      throw new SessionEnd(
+        new DequeueError(
+          'temporary',
+          `connection to ${this.wire.turn.provider} broke in the middle of message ${id} after ${size} bytes; the provider keeps it`,
+          { cause: e },
+        ),
       );
-      return;
     }
+    if (!chunk) {
+      if (draft) await this.abortQuietly(draft);
+      throw new SessionEnd(
+        new DequeueError(
+          'temporary',
+          `${this.wire.turn.provider} closed the connection in the middle of message ${id} after ${size} bytes; the provider keeps it`,
+        ),
+      );
+    }
+    return chunk;
+  }
+
+  /**
+   * Commit the draft and say 250: the provider deletes the message on our 250, so it is said only
+   * once the sink holds the message durably, and not at all when it could no longer arrive.
+   */
+  private async acknowledge(id: string, draft: MessageDraft): Promise<void> {
     // RFC 5321 4.5.3.2.6: the provider waits 10 minutes for this reply; store within that.
     if (!this.wire.stream.canReply) {
       // No reply can reach the provider any more: it keeps the message, so we keep nothing.
@@ -234,28 +261,13 @@ class MessageReceipt {
     }
   }
 
-  /**
-   * The sink refused or failed: 554 when it says the message can never be taken (a relay's
-   * 5xx), else 451, after which the session closes at the next command: a sink that failed once
-   * (S3 unreachable, disk full) is likely to fail again, and what is left stays queued.
-   */
+  /** The sink would not take the message: answer for it (answerToSinkError) and record why. */
   private async failed(id: string, error: DequeueError, what: string): Promise<void> {
     this.wire.note('*', `message ${id} ${what}: ${error.message}`);
-    if (error.kind === 'permanent') {
-      this.report.refuse(`message ${id}: ${error.message}`);
-      await this.wire.reply(
-        `554 5.3.0 Message refused by the destination: ${printable(error.message, 200)}`,
-      );
-      return;
-    }
-    this.report.sinkFailure = new DequeueError(
-      'temporary',
-      `message ${id} ${what}, the provider keeps it: ${error.message}`,
-      { cause: error },
-    );
-    await this.wire.reply(
-      '451 4.3.0 Local error in processing, message not stored; try again later',
-    );
+    const answer = answerToSinkError(id, error, what);
+    if (answer.refusal) this.report.refuse(answer.refusal);
+    if (answer.sinkFailure) this.report.sinkFailure = answer.sinkFailure;
+    await this.wire.reply(answer.reply);
   }
 
   private async abortQuietly(draft: MessageDraft): Promise<void> {
@@ -279,4 +291,105 @@ class MessageReceipt {
       `connection to ${this.wire.turn.provider} closed before our reply to message ${id} could be sent: ${what}, the provider keeps it`,
     );
   }
+}
+
+/** What the session knows of a message when it takes it in, beside its transaction. */
+export interface Received {
+  readonly id: string;
+  readonly date: Date;
+  /** The provider as results name it (host:port). */
+  readonly provider: string;
+  readonly target: string;
+  readonly heloName: string;
+  readonly tls: boolean;
+  /** The length of the trace header written before the message. */
+  readonly traceBytes: number;
+}
+
+/** The envelope the sink stores beside the message: the transaction as it stood at DATA. */
+export function messageEnvelope(tx: Transaction, received: Received): MailEnvelope {
+  return {
+    id: received.id,
+    mailFrom: tx.mailFrom,
+    rcptTo: [...tx.rcptTo],
+    ...(tx.body ? { body: tx.body } : {}),
+    ...(tx.declaredSize !== undefined ? { declaredSize: tx.declaredSize } : {}),
+    receivedAt: received.date.toISOString(),
+    provider: received.provider,
+    target: received.target,
+    heloName: received.heloName,
+    tls: received.tls,
+    traceBytes: received.traceBytes,
+  };
+}
+
+/**
+ * Where a message's size stands against maxMessageBytes: within it (stored), over it (read on to
+ * the final dot but stored no more, RFC 1870 section 6.3), or past twice it (cut off).
+ */
+export function sizeLimit(size: number, max: number): 'within' | 'over' | 'cut-off' {
+  if (size > 2 * max) return 'cut-off';
+  return size > max ? 'over' : 'within';
+}
+
+/** The message as read to its final dot: its size, and the draft if it is still whole. */
+export interface ReceivedBody {
+  readonly size: number;
+  /** Null when it was dropped: over the size limit, or a write failed (`failure`). */
+  readonly draft: MessageDraft | null;
+  readonly failure: DequeueError | null;
+}
+
+export type DotVerdict =
+  | { readonly answer: 'too-big'; readonly reply: string; readonly refusal: string }
+  | { readonly answer: 'not-stored'; readonly error: DequeueError }
+  | { readonly answer: 'commit'; readonly draft: MessageDraft };
+
+/**
+ * What follows the final dot: a message over the limit is refused for good (552, the provider
+ * returns it to its sender), one the sink dropped is not stored, a whole one is committed.
+ */
+export function afterTheDot(id: string, body: ReceivedBody, max: number): DotVerdict {
+  if (body.size > max)
+    return {
+      answer: 'too-big',
+      reply: `552 5.3.4 Message size exceeds fixed maximum message size (${max})`,
+      refusal: `message ${id} of ${body.size} bytes exceeds maxMessageBytes ${max}`,
+    };
+  if (body.failure || !body.draft)
+    return {
+      answer: 'not-stored',
+      error: body.failure ?? new DequeueError('temporary', 'the sink dropped the message'),
+    };
+  return { answer: 'commit', draft: body.draft };
+}
+
+/** Our answer when the sink would not take a message: the reply, and what the session records. */
+export interface SinkErrorAnswer {
+  readonly reply: string;
+  /** A refusal for good, for the session's result. */
+  readonly refusal?: string;
+  /** A failure that closes the session at the next command. */
+  readonly sinkFailure?: DequeueError;
+}
+
+/**
+ * The sink refused or failed: 554 when it says the message can never be taken (a relay's 5xx),
+ * else 451, after which the session closes at the next command: a sink that failed once (S3
+ * unreachable, disk full) is likely to fail again, and what is left stays queued.
+ */
+export function answerToSinkError(id: string, error: DequeueError, what: string): SinkErrorAnswer {
+  if (error.kind === 'permanent')
+    return {
+      reply: `554 5.3.0 Message refused by the destination: ${printable(error.message, 200)}`,
+      refusal: `message ${id}: ${error.message}`,
+    };
+  return {
+    reply: '451 4.3.0 Local error in processing, message not stored; try again later',
+    sinkFailure: new DequeueError(
+      'temporary',
+      `message ${id} ${what}, the provider keeps it: ${error.message}`,
+      { cause: error },
+    ),
+  };
 }
