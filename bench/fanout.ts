@@ -23,9 +23,9 @@
  *   15 min - 5 s; unreached orders go back to the queue and reappear after the 90 min visibility
  *   timeout, i.e. too late for this cycle).
  *
- * The pool, the rotation of the targets and the deadline rule are the ones of lambda/core/run-cycle.ts; the AWS
- * latencies are typical figures for calls in one region, not measurements. Prints a markdown table
- * headed by the command that made it; asserts nothing.
+ * The pool, the rotation of the targets and the deadline rule are the ones of
+ * lambda/core/work-targets.ts; the AWS latencies are typical figures for calls in one region, not
+ * measurements. Prints a markdown table headed by the command that made it; asserts nothing.
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -127,7 +127,7 @@ class Heap {
 }
 
 /**
- * run-cycle's pool: at most `c` at once, in order, each started only if one reply's bound
+ * work-targets' pool: at most `c` at once, in order, each started only if one reply's bound
  * (30 s) still fits before the deadline. Returns the end time of each target (undefined: not
  * reached) and when the pool was done.
  */

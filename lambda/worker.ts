@@ -26,7 +26,7 @@ import { decodeWorkOrder, type WorkOrder } from './core/fan-out';
 import type { MemoryBudget } from './core/memory-budget';
 import type { Credentials, CycleCounter, MailReceiver, MailSink } from './core/ports';
 import type { TargetResult } from './core/result';
-import { workTargets } from './core/run-cycle';
+import { workTargets } from './core/work-targets';
 import { InvocationReport, type Observability } from './observability';
 import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
 

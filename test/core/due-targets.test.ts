@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
-import { dueDecision, isDueInCycle } from '../../lambda/core/due-targets';
+import { dueDecision, isDueInCycle, rotateForCycle } from '../../lambda/core/due-targets';
 
 const dueCycles = (interval: number, upTo = 10) =>
   Array.from({ length: upTo }, (_, i) => i + 1).filter((c) => isDueInCycle(c, interval));
@@ -31,5 +31,38 @@ describe('due targets', () => {
     });
     expect(dueDecision(inherit, settings, 3, true)).toEqual({ due: true });
     expect(dueDecision(off, settings, 1, true)).toEqual({ due: false, reason: 'disabled' });
+  });
+});
+
+describe('rotateForCycle', () => {
+  const targets = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+
+  it('keeps every target once, in the configured order rotated', () => {
+    for (let cycle = 1; cycle <= 20; cycle++) {
+      const order = rotateForCycle(targets, cycle);
+      const at = targets.indexOf(order[0]!);
+      expect(order).toEqual([...targets.slice(at), ...targets.slice(0, at)]);
+    }
+  });
+
+  it('leads with a different target from one cycle to the next, each in turn over the cycles', () => {
+    const leads = Array.from({ length: 14 }, (_, i) => rotateForCycle(targets, i + 1)[0]);
+    for (let i = 1; i < leads.length; i++) expect(leads[i]).not.toBe(leads[i - 1]);
+    expect(new Set(leads)).toEqual(new Set(targets));
+  });
+
+  it('a run that reaches only the first two never reaches the same one two cycles running', () => {
+    // Consecutive offsets land far apart (frac(c / φ)): a rotation by one would give each target
+    // two cycles in a row and then five without.
+    for (let cycle = 1; cycle <= 50; cycle++) {
+      const reached = rotateForCycle(targets, cycle).slice(0, 2);
+      const next = rotateForCycle(targets, cycle + 1).slice(0, 2);
+      expect(reached.filter((t) => next.includes(t))).toEqual([]);
+    }
+  });
+
+  it('leaves one target or none as it is', () => {
+    expect(rotateForCycle(['a'], 5)).toEqual(['a']);
+    expect(rotateForCycle([], 5)).toEqual([]);
   });
 });

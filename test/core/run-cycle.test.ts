@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { CycleCounter, LoadedConfig } from '../../lambda/core/ports';
-import { NOT_REACHED, runCycle } from '../../lambda/core/run-cycle';
+import { runCycle } from '../../lambda/core/run-cycle';
+import { NOT_REACHED } from '../../lambda/core/work-targets';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 
 let provider: ScriptedProvider;
@@ -114,7 +115,7 @@ describe('runCycle', () => {
     expect(provider.connections.length).toBe(before);
   });
 
-  it('when the deadline lets one target through per cycle, every target has its turn (the order turns with the cycle)', async () => {
+  it('when the deadline lets one target through per cycle, every target has its turn (the order rotates with the cycle)', async () => {
     const counter = counterAt(0);
     // A clock that jumps past the deadline as soon as one target has finished: each cycle reaches
     // exactly one target, whatever the machine's speed.

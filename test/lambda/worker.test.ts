@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { parseSettings, parseTarget } from '../../lambda/core/config';
 import { encodeWorkOrder, workOrderFor } from '../../lambda/core/fan-out';
 import type { CycleCounter } from '../../lambda/core/ports';
-import { NOT_REACHED } from '../../lambda/core/run-cycle';
+import { NOT_REACHED } from '../../lambda/core/work-targets';
 import { createObservability } from '../../lambda/observability';
 import { createWorker, isWorkQueueEvent } from '../../lambda/worker';
 import { ScriptedProvider } from '../../peers/scripted-provider';

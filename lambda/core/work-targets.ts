@@ -1,0 +1,201 @@
+/**
+ * Working the due targets of a cycle (the function's own run, or a fan-out worker's batch): at
+ * most `settings.concurrency` at once, each started only when one reply's bound still fits before
+ * the run's deadline, each claimed before its signal when the counter takes claims, and each
+ * ending in a result whatever happens.
+ */
+import { lookup } from 'node:dns/promises';
+import { type Settings, type Target, verbOf } from './config';
+import { asDequeueError, ConfigError, DequeueError } from './errors';
+import { outcomeOfError } from './outcome';
+import { pool } from './pool';
+import type { CycleCounter } from './ports';
+import type { TargetResult } from './result';
+import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal/session';
+
+/** What workTargets needs to know about the run the targets belong to. */
+export interface TargetRun {
+  readonly cycle: number;
+  readonly settings: Settings;
+  readonly dryRun?: boolean;
+  readonly deadline?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface WorkDeps extends SignalDeps {
+  /** Its claims, when it takes them: a target is signalled once per counted cycle. */
+  readonly counter: Pick<CycleCounter, 'claim'>;
+  /** Resolves a host for --dry-run; the default uses the system resolver. */
+  readonly resolveHost?: (host: string) => Promise<void>;
+}
+
+/** The reason given to a target the run had no time left for (issue: starvation, docs/lambda.md). */
+export const NOT_REACHED =
+  "not reached before the run's deadline: the targets are worked in an order that turns every cycle, so it comes earlier in a later one";
+
+/**
+ * Work `targets` in the order given, at most `settings.concurrency` at once, and hand each result
+ * to `finish` as it comes. `untried` is true when nothing was sent and no claim taken for the
+ * target and a later try may succeed (not reached before the deadline; the claim could not be
+ * written for a temporary reason): a worker hands such a target back to its queue.
+ */
+export async function workTargets(
+  targets: readonly Target[],
+  run: TargetRun,
+  deps: WorkDeps,
+  finish: (result: TargetResult, untried: boolean) => void,
+): Promise<void> {
+  const { signal } = run;
+  // Every SDK call the targets make (claims, secrets) ends at the run's deadline with the signal.
+  const credentials = signal
+    ? { get: (secretId: string) => deps.credentials.get(secretId, signal) }
+    : deps.credentials;
+  const worker: Worker = {
+    ...deps,
+    credentials,
+    helloName: deps.helloName ?? run.settings.helloName,
+    claim: deps.counter.claim?.bind(deps.counter),
+  };
+  await pool(targets, run.settings.concurrency, async (target) => {
+    const { result, untried } = await workTarget(target, run, worker);
+    finish(result, untried);
+  });
+}
+
+/** The deps of one target's work, with the run's bounds applied. */
+interface Worker extends WorkDeps {
+  readonly claim?: CycleCounter['claim'];
+}
+
+type Worked = { readonly result: TargetResult; readonly untried: boolean };
+type Untimed = Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>;
+
+/** One target: checked, rehearsed (--dry-run), or started in time, claimed and signalled. */
+async function workTarget(target: Target, run: TargetRun, worker: Worker): Promise<Worked> {
+  const now = worker.now ?? Date.now;
+  const started = now();
+  const timed = (r: Untimed): TargetResult => ({
+    target: target.name,
+    cycle: run.cycle,
+    durationMs: now() - started,
+    ...r,
+  });
+  let claimed = false;
+  try {
+    if (pullsMail(target) && !worker.receiver) {
+      throw new ConfigError(
+        target.name,
+        'command',
+        'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)',
+      );
+    }
+    if (run.dryRun)
+      return {
+        result: timed({
+          ...(await rehearse(target, worker)),
+          replies: [],
+          messages: 0,
+          error: null,
+        }),
+        untried: false,
+      };
+    if (!startsInTime(target, now(), run.deadline)) {
+      return {
+        result: timed({
+          outcome: 'temporary-failure',
+          replies: [],
+          messages: 0,
+          error:
+            "not started: too little time left before the run's deadline; it is tried again next cycle",
+          reason: NOT_REACHED,
+        }),
+        untried: true,
+      };
+    }
+    if (worker.claim && !(await worker.claim(run.cycle, target.name, run.signal))) {
+      return {
+        result: timed({
+          outcome: 'skipped',
+          replies: [],
+          messages: 0,
+          error: null,
+          reason: `already signalled in cycle ${run.cycle}`,
+        }),
+        untried: false,
+      };
+    }
+    claimed = true;
+    // An MSP signals for many customers: a target's own helloName comes first.
+    const report = await releaseSignal(
+      target,
+      { deadline: run.deadline },
+      target.helloName ? { ...worker, helloName: target.helloName } : worker,
+    );
+    return {
+      result: timed({
+        outcome: report.outcome,
+        replies: report.replies,
+        messages: report.messages,
+        error: report.error?.message ?? null,
+      }),
+      untried: false,
+    };
+  } catch (e) {
+    const error = asDequeueError(e);
+    return {
+      result: timed({
+        outcome: outcomeOfError(error),
+        replies: [],
+        messages: 0,
+        error: error.message,
+      }),
+      untried: !claimed && error.kind === 'temporary',
+    };
+  }
+}
+
+/** An ATRN target over SMTP: the provider turns the connection and delivers to us. */
+function pullsMail(target: Target): boolean {
+  return target.commands.some((c) => verbOf(c) === 'ATRN') && target.protocol === 'smtp';
+}
+
+/**
+ * A target is started only when one reply's bound (its timeoutSeconds, at most the default) still
+ * fits before the run's deadline: one started later could only be cut off, and the targets left
+ * out are worked first in a later cycle (due-targets.ts, rotateForCycle).
+ */
+export function startsInTime(target: Target, now: number, deadline: number | undefined): boolean {
+  if (deadline === undefined) return true;
+  const budget = target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS;
+  return now + Math.min(budget, DEFAULT_REPLY_TIMEOUT_MS) <= deadline;
+}
+
+const defaultResolve = async (host: string): Promise<void> => {
+  await lookup(host);
+};
+
+/** --dry-run: everything short of connecting: credentials present and well-formed, host resolvable. */
+async function rehearse(
+  target: Target,
+  deps: Pick<WorkDeps, 'credentials' | 'resolveHost'>,
+): Promise<Pick<TargetResult, 'outcome' | 'reason'>> {
+  if (target.auth) await deps.credentials.get(target.auth.secretId);
+  try {
+    await (deps.resolveHost ?? defaultResolve)(target.host);
+  } catch (e) {
+    throw new DequeueError(
+      'temporary',
+      `cannot resolve host ${target.host}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  const what = target.commands.length ? target.commands.join(' | ') : 'a bare connection';
+  // The store was checked when the receiver was made (the CLI: --mail-dir writable).
+  const store = target.commands.some((c) => verbOf(c) === 'ATRN')
+    ? ', and store the mail it pulls'
+    : '';
+  return {
+    outcome: 'skipped',
+    reason: `dry run: would send ${what} to ${target.host}:${target.port}${store}`,
+  };
+}
