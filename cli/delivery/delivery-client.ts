@@ -31,15 +31,17 @@ import {
 import type { Transcript } from '../../lambda/core/ports';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
 import { peerName } from '../../lambda/core/smtp/connection';
+import { SMTP_TIMEOUTS } from '../../lambda/core/smtp/timeouts';
 
-/** RFC 5321 4.5.3.2: the client's bound for each step. */
+/** RFC 5321 4.5.3.2: the client's bound for each step (SMTP_TIMEOUTS); ours to connect and QUIT. */
+const { greeting, command, dataStart, dataBlock, finalDot } = SMTP_TIMEOUTS;
 export const DELIVERY_TIMEOUTS = {
   connect: 30_000,
-  greeting: 5 * 60_000,
-  command: 5 * 60_000,
-  dataStart: 2 * 60_000,
-  dataBlock: 3 * 60_000,
-  finalDot: 10 * 60_000,
+  greeting,
+  command,
+  dataStart,
+  dataBlock,
+  finalDot,
   quit: 2_000,
 };
 export type DeliveryTimeouts = typeof DELIVERY_TIMEOUTS;

@@ -44,13 +44,8 @@ import {
 } from '../core/ports';
 import type { ReplyChannel } from '../core/smtp/reply-channel';
 import { replyText } from '../core/smtp/reply';
+import { replyTimeoutMs, SMTP_TIMEOUTS } from '../core/smtp/timeouts';
 
-/** RFC 5321 4.5.3.2: the client's bounds for each step. */
-const GREETING_MS = 5 * 60_000;
-const MAIL_RCPT_MS = 5 * 60_000;
-const DATA_START_MS = 2 * 60_000;
-const DATA_BLOCK_MS = 3 * 60_000;
-const FINAL_DOT_MS = 10 * 60_000;
 const QUIT_MS = 1_000;
 
 export interface RelaySinkOptions {
@@ -113,6 +108,7 @@ class RelayTransaction implements SinkTransaction {
   private failure: DequeueError | null = null;
   private handedOver = false;
   private readonly peer: string;
+  /** A step's RFC 5321 4.5.3.2 bound (SMTP_TIMEOUTS), or the relay's timeoutSeconds when set. */
   private readonly bound: (ms: number) => number;
 
   constructor(
@@ -121,13 +117,16 @@ class RelayTransaction implements SinkTransaction {
   ) {
     const { host, port, timeoutSeconds } = options.relay;
     this.peer = `relay ${peerName(host, port)}`;
-    this.bound = (ms) => (timeoutSeconds ? timeoutSeconds * 1000 : ms);
+    this.bound = (ms) => replyTimeoutMs(timeoutSeconds, ms);
   }
 
   async recipient(address: string): Promise<RecipientVerdict> {
     try {
       const { channel } = await this.open();
-      const reply = await channel.command(`RCPT TO:<${address}>`, this.bound(MAIL_RCPT_MS));
+      const reply = await channel.command(
+        `RCPT TO:<${address}>`,
+        this.bound(SMTP_TIMEOUTS.command),
+      );
       if (reply.code === 250 || reply.code === 251) return { accepted: true };
       return { accepted: false, code: reply.code, text: reply.lines[0] ?? '' };
     } catch (e) {
@@ -147,19 +146,12 @@ class RelayTransaction implements SinkTransaction {
     const archived = this.options.archive ? await this.options.archive.begin(envelope) : null;
     try {
       const session = await this.open();
-      const reply = await session.channel.command('DATA', this.bound(DATA_START_MS));
+      const reply = await session.channel.command('DATA', this.bound(SMTP_TIMEOUTS.dataStart));
       if (reply.code !== 354)
         throw new RefusalError('DATA', reply.code, boundedText(reply), this.peer);
       this.handedOver = true;
-      const { timeoutSeconds } = this.options.relay;
       return new RelayDraft(
-        new RelayedMessage(
-          session.socket,
-          session.channel,
-          this.peer,
-          envelope,
-          timeoutSeconds ? timeoutSeconds * 1000 : undefined,
-        ),
+        new RelayedMessage(session.socket, session.channel, this.peer, envelope, this.bound),
         archived,
       );
     } catch (e) {
@@ -204,7 +196,8 @@ class RelayTransaction implements SinkTransaction {
         peer: this.peer,
         label: 'relay',
         transcript: this.options.transcript ?? silentTranscript,
-        bound: (step) => this.bound(step === 'command' ? MAIL_RCPT_MS : GREETING_MS),
+        bound: (step) =>
+          this.bound(step === 'command' ? SMTP_TIMEOUTS.command : SMTP_TIMEOUTS.greeting),
       });
     } catch (e) {
       if (
@@ -230,7 +223,7 @@ class RelayTransaction implements SinkTransaction {
       const from = `MAIL FROM:<${this.mail.mailFrom}>`;
       const reply = await channel.command(
         `${from}${eightBit ? ' BODY=8BITMIME' : ''}`,
-        this.bound(MAIL_RCPT_MS),
+        this.bound(SMTP_TIMEOUTS.command),
       );
       // RFC 5321 4.2.1: 4yz transient, 5yz permanent.
       if (reply.code !== 250)
@@ -286,7 +279,8 @@ class RelayedMessage {
     private readonly channel: ReplyChannel,
     private readonly peer: string,
     private readonly envelope: MailEnvelope,
-    private readonly timeoutMs: number | undefined,
+    /** A step's RFC 5321 bound, or the relay's timeoutSeconds when set. */
+    private readonly bound: (ms: number) => number,
   ) {}
 
   async write(chunks: readonly Buffer[]): Promise<void> {
@@ -302,7 +296,7 @@ class RelayedMessage {
 
   async finish(): Promise<StoredMessage> {
     this.socket.write(this.stuffer.end());
-    const reply = await this.channel.expect('the final dot', this.timeoutMs ?? FINAL_DOT_MS);
+    const reply = await this.channel.expect('the final dot', this.bound(SMTP_TIMEOUTS.finalDot));
     if (reply.code !== 250) {
       this.cut();
       throw new DequeueError(
@@ -328,7 +322,7 @@ class RelayedMessage {
   }
 
   private drained(): Promise<void> {
-    const ms = this.timeoutMs ?? DATA_BLOCK_MS;
+    const ms = this.bound(SMTP_TIMEOUTS.dataBlock);
     return new Promise((resolve, reject) => {
       const done = (error?: DequeueError) => {
         clearTimeout(timer);

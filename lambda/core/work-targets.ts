@@ -11,7 +11,8 @@ import { outcomeOfError } from './outcome';
 import { pool } from './pool';
 import type { CycleCounter } from './ports';
 import type { TargetResult } from './result';
-import { DEFAULT_REPLY_TIMEOUT_MS, releaseSignal, type SignalDeps } from './signal/session';
+import { releaseSignal, type SignalDeps } from './signal/session';
+import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from './smtp/timeouts';
 
 /** What workTargets needs to know about the run the targets belong to. */
 export interface TargetRun {
@@ -166,8 +167,9 @@ function pullsMail(target: Target): boolean {
  */
 export function startsInTime(target: Target, now: number, deadline: number | undefined): boolean {
   if (deadline === undefined) return true;
-  const budget = target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS;
-  return now + Math.min(budget, DEFAULT_REPLY_TIMEOUT_MS) <= deadline;
+  return (
+    now + Math.min(replyTimeoutMs(target.timeoutSeconds), DEFAULT_REPLY_TIMEOUT_MS) <= deadline
+  );
 }
 
 const defaultResolve = async (host: string): Promise<void> => {

@@ -11,12 +11,8 @@ import { asDequeueError, DequeueError } from '../errors';
 import { outcomeOfError, type CommandOutcome } from '../outcome';
 import { silentTranscript } from '../ports';
 import type { ReplyRecord } from '../result';
-import {
-  DEFAULT_REPLY_TIMEOUT_MS,
-  type SignalDeps,
-  type SignalOptions,
-  type SignalReport,
-} from './types';
+import { replyTimeoutMs } from '../smtp/timeouts';
+import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
 /** How long a silent host is waited for after our line or its last byte. */
 export const FINGER_QUIET_MS = 2_000;
@@ -30,7 +26,7 @@ export async function fingerSignal(
 ): Promise<SignalReport> {
   const transcript = deps.transcript ?? silentTranscript;
   const now = deps.now ?? Date.now;
-  const timeoutMs = target.timeoutSeconds ? target.timeoutSeconds * 1000 : DEFAULT_REPLY_TIMEOUT_MS;
+  const timeoutMs = replyTimeoutMs(target.timeoutSeconds);
   const bound = (ms: number) =>
     options.deadline === undefined ? ms : Math.max(0, Math.min(ms, options.deadline - now()));
   const peer = peerName(target.host, target.port);

@@ -47,13 +47,12 @@ import { silentTranscript } from '../ports';
 import { worstOutcome, type ReplyRecord } from '../result';
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
+import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from '../smtp/timeouts';
 import { fingerSignal } from './finger-session';
 import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
 export type { SignalDeps, SignalOptions, SignalReport } from './types';
 
-/** SPEC: the default bound on any one complete reply. */
-export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 /** RFC 2645 section 4 lets a provider scan its queue before answering ATRN: allow 10 minutes. */
 export const DEFAULT_ATRN_TIMEOUT_MS = 600_000;
 
@@ -95,9 +94,7 @@ class SignalSession {
     this.transcript = deps.transcript ?? silentTranscript;
     this.now = deps.now ?? Date.now;
     this.peer = peerName(target.host, target.port);
-    this.replyTimeoutMs = target.timeoutSeconds
-      ? target.timeoutSeconds * 1000
-      : DEFAULT_REPLY_TIMEOUT_MS;
+    this.replyTimeoutMs = replyTimeoutMs(target.timeoutSeconds);
   }
 
   async run(): Promise<SignalReport> {
@@ -259,10 +256,10 @@ class SignalSession {
       const verb = verbOf(command);
       let reply: SmtpReply;
       try {
-        const wait =
-          verb === 'ATRN' && !this.target.timeoutSeconds
-            ? DEFAULT_ATRN_TIMEOUT_MS
-            : this.replyTimeoutMs;
+        const wait = replyTimeoutMs(
+          this.target.timeoutSeconds,
+          verb === 'ATRN' ? DEFAULT_ATRN_TIMEOUT_MS : DEFAULT_REPLY_TIMEOUT_MS,
+        );
         if (
           mayPipeline &&
           i === commands.length - 1 &&

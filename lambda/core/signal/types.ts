@@ -7,9 +7,6 @@ import type { CommandOutcome } from '../outcome';
 import type { Credentials, MailReceiver, Transcript } from '../ports';
 import type { ReplyRecord } from '../result';
 
-/** The default bound on any one complete reply (`timeoutSeconds` unset), for both sessions. */
-export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
-
 export interface SignalDeps {
   readonly credentials: Credentials;
   readonly transcript?: Transcript;
