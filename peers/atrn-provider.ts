@@ -51,6 +51,13 @@ export interface AtrnFaults {
   readonly endlessDataBytes?: number;
   /** After EHLO, send this many unknown commands (one per round trip) before any mail. */
   readonly garbageCommands?: number;
+  /**
+   * Write the last message's final dot and QUIT in one write, then half-close (FIN) before
+   * reading the replies: Exim does that on a message's first try when nothing else waits.
+   */
+  readonly quitWithLastDot?: boolean;
+  /** Close the connection right after the 250 to ATRN, before the customer's greeting. */
+  readonly closeAfterAtrn?: boolean;
 }
 
 export interface AtrnProviderOptions {
@@ -204,6 +211,8 @@ export class AtrnProvider {
         }
         const reply = this.options.atrnReply ?? '250 OK now reversing the connection';
         socket.write(`${reply}\r\n`);
+        if (reply.startsWith('250') && this.options.faults?.closeAfterAtrn)
+          return void socket.end();
         if (reply.startsWith('250')) return this.deliver(socket, wire);
       } else if (verb === 'QUIT') {
         socket.end('221 2.0.0 Bye\r\n');
@@ -369,6 +378,17 @@ export class AtrnProvider {
           else socket.destroy();
         }
         return this.lost(item, null);
+      }
+      if (faults.quitWithLastDot && this.queue.length === 1) {
+        const all = Buffer.concat([stuffed, Buffer.from('QUIT\r\n')]);
+        if (!(await writeSlowly(socket, all, o.chunkBytes ?? 64 * 1024)))
+          return this.lost(item, null);
+        socket.end();
+        const end = await reply();
+        if (end === null) return this.lost(item, end);
+        finish(end, end.startsWith('250'), end.startsWith('4'));
+        await reply();
+        return;
       }
       const sent = await writeSlowly(socket, stuffed, o.chunkBytes ?? 64 * 1024);
       if (!sent) return this.lost(item, null);

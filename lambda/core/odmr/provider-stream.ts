@@ -90,6 +90,10 @@ export class ProviderStream {
     private readonly budget?: MemoryBudget,
   ) {
     this.held = pending;
+    // A provider may half-close right after its last command: Exim writes the final dot and
+    // QUIT together and shuts its side (FIN) before reading our replies. Without this Node
+    // ends our side too, and the 250 that makes the provider delete the message never leaves.
+    socket.allowHalfOpen = true;
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);

@@ -287,6 +287,9 @@ class SignalSession {
       note(command, reply);
       if (verb === 'ATRN' && reply.code === 250) {
         const turn = await this.turn(session);
+        // A provider with nothing to send may still turn the line and then close or say QUIT
+        // at once (Exim without a spool check in its ATRN ACL): no mail, as a 453 would say.
+        if (turn.stored === 0 && !turn.error) outcomes[outcomes.length - 1] = 'no-mail';
         return { report: this.report(replies, outcomes, turn.stored, turn.error) };
       }
     }
