@@ -5,8 +5,8 @@
  * started, 253 N pending messages started, 458 unable to queue, 459 node not allowed.
  * Real servers also answer 450 (Postfix deferred restriction), 502, 554 and Exim's
  * `458 Already processing`: docs/real-servers.md.
- * ATRN (RFC 2645 section 4): 250 OK now reversing, 450 refused, 451 cannot now, 453 you have no
- * mail, 501 syntax, 502 not available, 530 authentication required.
+ * ATRN (RFC 2645 section 4): 250 OK now reversing, 450 refused (a policy refusal: permanent),
+ * 451 cannot now, 453 you have no mail, 501 syntax, 502 not available, 530 authentication required.
  * QSND (Post.Office) is answered like ETRN.
  */
 import type { DequeueError } from './errors';
@@ -18,7 +18,8 @@ export type CommandOutcome = Exclude<Outcome, 'skipped' | 'config-error'>;
 const SPECIAL: Record<string, Record<number, CommandOutcome>> = {
   ETRN: { 251: 'no-mail', 459: 'permanent-failure' },
   QSND: { 251: 'no-mail', 459: 'permanent-failure' },
-  ATRN: { 453: 'no-mail' },
+  // RFC 2645 section 4: 450 is "ATRN request refused" (a policy answer, not a busy server).
+  ATRN: { 450: 'permanent-failure', 453: 'no-mail' },
 };
 
 /** The outcome of one release command from its reply code. */

@@ -5,7 +5,7 @@ import { outcomeOfReply } from '../../lambda/core/outcome';
 it.each([
   [250, 'signalled'],
   [453, 'no-mail'],
-  [450, 'temporary-failure'],
+  [450, 'permanent-failure'],
   [451, 'temporary-failure'],
   [501, 'permanent-failure'],
   [502, 'permanent-failure'],

@@ -21,7 +21,7 @@ describe('outcome table', () => {
     ['QSND', 459, 'permanent-failure'],
     ['ATRN', 250, 'signalled'],
     ['ATRN', 453, 'no-mail'],
-    ['ATRN', 450, 'temporary-failure'],
+    ['ATRN', 450, 'permanent-failure'],
     ['ATRN', 451, 'temporary-failure'],
     ['ATRN', 530, 'permanent-failure'],
     ['ATRN', 502, 'permanent-failure'],

@@ -252,6 +252,7 @@ class SignalSession {
     // the duplicating server has nothing unflushed when it forks (as with a single ETRN). It saves
     // the QUIT's round trip. Not on the retry after out-of-step replies: one at a time means that.
     let quit: Promise<SmtpReply> | undefined;
+    let refusal: DequeueError | null = null;
     for (const [i, command] of commands.entries()) {
       const verb = verbOf(command);
       let reply: SmtpReply;
@@ -285,6 +286,7 @@ class SignalSession {
         return this.untrusted(doubt);
       }
       note(command, reply);
+      if (verb === 'ATRN' && reply.code === 450) refusal = atrnRefused(this.peer, reply);
       if (verb === 'ATRN' && reply.code === 250) {
         const turn = await this.turn(session);
         // A provider with nothing to send may still turn the line and then close or say QUIT
@@ -297,7 +299,7 @@ class SignalSession {
     // A bare connection has no reply to misplace.
     const doubt = commands.length ? pairingDoubt(bye) : null;
     if (doubt) return this.untrusted(doubt);
-    return { report: this.report(replies, outcomes, 0, null) };
+    return { report: this.report(replies, outcomes, 0, refusal) };
   }
 
   /**
@@ -370,6 +372,14 @@ function misfit(command: string, reply: SmtpReply): string | null {
     return `${command} was answered ${reply.code}, which is no reply to ${verb} (RFC 1985 section 5)`;
   }
   return null;
+}
+
+/** RFC 2645 section 4: 450 means the provider refused the request, not that it is busy. */
+function atrnRefused(peer: string, reply: SmtpReply): DequeueError {
+  return new DequeueError(
+    'permanent',
+    `${peer} refused ATRN (450, "ATRN request refused" in RFC 2645): ${boundedText(reply)}; ask the provider which domains this account may release`,
+  );
 }
 
 /** The goodbye's verdict on the pairing: the reply paired with QUIT is 221 and nothing follows. */
