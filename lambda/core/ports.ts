@@ -130,6 +130,11 @@ export interface MailEnvelope {
   /** MAIL parameters accepted: BODY (RFC 6152) and the declared SIZE (RFC 1870), when sent. */
   readonly body?: '7BIT' | '8BITMIME';
   readonly declaredSize?: number;
+  /**
+   * MAIL carried SMTPUTF8 (RFC 6531 section 3.4): the message needs a server that offers it
+   * (UTF-8 addresses or headers); `deliver` passes it on, or fails the message. Absent: false.
+   */
+  readonly smtputf8?: true;
   /** ISO 8601, when DATA began. */
   readonly receivedAt: string;
   /** The provider, as `host:port`. */

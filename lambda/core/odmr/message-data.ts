@@ -20,6 +20,8 @@ export interface Transaction {
   readonly rcptTo: string[];
   readonly body?: '7BIT' | '8BITMIME';
   readonly declaredSize?: number;
+  /** MAIL said SMTPUTF8 (RFC 6531 section 3.4). */
+  readonly smtputf8?: true;
   /** The sink's view of it, when the sink answers recipients one by one (the relay). */
   readonly sinkTx?: SinkTransaction;
   /** The destination failed during this transaction (unreachable, no 8BITMIME). */
@@ -314,6 +316,7 @@ export function messageEnvelope(tx: Transaction, received: Received): MailEnvelo
     rcptTo: [...tx.rcptTo],
     ...(tx.body ? { body: tx.body } : {}),
     ...(tx.declaredSize !== undefined ? { declaredSize: tx.declaredSize } : {}),
+    ...(tx.smtputf8 ? { smtputf8: tx.smtputf8 } : {}),
     receivedAt: received.date.toISOString(),
     provider: received.provider,
     target: received.target,

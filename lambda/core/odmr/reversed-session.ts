@@ -265,6 +265,9 @@ class ReversedSession {
         `250-${this.name} greets ${printable(name, 64)}`,
         `250-SIZE ${this.limits.maxMessageBytes}`,
         '250-8BITMIME',
+        // RFC 6531: a message with UTF-8 addresses or headers is not held back, nor mangled by
+        // a provider's "downconversion" (Exim punycodes a UTF-8 local part when not offered).
+        '250-SMTPUTF8',
         '250-PIPELINING',
         '250 ENHANCEDSTATUSCODES',
       ].join('\r\n'),
@@ -281,6 +284,7 @@ class ReversedSession {
     if (!path.ok) return this.reject(`${path.code} ${path.text}`);
     let body: Transaction['body'];
     let declaredSize: number | undefined;
+    let smtputf8: true | undefined;
     for (const [key, value] of path.params) {
       if (key === 'SIZE' && this.esmtp && typeof value === 'string' && /^\d{1,20}$/.test(value)) {
         declaredSize = Number(value);
@@ -302,12 +306,21 @@ class ReversedSession {
       ) {
         // RFC 6152 section 2 (after RFC 5321 4.1.1.11): the value is case-insensitive.
         body = value.toUpperCase() as Transaction['body'];
+      } else if (key === 'SMTPUTF8' && this.esmtp && value === true) {
+        // RFC 6531 section 3.4: a keyword without a value.
+        smtputf8 = true;
       } else {
         // RFC 5321 4.1.1.11: a parameter we did not advertise is refused, not silently dropped.
         return this.reject(`555 5.5.4 Parameter ${printable(key, 20)} not recognized`);
       }
     }
-    const start = { mailFrom: path.address, target: this.turn.target.name, body, declaredSize };
+    const start = {
+      mailFrom: path.address,
+      target: this.turn.target.name,
+      body,
+      declaredSize,
+      ...(smtputf8 ? { smtputf8 } : {}),
+    };
     this.tx = { ...start, rcptTo: [], sinkTx: this.sink.transaction?.(start) };
     this.mailRefused = false;
     await this.wire.reply('250 2.1.0 Ok');
