@@ -122,7 +122,7 @@ describeWithEximOdmr('ATRN against a real Exim 4.99.1 provider, through the CLI'
       tls: false,
     });
     await exim.waitForLog(/=> user1@plain-one\.test .*C="250 2\.0\.0 Ok: stored as /, from);
-    await exim.waitForQueue(0);
+    await exim.waitForQueue(0, 'plain-one.test');
   }, 120_000);
 
   it('plaintext, three held messages: all three in one cycle', async () => {
@@ -130,7 +130,36 @@ describeWithEximOdmr('ATRN against a real Exim 4.99.1 provider, through the CLI'
     const { run, result, mail } = await cycle('plain-many');
     expect(result, run.stderr).toMatchObject({ outcome: 'signalled', messages: 3, error: null });
     expect(numbers(mail)).toEqual(['1', '2', '3']);
-    await exim.waitForQueue(0);
+    await exim.waitForQueue(0, 'plain-many.test');
+  }, 120_000);
+
+  it('inside STARTTLS, three held messages: all three in one cycle, none stored twice', async () => {
+    await exim.hold([1, 2, 3].map((n) => held('tls-many', n)));
+    const { run, result, mail } = await cycle('tls-many', { tls: 'required', tlsVerify: false });
+    expect(result, run.stderr).toMatchObject({ outcome: 'signalled', messages: 3 });
+    expect(numbers(mail)).toEqual(['1', '2', '3']);
+    expect(mail.stored.every((f) => f.envelope.tls)).toBe(true);
+    await exim.waitForQueue(0, 'tls-many.test');
+  }, 120_000);
+
+  it('a message that needs SMTPUTF8 (RFC 6531) is stored with the flag, and the one after it too', async () => {
+    await exim.hold([
+      {
+        from: 'sender@origin.test',
+        to: ['josé@utf8.test'],
+        data: 'Subject: =?utf-8?q?caf=C3=A9?=\nX-Test-Number: 1\n\ncafé\n',
+      },
+      held('utf8', 2),
+    ]);
+    const { run, result, mail } = await cycle('utf8', { tls: 'required', tlsVerify: false });
+    expect(result, run.stderr).toMatchObject({ outcome: 'signalled', messages: 2, error: null });
+    expect(numbers(mail)).toEqual(['1', '2']);
+    const international = mail.stored.find((f) => f.envelope.rcptTo[0] === 'josé@utf8.test');
+    expect(international?.envelope).toMatchObject({ smtputf8: true });
+    expect(bodyOf(international!)).toBe('café\r\n');
+    const plain = mail.stored.find((f) => f.envelope.rcptTo[0] === 'user2@utf8.test');
+    expect(plain?.envelope).not.toHaveProperty('smtputf8');
+    await exim.waitForQueue(0, 'utf8.test');
   }, 120_000);
 
   it('a large message (8 MiB) arrives whole', async () => {
@@ -141,7 +170,7 @@ describeWithEximOdmr('ATRN against a real Exim 4.99.1 provider, through the CLI'
     const { run, result, mail } = await cycle('large');
     expect(result, run.stderr).toMatchObject({ outcome: 'signalled', messages: 1, error: null });
     expect(bodyOf(mail.stored[0]!)).toBe(body.replace(/\n/g, '\r\n'));
-    await exim.waitForQueue(0);
+    await exim.waitForQueue(0, 'large.test');
   }, 120_000);
 
   it('nothing held: Exim answers 453, reported as no-mail', async () => {
@@ -149,5 +178,20 @@ describeWithEximOdmr('ATRN against a real Exim 4.99.1 provider, through the CLI'
     expect(result, run.stderr).toMatchObject({ outcome: 'no-mail', messages: 0, error: null });
     expect(result.replies.at(-1)).toMatchObject({ command: 'ATRN empty.test', code: 453 });
     expect(mail.stored).toEqual([]);
+  }, 120_000);
+
+  it('nothing held, and the provider turns the line anyway and closes: no-mail, not a failure', async () => {
+    const { run, result, mail } = await cycle('empty-turn');
+    expect(result, run.stderr).toMatchObject({ outcome: 'no-mail', messages: 0, error: null });
+    expect(result.replies.at(-1)).toMatchObject({ command: 'ATRN empty-turn.test', code: 250 });
+    expect(run.status).toBe(0);
+    expect(mail.stored).toEqual([]);
+  }, 120_000);
+
+  it("a domain that is not the account's: Exim's 450 is the refusal RFC 2645 says it is", async () => {
+    const { run, result } = await cycle('refused', { command: 'ATRN someone-else.test' });
+    expect(result.replies.at(-1)).toMatchObject({ command: 'ATRN someone-else.test', code: 450 });
+    expect(result, run.stderr).toMatchObject({ outcome: 'permanent-failure' });
+    expect(result.error).toMatch(/refused/i);
   }, 120_000);
 });

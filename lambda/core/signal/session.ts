@@ -45,6 +45,7 @@ import { outcomeOfError, outcomeOfReply, type CommandOutcome } from '../outcome'
 import type { AuthCredentials, Transcript } from '../ports';
 import { silentTranscript } from '../ports';
 import { worstOutcome, type ReplyRecord } from '../result';
+import { atrnUntilSettled } from './atrn-again';
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
 import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from '../smtp/timeouts';
@@ -103,7 +104,14 @@ class SignalSession {
       ? await this.deps.credentials.get(this.target.auth.secretId)
       : undefined;
     const first = await this.attempt(credentials, true);
-    if (first.outOfStep === undefined || !first.pipelined) return first.report;
+    if (first.outOfStep === undefined || !first.pipelined) {
+      // Exim over STARTTLS delivers one message per ATRN session (atrn-again.ts).
+      return atrnUntilSettled(first.report, {
+        again: async () => (await this.attempt(credentials, true)).report,
+        timeLeft: () => this.timeout() >= Math.min(this.replyTimeoutMs, DEFAULT_REPLY_TIMEOUT_MS),
+        note: (text) => this.transcript.line(this.target.name, '*', text),
+      });
+    }
     this.transcript.line(
       this.target.name,
       '*',

@@ -1,0 +1,70 @@
+/**
+ * ATRN again, within the same cycle, after a session that moved mail and then broke.
+ *
+ * Exim 4.99.1 over STARTTLS delivers one message per ATRN session: after the first message it
+ * hands the TLS connection to a proxy process and the next delivery process reads through
+ * OpenSSL on the proxy's cleartext socket, fails, writes a TLS alert into the message data and
+ * closes (docs/real-servers.md has the reproduction). Its log says "Remote host closed
+ * connection in response to pipelined MAIL FROM" and the rest of the mail stays queued. Each
+ * further session delivers one more message, so a customer with N messages held would get one
+ * per cycle. Nothing is wrong on our side; the workaround is to ask again at once.
+ *
+ * The rule: after a session in which ATRN was accepted, at least one message was stored, and
+ * the session then ended in a temporary error, connect and ATRN again. A session that stores
+ * nothing, ends cleanly, fails for good, or leaves too little time before the run's deadline
+ * ends the loop, and so does MAX_ATRN_SESSIONS_PER_CYCLE: every extra session has to make
+ * progress, so a provider cannot keep us here with sessions that bring nothing.
+ */
+import type { DequeueError } from '../errors';
+import type { SignalReport } from './types';
+
+/** Sessions of one ATRN target in one cycle, the first included. */
+export const MAX_ATRN_SESSIONS_PER_CYCLE = 100;
+
+export interface AtrnAgainOptions {
+  /** Another whole session: connect, authenticate, ATRN, receive. */
+  readonly again: () => Promise<SignalReport>;
+  /** Whether there is time for another session (the run's deadline). */
+  readonly timeLeft: () => boolean;
+  readonly note: (text: string) => void;
+}
+
+/** The ATRN session broke after it stored mail: worth asking again (see the top). */
+function brokeAfterProgress(report: SignalReport): report is SignalReport & {
+  error: DequeueError;
+} {
+  const atrn = report.replies.at(-1);
+  return (
+    atrn !== undefined &&
+    /^ATRN\b/i.test(atrn.command) &&
+    atrn.code === 250 &&
+    report.messages > 0 &&
+    report.error?.kind === 'temporary'
+  );
+}
+
+/** Run further ATRN sessions while each one moved mail and then broke; the combined report. */
+export async function atrnUntilSettled(
+  first: SignalReport,
+  options: AtrnAgainOptions,
+): Promise<SignalReport> {
+  let last = first;
+  let messages = first.messages;
+  const replies = [...first.replies];
+  for (
+    let sessions = 1;
+    brokeAfterProgress(last) && sessions < MAX_ATRN_SESSIONS_PER_CYCLE && options.timeLeft();
+    sessions++
+  ) {
+    options.note(
+      `the session ended in error after ${last.messages} message(s) were stored (${last.error.message}); ATRN again in this cycle for the rest (session ${sessions + 1})`,
+    );
+    last = await options.again();
+    messages += last.messages;
+    replies.push(...last.replies);
+  }
+  if (last === first) return first;
+  // Mail came in this cycle: a last session that found nothing left is the end of it, not "no mail".
+  const outcome = last.outcome === 'no-mail' && messages > 0 ? 'signalled' : last.outcome;
+  return { outcome, replies, messages, error: last.error };
+}
