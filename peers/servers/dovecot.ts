@@ -20,7 +20,7 @@ import { accessSync, constants } from 'node:fs';
 import { chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './peer-kit';
+import { freePort } from './harness';
 import { instanceDir, pollFor, removeInstanceDir, spawnDaemon, systemUser } from './private-daemon';
 
 const KEEP_ENV = 'DEQUEUE_KEEP_DOVECOT';

@@ -35,7 +35,7 @@ import { chown, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './peer-kit';
+import { freePort } from './harness';
 import { instanceDir, pollFor, removeInstanceDir, spawnDaemon, systemUser } from './private-daemon';
 
 /** Where .ci/run builds Exim 4.99.1 (scripts/build-exim.sh): the binary is current/bin/exim. */

@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exited, sleep } from './peer-kit';
+import { exited, sleep } from './harness';
 
 const STOP_TIMEOUT_MS = 5_000;
 /** A folder without an owner file younger than this is still being set up by someone. */

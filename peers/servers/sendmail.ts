@@ -32,7 +32,7 @@ import { connect } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './peer-kit';
+import { freePort } from './harness';
 import { instanceDir, pollFor, removeInstanceDir, spawnDaemon } from './private-daemon';
 
 /** Where .ci/run unpacks Debian's sendmail-bin, sendmail-base and sendmail-cf (`dpkg-deb -x`). */
