@@ -58,6 +58,17 @@ export class ProtocolError extends DequeueError {
 }
 
 /** A bounded wait ran out. Temporary. */
+/**
+ * After ATRN, the provider's connection ended in the middle of a message or transaction: what
+ * was acknowledged is stored, the rest stays with the provider. Temporary.
+ */
+export class ProviderCutError extends DequeueError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('temporary', message, options);
+    this.name = 'ProviderCutError';
+  }
+}
+
 export class TimeoutError extends DequeueError {
   constructor(message: string) {
     super('temporary', message);

@@ -5,7 +5,13 @@
  * message is durable; a message we do not acknowledge is never left visible in the sink.
  */
 import { DataUnstuffer } from '../smtp/dot-stuffing';
-import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../errors';
+import {
+  asDequeueError,
+  DequeueError,
+  ProtocolError,
+  ProviderCutError,
+  TimeoutError,
+} from '../errors';
 import type { MailEnvelope, MailSink, MessageDraft, SinkTransaction } from '../ports';
 import { printable } from '../smtp/command';
 import { messageId } from './message-id';
@@ -198,8 +204,7 @@ class MessageReceipt {
       if (e instanceof TimeoutError)
         throw this.wire.expired(bound, `message data for ${id} (after ${size} bytes)`);
       throw new SessionEnd(
-        new DequeueError(
-          'temporary',
+        new ProviderCutError(
           `connection to ${this.wire.turn.provider} broke in the middle of message ${id} after ${size} bytes; the provider keeps it`,
           { cause: e },
         ),
@@ -208,8 +213,7 @@ class MessageReceipt {
     if (!chunk) {
       if (draft) await this.abortQuietly(draft);
       throw new SessionEnd(
-        new DequeueError(
-          'temporary',
+        new ProviderCutError(
           `${this.wire.turn.provider} closed the connection in the middle of message ${id} after ${size} bytes; the provider keeps it`,
         ),
       );

@@ -16,7 +16,13 @@
  * once it has all arrived, the bytes read past the ATRN reply would have to be pushed back into
  * the socket by hand, and it starts a reverse DNS lookup of the provider of its own.
  */
-import { asDequeueError, DequeueError, ProtocolError, TimeoutError } from '../errors';
+import {
+  asDequeueError,
+  DequeueError,
+  ProtocolError,
+  ProviderCutError,
+  TimeoutError,
+} from '../errors';
 import type { MailReceiver, MailSink, ReversedOutcome, ReversedTurn } from '../ports';
 import type { MemoryBudget } from '../memory-budget';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
@@ -153,8 +159,7 @@ class ReversedSession {
       if (line === null) {
         if (!this.tx) return new SessionEnd(null);
         return new SessionEnd(
-          new DequeueError(
-            'temporary',
+          new ProviderCutError(
             `${this.turn.provider} closed the connection in the middle of a transaction; the message stays with it`,
           ),
         );

@@ -9,62 +9,70 @@
  * further session delivers one more message, so a customer with N messages held would get one
  * per cycle. Nothing is wrong on our side; the workaround is to ask again at once.
  *
- * The rule: after a session in which ATRN was accepted, at least one message was stored, and
- * the session then ended in a temporary error, connect and ATRN again. A session that stores
- * nothing, ends cleanly, fails for good, or leaves too little time before the run's deadline
- * ends the loop, and so does MAX_ATRN_SESSIONS_PER_CYCLE: every extra session has to make
- * progress, so a provider cannot keep us here with sessions that bring nothing.
+ * The rule: after a session inside TLS in which ATRN was accepted, at least one message was
+ * stored, and the provider then cut the connection in the middle of a message or transaction,
+ * connect and ATRN again. A session that stores nothing, ends otherwise (cleanly, a sink or
+ * relay failure, a refusal), or leaves too little time before the run's deadline ends the loop,
+ * and so does MAX_ATRN_SESSIONS_PER_CYCLE: every extra session has to make progress, so a
+ * provider cannot keep us here with sessions that bring nothing. In cleartext a cut has no such
+ * known cause, and the rest waits for the next cycle as before.
  */
-import type { DequeueError } from '../errors';
+import { ProviderCutError } from '../errors';
 import type { SignalReport } from './types';
 
 /** Sessions of one ATRN target in one cycle, the first included. */
 export const MAX_ATRN_SESSIONS_PER_CYCLE = 100;
 
+/** One session's report, and whether its turn happened inside TLS. */
+export interface AtrnSession {
+  readonly report: SignalReport;
+  readonly turnedInTls?: boolean;
+}
+
 export interface AtrnAgainOptions {
   /** Another whole session: connect, authenticate, ATRN, receive. */
-  readonly again: () => Promise<SignalReport>;
+  readonly again: () => Promise<AtrnSession>;
   /** Whether there is time for another session (the run's deadline). */
   readonly timeLeft: () => boolean;
   readonly note: (text: string) => void;
 }
 
-/** The ATRN session broke after it stored mail: worth asking again (see the top). */
-function brokeAfterProgress(report: SignalReport): report is SignalReport & {
-  error: DequeueError;
-} {
+/** The ATRN session was cut inside TLS after it stored mail: worth asking again (see the top). */
+function cutAfterProgress({ report, turnedInTls }: AtrnSession): boolean {
   const atrn = report.replies.at(-1);
   return (
+    turnedInTls === true &&
     atrn !== undefined &&
     /^ATRN\b/i.test(atrn.command) &&
     atrn.code === 250 &&
     report.messages > 0 &&
-    report.error?.kind === 'temporary'
+    report.error instanceof ProviderCutError
   );
 }
 
-/** Run further ATRN sessions while each one moved mail and then broke; the combined report. */
+/** Run further ATRN sessions while each one moved mail and then was cut; the combined report. */
 export async function atrnUntilSettled(
-  first: SignalReport,
+  first: AtrnSession,
   options: AtrnAgainOptions,
 ): Promise<SignalReport> {
   let last = first;
-  let messages = first.messages;
-  const replies = [...first.replies];
+  let messages = first.report.messages;
+  const replies = [...first.report.replies];
   for (
     let sessions = 1;
-    brokeAfterProgress(last) && sessions < MAX_ATRN_SESSIONS_PER_CYCLE && options.timeLeft();
+    cutAfterProgress(last) && sessions < MAX_ATRN_SESSIONS_PER_CYCLE && options.timeLeft();
     sessions++
   ) {
     options.note(
-      `the session ended in error after ${last.messages} message(s) were stored (${last.error.message}); ATRN again in this cycle for the rest (session ${sessions + 1})`,
+      `the provider cut the session after ${last.report.messages} message(s) were stored (${last.report.error?.message}); ATRN again in this cycle for the rest (session ${sessions + 1})`,
     );
     last = await options.again();
-    messages += last.messages;
-    replies.push(...last.replies);
+    messages += last.report.messages;
+    replies.push(...last.report.replies);
   }
-  if (last === first) return first;
+  if (last === first) return first.report;
+  const { report } = last;
   // Mail came in this cycle: a last session that found nothing left is the end of it, not "no mail".
-  const outcome = last.outcome === 'no-mail' && messages > 0 ? 'signalled' : last.outcome;
-  return { outcome, replies, messages, error: last.error };
+  const outcome = report.outcome === 'no-mail' && messages > 0 ? 'signalled' : report.outcome;
+  return { outcome, replies, messages, error: report.error };
 }

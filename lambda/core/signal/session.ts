@@ -79,6 +79,8 @@ interface Attempt {
   readonly outOfStep?: string;
   /** The commands went out as one pipelined group (a failed check is then worth one retry). */
   readonly pipelined?: boolean;
+  /** ATRN turned the connection around inside TLS (signal/atrn-again.ts). */
+  readonly turnedInTls?: boolean;
 }
 
 class SignalSession {
@@ -106,8 +108,8 @@ class SignalSession {
     const first = await this.attempt(credentials, true);
     if (first.outOfStep === undefined || !first.pipelined) {
       // Exim over STARTTLS delivers one message per ATRN session (atrn-again.ts).
-      return atrnUntilSettled(first.report, {
-        again: async () => (await this.attempt(credentials, true)).report,
+      return atrnUntilSettled(first, {
+        again: () => this.attempt(credentials, true),
         timeLeft: () => this.timeout() >= Math.min(this.replyTimeoutMs, DEFAULT_REPLY_TIMEOUT_MS),
         note: (text) => this.transcript.line(this.target.name, '*', text),
       });
@@ -300,7 +302,10 @@ class SignalSession {
         // A provider with nothing to send may still turn the line and then close or say QUIT
         // at once (Exim without a spool check in its ATRN ACL): no mail, as a 453 would say.
         if (turn.stored === 0 && !turn.error) outcomes[outcomes.length - 1] = 'no-mail';
-        return { report: this.report(replies, outcomes, turn.stored, turn.error) };
+        return {
+          report: this.report(replies, outcomes, turn.stored, turn.error),
+          turnedInTls: session.encrypted,
+        };
       }
     }
     const bye = await sayGoodbye(channel, socket, this.quitWait(), quit);

@@ -158,7 +158,7 @@ describe('ODMR: the provider pipelines, declares sizes, and has quirks', () => {
   });
 
   it.each([
-    ['450 4.7.0 ATRN request refused', 'temporary-failure'],
+    ['450 4.7.0 ATRN request refused', 'permanent-failure'],
     ['451 4.3.0 Unable to process ATRN request now', 'temporary-failure'],
     ['530 5.7.0 Authentication required', 'permanent-failure'],
     ['502 5.5.1 ATRN not available', 'permanent-failure'],
