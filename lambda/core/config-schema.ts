@@ -84,6 +84,7 @@ export const settingsSchema = v.strictObject({
   everyNthCycle: v.optional(integer(0, 1_000_000), 0),
   helloName: v.optional(helloNameSchema),
   concurrency: v.optional(integer(1, 1000), DEFAULT_CONCURRENCY),
+  maxEtrnPerSession: v.optional(integer(1, 1000)),
   fanOut: v.optional(
     v.strictObject({
       maxTargetsPerInvocation: v.optional(integer(1, 100_000)),

@@ -27,6 +27,11 @@ export interface Settings {
   /** Name for EHLO/HELO. Undefined: the session sends an address literal of its own address. */
   readonly helloName?: string;
   readonly concurrency: number;
+  /**
+   * ETRNs (or QSNDs) sent in one session at most; a target with more uses further sessions in
+   * the same cycle. Default 8: sendmail delays every reply after its 8th ETRN in a session.
+   */
+  readonly maxEtrnPerSession?: number;
   /** After ATRN: limits of the reversed session and an optional relay (docs/odmr.md). */
   readonly mail?: MailSettings;
   /** When a cycle hands its targets to queue-fed workers instead of working them (docs/fan-out.md). */

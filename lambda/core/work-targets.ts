@@ -129,7 +129,7 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
     // An MSP signals for many customers: a target's own helloName comes first.
     const report = await releaseSignal(
       target,
-      { deadline: run.deadline },
+      { deadline: run.deadline, maxEtrnPerSession: run.settings.maxEtrnPerSession },
       target.helloName ? { ...worker, helloName: target.helloName } : worker,
     );
     return {

@@ -9,19 +9,24 @@
  *
  * Pairing replies with commands. A reply belongs to a command only by its place in the stream,
  * so a peer that sends one reply too many or too few shifts every later reply onto the wrong
- * command. A widely deployed MTA does exactly that when ETRNs are pipelined in cleartext: it forks
- * for the queue run with its output buffer unflushed, and the buffered reply goes out twice
- * (458, 458, 250, 221 for three commands; over TLS it does not happen). So:
- * - ETRNs are pipelined with the QUIT (RFC 2920: ETRN need not end a group) only over TLS, or
- *   when there is one of them; in cleartext several ETRNs go one per round trip (the last one
- *   with the QUIT), which costs one round trip per extra domain (bench/etrn-round-trips.ts:
- *   2 domains at RTT 100 ms, 5 -> 6 round trips) and spares that MTA's duplicate;
+ * command. Fork-happy MTAs do exactly that when ETRNs are pipelined: they fork a queue runner
+ * per ETRN with earlier replies still unflushed in their output buffer, and the child flushes its
+ * copy. Debian's Exim 4.96 then sends a reply twice in cleartext (458, 458, 250, 221 for three
+ * commands); sendmail 8.17 does it in cleartext and inside STARTTLS, where the copy is a TLS
+ * record the client cannot decrypt ("decryption failed or bad record mac"), and every reply after
+ * it is lost. So the rule, TLS or not:
+ * - never more than one unanswered ETRN: each waits for the previous one's reply; only the last
+ *   one travels with the QUIT (by then nothing earlier is unflushed). It costs one round trip per
+ *   domain after the first (bench/etrn-round-trips.ts shows the table), and holds with every
+ *   server we have met;
  * - every session ends with a check: the reply paired with QUIT must be 221 and nothing may
  *   follow it, and no ETRN may be answered with a code RFC 1985 does not give it (a 221 to an
- *   ETRN is QUIT's reply, shifted). When the check fails the replies are not trusted: a pipelined
- *   group is sent again one command at a time on a new connection (ETRN is idempotent: asking
- *   twice releases nothing twice); one already sent one at a time is a protocol error, and no
- *   per-domain result is reported rather than a wrong one.
+ *   ETRN is QUIT's reply, shifted). When the check fails the replies are not trusted: after a
+ *   last ETRN that travelled with the QUIT, everything is sent again one command at a time on a
+ *   new connection (ETRN is idempotent: asking twice releases nothing twice); otherwise it is a
+ *   protocol error, and no per-domain result is reported rather than a wrong one;
+ * - at most `maxEtrnPerSession` ETRNs (default 8) in one session, the rest on further sessions of
+ *   the same cycle (signal/etrn-sessions.ts: sendmail slows its replies after 8).
  *
  * Every path that leaves the connection usable ends with QUIT, bounded briefly (sayGoodbye):
  * after a refused AUTH, a mechanism refused here, a refused greeting or EHLO. The session
@@ -46,6 +51,7 @@ import type { AuthCredentials, Transcript } from '../ports';
 import { silentTranscript } from '../ports';
 import { worstOutcome, type ReplyRecord } from '../result';
 import { atrnUntilSettled } from './atrn-again';
+import { DEFAULT_MAX_ETRN_PER_SESSION, etrnSessions, inSessions } from './etrn-sessions';
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
 import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from '../smtp/timeouts';
@@ -70,7 +76,24 @@ export async function releaseSignal(
   deps: SignalDeps,
 ): Promise<SignalReport> {
   if (target.protocol === 'raw') return fingerSignal(target, options, deps);
-  return new SignalSession(target, options, deps).run();
+  const sessions = etrnSessions(
+    target.commands,
+    options.maxEtrnPerSession ?? DEFAULT_MAX_ETRN_PER_SESSION,
+  );
+  if (sessions.length === 1) return new SignalSession(target, options, deps).run();
+  const now = deps.now ?? Date.now;
+  return inSessions(sessions, {
+    run: (commands) => new SignalSession({ ...target, commands }, options, deps).run(),
+    timeLeft: () =>
+      options.deadline === undefined ||
+      now() +
+        Math.min(
+          (target.timeoutSeconds ?? 0) * 1000 || DEFAULT_REPLY_TIMEOUT_MS,
+          DEFAULT_REPLY_TIMEOUT_MS,
+        ) <
+        options.deadline,
+    note: (text) => (deps.transcript ?? silentTranscript).line(target.name, '*', text),
+  });
 }
 
 /** One connection's worth of the signal. `outOfStep` says why its replies are not trusted. */
@@ -225,42 +248,10 @@ class SignalSession {
       report: this.report(replies, outcomes, 0, this.unanswered(replies, commands.slice(i), e)),
     });
 
-    const pipelined =
-      mayPipeline &&
-      commands.length > 0 &&
-      session.extensions.has('PIPELINING') &&
-      commands.every((c) => verbOf(c) === 'ETRN') &&
-      (commands.length === 1 || session.encrypted);
-
-    if (pipelined) {
-      const pending = channel.pipeline([
-        ...commands.map((line) => ({ line, timeoutMs: this.timeout() })),
-        { line: 'QUIT', timeoutMs: this.quitWait() },
-      ]);
-      const quit = pending.pop()!;
-      for (const [i, reply] of pending.entries()) {
-        let answer: SmtpReply;
-        try {
-          answer = await reply;
-        } catch (e) {
-          await sayGoodbye(channel, socket, 0, quit);
-          return failed(i, e);
-        }
-        const doubt = misfit(commands[i]!, answer);
-        if (doubt) {
-          await sayGoodbye(channel, socket, this.quitWait(), quit);
-          return { ...this.untrusted(doubt), pipelined: true };
-        }
-        note(commands[i]!, answer);
-      }
-      const doubt = pairingDoubt(await sayGoodbye(channel, socket, this.quitWait(), quit));
-      if (doubt) return { ...this.untrusted(doubt), pipelined: true };
-      return { report: this.report(replies, outcomes, 0, null) };
-    }
-
-    // The last ETRN may still travel with the QUIT: by then every earlier reply has been read, so
-    // the duplicating server has nothing unflushed when it forks (as with a single ETRN). It saves
-    // the QUIT's round trip. Not on the retry after out-of-step replies: one at a time means that.
+    // One ETRN at a time, TLS or not (the pairing rule at the top); only the last one travels
+    // with the QUIT: by then every earlier reply has been read, so a server that forks with its
+    // output unflushed has nothing to send twice. It saves the QUIT's round trip. Not on the
+    // retry after out-of-step replies: one at a time means that.
     let quit: Promise<SmtpReply> | undefined;
     let refusal: DequeueError | null = null;
     for (const [i, command] of commands.entries()) {
@@ -293,7 +284,7 @@ class SignalSession {
       const doubt = misfit(command, reply);
       if (doubt) {
         await sayGoodbye(channel, socket, this.quitWait(), quit);
-        return this.untrusted(doubt);
+        return { ...this.untrusted(doubt), pipelined: quit !== undefined };
       }
       note(command, reply);
       if (verb === 'ATRN' && reply.code === 450) refusal = atrnRefused(this.peer, reply);
@@ -311,7 +302,7 @@ class SignalSession {
     const bye = await sayGoodbye(channel, socket, this.quitWait(), quit);
     // A bare connection has no reply to misplace.
     const doubt = commands.length ? pairingDoubt(bye) : null;
-    if (doubt) return this.untrusted(doubt);
+    if (doubt) return { ...this.untrusted(doubt), pipelined: quit !== undefined };
     return { report: this.report(replies, outcomes, 0, refusal) };
   }
 

@@ -29,4 +29,6 @@ export interface SignalReport {
 export interface SignalOptions {
   /** Epoch ms by which the session must have ended. */
   readonly deadline?: number;
+  /** ETRNs in one session at most; more go on further sessions (signal/etrn-sessions.ts). Default 8. */
+  readonly maxEtrnPerSession?: number;
 }

@@ -120,56 +120,35 @@ describe('each reply is reported for its own command', () => {
     ]);
   });
 
-  it('over TLS a pipelined group answered with one reply too many is sent again one at a time, and each domain gets its own reply', async () => {
+  it('over TLS too, no ETRN leaves before the one before it is answered (fork-happy servers send unflushed replies twice)', async () => {
+    // ETRNs that reached the server while an earlier ETRN of the session was still unanswered.
+    const early: string[] = [];
     const p = await scripted({
       tls: testCert('localhost'),
-      etrn: { 'a.test': '458 Unable to queue a.test', 'b.test': '250 Queuing started for b.test' },
-      onLine: (line, c) => {
-        // On the first connection only, a.test's reply goes out twice.
-        if (line !== 'ETRN a.test' || connectionIndex(p, c) !== 0) return false;
-        c.write('458 Unable to queue a.test\r\n458 Unable to queue a.test\r\n');
+      onLine: async (line, c) => {
+        if (!line.startsWith('ETRN ')) return false;
+        // A queue run takes a moment; whatever the client sends meanwhile is already here.
+        await new Promise((r) => setTimeout(r, 30));
+        const after = c.lines.slice(c.lines.lastIndexOf(line) + 1);
+        early.push(...after.filter((l) => l.startsWith('ETRN ')));
+        c.write(`250 Queuing started for ${line.slice(5)}\r\n`);
         return true;
       },
     });
+    const domains = ['a.test', 'b.test', 'c.test', 'd.test'];
     const report = await signal(
       target(p.port, {
         host: 'localhost',
         tls: 'required',
-        command: ['ETRN a.test', 'ETRN b.test'],
+        command: domains.map((d) => `ETRN ${d}`),
       }),
     );
-    expect(report.replies).toEqual([
-      { command: 'ETRN a.test', code: 458, text: 'Unable to queue a.test' },
-      { command: 'ETRN b.test', code: 250, text: 'Queuing started for b.test' },
-    ]);
-    expect(report.outcome).toBe('temporary-failure');
-    expect(p.connections).toHaveLength(2);
-    expect(p.connections.map((c) => c.encrypted)).toEqual([true, true]);
-  });
-
-  it('over TLS a pipelined group answered with one reply too few is sent again one at a time', async () => {
-    const p = await scripted({
-      tls: testCert('localhost'),
-      etrn: {
-        'a.test': '251 No messages waiting for a.test',
-        'b.test': '250 Queuing started for b.test',
-      },
-      // The first connection swallows a.test's reply: b.test's 250 then looks like a.test's.
-      onLine: (line, c) => line === 'ETRN a.test' && connectionIndex(p, c) === 0,
-    });
-    const report = await signal(
-      target(p.port, {
-        host: 'localhost',
-        tls: 'required',
-        command: ['ETRN a.test', 'ETRN b.test'],
-      }),
+    expect(early).toEqual([]);
+    expect(report.replies).toEqual(
+      domains.map((d) => ({ command: `ETRN ${d}`, code: 250, text: `Queuing started for ${d}` })),
     );
-    expect(report.replies.map((r) => [r.command, r.code])).toEqual([
-      ['ETRN a.test', 251],
-      ['ETRN b.test', 250],
-    ]);
     expect(report.outcome).toBe('signalled');
-    expect(p.connections).toHaveLength(2);
+    expect(p.connections).toHaveLength(1);
   });
 
   it("a provider out of step even one command at a time: a protocol error, and no domain gets another's reply", async () => {
