@@ -33,6 +33,12 @@ export interface ScriptedMailServerOptions {
   readonly final?: (address: string, message: number) => string;
   /** Destroy the connection after this many bytes of DATA of message `n` (0-based, counted per server). */
   readonly cutInData?: { readonly message: number; readonly afterBytes: number };
+  /** Send `reply` and close after this many bytes of DATA of message `n`: Dovecot's 421 on SIGTERM. */
+  readonly closeInData?: {
+    readonly message: number;
+    readonly afterBytes: number;
+    readonly reply: string;
+  };
   /** Stop reading after this many bytes of DATA of message `n` until `until()` settles (a stalled server). */
   readonly stallInData?: {
     readonly message: number;
@@ -147,6 +153,11 @@ export class ScriptedMailServer {
           const cut = o.cutInData;
           if (cut && cut.message === dataNumber && buffer.length >= cut.afterBytes) {
             socket.destroy();
+            return;
+          }
+          const closing = o.closeInData;
+          if (closing && closing.message === dataNumber && buffer.length >= closing.afterBytes) {
+            socket.end(`${closing.reply}\r\n`);
             return;
           }
           const stall = o.stallInData;

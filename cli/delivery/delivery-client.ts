@@ -514,12 +514,14 @@ export class DeliveryConnection {
         else resolve();
       };
       const onDrain = () => done();
+      // What the server said before it closed (a 421) is the better reason.
       const onClose = () =>
         done(
-          new DequeueError(
-            'temporary',
-            `${this.destination.display} closed the connection during DATA`,
-          ),
+          this.session.channel.broken ??
+            new DequeueError(
+              'temporary',
+              `${this.destination.display} closed the connection during DATA`,
+            ),
         );
       const timer = setTimeout(
         () =>

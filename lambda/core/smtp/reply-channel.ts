@@ -169,9 +169,16 @@ export class ReplyChannel {
       if (!head) {
         this.surplus = reply;
         this.fail(
-          new ProtocolError(
-            `${this.peer} sent a reply nobody asked for: ${reply.code} ${reply.lines[0] ?? ''}`,
-          ),
+          // RFC 5321 3.8: a server may say 421 at any time before it closes (Dovecot does on
+          // SIGTERM, while we stream a message): the server going away, not a pairing fault.
+          reply.code === 421
+            ? new DequeueError(
+                'temporary',
+                `${this.peer} is closing the connection: ${reply.code} ${reply.lines[0] ?? ''}`,
+              )
+            : new ProtocolError(
+                `${this.peer} sent a reply nobody asked for: ${reply.code} ${reply.lines[0] ?? ''}`,
+              ),
         );
         return;
       }
