@@ -288,6 +288,7 @@ class SignalSession {
       }
       note(command, reply);
       if (verb === 'ATRN' && reply.code === 450) refusal = atrnRefused(this.peer, reply);
+      refusal ??= notOffered(this.peer, this.target.ehlo && !session.helo, session, verb, reply);
       if (verb === 'ATRN' && reply.code === 250) {
         const turn = await this.turn(session);
         // A provider with nothing to send may still turn the line and then close or say QUIT
@@ -383,6 +384,27 @@ function atrnRefused(peer: string, reply: SmtpReply): DequeueError {
   return new DequeueError(
     'permanent',
     `${peer} refused ATRN (450, "ATRN request refused" in RFC 2645): ${boundedText(reply)}; ask the provider which domains this account may release`,
+  );
+}
+
+/**
+ * A release command refused as unknown (500, 502) by a provider whose EHLO did not list it
+ * (OpenSMTPD: `500 5.5.1 Invalid command`): say that, and what it does offer.
+ */
+function notOffered(
+  peer: string,
+  saidEhlo: boolean,
+  session: ClientSession,
+  verb: string,
+  reply: SmtpReply,
+): DequeueError | null {
+  if ((verb !== 'ETRN' && verb !== 'ATRN') || (reply.code !== 500 && reply.code !== 502))
+    return null;
+  if (!saidEhlo || session.extensions.has(verb)) return null;
+  const offered = [...session.extensions.keys()];
+  return new DequeueError(
+    'permanent',
+    `${peer} does not offer ${verb} (its EHLO lists ${offered.length ? offered.join(', ') : 'no extensions'}): ${reply.code} ${boundedText(reply)}`,
   );
 }
 
