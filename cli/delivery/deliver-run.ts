@@ -214,6 +214,7 @@ export async function deliverStored(
         mailFrom: envelope.mailFrom,
         recipients: waiting,
         body: envelope.body,
+        ...(envelope.smtputf8 ? { smtputf8: envelope.smtputf8 } : {}),
         size: typeof envelope.bytes === 'number' ? envelope.bytes : undefined,
         text: () => claim.open(),
       });

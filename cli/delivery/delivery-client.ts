@@ -116,6 +116,8 @@ export interface Outgoing {
   /** The recipients still waiting for a final answer. */
   readonly recipients: readonly string[];
   readonly body?: '7BIT' | '8BITMIME';
+  /** The provider sent it with SMTPUTF8 (RFC 6531): only a server that offers it may have it. */
+  readonly smtputf8?: true;
   /** Stored size, for SIZE (RFC 1870). */
   readonly size?: number;
   readonly text: () => AsyncIterable<Buffer> | Iterable<Buffer>;
@@ -219,8 +221,20 @@ export class DeliveryConnection {
         ),
       );
     }
+    if (m.smtputf8 && !ext.has('SMTPUTF8')) {
+      // RFC 6531 3.2: a message that needs SMTPUTF8 must not go to a server that does not offer
+      // it; no server will take it as it is, so it fails for every recipient (the sender is owed
+      // a DSN), with the enhanced code RFC 6533 gives for it.
+      const text = `5.6.7 not sent: ${this.destination.display} does not offer SMTPUTF8 (RFC 6531) and message ${m.id} needs it`;
+      return {
+        recipients: m.recipients.map((address) => ({ address, code: 553, text, final: true })),
+        error: null,
+      };
+    }
     const params = [
       ...(m.body === '8BITMIME' ? ['BODY=8BITMIME'] : []),
+      // RFC 6531 3.4: a keyword without a value.
+      ...(m.smtputf8 ? ['SMTPUTF8'] : []),
       ...(ext.has('SIZE') && m.size !== undefined ? [`SIZE=${m.size}`] : []),
     ];
     const mail = `MAIL FROM:<${m.mailFrom}>${params.map((p) => ` ${p}`).join('')}`;
