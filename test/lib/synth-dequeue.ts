@@ -122,6 +122,23 @@ export function signallerLogGroup(template: Template): { id: string; resource: a
   return { id, resource: template.toJSON().Resources[id] };
 }
 
+/** The statements of the function role's inline policy, by Sid. */
+export function functionStatements(template: Template): Map<string, any> {
+  const fn = signallerFunction(template);
+  const roleId = fn.resource.Properties.Role['Fn::GetAtt'][0];
+  const policy = onlyResource(template, 'AWS::IAM::Policy', {
+    Properties: { Roles: [{ Ref: roleId }] },
+  });
+  return new Map(policy.resource.Properties.PolicyDocument.Statement.map((s: any) => [s.Sid, s]));
+}
+
+/** The schedule's dead-letter queue (the fan-out work queue and its own DLQ are the other two). */
+export function scheduleDeadLetterQueue(template: Template): { id: string; resource: any } {
+  const schedule = onlyResource(template, 'AWS::Scheduler::Schedule');
+  const id = schedule.resource.Properties.Target.DeadLetterConfig.Arn['Fn::GetAtt'][0];
+  return { id, resource: template.toJSON().Resources[id] };
+}
+
 /** The one resource of a type, failing when there is not exactly one. */
 export function onlyResource(
   template: Template,
