@@ -7,6 +7,14 @@
  * Values from `-c` arrive as strings and values from cdk.json arrive typed: both are accepted.
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import {
+  ContextReader,
+  DeploymentOptionsError,
+  rejectMisspelledKeys,
+  type ContextGetter,
+} from './context-reader';
+
+export { DeploymentOptionsError, type ContextGetter } from './context-reader';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './prefix-rules';
 import {
   DEFAULT_MAIL_PREFIX,
@@ -55,17 +63,6 @@ export interface DeploymentOptions {
   readonly secretsKmsKeyArn?: string;
 }
 
-/** A context value that cannot be used; the message names the key and what is expected. */
-export class DeploymentOptionsError extends Error {
-  override readonly name = 'DeploymentOptionsError';
-  constructor(
-    readonly contextKey: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** Every context key this app reads, with its default (undefined: no default). */
 export const CONTEXT_DEFAULTS = {
   stackName: 'Dequeue',
@@ -90,16 +87,13 @@ export const CONTEXT_DEFAULTS = {
 } as const;
 
 /** Keys this app no longer reads, and what took their place: rejected, never silently ignored. */
-const RETIRED_KEYS: Readonly<Record<string, string>> = {
+export const RETIRED_KEYS: Readonly<Record<string, string>> = {
   failureAlarmThreshold:
     'Context "failureAlarmThreshold" is gone: a single failed target no longer raises an alarm. Use "failingAfterCycles" (failed cycles in a row, default 3) and "staleAfterHours" (hours without success, default 24).',
 };
 
 export type ContextKey = keyof typeof CONTEXT_DEFAULTS;
 export const CONTEXT_KEYS = Object.keys(CONTEXT_DEFAULTS) as ContextKey[];
-
-/** Reads one context value; `app.node.tryGetContext` is one. */
-export type ContextGetter = (key: string) => unknown;
 
 /**
  * Reads and validates every deployment option.
@@ -113,8 +107,8 @@ export function deploymentOptionsFrom(
   get: ContextGetter,
   presentKeys: readonly string[] = [],
 ): DeploymentOptions {
-  rejectMisspelledKeys(presentKeys);
-  const read = new ContextReader(get);
+  rejectMisspelledKeys(presentKeys, CONTEXT_KEYS, RETIRED_KEYS);
+  const read = new ContextReader<ContextKey>(get, CONTEXT_DEFAULTS);
 
   const staticEgress = read.boolean('staticEgress');
   const egressAllocationId = read.optionalString(
@@ -199,69 +193,6 @@ export function deploymentOptionsFrom(
 
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
 
-/** Typed access to context values, each failure naming its key. */
-class ContextReader {
-  constructor(private readonly get: ContextGetter) {}
-
-  private raw(key: ContextKey): unknown {
-    const value = this.get(key);
-    return value === undefined || value === null || value === '' ? CONTEXT_DEFAULTS[key] : value;
-  }
-
-  string(key: ContextKey, pattern?: RegExp, expected?: string): string {
-    const value = this.optionalString(key, pattern, expected);
-    if (value === undefined) throw new DeploymentOptionsError(key, `Context "${key}" is required.`);
-    return value;
-  }
-
-  optionalString(key: ContextKey, pattern?: RegExp, expected?: string): string | undefined {
-    const value = this.raw(key);
-    if (value === undefined) return undefined;
-    if (typeof value !== 'string') {
-      throw new DeploymentOptionsError(
-        key,
-        `Context "${key}" must be a string, got ${JSON.stringify(value)}.`,
-      );
-    }
-    if (pattern && !pattern.test(value)) {
-      throw new DeploymentOptionsError(
-        key,
-        `Context "${key}" must be ${expected}, got ${JSON.stringify(value)}.`,
-      );
-    }
-    return value;
-  }
-
-  boolean(key: ContextKey): boolean {
-    const value = this.raw(key);
-    if (value === true || value === 'true') return true;
-    if (value === false || value === 'false') return false;
-    throw new DeploymentOptionsError(
-      key,
-      `Context "${key}" must be true or false, got ${JSON.stringify(value)}.`,
-    );
-  }
-
-  integer(key: ContextKey, min: number, max: number, why?: string): number {
-    const value = this.optionalInteger(key, min, max, why);
-    if (value === undefined) throw new DeploymentOptionsError(key, `Context "${key}" is required.`);
-    return value;
-  }
-
-  optionalInteger(key: ContextKey, min: number, max: number, why?: string): number | undefined {
-    const value = this.raw(key);
-    if (value === undefined) return undefined;
-    const number = typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
-    if (typeof number !== 'number' || !Number.isInteger(number) || number < min || number > max) {
-      throw new DeploymentOptionsError(
-        key,
-        `Context "${key}" must be a whole number from ${min} to ${max}${why ? ` (${why})` : ''}, got ${JSON.stringify(value)}.`,
-      );
-    }
-    return number;
-  }
-}
-
 /**
  * EventBridge Scheduler's recurring forms: `rate(value unit)` (singular unit for 1, plural
  * otherwise) and six-field `cron(min hour day-of-month month day-of-week year)` in which one of
@@ -319,36 +250,4 @@ function timeZone(zone: string): string {
     );
   }
   return zone;
-}
-
-/** A given key within two edits of one of ours, and not ours, is almost certainly a typo. */
-function rejectMisspelledKeys(presentKeys: readonly string[]): void {
-  const ours = new Set<string>(CONTEXT_KEYS);
-  for (const key of presentKeys) {
-    const retired = RETIRED_KEYS[key];
-    if (retired !== undefined) throw new DeploymentOptionsError(key, retired);
-    if (ours.has(key)) continue;
-    const meant = CONTEXT_KEYS.find(
-      (candidate) => editDistance(key.toLowerCase(), candidate.toLowerCase()) <= 2,
-    );
-    if (meant !== undefined) {
-      throw new DeploymentOptionsError(key, `Unknown context "${key}": did you mean "${meant}"?`);
-    }
-  }
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j]! + 1,
-        current[j - 1]! + 1,
-        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }
