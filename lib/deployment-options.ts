@@ -17,6 +17,13 @@ import {
 export { DeploymentOptionsError, type ContextGetter } from './context-reader';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './prefix-rules';
 import {
+  defaultStaleAfterHours,
+  describeSeconds,
+  ScheduleExpressionError,
+  scheduleIntervals,
+  type ScheduleIntervals,
+} from './schedule-intervals';
+import {
   DEFAULT_MAIL_PREFIX,
   DEFAULT_SECRET_PREFIX,
   DEFAULT_SSM_PREFIX,
@@ -53,8 +60,13 @@ export interface DeploymentOptions {
   readonly mailInfrequentAccessAfterDays?: number;
   /** Failed cycles in a row after which a target counts as failing. Context `failingAfterCycles`. */
   readonly failingAfterCycles: number;
-  /** Hours without success after which a target counts as stale. Context `staleAfterHours`. */
+  /**
+   * Hours without success after which a target counts as stale. Context `staleAfterHours`;
+   * default 24, or 2.5 times the longest time between two cycles when that is longer.
+   */
   readonly staleAfterHours: number;
+  /** Executions reserved for the function, or 'none'; undefined: the stack's default. Context `reservedConcurrency`. */
+  readonly reservedConcurrency?: number | 'none';
   /** Shareable test events in the Lambda console. Context `consoleTestEvents`. */
   readonly consoleTestEvents: boolean;
   /** Customer managed KMS key of SecureString parameters. Context `ssmKmsKeyArn`. */
@@ -80,7 +92,8 @@ export const CONTEXT_DEFAULTS = {
   mailExpirationDays: undefined,
   mailInfrequentAccessAfterDays: undefined,
   failingAfterCycles: 3,
-  staleAfterHours: 24,
+  staleAfterHours: undefined,
+  reservedConcurrency: undefined,
   consoleTestEvents: true,
   ssmKmsKeyArn: undefined,
   secretsKmsKeyArn: undefined,
@@ -132,14 +145,30 @@ export function deploymentOptionsFrom(
   );
 
   const schedule = scheduleExpression(read.string('schedule'));
-  const staleAfterHours = read.integer('staleAfterHours', 1, 8760, 'up to 365 days');
-  const rateSeconds = rateInSeconds(schedule);
-  if (rateSeconds !== undefined && staleAfterHours * 3600 < rateSeconds) {
+  const scheduleTimeZone = timeZone(read.string('scheduleTimeZone'));
+  const intervals = intervalsOf(schedule, scheduleTimeZone);
+  const timeoutSeconds = read.integer(
+    'timeoutSeconds',
+    1,
+    900,
+    'the Lambda maximum is 900 seconds',
+  );
+  if (timeoutSeconds > intervals.shortestSeconds) {
     throw new DeploymentOptionsError(
-      'staleAfterHours',
-      `Context "staleAfterHours" (${staleAfterHours}) must not be shorter than the time between two cycles (${schedule}): every target would be stale before its next cycle.`,
+      'timeoutSeconds',
+      `Context "timeoutSeconds" (${timeoutSeconds}) is longer than the shortest time between two cycles of "schedule" ${schedule} (${describeSeconds(intervals.shortestSeconds)}): a cycle could still be talking to a provider when the next one starts. Lengthen the interval or shorten the timeout.`,
     );
   }
+  const staleAfterHours =
+    read.optionalInteger('staleAfterHours', 1, 8760, 'up to 365 days') ??
+    defaultStaleAfterHours(intervals);
+  if (staleAfterHours * 3600 < intervals.longestSeconds) {
+    throw new DeploymentOptionsError(
+      'staleAfterHours',
+      `Context "staleAfterHours" (${staleAfterHours}) must not be shorter than the longest time between two cycles of "schedule" ${schedule} (${describeSeconds(intervals.longestSeconds)}): every target would be stale before its next cycle.`,
+    );
+  }
+  const reservedConcurrency = reservedConcurrencyOf(get, read);
 
   const logRetentionDays = read.integer('logRetentionDays', 1, 9999);
   if (!(Object.values(RetentionDays) as unknown[]).includes(logRetentionDays)) {
@@ -159,7 +188,7 @@ export function deploymentOptionsFrom(
       'a CloudFormation stack name: a letter, then letters, digits and hyphens',
     ),
     schedule,
-    scheduleTimeZone: timeZone(read.string('scheduleTimeZone')),
+    scheduleTimeZone,
     ssmPrefix: read.string('ssmPrefix', SSM_PREFIX.pattern, SSM_PREFIX.expected),
     secretPrefix: read.string('secretPrefix', SECRET_PREFIX.pattern, SECRET_PREFIX.expected),
     mailPrefix: read.string('mailPrefix', MAIL_PREFIX.pattern, MAIL_PREFIX.expected),
@@ -170,7 +199,8 @@ export function deploymentOptionsFrom(
       /^[^\s@]+@[^\s@]+\.[^\s@]+$/,
       'an e-mail address',
     ),
-    timeoutSeconds: read.integer('timeoutSeconds', 1, 900, 'the Lambda maximum is 900 seconds'),
+    timeoutSeconds,
+    reservedConcurrency,
     memoryMiB: read.integer('memoryMiB', 128, 10_240, 'Lambda offers 128 to 10240 MiB'),
     logRetentionDays: logRetentionDays as RetentionDays,
     mailExpirationDays,
@@ -224,12 +254,35 @@ function scheduleExpression(expression: string): string {
   );
 }
 
-/** The interval of a `rate(...)` schedule in seconds; undefined for `cron(...)`. */
-function rateInSeconds(expression: string): number | undefined {
-  const rate = /^rate\((\d+) (minute|hour|day)s?\)$/.exec(expression);
-  if (!rate) return undefined;
-  return (
-    Number(rate[1]) * { minute: 60, hour: 3600, day: 86_400 }[rate[2] as 'minute' | 'hour' | 'day']
+/** The schedule's intervals; an expression that never recurs is a mistake in "schedule". */
+function intervalsOf(schedule: string, zone: string): ScheduleIntervals {
+  let intervals: ScheduleIntervals;
+  try {
+    intervals = scheduleIntervals(schedule, zone);
+  } catch (error) {
+    if (!(error instanceof ScheduleExpressionError)) throw error;
+    throw new DeploymentOptionsError('schedule', `Context "schedule" ${error.message}.`);
+  }
+  if (intervals.longestSeconds > 302_400) {
+    throw new DeploymentOptionsError(
+      'schedule',
+      `Context "schedule" ${schedule} leaves up to ${describeSeconds(intervals.longestSeconds)} between two cycles: the no-cycle alarm waits twice the longest interval, and CloudWatch evaluates an alarm over 7 days at most. Schedule a cycle at least every 3.5 days.`,
+    );
+  }
+  return intervals;
+}
+
+/** "none", or a whole number of executions; undefined: the stack's default. */
+function reservedConcurrencyOf(
+  get: ContextGetter,
+  read: ContextReader<ContextKey>,
+): number | 'none' | undefined {
+  if (get('reservedConcurrency') === 'none') return 'none';
+  return read.optionalInteger(
+    'reservedConcurrency',
+    3,
+    1000,
+    'the fan-out workers, a cycle and a manual run; or "none"',
   );
 }
 

@@ -68,7 +68,13 @@ export class DequeueStack extends Stack {
       alarmEmail: o.alarmEmail,
       failingAfterCycles: o.failingAfterCycles,
       staleAfter: Duration.hours(o.staleAfterHours),
-      dashboardName: o.stackName,
+      reservedConcurrency: o.reservedConcurrency,
+      // The stack's own value of the metrics' service dimension: two stacks in one account and
+      // region (different names) never page on each other's targets.
+      serviceName: o.stackName,
+      // Dashboards are global to the account: the same stack name in two regions must not meet.
+      dashboardName: `${o.stackName}-${Aws.REGION}`,
+      queryFolder: o.stackName,
       consoleTestEvents: o.consoleTestEvents,
     });
 

@@ -1,6 +1,7 @@
 /**
  * The EventBridge Scheduler schedule that starts a processing cycle, and the dead-letter queue
- * for invocations it could not deliver.
+ * for cycles that never ran: invocations Scheduler could not deliver, and (as the function's
+ * on-failure destination, FailedCycleDestination) invocations Lambda took but gave up on.
  *
  * The input carries Scheduler's context attributes: the handler counts each scheduled slot
  * (schedule ARN + scheduled time) exactly once, and a retried delivery arrives with a new
@@ -37,7 +38,7 @@ export interface ReleaseScheduleProps {
 
 export class ReleaseSchedule extends Construct {
   readonly schedule: scheduler.Schedule;
-  /** Slots Scheduler could not deliver within the retry policy. */
+  /** Slots Scheduler could not deliver within the retry policy, and cycles Lambda gave up on. */
   readonly deadLetterQueue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: ReleaseScheduleProps) {
@@ -87,5 +88,20 @@ class InvokeFunction extends targets.LambdaInvoke {
         resources: [this.invoked.functionArn],
       }),
     );
+  }
+}
+
+/**
+ * The function's on-failure destination for asynchronous invocations: the schedule's dead-letter
+ * queue, so that a slot Lambda held too long (MaximumEventAgeInSeconds) or whose cycle failed is
+ * recorded, with the reason, where a slot Scheduler could not hand over is. Lambda sends with the
+ * function's role: signaller-permissions.ts grants exactly sqs:SendMessage on this queue
+ * (lambda-destinations' SqsDestination would grant GetQueueUrl and GetQueueAttributes as well).
+ */
+export class FailedCycleDestination implements lambda.IDestination {
+  constructor(private readonly queue: sqs.IQueue) {}
+
+  bind(): lambda.DestinationConfig {
+    return { destination: this.queue.queueArn };
   }
 }

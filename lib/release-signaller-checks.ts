@@ -2,15 +2,37 @@
  * ReleaseSignaller's props are checked before any resource exists: a conflicting or impossible
  * combination is one clear error naming the props, not a CloudFormation failure mid-deployment.
  */
-import { type Duration, Token } from 'aws-cdk-lib';
+import { Duration, Token } from 'aws-cdk-lib';
 import type { ReleaseSignallerProps } from './release-signaller-props';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX, type PrefixRule } from './prefix-rules';
+import {
+  describeSeconds,
+  ScheduleExpressionError,
+  scheduleIntervals,
+  type ScheduleIntervals,
+} from './schedule-intervals';
+
+/** The default schedule: every 15 minutes. */
+export const DEFAULT_SCHEDULE = 'rate(15 minutes)';
+/** The default function timeout: Lambda's maximum (an ATRN reply may take 10 minutes). */
+export const DEFAULT_TIMEOUT = Duration.minutes(15);
+/** CloudWatch evaluates an alarm over 7 days at most: the no-cycle alarm waits twice the longest interval. */
+const LONGEST_WATCHED_INTERVAL_SECONDS = 302_400;
+
+/** What the checks learnt that the construct needs too. */
+export interface CheckedProps {
+  /** How far apart the schedule's cycles are. */
+  readonly intervals: ScheduleIntervals;
+}
 
 export class ReleaseSignallerPropsError extends Error {
   override readonly name = 'ReleaseSignallerPropsError';
 }
 
-export function checkReleaseSignallerProps(path: string, props: ReleaseSignallerProps): void {
+export function checkReleaseSignallerProps(
+  path: string,
+  props: ReleaseSignallerProps,
+): CheckedProps {
   const fail = (message: string): never => {
     throw new ReleaseSignallerPropsError(`${path}: ${message}`);
   };
@@ -95,6 +117,62 @@ export function checkReleaseSignallerProps(path: string, props: ReleaseSignaller
       `\`scheduleMaxEventAge\` must be from 60 seconds to 24 hours (EventBridge Scheduler's limits), got ${props.scheduleMaxEventAge!.toHumanString()}.`,
     );
   }
+  const reserved = props.reservedConcurrency;
+  if (reserved !== undefined && reserved !== 'none') {
+    checkInteger('reservedConcurrency', reserved, 1, 1000, fail);
+    const workers = props.fanOut === false ? 0 : (props.workerMaxConcurrency ?? 10);
+    if (reserved < workers + 1) {
+      fail(
+        `\`reservedConcurrency\` (${reserved}) leaves no room for a cycle beside the ${workers} fan-out workers (\`workerMaxConcurrency\`): give at least ${workers + 1}, or 'none'.`,
+      );
+    }
+  }
+
+  return { intervals: checkSchedule(props, fail) };
+}
+
+/**
+ * The schedule against the timeout, the event ages and the stale bound: a cycle ends before the
+ * next starts, nothing is delivered later than one interval, the stale bound outlasts the longest
+ * interval, and the no-cycle alarm can watch twice the longest interval.
+ */
+function checkSchedule(
+  props: ReleaseSignallerProps,
+  fail: (m: string) => never,
+): ScheduleIntervals {
+  const expression = props.schedule?.expressionString ?? DEFAULT_SCHEDULE;
+  let intervals: ScheduleIntervals;
+  try {
+    intervals = scheduleIntervals(expression, props.schedule?.timeZone?.timezoneName ?? 'UTC');
+  } catch (error) {
+    if (!(error instanceof ScheduleExpressionError)) throw error;
+    return fail(`\`schedule\` ${error.message}.`);
+  }
+  const { shortestSeconds: shortest, longestSeconds: longest } = intervals;
+  const timeout = (props.timeout ?? DEFAULT_TIMEOUT).toSeconds();
+  if (timeout > shortest) {
+    fail(
+      `\`timeout\` (${describeSeconds(timeout)}) is longer than the shortest time between two cycles of \`schedule\` ${expression} (${describeSeconds(shortest)}): a cycle could still be talking to a provider when the next one starts. Lengthen the interval or shorten the timeout.`,
+    );
+  }
+  const age = props.scheduleMaxEventAge?.toSeconds();
+  if (age !== undefined && age > shortest) {
+    fail(
+      `\`scheduleMaxEventAge\` (${describeSeconds(age)}) is longer than the shortest time between two cycles (${describeSeconds(shortest)}): a late slot would run into the next cycle.`,
+    );
+  }
+  if (longest > LONGEST_WATCHED_INTERVAL_SECONDS) {
+    fail(
+      `\`schedule\` ${expression} leaves up to ${describeSeconds(longest)} between two cycles: the no-cycle alarm waits twice the longest interval, and CloudWatch evaluates an alarm over 7 days at most. Schedule a cycle at least every 3.5 days.`,
+    );
+  }
+  const stale = props.staleAfter?.toSeconds();
+  if (stale !== undefined && stale < longest) {
+    fail(
+      `\`staleAfter\` (${props.staleAfter!.toHumanString()}) is shorter than the longest time between two cycles of \`schedule\` ${expression} (${describeSeconds(longest)}): every target would be stale before its next cycle.`,
+    );
+  }
+  return intervals;
 }
 
 function checkPrefix(

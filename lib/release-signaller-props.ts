@@ -32,9 +32,12 @@ export interface ReleaseSignallerProps {
   readonly scheduleRetryAttempts?: number;
   /**
    * How long Scheduler keeps trying to deliver one slot before it goes to the dead-letter queue
-   * (60 seconds to 24 hours). A slot delivered later than this would overlap later cycles.
+   * (60 seconds to 24 hours, and not longer than the shortest time between two cycles: a slot
+   * delivered later would overlap the next cycle). Lambda's own queue for the invocation has the
+   * same bound (its maximum event age is the shortest interval, at most 6 hours); what either
+   * gives up on lands in the dead-letter queue and raises its alarm.
    *
-   * @default Duration.minutes(15)
+   * @default - 15 minutes, or the shortest time between two cycles when that is shorter
    */
   readonly scheduleMaxEventAge?: Duration;
 
@@ -88,11 +91,22 @@ export interface ReleaseSignallerProps {
    * Function timeout: the deadline of one cycle (at most 15 minutes). Lambda's maximum by
    * default, because an ATRN provider may take up to 10 minutes to answer ATRN (the default
    * reply wait of an ATRN target) and then delivers the mail in the same session. Lower it only
-   * when no target uses ATRN.
+   * when no target uses ATRN. It must not be longer than the shortest time between two cycles of
+   * `schedule` (cron included), so that one cycle has ended before the next starts.
    *
    * @default Duration.minutes(15)
    */
   readonly timeout?: Duration;
+  /**
+   * Concurrent executions reserved for the function (and its maximum): the fan-out workers
+   * (`workerMaxConcurrency`), one scheduled cycle and one manual invocation. Reserved, they
+   * cannot be starved by other functions of the account, nor starve them. An account must keep
+   * 100 executions unreserved: in an account whose limit is still the 10 of a new account, give
+   * `'none'` (or ask AWS for a higher limit).
+   *
+   * @default - `workerMaxConcurrency` + 2 (with fan-out), else 2
+   */
+  readonly reservedConcurrency?: number | 'none';
   /**
    * Function memory in MiB (128 to 10240).
    *
@@ -158,11 +172,13 @@ export interface ReleaseSignallerProps {
   readonly failingAfterCycles?: number;
   /**
    * A target counts as stale when it has not ended `signalled` or `no-mail` for longer than this.
-   * The stale-targets alarm fires while any target is stale. Whole hours, 1 hour to 365 days;
-   * longer than the longest time between two cycles in which a target is due (a target with
-   * `everyNthCycle` 4 on a 6-hourly schedule is signalled once a day).
+   * The stale-targets alarm fires while any target is stale. Whole hours, 1 hour to 365 days, not
+   * shorter than the longest time between two cycles of `schedule` (cron included); longer than
+   * the longest time between two cycles in which a target is due (a target with `everyNthCycle`
+   * 4 on a 6-hourly schedule is signalled once a day).
    *
-   * @default Duration.hours(24)
+   * @default - 24 hours, or two and a half times the longest time between two cycles when that is
+   *   longer (a daily schedule: 60 hours), so that one failed cycle does not make a target stale
    */
   readonly staleAfter?: Duration;
   /**
@@ -176,12 +192,26 @@ export interface ReleaseSignallerProps {
    */
   readonly consoleTestEvents?: boolean;
   /**
-   * Name of the CloudWatch dashboard (letters, digits, `-` and `_`, at most 255); also the folder
-   * of the saved Logs Insights queries.
+   * The `service` dimension of the function's metrics (POWERTOOLS_SERVICE_NAME), which the alarms
+   * and the dashboard read: two deployments in one account and region each see only their own.
    *
-   * @default - a name CloudFormation generates; the queries go in a folder named after the stack
+   * @default - this construct's path, e.g. `Dequeue/ReleaseSignaller` (unique in an app; stack
+   *   names are unique in an account and region)
+   */
+  readonly serviceName?: string;
+  /**
+   * Name of the CloudWatch dashboard (letters, digits, `-` and `_`, at most 255). Dashboards are
+   * global to the account: a name must not be used by another deployment in any region.
+   *
+   * @default - a name CloudFormation generates (unique)
    */
   readonly dashboardName?: string;
+  /**
+   * Folder of the saved Logs Insights queries in the console (queries are regional).
+   *
+   * @default - the dashboard's name when given, else the stack's name
+   */
+  readonly queryFolder?: string;
   /**
    * The period the alarms evaluate: the function-error alarm sums errors over it, the failing and
    * stale alarms take the largest count reported in it.
@@ -219,8 +249,10 @@ export interface ReleaseSignallerProps {
   readonly workerMaxConcurrency?: number;
   /**
    * Deliveries of one work order before it moves to the dead-letter queue (and its alarm fires).
+   * AWS advises at least 5 for a Lambda consumer: a batch can come back a few times for
+   * throttling alone.
    *
-   * @default 3
+   * @default 5
    */
   readonly workerMaxReceiveCount?: number;
 }

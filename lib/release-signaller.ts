@@ -19,17 +19,27 @@ import { Construct } from 'constructs';
 import { lambdaBundle, sideModuleBuildCommands } from './bundling';
 import { ConsoleTestEvents } from './console-test-events';
 import { MailReaderPolicy } from './mail-reader-policy';
-import { ReleaseSchedule } from './release-schedule';
-import { checkReleaseSignallerProps } from './release-signaller-checks';
+import { FailedCycleDestination, ReleaseSchedule } from './release-schedule';
+import {
+  checkReleaseSignallerProps,
+  DEFAULT_SCHEDULE,
+  DEFAULT_TIMEOUT,
+} from './release-signaller-checks';
 import type { ReleaseSignallerProps } from './release-signaller-props';
 import {
   FAILING_AFTER_CYCLES_ENV,
+  METRICS_NAMESPACE,
   SignallerAlarms,
   STALE_AFTER_HOURS_ENV,
 } from './signaller-alarms';
 import { SignallerDashboard } from './signaller-dashboard';
 import { StatusReaderPolicy } from './status-reader-policy';
-import { grantSignallerAccess, grantWorkQueueAccess } from './signaller-permissions';
+import {
+  grantFailedCycleRecords,
+  grantSignallerAccess,
+  grantWorkQueueAccess,
+} from './signaller-permissions';
+import { defaultStaleAfterHours } from './schedule-intervals';
 import { StaticEgress } from './static-egress';
 import {
   DEFAULT_WORKER_BATCH_SIZE,
@@ -73,15 +83,33 @@ export class ReleaseSignaller extends Construct {
 
   constructor(scope: Construct, id: string, props: ReleaseSignallerProps = {}) {
     super(scope, id);
-    checkReleaseSignallerProps(this.node.path, props);
+    const { intervals } = checkReleaseSignallerProps(this.node.path, props);
 
     const ssmPrefix = props.ssmPrefix ?? DEFAULT_SSM_PREFIX;
     const secretPrefix = props.secretPrefix ?? DEFAULT_SECRET_PREFIX;
     const mailPrefix = props.mailPrefix ?? DEFAULT_MAIL_PREFIX;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const failingAfterCycles = props.failingAfterCycles ?? 3;
-    const staleAfter = props.staleAfter ?? Duration.hours(24);
-    const timeout = props.timeout ?? Duration.minutes(15);
+    const staleAfter = props.staleAfter ?? Duration.hours(defaultStaleAfterHours(intervals));
+    const timeout = props.timeout ?? DEFAULT_TIMEOUT;
+    const serviceName = props.serviceName ?? this.node.path;
+    const fanOut = props.fanOut ?? true;
+    const workerMaxConcurrency = props.workerMaxConcurrency ?? DEFAULT_WORKER_MAX_CONCURRENCY;
+    // Nothing waits in Scheduler or in Lambda's queue for longer than one interval: a slot held
+    // back longer is dropped into the dead-letter queue (and its alarm fires) instead of running
+    // into the next cycle. Lambda's own bound is 60 s to 6 hours.
+    const shortest = Duration.seconds(intervals.shortestSeconds);
+    const lambdaMaxEventAge = Duration.seconds(
+      Math.min(Math.max(intervals.shortestSeconds, 60), 21_600),
+    );
+    const scheduleMaxEventAge =
+      props.scheduleMaxEventAge ?? (shortest.toSeconds() < 900 ? shortest : Duration.minutes(15));
+    // One scheduled cycle (the timeout fits the interval, so never two), one manual invocation,
+    // and the workers the event source mapping may run at once.
+    const reservedConcurrency =
+      props.reservedConcurrency === 'none'
+        ? undefined
+        : (props.reservedConcurrency ?? (fanOut ? workerMaxConcurrency : 0) + 2);
     const alarmPeriod = props.alarmPeriod ?? Duration.minutes(15);
 
     this.counterTable = new dynamodb.Table(this, 'CycleCounter', {
@@ -149,13 +177,11 @@ export class ReleaseSignaller extends Construct {
         DEQUEUE_IN_VPC: vpc ? 'true' : 'false',
         [FAILING_AFTER_CYCLES_ENV]: String(failingAfterCycles),
         [STALE_AFTER_HOURS_ENV]: String(staleAfter.toHours()),
-        POWERTOOLS_SERVICE_NAME: 'dequeue',
-        POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
+        POWERTOOLS_SERVICE_NAME: serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         NODE_OPTIONS: '--enable-source-maps',
       },
-      // A cycle that failed is not re-run by Lambda: the next scheduled cycle is the retry, and
-      // the function-error alarm says that one failed.
-      retryAttempts: 0,
+      reservedConcurrentExecutions: reservedConcurrency,
       ...(vpc
         ? {
             vpc,
@@ -208,16 +234,28 @@ export class ReleaseSignaller extends Construct {
       function: this.function,
       schedule:
         props.schedule ??
-        scheduler.ScheduleExpression.expression('rate(15 minutes)', TimeZone.of('UTC')),
+        scheduler.ScheduleExpression.expression(DEFAULT_SCHEDULE, TimeZone.of('UTC')),
       retryAttempts: props.scheduleRetryAttempts ?? 3,
-      maxEventAge: props.scheduleMaxEventAge ?? Duration.minutes(15),
+      maxEventAge: scheduleMaxEventAge,
     });
     this.schedule = releaseSchedule.schedule;
     this.deadLetterQueue = releaseSchedule.deadLetterQueue;
 
+    // A cycle that failed is not re-run by Lambda: the next scheduled cycle is the retry, and the
+    // function-error alarm says that one failed. What Lambda gives up on is recorded beside the
+    // slots Scheduler could not deliver.
+    this.function.configureAsyncInvoke({
+      retryAttempts: 0,
+      maxEventAge: lambdaMaxEventAge,
+      onFailure: new FailedCycleDestination(this.deadLetterQueue),
+    });
+    grantFailedCycleRecords(this.role, this.deadLetterQueue);
+
     this.alarms = new SignallerAlarms(this, 'Alarms', {
       function: this.function,
       deadLetterQueue: this.deadLetterQueue,
+      service: serviceName,
+      intervals,
       failingAfterCycles,
       staleAfter,
       period: alarmPeriod,
@@ -231,21 +269,23 @@ export class ReleaseSignaller extends Construct {
 
     this.dashboard = new SignallerDashboard(this, 'Dashboard', {
       function: this.function,
+      service: serviceName,
       timeout,
       logGroup: this.logGroup,
       dashboardName: props.dashboardName,
-      queryFolder: props.dashboardName ?? Stack.of(this).stackName,
+      queryFolder: props.queryFolder ?? props.dashboardName ?? Stack.of(this).stackName,
       period: alarmPeriod,
     });
 
-    if (props.fanOut ?? true) {
+    if (fanOut) {
       this.workQueue = new SignallerWorkQueue(this, 'WorkQueue', {
         function: this.function,
         functionTimeout: this.function.timeout ?? Duration.seconds(3),
         batchSize: props.workerBatchSize ?? DEFAULT_WORKER_BATCH_SIZE,
-        maxConcurrency: props.workerMaxConcurrency ?? DEFAULT_WORKER_MAX_CONCURRENCY,
+        maxConcurrency: workerMaxConcurrency,
         maxReceiveCount: props.workerMaxReceiveCount ?? DEFAULT_WORKER_MAX_RECEIVE_COUNT,
-        topic: this.alarms.topic,
+        oldestOrderAge: shortest,
+        notify: (alarm) => this.alarms.notify(alarm),
       });
       this.function.addEnvironment('DEQUEUE_WORK_QUEUE_URL', this.workQueue.queue.queueUrl);
       grantWorkQueueAccess(this.role, this.workQueue.queue);

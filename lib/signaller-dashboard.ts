@@ -4,7 +4,7 @@
  * Insights queries over the function's log (the last result of every target, recent failures).
  *
  * The widgets read the metrics the handler writes through the embedded metric format (namespace
- * `Dequeue`, dimension `service`; see lambda/observability.ts) and Lambda's own metrics; the
+ * `Dequeue`, dimension `service` with this deployment's own value; see lambda/observability.ts) and Lambda's own metrics; the
  * queries read its JSON log lines (`message: "target result"`, with `target`, `outcome`, `cycle`,
  * `durationMs`, `error`, `reason`, `messages`).
  */
@@ -14,7 +14,9 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import {
+  dequeueMetric,
   FAILING_TARGETS_METRIC,
+  METRICS_NAMESPACE,
   STALE_TARGETS_METRIC,
   TARGET_FAILURES_METRIC,
 } from './signaller-alarms';
@@ -36,6 +38,8 @@ const TARGET_RESULT = 'message = "target result"';
 export interface SignallerDashboardProps {
   /** The release-signalling function. */
   readonly function: lambda.IFunction;
+  /** The `service` dimension of the handler's metrics (POWERTOOLS_SERVICE_NAME). */
+  readonly service: string;
   /** Its timeout, drawn as a line on the duration graph: a cycle that reaches it was cut short. */
   readonly timeout: Duration;
   /** The function's log group, which the saved queries read. */
@@ -62,21 +66,10 @@ export class SignallerDashboard extends Construct {
     super(scope, id);
     const period = props.period;
     const dequeue = (
-      metric: {
-        readonly namespace: string;
-        readonly metricName: string;
-        readonly dimensionsMap: Readonly<Record<string, string>>;
-      },
+      metric: { readonly namespace: string; readonly metricName: string },
       statistic: string,
       label: string,
-    ) =>
-      new cloudwatch.Metric({
-        ...metric,
-        dimensionsMap: { ...metric.dimensionsMap },
-        statistic,
-        period,
-        label,
-      });
+    ) => dequeueMetric(metric, props.service, { statistic, period, label });
 
     const lastResultQuery = new logs.QueryString({
       filterStatements: [TARGET_RESULT],
@@ -131,16 +124,17 @@ export class SignallerDashboard extends Construct {
           new cloudwatch.GraphWidget({
             title: 'Targets by outcome',
             stacked: true,
-            left: TARGET_OUTCOMES.map(
-              (outcome) =>
-                new cloudwatch.Metric({
-                  namespace: TARGET_FAILURES_METRIC.namespace,
-                  metricName: 'Targets',
-                  dimensionsMap: { ...TARGET_FAILURES_METRIC.dimensionsMap, outcome },
+            left: TARGET_OUTCOMES.map((outcome) =>
+              dequeueMetric(
+                { namespace: METRICS_NAMESPACE, metricName: 'Targets' },
+                props.service,
+                {
+                  dimensionsMap: { outcome },
                   statistic: cloudwatch.Stats.SUM,
                   period,
                   label: outcome,
-                }),
+                },
+              ),
             ),
             leftYAxis: { min: 0 },
             width: 12,

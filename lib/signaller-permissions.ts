@@ -164,6 +164,20 @@ export function grantWorkQueueAccess(role: iam.Role, queue: sqs.IQueue): void {
   );
 }
 
+/**
+ * Lambda records an asynchronous invocation it gave up on (too old, or the cycle failed) in the
+ * function's on-failure destination, sending with the function's role.
+ */
+export function grantFailedCycleRecords(role: iam.Role, queue: sqs.IQueue): void {
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'RecordFailedCycles',
+      actions: ['sqs:SendMessage'],
+      resources: [queue.queueArn],
+    }),
+  );
+}
+
 function decryptVia(
   key: kms.IKey,
   service: 'ssm' | 'secretsmanager',

@@ -7,21 +7,23 @@
  * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html):
  * - visibility timeout six times the function's timeout, so a batch whose invocation is retried
  *   (throttled, or waiting for a free instance) does not reappear while it is still being worked;
- * - a dead-letter queue after a few receives, with an alarm on the operator's topic: an order
- *   that fails again and again (unreadable, or never fits a deadline) is kept and said, not lost;
+ * - a dead-letter queue after 5 receives (AWS's advice for Lambda consumers: a batch may be
+ *   returned a few times for throttling alone), with an alarm on the operator's topic each time
+ *   an order arrives there: an order that fails again and again (unreadable, or never fits a
+ *   deadline) is kept and said, not lost;
  * - partial batch responses (ReportBatchItemFailures): one target handed back does not replay
  *   the others of its batch;
  * - a bounded maximum concurrency on the mapping: providers are not hammered and the account's
  *   Lambda concurrency is left for everything else;
+ * - an alarm when the oldest order has waited longer than one interval between cycles: the
+ *   workers are not keeping up, or not running at all (a disabled mapping, no concurrency);
  * - batches no larger than one invocation can work before its deadline: the worker works
  *   `settings.concurrency` targets at once, so the default batch of 50 is 5 rounds of the default
  *   concurrency, 150 s if every target in it is dead; a worker hands back what it could not reach.
  */
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -37,7 +39,7 @@ export const DEFAULT_WORKER_BATCH_SIZE = 50;
 export const DEFAULT_WORKER_MAX_CONCURRENCY = 10;
 /** Batches larger than 10 need a batching window (an SQS event source mapping's rule). */
 export const BATCHING_WINDOW = Duration.seconds(1);
-export const DEFAULT_WORKER_MAX_RECEIVE_COUNT = 3;
+export const DEFAULT_WORKER_MAX_RECEIVE_COUNT = 5;
 
 export interface SignallerWorkQueueProps {
   /** The function that both sends the orders (a cycle) and works them (a worker). */
@@ -50,16 +52,20 @@ export interface SignallerWorkQueueProps {
   readonly maxConcurrency: number;
   /** Receives before an order moves to the dead-letter queue (1 to 1000). */
   readonly maxReceiveCount: number;
-  /** Where the dead-letter alarm notifies. */
-  readonly topic: sns.ITopic;
+  /** An order older than this raises the oldest-order alarm: the shortest time between two cycles. */
+  readonly oldestOrderAge: Duration;
+  /** Makes an alarm notify the operator's topic (on ALARM and on OK). */
+  readonly notify: (alarm: cloudwatch.Alarm) => void;
 }
 
 export class SignallerWorkQueue extends Construct {
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
   readonly mapping: lambda.EventSourceMapping;
-  /** Some work order has ended in the dead-letter queue. */
+  /** A work order has just arrived in the dead-letter queue. */
   readonly deadLetterAlarm: cloudwatch.Alarm;
+  /** The oldest order has waited longer than one interval between cycles. */
+  readonly oldestOrderAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: SignallerWorkQueueProps) {
     super(scope, id);
@@ -97,20 +103,42 @@ export class SignallerWorkQueue extends Construct {
       reportBatchItemFailures: true,
     });
 
+    // Orders arrive in the dead-letter queue by redrive, which NumberOfMessagesSent does not
+    // count: the alarm watches the increase of the queue's depth (missing points, an idle queue,
+    // count as 0), so each new dead order notifies, however many already wait.
     this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadWorkOrders', {
       alarmDescription:
-        'A fan-out work order failed on every delivery and waits in the dead-letter queue: its target was not signalled for that cycle. The function log ("unreadable work order", "target result") says why.',
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        'A fan-out work order failed on every delivery and has just moved to the dead-letter queue: its target was not signalled for that cycle. The function log ("unreadable work order", "target result") says why.',
+      metric: new cloudwatch.MathExpression({
+        expression: 'DIFF(FILL(depth, 0))',
+        usingMetrics: {
+          depth: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            statistic: cloudwatch.Stats.MAXIMUM,
+          }),
+        },
         period: Duration.minutes(5),
-        statistic: cloudwatch.Stats.MAXIMUM,
+        label: 'dead work orders added',
       }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // Two periods: DIFF needs the one before to tell an arrival from orders already waiting.
+      evaluationPeriods: 2,
+      datapointsToAlarm: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    props.notify(this.deadLetterAlarm);
+
+    this.oldestOrderAlarm = new cloudwatch.Alarm(this, 'OldestWorkOrder', {
+      alarmDescription: `A fan-out work order has waited in the queue for more than ${props.oldestOrderAge.toHumanString()} (the shortest time between two cycles): the workers are not keeping up, or not running (the event source mapping disabled, no concurrency left). Its target has not been signalled.`,
+      metric: this.queue.metricApproximateAgeOfOldestMessage({
+        period: Duration.minutes(5),
+        statistic: cloudwatch.Stats.MAXIMUM,
+      }),
+      threshold: props.oldestOrderAge.toSeconds(),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    const notify = new actions.SnsAction(props.topic);
-    this.deadLetterAlarm.addAlarmAction(notify);
-    this.deadLetterAlarm.addOkAction(notify);
+    props.notify(this.oldestOrderAlarm);
   }
 }

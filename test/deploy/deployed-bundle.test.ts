@@ -23,13 +23,16 @@ import { ACCOUNT, AtrnProvider, type HeldMessage } from '../../peers/atrn-provid
 import type { Invocation } from '../../peers/lambda-invocation';
 import { nodeMajorOfRuntime } from '../../peers/lambda-node';
 import { ScriptedProvider } from '../../peers/scripted-provider';
-import { describeWithMotoServer } from '../servers/moto-server';
+import { describeWithMotoServer, MOTO_REGION } from '../servers/moto-server';
 import type { AwsCall } from './aws-calls';
 import { ACCOUNT_ID, type Deployment, deploy, type WorkerBatch } from './deployment';
 import { LARGE_BATCH_TARGETS, LARGE_MESSAGE_BYTES, queueLargeBatch } from './large-worker-batch';
 import { decide, type Decision } from './iam-policy';
+import { failureDestinationCall, logDeliveryCall } from './platform-calls';
 import { scheduledEventFrom, slotTime } from './schedule-input';
 
+/** A delivery whose event the function refuses: the cycle fails, Lambda records it. */
+const REFUSED_EVENT = 'a malformed event (the cycle fails)';
 /** Work-queue batches delivered after one scheduled run at most (a loop that never empties the queue fails). */
 const MAX_WORKER_BATCHES = 20;
 
@@ -125,16 +128,31 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     const input = resolver.string(scheduled.input);
     const slot = slotTime(Date.now(), 15);
     const later = (n: number) => slotTime(Date.parse(slot) + n * 15 * 60_000, 15);
+    // Lambda's own calls with the role: the log after every invocation, and the on-failure
+    // destination (if the template gives one) for an asynchronous invocation that failed.
+    const { failureDestination, logGroupArn } = deployment;
+    const logDelivery = () =>
+      logDeliveryCall(logGroupArn, MOTO_REGION, `2026/01/01/[$LATEST]${randomUUID()}`);
     const deliveries: {
       name: string;
       scheduledTime: string;
       attemptNumber: number;
       settings?: object;
+      /** Instead of the schedule's event: one the function refuses (the cycle fails). */
+      event?: unknown;
     }[] = [
       { name: 'first delivery', scheduledTime: slot, attemptNumber: 1 },
       { name: 'retry of the same slot', scheduledTime: slot, attemptNumber: 2 },
       { name: 'next slot', scheduledTime: later(1), attemptNumber: 1 },
     ];
+    if (failureDestination) {
+      deliveries.push({
+        name: REFUSED_EVENT,
+        scheduledTime: later(2),
+        attemptNumber: 1,
+        event: [],
+      });
+    }
     if (sources.length) {
       deliveries.push({
         name: 'fanned-out slot',
@@ -151,12 +169,14 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     for (const d of deliveries) {
       if (d.settings) await deployment.putSettings(d.settings);
       proxy.clear();
-      const event = scheduledEventFrom(input, {
-        scheduleArn,
-        scheduledTime: d.scheduledTime,
-        executionId: randomUUID(),
-        attemptNumber: d.attemptNumber,
-      });
+      const event =
+        d.event ??
+        scheduledEventFrom(input, {
+          scheduleArn,
+          scheduledTime: d.scheduledTime,
+          executionId: randomUUID(),
+          attemptNumber: d.attemptNumber,
+        });
       const invocation = await timed(d.name, deployment.invoke(event));
       await Promise.all([atrn.idle(), atrnCut.idle()]);
       runs.push({
@@ -164,7 +184,13 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
         delivery: d.name,
         event,
         invocation,
-        calls: recorded(),
+        calls: [
+          ...recorded(),
+          logDelivery(),
+          ...(invocation.outcome.error && failureDestination
+            ? [failureDestinationCall(failureDestination, MOTO_REGION)]
+            : []),
+        ],
         etrnSignals: etrnSignals(),
       });
       for (const source of sources) {
@@ -185,7 +211,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
             delivery: d.name,
             event: work.event,
             invocation: work.invocation,
-            calls: [work.poller, ...recorded()],
+            calls: [work.poller, ...recorded(), logDelivery()],
             etrnSignals: etrnSignals(),
             failed: work.failed,
           });
@@ -256,9 +282,8 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       ].join('\n'),
     );
     expect(node.version.startsWith(`v${nodeMajorOfRuntime(fn.runtime)}.`)).toBe(true);
-    expect(runs.filter((r) => r.name === r.delivery).map((r) => r.event.source)).toEqual(
-      runs.filter((r) => r.name === r.delivery).map(() => 'schedule'),
-    );
+    const scheduledRuns = runs.filter((r) => r.name === r.delivery && r.name !== REFUSED_EVENT);
+    expect(scheduledRuns.map((r) => r.event.source)).toEqual(scheduledRuns.map(() => 'schedule'));
   });
 
   it("the first delivery signals the ETRN target and stores the ATRN target's mail in the bucket", async () => {
@@ -306,6 +331,18 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     // The clean-up went through the proxy, so the IAM check below covers it.
     expect(runs.find((r) => r.name === 'first delivery')!.calls.map((c) => c.operation)).toContain(
       's3 AbortMultipartUpload',
+    );
+  });
+
+  it('a cycle that fails is recorded in the on-failure destination by Lambda, with the function role', (ctx) => {
+    if (!deployed().failureDestination) {
+      console.info('the function has no on-failure destination in the template: nothing to check');
+      ctx.skip();
+    }
+    const failed = runs.find((r) => r.name === REFUSED_EVENT)!;
+    expect(failed.invocation.outcome.error).toBeDefined();
+    expect(failed.calls.map((c) => c.operation)).toContain(
+      "Lambda sends the failed invocation to its on-failure destination (with the function's role)",
     );
   });
 
@@ -437,6 +474,8 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       ),
     ).toEqual([]);
     expect(notEvaluated).toEqual([]);
+    // Nothing granted that neither the code nor Lambda on its behalf needed.
+    expect(unused, 'role statements no call needed').toEqual([]);
   });
 
   it('the check fails, naming the call, when a statement the run needed is taken away', () => {

@@ -49,6 +49,10 @@ export interface Deployment {
   readonly notEvaluated: readonly string[];
   readonly roleArn: string;
   readonly functionArn: string;
+  /** The function's log group, which Lambda writes with the function's role. */
+  readonly logGroupArn: string;
+  /** The on-failure destination of the function's asynchronous invocations (resolved), if any. */
+  readonly failureDestination?: string;
   /** What was created in moto from the template, for the log. */
   readonly created: readonly string[];
   /** The SQS queues that feed the function through an event source mapping. */
@@ -167,6 +171,12 @@ export async function deploy(
       fn.logging.LogGroup === undefined
         ? `/aws/lambda/${functionName}`
         : resolver.string(fn.logging.LogGroup);
+    const invokeConfig = Object.values(fn.stack.template.Resources).find(
+      (r) =>
+        r.Type === 'AWS::Lambda::EventInvokeConfig' &&
+        JSON.stringify(r.Properties?.FunctionName) === JSON.stringify({ Ref: fn.logicalId }),
+    );
+    const onFailure = (invokeConfig?.Properties?.DestinationConfig as any)?.OnFailure?.Destination;
     const identity = {
       functionName,
       functionArn,
@@ -223,6 +233,8 @@ export async function deploy(
       notEvaluated,
       roleArn,
       functionArn,
+      logGroupArn: `arn:aws:logs:${MOTO_REGION}:${ACCOUNT_ID}:log-group:${logGroup}:*`,
+      failureDestination: onFailure === undefined ? undefined : resolver.string(onFailure),
       created,
       sources,
       aws,

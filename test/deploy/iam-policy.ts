@@ -105,11 +105,20 @@ function resourceCovers(statement: Statement, arn: string | undefined): boolean 
   return false;
 }
 
-/** Whether a resource policy's Principal covers the role (in the same account). */
-function principalCovers(statement: Statement, roleArn: string, accountId: string): boolean {
+/**
+ * Who makes the call: a role (by ARN), or an AWS service acting for the account (CloudWatch
+ * publishing an alarm to SNS), which only resource policies can allow.
+ */
+export type Caller = string | { readonly service: string };
+
+/** Whether a resource policy's Principal covers the caller (a role in the same account, or a service). */
+function principalCovers(statement: Statement, caller: Caller, accountId: string): boolean {
   const covers = (principal: unknown): boolean => {
     if (principal === '*') return true;
     if (!principal || typeof principal !== 'object') return false;
+    if (typeof caller !== 'string')
+      return list((principal as { Service?: string | string[] }).Service).includes(caller.service);
+    const roleArn = caller;
     const aws = list((principal as { AWS?: string | string[] }).AWS);
     return aws.some(
       (p) =>
@@ -218,18 +227,23 @@ const refOf = (policy: Policy, statement: Statement, index: number): StatementRe
   statement: statement.Sid ?? `#${index}`,
 });
 
-/** The decision for one authorisation of the role `roleArn` (in `accountId`). */
+/** The decision for one authorisation of `caller` (a role's ARN, or a service) in `accountId`. */
 export function decide(
   auth: Authorization,
   policies: readonly Policy[],
-  roleArn: string,
+  caller: Caller,
   accountId: string,
 ): Decision {
-  const withPrincipal = { ...auth, context: { ...auth.context, 'aws:principalarn': roleArn } };
+  const withPrincipal =
+    typeof caller === 'string'
+      ? { ...auth, context: { ...auth.context, 'aws:principalarn': caller } }
+      : auth;
   let allowed: StatementRef | undefined;
   let undecidedDeny: string | undefined;
   let undecidedAllow: string | undefined;
   for (const policy of policies) {
+    // A service has no identity policies: only resource policies speak to it.
+    if (policy.kind === 'identity' && typeof caller !== 'string') continue;
     if (
       policy.kind === 'resource' &&
       !(policy.attachedTo ?? []).some(
@@ -238,7 +252,7 @@ export function decide(
     )
       continue;
     for (const [index, statement] of policy.statements.entries()) {
-      if (policy.kind === 'resource' && !principalCovers(statement, roleArn, accountId)) continue;
+      if (policy.kind === 'resource' && !principalCovers(statement, caller, accountId)) continue;
       const result = applies(statement, withPrincipal);
       if (result === false) continue;
       const ref = refOf(policy, statement, index);

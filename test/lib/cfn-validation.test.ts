@@ -42,7 +42,7 @@ const CONTEXTS: [string, Record<string, unknown>][] = [
       memoryMiB: '512',
       logRetentionDays: '90',
       failingAfterCycles: '5',
-      staleAfterHours: '48',
+      staleAfterHours: '200',
       consoleTestEvents: 'false',
       ...EVERYTHING,
     },

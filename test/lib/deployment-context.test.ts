@@ -33,7 +33,8 @@ beforeAll(() => {
     mailInfrequentAccessAfterDays: '30',
     mailExpirationDays: '400',
     failingAfterCycles: '5',
-    staleAfterHours: '48',
+    staleAfterHours: '200',
+    reservedConcurrency: '30',
     alarmEmail: 'ops@example.com',
     consoleTestEvents: 'false',
     ssmKmsKeyArn: SSM_KEY,
@@ -53,8 +54,47 @@ function statements(): Map<string, any> {
 }
 
 describe('deployment options from context', () => {
-  it('name the stack', () => {
+  it("name the stack, the metrics' service dimension and the dashboard (with the region: dashboards are global)", () => {
     expect(synth.stack.stackName).toBe('DequeueProd');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      ...SIGNALLER,
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'DequeueProd' }) },
+    });
+    for (const metricName of ['FailingTargets', 'StaleTargets']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: metricName,
+        Dimensions: [{ Name: 'service', Value: 'DequeueProd' }],
+      });
+    }
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', {
+      DashboardName: { 'Fn::Join': ['', ['DequeueProd-', { Ref: 'AWS::Region' }]] },
+    });
+  });
+
+  it('take the weekday cron for what it is: no cycle for 7 days (twice the weekend) pages, Lambda keeps an event at most 6 hours', () => {
+    const fn = signallerFunction(template);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'Invocations',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: fn.id } }],
+      // The longest gap is Friday 06:00 to Monday 06:00 Berlin time, 73 hours over a change of
+      // daylight saving: periods of a day, 7 of them (CloudWatch's limit is 7 days).
+      Period: 86_400,
+      EvaluationPeriods: 7,
+      DatapointsToAlarm: 7,
+      TreatMissingData: 'breaching',
+    });
+    // The shortest gap (a night of daylight saving, 23 hours) is beyond Lambda's 6-hour bound.
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      MaximumEventAgeInSeconds: 21_600,
+      MaximumRetryAttempts: 0,
+    });
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      Target: { RetryPolicy: { MaximumEventAgeInSeconds: 900 } },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      ...SIGNALLER,
+      ReservedConcurrentExecutions: 30,
+    });
   });
 
   it('set the schedule and its time zone', () => {
@@ -175,7 +215,7 @@ describe('deployment options from context', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       ...SIGNALLER,
       Environment: {
-        Variables: { DEQUEUE_FAILING_AFTER_CYCLES: '5', DEQUEUE_STALE_AFTER_HOURS: '48' },
+        Variables: { DEQUEUE_FAILING_AFTER_CYCLES: '5', DEQUEUE_STALE_AFTER_HOURS: '200' },
       },
     });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -184,7 +224,7 @@ describe('deployment options from context', () => {
     });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'StaleTargets',
-      AlarmDescription: Match.stringLikeRegexp('for more than 2 days'),
+      AlarmDescription: Match.stringLikeRegexp('for more than 8 days 8 hours'),
     });
   });
 });

@@ -39,6 +39,7 @@ describe('deployment options from CDK context', () => {
       mailInfrequentAccessAfterDays: undefined,
       failingAfterCycles: 3,
       staleAfterHours: 24,
+      reservedConcurrency: undefined,
       consoleTestEvents: true,
       ssmKmsKeyArn: undefined,
       secretsKmsKeyArn: undefined,
@@ -82,7 +83,8 @@ describe('deployment options from CDK context', () => {
       mailInfrequentAccessAfterDays: 30,
       mailExpirationDays: 400,
       failingAfterCycles: '5',
-      staleAfterHours: 48,
+      staleAfterHours: 200,
+      reservedConcurrency: '20',
       ssmKmsKeyArn:
         'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       secretsKmsKeyArn:
@@ -94,18 +96,77 @@ describe('deployment options from CDK context', () => {
       scheduleTimeZone: 'Europe/Berlin',
       logRetentionDays: RetentionDays.THREE_MONTHS,
       failingAfterCycles: 5,
-      staleAfterHours: 48,
+      staleAfterHours: 200,
+      reservedConcurrency: 20,
     });
   });
 
   it.each([
-    ['rate(1 minute)'],
-    ['rate(2 hours)'],
-    ['rate(1 day)'],
-    ['cron(0/30 * * * ? *)'],
-    ['cron(15 10 L * ? 2030)'],
-  ])('accepts the schedule %s', (schedule) => {
-    expect(from({ schedule }).schedule).toBe(schedule);
+    ['rate(15 minutes)', 24],
+    ['rate(2 hours)', 24],
+    ['rate(1 day)', 60],
+    ['cron(0/30 * * * ? *)', 24],
+    ['cron(15 10 ? * 2-6 2030)', 180],
+  ])('accepts the schedule %s, stale after %i hours by default', (schedule, staleAfterHours) => {
+    expect(from({ schedule })).toMatchObject({ schedule, staleAfterHours });
+  });
+
+  it('takes a daily cron for what it is: stale after two and a half days by default, not on the first failed day', () => {
+    // Once a day at 06:00 Berlin time: 23 to 25 hours apart over the changes of daylight saving.
+    expect(
+      from({ schedule: 'cron(0 6 * * ? *)', scheduleTimeZone: 'Europe/Berlin' }).staleAfterHours,
+    ).toBe(63);
+    expect(from({ schedule: 'cron(0 6 * * ? *)' }).staleAfterHours).toBe(60);
+  });
+
+  it.each([
+    ['rate(1 minute)', 900, '1 minute'],
+    ['rate(10 minutes)', 900, '10 minutes'],
+    ['cron(0,10 8 * * ? *)', 900, '10 minutes'],
+    ['cron(0 9-17 ? * MON-FRI *)', 900, undefined],
+    ['rate(5 minutes)', 300, undefined],
+  ])(
+    'rejects a schedule %s whose cycles could overlap with timeoutSeconds %i (shortest interval %s)',
+    (schedule, timeoutSeconds, shortest) => {
+      if (shortest === undefined) {
+        expect(from({ schedule, timeoutSeconds }).timeoutSeconds).toBe(timeoutSeconds);
+        return;
+      }
+      const error = rejection({ schedule, timeoutSeconds });
+      expect(error.contextKey).toBe('timeoutSeconds');
+      expect(error.message).toBe(
+        `Context "timeoutSeconds" (${timeoutSeconds}) is longer than the shortest time between two cycles of "schedule" ${schedule} (${shortest}): a cycle could still be talking to a provider when the next one starts. Lengthen the interval or shorten the timeout.`,
+      );
+    },
+  );
+
+  it.each([
+    ['cron(0 8 1 1 ? 2030)', /fires once between 2030 and 2033: a release signal recurs/],
+    ['cron(0 8 1 * ? 1999)', /never fires from \d{4} on/],
+    ['cron(0 25 * * ? *)', /hours: "25" is not 0 to 23/],
+    ['cron(0 8 ? * MON#6 *)', /cannot read|is not 1 to 7/],
+    [
+      'rate(4 days)',
+      /leaves up to 4 days between two cycles: .* Schedule a cycle at least every 3.5 days/,
+    ],
+  ])('rejects the schedule %s, which cannot be watched as it is', (schedule, why) => {
+    const error = rejection({ schedule });
+    expect(error.contextKey).toBe('schedule');
+    expect(error.message).toMatch(why);
+  });
+
+  it.each([
+    ['none', 'none'],
+    ['12', 12],
+    [40, 40],
+  ] as const)('takes reservedConcurrency %j', (reservedConcurrency, expected) => {
+    expect(from({ reservedConcurrency }).reservedConcurrency).toBe(expected);
+  });
+
+  it.each([['0'], ['2'], ['many'], [5000]])('rejects reservedConcurrency %j', (value) => {
+    const error = rejection({ reservedConcurrency: value });
+    expect(error.contextKey).toBe('reservedConcurrency');
+    expect(error.message).toContain('"none"');
   });
 
   it.each([
@@ -190,14 +251,20 @@ describe('deployment options from CDK context', () => {
     });
   });
 
-  it('rejects staleAfterHours shorter than the time between two cycles: every target would be stale', () => {
-    const error = rejection({ schedule: 'rate(2 days)' });
-    expect(error.contextKey).toBe('staleAfterHours');
-    expect(error.message).toBe(
-      'Context "staleAfterHours" (24) must not be shorter than the time between two cycles (rate(2 days)): every target would be stale before its next cycle.',
-    );
-    expect(from({ schedule: 'rate(2 days)', staleAfterHours: 72 }).staleAfterHours).toBe(72);
-  });
+  it.each([
+    ['rate(2 days)', 24, '2 days'],
+    ['cron(0 6 ? * MON-FRI *)', 48, '3 days'],
+  ])(
+    'rejects staleAfterHours shorter than the longest time between two cycles of %s: every target would be stale',
+    (schedule, staleAfterHours, longest) => {
+      const error = rejection({ schedule, staleAfterHours });
+      expect(error.contextKey).toBe('staleAfterHours');
+      expect(error.message).toBe(
+        `Context "staleAfterHours" (${staleAfterHours}) must not be shorter than the longest time between two cycles of "schedule" ${schedule} (${longest}): every target would be stale before its next cycle.`,
+      );
+      expect(from({ schedule, staleAfterHours: 72 }).staleAfterHours).toBe(72);
+    },
+  );
 
   it('rejects the retired failureAlarmThreshold and names what replaced it', () => {
     const error = rejection({ failureAlarmThreshold: '1' });

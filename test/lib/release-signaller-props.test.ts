@@ -3,14 +3,17 @@
  * impossible props rejected before anything is created. The templates are synthesised once, in
  * beforeAll.
  */
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack, TimeZone } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MailReaderPolicy } from '../../lib/mail-reader-policy';
+import type { CfnTemplate } from '../deploy/cloud-assembly';
+import { alarmDelivery } from './alarm-delivery';
 import { ReleaseSignaller, type ReleaseSignallerProps } from '../../lib/release-signaller';
 import { ReleaseSignallerPropsError } from '../../lib/release-signaller-checks';
 import {
@@ -127,6 +130,48 @@ describe('conflicting or impossible props', () => {
       () => ({ staleAfter: Duration.days(366) }),
       '`staleAfter` must be a whole number of hours from 1 hour to 365 days, got 366 days.',
     ],
+    [
+      'a timeout longer than the shortest interval of a cron schedule (two cycles would overlap)',
+      () => ({
+        schedule: scheduler.ScheduleExpression.expression(
+          'cron(0,10 8 * * ? *)',
+          TimeZone.of('Europe/Berlin'),
+        ),
+      }),
+      '`timeout` (15 minutes) is longer than the shortest time between two cycles of `schedule` cron(0,10 8 * * ? *) (10 minutes): a cycle could still be talking to a provider when the next one starts.',
+    ],
+    [
+      'a Scheduler event age longer than the interval',
+      () => ({
+        schedule: scheduler.ScheduleExpression.rate(Duration.minutes(10)),
+        timeout: Duration.minutes(5),
+        scheduleMaxEventAge: Duration.minutes(15),
+      }),
+      '`scheduleMaxEventAge` (15 minutes) is longer than the shortest time between two cycles (10 minutes): a late slot would run into the next cycle.',
+    ],
+    [
+      'a stale bound shorter than the weekend of a weekday cron',
+      () => ({
+        schedule: scheduler.ScheduleExpression.expression('cron(0 6 ? * MON-FRI *)'),
+        staleAfter: Duration.hours(48),
+      }),
+      '`staleAfter` (2 days) is shorter than the longest time between two cycles of `schedule` cron(0 6 ? * MON-FRI *) (3 days): every target would be stale before its next cycle.',
+    ],
+    [
+      'a monthly schedule, which the no-cycle alarm cannot watch',
+      () => ({ schedule: scheduler.ScheduleExpression.expression('cron(0 6 1 * ? *)') }),
+      'leaves up to 31 days between two cycles: the no-cycle alarm waits twice the longest interval, and CloudWatch evaluates an alarm over 7 days at most.',
+    ],
+    [
+      'a one-time schedule',
+      () => ({ schedule: scheduler.ScheduleExpression.at(new Date(Date.UTC(2030, 0, 1))) }),
+      '`schedule` at(2030-01-01T00:00:00): a recurring schedule is rate(...) or cron(...)',
+    ],
+    [
+      'a reserved concurrency the workers would take whole',
+      () => ({ workerMaxConcurrency: 20, reservedConcurrency: 20 }),
+      "`reservedConcurrency` (20) leaves no room for a cycle beside the 20 fan-out workers (`workerMaxConcurrency`): give at least 21, or 'none'.",
+    ],
   ])('rejects %s with a clear message', (_, props, message) => {
     const text = rejection(props);
     expect(text.startsWith('Host/Dequeue: ')).toBe(true);
@@ -152,6 +197,14 @@ describe('in another app', () => {
     template.allResourcesProperties('AWS::CloudWatch::Alarm', {
       AlarmActions: [{ Ref: topic.id }],
     });
+    // A topic without a topic policy keeps SNS's default one, which lets the account's alarms
+    // publish; the stack adds nothing to a topic it does not own.
+    const delivery = alarmDelivery(template.toJSON() as CfnTemplate);
+    expect(delivery.problems).toEqual([]);
+    expect(delivery.routes.map((r) => r.allowedBy)).toEqual(
+      delivery.routes.map(() => 'SNS default topic policy'),
+    );
+    expect(delivery.routes).toHaveLength(2 * delivery.alarms);
     template.hasResourceProperties('AWS::Lambda::Function', {
       ...SIGNALLER,
       VpcConfig: {

@@ -9,6 +9,7 @@ import { dashboardAndOutputTests } from './default-stack/dashboard-and-outputs';
 import { functionTests } from './default-stack/function';
 import { leastPrivilegeTests } from './default-stack/least-privilege';
 import { scheduleAndStateTests } from './default-stack/schedule-and-state';
+import { workQueueTests } from './default-stack/work-queue';
 import { synthDequeue, type SynthesisedDequeue } from './synth-dequeue';
 
 let synth: SynthesisedDequeue;
@@ -24,3 +25,4 @@ scheduleAndStateTests(synthesised);
 alarmTests(synthesised);
 dashboardAndOutputTests(synthesised);
 consoleTestEventTests(synthesised);
+workQueueTests(synthesised);

@@ -132,6 +132,18 @@ export function functionStatements(template: Template): Map<string, any> {
   return new Map(policy.resource.Properties.PolicyDocument.Statement.map((s: any) => [s.Sid, s]));
 }
 
+/** The work queue: the queue with a redrive policy (the other two are dead-letter queues). */
+export function workQueue(template: Template): { id: string; resource: any } {
+  return onlyResource(template, 'AWS::SQS::Queue', {
+    Properties: { RedrivePolicy: Match.anyValue() },
+  });
+}
+
+/** The function role's inline statements, in order. */
+export function functionStatementList(template: Template): any[] {
+  return [...functionStatements(template).values()];
+}
+
 /** The schedule's dead-letter queue (the fan-out work queue and its own DLQ are the other two). */
 export function scheduleDeadLetterQueue(template: Template): { id: string; resource: any } {
   const schedule = onlyResource(template, 'AWS::Scheduler::Schedule');

@@ -29,8 +29,10 @@ export function dashboardAndOutputTests(synthesised: () => SynthesisedDequeue): 
     const widget = (title: string) =>
       dashboardBody().widgets.find((w: any) => w.properties.title === title)?.properties;
 
-    it('is named after the stack and opens on the last day', () => {
-      template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'Dequeue' });
+    it('is named after the stack and its region (dashboards are global to the account) and opens on the last day', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Dashboard', {
+        DashboardName: { 'Fn::Join': ['', ['Dequeue-', { Ref: 'AWS::Region' }]] },
+      });
       expect(dashboardBody().start).toBe('-P1D');
     });
 
@@ -52,21 +54,21 @@ export function dashboardAndOutputTests(synthesised: () => SynthesisedDequeue): 
           'temporary-failure',
           'permanent-failure',
           'config-error',
-        ].map((o) => ['Dequeue', 'Targets', 'outcome', o, 'service', 'dequeue']),
+        ].map((o) => ['Dequeue', 'Targets', 'outcome', o, 'service', 'Dequeue']),
       );
       const failing = widget('Failing and stale targets (the alarms watch these)');
       expect(failing.metrics).toContainEqual([
         'Dequeue',
         'FailingTargets',
         'service',
-        'dequeue',
+        'Dequeue',
         expect.objectContaining({ stat: 'Maximum' }),
       ]);
       expect(failing.metrics).toContainEqual([
         'Dequeue',
         'StaleTargets',
         'service',
-        'dequeue',
+        'Dequeue',
         expect.objectContaining({ stat: 'Maximum' }),
       ]);
       expect(widget('Messages stored after ATRN').metrics).toEqual([
@@ -74,7 +76,7 @@ export function dashboardAndOutputTests(synthesised: () => SynthesisedDequeue): 
           'Dequeue',
           'MessagesStored',
           'service',
-          'dequeue',
+          'Dequeue',
           expect.objectContaining({ stat: 'Sum' }),
         ],
       ]);

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ESM_REQUIRE_BANNER, LAMBDA_NODE_MAJOR } from '../../../lib/bundling';
-import { onlyResource, SIGNALLER, type SynthesisedDequeue } from '../synth-dequeue';
+import {
+  onlyResource,
+  scheduleDeadLetterQueue,
+  SIGNALLER,
+  signallerFunction,
+  type SynthesisedDequeue,
+} from '../synth-dequeue';
 
 export function functionTests(synthesised: () => SynthesisedDequeue): void {
   let template: Template;
@@ -48,7 +54,8 @@ export function functionTests(synthesised: () => SynthesisedDequeue): void {
         DEQUEUE_IN_VPC: 'false',
         DEQUEUE_FAILING_AFTER_CYCLES: '3',
         DEQUEUE_STALE_AFTER_HOURS: '24',
-        POWERTOOLS_SERVICE_NAME: 'dequeue',
+        // The stack's own name: two stacks in one account never mix their metrics.
+        POWERTOOLS_SERVICE_NAME: 'Dequeue',
         POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
         NODE_OPTIONS: '--enable-source-maps',
       });
@@ -66,8 +73,27 @@ export function functionTests(synthesised: () => SynthesisedDequeue): void {
       });
     });
 
-    it('is not re-run by Lambda after a failure: the next cycle is the retry', () => {
-      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 0 });
+    it('is not re-run by Lambda after a failure, never runs later than one interval, and records what Lambda gave up on', () => {
+      const fn = signallerFunction(template);
+      const queue = scheduleDeadLetterQueue(template);
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        FunctionName: { Ref: fn.id },
+        Qualifier: '$LATEST',
+        // The next cycle is the retry.
+        MaximumRetryAttempts: 0,
+        // Lambda's default is 6 hours: a throttled slot would run long after its time.
+        MaximumEventAgeInSeconds: 900,
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [queue.id, 'Arn'] } },
+        },
+      });
+    });
+
+    it('has the concurrency of the 10 workers, one cycle and one manual run reserved', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        ...SIGNALLER,
+        ReservedConcurrentExecutions: 12,
+      });
     });
 
     it('is bundled as minified ESM with a source map and a require() banner', () => {

@@ -29,6 +29,7 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
           'ReadConfiguration',
           'ReadCredentials',
           'ReceiveWorkOrders',
+          'RecordFailedCycles',
           'StoreMail',
           'WriteOwnLog',
         ].sort(),
@@ -130,6 +131,16 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
       );
       expect(actions).not.toContain('cloudwatch:PutMetricData');
       expect(actions.filter((action: string) => action.includes('*'))).toEqual([]);
+    });
+
+    it('lets Lambda record a cycle it gave up on in the dead-letter queue, and nothing more there', () => {
+      const queue = scheduleDeadLetterQueue(template);
+      expect(functionStatements(template).get('RecordFailedCycles')).toEqual({
+        Sid: 'RecordFailedCycles',
+        Effect: 'Allow',
+        Action: 'sqs:SendMessage',
+        Resource: { 'Fn::GetAtt': [queue.id, 'Arn'] },
+      });
     });
 
     it('lets the schedule invoke only the unqualified function and write only to its dead-letter queue', () => {
