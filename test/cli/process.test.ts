@@ -77,13 +77,9 @@ const results = (run: Run) =>
 describe('the dequeue process', () => {
   it.each([
     ['in cleartext', { tls: 'none' }, {}],
-    [
-      'over TLS, where the group is pipelined',
-      { tls: 'required', tlsVerify: false },
-      { tls: testCert('localhost') },
-    ],
+    ['over TLS', { tls: 'required', tlsVerify: false }, { tls: testCert('localhost') }],
   ])(
-    'a provider that cuts the connection at the first of three pipelined ETRNs (%s): that target fails for now, the next one is still worked and reported, exit 1, no crash',
+    'a provider that cuts the connection at the first of three ETRNs (%s): that target fails for now, the next one is still worked and reported, exit 1, no crash',
     async (_how, tlsFields, tlsOptions) => {
       const cutting = await provider({
         ...tlsOptions,
