@@ -5,7 +5,7 @@ import type { MailReceiver } from '../lambda/core/ports';
 import type { MailStore } from './delivery/mail-store';
 import { createMailDirSink, openMailDir } from './adapters/mail-dir-sink';
 import { checkMailDir } from './adapters/mail-dir-store';
-import type { AwsClientSettings } from '../lambda/handler';
+import type { AwsClientSettings } from '../lambda/deployed-adapters';
 import { mailReceiverFor } from '../lambda/mail-receiver';
 
 export interface CliIo {

@@ -85,13 +85,13 @@ export const lambdaEsbuildOptions = {
 
 /**
  * The S3 mail store is built as a second file beside the handler's bundle and imported only when
- * mail arrives after ATRN (lambda/handler.ts, MAIL_STORE_MODULE): compiling its S3 client at
+ * mail arrives after ATRN (lambda/deployed-adapters.ts, MAIL_STORE_MODULE): compiling its S3 client at
  * every cold start would cost ~17 ms for cycles that never store mail (bench/cold-start.ts).
  */
 export const MAIL_STORE_ENTRY = 'lambda/adapters/s3-mail-store.ts';
 export const MAIL_STORE_FILE = 's3-mail-store.mjs';
 /**
- * The SQS work queue likewise (lambda/handler.ts, WORK_QUEUE_MODULE): only a cycle that fans out
+ * The SQS work queue likewise (lambda/deployed-adapters.ts, WORK_QUEUE_MODULE): only a cycle that fans out
  * sends to it (docs/fan-out.md); workers and small cycles never load its SQS client.
  */
 export const WORK_QUEUE_ENTRY = 'lambda/adapters/sqs-work-queue.ts';

@@ -7,9 +7,9 @@ import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/cli
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { vi, type MockInstance } from 'vitest';
+import { depsFromEnvironment } from '../../lambda/deployed-adapters';
 import {
   createHandler,
-  depsFromEnvironment,
   type DequeueHandler,
   type HandlerDeps,
   type InvocationContext,

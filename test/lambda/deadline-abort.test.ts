@@ -16,7 +16,8 @@ import { SecretsManagerCredentials } from '../../lambda/adapters/secrets-manager
 import { SsmConfigSource } from '../../lambda/adapters/ssm-config';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
 import type { ConfigSource, CycleCounter } from '../../lambda/core/ports';
-import { AWS_CLIENT_OPTIONS, createHandler, type HandlerDeps } from '../../lambda/handler';
+import { AWS_CLIENT_OPTIONS } from '../../lambda/deployed-adapters';
+import { createHandler, type HandlerDeps } from '../../lambda/handler';
 import { createObservability } from '../../lambda/observability';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { CapturedOutput, contextWith } from './aws-world';

@@ -22,7 +22,8 @@ import {
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DequeueError } from '../../lambda/core/errors';
 import type { TargetResult } from '../../lambda/core/result';
-import { createHandler, depsFromEnvironment, type HandlerDeps } from '../../lambda/handler';
+import { depsFromEnvironment } from '../../lambda/deployed-adapters';
+import { createHandler, type HandlerDeps } from '../../lambda/handler';
 import { createWorker, type WorkQueueRecord } from '../../lambda/worker';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';

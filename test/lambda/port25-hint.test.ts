@@ -4,7 +4,7 @@
  * is in a VPC: DEQUEUE_IN_VPC).
  */
 import { describe, expect, it } from 'vitest';
-import { port25Hint } from '../../lambda/handler';
+import { port25Hint } from '../../lambda/deployed-adapters';
 import { readEnvironment } from '../../lambda/environment';
 
 describe('port 25 from Lambda', () => {

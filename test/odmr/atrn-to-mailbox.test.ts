@@ -11,7 +11,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { S3MailStoreReader } from '../../cli/adapters/s3-mail-store-reader';
-import { createHandler, depsFromEnvironment } from '../../lambda/handler';
+import { depsFromEnvironment } from '../../lambda/deployed-adapters';
+import { createHandler } from '../../lambda/handler';
 import { ACCOUNT, AtrnProvider } from '../../peers/atrn-provider';
 import { cli } from '../cli/delivery/stored-mail';
 import { canonicalText, heldMessage } from '../core/odmr/odmr-fixtures';

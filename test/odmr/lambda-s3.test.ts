@@ -11,7 +11,8 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { createHandler, depsFromEnvironment } from '../../lambda/handler';
+import { depsFromEnvironment } from '../../lambda/deployed-adapters';
+import { createHandler } from '../../lambda/handler';
 import { ACCOUNT, AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 import { AwsWorld, CapturedOutput, contextWith, ENV } from '../lambda/aws-world';
