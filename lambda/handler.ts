@@ -26,12 +26,7 @@ import { parseInvocationEvent, type ParsedEvent } from './invocation-event';
 import { InvocationReport } from './observability';
 import { CycleStatuses } from './target-health';
 import type { HandlerDeps } from './handler-deps';
-import {
-  createWorker,
-  isWorkQueueEvent,
-  type WorkQueueEvent,
-  type WorkQueueHandler,
-} from './worker';
+import { createWorker, isWorkQueueEvent, type WorkQueueEvent } from './worker';
 
 export type { HandlerDeps } from './handler-deps';
 
@@ -250,21 +245,33 @@ async function recordEach(
   await Promise.all(Array.from({ length: Math.min(10, queue.length) }, worker));
 }
 
-let wired: { cycle: DequeueHandler; worker: WorkQueueHandler } | undefined;
+export type EntryHandler = (
+  event: unknown,
+  context?: InvocationContext,
+) => Promise<CycleResult | SQSBatchResponse>;
 
 /**
- * The function's entry point (NodejsFunction `handler: 'handler'`): a batch from the work queue's
- * event source mapping goes to the worker (docs/fan-out.md), anything else is a cycle.
+ * What the function does with any event: a batch shaped like the work queue's goes to the worker
+ * (docs/fan-out.md), anything else is a cycle. The shape proves nothing about the sender (anyone
+ * allowed to invoke the function can send one): the worker trusts no order beyond a target's
+ * name (lambda/worker.ts, docs/security.md).
  */
+export function createEntry(deps: HandlerDeps): EntryHandler {
+  const cycle = createHandler(deps);
+  const worker = createWorker(deps);
+  return (event, context) =>
+    isWorkQueueEvent(event) ? worker(event, context) : cycle(event, context);
+}
+
+let wired: EntryHandler | undefined;
+
+/** The function's entry point (NodejsFunction `handler: 'handler'`), wired on its first call. */
 export async function handler(event: WorkQueueEvent, context: Context): Promise<SQSBatchResponse>;
 export async function handler(event: unknown, context: Context): Promise<CycleResult>;
 export async function handler(
   event: unknown,
   context: Context,
 ): Promise<CycleResult | SQSBatchResponse> {
-  if (!wired) {
-    const deps = depsFromEnvironment(process.env);
-    wired = { cycle: createHandler(deps), worker: createWorker(deps) };
-  }
-  return isWorkQueueEvent(event) ? wired.worker(event, context) : wired.cycle(event, context);
+  wired ??= createEntry(depsFromEnvironment(process.env));
+  return wired(event, context);
 }

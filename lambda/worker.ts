@@ -13,6 +13,14 @@
  * cycle's result, and the next cycle is the retry (as when the cycle works its targets itself).
  * An order still in the queue past its `expiresAt` is reported `temporary-failure`, not worked.
  *
+ * An order is only a name (docs/security.md): anyone who may send to the queue, or invoke the
+ * function with an SQS-shaped event, can write one. The worker reads the settings and each named
+ * target from the deployed configuration itself (ConfigSource.lookup: SSM GetParameters), decides
+ * again whether the target is due in the order's cycle, and refuses an order for a cycle the
+ * counter has not reached or a target the configuration does not hold: such an order is handed
+ * back, so that it ends in the dead-letter queue and its alarm fires. Nothing an order says can
+ * send a session, a secret or mail anywhere the configuration does not.
+ *
  * Each result's status is recorded as a cycle worked here would record it (not a `skipped`
  * duplicate: the delivery that signalled it did), and FailingTargets and StaleTargets are
  * published over the batch's targets: any failing target raises its worker's count, so the
@@ -21,17 +29,29 @@
 import { setMaxListeners } from 'node:events';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { mailReceiverFor } from './mail-receiver';
-import { asDequeueError, type DequeueError } from './core/errors';
+import { dueDecision } from './core/due-targets';
+import { asDequeueError, ConfigError, type DequeueError } from './core/errors';
 import { decodeWorkOrder, type WorkOrder } from './core/fan-out';
 import type { MemoryBudget } from './core/memory-budget';
-import type { Credentials, CycleCounter, MailReceiver, MailSink } from './core/ports';
+import { outcomeOfError } from './core/outcome';
+import type {
+  ConfigSource,
+  Credentials,
+  CycleCounter,
+  LoadedConfig,
+  MailReceiver,
+  MailSink,
+} from './core/ports';
 import type { TargetResult } from './core/result';
+import type { Target } from './core/config';
 import { workTargets } from './core/work-targets';
 import { InvocationReport, type Observability } from './observability';
 import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
 
 /** What the worker uses of the handler's adapters (HandlerDeps has them all; see lambda/handler.ts). */
 export interface WorkerDeps {
+  /** Where the worker reads the settings and the targets its orders name (never from the order). */
+  readonly config: ConfigSource;
   readonly credentials: Credentials;
   readonly counter: CycleCounter;
   readonly receiver?: MailReceiver;
@@ -131,8 +151,7 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
       }
     };
 
-    // Orders read and grouped by what they share: the cycle, whether they claim, the settings.
-    const groups = new Map<string, { order: WorkOrder; messageIds: Map<string, string> }>();
+    // Orders read, the expired reported, duplicates settled.
     const orders: { messageId: string; order: WorkOrder }[] = [];
     for (const r of event.Records) {
       try {
@@ -148,10 +167,18 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
         handBack.add(r.messageId);
       }
     }
-    for (const { messageId, order } of orders) {
+    /** An order that this deployment did not write: handed back, it ends in the dead-letter queue. */
+    const refuse = (messageId: string, order: WorkOrder, why: string): void => {
+      logger.error('work order refused', { messageId, target: order.target, error: why });
+      handBack.add(messageId);
+    };
+    const live: { messageId: string; order: WorkOrder }[] = [];
+    const seen = new Set<string>();
+    for (const item of orders) {
+      const { order } = item;
       if (now() > order.expiresAt) {
         record({
-          target: order.target.name,
+          target: order.target,
           outcome: 'temporary-failure',
           cycle: order.cycle,
           durationMs: 0,
@@ -162,13 +189,11 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
         });
         continue;
       }
-      const key = JSON.stringify([order.cycle, order.claim, order.settings]);
-      const group = groups.get(key) ?? { order, messageIds: new Map<string, string>() };
       // The same target twice in one batch (a duplicate delivery): work it once, settle both.
-      const earlier = group.messageIds.get(order.target.name);
-      if (earlier !== undefined) {
+      const key = JSON.stringify([order.cycle, order.claim, order.target]);
+      if (seen.has(key)) {
         record({
-          target: order.target.name,
+          target: order.target,
           outcome: 'skipped',
           cycle: order.cycle,
           durationMs: 0,
@@ -179,27 +204,137 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
         });
         continue;
       }
-      group.messageIds.set(order.target.name, messageId);
+      seen.add(key);
+      live.push(item);
+    }
+
+    /** Nothing could be decided for the live orders: each is reported and handed back, untried. */
+    const untried = (error: DequeueError, what: string): void => {
+      for (const { messageId, order } of live) {
+        record({
+          target: order.target,
+          outcome: outcomeOfError(error),
+          cycle: order.cycle,
+          durationMs: 0,
+          replies: [],
+          messages: 0,
+          error: `not signalled: ${what}: ${error.message}`,
+        });
+        handBack.add(messageId);
+      }
+      live.length = 0;
+    };
+
+    // The orders' claim on the counter: a cycle not yet counted was never queued by a cycle (a
+    // claim taken for it would make that cycle skip the target when it comes).
+    let config: LoadedConfig | undefined;
+    if (live.length) {
+      try {
+        const counted = await deps.counter.peek(signal);
+        for (const item of live.filter(({ order }) => order.cycle > counted)) {
+          refuse(
+            item.messageId,
+            item.order,
+            `its cycle ${item.order.cycle} has not been counted (the counter is at ${counted}): no cycle of this deployment queued it`,
+          );
+          live.splice(live.indexOf(item), 1);
+        }
+      } catch (e) {
+        untried(asDequeueError(e), 'the cycle counter could not be read');
+      }
+    }
+    if (live.length) {
+      try {
+        if (!deps.config.lookup)
+          throw new ConfigError(
+            'configuration',
+            '',
+            'this configuration source cannot be read target by target, so no work order can be worked',
+          );
+        config = await deps.config.lookup(
+          live.map(({ order }) => ({ name: order.target, location: order.parameter })),
+          signal,
+        );
+      } catch (e) {
+        untried(asDequeueError(e), 'the configuration could not be read');
+      }
+    }
+
+    const work: { messageId: string; order: WorkOrder; target: Target }[] = [];
+    if (config) {
+      const byName = new Map(config.targets.map((t) => [t.name, t]));
+      const invalid = new Map(config.invalid.map((t) => [t.name, t.error]));
+      for (const { messageId, order } of live) {
+        const location = config.locations?.[order.target];
+        // The target as the configuration keeps it, and only where the configuration keeps it.
+        const here = location !== undefined && (order.parameter ?? location) === location;
+        const target = here ? byName.get(order.target) : undefined;
+        const error = here ? invalid.get(order.target) : undefined;
+        if (!target) {
+          // Not in the configuration at all, or not where the order says: no status is written
+          // for a name that may be anyone's invention.
+          if (!error) {
+            const why = (config.unknown ?? []).find(
+              (u) =>
+                u.name === order.target &&
+                (order.parameter === undefined || u.error.where === order.parameter),
+            );
+            refuse(messageId, order, why?.error.message ?? 'no such target in the configuration');
+          } else
+            record({
+              target: order.target,
+              outcome: 'config-error',
+              cycle: order.cycle,
+              durationMs: 0,
+              replies: [],
+              messages: 0,
+              error: error.message,
+            });
+          continue;
+        }
+        const decision = dueDecision(target, config.settings, order.cycle, !order.claim);
+        if (!decision.due) {
+          record({
+            target: order.target,
+            outcome: 'skipped',
+            cycle: order.cycle,
+            durationMs: 0,
+            replies: [],
+            messages: 0,
+            error: null,
+            reason: decision.reason,
+          });
+          continue;
+        }
+        work.push({ messageId, order, target });
+      }
+    }
+    // Grouped by what the orders share: the cycle and whether they claim.
+    const groups = new Map<string, { order: WorkOrder; items: typeof work }>();
+    for (const item of work) {
+      const key = JSON.stringify([item.order.cycle, item.order.claim]);
+      const group = groups.get(key) ?? { order: item.order, items: [] };
+      group.items.push(item);
       groups.set(key, group);
     }
+    const settings = config?.settings;
 
     try {
       await Promise.all(
-        [...groups.values()].map(async ({ order, messageIds }) => {
-          const targets = orders
-            .filter((o) => messageIds.get(o.order.target.name) === o.messageId)
-            .map((o) => o.order.target);
-          const { settings, cycle } = order;
+        [...groups.values()].map(async ({ order, items }) => {
+          const targets = items.map((i) => i.target);
+          const messageIds = new Map(items.map((i) => [i.target.name, i.messageId]));
+          const { cycle } = order;
           await workTargets(
             targets,
-            { cycle, settings, deadline, signal },
+            { cycle, settings: settings!, deadline, signal },
             {
               credentials: deps.credentials,
               counter: order.claim ? deps.counter : noClaims(deps.counter),
               receiver:
                 deps.receiver ??
-                mailReceiverFor(deps.mailStore, settings, deps.tlsCa, deps.mailMemory, targets),
-              helloName: settings.helloName,
+                mailReceiverFor(deps.mailStore, settings!, deps.tlsCa, deps.mailMemory, targets),
+              helloName: settings!.helloName,
               tlsCa: deps.tlsCa,
               now: deps.now,
             },

@@ -46,11 +46,12 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
   );
 
   // `<prefix>` itself is the resource GetParametersByPath is authorised on; `<prefix>/*` covers
-  // settings and every targets/<name> parameter, whose names are chosen after deployment.
+  // settings and every targets/<name> parameter, whose names are chosen after deployment. A
+  // fan-out worker reads the targets its orders name with GetParameters (docs/security.md).
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'ReadConfiguration',
-      actions: ['ssm:GetParametersByPath', 'ssm:GetParameter'],
+      actions: ['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:GetParameters'],
       resources: [
         stack.formatArn({
           service: 'ssm',

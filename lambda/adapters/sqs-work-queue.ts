@@ -3,7 +3,8 @@
  *
  * - A batch holds at most 10 entries and at most 256 KiB of bodies together (the API's limits:
  *   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html);
- *   an order larger than that alone is refused with a plain reason.
+ *   an order is a few hundred bytes (a name, not a target), but one larger than that alone would
+ *   be refused with a plain reason, never sent.
  * - SendMessageBatch succeeds per entry: the entries in `Failed` that are not the sender's fault
  *   (throttling, an internal error) are sent again, a bounded number of rounds with a growing
  *   pause; what still fails is handed back as a refusal, never dropped silently.
@@ -64,14 +65,14 @@ export class SqsWorkQueue implements WorkQueue {
       const bytes = Buffer.byteLength(body);
       if (bytes > MAX_BATCH_BYTES) {
         refusals.push({
-          target: order.target.name,
+          target: order.target,
           error: new DequeueError(
             'config',
-            `its work order is ${bytes} bytes, more than an SQS message holds (${MAX_BATCH_BYTES}); shorten its commands`,
+            `its work order is ${bytes} bytes, more than an SQS message holds (${MAX_BATCH_BYTES})`,
           ),
         });
       } else {
-        entries.push({ target: order.target.name, body, bytes });
+        entries.push({ target: order.target, body, bytes });
       }
     }
     const batches = batchesOf(entries);

@@ -17,21 +17,28 @@
  *   any SSM error (throttling, access denied, network), for which the names come from the last
  *   listing this warm instance made.
  *
+ * - A fan-out worker reads only what its work orders name (`lookup`): the settings and those
+ *   targets' parameters, 10 names a GetParameters call, with the same checks as a listing; a name
+ *   outside `<prefix>/targets/`, or whose last segment is not the order's target, is refused
+ *   without a call (docs/security.md: a work order is never trusted to say where a target is).
+ *
  * GetParametersByPath: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParametersByPath.html
+ * GetParameters: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameters.html
  */
 import {
   GetParameterCommand,
   GetParametersByPathCommand,
+  GetParametersCommand,
   type Parameter,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { parseSettings, parseTarget, type Settings, type Target } from '../core/config';
 import { ConfigError, DequeueError, type ErrorKind } from '../core/errors';
-import type { ConfigSource, InvalidTarget, LoadedConfig } from '../core/ports';
+import type { ConfigSource, InvalidTarget, LoadedConfig, TargetReference } from '../core/ports';
 import { awsErrorKind, describeAwsError } from './aws-errors';
 import { DEFAULT_SSM_PREFIX } from '../default-prefixes';
 
-/** GetParametersByPath returns at most 10 parameters per page. */
+/** GetParametersByPath returns at most 10 parameters per page; GetParameters takes at most 10 names. */
 const PAGE_SIZE = 10;
 /** A bound on the listing: 10,000 targets is far beyond one Lambda run's worth of signalling. */
 export const MAX_TARGET_PARAMETERS = 10_000;
@@ -138,11 +145,97 @@ export class SsmConfigSource implements ConfigSource {
     const { targets, invalid } = this.parseTargets(parameters);
     const names = [...invalid.map((t) => t.name), ...targets.map((t) => t.name)];
     this.lastKnown = names;
+    const locations: Record<string, string> = {};
+    for (const p of parameters) {
+      const name = p.Name!.slice(p.Name!.lastIndexOf('/') + 1);
+      locations[name] ??= p.Name!;
+    }
+    return { settings: this.settingsFrom(settingsText, names), targets, invalid, locations };
+  }
 
-    let settings: Settings;
+  /**
+   * The settings and the targets `references` name, as they are in SSM now: GetParameters, the
+   * settings with the first nine names and ten names a call after that. A reference whose
+   * parameter is not under `<prefix>/targets/` or does not end in its name is refused unread; one
+   * that does not exist is an InvalidTarget saying so.
+   */
+  async lookup(
+    references: readonly TargetReference[],
+    signal?: AbortSignal,
+  ): Promise<LoadedConfig> {
+    const invalid: InvalidTarget[] = [];
+    const unknown: InvalidTarget[] = [];
+    const wanted = new Map<string, string>(); // parameter -> target name
+    for (const { name, location } of references) {
+      const parameter = location ?? `${this.targetsPath}/${name}`;
+      if (!parameter.startsWith(`${this.targetsPath}/`) || !parameter.endsWith(`/${name}`)) {
+        unknown.push({
+          name,
+          error: new ConfigError(
+            parameter,
+            '',
+            `is not where this deployment keeps target "${name}" (a parameter under ${this.targetsPath}/ ending in /${name}); nothing is read from it`,
+          ),
+        });
+        continue;
+      }
+      wanted.set(parameter, name);
+    }
+    const names = [this.settingsName, ...wanted.keys()];
+    const found = new Map<string, Parameter>();
+    const batches: string[][] = [];
+    for (let i = 0; i < names.length; i += PAGE_SIZE) batches.push(names.slice(i, i + PAGE_SIZE));
+    await Promise.all(
+      batches.map(async (batch) => {
+        let out;
+        try {
+          out = await this.client.send(
+            new GetParametersCommand({ Names: batch, WithDecryption: true }),
+            { abortSignal: signal },
+          );
+        } catch (e) {
+          throw this.unavailable(e, batch.join(', '), 'GetParameters');
+        }
+        for (const p of out.Parameters ?? []) if (p.Name) found.set(p.Name, p);
+      }),
+    );
+    const targets: Target[] = [];
+    const locations: Record<string, string> = {};
+    for (const [parameter, name] of wanted) {
+      const p = found.get(parameter);
+      if (!p || locations[name] !== undefined) {
+        unknown.push({
+          name,
+          error: new ConfigError(
+            parameter,
+            '',
+            p
+              ? `names target "${name}" as ${locations[name]} does; only one is read`
+              : 'does not exist (removed since the cycle queued this target?); nothing was sent',
+          ),
+        });
+        continue;
+      }
+      locations[name] = parameter;
+      try {
+        targets.push(this.parseTarget(p, name));
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        invalid.push({ name, error: e });
+      }
+    }
+    const settings = this.settingsFrom(found.get(this.settingsName)?.Value, [
+      ...invalid.map((t) => t.name),
+      ...targets.map((t) => t.name),
+    ]);
+    return { settings, targets, invalid, locations, unknown };
+  }
+
+  /** The settings from their parameter's text (absent: every setting's default). */
+  private settingsFrom(text: string | undefined, names: readonly string[]): Settings {
     try {
-      settings = parseSettings(
-        settingsText === undefined ? undefined : parseJsonQuietly(settingsText, this.settingsName),
+      return parseSettings(
+        text === undefined ? undefined : parseJsonQuietly(text, this.settingsName),
         this.settingsName,
       );
     } catch (e) {
@@ -155,7 +248,6 @@ export class SsmConfigSource implements ConfigSource {
         { cause: e },
       );
     }
-    return { settings, targets, invalid };
   }
 
   /** The settings parameter's text; undefined when it does not exist (every setting is optional). */

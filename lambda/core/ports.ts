@@ -14,6 +14,21 @@ import type { WorkOrder } from './fan-out';
 export interface ConfigSource {
   /** `signal` ends the loading (and its retries) at the run's deadline. */
   load(signal?: AbortSignal): Promise<LoadedConfig>;
+  /**
+   * Optional: the settings and only the targets named, read now from the configuration (a worker
+   * of fan-out reads what its work orders name, docs/fan-out.md). A target whose document is
+   * invalid is in `invalid`; a reference the configuration does not hold (no such parameter, or
+   * a place outside the configuration) is in `unknown`, with why. Rejects as `load` does when
+   * nothing could be read.
+   */
+  lookup?(targets: readonly TargetReference[], signal?: AbortSignal): Promise<LoadedConfig>;
+}
+
+/** A target as a work order names it: its name, and where the configuration keeps it if known. */
+export interface TargetReference {
+  readonly name: string;
+  /** The source's own place for it (an SSM parameter name); absent: the source's default for the name. */
+  readonly location?: string;
 }
 
 /**
@@ -23,6 +38,10 @@ export interface ConfigSource {
  */
 export interface LoadedConfig extends ConfigDocument {
   readonly invalid: readonly InvalidTarget[];
+  /** Where each target is kept (target name to SSM parameter name), when the source has places. */
+  readonly locations?: Readonly<Record<string, string>>;
+  /** lookup only: references that name nothing in the configuration, each with why. */
+  readonly unknown?: readonly InvalidTarget[];
 }
 
 export interface InvalidTarget {

@@ -118,7 +118,9 @@ async function handToWorkers(
   };
   const [refused] = await Promise.all([
     workQueue.send(
-      rotateForCycle(plan.work, cycle).map((target) => workOrderFor(target, orderRun)),
+      rotateForCycle(plan.work, cycle).map((target) =>
+        workOrderFor(target, { ...orderRun, parameter: config.locations?.[target.name] }),
+      ),
       request.signal,
     ),
     report.recordSettled(plan, config.settings.concurrency),

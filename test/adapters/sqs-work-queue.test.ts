@@ -41,9 +41,9 @@ describe('SqsWorkQueue', () => {
     const calls = sqs.commandCalls(SendMessageBatchCommand);
     expect(calls.map((c) => c.args[0].input.Entries!.length).sort()).toEqual([10, 10, 5]);
     const bodies = calls.flatMap((c) => c.args[0].input.Entries!.map((e) => e.MessageBody!));
-    expect(bodies.map((b) => decodeWorkOrder(b, 'test').target.name).sort()).toEqual(
+    expect(bodies.map((b) => decodeWorkOrder(b, 'test').target).sort()).toEqual(
       orders(25)
-        .map((o) => o.target.name)
+        .map((o) => o.target)
         .sort(),
     );
   });
@@ -118,13 +118,7 @@ describe('SqsWorkQueue', () => {
 
   it('refuses an order too large for one message instead of sending it', async () => {
     sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
-    const huge = orders(1, 'x'.repeat(500)).map((o) => ({
-      ...o,
-      target: {
-        ...o.target,
-        commands: Array.from({ length: 600 }, () => `ETRN ${'a'.repeat(500)}`),
-      },
-    }));
+    const huge = orders(1).map((o) => ({ ...o, slot: 'x'.repeat(MAX_BATCH_BYTES) }));
     const refused = await queue().send(huge);
     expect(refused[0]!.error.message).toMatch(/more than an SQS message holds/);
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);

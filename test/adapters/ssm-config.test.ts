@@ -1,6 +1,7 @@
 import {
   GetParameterCommand,
   GetParametersByPathCommand,
+  GetParametersCommand,
   ParameterNotFound,
   SSMClient,
   SSMServiceException,
@@ -233,5 +234,81 @@ describe('secretIdWithin', () => {
         'dequeue/',
       ),
     ).toBe(false);
+  });
+});
+
+describe('SsmConfigSource.lookup: what a work order names, read by the worker itself', () => {
+  /** GetParameters over a fixed set of parameters, 10 names a call at most (the API's limit). */
+  function serveNames(parameters: Parameter[]): string[][] {
+    const calls: string[][] = [];
+    ssm.on(GetParametersCommand).callsFake((input: { Names: string[] }) => {
+      if (input.Names.length > 10) throw new Error('more than 10 names in one GetParameters');
+      calls.push(input.Names);
+      return {
+        Parameters: parameters.filter((p) => input.Names.includes(p.Name!)),
+        InvalidParameters: input.Names.filter((n) => !parameters.some((p) => p.Name === n)),
+      };
+    });
+    return calls;
+  }
+
+  it('reads the settings and 25 targets in 3 GetParameters calls, with decryption', async () => {
+    const calls = serveNames([
+      param('/dequeue/settings', { concurrency: 7 }),
+      ...Array.from({ length: 25 }, (_, i) =>
+        param(`/dequeue/targets/t${i}`, target(`t${i}`), 'SecureString'),
+      ),
+    ]);
+    const config = await new SsmConfigSource(client).lookup(
+      Array.from({ length: 25 }, (_, i) => ({ name: `t${i}` })),
+    );
+    expect(config.settings.concurrency).toBe(7);
+    expect(config.targets.map((t) => t.name)).toHaveLength(25);
+    expect(calls.map((c) => c.length)).toEqual([10, 10, 6]);
+    expect(calls[0]![0]).toBe('/dequeue/settings');
+    expect(
+      ssm.commandCalls(GetParametersCommand).every((c) => c.args[0].input.WithDecryption),
+    ).toBe(true);
+    expect(config.locations!.t3).toBe('/dequeue/targets/t3');
+  });
+
+  it('refuses, unread, a place outside <prefix>/targets/ or not ending in the name; a missing one is unknown', async () => {
+    const calls = serveNames([
+      param('/dequeue/targets/group/isp', target('isp')),
+      param('/attacker/targets/isp', target('isp', { host: 'attacker.example' })),
+    ]);
+    const config = await new SsmConfigSource(client).lookup([
+      { name: 'isp', location: '/attacker/targets/isp' },
+      { name: 'isp', location: '/dequeue/targets/group/other' },
+      { name: 'isp', location: '/dequeue/targets/group/isp' },
+      { name: 'ghost' },
+    ]);
+    expect(calls.flat()).not.toContain('/attacker/targets/isp');
+    expect(config.targets.map((t) => [t.name, t.host])).toEqual([['isp', 'relay.example']]);
+    expect(config.locations).toEqual({ isp: '/dequeue/targets/group/isp' });
+    expect(config.unknown!.map((u) => u.error.message)).toEqual([
+      expect.stringMatching(/^\/attacker\/targets\/isp: is not where this deployment keeps/),
+      expect.stringMatching(/^\/dequeue\/targets\/group\/other: is not where/),
+      expect.stringMatching(/^\/dequeue\/targets\/ghost: does not exist/),
+    ]);
+  });
+
+  it("applies the listing's checks: a secret outside the prefix is an invalid target", async () => {
+    serveNames([param('/dequeue/targets/isp', target('isp', { auth: { secretId: 'other/isp' } }))]);
+    const config = await new SsmConfigSource(client, { secretPrefix: 'dequeue/' }).lookup([
+      { name: 'isp' },
+    ]);
+    expect(config.targets).toEqual([]);
+    expect(config.invalid[0]!.error.message).toMatch(/auth\.secretId: "other\/isp" is outside/);
+  });
+
+  it('an SSM failure is ConfigUnavailableError with its kind', async () => {
+    ssm.on(GetParametersCommand).rejects(throttled());
+    const error = await new SsmConfigSource(client)
+      .lookup([{ name: 'isp' }])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigUnavailableError);
+    expect((error as ConfigUnavailableError).kind).toBe('temporary');
+    expect((error as Error).message).toMatch(/SSM GetParameters .* failed: ThrottlingException/);
   });
 });

@@ -70,36 +70,65 @@ describe('work orders', () => {
     'test',
   );
 
-  it('round-trip: the worker gets the same target, settings, cycle and slot, and the expiry from the settings', () => {
+  it("round-trip: the worker gets the target's name and parameter, the cycle and slot, and the expiry from the settings", () => {
     const order = workOrderFor(target, {
       slot: 'arn:aws:scheduler:...#2026-03-01T10:00:00Z',
       cycle: 9,
       claim: true,
       settings,
       now: Date.parse('2026-03-01T10:00:01Z'),
+      parameter: '/dequeue/targets/isp',
     });
     const back = decodeWorkOrder(encodeWorkOrder(order), 'work order m-1');
     expect(back).toEqual(order);
+    expect(back.target).toBe('isp');
     expect(new Date(back.expiresAt).toISOString()).toBe('2026-03-01T10:10:01.000Z');
   });
 
-  it('never carries a secret: only the secret id', () => {
+  it('carries a name, never the target: no host, port, secret id, relay or settings', () => {
     const body = encodeWorkOrder(workOrderFor(target, { cycle: 1, claim: true, settings, now: 0 }));
-    expect(JSON.parse(body).target.auth).toEqual({ secretId: 'dequeue/isp' });
-    expect(body).not.toMatch(/password|username/i);
+    expect(Object.keys(JSON.parse(body)).sort()).toEqual(
+      ['claim', 'cycle', 'expiresAt', 'queuedAt', 'target', 'v'].sort(),
+    );
+    expect(body).not.toMatch(/relay\.isp|dequeue\/isp|helloName|password|username/i);
+  });
+
+  it('a version 1 order (the whole target inside) is read for its name only', () => {
+    const v1 = {
+      v: 1,
+      cycle: 4,
+      claim: true,
+      queuedAt: '2026-03-01T10:00:00Z',
+      expiresAt: '2026-03-01T11:00:00Z',
+      settings: { mail: { relay: { host: 'attacker.example' } } },
+      target: { name: 'isp', host: 'attacker.example', auth: { secretId: 'dequeue/isp' } },
+    };
+    expect(decodeWorkOrder(JSON.stringify(v1), 'work order m-5')).toEqual({
+      slot: undefined,
+      cycle: 4,
+      claim: true,
+      target: 'isp',
+      queuedAt: Date.parse('2026-03-01T10:00:00Z'),
+      expiresAt: Date.parse('2026-03-01T11:00:00Z'),
+    });
   });
 
   it('an order that is not one is a config error naming the message and the field', () => {
-    expect(() => decodeWorkOrder('{"v":1}', 'work order m-2')).toThrow(/^work order m-2: cycle: /);
+    expect(() => decodeWorkOrder('{"v":2}', 'work order m-2')).toThrow(/^work order m-2: cycle: /);
+    expect(() => decodeWorkOrder('{"v":99}', 'work order m-6')).toThrow(
+      /^work order m-6: v: must be a work order of version 2/,
+    );
     expect(() => decodeWorkOrder('not json', 'work order m-3')).toThrow(
       'work order m-3: is not valid JSON',
     );
     const order = JSON.parse(
       encodeWorkOrder(workOrderFor(target, { cycle: 1, claim: true, settings, now: 0 })),
     );
-    order.target.command = ['ETRN a.test\r\nMAIL FROM:<x>'];
-    expect(() => decodeWorkOrder(JSON.stringify(order), 'work order m-4')).toThrow(
-      /^work order m-4: target\.command\[0\]: must not contain CR, LF or NUL/,
-    );
+    expect(() =>
+      decodeWorkOrder(JSON.stringify({ ...order, target: 'isp\r\nMAIL' }), 'work order m-4'),
+    ).toThrow(/^work order m-4: target: must be a target name/);
+    expect(() =>
+      decodeWorkOrder(JSON.stringify({ ...order, host: 'attacker.example' }), 'work order m-7'),
+    ).toThrow(/^work order m-7: host: /);
   });
 });

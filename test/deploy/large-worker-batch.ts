@@ -6,7 +6,7 @@
  * and the rest wait, which is where the function's peak comes from.
  */
 import { randomBytes } from 'node:crypto';
-import { parseSettings, parseTarget } from '../../lambda/core/config';
+import { parseSettings } from '../../lambda/core/config';
 import { encodeWorkOrder, workOrderFor } from '../../lambda/core/fan-out';
 import { AtrnProvider, stuff } from '../../peers/atrn-provider';
 import type { QueueEventSource } from './cloud-assembly';
@@ -34,7 +34,10 @@ function largeText(bytes: number): Buffer {
   return Buffer.concat(lines);
 }
 
-/** Start the providers and queue one work order per target in `source`'s queue. */
+/**
+ * Start the providers, configure their targets and queue one work order per target in `source`'s
+ * queue, for `cycle` (one the counter has reached: a worker refuses an order for a later one).
+ */
 export async function queueLargeBatch(
   deployment: Deployment,
   source: QueueEventSource,
@@ -55,23 +58,26 @@ export async function queueLargeBatch(
         }).start(),
       );
     }
+    // The targets are configuration (a worker reads what its orders name from SSM, never from
+    // the order): one parameter each, then one order per target, as a cycle that fans out sends.
     const settings = parseSettings({ helloName: 'mx.customer.test' }, 'large batch');
     const names = providers.map((_, i) => `large-${i}`);
-    const orders = providers.map((p, i) =>
+    for (const [i, p] of providers.entries()) {
+      await deployment.putTarget({
+        name: names[i]!,
+        host: '127.0.0.1',
+        port: p.port,
+        tls: 'none',
+        auth: { secretId },
+        command: 'ATRN',
+      });
+    }
+    const prefix = deployment.environment.DEQUEUE_SSM_PREFIX!;
+    const orders = names.map((name) =>
       encodeWorkOrder(
         workOrderFor(
-          parseTarget(
-            {
-              name: names[i],
-              host: '127.0.0.1',
-              port: p.port,
-              tls: 'none',
-              auth: { secretId },
-              command: 'ATRN',
-            },
-            'large batch',
-          ),
-          { cycle, claim: true, settings, now: Date.now() },
+          { name },
+          { cycle, claim: true, settings, now: Date.now(), parameter: `${prefix}/targets/${name}` },
         ),
       ),
     );

@@ -6,7 +6,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
 import { encodeWorkOrder, workOrderFor } from '../../lambda/core/fan-out';
-import type { CycleCounter } from '../../lambda/core/ports';
+import type { ConfigSource, CycleCounter, TargetReference } from '../../lambda/core/ports';
+import { ConfigError } from '../../lambda/core/errors';
 import { NOT_REACHED } from '../../lambda/core/work-targets';
 import { createObservability } from '../../lambda/observability';
 import { createWorker, isWorkQueueEvent } from '../../lambda/worker';
@@ -41,6 +42,33 @@ const target = (name: string, domain = `${name}.test`) =>
     },
     'test',
   );
+/** Made once the provider listens (the targets carry its port). */
+const configured = () => [
+  target('ok'),
+  target('refused', 'refused.test'),
+  target('stale'),
+  target('first'),
+  target('second'),
+  target('third'),
+  target('forced'),
+  target('done'),
+];
+/** The deployed configuration as SSM would answer a worker's lookup. */
+const config: ConfigSource = {
+  load: async () => ({ settings, targets: configured(), invalid: [] }),
+  lookup: async (refs: readonly TargetReference[]) => ({
+    settings,
+    targets: configured().filter((t) => refs.some((r) => r.name === t.name)),
+    invalid: [],
+    locations: Object.fromEntries(configured().map((t) => [t.name, `/dequeue/targets/${t.name}`])),
+    unknown: refs
+      .filter((r) => !configured().some((t) => t.name === r.name))
+      .map((r) => ({
+        name: r.name,
+        error: new ConfigError(`/dequeue/targets/${r.name}`, '', 'does not exist'),
+      })),
+  }),
+};
 const record = (id: string, body: string) => ({
   messageId: id,
   body,
@@ -51,6 +79,7 @@ const order = (name: string, over: { claim?: boolean; now?: number; domain?: str
   encodeWorkOrder(
     workOrderFor(target(name, over.domain), {
       cycle: 3,
+      parameter: `/dequeue/targets/${name}`,
       claim: over.claim ?? true,
       settings,
       now: over.now ?? Date.now(),
@@ -69,6 +98,7 @@ function claims(): CycleCounter & { taken: string[] } {
 }
 const worker = (counter: CycleCounter, over: { now?: () => number } = {}) =>
   createWorker({
+    config,
     credentials: {
       get: async () => {
         throw new Error('no secrets');

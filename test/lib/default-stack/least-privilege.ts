@@ -49,8 +49,13 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
     it('reads SSM parameters only under /dequeue', () => {
       const s = functionStatements(template).get('ReadConfiguration');
       expect(s.Effect).toBe('Allow');
-      // GetParameter for settings, GetParametersByPath for the targets; nothing calls GetParameters.
-      expect(s.Action).toEqual(['ssm:GetParameter', 'ssm:GetParametersByPath']);
+      // GetParameter for settings, GetParametersByPath for the targets, GetParameters for the
+      // targets a fan-out worker's orders name.
+      expect(s.Action).toEqual([
+        'ssm:GetParameter',
+        'ssm:GetParameters',
+        'ssm:GetParametersByPath',
+      ]);
       expect(s.Resource.map(cfnText)).toEqual([
         'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/dequeue',
         'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/dequeue/*',
