@@ -37,25 +37,18 @@
  * (`mail.maxMessageBytes` allows 10 GiB) is copied in parts (UploadPartCopy), server-side.
  */
 import {
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
-  UploadPartCopyCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import type { Readable } from 'node:stream';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+import { S3ClaimLeases } from './s3-claim-lease';
+import { type ClaimingStore, S3Claim, type S3Ref } from './s3-claimed-message';
+import { notFound, S3MailObjects, s3Error, type StoredObject } from './s3-mail-objects';
 
 /** How long a claim holds before another run may take the message over; renewed every quarter. */
 export const CLAIM_LEASE_MS = 60 * 60_000;
@@ -64,15 +57,6 @@ export const CLAIM_LEASE_MS = 60 * 60_000;
  * orphan. The writer that might still complete it is a Lambda invocation (at most 15 minutes).
  */
 export const ORPHAN_GRACE_MS = 60 * 60_000;
-/**
- * Above this a message goes to failed/ as a multipart copy. S3's CopyObject limit is "5 GB":
- * the smaller reading (10^9 bytes) keeps a single copy below it whichever S3 means.
- */
-export const MULTIPART_COPY_ABOVE_BYTES = 5 * 1000 ** 3;
-/** Each UploadPartCopy's range (S3: 5 MiB to 5 GiB, at most 10,000 parts); a few at once. */
-const COPY_PART_BYTES = 512 * 1024 * 1024;
-const COPY_PARTS_AT_ONCE = 4;
-const MAX_PARTS = 10_000;
 
 export interface S3MailStoreReaderOptions {
   /** Called once the run is over (the client the reader made is destroyed). */
@@ -89,36 +73,6 @@ export interface S3MailStoreReaderOptions {
   readonly multipartCopyAboveBytes?: number;
   /** Default 512 MiB. */
   readonly copyPartBytes?: number;
-}
-
-interface S3Ref extends StoredRef {
-  /** The key without `.eml`. */
-  readonly base: string;
-  /** `<target>/<yyyy>/<mm>/<dd>/<id>`, for the failed/ key. */
-  readonly rel: string;
-}
-
-interface ClaimRecord {
-  readonly host: string;
-  readonly pid: number;
-  readonly nonce: string;
-  readonly expiresAt: string;
-}
-
-/** The message's object as claimed: what a copy to failed/ needs. */
-interface StoredObject {
-  readonly size: number;
-  readonly etag?: string;
-  readonly contentType?: string;
-  readonly metadata?: Record<string, string>;
-}
-
-/** A claim as written: its ETag (for If-Match) and when its lease runs out. */
-interface Held {
-  readonly etag: string;
-  readonly expiresAt: number;
-  /** Taken over from an expired lease rather than created. */
-  readonly tookOver?: boolean;
 }
 
 type Kind = 'eml' | 'json' | 'claim' | 'progress';
@@ -145,26 +99,6 @@ export function openS3MailStoreReader(
   });
 }
 
-function s3Error(what: string, e: unknown): DequeueError {
-  const name = (e as Error).name;
-  if (
-    name === 'NoSuchBucket' ||
-    name === 'AccessDenied' ||
-    name === 'InvalidAccessKeyId' ||
-    name === 'CredentialsProviderError'
-  ) {
-    return new ConfigError('--bucket', '', `${what}: ${name}: ${(e as Error).message}`, {
-      cause: e,
-    });
-  }
-  return new DequeueError('temporary', `${what}: ${name}: ${(e as Error).message}`, { cause: e });
-}
-
-const status = (e: unknown) =>
-  (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-const notFound = (e: unknown) =>
-  status(e) === 404 || (e as Error).name === 'NoSuchKey' || (e as Error).name === 'NotFound';
-const conflict = (e: unknown) => status(e) === 412 || status(e) === 409;
 const ago = (ms: number) =>
   ms >= 2 * 3600_000
     ? `${Math.floor(ms / 3600_000)} hours`
@@ -172,13 +106,17 @@ const ago = (ms: number) =>
       ? `${Math.floor(ms / 60_000)} minutes`
       : `${Math.floor(ms / 1000)} s`;
 
-export class S3MailStoreReader implements MailStore {
+export class S3MailStoreReader implements MailStore, ClaimingStore {
   readonly name: string;
   readonly leaseMs: number;
   private readonly graceMs: number;
   private readonly notice: (text: string) => void;
   /** Claims taken and not yet marked or released: given back by close(). */
   readonly held = new Set<S3Claim>();
+  /** The objects: read, written, copied, deleted. */
+  readonly objects: S3MailObjects;
+  /** The claims: taken, taken over, renewed. */
+  readonly leases: S3ClaimLeases;
   private closed = false;
 
   constructor(
@@ -191,6 +129,8 @@ export class S3MailStoreReader implements MailStore {
     this.leaseMs = options.leaseMs ?? CLAIM_LEASE_MS;
     this.graceMs = options.orphanGraceMs ?? ORPHAN_GRACE_MS;
     this.notice = options.notice ?? (() => undefined);
+    this.objects = new S3MailObjects(client, bucket, options);
+    this.leases = new S3ClaimLeases(client, bucket, this.leaseMs);
   }
 
   async check(): Promise<void> {
@@ -290,7 +230,7 @@ export class S3MailStoreReader implements MailStore {
       return;
     }
     // Under a claim, so that of two runs one removes it and says so; the other leaves it alone.
-    const claim = await this.takeClaim(`${base}.claim`);
+    const claim = await this.leases.take(`${base}.claim`);
     if (!claim) return;
     try {
       const there = (kind: Kind) =>
@@ -309,21 +249,22 @@ export class S3MailStoreReader implements MailStore {
       for (const kind of kinds)
         if (kind === 'claim' ? claim.tookOver : await there(kind)) removed.push(kind);
       if (!removed.length || (lone && !removed.includes(lone))) return;
-      for (const kind of removed) if (kind !== 'claim') await this.delete(`${base}.${kind}`);
+      for (const kind of removed)
+        if (kind !== 'claim') await this.objects.delete(`${base}.${kind}`);
       this.notice(
         `removed ${removed.map(url).join(', ')}: ${why}; the versioned bucket keeps the removed version until its lifecycle rule expires it`,
       );
     } finally {
-      await this.delete(`${base}.claim`).catch(() => undefined);
+      await this.objects.delete(`${base}.claim`).catch(() => undefined);
     }
   }
 
   async claim(ref: StoredRef): Promise<ClaimedMail | null> {
     const r = ref as S3Ref;
     const claimKey = `${r.base}.claim`;
-    const held = await this.takeClaim(claimKey);
+    const held = await this.leases.take(claimKey);
     if (!held) return null;
-    const release = () => this.delete(claimKey).catch(() => undefined);
+    const release = () => this.objects.delete(claimKey).catch(() => undefined);
     try {
       let source: StoredObject;
       try {
@@ -341,7 +282,7 @@ export class S3MailStoreReader implements MailStore {
         await release();
         return null; // delivered by another run meanwhile
       }
-      const envelope = JSON.parse(await this.text(`${r.base}.json`)) as EnvelopeRecord;
+      const envelope = JSON.parse(await this.objects.text(`${r.base}.json`)) as EnvelopeRecord;
       if (typeof envelope.mailFrom !== 'string' || !Array.isArray(envelope.rcptTo)) {
         throw new DequeueError(
           'temporary',
@@ -349,7 +290,8 @@ export class S3MailStoreReader implements MailStore {
         );
       }
       // A progress record that is missing or unreadable means: every recipient still waits.
-      const answered = await this.text(`${r.base}.progress`)
+      const answered = await this.objects
+        .text(`${r.base}.progress`)
         .then(
           (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
           () => [] as RecipientAnswer[],
@@ -373,199 +315,8 @@ export class S3MailStoreReader implements MailStore {
     }
   }
 
-  private claimRecord(): { body: string; expiresAt: number } {
-    const expiresAt = Date.now() + this.leaseMs;
-    const record: ClaimRecord = {
-      host: hostname(),
-      pid: process.pid,
-      nonce: randomBytes(8).toString('hex'),
-      expiresAt: new Date(expiresAt).toISOString(),
-    };
-    return { body: JSON.stringify(record), expiresAt };
-  }
-
-  /** PutObject If-None-Match; over an expired lease, If-Match its ETag. The claim when ours. */
-  private async takeClaim(key: string): Promise<Held | null> {
-    const fresh = this.claimRecord();
-    try {
-      const put = await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: fresh.body,
-          IfNoneMatch: '*',
-          ContentType: 'application/json',
-        }),
-      );
-      return { etag: put.ETag ?? '', expiresAt: fresh.expiresAt };
-    } catch (e) {
-      if (!conflict(e)) throw s3Error(`cannot claim s3://${this.bucket}/${key}`, e);
-    }
-    let held: { etag?: string; record: ClaimRecord };
-    try {
-      const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      held = {
-        etag: got.ETag,
-        record: JSON.parse(await got.Body!.transformToString()) as ClaimRecord,
-      };
-    } catch {
-      return null; // released just now (the next run takes it), or unreadable: left alone
-    }
-    if (!(Date.parse(held.record.expiresAt) < Date.now()) || !held.etag) return null;
-    const taken = await this.renewClaim(key, held.etag);
-    return taken && { ...taken, tookOver: true };
-  }
-
-  /**
-   * Write a fresh lease over the claim whose ETag is `etag` (If-Match): the claim, or null when
-   * S3 refuses (412: another run's now; 404: gone). Other failures throw.
-   */
-  async renewClaim(key: string, etag: string): Promise<Held | null> {
-    const fresh = this.claimRecord();
-    try {
-      const put = await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: fresh.body,
-          IfMatch: etag,
-          ContentType: 'application/json',
-        }),
-      );
-      return { etag: put.ETag ?? '', expiresAt: fresh.expiresAt };
-    } catch (e) {
-      if (conflict(e) || notFound(e)) return null;
-      throw s3Error(`cannot write the claim s3://${this.bucket}/${key}`, e);
-    }
-  }
-
   say(text: string): void {
     this.notice(text);
-  }
-
-  url(key: string): string {
-    return `s3://${this.bucket}/${key}`;
-  }
-
-  private async text(key: string): Promise<string> {
-    try {
-      const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return await got.Body!.transformToString();
-    } catch (e) {
-      if (notFound(e)) throw new DequeueError('temporary', `missing s3://${this.bucket}/${key}`);
-      throw s3Error(`cannot read s3://${this.bucket}/${key}`, e);
-    }
-  }
-
-  async stream(key: string): Promise<Readable> {
-    try {
-      const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return got.Body as Readable;
-    } catch (e) {
-      throw s3Error(`cannot read s3://${this.bucket}/${key}`, e);
-    }
-  }
-
-  async put(key: string, body: string): Promise<void> {
-    try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: body,
-          ContentType: 'application/json',
-        }),
-      );
-    } catch (e) {
-      throw s3Error(`cannot write s3://${this.bucket}/${key}`, e);
-    }
-  }
-
-  private copySource(key: string): string {
-    return `${this.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
-  }
-
-  async copy(from: string, to: string): Promise<void> {
-    try {
-      await this.client.send(
-        new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: this.copySource(from) }),
-      );
-    } catch (e) {
-      throw s3Error(`cannot copy s3://${this.bucket}/${from} to ${to}`, e);
-    }
-  }
-
-  /**
-   * A message to failed/: one CopyObject, or above the single-copy limit a multipart upload of
-   * UploadPartCopy ranges (server-side; nothing passes through this machine). Every part is
-   * copied only if the source is still the version we claimed (If-Match its ETag). A copy that
-   * fails half-way leaves an incomplete upload, which the bucket's abort-incomplete-uploads
-   * lifecycle rule removes after a day (the reader's policy has no AbortMultipartUpload).
-   */
-  async copyMessage(from: string, to: string, source: StoredObject): Promise<void> {
-    const above = this.options.multipartCopyAboveBytes ?? MULTIPART_COPY_ABOVE_BYTES;
-    if (source.size <= above) return this.copy(from, to);
-    const what = `cannot copy s3://${this.bucket}/${from} (${source.size} bytes) to ${to} in parts`;
-    const partBytes = Math.max(
-      this.options.copyPartBytes ?? COPY_PART_BYTES,
-      Math.ceil(source.size / MAX_PARTS),
-    );
-    try {
-      const { UploadId } = await this.client.send(
-        new CreateMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: to,
-          ContentType: source.contentType ?? 'message/rfc822',
-          Metadata: source.metadata,
-        }),
-      );
-      const count = Math.ceil(source.size / partBytes);
-      const etags: string[] = new Array<string>(count);
-      let next = 0;
-      const worker = async () => {
-        while (next < count) {
-          const i = next++;
-          const first = i * partBytes;
-          const last = Math.min(source.size, first + partBytes) - 1;
-          const part = await this.client.send(
-            new UploadPartCopyCommand({
-              Bucket: this.bucket,
-              Key: to,
-              UploadId,
-              PartNumber: i + 1,
-              CopySource: this.copySource(from),
-              CopySourceRange: `bytes=${first}-${last}`,
-              CopySourceIfMatch: source.etag,
-            }),
-          );
-          etags[i] = part.CopyPartResult!.ETag!;
-        }
-      };
-      // Every worker settled before the result counts: nothing left running after a failure.
-      const settled = await Promise.allSettled(
-        Array.from({ length: Math.min(COPY_PARTS_AT_ONCE, count) }, worker),
-      );
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failed) throw failed.reason;
-      await this.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: to,
-          UploadId,
-          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-        }),
-      );
-    } catch (e) {
-      throw s3Error(what, e);
-    }
-  }
-
-  async delete(key: string): Promise<void> {
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
-    } catch (e) {
-      throw s3Error(`cannot delete s3://${this.bucket}/${key}`, e);
-    }
   }
 
   failedKey(ref: S3Ref): string {
@@ -577,161 +328,5 @@ export class S3MailStoreReader implements MailStore {
     this.closed = true;
     await Promise.all([...this.held].map((claim) => claim.release()));
     this.options.onClose?.();
-  }
-}
-
-/**
- * A claimed message. Its lease is renewed every quarter lease until it is marked or released;
- * once a renewal is refused (another run took it over), nothing is marked and the claim is left
- * to its new holder.
- */
-class S3Claim implements ClaimedMail {
-  private readonly claimKey: string;
-  private timer: NodeJS.Timeout | null;
-  private renewing: Promise<void> | null = null;
-  /** Set when another run holds the claim now: the reason, said once. */
-  private lost: DequeueError | null = null;
-  /** The claim may be another run's now (our lease ran out unconfirmed): not ours to delete. */
-  private keep = false;
-  private done = false;
-
-  constructor(
-    private readonly store: S3MailStoreReader,
-    readonly ref: S3Ref,
-    readonly envelope: EnvelopeRecord,
-    readonly answered: readonly RecipientAnswer[],
-    private held: Held,
-    private readonly source: StoredObject,
-  ) {
-    this.claimKey = `${ref.base}.claim`;
-    store.held.add(this);
-    this.timer = setInterval(() => void this.renew(), Math.max(1, Math.floor(store.leaseMs / 4)));
-    this.timer.unref();
-  }
-
-  /** One renewal at a time; a failure other than a refusal is tried again at the next tick. */
-  private renew(): Promise<void> {
-    if (this.renewing || this.lost || this.done) return this.renewing ?? Promise.resolve();
-    this.renewing = this.store
-      .renewClaim(this.claimKey, this.held.etag)
-      .then(
-        (held) => {
-          if (held) this.held = held;
-          else this.loseClaim();
-        },
-        () => undefined, // S3 unreachable for now: the lease still runs; the next tick tries again
-      )
-      .finally(() => {
-        this.renewing = null;
-      });
-    return this.renewing;
-  }
-
-  private loseClaim(): void {
-    if (this.lost) return;
-    this.stopRenewing();
-    const { id, target } = this.ref;
-    this.lost = new DequeueError(
-      'temporary',
-      `its claim ${this.store.url(this.claimKey)} was taken over by another run after this run's lease ran out; this run marks nothing and leaves the message to that run (the server may get it twice)`,
-    );
-    this.store.say(`message ${id} (${target}): ${this.lost.message}`);
-  }
-
-  private stopRenewing(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-
-  /**
-   * Before a mark: still ours? A renewal in flight is awaited; when the lease is more than half
-   * gone (renewals failing), one more renewal decides. Throws when the claim is not ours.
-   */
-  private async confirm(): Promise<void> {
-    await this.renewing;
-    if (!this.lost && this.held.expiresAt - Date.now() < this.store.leaseMs / 2) {
-      const held = await this.store
-        .renewClaim(this.claimKey, this.held.etag)
-        .catch((e: unknown) => {
-          if (this.held.expiresAt > Date.now()) return this.held; // still within our lease
-          // Unconfirmed past our lease: not marked, and the claim left (it may be another run's).
-          this.keep = true;
-          throw e;
-        });
-      if (held) this.held = held;
-      else this.loseClaim();
-    }
-    if (this.lost) throw this.lost;
-  }
-
-  /** The end of the claim: no renewal left; the claim deleted unless another run holds it now. */
-  private async finish(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    this.stopRenewing();
-    await this.renewing;
-    this.store.held.delete(this);
-    if (!this.lost && !this.keep) await this.store.delete(this.claimKey).catch(() => undefined);
-  }
-
-  async *open(): AsyncIterable<Buffer> {
-    if (this.lost) throw this.lost;
-    const body = await this.store.stream(`${this.ref.base}.eml`);
-    // Stopping mid-text when the claim is lost makes the client cut the connection (RFC 5321
-    // 4.1.1.4: the server must not deliver it): the run that has it now delivers it alone.
-    for await (const chunk of body) {
-      if (this.lost) throw this.lost;
-      yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    }
-    if (this.lost) throw this.lost;
-  }
-
-  /** Out of the undelivered set: the .eml first (from then on it is out), then what goes with it. */
-  private async takeOut(): Promise<void> {
-    await this.store.delete(`${this.ref.base}.eml`);
-    await this.store.delete(`${this.ref.base}.json`).catch(() => undefined);
-    if (this.answered.length)
-      await this.store.delete(`${this.ref.base}.progress`).catch(() => undefined);
-  }
-
-  async delivered(): Promise<void> {
-    try {
-      await this.confirm();
-      await this.takeOut();
-    } finally {
-      await this.finish();
-    }
-  }
-
-  async failed(answers: readonly RecipientAnswer[]): Promise<void> {
-    const to = this.store.failedKey(this.ref);
-    try {
-      await this.confirm();
-      await this.store.copy(`${this.ref.base}.json`, `${to}.json`);
-      await this.store.put(
-        `${to}.replies.json`,
-        `${JSON.stringify({ id: this.ref.id, at: new Date().toISOString(), recipients: answers }, null, 2)}\n`,
-      );
-      await this.store.copyMessage(`${this.ref.base}.eml`, `${to}.eml`, this.source);
-      // A large copy takes a while: the message is taken out only if it is still ours.
-      await this.confirm();
-      await this.takeOut();
-    } finally {
-      await this.finish();
-    }
-  }
-
-  async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
-    try {
-      await this.confirm();
-      if (answers.length)
-        await this.store.put(`${this.ref.base}.progress`, JSON.stringify({ answers }));
-    } finally {
-      await this.finish();
-    }
-  }
-
-  release(): Promise<void> {
-    return this.finish();
   }
 }
