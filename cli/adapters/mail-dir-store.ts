@@ -26,7 +26,6 @@
  * a mark lost in a crash only means the message is delivered again (a duplicate, never a loss);
  * close() fsyncs the directories once at the end of the run.
  */
-import { randomBytes } from 'node:crypto';
 import { close as closeFd, constants, open as openFd, read as readFd } from 'node:fs';
 import {
   access,
@@ -39,12 +38,12 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+import { DeliverLocks } from './mail-dir-lock';
 
 const READ_CHUNK_BYTES = 256 * 1024;
 /** A message up to this size is read whole when it is claimed; a larger one is streamed. */
@@ -53,7 +52,6 @@ const PREFETCH_BYTES = 256 * 1024;
 const ENVELOPE_READ_BYTES = 64 * 1024;
 const MESSAGE = /^([^.].*)\.eml$/;
 const PROGRESS = /^\.(.+)\.progress$/;
-const LOCK_NAME = '.deliver.lock';
 
 /**
  * A dry run's check of --mail-dir for ATRN: usable without changing anything, i.e. writable if it
@@ -102,22 +100,6 @@ export async function checkMailDir(root: string): Promise<void> {
   }
 }
 
-interface LockRecord {
-  readonly pid: number;
-  readonly host: string;
-  readonly nonce: string;
-  readonly since: string;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 const exists = (path: string) =>
   stat(path).then(
     () => true,
@@ -128,9 +110,8 @@ export class MailDirStore implements MailStore {
   readonly name: string;
   private readonly touched = new Set<string>();
   private readonly made = new Set<string>();
-  private readonly host = hostname();
-  /** Per target directory: this run's lock on it (true), or who else holds it (a description). */
-  private readonly locks = new Map<string, Promise<true | string>>();
+  /** One lock per target directory, taken with its first message. */
+  private readonly locks = new DeliverLocks();
   /** `.<id>.progress` records seen by list() or written by this run, per target directory. */
   private readonly progress = new Map<string, Set<string>>();
 
@@ -207,20 +188,12 @@ export class MailDirStore implements MailStore {
 
   /** Who else holds this target, when another run does (for the "left to it" line), else undefined. */
   async heldBy(target: string): Promise<string | undefined> {
-    const held = await this.locks.get(join(this.root, target))?.catch(() => undefined);
-    return typeof held === 'string' ? held : undefined;
+    return this.locks.heldBy(join(this.root, target));
   }
 
   async claim(ref: StoredRef): Promise<ClaimedMail | null> {
     const dir = join(this.root, ref.target);
-    let lock = this.locks.get(dir);
-    if (!lock) {
-      lock = this.lock(join(dir, LOCK_NAME));
-      // A failure to create it (a full disk) is tried again with the next message.
-      lock.catch(() => this.locks.delete(dir));
-      this.locks.set(dir, lock);
-    }
-    if ((await lock) !== true) return null;
+    if ((await this.locks.take(dir)) !== true) return null;
     let file: number;
     try {
       file = await fdOpen(join(dir, `${ref.id}.eml`));
@@ -289,66 +262,6 @@ export class MailDirStore implements MailStore {
     return record;
   }
 
-  /** Take the lock: true when this run holds it now, else who holds it. */
-  private async lock(path: string): Promise<true | string> {
-    const mine: LockRecord = {
-      pid: process.pid,
-      host: this.host,
-      nonce: randomBytes(8).toString('hex'),
-      since: new Date().toISOString(),
-    };
-    let held = 'another run';
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(path, JSON.stringify(mine), { flag: 'wx', mode: 0o600 });
-        return true;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new DequeueError(
-            'temporary',
-            `cannot claim ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-            { cause: e },
-          );
-        }
-      }
-      const stale = await this.breakStale(path);
-      if (typeof stale === 'string') {
-        held = stale;
-        break;
-      }
-    }
-    return held;
-  }
-
-  /** Remove a lock left by a crashed run on this host: true when removed, else who holds it. */
-  private async breakStale(path: string): Promise<true | string> {
-    const text = await readFile(path, 'utf8').catch(() => null);
-    if (text === null) return true; // released meanwhile: try again
-    let held: LockRecord;
-    try {
-      held = JSON.parse(text) as LockRecord;
-    } catch {
-      // Half-written by a run that is creating it right now (or crashed doing so): leave it.
-      return `another run (${path} is being written)`;
-    }
-    const who = `another run (pid ${held.pid} on ${held.host}, since ${held.since}; ${path})`;
-    if (held.host !== this.host || alive(held.pid)) return who;
-    const taken = `${path}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
-    try {
-      await rename(path, taken);
-    } catch {
-      return true; // someone else broke it first: try to create ours
-    }
-    const got = await readFile(taken, 'utf8').catch(() => '');
-    if (got !== text) {
-      // We took a live lock that another run made after breaking the stale one: give it back.
-      await rename(taken, path).catch(() => undefined);
-      return who;
-    }
-    await unlink(taken).catch(() => undefined);
-    return true;
-  }
-
   /**
    * At the end of the run: the marks made durable (every directory they touched, fsynced once),
    * then this run's locks removed.
@@ -363,13 +276,7 @@ export class MailDirStore implements MailStore {
         await handle.close();
       }),
     );
-    await Promise.all(
-      [...this.locks].map(async ([dir, lock]) => {
-        if ((await lock.catch(() => null)) === true)
-          await unlink(join(dir, LOCK_NAME)).catch(() => undefined);
-      }),
-    );
-    this.locks.clear();
+    await this.locks.releaseAll();
   }
 
   /** Move the message and its envelope into `sub`: the .eml first (see the header). */
