@@ -78,6 +78,11 @@ export interface AtrnProviderOptions {
   readonly faults?: AtrnFaults;
   /** How long we wait for each of the customer's replies (default 30 s). */
   readonly replyTimeoutMs?: number;
+  /**
+   * Told when a fault is in place: `silent` once the partial data of `silenceInData` is written
+   * (a test then stops the customer at a known point).
+   */
+  readonly onFault?: (fault: 'silent') => void;
 }
 
 export interface DeliveryAttempt {
@@ -376,6 +381,10 @@ export class AtrnProvider {
           await new Promise((r) => setTimeout(r, 20));
           if (cut.reset) socket.resetAndDestroy();
           else socket.destroy();
+        } else {
+          o.onFault?.('silent');
+          // Silent, but still listening: the customer's 421 (a timeout, a deadline, a stop).
+          while ((await reply()) !== null);
         }
         return this.lost(item, null);
       }

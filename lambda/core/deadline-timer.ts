@@ -43,6 +43,16 @@ export class DeadlineTimer {
     });
   }
 
+  /**
+   * Ring every wait now, whatever its bound: the run was told to stop (SIGINT, SIGTERM), and each
+   * wait ends as if its bound had come; the session then says 421 and closes.
+   */
+  ringAll(): void {
+    const waits = [...this.waits];
+    this.waits.clear();
+    for (const wait of waits) wait.ring();
+  }
+
   /** Forget every wait and the timer (the session is over). */
   stop(): void {
     if (this.timer) clearTimeout(this.timer);

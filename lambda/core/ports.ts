@@ -123,6 +123,11 @@ export interface ReversedTurn {
   readonly deadline: number;
   readonly helloName: string;
   readonly transcript: Transcript;
+  /**
+   * The run was told to stop (SIGINT, SIGTERM; core/run-stop.ts): the session answers 421 at its
+   * next wait, the message in flight not acknowledged, as at the deadline.
+   */
+  readonly stop?: AbortSignal;
 }
 
 export interface ReversedOutcome {

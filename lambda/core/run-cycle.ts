@@ -36,6 +36,12 @@ export interface CycleRequest {
    * handler fires it at the run's deadline so that the results are always reported in time.
    */
   readonly signal?: AbortSignal;
+  /**
+   * The run was told to stop (the CLI on SIGINT/SIGTERM; core/run-stop.ts): targets not yet
+   * started are reported `skipped` and not recorded, sessions under way end properly, and the
+   * results and statuses of what finished are reported as usual.
+   */
+  readonly stop?: AbortSignal;
 }
 
 export interface CycleDeps extends WorkDeps {
@@ -164,6 +170,7 @@ async function workHere(
     dryRun: request.dryRun,
     deadline: request.deadline,
     signal: request.signal,
+    stop: request.stop,
   };
   // A worked target ends `skipped` only when another delivery of the slot claimed it first: that
   // delivery records it. The statuses of the others go out as each finishes.

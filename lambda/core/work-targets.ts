@@ -11,6 +11,7 @@ import { outcomeOfError } from './outcome';
 import { pool } from './pool';
 import type { CycleCounter } from './ports';
 import type { TargetResult } from './result';
+import { stopReason } from './run-stop';
 import { releaseSignal, type SignalDeps } from './signal/session';
 import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from './smtp/timeouts';
 
@@ -21,6 +22,8 @@ export interface TargetRun {
   readonly dryRun?: boolean;
   readonly deadline?: number;
   readonly signal?: AbortSignal;
+  /** The run was told to stop (core/run-stop.ts): nothing more is started, sessions end properly. */
+  readonly stop?: AbortSignal;
 }
 
 export interface WorkDeps extends SignalDeps {
@@ -113,6 +116,19 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
         untried: true,
       };
     }
+    if (run.stop?.aborted) {
+      // Nothing was sent and nothing is recorded: as if not due this cycle.
+      return {
+        result: timed({
+          outcome: 'skipped',
+          replies: [],
+          messages: 0,
+          error: null,
+          reason: `not started: the run was stopped (${stopReason(run.stop)})`,
+        }),
+        untried: true,
+      };
+    }
     if (worker.claim && !(await worker.claim(run.cycle, target.name, run.signal))) {
       return {
         result: timed({
@@ -129,7 +145,11 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
     // An MSP signals for many customers: a target's own helloName comes first.
     const report = await releaseSignal(
       target,
-      { deadline: run.deadline, maxEtrnPerSession: run.settings.maxEtrnPerSession },
+      {
+        deadline: run.deadline,
+        maxEtrnPerSession: run.settings.maxEtrnPerSession,
+        stop: run.stop,
+      },
       target.helloName ? { ...worker, helloName: target.helloName } : worker,
     );
     return {

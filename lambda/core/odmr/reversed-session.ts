@@ -88,10 +88,7 @@ class ReversedSession {
     try {
       if (this.now() >= this.wire.stopAt) {
         // RFC 5321 3.1: a server that will not take mail now may greet with 421.
-        throw new SessionEnd(
-          this.wire.deadlineError(),
-          `421 4.3.2 ${this.name} no time left in this run, try again later`,
-        );
+        throw new SessionEnd(this.wire.deadlineError(), this.wire.closingReply());
       }
       await this.wire.reply(
         `220 ${this.name} ESMTP dequeue ready to receive for ${this.turn.target.name}`,
@@ -113,6 +110,7 @@ class ReversedSession {
         .within(Promise.all(this.lettingGo), this.turn.deadline)
         .catch(() => undefined);
     this.wire.timer.stop();
+    this.wire.dispose();
     return { stored: this.report.stored, error: this.report.error(end.error) };
   }
 

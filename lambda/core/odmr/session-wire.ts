@@ -9,6 +9,7 @@ import { DeadlineTimer } from '../deadline-timer';
 import { DequeueError, TimeoutError } from '../errors';
 import type { MemoryBudget } from '../memory-budget';
 import type { ReversedTurn } from '../ports';
+import { onStop, stopReason } from '../run-stop';
 import { ProviderStream } from './provider-stream';
 import type { ReceiverLimits } from './receiver-limits';
 import type { SessionReport } from './session-report';
@@ -31,8 +32,15 @@ export interface Bound {
 export class SessionWire {
   readonly timer: DeadlineTimer;
   readonly stream: ProviderStream;
-  /** The run's deadline less the time kept to send 421 and close. */
-  readonly stopAt: number;
+  /**
+   * The run's deadline less the time kept to send 421 and close; the moment the run was told to
+   * stop, when it was (core/run-stop.ts).
+   */
+  stopAt: number;
+  /** Why the run was stopped, once it was ("SIGINT"). */
+  private stopped: string | null = null;
+  /** Detaches the session from the run's stop signal (dispose()). */
+  private readonly unsubscribe: () => void;
   /** The turned connection is encrypted (the trace header and the envelope say so). */
   readonly tls: boolean;
 
@@ -56,6 +64,17 @@ export class SessionWire {
     this.tls =
       turn.socket instanceof TLSSocket ||
       (turn.socket as { encrypted?: boolean }).encrypted === true;
+    // Every wait under way ends now, each as if the deadline had come; later waits end at once.
+    this.unsubscribe = onStop(turn.stop, () => {
+      this.stopped = stopReason(turn.stop!);
+      this.stopAt = Math.min(this.stopAt, this.now());
+      this.timer.ringAll();
+    });
+  }
+
+  /** The session is over: it no longer listens for the run's stop. */
+  dispose(): void {
+    this.unsubscribe();
   }
 
   /** Our name in replies (the helloName of the turn). */
@@ -85,28 +104,41 @@ export class SessionWire {
     }
   }
 
-  /** The bound of a wait of `ms` starting now. */
+  /**
+   * The bound of a wait of `ms` starting now. `byDeadline` is read when the wait has run out: a
+   * stop that came meanwhile makes it the run's end, not the provider's silence.
+   */
   bound(ms: number): Bound {
     const own = this.now() + ms;
-    return own >= this.stopAt
-      ? { until: this.stopAt, byDeadline: true, ms }
-      : { until: own, byDeadline: false, ms };
+    const until = Math.min(own, this.stopAt);
+    const wire = this;
+    return {
+      until,
+      ms,
+      get byDeadline() {
+        return own >= wire.stopAt;
+      },
+    };
   }
 
   deadlineError(): DequeueError {
+    const end = this.stopped ? `the run was stopped (${this.stopped})` : "the run's deadline came";
     return new DequeueError(
       'temporary',
-      `the run's deadline came after ${this.report.stored} message(s) were stored; the rest stays at ${this.turn.provider} for the next cycle`,
+      `${end} after ${this.report.stored} message(s) were stored; the rest stays at ${this.turn.provider} for the next cycle`,
     );
   }
 
-  /** What a wait that ran out means: the run's deadline, or a silent provider. */
+  /** The 421 that ends the session at the run's end (RFC 5321 3.8), deadline or stop. */
+  closingReply(): string {
+    return this.stopped
+      ? `421 4.3.2 ${this.name} shutting down, closing; try again later`
+      : `421 4.3.2 ${this.name} run deadline reached, closing; try again later`;
+  }
+
+  /** What a wait that ran out means: the run's end (deadline or stop), or a silent provider. */
   expired(bound: Bound, waitingFor: string): SessionEnd {
-    if (bound.byDeadline)
-      return new SessionEnd(
-        this.deadlineError(),
-        `421 4.3.2 ${this.name} run deadline reached, closing; try again later`,
-      );
+    if (bound.byDeadline) return new SessionEnd(this.deadlineError(), this.closingReply());
     return new SessionEnd(
       new TimeoutError(
         `${this.turn.provider} sent no ${waitingFor} within ${duration(bound.ms)} (RFC 5321 4.5.3.2)`,

@@ -55,6 +55,7 @@ import { DEFAULT_MAX_ETRN_PER_SESSION, etrnSessions, inSessions } from './etrn-s
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
 import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from '../smtp/timeouts';
+import { onStop, STOP_GRACE_MS, stoppedError } from '../run-stop';
 import { fingerSignal } from './finger-session';
 import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
@@ -111,6 +112,8 @@ class SignalSession {
   private readonly now: () => number;
   private readonly peer: string;
   private readonly replyTimeoutMs: number;
+  /** Once the run was told to stop: when the session must have ended (STOP_GRACE_MS on). */
+  private stopDeadline = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly target: Target,
@@ -124,16 +127,30 @@ class SignalSession {
   }
 
   async run(): Promise<SignalReport> {
+    const unsubscribe = onStop(this.options.stop, () => {
+      this.stopDeadline = this.now() + STOP_GRACE_MS;
+    });
+    try {
+      return await this.signal();
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  private async signal(): Promise<SignalReport> {
     // Fetch credentials before connecting: a missing secret must not leave a half-open session.
     const credentials = this.target.auth
       ? await this.deps.credentials.get(this.target.auth.secretId)
       : undefined;
     const first = await this.attempt(credentials, true);
-    if (first.outOfStep === undefined || !first.pipelined) {
-      // Exim over STARTTLS delivers one message per ATRN session (atrn-again.ts).
+    if (first.outOfStep === undefined || !first.pipelined || this.options.stop?.aborted) {
+      // Exim over STARTTLS delivers one message per ATRN session (atrn-again.ts); a stopped run
+      // asks for no further session.
       return atrnUntilSettled(first, {
         again: () => this.attempt(credentials, true),
-        timeLeft: () => this.timeout() >= Math.min(this.replyTimeoutMs, DEFAULT_REPLY_TIMEOUT_MS),
+        timeLeft: () =>
+          !this.options.stop?.aborted &&
+          this.timeout() >= Math.min(this.replyTimeoutMs, DEFAULT_REPLY_TIMEOUT_MS),
         note: (text) => this.transcript.line(this.target.name, '*', text),
       });
     }
@@ -164,7 +181,8 @@ class SignalSession {
       return refused(e);
     }
     try {
-      if (this.target.auth && credentials) {
+      // Told to stop meanwhile: no AUTH, release() says QUIT before the first command.
+      if (this.target.auth && credentials && !this.options.stop?.aborted) {
         const mechanism = chooseMechanism(
           this.target,
           [...(session.extensions.get('AUTH') ?? [])],
@@ -204,8 +222,10 @@ class SignalSession {
 
   /** The bound for the next reply: the per-reply timeout, never past the overall deadline. */
   private timeout(ms = this.replyTimeoutMs): number {
-    const { deadline } = this.options;
-    return deadline === undefined ? ms : Math.max(0, Math.min(ms, deadline - this.now()));
+    const deadline = Math.min(this.options.deadline ?? Number.POSITIVE_INFINITY, this.stopDeadline);
+    return deadline === Number.POSITIVE_INFINITY
+      ? ms
+      : Math.max(0, Math.min(ms, deadline - this.now()));
   }
 
   /** QUIT's reply and the close after it: briefly, and never longer than any other reply. */
@@ -229,6 +249,7 @@ class SignalSession {
       bound: () => this.timeout(),
       deadline: this.options.deadline,
       now: this.now,
+      stop: this.options.stop,
     });
   }
 
@@ -255,6 +276,12 @@ class SignalSession {
     let quit: Promise<SmtpReply> | undefined;
     let refusal: DequeueError | null = null;
     for (const [i, command] of commands.entries()) {
+      const { stop } = this.options;
+      if (stop?.aborted) {
+        // Told to stop: the commands not yet sent stay unsent, and the session ends with QUIT.
+        await sayGoodbye(channel, socket, this.quitWait(), quit);
+        return failed(i, stoppedError(stop, 'not sent'));
+      }
       const verb = verbOf(command);
       let reply: SmtpReply;
       try {
@@ -362,6 +389,7 @@ class SignalSession {
         deadline: this.options.deadline ?? Number.POSITIVE_INFINITY,
         helloName: session.helloName,
         transcript: this.transcript,
+        stop: this.options.stop,
       });
     } catch (e) {
       await closeSocket(session.socket, 0);

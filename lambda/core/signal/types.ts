@@ -31,4 +31,9 @@ export interface SignalOptions {
   readonly deadline?: number;
   /** ETRNs in one session at most; more go on further sessions (signal/etrn-sessions.ts). Default 8. */
   readonly maxEtrnPerSession?: number;
+  /**
+   * The run was told to stop (SIGINT, SIGTERM; core/run-stop.ts): no further command is sent, the
+   * reply awaited gets STOP_GRACE_MS at most, and the session ends with QUIT (421 after ATRN).
+   */
+  readonly stop?: AbortSignal;
 }

@@ -72,6 +72,8 @@ export interface ClientHandshakeOptions {
   /** Epoch ms no reply may pass (the run's deadline). */
   readonly deadline?: number;
   readonly now?: () => number;
+  /** The run was told to stop: replies get only STOP_GRACE_MS more (reply-channel.ts). */
+  readonly stop?: AbortSignal;
 }
 
 export interface ClientSession {
@@ -143,6 +145,7 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
         options.transcript,
         options.deadline,
         options.now,
+        options.stop,
       );
     channel = open();
     const demand = (command: string, reply: SmtpReply, expected: number): SmtpReply => {

@@ -12,6 +12,7 @@
 import type { Socket } from 'node:net';
 import { DequeueError, ProtocolError, TimeoutError } from '../errors';
 import type { Transcript } from '../ports';
+import { onStop, STOP_GRACE_MS, stopReason } from '../run-stop';
 import { ReplyParser, type SmtpReply } from './reply';
 
 /** One line of a pipelined group and the bound on its reply. */
@@ -45,18 +46,38 @@ export class ReplyChannel {
       new DequeueError('temporary', `connection to ${this.peer}: ${e.message}`, { cause: e }),
     );
 
+  /** Why the run was told to stop, once it was (core/run-stop.ts). */
+  private stopped: string | null = null;
+  private unsubscribe: () => void = () => undefined;
+
   constructor(
     readonly socket: Socket,
     private readonly peer: string,
     private readonly targetName: string,
     private readonly transcript: Transcript,
-    private readonly deadline: number | undefined,
+    private deadline: number | undefined,
     private readonly now: () => number = Date.now,
+    /**
+     * The run was told to stop: every reply, the one awaited now included, gets at most
+     * STOP_GRACE_MS more, so that the session can still end with QUIT if the peer is quick.
+     */
+    stop?: AbortSignal,
   ) {
     socket.on('data', this.onData);
     socket.on('close', this.onClose);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
+    this.unsubscribe = onStop(stop, () => {
+      this.stopped = stopReason(stop!);
+      const until = this.now() + STOP_GRACE_MS;
+      if (this.deadline === undefined || until < this.deadline) this.deadline = until;
+      const head = this.waiters[0];
+      if (head?.timer) {
+        clearTimeout(head.timer);
+        head.timer = undefined;
+        this.arm();
+      }
+    });
   }
 
   /** Wait for a reply nobody asked for by command: the greeting. */
@@ -93,6 +114,7 @@ export class ReplyChannel {
    * (or keeps the process alive) for a reply that cannot arrive.
    */
   detach(): Buffer {
+    this.unsubscribe();
     this.socket.off('data', this.onData);
     this.socket.off('close', this.onClose);
     this.socket.off('end', this.onEnd);
@@ -145,8 +167,9 @@ export class ReplyChannel {
       this.deadline === undefined ? Number.POSITIVE_INFINITY : this.deadline - this.now();
     const wait = Math.max(0, Math.min(head.timeoutMs, toDeadline));
     head.timer = setTimeout(() => {
-      const why =
-        toDeadline <= head.timeoutMs
+      const why = this.stopped
+        ? `once the run was stopped (${this.stopped})`
+        : toDeadline <= head.timeoutMs
           ? "before the run's deadline"
           : `within ${formatWait(head.timeoutMs)}`;
       this.fail(new TimeoutError(`no complete reply from ${this.peer} to ${head.what} ${why}`));
@@ -192,6 +215,7 @@ export class ReplyChannel {
   private fail(error: DequeueError, destroy = true): void {
     if (this.failure) return;
     this.failure = error;
+    this.unsubscribe();
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.reject(error);

@@ -42,6 +42,7 @@ async function pull(
     deadlineMs?: number;
     dir?: string;
     target?: Record<string, unknown>;
+    stop?: AbortSignal;
   } = {},
 ): Promise<Run> {
   const provider = await new AtrnProvider(providerOptions).start();
@@ -56,7 +57,10 @@ async function pull(
   const transcript: string[] = [];
   const report = await releaseSignal(
     atrnTarget(provider.port, options.target),
-    { deadline: options.deadlineMs === undefined ? undefined : Date.now() + options.deadlineMs },
+    {
+      deadline: options.deadlineMs === undefined ? undefined : Date.now() + options.deadlineMs,
+      stop: options.stop,
+    },
     {
       credentials,
       helloName: 'mx.customer.test',
@@ -317,6 +321,75 @@ describe('ODMR: acknowledge only what is stored', () => {
     expect(run.report.error?.message).toMatch(/deadline/);
     expect(run.provider.waiting).toEqual([1, 2]);
     await expectStoredExactlyAcknowledged(run, queue);
+  });
+});
+
+describe('ODMR: the run told to stop (SIGINT, SIGTERM) in the middle of the queue', () => {
+  it('while a message streams in: 421 4.3.2 at once, the partial message is dropped, the rest stays', async () => {
+    const queue = queueOf(3, 4096);
+    const stop = new AbortController();
+    const started = Date.now();
+    const run = await pull(
+      {
+        queue,
+        faults: { silenceInData: { message: 1, afterBytes: 2000 } },
+        onFault: () => stop.abort('SIGINT'),
+      },
+      { stop: stop.signal },
+    );
+    // At once, not after the 5 minutes a silent provider gets.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(run.report.outcome).toBe('temporary-failure');
+    expect(run.report.messages).toBe(1);
+    expect(run.report.error?.message).toMatch(
+      /^the run was stopped \(SIGINT\) after 1 message\(s\) were stored; the rest stays at /,
+    );
+    expect(run.provider.customerReplies.at(-1)).toMatch(/^421 4\.3\.2 .*shutting down/);
+    expect(run.provider.waiting).toEqual([1, 2]);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('while a message is being stored: it is withdrawn and not acknowledged, the provider keeps it', async () => {
+    const queue = queueOf(2);
+    const stop = new AbortController();
+    const slow = (dir: string): MailSink => {
+      const real = createMailDirSink(dir);
+      return {
+        async begin(envelope) {
+          const draft = await real.begin(envelope);
+          return {
+            write: (chunks) => draft.write(chunks),
+            async commit() {
+              const stored = await draft.commit();
+              // Stored, and the stop comes before our 250 could go out.
+              stop.abort('SIGTERM');
+              await new Promise((r) => setTimeout(r, 50));
+              return stored;
+            },
+            withdrawable: true,
+            abort: () => draft.abort(),
+          };
+        },
+      };
+    };
+    const run = await pull({ queue }, { sink: slow, stop: stop.signal });
+    expect(run.report.messages).toBe(0);
+    expect(run.report.error?.message).toMatch(/^the run was stopped \(SIGTERM\)/);
+    expect(run.provider.acknowledged).toEqual([]);
+    expect(run.provider.waiting.sort()).toEqual([0, 1]);
+    expect(run.provider.customerReplies.at(-1)).toMatch(/^421 4\.3\.2 /);
+    await expectStoredExactlyAcknowledged(run, queue);
+  });
+
+  it('stopped before the session: EHLO and QUIT, no AUTH and no ATRN; the provider keeps everything', async () => {
+    const stop = new AbortController();
+    stop.abort('SIGINT');
+    const run = await pull({ queue: queueOf(1) }, { stop: stop.signal });
+    expect(run.provider.customerReplies).toEqual([]);
+    expect(run.provider.waiting).toEqual([0]);
+    // No AUTH, no ATRN: the session said QUIT at once.
+    expect(run.provider.serverLines.map((l) => l.split(' ')[0])).toEqual(['EHLO', 'QUIT']);
+    expect(run.report.error?.message).toMatch(/the run was stopped \(SIGINT\)/);
   });
 });
 

@@ -285,6 +285,58 @@ describe('release signal: faults', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  it('told to stop while an ETRN awaits its reply: the reply still counts, the next ETRN is not sent, QUIT ends the session', async () => {
+    const stop = new AbortController();
+    const p = await provider({
+      extensions: ['ETRN'],
+      onLine: (l, c) => {
+        if (l !== 'ETRN a.test') return false;
+        // The operator's Ctrl-C comes while the provider is still answering.
+        stop.abort('SIGINT');
+        setTimeout(() => c.reply('250 Queuing started'), 50);
+        return true;
+      },
+    });
+    const report = await releaseSignal(
+      target(p, { command: ['ETRN a.test', 'ETRN b.test'], timeoutSeconds: 60 }),
+      { stop: stop.signal },
+      { credentials },
+    );
+    expect(p.lines.slice(1)).toEqual(['ETRN a.test', 'QUIT']);
+    expect(report.replies).toEqual([
+      { command: 'ETRN a.test', code: 250, text: 'Queuing started' },
+      {
+        command: 'ETRN b.test',
+        code: null,
+        text: 'no reply: the run was stopped (SIGINT): not sent',
+      },
+    ]);
+    expect(report.outcome).toBe('temporary-failure');
+  });
+
+  it('told to stop while a reply never comes: the wait ends within the stop grace, not timeoutSeconds', async () => {
+    const stop = new AbortController();
+    const p = await provider({
+      extensions: ['ETRN'],
+      onLine: (l) => {
+        if (!l.startsWith('ETRN')) return false;
+        stop.abort('SIGTERM');
+        return true;
+      },
+    });
+    const started = Date.now();
+    const report = await releaseSignal(
+      target(p, { timeoutSeconds: 60 }),
+      { stop: stop.signal },
+      { credentials },
+    );
+    expect(report.outcome).toBe('temporary-failure');
+    expect(report.error?.message).toMatch(
+      /no complete reply from 127\.0\.0\.1:\d+ to ETRN example.com once the run was stopped \(SIGTERM\)/,
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('a refused connection is a temporary failure', async () => {
     const server: Server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
