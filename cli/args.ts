@@ -36,7 +36,8 @@ AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing
   --help           this text
 
 Exit status: 0 every due target ended signalled, no-mail or skipped; 1 a target failed;
-2 a usage or configuration error (nothing was sent).`;
+2 a usage or configuration error, or the --state file in use by another run (nothing was sent);
+130 / 143 after SIGINT / SIGTERM (the sessions ended properly, what finished recorded).`;
 
 export interface CliOptions {
   readonly config: string;

@@ -7,6 +7,7 @@ import { createMailDirSink, openMailDir } from './adapters/mail-dir-sink';
 import { checkMailDir } from './adapters/mail-dir-store';
 import type { AwsClientSettings } from '../lambda/deployed-adapters';
 import { mailReceiverFor } from '../lambda/mail-receiver';
+import { type CommandStop, watchStopSignals } from './stop-signals';
 
 export interface CliIo {
   readonly stdout: { write(text: string): unknown };
@@ -45,11 +46,19 @@ export interface CliIo {
    * AWS_REGION, AWS_ENDPOINT_URL, ...).
    */
   readonly aws?: AwsClientSettings;
+  /**
+   * SIGINT/SIGTERM for the duration of a run or a `deliver` (cli/stop-signals.ts); `say` writes the
+   * operator's line. Absent (tests in the test's own process): no signal is watched.
+   */
+  readonly watchStop?: (say: (line: string) => void) => CommandStop;
+  /** How long a run waits for another run's lock on its --state file (default 15 s; tests: less). */
+  readonly stateLockWaitMs?: number;
 }
 
 export const processIo: CliIo = {
   stdout: process.stdout,
   stderr: process.stderr,
+  watchStop: (say) => watchStopSignals(say),
   // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
   openMailDir: async (dir, config, dryRun, memory) => {
     if (dryRun) await checkMailDir(dir);

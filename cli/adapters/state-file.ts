@@ -7,8 +7,9 @@
  * Files written before statuses existed (`{"cycle": N, "updatedAt": "..."}`) read as they are, and
  * older versions of the CLI read only `cycle` from a new one. Every change is written to a
  * temporary name, flushed and renamed, so a crash never leaves a torn file; within one run the
- * writes go one after the other (targets finish concurrently). Two runs on the same file at the
- * same time are not supported: the last rename wins.
+ * writes go one after the other (targets finish concurrently). Two runs on the same file never
+ * work at once: a run holds the file's lock (state-lock.ts) from before its count to its last
+ * status.
  *
  * Without `--state` the counter lives in memory, every run is cycle 1 and no status is kept.
  */

@@ -17,11 +17,19 @@ import type { CycleCounter, MailReceiver, Transcript } from '../../lambda/core/p
 import { isFailure, type Outcome, type TargetResult } from '../../lambda/core/result';
 import { runCycle } from '../../lambda/core/run-cycle';
 import type { CliIo } from '../io';
+import type { CommandStop } from '../stop-signals';
 import { SecretsFile } from '../adapters/secrets-file';
 import { MemoryCounter, StateFile } from '../adapters/state-file';
+import { StateLock } from '../adapters/state-lock';
 import { parseCli, UsageError, USAGE, type CliOptions } from '../args';
 import { resultBlock } from '../result-lines';
 import { printable } from '../terminal-text';
+
+/**
+ * A run's lock names the time it is bound to have ended (its deadline) plus this: the statuses
+ * are written after the deadline, and past it the lock is stale for any run that finds it.
+ */
+const LOCK_MARGIN_MS = 5 * 60_000;
 
 /** `dequeue --config FILE ...`: one release cycle; resolves to the exit status. */
 export async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
@@ -57,12 +65,50 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     }
     throw e;
   }
-  const { config, secrets, counter, receiver } = prepared;
-  if (config.targets.length === 0) {
+  if (prepared.config.targets.length === 0) {
     log(`${options.config} has no targets: nothing to signal, no cycle counted`);
     return 0;
   }
 
+  // One run per state file (state-lock.ts): taken before the count, held until the last status.
+  let lock: StateLock | undefined;
+  if (options.state && !options.dryRun) {
+    try {
+      lock = await StateLock.acquire(options.state, {
+        until: deadline + LOCK_MARGIN_MS,
+        waitMs: io.stateLockWaitMs,
+        onWait: (holder) => log(`${options.state} is in use by another run (${holder}); waiting`),
+      });
+    } catch (e) {
+      if (e instanceof DequeueError && e.kind === 'config') {
+        log(printable(e.message));
+        return 2;
+      }
+      throw e;
+    }
+  }
+  // SIGINT/SIGTERM from here on end the run properly (cli/stop-signals.ts); a second one exits
+  // at once, the lock removed first.
+  const stop = io.watchStop?.(log);
+  const forgetLock = lock && stop?.onForcedExit(() => lock.releaseSync());
+  try {
+    return await workCycle(options, prepared, io, deadline, stop);
+  } finally {
+    forgetLock?.();
+    stop?.dispose();
+    await lock?.release();
+  }
+}
+
+/** The cycle itself, its results printed as they come; resolves to the exit status. */
+async function workCycle(
+  options: CliOptions,
+  { config, secrets, counter, receiver }: Awaited<ReturnType<typeof prepare>>,
+  io: CliIo,
+  deadline: number,
+  stop: CommandStop | undefined,
+): Promise<number> {
+  const log = (line: string) => io.stderr.write(`dequeue: ${line}\n`);
   const transcript: Transcript | undefined = options.verbose
     ? {
         line: (target, direction, text) =>
@@ -76,7 +122,13 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   try {
     result = await runCycle(
       { ...config, invalid: [] },
-      { force: options.force, dryRun: options.dryRun, targets: options.targets, deadline },
+      {
+        force: options.force,
+        dryRun: options.dryRun,
+        targets: options.targets,
+        deadline,
+        stop: stop?.signal,
+      },
       {
         credentials: secrets,
         counter,
@@ -103,9 +155,12 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   const tally = new Map<Outcome, number>();
   for (const r of result.results) tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
   const summary = [...tally].map(([outcome, n]) => `${n} ${outcome}`).join(', ') || 'no targets';
+  const stopped =
+    stop?.exitStatus !== undefined ? `; stopped by ${String(stop.signal.reason)}` : '';
   log(
-    `cycle ${result.cycle}${options.force ? ' (forced, not counted)' : options.dryRun ? ' (dry run, not counted)' : ''}: ${summary}`,
+    `cycle ${result.cycle}${options.force ? ' (forced, not counted)' : options.dryRun ? ' (dry run, not counted)' : ''}: ${summary}${stopped}`,
   );
+  if (stop?.exitStatus !== undefined) return stop.exitStatus;
   return result.results.some((r) => isFailure(r.outcome)) ? 1 : 0;
 }
 
