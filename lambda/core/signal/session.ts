@@ -85,14 +85,16 @@ export async function releaseSignal(
   const now = deps.now ?? Date.now;
   return inSessions(sessions, {
     run: (commands) => new SignalSession({ ...target, commands }, options, deps).run(),
+    // A stopped run starts no further session (core/run-stop.ts).
     timeLeft: () =>
-      options.deadline === undefined ||
-      now() +
-        Math.min(
-          (target.timeoutSeconds ?? 0) * 1000 || DEFAULT_REPLY_TIMEOUT_MS,
-          DEFAULT_REPLY_TIMEOUT_MS,
-        ) <
-        options.deadline,
+      !options.stop?.aborted &&
+      (options.deadline === undefined ||
+        now() +
+          Math.min(
+            (target.timeoutSeconds ?? 0) * 1000 || DEFAULT_REPLY_TIMEOUT_MS,
+            DEFAULT_REPLY_TIMEOUT_MS,
+          ) <
+          options.deadline),
     note: (text) => (deps.transcript ?? silentTranscript).line(target.name, '*', text),
   });
 }
