@@ -10,7 +10,7 @@ import { TARGET_NAME } from '../../lambda/core/config';
 import { DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import { MailDirStore } from '../adapters/mail-dir-store';
-import { parseDestination, type Destination } from '../delivery/delivery-client';
+import { parseDestination, type Destination } from '../delivery/destination';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
 import type { CliIo } from '../io';

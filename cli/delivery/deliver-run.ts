@@ -13,13 +13,10 @@
  */
 import { asDequeueError, DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
-import {
-  DeliveryConnection,
-  type DeliveryOptions,
-  type Destination,
-  type TransactionResult,
-} from './delivery-client';
+import { DeliveryConnection, type DeliveryOptions } from './delivery-client';
+import type { Destination } from './destination';
 import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from './mail-store';
+import type { TransactionResult } from './transaction';
 
 /** Marks (renames, deletes) completing in the background while the next messages go out. */
 const MAX_MARKS_IN_FLIGHT = 16;

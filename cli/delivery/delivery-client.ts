@@ -9,29 +9,24 @@
  *
  * Per message (RFC 5321 3.3): MAIL FROM with the stored reverse-path (the null path `<>` kept),
  * one RCPT TO per recipient still waiting, DATA, the text canonical and dot-stuffed
- * (core/smtp/dot-stuffing.ts DotStuffer), the final dot. With PIPELINING (RFC 2920) MAIL, the RCPTs and
+ * (message-text.ts), the final dot. With PIPELINING (RFC 2920) MAIL, the RCPTs and
  * DATA go in one write. The answer for each recipient is its RCPT reply when that refused it, else
  * the reply to the final dot: one reply for all of them in SMTP, one per accepted recipient, in
  * RCPT order, in LMTP (RFC 2033 4.2). A recipient with no final answer (a 4xx, a cut, a timeout)
  * is not final: the caller keeps the message for it.
  */
-import type { Socket } from 'node:net';
 import {
   boundedText,
   openClientSession,
   type ClientSession,
 } from '../../lambda/core/smtp/client-handshake';
-import { DotStuffer } from '../../lambda/core/smtp/dot-stuffing';
-import {
-  asDequeueError,
-  DequeueError,
-  ProtocolError,
-  TimeoutError,
-} from '../../lambda/core/errors';
+import { asDequeueError, DequeueError, ProtocolError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
-import { peerName } from '../../lambda/core/smtp/connection';
 import { SMTP_TIMEOUTS } from '../../lambda/core/smtp/timeouts';
+import type { Destination } from './destination';
+import { streamText, writeAll } from './message-text';
+import type { Outgoing, RecipientOutcome, TransactionResult } from './transaction';
 
 /** RFC 5321 4.5.3.2: the client's bound for each step (SMTP_TIMEOUTS); ours to connect and QUIT. */
 const { greeting, command, dataStart, dataBlock, finalDot } = SMTP_TIMEOUTS;
@@ -46,60 +41,6 @@ export const DELIVERY_TIMEOUTS = {
 };
 export type DeliveryTimeouts = typeof DELIVERY_TIMEOUTS;
 
-export interface Destination {
-  readonly protocol: 'smtp' | 'smtps' | 'lmtp';
-  readonly host: string;
-  readonly port: number;
-  /** LMTP over a unix socket. */
-  readonly socketPath?: string;
-  /** As given, for messages: `smtp://host:port`, `lmtp:/path`. */
-  readonly display: string;
-}
-
-/** `--to`: smtp://host[:port], smtps://host[:port], lmtp://host:port, lmtp:/path/to/socket. */
-export function parseDestination(text: string): Destination {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new Error(
-      `--to ${text}: not a URL (smtp://host[:port], smtps://host[:port], lmtp://host:port or lmtp:/path/to/socket)`,
-    );
-  }
-  const protocol = url.protocol.slice(0, -1);
-  if (protocol !== 'smtp' && protocol !== 'smtps' && protocol !== 'lmtp') {
-    throw new Error(`--to ${text}: the scheme must be smtp, smtps or lmtp`);
-  }
-  if (url.username || url.password || url.search || url.hash)
-    throw new Error(
-      `--to ${text}: only a host and port (or, for lmtp, a socket path) may be given`,
-    );
-  if (protocol === 'lmtp' && !url.host) {
-    if (!url.pathname || url.pathname === '/')
-      throw new Error(
-        `--to ${text}: lmtp needs host:port or a socket path (lmtp:/run/dovecot/lmtp)`,
-      );
-    return {
-      protocol,
-      host: 'localhost',
-      port: 0,
-      socketPath: decodeURIComponent(url.pathname),
-      display: `lmtp:${decodeURIComponent(url.pathname)}`,
-    };
-  }
-  if (!url.hostname) throw new Error(`--to ${text}: a host is required`);
-  if (url.pathname && url.pathname !== '/')
-    throw new Error(`--to ${text}: ${protocol}:// takes no path`);
-  // RFC 2033 5: LMTP must not be run on port 25, and has no port of its own.
-  if (protocol === 'lmtp' && !url.port)
-    throw new Error(
-      `--to ${text}: lmtp://host needs a port (LMTP has no default port; Dovecot's is usually 24)`,
-    );
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const port = url.port ? Number(url.port) : protocol === 'smtps' ? 465 : 25;
-  return { protocol, host, port, display: `${protocol}://${peerName(host, port)}` };
-}
-
 export interface DeliveryOptions {
   readonly helloName: string;
   readonly tlsCa?: string;
@@ -107,40 +48,6 @@ export interface DeliveryOptions {
   readonly tlsVerify?: boolean;
   readonly transcript: Transcript;
   readonly timeouts?: Partial<DeliveryTimeouts>;
-}
-
-/** One message to send. */
-export interface Outgoing {
-  readonly id: string;
-  readonly mailFrom: string;
-  /** The recipients still waiting for a final answer. */
-  readonly recipients: readonly string[];
-  readonly body?: '7BIT' | '8BITMIME';
-  /** The provider sent it with SMTPUTF8 (RFC 6531): only a server that offers it may have it. */
-  readonly smtputf8?: true;
-  /** Stored size, for SIZE (RFC 1870). */
-  readonly size?: number;
-  readonly text: () => AsyncIterable<Buffer> | Iterable<Buffer>;
-}
-
-export interface RecipientOutcome {
-  readonly address: string;
-  /** The reply code that decided it; null when no reply came. */
-  readonly code: number | null;
-  readonly text: string;
-  /** 2xx or 5xx: this recipient is done with. */
-  readonly final: boolean;
-}
-
-export interface TransactionResult {
-  readonly recipients: readonly RecipientOutcome[];
-  /**
-   * The connection failed before the server answered MAIL: it cannot have taken this message, so
-   * it may go again at once on a new connection (one the server dropped while it was idle).
-   */
-  readonly unsent?: boolean;
-  /** Why some recipient has no final answer (or why nothing was sent), if so. */
-  readonly error: DequeueError | null;
 }
 
 const isFinal = (code: number) => code < 400 || code >= 500;
@@ -453,15 +360,10 @@ export class DeliveryConnection {
   }
 
   /**
-   * The message text, canonical and stuffed, with backpressure; throws when it cannot finish.
-   * Each chunk goes out when the next one is read, and the last with the final dot (endData): a
-   * small message and its end leave in one write.
+   * The message text, canonical and stuffed (message-text.ts); throws when it cannot finish. The
+   * final dot is written by endData, once its replies are awaited.
    */
   private async stream(m: Outgoing): Promise<void> {
-    const socket = this.session.socket;
-    const writer = new DotStuffer();
-    let bytes = 0;
-    let held: Buffer[] = [];
     const closed = () =>
       this.broken ??
       this.session.channel.broken ??
@@ -469,19 +371,16 @@ export class DeliveryConnection {
         'temporary',
         `${this.destination.display} closed the connection during DATA`,
       );
-    for await (const chunk of m.text()) {
-      if (!this.usable) throw closed();
-      bytes += chunk.length;
-      if (held.length && !this.writeAll(socket, held)) {
-        held = [];
-        await this.drained(socket);
-      }
-      held = writer.push(chunk);
-    }
-    if (!this.usable) throw closed();
+    const { bytes, end } = await streamText(m.text(), {
+      socket: this.session.socket,
+      usable: () => this.usable,
+      closed,
+      channelBroken: () => this.session.channel.broken,
+      dataBlockMs: this.timeouts.dataBlock,
+      display: this.destination.display,
+    });
     this.options.transcript.line('deliver', '*', `message ${m.id}: ${bytes} bytes sent`);
-    // The final dot is written by endData, once its replies are awaited.
-    this.pendingEnd = [...held, writer.end()];
+    this.pendingEnd = end;
   }
 
   private pendingEnd: Buffer[] = [];
@@ -504,51 +403,8 @@ export class DeliveryConnection {
         ),
     );
     this.options.transcript.line('deliver', 'C', '.');
-    this.writeAll(this.session.socket, end);
+    writeAll(this.session.socket, end);
     return Promise.all(replies);
-  }
-
-  private writeAll(socket: Socket, pieces: readonly Buffer[]): boolean {
-    if (pieces.length === 1) return socket.write(pieces[0]!);
-    let flowing = true;
-    socket.cork();
-    for (const piece of pieces) flowing = socket.write(piece) && flowing;
-    socket.uncork();
-    return flowing;
-  }
-
-  private drained(socket: Socket): Promise<void> {
-    const ms = this.timeouts.dataBlock;
-    return new Promise((resolve, reject) => {
-      const done = (error?: DequeueError) => {
-        clearTimeout(timer);
-        socket.off('drain', onDrain);
-        socket.off('close', onClose);
-        if (error) reject(error);
-        else resolve();
-      };
-      const onDrain = () => done();
-      // What the server said before it closed (a 421) is the better reason.
-      const onClose = () =>
-        done(
-          this.session.channel.broken ??
-            new DequeueError(
-              'temporary',
-              `${this.destination.display} closed the connection during DATA`,
-            ),
-        );
-      const timer = setTimeout(
-        () =>
-          done(
-            new TimeoutError(
-              `${this.destination.display} took no data for ${Math.round(ms / 1000)} s`,
-            ),
-          ),
-        ms,
-      );
-      socket.once('drain', onDrain);
-      socket.once('close', onClose);
-    });
   }
 
   /**

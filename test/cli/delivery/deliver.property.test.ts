@@ -28,7 +28,7 @@ import { describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import { MailDirStore } from '../../../cli/adapters/mail-dir-store';
 import { deliverStored, type MessageReport } from '../../../cli/delivery/deliver-run';
-import { parseDestination } from '../../../cli/delivery/delivery-client';
+import { parseDestination } from '../../../cli/delivery/destination';
 import { checkProperty } from '../../support/fuzz';
 import { LoopbackPeer } from '../../support/loopback-peer';
 import { watchLeftovers } from '../../support/no-leftovers';
