@@ -26,7 +26,25 @@ import type { SmtpReply } from '../../lambda/core/smtp/reply';
 import { SMTP_TIMEOUTS } from '../../lambda/core/smtp/timeouts';
 import type { Destination } from './destination';
 import { streamText, writeAll } from './message-text';
-import type { Outgoing, RecipientOutcome, TransactionResult } from './transaction';
+import {
+  type Answer,
+  dataRefused,
+  dotOutcomes,
+  type EnvelopeLines,
+  type EnvelopeReplies,
+  envelopeLines,
+  envelopeMisfit,
+  groupMissingReply,
+  mailRefused,
+  type Misfit,
+  NO_RECIPIENT,
+  type Outgoing,
+  type RecipientOutcome,
+  rcptOutcomes,
+  type TransactionResult,
+  transactionResult,
+  unanswered,
+} from './transaction';
 
 /** RFC 5321 4.5.3.2: the client's bound for each step (SMTP_TIMEOUTS); ours to connect and QUIT. */
 const { greeting, command, dataStart, dataBlock, finalDot } = SMTP_TIMEOUTS;
@@ -49,10 +67,6 @@ export interface DeliveryOptions {
   readonly transcript: Transcript;
   readonly timeouts?: Partial<DeliveryTimeouts>;
 }
-
-const isFinal = (code: number) => code < 400 || code >= 500;
-/** DATA not sent because every RCPT was refused (not a fault of the connection). */
-const NO_RECIPIENT = new DequeueError('temporary', 'no recipient accepted');
 
 export class DeliveryConnection {
   private broken: DequeueError | null = null;
@@ -108,255 +122,158 @@ export class DeliveryConnection {
     return this.destination.protocol === 'lmtp';
   }
 
+  /**
+   * One message, in its phases: the envelope (MAIL, RCPT..., DATA; one pipelined group with
+   * PIPELINING, RFC 2920), the pairing check of its replies, the recipients' outcomes from them,
+   * then the text and the final dot. Never rejects: what happened to each recipient is the value.
+   */
   async send(m: Outgoing): Promise<TransactionResult> {
-    const ext = this.session.extensions;
-    const none = (error: DequeueError): TransactionResult => ({
-      recipients: m.recipients.map((address) => ({
-        address,
-        code: null,
-        text: error.message,
-        final: false,
-      })),
-      error,
-    });
-    if (m.body === '8BITMIME' && !ext.has('8BITMIME')) {
-      // RFC 6152 3: 8-bit data must not go to a server that did not offer it.
-      return none(
-        new DequeueError(
-          'temporary',
-          `${this.destination.display} does not offer 8BITMIME and message ${m.id} is 8-bit; it is kept until the server takes 8-bit mail`,
-        ),
-      );
-    }
-    if (m.smtputf8 && !ext.has('SMTPUTF8')) {
-      // RFC 6531 3.2: a message that needs SMTPUTF8 must not go to a server that does not offer
-      // it; no server will take it as it is, so it fails for every recipient (the sender is owed
-      // a DSN), with the enhanced code RFC 6533 gives for it.
-      const text = `5.6.7 not sent: ${this.destination.display} does not offer SMTPUTF8 (RFC 6531) and message ${m.id} needs it`;
-      return {
-        recipients: m.recipients.map((address) => ({ address, code: 553, text, final: true })),
-        error: null,
-      };
-    }
-    const params = [
-      ...(m.body === '8BITMIME' ? ['BODY=8BITMIME'] : []),
-      // RFC 6531 3.4: a keyword without a value.
-      ...(m.smtputf8 ? ['SMTPUTF8'] : []),
-      ...(ext.has('SIZE') && m.size !== undefined ? [`SIZE=${m.size}`] : []),
-    ];
-    const mail = `MAIL FROM:<${m.mailFrom}>${params.map((p) => ` ${p}`).join('')}`;
-    const rcpts = m.recipients.map((r) => `RCPT TO:<${r}>`);
-    const channel = this.session.channel;
-    const ms = this.timeouts.command;
+    const envelope = envelopeLines(m, this.session.extensions, this.destination.display);
+    if ('notSent' in envelope) return envelope.notSent;
+    const { lines } = envelope;
 
-    let mailReply: SmtpReply;
-    const rcptReplies: (SmtpReply | DequeueError)[] = [];
-    let dataReply: SmtpReply | DequeueError;
-    const pipelined = ext.has('PIPELINING');
+    let sent: { replies: EnvelopeReplies; pipelined: boolean };
     try {
-      if (pipelined) {
-        const pending = channel.pipeline([mail, ...rcpts, 'DATA'], ms).map((p) =>
-          p.then(
-            (r) => r,
-            (e: unknown) => asDequeueError(e),
-          ),
-        );
-        const first = await pending[0]!;
-        if (first instanceof DequeueError) throw first;
-        mailReply = first;
-        for (let i = 0; i < rcpts.length; i++) rcptReplies.push(await pending[i + 1]!);
-        dataReply = await pending[rcpts.length + 1]!;
-        // A reply of the group missing (a timeout, a cut): one dropped earlier in the group would
-        // have shifted the rest onto the wrong commands, so none of them is shown or acted on.
-        const missing = [...rcptReplies, dataReply].find(
-          (r): r is DequeueError => r instanceof DequeueError,
-        );
-        if (missing) {
-          this.broken ??= missing;
-          return none(missing);
-        }
-      } else {
-        mailReply = await channel.command(mail, ms);
-        if (mailReply.code < 300) {
-          for (const line of rcpts)
-            rcptReplies.push(
-              await channel.command(line, ms).catch((e: unknown) => asDequeueError(e)),
-            );
-        }
-        const anyAccepted = rcptReplies.some((r) => !(r instanceof DequeueError) && r.code < 300);
-        dataReply = anyAccepted
-          ? await channel
-              .command('DATA', this.timeouts.dataStart)
-              .catch((e: unknown) => asDequeueError(e))
-          : NO_RECIPIENT;
-      }
+      sent = await this.envelope(lines);
     } catch (e) {
-      this.broken ??= asDequeueError(e);
-      return { ...none(asDequeueError(e)), unsent: true };
+      // No reply to MAIL: the server cannot have taken this message.
+      const error = asDequeueError(e);
+      this.broken ??= error;
+      return { recipients: unanswered(m.recipients, error.message), error, unsent: true };
+    }
+    const { replies } = sent;
+    const missing = sent.pipelined ? groupMissingReply([...replies.rcpts, replies.data]) : null;
+    if (missing) {
+      this.broken ??= missing;
+      return { recipients: unanswered(m.recipients, missing.message), error: missing };
     }
 
-    /**
-     * A reply that cannot answer its command (a 354 to RCPT, a 250 to DATA, a 3xx to the final
-     * dot, RSET refused), one nobody asked for, or a RCPT accepted after MAIL was refused means
-     * the server's replies and our commands no longer pair up (a reply sent twice, or not at all):
-     * none of this transaction's answers can be trusted. The connection is cut and every
-     * recipient of the message waits for the next run; the server may have taken it (a
-     * duplicate then), but no answer is shown for the wrong command and nothing is marked on one.
-     */
-    const untrusted = (error: ProtocolError): TransactionResult => {
-      this.cut(error);
-      return {
-        recipients: m.recipients.map((address) => ({
-          address,
-          code: null,
-          text: `not trusted: ${error.message}`,
-          final: false,
-        })),
-        error,
-      };
-    };
-    const trusted = (r: TransactionResult): TransactionResult => {
-      const lost =
-        this.broken instanceof ProtocolError
-          ? this.broken
-          : this.session.channel.broken instanceof ProtocolError
-            ? this.session.channel.broken
-            : null;
-      return lost ? untrusted(lost) : r;
-    };
-    const mismatch = (command: string, reply: SmtpReply) =>
-      new ProtocolError(
-        `${this.destination.display} answered ${command} with ${reply.code} ${boundedText(reply)}, which cannot answer it: its replies no longer pair with our commands`,
-      );
-    // RFC 5321 4.2.1 and 4.3.2: which reply codes each command can have.
-    const refusal = (code: number) => code >= 400 && code < 600;
-    if (!(mailReply.code < 300 && mailReply.code >= 200) && !refusal(mailReply.code))
-      return untrusted(mismatch('MAIL', mailReply));
-    for (const [i, r] of rcptReplies.entries()) {
-      if (r instanceof DequeueError) continue;
-      if (!(r.code >= 200 && r.code < 300) && !refusal(r.code))
-        return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}>`, r));
-      if (mailReply.code >= 300 && r.code < 300)
-        return untrusted(mismatch(`RCPT TO:<${m.recipients[i]}> after MAIL was refused`, r));
-    }
-    if (!(dataReply instanceof DequeueError) && dataReply.code !== 354 && !refusal(dataReply.code))
-      return untrusted(mismatch('DATA', dataReply));
-
-    if (mailReply.code >= 300) {
-      if (!(dataReply instanceof DequeueError) && dataReply.code === 354)
-        return untrusted(mismatch('DATA after MAIL was refused', dataReply));
-      // Every recipient gets the MAIL reply: 5xx refuses the message for all of them.
-      const text = boundedText(mailReply);
+    const misfit = envelopeMisfit(m.recipients, replies);
+    if (misfit) return this.untrusted(m.recipients, this.mismatch(misfit));
+    if (replies.mail.code >= 300) {
       await this.reset();
-      return trusted({
-        recipients: m.recipients.map((address) => ({
-          address,
-          code: mailReply.code,
-          text,
-          final: isFinal(mailReply.code),
-        })),
-        error: isFinal(mailReply.code)
-          ? null
-          : new DequeueError('temporary', `MAIL FROM refused for now: ${mailReply.code} ${text}`),
-      });
+      return this.trusted(m.recipients, mailRefused(m.recipients, replies.mail));
     }
 
-    const outcomes = new Map<string, RecipientOutcome>();
-    const accepted: string[] = [];
-    m.recipients.forEach((address, i) => {
-      const r = rcptReplies[i];
-      if (r === undefined || r instanceof DequeueError) {
-        outcomes.set(address, {
-          address,
-          code: null,
-          text: r?.message ?? 'no reply to RCPT',
-          final: false,
-        });
-      } else if (r.code < 300) {
-        accepted.push(address);
-      } else {
-        outcomes.set(address, {
-          address,
-          code: r.code,
-          text: boundedText(r),
-          final: isFinal(r.code),
-        });
-      }
-    });
-    const result = (error: DequeueError | null): TransactionResult =>
-      trusted({
-        recipients: m.recipients.map((address) => outcomes.get(address)!),
-        error:
-          error ??
-          (m.recipients.some((a) => !outcomes.get(a)!.final)
-            ? new DequeueError('temporary', 'some recipients were deferred')
-            : null),
-      });
-
-    if (dataReply instanceof DequeueError || dataReply.code !== 354) {
-      if (dataReply instanceof DequeueError && dataReply !== NO_RECIPIENT)
-        this.broken ??= dataReply;
-      const why =
-        dataReply instanceof DequeueError
-          ? dataReply.message
-          : `DATA refused: ${dataReply.code} ${boundedText(dataReply)}`;
-      for (const address of accepted) {
-        const code =
-          dataReply instanceof DequeueError || accepted.length === 0 ? null : dataReply.code;
-        outcomes.set(address, { address, code, text: why, final: code !== null && code >= 500 });
-      }
+    const { outcomes, accepted } = rcptOutcomes(m.recipients, replies.rcpts);
+    const data = replies.data;
+    if (data instanceof DequeueError || data.code !== 354) {
+      if (data instanceof DequeueError && data !== NO_RECIPIENT) this.broken ??= data;
+      const refused = dataRefused(accepted, data);
       if (this.usable) await this.reset();
-      return result(
-        accepted.length && (dataReply instanceof DequeueError || dataReply.code < 500)
-          ? new DequeueError('temporary', why)
-          : null,
+      return this.trusted(
+        m.recipients,
+        transactionResult(m.recipients, [...outcomes, ...refused.outcomes], refused.error),
       );
     }
     if (accepted.length === 0) {
       // A pipelining server that said 354 although it took no recipient: end the empty data.
       await this.endData(1).catch(() => undefined);
       await this.reset();
-      return result(null);
+      return this.trusted(m.recipients, transactionResult(m.recipients, outcomes, null));
     }
+    return this.text(m, outcomes, accepted);
+  }
 
+  /**
+   * MAIL, the RCPTs and DATA: with PIPELINING in one write (RFC 2920), else one at a time (RCPT
+   * only after MAIL was accepted, DATA only when some RCPT was). Throws when MAIL got no reply.
+   */
+  private async envelope(
+    lines: EnvelopeLines,
+  ): Promise<{ replies: EnvelopeReplies; pipelined: boolean }> {
+    const channel = this.session.channel;
+    const ms = this.timeouts.command;
+    if (this.session.extensions.has('PIPELINING')) {
+      const pending = channel.pipeline([lines.mail, ...lines.rcpts, 'DATA'], ms).map((p) =>
+        p.then(
+          (r) => r,
+          (e: unknown) => asDequeueError(e),
+        ),
+      );
+      const mail = await pending[0]!;
+      if (mail instanceof DequeueError) throw mail;
+      const rcpts: Answer[] = [];
+      for (let i = 0; i < lines.rcpts.length; i++) rcpts.push(await pending[i + 1]!);
+      const data = await pending[lines.rcpts.length + 1]!;
+      return { replies: { mail, rcpts, data }, pipelined: true };
+    }
+    const mail = await channel.command(lines.mail, ms);
+    const rcpts: Answer[] = [];
+    if (mail.code < 300) {
+      for (const line of lines.rcpts)
+        rcpts.push(await channel.command(line, ms).catch((e: unknown) => asDequeueError(e)));
+    }
+    const anyAccepted = rcpts.some((r) => !(r instanceof DequeueError) && r.code < 300);
+    const data = anyAccepted
+      ? await channel
+          .command('DATA', this.timeouts.dataStart)
+          .catch((e: unknown) => asDequeueError(e))
+      : NO_RECIPIENT;
+    return { replies: { mail, rcpts, data }, pipelined: false };
+  }
+
+  /** The text and the final dot, then each accepted recipient's answer from the dot's replies. */
+  private async text(
+    m: Outgoing,
+    outcomes: readonly RecipientOutcome[],
+    accepted: readonly string[],
+  ): Promise<TransactionResult> {
     try {
       await this.stream(m);
     } catch (e) {
       // Cut the connection in the middle of DATA (RFC 5321 4.1.1.4): the server must not deliver
       // what it got. Our own read failing (the store) and the server failing end alike.
-      this.cut(asDequeueError(e));
       const error = asDequeueError(e);
-      for (const address of accepted)
-        outcomes.set(address, { address, code: null, text: error.message, final: false });
-      return result(error);
+      this.cut(error);
+      return this.trusted(
+        m.recipients,
+        transactionResult(
+          m.recipients,
+          [...outcomes, ...unanswered(accepted, error.message)],
+          error,
+        ),
+      );
     }
-
     // Never rejects: a missing reply is a value.
     const replies = await this.endData(this.lmtp ? accepted.length : 1);
-    let error: DequeueError | null = null;
-    for (const [i, address] of accepted.entries()) {
-      const r = replies[this.lmtp ? i : 0]!;
-      if (r instanceof DequeueError) {
-        error ??= r;
-        outcomes.set(address, {
-          address,
-          code: null,
-          text: `no reply to the final dot: ${r.message}`,
-          final: false,
-        });
-      } else if (!(r.code >= 200 && r.code < 300) && !refusal(r.code)) {
-        return untrusted(mismatch('the final dot', r));
-      } else {
-        outcomes.set(address, {
-          address,
-          code: r.code,
-          text: boundedText(r),
-          final: isFinal(r.code),
-        });
-      }
-    }
-    if (error) this.broken ??= error;
-    return result(error);
+    const answered = dotOutcomes(accepted, replies, this.lmtp);
+    if ('misfit' in answered) return this.untrusted(m.recipients, this.mismatch(answered.misfit));
+    if (answered.error) this.broken ??= answered.error;
+    return this.trusted(
+      m.recipients,
+      transactionResult(m.recipients, [...outcomes, ...answered.outcomes], answered.error),
+    );
+  }
+
+  /**
+   * A reply that cannot answer its command (a 354 to RCPT, a 250 to DATA, a 3xx to the final
+   * dot, RSET refused), one nobody asked for, or a RCPT accepted after MAIL was refused means
+   * the server's replies and our commands no longer pair up (a reply sent twice, or not at all):
+   * none of this transaction's answers can be trusted. The connection is cut and every
+   * recipient of the message waits for the next run; the server may have taken it (a
+   * duplicate then), but no answer is shown for the wrong command and nothing is marked on one.
+   */
+  private untrusted(recipients: readonly string[], error: ProtocolError): TransactionResult {
+    this.cut(error);
+    return { recipients: unanswered(recipients, `not trusted: ${error.message}`), error };
+  }
+
+  /** The result as decided, unless the replies stopped pairing meanwhile (then untrusted). */
+  private trusted(recipients: readonly string[], r: TransactionResult): TransactionResult {
+    const lost =
+      this.broken instanceof ProtocolError
+        ? this.broken
+        : this.session.channel.broken instanceof ProtocolError
+          ? this.session.channel.broken
+          : null;
+    return lost ? this.untrusted(recipients, lost) : r;
+  }
+
+  private mismatch({ command, reply }: Misfit): ProtocolError {
+    return new ProtocolError(
+      `${this.destination.display} answered ${command} with ${reply.code} ${boundedText(reply)}, which cannot answer it: its replies no longer pair with our commands`,
+    );
   }
 
   /**
