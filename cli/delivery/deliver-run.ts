@@ -15,15 +15,16 @@ import { asDequeueError, DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import { DeliveryConnection, type DeliveryOptions } from './delivery-client';
 import type { Destination } from './destination';
-import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from './mail-store';
-import type { TransactionResult } from './transaction';
+import type { ClaimedMail, MailStore, StoredRef } from './mail-store';
+import { type DeliveryOutcome, type MessageOutcome, messageOutcome } from './message-outcome';
+import { type Outgoing, type TransactionResult, unanswered } from './transaction';
+
+export type { DeliveryOutcome } from './message-outcome';
 
 /** Marks (renames, deletes) completing in the background while the next messages go out. */
 const MAX_MARKS_IN_FLIGHT = 16;
 
-export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
-
-/** One line of `--json` (SPEC "Operating commands"). `pending` only in a dry run. */
+/** One line of `--json` (README "deliver"). `pending` only in a dry run. */
 export interface MessageReport {
   readonly message: string;
   readonly target: string;
@@ -52,161 +53,189 @@ export interface DeliverDeps extends DeliveryOptions {
   readonly onSkipped?: (ref: StoredRef) => void;
 }
 
+/**
+ * The run, in its phases: list the store, claim each message (the next one while this one is
+ * sent), send it on the run's one connection, mark it from its recipients' answers in the
+ * background, report in order.
+ */
 export async function deliverStored(
   request: DeliverRequest,
   deps: DeliverDeps,
 ): Promise<MessageReport[]> {
-  const { store, destination } = deps;
+  const { store } = deps;
   await store.check();
   const refs = await store.list(request.targets);
-  const reports: MessageReport[] = [];
-  const report = (r: MessageReport) => {
-    reports.push(r);
-    deps.onReport?.(r);
-  };
-  let connection = null as DeliveryConnection | null;
-  /** Set when the server cannot be reached: the rest of the run is deferred without trying. */
-  let down: DequeueError | null = null;
+  const reports = new ReportsInOrder(deps.onReport);
+  const server = new RunConnection(deps.destination, deps);
   /** Targets whose mail another run holds, said once each. */
-  const held = new Set<string>();
+  const said = new Set<string>();
+  try {
+    for await (const { ref, claimed } of claimsAhead(store, refs)) {
+      if ('error' in claimed) {
+        await reports.add(Promise.resolve(deferredReport(ref, claimed.error)));
+        continue;
+      }
+      const claim = claimed.claim;
+      if (!claim) {
+        await leftToOtherRun(ref, deps, said);
+        continue;
+      }
+      try {
+        const { marking } = await deliverOne(claim, server, request.dryRun === true);
+        await reports.inBackground(marking);
+      } catch (e) {
+        // Unexpected: nothing is marked, the claim is given up, the message stays.
+        await claim.release();
+        await reports.add(Promise.resolve(deferredReport(ref, asDequeueError(e))));
+      }
+    }
+  } finally {
+    await reports.settled();
+    await server.close();
+    await store.close();
+  }
+  return reports.all;
+}
 
-  /**
-   * The store's work overlaps the network's (bench/deliver.ts): the next message is claimed while
-   * this one is sent, and marks complete in the background, at most MAX_MARKS_IN_FLIGHT at once.
-   * Reports still come out in order, each once its mark is done.
-   */
-  let reported: Promise<void> = Promise.resolve();
-  const marks: Promise<void>[] = [];
-  const later = (marking: Promise<MessageReport>): Promise<void> => {
-    reported = reported.then(() => marking).then(report);
-    const settled = reported.catch(() => undefined);
-    marks.push(settled);
-    return settled;
-  };
-  type Claimed = { claim: ClaimedMail | null } | { error: DequeueError };
-  let ahead: Promise<Claimed> | null = null;
+type Claimed = { readonly claim: ClaimedMail | null } | { readonly error: DequeueError };
+
+/**
+ * Each message with its claim. The store's work overlaps the network's (bench/deliver.ts): the
+ * next message is claimed while this one is sent. A claim taken ahead and not used (the run
+ * stopped on an unexpected error) is given back.
+ */
+async function* claimsAhead(
+  store: MailStore,
+  refs: readonly StoredRef[],
+): AsyncGenerator<{ readonly ref: StoredRef; readonly claimed: Claimed }> {
   const claimOf = (ref: StoredRef): Promise<Claimed> =>
     store.claim(ref).then(
       (claim) => ({ claim }),
       (e: unknown) => ({ error: asDequeueError(e) }),
     );
-
+  let ahead: Promise<Claimed> | null = refs.length ? claimOf(refs[0]!) : null;
   try {
-    ahead = refs.length ? claimOf(refs[0]!) : null;
     for (const [i, ref] of refs.entries()) {
       const claimed: Claimed = await ahead!;
       ahead = i + 1 < refs.length ? claimOf(refs[i + 1]!) : null;
-      if ('error' in claimed) {
-        await later(
-          Promise.resolve({
-            message: ref.id,
-            target: ref.target,
-            outcome: 'deferred',
-            recipients: [],
-            error: claimed.error.message,
-          }),
-        );
-        continue;
-      }
-      const claim = claimed.claim;
-      if (!claim) {
-        deps.onSkipped?.(ref);
-        const holder = await store.heldBy?.(ref.target);
-        if (!holder)
-          deps.transcript.line(
-            'deliver',
-            '*',
-            `message ${ref.id} (${ref.target}) is being delivered by another run; left to it`,
-          );
-        else if (!held.has(ref.target)) {
-          held.add(ref.target);
-          (deps.onNotice ?? ((text: string) => deps.transcript.line('deliver', '*', text)))(
-            `the mail of ${ref.target} is being delivered by ${holder}; left to it`,
-          );
-        }
-        continue;
-      }
-      try {
-        const { marking } = await deliverOne(claim);
-        void later(marking);
-        while (marks.length > MAX_MARKS_IN_FLIGHT) await marks.shift();
-      } catch (e) {
-        // Unexpected: nothing is marked, the claim is given up, the message stays.
-        await claim.release();
-        await later(
-          Promise.resolve({
-            message: ref.id,
-            target: ref.target,
-            outcome: 'deferred',
-            recipients: [],
-            error: asDequeueError(e).message,
-          }),
-        );
-      }
+      yield { ref, claimed };
     }
   } finally {
-    // A claim taken ahead and not used (an unexpected error above) is given back.
     const unused = await ahead?.catch(() => null);
     if (unused && 'claim' in unused) await unused.claim?.release();
-    await Promise.all(marks);
-    await reported.catch(() => undefined);
-    await connection?.close();
-    await store.close();
   }
-  return reports;
+}
 
-  /** Send one message; resolves, once the server has answered, to its mark in progress. */
-  async function deliverOne(claim: ClaimedMail): Promise<{ marking: Promise<MessageReport> }> {
-    const { envelope, ref } = claim;
-    const recipients = [...new Set(envelope.rcptTo)];
-    const earlier = new Map(claim.answered.map((a) => [a.address, a] as const));
-    const waiting = recipients.filter((a) => !earlier.has(a));
+/**
+ * Reports in the order of the messages, each once its mark is done. Marks complete in the
+ * background, at most MAX_MARKS_IN_FLIGHT at once, while the next messages go out.
+ */
+class ReportsInOrder {
+  readonly all: MessageReport[] = [];
+  private reported: Promise<void> = Promise.resolve();
+  private readonly marks: Promise<void>[] = [];
 
-    if (request.dryRun) {
-      await claim.release();
-      return {
-        marking: Promise.resolve({
-          message: ref.id,
-          target: ref.target,
-          outcome: 'pending',
-          recipients: recipients.map(
-            (address) => earlier.get(address) ?? { address, code: null, text: null },
-          ),
-          error: null,
-        }),
-      };
-    }
+  constructor(private readonly onReport?: (report: MessageReport) => void) {}
 
-    let result: TransactionResult = { recipients: [], error: null };
-    for (let tries = 0; waiting.length; tries++) {
-      if (!down && !connection?.usable) {
-        await connection?.close();
-        connection = null;
+  /** Report once `marking` and every report before it are done; resolves then, never rejects. */
+  add(marking: Promise<MessageReport>): Promise<void> {
+    this.reported = this.reported
+      .then(() => marking)
+      .then((r) => {
+        this.all.push(r);
+        this.onReport?.(r);
+      });
+    const settled = this.reported.catch(() => undefined);
+    this.marks.push(settled);
+    return settled;
+  }
+
+  /** Leave `marking` to complete in the background; wait only while too many are in flight. */
+  async inBackground(marking: Promise<MessageReport>): Promise<void> {
+    void this.add(marking);
+    while (this.marks.length > MAX_MARKS_IN_FLIGHT) await this.marks.shift();
+  }
+
+  /** Every mark done and reported. */
+  async settled(): Promise<void> {
+    await Promise.all(this.marks);
+    await this.reported.catch(() => undefined);
+  }
+}
+
+/**
+ * The run's one connection to the server: opened for the first message, opened again when it
+ * broke; once the server cannot be reached, the rest of the run is deferred without trying.
+ */
+class RunConnection {
+  private connection: DeliveryConnection | null = null;
+  private down: DequeueError | null = null;
+
+  constructor(
+    private readonly destination: Destination,
+    private readonly options: DeliveryOptions,
+  ) {}
+
+  async send(m: Outgoing): Promise<TransactionResult> {
+    for (let tries = 0; ; tries++) {
+      if (!this.down && !this.connection?.usable) {
+        await this.connection?.close();
+        this.connection = null;
         try {
-          connection = await DeliveryConnection.open(destination, deps);
+          this.connection = await DeliveryConnection.open(this.destination, this.options);
         } catch (e) {
-          down = asDequeueError(e);
+          this.down = asDequeueError(e);
         }
       }
-      if (down || !connection) {
+      if (this.down || !this.connection) {
         const error =
-          down ?? new DequeueError('temporary', `no connection to ${destination.display}`);
-        result = {
-          recipients: waiting.map((address) => ({
-            address,
-            code: null,
-            text: error.message,
-            final: false,
-          })),
-          error,
-        };
-        break;
+          this.down ??
+          new DequeueError('temporary', `no connection to ${this.destination.display}`);
+        return { recipients: unanswered(m.recipients, error.message), error };
       }
-      // The next message waits for this one's answer. Pipelining its MAIL, RCPT and DATA after
-      // this one's final dot (RFC 2920 3.1 allows it) was slower against Postfix's smtp-sink
-      // (bench/deliver.ts), and a reply sent twice or not at all could then be paired with the
-      // other message's commands.
-      result = await connection.send({
+      const result = await this.connection.send(m);
+      // Not taken up at all (the connection broke first): once more, on a new connection.
+      if (!(result.unsent && tries === 0)) return result;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.connection?.close();
+  }
+}
+
+/** Send one message; resolves, once the server has answered, to its mark in progress. */
+async function deliverOne(
+  claim: ClaimedMail,
+  server: RunConnection,
+  dryRun: boolean,
+): Promise<{ marking: Promise<MessageReport> }> {
+  const { envelope, ref } = claim;
+  const recipients = [...new Set(envelope.rcptTo)];
+  const earlier = new Map(claim.answered.map((a) => [a.address, a] as const));
+  const waiting = recipients.filter((a) => !earlier.has(a));
+
+  if (dryRun) {
+    await claim.release();
+    return {
+      marking: Promise.resolve({
+        message: ref.id,
+        target: ref.target,
+        outcome: 'pending',
+        recipients: recipients.map(
+          (address) => earlier.get(address) ?? { address, code: null, text: null },
+        ),
+        error: null,
+      }),
+    };
+  }
+
+  // The next message waits for this one's answer. Pipelining its MAIL, RCPT and DATA after
+  // this one's final dot (RFC 2920 3.1 allows it) was slower against Postfix's smtp-sink
+  // (bench/deliver.ts), and a reply sent twice or not at all could then be paired with the
+  // other message's commands.
+  const result: TransactionResult = waiting.length
+    ? await server.send({
         id: ref.id,
         mailFrom: envelope.mailFrom,
         recipients: waiting,
@@ -214,72 +243,69 @@ export async function deliverStored(
         ...(envelope.smtputf8 ? { smtputf8: envelope.smtputf8 } : {}),
         size: typeof envelope.bytes === 'number' ? envelope.bytes : undefined,
         text: () => claim.open(),
-      });
-      // Not taken up at all (the connection broke first): once more, on a new connection.
-      if (!(result.unsent && tries === 0)) break;
-    }
-    const marking = mark(claim, recipients, earlier, result);
-    return { marking };
-  }
+      })
+    : { recipients: [], error: null };
+  return { marking: mark(claim, messageOutcome(recipients, earlier, result)) };
+}
 
-  /** Decide the message's outcome from every recipient's final answer so far, and mark it. */
-  function mark(
-    claim: ClaimedMail,
-    recipients: readonly string[],
-    earlier: ReadonlyMap<string, RecipientAnswer>,
-    result: TransactionResult,
-  ): Promise<MessageReport> {
-    const { ref } = claim;
-    const fresh = result.recipients;
-    const error = result.error;
-    const now = new Map(fresh.map((o) => [o.address, o] as const));
-    const finals: RecipientAnswer[] = [];
-    for (const address of recipients) {
-      const before = earlier.get(address);
-      if (before) finals.push(before);
-      const o = now.get(address);
-      if (o?.final && o.code !== null) finals.push({ address, code: o.code, text: o.text });
-    }
-    const shown = recipients.map((address) => {
-      const o = now.get(address);
-      return earlier.get(address) ?? { address, code: o?.code ?? null, text: o?.text ?? null };
-    });
-    const allFinal = finals.length === recipients.length;
-    const outcome: DeliveryOutcome = !allFinal
-      ? 'deferred'
-      : finals.every((a) => a.code < 300)
-        ? 'delivered'
-        : 'failed';
-    const why =
-      outcome === 'failed'
-        ? `refused for good for ${finals
-            .filter((a) => a.code >= 500)
-            .map((a) => `<${a.address}> (${a.code})`)
-            .join(', ')}; kept in failed/ with the replies`
-        : null;
-    const marked =
-      outcome === 'delivered'
-        ? claim.delivered(finals)
-        : outcome === 'failed'
-          ? claim.failed(finals)
-          : claim.deferred(finals);
-    return marked.then(
-      (): MessageReport => ({
-        message: ref.id,
-        target: ref.target,
-        outcome,
-        recipients: shown,
-        error:
-          outcome === 'deferred' ? (error?.message ?? 'some recipients are still waiting') : why,
-      }),
-      // Still in the undelivered set: the next run delivers it again to whoever is recorded as waiting.
-      (e: unknown): MessageReport => ({
-        message: ref.id,
-        target: ref.target,
-        outcome: 'deferred',
-        recipients: shown,
-        error: `${outcome}, but ${asDequeueError(e).message}`,
-      }),
+/** Mark the message as decided; a mark that fails leaves it deferred, in the undelivered set. */
+function mark(claim: ClaimedMail, decided: MessageOutcome): Promise<MessageReport> {
+  const { ref } = claim;
+  const { outcome, finals } = decided;
+  const marked =
+    outcome === 'delivered'
+      ? claim.delivered(finals)
+      : outcome === 'failed'
+        ? claim.failed(finals)
+        : claim.deferred(finals);
+  return marked.then(
+    (): MessageReport => ({
+      message: ref.id,
+      target: ref.target,
+      outcome,
+      recipients: decided.recipients,
+      error: decided.error,
+    }),
+    // Still in the undelivered set: the next run delivers it again to whoever is recorded as waiting.
+    (e: unknown): MessageReport => ({
+      message: ref.id,
+      target: ref.target,
+      outcome: 'deferred',
+      recipients: decided.recipients,
+      error: `${outcome}, but ${asDequeueError(e).message}`,
+    }),
+  );
+}
+
+/** A message nothing was sent for (its claim failed, or something unexpected): it stays. */
+function deferredReport(ref: StoredRef, error: DequeueError): MessageReport {
+  return {
+    message: ref.id,
+    target: ref.target,
+    outcome: 'deferred',
+    recipients: [],
+    error: error.message,
+  };
+}
+
+/**
+ * A message another run holds is left to it. When the store knows who holds the whole target
+ * (the mail directory's lock), the operator is told once per target; else the transcript says it
+ * per message.
+ */
+async function leftToOtherRun(ref: StoredRef, deps: DeliverDeps, said: Set<string>): Promise<void> {
+  deps.onSkipped?.(ref);
+  const holder = await deps.store.heldBy?.(ref.target);
+  if (!holder)
+    deps.transcript.line(
+      'deliver',
+      '*',
+      `message ${ref.id} (${ref.target}) is being delivered by another run; left to it`,
+    );
+  else if (!said.has(ref.target)) {
+    said.add(ref.target);
+    (deps.onNotice ?? ((text: string) => deps.transcript.line('deliver', '*', text)))(
+      `the mail of ${ref.target} is being delivered by ${holder}; left to it`,
     );
   }
 }
