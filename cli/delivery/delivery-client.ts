@@ -23,6 +23,7 @@ import {
 import { asDequeueError, DequeueError, ProtocolError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
+import { canAnswer, groupMissingReply } from '../../lambda/core/smtp/reply-pairing';
 import { SMTP_TIMEOUTS } from '../../lambda/core/smtp/timeouts';
 import type { Destination } from './destination';
 import { streamText, writeAll } from './message-text';
@@ -34,7 +35,6 @@ import {
   type EnvelopeReplies,
   envelopeLines,
   envelopeMisfit,
-  groupMissingReply,
   mailRefused,
   type Misfit,
   NO_RECIPIENT,
@@ -252,7 +252,8 @@ export class DeliveryConnection {
    * the server's replies and our commands no longer pair up (a reply sent twice, or not at all):
    * none of this transaction's answers can be trusted. The connection is cut and every
    * recipient of the message waits for the next run; the server may have taken it (a
-   * duplicate then), but no answer is shown for the wrong command and nothing is marked on one.
+   * duplicate then), but no answer is shown for the wrong command and nothing is marked on one
+   * (lambda/core/smtp/reply-pairing.ts: the rules, and where the signal keeps them too).
    */
   private untrusted(recipients: readonly string[], error: ProtocolError): TransactionResult {
     this.cut(error);
@@ -338,7 +339,7 @@ export class DeliveryConnection {
       this.cut(reply);
       return false;
     }
-    if (reply.code < 200 || reply.code >= 300) {
+    if (!canAnswer('RSET', reply.code)) {
       this.cut(
         new ProtocolError(
           `${this.destination.display} answered RSET with ${reply.code} ${boundedText(reply)}: its replies no longer pair with our commands`,

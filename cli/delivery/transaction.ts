@@ -12,6 +12,7 @@
 import { boundedText } from '../../lambda/core/smtp/client-handshake';
 import { DequeueError } from '../../lambda/core/errors';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
+import { canAnswer, canAnswerAfterRefusedMail } from '../../lambda/core/smtp/reply-pairing';
 
 /** One message to send. */
 export interface Outgoing {
@@ -75,8 +76,6 @@ export interface Misfit {
 export const NO_RECIPIENT = new DequeueError('temporary', 'no recipient accepted');
 
 const isFinal = (code: number) => code < 400 || code >= 500;
-const positive = (code: number) => code >= 200 && code < 300;
-const refusal = (code: number) => code >= 400 && code < 600;
 
 /** The envelope's lines, or, when the message cannot go to this server as stored, its result. */
 export type Envelope = { readonly lines: EnvelopeLines } | { readonly notSent: TransactionResult };
@@ -127,27 +126,27 @@ export function envelopeLines(
 }
 
 /**
- * The pairing check of the envelope (RFC 5321 4.2.1, 4.3.2: the codes each command can have): a
- * reply that cannot answer its command (a 354 to RCPT, a 250 to DATA), or a RCPT accepted or
- * DATA's 354 after MAIL was refused, means the replies no longer pair with the commands. The first
- * such reply, or null.
+ * The pairing check of the envelope (lambda/core/smtp/reply-pairing.ts, rule 1): a reply that
+ * cannot answer its command (a 354 to RCPT, a 250 to DATA), or a RCPT accepted or DATA's 354 after
+ * MAIL was refused, means the replies no longer pair with the commands. The first such reply, or
+ * null.
  */
 export function envelopeMisfit(
   recipients: readonly string[],
   replies: EnvelopeReplies,
 ): Misfit | null {
   const { mail, rcpts, data } = replies;
-  if (!positive(mail.code) && !refusal(mail.code)) return { command: 'MAIL', reply: mail };
+  if (!canAnswer('MAIL', mail.code)) return { command: 'MAIL', reply: mail };
+  const mailRefused = mail.code >= 300;
   for (const [i, r] of rcpts.entries()) {
     if (r instanceof DequeueError) continue;
-    if (!positive(r.code) && !refusal(r.code))
-      return { command: `RCPT TO:<${recipients[i]}>`, reply: r };
-    if (mail.code >= 300 && r.code < 300)
+    if (!canAnswer('RCPT', r.code)) return { command: `RCPT TO:<${recipients[i]}>`, reply: r };
+    if (mailRefused && !canAnswerAfterRefusedMail('RCPT', r.code))
       return { command: `RCPT TO:<${recipients[i]}> after MAIL was refused`, reply: r };
   }
   if (data instanceof DequeueError) return null;
-  if (data.code !== 354 && !refusal(data.code)) return { command: 'DATA', reply: data };
-  if (mail.code >= 300 && data.code === 354)
+  if (!canAnswer('DATA', data.code)) return { command: 'DATA', reply: data };
+  if (mailRefused && !canAnswerAfterRefusedMail('DATA', data.code))
     return { command: 'DATA after MAIL was refused', reply: data };
   return null;
 }
@@ -240,7 +239,7 @@ export function dotOutcomes(
         text: `no reply to the final dot: ${r.message}`,
         final: false,
       });
-    } else if (!positive(r.code) && !refusal(r.code)) {
+    } else if (!canAnswer('end of data', r.code)) {
       return { misfit: { command: 'the final dot', reply: r } };
     } else {
       outcomes.push({ address, code: r.code, text: boundedText(r), final: isFinal(r.code) });
@@ -268,13 +267,4 @@ export function transactionResult(
         ? new DequeueError('temporary', 'some recipients were deferred')
         : null),
   };
-}
-
-/**
- * A pipelined group (RFC 2920) with a reply missing (a timeout, a cut): one dropped earlier in the
- * group would have shifted the rest onto the wrong commands, so none of them is believed. The
- * first missing reply's error, or null when every command was answered.
- */
-export function groupMissingReply(answers: readonly Answer[]): DequeueError | null {
-  return answers.find((r): r is DequeueError => r instanceof DequeueError) ?? null;
 }

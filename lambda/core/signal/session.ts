@@ -7,11 +7,11 @@
  * Every command is sent even when an earlier one answered 251 or failed: fetchmail's ETRN mode
  * stops at the first 251 and never asks for its other domains; we do not.
  *
- * Pairing replies with commands. A reply belongs to a command only by its place in the stream,
- * so a peer that sends one reply too many or too few shifts every later reply onto the wrong
- * command. Fork-happy MTAs do exactly that when ETRNs are pipelined: they fork a queue runner
- * per ETRN with earlier replies still unflushed in their output buffer, and the child flushes its
- * copy. Debian's Exim 4.96 then sends a reply twice in cleartext (458, 458, 250, 221 for three
+ * Pairing replies with commands (the rules, and where else they are kept: smtp/reply-pairing.ts).
+ * A reply belongs to a command only by its place in the stream, so a peer that sends one reply
+ * too many or too few shifts every later reply onto the wrong command. Fork-happy MTAs do exactly
+ * that when ETRNs are pipelined: they fork a queue runner per ETRN with earlier replies still
+ * unflushed in their output buffer, and the child flushes its copy. Debian's Exim 4.96 then sends a reply twice in cleartext (458, 458, 250, 221 for three
  * commands); sendmail 8.17 does it in cleartext and inside STARTTLS, where the copy is a TLS
  * record the client cannot decrypt ("decryption failed or bad record mac"), and every reply after
  * it is lost. So the rule, TLS or not:
@@ -54,6 +54,7 @@ import { atrnUntilSettled } from './atrn-again';
 import { DEFAULT_MAX_ETRN_PER_SESSION, etrnSessions, inSessions } from './etrn-sessions';
 import { authenticate, chooseMechanism } from './auth';
 import type { SmtpReply } from '../smtp/reply';
+import { canAnswer } from '../smtp/reply-pairing';
 import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from '../smtp/timeouts';
 import { onStop, STOP_GRACE_MS, stoppedError } from '../run-stop';
 import { fingerSignal } from './finger-session';
@@ -63,9 +64,6 @@ export type { SignalDeps, SignalOptions, SignalReport } from './types';
 
 /** RFC 2645 section 4 lets a provider scan its queue before answering ATRN: allow 10 minutes. */
 export const DEFAULT_ATRN_TIMEOUT_MS = 600_000;
-
-/** RFC 1985 section 5: the only success codes an ETRN (and Post.Office's QSND) can get. */
-const ETRN_SUCCESS = new Set([250, 251, 252, 253]);
 
 function record(command: string, reply: SmtpReply): ReplyRecord {
   return { command, code: reply.code, text: boundedText(reply) };
@@ -403,7 +401,7 @@ class SignalSession {
 /** A reply no honest server gives to this command: the stream is shifted. */
 function misfit(command: string, reply: SmtpReply): string | null {
   const verb = verbOf(command);
-  if ((verb === 'ETRN' || verb === 'QSND') && reply.code < 400 && !ETRN_SUCCESS.has(reply.code)) {
+  if ((verb === 'ETRN' || verb === 'QSND') && !canAnswer('ETRN', reply.code)) {
     return `${command} was answered ${reply.code}, which is no reply to ${verb} (RFC 1985 section 5)`;
   }
   return null;
@@ -440,7 +438,8 @@ function notOffered(
 
 /** The goodbye's verdict on the pairing: the reply paired with QUIT is 221 and nothing follows. */
 function pairingDoubt(bye: Goodbye): string | null {
-  if (bye.reply && bye.reply.code !== 221) return `QUIT was answered ${bye.reply.code}, not 221`;
+  if (bye.reply && !canAnswer('QUIT', bye.reply.code))
+    return `QUIT was answered ${bye.reply.code}, not 221`;
   if (bye.after)
     return `${bye.after} came ${bye.reply ? 'after the 221 to QUIT' : 'before the QUIT'}`;
   // Garbage where QUIT's reply should be; silence or a close there proves nothing either way.

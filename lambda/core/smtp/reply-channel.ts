@@ -3,7 +3,8 @@
  *
  * As in nodemailer's smtp-connection, every command registers the handler for its reply before the
  * command is written; a reply that arrives with no handler waiting is a protocol error, never
- * ignored (a provider that answers twice is out of step, and everything after would be misread).
+ * ignored (a provider that answers twice is out of step, and everything after would be misread;
+ * reply-pairing.ts has the rules and where each client applies them).
  *
  * Each wait is a deadline, not an idle timer: a reply must be complete within `timeoutMs` of the
  * moment its handler reaches the head of the queue (so pipelined commands each get the full
@@ -14,6 +15,7 @@ import { DequeueError, ProtocolError, TimeoutError } from '../errors';
 import type { Transcript } from '../ports';
 import { onStop, STOP_GRACE_MS, stopReason } from '../run-stop';
 import { ReplyParser, type SmtpReply } from './reply';
+import { replyForNoCommand } from './reply-pairing';
 
 /** One line of a pipelined group and the bound on its reply. */
 export interface PipelinedCommand {
@@ -191,18 +193,7 @@ export class ReplyChannel {
       const head = this.waiters.shift();
       if (!head) {
         this.surplus = reply;
-        this.fail(
-          // RFC 5321 3.8: a server may say 421 at any time before it closes (Dovecot does on
-          // SIGTERM, while we stream a message): the server going away, not a pairing fault.
-          reply.code === 421
-            ? new DequeueError(
-                'temporary',
-                `${this.peer} is closing the connection: ${reply.code} ${reply.lines[0] ?? ''}`,
-              )
-            : new ProtocolError(
-                `${this.peer} sent a reply nobody asked for: ${reply.code} ${reply.lines[0] ?? ''}`,
-              ),
-        );
+        this.fail(replyForNoCommand(this.peer, reply));
         return;
       }
       clearTimeout(head.timer);

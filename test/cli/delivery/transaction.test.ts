@@ -11,7 +11,6 @@ import {
   dotOutcomes,
   envelopeLines,
   envelopeMisfit,
-  groupMissingReply,
   mailRefused,
   NO_RECIPIENT,
   type Outgoing,
@@ -227,12 +226,5 @@ describe("each recipient's outcome", () => {
       null,
     );
     expect(done.error).toBeNull();
-  });
-});
-
-describe('a pipelined group', () => {
-  it('with a reply missing is not believed: the first missing reply is the error', () => {
-    expect(groupMissingReply([reply(250), reply(250), reply(354)])).toBeNull();
-    expect(groupMissingReply([reply(250), lost, reply(354)])).toBe(lost);
   });
 });
