@@ -1,5 +1,5 @@
 /**
- * The dot-unstuffer alone (lambda/core/dot-stuffing.ts), on 50 MB of four kinds of text, fed in
+ * The dot-unstuffer alone (lambda/core/smtp/dot-stuffing.ts), on 50 MB of four kinds of text, fed in
  * 64 KiB chunks as the socket hands them over: how fast it finds the end of the data.
  *
  *   npx tsx bench/unstuff-scan.ts [--runs 7]

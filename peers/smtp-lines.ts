@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 
-/** RFC 5321 4.5.2 dot-stuffing, written independently of lambda/core/dot-stuffing.ts. */
+/** RFC 5321 4.5.2 dot-stuffing, written independently of lambda/core/smtp/dot-stuffing.ts. */
 export function stuff(text: Buffer): Buffer {
   const s = text.toString('latin1').replace(/(^|\r\n)\./g, '$1..');
   return Buffer.from(s.endsWith('\r\n') || s === '' ? `${s}.\r\n` : `${s}\r\n.\r\n`, 'latin1');

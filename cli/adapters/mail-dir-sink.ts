@@ -2,7 +2,7 @@
  * The CLI's mail store (`--mail-dir DIR`): one file per message, its envelope as JSON beside it.
  *
  *   DIR/<target>/<id>.eml    the message as received (dot-unstuffed), our trace header first
- *   DIR/<target>/<id>.json   the envelope (lambda/core/envelope-record.ts)
+ *   DIR/<target>/<id>.json   the envelope (lambda/core/odmr/envelope-record.ts)
  *
  * A reader never sees half a message: both are written under hidden temporary names
  * (`.<name>.eml.part`, `.<name>.json.part`), made durable (the message fsynced, the envelope

@@ -2,7 +2,7 @@
  * The Lambda's mail store: each message an S3 object, its envelope a JSON object beside it.
  *
  *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.eml    message/rfc822, our trace header first
- *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.json   the envelope (lambda/core/envelope-record.ts)
+ *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.json   the envelope (lambda/core/odmr/envelope-record.ts)
  *
  * The message streams into the object as it arrives (lib-storage `Upload`: one PutObject when it
  * is small, a multipart upload of `partSize` parts otherwise), so memory holds at most
