@@ -4,7 +4,7 @@
  * handler and its side modules, same esbuild options), run on the runtime's Node major with the
  * runtime's flags and environment (peers/lambda-invocation.ts), against moto_server, with an SQS
  * event carrying one work order per ATRN target, as the event source mapping delivers a batch.
- * The deployed bundle itself (`cdk synth`) is run the same way by test/deploy/worker-memory.test.ts.
+ * The deployed bundle itself (`cdk synth`) is run the same way by test/deploy/deployed-bundle.test.ts.
  */
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';

