@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main';
+import { runCli } from '../support/cli-run';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 
 const run = promisify(execFile);
@@ -41,15 +41,7 @@ async function files(config: unknown, secrets?: unknown) {
   return { sub, configFile, secretsFile };
 }
 
-async function cli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { status, stdout, stderr };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 const target = (name: string, extra: Record<string, unknown> = {}) => ({
   name,

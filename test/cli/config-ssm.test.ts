@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { main } from '../../cli/main';
+import { runCli } from '../support/cli-run';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { AwsWorld, CapturedOutput, contextWith } from '../lambda/aws-world';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
@@ -39,16 +39,7 @@ describeWithMotoServer('dequeue config push | pull | diff against moto_server', 
   });
   beforeEach(() => world.reset());
 
-  async function cli(argv: string[]) {
-    let stdout = '';
-    let stderr = '';
-    const status = await main(argv, {
-      stdout: { write: (t: string) => (stdout += t) },
-      stderr: { write: (t: string) => (stderr += t) },
-      aws: moto.clientConfig,
-    });
-    return { status, stdout, stderr };
-  }
+  const cli = (argv: string[]) => runCli(argv, { aws: moto.clientConfig });
 
   async function file(document: unknown): Promise<string> {
     const path = join(await mkdtemp(join(dir, 'case-')), 'config.json');
@@ -423,19 +414,14 @@ describeWithMotoServer('dequeue config push | pull | diff against moto_server', 
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     try {
       const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-      let stderr = '';
-      const status = await main(
+      const { status, stderr } = await runCli(
         [
           'config',
           'push',
           '--config',
           await file({ targets: [target('a'), target('b'), target('c')] }),
         ],
-        {
-          stdout: { write: () => true },
-          stderr: { write: (t: string) => (stderr += t) },
-          aws: { ...moto.clientConfig, endpoint },
-        },
+        { aws: { ...moto.clientConfig, endpoint } },
       );
       expect(stderr).not.toContain('not written');
       expect(status).toBe(0);

@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main';
+import { runCli } from '../support/cli-run';
 import type { MemoryBudget } from '../../lambda/core/memory-budget';
 import type { MailReceiver } from '../../lambda/core/ports';
 
@@ -41,14 +41,11 @@ async function run(
   await writeFile(secrets, JSON.stringify({ isp: { username: 'u', password: 'p' } }), {
     mode: 0o600,
   });
-  let stderr = '';
   let budget: MemoryBudget | undefined;
   const receiver: MailReceiver = async () => ({ stored: 0, error: null });
-  const status = await main(
+  const { status, stderr } = await runCli(
     ['--config', config, '--secrets', secrets, '--mail-dir', join(dir, 'mail'), '--json', ...extra],
     {
-      stdout: { write: () => true },
-      stderr: { write: (t: string) => (stderr += t) },
       openMailDir: async (_dir, _config, _dryRun, memory) => {
         budget = memory;
         return receiver;

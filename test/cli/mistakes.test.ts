@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main';
+import { runCli } from '../support/cli-run';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 
 let dir: string;
@@ -29,15 +29,7 @@ async function file(name: string, content: unknown, mode = 0o600): Promise<strin
   return path;
 }
 
-async function cli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { status, stdout, stderr };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 const target = (name: string, extra: Record<string, unknown> = {}) => ({
   name,

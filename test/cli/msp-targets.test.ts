@@ -12,7 +12,7 @@ import { parseConfigDocument } from '../../lambda/core/config';
 import { ACCOUNT, AtrnProvider } from '../../peers/atrn-provider';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
-import { cli } from './delivery/stored-mail';
+import { runCli } from '../support/cli-run';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -72,7 +72,7 @@ describe('per-target helloName and mail', () => {
         }),
       ],
     });
-    const out = await cli([
+    const out = await runCli([
       '--config',
       f.config,
       '--secrets',
@@ -143,7 +143,7 @@ describe('--dry-run with an ATRN target', () => {
     cleanups.push(() => provider.stop());
     const f = await files({ targets: [atrn('a', provider.port, {})] });
     const mailDir = join(f.dir, 'not-yet', 'mail');
-    const out = await cli([
+    const out = await runCli([
       '--config',
       f.config,
       '--secrets',
@@ -167,7 +167,7 @@ describe('--dry-run with an ATRN target', () => {
     const provider = await new AtrnProvider({ queue: [heldMessage(1)] }).start();
     cleanups.push(() => provider.stop());
     const f = await files({ targets: [atrn('a', provider.port, {})] });
-    const out = await cli([
+    const out = await runCli([
       '--config',
       f.config,
       '--secrets',

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main';
+import { runCli } from '../support/cli-run';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 
 let dir: string;
@@ -22,15 +22,7 @@ beforeAll(async () => {
 });
 afterAll(async () => provider.stop());
 
-async function cli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { status, stdout, stderr };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 const target = (name: string, extra: Record<string, unknown> = {}) => ({
   name,

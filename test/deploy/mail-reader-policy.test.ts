@@ -24,7 +24,8 @@ import { S3MailStoreReader } from '../../cli/adapters/s3-mail-store-reader';
 import { MailReaderPolicy } from '../../lib/mail-reader-policy';
 import { createS3MailSink } from '../../lambda/adapters/s3-mail-sink';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
-import { cli, message, store } from '../cli/delivery/stored-mail';
+import { message, store } from '../cli/delivery/stored-mail';
+import { runCli } from '../support/cli-run';
 import { onlyResource } from '../lib/synth-dequeue';
 import {
   describeWithMotoServer,
@@ -135,7 +136,7 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
     }).start();
     cleanups.push(() => mx.stop());
     proxy.clear();
-    const run = await cli(
+    const run = await runCli(
       ['deliver', '--bucket', bucket, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'],
       {
         openMailStore: (_, notice) =>

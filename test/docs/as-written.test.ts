@@ -7,14 +7,13 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { processIo } from '../../cli/io';
-import { main } from '../../cli/main';
 import {
   parseConfigDocument,
   parseJsonText,
   parseSettings,
   parseTarget,
 } from '../../lambda/core/config';
+import { runCli } from '../support/cli-run';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -140,12 +139,7 @@ describe('the README and docs/ as written', () => {
         await writeFile(files['--config']!, configBlock.text);
         if (files['--secrets'])
           await writeFile(files['--secrets'], JSON.stringify(secrets), { mode: 0o600 });
-        let stdout = '';
-        let stderr = '';
-        const status = await main([...mapped, '--dry-run'], {
-          ...processIo,
-          stdout: { write: (t: string) => (stdout += t) },
-          stderr: { write: (t: string) => (stderr += t) },
+        const { status, stdout, stderr } = await runCli([...mapped, '--dry-run'], {
           resolveHost: async () => undefined, // the examples name hosts under .example (RFC 2606)
         });
         if (status !== 0)

@@ -10,7 +10,8 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
-import { cli, message, store, type StoredMessage } from '../cli/delivery/stored-mail';
+import { message, store, type StoredMessage } from '../cli/delivery/stored-mail';
+import { runCli } from '../support/cli-run';
 import { canonicalText, tempDir } from '../core/odmr/odmr-fixtures';
 import { describeWithDovecot, startDovecot, type Dovecot } from '../servers/dovecot';
 
@@ -65,7 +66,7 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
       message(2, { to: ['alice@customer.test'], bodyBytes: 200_000 }),
     ];
     const root = await mailDir(messages);
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -93,7 +94,7 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
   it('over TCP: the message arrives byte for byte', async () => {
     const m = message(3, { to: ['dave@customer.test'] });
     const root = await mailDir([m]);
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -108,7 +109,7 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
   it("an unknown user: Dovecot's 550 for that recipient, the others have it, the message in failed/", async () => {
     const m = message(4, { to: ['erin@customer.test', 'nobody-here@customer.test'] });
     const root = await mailDir([m]);
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -137,7 +138,7 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
     });
     const root = await mailDir([m]);
     const before = (await dovecot.maildir('alice')).length;
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,

@@ -9,7 +9,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { main } from '../../cli/main';
+import { runCli } from '../support/cli-run';
 import { DynamoDbStatusStore } from '../../lambda/adapters/dynamodb-status';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
@@ -54,16 +54,7 @@ describeWithMotoServer(
       ...extra,
     });
 
-    async function cli(argv: string[]) {
-      let stdout = '';
-      let stderr = '';
-      const status = await main(argv, {
-        stdout: { write: (t: string) => (stdout += t) },
-        stderr: { write: (t: string) => (stderr += t) },
-        aws: moto.clientConfig,
-      });
-      return { status, stdout, stderr };
-    }
+    const cli = (argv: string[]) => runCli(argv, { aws: moto.clientConfig });
 
     async function push(document: unknown): Promise<string> {
       const file = join(await mkdtemp(join(dir, 'case-')), 'config.json');

@@ -14,7 +14,7 @@ import { S3MailStoreReader } from '../../cli/adapters/s3-mail-store-reader';
 import { depsFromEnvironment } from '../../lambda/deployed-adapters';
 import { createHandler } from '../../lambda/handler';
 import { ACCOUNT, AtrnProvider } from '../../peers/atrn-provider';
-import { cli } from '../cli/delivery/stored-mail';
+import { runCli } from '../support/cli-run';
 import { canonicalText, heldMessage } from '../core/odmr/odmr-fixtures';
 import { AwsWorld, CapturedOutput, contextWith, ENV } from '../lambda/aws-world';
 import { startCustomerMx } from '../postfix/customer-mx';
@@ -68,7 +68,7 @@ describeWithMotoServer(
         await provider.idle();
         expect(result.results).toMatchObject([{ outcome: 'signalled', messages: 3 }]);
 
-        const out = await cli(
+        const out = await runCli(
           ['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'],
           { openMailStore: () => new S3MailStoreReader(s3, BUCKET, 'mail/') },
         );

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { ACCOUNT, AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
-import { cli } from '../cli/delivery/stored-mail';
+import { runCli } from '../support/cli-run';
 import {
   canonicalText,
   heldMessage,
@@ -64,7 +64,7 @@ it('ATRN into --mail-dir stores the text as received; deliver sends it canonical
   );
   await writeFile(secrets, JSON.stringify({ odmr: ACCOUNT }), { mode: 0o600 });
 
-  const run = await cli([
+  const run = await runCli([
     '--config',
     config,
     '--secrets',
@@ -91,7 +91,7 @@ it('ATRN into --mail-dir stores the text as received; deliver sends it canonical
 
   const mx = await new ScriptedMailServer({ naiveEndOfData: true }).start();
   cleanups.push(() => mx.stop());
-  const out = await cli([
+  const out = await runCli([
     'deliver',
     '--mail-dir',
     mailDir,

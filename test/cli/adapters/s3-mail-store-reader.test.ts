@@ -26,7 +26,8 @@ import { createS3MailSink } from '../../../lambda/adapters/s3-mail-sink';
 import { describeWithMotoServer } from '../../servers/moto-server';
 import { watchLeftovers } from '../../support/no-leftovers';
 import { BUCKET, mailBucket } from '../delivery/mail-bucket';
-import { cli, message, store, type StoredMessage } from '../delivery/stored-mail';
+import { message, store, type StoredMessage } from '../delivery/stored-mail';
+import { runCli } from '../../support/cli-run';
 
 describeWithMotoServer(
   'the S3 store read by dequeue deliver: orphans, lease renewal, large copies',
@@ -36,14 +37,17 @@ describeWithMotoServer(
     const keyOf = async (m: StoredMessage, kind: string) =>
       (await keys()).find((k) => k.includes(m.id) && k.endsWith('.eml'))!.replace(/eml$/, kind);
     const deliver = (port: number, options: S3MailStoreReaderOptions = {}, ...more: string[]) =>
-      cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more], {
-        openMailStore: (from, notice) =>
-          new S3MailStoreReader(bucket.s3, BUCKET, 'mail/', {
-            dryRun: from.dryRun,
-            notice,
-            ...options,
-          }),
-      });
+      runCli(
+        ['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more],
+        {
+          openMailStore: (from, notice) =>
+            new S3MailStoreReader(bucket.s3, BUCKET, 'mail/', {
+              dryRun: from.dryRun,
+              notice,
+              ...options,
+            }),
+        },
+      );
     /** A server that holds its answer to the first final dot until `letGo()`; `held` once it does. */
     async function slowServer() {
       let holding!: () => void;
@@ -183,7 +187,7 @@ describeWithMotoServer(
       const { slow, held, letGo } = await slowServer();
       let noticed!: () => void;
       const lost = new Promise<void>((r) => (noticed = r));
-      const run = cli(
+      const run = runCli(
         ['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${slow.port}`, '--json'],
         {
           openMailStore: (_, notice) =>
@@ -239,7 +243,7 @@ describeWithMotoServer(
       });
       let noticed!: () => void;
       const lost = new Promise<void>((r) => (noticed = r));
-      const run = cli(
+      const run = runCli(
         ['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'],
         {
           openMailStore: (_, notice) =>

@@ -11,14 +11,18 @@ import { createS3MailSink } from '../../../lambda/adapters/s3-mail-sink';
 import { describeWithMotoServer } from '../../servers/moto-server';
 import { canonicalText } from '../../core/odmr/odmr-fixtures';
 import { BUCKET, mailBucket } from './mail-bucket';
-import { cli, message, store } from './stored-mail';
+import { message, store } from './stored-mail';
+import { runCli } from '../../support/cli-run';
 
 describeWithMotoServer('dequeue deliver from S3', () => {
   const bucket = mailBucket();
   const { keys, server } = bucket;
   const io = { openMailStore: () => new S3MailStoreReader(bucket.s3, BUCKET, 'mail/') };
   const deliver = (port: number, ...more: string[]) =>
-    cli(['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more], io);
+    runCli(
+      ['deliver', '--bucket', BUCKET, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more],
+      io,
+    );
   const messageIdOf = (text: Buffer) => /Message-ID: (<[^>]+>)/.exec(text.toString('latin1'))?.[1];
 
   it('delivers every message with its envelope, oldest first, and deletes it; the old version stays', async () => {
@@ -124,7 +128,7 @@ describeWithMotoServer('dequeue deliver from S3', () => {
 
   it('a bucket that does not exist: exit 2, nothing sent', async () => {
     const mx = await server();
-    const out = await cli(
+    const out = await runCli(
       ['deliver', '--bucket', 'no-such-bucket', '--to', `smtp://127.0.0.1:${mx.port}`],
       { openMailStore: () => new S3MailStoreReader(bucket.s3, 'no-such-bucket', 'mail/') },
     );

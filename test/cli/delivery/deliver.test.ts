@@ -13,7 +13,8 @@ import {
   type ScriptedMailServerOptions,
 } from '../../../peers/scripted-mail-server';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
-import { cli, message, store, type StoredMessage } from './stored-mail';
+import { message, store, type StoredMessage } from './stored-mail';
+import { runCli } from '../../support/cli-run';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -56,7 +57,7 @@ describe('dequeue deliver from a mail directory', () => {
     ];
     const root = await mailDir(messages);
     const mx = await server();
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -98,7 +99,7 @@ describe('dequeue deliver from a mail directory', () => {
     );
 
     // Nothing left: a second run delivers nothing again.
-    const again = await cli([
+    const again = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -119,7 +120,7 @@ describe('dequeue deliver from a mail directory', () => {
     const path = join(root, 'odmr', `${small.id}.eml`);
     await writeFile(path, Buffer.concat([await readFile(path), extra]));
     const mx = await server();
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -153,7 +154,7 @@ describe('dequeue deliver from a mail directory', () => {
             ? laterReply
             : '250 2.1.5 Ok',
     });
-    const first = await cli([
+    const first = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -179,7 +180,7 @@ describe('dequeue deliver from a mail directory', () => {
     expect(await where(root)).toEqual({ waiting: [m.id], delivered: [], failed: [] });
 
     laterReply = '250 2.1.5 Ok';
-    const second = await cli([
+    const second = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -213,7 +214,7 @@ describe('dequeue deliver from a mail directory', () => {
     const messages = [message(1), message(2, { bodyBytes: 200_000 }), message(3)];
     const root = await mailDir(messages);
     const cutting = await server({ cutInData: { message: 1, afterBytes: 50_000 } });
-    const first = await cli([
+    const first = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -242,7 +243,7 @@ describe('dequeue deliver from a mail directory', () => {
     });
 
     const mx = await server();
-    const second = await cli([
+    const second = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -262,7 +263,14 @@ describe('dequeue deliver from a mail directory', () => {
   it('a server that is down: every message deferred, none moved, exit 1', async () => {
     const messages = [message(1), message(2)];
     const root = await mailDir(messages);
-    const out = await cli(['deliver', '--mail-dir', root, '--to', 'smtp://127.0.0.1:1', '--json']);
+    const out = await runCli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      'smtp://127.0.0.1:1',
+      '--json',
+    ]);
     expect(out.status).toBe(1);
     expect(out.json.map((r) => [r.outcome, r.error])).toEqual(
       messages.map(() => ['deferred', expect.stringMatching(/cannot connect to 127\.0\.0\.1:1/)]),
@@ -281,7 +289,7 @@ describe('dequeue deliver from a mail directory', () => {
       mail: (from) =>
         from === 'sender2@origin.test' ? '550 5.7.1 sender rejected' : '250 2.1.0 Ok',
     });
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -315,7 +323,14 @@ describe('dequeue deliver from a mail directory', () => {
             ? '550 5.1.1 unknown user'
             : '250 2.0.0 delivered',
     });
-    const out = await cli(['deliver', '--mail-dir', root, '--to', `lmtp:${socketPath}`, '--json']);
+    const out = await runCli([
+      'deliver',
+      '--mail-dir',
+      root,
+      '--to',
+      `lmtp:${socketPath}`,
+      '--json',
+    ]);
     expect(out.status).toBe(1);
     expect(lmtp.lines[0]).toMatch(/^LHLO /);
     expect(out.json).toMatchObject([
@@ -337,7 +352,7 @@ describe('dequeue deliver from a mail directory', () => {
     const root = await mailDir(messages);
     const mx = await server();
     const args = ['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'];
-    const [a, b] = await Promise.all([cli(args), cli(args)]);
+    const [a, b] = await Promise.all([runCli(args), runCli(args)]);
     expect([a.status, b.status]).toEqual([0, 0]);
     const ids = mx.accepted.map((x) => messageIdOf(x.text));
     expect(ids.sort()).toEqual(messages.map((m) => m.messageId).sort());
@@ -353,7 +368,7 @@ describe('dequeue deliver from a mail directory', () => {
       JSON.stringify({ pid: 2 ** 22 + 17, host, nonce: 'x', since: '2026-11-30T09:00:00.000Z' }),
     );
     const mx = await server();
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       crashed,
@@ -372,7 +387,7 @@ describe('dequeue deliver from a mail directory', () => {
       join(live, 'odmr', '.deliver.lock'),
       JSON.stringify({ pid: process.pid, host, nonce: 'y', since: '2026-11-30T09:00:00.000Z' }),
     );
-    const left = await cli([
+    const left = await runCli([
       'deliver',
       '--mail-dir',
       live,
@@ -391,7 +406,7 @@ describe('dequeue deliver from a mail directory', () => {
   it('--dry-run lists what would go and connects to nothing', async () => {
     const root = await mailDir([message(1)]);
     const mx = await server();
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -422,7 +437,7 @@ describe('dequeue deliver from a mail directory', () => {
       /cannot deliver from there \(ENOENT\)/,
     ],
   ])('usage errors exit 2: %j', async (argv, message) => {
-    const out = await cli(argv);
+    const out = await runCli(argv);
     expect(out.status).toBe(2);
     expect(out.stderr).toMatch(message);
   });

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import { ScriptedMailServer } from '../../../peers/scripted-mail-server';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
-import { cli, message, store } from './stored-mail';
+import { message, store } from './stored-mail';
+import { runCli } from '../../support/cli-run';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -28,7 +29,7 @@ describe('deliver: the server closes while we stream', () => {
       closeInData: { message: 0, afterBytes: 1000, reply: '421 4.3.2 Shutting down' },
     }).start();
     cleanups.push(() => server.stop());
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       dir.path,

@@ -10,7 +10,7 @@ import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import type { MailEnvelope } from '../../../lambda/core/ports';
 import { ScriptedMailServer } from '../../../peers/scripted-mail-server';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
-import { cli } from './stored-mail';
+import { runCli } from '../../support/cli-run';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -51,7 +51,7 @@ describe('deliver: a message that needs SMTPUTF8', () => {
   it('goes with MAIL ... SMTPUTF8 to a server that offers it', async () => {
     const root = await storedInternational();
     const mx = await server(['PIPELINING', '8BITMIME', 'SMTPUTF8']);
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
@@ -72,7 +72,7 @@ describe('deliver: a message that needs SMTPUTF8', () => {
   it('fails for every recipient, unsent, at a server that does not offer it', async () => {
     const root = await storedInternational();
     const mx = await server(['PIPELINING', '8BITMIME']);
-    const out = await cli([
+    const out = await runCli([
       'deliver',
       '--mail-dir',
       root,

@@ -4,8 +4,6 @@
  */
 import type { MailSink } from '../../../lambda/core/ports';
 import type { MailEnvelope } from '../../../lambda/core/ports';
-import { processIo, type CliIo } from '../../../cli/io';
-import { main } from '../../../cli/main';
 
 export interface StoredMessage {
   readonly id: string;
@@ -65,23 +63,4 @@ export async function store(
     await draft.write([m.text]);
     await draft.commit();
   }
-}
-
-/** Run the CLI; stdout, stderr, exit status, and the --json lines parsed. */
-export async function cli(argv: readonly string[], extra: Partial<CliIo> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(argv, {
-    ...processIo,
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-    ...extra,
-  });
-  const json = argv.includes('--json')
-    ? stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l))
-    : [];
-  return { status, stdout, stderr, json };
 }
