@@ -4,56 +4,24 @@
  * not "TLS connection was non-properly terminated"), and nothing left behind: no timer, no
  * socket, no rejected promise nobody handles.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseTarget, type Target } from '../../../lambda/core/config';
+import { describe, expect, it } from 'vitest';
 import type { Credentials } from '../../../lambda/core/ports';
-import { releaseSignal } from '../../../lambda/core/signal/session';
 import {
-  ScriptedProvider,
-  testCa,
-  testCert,
+  type ScriptedProvider,
   type ScriptedProviderOptions,
+  testCert,
 } from '../../../peers/scripted-provider';
-import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
+import { signalSessions } from '../../support/signal-session';
 import { TlsCloseWatch } from '../../support/tls-close-watch';
 
 const account = { username: 'customer', password: 's3cret-pass' };
 const credentials: Credentials = { get: async () => account };
 
-const providers: ScriptedProvider[] = [];
-let leftovers: Leftovers;
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-beforeEach(() => {
-  leftovers = watchLeftovers();
-  process.on('unhandledRejection', onUnhandled);
+const { provider, target, signal } = signalSessions({
+  credentials,
+  account,
+  targetFields: { host: 'localhost', command: 'ETRN example.com' },
 });
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.stop()));
-  process.off('unhandledRejection', onUnhandled);
-  expect(unhandled.splice(0)).toEqual([]);
-  expect(await leftovers.settle()).toEqual([]);
-});
-
-async function provider(options: ScriptedProviderOptions): Promise<ScriptedProvider> {
-  const p = await new ScriptedProvider({ account, ...options }).start();
-  providers.push(p);
-  return p;
-}
-
-function target(p: ScriptedProvider, fields: Record<string, unknown> = {}): Target {
-  return parseTarget(
-    {
-      name: 't',
-      host: 'localhost',
-      port: p.port,
-      tls: 'none',
-      command: 'ETRN example.com',
-      ...fields,
-    },
-    'test',
-  );
-}
 
 /** The provider's side sees our close a turn or two of the event loop after we are done. */
 async function providerSideClosed(p: ScriptedProvider): Promise<void> {
@@ -61,8 +29,6 @@ async function providerSideClosed(p: ScriptedProvider): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
 }
 
-const signal = (t: Target) =>
-  releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test' });
 const tls = testCert('localhost');
 
 describe('a failed session still says QUIT and closes TLS cleanly', () => {
@@ -79,17 +45,7 @@ describe('a failed session still says QUIT and closes TLS cleanly', () => {
     const watch = await new TlsCloseWatch(p.port).start();
     try {
       const report = await signal(
-        parseTarget(
-          {
-            name: 't',
-            host: 'localhost',
-            port: watch.port,
-            tls: 'implicit',
-            auth: { secretId: 'isp' },
-            command: 'ETRN example.com',
-          },
-          'test',
-        ),
+        target({ port: watch.port }, { tls: 'implicit', auth: { secretId: 'isp' } }),
       );
       expect(report.outcome).toBe('permanent-failure');
       expect(report.replies).toEqual([

@@ -8,19 +8,15 @@
  * second time (458, 458, 250, 221 for ETRN forbidden.test, ETRN customer.test, QUIT).
  */
 import type { Socket } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseTarget, type Target } from '../../../lambda/core/config';
+import { describe, expect, it } from 'vitest';
 import type { Credentials } from '../../../lambda/core/ports';
-import { releaseSignal } from '../../../lambda/core/signal/session';
 import {
-  ScriptedProvider,
-  testCa,
-  testCert,
   type ProviderConnection,
-  type ScriptedProviderOptions,
+  type ScriptedProvider,
+  testCert,
 } from '../../../peers/scripted-provider';
 import { LoopbackPeer } from '../../support/loopback-peer';
-import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
+import { signalSessions } from '../../support/signal-session';
 
 const credentials: Credentials = { get: async () => ({ username: 'customer', password: 'pw' }) };
 
@@ -68,36 +64,17 @@ class ForkingMta extends LoopbackPeer {
   }
 }
 
-const stops: (() => Promise<void>)[] = [];
-let leftovers: Leftovers;
-beforeEach(() => {
-  leftovers = watchLeftovers();
-});
-afterEach(async () => {
-  await Promise.all(stops.splice(0).map((stop) => stop()));
-  expect(await leftovers.settle()).toEqual([]);
-});
-
-async function scripted(options: ScriptedProviderOptions): Promise<ScriptedProvider> {
-  const p = await new ScriptedProvider(options).start();
-  stops.push(() => p.stop());
-  return p;
-}
-
-function target(port: number, fields: Record<string, unknown> = {}): Target {
-  return parseTarget(
-    { name: 't', host: '127.0.0.1', port, tls: 'none', timeoutSeconds: 5, ...fields },
-    'test',
-  );
-}
-
-const signal = (t: Target) =>
-  releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test' });
+const {
+  provider: scripted,
+  target,
+  signal,
+  stopAfterTest,
+} = signalSessions({ credentials, targetFields: { timeoutSeconds: 5 } });
 
 describe('each reply is reported for its own command', () => {
   it('a provider that sends a reply twice when ETRNs are pipelined in cleartext: customer.test is reported accepted, not 458', async () => {
     const mta = await new ForkingMta().start();
-    stops.push(() => mta.stop());
+    stopAfterTest(() => mta.stop());
     const report = await signal(
       target(mta.port, { command: ['ETRN forbidden.test', 'ETRN customer.test'] }),
     );

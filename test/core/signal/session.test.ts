@@ -3,18 +3,13 @@
  * will not produce on demand, plus the happy paths (EHLO, STARTTLS, each AUTH mechanism).
  */
 import { createServer, type Server } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseTarget, type Target } from '../../../lambda/core/config';
+import { describe, expect, it } from 'vitest';
+import { parseTarget } from '../../../lambda/core/config';
 import { DequeueError } from '../../../lambda/core/errors';
 import type { Credentials } from '../../../lambda/core/ports';
 import { releaseSignal } from '../../../lambda/core/signal/session';
-import {
-  ScriptedProvider,
-  testCa,
-  testCert,
-  type ScriptedProviderOptions,
-} from '../../../peers/scripted-provider';
-import { watchLeftovers, type Leftovers } from '../../support/no-leftovers';
+import { testCert } from '../../../peers/scripted-provider';
+import { signalSessions } from '../../support/signal-session';
 
 const account = { username: 'customer', password: 's3cret-pass' };
 const credentials: Credentials = {
@@ -24,41 +19,11 @@ const credentials: Credentials = {
   },
 };
 
-const providers: ScriptedProvider[] = [];
-let leftovers: Leftovers;
-beforeEach(() => {
-  leftovers = watchLeftovers();
+const { provider, target, signal } = signalSessions({
+  credentials,
+  account,
+  targetFields: { command: 'ETRN example.com' },
 });
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.stop()));
-  // No timer or socket of any session outlives it (the CLI would not exit).
-  expect(await leftovers.settle()).toEqual([]);
-});
-
-async function provider(options: ScriptedProviderOptions = {}): Promise<ScriptedProvider> {
-  const p = await new ScriptedProvider({ account, ...options }).start();
-  providers.push(p);
-  return p;
-}
-
-function target(p: { port: number; host?: string }, fields: Record<string, unknown> = {}): Target {
-  return parseTarget(
-    {
-      name: 't',
-      host: p.host ?? '127.0.0.1',
-      port: p.port,
-      tls: 'none',
-      command: 'ETRN example.com',
-      ...fields,
-    },
-    'test',
-  );
-}
-
-const signal = (
-  t: Target,
-  extra: { transcript?: { line: (t: string, d: string, x: string) => void } } = {},
-) => releaseSignal(t, {}, { credentials, tlsCa: testCa, helloName: 'mx.customer.test', ...extra });
 
 describe('release signal: the ordinary dialogue', () => {
   it('sends EHLO, the ETRN and QUIT, and reports the reply', async () => {
