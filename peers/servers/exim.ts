@@ -32,12 +32,20 @@
  * a start first sweeps away instances whose owning process is gone.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { exited, freePort, sleep } from './harness';
+import {
+  alive,
+  forgetAtExit,
+  killAtExit,
+  killGroup,
+  sweepStale,
+  writeOwner,
+} from './private-instances';
 
 /** Where .ci/run unpacks Debian's exim4-daemon-light (`dpkg -x`): the binary is usr/sbin/exim4. */
 export const EXIM_UNPACKED_ROOT = '/var/cache/dequeue-exim/root';
@@ -129,69 +137,11 @@ function missingReason(): string | undefined {
 /** Why Exim cannot run here, or undefined when it can. */
 export const eximMissing: string | undefined = missingReason();
 
-// --- processes ------------------------------------------------------------------------------
-
-/** A live (not zombie) process's start time, which tells it from a later one with the same pid. */
-function procStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function killGroup(pid: number): void {
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-}
-
-const running = new Set<number>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Last resort when a test run dies before its afterAll: take the daemons down with us.
-  process.once('exit', () => {
-    for (const pid of running) killGroup(pid);
-  });
-}
-
-function youngerThan(path: string, ms: number): boolean {
-  try {
-    return Date.now() - statSync(path).mtimeMs < ms;
-  } catch {
-    return false;
-  }
-}
+// --- stale instances (private-instances.ts) ---------------------------------------------
 
 /** Remove instances left behind by runs that died before their teardown. */
-async function sweepStale(): Promise<void> {
-  let entries: string[];
-  try {
-    entries = readdirSync(EXIM_BASE_DIR);
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
-    const dir = join(EXIM_BASE_DIR, entry);
-    let owner: { pid: number; startTime: string } | undefined;
-    try {
-      owner = JSON.parse(readFileSync(join(dir, 'owner'), 'utf8')) as {
-        pid: number;
-        startTime: string;
-      };
-    } catch {
-      owner = undefined;
-    }
-    if (owner ? procStart(owner.pid) === owner.startTime : youngerThan(dir, SETUP_GRACE_MS))
-      continue;
+function sweepStaleExim(): Promise<void> {
+  return sweepStale(EXIM_BASE_DIR, SETUP_GRACE_MS, async (dir) => {
     try {
       const pid = Number(readFileSync(join(dir, 'exim.pid'), 'utf8').trim());
       // Only the daemon of that very directory: its command line names the configuration.
@@ -200,17 +150,13 @@ async function sweepStale(): Promise<void> {
         readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(join(dir, 'exim.conf'))
       ) {
         killGroup(pid);
-        for (
-          const until = Date.now() + STOP_TIMEOUT_MS;
-          procStart(pid) !== undefined && Date.now() < until;
-        )
+        for (const until = Date.now() + STOP_TIMEOUT_MS; alive(pid) && Date.now() < until; )
           await sleep(20);
       }
     } catch {
       // no pid file, or no such process: nothing to kill
     }
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 // --- configuration ---------------------------------------------------------------------------
@@ -249,7 +195,7 @@ acl_check_etrn:
 /** Start a private Exim daemon and wait until it listens. */
 export async function startExim(options: EximOptions = {}): Promise<EximInstance> {
   if (eximMissing || !eximBinary) throw new Error(eximMissing ?? 'Exim is missing');
-  await sweepStale();
+  await sweepStaleExim();
   await mkdir(EXIM_BASE_DIR, { recursive: true });
   await chmod(EXIM_BASE_DIR, 0o755);
   let lastError: Error | undefined;
@@ -283,10 +229,7 @@ function eximIds(): { uid: number; gid: number } {
 
 async function startIn(dir: string, binary: string, options: EximOptions): Promise<EximInstance> {
   const { uid, gid } = eximIds();
-  await writeFile(
-    join(dir, 'owner'),
-    JSON.stringify({ pid: process.pid, startTime: procStart(process.pid) ?? '' }),
-  );
+  await writeOwner(dir);
   // mkdtemp makes 0700; the Exim user must reach its spool, its log and the ETRN command's file.
   await chmod(dir, 0o755);
   for (const sub of ['spool', 'log', 'etrn']) {
@@ -338,15 +281,14 @@ async function startIn(dir: string, binary: string, options: EximOptions): Promi
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
   const pid = child.pid;
   if (pid === undefined) throw new Error(`exim4 did not start: ${(await spawnError).message}`);
-  running.add(pid);
-  installExitHook();
+  killAtExit(pid);
 
   const readLog = (which: EximLog = 'main') =>
     readFile(join(dir, 'log', `${which}log`), 'utf8').catch(() => '');
   const kill = async () => {
     killGroup(pid);
     await exited(child);
-    running.delete(pid);
+    forgetAtExit(pid);
   };
   // "daemon started" is written once the listening socket is bound.
   const until = Date.now() + START_TIMEOUT_MS;

@@ -41,6 +41,17 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freePort, sleep } from './harness';
+import {
+  alive,
+  forgetAtExit,
+  killAtExit,
+  procInfo,
+  signal,
+  sweepStale,
+  writeOwner,
+} from './private-instances';
+
+export { alive } from './private-instances';
 
 export interface PostfixOptions {
   /**
@@ -249,37 +260,6 @@ function firstLine(port: number, timeoutMs: number): Promise<string> {
 
 // --- /proc: liveness that sees through zombies, and an instance's processes ---------------------
 
-interface ProcInfo {
-  readonly state: string;
-  readonly pgrp: number;
-  readonly startTime: string;
-}
-
-function procInfo(pid: number): ProcInfo | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may contain spaces: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0]!, pgrp: Number(fields[2]), startTime: fields[19]! };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive = exists and is not a zombie (on this machine PID 1 reaps orphans only lazily). */
-export function alive(pid: number): boolean {
-  const info = procInfo(pid);
-  return info !== undefined && info.state !== 'Z' && info.state !== 'X';
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
 /** Pids whose environment names a config directory matching `match` (Postfix exports MAIL_CONFIG). */
 function processesByConfig(match: (configDir: string) => boolean): number[] {
   const pids: number[] = [];
@@ -337,42 +317,11 @@ function readPid(path: string): number | undefined {
 
 // --- the stale sweep ------------------------------------------------------------------------------
 
-interface Owner {
-  readonly pid: number;
-  readonly startTime: string;
-}
-
-function ownerAlive(dir: string): boolean {
-  let owner: Owner;
-  try {
-    owner = JSON.parse(readFileSync(join(dir, 'owner'), 'utf8')) as Owner;
-  } catch {
-    // No owner file yet: a sibling may be creating it right now; give it time.
-    try {
-      return Date.now() - statSync(dir).mtimeMs < SETUP_GRACE_MS;
-    } catch {
-      return false;
-    }
-  }
-  const info = procInfo(owner.pid);
-  // Same pid and the same start time: the very process that made it, not a reused pid.
-  return info !== undefined && info.state !== 'Z' && info.startTime === owner.startTime;
-}
-
 /** Remove instances left behind by runs that died before their teardown. */
-async function sweepStale(): Promise<void> {
-  let entries: string[];
-  try {
-    entries = readdirSync(POSTFIX_BASE_DIR);
-  } catch {
-    entries = [];
-  }
-  for (const entry of entries) {
-    const dir = join(POSTFIX_BASE_DIR, entry);
-    if (ownerAlive(dir)) continue;
-    await killInstance(join(dir, 'etc'), readPid(join(dir, 'queue', 'pid', 'master.pid')));
-    await rm(dir, { recursive: true, force: true });
-  }
+async function sweepStalePostfix(): Promise<void> {
+  await sweepStale(POSTFIX_BASE_DIR, SETUP_GRACE_MS, (dir) =>
+    killInstance(join(dir, 'etc'), readPid(join(dir, 'queue', 'pid', 'master.pid'))),
+  );
   // Masters whose directory is already gone (deleted by hand, or by a tmp cleaner).
   const orphans = processesByConfig((c) => {
     if (!c.startsWith(`${POSTFIX_BASE_DIR}/`)) return false;
@@ -461,25 +410,11 @@ etrn-only unix  -       -       n       -       -       smtp
 
 // --- the instance ----------------------------------------------------------------------------------
 
-const running = new Set<number>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Last resort when a test run dies before its afterAll: take the masters down with us.
-  process.once('exit', () => {
-    for (const pid of running) {
-      signal(-pid, 'SIGKILL');
-      signal(pid, 'SIGKILL');
-    }
-  });
-}
-
 /** Start a private Postfix instance and wait until its SMTP port greets. */
 export async function startPostfix(options: PostfixOptions): Promise<PostfixInstance> {
   if (postfixMissing) throw new Error(postfixMissing);
   const domains = options.relayDomains ?? ['customer.test'];
-  await sweepStale();
+  await sweepStalePostfix();
   await mkdir(POSTFIX_BASE_DIR, { recursive: true });
   // The postfix user must be able to walk down to its queue.
   await chmod(POSTFIX_BASE_DIR, 0o755);
@@ -492,7 +427,7 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
     } catch (e) {
       lastError = e as Error;
       const masterPid = readPid(join(dir, 'queue', 'pid', 'master.pid'));
-      if (masterPid) running.delete(masterPid);
+      if (masterPid) forgetAtExit(masterPid);
       await killInstance(join(dir, 'etc'), masterPid);
       if (!process.env.DEQUEUE_KEEP_POSTFIX) await rm(dir, { recursive: true, force: true });
       // Only a lost race for the port is worth another try.
@@ -507,11 +442,7 @@ async function startIn(
   domains: readonly string[],
   options: PostfixOptions,
 ): Promise<PostfixInstance> {
-  const self = procInfo(process.pid);
-  await writeFile(
-    join(dir, 'owner'),
-    JSON.stringify({ pid: process.pid, startTime: self?.startTime ?? '' } satisfies Owner),
-  );
+  await writeOwner(dir);
   await chmod(dir, 0o755);
   const configDir = join(dir, 'etc');
   const logFile = join(dir, 'postfix.log');
@@ -544,8 +475,7 @@ async function startIn(
 
   const masterPid = readPid(join(dir, 'queue', 'pid', 'master.pid'));
   if (!masterPid) throw new Error(`postfix start left no master.pid\n${await logTail()}`);
-  running.add(masterPid);
-  installExitHook();
+  killAtExit(masterPid);
 
   // Wait until smtpd answers with its greeting (master binds at start; smtpd is spawned on demand).
   const until = Date.now() + GREETING_TIMEOUT_MS;
@@ -560,7 +490,7 @@ async function startIn(
       why = (e as Error).message;
     }
     if (Date.now() > until) {
-      running.delete(masterPid);
+      forgetAtExit(masterPid);
       throw new Error(
         `Postfix on port ${port} did not greet with 220 within ${GREETING_TIMEOUT_MS} ms (${why})\n${await logTail()}`,
       );
@@ -646,7 +576,7 @@ async function startIn(
       }
       // Children outlive their master briefly (an smtp client mid-delivery): none may linger.
       await killInstance(configDir);
-      running.delete(masterPid);
+      forgetAtExit(masterPid);
       if (!process.env.DEQUEUE_KEEP_POSTFIX) await rm(dir, { recursive: true, force: true });
     },
   };
