@@ -8,93 +8,43 @@
  *
  * A start first sweeps away the folders whose owner is gone (killing the daemon's group when its
  * command line still names the folder); an `exit` hook kills the groups of daemons whose stop()
- * was never reached. Nothing here imports the test runner.
+ * was never reached (both from private-instances.ts, which the Postfix and Debian Exim harnesses
+ * share). Nothing here imports the test runner.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exited, sleep } from './harness';
+import {
+  alive,
+  forgetAtExit,
+  killAtExit,
+  killGroup,
+  sweepStale,
+  writeOwner,
+} from './private-instances';
 
 const STOP_TIMEOUT_MS = 5_000;
 /** A folder without an owner file younger than this is still being set up by someone. */
 const SETUP_GRACE_MS = 120_000;
 const POLL_MS = 50;
 
-/** A live (not zombie) process's start time, which tells it from a later one with the same pid. */
-export function procStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
-
-export function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, signal);
-    } catch {
-      // gone already
-    }
-  }
-}
-
-const running = new Set<number>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Last resort when a test run dies before its afterAll: take the daemons down with us.
-  process.once('exit', () => {
-    for (const pid of running) killGroup(pid);
-  });
-}
-
-function youngerThan(path: string, ms: number): boolean {
-  try {
-    return Date.now() - statSync(path).mtimeMs < ms;
-  } catch {
-    return false;
-  }
-}
-
 /** Remove the instances under `base` left behind by runs that died before their teardown. */
-async function sweepStale(base: string): Promise<void> {
-  let entries: string[];
-  try {
-    entries = readdirSync(base);
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
-    const dir = join(base, entry);
-    let owner: { pid: number; startTime: string } | undefined;
-    try {
-      owner = JSON.parse(readFileSync(join(dir, 'owner'), 'utf8')) as typeof owner;
-    } catch {
-      owner = undefined;
-    }
-    if (owner ? procStart(owner.pid) === owner.startTime : youngerThan(dir, SETUP_GRACE_MS))
-      continue;
+function sweepStaleDaemons(base: string): Promise<void> {
+  return sweepStale(base, SETUP_GRACE_MS, async (dir) => {
     try {
       const pid = Number(readFileSync(join(dir, 'daemon.pid'), 'utf8').trim());
       // Only the daemon of that very folder: its command line names it.
       if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(dir)) {
         killGroup(pid);
-        for (
-          const until = Date.now() + STOP_TIMEOUT_MS;
-          procStart(pid) !== undefined && Date.now() < until;
-        )
+        for (const until = Date.now() + STOP_TIMEOUT_MS; alive(pid) && Date.now() < until; )
           await sleep(20);
       }
     } catch {
       // no pid file, or no such process: nothing to kill
     }
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** A system user's ids, from /etc/passwd (the daemons drop to their own users). */
@@ -109,15 +59,12 @@ export function systemUser(name: string): { uid: number; gid: number } {
 
 /** A fresh instance folder under `base` (0755: daemons drop to their own users and must reach it). */
 export async function instanceDir(base: string): Promise<string> {
-  await sweepStale(base);
+  await sweepStaleDaemons(base);
   await mkdir(base, { recursive: true });
   await chmod(base, 0o755);
   const dir = await mkdtemp(join(base, 'i-'));
   await chmod(dir, 0o755);
-  await writeFile(
-    join(dir, 'owner'),
-    JSON.stringify({ pid: process.pid, startTime: procStart(process.pid) ?? '' }),
-  );
+  await writeOwner(dir);
   return dir;
 }
 
@@ -159,8 +106,7 @@ export async function spawnDaemon(
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${command} did not start: ${(await spawnError).message}`);
-  running.add(pid);
-  installExitHook();
+  killAtExit(pid);
   await writeFile(join(dir, 'daemon.pid'), `${pid}\n`);
   let stopping: Promise<void> | undefined;
   return {
@@ -180,7 +126,7 @@ export async function spawnDaemon(
         clearTimeout(timer);
         // Whatever it forked lives in its group: none may outlive it.
         killGroup(pid);
-        running.delete(pid);
+        forgetAtExit(pid);
       })();
       return stopping;
     },
