@@ -56,13 +56,12 @@ describeWithMotoServer(
 
     const cli = (argv: string[]) => runCli(argv, { aws: moto.clientConfig });
 
-    async function push(document: unknown): Promise<string> {
+    async function push(document: unknown): Promise<void> {
       const file = join(await mkdtemp(join(dir, 'case-')), 'config.json');
       await writeFile(file, JSON.stringify(document));
       const r = await cli(['config', 'push', '--config', file]);
       expect(r.stderr).not.toContain('not written');
       expect(r.status).toBe(0);
-      return file;
     }
 
     async function item(name: string) {
@@ -220,41 +219,78 @@ describeWithMotoServer(
       ]);
     });
 
-    it('a target released once and failing for longer than DEQUEUE_STALE_AFTER_HOURS counts in StaleTargets; success ends the streak; dry runs record nothing, forced runs do', async () => {
-      const file = await push({ targets: [target('moving')] });
+    /**
+     * `moving` signalled in cycle 1; then the provider refuses what it sends, and in cycle 2, a day
+     * and an hour later, it still does. The handler keeps its clock an hour past that.
+     */
+    async function releasedThenFailingForADay() {
+      await push({ targets: [target('moving')] });
       let offset = 0;
       const handler = world.handler({ now: () => Date.now() + offset });
       await handler({}, contextWith()); // cycle 1: signalled
-
-      // The provider now refuses what this target sends; a day and an hour later it still does.
       await push({ targets: [target('moving', { command: 'ETRN denied.test' })] });
       offset = 25 * HOUR;
       await handler({}, contextWith()); // cycle 2: refused
+      return handler;
+    }
+
+    /** What `dequeue status --table T --target moving --json` shows the operator. */
+    async function shown() {
+      const r = await cli(['status', '--table', TABLE, '--target', 'moving', '--json']);
+      return { status: r.status, moving: r.json[0] };
+    }
+
+    it('a target released once and failing for longer than DEQUEUE_STALE_AFTER_HOURS counts in StaleTargets', async () => {
+      await releasedThenFailingForADay();
       expect(await item('moving')).toMatchObject({
         lastOutcome: { S: 'permanent-failure' },
         consecutiveFailures: { N: '1' },
         lastSuccessCycle: { N: '1' },
       });
       expect(healthMetrics().at(-1)).toEqual({ failing: 0, stale: 1 });
+      expect(await shown()).toMatchObject({
+        status: 1,
+        moving: { lastOutcome: 'permanent-failure', lastSuccessCycle: 1, consecutiveFailures: 1 },
+      });
+    });
 
-      // A dry run changes nothing and publishes no count; a forced run records its result.
+    it('a dry run records nothing and publishes no count', async () => {
+      const handler = await releasedThenFailingForADay();
       const before = await item('moving');
       await handler({ dryRun: true }, contextWith());
       expect(await item('moving')).toEqual(before);
       expect(healthMetrics()).toHaveLength(2);
+    });
 
+    it('a forced run records its result, under the cycle it ran in', async () => {
+      const handler = await releasedThenFailingForADay();
       await push({ targets: [target('moving')] });
       await handler({ force: true }, contextWith());
       expect(await item('moving')).toMatchObject({
         lastOutcome: { S: 'signalled' },
         lastCycle: { N: '2' },
         lastSuccessCycle: { N: '2' },
-        consecutiveFailures: { N: '0' },
       });
-      expect((await item('moving'))!.failingSince).toBeUndefined();
-      expect((await item('moving'))!.lastError).toBeUndefined();
+    });
+
+    it('a success ends the streak: no longer failing or stale, and status says so', async () => {
+      const handler = await releasedThenFailingForADay();
+      await push({ targets: [target('moving')] });
+      await handler({ force: true }, contextWith());
+      const moving = await item('moving');
+      expect(moving).toMatchObject({ consecutiveFailures: { N: '0' } });
+      expect(moving!.failingSince).toBeUndefined();
+      expect(moving!.lastError).toBeUndefined();
       expect(healthMetrics().at(-1)).toEqual({ failing: 0, stale: 0 });
-      expect(file).toBeTruthy();
+      expect(await shown()).toMatchObject({
+        status: 0,
+        moving: {
+          lastOutcome: 'signalled',
+          consecutiveFailures: 0,
+          failingSince: null,
+          lastError: null,
+        },
+      });
     });
 
     it("a status that cannot be written leaves the target's result as it was, and is logged", async () => {
