@@ -9,11 +9,12 @@
  *   <dir>/data/        data_directory (made by the same, owned by the postfix user)
  *   <dir>/postfix.log  maillog_file, written by postlogd
  *
- * The configuration is the verified recipe of docs/real-servers.md: mail for the relay domains is routed to the
- * `etrn-only` transport, which `defer_transports` holds until someone asks with ETRN (or
- * `postqueue -s`); the domains are `fast_flush_domains`, so ETRN for them answers 250 and flushes,
- * while ETRN for any other domain answers 459. Released mail goes to 127.0.0.1:<customerMxPort>,
- * where the test runs its own SMTP sink as the customer's MX.
+ * The configuration (postfix-config.ts) is the verified recipe of docs/real-servers.md: mail for
+ * the relay domains is routed to the `etrn-only` transport, which `defer_transports` holds until
+ * someone asks with ETRN (or `postqueue -s`); the domains are `fast_flush_domains`, so ETRN for
+ * them answers 250 and flushes, while ETRN for any other domain answers 459. Released mail goes to
+ * 127.0.0.1:<customerMxPort>, where the test runs its own SMTP sink as the customer's MX. Postfix's
+ * commands are found and run by postfix-tools.ts.
  *
  * Only the superuser can start Postfix (its master binds sockets and drops to the `postfix` user),
  * so a missing installation or a non-root user is reported the same way: in CI (`CI` set) the
@@ -33,14 +34,15 @@
  * Nothing here blocks the event loop: the test's own SMTP sink runs in the same process, and
  * Postfix must be able to deliver to it while we wait.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { freePort, sleep } from './harness';
+import { mainCf, masterCf } from './postfix-config';
+import { mustRun, postfixMissing, run } from './postfix-tools';
 import {
   alive,
   forgetAtExit,
@@ -51,6 +53,7 @@ import {
   writeOwner,
 } from './private-instances';
 
+export { postfixMissing } from './postfix-tools';
 export { alive } from './private-instances';
 
 export interface PostfixOptions {
@@ -113,7 +116,6 @@ export interface PostfixInstance {
 }
 
 /** Bounds: a slow CI machine gets far more than the fraction of a second these take here. */
-const TOOL_TIMEOUT_MS = 20_000;
 const START_ATTEMPTS = 3;
 const GREETING_TIMEOUT_MS = 15_000;
 const DEFERRED_TIMEOUT_MS = 20_000;
@@ -123,112 +125,7 @@ const MASTER_EXIT_TIMEOUT_MS = 8_000;
 const SETUP_GRACE_MS = 120_000;
 
 export const POSTFIX_BASE_DIR = join(tmpdir(), 'dequeue-postfix');
-const TOOLS = ['postfix', 'postconf', 'postmap', 'postqueue', 'sendmail'] as const;
-type Tool = (typeof TOOLS)[number];
-
-// --- availability ---------------------------------------------------------------------------
-
-function findTool(name: string): string | undefined {
-  // Postfix's commands live in sbin, which a non-root PATH often leaves out.
-  const dirs = [
-    ...(process.env.PATH ?? '').split(delimiter),
-    '/usr/sbin',
-    '/usr/local/sbin',
-    '/sbin',
-  ];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-const toolPaths = new Map<Tool, string>();
-for (const tool of TOOLS) {
-  const path = findTool(tool);
-  if (path) toolPaths.set(tool, path);
-}
-
-function missingReason(): string | undefined {
-  const missing = TOOLS.filter((t) => !toolPaths.has(t));
-  if (missing.length) {
-    return (
-      `Postfix is missing (no ${missing.join(', ')} on PATH or in /usr/sbin): install Debian's package ` +
-      '(`echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; ' +
-      'apt-get install -y postfix`, as .ci/run does); the tests against a real ETRN server cannot run without it'
-    );
-  }
-  if (process.platform !== 'linux')
-    return `the private Postfix harness needs Linux (this is ${process.platform})`;
-  if (process.getuid?.() !== 0) {
-    return 'a private Postfix instance can only be started by root (its master binds sockets and drops to the postfix user); run the tests as root, as CI does';
-  }
-  return undefined;
-}
-
-/** Why Postfix cannot run here, or undefined when it can. */
-export const postfixMissing: string | undefined = missingReason();
-
-// --- small process and socket helpers ---------------------------------------------------------
-
-interface ToolResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Run a Postfix command with a bound, never blocking the event loop. */
-function run(tool: Tool, args: readonly string[], input?: string): Promise<ToolResult> {
-  const path = toolPaths.get(tool);
-  if (!path) return Promise.reject(new Error(postfixMissing ?? `${tool} not found`));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
-    LANG: 'C',
-  };
-  delete env.MAIL_CONFIG;
-  return new Promise((resolve, reject) => {
-    const child = spawn(path, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(
-          `${tool} ${args.join(' ')} did not finish within ${TOOL_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`,
-        ),
-      );
-    }, TOOL_TIMEOUT_MS);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
-  });
-}
-
-async function mustRun(tool: Tool, args: readonly string[], input?: string): Promise<ToolResult> {
-  const result = await run(tool, args, input);
-  if (result.code !== 0) {
-    throw new Error(
-      `${tool} ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`,
-    );
-  }
-  return result;
-}
+// --- small socket helper -------------------------------------------------------------------------
 
 /** Resolves with the first line the server sends, or rejects; either way within `timeoutMs`. */
 function firstLine(port: number, timeoutMs: number): Promise<string> {
@@ -333,79 +230,6 @@ async function sweepStalePostfix(): Promise<void> {
     }
   });
   for (const pid of orphans) signal(pid, 'SIGKILL');
-}
-
-// --- configuration ---------------------------------------------------------------------------------
-
-function mainCf(
-  dir: string,
-  domains: readonly string[],
-  extra: Readonly<Record<string, string>>,
-): string {
-  const params: Record<string, string> = {
-    compatibility_level: '3.6',
-    // Not this machine's name: Postfix refuses to deliver to a server that greets with its own name.
-    myhostname: `postfix-${randomBytes(3).toString('hex')}.etrn.test`,
-    myorigin: '$myhostname',
-    queue_directory: join(dir, 'queue'),
-    data_directory: join(dir, 'data'),
-    inet_interfaces: '127.0.0.1',
-    inet_protocols: 'ipv4',
-    mydestination: '',
-    mynetworks: '127.0.0.0/8',
-    relay_domains: domains.join(', '),
-    fast_flush_domains: '$relay_domains',
-    smtpd_etrn_restrictions: 'permit_mynetworks, reject',
-    transport_maps: `hash:${join(dir, 'etc', 'transport')}`,
-    defer_transports: 'etrn-only',
-    smtp_dns_support_level: 'disabled',
-    maillog_file: join(dir, 'postfix.log'),
-    // Postfix writes its log only under these prefixes (default: /var and /dev/stdout).
-    maillog_file_prefixes: dir,
-    // Nothing here is delivered locally; say so instead of falling back to /etc/aliases.
-    alias_maps: '',
-    alias_database: '',
-    local_recipient_maps: '',
-    local_transport: 'error:5.1.1 no local delivery in this test instance',
-    smtpd_tls_security_level: 'none',
-    smtp_tls_security_level: 'none',
-    smtpd_peername_lookup: 'no',
-    biff: 'no',
-    ...extra,
-  };
-  return `# Written by peers/servers/postfix.ts for one test run.\n${Object.entries(params)
-    .map(([k, v]) => `${k} = ${v}`)
-    .join('\n')}\n`;
-}
-
-/** master.cf: the services Postfix needs, none chrooted (the queue is a temp dir), plus ours. */
-function masterCf(port: number): string {
-  return `# Written by peers/servers/postfix.ts for one test run.
-# service type  private unpriv  chroot  wakeup  maxproc command
-127.0.0.1:${port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-etrn-only unix  -       -       n       -       -       smtp
-`;
 }
 
 // --- the instance ----------------------------------------------------------------------------------
