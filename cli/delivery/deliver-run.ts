@@ -24,7 +24,7 @@ export type { DeliveryOutcome } from './message-outcome';
 /** Marks (renames, deletes) completing in the background while the next messages go out. */
 const MAX_MARKS_IN_FLIGHT = 16;
 
-/** One line of `--json` (README "deliver"). `pending` only in a dry run. */
+/** One line of `--json` (docs/odmr.md "Delivering stored mail"). `pending` only in a dry run. */
 export interface MessageReport {
   readonly message: string;
   readonly target: string;
