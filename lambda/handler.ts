@@ -175,12 +175,9 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
         config.settings.enabled === false
           ? []
           : config.targets.filter((t) => t.enabled).map((t) => t.name);
-      // Targets handed to the workers are counted by the workers, from the statuses they write.
-      const queued = new Set(result.queued ?? []);
-      await countHealth([
-        ...config.invalid.map((t) => t.name),
-        ...watched.filter((name) => !queued.has(name)),
-      ]);
+      // Every watched target, those handed to the workers included (as the workers last
+      // recorded them): if the workers never run, their targets still grow stale here.
+      await countHealth([...config.invalid.map((t) => t.name), ...watched]);
       return result;
     } finally {
       report.finish(result, {

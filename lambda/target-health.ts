@@ -1,19 +1,24 @@
 /**
  * One invocation's view of the target statuses: it records each result through the store and
  * keeps what the store hands back (DynamoDB: the item after the update, ReturnValues ALL_NEW), so
- * that FailingTargets and StaleTargets are counted from the items just written. A full cycle
- * writes every configured target's item, so normally nothing is read; only a target whose item
- * was not written this time (its status write failed, or another delivery of the slot handled
- * it) is read back, with GetItem, a few at once.
+ * that FailingTargets and StaleTargets are counted from the items just written. A cycle that
+ * works its targets itself writes every one's item, so normally nothing is read. What was not
+ * written this time is read: the targets a coordinator handed to the fan-out workers (their
+ * status as the workers last recorded it: a target whose workers never run grows stale there,
+ * and is counted), a status write that failed, a target another delivery of the slot handled.
+ * A store that can list every status (DynamoDB: one Query of the status index) is listed once;
+ * otherwise each is read with GetItem, a few at once.
  */
 import type { StatusRecorder } from './core/ports';
 import type { TargetResult } from './core/result';
 import { isFailingFor, isStale, type RecordedStatus } from './core/target-status';
 import type { TargetHealth } from './observability';
 
-/** A status store the function can also read one item of. */
+/** A status store the function can also read one item of, and perhaps list whole. */
 export interface StatusStore extends StatusRecorder {
   read(target: string, signal?: AbortSignal): Promise<RecordedStatus | undefined>;
+  /** Every target's status, in one listing (cheaper than one read per target). */
+  list?(signal?: AbortSignal): Promise<RecordedStatus[]>;
 }
 
 export interface HealthThresholds {
@@ -43,6 +48,11 @@ export class CycleStatuses implements StatusRecorder {
   ): Promise<TargetHealth & { readonly read: number }> {
     const missing = names.filter((n) => !this.seen.has(n));
     const found = new Map(this.seen);
+    if (missing.length && this.store.list) {
+      for (const status of await this.store.list(signal))
+        if (!found.has(status.target)) found.set(status.target, status);
+      missing.length = 0;
+    }
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < missing.length) {
@@ -60,6 +70,6 @@ export class CycleStatuses implements StatusRecorder {
       if (isFailingFor(status, thresholds.failingAfterCycles)) failing++;
       if (isStale(status, now, thresholds.staleAfterHours)) stale++;
     }
-    return { failing, stale, read: missing.length };
+    return { failing, stale, read: names.filter((n) => !this.seen.has(n)).length };
   }
 }

@@ -101,7 +101,7 @@ export class DequeueStack extends Stack {
     });
     new CfnOutput(this, 'StatusReaderPolicyArn', {
       description:
-        'Attach to whoever runs dequeue status --table: Scan and GetItem on the counter table, no writes',
+        'Attach to whoever runs dequeue status --table: Query on the status index and GetItem on the counter table, no writes',
       value: s.statusReaderPolicy.managedPolicyArn,
     });
     new CfnOutput(this, 'AlarmTopicArn', {

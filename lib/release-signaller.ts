@@ -34,6 +34,7 @@ import {
 } from './signaller-alarms';
 import { SignallerDashboard } from './signaller-dashboard';
 import { StatusReaderPolicy } from './status-reader-policy';
+import { COUNTER_TABLE_KEY, COUNTER_TABLE_TTL, STATUS_INDEX } from '../lambda/counter-table';
 import {
   grantFailedCycleRecords,
   grantSignallerAccess,
@@ -113,17 +114,28 @@ export class ReleaseSignaller extends Construct {
     const alarmPeriod = props.alarmPeriod ?? Duration.minutes(15);
 
     this.counterTable = new dynamodb.Table(this, 'CycleCounter', {
-      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      partitionKey: { name: COUNTER_TABLE_KEY, type: dynamodb.AttributeType.STRING },
       // Per-slot and per-target claim items expire; the counter item itself has no expiresAt.
-      timeToLiveAttribute: 'expiresAt',
+      timeToLiveAttribute: COUNTER_TABLE_TTL,
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      // Losing the counter would restart every-Nth-cycle counting: keep it.
+      // Losing the counter would restart every-Nth-cycle counting: keep it, and refuse a delete
+      // by hand or by a replacement until the protection is turned off.
       removalPolicy: RemovalPolicy.RETAIN,
+      deletionProtection: true,
+    });
+    // Every target's status in one Query, never a Scan of the claims (lambda/adapters/dynamodb-status.ts):
+    // only status items carry the index's partition key.
+    this.counterTable.addGlobalSecondaryIndex({
+      indexName: STATUS_INDEX.indexName,
+      partitionKey: { name: STATUS_INDEX.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: STATUS_INDEX.sortKey, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
     });
 
     this.statusReaderPolicy = new StatusReaderPolicy(this, 'StatusReader', {
       table: this.counterTable,
+      statusIndex: STATUS_INDEX.indexName,
     }).policy;
 
     this.mailBucket = this.createMailBucket(mailPrefix, props);
@@ -225,6 +237,7 @@ export class ReleaseSignaller extends Construct {
       secretPrefix,
       secretsKey: props.secretsKey,
       counterTable: this.counterTable,
+      statusIndex: STATUS_INDEX.indexName,
       mailBucket: this.mailBucket,
       mailPrefix,
       inVpc: vpc !== undefined,

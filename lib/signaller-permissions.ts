@@ -24,6 +24,8 @@ export interface SignallerAccess {
   readonly secretsKey?: kms.IKey;
   /** The cycle counter. */
   readonly counterTable: dynamodb.ITable;
+  /** The name of the counter table's index over the status items. */
+  readonly statusIndex: string;
   /** Where mail received after ATRN is stored. */
   readonly mailBucket: s3.Bucket;
   /** Key prefix of stored mail, e.g. `mail/`. */
@@ -96,13 +98,22 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
   // GetItem reads the counter; TransactWriteItems (a conditional Put and a conditional Update,
   // no ConditionCheck item) is authorised per item as PutItem and UpdateItem; per-target claims
   // are conditional PutItems. Each target's status (`status#<target>`, beside the counter) is one
-  // UpdateItem per cycle, and GetItem reads one back; no Query or Scan: the function never reads
-  // the whole table (`dequeue status --table` does, with the StatusReaderPolicy).
+  // UpdateItem per cycle, and GetItem reads one back. No Scan: the function never reads the
+  // whole table.
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'CountCycles',
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       resources: [access.counterTable.tableArn],
+    }),
+  );
+  // A coordinator that handed targets to the workers counts their failing and stale statuses
+  // from one Query of the status index, which holds the status items only.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ListTargetStatus',
+      actions: ['dynamodb:Query'],
+      resources: [`${access.counterTable.tableArn}/index/${access.statusIndex}`],
     }),
   );
 

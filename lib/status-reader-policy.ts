@@ -1,9 +1,8 @@
 /**
  * The managed policy for `dequeue status --table <CounterTableName>`, run with an operator's own
- * credentials: it reads every `status#<target>` item with a Scan (filtered on that prefix; a
- * Scan cannot be narrowed to some keys by IAM, so it reads the table) and one item with GetItem.
- * Nothing here can write. The function itself needs none of this: it writes each target's status
- * with one UpdateItem and reads one back with GetItem, which its role already has.
+ * credentials: every target's status with a Query of the table's status index (which holds the
+ * status items only), one target's with GetItem. No Scan: the claims and slots beside the
+ * statuses stay unread. Nothing here can write.
  */
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -12,6 +11,8 @@ import { Construct } from 'constructs';
 export interface StatusReaderPolicyProps {
   /** The table holding the cycle counter and the per-target status items. */
   readonly table: dynamodb.ITable;
+  /** The name of its global secondary index over the status items. */
+  readonly statusIndex: string;
 }
 
 export class StatusReaderPolicy extends Construct {
@@ -24,8 +25,13 @@ export class StatusReaderPolicy extends Construct {
         'dequeue status --table: read the per-target status items of the cycle counter table',
       statements: [
         new iam.PolicyStatement({
+          sid: 'ListTargetStatus',
+          actions: ['dynamodb:Query'],
+          resources: [`${props.table.tableArn}/index/${props.statusIndex}`],
+        }),
+        new iam.PolicyStatement({
           sid: 'ReadTargetStatus',
-          actions: ['dynamodb:Scan', 'dynamodb:GetItem'],
+          actions: ['dynamodb:GetItem'],
           resources: [props.table.tableArn],
         }),
       ],

@@ -21,6 +21,7 @@
  * which Lambda would send to CloudWatch, go to stderr with this script's own notes. Errors are one
  * line: exit 2 for a usage error, 1 when the endpoint cannot be reached or the invocation failed.
  */
+import { counterTableDefinition } from '../lambda/counter-table';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateSecretCommand,
@@ -131,15 +132,8 @@ async function ensureTable(): Promise<void> {
   try {
     await dynamodb.send(new DescribeTableCommand({ TableName: env.DEQUEUE_COUNTER_TABLE }));
   } catch {
-    // As the stack creates it: partition key pk (String); TTL on expiresAt is not needed locally.
-    await dynamodb.send(
-      new CreateTableCommand({
-        TableName: env.DEQUEUE_COUNTER_TABLE,
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    // As the stack creates it (TTL on expiresAt is not needed locally).
+    await dynamodb.send(new CreateTableCommand(counterTableDefinition(env.DEQUEUE_COUNTER_TABLE!)));
     process.stderr.write(`invoke-local: created table ${env.DEQUEUE_COUNTER_TABLE}\n`);
   }
 }

@@ -2,9 +2,14 @@
  * Each target's status (lambda/core/target-status.ts) in the cycle counter's table, one item per
  * target beside the counter:
  *
- *   status#<target>   { target, lastOutcome, lastAttemptAt, lastCycle, lastSuccessAt,
- *                       lastSuccessCycle, consecutiveFailures, failingSince, lastError,
- *                       messagesTotal, lastReason }          (absent attribute = null; no TTL)
+ *   status#<target>   { kind: "status", target, lastOutcome, lastAttemptAt, lastCycle,
+ *                       lastSuccessAt, lastSuccessCycle, consecutiveFailures, failingSince,
+ *                       lastError, messagesTotal, lastReason }   (absent attribute = null; no TTL)
+ *
+ * `kind` and `target` are the keys of the table's global secondary index `status` (STATUS_INDEX):
+ * only status items carry `kind`, so the index holds them and nothing else (the counter, the
+ * slot and claim items, which are many more, stay out of it), sorted by target. Listing every
+ * target's status is one Query of that index, page by page, never a Scan of the table.
  *
  * One UpdateItem per target per cycle, whose expression applies the rules of target-status.ts
  * inside DynamoDB: `consecutiveFailures = if_not_exists(consecutiveFailures, 0) + 1`,
@@ -14,14 +19,16 @@
  * targets from those, without reading the table again. The condition `lastCycle <= cycle` keeps
  * a late invocation of an older cycle from overwriting a newer result.
  *
- * IAM: UpdateItem and GetItem on the table, which the counter is granted already. `list()` (for
- * `dequeue status --table`, run with the operator's own credentials) is a Scan.
+ * IAM: UpdateItem and GetItem on the table, which the counter is granted already; `list()` (for
+ * `dequeue status --table` with the operator's own credentials, and for the coordinator's count
+ * of failing and stale targets it handed to workers) is dynamodb:Query on `<table>/index/status`.
+ * The index is eventually consistent: a status written a moment ago may not be listed yet.
  * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html
  */
 import {
   ConditionalCheckFailedException,
   GetItemCommand,
-  ScanCommand,
+  QueryCommand,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
@@ -36,6 +43,7 @@ import {
   neverRun,
   type RecordedStatus,
 } from '../core/target-status';
+import { STATUS_INDEX } from '../counter-table';
 import { awsErrorKind, describeAwsError } from './aws-errors';
 
 export const STATUS_KEY_PREFIX = 'status#';
@@ -59,6 +67,7 @@ export class DynamoDbStatusStore implements StatusRecorder {
   async record(result: TargetResult, at: number, signal?: AbortSignal): Promise<RecordedStatus> {
     const when = new Date(at).toISOString();
     const names: Record<string, string> = {
+      '#kind': STATUS_INDEX.partitionKey,
       '#target': 'target',
       '#outcome': 'lastOutcome',
       '#at': 'lastAttemptAt',
@@ -68,6 +77,7 @@ export class DynamoDbStatusStore implements StatusRecorder {
       '#reason': 'lastReason',
     };
     const values: Item = {
+      ':kind': { S: STATUS_INDEX.kind },
       ':target': { S: result.target },
       ':outcome': { S: result.outcome },
       ':at': { S: when },
@@ -76,6 +86,7 @@ export class DynamoDbStatusStore implements StatusRecorder {
       ':messages': { N: String(result.messages) },
     };
     const set = [
+      '#kind = :kind',
       '#target = :target',
       '#outcome = :outcome',
       '#at = :at',
@@ -145,21 +156,24 @@ export class DynamoDbStatusStore implements StatusRecorder {
   }
 
   /**
-   * Every status item, by name. A Scan reads the whole table (the counter, its slot and claim
-   * items too, which expire), so it is meant for an operator's look, not for every cycle.
+   * Every status item, by name: one Query of the status index, page after page (1 MB each, a few
+   * hundred bytes an item: thousands of targets per page). Eventually consistent.
    */
-  async list(): Promise<RecordedStatus[]> {
+  async list(signal?: AbortSignal): Promise<RecordedStatus[]> {
     const out: RecordedStatus[] = [];
     let start: Item | undefined;
     do {
-      const page = await this.call('Scan', 'status items', (c) =>
+      const page = await this.call('Query', `index ${STATUS_INDEX.indexName}`, (c) =>
         c.send(
-          new ScanCommand({
+          new QueryCommand({
             TableName: this.table,
-            FilterExpression: 'begins_with(pk, :status)',
-            ExpressionAttributeValues: { ':status': { S: STATUS_KEY_PREFIX } },
+            IndexName: STATUS_INDEX.indexName,
+            KeyConditionExpression: '#kind = :kind',
+            ExpressionAttributeNames: { '#kind': STATUS_INDEX.partitionKey },
+            ExpressionAttributeValues: { ':kind': { S: STATUS_INDEX.kind } },
             ExclusiveStartKey: start,
           }),
+          { abortSignal: signal },
         ),
       );
       for (const item of page.Items ?? [])

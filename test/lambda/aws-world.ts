@@ -3,6 +3,7 @@
  * the secrets the stack and its operator would create, plus the handler wired to them exactly as
  * in Lambda (depsFromEnvironment), with moto's endpoint in place of AWS.
  */
+import { counterTableDefinition } from '../../lambda/counter-table';
 import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -41,17 +42,10 @@ export class AwsWorld {
     this.dynamodb = new DynamoDBClient(moto.clientConfig);
   }
 
-  /** A clean account: no parameters, no secrets, an empty counter table (pk: String, as the stack makes it). */
+  /** A clean account: no parameters, no secrets, an empty counter table as the stack makes it. */
   async reset(): Promise<void> {
     await this.moto.reset();
-    await this.dynamodb.send(
-      new CreateTableCommand({
-        TableName: TABLE,
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await this.dynamodb.send(new CreateTableCommand(counterTableDefinition(TABLE)));
   }
 
   async putSettings(settings: unknown): Promise<void> {

@@ -293,6 +293,35 @@ describeWithMotoServer(
       });
     });
 
+    it('a coordinator that hands its targets to workers still counts them: if the workers never run, they grow stale and page', async () => {
+      await push({ targets: [target('alpha'), target('beta')] });
+      let offset = 0;
+      await world.handler({ now: () => Date.now() + offset })({}, contextWith()); // both signalled
+
+      // From now on every cycle fans out, and no worker ever takes an order off the queue.
+      await world.putSettings({ fanOut: { maxTargetsPerInvocation: 1 } });
+      const queued: string[] = [];
+      const coordinator = world.handler({
+        now: () => Date.now() + offset,
+        workQueue: {
+          send: async (orders) => {
+            queued.push(...orders.map((o) => o.target));
+            return [];
+          },
+        },
+      });
+      offset = 2 * HOUR;
+      const early = await coordinator({}, contextWith());
+      expect([...(early.queued ?? [])].sort()).toEqual(['alpha', 'beta']);
+      // Counted from the statuses the last runs recorded (one Query of the status index).
+      expect(healthMetrics().at(-1)).toEqual({ failing: 0, stale: 0 });
+
+      offset = 25 * HOUR;
+      await coordinator({}, contextWith());
+      expect(queued.sort()).toEqual(['alpha', 'alpha', 'beta', 'beta']);
+      expect(healthMetrics().at(-1)).toEqual({ failing: 0, stale: 2 });
+    });
+
     it("a status that cannot be written leaves the target's result as it was, and is logged", async () => {
       await push({ targets: [target('good')] });
       const broken = {

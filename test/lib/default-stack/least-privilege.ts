@@ -28,6 +28,7 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
           'QueueWorkOrders',
           'ReadConfiguration',
           'ReadCredentials',
+          'ListTargetStatus',
           'ReceiveWorkOrders',
           'RecordFailedCycles',
           'StoreMail',
@@ -82,8 +83,9 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
       expect(s.Resource).toEqual({ 'Fn::GetAtt': [table.id, 'Arn'] });
     });
 
-    it('keeps each target status beside the counter with what it already has: no Query, no Scan, no batch calls', () => {
-      // status#<target>: one UpdateItem per target per cycle, GetItem to read one back.
+    it('keeps each target status beside the counter with what it already has: no Scan, no batch calls', () => {
+      // status#<target>: one UpdateItem per target per cycle, GetItem to read one back; the
+      // only Query is of the status index (below).
       const actions = [...functionStatements(template).values()].flatMap((st) =>
         [st.Action].flat(),
       );
@@ -91,26 +93,48 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
+        'dynamodb:Query',
       ]);
     });
 
-    it('gives dequeue status --table a policy of its own that reads the table and writes nothing', () => {
+    it('gives dequeue status --table a policy of its own that queries the status index, reads one item and writes nothing', () => {
       const table = onlyResource(template, 'AWS::DynamoDB::Table');
       const policies = template.findResources('AWS::IAM::ManagedPolicy', {
         Properties: {
-          PolicyDocument: { Statement: [Match.objectLike({ Sid: 'ReadTargetStatus' })] },
+          PolicyDocument: {
+            Statement: Match.arrayWith([Match.objectLike({ Sid: 'ReadTargetStatus' })]),
+          },
         },
       });
       const [id, policy] = Object.entries<any>(policies)[0]!;
-      expect(policy.Properties.PolicyDocument.Statement).toEqual([
+      expect(
+        policy.Properties.PolicyDocument.Statement.map((st: any) => ({
+          ...st,
+          Resource: cfnText(st.Resource),
+        })),
+      ).toEqual([
+        {
+          Sid: 'ListTargetStatus',
+          Effect: 'Allow',
+          Action: 'dynamodb:Query',
+          Resource: `\${${table.id}.Arn}/index/status`,
+        },
         {
           Sid: 'ReadTargetStatus',
           Effect: 'Allow',
-          Action: ['dynamodb:GetItem', 'dynamodb:Scan'],
-          Resource: { 'Fn::GetAtt': [table.id, 'Arn'] },
+          Action: 'dynamodb:GetItem',
+          Resource: `\${${table.id}.Arn}`,
         },
       ]);
+      expect(JSON.stringify(template.toJSON())).not.toContain('dynamodb:Scan');
       template.hasOutput('StatusReaderPolicyArn', { Value: { Ref: id } });
+    });
+
+    it('lets a coordinator count the statuses of the targets it handed to workers with one Query of the status index, nothing more', () => {
+      const table = onlyResource(template, 'AWS::DynamoDB::Table');
+      const s = functionStatements(template).get('ListTargetStatus');
+      expect(s.Action).toBe('dynamodb:Query');
+      expect(cfnText(s.Resource)).toBe(`\${${table.id}.Arn}/index/status`);
     });
 
     it('may only put (and withdraw) objects under mail/ in the mail bucket, never destroy a version', () => {

@@ -4,6 +4,7 @@
  */
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { counterTableDefinition } from '../../../lambda/counter-table';
 import {
   onlyResource,
   scheduleDeadLetterQueue,
@@ -60,18 +61,45 @@ export function scheduleAndStateTests(synthesised: () => SynthesisedDequeue): vo
   });
 
   describe('state and mail', () => {
-    it('keeps the counter in an on-demand table keyed by pk, with TTL on expiresAt and PITR, retained', () => {
+    it('keeps the counter in an on-demand table keyed by pk, with TTL on expiresAt and PITR, retained and protected from deletion', () => {
       template.hasResource('AWS::DynamoDB::Table', {
         DeletionPolicy: 'Retain',
         UpdateReplacePolicy: 'Retain',
         Properties: {
           KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-          AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
           BillingMode: 'PAY_PER_REQUEST',
           TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
           PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+          DeletionProtectionEnabled: true,
         },
       });
+    });
+
+    it('indexes the status items (only they carry kind) by target, so status is a Query, never a Scan; as the tests make the table', () => {
+      const table = onlyResource(template, 'AWS::DynamoDB::Table').resource.Properties;
+      expect(table.GlobalSecondaryIndexes).toEqual([
+        {
+          IndexName: 'status',
+          KeySchema: [
+            { AttributeName: 'kind', KeyType: 'HASH' },
+            { AttributeName: 'target', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ]);
+      // The table test/lambda/aws-world.ts and scripts/invoke-local.ts make is this one.
+      const byHand = counterTableDefinition('t');
+      expect(table.KeySchema).toEqual(byHand.KeySchema);
+      expect(table.GlobalSecondaryIndexes).toEqual(byHand.GlobalSecondaryIndexes);
+      expect(
+        [...table.AttributeDefinitions].sort((a: any, b: any) =>
+          a.AttributeName < b.AttributeName ? -1 : 1,
+        ),
+      ).toEqual(
+        [...byHand.AttributeDefinitions].sort((a, b) =>
+          a.AttributeName < b.AttributeName ? -1 : 1,
+        ),
+      );
     });
 
     it('stores mail in a private, encrypted, versioned, retained bucket that refuses plain HTTP', () => {
