@@ -3,7 +3,8 @@
  * then the message and its envelope, private to the user; nothing at all after an abort.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { watch } from 'node:fs';
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
@@ -14,6 +15,19 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
+/** Resolves when a `.part` file appears in `dir` (the watch is set up before this returns). */
+function partFileCreated(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const watcher = watch(dir, (_event, name) => {
+      if (!name?.endsWith('.part')) return;
+      watcher.close();
+      resolve();
+    });
+    watcher.on('error', reject);
+    cleanups.push(async () => watcher.close());
+  });
+}
+
 async function root(): Promise<string> {
   const t = await tempDir('dequeue-maildir-');
   cleanups.push(t.remove);
@@ -126,10 +140,13 @@ describe('mail directory sink', () => {
       (await readdir(join(dir, 'isp')).catch(() => [] as string[])).filter((f) =>
         f.endsWith('.part'),
       );
-    // The first ones open their files ahead, under names of their own (and remove them when abandoned)...
+    // The first ones open their files ahead, under names of their own (and remove them when
+    // abandoned)... The opens run on libuv's thread pool: wait for the directory to say a file
+    // was created (inotify), not for some number of event-loop turns.
+    await mkdir(join(dir, 'isp'), { recursive: true });
+    const createdAhead = partFileCreated(join(dir, 'isp'));
     const first = sink.transaction!({ mailFrom: 'loop@origin.test', target: 'isp' });
-    for (let i = 0; i < 500 && !(await hidden()).length; i++)
-      await new Promise((r) => setImmediate(r));
+    await createdAhead;
     expect((await hidden()).length).toBeGreaterThan(0);
     await first.abandon();
     for (let i = 1; i < 16; i++)
