@@ -3,11 +3,14 @@
  * open files (a Slot, opened at MAIL or at DATA) and the draft that writes, commits or aborts it.
  */
 import { constants } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { access, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import { envelopeJson } from '../../lambda/core/odmr/envelope-record';
 import { DequeueError } from '../../lambda/core/errors';
 import type { MailEnvelope, MessageDraft, StoredMessage } from '../../lambda/core/ports';
 import { fsyncDir } from './durable-dirs';
+
+export const RESOLVED = Promise.resolve();
 
 /** One writev carries at most this much: the disk gets large writes, the queue drains steadily. */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
@@ -80,13 +83,28 @@ export class Slot {
     [this.file, this.json, this.dirHandle] = settled.map(
       (r) => (r as PromiseFulfilledResult<FileHandle>).value,
     ) as [FileHandle, FileHandle, FileHandle];
+    // The two new names made durable now, while the session reads RCPT, DATA and the message:
+    // after the final dot only the files' contents are waited for (the commit, below).
+    this.entries = this.dirHandle.sync();
+    this.entries.catch(() => undefined);
   }
 
-  /** Close the handles, once. Never rejects. */
+  /** The directory's fsync that makes the two hidden names durable (started once they exist). */
+  get entriesDurable(): Promise<void> {
+    return this.entries;
+  }
+  private entries: Promise<void> = RESOLVED;
+
+  /** Close the handles, once the directory's fsync is done. Never rejects. */
   close(): Promise<void> {
-    return Promise.all(
-      [this.file, this.json, this.dirHandle].map((h) => h.close().catch(() => undefined)),
-    ).then(() => undefined);
+    return this.entries
+      .catch(() => undefined)
+      .then(() =>
+        Promise.all(
+          [this.file, this.json, this.dirHandle].map((h) => h.close().catch(() => undefined)),
+        ),
+      )
+      .then(() => undefined);
   }
 
   /** An abandoned transaction: close and remove what was opened. Never rejects. */
@@ -123,6 +141,19 @@ async function allOrFirstError<T extends readonly unknown[]>(
   return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
+/**
+ * rename(2), or nothing when another run has already done it: a run that recovers what a crash
+ * left (mail-dir-recovery.ts) may finish a message of ours that is durable but not yet renamed.
+ */
+async function renameOrDone(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await access(to);
+  }
+}
+
 /** writev until every byte is down (a regular file may take fewer bytes than asked). */
 async function writeAll(file: FileHandle, buffers: Buffer[]): Promise<void> {
   let rest = buffers;
@@ -135,8 +166,6 @@ async function writeAll(file: FileHandle, buffers: Buffer[]): Promise<void> {
     if (skip > 0) rest[0] = rest[0]!.subarray(skip);
   }
 }
-
-export const RESOLVED = Promise.resolve();
 
 export class MailDirDraft implements MessageDraft {
   readonly withdrawable = true;
@@ -153,6 +182,10 @@ export class MailDirDraft implements MessageDraft {
   private closing: Promise<void> | null = null;
   private committing: Promise<StoredMessage> | null = null;
   private abortRequested = false;
+  /** CRC-32 of every byte written: the envelope carries it (mail-dir-recovery.ts). */
+  private crc = 0;
+  /** After the commit: the directory's fsync that makes the two renames durable, then closing. */
+  private publishing: Promise<void> | null = null;
   private readonly file: FileHandle;
   private readonly dir: string;
   private readonly eml: string;
@@ -177,6 +210,7 @@ export class MailDirDraft implements MessageDraft {
       this.queue.push(chunk);
       this.queued += chunk.length;
       this.bytes += chunk.length;
+      this.crc = crc32(chunk, this.crc);
     }
     if (this.queued >= MIN_WRITE_BYTES || this.queued > this.highWater)
       this.flushing ??= this.flush();
@@ -191,11 +225,20 @@ export class MailDirDraft implements MessageDraft {
     return this.committing;
   }
 
+  /**
+   * After a commit: resolves once its renames are durable and the files closed (the background
+   * part of the commit; a caller that reads the disk's state, as the crash tests do, awaits it).
+   */
+  get published(): Promise<void> {
+    return this.publishing ?? RESOLVED;
+  }
+
   async abort(): Promise<void> {
     this.abortRequested = true;
     await this.flushing;
     await this.syncing?.catch(() => undefined);
     await this.committing?.catch(() => undefined);
+    await this.publishing;
     await this.closeAll();
     // A commit that finished anyway is undone: without our 250 the provider still has it.
     let withdrawn = false;
@@ -277,30 +320,34 @@ export class MailDirDraft implements MessageDraft {
       );
   }
 
+  /**
+   * After the final dot, three things at once: the message's last write and its fsync, the
+   * envelope's one O_DSYNC write (its byte count and CRC are known: every write is queued), and
+   * the directory's fsync that MAIL started for the two hidden names. Once all three are done the
+   * message is durable, whole, under those names: a crash from here leaves it for the next run to
+   * finish (mail-dir-recovery.ts), so the 250 may go out. Before it does, the envelope is renamed
+   * and then the message (its appearance is the commit point for a reader); the directory's fsync
+   * that makes the renames durable follows in the background, and the files are closed after it.
+   */
   private async commitSteps(): Promise<StoredMessage> {
     const id = this.envelope.id;
     try {
       this.checkpoint();
-      // Every file was opened before the message began: what is left runs in two branches at
-      // once, the message's last write and its fsync, and the envelope's write, fsync and
-      // rename (its byte count is known: every write is queued). Both files are durable before
-      // the message is renamed, the envelope is there first, and the directory's fsync follows.
-      const record = Buffer.from(envelopeJson(this.envelope, `${id}.eml`, this.bytes, new Date()));
-      const json = this.slot.json;
+      const record = Buffer.from(
+        envelopeJson(this.envelope, `${id}.eml`, this.bytes, new Date(), this.crc),
+      );
       await allOrFirstError([
         this.syncMessage(),
-        (async () => {
-          await writeAll(json, [record]);
-          this.checkpoint();
-          await rename(this.slot.jsonTmp, this.json);
-        })(),
+        writeAll(this.slot.json, [record]),
+        this.slot.entriesDurable,
       ]);
       this.checkpoint();
-      // The commit point: from here a reader sees the message, complete.
-      await rename(this.slot.emlTmp, this.eml);
-      await this.slot.dirHandle.sync();
-      // Closing loses nothing once fsync has returned: it need not delay the 250.
-      void this.closeAll();
+      await renameOrDone(this.slot.jsonTmp, this.json);
+      await renameOrDone(this.slot.emlTmp, this.eml);
+      this.publishing = this.slot.dirHandle
+        .sync()
+        .catch(() => undefined)
+        .then(() => this.closeAll());
       return { id, location: this.eml, bytes: this.bytes };
     } catch (e) {
       if (e instanceof DequeueError) throw e;

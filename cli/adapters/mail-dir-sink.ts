@@ -5,13 +5,18 @@
  *   DIR/<target>/<id>.json   the envelope (lambda/core/odmr/envelope-record.ts)
  *
  * A reader never sees half a message: both are written under hidden temporary names
- * (`.<name>.eml.part`, `.<name>.json.part`), made durable (the message fsynced, the envelope
- * written with O_DSYNC), then renamed, the `.eml` last (its appearance is the commit point), and
- * the directory is fsynced before the sink reports the message stored, which is what lets the
- * session answer 250 (a directory the sink created is itself fsynced into its parent first). A
- * reader should look for `*.eml`; its `.json` is already there by then. Files are private to the
- * user (0600, directories 0700). What a crash at each step leaves: docs/odmr.md, tested by
- * test/cli/adapters/mail-dir-crash.test.ts.
+ * (`.<name>.eml.part`, `.<name>.json.part`), created and made durable in the directory (its fsync)
+ * while the session reads the message; after the final dot the message is fsynced and the
+ * envelope, which carries the message's size and CRC-32, written with O_DSYNC. Once both are
+ * durable the message is whole on the disk under its hidden names, and the sink reports it
+ * stored, which is what lets the session answer 250 (a directory the sink created is itself
+ * fsynced into its parent first). Before that the envelope is renamed, then the message (its
+ * appearance is the commit point for a reader); the directory's fsync that makes the renames
+ * durable follows the 250. A crash that undoes them leaves the message whole under its hidden
+ * names, and the next run finishes it (mail-dir-recovery.ts). A reader should look for `*.eml`;
+ * its `.json` is already there by then. Files are private to the user (0600, directories 0700).
+ * What a crash at each step leaves: docs/odmr.md, tested by test/cli/adapters/mail-dir-crash.test.ts
+ * (a process killed) and mail-dir-recovery.test.ts (a power cut).
  *
  * Writes are queued and flushed in batches (one writev per batch) so the disk sees large writes
  * while the session keeps reading; the queue is capped (highWaterBytes) and a full queue makes
@@ -25,9 +30,10 @@
  *   An abandoned transaction closes and removes them. `begin` without a transaction opens them
  *   itself, named by the message's id.
  * - A small message is written in one writev at the commit (writes start at MIN_WRITE_BYTES).
- * - After the final dot, two branches at once: the message's write and fsync; the envelope's one
- *   O_DSYNC write and its rename. Then the message's rename and the directory's fsync. The files
- *   are closed after the answer rather than before it.
+ * - After the final dot, one wait for the disk, not two: the message's write and fsync, the
+ *   envelope's one O_DSYNC write, and the directory's fsync of the two hidden names (started at
+ *   MAIL) at once; then the two renames. The directory's fsync after them, and closing the
+ *   files, come after the answer.
  * - A large message goes to the disk as it arrives (an fdatasync every WRITEBACK_BYTES, not
  *   awaited), so the fsync after the final dot finds little left to write.
  */
@@ -46,13 +52,18 @@ import type {
 } from '../../lambda/core/ports';
 import { makeDirectory } from './durable-dirs';
 import { MailDirDraft, RESOLVED, Slot, storeError } from './mail-dir-draft';
-import { sweepStale } from './mail-dir-recovery';
+import { recoverAndSweep } from './mail-dir-recovery';
 
 export interface MailDirSinkOptions {
   /** Bytes queued for the disk before a write waits. Default 4 MiB. */
   readonly highWaterBytes?: number;
   /** Leftover `.part` files older than this are removed when a directory is first used. Default 24 h. */
   readonly staleAfterMs?: number;
+  /**
+   * A message a crash left durable and whole under its hidden names is finished when a directory
+   * is first used, once older than this. Default 10 min (mail-dir-recovery.ts, COMMIT_BOUND_MS).
+   */
+  readonly recoverAfterMs?: number;
 }
 
 const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
@@ -101,7 +112,7 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
     if (!ready) {
       ready = (async () => {
         await makeDirectory(dir);
-        await sweepStale(dir, staleAfter);
+        await recoverAndSweep(dir, staleAfter, options.recoverAfterMs);
       })();
       // A failure is retried by the next message rather than remembered.
       ready.catch(() => prepared.delete(dir));

@@ -14,6 +14,11 @@ export interface EnvelopeRecord extends MailEnvelope {
   readonly bytes: number;
   /** ISO 8601, when the sink made it durable. */
   readonly storedAt: string;
+  /**
+   * The mail directory's: the stored message's CRC-32 (zlib's, 8 hex digits), by which a run
+   * recognises a message a crash left whole under its hidden name (cli/adapters/mail-dir-recovery.ts).
+   */
+  readonly crc32?: string;
 }
 
 export function envelopeJson(
@@ -21,6 +26,7 @@ export function envelopeJson(
   message: string,
   bytes: number,
   storedAt: Date,
+  crc32?: number,
 ): string {
   const record: EnvelopeRecord = {
     version: ENVELOPE_VERSION,
@@ -28,6 +34,7 @@ export function envelopeJson(
     message,
     bytes,
     storedAt: storedAt.toISOString(),
+    ...(crc32 === undefined ? {} : { crc32: crc32.toString(16).padStart(8, '0') }),
   };
   return `${JSON.stringify(record, null, 2)}\n`;
 }

@@ -7,8 +7,9 @@
  *
  * At every step: either no message, or the whole message with its whole envelope; never an
  * envelope that cannot be read beside a message. What a crash leaves unfinished is hidden
- * (`.part`) or an envelope without its message, and the next run's sweep removes it once old,
- * while a complete message is kept.
+ * (`.part`) or an envelope without its message; the next run finishes a message that was whole
+ * (its envelope written, its size and CRC right), which every message acknowledged is, and
+ * removes the rest once old.
  */
 import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -91,14 +92,21 @@ const envelope = (id: string): MailEnvelope => ({
 });
 const text = Buffer.from(`Subject: crash\r\n\r\n${'x'.repeat(300_000)}\r\n`);
 
-/** Store one message as the session does after MAIL (transaction) or at DATA alone (begin). */
+/**
+ * Store one message as the session does after MAIL (transaction) or at DATA alone (begin). The
+ * moment the commit resolves (when the session may send 250) is a step of its own; then what
+ * the commit does in the background is awaited.
+ */
 async function storeOne(sink: MailSink, viaTransaction: boolean): Promise<void> {
   const draft = viaTransaction
     ? await sink.transaction!({ mailFrom: 'a@origin.test', target: 'isp' }).begin(envelope('m1'))
     : await sink.begin(envelope('m1'));
   for (let i = 0; i < text.length; i += 65536) await draft.write([text.subarray(i, i + 65536)]);
   await draft.commit();
+  snapshot(COMMITTED);
+  await (draft as { published?: Promise<void> }).published;
 }
+const COMMITTED = 'commit resolved (250)';
 
 /** What `deliver` would do with this copy: the messages it lists, each claimed and read whole. */
 async function readAsDeliver(
@@ -139,8 +147,10 @@ describe.each([
     watch.dir = null;
 
     const steps = watch.steps;
-    expect(steps.map((s) => s.call)).toEqual(expect.arrayContaining(['rename']));
+    expect(steps.map((s) => s.call)).toEqual(expect.arrayContaining(['rename', COMMITTED]));
+    const committed = steps.findIndex((s) => s.call === COMMITTED);
     let visibleFrom = -1;
+    let wholeFrom = -1;
     for (const [i, step] of steps.entries()) {
       const seen = await readAsDeliver(step.copy);
       if (seen.length) {
@@ -153,18 +163,36 @@ describe.each([
           -1,
         );
       }
-      // The next run's sweep (everything counts as old here): a whole message stays, the rest goes.
-      await createMailDirSink(step.copy, { staleAfterMs: -1 })
+      // The next run (everything counts as old here): it finishes a whole message, the rest goes.
+      await createMailDirSink(step.copy, { staleAfterMs: -1, recoverAfterMs: -1 })
         .begin(envelope('next'))
         .then((d) => d.abort());
       const left = (await readdir(join(step.copy, 'isp'))).sort();
-      expect(left, `after step ${i} (${step.call}) and a sweep`).toEqual(
-        seen.length ? ['m1.eml', 'm1.json'] : [],
-      );
+      if (left.length) {
+        expect(left, `after step ${i} (${step.call}) and the next run`).toEqual([
+          'm1.eml',
+          'm1.json',
+        ]);
+        expect(
+          (await readAsDeliver(step.copy)).map((m) => m.complete),
+          `after step ${i} (${step.call}) and the next run`,
+        ).toEqual([true]);
+        if (wholeFrom < 0) wholeFrom = i;
+      } else {
+        expect(wholeFrom, `the next run lost the message after step ${i} (${step.call})`).toBe(-1);
+        expect(i, `acknowledged at step ${committed}, lost at step ${i}`).toBeLessThan(committed);
+      }
     }
-    // The message became visible with the rename of its .eml, and only the directory's fsync
-    // came after it.
-    expect(steps.slice(visibleFrom).map((s) => s.call)).toEqual(['rename', 'sync isp']);
+    // The next run keeps the message from the moment both files are written (the envelope and
+    // the message's last bytes, at once), before its renames and before the 250.
+    expect(wholeFrom).toBeGreaterThan(0);
+    expect(wholeFrom).toBeLessThan(visibleFrom);
+    // The 250 waits for the files' fsyncs and the directory's fsync of their hidden names, which
+    // MAIL (or DATA) started, not for a directory fsync after the renames: that one follows it.
+    expect(steps.slice(visibleFrom).map((s) => s.call)).toEqual(['rename', COMMITTED, 'sync isp']);
+    expect(steps.slice(0, committed).map((s) => s.call)).toEqual(
+      expect.arrayContaining(['sync isp', expect.stringMatching(/^sync \..*\.eml\.part$/)]),
+    );
     expect(JSON.parse(await readFile(join(root, 'isp', 'm1.json'), 'utf8'))).toMatchObject({
       id: 'm1',
       bytes: text.length,
