@@ -12,11 +12,17 @@
  * case alone: an `AWS::EventSchemas::Registry` fails to create where the console already made
  * one, and a stack that owned it would, when deleted, take every other function's shareable
  * events with it. So a small custom resource calls CreateRegistry once, takes "it already exists"
- * (ConflictException) as success, and never deletes the registry; only our schema belongs to the
- * stack.
+ * (ConflictException) as success, and never deletes the registry.
+ *
+ * The schema has the same problem on a smaller scale: its name is the one the console uses, so
+ * someone who saved a shareable event for the function by hand (before this stack made them, or
+ * with `consoleTestEvents` off) already has `_<function>-schema`, and an
+ * `AWS::EventSchemas::Schema` of that name fails the deploy. The schema is therefore made by the
+ * same kind of custom resource: CreateSchema on create, and a schema already there is left as
+ * its owner saved it; UpdateSchema when the events change (nothing to update is fine); DeleteSchema
+ * with the stack (the function goes with it), "not there" being fine too.
  */
 import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import * as eventschemas from 'aws-cdk-lib/aws-eventschemas';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -40,8 +46,8 @@ export interface ConsoleTestEventsProps {
 }
 
 export class ConsoleTestEvents extends Construct {
-  /** The schema holding the events, `_<function name>-schema`. */
-  readonly schema: eventschemas.CfnSchema;
+  /** The custom resource that keeps the schema `_<function name>-schema`. */
+  readonly schema: cr.AwsCustomResource;
 
   constructor(scope: Construct, id: string, props: ConsoleTestEventsProps) {
     super(scope, id);
@@ -61,7 +67,7 @@ export class ConsoleTestEvents extends Construct {
     const role = new iam.Role(this, 'RegistryRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description:
-        'dequeue: creates the lambda-testevent-schemas registry when the account lacks it',
+        "dequeue: creates the lambda-testevent-schemas registry when the account lacks it, and the function's shareable test events in it",
     });
     role.addToPolicy(
       new iam.PolicyStatement({
@@ -91,13 +97,55 @@ export class ConsoleTestEvents extends Construct {
       logGroup: log,
     });
 
-    this.schema = new eventschemas.CfnSchema(this, 'Schema', {
-      registryName: TEST_EVENT_REGISTRY,
-      schemaName: `_${props.function.functionName}-schema`,
-      type: 'OpenApi3',
-      description:
+    const schemaName = `_${props.function.functionName}-schema`;
+    const schema = {
+      RegistryName: TEST_EVENT_REGISTRY,
+      SchemaName: schemaName,
+    };
+    const content = {
+      ...schema,
+      Type: 'OpenApi3',
+      Description:
         'dequeue manual events: dry run, ordinary cycle, force, one target (edit the target name)',
-      content: JSON.stringify(testEventDocument()),
+      Content: JSON.stringify(testEventDocument()),
+    };
+    this.schema = new cr.AwsCustomResource(this, 'Schema', {
+      resourceType: 'Custom::LambdaTestEventSchema',
+      onCreate: {
+        service: 'schemas',
+        action: 'CreateSchema',
+        parameters: content,
+        physicalResourceId: cr.PhysicalResourceId.of(schemaName),
+        // Saved by hand before: the operator's events stay as they are.
+        ignoreErrorCodesMatching: 'ConflictException',
+      },
+      onUpdate: {
+        service: 'schemas',
+        action: 'UpdateSchema',
+        parameters: content,
+        physicalResourceId: cr.PhysicalResourceId.of(schemaName),
+        // Deleted by hand meanwhile: nothing to update.
+        ignoreErrorCodesMatching: 'NotFoundException',
+      },
+      onDelete: {
+        service: 'schemas',
+        action: 'DeleteSchema',
+        parameters: schema,
+        ignoreErrorCodesMatching: 'NotFoundException',
+      },
+      policy: cr.AwsCustomResourcePolicy.fromSdkCalls({
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'schemas',
+            resource: 'schema',
+            resourceName: `${TEST_EVENT_REGISTRY}/${schemaName}`,
+            arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+          }),
+        ],
+      }),
+      installLatestAwsSdk: false,
+      role,
+      logGroup: log,
     });
     this.schema.node.addDependency(registry);
   }

@@ -105,7 +105,7 @@ describe('deployment options from context', () => {
   });
 
   it('leave out the console test events and their registry creator', () => {
-    template.resourceCountIs('AWS::EventSchemas::Schema', 0);
+    template.resourceCountIs('Custom::LambdaTestEventSchema', 0);
     template.resourceCountIs('Custom::LambdaTestEventRegistry', 0);
     template.resourceCountIs('AWS::Lambda::Function', 1);
   });

@@ -2,7 +2,7 @@
  * The default stack, synthesised once by test/lib/release-signaller.test.ts: the Lambda console's
  * shareable test events.
  */
-import { Capture, type Template } from 'aws-cdk-lib/assertions';
+import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   cfnText,
@@ -18,16 +18,31 @@ export function consoleTestEventTests(synthesised: () => SynthesisedDequeue): vo
   });
 
   describe('console test events', () => {
+    /** The SDK calls of the custom resource that keeps the schema, references as `${LogicalId}`. */
+    const schemaCalls = () => {
+      const schema = onlyResource(template, 'Custom::LambdaTestEventSchema');
+      const call = (event: string) => {
+        const value = schema.resource.Properties[event];
+        return value === undefined ? undefined : JSON.parse(cfnText(value));
+      };
+      return { schema, create: call('Create'), update: call('Update'), delete: call('Delete') };
+    };
+
     it('are the shareable events of the function: dry run, ordinary cycle, force, one target', () => {
       const fn = signallerFunction(template);
-      const content = new Capture();
-      template.hasResourceProperties('AWS::EventSchemas::Schema', {
-        RegistryName: 'lambda-testevent-schemas',
-        SchemaName: { 'Fn::Join': ['', ['_', { Ref: fn.id }, '-schema']] },
-        Type: 'OpenApi3',
-        Content: content,
+      const { create, update } = schemaCalls();
+      expect(create).toMatchObject({
+        service: 'schemas',
+        action: 'CreateSchema',
+        parameters: {
+          RegistryName: 'lambda-testevent-schemas',
+          SchemaName: `_\${${fn.id}}-schema`,
+          Type: 'OpenApi3',
+        },
       });
-      const document = JSON.parse(content.asString());
+      // A change of the events reaches a deployed stack.
+      expect(update).toMatchObject({ action: 'UpdateSchema', parameters: create.parameters });
+      const document = JSON.parse(create.parameters.Content);
       expect(document.openapi).toBe('3.0.0');
       expect(document.components.examples).toEqual({
         'dry-run': { value: { dryRun: true } },
@@ -42,6 +57,18 @@ export function consoleTestEventTests(synthesised: () => SynthesisedDequeue): vo
       ]);
     });
 
+    it('cannot fail the deploy over a schema saved by hand: it is kept as its owner left it; the stack owns no AWS::EventSchemas::Schema', () => {
+      const { create, update, delete: remove } = schemaCalls();
+      template.resourceCountIs('AWS::EventSchemas::Schema', 0);
+      expect(create.ignoreErrorCodesMatching).toBe('ConflictException');
+      expect(update.ignoreErrorCodesMatching).toBe('NotFoundException');
+      expect(remove).toMatchObject({
+        action: 'DeleteSchema',
+        parameters: { RegistryName: 'lambda-testevent-schemas' },
+        ignoreErrorCodesMatching: 'NotFoundException',
+      });
+    });
+
     it('create the registry only where the account lacks it, and never delete it', () => {
       const registry = onlyResource(template, 'Custom::LambdaTestEventRegistry');
       const create = JSON.parse(registry.resource.Properties.Create);
@@ -53,11 +80,10 @@ export function consoleTestEventTests(synthesised: () => SynthesisedDequeue): vo
       });
       expect(registry.resource.Properties.Update).toBeUndefined();
       expect(registry.resource.Properties.Delete).toBeUndefined();
-      const schema = onlyResource(template, 'AWS::EventSchemas::Schema');
-      expect(schema.resource.DependsOn).toContain(registry.id);
+      expect(schemaCalls().schema.resource.DependsOn).toContain(registry.id);
     });
 
-    it('give the registry creator a role that may create that one registry and write its own log', () => {
+    it('give the registry and schema keeper a role that may create that one registry, keep that one schema and write its own log', () => {
       const registry = onlyResource(template, 'Custom::LambdaTestEventRegistry');
       const creatorId = registry.resource.Properties.ServiceToken['Fn::GetAtt'][0];
       const creator = template.toJSON().Resources[creatorId];
@@ -75,6 +101,10 @@ export function consoleTestEventTests(synthesised: () => SynthesisedDequeue): vo
           [
             'schemas:CreateRegistry',
             'arn:${AWS::Partition}:schemas:${AWS::Region}:${AWS::AccountId}:registry/lambda-testevent-schemas',
+          ],
+          [
+            ['schemas:CreateSchema', 'schemas:DeleteSchema', 'schemas:UpdateSchema'],
+            `arn:\${AWS::Partition}:schemas:\${AWS::Region}:\${AWS::AccountId}:schema/lambda-testevent-schemas/_\${${signallerFunction(template).id}}-schema`,
           ],
         ].sort(),
       );
