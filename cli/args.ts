@@ -1,5 +1,7 @@
 /** The command line (README "Signal your provider from a laptop"): flags, usage, and usage errors (exit status 2). */
-import { parseArgs } from 'node:util';
+import { parseFlags, UsageError } from './usage';
+
+export { UsageError } from './usage';
 
 /** The whole run's bound without --max-run-seconds: the ATRN reply wait (600 s) and 20 minutes of mail. */
 export const DEFAULT_MAX_RUN_SECONDS = 1800;
@@ -7,15 +9,20 @@ export const DEFAULT_MAX_RUN_SECONDS = 1800;
 export const DEFAULT_MAIL_MEMORY_MIB = 256;
 
 export const USAGE = `Usage:
+  dequeue --config FILE [options]           signal each due target once (a release cycle)
+  dequeue config push | pull | diff ...     the configuration in SSM (dequeue config --help)
+  dequeue status ...                        what the runs recorded (dequeue status --help)
+  dequeue deliver ...                       stored ATRN mail to your server (dequeue deliver --help)
+  dequeue help [COMMAND]                    this text, or a command's
+  dequeue --version
+
+A release cycle signals each due target of the configuration once: connects, optionally says
+EHLO, STARTTLS and AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or
+nothing):
+
   dequeue --config FILE [--secrets FILE] [--state FILE] [--mail-dir DIR]
           [--target NAME]... [--force] [--dry-run] [--json] [--verbose]
           [--max-run-seconds SECONDS] [--mail-memory MIB]
-  dequeue --help
-  dequeue config push | pull | diff ...   (dequeue config --help)
-  dequeue status ...                      (dequeue status --help)
-
-Signals each due target of the configuration once: connects, optionally says EHLO, STARTTLS and
-AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing).
 
   --config FILE    the configuration document (JSON; see README)
   --secrets FILE   JSON object: each auth.secretId -> {"username": "...", "password": "..."}
@@ -33,7 +40,7 @@ AUTH, and sends its release command (ETRN, QSND, ATRN, a FINGER line, or nothing
   --mail-memory MIB
                    memory for ATRN mail in flight, all sessions together (default ${DEFAULT_MAIL_MEMORY_MIB}):
                    when it is spent, providers are slowed down (TCP), never refused
-  --help           this text
+  -h, --help       this text
 
 Exit status: 0 every due target ended signalled, no-mail or skipped; 1 a target failed;
 2 a usage or configuration error, or the --state file in use by another run (nothing was sent);
@@ -55,39 +62,22 @@ export interface CliOptions {
   readonly mailMemoryMiB: number;
 }
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
 /** Parse argv (without node and script). Returns 'help' for --help. */
 export function parseCli(argv: readonly string[]): CliOptions | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string' },
-        secrets: { type: 'string' },
-        state: { type: 'string' },
-        'mail-dir': { type: 'string' },
-        target: { type: 'string', multiple: true },
-        force: { type: 'boolean', default: false },
-        'dry-run': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        verbose: { type: 'boolean', default: false },
-        'max-run-seconds': { type: 'string' },
-        'mail-memory': { type: 'string' },
-        help: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const values = parseFlags(argv, {
+    config: { type: 'string' },
+    secrets: { type: 'string' },
+    state: { type: 'string' },
+    'mail-dir': { type: 'string' },
+    target: { type: 'string', multiple: true },
+    force: { type: 'boolean', default: false },
+    'dry-run': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+    'max-run-seconds': { type: 'string' },
+    'mail-memory': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return 'help';
   if (!values.config) throw new UsageError('--config FILE is required');
   if (values.force && values['dry-run'])

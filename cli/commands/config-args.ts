@@ -1,7 +1,8 @@
 /** `dequeue config push | pull | diff`: flags, usage, usage errors (exit status 2). */
-import { parseArgs } from 'node:util';
+import { didYouMean } from '../../lambda/core/config-issues';
 import { normalisePrefix } from '../../lambda/adapters/ssm-config';
 import { DEFAULT_SSM_PREFIX } from '../../lambda/default-prefixes';
+import { parseFlags, UsageError } from '../usage';
 
 export const CONFIG_USAGE = `Usage:
   dequeue config push --config FILE [--prefix ${DEFAULT_SSM_PREFIX}] [--secure] [--prune] [--dry-run] [--json]
@@ -26,6 +27,7 @@ names its credentials with auth.secretId only.
   --dry-run        print what would be written and deleted; write nothing
   --json           one JSON object per parameter per line on stdout
   --out FILE       where pull writes the document
+  -h, --help       this text
 
 Exit status: push 0 done, 1 an SSM call failed part-way (what was written is listed), 2 usage
 or an invalid file (nothing written); pull 0 written, 1 written but some deployed parameter is
@@ -45,13 +47,6 @@ export type ConfigOptions =
   | { readonly verb: 'pull'; readonly prefix: string; readonly out?: string }
   | { readonly verb: 'diff'; readonly config: string; readonly prefix: string };
 
-export class ConfigUsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigUsageError';
-  }
-}
-
 const ALLOWED: Record<ConfigOptions['verb'], readonly string[]> = {
   push: ['config', 'prefix', 'secure', 'prune', 'dry-run', 'json'],
   pull: ['prefix', 'out'],
@@ -60,49 +55,42 @@ const ALLOWED: Record<ConfigOptions['verb'], readonly string[]> = {
 
 export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help' {
   const [verb, ...rest] = argv;
-  if (verb === '--help' || verb === 'help') return 'help';
+  if (verb === '--help' || verb === '-h' || verb === 'help') return 'help';
   if (verb !== 'push' && verb !== 'pull' && verb !== 'diff') {
-    throw new ConfigUsageError(
+    const meant = verb === undefined ? undefined : didYouMean(verb, ['push', 'pull', 'diff']);
+    throw new UsageError(
       verb === undefined
         ? 'say push, pull or diff'
-        : `unknown config command "${verb}": say push, pull or diff`,
+        : verb.startsWith('-')
+          ? `say push, pull or diff before ${verb}`
+          : `unknown config command "${verb}": ${meant ? `did you mean ${meant}?` : 'say push, pull or diff'}`,
     );
   }
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string' },
-        prefix: { type: 'string' },
-        out: { type: 'string' },
-        secure: { type: 'boolean' },
-        prune: { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (e) {
-    throw new ConfigUsageError((e as Error).message);
-  }
+  const values = parseFlags(rest, {
+    config: { type: 'string' },
+    prefix: { type: 'string' },
+    out: { type: 'string' },
+    secure: { type: 'boolean' },
+    prune: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return 'help';
   for (const flag of Object.keys(values)) {
     if (!ALLOWED[verb].includes(flag))
-      throw new ConfigUsageError(`--${flag} is not an option of config ${verb}`);
+      throw new UsageError(`--${flag} is not an option of config ${verb}`);
   }
   let prefix: string;
   try {
     prefix = normalisePrefix(values.prefix ?? DEFAULT_SSM_PREFIX);
   } catch {
-    throw new ConfigUsageError(
+    throw new UsageError(
       `--prefix ${values.prefix}: must be an SSM parameter path such as ${DEFAULT_SSM_PREFIX}`,
     );
   }
   if (verb === 'pull') return { verb, prefix, out: values.out };
-  if (!values.config) throw new ConfigUsageError(`config ${verb} needs --config FILE`);
+  if (!values.config) throw new UsageError(`config ${verb} needs --config FILE`);
   if (verb === 'diff') return { verb, config: values.config, prefix };
   return {
     verb,

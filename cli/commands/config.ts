@@ -9,7 +9,8 @@ import { describeAwsError } from '../../lambda/adapters/aws-errors';
 import { DequeueError } from '../../lambda/core/errors';
 import { awsClientOptions } from '../aws-clients';
 import type { CliIo } from '../io';
-import { CONFIG_USAGE, ConfigUsageError, parseConfigArgs, type ConfigOptions } from './config-args';
+import { UsageError, usageError } from '../usage';
+import { CONFIG_USAGE, parseConfigArgs, type ConfigOptions } from './config-args';
 import {
   deployedTarget,
   fieldChanges,
@@ -29,9 +30,8 @@ export async function configCommand(argv: readonly string[], io: CliIo): Promise
   try {
     options = parseConfigArgs(argv);
   } catch (e) {
-    if (!(e instanceof ConfigUsageError)) throw e;
-    io.stderr.write(`dequeue config: ${e.message}\n\n${CONFIG_USAGE}\n`);
-    return 2;
+    if (!(e instanceof UsageError)) throw e;
+    return usageError(io, 'dequeue config', e.message);
   }
   if (options === 'help') {
     io.stdout.write(`${CONFIG_USAGE}\n`);

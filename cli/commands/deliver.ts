@@ -5,7 +5,6 @@
  * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used.
  */
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
@@ -14,6 +13,7 @@ import { parseDestination, type Destination } from '../delivery/destination';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
 import type { CliIo } from '../io';
+import { parseFlags, UsageError, usageError } from '../usage';
 
 export const DELIVER_USAGE = `Usage:
   dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL
@@ -35,7 +35,7 @@ waiting, for the next run.
   --dry-run        list what would be delivered; connect to nothing, change nothing
   --json           one JSON object per message on stdout; logs on stderr
   --verbose        the SMTP transcript on stderr
-  --help           this text
+  -h, --help       this text
 
 Exit status: 0 nothing failed or was deferred; 1 something failed or was deferred; 2 a usage
 error, or a store that cannot be used.`;
@@ -52,35 +52,37 @@ interface DeliverOptions {
 }
 
 function parse(argv: readonly string[]): DeliverOptions | 'help' {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      'mail-dir': { type: 'string' },
-      bucket: { type: 'string' },
-      prefix: { type: 'string' },
-      to: { type: 'string' },
-      target: { type: 'string', multiple: true },
-      'dry-run': { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
+  const values = parseFlags(argv, {
+    'mail-dir': { type: 'string' },
+    bucket: { type: 'string' },
+    prefix: { type: 'string' },
+    to: { type: 'string' },
+    target: { type: 'string', multiple: true },
+    'dry-run': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return 'help';
   if (!values['mail-dir'] === !values.bucket)
-    throw new Error('give exactly one of --mail-dir DIR and --bucket NAME');
-  if (values.prefix !== undefined && !values.bucket) throw new Error('--prefix goes with --bucket');
-  if (!values.to) throw new Error('--to URL is required');
+    throw new UsageError('give exactly one of --mail-dir DIR and --bucket NAME');
+  if (values.prefix !== undefined && !values.bucket)
+    throw new UsageError('--prefix goes with --bucket');
+  if (!values.to) throw new UsageError('--to URL is required');
   for (const t of values.target ?? [])
-    if (!TARGET_NAME.test(t)) throw new Error(`--target ${t}: not a target name`);
+    if (!TARGET_NAME.test(t)) throw new UsageError(`--target ${t}: not a target name`);
+  let destination: Destination;
+  try {
+    destination = parseDestination(values.to);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const prefix = values.prefix ?? 'mail/';
   return {
     mailDir: values['mail-dir'],
     bucket: values.bucket,
     prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`,
-    destination: parseDestination(values.to),
+    destination,
     targets: values.target,
     dryRun: values['dry-run'],
     json: values.json,
@@ -128,8 +130,8 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
     }
     options = parsed;
   } catch (e) {
-    log(`${(e as Error).message}\n\n${DELIVER_USAGE}`);
-    return 2;
+    if (!(e instanceof UsageError)) throw e;
+    return usageError(io, 'dequeue deliver', e.message);
   }
 
   const transcript: Transcript = options.verbose

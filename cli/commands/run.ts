@@ -22,6 +22,7 @@ import { SecretsFile } from '../adapters/secrets-file';
 import { MemoryCounter, StateFile } from '../adapters/state-file';
 import { StateLock } from '../adapters/state-lock';
 import { parseCli, UsageError, USAGE, type CliOptions } from '../args';
+import { usageError } from '../usage';
 import { resultBlock } from '../result-lines';
 import { printable } from '../terminal-text';
 
@@ -44,8 +45,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     options = parsed;
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    log(`${e.message}\n\n${USAGE}`);
-    return 2;
+    return usageError(io, 'dequeue', e.message);
   }
 
   // The whole run's bound (--max-run-seconds): every session ends by then, whatever the peer does.

@@ -8,13 +8,13 @@
  * or the status could not be read (no such file or table, access denied).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { parseArgs } from 'node:util';
 import { DynamoDbStatusStore } from '../../lambda/adapters/dynamodb-status';
 import { DequeueError } from '../../lambda/core/errors';
 import { neverRun, statusFields, type RecordedStatus } from '../../lambda/core/target-status';
 import { StateFile } from '../adapters/state-file';
 import { awsClientOptions } from '../aws-clients';
 import type { CliIo } from '../io';
+import { parseFlags, UsageError, usageError } from '../usage';
 import { statusTable } from './status-table';
 
 export const STATUS_USAGE = `Usage:
@@ -28,6 +28,7 @@ how many cycles in a row it has failed and since when, the last error, the messa
                   the SDK's usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
   --target NAME   only this target (repeatable); one never run shows as such
   --json          one JSON object per target per line
+  -h, --help      this text
 
 Exit status: 0 no target shown is failing; 1 a target is failing; 2 a usage error or the status
 could not be read.`;
@@ -42,27 +43,23 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
   };
   let values;
   try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        state: { type: 'string' },
-        table: { type: 'string' },
-        target: { type: 'string', multiple: true },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-    }));
+    values = parseFlags(argv, {
+      state: { type: 'string' },
+      table: { type: 'string' },
+      target: { type: 'string', multiple: true },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    });
   } catch (e) {
-    return fail(`${(e as Error).message}\n\n${STATUS_USAGE}`);
+    if (!(e instanceof UsageError)) throw e;
+    return usageError(io, 'dequeue status', e.message);
   }
   if (values.help) {
     io.stdout.write(`${STATUS_USAGE}\n`);
     return 0;
   }
   if ((values.state === undefined) === (values.table === undefined))
-    return fail(`give either --state FILE or --table NAME\n\n${STATUS_USAGE}`);
+    return usageError(io, 'dequeue status', 'give either --state FILE or --table NAME');
 
   let statuses: RecordedStatus[];
   try {

@@ -1,0 +1,107 @@
+/**
+ * The command line as a stranger meets it, through the real binary (bin/dequeue.js): the top help
+ * names every command, `-h`, `help [COMMAND]` and `--version` answer, and a usage mistake gets
+ * one line saying what is wrong, one line pointing at the command's --help, and exit status 2.
+ */
+import { describe, expect, it } from 'vitest';
+import { version } from '../../package.json';
+import { runDequeue } from '../support/dequeue-process';
+
+describe.concurrent('help and --version', () => {
+  it('--help, -h and `help` print the same overview, naming every command; exit 0', async () => {
+    const [help, h, word] = await Promise.all([
+      runDequeue(['--help']),
+      runDequeue(['-h']),
+      runDequeue(['help']),
+    ]);
+    for (const r of [help, h, word]) {
+      expect(r).toMatchObject({ status: 0, stderr: '' });
+      expect(r.stdout).toBe(help.stdout);
+    }
+    for (const command of [
+      'dequeue --config FILE',
+      'dequeue config push | pull | diff',
+      'dequeue status',
+      'dequeue deliver',
+      'dequeue help [COMMAND]',
+      'dequeue --version',
+    ])
+      expect(help.stdout.replaceAll('\n', ' \n')).toContain(`\n  ${command} `);
+  });
+
+  it("`help COMMAND` and `COMMAND -h` print that command's usage", async () => {
+    for (const command of ['config', 'status', 'deliver']) {
+      const [word, h] = await Promise.all([
+        runDequeue(['help', command]),
+        runDequeue([command, '-h']),
+      ]);
+      expect(word).toMatchObject({ status: 0, stderr: '' });
+      expect(word.stdout).toMatch(new RegExp(`^Usage:\\n {2}dequeue ${command} `));
+      expect(h).toMatchObject({ status: 0, stdout: word.stdout });
+    }
+  });
+
+  it('--version prints the version and the Node.js it runs on; exit 0', async () => {
+    const r = await runDequeue(['--version']);
+    expect(r).toMatchObject({ status: 0, stderr: '' });
+    const unsupported = Number(process.versions.node.split('.')[0]) < 22 ? ', unsupported' : '';
+    expect(r.stdout).toBe(`dequeue ${version} (Node.js ${process.versions.node}${unsupported})\n`);
+  });
+});
+
+/** [argv, the line a person reads, the command whose --help is pointed at] */
+const MISTAKES: readonly (readonly [string[], string, string])[] = [
+  [[], 'dequeue: --config FILE is required', 'dequeue'],
+  [['--bogus'], 'dequeue: unknown option --bogus', 'dequeue'],
+  [
+    ['--config', 'x.json', '--jsn'],
+    'dequeue: unknown option --jsn: did you mean --json?',
+    'dequeue',
+  ],
+  [['--config'], 'dequeue: --config needs a value', 'dequeue'],
+  [['--config', '--json'], 'dequeue: --config needs a value', 'dequeue'],
+  [['--config', 'x.json', '--json=yes'], 'dequeue: --json takes no value', 'dequeue'],
+  [
+    ['--config', 'x.json', 'extra'],
+    'dequeue: unexpected argument "extra": every value follows its flag',
+    'dequeue',
+  ],
+  [['stauts'], 'dequeue: unknown command "stauts": did you mean status?', 'dequeue'],
+  [
+    ['help', 'bogus'],
+    'dequeue: unknown command "bogus" (commands: config, status, deliver, help; a release cycle: dequeue --config FILE)',
+    'dequeue',
+  ],
+  [['status'], 'dequeue status: give either --state FILE or --table NAME', 'dequeue status'],
+  [
+    ['status', '--stat', 's.json'],
+    'dequeue status: unknown option --stat: did you mean --state?',
+    'dequeue status',
+  ],
+  [['config'], 'dequeue config: say push, pull or diff', 'dequeue config'],
+  [
+    ['config', 'pish'],
+    'dequeue config: unknown config command "pish": did you mean push?',
+    'dequeue config',
+  ],
+  [['config', 'push'], 'dequeue config: config push needs --config FILE', 'dequeue config'],
+  [
+    ['config', 'pull', '--config', 'x.json'],
+    'dequeue config: --config is not an option of config pull',
+    'dequeue config',
+  ],
+  [['deliver', '--mail-dir', 'm'], 'dequeue deliver: --to URL is required', 'dequeue deliver'],
+  [
+    ['deliver', '--mail-dir', 'm', '--to', 'mx.example'],
+    'dequeue deliver: --to mx.example: not a URL (smtp://host[:port], smtps://host[:port], lmtp://host:port or lmtp:/path/to/socket)',
+    'dequeue deliver',
+  ],
+];
+
+describe.concurrent('a usage mistake', () => {
+  it.each(MISTAKES)('%j: one line, a pointer to --help, exit 2', async (argv, line, command) => {
+    const r = await runDequeue(argv);
+    expect(r).toMatchObject({ status: 2, stdout: '' });
+    expect(r.stderr).toBe(`${line}\nTry '${command} --help' for the usage.\n`);
+  });
+});
