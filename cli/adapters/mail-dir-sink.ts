@@ -38,10 +38,7 @@
  *   awaited), so the fsync after the final dot finds little left to write.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../../lambda/core/errors';
 import type {
   MailEnvelope,
   MailSink,
@@ -74,28 +71,6 @@ const DEFAULT_STALE_AFTER_MS = 24 * 60 * 60_000;
  * two files a round for as long as the session lasts. After that, files are opened at DATA.
  */
 const MAX_ABANDONED_AHEAD = 16;
-
-/**
- * The CLI's `--mail-dir`, checked before anything is sent: created if missing, and writable, or
- * a ConfigError naming it (exit status 2, README "Signal your provider from a laptop").
- */
-export async function openMailDir(
-  root: string,
-  options: MailDirSinkOptions = {},
-): Promise<MailSink> {
-  try {
-    await makeDirectory(root);
-    await access(root, constants.W_OK | constants.X_OK);
-  } catch (e) {
-    throw new ConfigError(
-      '--mail-dir',
-      '',
-      `${root}: cannot store mail there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-      { cause: e },
-    );
-  }
-  return createMailDirSink(root, options);
-}
 
 export function createMailDirSink(root: string, options: MailDirSinkOptions = {}): MailSink {
   const highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;

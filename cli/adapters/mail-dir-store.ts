@@ -38,7 +38,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
@@ -52,53 +52,6 @@ const PREFETCH_BYTES = 256 * 1024;
 const ENVELOPE_READ_BYTES = 64 * 1024;
 const MESSAGE = /^([^.].*)\.eml$/;
 const PROGRESS = /^\.(.+)\.progress$/;
-
-/**
- * A dry run's check of --mail-dir for ATRN: usable without changing anything, i.e. writable if it
- * exists, else creatable in its nearest existing parent. A ConfigError (exit status 2) otherwise.
- */
-export async function checkMailDir(root: string): Promise<void> {
-  let dir = resolve(root);
-  for (;;) {
-    const info = await stat(dir)
-      .catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)))
-      .catch((e: NodeJS.ErrnoException) => {
-        throw new ConfigError(
-          '--mail-dir',
-          '',
-          `${root}: cannot store mail there (${e.code ?? e.message})`,
-          { cause: e },
-        );
-      });
-    if (info) {
-      if (!info.isDirectory())
-        throw new ConfigError(
-          '--mail-dir',
-          '',
-          `${root}: cannot store mail there (${dir} is not a directory)`,
-        );
-      try {
-        await access(dir, constants.W_OK | constants.X_OK);
-      } catch (e) {
-        throw new ConfigError(
-          '--mail-dir',
-          '',
-          `${root}: cannot store mail there (${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-          { cause: e },
-        );
-      }
-      return;
-    }
-    const parent = dirname(dir);
-    if (parent === dir)
-      throw new ConfigError(
-        '--mail-dir',
-        '',
-        `${root}: cannot store mail there (no existing parent)`,
-      );
-    dir = parent;
-  }
-}
 
 const exists = (path: string) =>
   stat(path).then(

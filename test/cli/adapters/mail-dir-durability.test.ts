@@ -7,7 +7,8 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createMailDirSink, openMailDir } from '../../../cli/adapters/mail-dir-sink';
+import { openMailDir } from '../../../cli/adapters/mail-dir-root';
+import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import type { MailEnvelope } from '../../../lambda/core/ports';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
 
