@@ -13,6 +13,7 @@ import type { CycleCounter } from './ports';
 import type { TargetResult } from './result';
 import { stopReason } from './run-stop';
 import { releaseSignal, type SignalDeps } from './signal/session';
+import { neverResolves } from './smtp/connection';
 import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from './smtp/timeouts';
 
 /** What workTargets needs to know about the run the targets belong to. */
@@ -205,9 +206,10 @@ async function rehearse(
   try {
     await (deps.resolveHost ?? defaultResolve)(target.host);
   } catch (e) {
+    // NXDOMAIN is a mistake in the configuration (connection.ts); a resolver failure is not.
     throw new DequeueError(
-      'temporary',
-      `cannot resolve host ${target.host}: ${(e as Error).message}`,
+      neverResolves(e) ? 'config' : 'temporary',
+      `cannot resolve host ${target.host}: ${(e as Error).message}${neverResolves(e) ? ': the DNS says it does not exist; check the host name' : ''}`,
       { cause: e },
     );
   }

@@ -45,6 +45,7 @@ export async function fingerSignal(
         { verify: target.tlsVerify, ca: deps.tlsCa },
         bound(timeoutMs),
         socket,
+        'implicit',
       );
     }
   } catch (e) {

@@ -131,7 +131,7 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
   try {
     let encrypted = false;
     if (options.tls === 'implicit') {
-      socket = await startTls(host, port, trust, options.bound('tls'), socket);
+      socket = await startTls(host, port, trust, options.bound('tls'), socket, 'implicit');
       encrypted = true;
     }
     const helloName = options.helloName ?? addressLiteral(socket);

@@ -39,15 +39,40 @@ export function openTcp(host: string, port: number, timeoutMs: number): Promise<
       resolve(socket);
     });
     // The listener stays: a later error must not go unhandled (the channel reports it anyway).
-    socket.on('error', (e) => {
+    socket.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(
-        new DequeueError('temporary', `cannot connect to ${peerName(host, port)}: ${e.message}`, {
-          cause: e,
-        }),
-      );
+      reject(connectError(host, port, e));
     });
   });
+}
+
+/** The DNS says the name does not exist, or has no address: asking again will not change it. */
+export function neverResolves(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOTFOUND' || code === 'ENODATA';
+}
+
+/**
+ * Why a connection could not be made. A name the DNS says does not exist (NXDOMAIN: getaddrinfo's
+ * ENOTFOUND, or ENODATA for a name without an address) never resolves by itself: it is a mistake
+ * in the configuration, reported as one, where a resolver that fails or does not answer in time
+ * (EAI_AGAIN, EAI_FAIL) stays temporary.
+ */
+function connectError(host: string, port: number, e: NodeJS.ErrnoException): DequeueError {
+  const peer = peerName(host, port);
+  if (neverResolves(e))
+    return new DequeueError(
+      'config',
+      `cannot connect to ${peer}: no such host: the DNS says ${host} does not exist (${e.code}): check the host name`,
+      { cause: e },
+    );
+  if (e.code === 'EAI_AGAIN' || e.code === 'EAI_FAIL')
+    return new DequeueError(
+      'temporary',
+      `cannot connect to ${peer}: the DNS did not answer for ${host} (${e.code})`,
+      { cause: e },
+    );
+  return new DequeueError('temporary', `cannot connect to ${peer}: ${e.message}`, { cause: e });
 }
 
 /** Open a unix-domain socket (LMTP, e.g. Dovecot's), bounded by `timeoutMs`. */
@@ -86,6 +111,8 @@ export function startTls(
   trust: TlsTrust,
   timeoutMs: number,
   over?: Socket,
+  /** `implicit`: TLS from the first byte (RFC 8314), else after STARTTLS (RFC 3207). */
+  mode: 'implicit' | 'starttls' = 'starttls',
 ): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     if (over?.destroyed) {
@@ -120,24 +147,48 @@ export function startTls(
       socket.setNoDelay(true);
       resolve(socket);
     });
-    socket.on('error', (e: NodeJS.ErrnoException) => {
+    socket.on('error', (e: NodeJS.ErrnoException & { reason?: string }) => {
       clearTimeout(timer);
       socket.destroy();
-      // Certificate problems carry OpenSSL codes (CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID,
-      // DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...): not worth retrying.
-      const trustProblem = /CERT|SIGNATURE|ALTNAME|ISSUER/i.test(e.code ?? '');
-      const hint = trustProblem
-        ? ' (set "tlsVerify": false only if you accept an unverified provider)'
-        : '';
-      reject(
-        new DequeueError(
-          trustProblem ? 'permanent' : 'temporary',
-          `TLS with ${peerName(host, port)} failed: ${e.message}${hint}`,
-          { cause: e },
-        ),
-      );
+      reject(tlsError(host, port, e, mode));
     });
   });
+}
+
+/**
+ * Why TLS failed, in words a person can act on. OpenSSL's own message is an error stack
+ * (`80EC...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/...:350:` and
+ * a newline): its `reason` says the same in a few words.
+ */
+function tlsError(
+  host: string,
+  port: number,
+  e: NodeJS.ErrnoException & { reason?: string },
+  mode: 'implicit' | 'starttls',
+): DequeueError {
+  const peer = peerName(host, port);
+  const said = e.reason ?? e.message.trim();
+  // Certificate problems carry OpenSSL codes (CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID,
+  // DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...): not worth retrying.
+  if (/CERT|SIGNATURE|ALTNAME|ISSUER/i.test(e.code ?? ''))
+    return new DequeueError(
+      'permanent',
+      `TLS with ${peer} failed: ${said} (set "tlsVerify": false only if you accept an unverified provider)`,
+      { cause: e },
+    );
+  // Implicit TLS against a port that speaks plain SMTP: the server's "220 ..." greeting is not a
+  // TLS record (a wrong version number). The mode is wrong, not the server: RFC 8314 3.3 keeps
+  // implicit TLS to its own ports, STARTTLS (RFC 3207) is the plain port's way.
+  if (
+    mode === 'implicit' &&
+    (e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || e.code === 'ERR_SSL_HTTP_REQUEST')
+  )
+    return new DequeueError(
+      'config',
+      `TLS with ${peer} failed: ${said}: the server answers in plain text on this port, not TLS from the first byte: use STARTTLS here ("tls": "opportunistic" or "required"; deliver: smtp://), or the port of its implicit TLS (465)`,
+      { cause: e },
+    );
+  return new DequeueError('temporary', `TLS with ${peer} failed: ${said}`, { cause: e });
 }
 
 /**
