@@ -6,10 +6,12 @@
  * bounded number of attempts per call.
  */
 import type { CliIo } from './io';
+import { awsClientComing } from './version';
 
 export const MAX_ATTEMPTS = 8;
 
 export function awsClientOptions(io: CliIo) {
+  awsClientComing();
   return {
     maxAttempts: MAX_ATTEMPTS,
     retryMode: 'adaptive',
