@@ -79,10 +79,17 @@ export class MailDirStore implements MailStore {
         throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
       await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
       throw new ConfigError(
         '--mail-dir',
         '',
-        `${this.root}: cannot deliver from there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        `${this.root}: cannot deliver from there: ${
+          code === 'ENOENT'
+            ? 'no such directory: give the --mail-dir the runs store into (dequeue --mail-dir DIR)'
+            : code === 'ENOTDIR'
+              ? 'it is a file, not a directory: give the --mail-dir the runs store into'
+              : `${code ?? (e as Error).message} (deliver reads, moves and removes files there)`
+        }`,
         { cause: e },
       );
     }

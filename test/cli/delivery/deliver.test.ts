@@ -434,7 +434,7 @@ describe('dequeue deliver from a mail directory', () => {
     [['deliver', '--mail-dir', '/tmp', '--to', 'lmtp://host'], /needs a port/],
     [
       ['deliver', '--mail-dir', '/nonexistent/dequeue', '--to', 'smtp://127.0.0.1:1'],
-      /cannot deliver from there \(ENOENT\)/,
+      /cannot deliver from there: no such directory/,
     ],
   ])('usage errors exit 2: %j', async (argv, message) => {
     const out = await runCli(argv);
