@@ -36,7 +36,8 @@ nothing):
   --verbose        the SMTP transcript on stderr, credentials redacted
   --max-run-seconds SECONDS
                    the longest the whole run may take (default ${DEFAULT_MAX_RUN_SECONDS}, i.e. 30 minutes):
-                   sessions still open then are ended and reported temporary-failure
+                   sessions still open then are ended and reported temporary-failure; at
+                   least each target's reply wait (timeoutSeconds, at most 30)
   --mail-memory MIB
                    memory for ATRN mail in flight, all sessions together (default ${DEFAULT_MAIL_MEMORY_MIB}):
                    when it is spent, providers are slowed down (TCP), never refused

@@ -8,6 +8,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { AuthCredentials, Credentials } from '../../lambda/core/ports';
 import { parseJsonText } from '../../lambda/core/config';
+import { didYouMean } from '../../lambda/core/config-issues';
+
+const SECRET_FIELDS = ['username', 'password'] as const;
 
 export class SecretsFile implements Credentials {
   private constructor(
@@ -48,18 +51,28 @@ export class SecretsFile implements Credentials {
     }
     const entries = new Map<string, AuthCredentials>();
     for (const [id, value] of Object.entries(doc)) {
-      const v = value as Record<string, unknown> | null;
-      for (const field of ['username', 'password'] as const) {
-        if (
-          typeof v !== 'object' ||
-          v === null ||
-          typeof v[field] !== 'string' ||
-          v[field] === ''
-        ) {
-          throw new ConfigError(file, `${id}.${field}`, 'must be a non-empty string');
-        }
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new ConfigError(file, id, 'must be an object {"username": "...", "password": "..."}');
+      const v = value as Record<string, unknown>;
+      // A field we do not know is named first: `{"user", "pass"}` is a misspelling, not two
+      // missing fields. Only names are quoted, never a value.
+      for (const field of Object.keys(v)) {
+        if (field === 'username' || field === 'password') continue;
+        const lower = field.toLowerCase();
+        const meant =
+          SECRET_FIELDS.find((f) => lower.length >= 2 && f.startsWith(lower)) ??
+          didYouMean(field, SECRET_FIELDS);
+        throw new ConfigError(
+          file,
+          `${id}.${field}`,
+          `is not a known field${meant ? `: did you mean "${meant}"?` : ''} (a secret is {"username": "...", "password": "..."})`,
+        );
       }
-      entries.set(id, { username: v!.username as string, password: v!.password as string });
+      for (const field of SECRET_FIELDS) {
+        if (typeof v[field] !== 'string' || v[field] === '')
+          throw new ConfigError(file, `${id}.${field}`, 'must be a non-empty string');
+      }
+      entries.set(id, { username: v.username as string, password: v.password as string });
     }
     return new SecretsFile(file, entries);
   }

@@ -1,13 +1,15 @@
 /** `dequeue config push | pull | diff`: flags, usage, usage errors (exit status 2). */
 import { didYouMean } from '../../lambda/core/config-issues';
 import { normalisePrefix } from '../../lambda/adapters/ssm-config';
-import { DEFAULT_SSM_PREFIX } from '../../lambda/default-prefixes';
+import { DEFAULT_SECRET_PREFIX, DEFAULT_SSM_PREFIX } from '../../lambda/default-prefixes';
+import { SECRET_PREFIX } from '../../lib/prefix-rules';
 import { parseFlags, UsageError } from '../usage';
 
 export const CONFIG_USAGE = `Usage:
-  dequeue config push --config FILE [--prefix ${DEFAULT_SSM_PREFIX}] [--secure] [--prune] [--dry-run] [--json]
+  dequeue config push --config FILE [--prefix ${DEFAULT_SSM_PREFIX}] [--secret-prefix ${DEFAULT_SECRET_PREFIX}]
+                      [--secure] [--prune] [--dry-run] [--json]
   dequeue config pull [--prefix ${DEFAULT_SSM_PREFIX}] [--out FILE]
-  dequeue config diff --config FILE [--prefix ${DEFAULT_SSM_PREFIX}]
+  dequeue config diff --config FILE [--prefix ${DEFAULT_SSM_PREFIX}] [--secret-prefix ${DEFAULT_SECRET_PREFIX}]
 
 The configuration document in SSM Parameter Store, as the deployed function reads it:
 <prefix>/settings and one <prefix>/targets/<name> per target. AWS access follows the SDK's
@@ -21,6 +23,10 @@ names its credentials with auth.secretId only.
 
   --config FILE    the configuration document
   --prefix PATH    the SSM path (default ${DEFAULT_SSM_PREFIX}; the stack's ssmPrefix)
+  --secret-prefix P
+                   the names of the secrets the function may read (default ${DEFAULT_SECRET_PREFIX}; the
+                   stack's secretPrefix): an auth.secretId outside it is refused, as the
+                   function would refuse it
   --secure         write SecureString parameters (without it, new ones are String and existing
                    SecureStrings stay SecureString)
   --prune          delete target parameters the file does not name
@@ -31,26 +37,32 @@ names its credentials with auth.secretId only.
 
 Exit status: push 0 done, 1 an SSM call failed part-way (what was written is listed), 2 usage
 or an invalid file (nothing written); pull 0 written, 1 written but some deployed parameter is
-invalid (named on stderr), 2 usage or SSM unreadable; diff 0 no difference, 1 differences,
-2 usage, an invalid file or SSM unreadable.`;
+invalid (named on stderr), 2 usage, SSM unreadable or --out not writable (nothing written);
+diff 0 no difference, 1 differences, 2 usage, an invalid file or SSM unreadable.`;
 
 export type ConfigOptions =
   | {
       readonly verb: 'push';
       readonly config: string;
       readonly prefix: string;
+      readonly secretPrefix: string;
       readonly secure: boolean;
       readonly prune: boolean;
       readonly dryRun: boolean;
       readonly json: boolean;
     }
   | { readonly verb: 'pull'; readonly prefix: string; readonly out?: string }
-  | { readonly verb: 'diff'; readonly config: string; readonly prefix: string };
+  | {
+      readonly verb: 'diff';
+      readonly config: string;
+      readonly prefix: string;
+      readonly secretPrefix: string;
+    };
 
 const ALLOWED: Record<ConfigOptions['verb'], readonly string[]> = {
-  push: ['config', 'prefix', 'secure', 'prune', 'dry-run', 'json'],
+  push: ['config', 'prefix', 'secret-prefix', 'secure', 'prune', 'dry-run', 'json'],
   pull: ['prefix', 'out'],
-  diff: ['config', 'prefix'],
+  diff: ['config', 'prefix', 'secret-prefix'],
 };
 
 export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help' {
@@ -69,6 +81,7 @@ export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help'
   const values = parseFlags(rest, {
     config: { type: 'string' },
     prefix: { type: 'string' },
+    'secret-prefix': { type: 'string' },
     out: { type: 'string' },
     secure: { type: 'boolean' },
     prune: { type: 'boolean' },
@@ -91,11 +104,15 @@ export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help'
   }
   if (verb === 'pull') return { verb, prefix, out: values.out };
   if (!values.config) throw new UsageError(`config ${verb} needs --config FILE`);
-  if (verb === 'diff') return { verb, config: values.config, prefix };
+  const secretPrefix = values['secret-prefix'] ?? DEFAULT_SECRET_PREFIX;
+  if (!SECRET_PREFIX.pattern.test(secretPrefix))
+    throw new UsageError(`--secret-prefix ${secretPrefix}: must be ${SECRET_PREFIX.expected}`);
+  if (verb === 'diff') return { verb, config: values.config, prefix, secretPrefix };
   return {
     verb,
     config: values.config,
     prefix,
+    secretPrefix,
     secure: values.secure ?? false,
     prune: values.prune ?? false,
     dryRun: values['dry-run'] ?? false,

@@ -17,7 +17,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseConfigDocument, parseJsonText } from '../../lambda/core/config';
-import { ConfigError } from '../../lambda/core/errors';
+import { secretIdWithin } from '../../lambda/adapters/ssm-config';
+import { ConfigError, ConfigErrors } from '../../lambda/core/errors';
 import type { DeployedConfig, DeployedParameter, ParameterType } from './deployed-config';
 
 /** SSM's value limit for a standard parameter (advanced parameters hold 8 KiB at a monthly cost). */
@@ -48,8 +49,12 @@ export interface PlannedParameter {
   readonly note?: string;
 }
 
-/** Read and validate the file as a run would; throws ConfigError (exit 2) naming the field. */
-export async function readLocalConfig(file: string): Promise<LocalConfig> {
+/**
+ * Read and validate the file as a run would; throws ConfigError (exit 2) naming the field. With
+ * `secretPrefix`, every `auth.secretId` must lie under it, the rule the deployed function applies
+ * (it refuses such a target as `config-error`): all of them are named at once.
+ */
+export async function readLocalConfig(file: string, secretPrefix?: string): Promise<LocalConfig> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -72,6 +77,20 @@ export async function readLocalConfig(file: string): Promise<LocalConfig> {
     settings: settings ?? {},
     targets: doc.targets.map((t, i) => ({ name: t.name, value: targets[i]! })),
   };
+  if (secretPrefix !== undefined) {
+    const outside = doc.targets.flatMap((t, i) =>
+      t.auth && !secretIdWithin(t.auth.secretId, secretPrefix)
+        ? [
+            new ConfigError(
+              file,
+              `targets[${i}].auth.secretId`,
+              `"${t.auth.secretId}" is outside the secrets the deployed function may read (names starting with "${secretPrefix}"): name a secret under it, or give --secret-prefix the stack's secretPrefix`,
+            ),
+          ]
+        : [],
+    );
+    if (outside.length) throw outside.length === 1 ? outside[0]! : new ConfigErrors(outside);
+  }
   checkSize(file, 'settings', 'the settings', local.settings);
   for (const [i, t] of local.targets.entries()) {
     checkSize(file, `targets[${i}]`, `target "${t.name}"`, t.value);

@@ -4,9 +4,9 @@
  * this file talks to SSM and prints.
  */
 import { DeleteParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { open, rename } from 'node:fs/promises';
 import { describeAwsError } from '../../lambda/adapters/aws-errors';
-import { DequeueError } from '../../lambda/core/errors';
+import { ConfigErrors, DequeueError } from '../../lambda/core/errors';
+import { printable } from '../terminal-text';
 import { awsClientOptions } from '../aws-clients';
 import type { CliIo } from '../io';
 import { UsageError, usageError } from '../usage';
@@ -18,6 +18,7 @@ import {
   readLocalConfig,
   type PlannedParameter,
 } from './config-plan';
+import { checkOutFile, writeOutFile } from './config-out';
 import { readDeployed } from './deployed-config';
 
 /** PutParameter calls at once: SSM's default write throughput is a few calls per second. */
@@ -43,9 +44,16 @@ export async function configCommand(argv: readonly string[], io: CliIo): Promise
     if (options.verb === 'pull') return await pull(options, client, io);
     return await diff(options, client, io);
   } catch (e) {
-    // An invalid file, or SSM could not be read: nothing was written.
+    // An invalid file, or SSM could not be read: nothing was written. Every error of the file
+    // at once, one line each.
     if (e instanceof DequeueError) {
-      io.stderr.write(`dequeue config ${options.verb}: ${e.message}\n`);
+      const errors = e instanceof ConfigErrors ? e.errors : [e];
+      for (const error of errors)
+        io.stderr.write(`dequeue config ${options.verb}: ${printable(error.message)}\n`);
+      if (errors.length > 1)
+        io.stderr.write(
+          `dequeue config ${options.verb}: ${errors.length} errors${options.verb === 'push' ? '; nothing was written' : ''}\n`,
+        );
       return 2;
     }
     throw e;
@@ -57,7 +65,7 @@ export async function configCommand(argv: readonly string[], io: CliIo): Promise
 type PushOptions = Extract<ConfigOptions, { verb: 'push' }>;
 
 async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise<number> {
-  const local = await readLocalConfig(options.config);
+  const local = await readLocalConfig(options.config, options.secretPrefix);
   const plan = planPush(
     local,
     await readDeployed(client, options.prefix),
@@ -71,7 +79,7 @@ async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise
   const report = (p: PlannedParameter, done: boolean) => {
     if (options.json) {
       io.stdout.write(
-        `${JSON.stringify({ parameter: p.parameter, target: p.target, action: p.action, type: p.type, dryRun: !done })}\n`,
+        `${JSON.stringify({ parameter: p.parameter, target: p.target, action: p.action, type: p.type, dryRun: options.dryRun })}\n`,
       );
     } else {
       const verb = {
@@ -95,7 +103,8 @@ async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise
       ...(await deleteAll(deletes, client, report)),
     ];
   }
-  for (const p of plan.filter((q) => q.action === 'unchanged')) if (!options.json) report(p, true);
+  // One line (or object) per parameter, unchanged ones too: --json promises one per parameter.
+  for (const p of plan.filter((q) => q.action === 'unchanged')) report(p, true);
   for (const p of kept) {
     io.stderr.write(`dequeue config push: kept ${p.parameter} (${p.note}); --prune deletes it\n`);
   }
@@ -161,6 +170,7 @@ async function deleteAll(
 type PullOptions = Extract<ConfigOptions, { verb: 'pull' }>;
 
 async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise<number> {
+  if (options.out) await checkOutFile(options.out);
   const deployed = await readDeployed(client, options.prefix);
   const problems: string[] = [];
   if (deployed.settings?.problem)
@@ -183,7 +193,7 @@ async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise
     targets.push({ name, ...rest });
   }
   const document = `${JSON.stringify({ settings: deployed.settings?.value ?? {}, targets }, null, 2)}\n`;
-  if (options.out) await writeAtomically(options.out, document);
+  if (options.out) await writeOutFile(options.out, document);
   else io.stdout.write(document);
   for (const line of problems) io.stderr.write(`dequeue config pull: ${line}\n`);
   if (options.out)
@@ -193,18 +203,6 @@ async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise
   return problems.length ? 1 : 0;
 }
 
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`;
-  const handle = await open(temp, 'w', 0o600);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
-}
-
 type DiffOptions = Extract<ConfigOptions, { verb: 'diff' }>;
 
 /**
@@ -212,7 +210,7 @@ type DiffOptions = Extract<ConfigOptions, { verb: 'diff' }>;
  * `-` removed (deleted by push --prune); unchanged ones are counted, not listed.
  */
 async function diff(options: DiffOptions, client: SSMClient, io: CliIo): Promise<number> {
-  const local = await readLocalConfig(options.config);
+  const local = await readLocalConfig(options.config, options.secretPrefix);
   const plan = planPush(local, await readDeployed(client, options.prefix), options.prefix, false);
   let differences = 0;
   for (const p of plan) {

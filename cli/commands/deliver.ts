@@ -4,20 +4,25 @@
  * message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0 when nothing failed
  * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used.
  */
+import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { TARGET_NAME } from '../../lambda/core/config';
+import { didYouMean } from '../../lambda/core/config-issues';
 import { DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import { MailDirStore } from '../adapters/mail-dir-store';
+import type { DeliveryTimeouts } from '../delivery/delivery-client';
 import { parseDestination, type Destination } from '../delivery/destination';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
 import type { CliIo } from '../io';
 import { parseFlags, UsageError, usageError } from '../usage';
+import { awsClientComing } from '../version';
 
 export const DELIVER_USAGE = `Usage:
   dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL
                   [--target NAME]... [--dry-run] [--json] [--verbose]
+                  [--helo-name NAME] [--timeout SECONDS]
 
 Hands the mail that ATRN stored to your mail server, oldest first, each message with its own
 envelope (MAIL FROM, every RCPT TO). A message leaves the store only once every recipient has a
@@ -31,10 +36,16 @@ waiting, for the next run.
   --prefix P       the key prefix in that bucket (default mail/)
   --to URL         smtp://host[:port] (STARTTLS when offered), smtps://host[:port],
                    lmtp://host:port, or lmtp:/path/to/socket (e.g. Dovecot's)
-  --target NAME    only this target's mail (repeatable)
+  --target NAME    only this target's mail (repeatable); with --mail-dir, a name with no folder
+                   there is a usage error
   --dry-run        list what would be delivered; connect to nothing, change nothing
   --json           one JSON object per message on stdout; logs on stderr
   --verbose        the SMTP transcript on stderr
+  --helo-name NAME the name we give in EHLO/LHLO (default: this machine's host name)
+  --timeout SECONDS
+                   the longest wait for the server: the connection, its greeting, each reply, the
+                   answer after the final dot (default: RFC 5321's, 5 minutes for the greeting and
+                   each command, 10 after the final dot)
   -h, --help       this text
 
 Exit status: 0 nothing failed or was deferred; 1 something failed or was deferred; 2 a usage
@@ -49,7 +60,14 @@ interface DeliverOptions {
   readonly dryRun: boolean;
   readonly json: boolean;
   readonly verbose: boolean;
+  readonly heloName: string;
+  /** --timeout: every wait for the server, in ms; undefined: RFC 5321's. */
+  readonly timeoutMs?: number;
 }
+
+/** A host name (letters, digits, hyphens, dots) or an address literal (RFC 5321 4.1.3). */
+const HELO_NAME =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\]|\[IPv6:[0-9A-Fa-f:.]+\])$/;
 
 function parse(argv: readonly string[]): DeliverOptions | 'help' {
   const values = parseFlags(argv, {
@@ -61,6 +79,8 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     'dry-run': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
+    'helo-name': { type: 'string' },
+    timeout: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return 'help';
@@ -77,6 +97,14 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const heloName = values['helo-name'] ?? hostname();
+  if (values['helo-name'] !== undefined && !HELO_NAME.test(heloName))
+    throw new UsageError(
+      `--helo-name ${heloName}: must be a host name (mx.example.com) or an address literal ([192.0.2.1])`,
+    );
+  const timeout = values.timeout;
+  if (timeout !== undefined && (!/^\d+(\.\d+)?$/.test(timeout) || !(Number(timeout) > 0)))
+    throw new UsageError(`--timeout ${timeout}: must be a number of seconds, more than 0`);
   const prefix = values.prefix ?? 'mail/';
   return {
     mailDir: values['mail-dir'],
@@ -87,6 +115,8 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     dryRun: values['dry-run'],
     json: values.json,
     verbose: values.verbose,
+    heloName,
+    timeoutMs: timeout === undefined ? undefined : Math.min(Number(timeout), 86_400) * 1000,
   };
 }
 
@@ -102,10 +132,50 @@ function line(r: MessageReport): string {
   const who = r.recipients
     .map(
       (p) =>
-        `<${p.address}> ${p.code ?? '-'}${p.text ? ` ${visible(p.text.split('\n')[0]!)}` : ''}`,
+        // A recipient that got no reply carries the run's error as its text: said once, at the end.
+        `<${p.address}> ${p.code ?? '-'}${p.text && !(p.code === null && p.text === r.error) ? ` ${visible(p.text.split('\n')[0]!)}` : ''}`,
     )
     .join('; ');
   return `${r.outcome.padEnd(9)} ${r.target}/${r.message}: ${who}${r.error ? ` (${visible(r.error)})` : ''}`;
+}
+
+/**
+ * The first `--target` that names no folder of the mail directory, said with the names there are
+ * (and "did you mean"); undefined when all are there, or when the directory cannot be listed (the
+ * store's own check says why).
+ */
+async function unknownTargets(
+  mailDir: string,
+  targets: readonly string[],
+): Promise<string | undefined> {
+  let entries;
+  try {
+    entries = await readdir(mailDir, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
+  const stored = entries
+    .filter((e) => e.isDirectory() && TARGET_NAME.test(e.name))
+    .map((e) => e.name)
+    .sort();
+  const missing = targets.find((t) => !stored.includes(t));
+  if (missing === undefined) return undefined;
+  const meant = didYouMean(missing, stored);
+  return `--target ${missing}: no mail of that target was ever stored in ${mailDir} (${
+    meant ? `did you mean ${meant}? ` : ''
+  }stored targets: ${stored.join(', ') || 'none'})`;
+}
+
+/** --timeout: every wait for the server; QUIT keeps its own short bound. */
+function waitsOf(ms: number): Partial<DeliveryTimeouts> {
+  return {
+    connect: ms,
+    greeting: ms,
+    command: ms,
+    dataStart: ms,
+    dataBlock: ms,
+    finalDot: ms,
+  };
 }
 
 /** Opens the S3 store reader; loaded only for --bucket (it pulls in the AWS SDK). */
@@ -116,6 +186,7 @@ async function s3Store(
   notice: (text: string) => void,
 ): Promise<MailStore> {
   const { openS3MailStoreReader } = await import('../adapters/s3-mail-store-reader');
+  awsClientComing();
   return openS3MailStoreReader(bucket, prefix, { dryRun, notice });
 }
 
@@ -132,6 +203,13 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     return usageError(io, 'dequeue deliver', e.message);
+  }
+
+  // A mistyped --target would deliver nothing and look like success (the run command exits 2
+  // for the same mistake). A mail directory keeps a folder per target once it has stored mail.
+  if (options.mailDir && options.targets && !io.openMailStore) {
+    const unknown = await unknownTargets(options.mailDir, options.targets);
+    if (unknown) return usageError(io, 'dequeue deliver', unknown);
   }
 
   const transcript: Transcript = options.verbose
@@ -153,7 +231,8 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
       {
         store,
         destination: options.destination,
-        helloName: hostname(),
+        helloName: options.heloName,
+        timeouts: options.timeoutMs === undefined ? undefined : waitsOf(options.timeoutMs),
         tlsCa: io.tlsCa,
         transcript,
         onReport: (r) => {

@@ -16,6 +16,8 @@ import { MemoryBudget, MiB } from '../../lambda/core/memory-budget';
 import type { CycleCounter, MailReceiver, Transcript } from '../../lambda/core/ports';
 import { isFailure, type Outcome, type TargetResult } from '../../lambda/core/result';
 import { runCycle } from '../../lambda/core/run-cycle';
+import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from '../../lambda/core/smtp/timeouts';
+import { startsInTime } from '../../lambda/core/work-targets';
 import type { CliIo } from '../io';
 import type { CommandStop } from '../stop-signals';
 import { SecretsFile } from '../adapters/secrets-file';
@@ -194,6 +196,21 @@ async function prepare(options: CliOptions, io: CliIo) {
   const selected = config.targets
     .map((t, i) => [t, i] as const)
     .filter(([t]) => t.enabled && (!wanted || wanted.has(t.name)));
+
+  // A target starts only when one whole reply still fits before the run's deadline (work-targets.ts:
+  // its timeoutSeconds, at most the default 30 s): with less, it would never start, in any cycle.
+  const replySeconds = (t: Target) =>
+    Math.min(replyTimeoutMs(t.timeoutSeconds), DEFAULT_REPLY_TIMEOUT_MS) / 1000;
+  const starved = selected.filter(([t]) => !startsInTime(t, 0, options.maxRunSeconds * 1000));
+  if (starved.length) {
+    const [[t, i]] = starved as [readonly [Target, number]];
+    const floor = Math.max(...starved.map(([x]) => replySeconds(x)));
+    throw new ConfigError(
+      '--max-run-seconds',
+      '',
+      `${options.maxRunSeconds}: too short for "${t.name}" (targets[${i}])${starved.length > 1 ? ` and ${starved.length - 1} other target(s)` : ''}, which waits up to ${replySeconds(t)} s for a reply: a target starts only when one reply fits in the run, so it would never start; give at least ${floor}, or lower its timeoutSeconds`,
+    );
+  }
 
   const secrets = options.secrets
     ? await SecretsFile.load(options.secrets, (line) => io.stderr.write(`dequeue: ${line}\n`))

@@ -9,11 +9,9 @@
  * Order: failing targets (the longest-failing first), then those never run, then the rest by name.
  */
 import type { RecordedStatus } from '../../lambda/core/target-status';
+import { printable } from '../terminal-text';
 
 export type StatusState = 'FAILING' | 'never run' | 'disabled' | 'paused' | 'not due' | 'healthy';
-
-/** DETAIL is cut here so that a row stays one line on a terminal. */
-const MAX_DETAIL = 120;
 
 export function stateOf(s: RecordedStatus): StatusState {
   if (s.consecutiveFailures > 0) return 'FAILING';
@@ -73,13 +71,14 @@ export function statusTable(statuses: readonly RecordedStatus[]): string {
       return a.s.target < b.s.target ? -1 : 1;
     })
     .map(({ s, state }) => {
-      const detail = detailOf(s, state);
+      const detail = printable(detailOf(s, state));
       return [
         s.target,
         state,
         s.lastOutcome === null ? '-' : when(s.lastAttemptAt, s.lastCycle),
         s.lastOutcome === null ? '-' : when(s.lastSuccessAt, s.lastSuccessCycle),
-        detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL - 1)}…` : detail,
+        // Whole, never cut: the fix is often at the end of an error (the terminal wraps it).
+        detail,
       ];
     });
   const all = [['TARGET', 'STATE', 'LAST RUN', 'LAST SUCCESS', 'DETAIL'], ...rows];

@@ -8,8 +8,9 @@
  * or the status could not be read (no such file or table, access denied).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { stat } from 'node:fs/promises';
 import { DynamoDbStatusStore } from '../../lambda/adapters/dynamodb-status';
-import { DequeueError } from '../../lambda/core/errors';
+import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import { neverRun, statusFields, type RecordedStatus } from '../../lambda/core/target-status';
 import { StateFile } from '../adapters/state-file';
 import { awsClientOptions } from '../aws-clients';
@@ -86,6 +87,19 @@ async function fromStateFile(
   file: string,
   targets: readonly string[] | undefined,
 ): Promise<RecordedStatus[]> {
+  // A run creates its state file; status never does. A missing file is a typo or a lost file,
+  // not "nothing recorded": `dequeue status ... || notify` must fire.
+  try {
+    await stat(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new ConfigError(
+        file,
+        '',
+        'no such state file: give the file your runs keep with --state (their first run creates it)',
+        { cause: e },
+      );
+  }
   const all = await new StateFile(file).statuses();
   if (!targets) return all;
   const byName = new Map(all.map((s) => [s.target, s]));

@@ -15,10 +15,24 @@ export interface CliRun {
   readonly stderr: string;
 }
 
-export function runDequeue(args: readonly string[], timeoutMs = 30_000): Promise<CliRun> {
+export interface RunOptions {
+  /** Added to this process's environment (AWS_ENDPOINT_URL for moto_server, ...). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** A command that runs dequeue, e.g. `['unshare', '--mount', 'sh', '-c', '... && exec "$@"', 'sh']`. */
+  readonly via?: readonly string[];
+}
+
+export function runDequeue(
+  args: readonly string[],
+  timeoutMs = 30_000,
+  options: RunOptions = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const argv = [process.execPath, CLI, ...args];
+    const [command, ...rest] = [...(options.via ?? []), ...argv];
+    const child = spawn(command!, rest, {
       cwd: REPO,
+      env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

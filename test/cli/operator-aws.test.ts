@@ -1,0 +1,151 @@
+/**
+ * The operating commands against an AWS emulator (moto_server), through the real binary
+ * (bin/dequeue.js) with AWS_ENDPOINT_URL as an operator would set it (issue 18): config push
+ * refuses a secretId the function could not read, pull --out never crashes or leaves the
+ * deployed document in a temporary file, push --json says something for every parameter, and
+ * an unsupported Node.js is one line of ours, not the SDK's eight.
+ */
+import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { runDequeue } from '../support/dequeue-process';
+import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
+
+describeWithMotoServer('config push | pull through the binary, against moto_server', () => {
+  let moto: MotoServer;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    moto = await startMotoServer();
+    dir = await mkdtemp(join(tmpdir(), 'dequeue-operator-aws-'));
+    env = {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_REGION: moto.clientConfig.region,
+      AWS_ACCESS_KEY_ID: moto.clientConfig.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: moto.clientConfig.credentials.secretAccessKey,
+      AWS_EC2_METADATA_DISABLED: 'true',
+    };
+  });
+  afterAll(async () => moto?.stop());
+  beforeEach(() => moto.reset());
+
+  const dequeue = (args: string[]) => runDequeue(args, 60_000, { env });
+  let n = 0;
+  async function config(document: unknown): Promise<string> {
+    const path = join(dir, `${++n}-config.json`);
+    await writeFile(path, JSON.stringify(document));
+    return path;
+  }
+  const target = (name: string, extra: Record<string, unknown> = {}) => ({
+    name,
+    host: 'relay.isp.example',
+    command: `ETRN ${name}.example`,
+    ...extra,
+  });
+
+  it('push refuses every auth.secretId outside the secret prefix, naming the field; exit 2, nothing written (item 3)', async () => {
+    const file = await config({
+      targets: [
+        target('a', { auth: { secretId: 'isp' } }),
+        target('b', { auth: { secretId: 'dequeue/isp' } }),
+        target('c', { auth: { secretId: 'prod/isp' } }),
+      ],
+    });
+    const r = await dequeue(['config', 'push', '--config', file]);
+    expect(r).toMatchObject({ status: 2, stdout: '' });
+    const outside = (i: number, id: string, prefix: string) =>
+      `dequeue config push: ${file}: targets[${i}].auth.secretId: "${id}" is outside the secrets the deployed function may read (names starting with "${prefix}"): name a secret under it, or give --secret-prefix the stack's secretPrefix`;
+    expect(r.stderr.split('\n').filter((l) => !l.includes('warning: Node.js'))).toEqual([
+      outside(0, 'isp', 'dequeue/'),
+      outside(2, 'prod/isp', 'dequeue/'),
+      'dequeue config push: 2 errors; nothing was written',
+      '',
+    ]);
+    const pulled = await dequeue(['config', 'pull']);
+    expect(JSON.parse(pulled.stdout)).toEqual({ settings: {}, targets: [] });
+
+    // The stack's own prefix, given: the same rule the function applies.
+    const prod = await dequeue(['config', 'push', '--config', file, '--secret-prefix', 'prod/']);
+    expect(prod.status).toBe(2);
+    expect(prod.stderr).toContain(outside(0, 'isp', 'prod/'));
+    expect(prod.stderr).toContain(outside(1, 'dequeue/isp', 'prod/'));
+  });
+
+  it('push --json prints one object per parameter, the unchanged ones too (item 7)', async () => {
+    const file = await config({ settings: { everyNthCycle: 2 }, targets: [target('a')] });
+    expect((await dequeue(['config', 'push', '--config', file])).status).toBe(0);
+    const again = await dequeue(['config', 'push', '--config', file, '--json']);
+    expect(again.status).toBe(0);
+    expect(
+      again.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
+      {
+        parameter: '/dequeue/settings',
+        target: null,
+        action: 'unchanged',
+        type: 'String',
+        dryRun: false,
+      },
+      {
+        parameter: '/dequeue/targets/a',
+        target: 'a',
+        action: 'unchanged',
+        type: 'String',
+        dryRun: false,
+      },
+    ]);
+  });
+
+  it('pull --out to a missing directory, a directory or a read-only file: exit 2, one line with the fix, no temporary file left (item 5)', async () => {
+    const file = await config({ targets: [target('a')] });
+    expect((await dequeue(['config', 'push', '--config', file])).status).toBe(0);
+    const place = await mkdtemp(join(dir, 'out-'));
+    const readOnly = join(place, 'deployed.json');
+    await writeFile(readOnly, '{}\n');
+    await chmod(readOnly, 0o444);
+    await mkdir(join(place, 'a-directory'));
+    const cases: [string, string][] = [
+      [
+        join(place, 'missing', 'deployed.json'),
+        `the directory ${join(place, 'missing')} does not exist: create it (mkdir -p ${join(place, 'missing')}) or give --out a file in a directory that exists; nothing was written`,
+      ],
+      [join(place, 'a-directory'), 'is a directory: give --out a file name; nothing was written'],
+      [
+        readOnly,
+        `is read-only: make it writable (chmod u+w ${readOnly}) or give --out another file; nothing was written`,
+      ],
+    ];
+    for (const [out, why] of cases) {
+      const r = await dequeue(['config', 'pull', '--out', out]);
+      expect(r).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr.split('\n').filter((l) => !l.includes('warning: Node.js'))).toEqual([
+        `dequeue config pull: ${out}: --out: ${why}`,
+        '',
+      ]);
+    }
+    expect((await readdir(place)).sort()).toEqual(['a-directory', 'deployed.json']);
+    expect(await readFile(readOnly, 'utf8')).toBe('{}\n');
+
+    const written = join(place, 'written.json');
+    const ok = await dequeue(['config', 'pull', '--out', written]);
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(await readFile(written, 'utf8')).targets).toEqual([target('a')]);
+  });
+
+  it("Node.js older than 22 gets one line of ours instead of the SDK's eight; 22 and later none (item 8)", async () => {
+    const r = await dequeue(['config', 'pull']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toContain('NodeVersionSupportWarning');
+    const ours = r.stderr.split('\n').filter((l) => l.includes('Node.js'));
+    if (Number(process.versions.node.split('.')[0]) < 22)
+      expect(ours).toEqual([
+        `dequeue: warning: Node.js ${process.versions.node} is past its end of life: dequeue supports Node.js 22 and 24`,
+      ]);
+    else expect(ours).toEqual([]);
+  });
+});
