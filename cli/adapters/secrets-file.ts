@@ -9,6 +9,7 @@ import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { AuthCredentials, Credentials } from '../../lambda/core/ports';
 import { parseJsonText } from '../../lambda/core/config';
 import { didYouMean } from '../../lambda/core/config-issues';
+import { unreadableBecause } from '../file-errors';
 
 const SECRET_FIELDS = ['username', 'password'] as const;
 
@@ -28,12 +29,9 @@ export class SecretsFile implements Credentials {
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
-      throw new ConfigError(
-        file,
-        '',
-        `cannot read the secrets file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        { cause: e },
-      );
+      throw new ConfigError(file, '', `cannot read the secrets file: ${unreadableBecause(e)}`, {
+        cause: e,
+      });
     }
     const mode = (await stat(file).catch(() => undefined))?.mode;
     if (warn && mode !== undefined && process.platform !== 'win32' && (mode & 0o077) !== 0) {

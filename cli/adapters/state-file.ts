@@ -19,6 +19,7 @@ import { ConfigError } from '../../lambda/core/errors';
 import type { CycleCounter, StatusRecorder } from '../../lambda/core/ports';
 import type { Outcome, TargetResult } from '../../lambda/core/result';
 import { neverRun, nextStatus, type RecordedStatus } from '../../lambda/core/target-status';
+import { unreadableBecause } from '../file-errors';
 
 interface StateDocument {
   cycle: number;
@@ -110,7 +111,7 @@ export class StateFile implements CycleCounter, StatusRecorder {
       text = await readFile(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { cycle: 0, targets: {} };
-      throw new ConfigError(this.file, '', `cannot read the state file: ${(e as Error).message}`, {
+      throw new ConfigError(this.file, '', `cannot read the state file: ${unreadableBecause(e)}`, {
         cause: e,
       });
     }
@@ -123,6 +124,14 @@ export class StateFile implements CycleCounter, StatusRecorder {
         '',
         'is not valid JSON (delete it to start counting again from 0)',
         { cause: e },
+      );
+    }
+    // A configuration given as --state by mistake would be overwritten by the next run.
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !('cycle' in doc)) {
+      throw new ConfigError(
+        this.file,
+        '',
+        'is not a dequeue state file (it has no "cycle"): give --state the file the runs keep, or a new name',
       );
     }
     const cycle = doc.cycle;

@@ -20,6 +20,7 @@ import { parseConfigDocument, parseJsonText } from '../../lambda/core/config';
 import { secretIdWithin } from '../../lambda/adapters/ssm-config';
 import { ConfigError, ConfigErrors } from '../../lambda/core/errors';
 import type { DeployedConfig, DeployedParameter, ParameterType } from './deployed-config';
+import { unreadableBecause } from '../file-errors';
 
 /** SSM's value limit for a standard parameter (advanced parameters hold 8 KiB at a monthly cost). */
 export const MAX_PARAMETER_BYTES = 4096;
@@ -59,12 +60,9 @@ export async function readLocalConfig(file: string, secretPrefix?: string): Prom
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(
-      file,
-      '',
-      `cannot read the configuration file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      { cause: e },
-    );
+    throw new ConfigError(file, '', `cannot read the configuration file: ${unreadableBecause(e)}`, {
+      cause: e,
+    });
   }
   const raw = parseJsonText(text, file);
   const doc = parseConfigDocument(raw, file);

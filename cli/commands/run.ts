@@ -27,6 +27,7 @@ import { parseCli, UsageError, USAGE, type CliOptions } from '../args';
 import { usageError } from '../usage';
 import { resultBlock } from '../result-lines';
 import { printable } from '../terminal-text';
+import { unreadableBecause } from '../file-errors';
 
 /**
  * A run's lock names the time it is bound to have ended (its deadline) plus this: the statuses
@@ -174,7 +175,7 @@ async function prepare(options: CliOptions, io: CliIo) {
     throw new ConfigError(
       options.config,
       '',
-      `cannot read the configuration file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      `cannot read the configuration file: ${unreadableBecause(e)}`,
       { cause: e },
     );
   }

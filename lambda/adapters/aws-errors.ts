@@ -46,6 +46,11 @@ export function describeAwsError(e: unknown): string {
   // The run's abort signal (lambda/handler.ts) fired: say so rather than the SDK's "Request aborted".
   if (error.name === 'AbortError')
     return "abandoned at the run's deadline (the request and its retries were stopped so that the results are reported in time)";
+  // The SDK's usual chain found nothing: say where it looks (a person at a terminal, mostly).
+  if (error.message === 'Region is missing')
+    return 'no AWS region: set AWS_REGION, or AWS_PROFILE naming a profile with a region';
+  if (error.name === 'CredentialsProviderError')
+    return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the SDK's usual chain)";
   const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
   return `${name}${error.message ?? String(e)}`;
 }

@@ -19,6 +19,8 @@ let plain: ScriptedProvider;
 let silent: ScriptedProvider;
 
 beforeAll(async () => {
+  // One start first: it builds the CLI's bundle when the sources changed (bin/dequeue.js).
+  await runDequeue(['--version'], 60_000);
   dir = await mkdtemp(join(tmpdir(), 'dequeue-operator-'));
   plain = await new ScriptedProvider({ extensions: ['ETRN'] }).start();
   silent = await new ScriptedProvider({ greeting: null }).start();
@@ -325,5 +327,57 @@ describe('mail directories and the secrets file (item 7)', () => {
     expect(r.stderr).toBe(
       `dequeue: ${secrets}: isp.user: is not a known field: did you mean "username"? (a secret is {"username": "...", "password": "..."})\n`,
     );
+  });
+});
+
+describe('files and AWS settings a stranger gets wrong (beyond the list)', () => {
+  it('a configuration that is missing or a directory says so in words', async () => {
+    const missing = join(dir, 'no-such-config.json');
+    const [gone, folder] = await Promise.all([
+      dequeue(['--config', missing]),
+      dequeue(['--config', dir]),
+    ]);
+    expect(gone).toMatchObject({ status: 2, stdout: '' });
+    expect(gone.stderr).toBe(
+      `dequeue: ${missing}: cannot read the configuration file: no such file\n`,
+    );
+    expect(folder.stderr).toBe(
+      `dequeue: ${dir}: cannot read the configuration file: it is a directory, not a file\n`,
+    );
+  });
+
+  it('the configuration given as --state is refused before the run would overwrite it', async () => {
+    const config = await file('config.json', {
+      targets: [{ name: 'isp', host: '127.0.0.1', port: plain.port, command: 'ETRN a.test' }],
+    });
+    const before = plain.connections.length;
+    for (const argv of [
+      ['--config', config, '--state', config],
+      ['status', '--state', config],
+    ]) {
+      const r = await dequeue(argv);
+      expect(r).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr).toBe(
+        `dequeue${argv[0] === 'status' ? ' status' : ''}: ${config}: is not a dequeue state file (it has no "cycle"): give --state the file the runs keep, or a new name\n`,
+      );
+    }
+    expect(plain.connections.length).toBe(before);
+  });
+
+  it('no AWS region is said as such, with where the SDK looks', async () => {
+    const r = await dequeue(['config', 'pull'], {
+      env: {
+        AWS_REGION: undefined,
+        AWS_DEFAULT_REGION: undefined,
+        AWS_PROFILE: undefined,
+        AWS_CONFIG_FILE: join(dir, 'no-aws-config'),
+        AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-aws-credentials'),
+      },
+    });
+    expect(r).toMatchObject({ status: 2, stdout: '' });
+    expect(r.stderr.split('\n').filter((l) => !l.includes('warning: Node.js'))).toEqual([
+      'dequeue config pull: SSM GetParameter /dequeue/settings failed: no AWS region: set AWS_REGION, or AWS_PROFILE naming a profile with a region',
+      '',
+    ]);
   });
 });

@@ -3,9 +3,15 @@
  * names every command, `-h`, `help [COMMAND]` and `--version` answer, and a usage mistake gets
  * one line saying what is wrong, one line pointing at the command's --help, and exit status 2.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { version } from '../../package.json';
 import { runDequeue } from '../support/dequeue-process';
+
+// One start first: it builds the CLI's bundle when the sources changed, which the concurrent
+// starts below would otherwise each do at once.
+beforeAll(async () => {
+  await runDequeue(['--version'], 60_000);
+});
 
 describe.concurrent('help and --version', () => {
   it('--help, -h and `help` print the same overview, naming every command; exit 0', async () => {
@@ -30,11 +36,16 @@ describe.concurrent('help and --version', () => {
   });
 
   it("`help COMMAND` and `COMMAND -h` print that command's usage", async () => {
-    for (const command of ['config', 'status', 'deliver']) {
-      const [word, h] = await Promise.all([
-        runDequeue(['help', command]),
-        runDequeue([command, '-h']),
-      ]);
+    const runs = await Promise.all(
+      ['config', 'status', 'deliver'].map(async (command) => {
+        const [word, h] = await Promise.all([
+          runDequeue(['help', command]),
+          runDequeue([command, '-h']),
+        ]);
+        return { command, word, h };
+      }),
+    );
+    for (const { command, word, h } of runs) {
       expect(word).toMatchObject({ status: 0, stderr: '' });
       expect(word.stdout).toMatch(new RegExp(`^Usage:\\n {2}dequeue ${command} `));
       expect(h).toMatchObject({ status: 0, stdout: word.stdout });
