@@ -27,9 +27,13 @@ function schemaAt(schema: unknown, keys: readonly unknown[]): unknown {
       (at.type === 'optional' ||
         at.type === 'nullable' ||
         at.type === 'nullish' ||
-        at.type === 'exact_optional')
+        at.type === 'exact_optional' ||
+        at.type === 'lazy')
     )
-      at = at.wrapped as typeof at;
+      // A lazy schema (precheck: "mx" or an object) is asked for its object form.
+      at = (
+        at.type === 'lazy' ? (at as { getter: (x: unknown) => unknown }).getter({}) : at.wrapped
+      ) as typeof at;
   };
   unwrap();
   for (const key of keys) {

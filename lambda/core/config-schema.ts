@@ -78,6 +78,47 @@ export const mailSchema = v.strictObject({
   ),
 });
 
+/** `precheck` (precheck/precheck-config.ts): the customer's server checked before the signal. */
+const precheckServerSchema = v.strictObject({
+  host: v.pipe(
+    v.string('must be a string'),
+    v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address'),
+  ),
+  port: v.optional(integer(1, 65535), 25),
+  timeoutSeconds: v.optional(
+    v.pipe(
+      v.number('must be a number'),
+      v.gtValue(0, 'must be more than 0'),
+      v.maxValue(300, 'must be at most 300'),
+    ),
+    10,
+  ),
+  tls: v.optional(
+    v.picklist(['none', 'required', 'implicit'], 'must be none, required or implicit'),
+    'none',
+  ),
+});
+
+const FORMS = 'must be "mx", false, or an object {"host", "port", "timeoutSeconds", "tls"}';
+const SETTINGS_FORMS = 'must be "mx" or an object {"host", "port", "timeoutSeconds", "tls"}';
+const isObject = (input: unknown) =>
+  typeof input === 'object' && input !== null && !Array.isArray(input);
+
+/**
+ * A target's `precheck`: a server, "mx", or false (no check even when the settings have one). An
+ * object is checked field by field (so an error names `precheck.port`, not the whole union).
+ */
+export const targetPrecheckSchema = v.lazy((input) =>
+  isObject(input)
+    ? precheckServerSchema
+    : v.union([v.literal('mx', FORMS), v.literal(false, FORMS)], FORMS),
+);
+
+/** `settings.precheck`: the check of every target that does not say otherwise. */
+export const settingsPrecheckSchema = v.lazy((input) =>
+  isObject(input) ? precheckServerSchema : v.literal('mx', SETTINGS_FORMS),
+);
+
 export const settingsSchema = v.strictObject({
   // Absent means true: parsed settings stay as they were for every document written before it.
   enabled: v.optional(v.boolean('must be true or false')),
@@ -93,6 +134,7 @@ export const settingsSchema = v.strictObject({
     }),
   ),
   mail: v.optional(mailSchema),
+  precheck: v.optional(settingsPrecheckSchema),
 });
 
 export const authSchema = v.strictObject({
@@ -146,6 +188,7 @@ export const targetSchema = v.strictObject({
   enabled: v.optional(v.boolean('must be true or false'), true),
   helloName: v.optional(helloNameSchema),
   mail: v.optional(mailSchema),
+  precheck: v.optional(targetPrecheckSchema),
 });
 
 export type RawTarget = v.InferOutput<typeof targetSchema>;

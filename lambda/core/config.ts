@@ -12,6 +12,12 @@ import { ConfigError } from './errors';
 import { didYouMean, issueErrors, oneOrAll } from './config-issues';
 import { settingsSchema, targetSchema, type RawTarget } from './config-schema';
 import { jsonSyntaxProblem } from './json-position';
+import {
+  checkTargetPrecheck,
+  precheckFor,
+  type Precheck,
+  type PrecheckServer,
+} from './precheck/precheck-config';
 
 export { DEFAULT_CONCURRENCY, MAX_COMMAND_LENGTH, TARGET_NAME } from './config-schema';
 export { didYouMean } from './config-issues';
@@ -36,6 +42,8 @@ export interface Settings {
   readonly mail?: MailSettings;
   /** When a cycle hands its targets to queue-fed workers instead of working them (docs/fan-out.md). */
   readonly fanOut?: FanOutSettings;
+  /** The check of every ETRN/QSND and bare-connection target before its signal (precheck/). */
+  readonly precheck?: PrecheckServer | 'mx';
 }
 
 export interface FanOutSettings {
@@ -94,6 +102,8 @@ export interface Target {
   readonly helloName?: string;
   /** Overrides settings.mail for this target, field by field (mailSettingsFor). */
   readonly mail?: MailSettings;
+  /** The customer's server checked before the signal; overrides settings.precheck (false: none). */
+  readonly precheck?: Precheck;
 }
 
 export interface ConfigDocument {
@@ -193,6 +203,8 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
       );
   }
 
+  checkTargetPrecheck(raw.precheck, { protocol: raw.protocol, commands }, where, field('precheck'));
+
   const port = raw.port ?? (atrn ? 366 : raw.protocol === 'raw' ? 79 : 25);
   return {
     name: raw.name,
@@ -210,6 +222,7 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
     enabled: raw.enabled,
     ...(raw.helloName !== undefined ? { helloName: raw.helloName } : {}),
     ...(raw.mail !== undefined ? { mail: raw.mail } : {}),
+    ...(raw.precheck !== undefined ? { precheck: raw.precheck } : {}),
   };
 }
 
@@ -321,6 +334,16 @@ export function parseConfigDocument(input: unknown, where: string): ConfigDocume
         return;
       }
       seen.set(target.name, i);
+      if (settings) {
+        // A settings-wide check must fit every target it reaches ("mx" needs domains).
+        try {
+          precheckFor(target, settings, where, `targets[${i}].precheck`);
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          errors.push(e);
+          return;
+        }
+      }
       targets.push(target);
     });
   }
