@@ -2,6 +2,7 @@
 import type { ConfigDocument } from '../lambda/core/config';
 import type { MemoryBudget } from '../lambda/core/memory-budget';
 import type { MailReceiver } from '../lambda/core/ports';
+import type { MxResolver } from '../lambda/core/precheck/mx-servers';
 import type { MailStore } from './delivery/mail-store';
 import { checkMailDir, openMailDir } from './adapters/mail-dir-root';
 import { createMailDirSink } from './adapters/mail-dir-sink';
@@ -16,6 +17,8 @@ export interface CliIo {
   readonly tlsCa?: string;
   /** Host resolution for --dry-run; default the system resolver (tests resolve example names). */
   readonly resolveHost?: (host: string) => Promise<void>;
+  /** MX lookups for `"precheck": "mx"`; default the system resolver (tests give their own). */
+  readonly resolveMx?: MxResolver;
   /**
    * Opens the mail store for --mail-dir (ATRN), with each target's mail settings. With `dryRun`
    * it only checks that the directory could be used (writable, or creatable) and changes nothing.

@@ -13,6 +13,11 @@ export function resultBlock(r: TargetResult): string {
     );
   }
   if (r.reason) lines.push(`    ${printable(r.reason)}`);
+  // A check that held the whole target back is its reason already; otherwise it is shown here.
+  if (r.precheck && !(r.outcome === 'skipped' && r.reason?.includes(r.precheck.text)))
+    lines.push(
+      `    precheck ${r.precheck.passed ? 'passed' : 'failed'}: ${printable(r.precheck.text)}`,
+    );
   if (r.error) lines.push(`    error: ${printable(r.error)}`);
   return lines.join('\n');
 }

@@ -5,6 +5,7 @@
  * first message after ATRN, the SQS work queue with the first cycle that fans out). Tests and
  * scripts/invoke-local.ts give an endpoint here (moto_server) instead of AWS.
  */
+import { dnsMxResolver } from './adapters/dns-mx-resolver';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -69,6 +70,7 @@ export function depsFromEnvironment(
     mailMemory,
     workQueue: settings.workQueueUrl ? lazyWorkQueue(options, settings.workQueueUrl) : undefined,
     port25Hint: port25Hint(settings.inVpc),
+    resolveMx: dnsMxResolver(),
     observability: createObservability(env),
   };
 }

@@ -2,6 +2,7 @@
  * Everything the function's handler is wired with (lambda/handler.ts): the adapters, taken in so
  * that tests give their own, built from the environment in Lambda (lambda/deployed-adapters.ts).
  */
+import type { MxResolver } from './core/precheck/mx-servers';
 import type { MemoryBudget } from './core/memory-budget';
 import type {
   ConfigSource,
@@ -50,4 +51,6 @@ export interface HandlerDeps {
   readonly tlsCa?: string;
   /** Host resolution for dry runs (tests); default: the system resolver. */
   readonly resolveHost?: (host: string) => Promise<void>;
+  /** MX lookups for `"precheck": "mx"` (the system resolver; tests give their own). */
+  readonly resolveMx?: MxResolver;
 }

@@ -154,6 +154,8 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
             tlsCa: deps.tlsCa,
             now: deps.now,
             resolveHost: deps.resolveHost,
+            resolveMx: deps.resolveMx,
+            port25Hint: deps.port25Hint,
             workQueue: deps.workQueue,
             onResult: (r) => report.target(r),
             status: statuses,

@@ -42,6 +42,7 @@ import type {
   MailReceiver,
   MailSink,
 } from './core/ports';
+import type { MxResolver } from './core/precheck/mx-servers';
 import type { TargetResult } from './core/result';
 import type { Target } from './core/config';
 import { workTargets } from './core/work-targets';
@@ -63,6 +64,10 @@ export interface WorkerDeps {
   readonly safetyMarginMs?: number;
   readonly now?: () => number;
   readonly tlsCa?: string;
+  /** MX lookups for `"precheck": "mx"`. */
+  readonly resolveMx?: MxResolver;
+  /** Added to a port-25 timeout (a precheck's, a relay's) outside a VPC. */
+  readonly port25Hint?: string;
 }
 
 /** The part of the Lambda context the worker uses. */
@@ -142,7 +147,8 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
     const record = (result: TargetResult): void => {
       results.push(result);
       report.target(result);
-      if (statuses && result.outcome !== 'skipped') {
+      // A skipped duplicate is the signalling delivery's to record; a failed precheck is ours.
+      if (statuses && (result.outcome !== 'skipped' || result.precheck)) {
         recording.push(
           statuses
             .record(result, now(), signal)
@@ -327,7 +333,8 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
           const { cycle } = order;
           await workTargets(
             targets,
-            { cycle, settings: settings!, deadline, signal },
+            // An order that claims nothing comes from a forced run (fan-out.ts).
+            { cycle, settings: settings!, force: !order.claim, deadline, signal },
             {
               credentials: deps.credentials,
               counter: order.claim ? deps.counter : noClaims(deps.counter),
@@ -337,6 +344,8 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
               helloName: settings!.helloName,
               tlsCa: deps.tlsCa,
               now: deps.now,
+              resolveMx: deps.resolveMx,
+              port25Hint: deps.port25Hint,
             },
             (result, untried) => {
               record(result);
@@ -348,7 +357,9 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
       await Promise.all(recording);
       if (statuses && deps.health) {
         const names = [
-          ...new Set(results.filter((r) => r.outcome !== 'skipped').map((r) => r.target)),
+          ...new Set(
+            results.filter((r) => r.outcome !== 'skipped' || r.precheck).map((r) => r.target),
+          ),
         ];
         try {
           report.targetHealth(

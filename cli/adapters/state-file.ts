@@ -18,7 +18,12 @@ import { dirname } from 'node:path';
 import { ConfigError } from '../../lambda/core/errors';
 import type { CycleCounter, StatusRecorder } from '../../lambda/core/ports';
 import type { Outcome, TargetResult } from '../../lambda/core/result';
-import { neverRun, nextStatus, type RecordedStatus } from '../../lambda/core/target-status';
+import {
+  neverRun,
+  nextStatus,
+  type LastPrecheck,
+  type RecordedStatus,
+} from '../../lambda/core/target-status';
 import { unreadableBecause } from '../file-errors';
 
 interface StateDocument {
@@ -202,8 +207,31 @@ export class StateFile implements CycleCounter, StatusRecorder {
       failingSince: time('failingSince'),
       lastError: text('lastError'),
       messagesTotal: whole('messagesTotal', false) ?? base.messagesTotal,
+      serverDownSince: time('serverDownSince'),
+      lastPrecheck: this.precheckOf(name, v.lastPrecheck),
       lastReason: text('lastReason'),
+      serverDownChecks: whole('serverDownChecks', false) ?? base.serverDownChecks,
     };
+  }
+
+  /** `lastPrecheck`: null, or {at, passed, text} (files written before it have none). */
+  private precheckOf(name: string, value: unknown): LastPrecheck | null {
+    if (value === undefined || value === null) return null;
+    const field = `targets.${name}.lastPrecheck`;
+    const p = value as Record<string, unknown>;
+    if (
+      typeof value !== 'object' ||
+      typeof p.at !== 'string' ||
+      Number.isNaN(Date.parse(p.at)) ||
+      typeof p.passed !== 'boolean' ||
+      typeof p.text !== 'string'
+    )
+      throw new ConfigError(
+        this.file,
+        field,
+        'must be null or {"at": an ISO 8601 time, "passed": true or false, "text": a string}',
+      );
+    return { at: p.at, passed: p.passed, text: p.text };
   }
 
   private async write(state: StateDocument): Promise<void> {

@@ -3,6 +3,7 @@
  * Everything is validated before anything is sent: the configuration file whole, the --target
  * names, every secret a due target needs, and a --mail-dir for ATRN targets.
  */
+import { dnsMxResolver } from '../../lambda/adapters/dns-mx-resolver';
 import { readFile } from 'node:fs/promises';
 import {
   parseConfigDocument,
@@ -139,6 +140,7 @@ async function workCycle(
         transcript,
         tlsCa: io.tlsCa,
         resolveHost: io.resolveHost,
+        resolveMx: io.resolveMx ?? dnsMxResolver(),
         onResult: print,
         // With --state each target's status is kept beside the counter (`dequeue status`).
         status: counter instanceof StateFile ? counter : undefined,

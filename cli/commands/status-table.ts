@@ -5,16 +5,26 @@
  *   denied  FAILING    cycle 9, 2026-03-01T10:40:00Z  never                          3 cycles in a row since ...: 459 ...
  *   isp     healthy    cycle 9, 2026-03-01T10:40:00Z  cycle 9, 2026-03-01T10:40:00Z  signalled
  *   weekly  not due    cycle 9, 2026-03-01T10:40:00Z  cycle 7, 2026-03-01T10:30:00Z  signals every 3 cycles, next in cycle 10
+ *   acme    SERVER DOWN cycle 9, ...                      cycle 5, ...                   your server is down since ...: mx1...:25 refused the connection
  *
- * Order: failing targets (the longest-failing first), then those never run, then the rest by name.
+ * Order: failing targets (the longest-failing first), then those whose own server is down (the
+ * precheck held the signal back), then those never run, then the rest by name.
  */
 import type { RecordedStatus } from '../../lambda/core/target-status';
 import { printable } from '../terminal-text';
 
-export type StatusState = 'FAILING' | 'never run' | 'disabled' | 'paused' | 'not due' | 'healthy';
+export type StatusState =
+  | 'FAILING'
+  | 'SERVER DOWN'
+  | 'never run'
+  | 'disabled'
+  | 'paused'
+  | 'not due'
+  | 'healthy';
 
 export function stateOf(s: RecordedStatus): StatusState {
   if (s.consecutiveFailures > 0) return 'FAILING';
+  if (s.serverDownSince !== null) return 'SERVER DOWN';
   if (s.lastOutcome === null) return 'never run';
   if (s.lastOutcome === 'skipped')
     return s.lastReason === 'disabled'
@@ -27,11 +37,12 @@ export function stateOf(s: RecordedStatus): StatusState {
 
 const RANK: Record<StatusState, number> = {
   FAILING: 0,
-  'never run': 1,
-  'not due': 2,
-  disabled: 2,
-  paused: 2,
-  healthy: 2,
+  'SERVER DOWN': 1,
+  'never run': 2,
+  'not due': 3,
+  disabled: 3,
+  paused: 3,
+  healthy: 3,
 };
 
 function when(time: string | null, cycle: number | null): string {
@@ -47,6 +58,8 @@ function detailOf(s: RecordedStatus, state: StatusState): string {
   switch (state) {
     case 'FAILING':
       return `${s.consecutiveFailures} cycle${s.consecutiveFailures === 1 ? '' : 's'} in a row since ${when(s.failingSince, null)}: ${s.lastError ?? s.lastOutcome}`;
+    case 'SERVER DOWN':
+      return `your server is down since ${when(s.serverDownSince, null)}: ${s.lastPrecheck?.text ?? 'the last check failed'}`;
     case 'never run':
       return 'no run has handled it yet';
     case 'not due':

@@ -4,7 +4,9 @@
  *
  *   status#<target>   { kind: "status", target, lastOutcome, lastAttemptAt, lastCycle,
  *                       lastSuccessAt, lastSuccessCycle, consecutiveFailures, failingSince,
- *                       lastError, messagesTotal, lastReason }   (absent attribute = null; no TTL)
+ *                       lastError, messagesTotal, lastReason, serverDownSince,
+ *                       serverDownChecks, lastPrecheck: {at, passed, text} }
+ *                                                        (absent attribute = null; no TTL)
  *
  * `kind` and `target` are the keys of the table's global secondary index `status` (STATUS_INDEX):
  * only status items carry `kind`, so the index holds them and nothing else (the counter, the
@@ -41,6 +43,7 @@ import {
   errorOf,
   isSuccess,
   neverRun,
+  type LastPrecheck,
   type RecordedStatus,
 } from '../core/target-status';
 import { STATUS_INDEX } from '../counter-table';
@@ -121,6 +124,7 @@ export class DynamoDbStatusStore implements StatusRecorder {
         remove.push('#reason');
       }
     }
+    precheckUpdate(result, when, { names, values, set, remove });
     const update = new UpdateItemCommand({
       TableName: this.table,
       Key: { pk: { S: STATUS_KEY_PREFIX + result.target } },
@@ -200,6 +204,45 @@ export class DynamoDbStatusStore implements StatusRecorder {
   }
 }
 
+/**
+ * The precheck part of the update (target-status.ts rules): a failed check keeps the first
+ * failure's time (`if_not_exists`) and adds one to `serverDownChecks` in the same expression, so
+ * overlapping invocations cannot lose a count; a passed one, or a worked result without a check,
+ * removes `serverDownSince` and zeroes the count; a skipped result without a check leaves them.
+ */
+function precheckUpdate(
+  result: TargetResult,
+  when: string,
+  update: { names: Record<string, string>; values: Item; set: string[]; remove: string[] },
+): void {
+  const { names, values, set, remove } = update;
+  const check = result.precheck;
+  if (!check && result.outcome === 'skipped') return;
+  Object.assign(names, { '#downSince': 'serverDownSince', '#downChecks': 'serverDownChecks' });
+  if (check) {
+    names['#precheck'] = 'lastPrecheck';
+    values[':precheck'] = {
+      M: {
+        at: { S: when },
+        passed: { BOOL: check.passed },
+        text: { S: boundedText(check.text) },
+      },
+    };
+    set.push('#precheck = :precheck');
+  }
+  values[':zero'] = { N: '0' };
+  if (check && !check.passed) {
+    values[':one'] = { N: '1' };
+    set.push(
+      '#downSince = if_not_exists(#downSince, :at)',
+      '#downChecks = if_not_exists(#downChecks, :zero) + :one',
+    );
+  } else {
+    set.push('#downChecks = :zero');
+    remove.push('#downSince');
+  }
+}
+
 export function statusOfItem(item: Item, target: string): RecordedStatus {
   const text = (name: string): string | null => item[name]?.S ?? null;
   const number = (name: string): number | null =>
@@ -215,6 +258,17 @@ export function statusOfItem(item: Item, target: string): RecordedStatus {
     failingSince: text('failingSince'),
     lastError: text('lastError'),
     messagesTotal: number('messagesTotal') ?? 0,
+    serverDownSince: text('serverDownSince'),
+    lastPrecheck: precheckOf(item.lastPrecheck),
     lastReason: text('lastReason'),
+    serverDownChecks: number('serverDownChecks') ?? 0,
   };
+}
+
+/** `lastPrecheck` is a map {at, passed, text}; anything else reads as none. */
+function precheckOf(value: AttributeValue | undefined): LastPrecheck | null {
+  const m = value?.M;
+  if (!m || m.at?.S === undefined || m.passed?.BOOL === undefined || m.text?.S === undefined)
+    return null;
+  return { at: m.at.S, passed: m.passed.BOOL, text: m.text.S };
 }

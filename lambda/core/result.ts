@@ -1,4 +1,6 @@
 /** The result of one target (docs/outcomes.md). */
+import type { PrecheckOutcome } from './precheck/precheck-report';
+
 export type Outcome =
   | 'signalled'
   | 'no-mail'
@@ -26,6 +28,11 @@ export interface TargetResult {
   readonly error: string | null;
   /** Extension: why a target was skipped (not due, disabled, dry run, already signalled). */
   readonly reason?: string;
+  /**
+   * Extension: the check of the customer's own server before the signal (`precheck`), when the
+   * target has one and got as far as it (docs/configuration.md "Precheck").
+   */
+  readonly precheck?: PrecheckOutcome;
 }
 
 export interface CycleResult {

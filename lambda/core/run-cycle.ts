@@ -167,18 +167,20 @@ async function workHere(
   const run = {
     cycle,
     settings: config.settings,
+    force: request.force,
     dryRun: request.dryRun,
     deadline: request.deadline,
     signal: request.signal,
     stop: request.stop,
   };
-  // A worked target ends `skipped` only when another delivery of the slot claimed it first: that
-  // delivery records it. The statuses of the others go out as each finishes.
+  // A worked target ends `skipped` when another delivery of the slot claimed it first (that
+  // delivery records it) or when its precheck failed (recorded: the status says the server is
+  // down). The statuses of the others go out as each finishes.
   const recording: Promise<void>[] = [];
   await Promise.all([
     workTargets(rotateForCycle(plan.work, cycle), run, deps, (result) => {
       report.finish(result);
-      if (result.outcome !== 'skipped') recording.push(report.record(result));
+      if (result.outcome !== 'skipped' || result.precheck) recording.push(report.record(result));
     }),
     report.recordSettled(plan, config.settings.concurrency),
   ]);

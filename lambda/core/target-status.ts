@@ -12,6 +12,10 @@
  * - `skipped` (not due, disabled) changes only `lastOutcome`, `lastCycle` and `lastAttemptAt`:
  *   a failing target that is not due this cycle is still failing.
  * - `messagesTotal` adds the messages of every result (an ATRN session may store mail and fail).
+ * - a result that carries a precheck (the customer's own server checked before the signal) sets
+ *   `lastPrecheck`; a failed one starts or continues `serverDownSince` and counts
+ *   `serverDownChecks`, a passed one ends both (the recovery). A worked result without a check
+ *   (the check was taken out of the configuration) ends them too; a not-due one leaves them.
  * Dry runs record nothing; forced runs record (the run-cycle decides which results reach here).
  */
 import { isFailure, type Outcome, type TargetResult } from './result';
@@ -32,11 +36,25 @@ export interface TargetStatus {
   /** The current streak's latest error, at most MAX_STATUS_ERROR_LENGTH characters. */
   readonly lastError: string | null;
   readonly messagesTotal: number;
+  /** The first failed check of the customer's server in the current run of them; null when up. */
+  readonly serverDownSince: string | null;
+  /** The last check of the customer's server (`precheck`); null when none was ever made. */
+  readonly lastPrecheck: LastPrecheck | null;
 }
 
-/** What the stores keep beside the printed fields: why the last result was `skipped`. */
+export interface LastPrecheck {
+  readonly at: string;
+  readonly passed: boolean;
+  /** What each server did, one line, at most MAX_STATUS_ERROR_LENGTH characters. */
+  readonly text: string;
+}
+
+/** What the stores keep beside the printed fields. */
 export interface RecordedStatus extends TargetStatus {
+  /** Why the last result was `skipped`. */
   readonly lastReason: string | null;
+  /** Checks in a row that found the customer's server down (the ServerDownTargets threshold). */
+  readonly serverDownChecks: number;
 }
 
 /** The fields `dequeue status --json` prints, in this order. */
@@ -51,6 +69,8 @@ export const STATUS_FIELDS = [
   'failingSince',
   'lastError',
   'messagesTotal',
+  'serverDownSince',
+  'lastPrecheck',
 ] as const satisfies readonly (keyof TargetStatus)[];
 
 /** Errors are one line of a few hundred characters at most; a status item stays small. */
@@ -73,7 +93,10 @@ export function neverRun(target: string): RecordedStatus {
     failingSince: null,
     lastError: null,
     messagesTotal: 0,
+    serverDownSince: null,
+    lastPrecheck: null,
     lastReason: null,
+    serverDownChecks: 0,
   };
 }
 
@@ -110,6 +133,7 @@ export function nextStatus(
     lastAttemptAt: when,
     lastCycle: result.cycle,
     messagesTotal: before.messagesTotal + result.messages,
+    ...serverFields(before, result, when),
   };
   if (isSuccess(result.outcome)) {
     return {
@@ -132,6 +156,32 @@ export function nextStatus(
     };
   }
   return { ...common, lastReason: result.reason ? boundedText(result.reason) : null };
+}
+
+/** The precheck fields after `result` (target-status rules above). */
+function serverFields(
+  before: RecordedStatus,
+  result: TargetResult,
+  when: string,
+): Pick<RecordedStatus, 'serverDownSince' | 'lastPrecheck' | 'serverDownChecks'> {
+  const check = result.precheck;
+  if (!check) {
+    const { serverDownSince, lastPrecheck, serverDownChecks } = before;
+    if (result.outcome === 'skipped') return { serverDownSince, lastPrecheck, serverDownChecks };
+    return { serverDownSince: null, lastPrecheck, serverDownChecks: 0 };
+  }
+  const lastPrecheck = { at: when, passed: check.passed, text: boundedText(check.text) };
+  if (check.passed) return { serverDownSince: null, lastPrecheck, serverDownChecks: 0 };
+  return {
+    serverDownSince: before.serverDownSince ?? when,
+    lastPrecheck,
+    serverDownChecks: before.serverDownChecks + 1,
+  };
+}
+
+/** Its server has failed `afterChecks` checks in a row or more (the ServerDownTargets count). */
+export function isServerDownFor(status: RecordedStatus, afterChecks: number): boolean {
+  return status.serverDownSince !== null && status.serverDownChecks >= afterChecks;
 }
 
 /** Exactly the printed fields, in order. */

@@ -10,6 +10,8 @@ import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
 import { pool } from './pool';
 import type { CycleCounter } from './ports';
+import type { PrecheckDeps } from './precheck/precheck';
+import { releaseGate } from './precheck/release-gate';
 import type { TargetResult } from './result';
 import { stopReason } from './run-stop';
 import { releaseSignal, type SignalDeps } from './signal/session';
@@ -20,6 +22,8 @@ import { DEFAULT_REPLY_TIMEOUT_MS, replyTimeoutMs } from './smtp/timeouts';
 export interface TargetRun {
   readonly cycle: number;
   readonly settings: Settings;
+  /** Signal whatever the count says; a failed precheck is reported but holds nothing back. */
+  readonly force?: boolean;
   readonly dryRun?: boolean;
   readonly deadline?: number;
   readonly signal?: AbortSignal;
@@ -27,7 +31,9 @@ export interface TargetRun {
   readonly stop?: AbortSignal;
 }
 
-export interface WorkDeps extends SignalDeps {
+export interface WorkDeps
+  extends SignalDeps,
+    Pick<PrecheckDeps, 'resolveMx' | 'port25Hint' | 'checkServer'> {
   /** Its claims, when it takes them: a target is signalled once per counted cycle. */
   readonly counter: Pick<CycleCounter, 'claim'>;
   /** Resolves a host for --dry-run; the default uses the system resolver. */
@@ -75,7 +81,21 @@ interface Worker extends WorkDeps {
 type Worked = { readonly result: TargetResult; readonly untried: boolean };
 type Untimed = Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>;
 
-/** One target: checked, rehearsed (--dry-run), or started in time, claimed and signalled. */
+/**
+ * The customer's server checked before the signal (precheck/), with this target's EHLO name.
+ * It comes before the claim: a target whose server is down spends nothing of its cycle, and
+ * another delivery of the slot may still find the server up.
+ */
+function gate(target: Target, run: TargetRun, worker: Worker) {
+  return releaseGate(
+    target,
+    run.settings,
+    { force: run.force, deadline: run.deadline, signal: run.signal },
+    { ...worker, helloName: target.helloName ?? worker.helloName },
+  );
+}
+
+/** One target: checked, rehearsed (--dry-run), or started in time, prechecked, claimed and signalled. */
 async function workTarget(target: Target, run: TargetRun, worker: Worker): Promise<Worked> {
   const now = worker.now ?? Date.now;
   const started = now();
@@ -94,16 +114,31 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
         'ATRN needs somewhere to store the mail it pulls (the CLI: --mail-dir)',
       );
     }
-    if (run.dryRun)
+    if (run.dryRun) {
+      const rehearsed = await rehearse(target, worker);
+      // The dry run checks the customer's server too: it sends nothing to the provider.
+      const checked = await gate(target, run, worker);
+      const held =
+        checked.open && checked.withheld.length
+          ? ` (${checked.withheld.map((w) => w.command).join(', ')} held back)`
+          : '';
+      const reason = !checked.open
+        ? `dry run: would send nothing: ${checked.reason}`
+        : checked.precheck
+          ? `${rehearsed.reason}; precheck: ${checked.precheck.text}${held}`
+          : rehearsed.reason;
       return {
         result: timed({
-          ...(await rehearse(target, worker)),
+          outcome: 'skipped',
+          reason,
           replies: [],
           messages: 0,
           error: null,
+          ...(checked.precheck ? { precheck: checked.precheck } : {}),
         }),
         untried: false,
       };
+    }
     if (!startsInTime(target, now(), run.deadline)) {
       return {
         result: timed({
@@ -130,6 +165,20 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
         untried: true,
       };
     }
+    const checked = await gate(target, run, worker);
+    if (!checked.open) {
+      return {
+        result: timed({
+          outcome: 'skipped',
+          replies: [],
+          messages: 0,
+          error: null,
+          reason: checked.reason,
+          precheck: checked.precheck,
+        }),
+        untried: false,
+      };
+    }
     if (worker.claim && !(await worker.claim(run.cycle, target.name, run.signal))) {
       return {
         result: timed({
@@ -145,7 +194,7 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
     claimed = true;
     // An MSP signals for many customers: a target's own helloName comes first.
     const report = await releaseSignal(
-      target,
+      checked.target,
       {
         deadline: run.deadline,
         maxEtrnPerSession: run.settings.maxEtrnPerSession,
@@ -156,9 +205,10 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
     return {
       result: timed({
         outcome: report.outcome,
-        replies: report.replies,
+        replies: [...report.replies, ...checked.withheld],
         messages: report.messages,
         error: report.error?.message ?? null,
+        ...(checked.precheck ? { precheck: checked.precheck } : {}),
       }),
       untried: false,
     };

@@ -153,6 +153,8 @@ describeWithMotoServer(
           'failingSince',
           'lastError',
           'messagesTotal',
+          'serverDownSince',
+          'lastPrecheck',
         ]);
       }
       expect(lines[0]).toMatchObject({
@@ -215,6 +217,8 @@ describeWithMotoServer(
           failingSince: null,
           lastError: null,
           messagesTotal: 0,
+          serverDownSince: null,
+          lastPrecheck: null,
         },
       ]);
     });

@@ -21,24 +21,8 @@ import type { ReplyRecord } from '../result';
 import { mxServers, type MxResolver } from './mx-servers';
 import type { PrecheckServer } from './precheck-config';
 import { releaseLines } from './precheck-config';
-import { checkServer, type ServerCheck, type ServerCheckOptions } from './server-check';
-
-/** One released domain's check (`domain` null: a fixed server, checked for the whole target). */
-export interface DomainCheck {
-  readonly domain: string | null;
-  readonly passed: boolean;
-  /** Each server tried, in order; the last one passed when the domain did. */
-  readonly servers: readonly ServerCheck[];
-  /** Why no server could be tried (NXDOMAIN, a null MX, a failed lookup, the provider first). */
-  readonly problem?: string;
-}
-
-/** What the check found, as the result reports it (`TargetResult.precheck`). */
-export interface PrecheckReport {
-  /** Every domain (or the fixed server) passed. */
-  readonly passed: boolean;
-  readonly domains: readonly DomainCheck[];
-}
+import type { DomainCheck, PrecheckReport, ServerCheck } from './precheck-report';
+import { checkServer, type ServerCheckOptions } from './server-check';
 
 export interface PrecheckDecision {
   readonly report: PrecheckReport;

@@ -20,14 +20,9 @@ import { silentTranscript } from '../ports';
 import { peerName } from '../smtp/connection';
 import { openClientSession, QUIT_WAIT_MS, sayGoodbye } from '../smtp/client-handshake';
 import type { PrecheckTls } from './precheck-config';
+import type { ServerCheck } from './precheck-report';
 
-export interface ServerCheck {
-  /** The server, as `host:port`. */
-  readonly server: string;
-  readonly passed: boolean;
-  /** What happened, for a person: "greeted 220", "refused the connection", ... */
-  readonly text: string;
-}
+export type { ServerCheck } from './precheck-report';
 
 export interface ServerCheckOptions {
   readonly host: string;
