@@ -35,7 +35,8 @@ function headerOf(text: string, name: string): string | undefined {
   return line?.slice(name.length + 1).trim();
 }
 
-export async function startCustomerMx(): Promise<CustomerMx> {
+/** `port`: a given loopback port (a customer's server that comes up where Postfix already points); default a free one. */
+export async function startCustomerMx(port = 0): Promise<CustomerMx> {
   const received: ReceivedMessage[] = [];
   const waiters = new Set<() => void>();
   const server = new SMTPServer({
@@ -70,12 +71,12 @@ export async function startCustomerMx(): Promise<CustomerMx> {
   });
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(port, '127.0.0.1', () => resolve());
   });
-  const port = (server.server.address() as AddressInfo).port;
+  const bound = (server.server.address() as AddressInfo).port;
 
   return {
-    port,
+    port: bound,
     received,
     waitFor(messageId, timeoutMs = 15_000) {
       const find = () => received.find((m) => m.header('Message-ID') === messageId);
@@ -91,7 +92,7 @@ export async function startCustomerMx(): Promise<CustomerMx> {
           waiters.delete(wake);
           reject(
             new Error(
-              `no message ${messageId} reached the customer MX on port ${port} within ${timeoutMs} ms (got ${received.length})`,
+              `no message ${messageId} reached the customer MX on port ${bound} within ${timeoutMs} ms (got ${received.length})`,
             ),
           );
         }, timeoutMs);
