@@ -63,6 +63,7 @@ export function depsFromEnvironment(
     health: {
       failingAfterCycles: settings.failingAfterCycles,
       staleAfterHours: settings.staleAfterHours,
+      serverDownAfterCycles: settings.serverDownAfterCycles,
     },
     mailStore: settings.mailBucket
       ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory)

@@ -9,6 +9,7 @@
  *   DEQUEUE_IN_VPC                "true" when the stack put it in a VPC     optional (unknown without it)
  *   DEQUEUE_FAILING_AFTER_CYCLES  failed cycles in a row: FailingTargets   default 3
  *   DEQUEUE_STALE_AFTER_HOURS     hours without success: StaleTargets      default 24
+ *   DEQUEUE_SERVER_DOWN_AFTER_CYCLES  failed prechecks in a row: ServerDownTargets  default 4
  *   DEQUEUE_WORK_QUEUE_URL        SQS queue of the fan-out workers         optional (no fan-out without it)
  *   POWERTOOLS_SERVICE_NAME       log and metric `service`                 dequeue
  *   POWERTOOLS_METRICS_NAMESPACE  CloudWatch namespace                     Dequeue
@@ -32,6 +33,8 @@ export interface LambdaEnvironment {
   readonly failingAfterCycles: number;
   /** A target not released (signalled, no-mail) for longer counts in StaleTargets. */
   readonly staleAfterHours: number;
+  /** A target whose server failed this many prechecks in a row counts in ServerDownTargets. */
+  readonly serverDownAfterCycles: number;
   readonly workQueueUrl?: string;
 }
 
@@ -40,6 +43,9 @@ export const FAILING_AFTER_CYCLES_ENV = 'DEQUEUE_FAILING_AFTER_CYCLES';
 export const STALE_AFTER_HOURS_ENV = 'DEQUEUE_STALE_AFTER_HOURS';
 export const DEFAULT_FAILING_AFTER_CYCLES = 3;
 export const DEFAULT_STALE_AFTER_HOURS = 24;
+export const SERVER_DOWN_AFTER_CYCLES_ENV = 'DEQUEUE_SERVER_DOWN_AFTER_CYCLES';
+/** Four cycles: an hour at the stack's default schedule (every 15 minutes). */
+export const DEFAULT_SERVER_DOWN_AFTER_CYCLES = 4;
 
 export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
   const counterTable = env.DEQUEUE_COUNTER_TABLE;
@@ -60,6 +66,12 @@ export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
       : {}),
     failingAfterCycles: positive(env, FAILING_AFTER_CYCLES_ENV, DEFAULT_FAILING_AFTER_CYCLES, true),
     staleAfterHours: positive(env, STALE_AFTER_HOURS_ENV, DEFAULT_STALE_AFTER_HOURS, false),
+    serverDownAfterCycles: positive(
+      env,
+      SERVER_DOWN_AFTER_CYCLES_ENV,
+      DEFAULT_SERVER_DOWN_AFTER_CYCLES,
+      true,
+    ),
     workQueueUrl: env.DEQUEUE_WORK_QUEUE_URL || undefined,
   };
 }

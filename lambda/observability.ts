@@ -16,6 +16,10 @@
  *   DEQUEUE_STALE_AFTER_HOURS, from the status items (docs/lambda.md "Target status"). One value
  *   each per full cycle; left out of dry runs and of runs limited to some targets, which do not
  *   see every target (the alarms keep their state through a missing value).
+ * - `ServerDownTargets` (Count), dimension service only, published with the two above: how many
+ *   targets have found their customer's own server down (`precheck`) DEQUEUE_SERVER_DOWN_AFTER_CYCLES
+ *   checks in a row or more. One metric for all targets: a metric per target would be billed
+ *   as a custom metric each.
  *
  * An EMF document has one set of dimensions for all its metrics, so `Targets` by outcome goes out
  * as one single-metric document per outcome; everything else is stored and flushed once, at the
@@ -43,6 +47,8 @@ export const OUTCOMES: readonly Outcome[] = [
 export interface TargetHealth {
   readonly failing: number;
   readonly stale: number;
+  /** Targets whose own server the precheck has found down for long enough. */
+  readonly serverDown: number;
 }
 
 export interface Observability {
@@ -114,6 +120,7 @@ export class InvocationReport {
     if (this.health) {
       metrics.addMetric('FailingTargets', MetricUnit.Count, this.health.failing);
       metrics.addMetric('StaleTargets', MetricUnit.Count, this.health.stale);
+      metrics.addMetric('ServerDownTargets', MetricUnit.Count, this.health.serverDown);
     }
     metrics.publishStoredMetrics();
     logger.info('cycle finished', {
@@ -123,7 +130,11 @@ export class InvocationReport {
       messages: this.messages,
       outcomes: Object.fromEntries(this.tally),
       ...(this.health
-        ? { failingTargets: this.health.failing, staleTargets: this.health.stale }
+        ? {
+            failingTargets: this.health.failing,
+            staleTargets: this.health.stale,
+            serverDownTargets: this.health.serverDown,
+          }
         : {}),
       ...(cycle?.notCounted ? { notCounted: cycle.notCounted } : {}),
       ...summary,

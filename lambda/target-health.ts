@@ -1,7 +1,7 @@
 /**
  * One invocation's view of the target statuses: it records each result through the store and
  * keeps what the store hands back (DynamoDB: the item after the update, ReturnValues ALL_NEW), so
- * that FailingTargets and StaleTargets are counted from the items just written. A cycle that
+ * that FailingTargets, StaleTargets and ServerDownTargets are counted from the items just written. A cycle that
  * works its targets itself writes every one's item, so normally nothing is read. What was not
  * written this time is read: the targets a coordinator handed to the fan-out workers (their
  * status as the workers last recorded it: a target whose workers never run grows stale there,
@@ -11,7 +11,7 @@
  */
 import type { StatusRecorder } from './core/ports';
 import type { TargetResult } from './core/result';
-import { isFailingFor, isStale, type RecordedStatus } from './core/target-status';
+import { isFailingFor, isServerDownFor, isStale, type RecordedStatus } from './core/target-status';
 import type { TargetHealth } from './observability';
 
 /** A status store the function can also read one item of, and perhaps list whole. */
@@ -24,9 +24,12 @@ export interface StatusStore extends StatusRecorder {
 export interface HealthThresholds {
   readonly failingAfterCycles: number;
   readonly staleAfterHours: number;
+  /** Failed prechecks in a row after which a target counts in ServerDownTargets; default 4. */
+  readonly serverDownAfterCycles?: number;
 }
 
 const READ_CONCURRENCY = 10;
+const DEFAULT_SERVER_DOWN_AFTER = 4;
 
 export class CycleStatuses implements StatusRecorder {
   private readonly seen = new Map<string, RecordedStatus>();
@@ -64,12 +67,15 @@ export class CycleStatuses implements StatusRecorder {
     await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, missing.length) }, worker));
     let failing = 0;
     let stale = 0;
+    let serverDown = 0;
     for (const name of names) {
       const status = found.get(name);
       if (!status) continue;
       if (isFailingFor(status, thresholds.failingAfterCycles)) failing++;
       if (isStale(status, now, thresholds.staleAfterHours)) stale++;
+      if (isServerDownFor(status, thresholds.serverDownAfterCycles ?? DEFAULT_SERVER_DOWN_AFTER))
+        serverDown++;
     }
-    return { failing, stale, read: names.filter((n) => !this.seen.has(n)).length };
+    return { failing, stale, serverDown, read: names.filter((n) => !this.seen.has(n)).length };
   }
 }

@@ -65,6 +65,8 @@ export interface DeploymentOptions {
    * default 24, or 2.5 times the longest time between two cycles when that is longer.
    */
   readonly staleAfterHours: number;
+  /** Failed prechecks in a row after which a target's server counts as down. Context `serverDownAfterCycles`. */
+  readonly serverDownAfterCycles: number;
   /** Executions reserved for the function, or 'none'; undefined: the stack's default. Context `reservedConcurrency`. */
   readonly reservedConcurrency?: number | 'none';
   /** Shareable test events in the Lambda console. Context `consoleTestEvents`. */
@@ -93,6 +95,7 @@ export const CONTEXT_DEFAULTS = {
   mailInfrequentAccessAfterDays: undefined,
   failingAfterCycles: 3,
   staleAfterHours: undefined,
+  serverDownAfterCycles: 4,
   reservedConcurrency: undefined,
   consoleTestEvents: true,
   ssmKmsKeyArn: undefined,
@@ -207,6 +210,7 @@ export function deploymentOptionsFrom(
     mailInfrequentAccessAfterDays,
     failingAfterCycles: read.integer('failingAfterCycles', 1, 1000),
     staleAfterHours,
+    serverDownAfterCycles: read.integer('serverDownAfterCycles', 1, 1000),
     consoleTestEvents: read.boolean('consoleTestEvents'),
     ssmKmsKeyArn: read.optionalString(
       'ssmKmsKeyArn',

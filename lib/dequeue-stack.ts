@@ -68,6 +68,7 @@ export class DequeueStack extends Stack {
       alarmEmail: o.alarmEmail,
       failingAfterCycles: o.failingAfterCycles,
       staleAfter: Duration.hours(o.staleAfterHours),
+      serverDownAfterCycles: o.serverDownAfterCycles,
       reservedConcurrency: o.reservedConcurrency,
       // The stack's own value of the metrics' service dimension: two stacks in one account and
       // region (different names) never page on each other's targets.

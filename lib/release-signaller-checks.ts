@@ -91,6 +91,7 @@ export function checkReleaseSignallerProps(
     );
   }
   checkInteger('failingAfterCycles', props.failingAfterCycles, 1, 1000, fail);
+  checkInteger('serverDownAfterCycles', props.serverDownAfterCycles, 1, 1000, fail);
   checkInteger('workerBatchSize', props.workerBatchSize, 1, 100, fail);
   checkInteger('workerMaxConcurrency', props.workerMaxConcurrency, 2, 1000, fail);
   checkInteger('workerMaxReceiveCount', props.workerMaxReceiveCount, 1, 1000, fail);

@@ -182,6 +182,15 @@ export interface ReleaseSignallerProps {
    */
   readonly staleAfter?: Duration;
   /**
+   * A target's own mail server counts as down once its precheck (the check before the release
+   * signal, docs/configuration.md "Precheck") has failed this many times in a row; the
+   * server-down alarm fires while any target's server is down. Whole number, 1 to 1000; at the
+   * default 15-minute schedule the default is an hour.
+   *
+   * @default 4
+   */
+  readonly serverDownAfterCycles?: number;
+  /**
    * Shareable test events in the Lambda console (dry run, ordinary cycle, force, one target),
    * kept as the schema `_<function name>-schema` in the EventBridge schema registry
    * `lambda-testevent-schemas`. That registry is created when the account does not have it yet

@@ -29,6 +29,7 @@ import type { ReleaseSignallerProps } from './release-signaller-props';
 import {
   FAILING_AFTER_CYCLES_ENV,
   METRICS_NAMESPACE,
+  SERVER_DOWN_AFTER_CYCLES_ENV,
   SignallerAlarms,
   STALE_AFTER_HOURS_ENV,
 } from './signaller-alarms';
@@ -92,6 +93,7 @@ export class ReleaseSignaller extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const failingAfterCycles = props.failingAfterCycles ?? 3;
     const staleAfter = props.staleAfter ?? Duration.hours(defaultStaleAfterHours(intervals));
+    const serverDownAfterCycles = props.serverDownAfterCycles ?? 4;
     const timeout = props.timeout ?? DEFAULT_TIMEOUT;
     const serviceName = props.serviceName ?? this.node.path;
     const fanOut = props.fanOut ?? true;
@@ -189,6 +191,7 @@ export class ReleaseSignaller extends Construct {
         DEQUEUE_IN_VPC: vpc ? 'true' : 'false',
         [FAILING_AFTER_CYCLES_ENV]: String(failingAfterCycles),
         [STALE_AFTER_HOURS_ENV]: String(staleAfter.toHours()),
+        [SERVER_DOWN_AFTER_CYCLES_ENV]: String(serverDownAfterCycles),
         POWERTOOLS_SERVICE_NAME: serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         NODE_OPTIONS: '--enable-source-maps',
@@ -271,6 +274,7 @@ export class ReleaseSignaller extends Construct {
       intervals,
       failingAfterCycles,
       staleAfter,
+      serverDownAfterCycles,
       period: alarmPeriod,
       email: props.alarmEmail,
       topic: props.alarmTopic,

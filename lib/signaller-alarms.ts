@@ -10,7 +10,9 @@
  * connection now and then, and the next cycle is the retry. The handler counts the targets whose
  * failures have lasted (`FailingTargets`) or whose last success is too old (`StaleTargets`) and
  * publishes the two counts once per cycle: one value each, not one metric per target (custom
- * metrics are billed per dimension value).
+ * metrics are billed per dimension value). Likewise the targets whose customer's own server has
+ * failed its precheck for `serverDownAfterCycles` cycles (`ServerDownTargets`): the server down
+ * for an hour is what an operator wants an email about.
  */
 import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -52,6 +54,15 @@ export const STALE_TARGETS_METRIC = {
 } as const;
 
 /**
+ * Per cycle: how many targets have found their customer's own server down (`precheck`)
+ * `serverDownAfterCycles` checks in a row or more. The server-down alarm watches it.
+ */
+export const SERVER_DOWN_TARGETS_METRIC = {
+  namespace: METRICS_NAMESPACE,
+  metricName: 'ServerDownTargets',
+} as const;
+
+/**
  * One of the handler's metrics with the `service` dimension Powertools adds to every one
  * (POWERTOOLS_SERVICE_NAME): each deployment has its own value, so two stacks in one account and
  * region never read each other's targets.
@@ -69,9 +80,10 @@ export function dequeueMetric(
   });
 }
 
-/** Environment variables the handler reads the two thresholds from. */
+/** Environment variables the handler reads the thresholds from. */
 export const FAILING_AFTER_CYCLES_ENV = 'DEQUEUE_FAILING_AFTER_CYCLES';
 export const STALE_AFTER_HOURS_ENV = 'DEQUEUE_STALE_AFTER_HOURS';
+export const SERVER_DOWN_AFTER_CYCLES_ENV = 'DEQUEUE_SERVER_DOWN_AFTER_CYCLES';
 
 /** CloudWatch evaluates an alarm over at most 7 days, and over at most 1 day with periods under an hour. */
 export const MAX_ALARM_EVALUATION = Duration.days(7);
@@ -102,6 +114,8 @@ export interface SignallerAlarmsProps {
   readonly failingAfterCycles: number;
   /** Time without success after which a target counts as stale (for the description). */
   readonly staleAfter: Duration;
+  /** Failed prechecks in a row after which a target's server counts as down (for the description). */
+  readonly serverDownAfterCycles: number;
   /** The period the alarms evaluate. */
   readonly period: Duration;
   /** An address to subscribe to the topic; undefined: no subscription. */
@@ -118,6 +132,8 @@ export class SignallerAlarms extends Construct {
   readonly failingTargets: cloudwatch.Alarm;
   /** Some target has not been released (signalled or no-mail) for longer than `staleAfter`. */
   readonly staleTargets: cloudwatch.Alarm;
+  /** Some target's own mail server has failed its precheck `serverDownAfterCycles` times in a row. */
+  readonly serverDownTargets: cloudwatch.Alarm;
   /** A scheduled cycle never ran: Scheduler could not hand it over, or Lambda gave up on it. */
   readonly undeliveredInvocations: cloudwatch.Alarm;
   /** No invocation at all for twice the longest time between two cycles. */
@@ -162,6 +178,16 @@ export class SignallerAlarms extends Construct {
       `A target has not been signalled successfully (signalled or no-mail) for more than ${props.staleAfter.toHumanString()} (metric Dequeue/StaleTargets, service ${props.service}). \`dequeue status --table\` shows its last success and last error.`,
     );
 
+    const checks = props.serverDownAfterCycles;
+    this.serverDownTargets = this.targetCountAlarm(
+      'ServerDownTargets',
+      dequeueMetric(SERVER_DOWN_TARGETS_METRIC, props.service, {
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: props.period,
+      }),
+      `A customer's own mail server has not answered the check before its release signal ${checks} cycle${checks === 1 ? '' : 's'} in a row or more (metric Dequeue/ServerDownTargets, service ${props.service}): the provider keeps the mail, and no ETRN is sent until the server answers. \`dequeue status --table\` shows which target, since when, and what the server did.`,
+    );
+
     // Scheduler's deliveries that failed and Lambda's on-failure records both arrive with
     // SendMessage, which NumberOfMessagesSent counts: each new one notifies, however many already
     // wait (an alarm on the queue's depth would stay in ALARM for the 14 days they are kept).
@@ -197,6 +223,7 @@ export class SignallerAlarms extends Construct {
       this.functionErrors,
       this.failingTargets,
       this.staleTargets,
+      this.serverDownTargets,
       this.undeliveredInvocations,
       this.noCycles,
       this.droppedEvents,

@@ -17,6 +17,7 @@ import {
   dequeueMetric,
   FAILING_TARGETS_METRIC,
   METRICS_NAMESPACE,
+  SERVER_DOWN_TARGETS_METRIC,
   STALE_TARGETS_METRIC,
   TARGET_FAILURES_METRIC,
 } from './signaller-alarms';
@@ -142,10 +143,11 @@ export class SignallerDashboard extends Construct {
         ],
         [
           new cloudwatch.GraphWidget({
-            title: 'Failing and stale targets (the alarms watch these)',
+            title: 'Failing, stale and server-down targets (the alarms watch these)',
             left: [
               dequeue(FAILING_TARGETS_METRIC, cloudwatch.Stats.MAXIMUM, 'failing'),
               dequeue(STALE_TARGETS_METRIC, cloudwatch.Stats.MAXIMUM, 'stale'),
+              dequeue(SERVER_DOWN_TARGETS_METRIC, cloudwatch.Stats.MAXIMUM, 'server down'),
               dequeue(TARGET_FAILURES_METRIC, cloudwatch.Stats.SUM, 'failed results'),
             ],
             leftYAxis: { min: 0 },

@@ -2,11 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   FAILING_AFTER_CYCLES_ENV as STACK_FAILING,
+  SERVER_DOWN_AFTER_CYCLES_ENV as STACK_SERVER_DOWN,
   STALE_AFTER_HOURS_ENV as STACK_STALE,
 } from '../../lib/signaller-alarms';
 import {
   FAILING_AFTER_CYCLES_ENV,
   readEnvironment,
+  SERVER_DOWN_AFTER_CYCLES_ENV,
   STALE_AFTER_HOURS_ENV,
 } from '../../lambda/environment';
 
@@ -19,6 +21,17 @@ describe('the failing and stale thresholds in the environment', () => {
     expect(
       readEnvironment({ ...base, [FAILING_AFTER_CYCLES_ENV]: '5', [STALE_AFTER_HOURS_ENV]: '1.5' }),
     ).toMatchObject({ failingAfterCycles: 5, staleAfterHours: 1.5 });
+  });
+
+  it('the server-down threshold is the variable the stack sets, default 4 checks', () => {
+    expect(SERVER_DOWN_AFTER_CYCLES_ENV).toBe(STACK_SERVER_DOWN);
+    expect(readEnvironment(base).serverDownAfterCycles).toBe(4);
+    expect(
+      readEnvironment({ ...base, [SERVER_DOWN_AFTER_CYCLES_ENV]: '8' }).serverDownAfterCycles,
+    ).toBe(8);
+    expect(() => readEnvironment({ ...base, [SERVER_DOWN_AFTER_CYCLES_ENV]: '1.5' })).toThrow(
+      'DEQUEUE_SERVER_DOWN_AFTER_CYCLES: "1.5" must be a whole number greater than 0',
+    );
   });
 
   it('refuse what is not a positive number, naming the variable', () => {

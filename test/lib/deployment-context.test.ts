@@ -60,7 +60,7 @@ describe('deployment options from context', () => {
       ...SIGNALLER,
       Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'DequeueProd' }) },
     });
-    for (const metricName of ['FailingTargets', 'StaleTargets']) {
+    for (const metricName of ['FailingTargets', 'StaleTargets', 'ServerDownTargets']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: metricName,
         Dimensions: [{ Name: 'service', Value: 'DequeueProd' }],

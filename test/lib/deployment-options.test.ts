@@ -39,6 +39,7 @@ describe('deployment options from CDK context', () => {
       mailInfrequentAccessAfterDays: undefined,
       failingAfterCycles: 3,
       staleAfterHours: 24,
+      serverDownAfterCycles: 4,
       reservedConcurrency: undefined,
       consoleTestEvents: true,
       ssmKmsKeyArn: undefined,

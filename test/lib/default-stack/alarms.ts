@@ -4,7 +4,11 @@
  */
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FAILING_TARGETS_METRIC, STALE_TARGETS_METRIC } from '../../../lib/signaller-alarms';
+import {
+  FAILING_TARGETS_METRIC,
+  SERVER_DOWN_TARGETS_METRIC,
+  STALE_TARGETS_METRIC,
+} from '../../../lib/signaller-alarms';
 import type { CfnTemplate } from '../../deploy/cloud-assembly';
 import { alarmDelivery } from '../alarm-delivery';
 import {
@@ -78,9 +82,9 @@ export function alarmTests(synthesised: () => SynthesisedDequeue): void {
     it('each reach the topic: every action of every alarm, followed to the topic policy and the key policy as IAM decides them', () => {
       const delivery = alarmDelivery(template.toJSON() as CfnTemplate);
       expect(delivery.problems).toEqual([]);
-      // Eight alarms, each notifying on ALARM and on OK: nothing is passed by matching nothing.
-      expect(delivery.alarms).toBe(8);
-      expect(delivery.routes).toHaveLength(16);
+      // Nine alarms, each notifying on ALARM and on OK: nothing is passed by matching nothing.
+      expect(delivery.alarms).toBe(9);
+      expect(delivery.routes).toHaveLength(18);
       expect(new Set(delivery.routes.map((r) => r.allowedBy)).size).toBe(1);
       expect(delivery.routes.every((r) => r.key === topicKey().id)).toBe(true);
     });
@@ -100,7 +104,7 @@ export function alarmTests(synthesised: () => SynthesisedDequeue): void {
         'AWS::SNS::TopicPolicy',
         'PolicyDocument',
       );
-      expect(noPublish).toHaveLength(16);
+      expect(noPublish).toHaveLength(18);
       expect(noPublish[0]).toMatch(
         /topic policy\): CloudWatch may not sns:Publish \(implicitly denied\)/,
       );
@@ -146,6 +150,11 @@ export function alarmTests(synthesised: () => SynthesisedDequeue): void {
         'a target without success for a day',
         STALE_TARGETS_METRIC.metricName,
         'for more than 1 day',
+      ],
+      [
+        "a customer's own server down 4 cycles in a row",
+        SERVER_DOWN_TARGETS_METRIC.metricName,
+        'has not answered the check before its release signal 4 cycles in a row',
       ],
     ])(
       'page for %s, from the count the handler publishes once per cycle',
@@ -233,8 +242,8 @@ export function alarmTests(synthesised: () => SynthesisedDequeue): void {
       });
     });
 
-    it('are eight: six of SignallerAlarms and two of the work queue (test/lib/work-queue.test.ts)', () => {
-      template.resourceCountIs('AWS::CloudWatch::Alarm', 8);
+    it('are nine: seven of SignallerAlarms and two of the work queue (test/lib/work-queue.test.ts)', () => {
+      template.resourceCountIs('AWS::CloudWatch::Alarm', 9);
     });
   });
 }

@@ -56,10 +56,17 @@ export function dashboardAndOutputTests(synthesised: () => SynthesisedDequeue): 
           'config-error',
         ].map((o) => ['Dequeue', 'Targets', 'outcome', o, 'service', 'Dequeue']),
       );
-      const failing = widget('Failing and stale targets (the alarms watch these)');
+      const failing = widget('Failing, stale and server-down targets (the alarms watch these)');
       expect(failing.metrics).toContainEqual([
         'Dequeue',
         'FailingTargets',
+        'service',
+        'Dequeue',
+        expect.objectContaining({ stat: 'Maximum' }),
+      ]);
+      expect(failing.metrics).toContainEqual([
+        'Dequeue',
+        'ServerDownTargets',
         'service',
         'Dequeue',
         expect.objectContaining({ stat: 'Maximum' }),

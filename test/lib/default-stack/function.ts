@@ -54,6 +54,7 @@ export function functionTests(synthesised: () => SynthesisedDequeue): void {
         DEQUEUE_IN_VPC: 'false',
         DEQUEUE_FAILING_AFTER_CYCLES: '3',
         DEQUEUE_STALE_AFTER_HOURS: '24',
+        DEQUEUE_SERVER_DOWN_AFTER_CYCLES: '4',
         // The stack's own name: two stacks in one account never mix their metrics.
         POWERTOOLS_SERVICE_NAME: 'Dequeue',
         POWERTOOLS_METRICS_NAMESPACE: 'Dequeue',
