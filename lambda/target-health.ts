@@ -42,6 +42,24 @@ export class CycleStatuses implements StatusRecorder {
     return status;
   }
 
+  /**
+   * Of `targets`, those whose last precheck found the server down: one GetItem each (ten at a
+   * time), asked only for targets with a precheck that are not due this cycle.
+   */
+  async serverDown(targets: readonly string[], signal?: AbortSignal): Promise<ReadonlySet<string>> {
+    const down = new Set<string>();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < targets.length) {
+        const name = targets[next++]!;
+        const status = await this.store.read(name, signal);
+        if (status?.serverDownSince) down.add(name);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, targets.length) }, worker));
+    return down;
+  }
+
   /** Counts over `names` (the targets that should be watched); rejects when a read fails. */
   async health(
     names: readonly string[],

@@ -95,6 +95,12 @@ export class StateFile implements CycleCounter, StatusRecorder {
     });
   }
 
+  /** Of `targets`, those whose last precheck found the server down. */
+  async serverDown(targets: readonly string[]): Promise<ReadonlySet<string>> {
+    const state = await this.read();
+    return new Set(targets.filter((t) => (state.targets[t]?.serverDownSince ?? null) !== null));
+  }
+
   /** Every target's status, by name. */
   async statuses(): Promise<RecordedStatus[]> {
     const state = await this.read();

@@ -6,6 +6,7 @@
 import type { Settings, Target } from './config';
 import { dueDecision } from './due-targets';
 import type { InvalidTarget, LoadedConfig } from './ports';
+import { hasPrecheck } from './precheck/release-gate';
 import type { TargetResult } from './result';
 
 /** The targets a run asked for. */
@@ -77,6 +78,29 @@ export interface CycleTerms {
   readonly counted: boolean;
   /** The counter takes per-target claims (a slot run twice signals each target once). */
   readonly claims: boolean;
+  /**
+   * Targets not due by the count that are worked all the same: their precheck found the server
+   * down last time, and it is checked every cycle until it answers (recheckCandidates).
+   */
+  readonly recheck?: ReadonlySet<string>;
+}
+
+/**
+ * The selected targets that are not due by the count alone (not disabled, not paused) and have a
+ * precheck: the ones whose server may have been down at their last check.
+ */
+export function recheckCandidates(
+  selection: Selection,
+  settings: Settings,
+  cycle: number,
+  force: boolean,
+): string[] {
+  return selection.selected
+    .filter((target) => {
+      const decision = dueDecision(target, settings, cycle, force);
+      return !decision.due && decision.byCount === true && hasPrecheck(target, settings);
+    })
+    .map((target) => target.name);
 }
 
 export function planCycle(
@@ -104,7 +128,8 @@ export function planCycle(
   const work: Target[] = [];
   for (const target of selection.selected) {
     const decision = dueDecision(target, settings, cycle, terms.force);
-    if (!decision.due) {
+    const recheck = !decision.due && decision.byCount && terms.recheck?.has(target.name);
+    if (!decision.due && !recheck) {
       settled.push({
         result: settledResult(target.name, cycle, 'skipped', null, decision.reason),
         recorded: true,

@@ -17,7 +17,8 @@ export function isDueInCycle(cycle: number, interval: number): boolean {
   return cycle >= 1 && (cycle - 1) % interval === 0;
 }
 
-export type DueDecision = { due: true } | { due: false; reason: string };
+/** `byCount`: not due only because of `everyNthCycle` (not disabled, not paused). */
+export type DueDecision = { due: true } | { due: false; reason: string; byCount?: true };
 
 /** Decide for one target. `force` signals whatever the count says (but never a disabled or paused one). */
 export function dueDecision(
@@ -34,7 +35,11 @@ export function dueDecision(
   const interval = intervalOf(target, settings);
   if (isDueInCycle(cycle, interval)) return { due: true };
   const next = cycle < 1 ? 1 : cycle + interval - ((cycle - 1) % interval);
-  return { due: false, reason: `not due: signals every ${interval} cycles, next in cycle ${next}` };
+  return {
+    due: false,
+    reason: `not due: signals every ${interval} cycles, next in cycle ${next}`,
+    byCount: true,
+  };
 }
 
 /**

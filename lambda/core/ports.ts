@@ -94,6 +94,12 @@ export interface StatusRecorder {
    * `signal` ends the write (and its retries) at the run's deadline.
    */
   record(result: TargetResult, at: number, signal?: AbortSignal): Promise<RecordedStatus>;
+  /**
+   * Optional: of `targets`, those whose last precheck found their server down (`serverDownSince`
+   * set). The cycle checks them again even when they are not due, so that a server that comes
+   * back is released at once.
+   */
+  serverDown?(targets: readonly string[], signal?: AbortSignal): Promise<ReadonlySet<string>>;
 }
 
 /**

@@ -8,6 +8,7 @@ import { asDequeueError, type DequeueError } from './errors';
 import {
   type CyclePlan,
   planCycle,
+  recheckCandidates,
   type Selection,
   selectTargets,
   settledResult,
@@ -74,16 +75,44 @@ export async function runCycle(
     return { cycle: await deps.counter.peek(request.signal), results: [], notCounted: NO_TARGETS };
   }
   const { cycle, counted } = await countCycle(request, deps.counter);
-  const plan = planCycle(selection, config.settings, cycle, {
-    force: request.force ?? false,
-    counted,
-    claims: deps.counter.claim !== undefined,
-  });
+  const claims = deps.counter.claim !== undefined;
+  const force = request.force ?? false;
+  // A target whose server was down at its last check is checked again every cycle, due or not,
+  // so that the mail is released as soon as the server answers, not N cycles later.
+  const recheck =
+    counted || claims
+      ? await serversDown(
+          recheckCandidates(selection, config.settings, cycle, force),
+          deps,
+          request.signal,
+        )
+      : undefined;
+  const plan = planCycle(selection, config.settings, cycle, { force, counted, claims, recheck });
   const report = new CycleReport(selection, request, deps);
   for (const { result } of plan.settled) report.finish(result);
   if (deps.workQueue && !request.dryRun && needsFanOut(plan.work, config.settings))
     return handToWorkers(deps.workQueue, plan, cycle, config, request, deps, report);
   return workHere(plan, cycle, config, request, deps, report);
+}
+
+/**
+ * Of `names` (targets with a precheck, not due by the count), those whose last check found the
+ * server down, per the status store. A store that cannot say (none, or its read failed) means
+ * none: the target waits for its next due cycle as before.
+ */
+async function serversDown(
+  names: readonly string[],
+  deps: CycleDeps,
+  signal?: AbortSignal,
+): Promise<ReadonlySet<string> | undefined> {
+  const status = deps.status;
+  if (!status?.serverDown || names.length === 0) return undefined;
+  try {
+    return await status.serverDown(names, signal);
+  } catch (e) {
+    deps.onStatusError?.(names[0]!, asDequeueError(e));
+    return undefined;
+  }
 }
 
 /**

@@ -28,6 +28,7 @@ describe('due targets', () => {
     expect(dueDecision(inherit, settings, 3, false)).toEqual({
       due: false,
       reason: 'not due: signals every 5 cycles, next in cycle 6',
+      byCount: true,
     });
     expect(dueDecision(inherit, settings, 3, true)).toEqual({ due: true });
     expect(dueDecision(off, settings, 1, true)).toEqual({ due: false, reason: 'disabled' });

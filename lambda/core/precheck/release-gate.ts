@@ -25,6 +25,15 @@ export type Gate =
     }
   | { readonly open: false; readonly reason: string; readonly precheck: PrecheckOutcome };
 
+/** Whether a check applies to `target` (a settings-wide "mx" that does not fit it: not here). */
+export function hasPrecheck(target: Target, settings: Settings): boolean {
+  try {
+    return precheckFor(target, settings, target.name, 'precheck') !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 export async function releaseGate(
   target: Target,
   settings: Settings,
