@@ -18,6 +18,7 @@ import { DequeueError } from '../errors';
 import type { Transcript } from '../ports';
 import { silentTranscript } from '../ports';
 import type { ReplyRecord } from '../result';
+import { peerName } from '../smtp/connection';
 import { mxServers, type MxResolver } from './mx-servers';
 import type { PrecheckServer } from './precheck-config';
 import { releaseLines } from './precheck-config';
@@ -71,6 +72,7 @@ export async function precheckRelease(
     const key = `${host.toLowerCase()}:${port}:${tls}`;
     let done = tried.get(key);
     if (!done) {
+      say(`checking ${peerName(host, port)} before the signal`);
       done = check({
         host,
         port,
