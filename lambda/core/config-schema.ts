@@ -8,6 +8,10 @@
  */
 import { isIP } from 'node:net';
 import * as v from 'valibot';
+import {
+  DEFAULT_PRECHECK_PORT,
+  DEFAULT_PRECHECK_TIMEOUT_SECONDS,
+} from './precheck/precheck-config';
 
 export const DEFAULT_CONCURRENCY = 10;
 export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -84,14 +88,14 @@ const precheckServerSchema = v.strictObject({
     v.string('must be a string'),
     v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address'),
   ),
-  port: v.optional(integer(1, 65535), 25),
+  port: v.optional(integer(1, 65535), DEFAULT_PRECHECK_PORT),
   timeoutSeconds: v.optional(
     v.pipe(
       v.number('must be a number'),
       v.gtValue(0, 'must be more than 0'),
       v.maxValue(300, 'must be at most 300'),
     ),
-    10,
+    DEFAULT_PRECHECK_TIMEOUT_SECONDS,
   ),
   tls: v.optional(
     v.picklist(['none', 'required', 'implicit'], 'must be none, required or implicit'),

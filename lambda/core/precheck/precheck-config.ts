@@ -38,7 +38,10 @@ export type Precheck = PrecheckServer | 'mx' | false;
 export const DEFAULT_PRECHECK_PORT = 25;
 export const DEFAULT_PRECHECK_TIMEOUT_SECONDS = 10;
 
-/** The verb of a command line, upper-cased. */
+/**
+ * The verb of a command line, upper-cased: config.ts's verbOf, which this file cannot import
+ * (config.ts imports it; the layout test forbids import circles).
+ */
 function verbOf(command: string): string {
   return command.trimStart().split(/\s+/, 1)[0]!.toUpperCase();
 }
