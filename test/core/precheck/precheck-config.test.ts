@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfigDocument, parseSettings, parseTarget } from '../../../lambda/core/config';
-import { decodeWorkOrder, encodeWorkOrder, workOrderFor } from '../../../lambda/core/fan-out';
 import { precheckFor } from '../../../lambda/core/precheck/precheck-config';
 
 const etrn = { name: 'isp', host: 'relay.isp.example', command: 'ETRN customer.example' };
@@ -97,14 +96,5 @@ describe('precheck in the configuration', () => {
       /^dequeue\.json: targets\[0\]\.precheck: settings\.precheck is "mx", which needs ETRN or QSND domains .*or set "precheck": false on this target$/,
     );
     expect(parsed({ command: '', precheck: false }, { precheck: 'mx' }).targets).toHaveLength(1);
-  });
-
-  it('crosses the work queue to a fan-out worker unchanged, on the target and in the settings', () => {
-    const target = parseTarget({ ...etrn, precheck: { host: 'mx1.customer.example' } }, 'f');
-    const settings = parseSettings({ precheck: 'mx' }, 'f');
-    const order = workOrderFor(target, { cycle: 2, claim: true, settings, now: 0 });
-    const back = decodeWorkOrder(encodeWorkOrder(order), 'work order 1');
-    expect(back.target.precheck).toEqual(target.precheck);
-    expect(back.settings.precheck).toBe('mx');
   });
 });
