@@ -26,6 +26,7 @@ import {
 import type { MailReceiver, MailSink, ReversedOutcome, ReversedTurn } from '../ports';
 import type { MemoryBudget } from '../memory-budget';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
+import { mailParameters } from './mail-parameters';
 import { receiveMessage, type Transaction } from './message-data';
 import { LineTooLongError } from './provider-stream';
 import { type ReceiverLimits, type ReceiverOptions, receiverLimits } from './receiver-limits';
@@ -285,38 +286,19 @@ class ReversedSession {
     if (!this.heloName) return this.reject('503 5.5.1 Send EHLO or HELO first');
     const path = parseMailFrom(args);
     if (!path.ok) return this.reject(`${path.code} ${path.text}`);
-    let body: Transaction['body'];
-    let declaredSize: number | undefined;
-    let smtputf8: true | undefined;
-    for (const [key, value] of path.params) {
-      if (key === 'SIZE' && this.esmtp && typeof value === 'string' && /^\d{1,20}$/.test(value)) {
-        declaredSize = Number(value);
-        // RFC 1870 section 6.1: refuse up front what will not fit, before a byte is sent.
-        if (declaredSize > this.limits.maxMessageBytes) {
-          this.report.refuse(
-            `a message of ${declaredSize} bytes from <${printable(path.address, 80)}> exceeds maxMessageBytes ${this.limits.maxMessageBytes}`,
-          );
-          await this.wire.reply(
-            `552 5.3.4 Message size exceeds fixed maximum message size (${this.limits.maxMessageBytes})`,
-          );
-          return null;
-        }
-      } else if (
-        key === 'BODY' &&
-        this.esmtp &&
-        typeof value === 'string' &&
-        /^(?:7BIT|8BITMIME)$/i.test(value)
-      ) {
-        // RFC 6152 section 2 (after RFC 5321 4.1.1.11): the value is case-insensitive.
-        body = value.toUpperCase() as Transaction['body'];
-      } else if (key === 'SMTPUTF8' && this.esmtp && value === true) {
-        // RFC 6531 section 3.4: a keyword without a value.
-        smtputf8 = true;
-      } else {
-        // RFC 5321 4.1.1.11: a parameter we did not advertise is refused, not silently dropped.
-        return this.reject(`555 5.5.4 Parameter ${printable(key, 20)} not recognized`);
-      }
+    const parameters = mailParameters(
+      path.params,
+      path.address,
+      this.esmtp,
+      this.limits.maxMessageBytes,
+    );
+    if (!parameters.ok) {
+      if (!parameters.refusal) return this.reject(parameters.reply);
+      this.report.refuse(parameters.refusal);
+      await this.wire.reply(parameters.reply);
+      return null;
     }
+    const { body, declaredSize, smtputf8 } = parameters;
     const start = {
       mailFrom: path.address,
       target: this.turn.target.name,
