@@ -3,6 +3,8 @@
  *
  *   DIR/<target>/<id>.eml    the message as received (dot-unstuffed), our trace header first
  *   DIR/<target>/<id>.json   the envelope (lambda/core/odmr/envelope-record.ts)
+ *   DIR/<target>/relayed/    the same for a message the relay took (settings.mail.relay): a
+ *                            record, outside what `deliver` sends
  *
  * A reader never sees half a message: both are written under hidden temporary names
  * (`.<name>.eml.part`, `.<name>.json.part`), created and made durable in the directory (its fsync)
@@ -112,7 +114,10 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
   let abandoned = 0;
   const sink: MailSink = {
     begin(envelope: MailEnvelope): Promise<MessageDraft> {
-      const dir = dirOf(envelope.target);
+      // A copy of mail the relay took is a record, not mail to deliver: DIR/<target>/relayed/.
+      const dir = envelope.relayedTo
+        ? join(dirOf(envelope.target), 'relayed')
+        : dirOf(envelope.target);
       return draft(new Slot(dir, `.${envelope.id}`, prepare(dir)), envelope);
     },
     /**

@@ -8,6 +8,8 @@
  * With an archive sink (the mail directory, S3), the message is also stored there: the archive
  * commits first (it can still be withdrawn), then the relay's final dot is sent; if the relay
  * refuses, the archive copy is withdrawn, so what is archived is exactly what was acknowledged.
+ * The archive's copy carries `relayedTo` and is kept outside the undelivered set (`relayed/`):
+ * the relay has delivered it, and `deliver` must not deliver it again.
  *
  * The client opens with the same handshake as the release signal (core/smtp/client-handshake:
  * greeting, EHLO/HELO, STARTTLS) and reads replies through the same bounded reply channel. One
@@ -143,7 +145,12 @@ class RelayTransaction implements SinkTransaction {
   }
 
   async begin(envelope: MailEnvelope): Promise<MessageDraft> {
-    const archived = this.options.archive ? await this.options.archive.begin(envelope) : null;
+    // The archive's copy is a record of mail the relay takes, outside the undelivered set:
+    // `deliver` must not send it to the customer's server a second time.
+    const { host, port } = this.options.relay;
+    const archived = this.options.archive
+      ? await this.options.archive.begin({ ...envelope, relayedTo: peerName(host, port) })
+      : null;
     try {
       const session = await this.open();
       const reply = await session.channel.command('DATA', this.bound(SMTP_TIMEOUTS.dataStart));

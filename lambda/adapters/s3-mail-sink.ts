@@ -3,6 +3,8 @@
  *
  *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.eml    message/rfc822, our trace header first
  *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.json   the envelope (lambda/core/odmr/envelope-record.ts)
+ *   <prefix>relayed/<target>/...                   the same for a message the relay took: a
+ *                                                  record, outside what `deliver` sends
  *
  * The message streams into the object as it arrives (lib-storage `Upload`: one PutObject when it
  * is small, a multipart upload of `partSize` parts otherwise), so memory holds at most
@@ -54,7 +56,10 @@ const BODY_HIGH_WATER = 1024 * 1024;
 
 export function mailObjectKey(prefix: string, envelope: MailEnvelope): string {
   const day = envelope.receivedAt.slice(0, 10).replace(/-/g, '/');
-  return `${prefix}${envelope.target}/${day}/${envelope.id}`;
+  // A copy of mail the relay took is a record outside the undelivered set (`deliver` lists
+  // <prefix><target>/<yyyy>/<mm>/<dd>/ only): it is never delivered a second time.
+  const relayed = envelope.relayedTo ? 'relayed/' : '';
+  return `${prefix}${relayed}${envelope.target}/${day}/${envelope.id}`;
 }
 
 export function createS3MailSink(options: S3MailSinkOptions): MailSink {

@@ -177,6 +177,12 @@ export interface MailEnvelope {
   readonly tls: boolean;
   /** Length of the trace header we prepended (RFC 5321 4.4); the provider's bytes follow it. */
   readonly traceBytes: number;
+  /**
+   * Set on the archive's copy of a message the relay took (`settings.mail.relay`): the relay as
+   * `host:port`. The copy is a record of mail already handed on, kept outside the undelivered set
+   * (DIR/<target>/relayed/, S3 `<prefix>relayed/`), so `deliver` never sends it a second time.
+   */
+  readonly relayedTo?: string;
 }
 
 /** A message made durable and visible by a sink. */

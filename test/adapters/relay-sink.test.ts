@@ -149,9 +149,12 @@ describe('relay sink', () => {
     expect(report.outcome).toBe('temporary-failure');
     expect(report.messages).toBe(1);
     expect(provider.waiting.sort()).toEqual([1, 2]);
-    const archived = await readMailDir(dir.path);
+    // The archive keeps what the relay took, as a record outside the undelivered set.
+    expect((await readMailDir(dir.path)).stored).toEqual([]);
+    const archived = await readMailDir(dir.path, 'odmr-test/relayed');
     expect(archived.others).toEqual([]);
     expect(archived.stored.map((f) => f.envelope.mailFrom)).toEqual(['sender0@origin.test']);
+    expect(archived.stored[0]!.envelope.relayedTo).toBe(`127.0.0.1:${mx.port}`);
   });
 
   it('a provider cut in the middle of DATA cuts the relayed copy too: the relay delivers nothing of it, and no timer of it is left', async () => {

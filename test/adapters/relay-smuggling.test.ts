@@ -79,7 +79,7 @@ describe('relay: what we pass on is canonical', () => {
     const queue = [attack, heldMessage(1)];
     const { report } = await pull(queue, relay, dir.path);
     expect(report).toMatchObject({ outcome: 'signalled', messages: 2 });
-    const { stored, others } = await readMailDir(dir.path);
+    const { stored, others } = await readMailDir(dir.path, 'odmr-test/relayed');
     expect(others).toEqual([]);
     expect(stored.map((f) => f.envelope.mailFrom)).toEqual(queue.map((m) => m.from));
     // Stored: after our trace header, the provider's bytes, the bare LF, the bare CR and the

@@ -91,5 +91,59 @@ describeWithMotoServer(
         await mx.stop();
       }
     });
+
+    it('with a relay as well: each message reaches the customer once (the relay), and deliver sends nothing again', async () => {
+      const world = new AwsWorld(moto);
+      await world.reset();
+      const bucket = `${BUCKET}-relayed`;
+      await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+      await world.putSecret('dequeue/odmr', ACCOUNT);
+      const queue = [heldMessage(0), heldMessage(1)];
+      const provider = await new AtrnProvider({ queue }).start();
+      const mx = await startCustomerMx();
+      try {
+        await world.putSettings({ helloName: 'mx.customer.test' });
+        await world.putTarget('odmr', {
+          name: 'odmr',
+          host: '127.0.0.1',
+          port: provider.port,
+          tls: 'none',
+          auth: { secretId: 'dequeue/odmr' },
+          command: 'ATRN',
+          mail: { relay: { host: '127.0.0.1', port: mx.port, tls: 'none' } },
+        });
+        const output = new CapturedOutput();
+        const result = await createHandler(
+          depsFromEnvironment({ ...ENV, DEQUEUE_MAIL_BUCKET: bucket }, moto.clientConfig),
+        )({}, contextWith()).finally(() => output.restore());
+        await provider.idle();
+        expect(result.results).toMatchObject([{ outcome: 'signalled', messages: 2 }]);
+        expect(mx.received).toHaveLength(2);
+
+        const out = await runCli(
+          ['deliver', '--bucket', bucket, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'],
+          { openMailStore: () => new S3MailStoreReader(s3, bucket, 'mail/') },
+        );
+        expect(out.status).toBe(0);
+        expect(out.json).toEqual([]);
+        expect(mx.received.map((r) => r.header('Message-ID')).sort()).toEqual([
+          '<0@provider.test>',
+          '<1@provider.test>',
+        ]);
+        // The archive keeps its copies, as a record outside the undelivered set.
+        const keys = ((await s3.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [])
+          .map((o) => o.Key!.replace(/\/\d{4}\/\d{2}\/\d{2}\/[^/.]+\./, '/DAY/ID.'))
+          .sort();
+        expect(keys).toEqual([
+          'mail/relayed/odmr/DAY/ID.eml',
+          'mail/relayed/odmr/DAY/ID.eml',
+          'mail/relayed/odmr/DAY/ID.json',
+          'mail/relayed/odmr/DAY/ID.json',
+        ]);
+      } finally {
+        await provider.stop();
+        await mx.stop();
+      }
+    });
   },
 );
