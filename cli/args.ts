@@ -7,6 +7,8 @@ export { UsageError } from './usage';
 export const DEFAULT_MAX_RUN_SECONDS = 1800;
 /** Mail in flight (inboxes past their floor), all ATRN sessions of a run together, without --mail-memory. */
 export const DEFAULT_MAIL_MEMORY_MIB = 256;
+/** Free space the mail directory's file system keeps without --min-free-mib (mail-dir-space.ts). */
+export const DEFAULT_MIN_FREE_MIB = 100;
 
 export const USAGE = `Usage:
   dequeue --config FILE [options]           signal each due target once (a release cycle)
@@ -22,7 +24,7 @@ nothing):
 
   dequeue --config FILE [--secrets FILE] [--state FILE] [--mail-dir DIR]
           [--target NAME]... [--force] [--dry-run] [--json] [--verbose]
-          [--max-run-seconds SECONDS] [--mail-memory MIB]
+          [--max-run-seconds SECONDS] [--mail-memory MIB] [--min-free-mib MIB]
 
   --config FILE    the configuration document (JSON; see README)
   --secrets FILE   JSON object: each auth.secretId -> {"username": "...", "password": "..."}
@@ -41,6 +43,9 @@ nothing):
   --mail-memory MIB
                    memory for ATRN mail in flight, all sessions together (default ${DEFAULT_MAIL_MEMORY_MIB}):
                    when it is spent, providers are slowed down (TCP), never refused
+  --min-free-mib MIB
+                   free space the --mail-dir file system keeps (default ${DEFAULT_MIN_FREE_MIB}; 0: none):
+                   below it, new mail gets 452 4.3.1 and stays with the provider
   -h, --help       this text
 
 Exit status: 0 every due target ended signalled, no-mail or skipped; 1 a target failed;
@@ -61,6 +66,8 @@ export interface CliOptions {
   readonly maxRunSeconds: number;
   /** The run's in-flight mail memory budget, in MiB (--mail-memory). */
   readonly mailMemoryMiB: number;
+  /** Free space the mail directory's file system keeps, in MiB (--min-free-mib); 0: none. */
+  readonly minFreeMiB: number;
 }
 
 /** Parse argv (without node and script). Returns 'help' for --help. */
@@ -77,6 +84,7 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
     verbose: { type: 'boolean', default: false },
     'max-run-seconds': { type: 'string' },
     'mail-memory': { type: 'string' },
+    'min-free-mib': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return 'help';
@@ -95,6 +103,11 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
   if (!/^\d+$/.test(mailMemory ?? '1') || !(mailMemoryMiB >= 1) || mailMemoryMiB > 1_048_576) {
     throw new UsageError(`--mail-memory ${mailMemory}: must be a whole number of MiB, at least 1`);
   }
+  const minFree = values['min-free-mib'];
+  const minFreeMiB = minFree === undefined ? DEFAULT_MIN_FREE_MIB : Number(minFree);
+  if (!/^\d+$/.test(minFree ?? '0') || minFreeMiB > 1_048_576 * 1024) {
+    throw new UsageError(`--min-free-mib ${minFree}: must be a whole number of MiB (0: no bound)`);
+  }
   return {
     config: values.config,
     secrets: values.secrets,
@@ -107,5 +120,6 @@ export function parseCli(argv: readonly string[]): CliOptions | 'help' {
     verbose: values.verbose,
     maxRunSeconds,
     mailMemoryMiB,
+    minFreeMiB,
   };
 }

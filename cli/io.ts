@@ -29,6 +29,8 @@ export interface CliIo {
     config: ConfigDocument,
     dryRun: boolean,
     memory?: MemoryBudget,
+    /** The free space its file system keeps (--min-free-mib; cli/adapters/mail-dir-space.ts). */
+    space?: { readonly minFreeBytes: number },
   ) => Promise<MailReceiver>;
   /**
    * `deliver`: the store to read instead of the one the flags name (tests: S3 on moto_server).
@@ -63,9 +65,9 @@ export const processIo: CliIo = {
   stderr: process.stderr,
   watchStop: (say) => watchStopSignals(say),
   // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
-  openMailDir: async (dir, config, dryRun, memory) => {
+  openMailDir: async (dir, config, dryRun, memory, space) => {
     if (dryRun) await checkMailDir(dir);
-    const sink = dryRun ? createMailDirSink(dir) : await openMailDir(dir);
+    const sink = dryRun ? createMailDirSink(dir, space) : await openMailDir(dir, space);
     return mailReceiverFor(sink, config.settings, undefined, memory, config.targets)!;
   },
 };

@@ -305,7 +305,9 @@ export class AtrnProvider {
           // Put off (4xx) for these recipients: tried again in a later session, not this one.
           later.push({ number: item.number, message: { ...message, to: deferred } });
         } else if (keep) {
-          this.queue.push(item);
+          // Put off (4xx): tried again at the next connection, as a real MTA defers it, not
+          // again and again in this one.
+          later.push(item);
         } else if (!acknowledged) {
           this.bounced.push(item);
         }

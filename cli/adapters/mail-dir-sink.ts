@@ -52,6 +52,12 @@ import type {
 import { makeDirectory } from './durable-dirs';
 import { MailDirDraft, RESOLVED, Slot, storeError } from './mail-dir-draft';
 import { recoverAndSweep } from './mail-dir-recovery';
+import {
+  admitBySpace,
+  DEFAULT_MIN_FREE_BYTES,
+  type FreeSpaceReader,
+  statfsFreeBytes,
+} from './mail-dir-space';
 
 export interface MailDirSinkOptions {
   /** Bytes queued for the disk before a write waits. Default 4 MiB. */
@@ -63,6 +69,10 @@ export interface MailDirSinkOptions {
    * is first used, once older than this. Default 10 min (mail-dir-recovery.ts, COMMIT_BOUND_MS).
    */
   readonly recoverAfterMs?: number;
+  /** Free space kept on the file system (mail-dir-space.ts); 0: no bound. Default 100 MiB. */
+  readonly minFreeBytes?: number;
+  /** Reads the file system's free space; default statfs. */
+  readonly freeBytes?: FreeSpaceReader;
 }
 
 const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
@@ -112,7 +122,10 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
   };
   /** Transactions abandoned before DATA with their files opened ahead (MAX_ABANDONED_AHEAD). */
   let abandoned = 0;
+  const minFree = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
   const sink: MailSink = {
+    /** MAIL: 452 4.3.1 while the disk is short of its free-space bound (mail-dir-space.ts). */
+    admit: (mail) => admitBySpace(root, minFree, options.freeBytes ?? statfsFreeBytes, mail),
     begin(envelope: MailEnvelope): Promise<MessageDraft> {
       // A copy of mail the relay took is a record, not mail to deliver: DIR/<target>/relayed/.
       const dir = envelope.relayedTo

@@ -23,6 +23,7 @@ import type { CliIo } from '../io';
 import type { CommandStop } from '../stop-signals';
 import { SecretsFile } from '../adapters/secrets-file';
 import { MemoryCounter, StateFile } from '../adapters/state-file';
+import { mib, statfsFreeBytes } from '../adapters/mail-dir-space';
 import { StateLock } from '../adapters/state-lock';
 import { parseCli, UsageError, USAGE, type CliOptions } from '../args';
 import { usageError } from '../usage';
@@ -257,12 +258,20 @@ async function prepare(options: CliOptions, io: CliIo) {
         `targets[${atrn[1]}].command`,
         'this build cannot store mail for ATRN',
       );
+    const minFreeBytes = options.minFreeMiB * MiB;
     receiver = await io.openMailDir(
       options.mailDir,
       config,
       options.dryRun,
       new MemoryBudget(options.mailMemoryMiB * MiB),
+      { minFreeBytes },
     );
+    // Said at the start, not only in the result: the disk needs someone's attention.
+    const free = await statfsFreeBytes(options.mailDir).catch(() => undefined);
+    if (free !== undefined && minFreeBytes > 0 && free < minFreeBytes)
+      io.stderr.write(
+        `dequeue: --mail-dir ${options.mailDir} has ${mib(free)} free, less than the ${mib(minFreeBytes)} it keeps (--min-free-mib): ATRN mail is refused with 452 4.3.1 and stays with the providers until space is freed\n`,
+      );
   }
 
   let counter: CycleCounter;

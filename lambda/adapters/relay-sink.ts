@@ -79,8 +79,12 @@ export function withRelay(
 }
 
 export function createRelaySink(options: RelaySinkOptions): MailSink {
+  const { archive } = options;
   return {
     transaction: (mail) => new RelayTransaction(options, mail),
+    // The archive's own say at MAIL (a mail directory short of space): nothing is relayed that
+    // could not be archived.
+    ...(archive?.admit ? { admit: (mail: TransactionStart) => archive.admit!(mail) } : {}),
     // A caller that does not ask recipient by recipient: all of them, or the message is refused.
     async begin(envelope: MailEnvelope): Promise<MessageDraft> {
       const tx = new RelayTransaction(options, envelope);

@@ -208,6 +208,27 @@ export interface MailSink {
    * instead of this sink's.
    */
   transaction?(mail: TransactionStart): SinkTransaction;
+  /**
+   * Optional: whether a new message may come at all, asked at MAIL before anything is opened.
+   * A store short of space refuses with 452 4.3.1 (RFC 3463; RFC 1870 6.1 for a declared SIZE
+   * that would not leave enough) as Postfix does with `queue_minfree`: the provider keeps the
+   * message. Null: it may come.
+   */
+  admit?(mail: TransactionStart): Promise<MailRefusal | null>;
+}
+
+/** A sink's temporary refusal of a message at MAIL. */
+export interface MailRefusal {
+  /** The reply's code and text, e.g. 452 and `4.3.1 Insufficient system storage`. */
+  readonly code: number;
+  readonly text: string;
+  /** What the run's result says about it. */
+  readonly error: DequeueError;
+  /**
+   * Nothing more can be taken in this session (the store is below its bound whatever the
+   * message): the session closes at the next command. False: only this message (its SIZE).
+   */
+  readonly closing: boolean;
 }
 
 /** What MAIL FROM said (RFC 5321 3.3). */

@@ -23,7 +23,14 @@ import {
   ProviderCutError,
   TimeoutError,
 } from '../errors';
-import type { MailReceiver, MailSink, ReversedOutcome, ReversedTurn } from '../ports';
+import type {
+  MailReceiver,
+  MailRefusal,
+  MailSink,
+  ReversedOutcome,
+  ReversedTurn,
+  TransactionStart,
+} from '../ports';
 import type { MemoryBudget } from '../memory-budget';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
 import { mailParameters } from './mail-parameters';
@@ -306,10 +313,39 @@ class ReversedSession {
       declaredSize,
       ...(smtputf8 ? { smtputf8 } : {}),
     };
+    if (this.sink.admit) {
+      const refusal = await this.admission(start);
+      if (refusal) {
+        // The provider keeps it (4xx); a store below its bound takes nothing more this session.
+        this.wire.note('*', refusal.error.message);
+        if (refusal.closing) this.report.sinkFailure ??= refusal.error;
+        else this.report.putOff(refusal.error.message);
+        return this.deferred(`${refusal.code} ${printable(refusal.text, 200)}`);
+      }
+    }
     this.tx = { ...start, rcptTo: [], sinkTx: this.sink.transaction?.(start) };
     this.mailRefused = false;
     await this.wire.reply('250 2.1.0 Ok');
     return null;
+  }
+
+  /** The sink's say on a new message (MailSink.admit), bounded; a failure to answer is a 451. */
+  private async admission(start: TransactionStart): Promise<MailRefusal | null> {
+    const bound = this.wire.bound(this.limits.commandTimeoutMs);
+    return this.wire.timer.within(this.sink.admit!(start), bound.until).catch((e: unknown) => {
+      if (e instanceof TimeoutError && bound.byDeadline) throw this.wire.expired(bound, 'sink');
+      const error = asDequeueError(e);
+      return {
+        code: 451,
+        text: '4.3.0 Local error in processing, try again later',
+        error: new DequeueError(
+          'temporary',
+          `the store could not say whether it takes mail now, the provider keeps it: ${error.message}`,
+          { cause: error },
+        ),
+        closing: true,
+      };
+    });
   }
 
   private async rcpt(args: string): Promise<SessionEnd | null> {

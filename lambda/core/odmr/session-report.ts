@@ -20,6 +20,9 @@ export class SessionReport {
   /** Messages refused for good (552, 554): the provider bounces them. The first few are named. */
   private readonly refusals: string[] = [];
   private refusedCount = 0;
+  /** Messages the sink put off at MAIL (too big for the space left): the first few are named. */
+  private readonly putOffs: string[] = [];
+  private putOffCount = 0;
   /** Unacknowledged messages the sink could not take back, or could not be told apart: reported. */
   private readonly leftBehind: string[] = [];
 
@@ -49,6 +52,16 @@ export class SessionReport {
   private mainError(error: DequeueError | null): DequeueError | null {
     if (error) return error;
     if (this.sinkFailure) return this.sinkFailure;
+    if (this.putOffCount) {
+      const more =
+        this.putOffCount > this.putOffs.length
+          ? `; and ${this.putOffCount - this.putOffs.length} more`
+          : '';
+      return new DequeueError(
+        'temporary',
+        `${this.putOffCount} message(s) put off, the provider keeps them: ${this.putOffs.join('; ')}${more}`,
+      );
+    }
     if (this.deferredRecipients) {
       const more =
         this.deferredRecipients > this.deferrals.length
@@ -78,6 +91,11 @@ export class SessionReport {
   /** A message (or a recipient) refused for good: the provider returns it to its sender. */
   refuse(why: string): void {
     if (++this.refusedCount <= MAX_NAMED_REFUSALS) this.refusals.push(why);
+  }
+
+  /** A message the sink would not take now (452 at MAIL): the provider keeps it. */
+  putOff(why: string): void {
+    if (++this.putOffCount <= MAX_NAMED_REFUSALS) this.putOffs.push(why);
   }
 
   /** A recipient the destination put off (4xx to RCPT): the provider keeps it; the result says why. */
