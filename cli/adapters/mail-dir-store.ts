@@ -95,6 +95,16 @@ export class MailDirStore implements MailStore {
     }
   }
 
+  /** Every target folder: it stays once the target has stored mail (delivered/ is inside it). */
+  async storedTargets(): Promise<{ names: string[]; lasting: true }> {
+    const entries = await readdir(this.root, { withFileTypes: true });
+    const names = entries
+      .filter((e) => e.isDirectory() && TARGET_NAME.test(e.name))
+      .map((e) => e.name)
+      .sort();
+    return { names, lasting: true };
+  }
+
   async list(targets?: readonly string[]): Promise<StoredRef[]> {
     const names =
       targets ??

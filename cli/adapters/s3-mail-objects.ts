@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
+import { describeAwsError } from '../../lambda/adapters/aws-errors';
 
 /**
  * Above this a message goes to failed/ as a multipart copy. S3's CopyObject limit is "5 GB":
@@ -37,17 +38,17 @@ export interface StoredObject {
 
 export function s3Error(what: string, e: unknown): DequeueError {
   const name = (e as Error).name;
+  // describeAwsError says what the SDK's chain reads when it found no region or credentials.
   if (
     name === 'NoSuchBucket' ||
     name === 'AccessDenied' ||
     name === 'InvalidAccessKeyId' ||
-    name === 'CredentialsProviderError'
+    name === 'CredentialsProviderError' ||
+    (e as Error).message === 'Region is missing'
   ) {
-    return new ConfigError('--bucket', '', `${what}: ${name}: ${(e as Error).message}`, {
-      cause: e,
-    });
+    return new ConfigError('--bucket', '', `${what}: ${describeAwsError(e)}`, { cause: e });
   }
-  return new DequeueError('temporary', `${what}: ${name}: ${(e as Error).message}`, { cause: e });
+  return new DequeueError('temporary', `${what}: ${describeAwsError(e)}`, { cause: e });
 }
 
 export const status = (e: unknown) =>

@@ -146,6 +146,37 @@ export class S3MailStoreReader implements MailStore, ClaimingStore {
     }
   }
 
+  /**
+   * The targets with anything under `<prefix><target>/` or `<prefix>failed/<target>/` now. Not
+   * lasting: a target whose mail was all delivered has nothing left there (deleted; only older
+   * versions remain, which the reader's policy does not list).
+   */
+  async storedTargets(): Promise<{ names: string[]; lasting: false }> {
+    const names = new Set<string>();
+    for (const scope of [this.prefix, `${this.prefix}failed/`]) {
+      let token: string | undefined;
+      do {
+        const page = await this.client
+          .send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: scope,
+              Delimiter: '/',
+              ContinuationToken: token,
+            }),
+          )
+          .catch((e: unknown) => Promise.reject(s3Error(`cannot list ${this.name}`, e)));
+        for (const p of page.CommonPrefixes ?? []) {
+          const name = p.Prefix!.slice(scope.length, -1);
+          if (TARGET_NAME.test(name) && !(scope === this.prefix && name === 'failed'))
+            names.add(name);
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    }
+    return { names: [...names].sort(), lasting: false };
+  }
+
   async list(targets?: readonly string[]): Promise<StoredRef[]> {
     const listed = new Map<string, Listed>();
     for (const scope of targets ? targets.map((t) => `${this.prefix}${t}/`) : [this.prefix]) {

@@ -4,7 +4,6 @@
  * message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0 when nothing failed
  * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used.
  */
-import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { didYouMean } from '../../lambda/core/config-issues';
@@ -139,33 +138,6 @@ function line(r: MessageReport): string {
   return `${r.outcome.padEnd(9)} ${r.target}/${r.message}: ${who}${r.error ? ` (${visible(r.error)})` : ''}`;
 }
 
-/**
- * The first `--target` that names no folder of the mail directory, said with the names there are
- * (and "did you mean"); undefined when all are there, or when the directory cannot be listed (the
- * store's own check says why).
- */
-async function unknownTargets(
-  mailDir: string,
-  targets: readonly string[],
-): Promise<string | undefined> {
-  let entries;
-  try {
-    entries = await readdir(mailDir, { withFileTypes: true });
-  } catch {
-    return undefined;
-  }
-  const stored = entries
-    .filter((e) => e.isDirectory() && TARGET_NAME.test(e.name))
-    .map((e) => e.name)
-    .sort();
-  const missing = targets.find((t) => !stored.includes(t));
-  if (missing === undefined) return undefined;
-  const meant = didYouMean(missing, stored);
-  return `--target ${missing}: no mail of that target was ever stored in ${mailDir} (${
-    meant ? `did you mean ${meant}? ` : ''
-  }stored targets: ${stored.join(', ') || 'none'})`;
-}
-
 /** --timeout: every wait for the server; QUIT keeps its own short bound. */
 function waitsOf(ms: number): Partial<DeliveryTimeouts> {
   return {
@@ -205,13 +177,6 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
     return usageError(io, 'dequeue deliver', e.message);
   }
 
-  // A mistyped --target would deliver nothing and look like success (the run command exits 2
-  // for the same mistake). A mail directory keeps a folder per target once it has stored mail.
-  if (options.mailDir && options.targets && !io.openMailStore) {
-    const unknown = await unknownTargets(options.mailDir, options.targets);
-    if (unknown) return usageError(io, 'dequeue deliver', unknown);
-  }
-
   const transcript: Transcript = options.verbose
     ? {
         line: (label, direction, text) =>
@@ -224,6 +189,28 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
     (options.mailDir
       ? new MailDirStore(options.mailDir)
       : await s3Store(options.bucket!, options.prefix, options.dryRun, notice));
+  // A mistyped --target would deliver nothing and look like success (the run command exits 2 for
+  // the same mistake). A mail directory keeps a folder per target, so a name without one is a
+  // typo (exit 2); in S3 a target whose mail was all delivered has nothing left: said, not refused.
+  if (options.targets && store.storedTargets) {
+    const stored = await store.storedTargets().catch(() => undefined);
+    const missing = stored && options.targets.find((t) => !stored.names.includes(t));
+    if (stored && missing !== undefined) {
+      const meant = didYouMean(missing, stored.names);
+      const known = `${meant ? `did you mean ${meant}? ` : ''}stored targets: ${stored.names.join(', ') || 'none'}`;
+      if (stored.lasting) {
+        await store.close();
+        return usageError(
+          io,
+          'dequeue deliver',
+          `--target ${missing}: no mail of that target was ever stored in ${options.mailDir ?? store.name} (${known})`,
+        );
+      }
+      notice(
+        `--target ${missing}: nothing of that target is stored in ${store.name} now (${known})`,
+      );
+    }
+  }
   const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0, skipped: 0 };
   try {
     await deliverStored(

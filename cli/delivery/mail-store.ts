@@ -28,6 +28,12 @@ export interface MailStore {
   /** Every undelivered message of these targets (all when undefined), oldest first. */
   list(targets?: readonly string[]): Promise<StoredRef[]>;
   /**
+   * The targets the store holds anything of now, sorted: a `--target` naming none of them is a
+   * typo. `lasting`: a target stays listed once it has stored mail (a mail directory keeps its
+   * folder); otherwise (S3, where delivered mail is deleted) a quiet target may be missing.
+   */
+  storedTargets?(): Promise<{ readonly names: readonly string[]; readonly lasting: boolean }>;
+  /**
    * Claim the message for this run. Null when another run holds it, or when it left the
    * undelivered set meanwhile: it must then be left alone.
    */

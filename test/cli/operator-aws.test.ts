@@ -8,6 +8,7 @@
 import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { runDequeue } from '../support/dequeue-process';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
@@ -137,6 +138,35 @@ describeWithMotoServer('config push | pull through the binary, against moto_serv
     const ok = await dequeue(['config', 'pull', '--out', written]);
     expect(ok.status).toBe(0);
     expect(JSON.parse(await readFile(written, 'utf8')).targets).toEqual([target('a')]);
+  });
+
+  it('deliver --bucket with a --target that has nothing stored says so on stderr (S3 keeps nothing of delivered mail) (item 4)', async () => {
+    const s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'stored-mail' }));
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: 'stored-mail',
+          Key: 'mail/failed/isp/2026/12/01/x.eml',
+          Body: 'x',
+        }),
+      );
+    } finally {
+      s3.destroy();
+    }
+    const r = await dequeue([
+      'deliver',
+      '--bucket',
+      'stored-mail',
+      '--to',
+      'smtp://127.0.0.1:1',
+      '--target',
+      'isq',
+    ]);
+    expect(r).toMatchObject({ status: 0, stdout: '' });
+    expect(r.stderr.split('\n').filter((l) => !l.includes('warning: Node.js'))[0]).toBe(
+      'dequeue deliver: --target isq: nothing of that target is stored in s3://stored-mail/mail/ now (did you mean isp? stored targets: isp)',
+    );
   });
 
   it("Node.js older than 22 gets one line of ours instead of the SDK's eight; 22 and later none (item 8)", async () => {
