@@ -126,15 +126,11 @@ describe('deliver (item 4)', () => {
     ]);
     expect(r.status).toBe(1);
     expect(Date.now() - started).toBeLessThan(30_000);
-    const error = `no complete reply from smtp://127.0.0.1:${silent.port} to the greeting within 1 s`;
-    expect(lines(r.stdout)).toEqual([
-      expect.stringMatching(
-        new RegExp(`^deferred {2}isp/\\S+: <user1@customer.test> - \\(${error}\\)$`),
-      ),
-      expect.stringMatching(
-        new RegExp(`^deferred {2}isp/\\S+: <user2@customer.test> - \\(${error}\\)$`),
-      ),
-    ]);
+    const error = `no complete reply from smtp://127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use "tls": "implicit" (deliver: smtps://)`;
+    const [first, second] = lines(r.stdout);
+    expect(first).toMatch(/^deferred {2}isp\/\S+: <user1@customer.test> - \(/);
+    expect(second).toMatch(/^deferred {2}isp\/\S+: <user2@customer.test> - \(/);
+    for (const line of [first, second]) expect(line!.endsWith(`(${error})`)).toBe(true);
     expect((r.stdout + r.stderr).split(error).length - 1).toBe(2);
   });
 
@@ -197,6 +193,29 @@ describe('TLS in the wrong mode (item 6) and the status table (item 7)', () => {
     // The whole error, never cut: the fix is at its end.
     expect(row).toMatch(/ 1 cycle in a row since \S+: TLS with /);
     expect(row.endsWith(`: ${hint}`)).toBe(true);
+  });
+});
+
+describe('the other wrong TLS mode (beyond the list)', () => {
+  it('a server that never greets gets the hint that its port may speak TLS from the first byte', async () => {
+    const config = await file('config.json', {
+      targets: [
+        {
+          name: 'isp',
+          host: '127.0.0.1',
+          port: silent.port,
+          tls: 'opportunistic',
+          command: 'ETRN a.test',
+          timeoutSeconds: 1,
+        },
+      ],
+    });
+    const r = await dequeue(['--config', config, '--json']);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      outcome: 'temporary-failure',
+      error: `no complete reply from 127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use "tls": "implicit" (deliver: smtps://)`,
+    });
   });
 });
 

@@ -29,7 +29,7 @@
 import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsMode } from '../config';
-import { DequeueError, ProtocolError, RefusalError } from '../errors';
+import { DequeueError, ProtocolError, RefusalError, TimeoutError } from '../errors';
 import type { Transcript } from '../ports';
 import { closeSocket, openTcp, openUnixSocket, peerName, startTls } from './connection';
 import { ReplyChannel } from './reply-channel';
@@ -154,7 +154,18 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
       throw new RefusalError(command, reply.code, boundedText(reply), peer);
     };
 
-    demand('(greeting)', await channel.expect('the greeting', options.bound('greeting')), 220);
+    const greeting = await channel
+      .expect('the greeting', options.bound('greeting'))
+      .catch((e: unknown) => {
+        // A port that speaks TLS from the first byte (RFC 8314 3.3: 465) waits for our
+        // ClientHello and says nothing: the mode is the likely mistake, so say which to use.
+        if (e instanceof TimeoutError && !encrypted && e.message.includes(' within '))
+          throw new TimeoutError(
+            `${e.message}: if this port speaks TLS from the first byte (465), use "tls": "implicit" (deliver: smtps://)`,
+          );
+        throw e;
+      });
+    demand('(greeting)', greeting, 220);
     if (!options.ehlo)
       return { socket, channel, peer, encrypted, extensions: new Map(), helloName, helo: false };
 
