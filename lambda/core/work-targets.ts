@@ -42,7 +42,7 @@ export interface WorkDeps
 
 /** The reason given to a target the run had no time left for (issue: starvation, docs/lambda.md). */
 export const NOT_REACHED =
-  "not reached before the run's deadline: the targets are worked in an order that turns every cycle, so it comes earlier in a later one";
+  "not reached before the run's deadline: the order of the targets rotates every cycle, so it is worked earlier in a later one";
 
 /**
  * Work `targets` in the order given, at most `settings.concurrency` at once, and hand each result

@@ -83,6 +83,30 @@ describe('--max-run-seconds below what a target needs (item 2)', () => {
     expect(ok.status).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ target: 'isp', outcome: 'signalled' });
   });
+
+  it('a target the run had no time left for is told the order rotates, nothing more', async () => {
+    // One at a time: the first waits its whole 1 s for a greeting, then 1 s no longer fits in 1.5.
+    const target = (name: string) => ({
+      name,
+      host: '127.0.0.1',
+      port: silent.port,
+      tls: 'none',
+      command: `ETRN ${name}.test`,
+      timeoutSeconds: 1,
+    });
+    const config = await file('config.json', {
+      settings: { concurrency: 1 },
+      targets: [target('a'), target('b')],
+    });
+    const r = await dequeue(['--config', config, '--max-run-seconds', '1.5', '--json']);
+    expect(r.status).toBe(1);
+    const late = lines(r.stdout)
+      .map((l) => JSON.parse(l) as { reason?: string })
+      .filter((l) => l.reason);
+    expect(late.map((l) => l.reason)).toEqual([
+      "not reached before the run's deadline: the order of the targets rotates every cycle, so it is worked earlier in a later one",
+    ]);
+  });
 });
 
 describe('deliver (item 4)', () => {
