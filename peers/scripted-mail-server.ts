@@ -19,6 +19,8 @@ export interface AcceptedMessage {
   readonly wire: Buffer;
   /** The message text, unstuffed. */
   readonly text: Buffer;
+  /** Which connection it came on: 1 for the server's first, and so on. */
+  readonly connection: number;
 }
 
 export interface ScriptedMailServerOptions {
@@ -55,7 +57,14 @@ export interface ScriptedMailServerOptions {
   /** Reply to MAIL; default 250. */
   readonly mail?: (from: string) => string;
   /** Answer the final dot of message `n` (0-based) only once this settles: a server slow to take it. */
-  readonly holdFinal?: (message: number) => Promise<void>;
+  readonly holdFinal?: (message: number) => Promise<void> | undefined;
+  /**
+   * Read command `line` (and what follows it on its connection) only once this settles: a server
+   * slow to decide, e.g. a recipient check that looks something up.
+   */
+  readonly holdCommand?: (line: string) => Promise<void> | undefined;
+  /** Greet connections past this many at once with 421 and close them (a per-client limit). */
+  readonly maxConnections?: number;
 }
 
 export class ScriptedMailServer {
@@ -63,6 +72,8 @@ export class ScriptedMailServer {
   /** Every command line received, in order, all connections. */
   readonly lines: string[] = [];
   connections = 0;
+  /** The most connections open at once (refused ones included). */
+  mostAtOnce = 0;
   /** DATA phases begun (the message number the faults count by). */
   private dataCount = 0;
   private server!: Server;
@@ -73,11 +84,16 @@ export class ScriptedMailServer {
 
   async start(): Promise<this> {
     this.server = createServer((socket) => {
-      this.connections++;
+      const connection = ++this.connections;
       this.sockets.add(socket);
+      this.mostAtOnce = Math.max(this.mostAtOnce, this.sockets.size);
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => undefined);
-      this.serve(socket);
+      if (this.options.maxConnections && this.sockets.size > this.options.maxConnections) {
+        socket.end('421 4.7.0 mx.customer.test too many connections from you\r\n');
+        return;
+      }
+      this.serve(socket, connection);
     });
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -93,7 +109,7 @@ export class ScriptedMailServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private serve(socket: Socket): void {
+  private serve(socket: Socket, connection: number): void {
     const o = this.options;
     const ext = o.extensions ?? ['PIPELINING', '8BITMIME', 'SIZE 104857600', 'ENHANCEDSTATUSCODES'];
     let buffer = Buffer.alloc(0);
@@ -122,6 +138,7 @@ export class ScriptedMailServer {
             mailParams,
             wire,
             text,
+            connection,
           });
         socket.write(replies.map((r) => `${r}\r\n`).join(''));
         mailFrom = null;
@@ -139,6 +156,8 @@ export class ScriptedMailServer {
       });
     };
     let holding = false;
+    /** The command at the head of the buffer was held once already (holdCommand). */
+    let commandReleased = false;
     let stalled = false;
 
     socket.on('data', (chunk: Buffer) => {
@@ -190,6 +209,17 @@ export class ScriptedMailServer {
         const lf = buffer.indexOf('\n');
         if (lf === -1) return;
         const line = buffer.subarray(0, lf).toString('latin1').replace(/\r$/, '');
+        const hold = commandReleased ? undefined : o.holdCommand?.(line);
+        if (hold) {
+          holding = true;
+          void hold.then(() => {
+            holding = false;
+            commandReleased = true;
+            if (!socket.destroyed) serveBuffered();
+          });
+          return;
+        }
+        commandReleased = false;
         buffer = buffer.subarray(lf + 1);
         this.lines.push(line);
         const verb = line.split(' ')[0]!.toUpperCase();

@@ -1,8 +1,9 @@
 /**
  * `dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL [--target NAME]...
- * [--dry-run] [--json] [--verbose]`: hands the mail that ATRN stored to a mail server, each
- * message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0 when nothing failed
- * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used.
+ * [--dry-run] [--json] [--verbose] [--connections N] ...`: hands the mail that ATRN stored to a
+ * mail server, each message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0
+ * when nothing failed or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be
+ * used.
  */
 import { hostname } from 'node:os';
 import { TARGET_NAME } from '../../lambda/core/config';
@@ -14,6 +15,7 @@ import type { DeliveryTimeouts } from '../delivery/delivery-client';
 import { parseDestination, type Destination } from '../delivery/destination';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
+import { DEFAULT_CONNECTIONS, MAX_CONNECTIONS } from '../delivery/run-connection';
 import type { CliIo } from '../io';
 import { parseFlags, UsageError, usageError } from '../usage';
 import { awsClientComing } from '../version';
@@ -21,7 +23,7 @@ import { awsClientComing } from '../version';
 export const DELIVER_USAGE = `Usage:
   dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL
                   [--target NAME]... [--dry-run] [--json] [--verbose]
-                  [--helo-name NAME] [--timeout SECONDS]
+                  [--helo-name NAME] [--timeout SECONDS] [--connections N]
 
 Hands the mail that ATRN stored to your mail server, oldest first, each message with its own
 envelope (MAIL FROM, every RCPT TO). A message leaves the store only once every recipient has a
@@ -38,6 +40,9 @@ waiting, for the next run.
   --target NAME    only this target's mail (repeatable); with --mail-dir, a name with no folder
                    there is a usage error
   --dry-run        list what would be delivered; connect to nothing, change nothing
+  --connections N  connections to the server at once, 1 to ${MAX_CONNECTIONS} (default ${DEFAULT_CONNECTIONS}: polite to a small
+                   server). Messages still start oldest first, each once the server has answered
+                   the envelope of the one before; with 1 they are also accepted in that order
   --json           one JSON object per message on stdout; logs on stderr
   --verbose        the SMTP transcript on stderr
   --helo-name NAME the name we give in EHLO/LHLO (default: this machine's host name)
@@ -62,6 +67,7 @@ interface DeliverOptions {
   readonly heloName: string;
   /** --timeout: every wait for the server, in ms; undefined: RFC 5321's. */
   readonly timeoutMs?: number;
+  readonly connections: number;
 }
 
 /** A host name (letters, digits, hyphens, dots) or an address literal (RFC 5321 4.1.3). */
@@ -80,6 +86,7 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     verbose: { type: 'boolean', default: false },
     'helo-name': { type: 'string' },
     timeout: { type: 'string' },
+    connections: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return 'help';
@@ -104,6 +111,15 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
   const timeout = values.timeout;
   if (timeout !== undefined && (!/^\d+(\.\d+)?$/.test(timeout) || !(Number(timeout) > 0)))
     throw new UsageError(`--timeout ${timeout}: must be a number of seconds, more than 0`);
+  const connections = values.connections ?? String(DEFAULT_CONNECTIONS);
+  if (
+    !/^\d+$/.test(connections) ||
+    Number(connections) < 1 ||
+    Number(connections) > MAX_CONNECTIONS
+  )
+    throw new UsageError(
+      `--connections ${connections}: must be a whole number from 1 to ${MAX_CONNECTIONS}`,
+    );
   const prefix = values.prefix ?? 'mail/';
   return {
     mailDir: values['mail-dir'],
@@ -116,6 +132,7 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     verbose: values.verbose,
     heloName,
     timeoutMs: timeout === undefined ? undefined : Math.min(Number(timeout), 86_400) * 1000,
+    connections: Number(connections),
   };
 }
 
@@ -222,6 +239,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
         timeouts: options.timeoutMs === undefined ? undefined : waitsOf(options.timeoutMs),
         tlsCa: io.tlsCa,
         transcript,
+        connections: options.connections,
         onReport: (r) => {
           tally[r.outcome]++;
           io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${line(r)}\n`);

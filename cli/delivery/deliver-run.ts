@@ -15,7 +15,7 @@ import { asDequeueError, type DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import type { DeliveryOptions } from './delivery-client';
 import type { Destination } from './destination';
-import { RunConnection } from './run-connection';
+import { type ConnectionLease, ConnectionPool, DEFAULT_CONNECTIONS } from './run-connection';
 import type { ClaimedMail, MailStore, StoredRef } from './mail-store';
 import { type DeliveryOutcome, type MessageOutcome, messageOutcome } from './message-outcome';
 import type { TransactionResult } from './transaction';
@@ -52,26 +52,30 @@ export interface DeliverDeps extends DeliveryOptions {
   readonly onNotice?: (text: string) => void;
   /** A message left alone because another run holds it. */
   readonly onSkipped?: (ref: StoredRef) => void;
+  /** Connections to the server at once (`--connections`), 1 to MAX_CONNECTIONS; default DEFAULT_CONNECTIONS. */
+  readonly connections?: number;
 }
 
 /**
- * The run, in its phases: list the store, claim each message (the next one while this one is
- * sent), send it on the run's one connection, mark it from its recipients' answers in the
- * background, report in order.
+ * The run, in its phases: list the store, claim each message (the next ones while these are
+ * sent), send it on whichever of the run's connections is free (oldest first), mark it from its
+ * recipients' answers in the background, report in order.
  */
 export async function deliverStored(
   request: DeliverRequest,
   deps: DeliverDeps,
 ): Promise<MessageReport[]> {
   const { store } = deps;
+  const connections = deps.connections ?? DEFAULT_CONNECTIONS;
+  // Checked before anything is read: a bad number is the caller's mistake, not a store's.
+  const pool = new ConnectionPool(deps.destination, deps, connections);
   await store.check();
   const refs = await store.list(request.targets);
-  const reports = new ReportsInOrder(deps.onReport);
-  const server = new RunConnection(deps.destination, deps);
+  const reports = new ReportsInOrder(deps.onReport, Math.max(MAX_MARKS_IN_FLIGHT, 2 * connections));
   /** Targets whose mail another run holds, said once each. */
   const said = new Set<string>();
   try {
-    for await (const { ref, claimed } of claimsAhead(store, refs)) {
+    for await (const { ref, claimed } of claimsAhead(store, refs, connections)) {
       if ('error' in claimed) {
         await reports.add(Promise.resolve(deferredReport(ref, claimed.error)));
         continue;
@@ -81,49 +85,72 @@ export async function deliverStored(
         await leftToOtherRun(ref, deps, said);
         continue;
       }
-      try {
-        const { marking } = await deliverOne(claim, server, request.dryRun === true);
-        await reports.inBackground(marking);
-      } catch (e) {
-        // Unexpected: nothing is marked, the claim is given up, the message stays.
-        await claim.release();
-        await reports.add(Promise.resolve(deferredReport(ref, asDequeueError(e))));
-      }
+      // A connection first: the next message starts only when one is free, in the store's order
+      // (a dry run connects to nothing).
+      const lease = request.dryRun ? NO_CONNECTION : await pool.acquire();
+      const marking = deliverOne(claim, lease, request.dryRun === true)
+        .finally(() => lease.release())
+        .then(
+          ({ marking }) => marking,
+          async (e: unknown) => {
+            // Unexpected: nothing is marked, the claim is given up, the message stays.
+            await claim.release();
+            return deferredReport(ref, asDequeueError(e));
+          },
+        );
+      await reports.inBackground(marking);
+      // The next message goes on the wire only once the server has answered this one's envelope:
+      // whatever connection each is on, the server sees them oldest first (so per recipient
+      // domain too), while texts, final dots and marks overlap.
+      await lease.started;
     }
   } finally {
     await reports.settled();
-    await server.close();
+    await pool.close();
     await store.close();
   }
   return reports.all;
 }
 
+/** A dry run's: it sends nothing. */
+const NO_CONNECTION: ConnectionLease = {
+  send: () => Promise.reject(new Error('a dry run sends nothing')),
+  started: Promise.resolve(),
+  release: () => undefined,
+};
+
 type Claimed = { readonly claim: ClaimedMail | null } | { readonly error: DequeueError };
 
 /**
  * Each message with its claim. The store's work overlaps the network's (bench/deliver.ts): the
- * next message is claimed while this one is sent. A claim taken ahead and not used (the run
- * stopped on an unexpected error) is given back.
+ * next `depth` messages are claimed while this one is sent. A claim taken ahead and not used (the
+ * run stopped on an unexpected error) is given back.
  */
 async function* claimsAhead(
   store: MailStore,
   refs: readonly StoredRef[],
+  depth: number,
 ): AsyncGenerator<{ readonly ref: StoredRef; readonly claimed: Claimed }> {
   const claimOf = (ref: StoredRef): Promise<Claimed> =>
     store.claim(ref).then(
       (claim) => ({ claim }),
       (e: unknown) => ({ error: asDequeueError(e) }),
     );
-  let ahead: Promise<Claimed> | null = refs.length ? claimOf(refs[0]!) : null;
+  const ahead: Promise<Claimed>[] = [];
+  let next = 0;
+  const fill = () => {
+    while (ahead.length < depth && next < refs.length) ahead.push(claimOf(refs[next++]!));
+  };
   try {
-    for (const [i, ref] of refs.entries()) {
-      const claimed: Claimed = await ahead!;
-      ahead = i + 1 < refs.length ? claimOf(refs[i + 1]!) : null;
+    for (const ref of refs) {
+      fill();
+      const claimed: Claimed = await ahead.shift()!;
+      fill();
       yield { ref, claimed };
     }
   } finally {
-    const unused = await ahead?.catch(() => null);
-    if (unused && 'claim' in unused) await unused.claim?.release();
+    for (const unused of await Promise.all(ahead.map((p) => p.catch(() => null))))
+      if (unused && 'claim' in unused) await unused.claim?.release();
   }
 }
 
@@ -136,7 +163,10 @@ class ReportsInOrder {
   private reported: Promise<void> = Promise.resolve();
   private readonly marks: Promise<void>[] = [];
 
-  constructor(private readonly onReport?: (report: MessageReport) => void) {}
+  constructor(
+    private readonly onReport?: (report: MessageReport) => void,
+    private readonly maxInFlight = MAX_MARKS_IN_FLIGHT,
+  ) {}
 
   /** Report once `marking` and every report before it are done; resolves then, never rejects. */
   add(marking: Promise<MessageReport>): Promise<void> {
@@ -154,7 +184,7 @@ class ReportsInOrder {
   /** Leave `marking` to complete in the background; wait only while too many are in flight. */
   async inBackground(marking: Promise<MessageReport>): Promise<void> {
     void this.add(marking);
-    while (this.marks.length > MAX_MARKS_IN_FLIGHT) await this.marks.shift();
+    while (this.marks.length > this.maxInFlight) await this.marks.shift();
   }
 
   /** Every mark done and reported. */
@@ -167,7 +197,7 @@ class ReportsInOrder {
 /** Send one message; resolves, once the server has answered, to its mark in progress. */
 async function deliverOne(
   claim: ClaimedMail,
-  server: RunConnection,
+  server: ConnectionLease,
   dryRun: boolean,
 ): Promise<{ marking: Promise<MessageReport> }> {
   const { envelope, ref } = claim;
@@ -190,10 +220,10 @@ async function deliverOne(
     };
   }
 
-  // The next message waits for this one's answer. Pipelining its MAIL, RCPT and DATA after
-  // this one's final dot (RFC 2920 3.1 allows it) was slower against Postfix's smtp-sink
-  // (bench/deliver.ts), and a reply sent twice or not at all could then be paired with the
-  // other message's commands.
+  // The next message on this connection waits for this one's answer. Pipelining its MAIL, RCPT
+  // and DATA after this one's final dot (RFC 2920 3.1 allows it) was slower against Postfix's
+  // smtp-sink (bench/deliver.ts), and a reply sent twice or not at all could then be paired with
+  // the other message's commands; other connections (--connections) overlap instead.
   const result: TransactionResult = waiting.length
     ? await server.send({
         id: ref.id,

@@ -1,7 +1,7 @@
 /**
  * The client side of `dequeue deliver`: stored messages to the customer's own mail server over
  * SMTP (STARTTLS when offered), SMTPS, or LMTP (RFC 2033, TCP or a unix socket), one connection
- * for the whole run, each message with its own envelope.
+ * (of the run's `--connections`, run-connection.ts) for many messages, each with its own envelope.
  *
  * The connection opens with the one client handshake (lambda/core/smtp/client-handshake.ts:
  * greeting, EHLO or LHLO, STARTTLS), and replies are read through the same bounded reply channel
@@ -126,8 +126,10 @@ export class DeliveryConnection {
    * One message, in its phases: the envelope (MAIL, RCPT..., DATA; one pipelined group with
    * PIPELINING, RFC 2920), the pairing check of its replies, the recipients' outcomes from them,
    * then the text and the final dot. Never rejects: what happened to each recipient is the value.
+   * `answered` is called once the server has answered the envelope (the run starts the next
+   * message on another connection only then, deliver-run.ts).
    */
-  async send(m: Outgoing): Promise<TransactionResult> {
+  async send(m: Outgoing, answered: () => void = () => undefined): Promise<TransactionResult> {
     const envelope = envelopeLines(m, this.session.extensions, this.destination.display);
     if ('notSent' in envelope) return envelope.notSent;
     const { lines } = envelope;
@@ -141,6 +143,7 @@ export class DeliveryConnection {
       this.broken ??= error;
       return { recipients: unanswered(m.recipients, error.message), error, unsent: true };
     }
+    answered();
     const { replies } = sent;
     const missing = sent.pipelined ? groupMissingReply([...replies.rcpts, replies.data]) : null;
     if (missing) {
