@@ -100,10 +100,25 @@ export function neverRun(target: string): RecordedStatus {
   };
 }
 
-/** One line, control characters replaced, cut at the bound (with an ellipsis). */
+/**
+ * One line, control characters replaced, at most `max` characters. A longer one loses its middle,
+ * between words, never its end: an error says what failed first and what to do last, and what
+ * runs long is the text a server sent in between (up to 1024 characters, MAX_REPLY_TEXT).
+ */
 export function boundedText(text: string, max = MAX_STATUS_ERROR_LENGTH): string {
   const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+  if (line.length <= max) return line;
+  const room = max - 3; // ' … '
+  const tailRoom = Math.floor(room * 0.4);
+  return `${wordsFrom(line.slice(0, room - tailRoom), 'end')} … ${wordsFrom(line.slice(line.length - tailRoom), 'start')}`;
+}
+
+/** `part` without the word cut at its `side`, when a space is near enough to keep most of it. */
+function wordsFrom(part: string, side: 'start' | 'end'): string {
+  const space = side === 'end' ? part.lastIndexOf(' ') : part.indexOf(' ');
+  const kept = side === 'end' ? space : part.length - space - 1;
+  if (space < 0 || kept < part.length * 0.75) return part.trim();
+  return (side === 'end' ? part.slice(0, space) : part.slice(space + 1)).trim();
 }
 
 /**

@@ -218,6 +218,50 @@ describe('TLS in the wrong mode (item 6) and the status table (item 7)', () => {
     expect(row).toMatch(/ 1 cycle in a row since \S+: TLS with /);
     expect(row.endsWith(`: ${hint}`)).toBe(true);
   });
+
+  it('an error longer than the status keeps loses its middle between words, never the fix at its end', async () => {
+    const account = { username: 'u', password: 'p' };
+    const wordy = await new ScriptedProvider({
+      account,
+      extensions: ['ATRN', 'AUTH PLAIN'],
+      onLine: (line, conn) => {
+        if (!/^ATRN\b/i.test(line)) return false;
+        conn.reply(`450 ${'this account may not release mail for that domain '.repeat(18).trim()}`);
+        return true;
+      },
+    }).start();
+    try {
+      const config = await file('config.json', {
+        targets: [
+          {
+            name: 'odmr',
+            host: '127.0.0.1',
+            port: wordy.port,
+            tls: 'none',
+            command: 'ATRN',
+            auth: { secretId: 'odmr' },
+            allowPlaintextAuth: true,
+          },
+        ],
+      });
+      const secrets = await file('secrets.json', { odmr: account });
+      const home = await mkdtemp(join(dir, 'state-'));
+      const state = join(home, 'state.json');
+      const run = ['--config', config, '--secrets', secrets, '--state', state];
+      const r = await dequeue([...run, '--mail-dir', join(home, 'mail')]);
+      expect(r.stderr).toBe('dequeue: cycle 1: 1 permanent-failure\n');
+      expect(r.status).toBe(1);
+
+      const status = await dequeue(['status', '--state', state]);
+      expect(status.status).toBe(1);
+      const row = lines(status.stdout)[1]!;
+      expect(row).toMatch(
+        / 1 cycle in a row since \S+: 127\.0\.0\.1:\d+ refused ATRN \(450, "ATRN request refused" in RFC 2645\): this account may not .* … (\w+ )+domain; ask the provider which domains this account may release$/,
+      );
+    } finally {
+      await wordy.stop();
+    }
+  });
 });
 
 describe('the other wrong TLS mode (beyond the list)', () => {
