@@ -62,13 +62,15 @@ export function parseFlags<const F extends Flags>(argv: readonly string[], flags
 
 /**
  * Write a usage error the way every command does: `<command>: <what is wrong>`, then where the
- * usage is. Returns the exit status, 2.
+ * usage is (`helpOf`: the command whose --help has it, when a subcommand shares its parent's).
+ * Returns the exit status, 2.
  */
 export function usageError(
   io: { readonly stderr: { write(text: string): unknown } },
   command: string,
   message: string,
+  helpOf = command,
 ): number {
-  io.stderr.write(`${command}: ${message}\nTry '${command} --help' for the usage.\n`);
+  io.stderr.write(`${command}: ${message}\nTry '${helpOf} --help' for the usage.\n`);
   return 2;
 }

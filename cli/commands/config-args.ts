@@ -92,7 +92,7 @@ export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help'
   if (values.help) return 'help';
   for (const flag of Object.keys(values)) {
     if (!ALLOWED[verb].includes(flag))
-      throw new UsageError(`--${flag} is not an option of config ${verb}`);
+      throw new UsageError(`--${flag} is not an option of ${verb}`);
   }
   let prefix: string;
   try {
@@ -103,7 +103,7 @@ export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help'
     );
   }
   if (verb === 'pull') return { verb, prefix, out: values.out };
-  if (!values.config) throw new UsageError(`config ${verb} needs --config FILE`);
+  if (!values.config) throw new UsageError('--config FILE is required');
   const secretPrefix = values['secret-prefix'] ?? DEFAULT_SECRET_PREFIX;
   if (!SECRET_PREFIX.pattern.test(secretPrefix))
     throw new UsageError(`--secret-prefix ${secretPrefix}: must be ${SECRET_PREFIX.expected}`);

@@ -32,7 +32,9 @@ export async function configCommand(argv: readonly string[], io: CliIo): Promise
     options = parseConfigArgs(argv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    return usageError(io, 'dequeue config', e.message);
+    // The verb's errors name it, as its other errors do ("dequeue config pull: ...").
+    const verb = ['push', 'pull', 'diff'].includes(argv[0] ?? '') ? ` ${argv[0]}` : '';
+    return usageError(io, `dequeue config${verb}`, e.message, 'dequeue config');
   }
   if (options === 'help') {
     io.stdout.write(`${CONFIG_USAGE}\n`);

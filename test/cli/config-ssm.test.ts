@@ -439,9 +439,11 @@ describeWithMotoServer('dequeue config push | pull | diff against moto_server', 
 
   it('usage errors exit 2', async () => {
     expect((await cli(['config'])).status).toBe(2);
-    expect((await cli(['config', 'push'])).stderr).toContain('config push needs --config FILE');
+    expect((await cli(['config', 'push'])).stderr).toContain(
+      'dequeue config push: --config FILE is required',
+    );
     expect((await cli(['config', 'pull', '--prune'])).stderr).toContain(
-      '--prune is not an option of config pull',
+      'dequeue config pull: --prune is not an option of pull',
     );
     expect((await cli(['config', 'diff', '--config', 'x', '--prefix', 'dequeue'])).status).toBe(2);
     expect((await cli(['config', '--help'])).status).toBe(0);

@@ -95,10 +95,10 @@ const MISTAKES: readonly (readonly [string[], string, string])[] = [
     'dequeue config: unknown config command "pish": did you mean push?',
     'dequeue config',
   ],
-  [['config', 'push'], 'dequeue config: config push needs --config FILE', 'dequeue config'],
+  [['config', 'push'], 'dequeue config push: --config FILE is required', 'dequeue config'],
   [
     ['config', 'pull', '--config', 'x.json'],
-    'dequeue config: --config is not an option of config pull',
+    'dequeue config pull: --config is not an option of pull',
     'dequeue config',
   ],
   [['deliver', '--mail-dir', 'm'], 'dequeue deliver: --to URL is required', 'dequeue deliver'],
