@@ -54,10 +54,12 @@ export interface DeploymentOptions {
   readonly memoryMiB: number;
   /** Days the function's logs are kept. Context `logRetentionDays`. */
   readonly logRetentionDays: RetentionDays;
-  /** Days after which delivered mail's old versions are deleted; none = kept. Context `mailExpirationDays`. */
-  readonly mailExpirationDays?: number;
-  /** Days after which stored mail moves to S3 Standard-IA. Context `mailInfrequentAccessAfterDays`. */
+  /** Days after which the old versions of mail deliver took out are deleted. Context `mailExpirationDays`. */
+  readonly mailExpirationDays: number;
+  /** Days after which those old versions move to S3 Standard-IA. Context `mailInfrequentAccessAfterDays`. */
   readonly mailInfrequentAccessAfterDays?: number;
+  /** SSE-KMS with a key of the store's own, or S3-managed keys. Context `mailEncryption`. */
+  readonly mailEncryption: 'kms' | 's3';
   /** Failed cycles in a row after which a target counts as failing. Context `failingAfterCycles`. */
   readonly failingAfterCycles: number;
   /**
@@ -91,7 +93,8 @@ export const CONTEXT_DEFAULTS = {
   timeoutSeconds: 900,
   memoryMiB: 256,
   logRetentionDays: 30,
-  mailExpirationDays: undefined,
+  mailExpirationDays: 30,
+  mailEncryption: 'kms',
   mailInfrequentAccessAfterDays: undefined,
   failingAfterCycles: 3,
   staleAfterHours: undefined,
@@ -139,13 +142,23 @@ export function deploymentOptionsFrom(
     );
   }
 
-  const mailExpirationDays = read.optionalInteger('mailExpirationDays', 1, 36_500);
+  const mailExpirationDays = read.integer('mailExpirationDays', 1, 36_500);
   const mailInfrequentAccessAfterDays = read.optionalInteger(
     'mailInfrequentAccessAfterDays',
     30,
     36_500,
     'S3 moves objects to Standard-IA after 30 days at the earliest',
   );
+  if (
+    mailInfrequentAccessAfterDays !== undefined &&
+    mailInfrequentAccessAfterDays >= mailExpirationDays
+  ) {
+    throw new DeploymentOptionsError(
+      'mailInfrequentAccessAfterDays',
+      `Context "mailInfrequentAccessAfterDays" (${mailInfrequentAccessAfterDays}) must be fewer than "mailExpirationDays" (${mailExpirationDays}): S3 moves an old version to Standard-IA only before it expires.`,
+    );
+  }
+  const mailEncryption = read.string('mailEncryption', /^(kms|s3)$/, 'kms or s3') as 'kms' | 's3';
 
   const schedule = scheduleExpression(read.string('schedule'));
   const scheduleTimeZone = timeZone(read.string('scheduleTimeZone'));
@@ -208,6 +221,7 @@ export function deploymentOptionsFrom(
     logRetentionDays: logRetentionDays as RetentionDays,
     mailExpirationDays,
     mailInfrequentAccessAfterDays,
+    mailEncryption,
     failingAfterCycles: read.integer('failingAfterCycles', 1, 1000),
     staleAfterHours,
     serverDownAfterCycles: read.integer('serverDownAfterCycles', 1, 1000),

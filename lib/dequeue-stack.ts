@@ -54,8 +54,8 @@ export class DequeueStack extends Stack {
         ? kms.Key.fromKeyArn(this, 'SecretsKey', o.secretsKmsKeyArn)
         : undefined,
       mailPrefix: o.mailPrefix,
-      mailExpiration:
-        o.mailExpirationDays === undefined ? undefined : Duration.days(o.mailExpirationDays),
+      mailEncryption: o.mailEncryption,
+      mailExpiration: Duration.days(o.mailExpirationDays),
       mailInfrequentAccessAfter:
         o.mailInfrequentAccessAfterDays === undefined
           ? undefined
@@ -97,7 +97,7 @@ export class DequeueStack extends Stack {
       value: s.mailBucket.bucketName,
     });
     new CfnOutput(this, 'MailReaderPolicyArn', {
-      description: `Attach to the machine that runs dequeue deliver --bucket: list, read and delete under ${o.mailPrefix}, write under ${o.mailPrefix}failed/`,
+      description: `Attach to the machine that runs dequeue deliver --bucket: list, read, tag and delete under ${o.mailPrefix}, write under ${o.mailPrefix}failed/ (and decrypt with the mail key)`,
       value: s.mailReaderPolicy.managedPolicyArn,
     });
     new CfnOutput(this, 'StatusReaderPolicyArn', {

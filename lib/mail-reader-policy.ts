@@ -5,7 +5,8 @@
  *
  * What deliver does in S3 (docs/deploy.md, "Taking the mail out"): list the stored messages
  * and their envelopes, read them, delete a message once every recipient has a final answer (the
- * versioned bucket keeps the old version), and move one refused for good under
+ * versioned bucket keeps the old version, tagged first so that it may expire), and move one
+ * refused for good under
  * `<prefix>failed/`, with the server's replies beside it: a copy written there, then the
  * original deleted. Two runs never deliver one message at once: each claims a message by writing
  * `<id>.claim` beside it with a conditional PutObject (If-None-Match, a stale lease taken over
@@ -16,6 +17,7 @@ import { Aws, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { EXPIRY_TAG } from './mail-store';
 
 export interface MailReaderPolicyProps {
   /** The mail bucket. */
@@ -44,6 +46,16 @@ export class MailReaderPolicy extends Construct {
         sid: 'TakeMail',
         actions: ['s3:GetObject', 's3:DeleteObject'],
         resources: [bucket.arnForObjects(`${mailPrefix}*`)],
+      }),
+      // Before it takes a message out, deliver tags the message's and its envelope's current
+      // version (lib/mail-store.ts, EXPIRY_TAG): only versions so tagged may expire.
+      new iam.PolicyStatement({
+        sid: 'LetTakenMailExpire',
+        actions: ['s3:PutObjectTagging'],
+        resources: [bucket.arnForObjects(`${mailPrefix}*`)],
+        conditions: {
+          'ForAllValues:StringEquals': { 's3:RequestObjectTagKeys': [EXPIRY_TAG.key] },
+        },
       }),
       new iam.PolicyStatement({
         sid: 'ClaimMail',

@@ -72,6 +72,11 @@ export function checkReleaseSignallerProps(
   if (expiration !== undefined && expiration < 1) {
     fail('`mailExpiration` must be at least 1 day.');
   }
+  if (infrequentAccess !== undefined && infrequentAccess >= (expiration ?? 30)) {
+    fail(
+      `\`mailInfrequentAccessAfter\` (${infrequentAccess} days) must be sooner than \`mailExpiration\` (${expiration ?? 30} days${expiration === undefined ? ', the default' : ''}): S3 moves an old version to Standard-IA only before it expires.`,
+    );
+  }
 
   const seconds = props.timeout?.toSeconds();
   if (seconds !== undefined && (seconds < 1 || seconds > 900)) {

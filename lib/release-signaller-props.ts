@@ -73,17 +73,30 @@ export interface ReleaseSignallerProps {
    */
   readonly mailPrefix?: string;
   /**
-   * Old versions of stored mail are deleted this long after they stopped being current: mail that
-   * `dequeue deliver` handed on (and deleted, the versioned bucket keeping the old version) and
-   * withdrawn envelopes. Mail not yet delivered is never expired.
+   * How the stored mail is encrypted: `kms`, with a KMS key of the bucket's own that only the
+   * function (to write) and the MailReaderPolicy (to read) are granted, so that broad
+   * s3:GetObject (ReadOnlyAccess, a support role) does not read customers' mail; or `s3`,
+   * S3-managed keys, where nobody holds such access and the key's USD 1 a month is not wanted.
+   * lib/mail-store.ts says more.
    *
-   * @default - old versions kept until deleted by hand
+   * @default 'kms'
+   */
+  readonly mailEncryption?: 'kms' | 's3';
+  /**
+   * Old versions of the mail `dequeue deliver` took out (delivered, or set aside under failed/)
+   * are deleted this long after it took them out. Mail not yet delivered is never expired, nor
+   * is anything the function itself overwrote or withdrew (only versions deliver tagged expire:
+   * the function cannot destroy a stored message).
+   *
+   * @default Duration.days(30)
    */
   readonly mailExpiration?: Duration;
   /**
-   * Stored mail moves to S3 Standard-IA this long after it was stored (30 days at least).
+   * Old versions of the mail `dequeue deliver` took out move to S3 Standard-IA this long after it
+   * took them out (30 days at least, and sooner than `mailExpiration`: Standard-IA bills 30 days
+   * at least, and S3 does not move objects under 128 KB).
    *
-   * @default - stays in S3 Standard
+   * @default - they stay in S3 Standard until they expire
    */
   readonly mailInfrequentAccessAfter?: Duration;
 

@@ -5,20 +5,21 @@
  * stay held. Optionally it reaches the providers from one static address (see StaticEgress).
  */
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { lambdaBundle, sideModuleBuildCommands } from './bundling';
 import { ConsoleTestEvents } from './console-test-events';
 import { MailReaderPolicy } from './mail-reader-policy';
+import { DEFAULT_MAIL_EXPIRATION, MailStore } from './mail-store';
 import { FailedCycleDestination, ReleaseSchedule } from './release-schedule';
 import {
   checkReleaseSignallerProps,
@@ -140,7 +141,13 @@ export class ReleaseSignaller extends Construct {
       statusIndex: STATUS_INDEX.indexName,
     }).policy;
 
-    this.mailBucket = this.createMailBucket(mailPrefix, props);
+    const mailStore = new MailStore(this, 'MailStore', {
+      mailPrefix,
+      encryption: props.mailEncryption ?? 'kms',
+      expiration: props.mailExpiration ?? DEFAULT_MAIL_EXPIRATION,
+      infrequentAccessAfter: props.mailInfrequentAccessAfter,
+    });
+    this.mailBucket = mailStore.bucket;
 
     this.mailReaderPolicy = new MailReaderPolicy(this, 'MailReader', {
       bucket: this.mailBucket,
@@ -309,49 +316,5 @@ export class ReleaseSignaller extends Construct {
       // Lambda checks the role's permissions when it creates the mapping.
       this.workQueue.mapping.node.addDependency(this.role);
     }
-  }
-
-  private createMailBucket(mailPrefix: string, props: ReleaseSignallerProps): s3.Bucket {
-    const lifecycleRules: s3.LifecycleRule[] = [
-      // A multipart upload cut short by the function's deadline would otherwise be billed forever.
-      { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
-    ];
-    if (props.mailExpiration || props.mailInfrequentAccessAfter) {
-      lifecycleRules.push({
-        id: 'stored-mail',
-        prefix: mailPrefix,
-        // Only versions that are no longer current: delivered mail (deleted by `dequeue deliver`,
-        // the delete marker on top) and withdrawn envelopes. Mail not yet delivered is current
-        // and never expires: nothing is dropped before someone has taken it.
-        noncurrentVersionExpiration: props.mailExpiration,
-        // Once those versions are gone the delete marker is alone; S3 then removes it too.
-        expiredObjectDeleteMarker: props.mailExpiration ? true : undefined,
-        transitions: props.mailInfrequentAccessAfter
-          ? [
-              {
-                storageClass: s3.StorageClass.INFREQUENT_ACCESS,
-                transitionAfter: props.mailInfrequentAccessAfter,
-              },
-            ]
-          : undefined,
-      });
-    }
-
-    const bucket = new s3.Bucket(this, 'MailBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      // Our 250 after the final dot made the provider delete its copy: this is the only one.
-      versioned: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules,
-    });
-    Validations.of(bucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason:
-        'Only the function writes here (PutObject under the mail prefix) and only `dequeue deliver` with the MailReaderPolicy reads it; a second bucket of access logs would hold no more than CloudTrail data events can when needed.',
-    });
-    return bucket;
   }
 }

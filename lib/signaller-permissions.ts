@@ -119,9 +119,10 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
 
   // PutObject also authorises the multipart calls of a large message; AbortMultipartUpload
   // cleans up after a failed one. DeleteObject lets the sink withdraw the envelope of a message
-  // it did not acknowledge (docs/odmr.md): the bucket is versioned and the role has no
-  // DeleteObjectVersion, so a delete only adds a marker and no stored message can be destroyed.
-  // Nothing can be read or listed.
+  // it did not acknowledge (docs/odmr.md): the bucket is versioned and the role has neither
+  // DeleteObjectVersion nor PutObjectTagging, so a delete only adds a marker, and the old version
+  // it hides never carries the tag that lets the lifecycle expire it (lib/mail-store.ts): no
+  // stored message can be destroyed by the function. Nothing can be read or listed.
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'StoreMail',
@@ -129,6 +130,21 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
       resources: [access.mailBucket.arnForObjects(`${access.mailPrefix}*`)],
     }),
   );
+  const mailKey = access.mailBucket.encryptionKey;
+  if (mailKey) {
+    // SSE-KMS: S3 asks KMS for a data key with the caller's rights (GenerateDataKey), and for a
+    // multipart upload decrypts it again to complete it (Decrypt). Only through S3, so the key
+    // cannot decrypt anything for the function directly; and the function has no s3:GetObject,
+    // so Decrypt through S3 reads no stored mail either.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'EncryptMail',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [mailKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } },
+      }),
+    );
+  }
 
   if (access.inVpc) {
     // Lambda creates and removes the function's network interfaces with the function's own role.

@@ -6,7 +6,7 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { conflict, notFound, s3Error } from './s3-mail-objects';
+import { allowExpiry, conflict, notFound, s3Error } from './s3-mail-objects';
 
 interface ClaimRecord {
   readonly host: string;
@@ -78,6 +78,9 @@ export class S3ClaimLeases {
    * S3 refuses (412: another run's now; 404: gone). Other failures throw.
    */
   async renew(key: string, etag: string): Promise<Held | null> {
+    // The lease it replaces becomes an old version: tagged, it may expire (a tag leaves the
+    // ETag as it is, so If-Match below still decides whose the claim is).
+    await allowExpiry(this.client, this.bucket, key);
     const fresh = this.record();
     try {
       const put = await this.client.send(

@@ -119,8 +119,10 @@ export class S3Claim implements ClaimedMail {
     this.stopRenewing();
     await this.renewing;
     this.store.held.delete(this);
-    if (!this.lost && !this.keep)
+    if (!this.lost && !this.keep) {
+      await this.store.objects.allowExpiry(this.claimKey);
       await this.store.objects.delete(this.claimKey).catch(() => undefined);
+    }
   }
 
   async *open(): AsyncIterable<Buffer> {
@@ -135,12 +137,20 @@ export class S3Claim implements ClaimedMail {
     if (this.lost) throw this.lost;
   }
 
-  /** Out of the undelivered set: the .eml first (from then on it is out), then what goes with it. */
+  /**
+   * Out of the undelivered set: the .eml first (from then on it is out), then what goes with it.
+   * Each is tagged first, so that its old version may expire (lambda/mail-retention.ts).
+   */
   private async takeOut(): Promise<void> {
-    await this.store.objects.delete(`${this.ref.base}.eml`);
-    await this.store.objects.delete(`${this.ref.base}.json`).catch(() => undefined);
-    if (this.answered.length)
-      await this.store.objects.delete(`${this.ref.base}.progress`).catch(() => undefined);
+    const { objects } = this.store;
+    await objects.allowExpiry(`${this.ref.base}.eml`);
+    await objects.delete(`${this.ref.base}.eml`);
+    await objects.allowExpiry(`${this.ref.base}.json`);
+    await objects.delete(`${this.ref.base}.json`).catch(() => undefined);
+    if (this.answered.length) {
+      await objects.allowExpiry(`${this.ref.base}.progress`);
+      await objects.delete(`${this.ref.base}.progress`).catch(() => undefined);
+    }
   }
 
   async delivered(): Promise<void> {
@@ -173,8 +183,11 @@ export class S3Claim implements ClaimedMail {
   async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
     try {
       await this.confirm();
-      if (answers.length)
+      if (answers.length) {
+        // The progress record it replaces becomes an old version: tagged, it may expire.
+        if (this.answered.length) await this.store.objects.allowExpiry(`${this.ref.base}.progress`);
         await this.store.objects.put(`${this.ref.base}.progress`, JSON.stringify({ answers }));
+      }
     } finally {
       await this.finish();
     }

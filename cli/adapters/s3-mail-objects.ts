@@ -11,12 +11,14 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   type S3Client,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import { describeAwsError } from '../../lambda/adapters/aws-errors';
+import { EXPIRY_TAG } from '../../lambda/mail-retention';
 
 /**
  * Above this a message goes to failed/ as a multipart copy. S3's CopyObject limit is "5 GB":
@@ -56,6 +58,23 @@ export const status = (e: unknown) =>
 export const notFound = (e: unknown) =>
   status(e) === 404 || (e as Error).name === 'NoSuchKey' || (e as Error).name === 'NotFound';
 export const conflict = (e: unknown) => status(e) === 412 || status(e) === 409;
+/**
+ * Tags the current version of `key` so that the bucket's lifecycle may expire it once it is no
+ * longer current (lambda/mail-retention.ts). Best effort: a reader policy from before the tag
+ * (no s3:PutObjectTagging) leaves the version untagged, kept rather than lost.
+ */
+export async function allowExpiry(client: S3Client, bucket: string, key: string): Promise<void> {
+  await client
+    .send(
+      new PutObjectTaggingCommand({
+        Bucket: bucket,
+        Key: key,
+        Tagging: { TagSet: [{ Key: EXPIRY_TAG.key, Value: EXPIRY_TAG.value }] },
+      }),
+    )
+    .catch(() => undefined);
+}
+
 export interface S3MailObjectsOptions {
   /** Default MULTIPART_COPY_ABOVE_BYTES (tests lower it to prove the multipart path on moto). */
   readonly multipartCopyAboveBytes?: number;
@@ -115,7 +134,15 @@ export class S3MailObjects {
   async copy(from: string, to: string): Promise<void> {
     try {
       await this.client.send(
-        new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: this.copySource(from) }),
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: to,
+          CopySource: this.copySource(from),
+          // No tags on the copy: copying a source that carries the expiry tag (a run stopped
+          // between tagging and deleting it) would need s3:GetObjectTagging, which deliver has
+          // not, and the copy under failed/ is current anyway.
+          TaggingDirective: 'REPLACE',
+        }),
       );
     } catch (e) {
       throw s3Error(`cannot copy s3://${this.bucket}/${from} to ${to}`, e);
@@ -185,6 +212,11 @@ export class S3MailObjects {
     } catch (e) {
       throw s3Error(what, e);
     }
+  }
+
+  /** See allowExpiry above. */
+  allowExpiry(key: string): Promise<void> {
+    return allowExpiry(this.client, this.bucket, key);
   }
 
   async delete(key: string): Promise<void> {

@@ -47,6 +47,11 @@ export interface CallEnvironment {
   readonly accountId: string;
   /** The partition key attribute of a table, for dynamodb:LeadingKeys. */
   readonly hashKeyOf?: (table: string) => string | undefined;
+  /**
+   * The ARN of the KMS key that encrypts a bucket by default (SSE-KMS), if any: S3 then asks KMS
+   * with the caller's rights, and those authorisations are added to the S3 call's.
+   */
+  readonly bucketKeyOf?: (bucket: string) => string | undefined;
 }
 
 /** Signing names whose IAM prefix differs. */
@@ -123,7 +128,10 @@ export function decodeCall(exchange: RecordedExchange, env: CallEnvironment): Aw
     modelled: [...GLOBAL_MODELLED, ...modelled],
   });
 
-  if (service === 's3') return decodeS3(exchange, pa, auth);
+  if (service === 's3') {
+    const call = decodeS3(exchange, pa, auth);
+    return withBucketKey(call, env.bucketKeyOf, r, { ...global });
+  }
 
   const target = header(exchange, 'x-amz-target');
   const rpc = /^\/service\/[^/]+\/operation\/([^/?]+)/.exec(exchange.url);
@@ -297,6 +305,44 @@ type AuthFactory = (
   modelled?: string[],
 ) => Authorization;
 
+/**
+ * What S3 asks KMS for, with the caller's rights, when the bucket is encrypted with a KMS key by
+ * default: a data key for an object written (PutObject, CopyObject's destination, the start of a
+ * multipart upload), the data key decrypted again for each part and the completion of a
+ * multipart upload, and for an object read. Only through S3 (`kms:ViaService`).
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
+ */
+function withBucketKey(
+  call: AwsCall,
+  bucketKeyOf: CallEnvironment['bucketKeyOf'],
+  region: string,
+  global: Record<string, ContextValue>,
+): AwsCall {
+  if (!bucketKeyOf) return call;
+  const kms: Authorization[] = [];
+  const add = (action: string, objectArn: string | undefined) => {
+    const bucket = /^arn:[^:]+:s3:::([^/]+)\//.exec(objectArn ?? '')?.[1];
+    const key = bucket === undefined ? undefined : bucketKeyOf(bucket);
+    if (key === undefined) return;
+    kms.push({
+      action,
+      resource: key,
+      context: { ...global, 'kms:viaservice': `s3.${region}.amazonaws.com` },
+      modelled: [...GLOBAL_MODELLED, 'kms:viaservice'],
+    });
+  };
+  const op = call.operation.replace(/^s3 /, '');
+  for (const a of call.authorizations) {
+    if (a.action === 's3:GetObject' && op !== 'HeadObject') add('kms:Decrypt', a.resource);
+    if (a.action !== 's3:PutObject') continue;
+    if (['PutObject', 'CopyObject', 'CreateMultipartUpload'].includes(op))
+      add('kms:GenerateDataKey', a.resource);
+    if (['UploadPart', 'UploadPartCopy', 'CompleteMultipartUpload'].includes(op))
+      add('kms:Decrypt', a.resource);
+  }
+  return kms.length ? { ...call, authorizations: [...call.authorizations, ...kms] } : call;
+}
+
 /** S3's REST API: the operation from method, path and sub-resource; object ARNs without the key's URL encoding. */
 function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): AwsCall {
   const url = new URL(exchange.url, 'http://x');
@@ -331,6 +377,8 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
     's3:delimiter',
     's3:max-keys',
     's3:x-amz-content-sha256',
+    's3:requestobjecttagkeys',
+    's3:requestobjecttag',
   ];
   const context: Record<string, ContextValue> = {
     // The SDK on Node 24 negotiates TLS 1.2 at least (Node's default minimum).
@@ -348,6 +396,19 @@ function decodeS3(exchange: RecordedExchange, pa: string, auth: AuthFactory): Aw
     if (v !== undefined) context[`s3:${h}`] = v;
   }
   if (q.has('versionId')) context['s3:versionid'] = q.get('versionId')!;
+  // The tags a request sets: PutObjectTagging's TagSet, or PutObject's x-amz-tagging header.
+  const tags: [string, string][] =
+    m === 'PUT' && q.has('tagging')
+      ? [
+          ...exchange.body
+            .toString('utf8')
+            .matchAll(/<Tag>\s*<Key>([^<]*)<\/Key>\s*<Value>([^<]*)<\/Value>\s*<\/Tag>/g),
+        ].map((t) => [t[1]!, t[2]!])
+      : [...new URLSearchParams(header(exchange, 'x-amz-tagging') ?? '')];
+  if (tags.length) {
+    context['s3:requestobjecttagkeys'] = tags.map(([k]) => k);
+    for (const [k, v] of tags) context[`s3:requestobjecttag/${k.toLowerCase()}`] = v;
+  }
   for (const k of ['prefix', 'delimiter', 'max-keys']) if (q.has(k)) context[`s3:${k}`] = q.get(k)!;
   const a = (action: string, resource = objectArn) => auth(action, resource, context, s3Modelled);
   const hint = q.get('x-id');

@@ -40,6 +40,10 @@ const VARIANTS: Record<string, Record<string, unknown>> = {
     secretsKmsKeyArn:
       'arn:aws:kms:eu-central-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab',
   },
+  'S3-managed mail keys, a daily cron': {
+    mailEncryption: 's3',
+    schedule: 'cron(0 6 * * ? *)',
+  },
 };
 
 interface Match {

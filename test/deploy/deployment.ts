@@ -13,6 +13,7 @@ import { type Invocation, invokeBundle, lambdaEnvironment } from '../../peers/la
 import { type LambdaNode, lambdaNode, nodeMajorOfRuntime } from '../../peers/lambda-node';
 import { MOTO_REGION, type MotoServer, startMotoServer } from '../servers/moto-server';
 import { type AwsCall, decodeCall } from './aws-calls';
+import { bucketKeys } from './bucket-keys';
 import { CfnResolver } from './cfn-resolve';
 import {
   type CloudAssembly,
@@ -185,6 +186,7 @@ export async function deploy(
       credentials: CREDENTIALS,
     };
 
+    const bucketKeyOf = bucketKeys(fn.stack.template, resolver);
     /** The partition key of a table the template created, for dynamodb:LeadingKeys. */
     const hashKey = (table: string): string | undefined => {
       for (const [id, r] of Object.entries(fn.stack.template.Resources)) {
@@ -263,7 +265,12 @@ export async function deploy(
       },
       recorded: () => {
         const calls = through.exchanges.map((x) =>
-          decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, hashKeyOf: hashKey }),
+          decodeCall(x, {
+            partition: 'aws',
+            accountId: ACCOUNT_ID,
+            hashKeyOf: hashKey,
+            bucketKeyOf,
+          }),
         );
         through.clear();
         return calls;

@@ -16,12 +16,12 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as s3 from 'aws-cdk-lib/aws-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { S3MailStoreReader } from '../../cli/adapters/s3-mail-store-reader';
 import { MailReaderPolicy } from '../../lib/mail-reader-policy';
+import { MailStore } from '../../lib/mail-store';
 import { createS3MailSink } from '../../lambda/adapters/s3-mail-sink';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
 import { message, store } from '../cli/delivery/stored-mail';
@@ -34,6 +34,7 @@ import {
   type MotoServer,
 } from '../servers/moto-server';
 import { decodeCall, type AwsCall } from './aws-calls';
+import { bucketKeys } from './bucket-keys';
 import { CfnResolver } from './cfn-resolve';
 import type { CfnTemplate } from './cloud-assembly';
 import { decide, type Policy, type Statement } from './iam-policy';
@@ -55,8 +56,13 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
   beforeAll(async () => {
     // The template's content is what matters here; CDK's own validation is test/lib/cfn-validation.test.ts's.
     const stack = new Stack(new App({ builtinCloudFormationValidation: false }), 'Dequeue');
+    // The stack's own store: versioned, SSE-KMS with a key of its own, the expiry tag.
     new MailReaderPolicy(stack, 'MailReader', {
-      bucket: new s3.Bucket(stack, 'MailBucket', { versioned: true }),
+      bucket: new MailStore(stack, 'MailStore', {
+        mailPrefix: 'mail/',
+        encryption: 'kms',
+        expiration: Duration.days(30),
+      }).bucket,
       mailPrefix: 'mail/',
     });
     const synthesised = Template.fromStack(stack);
@@ -156,7 +162,10 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
       'failed',
     ]);
     expect(run.stderr).toMatch(/removed s3:\/\/\S+\.eml: a message without its envelope/);
-    calls = proxy.exchanges.map((x) => decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID }));
+    const bucketKeyOf = bucketKeys(template, resolver);
+    calls = proxy.exchanges.map((x) =>
+      decodeCall(x, { partition: 'aws', accountId: ACCOUNT_ID, bucketKeyOf }),
+    );
   }, 240_000);
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c();

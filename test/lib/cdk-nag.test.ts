@@ -66,6 +66,7 @@ const covers = (ack: Acknowledgement, finding: Finding) =>
 describe.each([
   ['without a VPC', {}],
   ['with static egress', { staticEgress: true }],
+  ['with S3-managed mail keys', { mailEncryption: 's3' }],
 ])('AwsSolutions checks %s', (_, context) => {
   let synth: SynthesisedDequeue | undefined;
   let failure: unknown;

@@ -32,6 +32,7 @@ beforeAll(() => {
     logRetentionDays: '90',
     mailInfrequentAccessAfterDays: '30',
     mailExpirationDays: '400',
+    mailEncryption: 's3',
     failingAfterCycles: '5',
     staleAfterHours: '200',
     reservedConcurrency: '30',
@@ -173,21 +174,32 @@ describe('deployment options from context', () => {
     });
   });
 
-  it('expire only old versions of delivered mail, and move stored mail to Standard-IA, under its prefix only', () => {
+  it('expire the old versions of the mail deliver took out, moving them to Standard-IA first, under its prefix only', () => {
     const bucket = onlyResource(template, 'AWS::S3::Bucket');
     expect(bucket.resource.Properties.LifecycleConfiguration.Rules).toContainEqual({
-      Id: 'stored-mail',
+      Id: 'taken-out-mail',
       Prefix: 'atrn/',
+      TagFilters: [{ Key: 'dequeue-expiry', Value: 'allowed' }],
       Status: 'Enabled',
       NoncurrentVersionExpiration: { NoncurrentDays: 400 },
-      ExpiredObjectDeleteMarker: true,
-      Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
+      // The delivered bulk, not the mail waiting to be read.
+      NoncurrentVersionTransitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
     });
     // Undelivered mail is current: no rule ever expires a current version.
     for (const rule of bucket.resource.Properties.LifecycleConfiguration.Rules) {
       expect(rule.ExpirationInDays, rule.Id).toBeUndefined();
       expect(rule.ExpirationDate, rule.Id).toBeUndefined();
     }
+  });
+
+  it('keep the mail with S3-managed keys when told: no key, no KMS grant', () => {
+    const bucket = onlyResource(template, 'AWS::S3::Bucket');
+    expect(bucket.resource.Properties.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [
+        { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+      ],
+    });
+    expect(statements().get('EncryptMail')).toBeUndefined();
   });
 
   it('give the mail reader policy the moved prefix', () => {

@@ -35,8 +35,9 @@ describe('deployment options from CDK context', () => {
       timeoutSeconds: 900,
       memoryMiB: 256,
       logRetentionDays: RetentionDays.ONE_MONTH,
-      mailExpirationDays: undefined,
+      mailExpirationDays: 30,
       mailInfrequentAccessAfterDays: undefined,
+      mailEncryption: 'kms',
       failingAfterCycles: 3,
       staleAfterHours: 24,
       serverDownAfterCycles: 4,
@@ -245,11 +246,21 @@ describe('deployment options from CDK context', () => {
     expect(error.message).toContain('-c staticEgress=true');
   });
 
-  it('accepts an expiry of old versions shorter than the move to Standard-IA: they concern different versions', () => {
-    expect(from({ mailExpirationDays: 7, mailInfrequentAccessAfterDays: 30 })).toMatchObject({
-      mailExpirationDays: 7,
+  it('rejects a move to Standard-IA no sooner than the expiry: both concern the same old versions now', () => {
+    const error = rejection({ mailInfrequentAccessAfterDays: 30 });
+    expect(error.contextKey).toBe('mailInfrequentAccessAfterDays');
+    expect(error.message).toBe(
+      'Context "mailInfrequentAccessAfterDays" (30) must be fewer than "mailExpirationDays" (30): S3 moves an old version to Standard-IA only before it expires.',
+    );
+    expect(from({ mailExpirationDays: 90, mailInfrequentAccessAfterDays: 30 })).toMatchObject({
+      mailExpirationDays: 90,
       mailInfrequentAccessAfterDays: 30,
     });
+  });
+
+  it.each([['kms'], ['s3']])('takes mailEncryption %s, nothing else', (mailEncryption) => {
+    expect(from({ mailEncryption }).mailEncryption).toBe(mailEncryption);
+    expect(rejection({ mailEncryption: 'aes' }).contextKey).toBe('mailEncryption');
   });
 
   it.each([

@@ -191,7 +191,8 @@ describe('in another app', () => {
   it('runs in the VPC it is given and notifies the topic it is given', () => {
     const topic = onlyResource(template, 'AWS::SNS::Topic');
     expect(topic.id).toMatch(/^OpsTopic/);
-    template.resourceCountIs('AWS::KMS::Key', 0);
+    // Only the mail store's key: the topic (and its key) are the host app's.
+    template.resourceCountIs('AWS::KMS::Key', 1);
     template.resourceCountIs('AWS::EC2::EIP', 1); // the host VPC's own NAT address, nothing of ours
     template.resourceCountIs('AWS::EC2::VPC', 1);
     template.allResourcesProperties('AWS::CloudWatch::Alarm', {

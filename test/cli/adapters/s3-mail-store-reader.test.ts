@@ -6,11 +6,13 @@
  *   message being committed right now) are left alone and not reported;
  * - the claim's lease, renewed while a slow message is being delivered, so another run cannot
  *   take it over; a renewal refused (another run took it) means no mark, said so;
- * - a message over the single-copy limit goes to failed/ as a multipart copy (the limit lowered).
+ * - a message over the single-copy limit goes to failed/ as a multipart copy (the limit lowered);
+ * - what deliver takes out is tagged for the bucket's expiry first; nothing else is.
  */
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadObjectCommand,
   ListObjectVersionsCommand,
   PutObjectCommand,
@@ -280,6 +282,72 @@ describeWithMotoServer(
       expect(mx.accepted.length).toBe(0);
       expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['claim', 'eml', 'json']);
       expect((await body(claimKey)).toString()).toBe(theirs);
+    });
+
+    it('what deliver took out (delivered, set aside, its claims) may expire; a version the function withdrew, and mail to deliver, may not', async () => {
+      const [delivered, refused, waiting] = [
+        message(1),
+        message(2, { to: ['nobody@customer.test'] }),
+        message(3, { to: ['later@customer.test'] }),
+      ];
+      await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [
+        delivered,
+        refused,
+        waiting,
+      ]);
+      // The function withdrew an envelope (a message it could not acknowledge): its own delete.
+      const withdrawn = message(4);
+      await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [withdrawn]);
+      const withdrawnKeys = [await keyOf(withdrawn, 'eml'), await keyOf(withdrawn, 'json')];
+      for (const Key of withdrawnKeys)
+        await bucket.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key }));
+      const waitingKeys = [await keyOf(waiting, 'eml'), await keyOf(waiting, 'json')];
+      const mx = await server({
+        rcpt: (a) =>
+          a.startsWith('nobody')
+            ? '550 5.1.1 no such user'
+            : a.startsWith('later')
+              ? '451 4.3.0 later'
+              : '250 2.1.5 ok',
+      });
+      const out = await deliver(mx.port);
+      expect(out.json.map((r) => [r.message, r.outcome]).sort()).toEqual([
+        [delivered.id, 'delivered'],
+        [refused.id, 'failed'],
+        [waiting.id, 'deferred'],
+      ]);
+
+      const listed = await bucket.s3.send(
+        new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: 'mail/' }),
+      );
+      const tagged = async (Key: string, VersionId: string) =>
+        (
+          await bucket.s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key, VersionId }))
+        ).TagSet?.map((t) => `${t.Key}=${t.Value}`) ?? [];
+      const old: Record<string, string[]> = {};
+      for (const v of listed.Versions ?? []) {
+        const tags = await tagged(v.Key!, v.VersionId!);
+        if (v.IsLatest) {
+          // Current versions (mail still to deliver, what is under failed/) carry no tag.
+          expect(tags, v.Key).toEqual([]);
+          continue;
+        }
+        old[v.Key!.replace(/^mail\/(failed\/)?odmr\/\d{4}\/\d\d\/\d\d\//, '')] = tags;
+      }
+      const allowed = ['dequeue-expiry=allowed'];
+      expect(old).toEqual({
+        [`${delivered.id}.eml`]: allowed,
+        [`${delivered.id}.json`]: allowed,
+        [`${delivered.id}.claim`]: allowed,
+        [`${refused.id}.eml`]: allowed,
+        [`${refused.id}.json`]: allowed,
+        [`${refused.id}.claim`]: allowed,
+        [`${waiting.id}.claim`]: allowed,
+        // The function's own deletes: kept until someone deletes them by hand.
+        [`${withdrawn.id}.eml`]: [],
+        [`${withdrawn.id}.json`]: [],
+      });
+      expect(await keys()).toEqual(expect.arrayContaining([...waitingKeys]));
     });
 
     it('a message over the single-copy limit goes to failed/ copied in parts, byte for byte', async () => {

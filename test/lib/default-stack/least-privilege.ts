@@ -25,6 +25,7 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
       expect([...functionStatements(template).keys()].sort()).toEqual(
         [
           'CountCycles',
+          'EncryptMail',
           'QueueWorkOrders',
           'ReadConfiguration',
           'ReadCredentials',
@@ -71,9 +72,31 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
       );
     });
 
-    it('needs no kms:Decrypt with the AWS managed aws/ssm and aws/secretsmanager keys', () => {
-      const actions = [...functionStatements(template).values()].flatMap((s) => [s.Action].flat());
-      expect(actions.filter((a: string) => a.startsWith('kms:'))).toEqual([]);
+    it('needs no kms:Decrypt with the AWS managed aws/ssm and aws/secretsmanager keys; the mail key only through S3', () => {
+      const statements = [...functionStatements(template).values()];
+      const withKms = statements.filter((s) =>
+        [s.Action].flat().some((a: string) => a.startsWith('kms:')),
+      );
+      const bucket = onlyResource(template, 'AWS::S3::Bucket');
+      const keyId =
+        bucket.resource.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0]
+          .ServerSideEncryptionByDefault.KMSMasterKeyID['Fn::GetAtt'][0];
+      expect(withKms).toEqual([
+        {
+          Sid: 'EncryptMail',
+          Effect: 'Allow',
+          // A data key for each object, and for a multipart upload that data key again.
+          Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          Resource: { 'Fn::GetAtt': [keyId, 'Arn'] },
+          Condition: {
+            StringEquals: {
+              'kms:ViaService': {
+                'Fn::Join': ['', ['s3.', { Ref: 'AWS::Region' }, '.amazonaws.com']],
+              },
+            },
+          },
+        },
+      ]);
     });
 
     it('uses exactly GetItem, PutItem and UpdateItem on the counter table (no ConditionCheck item is ever sent)', () => {
@@ -198,7 +221,7 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
   });
 
   describe('the mail reader policy (for dequeue deliver --bucket)', () => {
-    it('lists, reads and deletes under mail/, writes only claims and progress beside the mail and refused mail under mail/failed/', () => {
+    it('lists, reads, tags for expiry and deletes under mail/, writes only claims and progress beside the mail and refused mail under mail/failed/, decrypts only through S3', () => {
       const bucket = onlyResource(template, 'AWS::S3::Bucket');
       const policy = onlyResource(template, 'AWS::IAM::ManagedPolicy', {
         Properties: {
@@ -223,12 +246,29 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
           Action: ['s3:DeleteObject', 's3:GetObject'],
           Resource: `\${${bucket.id}.Arn}/mail/*`,
         },
+        {
+          Sid: 'LetTakenMailExpire',
+          Effect: 'Allow',
+          Action: 's3:PutObjectTagging',
+          Resource: `\${${bucket.id}.Arn}/mail/*`,
+          // That one tag and no other: tags the lifecycle does not read could only mislead.
+          Condition: {
+            'ForAllValues:StringEquals': { 's3:RequestObjectTagKeys': ['dequeue-expiry'] },
+          },
+        },
         { Sid: 'ClaimMail', Effect: 'Allow', Action: 's3:PutObject', Resource: expect.anything() },
         {
           Sid: 'SetAsideRefusedMail',
           Effect: 'Allow',
           Action: 's3:PutObject',
           Resource: `\${${bucket.id}.Arn}/mail/failed/*`,
+        },
+        {
+          Sid: 'UseMailKey',
+          Effect: 'Allow',
+          Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          Resource: expect.stringMatching(/^\$\{ReleaseSignallerMailStoreKey[0-9A-F]+\.Arn\}$/),
+          Condition: expect.anything(),
         },
       ]);
       expect(statements.find((st: any) => st.Sid === 'ClaimMail').Resource).toEqual([

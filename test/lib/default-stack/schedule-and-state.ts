@@ -6,6 +6,8 @@ import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { counterTableDefinition } from '../../../lambda/counter-table';
 import {
+  cfnText,
+  functionStatements,
   onlyResource,
   scheduleDeadLetterQueue,
   signallerFunction,
@@ -102,8 +104,17 @@ export function scheduleAndStateTests(synthesised: () => SynthesisedDequeue): vo
       );
     });
 
-    it('stores mail in a private, encrypted, versioned, retained bucket that refuses plain HTTP', () => {
+    /** The mail bucket's key: the one key the bucket's encryption names. */
+    const mailKey = () => {
       const bucket = onlyResource(template, 'AWS::S3::Bucket');
+      const id = bucket.resource.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0]
+        .ServerSideEncryptionByDefault.KMSMasterKeyID['Fn::GetAtt'][0] as string;
+      return { id, resource: template.toJSON().Resources[id] };
+    };
+
+    it('stores mail in a private, versioned, retained bucket that refuses plain HTTP, encrypted with a rotated key of its own that outlives the stack', () => {
+      const bucket = onlyResource(template, 'AWS::S3::Bucket');
+      const key = mailKey();
       expect(bucket.resource).toMatchObject({
         DeletionPolicy: 'Retain',
         UpdateReplacePolicy: 'Retain',
@@ -117,11 +128,28 @@ export function scheduleAndStateTests(synthesised: () => SynthesisedDequeue): vo
         },
         BucketEncryption: {
           ServerSideEncryptionConfiguration: [
-            { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+            {
+              ServerSideEncryptionByDefault: {
+                SSEAlgorithm: 'aws:kms',
+                KMSMasterKeyID: { 'Fn::GetAtt': [key.id, 'Arn'] },
+              },
+              // One KMS request per bucket key, not per object.
+              BucketKeyEnabled: true,
+            },
           ],
         },
         VersioningConfiguration: { Status: 'Enabled' },
       });
+      expect(key.resource).toMatchObject({
+        Type: 'AWS::KMS::Key',
+        DeletionPolicy: 'Retain',
+        Properties: { EnableKeyRotation: true },
+      });
+      // Only the account's IAM policies decide who uses it (the function and the reader policy
+      // grant it); no service or other principal is named in the key policy.
+      expect(
+        key.resource.Properties.KeyPolicy.Statement.map((st: any) => cfnText(st.Principal.AWS)),
+      ).toEqual(['arn:${AWS::Partition}:iam::${AWS::AccountId}:root']);
       template.hasResourceProperties('AWS::S3::BucketPolicy', {
         Bucket: { Ref: bucket.id },
         PolicyDocument: {
@@ -141,7 +169,7 @@ export function scheduleAndStateTests(synthesised: () => SynthesisedDequeue): vo
       });
     });
 
-    it('keeps mail and its old versions until deleted by hand, but aborts abandoned multipart uploads', () => {
+    it('keeps mail to deliver for ever, and what deliver took out 30 days: only versions deliver tagged expire, never what the function hid', () => {
       const bucket = onlyResource(template, 'AWS::S3::Bucket');
       expect(bucket.resource.Properties.LifecycleConfiguration.Rules).toEqual([
         {
@@ -149,7 +177,31 @@ export function scheduleAndStateTests(synthesised: () => SynthesisedDequeue): vo
           AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
           Status: 'Enabled',
         },
+        {
+          Id: 'taken-out-mail',
+          Prefix: 'mail/',
+          TagFilters: [{ Key: 'dequeue-expiry', Value: 'allowed' }],
+          NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+          Status: 'Enabled',
+        },
+        {
+          Id: 'lone-delete-markers',
+          Prefix: 'mail/',
+          ExpiredObjectDeleteMarker: true,
+          Status: 'Enabled',
+        },
       ]);
+      // No rule ever expires a current version: mail not yet delivered stays.
+      for (const rule of bucket.resource.Properties.LifecycleConfiguration.Rules) {
+        expect(rule.ExpirationInDays, rule.Id).toBeUndefined();
+        expect(rule.ExpirationDate, rule.Id).toBeUndefined();
+        expect(rule.Transitions, rule.Id).toBeUndefined();
+      }
+      // The tag is deliver's to set: the function may not tag, nor delete a version.
+      const actions = [...functionStatements(template).values()].flatMap((st) =>
+        [st.Action].flat(),
+      );
+      expect(actions.filter((a: string) => /Tagging|DeleteObjectVersion/.test(a))).toEqual([]);
     });
   });
 }
