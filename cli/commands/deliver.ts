@@ -32,13 +32,13 @@ bucket keeps the old version); refused for good (5xx) for some, to DIR/<target>/
 <prefix>failed/) with the server's replies beside it. A 4xx leaves it, or the recipients still
 waiting, for the next run.
 
-  --mail-dir DIR   the directory the CLI stored into (dequeue --mail-dir DIR)
-  --bucket NAME    the S3 bucket the function stored into (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
+  --mail-dir DIR   the directory a run stored ATRN mail into (its --mail-dir)
+  --bucket NAME    the S3 bucket the function stored into (AWS access: AWS_PROFILE, AWS_REGION,
+                   AWS_ENDPOINT_URL)
   --prefix P       the key prefix in that bucket (default mail/)
   --to URL         smtp://host[:port] (STARTTLS when offered), smtps://host[:port],
                    lmtp://host:port, or lmtp:/path/to/socket (e.g. Dovecot's)
-  --target NAME    only this target's mail (repeatable); with --mail-dir, a name with no folder
-                   there is a usage error
+  --target NAME    only this target's mail (repeatable)
   --dry-run        list what would be delivered; connect to nothing, change nothing
   --connections N  connections to the server at once, 1 to ${MAX_CONNECTIONS} (default ${DEFAULT_CONNECTIONS}: polite to a small
                    server). Messages still start oldest first, each once the server has answered
@@ -47,13 +47,12 @@ waiting, for the next run.
   --verbose        the SMTP transcript on stderr
   --helo-name NAME the name we give in EHLO/LHLO (default: this machine's host name)
   --timeout SECONDS
-                   the longest wait for the server: the connection, its greeting, each reply, the
-                   answer after the final dot (default: RFC 5321's, 5 minutes for the greeting and
-                   each command, 10 after the final dot)
+                   the longest wait for the server, each time: connecting, the greeting, each
+                   reply (default: RFC 5321's, 5 minutes; 10 for the answer after the final dot)
   -h, --help       this text
 
 Exit status: 0 nothing failed or was deferred; 1 something failed or was deferred; 2 a usage
-error, or a store that cannot be used.`;
+error (a --target with no folder in the --mail-dir is a typo), or a store that cannot be used.`;
 
 interface DeliverOptions {
   readonly mailDir?: string;

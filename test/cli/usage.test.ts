@@ -49,6 +49,11 @@ describe.concurrent('help and --version', () => {
       expect(word).toMatchObject({ status: 0, stderr: '' });
       expect(word.stdout).toMatch(new RegExp(`^Usage:\\n {2}dequeue ${command} `));
       expect(h).toMatchObject({ status: 0, stdout: word.stdout });
+      // Read in a terminal: no line wraps at 100 columns, no line said twice.
+      const lines = word.stdout.trimEnd().split('\n');
+      expect(lines.filter((l) => l.length > 100)).toEqual([]);
+      const said = lines.map((l) => l.trim()).filter((l) => l.length > 20);
+      expect(said.filter((l, i) => said.indexOf(l) !== i)).toEqual([]);
     }
   });
 
