@@ -2,13 +2,15 @@
  * A scripted mail server on loopback (TCP or a unix socket), SMTP or LMTP (RFC 2033): the
  * customer's own server that `dequeue deliver` and the relay hand mail to, with the faults a real
  * server will not produce on demand: a reply of our choice per recipient (250, 451, 550), per
- * recipient after the final dot (LMTP), a cut in the middle of DATA, no 8BITMIME.
+ * recipient after the final dot (LMTP), a cut in the middle of DATA, no 8BITMIME, STARTTLS
+ * missing or refused, or a certificate (peers/tls/) for STARTTLS or TLS from the first byte.
  *
  * It keeps what it accepted (envelope, the data as it came on the wire, and unstuffed) so that a
  * test can check that every message arrived exactly once, with its own envelope, canonical
  * (CRLF line ends only, stuffed) whatever the store held.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 
 export interface AcceptedMessage {
   readonly mailFrom: string;
@@ -65,6 +67,9 @@ export interface ScriptedMailServerOptions {
   readonly holdCommand?: (line: string) => Promise<void> | undefined;
   /** Greet connections past this many at once with 421 and close them (a per-client limit). */
   readonly maxConnections?: number;
+  /** A certificate: STARTTLS is offered (and done) with it, or, with `implicitTls`, TLS from the first byte. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly implicitTls?: boolean;
 }
 
 export class ScriptedMailServer {
@@ -74,6 +79,8 @@ export class ScriptedMailServer {
   connections = 0;
   /** The most connections open at once (refused ones included). */
   mostAtOnce = 0;
+  /** Connections that went over to TLS (STARTTLS, or implicit). */
+  encryptedConnections = 0;
   /** DATA phases begun (the message number the faults count by). */
   private dataCount = 0;
   private server!: Server;
@@ -109,9 +116,19 @@ export class ScriptedMailServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private serve(socket: Socket, connection: number): void {
+  private serve(raw: Socket, connection: number): void {
     const o = this.options;
-    const ext = o.extensions ?? ['PIPELINING', '8BITMIME', 'SIZE 104857600', 'ENHANCEDSTATUSCODES'];
+    const secure = (over: Socket) => {
+      this.encryptedConnections++;
+      const tls = new TLSSocket(over, { isServer: true, ...o.tls! });
+      tls.on('error', () => undefined);
+      return tls;
+    };
+    let socket: Socket = o.tls && o.implicitTls ? secure(raw) : raw;
+    const ext = [
+      ...(o.extensions ?? ['PIPELINING', '8BITMIME', 'SIZE 104857600', 'ENHANCEDSTATUSCODES']),
+      ...(o.tls && !o.implicitTls && !o.extensions?.includes('STARTTLS') ? ['STARTTLS'] : []),
+    ];
     let buffer = Buffer.alloc(0);
     let mailFrom: string | null = null;
     let mailParams = '';
@@ -160,10 +177,11 @@ export class ScriptedMailServer {
     let commandReleased = false;
     let stalled = false;
 
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       serveBuffered();
-    });
+    };
+    socket.on('data', onData);
 
     const serveBuffered = (): void => {
       for (;;) {
@@ -227,8 +245,20 @@ export class ScriptedMailServer {
           send(o.replies.EHLO);
         } else if (verb === 'STARTTLS' && o.replies?.STARTTLS) {
           send(o.replies.STARTTLS);
+        } else if (verb === 'STARTTLS' && o.tls && !(socket instanceof TLSSocket)) {
+          // RFC 3207 4.2: everything learnt before is forgotten; anything sent after the
+          // STARTTLS line in cleartext is dropped, never read inside TLS.
+          send('220 2.0.0 Ready to start TLS');
+          socket.off('data', onData);
+          buffer = Buffer.alloc(0);
+          socket = secure(socket);
+          socket.on('data', onData);
+          return;
         } else if (verb === (o.lmtp ? 'LHLO' : 'EHLO')) {
-          const lines = ['mx.customer.test', ...ext];
+          const lines = [
+            'mx.customer.test',
+            ...ext.filter((e) => !(socket instanceof TLSSocket && e === 'STARTTLS')),
+          ];
           send(lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}`).join('\r\n'));
         } else if (verb === 'HELO' && !o.lmtp) {
           send('250 mx.customer.test');

@@ -1,18 +1,22 @@
 /**
  * `dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL [--target NAME]...
- * [--dry-run] [--json] [--verbose] [--connections N] ...`: hands the mail that ATRN stored to a
- * mail server, each message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0
- * when nothing failed or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be
- * used.
+ * [--dry-run] [--json] [--verbose] [--connections N] [--tls MODE] [--tls-verify |
+ * --no-tls-verify] [--tls-ca FILE] ...`: hands the mail that ATRN stored to a mail server, each
+ * message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0 when nothing failed
+ * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used.
  */
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { TARGET_NAME } from '../../lambda/core/config';
+import { TARGET_NAME, type TlsMode } from '../../lambda/core/config';
 import { didYouMean } from '../../lambda/core/config-issues';
 import { DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
+import { caBundleProblem, type TlsPolicy } from '../../lambda/core/smtp/tls-policy';
 import { MailDirStore } from '../adapters/mail-dir-store';
+import { unreadableBecause } from '../file-errors';
 import type { DeliveryTimeouts } from '../delivery/delivery-client';
 import { parseDestination, type Destination } from '../delivery/destination';
+import { deliveryTls, TLS_MODES } from '../delivery/delivery-tls';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
 import { DEFAULT_CONNECTIONS, MAX_CONNECTIONS } from '../delivery/run-connection';
@@ -23,6 +27,8 @@ import { awsClientComing } from '../version';
 export const DELIVER_USAGE = `Usage:
   dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL
                   [--target NAME]... [--dry-run] [--json] [--verbose]
+                  [--tls none|opportunistic|required|implicit]
+                  [--tls-verify | --no-tls-verify] [--tls-ca FILE]
                   [--helo-name NAME] [--timeout SECONDS] [--connections N]
 
 Hands the mail that ATRN stored to your mail server, oldest first, each message with its own
@@ -36,8 +42,8 @@ waiting, for the next run.
   --bucket NAME    the S3 bucket the function stored into (AWS access: AWS_PROFILE, AWS_REGION,
                    AWS_ENDPOINT_URL)
   --prefix P       the key prefix in that bucket (default mail/)
-  --to URL         smtp://host[:port] (STARTTLS when offered), smtps://host[:port],
-                   lmtp://host:port, or lmtp:/path/to/socket (e.g. Dovecot's)
+  --to URL         smtp://host[:port] (STARTTLS), smtps://host[:port] (TLS from the first
+                   byte), lmtp://host:port, or lmtp:/path/to/socket (e.g. Dovecot's)
   --target NAME    only this target's mail (repeatable)
   --dry-run        list what would be delivered; connect to nothing, change nothing
   --connections N  connections to the server at once, 1 to ${MAX_CONNECTIONS} (default ${DEFAULT_CONNECTIONS}: polite to a small
@@ -45,6 +51,17 @@ waiting, for the next run.
                    the envelope of the one before; with 1 they are also accepted in that order
   --json           one JSON object per message on stdout; logs on stderr
   --verbose        the SMTP transcript on stderr
+  --tls MODE       opportunistic: STARTTLS when offered, the certificate not verified (RFC
+                   7435), cleartext (said on stderr) when not offered; required: STARTTLS
+                   and a verified certificate, or nothing is sent (the mail stays, deferred);
+                   implicit: TLS from the first byte (smtps://); none: never TLS.
+                   Default: opportunistic for a loopback host (127.0.0.1, ::1, localhost),
+                   required for any other host, implicit for smtps://, none for lmtp
+  --tls-verify, --no-tls-verify
+                   verify the certificate (chain and name) or not; default: verify for
+                   required and implicit, not for opportunistic
+  --tls-ca FILE    trust the CA certificates (PEM) in FILE instead of the system's (your own
+                   CA, or a self-signed certificate itself); implies --tls-verify
   --helo-name NAME the name we give in EHLO/LHLO (default: this machine's host name)
   --timeout SECONDS
                    the longest wait for the server, each time: connecting, the greeting, each
@@ -67,13 +84,59 @@ interface DeliverOptions {
   /** --timeout: every wait for the server, in ms; undefined: RFC 5321's. */
   readonly timeoutMs?: number;
   readonly connections: number;
+  /** --tls, --tls-verify / --no-tls-verify, --tls-ca, with the destination's defaults. */
+  readonly tls: TlsPolicy;
 }
 
 /** A host name (letters, digits, hyphens, dots) or an address literal (RFC 5321 4.1.3). */
 const HELO_NAME =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\]|\[IPv6:[0-9A-Fa-f:.]+\])$/;
 
-function parse(argv: readonly string[]): DeliverOptions | 'help' {
+/** --tls-ca FILE: its certificates, or a usage error naming the file. */
+async function readCa(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--tls-ca ${file}: ${unreadableBecause(e)}`);
+  }
+  const problem = caBundleProblem(text);
+  if (problem) throw new UsageError(`--tls-ca ${file}: ${problem}`);
+  return text;
+}
+
+/** The TLS flags, checked against each other and the destination (delivery-tls.ts). */
+async function tlsPolicy(
+  values: {
+    readonly tls?: string;
+    readonly 'tls-verify'?: boolean;
+    readonly 'no-tls-verify'?: boolean;
+    readonly 'tls-ca'?: string;
+  },
+  destination: Destination,
+): Promise<TlsPolicy> {
+  const mode = values.tls;
+  if (mode !== undefined && !(TLS_MODES as readonly string[]).includes(mode))
+    throw new UsageError(`--tls ${mode}: must be none, opportunistic, required or implicit`);
+  if (values['tls-verify'] && values['no-tls-verify'])
+    throw new UsageError('--tls-verify and --no-tls-verify: give one of them');
+  const verify = values['tls-verify'] ? true : values['no-tls-verify'] ? false : undefined;
+  const choice = { mode: mode as TlsMode | undefined, verify };
+  const check = (ca?: string) => {
+    try {
+      return deliveryTls(destination, { ...choice, ...(ca !== undefined ? { ca } : {}) });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  };
+  const file = values['tls-ca'];
+  if (file === undefined) return check();
+  // The flags' consistency first: a file that need not be read is not asked for.
+  check('');
+  return check(await readCa(file));
+}
+
+async function parse(argv: readonly string[]): Promise<DeliverOptions | 'help'> {
   const values = parseFlags(argv, {
     'mail-dir': { type: 'string' },
     bucket: { type: 'string' },
@@ -86,6 +149,10 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     'helo-name': { type: 'string' },
     timeout: { type: 'string' },
     connections: { type: 'string' },
+    tls: { type: 'string' },
+    'tls-verify': { type: 'boolean' },
+    'no-tls-verify': { type: 'boolean' },
+    'tls-ca': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return 'help';
@@ -119,6 +186,7 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     throw new UsageError(
       `--connections ${connections}: must be a whole number from 1 to ${MAX_CONNECTIONS}`,
     );
+  const tls = await tlsPolicy(values, destination);
   const prefix = values.prefix ?? 'mail/';
   return {
     mailDir: values['mail-dir'],
@@ -132,6 +200,7 @@ function parse(argv: readonly string[]): DeliverOptions | 'help' {
     heloName,
     timeoutMs: timeout === undefined ? undefined : Math.min(Number(timeout), 86_400) * 1000,
     connections: Number(connections),
+    tls,
   };
 }
 
@@ -182,7 +251,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   const log = (text: string) => io.stderr.write(`dequeue deliver: ${text}\n`);
   let options: DeliverOptions;
   try {
-    const parsed = parse(argv);
+    const parsed = await parse(argv);
     if (parsed === 'help') {
       io.stdout.write(`${DELIVER_USAGE}\n`);
       return 0;
@@ -199,7 +268,13 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
           io.stderr.write(`[${label}] ${direction}: ${visible(text)}\n`),
       }
     : { line: () => undefined };
-  const notice = (text: string) => log(visible(text));
+  /** Each line once: with several connections, each would say the same (cleartext, say). */
+  const noticed = new Set<string>();
+  const notice = (text: string) => {
+    if (noticed.has(text)) return;
+    noticed.add(text);
+    log(visible(text));
+  };
   const store =
     io.openMailStore?.(options, notice) ??
     (options.mailDir
@@ -236,6 +311,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
         destination: options.destination,
         helloName: options.heloName,
         timeouts: options.timeoutMs === undefined ? undefined : waitsOf(options.timeoutMs),
+        tls: options.tls,
         tlsCa: io.tlsCa,
         transcript,
         connections: options.connections,

@@ -13,6 +13,7 @@
  */
 import { asDequeueError, type DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
+import type { TlsState } from '../../lambda/core/smtp/tls-policy';
 import type { DeliveryOptions } from './delivery-client';
 import type { Destination } from './destination';
 import { type ConnectionLease, ConnectionPool, DEFAULT_CONNECTIONS } from './run-connection';
@@ -36,6 +37,12 @@ export interface MessageReport {
     readonly text: string | null;
   }[];
   readonly error: string | null;
+  /**
+   * What protected the connection that carried the message: `verified` (TLS, the certificate
+   * verified), `unverified` (TLS, not verified: RFC 7435's opportunistic security), `none`
+   * (cleartext); null when no connection carried it (a dry run, the server unreachable).
+   */
+  readonly tls: TlsState | null;
 }
 
 export interface DeliverRequest {
@@ -216,6 +223,7 @@ async function deliverOne(
           (address) => earlier.get(address) ?? { address, code: null, text: null },
         ),
         error: null,
+        tls: null,
       }),
     };
   }
@@ -235,11 +243,15 @@ async function deliverOne(
         text: () => claim.open(),
       })
     : { recipients: [], error: null };
-  return { marking: mark(claim, messageOutcome(recipients, earlier, result)) };
+  return { marking: mark(claim, messageOutcome(recipients, earlier, result), result.tls ?? null) };
 }
 
 /** Mark the message as decided; a mark that fails leaves it deferred, in the undelivered set. */
-function mark(claim: ClaimedMail, decided: MessageOutcome): Promise<MessageReport> {
+function mark(
+  claim: ClaimedMail,
+  decided: MessageOutcome,
+  tls: TlsState | null,
+): Promise<MessageReport> {
   const { ref } = claim;
   const { outcome, finals } = decided;
   const marked =
@@ -255,6 +267,7 @@ function mark(claim: ClaimedMail, decided: MessageOutcome): Promise<MessageRepor
       outcome,
       recipients: decided.recipients,
       error: decided.error,
+      tls,
     }),
     // Still in the undelivered set: the next run delivers it again to whoever is recorded as waiting.
     (e: unknown): MessageReport => ({
@@ -263,6 +276,7 @@ function mark(claim: ClaimedMail, decided: MessageOutcome): Promise<MessageRepor
       outcome: 'deferred',
       recipients: decided.recipients,
       error: `${outcome}, but ${asDequeueError(e).message}`,
+      tls,
     }),
   );
 }
@@ -275,6 +289,7 @@ function deferredReport(ref: StoredRef, error: DequeueError): MessageReport {
     outcome: 'deferred',
     recipients: [],
     error: error.message,
+    tls: null,
   };
 }
 

@@ -25,7 +25,9 @@ import type { Transcript } from '../../lambda/core/ports';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
 import { canAnswer, groupMissingReply } from '../../lambda/core/smtp/reply-pairing';
 import { SMTP_TIMEOUTS } from '../../lambda/core/smtp/timeouts';
+import type { TlsPolicy, TlsState } from '../../lambda/core/smtp/tls-policy';
 import type { Destination } from './destination';
+import { DELIVER_TLS_WORDS, deliveryTls } from './delivery-tls';
 import { streamText, writeAll } from './message-text';
 import {
   type Answer,
@@ -61,11 +63,17 @@ export type DeliveryTimeouts = typeof DELIVERY_TIMEOUTS;
 
 export interface DeliveryOptions {
   readonly helloName: string;
+  /**
+   * TLS towards the server: `--tls`, `--tls-verify`, `--tls-ca` (delivery-tls.ts); undefined:
+   * the destination's defaults.
+   */
+  readonly tls?: TlsPolicy;
+  /** CA certificates (PEM) to trust when the policy names none (tests: the loopback peers' CA). */
   readonly tlsCa?: string;
-  /** Verify the server's certificate (STARTTLS, SMTPS). Default true. */
-  readonly tlsVerify?: boolean;
   readonly transcript: Transcript;
   readonly timeouts?: Partial<DeliveryTimeouts>;
+  /** A line the operator should see without --verbose: mail about to go in cleartext. */
+  readonly onNotice?: (text: string) => void;
 }
 
 export class DeliveryConnection {
@@ -88,13 +96,15 @@ export class DeliveryConnection {
   ): Promise<DeliveryConnection> {
     const timeouts = { ...DELIVERY_TIMEOUTS, ...options.timeouts };
     const lmtp = destination.protocol === 'lmtp';
+    const tls = options.tls ?? deliveryTls(destination);
     const session = await openClientSession({
       host: destination.host,
       port: destination.port,
       socketPath: destination.socketPath,
-      tls: destination.protocol === 'smtps' ? 'implicit' : lmtp ? 'none' : 'opportunistic',
-      tlsVerify: options.tlsVerify ?? true,
-      tlsCa: options.tlsCa,
+      tls: tls.mode,
+      tlsVerify: tls.verify,
+      tlsCa: tls.ca ?? options.tlsCa,
+      tlsWords: DELIVER_TLS_WORDS,
       ehlo: true,
       hello: lmtp ? 'LHLO' : 'EHLO',
       helloName: options.helloName,
@@ -110,7 +120,18 @@ export class DeliveryConnection {
               ? timeouts.connect
               : timeouts.command,
     });
+    // RFC 7435 allows cleartext when the server offers no TLS, but a STARTTLS stripped by
+    // someone on the path looks exactly like that: the operator is told, every time.
+    if (tls.mode === 'opportunistic' && !session.encrypted)
+      options.onNotice?.(
+        `${destination.display} ${session.extensions.has('STARTTLS') ? 'refused STARTTLS' : 'does not offer STARTTLS'}: the mail goes in cleartext (--tls opportunistic; --tls required refuses such a server)`,
+      );
     return new DeliveryConnection(session, destination, options, timeouts);
+  }
+
+  /** What protects this connection: TLS with a verified certificate, TLS without, or nothing. */
+  get tls(): TlsState {
+    return this.session.verified ? 'verified' : this.session.encrypted ? 'unverified' : 'none';
   }
 
   /** Still good for another message. */
@@ -130,6 +151,11 @@ export class DeliveryConnection {
    * message on another connection only then, deliver-run.ts).
    */
   async send(m: Outgoing, answered: () => void = () => undefined): Promise<TransactionResult> {
+    const result = await this.transaction(m, answered);
+    return result.unsent ? result : { ...result, tls: this.tls };
+  }
+
+  private async transaction(m: Outgoing, answered: () => void): Promise<TransactionResult> {
     const envelope = envelopeLines(m, this.session.extensions, this.destination.display);
     if ('notSent' in envelope) return envelope.notSent;
     const { lines } = envelope;

@@ -12,6 +12,7 @@
 import { boundedText } from '../../lambda/core/smtp/client-handshake';
 import { DequeueError } from '../../lambda/core/errors';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
+import type { TlsState } from '../../lambda/core/smtp/tls-policy';
 import { canAnswer, canAnswerAfterRefusedMail } from '../../lambda/core/smtp/reply-pairing';
 
 /** One message to send. */
@@ -46,6 +47,8 @@ export interface TransactionResult {
   readonly unsent?: boolean;
   /** Why some recipient has no final answer (or why nothing was sent), if so. */
   readonly error: DequeueError | null;
+  /** What protected the connection that carried it; absent when none did (tls-policy.ts). */
+  readonly tls?: TlsState;
 }
 
 /** A reply, or why none came (a timeout, a cut). */

@@ -34,6 +34,7 @@ import type { Transcript } from '../ports';
 import { closeSocket, openTcp, openUnixSocket, peerName, startTls } from './connection';
 import { ReplyChannel } from './reply-channel';
 import { replyText, type SmtpReply } from './reply';
+import { TARGET_TLS_WORDS, type TlsWords } from './tls-policy';
 
 /**
  * QUIT's 221, and the peer's close after it, are awaited this long at most each: a courtesy,
@@ -54,6 +55,8 @@ export interface ClientHandshakeOptions {
   readonly tlsVerify: boolean;
   /** Extra trusted CA (PEM); undefined: the system's store. */
   readonly tlsCa?: string;
+  /** How the caller's TLS settings are named in errors; default a target's (tls-policy.ts). */
+  readonly tlsWords?: TlsWords;
   /** false: the greeting only, no EHLO/HELO (and so no STARTTLS). */
   readonly ehlo: boolean;
   /** EHLO/HELO name; default: an address literal of our end (RFC 5321 4.1.3). */
@@ -82,6 +85,11 @@ export interface ClientSession {
   readonly peer: string;
   /** TLS is on (implicit, or STARTTLS succeeded). */
   readonly encrypted: boolean;
+  /**
+   * TLS is on and the certificate verified (chain and name), whether or not verification was
+   * demanded: `tlsVerify: false` still learns whether the server could have been trusted.
+   */
+  readonly verified: boolean;
   /** EHLO keywords -> parameters, as learnt last (after TLS when it started); empty after HELO. */
   readonly extensions: ReadonlyMap<string, readonly string[]>;
   /** The name we gave in EHLO/HELO. */
@@ -112,6 +120,11 @@ export function boundedText(reply: SmtpReply): string {
   return text.length > MAX_REPLY_TEXT ? `${text.slice(0, MAX_REPLY_TEXT)}...` : text;
 }
 
+/** Node sets `authorized` after the chain and the name checked out, even when not enforced. */
+function verifiedOn(socket: Socket): boolean {
+  return (socket as Partial<TLSSocket>).authorized === true;
+}
+
 export function addressLiteral(socket: Socket): string {
   const address = socket.localAddress ?? '127.0.0.1';
   return isIP(address) === 6 ? `[IPv6:${address}]` : `[${address}]`;
@@ -121,7 +134,8 @@ export function addressLiteral(socket: Socket): string {
 export async function openClientSession(options: ClientHandshakeOptions): Promise<ClientSession> {
   const { host, port } = options;
   const peer = options.peer ?? peerName(host, port);
-  const trust = { verify: options.tlsVerify, ca: options.tlsCa };
+  const words = options.tlsWords ?? TARGET_TLS_WORDS;
+  const trust = { verify: options.tlsVerify, ca: options.tlsCa, relax: words.relax };
   let socket: Socket = options.socketPath
     ? await openUnixSocket(options.socketPath, options.bound('connect'))
     : await openTcp(host, port, options.bound('connect'));
@@ -167,7 +181,16 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
       });
     demand('(greeting)', greeting, 220);
     if (!options.ehlo)
-      return { socket, channel, peer, encrypted, extensions: new Map(), helloName, helo: false };
+      return {
+        socket,
+        channel,
+        peer,
+        encrypted,
+        verified: verifiedOn(socket),
+        extensions: new Map(),
+        helloName,
+        helo: false,
+      };
 
     const hello = async (
       on: ReplyChannel,
@@ -206,11 +229,20 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
         usable = true;
         throw new DequeueError(
           'permanent',
-          `${peer} does not offer STARTTLS and "tls" is "required"`,
+          `${peer} does not offer STARTTLS and ${words.required}`,
         );
       }
     }
-    return { socket, channel, peer, encrypted, extensions: ext, helloName, helo };
+    return {
+      socket,
+      channel,
+      peer,
+      encrypted,
+      verified: verifiedOn(socket),
+      extensions: ext,
+      helloName,
+      helo,
+    };
   } catch (e) {
     if (channel && usable && !channel.broken) {
       await sayGoodbye(channel, socket, Math.min(QUIT_WAIT_MS, options.bound('command')));

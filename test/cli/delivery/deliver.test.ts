@@ -73,6 +73,8 @@ describe('dequeue deliver from a mail directory', () => {
         outcome: 'delivered',
         recipients: m.rcptTo.map((address) => ({ address, code: 250, text: '2.0.0 Ok: queued' })),
         error: null,
+        // A loopback server without STARTTLS: cleartext, and the JSON says so.
+        tls: 'none',
       })),
     );
     expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(
@@ -173,6 +175,7 @@ describe('dequeue deliver from a mail directory', () => {
           { address: 'nobody@customer.test', code: 550, text: '5.1.1 no such user' },
         ],
         error: expect.any(String),
+        tls: 'none',
       },
     ]);
     expect(mx.accepted.map((a) => a.rcptTo)).toEqual([['ok@customer.test']]);

@@ -1,0 +1,64 @@
+/**
+ * TLS towards a server we hand mail to (`deliver --to`, `settings.mail.relay`, and whatever else
+ * sends stored mail on): the mode, whether the certificate must verify, and which CA to trust.
+ *
+ * RFC 7435 (opportunistic security): encryption without authentication beats cleartext, and a
+ * client that meets a certificate it cannot verify should still encrypt rather than fall back
+ * or give up; that is what SMTP servers do among themselves (RFC 7435 3, RFC 3207 4.1: a
+ * publicly referenced server's certificate is rarely checked). So `opportunistic` does not verify
+ * unless told to; `required` and `implicit` are the operator saying "this server, authenticated",
+ * and verify unless told not to.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { TlsMode } from '../config';
+
+export interface TlsPolicy {
+  readonly mode: TlsMode;
+  /** The certificate must verify (chain and name) or nothing is sent. */
+  readonly verify: boolean;
+  /** The CA certificates (PEM) to trust instead of the system's store. */
+  readonly ca?: string;
+}
+
+/** What a connection turned out to be: TLS with a certificate that verified, TLS without, none. */
+export type TlsState = 'verified' | 'unverified' | 'none';
+
+/** RFC 7435: opportunistic encrypts without authenticating; required and implicit verify. */
+export function verifiesByDefault(mode: TlsMode): boolean {
+  return mode === 'required' || mode === 'implicit';
+}
+
+/**
+ * How the operator's TLS settings are named in an error, so that the error says what to change
+ * where it is changed (a target's fields, `deliver`'s flags, the relay's fields).
+ */
+export interface TlsWords {
+  /** Completes "<server> does not offer STARTTLS and ...". */
+  readonly required: string;
+  /** How to accept a certificate that does not verify, said after the reason. */
+  readonly relax: string;
+}
+
+/** A target of the release signal (the provider). */
+export const TARGET_TLS_WORDS: TlsWords = {
+  required: '"tls" is "required"',
+  relax: 'set "tlsVerify": false only if you accept an unverified provider',
+};
+
+/**
+ * What is wrong with a CA bundle (PEM), or null: at least one certificate, and every
+ * `CERTIFICATE` block one that parses. A key or garbage pasted instead is caught here, not as a
+ * TLS failure at the first message.
+ */
+export function caBundleProblem(pem: string): string | null {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+  if (!blocks) return 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)';
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch {
+      return `certificate ${i + 1} of ${blocks.length} does not parse`;
+    }
+  }
+  return null;
+}
