@@ -45,6 +45,79 @@ function schemaAt(schema: unknown, keys: readonly unknown[]): unknown {
   return at;
 }
 
+type Node = { type?: string; wrapped?: unknown; item?: unknown; entries?: Record<string, unknown> };
+
+/** Through the wrappers that add nothing to the shape (optional, lazy: its object form). */
+function unwrapped(node: unknown): Node | undefined {
+  let at = node as Node | undefined;
+  while (
+    at &&
+    (at.type === 'optional' ||
+      at.type === 'nullable' ||
+      at.type === 'nullish' ||
+      at.type === 'exact_optional' ||
+      at.type === 'lazy')
+  )
+    at = (
+      at.type === 'lazy' ? (at as { getter: (x: unknown) => unknown }).getter({}) : at.wrapped
+    ) as Node | undefined;
+  return at;
+}
+
+/**
+ * Where else below `root` the last key of `path` is a known field, as the path of the object it
+ * belongs in (`settings`, `targets[2]`; '' for `root` itself): a field put one level off
+ * (`concurrency` beside `targets`, `allowPlaintextAuth` inside `auth`) is said with its place.
+ * An array's index is taken from `path` when it runs through the same array.
+ */
+export function placeOf(root: unknown, path: readonly (string | number)[]): string | undefined {
+  const key = String(path.at(-1));
+  const found: (string | number)[][] = [];
+  const walk = (node: unknown, at: (string | number)[]) => {
+    const here = unwrapped(node);
+    if (!here || at.length > 5) return;
+    if (here.type === 'array') return walk(here.item, [...at, -1]);
+    if (!here.entries) return;
+    if (Object.hasOwn(here.entries, key)) found.push(at);
+    for (const [name, child] of Object.entries(here.entries)) walk(child, [...at, name]);
+  };
+  walk(root, []);
+  // The shallowest: `host` misplaced in settings belongs in a target, not in its precheck.
+  const place = found.sort((a, b) => a.length - b.length)[0];
+  if (!place) return undefined;
+  let out = '';
+  place.forEach((k, i) => {
+    if (typeof k === 'number') out += `[${typeof path[i] === 'number' ? path[i] : 'N'}]`;
+    else out += out ? `.${k}` : k;
+  });
+  return out;
+}
+
+/** `targets[2].auth.user` as its keys: ['targets', 2, 'auth', 'user']. */
+function keysOf(field: string): (string | number)[] {
+  return [...field.matchAll(/\[(\d+)\]|[^.[\]]+/g)].map((m) =>
+    m[1] !== undefined ? Number(m[1]) : m[0],
+  );
+}
+
+/** "is not a known field", with the likely meant key or the place the key belongs in. */
+export function unknownField(
+  field: string,
+  known: readonly string[],
+  root: unknown,
+  /** Where `root` is in the document (`field` is then a path below it). */
+  prefix = '',
+): string {
+  const keys = keysOf(field);
+  const meant = didYouMean(String(keys.at(-1)), known);
+  if (meant) return `is not a known field: did you mean "${meant}"?`;
+  const place = placeOf(root, keys);
+  if (place === undefined) return 'is not a known field';
+  const full =
+    prefix && place ? `${prefix}${place.startsWith('[') ? '' : '.'}${place}` : prefix || place;
+  return `is not a known field here: it belongs in ${full || 'the top level'}`;
+}
+
 /** A key within two edits of a known one (and not known itself) is almost certainly a typo. */
 export function didYouMean(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
@@ -82,6 +155,8 @@ export function issueErrors(
   where: string,
   prefix: string,
   schema: unknown,
+  /** The whole document's shape, when `prefix` is a path in it: a misplaced key is found there. */
+  document?: unknown,
 ): ConfigError[] {
   const byField = new Map<string, ConfigError>();
   for (const issue of issues) {
@@ -94,10 +169,11 @@ export function issueErrors(
       const parent = schemaAt(schema, keys.slice(0, -1)) as
         | { entries?: Record<string, unknown> }
         | undefined;
-      const meant = parent?.entries
-        ? didYouMean(String(keys.at(-1)), Object.keys(parent.entries))
-        : undefined;
-      message = meant ? `is not a known field: did you mean "${meant}"?` : 'is not a known field';
+      const known = Object.keys(parent?.entries ?? {});
+      // Without the document, the place is said within this part (a target's own parameter).
+      message = document
+        ? unknownField(field, known, document)
+        : unknownField(fieldPath(issue, ''), known, schema, prefix);
     } else if (issue.received === 'undefined' && issue.type !== 'check') {
       message = 'is required';
     }

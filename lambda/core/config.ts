@@ -9,7 +9,7 @@
  */
 import * as v from 'valibot';
 import { ConfigError } from './errors';
-import { didYouMean, issueErrors, oneOrAll } from './config-issues';
+import { issueErrors, oneOrAll, unknownField } from './config-issues';
 import { settingsSchema, targetSchema, type RawTarget } from './config-schema';
 import { jsonSyntaxProblem } from './json-position';
 import {
@@ -231,9 +231,11 @@ function checkTarget(
   input: unknown,
   where: string,
   at: string,
+  document?: unknown,
 ): { target: Target; errors?: undefined } | { errors: ConfigError[] } {
   const parsed = v.safeParse(targetSchema, input);
-  if (!parsed.success) return { errors: issueErrors(parsed.issues, where, at, targetSchema) };
+  if (!parsed.success)
+    return { errors: issueErrors(parsed.issues, where, at, targetSchema, document) };
   try {
     return { target: normaliseTarget(parsed.output, where, at) };
   } catch (e) {
@@ -277,6 +279,12 @@ export function parseSettings(input: unknown, where: string, at = ''): Settings 
   return parsed.output;
 }
 
+/** The document's shape, where a field put in the wrong object is looked for (config-issues.ts). */
+const DOCUMENT_SHAPE = {
+  type: 'object',
+  entries: { settings: settingsSchema, targets: { type: 'array', item: targetSchema } },
+};
+
 /**
  * Parse and validate a whole document: any invalid target is an error for the whole file, and
  * every error is reported at once (a ConfigErrors when there are several).
@@ -289,19 +297,17 @@ export function parseConfigDocument(input: unknown, where: string): ConfigDocume
   const errors: ConfigError[] = [];
   for (const key of Object.keys(doc)) {
     if (key === 'settings' || key === 'targets') continue;
-    const meant = didYouMean(key, ['settings', 'targets']);
     errors.push(
-      new ConfigError(
-        where,
-        key,
-        meant ? `is not a known field: did you mean "${meant}"?` : 'is not a known field',
-      ),
+      new ConfigError(where, key, unknownField(key, ['settings', 'targets'], DOCUMENT_SHAPE)),
     );
   }
   let settings: Settings | undefined;
   const parsedSettings = v.safeParse(settingsSchema, doc.settings ?? {});
   if (parsedSettings.success) settings = parsedSettings.output;
-  else errors.push(...issueErrors(parsedSettings.issues, where, 'settings', settingsSchema));
+  else
+    errors.push(
+      ...issueErrors(parsedSettings.issues, where, 'settings', settingsSchema, DOCUMENT_SHAPE),
+    );
   const targets: Target[] = [];
   if (!Array.isArray(doc.targets)) {
     errors.push(
@@ -316,7 +322,7 @@ export function parseConfigDocument(input: unknown, where: string): ConfigDocume
   } else {
     const seen = new Map<string, number>();
     doc.targets.forEach((t, i) => {
-      const checked = checkTarget(t, where, `targets[${i}]`);
+      const checked = checkTarget(t, where, `targets[${i}]`, DOCUMENT_SHAPE);
       if (checked.errors) {
         errors.push(...checked.errors);
         return;

@@ -287,6 +287,32 @@ describe('the other wrong TLS mode (beyond the list)', () => {
   });
 });
 
+describe('a field in the wrong object (beyond the list)', () => {
+  it('is named with the object it belongs in; exit 2, nothing sent', async () => {
+    const config = await file('config.json', {
+      concurrency: 2,
+      targets: [
+        {
+          name: 'isp',
+          host: '127.0.0.1',
+          port: plain.port,
+          command: 'ETRN a.test',
+          auth: { secretId: 'isp', allowPlaintextAuth: true },
+        },
+      ],
+    });
+    const before = plain.connections.length;
+    const r = await dequeue(['--config', config]);
+    expect(r).toMatchObject({ status: 2, stdout: '' });
+    expect(lines(r.stderr)).toEqual([
+      `dequeue: ${config}: concurrency: is not a known field here: it belongs in settings`,
+      `dequeue: ${config}: targets[0].auth.allowPlaintextAuth: is not a known field here: it belongs in targets[0]`,
+      `dequeue: 2 errors in ${config}; nothing was sent`,
+    ]);
+    expect(plain.connections.length).toBe(before);
+  });
+});
+
 describe('a host that does not exist (item 9)', () => {
   const config = () =>
     file('config.json', {
