@@ -10,6 +10,8 @@
  * - no MX records at all: the domain itself is the one host (the "implicit MX", 5.1);
  * - a "null MX" (RFC 7505: one record, preference 0, exchange ".") says the domain takes no mail.
  *
+ * The provider is recognised by name or by address (provider-exchange.ts).
+ *
  * The lookup itself is a port (`MxResolver`): the core imports no DNS client; the CLI and the
  * Lambda plug in the system resolver (lambda/adapters/dns-mx-resolver.ts), tests their own.
  */
@@ -24,10 +26,21 @@ export interface MxRecord {
  * none), or to NO_SUCH_DOMAIN for NXDOMAIN; rejects when the lookup itself failed (a timeout,
  * SERVFAIL), with an Error whose message says why.
  */
-export type MxResolver = (
-  domain: string,
-  signal?: AbortSignal,
-) => Promise<readonly MxRecord[] | typeof NO_SUCH_DOMAIN>;
+export interface MxResolver {
+  (domain: string, signal?: AbortSignal): Promise<readonly MxRecord[] | typeof NO_SUCH_DOMAIN>;
+  /**
+   * The addresses (A and AAAA) of a host, to find the provider among the MX records when its
+   * configured name is not the one its record uses (provider-exchange.ts). Without it the
+   * provider is recognised by name only.
+   */
+  readonly addresses?: AddressResolver;
+}
+
+/**
+ * Looks up a host's addresses: [] when it has none or does not exist; rejects when the lookup
+ * failed (a timeout, SERVFAIL).
+ */
+export type AddressResolver = (host: string, signal?: AbortSignal) => Promise<readonly string[]>;
 
 export const NO_SUCH_DOMAIN = 'no-such-domain' as const;
 

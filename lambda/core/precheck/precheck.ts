@@ -21,6 +21,7 @@ import type { ReplyRecord } from '../result';
 import { peerName } from '../smtp/connection';
 import { mxServers, type MxResolver } from './mx-servers';
 import type { PrecheckServer } from './precheck-config';
+import { providerExchange } from './provider-exchange';
 import { releaseLines } from './precheck-config';
 import type { DomainCheck, PrecheckReport, ServerCheck } from './precheck-report';
 import { checkServer, type ServerCheckOptions } from './server-check';
@@ -125,7 +126,14 @@ export async function precheckRelease(
       say(problem);
       return { domain, passed: false, servers: [], problem };
     }
-    const found = mxServers(domain, records, target.host);
+    const own = await providerExchange(
+      records,
+      target.host,
+      deps.resolveMx.addresses,
+      options.signal,
+    );
+    if (own.note) say(own.note);
+    const found = mxServers(domain, records, own.exchange);
     if (!found.hosts) {
       say(found.problem);
       return { domain, passed: false, servers: [], problem: found.problem };
