@@ -35,7 +35,9 @@ export function dnsMxResolver(
   };
   const mx = async (domain: string, signal?: AbortSignal) => {
     try {
-      return await cancellable(() => resolver.resolveMx(domain), signal);
+      // Only the two fields the port promises: some Node versions add `type: 'MX'`.
+      const records = await cancellable(() => resolver.resolveMx(domain), signal);
+      return records.map(({ exchange, priority }) => ({ exchange, priority }));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENODATA') return [];
