@@ -27,7 +27,7 @@
  * one write (RFC 2920), as Postfix does; --cpu-prof DIR has each child write a V8 CPU profile.
  * The directories written are removed at the end, not after each run: on ext4 without a journal
  * (the build machine's), creating a file skips every inode freed in the last minute, so deleting
- * one run's 2,000 files made the next run's creations slower (docs/odmr.md). For a comparison with
+ * one run's 2,000 files made the next run's creations slower (bench/README.md, History). For a comparison with
  * another source tree, bench/odmr-receive-ab.ts alternates the two in one invocation.
  *
  * Each case runs in a child process of its own (the provider stays in this one), so the peak
@@ -36,7 +36,7 @@
  * memory is node, the session, the sink and its SDK client. Throughput is message bytes over the wall time of the child's work (connect to the
  * end of the session; node's start-up excluded); the median of the runs is shown, the peak RSS
  * is the highest of the runs. It prints a markdown table headed by the command; it asserts
- * nothing (docs/odmr.md records a run).
+ * nothing (docs/odmr.md keeps the current run).
  */
 import { execFile } from 'node:child_process';
 import type { PostfixInstance } from '../peers/servers/postfix';
