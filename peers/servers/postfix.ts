@@ -14,7 +14,8 @@
  * someone asks with ETRN (or `postqueue -s`); the domains are `fast_flush_domains`, so ETRN for
  * them answers 250 and flushes, while ETRN for any other domain answers 459. Released mail goes to
  * 127.0.0.1:<customerMxPort>, where the test runs its own SMTP sink as the customer's MX. Postfix's
- * commands are found and run by postfix-tools.ts.
+ * commands are found and run by postfix-tools.ts, its processes found and killed by
+ * postfix-processes.ts; what an instance offers is in postfix-types.ts.
  *
  * Only the superuser can start Postfix (its master binds sockets and drops to the `postfix` user),
  * so a missing installation or a non-root user is reported the same way: in CI (`CI` set) the
@@ -33,87 +34,27 @@
  *
  * Nothing here blocks the event loop: the test's own SMTP sink runs in the same process, and
  * Postfix must be able to deliver to it while we wait.
- */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+ */ import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep } from './harness';
 import { mainCf, masterCf } from './postfix-config';
-import { mustRun, postfixMissing, run } from './postfix-tools';
 import {
-  alive,
-  forgetAtExit,
-  killAtExit,
-  procInfo,
-  signal,
-  sweepStale,
-  writeOwner,
-} from './private-instances';
+  firstLine,
+  killInstance,
+  POSTFIX_BASE_DIR,
+  readPid,
+  sweepStalePostfix,
+  waitGone,
+} from './postfix-processes';
+import { mustRun, postfixMissing, run } from './postfix-tools';
+import type { PostfixInstance, PostfixOptions, QueueEntry } from './postfix-types';
+import { forgetAtExit, killAtExit, signal, writeOwner } from './private-instances';
 
+export { POSTFIX_BASE_DIR } from './postfix-processes';
 export { postfixMissing } from './postfix-tools';
+export type { HeldMessage, PostfixInstance, PostfixOptions, QueueEntry } from './postfix-types';
 export { alive } from './private-instances';
-
-export interface PostfixOptions {
-  /**
-   * Domains Postfix relays and holds for ETRN (`relay_domains`, and `fast_flush_domains =
-   * $relay_domains`). Default `["customer.test"]`.
-   */
-  readonly relayDomains?: readonly string[];
-  /** The loopback port of the customer's MX: where released mail is delivered. Required. */
-  readonly customerMxPort: number;
-  /** Extra or overriding main.cf parameters, e.g. `{ smtpd_etrn_restrictions: 'reject' }`. */
-  readonly mainCf?: Readonly<Record<string, string>>;
-}
-
-export interface QueueEntry {
-  readonly queue_name: string;
-  readonly queue_id: string;
-  readonly sender: string;
-  readonly recipients: readonly { readonly address: string; readonly delay_reason?: string }[];
-}
-
-export interface HeldMessage {
-  readonly queueId: string;
-  /** With its angle brackets, as in the header. */
-  readonly messageId: string;
-  readonly subject: string;
-  readonly from: string;
-  readonly to: string;
-}
-
-export interface PostfixInstance {
-  readonly host: '127.0.0.1';
-  /** The smtpd listener: where ETRN goes. */
-  readonly port: number;
-  readonly dir: string;
-  readonly configDir: string;
-  readonly logFile: string;
-  readonly masterPid: number;
-  /** Inject a message with `sendmail -C` and wait until Postfix holds it in the deferred queue. */
-  inject(message: {
-    to: string;
-    from?: string;
-    subject?: string;
-    body?: string;
-  }): Promise<HeldMessage>;
-  /** The queue as `postqueue -j` lists it. */
-  queue(): Promise<QueueEntry[]>;
-  /**
-   * Wait (bounded) until `count` queue entries that `match` are in the deferred queue: only then
-   * does `postqueue -s` (or ETRN) release them, since Postfix adds a message to a site's fast
-   * flush list when it defers it. Mail that has just arrived is still in incoming or active.
-   */
-  waitForDeferred(match: (entry: QueueEntry) => boolean, count: number): Promise<QueueEntry[]>;
-  /** The whole maillog so far ('' before the first line). */
-  log(): Promise<string>;
-  /** Wait (bounded) until a maillog line matches; resolves to that line. */
-  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  /** Stop Postfix, make sure nothing of it lives on, and remove its directory. Safe to repeat. */
-  stop(): Promise<void>;
-}
 
 /** Bounds: a slow CI machine gets far more than the fraction of a second these take here. */
 const START_ATTEMPTS = 3;
@@ -121,116 +62,6 @@ const GREETING_TIMEOUT_MS = 15_000;
 const DEFERRED_TIMEOUT_MS = 20_000;
 const LOG_TIMEOUT_MS = 20_000;
 const MASTER_EXIT_TIMEOUT_MS = 8_000;
-/** A directory without an owner file younger than this is still being set up by someone. */
-const SETUP_GRACE_MS = 120_000;
-
-export const POSTFIX_BASE_DIR = join(tmpdir(), 'dequeue-postfix');
-// --- small socket helper -------------------------------------------------------------------------
-
-/** Resolves with the first line the server sends, or rejects; either way within `timeoutMs`. */
-function firstLine(port: number, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let buffer = '';
-    const done = (error?: Error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (error) reject(error);
-      else resolve(buffer.split('\n')[0]!.replace(/\r$/, ''));
-    };
-    const timer = setTimeout(
-      () => done(new Error(`no greeting within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      if (buffer.includes('\n')) {
-        socket.write('QUIT\r\n');
-        done();
-      }
-    });
-    socket.on('error', (e) => done(e));
-    socket.on('close', () => done(new Error('closed before greeting')));
-  });
-}
-
-// --- /proc: liveness that sees through zombies, and an instance's processes ---------------------
-
-/** Pids whose environment names a config directory matching `match` (Postfix exports MAIL_CONFIG). */
-function processesByConfig(match: (configDir: string) => boolean): number[] {
-  const pids: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return pids;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid) continue;
-    let environ: string;
-    try {
-      environ = readFileSync(`/proc/${entry}/environ`, 'latin1');
-    } catch {
-      continue;
-    }
-    const config = environ.split('\0').find((v) => v.startsWith('MAIL_CONFIG='));
-    if (config && match(config.slice('MAIL_CONFIG='.length)) && alive(pid)) pids.push(pid);
-  }
-  return pids;
-}
-
-async function waitGone(pids: readonly number[], timeoutMs: number): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (pids.some(alive)) {
-    if (Date.now() > until) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
-/** Kill everything of one instance: the master's process group first, then any straggler. */
-async function killInstance(configDir: string, masterPid?: number): Promise<void> {
-  const pids = new Set(processesByConfig((c) => c === configDir));
-  if (masterPid && alive(masterPid)) pids.add(masterPid);
-  for (const pid of pids) {
-    const info = procInfo(pid);
-    if (info && info.pgrp === pid) signal(-pid, 'SIGKILL');
-    signal(pid, 'SIGKILL');
-  }
-  await waitGone([...pids], 3_000);
-}
-
-function readPid(path: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-// --- the stale sweep ------------------------------------------------------------------------------
-
-/** Remove instances left behind by runs that died before their teardown. */
-async function sweepStalePostfix(): Promise<void> {
-  await sweepStale(POSTFIX_BASE_DIR, SETUP_GRACE_MS, (dir) =>
-    killInstance(join(dir, 'etc'), readPid(join(dir, 'queue', 'pid', 'master.pid'))),
-  );
-  // Masters whose directory is already gone (deleted by hand, or by a tmp cleaner).
-  const orphans = processesByConfig((c) => {
-    if (!c.startsWith(`${POSTFIX_BASE_DIR}/`)) return false;
-    try {
-      statSync(c);
-      return false;
-    } catch {
-      return true;
-    }
-  });
-  for (const pid of orphans) signal(pid, 'SIGKILL');
-}
 
 // --- the instance ----------------------------------------------------------------------------------
 
