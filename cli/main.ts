@@ -47,6 +47,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   }
   const named = commandNamed(first);
   if (named) return (await named())(rest, io);
+  // `dequeue --config c.json --version`: the flag is known, only not among a run's flags.
+  if (argv.includes('--version'))
+    return usageError(io, 'dequeue', '--version is given alone: dequeue --version');
   // A first word that is not a flag is a command name, mistyped or unknown (`dequeue stauts`).
   if (first !== undefined && !first.startsWith('-'))
     return usageError(io, 'dequeue', unknownCommand(first));

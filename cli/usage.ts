@@ -30,6 +30,7 @@ export function parseFlags<const F extends Flags>(argv: readonly string[], flags
   });
   // Each flag again in its `--name=value` form, which strict parsing never finds ambiguous.
   const normal: string[] = [];
+  const given = new Set<string>();
   for (const token of tokens) {
     if (token.kind === 'positional')
       throw new UsageError(`unexpected argument "${token.value}": every value follows its flag`);
@@ -51,6 +52,13 @@ export function parseFlags<const F extends Flags>(argv: readonly string[], flags
         (!token.inlineValue && /^-(?!\d)/.test(token.value) && token.value !== '-')
       )
         throw new UsageError(`${name} needs a value`);
+      // `--state "$STATE"` with the variable unset: no file is not the file a person meant.
+      if (token.value === '') throw new UsageError(`${name} needs a value (it was empty)`);
+      // `--config a.json --config b.json`: parseArgs keeps the last one without a word, which
+      // runs something other than one of the two a person had in mind.
+      if (!flag.multiple && given.has(name))
+        throw new UsageError(`${name} is given twice: give it once`);
+      given.add(name);
       normal.push(`${name}=${token.value}`);
     } else {
       if (token.inlineValue) throw new UsageError(`${name} takes no value`);

@@ -82,6 +82,23 @@ const MISTAKES: readonly (readonly [string[], string, string])[] = [
     'dequeue: unexpected argument "extra": every value follows its flag',
     'dequeue',
   ],
+  [
+    ['--config', 'a.json', '--config', 'b.json'],
+    'dequeue: --config is given twice: give it once',
+    'dequeue',
+  ],
+  [
+    ['--config', 'x.json', '--state', ''],
+    'dequeue: --state needs a value (it was empty)',
+    'dequeue',
+  ],
+  [['--config=', '--dry-run'], 'dequeue: --config needs a value (it was empty)', 'dequeue'],
+  [
+    ['--config', 'x.json', '--version'],
+    'dequeue: --version is given alone: dequeue --version',
+    'dequeue',
+  ],
+  [['--version', '--json'], 'dequeue: --version is given alone: dequeue --version', 'dequeue'],
   [['stauts'], 'dequeue: unknown command "stauts": did you mean status?', 'dequeue'],
   [
     ['help', 'bogus'],
@@ -92,6 +109,11 @@ const MISTAKES: readonly (readonly [string[], string, string])[] = [
   [
     ['status', '--stat', 's.json'],
     'dequeue status: unknown option --stat: did you mean --state?',
+    'dequeue status',
+  ],
+  [
+    ['status', '--state', ''],
+    'dequeue status: --state needs a value (it was empty)',
     'dequeue status',
   ],
   [['config'], 'dequeue config: say push, pull or diff', 'dequeue config'],
@@ -106,7 +128,17 @@ const MISTAKES: readonly (readonly [string[], string, string])[] = [
     'dequeue config pull: --config is not an option of pull',
     'dequeue config',
   ],
+  [
+    ['config', 'pull', '--prefix', '/a', '--prefix', '/b'],
+    'dequeue config pull: --prefix is given twice: give it once',
+    'dequeue config',
+  ],
   [['deliver', '--mail-dir', 'm'], 'dequeue deliver: --to URL is required', 'dequeue deliver'],
+  [
+    ['deliver', '--mail-dir', 'm', '--mail-dir', 'n', '--to', 'smtp://127.0.0.1'],
+    'dequeue deliver: --mail-dir is given twice: give it once',
+    'dequeue deliver',
+  ],
   [
     ['deliver', '--mail-dir', 'm', '--to', 'mx.example'],
     'dequeue deliver: --to mx.example: not a URL (smtp://host[:port], smtps://host[:port], lmtp://host:port or lmtp:/path/to/socket)',
