@@ -16,23 +16,12 @@
  * once it has all arrived, the bytes read past the ATRN reply would have to be pushed back into
  * the socket by hand, and it starts a reverse DNS lookup of the provider of its own.
  */
-import {
-  asDequeueError,
-  DequeueError,
-  ProtocolError,
-  ProviderCutError,
-  TimeoutError,
-} from '../errors';
-import type {
-  MailReceiver,
-  MailRefusal,
-  MailSink,
-  ReversedOutcome,
-  ReversedTurn,
-  TransactionStart,
-} from '../ports';
+import { asDequeueError, DequeueError, ProviderCutError, TimeoutError } from '../errors';
+import type { MailReceiver, MailSink, ReversedOutcome, ReversedTurn } from '../ports';
 import type { MemoryBudget } from '../memory-budget';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
+import { CommandBudget } from './command-budget';
+import { destinationVerdict, sinkAdmission } from './sink-answers';
 import { mailParameters } from './mail-parameters';
 import { receiveMessage, type Transaction } from './message-data';
 import { LineTooLongError } from './provider-stream';
@@ -40,16 +29,6 @@ import { type ReceiverLimits, type ReceiverOptions, receiverLimits } from './rec
 import { SessionReport } from './session-report';
 import { SessionEnd, SessionWire } from './session-wire';
 
-/**
- * Rejected commands tolerated per transaction (counted from the end of the last message) before
- * we hang up on a provider that is out of step. Flow control is not counted (see `flowControl`).
- */
-export const MAX_REJECTED_COMMANDS = 20;
-/**
- * Flow-control replies (452, and 503 after a refused MAIL) tolerated per transaction before they
- * count as rejected: a pipelining provider may send any number of RCPTs, one that loops must end.
- */
-export const MAX_FLOW_CONTROL_REPLIES = 10_000;
 /** After our last reply (221, 421), how long the provider gets to close before we do. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -67,15 +46,12 @@ class ReversedSession {
   private heloName: string | null = null;
   private esmtp = false;
   private tx: Transaction | null = null;
-  /** Genuinely bad commands since the last message ended (MAX_REJECTED_COMMANDS). */
-  private rejected = 0;
   /**
-   * Replies that are flow control, not errors, since the last message ended: 452 for recipients
-   * over maxRecipients (RFC 5321 4.5.3.1.10) and the 503/554 that the rest of a pipelined group
-   * gets after its MAIL was refused or all its RCPTs were (RFC 2920 3.1). Free up to a bound
-   * (MAX_FLOW_CONTROL_REPLIES), so that a provider looping on them still ends.
+   * Refusals counted against the provider: bad commands, and flow control (452 for recipients
+   * over maxRecipients, RFC 5321 4.5.3.1.10, and the 503/554 that the rest of a pipelined group
+   * gets after its MAIL was refused or all its RCPTs were, RFC 2920 3.1), free up to a bound.
    */
-  private flowControl = 0;
+  private readonly budget: CommandBudget;
   /** The last MAIL was refused and no MAIL, RSET or EHLO came since: RCPT and DATA get 503. */
   private mailRefused = false;
   /** Abandoned transactions the sink is still letting go of (files it opened at MAIL). */
@@ -89,6 +65,7 @@ class ReversedSession {
     memory?: MemoryBudget,
   ) {
     this.wire = new SessionWire(turn, limits, now, this.report, memory);
+    this.budget = new CommandBudget(this.wire);
   }
 
   async run(): Promise<ReversedOutcome> {
@@ -234,30 +211,13 @@ class ReversedSession {
     }
   }
 
-  private async reject(reply: string): Promise<SessionEnd | null> {
-    if (++this.rejected > MAX_REJECTED_COMMANDS) {
-      return new SessionEnd(
-        new ProtocolError(
-          `${this.turn.provider} sent more than ${MAX_REJECTED_COMMANDS} commands we had to reject; the last: ${reply}`,
-        ),
-        `421 4.7.0 ${this.name} too many errors, closing`,
-      );
-    }
-    await this.wire.reply(reply);
-    return null;
+  private reject(reply: string): Promise<SessionEnd | null> {
+    return this.budget.reject(reply);
   }
 
-  /** A refusal that is flow control (`flowControl`): free, up to its bound. */
-  private async deferred(reply: string): Promise<SessionEnd | null> {
-    if (++this.flowControl > MAX_FLOW_CONTROL_REPLIES) return this.reject(reply);
-    await this.wire.reply(reply);
-    return null;
-  }
-
-  /** A message's transaction is over (whatever its outcome): the counts start again. */
-  private transactionEnded(): void {
-    this.rejected = 0;
-    this.flowControl = 0;
+  /** A refusal that is flow control (CommandBudget): free, up to its bound. */
+  private deferred(reply: string): Promise<SessionEnd | null> {
+    return this.budget.deferred(reply);
   }
 
   private async hello(verb: 'EHLO' | 'HELO', args: string): Promise<SessionEnd | null> {
@@ -314,7 +274,7 @@ class ReversedSession {
       ...(smtputf8 ? { smtputf8 } : {}),
     };
     if (this.sink.admit) {
-      const refusal = await this.admission(start);
+      const refusal = await sinkAdmission(this.wire, this.limits, this.sink.admit, start);
       if (refusal) {
         // The provider keeps it (4xx); a store below its bound takes nothing more this session.
         this.wire.note('*', refusal.error.message);
@@ -327,25 +287,6 @@ class ReversedSession {
     this.mailRefused = false;
     await this.wire.reply('250 2.1.0 Ok');
     return null;
-  }
-
-  /** The sink's say on a new message (MailSink.admit), bounded; a failure to answer is a 451. */
-  private async admission(start: TransactionStart): Promise<MailRefusal | null> {
-    const bound = this.wire.bound(this.limits.commandTimeoutMs);
-    return this.wire.timer.within(this.sink.admit!(start), bound.until).catch((e: unknown) => {
-      if (e instanceof TimeoutError && bound.byDeadline) throw this.wire.expired(bound, 'sink');
-      const error = asDequeueError(e);
-      return {
-        code: 451,
-        text: '4.3.0 Local error in processing, try again later',
-        error: new DequeueError(
-          'temporary',
-          `the store could not say whether it takes mail now, the provider keeps it: ${error.message}`,
-          { cause: error },
-        ),
-        closing: true,
-      };
-    });
   }
 
   private async rcpt(args: string): Promise<SessionEnd | null> {
@@ -364,22 +305,13 @@ class ReversedSession {
       return this.deferred('452 4.5.3 Too many recipients');
     }
     if (this.tx.sinkTx) {
-      // Issue 9 item 10: each recipient gets the destination's own answer, so one refused
-      // address does not refuse the message for the others.
-      const bound = this.wire.bound(this.limits.commandTimeoutMs);
-      const verdict = await this.wire.timer
-        .within(this.tx.sinkTx.recipient(path.address), bound.until)
-        .catch((e: unknown) => {
-          if (e instanceof TimeoutError && bound.byDeadline)
-            throw this.wire.expired(bound, 'relay');
-          const error = asDequeueError(e);
-          return {
-            accepted: false as const,
-            code: 451,
-            text: '4.4.1 The destination did not answer in time',
-            error,
-          };
-        });
+      // Issue 9 item 10: each recipient gets the destination's own answer.
+      const verdict = await destinationVerdict(
+        this.wire,
+        this.limits,
+        this.tx.sinkTx,
+        path.address,
+      );
       if (!verdict.accepted) {
         const why = `<${printable(path.address, 80)}>: ${verdict.error?.message ?? `${verdict.code} ${verdict.text}`}`;
         this.wire.note('*', `recipient ${why}`);
@@ -397,7 +329,7 @@ class ReversedSession {
   /** DATA: the transaction is over whatever happens; the message goes to the sink. */
   private async data(tx: Transaction): Promise<void> {
     this.tx = null;
-    this.transactionEnded();
+    this.budget.transactionEnded();
     await receiveMessage(
       {
         wire: this.wire,
