@@ -1,0 +1,138 @@
+/**
+ * The operator's second week (issue 18), TLS in the wrong mode, through the real binary
+ * (bin/dequeue.js): implicit TLS against a plain port, STARTTLS against a port that speaks TLS
+ * from the first byte. Each gets the exit status the docs promise and one line that says which
+ * mode to use instead, whole in the status table. The rest of the issue: operator.test.ts.
+ */
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScriptedProvider } from '../../peers/scripted-provider';
+import { runDequeue } from '../support/dequeue-process';
+
+let dir: string;
+let plain: ScriptedProvider;
+let silent: ScriptedProvider;
+
+beforeAll(async () => {
+  // One start first: it builds the CLI's bundle when the sources changed (bin/dequeue.js).
+  await runDequeue(['--version'], 60_000);
+  dir = await mkdtemp(join(tmpdir(), 'dequeue-operator-tls-'));
+  plain = await new ScriptedProvider({ extensions: ['ETRN'] }).start();
+  silent = await new ScriptedProvider({ greeting: null }).start();
+});
+afterAll(async () => {
+  await plain?.stop();
+  await silent?.stop();
+});
+
+let n = 0;
+async function file(name: string, content: unknown, mode = 0o600): Promise<string> {
+  const path = join(dir, `${++n}-${name}`);
+  await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content));
+  await chmod(path, mode);
+  return path;
+}
+
+const dequeue = (args: string[]) => runDequeue(args, 60_000);
+const lines = (text: string) => text.trimEnd().split('\n');
+
+describe('TLS in the wrong mode (item 6) and the status table (item 7)', () => {
+  it('implicit TLS against a plain port says what to use instead, and the status table shows all of it', async () => {
+    const config = await file('config.json', {
+      targets: [
+        {
+          name: 'isp',
+          host: '127.0.0.1',
+          port: plain.port,
+          tls: 'implicit',
+          command: 'ETRN a.test',
+        },
+      ],
+    });
+    const state = join(await mkdtemp(join(dir, 'state-')), 'state.json');
+    const r = await dequeue(['--config', config, '--state', state]);
+    expect(r.status).toBe(1);
+    const hint = `TLS with 127.0.0.1:${plain.port} failed: wrong version number: the server answers in plain text on this port, not TLS from the first byte: use STARTTLS here ("tls": "opportunistic" or "required"; deliver: smtp://), or the port of its implicit TLS (465)`;
+    expect(lines(r.stdout)).toEqual([
+      expect.stringMatching(/^isp {18}config-error {6}cycle 1, \d+ ms$/),
+      `    error: ${hint}`,
+    ]);
+
+    const status = await dequeue(['status', '--state', state]);
+    expect(status.status).toBe(1);
+    const row = lines(status.stdout)[1]!;
+    expect(row).toMatch(/^isp +FAILING +cycle 1, /);
+    // The whole error, never cut: the fix is at its end.
+    expect(row).toMatch(/ 1 cycle in a row since \S+: TLS with /);
+    expect(row.endsWith(`: ${hint}`)).toBe(true);
+  });
+
+  it('an error longer than the status keeps loses its middle between words, never the fix at its end', async () => {
+    const account = { username: 'u', password: 'p' };
+    const wordy = await new ScriptedProvider({
+      account,
+      extensions: ['ATRN', 'AUTH PLAIN'],
+      onLine: (line, conn) => {
+        if (!/^ATRN\b/i.test(line)) return false;
+        conn.reply(`450 ${'this account may not release mail for that domain '.repeat(18).trim()}`);
+        return true;
+      },
+    }).start();
+    try {
+      const config = await file('config.json', {
+        targets: [
+          {
+            name: 'odmr',
+            host: '127.0.0.1',
+            port: wordy.port,
+            tls: 'none',
+            command: 'ATRN',
+            auth: { secretId: 'odmr' },
+            allowPlaintextAuth: true,
+          },
+        ],
+      });
+      const secrets = await file('secrets.json', { odmr: account });
+      const home = await mkdtemp(join(dir, 'state-'));
+      const state = join(home, 'state.json');
+      const run = ['--config', config, '--secrets', secrets, '--state', state];
+      const r = await dequeue([...run, '--mail-dir', join(home, 'mail')]);
+      expect(r.stderr).toBe('dequeue: cycle 1: 1 permanent-failure\n');
+      expect(r.status).toBe(1);
+
+      const status = await dequeue(['status', '--state', state]);
+      expect(status.status).toBe(1);
+      const row = lines(status.stdout)[1]!;
+      expect(row).toMatch(
+        / 1 cycle in a row since \S+: 127\.0\.0\.1:\d+ refused ATRN \(450, "ATRN request refused" in RFC 2645\): this account may not .* … (\w+ )+domain; ask the provider which domains this account may release$/,
+      );
+    } finally {
+      await wordy.stop();
+    }
+  });
+});
+
+describe('the other wrong TLS mode (beyond the list)', () => {
+  it('a server that never greets gets the hint that its port may speak TLS from the first byte', async () => {
+    const config = await file('config.json', {
+      targets: [
+        {
+          name: 'isp',
+          host: '127.0.0.1',
+          port: silent.port,
+          tls: 'opportunistic',
+          command: 'ETRN a.test',
+          timeoutSeconds: 1,
+        },
+      ],
+    });
+    const r = await dequeue(['--config', config, '--json']);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      outcome: 'temporary-failure',
+      error: `no complete reply from 127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use "tls": "implicit" (deliver: smtps://)`,
+    });
+  });
+});
