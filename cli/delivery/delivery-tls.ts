@@ -39,6 +39,8 @@ export const DELIVER_TLS_WORDS: TlsWords = {
   required: '--tls is required: nothing was sent',
   relax:
     'give the CA that signed it with --tls-ca FILE, or --no-tls-verify to encrypt without authenticating the server',
+  plainPort: 'smtp:// with --tls opportunistic or required',
+  tlsPort: 'smtps:// (or --tls implicit)',
 };
 
 /** 127.0.0.0/8, ::1 (and IPv4-mapped loopback), `localhost` and its subdomains (RFC 6761 6.3). */

@@ -4,11 +4,14 @@
  * from the first byte. Each gets the exit status the docs promise and one line that says which
  * mode to use instead, whole in the status table. The rest of the issue: operator.test.ts.
  */
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScriptedProvider } from '../../peers/scripted-provider';
+import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
+import { ScriptedMailServer } from '../../peers/scripted-mail-server';
+import { ScriptedProvider, testCert } from '../../peers/scripted-provider';
+import { message, store } from './delivery/stored-mail';
 import { runDequeue } from '../support/dequeue-process';
 
 let dir: string;
@@ -54,7 +57,7 @@ describe('TLS in the wrong mode (item 6) and the status table (item 7)', () => {
     const state = join(await mkdtemp(join(dir, 'state-')), 'state.json');
     const r = await dequeue(['--config', config, '--state', state]);
     expect(r.status).toBe(1);
-    const hint = `TLS with 127.0.0.1:${plain.port} failed: wrong version number: the server answers in plain text on this port, not TLS from the first byte: use STARTTLS here ("tls": "opportunistic" or "required"; deliver: smtp://), or the port of its implicit TLS (465)`;
+    const hint = `TLS with 127.0.0.1:${plain.port} failed: the server speaks plain SMTP on this port, not TLS from the first byte: use STARTTLS here ("tls": "opportunistic" or "required"), or the port of its implicit TLS (465)`;
     expect(lines(r.stdout)).toEqual([
       expect.stringMatching(/^isp {18}config-error {6}cycle 1, \d+ ms$/),
       `    error: ${hint}`,
@@ -132,7 +135,74 @@ describe('the other wrong TLS mode (beyond the list)', () => {
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({
       outcome: 'temporary-failure',
-      error: `no complete reply from 127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use "tls": "implicit" (deliver: smtps://)`,
+      error: `no complete reply from 127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use "tls": "implicit"`,
     });
+  });
+});
+
+describe('deliver in the wrong TLS mode (item 6, for deliver)', () => {
+  /** One stored message delivered with `args`; the message, the lines, the status. */
+  async function deliver(...args: string[]) {
+    const mailDir = await mkdtemp(join(dir, 'mail-'));
+    await store(createMailDirSink(mailDir), 'isp', [message(1)]);
+    const r = await dequeue(['deliver', '--mail-dir', mailDir, ...args]);
+    const kept = (await readdir(join(mailDir, 'isp'))).filter((f) => f.endsWith('.eml'));
+    return { r, kept };
+  }
+
+  it('implicit TLS (smtps:// or --tls implicit) against a plain port: one line naming the flags to use, exit 1, the mail kept', async () => {
+    const server = await new ScriptedMailServer().start();
+    try {
+      for (const args of [
+        ['--to', `smtps://127.0.0.1:${server.port}`],
+        ['--to', `smtp://127.0.0.1:${server.port}`, '--tls', 'implicit'],
+      ]) {
+        const { r, kept } = await deliver(...args);
+        expect(r.status).toBe(1);
+        expect(lines(r.stdout)).toEqual([
+          expect.stringMatching(/^deferred {2}isp\/\S+: <user1@customer\.test> - \(/),
+        ]);
+        expect(
+          lines(r.stdout)[0]!.endsWith(
+            `(TLS with 127.0.0.1:${server.port} failed: the server speaks plain SMTP on this port, not TLS from the first byte: use STARTTLS here (smtp:// with --tls opportunistic or required), or the port of its implicit TLS (465))`,
+          ),
+        ).toBe(true);
+        expect(r.stdout + r.stderr).not.toMatch(/\\n|SSL routines|wrong version number/);
+        expect(kept).toHaveLength(1);
+      }
+      expect(server.accepted).toHaveLength(0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('STARTTLS (smtp://, opportunistic) against a port that speaks TLS from the first byte: the line says smtps://', async () => {
+    const server = await new ScriptedMailServer({
+      tls: testCert('localhost'),
+      implicitTls: true,
+    }).start();
+    try {
+      const { r, kept } = await deliver(
+        '--to',
+        `smtp://127.0.0.1:${server.port}`,
+        '--tls',
+        'opportunistic',
+        '--timeout',
+        '1',
+      );
+      expect(r.status).toBe(1);
+      const [line, ...more] = lines(r.stdout);
+      expect(more).toEqual([]);
+      expect(line).toMatch(/^deferred {2}isp\/\S+: <user1@customer\.test> - \(/);
+      expect(
+        line!.endsWith(
+          `(no complete reply from smtp://127.0.0.1:${server.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use smtps:// (or --tls implicit))`,
+        ),
+      ).toBe(true);
+      expect(kept).toHaveLength(1);
+      expect(server.accepted).toHaveLength(0);
+    } finally {
+      await server.stop();
+    }
   });
 });

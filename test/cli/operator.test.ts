@@ -150,7 +150,7 @@ describe('deliver (item 4)', () => {
     ]);
     expect(r.status).toBe(1);
     expect(Date.now() - started).toBeLessThan(30_000);
-    const error = `no complete reply from smtp://127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use "tls": "implicit" (deliver: smtps://)`;
+    const error = `no complete reply from smtp://127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use smtps:// (or --tls implicit)`;
     const [first, second] = lines(r.stdout);
     expect(first).toMatch(/^deferred {2}isp\/\S+: <user1@customer.test> - \(/);
     expect(second).toMatch(/^deferred {2}isp\/\S+: <user2@customer.test> - \(/);

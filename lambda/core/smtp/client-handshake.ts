@@ -135,7 +135,7 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
   const { host, port } = options;
   const peer = options.peer ?? peerName(host, port);
   const words = options.tlsWords ?? TARGET_TLS_WORDS;
-  const trust = { verify: options.tlsVerify, ca: options.tlsCa, relax: words.relax };
+  const trust = { verify: options.tlsVerify, ca: options.tlsCa, words };
   let socket: Socket = options.socketPath
     ? await openUnixSocket(options.socketPath, options.bound('connect'))
     : await openTcp(host, port, options.bound('connect'));
@@ -175,7 +175,7 @@ export async function openClientSession(options: ClientHandshakeOptions): Promis
         // ClientHello and says nothing: the mode is the likely mistake, so say which to use.
         if (e instanceof TimeoutError && !encrypted && e.message.includes(' within '))
           throw new TimeoutError(
-            `${e.message}: if this port speaks TLS from the first byte (465), use "tls": "implicit" (deliver: smtps://)`,
+            `${e.message}: if this port speaks TLS from the first byte (465), use ${words.tlsPort}`,
           );
         throw e;
       });

@@ -7,14 +7,14 @@
 import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { DequeueError, TimeoutError } from '../errors';
-import { TARGET_TLS_WORDS } from './tls-policy';
+import { TARGET_TLS_WORDS, type TlsWords } from './tls-policy';
 
 export interface TlsTrust {
   readonly verify: boolean;
   /** Extra trusted CA certificates (PEM), e.g. a test CA. Undefined: the system's store. */
   readonly ca?: string;
-  /** How to accept a certificate that does not verify, in the caller's words (tls-policy.ts). */
-  readonly relax?: string;
+  /** The caller's TLS settings as named in its errors (tls-policy.ts); default a target's. */
+  readonly words?: TlsWords;
 }
 
 export function peerName(host: string, port: number): string {
@@ -153,7 +153,7 @@ export function startTls(
     socket.on('error', (e: NodeJS.ErrnoException & { reason?: string }) => {
       clearTimeout(timer);
       socket.destroy();
-      reject(tlsError(host, port, e, mode, trust.relax ?? TARGET_TLS_WORDS.relax));
+      reject(tlsError(host, port, e, mode, trust.words ?? TARGET_TLS_WORDS));
     });
   });
 }
@@ -168,26 +168,27 @@ function tlsError(
   port: number,
   e: NodeJS.ErrnoException & { reason?: string },
   mode: 'implicit' | 'starttls',
-  relax: string,
+  words: TlsWords,
 ): DequeueError {
   const peer = peerName(host, port);
   const said = e.reason ?? e.message.trim();
   // Certificate problems carry OpenSSL codes (CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID,
   // DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...): not worth retrying.
   if (/CERT|SIGNATURE|ALTNAME|ISSUER/i.test(e.code ?? ''))
-    return new DequeueError('permanent', `TLS with ${peer} failed: ${said} (${relax})`, {
+    return new DequeueError('permanent', `TLS with ${peer} failed: ${said} (${words.relax})`, {
       cause: e,
     });
   // Implicit TLS against a port that speaks plain SMTP: the server's "220 ..." greeting is not a
-  // TLS record (a wrong version number). The mode is wrong, not the server: RFC 8314 3.3 keeps
-  // implicit TLS to its own ports, STARTTLS (RFC 3207) is the plain port's way.
+  // TLS record (OpenSSL's "wrong version number", which tells a person nothing, so it is left
+  // out). The mode is wrong, not the server: RFC 8314 3.3 keeps implicit TLS to its own ports,
+  // STARTTLS (RFC 3207) is the plain port's way.
   if (
     mode === 'implicit' &&
     (e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || e.code === 'ERR_SSL_HTTP_REQUEST')
   )
     return new DequeueError(
       'config',
-      `TLS with ${peer} failed: ${said}: the server answers in plain text on this port, not TLS from the first byte: use STARTTLS here ("tls": "opportunistic" or "required"; deliver: smtp://), or the port of its implicit TLS (465)`,
+      `TLS with ${peer} failed: the server speaks plain SMTP on this port, not TLS from the first byte: use STARTTLS here (${words.plainPort}), or the port of its implicit TLS (465)`,
       { cause: e },
     );
   return new DequeueError('temporary', `TLS with ${peer} failed: ${said}`, { cause: e });

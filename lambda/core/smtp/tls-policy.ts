@@ -37,12 +37,18 @@ export interface TlsWords {
   readonly required: string;
   /** How to accept a certificate that does not verify, said after the reason. */
   readonly relax: string;
+  /** The modes to use on a port that speaks plain SMTP (implicit TLS was tried there). */
+  readonly plainPort: string;
+  /** The mode to use on a port that speaks TLS from the first byte (it never greeted). */
+  readonly tlsPort: string;
 }
 
 /** A target of the release signal (the provider). */
 export const TARGET_TLS_WORDS: TlsWords = {
   required: '"tls" is "required"',
   relax: 'set "tlsVerify": false only if you accept an unverified provider',
+  plainPort: '"tls": "opportunistic" or "required"',
+  tlsPort: '"tls": "implicit"',
 };
 
 /**
