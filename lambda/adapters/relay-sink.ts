@@ -21,9 +21,15 @@
  * goes to the others. A message declared 8-bit (BODY=8BITMIME) is not sent to a relay that does
  * not offer 8BITMIME (RFC 6152 3): its recipients get 451, so the provider keeps it, and the
  * result says why.
+ *
+ * Every reply is checked against what its command can have (core/smtp/reply-pairing.ts, rule 1):
+ * a relay whose replies are out of step (a 354 to RCPT, a 250 to DATA, a 354 to the final dot)
+ * is not believed. Its connection is cut and the provider gets 451 and keeps the message: taken
+ * as a refusal, a stray 250 to DATA would have been our 554 and the provider's bounce.
  */
 import type { Socket } from 'node:net';
 import type { MailRelay } from '../core/config';
+import { printable } from '../core/smtp/command';
 import { peerName } from '../core/smtp/connection';
 import {
   boundedText,
@@ -32,7 +38,13 @@ import {
   type ClientSession,
 } from '../core/smtp/client-handshake';
 import { DotStuffer } from '../core/smtp/dot-stuffing';
-import { asDequeueError, DequeueError, RefusalError, TimeoutError } from '../core/errors';
+import {
+  asDequeueError,
+  DequeueError,
+  ProtocolError,
+  RefusalError,
+  TimeoutError,
+} from '../core/errors';
 import {
   silentTranscript,
   type MailEnvelope,
@@ -45,7 +57,8 @@ import {
   type Transcript,
 } from '../core/ports';
 import type { ReplyChannel } from '../core/smtp/reply-channel';
-import { replyText } from '../core/smtp/reply';
+import { replyText, type SmtpReply } from '../core/smtp/reply';
+import { canAnswer, type PairedCommand } from '../core/smtp/reply-pairing';
 import { replyTimeoutMs, SMTP_TIMEOUTS } from '../core/smtp/timeouts';
 
 const QUIT_MS = 1_000;
@@ -128,11 +141,12 @@ class RelayTransaction implements SinkTransaction {
 
   async recipient(address: string): Promise<RecipientVerdict> {
     try {
-      const { channel } = await this.open();
+      const { socket, channel } = await this.open();
       const reply = await channel.command(
         `RCPT TO:<${address}>`,
         this.bound(SMTP_TIMEOUTS.command),
       );
+      outOfStep(this.peer, 'RCPT', reply, socket);
       if (reply.code === 250 || reply.code === 251) return { accepted: true };
       return { accepted: false, code: reply.code, text: reply.lines[0] ?? '' };
     } catch (e) {
@@ -158,6 +172,7 @@ class RelayTransaction implements SinkTransaction {
     try {
       const session = await this.open();
       const reply = await session.channel.command('DATA', this.bound(SMTP_TIMEOUTS.dataStart));
+      outOfStep(this.peer, 'DATA', reply, session.socket);
       if (reply.code !== 354)
         throw new RefusalError('DATA', reply.code, boundedText(reply), this.peer);
       this.handedOver = true;
@@ -236,6 +251,7 @@ class RelayTransaction implements SinkTransaction {
         `${from}${eightBit ? ' BODY=8BITMIME' : ''}`,
         this.bound(SMTP_TIMEOUTS.command),
       );
+      outOfStep(this.peer, 'MAIL', reply, socket);
       // RFC 5321 4.2.1: 4yz transient, 5yz permanent.
       if (reply.code !== 250)
         throw new RefusalError(from, reply.code, boundedText(reply), this.peer);
@@ -308,6 +324,10 @@ class RelayedMessage {
   async finish(): Promise<StoredMessage> {
     this.socket.write(this.stuffer.end());
     const reply = await this.channel.expect('the final dot', this.bound(SMTP_TIMEOUTS.finalDot));
+    if (!canAnswer('end of data', reply.code)) {
+      this.cut();
+      throw misfit(this.peer, 'end of data', reply);
+    }
     if (reply.code !== 250) {
       this.cut();
       throw new DequeueError(
@@ -353,4 +373,18 @@ class RelayedMessage {
       this.socket.once('close', onClose);
     });
   }
+}
+
+function misfit(peer: string, command: PairedCommand, reply: SmtpReply): ProtocolError {
+  return new ProtocolError(
+    `${peer} answered ${command} with ${reply.code}, a reply that command cannot have: its replies are out of step, none of them is believed (${reply.code} ${printable(reply.lines[0] ?? '', 120)})`,
+  );
+}
+
+/** Rule 1 of reply pairing: a reply its command cannot have ends the connection, unbelieved. */
+function outOfStep(peer: string, command: PairedCommand, reply: SmtpReply, socket: Socket): void {
+  if (canAnswer(command, reply.code)) return;
+  socket.on('error', () => undefined);
+  socket.destroy();
+  throw misfit(peer, command, reply);
 }

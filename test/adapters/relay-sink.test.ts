@@ -10,6 +10,7 @@ import { createRelaySink } from '../../lambda/adapters/relay-sink';
 import { createMailReceiver } from '../../lambda/core/odmr/reversed-session';
 import { releaseSignal } from '../../lambda/core/signal/session';
 import { AtrnProvider, type AtrnProviderOptions } from '../../peers/atrn-provider';
+import { ScriptedMailServer } from '../../peers/scripted-mail-server';
 import {
   atrnTarget,
   credentials,
@@ -182,5 +183,26 @@ describe('relay sink', () => {
       ),
     ).toHaveLength(2);
     expect(provider.waiting).toEqual([0]);
+  });
+
+  it('a relay whose replies are out of step (354 to RCPT, 354 to the final dot) is not believed: 451, the provider keeps the mail, nothing left', async () => {
+    for (const fault of [
+      { rcpt: () => '354 Go ahead' },
+      { final: () => '354 End data with <CR><LF>.<CR><LF>' },
+    ]) {
+      const mx = await new ScriptedMailServer(fault).start();
+      cleanups.push(() => mx.stop());
+      const leftovers = watchLeftovers();
+      const { provider, report } = await pullVia(mx.port, { queue: [heldMessage(0)] });
+      expect(report.outcome).toBe('temporary-failure');
+      expect(report.error?.message).toMatch(
+        /answered (RCPT|end of data) with 354, a reply that command cannot have/,
+      );
+      // Never a 554 to the provider for it: it keeps the message, nobody bounces it.
+      expect(provider.waiting).toEqual([0]);
+      expect(provider.customerReplies.filter((r) => r.startsWith('554'))).toEqual([]);
+      await provider.stop();
+      expect(await leftovers.settle()).toEqual([]);
+    }
   });
 });

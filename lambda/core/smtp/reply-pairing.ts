@@ -33,7 +33,8 @@
  *   `envelopeMisfit()` and `dotOutcomes()` (rule 1), groupMissingReply (rule 3), RSET (rule 1).
  * - the wire, lambda/core/smtp/reply-channel.ts `pipeline()`: one waiter per command queued
  *   before the group is written, each with its own bound.
- * - the relay (lambda/adapters/relay-sink.ts) sends one command at a time.
+ * - the relay (lambda/adapters/relay-sink.ts) sends one command at a time and checks each reply
+ *   against its command (rule 1), MAIL, RCPT, DATA and the final dot.
  * - as the server after ATRN, lambda/core/odmr/reversed-session.ts advertises PIPELINING and
  *   lambda/core/odmr/provider-stream.ts holds replies back while more of a group is waiting
  *   (RFC 2920 3.2).
