@@ -5,6 +5,7 @@
  * failure half-way through a deployment.
  *
  * Values from `-c` arrive as strings and values from cdk.json arrive typed: both are accepted.
+ * Static egress is taken only from cdk.json (lib/egress-options.ts says why).
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
@@ -15,6 +16,7 @@ import {
 } from './context-reader';
 
 export { DeploymentOptionsError, type ContextGetter } from './context-reader';
+import { egressOptionsFrom, type EgressOptions } from './egress-options';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX } from './prefix-rules';
 import {
   defaultStaleAfterHours,
@@ -29,7 +31,7 @@ import {
   DEFAULT_SSM_PREFIX,
 } from '../lambda/default-prefixes';
 
-export interface DeploymentOptions {
+export interface DeploymentOptions extends EgressOptions {
   /** CloudFormation stack name. Context `stackName`, default `Dequeue`. */
   readonly stackName: string;
   /** EventBridge Scheduler expression, `rate(...)` or `cron(...)`. Context `schedule`. */
@@ -42,10 +44,6 @@ export interface DeploymentOptions {
   readonly secretPrefix: string;
   /** Key prefix of mail stored after ATRN. Context `mailPrefix`. */
   readonly mailPrefix: string;
-  /** Run in a VPC behind one NAT gateway with a fixed Elastic IP. Context `staticEgress`. */
-  readonly staticEgress: boolean;
-  /** Allocation id of an existing Elastic IP to use for static egress. Context `egressAllocationId`. */
-  readonly egressAllocationId?: string;
   /** Address subscribed to the alarm topic. Context `alarmEmail`. */
   readonly alarmEmail?: string;
   /** Function timeout. Context `timeoutSeconds`. */
@@ -89,6 +87,7 @@ export const CONTEXT_DEFAULTS = {
   mailPrefix: DEFAULT_MAIL_PREFIX,
   staticEgress: false,
   egressAllocationId: undefined,
+  egressPorts: undefined,
   alarmEmail: undefined,
   timeoutSeconds: 900,
   memoryMiB: 256,
@@ -120,27 +119,19 @@ export const CONTEXT_KEYS = Object.keys(CONTEXT_DEFAULTS) as ContextKey[];
  * @param get reads one context value
  * @param presentKeys every context key that was given, when known: a key that is a near miss of
  *   one of ours (`staticEgres`) is rejected instead of being silently ignored
+ * @param committed reads the `context` block of cdk.json alone: static egress must be there
+ *   (lib/egress-options.ts)
  * @throws DeploymentOptionsError naming the context key at fault
  */
 export function deploymentOptionsFrom(
   get: ContextGetter,
-  presentKeys: readonly string[] = [],
+  presentKeys: readonly string[],
+  committed: ContextGetter,
 ): DeploymentOptions {
   rejectMisspelledKeys(presentKeys, CONTEXT_KEYS, RETIRED_KEYS);
   const read = new ContextReader<ContextKey>(get, CONTEXT_DEFAULTS);
 
-  const staticEgress = read.boolean('staticEgress');
-  const egressAllocationId = read.optionalString(
-    'egressAllocationId',
-    /^eipalloc-[0-9a-f]{8,17}$/,
-    'an Elastic IP allocation id such as eipalloc-0123456789abcdef0',
-  );
-  if (egressAllocationId !== undefined && !staticEgress) {
-    throw new DeploymentOptionsError(
-      'egressAllocationId',
-      'Context "egressAllocationId" only applies with static egress: add -c staticEgress=true, or drop egressAllocationId.',
-    );
-  }
+  const egress = egressOptionsFrom(get, read, committed);
 
   const mailExpirationDays = read.integer('mailExpirationDays', 1, 36_500);
   const mailInfrequentAccessAfterDays = read.optionalInteger(
@@ -208,8 +199,7 @@ export function deploymentOptionsFrom(
     ssmPrefix: read.string('ssmPrefix', SSM_PREFIX.pattern, SSM_PREFIX.expected),
     secretPrefix: read.string('secretPrefix', SECRET_PREFIX.pattern, SECRET_PREFIX.expected),
     mailPrefix: read.string('mailPrefix', MAIL_PREFIX.pattern, MAIL_PREFIX.expected),
-    staticEgress,
-    egressAllocationId,
+    ...egress,
     alarmEmail: read.optionalString(
       'alarmEmail',
       /^[^\s@]+@[^\s@]+\.[^\s@]+$/,

@@ -65,6 +65,7 @@ export class DequeueStack extends Stack {
       logRetention: o.logRetentionDays,
       staticEgress: o.staticEgress,
       egressAllocationId: o.egressAllocationId,
+      egressPorts: o.egressPorts,
       alarmEmail: o.alarmEmail,
       failingAfterCycles: o.failingAfterCycles,
       staleAfter: Duration.hours(o.staleAfterHours),

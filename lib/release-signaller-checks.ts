@@ -3,6 +3,7 @@
  * combination is one clear error naming the props, not a CloudFormation failure mid-deployment.
  */
 import { Duration, Token } from 'aws-cdk-lib';
+import { egressPortsProblem } from './function-egress';
 import type { ReleaseSignallerProps } from './release-signaller-props';
 import { MAIL_PREFIX, SECRET_PREFIX, SSM_PREFIX, type PrefixRule } from './prefix-rules';
 import {
@@ -46,6 +47,15 @@ export function checkReleaseSignallerProps(
     fail(
       '`egressAllocationId` names the Elastic IP of the static egress NAT gateway: it needs `staticEgress: true`.',
     );
+  }
+  if (props.egressPorts !== undefined) {
+    if (!props.vpc && !props.staticEgress) {
+      fail(
+        '`egressPorts` sets the security group of a function in a VPC: it needs `staticEgress` or `vpc` (outside a VPC, Lambda has no security group).',
+      );
+    }
+    const problem = egressPortsProblem(props.egressPorts);
+    if (problem) fail(`\`egressPorts\` ${problem}.`);
   }
   if (props.vpcSubnets && !props.vpc) {
     fail('`vpcSubnets` selects subnets of `vpc`: give `vpc` too.');

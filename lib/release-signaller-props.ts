@@ -160,6 +160,16 @@ export interface ReleaseSignallerProps {
    * @default - the VPC's private subnets with egress
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * In a VPC (`staticEgress` or `vpc`): the TCP ports the function's security group lets it
+   * connect to, besides 443 for the AWS APIs, which is always allowed. A target, relay or
+   * precheck on another port needs that port here; a connection to it would otherwise time out.
+   * With your own VPC whose DHCP options name DNS servers other than Amazon's, add 53.
+   *
+   * @default [25, 79, 366, 465, 587]: ETRN/QSND, precheck and relay; FINGER; ODMR; implicit TLS;
+   *   submission
+   */
+  readonly egressPorts?: readonly number[];
 
   /**
    * An address subscribed to the alarm topic this construct creates. Conflicts with `alarmTopic`.

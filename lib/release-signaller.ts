@@ -44,6 +44,7 @@ import {
 } from './signaller-permissions';
 import { defaultStaleAfterHours } from './schedule-intervals';
 import { StaticEgress } from './static-egress';
+import { DEFAULT_EGRESS_PORTS, limitFunctionEgress } from './function-egress';
 import {
   DEFAULT_WORKER_BATCH_SIZE,
   DEFAULT_WORKER_MAX_CONCURRENCY,
@@ -207,6 +208,8 @@ export class ReleaseSignaller extends Construct {
       ...(vpc
         ? {
             vpc,
+            // Only the ports a release signal uses, and HTTPS (limitFunctionEgress below).
+            allowAllOutbound: false,
             vpcSubnets: this.staticEgress?.subnets ??
               props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
           }
@@ -239,6 +242,8 @@ export class ReleaseSignaller extends Construct {
           : {}),
       },
     });
+
+    if (vpc) limitFunctionEgress(this.function, props.egressPorts ?? DEFAULT_EGRESS_PORTS);
 
     grantSignallerAccess(this.role, {
       logGroup: this.logGroup,

@@ -6,7 +6,7 @@
  * need one fixed address to allow. Behind a NAT gateway the EC2 port-25 limit still applies until
  * AWS lifts it on request (docs/deploy.md says how).
  */
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { CfnResource, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -52,8 +52,9 @@ export class StaticEgress extends Construct {
       this.allocationId = props.allocationId;
     }
 
+    const retention = props.flowLogRetention ?? logs.RetentionDays.ONE_MONTH;
     const flowLog = new logs.LogGroup(this, 'FlowLog', {
-      retention: props.flowLogRetention ?? logs.RetentionDays.ONE_MONTH,
+      retention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
@@ -81,5 +82,30 @@ export class StaticEgress extends Construct {
         },
       },
     });
+
+    this.keepDefaultSecurityGroupLog(retention);
+  }
+
+  /**
+   * The VPC's default security group is emptied by CDK's custom resource
+   * (`@aws-cdk/aws-ec2:restrictDefaultSecurityGroup` in cdk.json): a Lambda function of CDK's
+   * own, one per stack, which would log to an `/aws/lambda/...` group it creates and that never
+   * expires. It writes to a group of ours instead, kept as long as the flow log. (Its role has
+   * AWSLambdaBasicExecutionRole, which allows writing to any group.)
+   */
+  private keepDefaultSecurityGroupLog(retention: logs.RetentionDays): void {
+    const handler = Stack.of(this)
+      .node.tryFindChild(RESTRICT_DEFAULT_SG_PROVIDER)
+      ?.node.tryFindChild('Handler');
+    if (!(handler instanceof CfnResource) || handler.node.tryFindChild(DEFAULT_SG_LOG)) return;
+    const log = new logs.LogGroup(handler, DEFAULT_SG_LOG, {
+      retention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    handler.addPropertyOverride('LoggingConfig', { LogGroup: log.logGroupName });
   }
 }
+
+/** The construct id CDK gives the stack's one provider of Custom::VpcRestrictDefaultSG. */
+const RESTRICT_DEFAULT_SG_PROVIDER = 'Custom::VpcRestrictDefaultSGCustomResourceProvider';
+const DEFAULT_SG_LOG = 'LogGroup';

@@ -33,6 +33,7 @@ const VARIANTS: Record<string, Record<string, unknown>> = {
   default: {},
   'static egress, alarm e-mail, mail lifecycle, own KMS keys': {
     staticEgress: true,
+    egressPorts: [25, 366, 2525],
     alarmEmail: 'ops@example.com',
     mailExpirationDays: 400,
     mailInfrequentAccessAfterDays: 30,

@@ -1,7 +1,8 @@
 /**
  * bin/app.ts through the real CDK CLI, as an operator runs it: a bad `-c` value stops `cdk synth`
- * with one line naming the context key, before anything is bundled. (A good synth with the real
- * handler is what CI's `npx cdk synth` step proves.) Both runs start at once, in beforeAll: each
+ * with one line naming the context key, before anything is bundled; so does static egress given
+ * with `-c` alone. (A good synth with the real
+ * handler is what CI's `npx cdk synth` step proves.) The runs start at once, in beforeAll: each
  * is a CDK CLI and a TypeScript app starting up, seconds of CPU that need not add up.
  */
 import { execFile } from 'node:child_process';
@@ -45,7 +46,13 @@ const CASES: [string[], string][] = [
   [['staticEgres=true'], 'dequeue: Unknown context "staticEgres": did you mean "staticEgress"?'],
   [
     ['egressAllocationId=eipalloc-0123456789abcdef0'],
-    'dequeue: Context "egressAllocationId" only applies with static egress: add -c staticEgress=true, or drop egressAllocationId.',
+    'dequeue: Context "egressAllocationId" only applies with static egress: set "staticEgress": true in cdk.json, or drop egressAllocationId.',
+  ],
+  // bin/app.ts reads cdk.json itself: static egress given with -c alone would vanish on the
+  // next deploy without it.
+  [
+    ['staticEgress=true'],
+    'dequeue: Context "staticEgress" must be set in the "context" block of cdk.json ("staticEgress": true), not only with -c',
   ],
 ];
 let runs: { status: number | null; stderr: string }[] = [];

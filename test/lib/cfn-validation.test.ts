@@ -27,7 +27,11 @@ const CONTEXTS: [string, Record<string, unknown>][] = [
   ['static egress with every optional resource', { staticEgress: 'true', ...EVERYTHING }],
   [
     'static egress with an existing Elastic IP',
-    { staticEgress: 'true', egressAllocationId: 'eipalloc-0123456789abcdef0' },
+    {
+      staticEgress: 'true',
+      egressAllocationId: 'eipalloc-0123456789abcdef0',
+      egressPorts: '25,2525',
+    },
   ],
   [
     'every context option moved (deployment-context)',

@@ -6,8 +6,13 @@ import {
   deploymentOptionsFrom,
 } from '../../lib/deployment-options';
 
+/** The options of `context`, all of it committed to cdk.json. */
 const from = (context: Record<string, unknown>) =>
-  deploymentOptionsFrom((key) => context[key], Object.keys(context));
+  deploymentOptionsFrom(
+    (key) => context[key],
+    Object.keys(context),
+    (key) => context[key],
+  );
 
 /** The error a context produces, to assert its key and message. */
 function rejection(context: Record<string, unknown>): DeploymentOptionsError {
@@ -31,6 +36,7 @@ describe('deployment options from CDK context', () => {
       mailPrefix: 'mail/',
       staticEgress: false,
       egressAllocationId: undefined,
+      egressPorts: undefined,
       alarmEmail: undefined,
       timeoutSeconds: 900,
       memoryMiB: 256,
@@ -243,7 +249,7 @@ describe('deployment options from CDK context', () => {
   it('rejects an Elastic IP without static egress: the address would be silently unused', () => {
     const error = rejection({ egressAllocationId: 'eipalloc-0123456789abcdef0' });
     expect(error.contextKey).toBe('egressAllocationId');
-    expect(error.message).toContain('-c staticEgress=true');
+    expect(error.message).toContain('"staticEgress": true in cdk.json');
   });
 
   it('rejects a move to Standard-IA no sooner than the expiry: both concern the same old versions now', () => {

@@ -61,6 +61,16 @@ describe('conflicting or impossible props', () => {
       '`egressAllocationId` names the Elastic IP of the static egress NAT gateway: it needs `staticEgress: true`.',
     ],
     [
+      'egress ports without a VPC',
+      () => ({ egressPorts: [25] }),
+      '`egressPorts` sets the security group of a function in a VPC: it needs `staticEgress` or `vpc` (outside a VPC, Lambda has no security group).',
+    ],
+    [
+      'an egress port that is no TCP port',
+      () => ({ staticEgress: true, egressPorts: [25, 0] }),
+      '`egressPorts` must be TCP ports from 1 to 65535, got 0.',
+    ],
+    [
       'subnets without a VPC',
       () => ({ vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } }),
       '`vpcSubnets` selects subnets of `vpc`: give `vpc` too.',
@@ -215,6 +225,13 @@ describe('in another app', () => {
         ],
       },
     });
+    // In the host's VPC too, the function reaches the mail ports and HTTPS, nothing else.
+    const groupId = onlyResource(template, 'AWS::Lambda::Function', { Properties: SIGNALLER })
+      .resource.Properties.VpcConfig.SecurityGroupIds[0]['Fn::GetAtt'][0];
+    const egress = template.toJSON().Resources[groupId].Properties.SecurityGroupEgress;
+    expect(egress.map((rule: any) => [rule.IpProtocol, rule.FromPort]).sort()).toEqual(
+      [25, 366, 443, 465, 587, 79].map((port) => ['tcp', port]),
+    );
   });
 });
 

@@ -1,6 +1,6 @@
 /**
- * `-c staticEgress=true`: the function reaches providers from one known address (and can reach
- * port 25 at all, which AWS blocks for functions outside a VPC).
+ * `"staticEgress": true`: the function reaches providers from one known address (and can reach
+ * port 25 at all, which AWS blocks for functions outside a VPC), on the mail ports and HTTPS only.
  */
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,11 @@ let template: Template;
 
 beforeAll(() => {
   created = synthDequeue({ staticEgress: 'true' });
-  reused = synthDequeue({ staticEgress: 'true', egressAllocationId: 'eipalloc-0123456789abcdef0' });
+  reused = synthDequeue({
+    staticEgress: 'true',
+    egressAllocationId: 'eipalloc-0123456789abcdef0',
+    egressPorts: '25,2525',
+  });
   template = created.template;
 });
 afterAll(() => {
@@ -83,11 +87,34 @@ describe('static egress with a new Elastic IP', () => {
     }
   });
 
-  it('lets the function open connections to any port, and nothing in', () => {
-    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
-      SecurityGroupEgress: [{ CidrIp: '0.0.0.0/0', IpProtocol: '-1' }],
-      SecurityGroupIngress: Match.absent(),
+  it('lets the function connect to the mail ports and HTTPS only, and nothing in', () => {
+    expect(functionEgress(template)).toEqual([
+      { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 25, ToPort: 25 },
+      { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 79, ToPort: 79 },
+      { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 366, ToPort: 366 },
+      { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 443, ToPort: 443 },
+      { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 465, ToPort: 465 },
+      { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 587, ToPort: 587 },
+    ]);
+    const group = functionSecurityGroup(template);
+    expect(group.resource.Properties.SecurityGroupIngress).toBeUndefined();
+    // No rule anywhere else in the template widens it.
+    template.resourceCountIs('AWS::EC2::SecurityGroupEgress', 0);
+  });
+
+  it("keeps the log of CDK's default-security-group function as long as the function's", () => {
+    const handler = onlyResource(template, 'AWS::Lambda::Function', {
+      Properties: { Description: Match.stringLikeRegexp('VPC default security group') },
     });
+    const logGroupId = handler.resource.Properties.LoggingConfig?.LogGroup?.Ref;
+    expect(logGroupId).toBeDefined();
+    expect(template.toJSON().Resources[logGroupId].Properties.RetentionInDays).toBe(30);
+    // Every function of the stack writes to a group with a retention: none to one that never expires.
+    const groups = template.toJSON().Resources;
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function')) as any[]) {
+      const id = fn.Properties.LoggingConfig?.LogGroup?.Ref;
+      expect(groups[id]?.Properties.RetentionInDays, fn.Properties.Description).toBeGreaterThan(0);
+    }
   });
 
   it('routes S3 and DynamoDB through free gateway endpoints, not the NAT gateway', () => {
@@ -149,4 +176,24 @@ describe('static egress with an existing Elastic IP', () => {
     reused.template.hasOutput('EgressAllocationId', { Value: 'eipalloc-0123456789abcdef0' });
     expect(reused.template.findOutputs('EgressAddress')).toEqual({});
   });
+
+  it('opens the ports egressPorts names, and HTTPS for the AWS APIs, no others', () => {
+    expect(functionEgress(reused.template).map((rule: any) => rule.FromPort)).toEqual([
+      25, 443, 2525,
+    ]);
+  });
 });
+
+/** The security group of dequeue's function. */
+function functionSecurityGroup(t: Template): { id: string; resource: any } {
+  const [ref] = signallerFunction(t).resource.Properties.VpcConfig.SecurityGroupIds;
+  const id = ref['Fn::GetAtt'][0];
+  return { id, resource: t.toJSON().Resources[id] };
+}
+
+/** Its egress rules, without their descriptions, by port. */
+function functionEgress(t: Template): object[] {
+  return functionSecurityGroup(t)
+    .resource.Properties.SecurityGroupEgress.map(({ Description: _, ...rule }: any) => rule)
+    .sort((a: any, b: any) => a.FromPort - b.FromPort);
+}

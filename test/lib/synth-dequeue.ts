@@ -68,10 +68,9 @@ export function synthDequeue(
   const outdir = mkdtempSync(join(tmpdir(), 'dequeue-cdk-'));
   const app = testApp({ outdir, context }, settings);
   if (settings.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  const options = deploymentOptionsFrom(
-    (key) => app.node.tryGetContext(key),
-    Object.keys(app.node.getAllContext()),
-  );
+  // Everything a test gives counts as committed to cdk.json (bin/app.ts reads the file itself).
+  const get = (key: string) => app.node.tryGetContext(key);
+  const options = deploymentOptionsFrom(get, Object.keys(app.node.getAllContext()), get);
   const stack = new DequeueStack(app, options.stackName, { options, entry: FIXTURE_ENTRY });
   app.synth();
   return {
