@@ -6,7 +6,9 @@
  *
  * Rows: one target delivering one message, then `--targets` targets each delivering one message
  * at the same time (the CLI's and the function's concurrency), without a budget (as before) and
- * with the budget a function of `--function-mb` gets (AWS_LAMBDA_FUNCTION_MEMORY_SIZE). Each row
+ * with the budget a function of `--function-mb` gets (AWS_LAMBDA_FUNCTION_MEMORY_SIZE); last, the
+ * worker path (`--only worker` runs it alone, `--only sessions` leaves it out): the Lambda bundle
+ * fed one SQS batch of `--targets` work orders, whose peak is Lambda's Max Memory Used. Each row
  * runs in a child process of its own, this file bundled by esbuild as the Lambda runs its code;
  * the providers (peers/atrn-provider.ts, one per target) stay in this process, so the child's
  * peak RSS (VmHWM) is the receiver's alone: node, the sessions, the S3 sink and its SDK client.
@@ -15,7 +17,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -102,6 +104,7 @@ async function parent(): Promise<void> {
       only: { type: 'string' },
     },
   });
+  const loadBefore = loadavg();
   const targets = Number(values.targets);
   const size = Number(values.mb) * MB;
   const functionMb = Number(values['function-mb']);
@@ -174,7 +177,7 @@ async function parent(): Promise<void> {
   console.log(`\`${['npx tsx bench/odmr-memory.ts', ...process.argv.slice(2)].join(' ')}\``);
   console.log('');
   console.log(
-    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, S3 = moto_server on loopback, one provider per target`,
+    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${new Date().toISOString()}, load average ${load(loadBefore)} before, ${load(loadavg())} after, S3 = moto_server on loopback, one provider per target`,
   );
   console.log('');
   console.log('| load | mail memory budget | peak RSS MiB | stored | seconds | runs | notes |');
@@ -232,7 +235,6 @@ async function workerRow(c: {
           moto: c.moto,
           ...names,
           ports: providers.map((p) => p.port),
-          cycle: run + 1,
           memoryMiB: c.functionMb,
         });
         nodeVersion = node.version;
@@ -262,6 +264,9 @@ async function workerRow(c: {
     `peak ${(Math.max(...peaks) / c.functionMb).toFixed(2)}x the function's memory${notes.length ? `; ${notes[0]}` : ''} |`
   );
 }
+
+/** The 1, 5 and 15 minute load averages: the machine is shared, and its load moves the seconds. */
+const load = (averages: number[]) => averages.map((l) => l.toFixed(1)).join(' ');
 
 /** VmHWM from /proc (Linux): this process's own peak, not its parent's (see bench/odmr-receive.ts). */
 function peakRssMiB(): number {

@@ -4,9 +4,13 @@
  * handler and its side modules, same esbuild options), run on the runtime's Node major with the
  * runtime's flags and environment (peers/lambda-invocation.ts), against moto_server, with an SQS
  * event carrying one work order per ATRN target, as the event source mapping delivers a batch.
+ * As in the stack, an order only names its target: the targets and the settings are put in SSM
+ * first, and the cycle counter is advanced to the order's cycle (a worker refuses an order for a
+ * cycle the counter has not reached, or for a target the configuration does not hold).
  * The deployed bundle itself (`cdk synth`) is run the same way by test/deploy/deployed-bundle.test.ts.
  */
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +19,8 @@ import { join } from 'node:path';
 import { LAMBDA_NODE_MAJOR, lambdaEsbuildOptions, SIDE_MODULES } from '../lib/bundling';
 import { parseSettings, parseTarget } from '../lambda/core/config';
 import { encodeWorkOrder, workOrderFor } from '../lambda/core/fan-out';
+import { DynamoDbCycleCounter } from '../lambda/adapters/dynamodb-counter';
+import { counterTableDefinition } from '../lambda/counter-table';
 import { ACCOUNT } from '../peers/atrn-provider';
 import { invokeBundle, lambdaEnvironment, type Invocation } from '../peers/lambda-invocation';
 import { lambdaNode, type LambdaNode } from '../peers/lambda-node';
@@ -22,6 +28,8 @@ import type { MotoServer } from '../peers/servers/moto-server';
 
 const ROOT = join(import.meta.dirname, '..');
 const SECRET_ID = 'dequeue/atrn';
+/** Where the bench's configuration lives in SSM (DEQUEUE_SSM_PREFIX). */
+const SSM_PREFIX = '/dequeue-bench';
 
 /** Build lambda/handler.ts and its side modules into `dir` as the stack does; returns `dir`. */
 export async function buildLambdaBundle(dir: string): Promise<string> {
@@ -57,14 +65,7 @@ export async function createWorkerResources(
   const s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
   const secrets = new SecretsManagerClient(moto.clientConfig);
   try {
-    await dynamodb.send(
-      new CreateTableCommand({
-        TableName: names.table,
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await dynamodb.send(new CreateTableCommand(counterTableDefinition(names.table)));
     await s3.send(new CreateBucketCommand({ Bucket: names.bucket }));
     await secrets
       .send(new CreateSecretCommand({ Name: SECRET_ID, SecretString: JSON.stringify(ACCOUNT) }))
@@ -80,7 +81,8 @@ export async function createWorkerResources(
 
 /**
  * One worker invocation of the bundle in `bundleDir`: a batch of one ATRN work order per provider
- * port, the mail stored into `bucket`. `cycle` must be new for the table (claims are per cycle).
+ * port, the mail stored into `bucket`. Each call counts a new cycle in `table` (claims are per
+ * cycle) and puts the targets (`worker-<i>`) and the settings in SSM first.
  */
 export async function runWorkerBatch(spec: {
   readonly bundleDir: string;
@@ -88,7 +90,6 @@ export async function runWorkerBatch(spec: {
   readonly table: string;
   readonly bucket: string;
   readonly ports: readonly number[];
-  readonly cycle: number;
   readonly memoryMiB: number;
   readonly settings?: object;
   /** Fields every target gets on top of the plain ATRN one (e.g. `tls`). */
@@ -96,23 +97,51 @@ export async function runWorkerBatch(spec: {
   readonly timeoutSeconds?: number;
 }): Promise<WorkerBatchResult> {
   const node = await lambdaNode(LAMBDA_NODE_MAJOR);
-  const settings = parseSettings(spec.settings ?? { helloName: 'mx.bench.test' }, 'bench');
+  const settingsJson = spec.settings ?? { helloName: 'mx.bench.test' };
+  const settings = parseSettings(settingsJson, 'bench');
+  const targets = spec.ports.map((port, i) => ({
+    name: `worker-${i}`,
+    host: '127.0.0.1',
+    port,
+    tls: 'none',
+    auth: { secretId: SECRET_ID },
+    command: 'ATRN',
+    ...spec.target,
+  }));
+  const parameter = (name: string) => `${SSM_PREFIX}/targets/${name}`;
+  const ssm = new SSMClient(spec.moto.clientConfig);
+  const dynamodb = new DynamoDBClient(spec.moto.clientConfig);
+  let cycle: number;
+  try {
+    const parameters: [string, object][] = [[`${SSM_PREFIX}/settings`, settingsJson]];
+    for (const t of targets) {
+      parseTarget(t, 'bench'); // a bad target is said here, not as a refused order
+      parameters.push([parameter(t.name), t]);
+    }
+    for (const [Name, value] of parameters)
+      await ssm.send(
+        new PutParameterCommand({
+          Name,
+          Type: 'String',
+          Overwrite: true,
+          Value: JSON.stringify(value),
+        }),
+      );
+    ({ cycle } = await new DynamoDbCycleCounter(dynamodb, { tableName: spec.table }).count());
+  } finally {
+    ssm.destroy();
+    dynamodb.destroy();
+  }
   const now = Date.now();
   const event = {
-    Records: spec.ports.map((port, i) => {
-      const target = parseTarget(
-        {
-          name: `worker-${i}`,
-          host: '127.0.0.1',
-          port,
-          tls: 'none',
-          auth: { secretId: SECRET_ID },
-          command: 'ATRN',
-          ...spec.target,
-        },
-        'bench',
-      );
-      const order = workOrderFor(target, { cycle: spec.cycle, claim: true, settings, now });
+    Records: targets.map((target) => {
+      const order = workOrderFor(target, {
+        cycle,
+        claim: true,
+        settings,
+        now,
+        parameter: parameter(target.name),
+      });
       return {
         messageId: randomUUID(),
         receiptHandle: randomUUID(),
@@ -139,6 +168,7 @@ export async function runWorkerBatch(spec: {
     fn,
     {
       NODE_OPTIONS: '--enable-source-maps',
+      DEQUEUE_SSM_PREFIX: SSM_PREFIX,
       DEQUEUE_COUNTER_TABLE: spec.table,
       DEQUEUE_MAIL_BUCKET: spec.bucket,
       DEQUEUE_SECRET_PREFIX: 'dequeue/',
