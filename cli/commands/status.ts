@@ -5,11 +5,13 @@
  *
  * Exit status: 0 no target shown is failing; 1 some target shown is failing (its last worked
  * cycle failed), so that `dequeue status --table T || notify` works in a script; 2 a usage error
- * or the status could not be read (no such file or table, access denied).
+ * or the status could not be read (no such file or table, access denied), or a --target no run
+ * has recorded: its health is unknown (a typo, or a target not worked yet), never "healthy".
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { stat } from 'node:fs/promises';
 import { DynamoDbStatusStore } from '../../lambda/adapters/dynamodb-status';
+import { didYouMean } from '../../lambda/core/config-issues';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import { neverRun, statusFields, type RecordedStatus } from '../../lambda/core/target-status';
 import { StateFile } from '../adapters/state-file';
@@ -27,12 +29,13 @@ how many cycles in a row it has failed and since when, the last error, the messa
   --state FILE    the CLI's state file (dequeue --state FILE)
   --table NAME    the deployed function's DynamoDB table (its counter table); AWS access follows
                   the SDK's usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
-  --target NAME   only this target (repeatable); one never run shows as such
+  --target NAME   only this target (repeatable); one no run has recorded shows as "never run"
+                  and makes the exit status 2 (its health is unknown)
   --json          one JSON object per target per line
   -h, --help      this text
 
-Exit status: 0 no target shown is failing; 1 a target is failing; 2 a usage error or the status
-could not be read.`;
+Exit status: 0 no target shown is failing; 1 a target is failing; 2 a usage error, the status
+could not be read, or a --target no run has recorded.`;
 
 /** GetItem calls at once for --table with --target. */
 const READ_CONCURRENCY = 10;
@@ -63,11 +66,12 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
     return usageError(io, 'dequeue status', 'give either --state FILE or --table NAME');
 
   let statuses: RecordedStatus[];
+  let recorded: readonly string[];
   try {
-    statuses =
+    ({ statuses, recorded } =
       values.state !== undefined
         ? await fromStateFile(values.state, values.target)
-        : await fromTable(values.table!, values.target, io);
+        : await fromTable(values.table!, values.target, io));
   } catch (e) {
     if (e instanceof DequeueError) return fail(e.message);
     throw e;
@@ -80,13 +84,31 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
   } else {
     io.stdout.write(statusTable(statuses));
   }
+  // A name no run has recorded is a typo as often as a target not worked yet: either way the
+  // status cannot say it is healthy, so `dequeue status --target T || notify` must fire.
+  const unknown = statuses.filter((s) => s.lastOutcome === null).map((s) => s.target);
+  for (const name of unknown) {
+    const meant = didYouMean(name, recorded);
+    const hint = meant
+      ? ` (did you mean ${meant}?)`
+      : recorded.length && recorded.length <= 10
+        ? ` (recorded: ${recorded.join(', ')})`
+        : '';
+    io.stderr.write(
+      `dequeue status: --target ${name}: no run has recorded a target of that name${hint}: its health is unknown until a run works it\n`,
+    );
+  }
+  if (unknown.length) return 2;
   return statuses.some((s) => s.consecutiveFailures > 0) ? 1 : 0;
 }
 
-async function fromStateFile(
-  file: string,
-  targets: readonly string[] | undefined,
-): Promise<RecordedStatus[]> {
+interface Read {
+  readonly statuses: RecordedStatus[];
+  /** Every target name recorded (for "did you mean"); empty when not read. */
+  readonly recorded: readonly string[];
+}
+
+async function fromStateFile(file: string, targets: readonly string[] | undefined): Promise<Read> {
   // A run creates its state file; status never does. A missing file is a typo or a lost file,
   // not "nothing recorded": `dequeue status ... || notify` must fire.
   try {
@@ -101,20 +123,27 @@ async function fromStateFile(
       );
   }
   const all = await new StateFile(file).statuses();
-  if (!targets) return all;
+  const recorded = all.map((s) => s.target);
+  if (!targets) return { statuses: all, recorded };
   const byName = new Map(all.map((s) => [s.target, s]));
-  return unique(targets).map((name) => byName.get(name) ?? neverRun(name));
+  return {
+    statuses: unique(targets).map((name) => byName.get(name) ?? neverRun(name)),
+    recorded,
+  };
 }
 
 async function fromTable(
   table: string,
   targets: readonly string[] | undefined,
   io: CliIo,
-): Promise<RecordedStatus[]> {
+): Promise<Read> {
   const client = new DynamoDBClient(awsClientOptions(io));
   try {
     const store = new DynamoDbStatusStore(client, { tableName: table });
-    if (!targets) return await store.list();
+    if (!targets) {
+      const all = await store.list();
+      return { statuses: all, recorded: all.map((s) => s.target) };
+    }
     const names = unique(targets);
     const out: RecordedStatus[] = new Array(names.length);
     let next = 0;
@@ -125,7 +154,15 @@ async function fromTable(
       }
     };
     await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, worker));
-    return out;
+    // Only for "did you mean", and only when a name is missing: one Query of the status index,
+    // which the status reader policy allows; without it the line just has no suggestion.
+    let recorded: string[] = [];
+    if (out.some((s) => s.lastOutcome === null))
+      recorded = await store.list().then(
+        (all) => all.map((s) => s.target),
+        () => [],
+      );
+    return { statuses: out, recorded };
   } finally {
     client.destroy();
   }

@@ -52,6 +52,31 @@ describe('status on a state file that is not there (item 1)', () => {
   });
 });
 
+describe('status of a target no run has recorded (beyond the list)', () => {
+  it('a mistyped --target is shown "never run" and exits 2 with a did-you-mean, never healthy', async () => {
+    const config = await file('config.json', {
+      targets: [
+        { name: 'isp', host: '127.0.0.1', port: plain.port, tls: 'none', command: 'ETRN a.test' },
+      ],
+    });
+    const state = join(await mkdtemp(join(dir, 'state-')), 'state.json');
+    expect((await dequeue(['--config', config, '--state', state])).status).toBe(0);
+    const r = await dequeue(['status', '--state', state, '--target', 'isq']);
+    expect(r.status).toBe(2);
+    expect(lines(r.stdout)[1]).toMatch(/^isq +never run +- +- +no run has handled it yet$/);
+    expect(r.stderr).toBe(
+      'dequeue status: --target isq: no run has recorded a target of that name (did you mean isp?): its health is unknown until a run works it\n',
+    );
+    const far = await dequeue(['status', '--state', state, '--target', 'backup']);
+    expect(far.status).toBe(2);
+    expect(far.stderr).toBe(
+      'dequeue status: --target backup: no run has recorded a target of that name (recorded: isp): its health is unknown until a run works it\n',
+    );
+    const right = await dequeue(['status', '--state', state, '--target', 'isp']);
+    expect(right).toMatchObject({ status: 0, stderr: '' });
+  });
+});
+
 describe('--max-run-seconds below what a target needs (item 2)', () => {
   it('is refused before anything is sent, naming the target and the floor; a bound that fits runs', async () => {
     const config = await file('config.json', {

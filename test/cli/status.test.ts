@@ -120,7 +120,14 @@ describe('dequeue status --state', () => {
     // The counter is where it was, in the same file.
     expect(JSON.parse(await readFile(stateFile, 'utf8')).cycle).toBe(2);
 
-    const healthy = await cli([
+    const healthy = await cli(['status', '--state', stateFile, '--target', 'main', '--json']);
+    expect(healthy).toMatchObject({ status: 0, stderr: '' });
+    expect(lines(healthy.stdout).map((l) => [l.target, l.lastOutcome])).toEqual([
+      ['main', 'signalled'],
+    ]);
+
+    // A name no run has recorded is shown, but never as healthy: its health is unknown.
+    const unknown = await cli([
       'status',
       '--state',
       stateFile,
@@ -130,11 +137,14 @@ describe('dequeue status --state', () => {
       'later',
       '--json',
     ]);
-    expect(healthy.status).toBe(0);
-    expect(lines(healthy.stdout).map((l) => [l.target, l.lastOutcome, l.lastAttemptAt])).toEqual([
+    expect(unknown.status).toBe(2);
+    expect(lines(unknown.stdout).map((l) => [l.target, l.lastOutcome, l.lastAttemptAt])).toEqual([
       ['main', 'signalled', expect.any(String)],
       ['later', null, null],
     ]);
+    expect(unknown.stderr).toBe(
+      'dequeue status: --target later: no run has recorded a target of that name (recorded: busy, main, off, quiet, spaced): its health is unknown until a run works it\n',
+    );
   });
 
   it('a dry run records nothing; a forced run records without counting; a state file from before statuses keeps counting', async () => {

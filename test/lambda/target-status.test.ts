@@ -198,7 +198,11 @@ describeWithMotoServer(
         'brand-new',
         '--json',
       ]);
-      expect(some.status).toBe(0);
+      // A target no run has recorded is shown, but its health is unknown: exit 2, never 0.
+      expect(some.status).toBe(2);
+      expect(some.stderr).toBe(
+        'dequeue status: --target brand-new: no run has recorded a target of that name (recorded: denied, good, off, weekly): its health is unknown until a run works it\n',
+      );
       expect(
         some.stdout
           .trimEnd()
