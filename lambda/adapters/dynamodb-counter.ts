@@ -3,8 +3,8 @@
  *
  * Items:
  *   counter                     { cycle: N }                 the last counted cycle
- *   slot#<slot>                 { cycle, expiresAt }         a scheduled slot, counted as `cycle`
- *   claim#<cycle>#<target>      { expiresAt }                `target` was started in `cycle`
+ *   slot#<slot>                 { cycle, nonce, expiresAt }  a scheduled slot, counted as `cycle`
+ *   claim#<cycle>#<target>      { nonce, expiresAt }         `target` was started in `cycle`
  *
  * Counting a slot exactly once, however often its event arrives (EventBridge Scheduler retries
  * with a new execution id and the same scheduled time; Lambda's asynchronous invocation retries
@@ -29,6 +29,14 @@
  *
  * `claim` is a conditional PutItem: the first delivery to claim (cycle, target) signals it, any
  * other delivery of the same slot skips it, so a target is signalled once per counted cycle.
+ *
+ * Our own write, retried: the SDK sends a request again when its answer was lost (a reset
+ * connection, a timeout), and a conditional write that succeeded the first time then fails its own
+ * condition. So each conditional write carries a nonce of its own (one per call, the same bytes in
+ * every SDK retry of it) and asks for the item it met (ReturnValuesOnConditionCheckFailure:
+ * ALL_OLD, in PutItem and in a transaction's Put alike): an item with our nonce is our write,
+ * and the claim or the slot count is ours, not another delivery's.
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html#DDB-PutItem-request-ReturnValuesOnConditionCheckFailure
  */
 import {
   ConditionalCheckFailedException,
@@ -39,6 +47,7 @@ import {
   UpdateItemCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
 import { DequeueError } from '../core/errors';
 import type { CycleCounter } from '../core/ports';
 import { awsErrorKind, describeAwsError } from './aws-errors';
@@ -92,13 +101,15 @@ export class DynamoDbCycleCounter implements CycleCounter {
   async count(slot?: string, signal?: AbortSignal): Promise<{ cycle: number; counted: boolean }> {
     if (slot === undefined) return { cycle: await this.advance(signal), counted: true };
     const slotKey = `slot#${slot}`;
+    // One nonce for all our rounds: a transaction that went through unanswered is still ours.
+    const nonce = randomUUID();
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       const already = await this.readCycle(slotKey, signal);
       if (already !== undefined) return { cycle: already, counted: false };
       const current = await this.peek(signal);
       try {
         await this.call('TransactWriteItems', (c) =>
-          c.send(this.countSlot(slotKey, current), { abortSignal: signal }),
+          c.send(this.countSlot(slotKey, current, nonce), { abortSignal: signal }),
         );
         return { cycle: current + 1, counted: true };
       } catch (e) {
@@ -109,6 +120,10 @@ export class DynamoDbCycleCounter implements CycleCounter {
         if (!reasons) throw e;
         const [slotReason, counterReason] = reasons.map((r) => r.Code);
         if (slotReason === 'ConditionalCheckFailed') {
+          // Our own transaction, sent again by the SDK after its answer was lost: counted by us.
+          const met = reasons[0]?.Item;
+          if (met?.nonce?.S === nonce && met.cycle?.N !== undefined)
+            return { cycle: Number(met.cycle.N), counted: true };
           // Another delivery of this slot counted it between our read and our write.
           const cycle = await this.readCycle(slotKey, signal);
           if (cycle !== undefined) return { cycle, counted: false };
@@ -130,27 +145,31 @@ export class DynamoDbCycleCounter implements CycleCounter {
   }
 
   async claim(cycle: number, target: string, signal?: AbortSignal): Promise<boolean> {
+    const nonce = randomUUID();
     const claim = new PutItemCommand({
       TableName: this.table,
       Item: {
         pk: { S: `claim#${cycle}#${target}` },
+        nonce: { S: nonce },
         claimedAt: { S: new Date(this.now()).toISOString() },
         expiresAt: { N: String(this.epochSeconds() + this.claimTtlSeconds) },
       },
       ConditionExpression: 'attribute_not_exists(pk)',
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     });
     try {
       await this.call('PutItem', (c) => c.send(claim, { abortSignal: signal }));
       return true;
     } catch (e) {
       if (e instanceof DequeueError && e.cause instanceof ConditionalCheckFailedException)
-        return false;
+        // Our nonce: the SDK sent our claim again after its answer was lost; the claim is ours.
+        return e.cause.Item?.nonce?.S === nonce;
       throw e;
     }
   }
 
   /** Step 3 above: the slot appears and the counter moves from `current`, or neither happens. */
-  private countSlot(slotKey: string, current: number): TransactWriteItemsCommand {
+  private countSlot(slotKey: string, current: number, nonce: string): TransactWriteItemsCommand {
     const next = current + 1;
     return new TransactWriteItemsCommand({
       TransactItems: [
@@ -160,10 +179,12 @@ export class DynamoDbCycleCounter implements CycleCounter {
             Item: {
               pk: { S: slotKey },
               cycle: { N: String(next) },
+              nonce: { S: nonce },
               countedAt: { S: new Date(this.now()).toISOString() },
               expiresAt: { N: String(this.epochSeconds() + this.slotTtlSeconds) },
             },
             ConditionExpression: 'attribute_not_exists(pk)',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
         },
         {

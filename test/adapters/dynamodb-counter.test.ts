@@ -68,10 +68,12 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
       Item: {
         pk: { S: 'slot#arn:sched#2026-01-01T00:00:00Z' },
         cycle: { N: '7' },
+        nonce: { S: expect.stringMatching(/^[0-9a-f-]{36}$/) },
         countedAt: { S: '2026-01-01T00:00:00.000Z' },
         expiresAt: { N: String(NOW / 1000 + 90 * 86_400) },
       },
       ConditionExpression: 'attribute_not_exists(pk)',
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     });
     expect(update!.Update).toMatchObject({
       Key: { pk: { S: 'counter' } },
@@ -106,6 +108,46 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
     });
     expect(await counter().count('s')).toEqual({ cycle: 3, counted: false });
     expect(ddb.commandCalls(TransactWriteItemsCommand)).toHaveLength(1);
+  });
+
+  it('a slot met with our own nonce is our count (the SDK sent our transaction again)', async () => {
+    const items: Record<string, number> = { counter: 2 };
+    table(items);
+    ddb.on(TransactWriteItemsCommand).callsFake((input) => {
+      // The first try went through, its answer was lost; this is the SDK's retry of it.
+      const put = input.TransactItems[0].Put;
+      items.counter = 3;
+      throw new TransactionCanceledException({
+        $metadata: {},
+        message: 'Transaction cancelled',
+        CancellationReasons: [
+          { Code: 'ConditionalCheckFailed', Item: put.Item },
+          { Code: 'ConditionalCheckFailed' },
+        ],
+      });
+    });
+    expect(await counter().count('s')).toEqual({ cycle: 3, counted: true });
+  });
+
+  it("a slot met with another nonce is another delivery's count", async () => {
+    const items: Record<string, number> = { counter: 2 };
+    table(items);
+    ddb.on(TransactWriteItemsCommand).callsFake(() => {
+      items['slot#s'] = 3;
+      items.counter = 3;
+      throw new TransactionCanceledException({
+        $metadata: {},
+        message: 'Transaction cancelled',
+        CancellationReasons: [
+          {
+            Code: 'ConditionalCheckFailed',
+            Item: { pk: { S: 'slot#s' }, cycle: { N: '3' }, nonce: { S: 'theirs' } },
+          },
+          { Code: 'ConditionalCheckFailed' },
+        ],
+      });
+    });
+    expect(await counter().count('s')).toEqual({ cycle: 3, counted: false });
   });
 
   it('retries when another slot moved the counter, and counts on the fresh value', async () => {
@@ -200,10 +242,34 @@ describe('DynamoDbCycleCounter: unscheduled runs, peek, claims', () => {
       TableName: 'counter-table',
       Item: {
         pk: { S: 'claim#7#isp-etrn' },
+        nonce: { S: expect.stringMatching(/^[0-9a-f-]{36}$/) },
         claimedAt: { S: '2026-01-01T00:00:00.000Z' },
         expiresAt: { N: String(NOW / 1000 + 7 * 86_400) },
       },
       ConditionExpression: 'attribute_not_exists(pk)',
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     });
+  });
+
+  it('a claim met with our own nonce is ours (the SDK sent it again); another nonce is not', async () => {
+    ddb
+      .on(PutItemCommand)
+      .callsFakeOnce((input) => {
+        throw new ConditionalCheckFailedException({
+          $metadata: {},
+          message: 'The conditional request failed',
+          Item: input.Item,
+        });
+      })
+      .callsFakeOnce((input) => {
+        throw new ConditionalCheckFailedException({
+          $metadata: {},
+          message: 'The conditional request failed',
+          Item: { ...input.Item, nonce: { S: 'another-run' } },
+        });
+      });
+    const c = counter();
+    expect(await c.claim(7, 'isp-etrn')).toBe(true);
+    expect(await c.claim(7, 'isp-etrn')).toBe(false);
   });
 });
