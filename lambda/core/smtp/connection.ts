@@ -171,7 +171,9 @@ function tlsError(
   words: TlsWords,
 ): DequeueError {
   const peer = peerName(host, port);
-  const said = e.reason ?? e.message.trim();
+  // Node adds its own advice to certificate errors ("...; if the root CA is installed locally,
+  // try running Node.js with --use-system-ca"): a flag of a program the user does not run.
+  const said = e.reason ?? e.message.trim().replace(/;[^;]*\bNode\.js\b.*$/s, '');
   // Certificate problems carry OpenSSL codes (CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID,
   // DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...): not worth retrying.
   if (/CERT|SIGNATURE|ALTNAME|ISSUER/i.test(e.code ?? ''))
