@@ -2,6 +2,7 @@
  * The default stack, synthesised once by test/lib/release-signaller.test.ts: the alarms and the
  * topic they notify.
  */
+import { readFileSync } from 'node:fs';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -245,5 +246,38 @@ export function alarmTests(synthesised: () => SynthesisedDequeue): void {
     it('are nine: seven of SignallerAlarms and two of the work queue (test/lib/work-queue.test.ts)', () => {
       template.resourceCountIs('AWS::CloudWatch::Alarm', 9);
     });
+
+    it('are as many as docs/deploy.md says, and its alarm table has a row for each', () => {
+      const guide = readFileSync(new URL('../../../docs/deploy.md', import.meta.url), 'utf8');
+      const alarms = Object.keys(template.findResources('AWS::CloudWatch::Alarm')).length;
+      const said = /\b(\w+) CloudWatch alarms\b/.exec(guide)?.[1];
+      expect(NUMBER_WORDS.indexOf(said ?? ''), `"${said} CloudWatch alarms"`).toBe(alarms);
+      const table = guide.slice(guide.indexOf('| alarm '));
+      const rows = table
+        .split('\n')
+        .map((line) => line.trim())
+        .slice(2)
+        .filter(
+          (line, i, lines) =>
+            line.startsWith('|') && lines.slice(0, i).every((l) => l.startsWith('|')),
+        );
+      expect(rows).toHaveLength(alarms);
+    });
   });
 }
+
+const NUMBER_WORDS = [
+  'no',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
+  'six',
+  'seven',
+  'eight',
+  'nine',
+  'ten',
+  'eleven',
+  'twelve',
+];
