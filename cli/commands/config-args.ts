@@ -37,8 +37,9 @@ names its credentials with auth.secretId only.
 
 Exit status: push 0 done, 1 an SSM call failed part-way (what was written is listed), 2 usage
 or an invalid file (nothing written); pull 0 written, 1 written but some deployed parameter is
-invalid (named on stderr), 2 usage, SSM unreadable or --out not writable (nothing written);
-diff 0 no difference, 1 differences, 2 usage, an invalid file or SSM unreadable.`;
+invalid (named on stderr), 2 usage, SSM unreadable, nothing deployed under --prefix or --out
+not writable (nothing written); diff 0 no difference, 1 differences, 2 usage, an invalid file
+or SSM unreadable.`;
 
 export type ConfigOptions =
   | {

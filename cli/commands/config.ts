@@ -19,7 +19,7 @@ import {
   type PlannedParameter,
 } from './config-plan';
 import { checkOutFile, writeOutFile } from './config-out';
-import { readDeployed } from './deployed-config';
+import { type DeployedConfig, readDeployed } from './deployed-config';
 
 /** PutParameter calls at once: SSM's default write throughput is a few calls per second. */
 const WRITE_CONCURRENCY = 3;
@@ -174,6 +174,13 @@ type PullOptions = Extract<ConfigOptions, { verb: 'pull' }>;
 async function pull(options: PullOptions, client: SSMClient, io: CliIo): Promise<number> {
   if (options.out) await checkOutFile(options.out);
   const deployed = await readDeployed(client, options.prefix);
+  // An empty document would look like a deployment with no targets, and pushed back it would
+  // be one: a mistyped --prefix is a mistake to name, not a configuration to hand out.
+  if (nothingDeployed(deployed))
+    throw new DequeueError(
+      'config',
+      `${nothingUnder(options.prefix)}: give --prefix the stack's ssmPrefix (default /dequeue); nothing was written`,
+    );
   const problems: string[] = [];
   if (deployed.settings?.problem)
     problems.push(
@@ -213,7 +220,8 @@ type DiffOptions = Extract<ConfigOptions, { verb: 'diff' }>;
  */
 async function diff(options: DiffOptions, client: SSMClient, io: CliIo): Promise<number> {
   const local = await readLocalConfig(options.config, options.secretPrefix);
-  const plan = planPush(local, await readDeployed(client, options.prefix), options.prefix, false);
+  const deployed = await readDeployed(client, options.prefix);
+  const plan = planPush(local, deployed, options.prefix, false);
   let differences = 0;
   for (const p of plan) {
     if (p.action === 'unchanged') continue;
@@ -230,8 +238,21 @@ async function diff(options: DiffOptions, client: SSMClient, io: CliIo): Promise
     }
   }
   const unchanged = plan.length - differences;
+  // Every parameter "added": the first push, or a --prefix that is not the stack's.
+  if (nothingDeployed(deployed))
+    io.stderr.write(
+      `dequeue config diff: ${nothingUnder(options.prefix)}: every parameter would be new (is --prefix the stack's ssmPrefix?)\n`,
+    );
   io.stderr.write(
     `dequeue config diff: ${differences ? `${differences} parameter(s) differ` : 'no differences'}, ${unchanged} unchanged (${options.config} against ${options.prefix})\n`,
   );
   return differences ? 1 : 0;
+}
+
+function nothingDeployed(deployed: DeployedConfig): boolean {
+  return deployed.settings === undefined && deployed.targets.length === 0;
+}
+
+function nothingUnder(prefix: string): string {
+  return `nothing is deployed under ${prefix} (no ${prefix}/settings, no ${prefix}/targets/...)`;
 }

@@ -67,7 +67,8 @@ describeWithMotoServer('config push | pull through the binary, against moto_serv
       '',
     ]);
     const pulled = await dequeue(['config', 'pull']);
-    expect(JSON.parse(pulled.stdout)).toEqual({ settings: {}, targets: [] });
+    expect(pulled).toMatchObject({ status: 2, stdout: '' });
+    expect(pulled.stderr).toContain('nothing is deployed under /dequeue');
 
     // The stack's own prefix, given: the same rule the function applies.
     const prod = await dequeue(['config', 'push', '--config', file, '--secret-prefix', 'prod/']);
@@ -169,7 +170,30 @@ describeWithMotoServer('config push | pull through the binary, against moto_serv
     );
   });
 
+  it('pull from a --prefix with nothing under it is exit 2, naming it; diff says every parameter is new (beyond the list)', async () => {
+    const file = await config({ targets: [target('a')] });
+    expect((await dequeue(['config', 'push', '--config', file])).status).toBe(0);
+    const out = join(dir, 'pulled-from-a-typo.json');
+    const r = await dequeue(['config', 'pull', '--prefix', '/dequeu', '--out', out]);
+    expect(r).toMatchObject({ status: 2, stdout: '' });
+    expect(r.stderr.split('\n').filter((l) => !l.includes('warning: Node.js'))).toEqual([
+      "dequeue config pull: nothing is deployed under /dequeu (no /dequeu/settings, no /dequeu/targets/...): give --prefix the stack's ssmPrefix (default /dequeue); nothing was written",
+      '',
+    ]);
+    await expect(readFile(out)).rejects.toMatchObject({ code: 'ENOENT' });
+
+    const d = await dequeue(['config', 'diff', '--config', file, '--prefix', '/dequeu']);
+    expect(d.status).toBe(1);
+    expect(d.stdout).toBe('+ /dequeu/settings\n+ /dequeu/targets/a\n');
+    expect(d.stderr).toContain(
+      "dequeue config diff: nothing is deployed under /dequeu (no /dequeu/settings, no /dequeu/targets/...): every parameter would be new (is --prefix the stack's ssmPrefix?)\n",
+    );
+  });
+
   it("Node.js older than 22 gets one line of ours instead of the SDK's eight; 22 and later none (item 8)", async () => {
+    expect(
+      (await dequeue(['config', 'push', '--config', await config({ targets: [] })])).status,
+    ).toBe(0);
     // As an operator runs it: without the switch vitest sets for its own workers (vitest.config.ts).
     const r = await runDequeue(['config', 'pull'], 60_000, {
       env: { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: undefined },
