@@ -17,8 +17,9 @@
  * read (its nonce), so that two runs breaking it at once cannot both win. A lock from another
  * host is never broken (a directory shared over NFS): remove it by hand once that run is gone.
  *
- * Reading: the claim opens the message and, when it is small (PREFETCH_BYTES), reads it whole,
- * while the previous message is still on the wire; a larger one is streamed from the open file.
+ * Reading (mail-dir-claim.ts, mail-dir-files.ts): the claim opens the message and, when it is
+ * small (PREFETCH_BYTES), reads it whole, while the previous message is still on the wire; a
+ * larger one is streamed from the open file.
  *
  * Marks: the `.eml` is renamed first (its leaving the top level takes the message out of the
  * undelivered set), then the `.json`; a crash between them leaves an envelope whose message is in
@@ -26,7 +27,7 @@
  * a mark lost in a crash only means the message is delivered again (a duplicate, never a loss);
  * close() fsyncs the directories once at the end of the run.
  */
-import { close as closeFd, constants, open as openFd, read as readFd } from 'node:fs';
+import { constants } from 'node:fs';
 import {
   access,
   mkdir,
@@ -43,13 +44,12 @@ import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+import { MailDirClaim, type MailDirMarks } from './mail-dir-claim';
+import { fdClose, fdOpen, readSmall, readWhole } from './mail-dir-files';
 import { DeliverLocks } from './mail-dir-lock';
 
-const READ_CHUNK_BYTES = 256 * 1024;
 /** A message up to this size is read whole when it is claimed; a larger one is streamed. */
 const PREFETCH_BYTES = 256 * 1024;
-/** An envelope record is a few hundred bytes; one read of this much takes it whole. */
-const ENVELOPE_READ_BYTES = 64 * 1024;
 const MESSAGE = /^([^.].*)\.eml$/;
 const PROGRESS = /^\.(.+)\.progress$/;
 
@@ -59,7 +59,7 @@ const exists = (path: string) =>
     () => false,
   );
 
-export class MailDirStore implements MailStore {
+export class MailDirStore implements MailStore, MailDirMarks {
   readonly name: string;
   private readonly touched = new Set<string>();
   private readonly made = new Set<string>();
@@ -290,105 +290,5 @@ export class MailDirStore implements MailStore {
     await writeFile(temp, JSON.stringify({ answers }), { mode: 0o600 });
     await rename(temp, path);
     this.progressIn(dir).add(id);
-  }
-}
-
-/*
- * The reads of deliver's hot path go through file descriptors and node:fs's callback calls, not
- * FileHandle: per message they are an open, a read and a close of the envelope and of the text,
- * and FileHandle's objects, promises and close-on-collection bookkeeping cost as much CPU as the
- * calls themselves (bench/deliver.ts). Every descriptor opened here is closed on every path.
- */
-const fdOpen = (path: string): Promise<number> =>
-  new Promise((resolve, reject) => openFd(path, 'r', (e, fd) => (e ? reject(e) : resolve(fd))));
-const fdRead = (fd: number, buffer: Buffer, position: number): Promise<number> =>
-  new Promise((resolve, reject) =>
-    readFd(fd, buffer, 0, buffer.length, position, (e, n) => (e ? reject(e) : resolve(n))),
-  );
-/** Never rejects: a close that fails loses nothing of a file opened only to read. */
-const fdClose = (fd: number): Promise<void> =>
-  new Promise((resolve) => closeFd(fd, () => resolve()));
-
-/** A small file's text: one open, one read, one close (readFile adds an fstat and reads twice). */
-async function readSmall(path: string): Promise<string> {
-  const fd = await fdOpen(path);
-  try {
-    const buffer = Buffer.allocUnsafe(ENVELOPE_READ_BYTES);
-    const bytesRead = await fdRead(fd, buffer, 0);
-    // Larger than any envelope we write: read it the long way.
-    if (bytesRead === buffer.length) return await readFile(path, 'utf8');
-    return buffer.toString('utf8', 0, bytesRead);
-  } finally {
-    await fdClose(fd);
-  }
-}
-
-/**
- * The whole of a small message, expected to be `size` bytes: one read asks for one byte more, and
- * a read of a regular file returns less than asked only at its end. Null when the file holds more
- * than its envelope says (it grew after the envelope was written, which it should not): it is
- * then streamed like a large one, so memory stays bounded whatever the file holds.
- */
-async function readWhole(fd: number, size: number): Promise<Buffer[] | null> {
-  const buffer = Buffer.allocUnsafe(size + 1);
-  const bytesRead = await fdRead(fd, buffer, 0);
-  if (bytesRead <= size) return [buffer.subarray(0, bytesRead)];
-  return null;
-}
-
-class MailDirClaim implements ClaimedMail {
-  private closed: Promise<void> | null = null;
-
-  constructor(
-    private readonly store: MailDirStore,
-    readonly ref: StoredRef,
-    private readonly dir: string,
-    readonly envelope: EnvelopeRecord,
-    readonly answered: readonly RecipientAnswer[],
-    /** The message's open file descriptor, closed by the mark or the release. */
-    private readonly file: number,
-    /** The whole text, when it was small enough to be read at the claim. */
-    private readonly text: readonly Buffer[] | null,
-  ) {}
-
-  open(): AsyncIterable<Buffer> | Iterable<Buffer> {
-    if (this.text) return this.text;
-    return this.stream();
-  }
-
-  private async *stream(): AsyncGenerator<Buffer> {
-    let position = 0;
-    for (;;) {
-      const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-      const bytesRead = await fdRead(this.file, buffer, position);
-      if (bytesRead === 0) return;
-      position += bytesRead;
-      yield buffer.subarray(0, bytesRead);
-    }
-  }
-
-  /** The message file closed, once; never rejects. */
-  private close(): Promise<void> {
-    this.closed ??= fdClose(this.file);
-    return this.closed;
-  }
-
-  async delivered(): Promise<void> {
-    await this.close();
-    await this.store.move(this.dir, this.ref.id, 'delivered');
-  }
-
-  async failed(answers: readonly RecipientAnswer[]): Promise<void> {
-    await this.close();
-    await this.store.move(this.dir, this.ref.id, 'failed', answers);
-  }
-
-  async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
-    await this.close();
-    if (answers.length) await this.store.recordProgress(this.dir, this.ref.id, answers);
-  }
-
-  release(): Promise<void> {
-    return this.close();
   }
 }
