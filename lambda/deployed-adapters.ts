@@ -78,29 +78,33 @@ export function depsFromEnvironment(
 
 /**
  * Where the SQS work queue module is: like the mail store, a second file beside the bundle
- * (lib/bundling.ts, WORK_QUEUE_FILE), loaded only by a cycle that fans out; workers never need it
- * (the event source mapping receives and deletes their messages).
+ * (lib/bundling.ts, WORK_QUEUE_FILE), loaded only by a cycle that fans out or a worker that hands
+ * orders back (the event source mapping receives and deletes the rest of their messages).
  */
 export const WORK_QUEUE_MODULE = import.meta.url.endsWith('.mjs')
   ? './sqs-work-queue.mjs'
   : './adapters/sqs-work-queue.ts';
 
-/** The SQS work queue, loaded with the first cycle that fans out. */
+/** The SQS work queue, loaded with the first cycle that fans out or the first hand-back. */
 function lazyWorkQueue(options: object, queueUrl: string): WorkQueue {
-  let queue: Promise<WorkQueue> | undefined;
-  const load = async (): Promise<WorkQueue> => {
+  let queue: Promise<Required<WorkQueue>> | undefined;
+  const load = async (): Promise<Required<WorkQueue>> => {
     const { openSqsWorkQueue } = (await import(
       /* @vite-ignore */ WORK_QUEUE_MODULE
     )) as typeof import('./adapters/sqs-work-queue');
     return openSqsWorkQueue(options, queueUrl);
   };
+  const loaded = () =>
+    (queue ??= load().catch((e: unknown) => {
+      queue = undefined;
+      throw e;
+    }));
   return {
     async send(orders, signal) {
-      queue ??= load().catch((e: unknown) => {
-        queue = undefined;
-        throw e;
-      });
-      return (await queue).send(orders, signal);
+      return (await loaded()).send(orders, signal);
+    },
+    async handBack(orders, seconds, signal) {
+      return (await loaded()).handBack(orders, seconds, signal);
     },
   };
 }

@@ -9,6 +9,9 @@
  * - a target not reached before this invocation's deadline, or whose claim could not be written:
  *   nothing was sent for it, and its claim is still free, so a redelivery signals it once.
  *
+ * Each order handed back is made visible again within seconds (lambda/work-order-hand-back.ts),
+ * not after the queue's visibility timeout, which is longer than an order lives.
+ *
  * Every other order is done, whatever its outcome: a provider's refusal or a timeout is that
  * cycle's result, and the next cycle is the retry (as when the cycle works its targets itself).
  * An order still in the queue past its `expiresAt` is reported `temporary-failure`, not worked.
@@ -41,12 +44,14 @@ import type {
   LoadedConfig,
   MailReceiver,
   MailSink,
+  WorkQueue,
 } from './core/ports';
 import type { MxResolver } from './core/precheck/mx-servers';
 import type { TargetResult } from './core/result';
 import type { Target } from './core/config';
 import { workTargets } from './core/work-targets';
 import { InvocationReport, type Observability } from './observability';
+import { returnHandedBack } from './work-order-hand-back';
 import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
 
 /** What the worker uses of the handler's adapters (HandlerDeps has them all; see lambda/handler.ts). */
@@ -55,6 +60,10 @@ export interface WorkerDeps {
   readonly config: ConfigSource;
   readonly credentials: Credentials;
   readonly counter: CycleCounter;
+  /** The queue the orders came from: orders handed back are made visible again through it. */
+  readonly workQueue?: WorkQueue;
+  /** Seconds before a handed-back order is visible again (default HAND_BACK_SECONDS; tests less). */
+  readonly handBackSeconds?: number;
   readonly receiver?: MailReceiver;
   readonly mailStore?: MailSink;
   readonly mailMemory?: MemoryBudget;
@@ -76,6 +85,8 @@ export type InvocationContext = Pick<Context, 'getRemainingTimeInMillis'> & Part
 /** The part of an SQS event record the worker reads. */
 export interface WorkQueueRecord {
   readonly messageId: string;
+  /** This receipt of the message (the mapping's events have it): what a hand-back changes. */
+  readonly receiptHandle?: string;
   readonly body: string;
   readonly eventSource?: string;
 }
@@ -382,6 +393,7 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
         },
       );
     }
+    await returnHandedBack(event.Records, handBack, deps);
     return { batchItemFailures: [...handBack].map((itemIdentifier) => ({ itemIdentifier })) };
   };
 }

@@ -173,7 +173,9 @@ export function grantSignallerAccess(role: iam.Role, access: SignallerAccess): v
  * The fan-out work queue (docs/fan-out.md). A cycle that fans out sends its orders with
  * SendMessageBatch, which IAM authorises as sqs:SendMessage. The event source mapping polls with
  * the function's role: the three actions of AWS's AWSLambdaSQSQueueExecutionRole, on this queue
- * only.
+ * only. A worker makes the orders it hands back visible again soon with
+ * ChangeMessageVisibilityBatch, authorised as sqs:ChangeMessageVisibility
+ * (lambda/work-order-hand-back.ts).
  */
 export function grantWorkQueueAccess(role: iam.Role, queue: sqs.IQueue): void {
   role.addToPolicy(
@@ -187,6 +189,13 @@ export function grantWorkQueueAccess(role: iam.Role, queue: sqs.IQueue): void {
     new iam.PolicyStatement({
       sid: 'ReceiveWorkOrders',
       actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      resources: [queue.queueArn],
+    }),
+  );
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'HandBackWorkOrders',
+      actions: ['sqs:ChangeMessageVisibility'],
       resources: [queue.queueArn],
     }),
   );

@@ -12,7 +12,9 @@
  *   an order arrives there: an order that fails again and again (unreadable, or never fits a
  *   deadline) is kept and said, not lost;
  * - partial batch responses (ReportBatchItemFailures): one target handed back does not replay
- *   the others of its batch;
+ *   the others of its batch; the worker makes what it hands back visible again in 30 s
+ *   (ChangeMessageVisibility, lambda/work-order-hand-back.ts), since the visibility timeout is
+ *   longer than an order lives;
  * - a bounded maximum concurrency on the mapping: providers are not hammered and the account's
  *   Lambda concurrency is left for everything else;
  * - an alarm when the oldest order has waited longer than one interval between cycles: the
@@ -92,8 +94,9 @@ export class SignallerWorkQueue extends Construct {
 
     // The mapping polls with the function's role: ReceiveMessage, DeleteMessage and
     // GetQueueAttributes are granted with the function's other permissions
-    // (signaller-permissions.ts), nothing more (SqsEventSource would add GetQueueUrl and
-    // ChangeMessageVisibility, which neither the mapping nor the code calls).
+    // (signaller-permissions.ts), with ChangeMessageVisibility for the worker's hand-backs;
+    // nothing more (SqsEventSource would add GetQueueUrl, which neither the mapping nor the code
+    // calls).
     this.mapping = new lambda.EventSourceMapping(this, 'Workers', {
       target: props.function,
       eventSourceArn: this.queue.queueArn,

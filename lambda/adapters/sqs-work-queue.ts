@@ -11,10 +11,14 @@
  * - A few batches are in flight at once, so 10,000 orders take seconds, not a thousand round trips
  *   in a row; the whole send ends at the run's deadline with the abort signal.
  *
- * Loaded by the handler only when a cycle fans out (lambda/handler.ts): its SDK client is not
- * compiled at every cold start of the function.
+ * - A worker's hand-back (lambda/work-order-hand-back.ts) is ChangeMessageVisibilityBatch, 10
+ *   receipts a call: the orders come back in seconds, not after the queue's visibility timeout.
+ *
+ * Loaded by the handler only when a cycle fans out or a worker hands orders back
+ * (lambda/handler.ts): its SDK client is not compiled at every cold start of the function.
  */
 import {
+  ChangeMessageVisibilityBatchCommand,
   SendMessageBatchCommand,
   SQSClient,
   type SendMessageBatchRequestEntry,
@@ -22,7 +26,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { DequeueError } from '../core/errors';
 import { encodeWorkOrder, type WorkOrder } from '../core/fan-out';
-import type { QueueRefusal, WorkQueue } from '../core/ports';
+import type { HandBackFailure, HandedBackOrder, QueueRefusal, WorkQueue } from '../core/ports';
 import { awsErrorKind, describeAwsError } from './aws-errors';
 
 export const MAX_ENTRIES_PER_BATCH = 10;
@@ -83,6 +87,60 @@ export class SqsWorkQueue implements WorkQueue {
     };
     await Promise.all(Array.from({ length: Math.min(BATCHES_IN_FLIGHT, batches.length) }, sender));
     return refusals;
+  }
+
+  async handBack(
+    orders: readonly HandedBackOrder[],
+    seconds: number,
+    signal?: AbortSignal,
+  ): Promise<readonly HandBackFailure[]> {
+    const calls: Promise<HandBackFailure[]>[] = [];
+    for (let i = 0; i < orders.length; i += MAX_ENTRIES_PER_BATCH) {
+      const batch = orders.slice(i, i + MAX_ENTRIES_PER_BATCH);
+      calls.push(this.changeVisibility(batch, seconds, signal));
+    }
+    return (await Promise.all(calls)).flat();
+  }
+
+  /** One ChangeMessageVisibilityBatch; resolves with the receipts it could not change. */
+  private async changeVisibility(
+    batch: readonly HandedBackOrder[],
+    seconds: number,
+    signal?: AbortSignal,
+  ): Promise<HandBackFailure[]> {
+    try {
+      const out = await this.client.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: this.options.queueUrl,
+          Entries: batch.map((o, i) => ({
+            Id: `h${i}`,
+            ReceiptHandle: o.receiptHandle,
+            VisibilityTimeout: seconds,
+          })),
+        }),
+        { abortSignal: signal },
+      );
+      return (out.Failed ?? []).flatMap((f) => {
+        const order = batch[Number((f.Id ?? '').slice(1))];
+        if (!order || !f.Id?.startsWith('h')) return [];
+        return [
+          {
+            messageId: order.messageId,
+            error: new DequeueError(
+              f.SenderFault ? 'config' : 'temporary',
+              `SQS did not change its visibility: ${f.Code ?? 'error'}: ${f.Message ?? ''}`.trim(),
+            ),
+          },
+        ];
+      });
+    } catch (e) {
+      const error = new DequeueError(
+        awsErrorKind(e),
+        `SQS ChangeMessageVisibilityBatch failed: ${describeAwsError(e)}`,
+        { cause: e },
+      );
+      return batch.map((o) => ({ messageId: o.messageId, error }));
+    }
   }
 
   /** One batch, its failed entries re-sent; resolves with what could not be queued. */
@@ -149,6 +207,9 @@ export function batchesOf<T extends { bytes: number }>(entries: readonly T[]): T
 }
 
 /** The entry the handler imports lazily: the client with the handler's own settings. */
-export function openSqsWorkQueue(clientOptions: SQSClientConfig, queueUrl: string): WorkQueue {
+export function openSqsWorkQueue(
+  clientOptions: SQSClientConfig,
+  queueUrl: string,
+): Required<WorkQueue> {
   return new SqsWorkQueue(new SQSClient(clientOptions), { queueUrl });
 }

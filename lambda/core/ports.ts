@@ -109,6 +109,27 @@ export interface StatusRecorder {
  */
 export interface WorkQueue {
   send(orders: readonly WorkOrder[], signal?: AbortSignal): Promise<readonly QueueRefusal[]>;
+  /**
+   * Optional: make orders a worker hands back visible again `seconds` from now, instead of after
+   * the queue's own visibility timeout (six times the function's: longer than an order lives).
+   * Resolves with the orders it could not change, each with why; never rejects for them.
+   */
+  handBack?(
+    orders: readonly HandedBackOrder[],
+    seconds: number,
+    signal?: AbortSignal,
+  ): Promise<readonly HandBackFailure[]>;
+}
+
+/** An order as the worker received it: the queue's message id and this receipt's handle. */
+export interface HandedBackOrder {
+  readonly messageId: string;
+  readonly receiptHandle: string;
+}
+
+export interface HandBackFailure {
+  readonly messageId: string;
+  readonly error: DequeueError;
 }
 
 export interface QueueRefusal {

@@ -1,5 +1,12 @@
-/** The SQS work queue: batches within the API's limits, failed entries sent again, nothing dropped. */
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+/**
+ * The SQS work queue: batches within the API's limits, failed entries sent again, nothing
+ * dropped; hand-backs change the visibility of the receipts given, and say which they could not.
+ */
+import {
+  ChangeMessageVisibilityBatchCommand,
+  SendMessageBatchCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -122,5 +129,57 @@ describe('SqsWorkQueue', () => {
     const refused = await queue().send(huge);
     expect(refused[0]!.error.message).toMatch(/more than an SQS message holds/);
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('hands back 12 receipts as batches of 10 and 2, naming the ones SQS could not change', async () => {
+    sqs
+      .on(ChangeMessageVisibilityBatchCommand)
+      .callsFake((input: { Entries: { Id: string }[] }) => ({
+        Successful: input.Entries.slice(1).map((e) => ({ Id: e.Id })),
+        Failed: [
+          {
+            Id: input.Entries[0]!.Id,
+            SenderFault: true,
+            Code: 'ReceiptHandleIsInvalid',
+            Message: 'gone',
+          },
+        ],
+      }));
+    const handed = Array.from({ length: 12 }, (_, i) => ({
+      messageId: `m${i}`,
+      receiptHandle: `rh${i}`,
+    }));
+    const failures = await queue().handBack(handed, 30);
+    const calls = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
+    expect(calls.map((c) => c.args[0].input.Entries!.length).sort()).toEqual([10, 2]);
+    expect(
+      calls.flatMap((c) =>
+        c.args[0].input.Entries!.map((e) => [e.ReceiptHandle, e.VisibilityTimeout]),
+      ),
+    ).toEqual(handed.map((h) => [h.receiptHandle, 30]));
+    expect(failures.map((f) => f.messageId).sort()).toEqual(['m0', 'm10']);
+    expect(failures[0]!.error).toMatchObject({
+      kind: 'config',
+      message: 'SQS did not change its visibility: ReceiptHandleIsInvalid: gone',
+    });
+  });
+
+  it('a hand-back call that fails names every receipt of its batch, never throws', async () => {
+    sqs.on(ChangeMessageVisibilityBatchCommand).rejects(
+      Object.assign(new Error('Rate exceeded'), {
+        name: 'ThrottlingException',
+        $fault: 'client',
+      }),
+    );
+    const failures = await queue().handBack([{ messageId: 'm1', receiptHandle: 'rh1' }], 30);
+    expect(failures).toEqual([
+      {
+        messageId: 'm1',
+        error: expect.objectContaining({
+          kind: 'temporary',
+          message: 'SQS ChangeMessageVisibilityBatch failed: ThrottlingException: Rate exceeded',
+        }),
+      },
+    ]);
   });
 });

@@ -27,12 +27,15 @@ import { describeWithMotoServer, MOTO_REGION } from '../servers/moto-server';
 import type { AwsCall } from './aws-calls';
 import { ACCOUNT_ID, type Deployment, deploy, type WorkerBatch } from './deployment';
 import { LARGE_BATCH_TARGETS, LARGE_MESSAGE_BYTES, queueLargeBatch } from './large-worker-batch';
+import { deleteMessages, type QueueMessage, sendMessages } from './queue-poller';
 import { decide, type Decision } from './iam-policy';
 import { failureDestinationCall, logDeliveryCall } from './platform-calls';
 import { scheduledEventFrom, slotTime } from './schedule-input';
 
 /** A delivery whose event the function refuses: the cycle fails, Lambda records it. */
 const REFUSED_EVENT = 'a malformed event (the cycle fails)';
+/** A message on the work queue that no cycle wrote: the worker hands it back. */
+const HANDED_BACK = 'a foreign work order (handed back)';
 /** Work-queue batches delivered after one scheduled run at most (a loop that never empties the queue fails). */
 const MAX_WORKER_BATCHES = 20;
 
@@ -221,6 +224,34 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       }
     }
 
+    // A message no cycle wrote: the worker refuses it, hands it back and makes it visible again
+    // soon (ChangeMessageVisibility through the proxy, checked against the role below). It is
+    // then removed, so that no later batch sees it.
+    if (sources.length) {
+      const source = sources[0]!;
+      const queueUrl = resolver.physicalOf(source.queueId).ref;
+      await sendMessages(moto.clientConfig, queueUrl, ['{"not": "a work order"}']);
+      proxy.clear();
+      const work = await timed(HANDED_BACK, deployment.deliverBatch(source));
+      if (!work) throw new Error(`${HANDED_BACK}: the work queue delivered nothing`);
+      runs.push({
+        name: `${HANDED_BACK}: worker batch 1`,
+        delivery: HANDED_BACK,
+        event: work.event,
+        invocation: work.invocation,
+        calls: [work.poller, ...recorded(), logDelivery()],
+        etrnSignals: etrnSignals(),
+        failed: work.failed,
+      });
+      await deleteMessages(
+        moto.clientConfig,
+        queueUrl,
+        (work.event as { Records: { receiptHandle: string }[] }).Records.map(
+          (r) => ({ ReceiptHandle: r.receiptHandle }) as QueueMessage,
+        ),
+      );
+    }
+
     // The largest batch the defaults deliver, straight to moto_server (copies of 300 MB of
     // uploads are not worth recording): the function's peak memory with all of it in flight.
     if (sources.length) {
@@ -378,6 +409,17 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     ).toEqual(workers.map(() => ({ error: null, failed: [] })));
     const before = runs.find((r) => r.name === 'next slot')!.etrnSignals;
     expect(Math.max(...workers.map((w) => w.etrnSignals))).toBe(before + 1);
+  });
+
+  it('a worker hands back an order no cycle wrote, and makes it visible again soon', (ctx) => {
+    if (!deployed().sources.length) {
+      console.info('the function has no SQS event source mapping: no order to hand back');
+      ctx.skip();
+    }
+    const run = runs.find((r) => r.delivery === HANDED_BACK)!;
+    expect(run.invocation.outcome.error ?? null).toBeNull();
+    expect(run.failed).toHaveLength(1);
+    expect(run.calls.map((c) => c.operation)).toContain('sqs ChangeMessageVisibilityBatch');
   });
 
   it("a worker batch of 10 ATRN targets with 30 MB each stays under three quarters of the function's memory", async (ctx) => {

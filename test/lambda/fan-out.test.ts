@@ -94,6 +94,8 @@ describeWithMotoServer(
       const failOnce = new Set(['t03', 't07']);
       const worker = createWorker({
         ...deps,
+        // What is handed back comes back as soon as what is left in the queue.
+        handBackSeconds: VISIBILITY_SECONDS,
         counter: {
           count: (slot, signal) => deps.counter.count(slot, signal),
           peek: (signal) => deps.counter.peek(signal),

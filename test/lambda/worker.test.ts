@@ -1,16 +1,24 @@
 /**
  * The worker's partial batch response: only the orders worth another delivery are named (an
  * unreadable one; a target not reached before the deadline, nothing sent and no claim taken);
- * every other order is settled, whatever its outcome, and every one is logged.
+ * every other order is settled, whatever its outcome, and every one is logged. Each order handed
+ * back is made visible again soon through the work queue (on SQS: test/lambda/hand-back.test.ts).
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings, parseTarget } from '../../lambda/core/config';
 import { encodeWorkOrder, workOrderFor } from '../../lambda/core/fan-out';
-import type { ConfigSource, CycleCounter, TargetReference } from '../../lambda/core/ports';
-import { ConfigError } from '../../lambda/core/errors';
+import type {
+  ConfigSource,
+  CycleCounter,
+  HandedBackOrder,
+  TargetReference,
+  WorkQueue,
+} from '../../lambda/core/ports';
+import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import { NOT_REACHED } from '../../lambda/core/work-targets';
 import { createObservability } from '../../lambda/observability';
 import { createWorker, isWorkQueueEvent } from '../../lambda/worker';
+import { HAND_BACK_SECONDS } from '../../lambda/work-order-hand-back';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { CapturedOutput, contextWith } from './aws-world';
 
@@ -96,7 +104,24 @@ function claims(): CycleCounter & { taken: string[] } {
       taken.includes(`${cycle}#${name}`) ? false : (taken.push(`${cycle}#${name}`), true),
   };
 }
-const worker = (counter: CycleCounter, over: { now?: () => number } = {}) =>
+/** A work queue that records what the worker hands back; `refuse` names receipts SQS refuses. */
+function queueOfHandBacks(refuse: ReadonlySet<string> = new Set()) {
+  const handedBack: { orders: readonly HandedBackOrder[]; seconds: number }[] = [];
+  const queue: WorkQueue = {
+    send: async () => [],
+    handBack: async (orders, seconds) => {
+      handedBack.push({ orders, seconds });
+      return orders
+        .filter((o) => refuse.has(o.receiptHandle))
+        .map((o) => ({
+          messageId: o.messageId,
+          error: new DequeueError('temporary', 'SQS did not change its visibility: throttled'),
+        }));
+    },
+  };
+  return { queue, handedBack };
+}
+const worker = (counter: CycleCounter, over: { now?: () => number; workQueue?: WorkQueue } = {}) =>
   createWorker({
     config,
     credentials: {
@@ -113,7 +138,8 @@ const worker = (counter: CycleCounter, over: { now?: () => number } = {}) =>
 describe('the worker', () => {
   it('settles signalled, refused and expired orders, hands back only the unreadable one', async () => {
     const counter = claims();
-    const response = await worker(counter)(
+    const { queue, handedBack } = queueOfHandBacks();
+    const response = await worker(counter, { workQueue: queue })(
       {
         Records: [
           record('m1', order('ok')),
@@ -125,6 +151,10 @@ describe('the worker', () => {
       contextWith(60_000),
     );
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm4' }] });
+    // Visible again in seconds, not after the queue's visibility timeout: only the one handed back.
+    expect(handedBack).toEqual([
+      { orders: [{ messageId: 'm4', receiptHandle: 'rh-m4' }], seconds: HAND_BACK_SECONDS },
+    ]);
     expect(output.targetLines.map((l) => [l.target, l.outcome])).toEqual(
       expect.arrayContaining([
         ['ok', 'signalled'],
@@ -154,7 +184,9 @@ describe('the worker', () => {
         return counter.claim!(cycle, name);
       },
     };
-    const response = await worker(jumpy, { now })(
+    // SQS refuses to change any of them (throttled): the worker says so.
+    const { queue, handedBack } = queueOfHandBacks(new Set(['rh-m1', 'rh-m2', 'rh-m3']));
+    const response = await worker(jumpy, { now, workQueue: queue })(
       {
         Records: [
           record('m1', order('first')),
@@ -168,6 +200,15 @@ describe('the worker', () => {
     const late = output.targetLines.filter((l) => l.reason === NOT_REACHED).map((l) => l.target);
     expect(late).toHaveLength(2);
     expect(counter.taken).toHaveLength(1);
+    // Handed back past the deadline all the same; what SQS would not change is said.
+    const back = response.batchItemFailures.map((f) => f.itemIdentifier).sort();
+    expect(handedBack.flatMap((h) => h.orders.map((o) => o.messageId)).sort()).toEqual(back);
+    const said = output.records.filter(
+      (r) => r.message === 'handed-back work orders come back late',
+    );
+    expect(said).toHaveLength(1);
+    expect([...(said[0]!.messageIds as string[])].sort()).toEqual(back);
+    expect(said[0]!.error).toMatch(/throttled/);
     // Only the first target may have reached its provider (the jump may cut even its session short).
     expect(provider.connections.length).toBeLessThanOrEqual(1);
   });
@@ -175,11 +216,13 @@ describe('the worker', () => {
   it('an order of a forced run claims nothing; a signal already claimed is skipped', async () => {
     const counter = claims();
     counter.taken.push('3#done');
-    const response = await worker(counter)(
+    const { queue, handedBack } = queueOfHandBacks();
+    const response = await worker(counter, { workQueue: queue })(
       { Records: [record('m1', order('forced', { claim: false })), record('m2', order('done'))] },
       contextWith(60_000),
     );
     expect(response.batchItemFailures).toEqual([]);
+    expect(handedBack).toEqual([]);
     expect(counter.taken).toEqual(['3#done']);
     expect(output.targetLines.map((l) => [l.target, l.outcome, l.reason ?? null])).toEqual(
       expect.arrayContaining([

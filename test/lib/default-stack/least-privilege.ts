@@ -26,6 +26,7 @@ export function leastPrivilegeTests(synthesised: () => SynthesisedDequeue): void
         [
           'CountCycles',
           'EncryptMail',
+          'HandBackWorkOrders',
           'QueueWorkOrders',
           'ReadConfiguration',
           'ReadCredentials',

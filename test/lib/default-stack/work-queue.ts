@@ -122,7 +122,7 @@ export function workQueueTests(synthesised: () => SynthesisedDequeue): void {
   });
 
   describe('least privilege on SQS', () => {
-    it('the function may send to the work queue and the mapping receive from it, nothing else (beside recording failed cycles)', () => {
+    it('the function may send to the work queue, the mapping receive from it, a worker hand orders back, nothing else (beside recording failed cycles)', () => {
       const queueArn = { 'Fn::GetAtt': [workQueue(template).id, 'Arn'] };
       const sqsStatements = functionStatementList(template).filter(
         (s) =>
@@ -135,6 +135,12 @@ export function workQueueTests(synthesised: () => SynthesisedDequeue): void {
           Sid: 'ReceiveWorkOrders',
           Effect: 'Allow',
           Action: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
+          Resource: queueArn,
+        },
+        {
+          Sid: 'HandBackWorkOrders',
+          Effect: 'Allow',
+          Action: 'sqs:ChangeMessageVisibility',
           Resource: queueArn,
         },
       ]);
