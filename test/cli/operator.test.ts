@@ -213,6 +213,33 @@ describe('deliver (item 4)', () => {
   });
 });
 
+describe('a connection that cannot be made (beyond the list)', () => {
+  it("is said in words with its code, in a run and in deliver, never as node's bare errno", async () => {
+    const closed = await new ScriptedProvider({}).start();
+    const port = closed.port;
+    await closed.stop();
+    const config = await file('config.json', {
+      targets: [{ name: 'isp', host: '127.0.0.1', port, tls: 'none', command: 'ETRN a.test' }],
+    });
+    const r = await dequeue(['--config', config]);
+    expect(r.status).toBe(1);
+    expect(lines(r.stdout)[1]).toBe(
+      `    error: cannot connect to 127.0.0.1:${port}: the connection was refused (ECONNREFUSED): nothing listens on that port there, or a firewall refuses it`,
+    );
+
+    const mailDir = await mkdtemp(join(dir, 'mail-'));
+    await store(createMailDirSink(mailDir), 'isp', [message(1)]);
+    const socket = join(dir, 'no-lmtp-socket');
+    const d = await dequeue(['deliver', '--mail-dir', mailDir, '--to', `lmtp:${socket}`]);
+    expect(d.status).toBe(1);
+    expect(lines(d.stdout)[0]).toMatch(
+      new RegExp(
+        `^deferred {2}isp/\\S+: <user1@customer.test> - \\(cannot connect to ${socket}: no such socket \\(ENOENT\\): is the server running, and is this the path of its socket\\?\\)$`,
+      ),
+    );
+  });
+});
+
 describe('a field in the wrong object (beyond the list)', () => {
   it('is named with the object it belongs in; exit 2, nothing sent', async () => {
     const config = await file('config.json', {

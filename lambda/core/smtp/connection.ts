@@ -75,7 +75,36 @@ function connectError(host: string, port: number, e: NodeJS.ErrnoException): Deq
       `cannot connect to ${peer}: the DNS did not answer for ${host} (${e.code})`,
       { cause: e },
     );
-  return new DequeueError('temporary', `cannot connect to ${peer}: ${e.message}`, { cause: e });
+  return new DequeueError('temporary', `cannot connect to ${peer}: ${whyNot(e, 'port')}`, {
+    cause: e,
+  });
+}
+
+/**
+ * The socket error in words a person acts on, its code kept in parentheses for a search. Node's
+ * own text (`connect ECONNREFUSED 127.0.0.1:25`) repeats the address and says nothing more.
+ */
+function whyNot(e: NodeJS.ErrnoException, at: 'port' | 'socket'): string {
+  switch (e.code) {
+    case 'ECONNREFUSED':
+      return at === 'port'
+        ? 'the connection was refused (ECONNREFUSED): nothing listens on that port there, or a firewall refuses it'
+        : 'the connection was refused (ECONNREFUSED): nothing listens on that socket (is the server running?)';
+    case 'ENOENT':
+      return 'no such socket (ENOENT): is the server running, and is this the path of its socket?';
+    case 'EACCES':
+      return 'permission denied (EACCES): this user may not connect to it';
+    case 'ETIMEDOUT':
+      return 'the connection was not answered (ETIMEDOUT): a firewall on the way may drop it';
+    case 'EHOSTUNREACH':
+      return 'no route to the host (EHOSTUNREACH)';
+    case 'ENETUNREACH':
+      return 'the network is unreachable (ENETUNREACH)';
+    case 'ECONNRESET':
+      return 'the connection was reset (ECONNRESET)';
+    default:
+      return e.message;
+  }
 }
 
 /** Open a unix-domain socket (LMTP, e.g. Dovecot's), bounded by `timeoutMs`. */
@@ -95,10 +124,12 @@ export function openUnixSocket(path: string, timeoutMs: number): Promise<Socket>
       clearTimeout(timer);
       resolve(socket);
     });
-    socket.on('error', (e) => {
+    socket.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(
-        new DequeueError('temporary', `cannot connect to ${path}: ${e.message}`, { cause: e }),
+        new DequeueError('temporary', `cannot connect to ${path}: ${whyNot(e, 'socket')}`, {
+          cause: e,
+        }),
       );
     });
   });

@@ -310,7 +310,7 @@ describe('release signal: faults', () => {
     const report = await signal(target({ port }));
     expect(report.outcome).toBe('temporary-failure');
     expect(report.error?.message).toMatch(
-      /cannot connect to 127\.0\.0\.1:\d+: connect ECONNREFUSED/,
+      /^cannot connect to 127\.0\.0\.1:\d+: the connection was refused \(ECONNREFUSED\): nothing listens on that port there, or a firewall refuses it$/,
     );
   });
 });
