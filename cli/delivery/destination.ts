@@ -20,6 +20,9 @@ export function parseDestination(text: string): Destination {
   try {
     url = new URL(text);
   } catch {
+    // URL refuses a port past 65535 as "Invalid URL": say which part is wrong.
+    const port = /^[a-z]+:\/\/[^/]*:(\d+)\/?$/i.exec(text)?.[1];
+    if (port !== undefined) throw new Error(`--to ${text}: port ${port}: must be 1 to 65535`);
     throw new Error(
       `--to ${text}: not a URL (smtp://host[:port], smtps://host[:port], lmtp://host:port or lmtp:/path/to/socket)`,
     );
@@ -55,5 +58,6 @@ export function parseDestination(text: string): Destination {
     );
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port ? Number(url.port) : protocol === 'smtps' ? 465 : 25;
+  if (port === 0) throw new Error(`--to ${text}: port 0: must be 1 to 65535`);
   return { protocol, host, port, display: `${protocol}://${peerName(host, port)}` };
 }

@@ -135,6 +135,16 @@ const MISTAKES: readonly (readonly [string[], string, string])[] = [
   ],
   [['deliver', '--mail-dir', 'm'], 'dequeue deliver: --to URL is required', 'dequeue deliver'],
   [
+    ['deliver', '--mail-dir', 'm', '--to', 'smtp://127.0.0.1:99999'],
+    'dequeue deliver: --to smtp://127.0.0.1:99999: port 99999: must be 1 to 65535',
+    'dequeue deliver',
+  ],
+  [
+    ['deliver', '--mail-dir', 'm', '--to', 'lmtp://[::1]:0'],
+    'dequeue deliver: --to lmtp://[::1]:0: port 0: must be 1 to 65535',
+    'dequeue deliver',
+  ],
+  [
     ['deliver', '--mail-dir', 'm', '--mail-dir', 'n', '--to', 'smtp://127.0.0.1'],
     'dequeue deliver: --mail-dir is given twice: give it once',
     'dequeue deliver',
