@@ -12,8 +12,9 @@
  *
  * The claim is an S3 conditional write: PutObject of `<id>.claim` with `If-None-Match: *`
  * succeeds for exactly one of two runs (S3 answers the other 412). The claim holds a lease
- * (CLAIM_LEASE_MS): a claim whose lease ran out (a run that crashed or was killed) is taken over
- * with `If-Match: <its ETag>`, which again only one run can win. While a message is being
+ * (CLAIM_LEASE_MS, by S3's clock: cli/adapters/s3-claim-lease.ts): a claim whose lease ran out
+ * (a run that crashed or was killed) is taken over with `If-Match: <its ETag>`, which again only
+ * one run can win; a 412 that meets our own nonce is our write, retried by the SDK. While a message is being
  * delivered (or set aside), its run renews the lease every quarter lease with `If-Match` on the
  * claim's current ETag, so a slow message keeps its claim however long it takes. A renewal that
  * S3 refuses (412: the claim is not ours any more) means another run took the message over after
@@ -46,7 +47,7 @@ import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
-import { S3ClaimLeases } from './s3-claim-lease';
+import { answerDate, S3ClaimLeases } from './s3-claim-lease';
 import { type ClaimingStore, S3Claim, type S3Ref } from './s3-claimed-message';
 import { notFound, S3MailObjects, s3Error, type StoredObject } from './s3-mail-objects';
 
@@ -179,18 +180,22 @@ export class S3MailStoreReader implements MailStore, ClaimingStore {
 
   async list(targets?: readonly string[]): Promise<StoredRef[]> {
     const listed = new Map<string, Listed>();
+    // S3's clock at the listing (the Date of its answer): an orphan's age is measured by the
+    // store that dated it (LastModified), never by a local clock that may be off.
+    let storeNow: number | undefined;
     for (const scope of targets ? targets.map((t) => `${this.prefix}${t}/`) : [this.prefix]) {
       let token: string | undefined;
       do {
+        const command = new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: scope,
+          ContinuationToken: token,
+        });
+        const answeredAt = answerDate(command);
         const page = await this.client
-          .send(
-            new ListObjectsV2Command({
-              Bucket: this.bucket,
-              Prefix: scope,
-              ContinuationToken: token,
-            }),
-          )
+          .send(command)
           .catch((e: unknown) => Promise.reject(s3Error(`cannot list ${this.name}`, e)));
+        storeNow ??= answeredAt();
         for (const item of page.Contents ?? []) {
           const rel = item.Key!.slice(this.prefix.length);
           // <target>/<yyyy>/<mm>/<dd>/<id>.<kind>; failed/<target>/... has one segment more.
@@ -222,7 +227,7 @@ export class S3MailStoreReader implements MailStore, ClaimingStore {
         refs.push({ id: entry.id, target: entry.target, base: entry.base, rel: entry.rel });
       else {
         // A leftover that cannot be removed now stops nothing: the next run tries again.
-        await this.removeOrphan(entry).catch((e: unknown) =>
+        await this.removeOrphan(entry, storeNow ?? Date.now()).catch((e: unknown) =>
           this.notice(
             `could not remove what a crash left under s3://${this.bucket}/${entry.base}: ${(e as Error).message}; left where it is`,
           ),
@@ -236,9 +241,8 @@ export class S3MailStoreReader implements MailStore, ClaimingStore {
    * What a crash left under one id without its partner (the header): removed once older than the
    * grace period, under a claim of our own, with one line per object; a younger one is left alone.
    */
-  private async removeOrphan(entry: Listed): Promise<void> {
+  private async removeOrphan(entry: Listed, now: number): Promise<void> {
     const { seen, base } = entry;
-    const now = Date.now();
     const old = (kind: Kind) => seen[kind] !== undefined && now - seen[kind]! >= this.graceMs;
     const lone: Kind | null =
       seen.eml !== undefined ? 'eml' : seen.json !== undefined ? 'json' : null;

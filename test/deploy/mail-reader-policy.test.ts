@@ -8,6 +8,7 @@
  * the policy's statements as synthesised (test/deploy/iam-policy.ts). Then each statement is
  * taken away in turn: some call must be refused, or the statement is more than deliver needs.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -126,9 +127,13 @@ describeWithMotoServer('the MailReaderPolicy against what dequeue deliver does i
           pid: 1,
           nonce: 'n',
           expiresAt: '2020-01-01T00:00:00Z',
+          leaseMs: 1,
         }),
       }),
     );
+    // A lease is judged by S3's clock, which dates to the second: the claim's has run out once
+    // that clock has moved on.
+    await sleep(1100);
     const orphanEnvelope = keys.find((k) => k.includes(messages[4]!.id) && k.endsWith('.json'))!;
     await direct.send(new DeleteObjectCommand({ Bucket: bucket, Key: orphanEnvelope }));
 

@@ -4,6 +4,7 @@
  * deleted (the versioned bucket keeps the old version), refused ones go under <prefix>failed/, a
  * 4xx keeps the message with the answers so far, and two runs at once deliver nothing twice.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect, it } from 'vitest';
 import { S3MailStoreReader } from '../../../cli/adapters/s3-mail-store-reader';
@@ -104,15 +105,18 @@ describeWithMotoServer('dequeue deliver from S3', () => {
     await store(createS3MailSink({ client: bucket.s3, bucket: BUCKET }), 'odmr', [m1, m2]);
     const base = async (id: string) =>
       (await keys()).find((k) => k.includes(id) && k.endsWith('.eml'))!.slice(0, -4);
-    const claim = (expiresAt: string) =>
-      JSON.stringify({ host: 'elsewhere', pid: 1, nonce: 'n', expiresAt });
+    const claim = (expiresAt: string, leaseMs?: number) =>
+      JSON.stringify({ host: 'elsewhere', pid: 1, nonce: 'n', expiresAt, leaseMs });
+    // A lease is judged by S3's clock (its LastModified against the Date of its answer): m1's
+    // one-millisecond lease has run out once S3's clock, which dates to the second, has moved on.
     await bucket.s3.send(
       new PutObjectCommand({
         Bucket: BUCKET,
         Key: `${await base(m1.id)}.claim`,
-        Body: claim('2020-01-01T00:00:00Z'),
+        Body: claim('2020-01-01T00:00:00Z', 1),
       }),
     );
+    await sleep(1100);
     await bucket.s3.send(
       new PutObjectCommand({
         Bucket: BUCKET,

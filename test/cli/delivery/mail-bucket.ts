@@ -50,6 +50,10 @@ export function mailBucket() {
     get s3(): S3Client {
       return s3;
     },
+    /** The (serialised) moto_server: a test may put a proxy of its own in front of it. */
+    get moto(): MotoServer {
+      return moto;
+    },
     /** Every key in the bucket, sorted. */
     keys: async (): Promise<string[]> =>
       ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? [])
