@@ -60,6 +60,7 @@ import type { ReplyChannel } from '../core/smtp/reply-channel';
 import { replyText, type SmtpReply } from '../core/smtp/reply';
 import { canAnswer, type PairedCommand } from '../core/smtp/reply-pairing';
 import { replyTimeoutMs, SMTP_TIMEOUTS } from '../core/smtp/timeouts';
+import { RELAY_TLS_WORDS, relayTls } from '../core/smtp/tls-policy';
 
 const QUIT_MS = 1_000;
 
@@ -207,16 +208,18 @@ class RelayTransaction implements SinkTransaction {
   }
 
   private async connect(): Promise<ClientSession> {
-    const { host, port, tls, tlsVerify } = this.options.relay;
+    const { host, port } = this.options.relay;
+    const tls = relayTls(this.options.relay);
     let session: ClientSession;
     try {
       // The same handshake as the release signal: greeting, EHLO/HELO, STARTTLS rules.
       session = await openClientSession({
         host,
         port,
-        tls,
-        tlsVerify,
-        tlsCa: this.options.tlsCa,
+        tls: tls.mode,
+        tlsVerify: tls.verify,
+        tlsCa: tls.ca ?? this.options.tlsCa,
+        tlsWords: RELAY_TLS_WORDS,
         ehlo: true,
         helloName: this.options.helloName,
         peer: this.peer,

@@ -12,6 +12,7 @@ import {
   DEFAULT_PRECHECK_PORT,
   DEFAULT_PRECHECK_TIMEOUT_SECONDS,
 } from './precheck/precheck-config';
+import { caBundleProblem } from './smtp/tls-policy';
 
 export const DEFAULT_CONCURRENCY = 10;
 export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -52,25 +53,38 @@ export const helloNameSchema = v.pipe(
   ),
 );
 
-export const mailSchema = v.strictObject({
-  maxMessageBytes: v.optional(integer(1024, 10 * 1024 ** 3)),
-  // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
-  maxRecipients: v.optional(integer(100, 100_000)),
-  relay: v.optional(
+/**
+ * `mail.relay`: the customer's server the received mail is forwarded to. Its TLS is the same
+ * policy as `deliver --tls` (smtp/tls-policy.ts): `tlsVerify` absent means "as the mode says"
+ * (RFC 7435: opportunistic does not verify, required and implicit do), `tlsCa` the CA (PEM) to
+ * verify against instead of the system's.
+ */
+function relaySchema() {
+  const tls = v.optional(
+    v.picklist(
+      ['none', 'opportunistic', 'required', 'implicit'],
+      'must be none, opportunistic, required or implicit',
+    ),
+    'opportunistic',
+  );
+  return v.pipe(
     v.strictObject({
       host: v.pipe(
         v.string('must be a string'),
         v.check(isHost, 'must be a host name, an IPv4 or an IPv6 address'),
       ),
       port: v.optional(integer(1, 65535), 25),
-      tls: v.optional(
-        v.picklist(
-          ['none', 'opportunistic', 'required', 'implicit'],
-          'must be none, opportunistic, required or implicit',
+      tls,
+      tlsVerify: v.optional(v.boolean('must be true or false')),
+      tlsCa: v.optional(
+        v.pipe(
+          v.string('must be a string: the CA certificates in PEM'),
+          v.check(
+            (pem) => caBundleProblem(pem) === null,
+            (issue) => `${caBundleProblem(String(issue.input))}`,
+          ),
         ),
-        'opportunistic',
       ),
-      tlsVerify: v.optional(v.boolean('must be true or false'), true),
       timeoutSeconds: v.optional(
         v.pipe(
           v.number('must be a number'),
@@ -79,7 +93,30 @@ export const mailSchema = v.strictObject({
         ),
       ),
     }),
-  ),
+    v.forward(
+      v.partialCheck(
+        [['tls'], ['tlsVerify'], ['tlsCa']],
+        (r) => r.tls !== 'none' || (r.tlsVerify !== true && r.tlsCa === undefined),
+        'there is no certificate to verify with "tls": "none"',
+      ),
+      ['tls'],
+    ),
+    v.forward(
+      v.partialCheck(
+        [['tlsVerify'], ['tlsCa']],
+        (r) => r.tlsCa === undefined || r.tlsVerify !== false,
+        'a CA is for verifying the certificate, and "tlsVerify": false says not to',
+      ),
+      ['tlsCa'],
+    ),
+  );
+}
+
+export const mailSchema = v.strictObject({
+  maxMessageBytes: v.optional(integer(1024, 10 * 1024 ** 3)),
+  // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+  maxRecipients: v.optional(integer(100, 100_000)),
+  relay: v.optional(relaySchema()),
 });
 
 /** `precheck` (precheck/precheck-config.ts): the customer's server checked before the signal. */

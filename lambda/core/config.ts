@@ -70,7 +70,10 @@ export interface MailRelay {
   readonly port: number;
   /** Default opportunistic (STARTTLS when offered). */
   readonly tls: TlsMode;
-  readonly tlsVerify: boolean;
+  /** Absent: as the mode says (smtp/tls-policy.ts relayTls: RFC 7435). */
+  readonly tlsVerify?: boolean;
+  /** The CA certificates (PEM) to verify the relay against instead of the system's. */
+  readonly tlsCa?: string;
   /** Bound on each of the relay's replies; default RFC 5321 4.5.3.2 (5 min, 10 after the dot). */
   readonly timeoutSeconds?: number;
 }

@@ -14,7 +14,7 @@ describe('settings.mail', () => {
     expect(parsed.settings.mail).toEqual({
       maxMessageBytes: 52428800,
       maxRecipients: 1000,
-      relay: { host: 'mx.internal.test', port: 25, tls: 'opportunistic', tlsVerify: true },
+      relay: { host: 'mx.internal.test', port: 25, tls: 'opportunistic' },
     });
   });
 

@@ -51,6 +51,28 @@ export const TARGET_TLS_WORDS: TlsWords = {
   tlsPort: '"tls": "implicit"',
 };
 
+/** The relay (`settings.mail.relay`, a target's `mail.relay`): its errors name its fields. */
+export const RELAY_TLS_WORDS: TlsWords = {
+  required: '"mail.relay.tls" is "required": nothing was sent',
+  relax:
+    'give the CA that signed it in "mail.relay.tlsCa", or set "mail.relay.tlsVerify": false to encrypt without authenticating the relay',
+  plainPort: '"mail.relay.tls": "opportunistic" or "required"',
+  tlsPort: '"mail.relay.tls": "implicit"',
+};
+
+/**
+ * The relay's policy from its fields, as `deliver`'s from its flags: `tlsVerify` absent verifies
+ * when a CA is given or the mode verifies by default (required, implicit; RFC 7435 above).
+ */
+export function relayTls(relay: {
+  readonly tls: TlsMode;
+  readonly tlsVerify?: boolean;
+  readonly tlsCa?: string;
+}): TlsPolicy {
+  const verify = relay.tlsVerify ?? (relay.tlsCa !== undefined || verifiesByDefault(relay.tls));
+  return { mode: relay.tls, verify, ...(relay.tlsCa !== undefined ? { ca: relay.tlsCa } : {}) };
+}
+
 /**
  * What is wrong with a CA bundle (PEM), or null: at least one certificate, and every
  * `CERTIFICATE` block one that parses. A key or garbage pasted instead is caught here, not as a
