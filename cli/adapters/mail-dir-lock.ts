@@ -7,6 +7,7 @@
  * two runs breaking it at once cannot both win.
  */
 import { randomBytes } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -34,12 +35,16 @@ export class DeliverLocks {
   private readonly host = hostname();
   /** Per target directory: this run's lock on it (true), or who else holds it (a description). */
   private readonly locks = new Map<string, Promise<true | string>>();
+  /** The lock files this run holds now, for releaseAllSync. */
+  private readonly held = new Set<string>();
 
   /** This run's lock on `dir`, taken once: true when held, else who holds it. */
   take(dir: string): Promise<true | string> {
     let lock = this.locks.get(dir);
     if (!lock) {
-      lock = this.lock(join(dir, LOCK_NAME));
+      const path = join(dir, LOCK_NAME);
+      lock = this.lock(path);
+      lock.then((mine) => mine === true && this.held.add(path)).catch(() => undefined);
       // A failure to create it (a full disk) is tried again with the next message.
       lock.catch(() => this.locks.delete(dir));
       this.locks.set(dir, lock);
@@ -57,11 +62,25 @@ export class DeliverLocks {
   async releaseAll(): Promise<void> {
     await Promise.all(
       [...this.locks].map(async ([dir, lock]) => {
-        if ((await lock.catch(() => null)) === true)
+        if ((await lock.catch(() => null)) === true) {
+          this.held.delete(join(dir, LOCK_NAME));
           await unlink(join(dir, LOCK_NAME)).catch(() => undefined);
+        }
       }),
     );
     this.locks.clear();
+  }
+
+  /** The same, synchronously: for a process that exits at once (a second SIGINT). */
+  releaseAllSync(): void {
+    for (const path of this.held) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // gone already, or the process exits anyway
+      }
+    }
+    this.held.clear();
   }
 
   /** Take the lock: true when this run holds it now, else who holds it. */

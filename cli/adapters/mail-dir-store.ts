@@ -249,6 +249,11 @@ export class MailDirStore implements MailStore, MailDirMarks {
     await this.locks.releaseAll();
   }
 
+  /** A process exiting at once (a second signal): this run's locks removed, nothing else. */
+  releaseSync(): void {
+    this.locks.releaseAllSync();
+  }
+
   /** Move the message and its envelope into `sub`: the .eml first (see the header). */
   async move(
     dir: string,

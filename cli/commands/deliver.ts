@@ -3,7 +3,9 @@
  * [--dry-run] [--json] [--verbose] [--connections N] [--tls MODE] [--tls-verify |
  * --no-tls-verify] [--tls-ca FILE] ...`: hands the mail that ATRN stored to a mail server, each
  * message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0 when nothing failed
- * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used.
+ * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used, 130 / 143
+ * after SIGINT / SIGTERM (cli/stop-signals.ts: the messages on the wire finished, no further one
+ * started, the locks removed).
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -69,7 +71,9 @@ waiting, for the next run.
   -h, --help       this text
 
 Exit status: 0 nothing failed or was deferred; 1 something failed or was deferred; 2 a usage
-error (a --target with no folder in the --mail-dir is a typo), or a store that cannot be used.`;
+error (a --target with no folder in the --mail-dir is a typo), or a store that cannot be used;
+130 / 143 after SIGINT / SIGTERM: the messages on the wire get their answers and marks, no
+further one starts, every connection ends with QUIT; a second signal exits at once.`;
 
 interface DeliverOptions {
   readonly mailDir?: string;
@@ -303,9 +307,14 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
     }
   }
   const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0, skipped: 0 };
+  // SIGINT/SIGTERM from here on: no further message, the ones on the wire finished, the store
+  // closed (its locks removed); a second one exits at once, the mail directory's locks removed.
+  const stop = io.watchStop?.(log);
+  const forgetLocks = store.releaseSync && stop?.onForcedExit(() => store.releaseSync!());
+  let notStarted = 0;
   try {
     await deliverStored(
-      { targets: options.targets, dryRun: options.dryRun },
+      { targets: options.targets, dryRun: options.dryRun, stop: stop?.signal },
       {
         store,
         destination: options.destination,
@@ -323,6 +332,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
         },
         onNotice: notice,
         onSkipped: () => void tally.skipped++,
+        onStopped: (n) => void (notStarted = n),
       },
     );
   } catch (e) {
@@ -335,12 +345,20 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
       return 1;
     }
     throw e;
+  } finally {
+    forgetLocks?.();
+    stop?.dispose();
   }
   const total = tally.delivered + tally.deferred + tally.failed + tally.pending;
+  const stopped =
+    stop?.exitStatus !== undefined
+      ? `; stopped by ${String(stop.signal.reason)}: ${notStarted} message(s) not started, left for the next run`
+      : '';
   log(
     options.dryRun
-      ? `dry run: ${tally.pending} message(s) would go to ${options.destination.display}`
-      : `${total} message(s) from ${store.name} to ${options.destination.display}: ${tally.delivered} delivered, ${tally.deferred} deferred, ${tally.failed} failed${tally.skipped ? `; ${tally.skipped} left to another run` : ''}`,
+      ? `dry run: ${tally.pending} message(s) would go to ${options.destination.display}${stopped}`
+      : `${total} message(s) from ${store.name} to ${options.destination.display}: ${tally.delivered} delivered, ${tally.deferred} deferred, ${tally.failed} failed${tally.skipped ? `; ${tally.skipped} left to another run` : ''}${stopped}`,
   );
+  if (stop?.exitStatus !== undefined) return stop.exitStatus;
   return tally.deferred || tally.failed ? 1 : 0;
 }

@@ -10,6 +10,12 @@
  * The mark comes after the server's answer: a crash between the two means the message is
  * delivered again next run (a duplicate, which a reader can recognise by its Message-ID), never
  * that it is lost.
+ *
+ * A run told to stop (SIGINT, SIGTERM: `request.stop`) starts no further message: the messages
+ * already on the wire get their answers (each wait bounded as always) and their marks, so none is
+ * sent twice for the stop, the claims taken ahead are given back, every connection ends with
+ * QUIT, and the store is closed (its locks removed). The messages not started stay for the next
+ * run.
  */
 import { asDequeueError, type DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
@@ -48,6 +54,8 @@ export interface MessageReport {
 export interface DeliverRequest {
   readonly targets?: readonly string[];
   readonly dryRun?: boolean;
+  /** Fires when the run is told to stop (cli/stop-signals.ts): no further message is started. */
+  readonly stop?: AbortSignal;
 }
 
 export interface DeliverDeps extends DeliveryOptions {
@@ -61,6 +69,8 @@ export interface DeliverDeps extends DeliveryOptions {
   readonly onSkipped?: (ref: StoredRef) => void;
   /** Connections to the server at once (`--connections`), 1 to MAX_CONNECTIONS; default DEFAULT_CONNECTIONS. */
   readonly connections?: number;
+  /** The run was stopped with `notStarted` of its messages not started (they stay in the store). */
+  readonly onStopped?: (notStarted: number) => void;
 }
 
 /**
@@ -81,8 +91,15 @@ export async function deliverStored(
   const reports = new ReportsInOrder(deps.onReport, Math.max(MAX_MARKS_IN_FLIGHT, 2 * connections));
   /** Targets whose mail another run holds, said once each. */
   const said = new Set<string>();
+  let started = 0;
   try {
     for await (const { ref, claimed } of claimsAhead(store, refs, connections)) {
+      if (request.stop?.aborted) {
+        // Given back, as the claims taken ahead are (claimsAhead).
+        if ('claim' in claimed) await claimed.claim?.release();
+        break;
+      }
+      started++;
       if ('error' in claimed) {
         await reports.add(Promise.resolve(deferredReport(ref, claimed.error)));
         continue;
@@ -95,6 +112,13 @@ export async function deliverStored(
       // A connection first: the next message starts only when one is free, in the store's order
       // (a dry run connects to nothing).
       const lease = request.dryRun ? NO_CONNECTION : await pool.acquire();
+      if (request.stop?.aborted) {
+        // Stopped while every connection was busy: this one goes back untouched.
+        lease.release();
+        await claim.release();
+        started--;
+        break;
+      }
       const marking = deliverOne(claim, lease, request.dryRun === true)
         .finally(() => lease.release())
         .then(
@@ -116,6 +140,7 @@ export async function deliverStored(
     await pool.close();
     await store.close();
   }
+  if (request.stop?.aborted) deps.onStopped?.(refs.length - started);
   return reports.all;
 }
 

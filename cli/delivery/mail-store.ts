@@ -45,6 +45,11 @@ export interface MailStore {
   heldBy?(target: string): Promise<string | undefined>;
   /** At the end of a run: make its marks durable, free what the store holds. */
   close(): Promise<void>;
+  /**
+   * Optional: for a process that exits at once (a second SIGINT or SIGTERM), synchronously, what
+   * must not outlive it (the mail directory's locks). S3 claims are left to lapse with their lease.
+   */
+  releaseSync?(): void;
 }
 
 export interface ClaimedMail {

@@ -5,18 +5,14 @@
  * nothing is left behind (no lock, no temporary file), and the exit status is 130 or 143. A second
  * signal exits at once.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT, AtrnProvider } from '../../peers/atrn-provider';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
-import { CLI, REPO } from '../support/dequeue-process';
-
-/** Far more than a run here takes; a process still alive then fails the test. */
-const EXIT_BOUND_MS = 30_000;
+import { files, Running } from '../support/signalled-process';
 
 let work: string;
 const stops: (() => Promise<void>)[] = [];
@@ -27,61 +23,6 @@ afterAll(async () => {
   await Promise.all(stops.map((s) => s()));
   await rm(work, { recursive: true, force: true });
 });
-
-/** A `dequeue` process the test can signal, and what it printed. */
-class Running {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<number | null>;
-  private readonly child: ChildProcess;
-
-  constructor(args: readonly string[]) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
-    this.child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
-    this.exited = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.child.kill('SIGKILL');
-        reject(new Error(`dequeue did not exit within ${EXIT_BOUND_MS} ms: ${this.stderr}`));
-      }, EXIT_BOUND_MS);
-      this.child.on('error', reject);
-      this.child.on('close', (status) => {
-        clearTimeout(timer);
-        resolve(status);
-      });
-    });
-  }
-
-  signal(name: NodeJS.Signals): void {
-    this.child.kill(name);
-  }
-
-  /** Resolves once stderr shows `pattern` (the process said it). */
-  async said(pattern: RegExp): Promise<void> {
-    while (!pattern.test(this.stderr)) {
-      await new Promise<void>((resolve) => this.child.stderr!.once('data', () => resolve()));
-    }
-  }
-
-  get results(): { target: string; outcome: string; messages: number; reason?: string }[] {
-    return this.stdout
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
-  }
-}
-
-async function files(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) out.push(relative(dir, join(entry.parentPath, entry.name)));
-  }
-  return out.sort();
-}
 
 async function setUp(name: string, config: unknown): Promise<{ dir: string; args: string[] }> {
   const dir = await mkdtemp(join(work, `${name}-`));
@@ -104,62 +45,68 @@ async function setUp(name: string, config: unknown): Promise<{ dir: string; args
 }
 
 describe('a stopped run', () => {
-  it('SIGINT during an ATRN transfer: 421 to the provider, which keeps the message in flight; results, state, exit 130, nothing left over', async () => {
-    let silent!: () => void;
-    const midMessage = new Promise<void>((resolve) => (silent = resolve));
-    const queue = [heldMessage(0), heldMessage(1, 8192), heldMessage(2)];
-    const provider = await new AtrnProvider({
-      queue,
-      faults: { silenceInData: { message: 1, afterBytes: 3000 } },
-      onFault: () => silent(),
-    }).start();
-    stops.push(() => provider.stop());
-    const { dir, args } = await setUp('atrn', {
-      settings: { helloName: 'mx.customer.test' },
-      targets: [
-        {
-          name: 'odmr',
-          host: '127.0.0.1',
-          port: provider.port,
-          tls: 'none',
-          auth: { secretId: 'odmr' },
-          command: 'ATRN customer.test',
-        },
-      ],
-    });
-    const run = new Running(args);
-    await midMessage;
-    run.signal('SIGINT');
-    expect(await run.exited).toBe(130);
-    await provider.idle();
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)(
+    '%s during an ATRN transfer: 421 to the provider, which keeps the message in flight; results, state, exit %i, nothing left over',
+    async (name, status) => {
+      let silent!: () => void;
+      const midMessage = new Promise<void>((resolve) => (silent = resolve));
+      const queue = [heldMessage(0), heldMessage(1, 8192), heldMessage(2)];
+      const provider = await new AtrnProvider({
+        queue,
+        faults: { silenceInData: { message: 1, afterBytes: 3000 } },
+        onFault: () => silent(),
+      }).start();
+      stops.push(() => provider.stop());
+      const { dir, args } = await setUp(`atrn-${name}`, {
+        settings: { helloName: 'mx.customer.test' },
+        targets: [
+          {
+            name: 'odmr',
+            host: '127.0.0.1',
+            port: provider.port,
+            tls: 'none',
+            auth: { secretId: 'odmr' },
+            command: 'ATRN customer.test',
+          },
+        ],
+      });
+      const run = new Running(args);
+      await midMessage;
+      run.signal(name);
+      expect(await run.exited).toBe(status);
+      await provider.idle();
 
-    expect(provider.customerReplies.at(-1)).toMatch(/^421 4\.3\.2 .*shutting down/);
-    expect(provider.acknowledged.map((a) => a.number)).toEqual([0]);
-    expect(provider.waiting).toEqual([1, 2]);
-    expect(run.results).toEqual([
-      expect.objectContaining({ target: 'odmr', outcome: 'temporary-failure', messages: 1 }),
-    ]);
-    expect(run.stderr).toMatch(/SIGINT: ending the sessions under way properly/);
-    expect(run.stderr).toMatch(/cycle 1: 1 temporary-failure; stopped by SIGINT/);
-    const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'));
-    expect(state.cycle).toBe(1);
-    expect(state.targets.odmr).toMatchObject({
-      lastOutcome: 'temporary-failure',
-      messagesTotal: 1,
-    });
-    // The acknowledged message with its envelope, and nothing else: no partial message, no
-    // temporary name, no lock.
-    const left = await files(dir);
-    expect(left.filter((f) => f.startsWith('mail/'))).toHaveLength(2);
-    expect(
-      left.filter((f) => f.startsWith('mail/')).map((f) => f.replace(/[^/.]+\./, 'ID.')),
-    ).toEqual(['mail/odmr/ID.eml', 'mail/odmr/ID.json']);
-    expect(left.filter((f) => !f.startsWith('mail/'))).toEqual([
-      'config.json',
-      'secrets.json',
-      'state.json',
-    ]);
-  });
+      expect(provider.customerReplies.at(-1)).toMatch(/^421 4\.3\.2 .*shutting down/);
+      expect(provider.acknowledged.map((a) => a.number)).toEqual([0]);
+      expect(provider.waiting).toEqual([1, 2]);
+      expect(run.results).toEqual([
+        expect.objectContaining({ target: 'odmr', outcome: 'temporary-failure', messages: 1 }),
+      ]);
+      expect(run.stderr).toContain(`${name}: ending the sessions under way properly`);
+      expect(run.stderr).toContain(`cycle 1: 1 temporary-failure; stopped by ${name}`);
+      const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'));
+      expect(state.cycle).toBe(1);
+      expect(state.targets.odmr).toMatchObject({
+        lastOutcome: 'temporary-failure',
+        messagesTotal: 1,
+      });
+      // The acknowledged message with its envelope, and nothing else: no partial message, no
+      // temporary name, no lock.
+      const left = await files(dir);
+      expect(left.filter((f) => f.startsWith('mail/'))).toHaveLength(2);
+      expect(
+        left.filter((f) => f.startsWith('mail/')).map((f) => f.replace(/[^/.]+\./, 'ID.')),
+      ).toEqual(['mail/odmr/ID.eml', 'mail/odmr/ID.json']);
+      expect(left.filter((f) => !f.startsWith('mail/'))).toEqual([
+        'config.json',
+        'secrets.json',
+        'state.json',
+      ]);
+    },
+  );
 
   it('SIGTERM during ETRN: the reply awaited is taken, QUIT instead of the next ETRN, a target not started is not recorded; exit 143', async () => {
     let term!: () => void;
