@@ -38,6 +38,13 @@ export interface StoredObject {
   readonly metadata?: Record<string, string>;
 }
 
+/** What to do about the faults a person can fix, after the service's own words. */
+const S3_FIX: Readonly<Record<string, string>> = {
+  NoSuchBucket: ": give --bucket the stack's MailBucketName output (and AWS_REGION its region)",
+  AccessDenied:
+    ": attach the stack's MailReaderPolicyArn output (a managed policy) to this user or role",
+};
+
 export function s3Error(what: string, e: unknown): DequeueError {
   const name = (e as Error).name;
   // describeAwsError says what the SDK's chain reads when it found no region or credentials.
@@ -48,7 +55,9 @@ export function s3Error(what: string, e: unknown): DequeueError {
     name === 'CredentialsProviderError' ||
     (e as Error).message === 'Region is missing'
   ) {
-    return new ConfigError('--bucket', '', `${what}: ${describeAwsError(e)}`, { cause: e });
+    return new ConfigError('--bucket', '', `${what}: ${describeAwsError(e)}${S3_FIX[name] ?? ''}`, {
+      cause: e,
+    });
   }
   return new DequeueError('temporary', `${what}: ${describeAwsError(e)}`, { cause: e });
 }

@@ -73,7 +73,7 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
         ? await fromStateFile(values.state, values.target)
         : await fromTable(values.table!, values.target, io));
   } catch (e) {
-    if (e instanceof DequeueError) return fail(e.message);
+    if (e instanceof DequeueError) return fail(`${e.message}${tableFix(e)}`);
     throw e;
   }
 
@@ -165,6 +165,26 @@ async function fromTable(
     return { statuses: out, recorded };
   } finally {
     client.destroy();
+  }
+}
+
+/** What to do about a table that cannot be read, after DynamoDB's own words. */
+function tableFix(e: DequeueError): string {
+  const cause = e.cause as { name?: string; message?: string } | undefined;
+  // A table without the status index: one of a stack from before it (docs/lambda.md "Target
+  // status"), or another table. DynamoDB says ValidationException, emulators ResourceNotFound.
+  if (
+    (cause?.name === 'ValidationException' || cause?.name === 'ResourceNotFoundException') &&
+    /\bindex\b/i.test(cause.message ?? '')
+  )
+    return ": this table has no status index: is it the stack's CounterTableName output? A stack from before the index needs a cdk deploy";
+  switch (cause?.name) {
+    case 'ResourceNotFoundException':
+      return ": give --table the stack's CounterTableName output (and AWS_REGION its region)";
+    case 'AccessDeniedException':
+      return ": attach the stack's StatusReaderPolicyArn output (a managed policy) to this user or role";
+    default:
+      return '';
   }
 }
 

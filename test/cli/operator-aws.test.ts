@@ -8,6 +8,7 @@
 import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { runDequeue } from '../support/dequeue-process';
@@ -188,6 +189,47 @@ describeWithMotoServer('config push | pull through the binary, against moto_serv
     expect(d.stderr).toContain(
       "dequeue config diff: nothing is deployed under /dequeu (no /dequeu/settings, no /dequeu/targets/...): every parameter would be new (is --prefix the stack's ssmPrefix?)\n",
     );
+  });
+
+  it("a table or bucket that is not the stack's is named with the output to use (beyond the list)", async () => {
+    const said = (r: { stderr: string }) =>
+      r.stderr.split('\n').filter((l) => l && !l.includes('warning: Node.js'));
+    const table = await dequeue(['status', '--table', 'no-such-table']);
+    expect(table).toMatchObject({ status: 2, stdout: '' });
+    expect(said(table)).toEqual([
+      "dequeue status: target status (index status): DynamoDB Query on no-such-table failed: ResourceNotFoundException: Requested resource not found: give --table the stack's CounterTableName output (and AWS_REGION its region)",
+    ]);
+
+    const db = new DynamoDBClient(moto.clientConfig);
+    try {
+      await db.send(
+        new CreateTableCommand({
+          TableName: 'not-the-counter',
+          AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+          KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+          BillingMode: 'PAY_PER_REQUEST',
+        }),
+      );
+    } finally {
+      db.destroy();
+    }
+    const other = await dequeue(['status', '--table', 'not-the-counter']);
+    expect(other.status).toBe(2);
+    expect(said(other)[0]).toMatch(
+      /^dequeue status: target status \(index status\): DynamoDB Query on not-the-counter failed: .*: this table has no status index: is it the stack's CounterTableName output\? A stack from before the index needs a cdk deploy$/,
+    );
+
+    const bucket = await dequeue([
+      'deliver',
+      '--bucket',
+      'no-such-bucket',
+      '--to',
+      'smtp://127.0.0.1:1',
+    ]);
+    expect(bucket).toMatchObject({ status: 2, stdout: '' });
+    expect(said(bucket)).toEqual([
+      "dequeue deliver: --bucket: cannot list s3://no-such-bucket/mail/: NoSuchBucket: The specified bucket does not exist: give --bucket the stack's MailBucketName output (and AWS_REGION its region)",
+    ]);
   });
 
   it("Node.js older than 22 gets one line of ours instead of the SDK's eight; 22 and later none (item 8)", async () => {
