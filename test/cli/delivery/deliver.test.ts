@@ -1,52 +1,15 @@
 /**
  * `dequeue deliver` from a mail directory into a scripted server (peers/scripted-mail-server.ts):
  * per-recipient answers, a cut in the middle of DATA, a server that is down, LMTP over a unix
- * socket, two runs at once. After each: every message delivered exactly once, still undelivered,
+ * socket (two runs at once: deliver-two-runs.test.ts). After each: every message delivered exactly once, still undelivered,
  * or in failed/, none lost.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
-import {
-  ScriptedMailServer,
-  type ScriptedMailServerOptions,
-} from '../../../peers/scripted-mail-server';
-import { tempDir } from '../../core/odmr/odmr-fixtures';
-import { message, store, type StoredMessage } from './stored-mail';
+import { describe, expect, it } from 'vitest';
+import { ls, mailDir, messageIdOf, server, where } from './mail-dir-delivery';
+import { message } from './stored-mail';
 import { runCli } from '../../support/cli-run';
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function mailDir(messages: readonly StoredMessage[], target = 'odmr') {
-  const dir = await tempDir('dequeue-deliver-');
-  cleanups.push(dir.remove);
-  await store(createMailDirSink(dir.path), target, messages);
-  return dir.path;
-}
-
-async function server(options: ScriptedMailServerOptions = {}) {
-  const s = await new ScriptedMailServer(options).start();
-  cleanups.push(() => s.stop());
-  return s;
-}
-
-const ls = async (path: string) => (await readdir(path).catch(() => [] as string[])).sort();
-/** The ids of the messages still undelivered, in delivered/ and in failed/. */
-async function where(root: string, target = 'odmr') {
-  const ids = (names: string[]) =>
-    names.filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4));
-  return {
-    waiting: ids(await ls(join(root, target))),
-    delivered: ids(await ls(join(root, target, 'delivered'))),
-    failed: ids(await ls(join(root, target, 'failed'))),
-  };
-}
-
-const messageIdOf = (text: Buffer) => /Message-ID: (<[^>]+>)/.exec(text.toString('latin1'))?.[1];
 
 describe('dequeue deliver from a mail directory', () => {
   it('delivers each message with its own envelope, oldest first, canonical and stuffed on the wire; then delivered/', async () => {
@@ -347,62 +310,6 @@ describe('dequeue deliver from a mail directory', () => {
     ]);
     expect(lmtp.accepted.map((a) => a.rcptTo)).toEqual([['one@customer.test']]);
     expect(await where(root)).toEqual({ waiting: [m.id], delivered: [], failed: [] });
-  });
-
-  it('two runs at once: every message delivered, none twice', async () => {
-    const messages = Array.from({ length: 30 }, (_, i) => message(i + 1));
-    const root = await mailDir(messages);
-    const mx = await server();
-    const args = ['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${mx.port}`, '--json'];
-    const [a, b] = await Promise.all([runCli(args), runCli(args)]);
-    expect([a.status, b.status]).toEqual([0, 0]);
-    const ids = mx.accepted.map((x) => messageIdOf(x.text));
-    expect(ids.sort()).toEqual(messages.map((m) => m.messageId).sort());
-    expect(a.json.length + b.json.length).toBe(30);
-    expect(await where(root)).toMatchObject({ waiting: [], failed: [] });
-  });
-
-  it("a lock left by a crashed run is broken; a live run's lock is respected, and said once", async () => {
-    const host = (await import('node:os')).hostname();
-    const crashed = await mailDir([message(1), message(2)]);
-    await writeFile(
-      join(crashed, 'odmr', '.deliver.lock'),
-      JSON.stringify({ pid: 2 ** 22 + 17, host, nonce: 'x', since: '2026-11-30T09:00:00.000Z' }),
-    );
-    const mx = await server();
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      crashed,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
-    expect(out.status).toBe(0);
-    expect(out.json).toHaveLength(2);
-    expect(await where(crashed)).toMatchObject({ waiting: [], failed: [] });
-    // The run removes its own lock at the end.
-    expect((await readdir(join(crashed, 'odmr'))).filter((f) => f.includes('lock'))).toEqual([]);
-
-    const live = await mailDir([message(3), message(4)]);
-    await writeFile(
-      join(live, 'odmr', '.deliver.lock'),
-      JSON.stringify({ pid: process.pid, host, nonce: 'y', since: '2026-11-30T09:00:00.000Z' }),
-    );
-    const left = await runCli([
-      'deliver',
-      '--mail-dir',
-      live,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
-    expect(left.status).toBe(0);
-    expect(left.json).toEqual([]);
-    expect(left.stderr.match(/being delivered by another run/g)).toHaveLength(1);
-    expect(left.stderr).toContain(`pid ${process.pid} on ${host}`);
-    expect((await where(live)).waiting).toHaveLength(2);
-    expect(mx.accepted).toHaveLength(2);
   });
 
   it('--dry-run lists what would go and connects to nothing', async () => {
