@@ -19,6 +19,7 @@ import type { Transcript } from '../ports';
 import { silentTranscript } from '../ports';
 import { peerName } from '../smtp/connection';
 import { openClientSession, QUIT_WAIT_MS, sayGoodbye } from '../smtp/client-handshake';
+import { PRECHECK_TLS_WORDS } from '../smtp/tls-policy';
 import type { PrecheckTls } from './precheck-config';
 import type { ServerCheck } from './precheck-report';
 
@@ -65,6 +66,7 @@ export async function checkServer(options: ServerCheckOptions): Promise<ServerCh
       tls: options.tls,
       tlsVerify: false,
       tlsCa: options.tlsCa,
+      tlsWords: PRECHECK_TLS_WORDS,
       ehlo: options.tls === 'required',
       helloName: options.helloName,
       label: options.label,
@@ -112,6 +114,9 @@ function failureText(e: unknown, seconds: number, options: ServerCheckOptions): 
   if (e instanceof DequeueError && /closed the connection/.test(e.message))
     return 'closed the connection before greeting';
   const message = e instanceof Error ? e.message : String(e);
+  // A mistake in the configuration (implicit TLS on a plain port) is said in our own words,
+  // bounded already, and its fix is at the end: kept whole.
+  if (e instanceof DequeueError && e.kind === 'config') return `failed: ${message}`;
   return `failed: ${message.replace(/\s+/g, ' ').slice(0, MAX_GREETING_TEXT)}`;
 }
 

@@ -60,6 +60,15 @@ export const RELAY_TLS_WORDS: TlsWords = {
   tlsPort: '"mail.relay.tls": "implicit"',
 };
 
+/** The check of the customer's server before the signal (`precheck.tls`: none, required, implicit). */
+export const PRECHECK_TLS_WORDS: TlsWords = {
+  required: '"precheck.tls" is "required"',
+  // Never said: the check does not verify (RFC 7435; precheck/server-check.ts).
+  relax: 'the check does not verify certificates',
+  plainPort: '"precheck.tls": "required"',
+  tlsPort: '"precheck.tls": "implicit"',
+};
+
 /**
  * The relay's policy from its fields, as `deliver`'s from its flags: `tlsVerify` absent verifies
  * when a CA is given or the mode verifies by default (required, implicit; RFC 7435 above).

@@ -89,6 +89,21 @@ describe('checking one server', () => {
     });
   });
 
+  it('"tls": "implicit" against a plain port fails saying so, whole, in precheck\'s own field', async () => {
+    const result = await checkServer({
+      host: '127.0.0.1',
+      port: up.port,
+      tls: 'implicit',
+      timeoutMs: 5_000,
+      label: 'isp',
+    });
+    expect(result).toEqual({
+      server: `127.0.0.1:${up.port}`,
+      passed: false,
+      text: `failed: TLS with 127.0.0.1:${up.port} failed: the server speaks plain SMTP on this port, not TLS from the first byte: use STARTTLS here ("precheck.tls": "required"), or the port of its implicit TLS (465)`,
+    });
+  });
+
   it('silence fails after the bound, and a port-25 hint is added only on port 25', async () => {
     const leftovers = watchLeftovers();
     const result = await checkServer({
