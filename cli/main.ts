@@ -37,13 +37,13 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     return 0;
   }
   if (first === 'help') {
-    // `dequeue help` is the top usage; `dequeue help deliver` is `dequeue deliver --help`.
-    const [name, ...extra] = rest;
-    if (extra.length) return usageError(io, 'dequeue', 'help takes one command name at most');
+    // `dequeue help` is the top usage; `dequeue help deliver` is `dequeue deliver --help`, and
+    // `dequeue help config push` is `dequeue config push --help`.
+    const [name, ...words] = rest;
     if (name === undefined) return (await releaseCycle())(['--help'], io);
     const named = commandNamed(name);
     if (!named) return usageError(io, 'dequeue', unknownCommand(name));
-    return (await named())(['--help'], io);
+    return (await named())([...words, '--help'], io);
   }
   const named = commandNamed(first);
   if (named) return (await named())(rest, io);

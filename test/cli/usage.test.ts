@@ -57,6 +57,15 @@ describe.concurrent('help and --version', () => {
     }
   });
 
+  it('`help config push` is `config push --help`', async () => {
+    const [word, flag] = await Promise.all([
+      runDequeue(['help', 'config', 'push']),
+      runDequeue(['config', 'push', '--help']),
+    ]);
+    expect(word).toMatchObject({ status: 0, stderr: '', stdout: flag.stdout });
+    expect(word.stdout).toMatch(/^Usage:\n {2}dequeue config push /);
+  });
+
   it('--version prints the version and the Node.js it runs on; exit 0', async () => {
     const r = await runDequeue(['--version']);
     expect(r).toMatchObject({ status: 0, stderr: '' });
