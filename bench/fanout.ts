@@ -20,8 +20,9 @@
  *   in flight, 25 ms each); K workers (the mapping's maximum concurrency) each take a batch of B
  *   orders (waiting up to the 1 s batching window for B > 10), pay a start-up (400 ms cold the
  *   first time, 20 ms warm), work it with a pool of C under their own deadline (function timeout
- *   15 min - 5 s; unreached orders go back to the queue and reappear after the 90 min visibility
- *   timeout, i.e. too late for this cycle).
+ *   15 min - 5 s). A worker hands its unreached orders back, visible again 30 s after it ends
+ *   (lambda/work-order-hand-back.ts); the simulation does not requeue them but counts them "not
+ *   reached" (none is, with the batches in the table).
  *
  * The pool, the rotation of the targets and the deadline rule are the ones of
  * lambda/core/work-targets.ts; the AWS latencies are typical figures for calls in one region, not
