@@ -13,7 +13,8 @@ import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
 import { DynamoDbStatusStore } from './adapters/dynamodb-status';
 import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
 import { SsmConfigSource } from './adapters/ssm-config';
-import { lambdaMailMemory, MemoryBudget } from './core/memory-budget';
+import { LAMBDA_MIN_MAIL_MB, lambdaMailMemory, MemoryBudget } from './core/memory-budget';
+import { DequeueError } from './core/errors';
 import type { MailSink, WorkQueue } from './core/ports';
 import { readEnvironment } from './environment';
 import type { HandlerDeps } from './handler-deps';
@@ -46,9 +47,8 @@ export function depsFromEnvironment(
 ): HandlerDeps {
   const settings = readEnvironment(env);
   const options = { ...AWS_CLIENT_OPTIONS, ...aws };
-  const mailMemory = new MemoryBudget(
-    lambdaMailMemory(Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || DEFAULT_FUNCTION_MEMORY_MB),
-  );
+  const functionMb = Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || DEFAULT_FUNCTION_MEMORY_MB;
+  const mailMemory = new MemoryBudget(lambdaMailMemory(functionMb));
   const dynamodb = new DynamoDBClient(options);
   return {
     config: new SsmConfigSource(new SSMClient(options), {
@@ -66,7 +66,10 @@ export function depsFromEnvironment(
       serverDownAfterCycles: settings.serverDownAfterCycles,
     },
     mailStore: settings.mailBucket
-      ? lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory)
+      ? refusedBelowMailMemory(
+          lazyS3MailSink(options, settings.mailBucket, settings.mailPrefix, mailMemory),
+          functionMb,
+        )
       : undefined,
     mailMemory,
     workQueue: settings.workQueueUrl ? lazyWorkQueue(options, settings.workQueueUrl) : undefined,
@@ -156,5 +159,28 @@ function lazyS3MailSink(
       });
       return (await sink).begin(envelope);
     },
+  };
+}
+
+/**
+ * The store of a function too small to hold ATRN mail (LAMBDA_MIN_MAIL_MB): every message is
+ * refused at MAIL with 452 4.3.1, as a store short of space refuses it (RFC 3463), so the provider
+ * keeps it and the target's result says how to fix it. Taking it would risk the invocation, every
+ * other target of the batch with it, and every later cycle, since the same mail is held for them.
+ */
+export function refusedBelowMailMemory(sink: MailSink, functionMb: number): MailSink {
+  if (functionMb >= LAMBDA_MIN_MAIL_MB) return sink;
+  const error = new DequeueError(
+    'temporary',
+    `the function has ${functionMb} MB of memory, less than the ${LAMBDA_MIN_MAIL_MB} MB that ATRN mail needs (a large message could reach the function's memory, where Lambda ends the invocation): new mail is refused with 452 4.3.1 and stays with the provider; give the function more memory (memoryMiB)`,
+  );
+  return {
+    begin: (envelope) => sink.begin(envelope),
+    admit: async () => ({
+      code: 452,
+      text: '4.3.1 Insufficient system storage',
+      closing: true,
+      error,
+    }),
   };
 }

@@ -80,15 +80,30 @@ export const LAMBDA_RUNTIME_MIB = 105;
  */
 const COPIES_OF_MAIL_IN_FLIGHT = 2;
 
+/** The smallest budget: one message at a time, one 5 MiB S3 part and the inboxes around it. */
+const MIN_MAIL_MEMORY_MIB = 16;
+
+/**
+ * The smallest function, in MB, that keeps LAMBDA_PEAK_SHARE with ATRN mail in flight: the runtime
+ * and the smallest budget, each byte of it held twice (183 MB). Below it a large message can take
+ * the invocation to the function's memory, where Lambda ends it, and the same held mail then ends
+ * every later cycle: a 128 MB worker fed 10 x 30 MB in one batch peaked at 129 MiB, a 192 MB one
+ * at 127 (`bench/odmr-memory.ts --only worker --function-mb 128`).
+ */
+export const LAMBDA_MIN_MAIL_MB = Math.ceil(
+  (LAMBDA_RUNTIME_MIB + COPIES_OF_MAIL_IN_FLIGHT * MIN_MAIL_MEMORY_MIB) / LAMBDA_PEAK_SHARE,
+);
+
 /**
  * The budget for a function of `memoryMb` megabytes (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), so that the
  * invocation's peak stays under LAMBDA_PEAK_SHARE of it whatever the batch: what that share leaves
  * after the runtime, divided by the copies each byte of mail makes; at least 16 MiB (one message
- * at a time, one 5 MiB part: a function under 256 MB cannot keep the share with ATRN mail).
+ * at a time, one 5 MiB part: a function under LAMBDA_MIN_MAIL_MB cannot keep the share with ATRN
+ * mail, and its store refuses it: lambda/deployed-adapters.ts).
  * 43.5 MiB at 256 MB, 139.5 at 512, 331.5 at 1024.
  */
 export function lambdaMailMemory(memoryMb: number): number {
   // Lambda's "MB" are MiB (128 MB is 134,217,728 bytes).
   const free = memoryMb * LAMBDA_PEAK_SHARE - LAMBDA_RUNTIME_MIB;
-  return Math.max(16 * MiB, Math.floor((free * MiB) / COPIES_OF_MAIL_IN_FLIGHT));
+  return Math.max(MIN_MAIL_MEMORY_MIB * MiB, Math.floor((free * MiB) / COPIES_OF_MAIL_IN_FLIGHT));
 }
