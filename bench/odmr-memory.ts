@@ -73,6 +73,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
             tls: 'none',
             auth: { secretId: 'odmr' },
             command: 'ATRN',
+            mail: { domains: ['customer.test'] },
             timeoutSeconds: 120,
           },
           'bench',

@@ -37,7 +37,7 @@ const CHILD = `
   const { createMailReceiver } = await import('./lambda/core/odmr/reversed-session');
   const { releaseSignal } = await import('./lambda/core/signal/session');
   const { createMailDirSink } = await import('./cli/adapters/mail-dir-sink');
-  const target = parseTarget({ name: 'bench', host: '127.0.0.1', port: spec.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', timeoutSeconds: 60 }, 'bench');
+  const target = parseTarget({ name: 'bench', host: '127.0.0.1', port: spec.port, tls: 'none', auth: { secretId: 'odmr' }, command: 'ATRN', mail: { domains: ['customer.test'] }, timeoutSeconds: 60 }, 'bench');
   const credentials = { get: async () => ({ username: 'customer', password: 'odmr-secret' }) };
   const started = performance.now();
   const cpu = process.cpuUsage();

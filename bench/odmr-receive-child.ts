@@ -206,6 +206,7 @@ export async function child(spec: ChildSpec): Promise<ChildResult> {
       tls: 'none',
       auth: { secretId: 'odmr' },
       command: 'ATRN',
+      mail: { domains: ['customer.test'] },
       timeoutSeconds: 60,
     },
     'bench',

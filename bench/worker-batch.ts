@@ -106,6 +106,7 @@ export async function runWorkerBatch(spec: {
     tls: 'none',
     auth: { secretId: SECRET_ID },
     command: 'ATRN',
+    mail: { domains: ['customer.test'] },
     ...spec.target,
   }));
   const parameter = (name: string) => `${SSM_PREFIX}/targets/${name}`;

@@ -3,7 +3,7 @@ import type { TargetResult } from '../lambda/core/result';
 import { printable } from './terminal-text';
 
 export function resultBlock(r: TargetResult): string {
-  const head = `${r.target.padEnd(20)} ${r.outcome.padEnd(17)} cycle ${r.cycle}, ${r.durationMs} ms${r.messages ? `, ${r.messages} message(s) stored` : ''}`;
+  const head = `${r.target.padEnd(20)} ${r.outcome.padEnd(17)} cycle ${r.cycle}, ${r.durationMs} ms${r.messages ? `, ${r.messages} message(s) stored` : ''}${r.refusedRecipients ? `, ${r.refusedRecipients} recipient(s) refused: not the customer's` : ''}`;
   const lines = [head];
   for (const reply of r.replies) {
     const text = reply.text.split('\n')[0] ?? '';

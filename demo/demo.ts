@@ -186,6 +186,7 @@ async function atrnDemo(work: string): Promise<number> {
               tls: 'none',
               auth: { secretId: 'odmr-account' },
               command: 'ATRN',
+              mail: { domains: ['customer.test'] },
             },
           ],
         },

@@ -89,6 +89,7 @@ export class InvocationReport {
       durationMs: result.durationMs,
       error: result.error,
       messages: result.messages,
+      ...(result.refusedRecipients ? { refusedRecipients: result.refusedRecipients } : {}),
       ...(result.reason ? { reason: result.reason } : {}),
       replies: result.replies,
     };

@@ -119,6 +119,27 @@ export const mailSchema = v.strictObject({
   relay: v.optional(relaySchema()),
 });
 
+/** A domain name (not an address): whose mail a target receives after ATRN. */
+const domainName = v.pipe(
+  v.string('must be a string'),
+  v.check((s) => isIP(s) === 0 && isHost(s), 'must be a domain name, such as example.com'),
+);
+
+/**
+ * A target's `mail`: the settings' fields, and `domains`, whose mail the customer receives after
+ * ATRN (customer-domains.ts). Per target only: whose mail it is differs with each customer.
+ */
+export const targetMailSchema = v.strictObject({
+  ...mailSchema.entries,
+  domains: v.optional(
+    v.pipe(
+      v.array(domainName, 'must be an array of domain names'),
+      v.minLength(1, 'must list at least one domain'),
+      v.maxLength(1000, 'must list at most 1000 domains'),
+    ),
+  ),
+});
+
 /** `precheck` (precheck/precheck-config.ts): the customer's server checked before the signal. */
 const precheckServerSchema = v.strictObject({
   host: v.pipe(
@@ -228,7 +249,7 @@ export const targetSchema = v.strictObject({
   ),
   enabled: v.optional(v.boolean('must be true or false'), true),
   helloName: v.optional(helloNameSchema),
-  mail: v.optional(mailSchema),
+  mail: v.optional(targetMailSchema),
   precheck: v.optional(targetPrecheckSchema),
 });
 

@@ -11,6 +11,7 @@ import * as v from 'valibot';
 import { ConfigError } from './errors';
 import { issueErrors, oneOrAll, unknownField } from './config-issues';
 import { settingsSchema, targetSchema, type RawTarget } from './config-schema';
+import { checkAtrnDomains } from './customer-domains';
 import { jsonSyntaxProblem } from './json-position';
 import {
   checkTargetPrecheck,
@@ -103,8 +104,11 @@ export interface Target {
   readonly enabled: boolean;
   /** Overrides settings.helloName for this target (an MSP signals for many customers). */
   readonly helloName?: string;
-  /** Overrides settings.mail for this target, field by field (mailSettingsFor). */
-  readonly mail?: MailSettings;
+  /**
+   * Overrides settings.mail for this target, field by field (mailSettingsFor); `domains`, its
+   * own only, is whose mail it receives after a bare ATRN (customer-domains.ts).
+   */
+  readonly mail?: MailSettings & { readonly domains?: readonly string[] };
   /** The customer's server checked before the signal; overrides settings.precheck (false: none). */
   readonly precheck?: Precheck;
 }
@@ -204,6 +208,12 @@ function normaliseTarget(raw: RawTarget, where: string, at: string): Target {
         field('ehlo'),
         'ATRN needs EHLO (RFC 2645 section 4): set "ehlo": true',
       );
+  }
+
+  // Whose mail it receives after the turn: the command's domains or mail.domains (issue 17).
+  if (atrn) {
+    const i = verbs.indexOf('ATRN');
+    checkAtrnDomains(commands[i]!, raw.mail?.domains, where, commandAt(i), field('mail.domains'));
   }
 
   checkTargetPrecheck(raw.precheck, { protocol: raw.protocol, commands }, where, field('precheck'));

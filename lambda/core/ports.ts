@@ -162,6 +162,8 @@ export interface ReversedOutcome {
   readonly stored: number;
   /** Why the session ended badly, if it did; stored messages stay stored either way. */
   readonly error: DequeueError | null;
+  /** Recipients refused as outside the customer's domains (550 5.7.1); absent when none. */
+  readonly refusedRecipients?: number;
 }
 
 /** Serves the reversed session after ATRN. Absent: ATRN targets are a configuration error. */
@@ -192,6 +194,12 @@ export interface MailEnvelope {
   readonly provider: string;
   /** The target's name. */
   readonly target: string;
+  /**
+   * The customer's domains the session accepted recipients for (the ATRN command's, or the
+   * target's mail.domains; lower case, customer-domains.ts). `deliver` sends to no recipient
+   * outside them. Absent in envelopes stored before issue 17.
+   */
+  readonly domains?: readonly string[];
   /** The name the provider gave in EHLO/HELO. */
   readonly heloName: string;
   /** Whether the connection was encrypted. */

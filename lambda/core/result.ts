@@ -26,6 +26,11 @@ export interface TargetResult {
   readonly replies: readonly ReplyRecord[];
   readonly messages: number;
   readonly error: string | null;
+  /**
+   * Extension: after ATRN, recipients refused (550 5.7.1) as outside the customer's domains
+   * (docs/odmr.md "Whose mail"); absent when none.
+   */
+  readonly refusedRecipients?: number;
   /** Extension: why a target was skipped (not due, disabled, dry run, already signalled). */
   readonly reason?: string;
   /**

@@ -207,6 +207,7 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
         outcome: report.outcome,
         replies: [...report.replies, ...checked.withheld],
         messages: report.messages,
+        ...(report.refusedRecipients ? { refusedRecipients: report.refusedRecipients } : {}),
         error: report.error?.message ?? null,
         ...(checked.precheck ? { precheck: checked.precheck } : {}),
       }),

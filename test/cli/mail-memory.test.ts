@@ -30,6 +30,7 @@ async function run(
           port: 9,
           tls: 'none',
           command: 'ATRN',
+          mail: { domains: ['customer.test'] },
           ehlo: true,
           auth: { secretId: 'isp' },
           timeoutSeconds: 1,

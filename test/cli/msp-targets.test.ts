@@ -36,6 +36,7 @@ const atrn = (name: string, port: number, extra: Record<string, unknown>) => ({
   tls: 'none',
   auth: { secretId: `dequeue/${name}` },
   command: 'ATRN',
+  mail: { domains: ['customer.test'] },
   timeoutSeconds: 20,
   ...extra,
 });
@@ -61,11 +62,15 @@ describe('per-target helloName and mail', () => {
       targets: [
         atrn('a', providerA.port, {
           helloName: 'mx.a.test',
-          mail: { relay: { host: '127.0.0.1', port: relayA.port, tls: 'none' } },
+          mail: {
+            domains: ['customer.test'],
+            relay: { host: '127.0.0.1', port: relayA.port, tls: 'none' },
+          },
         }),
         // b keeps the settings' name, gets its own relay and a smaller limit.
         atrn('b', providerB.port, {
           mail: {
+            domains: ['customer.test'],
             maxMessageBytes: 4096,
             relay: { host: '127.0.0.1', port: relayB.port, tls: 'none' },
           },
@@ -114,7 +119,7 @@ describe('per-target helloName and mail', () => {
             host: 'p.test',
             command: 'ATRN',
             auth: { secretId: 'x' },
-            mail: { maxRecipients: 200 },
+            mail: { maxRecipients: 200, domains: ['customer.test'] },
             helloName: 'mx.c.test',
           },
         ],

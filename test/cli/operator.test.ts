@@ -324,6 +324,7 @@ describe('mail directories and the secrets file (item 7)', () => {
           port: plain.port,
           tls: 'none',
           command: 'ATRN',
+          mail: { domains: ['customer.test'] },
           auth: { secretId: 'isp' },
         },
       ],

@@ -13,7 +13,13 @@ const etrn = (i: number) =>
   parseTarget({ name: `e${i}`, host: 'mx.example', command: `ETRN d${i}.test` }, 'test');
 const atrn = (i: number) =>
   parseTarget(
-    { name: `a${i}`, host: 'odmr.example', command: 'ATRN', auth: { secretId: 'dequeue/a' } },
+    {
+      name: `a${i}`,
+      host: 'odmr.example',
+      command: 'ATRN',
+      mail: { domains: ['customer.test'] },
+      auth: { secretId: 'dequeue/a' },
+    },
     'test',
   );
 

@@ -110,6 +110,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
         tls: 'none',
         auth: { secretId },
         command: 'ATRN',
+        mail: { domains: ['customer.test'] },
       },
       'SecureString',
     );
@@ -120,6 +121,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
       tls: 'none',
       auth: { secretId },
       command: 'ATRN',
+      mail: { domains: ['customer.test'] },
     });
     bucket = environment.DEQUEUE_MAIL_BUCKET!;
     s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });

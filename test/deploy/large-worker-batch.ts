@@ -70,6 +70,7 @@ export async function queueLargeBatch(
         tls: 'none',
         auth: { secretId },
         command: 'ATRN',
+        mail: { domains: ['customer.test'] },
       });
     }
     const prefix = deployment.environment.DEQUEUE_SSM_PREFIX!;

@@ -78,6 +78,7 @@ describeWithMotoServer(
         tls: 'none',
         auth: { secretId: 'dequeue/odmr' },
         command: 'ATRN',
+        mail: { domains: ['customer.test'] },
       });
       await world.putSecret('dequeue/odmr', ACCOUNT);
       output = new CapturedOutput();
@@ -148,7 +149,11 @@ describeWithMotoServer(
           {
             messageId: 'm2',
             eventSource: 'aws:sqs',
-            body: forgedV1('odmr', 1, { command: 'ATRN', port: odmr.port }),
+            body: forgedV1('odmr', 1, {
+              command: 'ATRN',
+              mail: { domains: ['customer.test'] },
+              port: odmr.port,
+            }),
           },
           // A name the configuration does not hold.
           { messageId: 'm3', eventSource: 'aws:sqs', body: forgedV1('ghost', 1) },

@@ -60,6 +60,7 @@ describeWithMotoServer(
           tls: 'none',
           auth: { secretId: 'dequeue/odmr' },
           command: 'ATRN',
+          mail: { domains: ['customer.test'] },
         });
         const output = new CapturedOutput();
         const result = await createHandler(
@@ -110,7 +111,10 @@ describeWithMotoServer(
           tls: 'none',
           auth: { secretId: 'dequeue/odmr' },
           command: 'ATRN',
-          mail: { relay: { host: '127.0.0.1', port: mx.port, tls: 'none' } },
+          mail: {
+            domains: ['customer.test'],
+            relay: { host: '127.0.0.1', port: mx.port, tls: 'none' },
+          },
         });
         const output = new CapturedOutput();
         const result = await createHandler(

@@ -42,6 +42,7 @@ describeWithInetSim('ODMR against INetSim, through the CLI', () => {
               tls: 'none',
               auth: { secretId: 'inetsim', mechanism: 'CRAM-MD5' },
               command: 'ATRN',
+              mail: { domains: ['foo.org'] },
               timeoutSeconds: 20,
               ...target,
             },

@@ -57,6 +57,7 @@ describeWithMotoServer('ODMR in the Lambda: ATRN mail into S3', () => {
       tls: 'none',
       auth: { secretId: 'dequeue/odmr' },
       command: 'ATRN',
+      mail: { domains: ['customer.test'] },
       ...target,
     });
     const handler = createHandler(
@@ -143,6 +144,7 @@ describeWithMotoServer('ODMR in the Lambda: ATRN mail into S3', () => {
         tls: 'none',
         auth: { secretId: 'dequeue/odmr' },
         command: 'ATRN',
+        mail: { domains: ['customer.test'] },
       });
       const output = new CapturedOutput();
       const result = await createHandler(depsFromEnvironment(ENV, moto.clientConfig))(

@@ -57,6 +57,7 @@ it('ATRN into --mail-dir stores the text as received; deliver sends it canonical
           tls: 'none',
           auth: { secretId: 'odmr' },
           command: 'ATRN',
+          mail: { domains: ['customer.test'] },
           timeoutSeconds: 20,
         },
       ],

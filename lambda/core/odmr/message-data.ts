@@ -4,6 +4,7 @@
  * is what makes the provider delete the message, so it goes out only once the sink says the
  * message is durable; a message we do not acknowledge is never left visible in the sink.
  */
+import { customerDomains } from '../customer-domains';
 import { DataUnstuffer } from '../smtp/dot-stuffing';
 import {
   asDequeueError,
@@ -12,28 +13,14 @@ import {
   ProviderCutError,
   TimeoutError,
 } from '../errors';
-import type { MailEnvelope, MailSink, MessageDraft, SinkTransaction } from '../ports';
+import type { MailEnvelope, MailSink, MessageDraft } from '../ports';
 import { afterTheDot, answerToSinkError, type ReceivedBody, sizeLimit } from './dot-verdict';
-import { messageEnvelope } from './message-envelope';
+import { messageEnvelope, type Transaction } from './message-envelope';
 import { messageId } from './message-id';
 import type { ReceiverLimits } from './receiver-limits';
 import type { SessionReport } from './session-report';
 import { type Bound, duration, SessionEnd, type SessionWire } from './session-wire';
 import { receivedHeader } from './trace-header';
-
-/** One mail transaction, from MAIL to DATA. */
-export interface Transaction {
-  readonly mailFrom: string;
-  readonly rcptTo: string[];
-  readonly body?: '7BIT' | '8BITMIME';
-  readonly declaredSize?: number;
-  /** MAIL said SMTPUTF8 (RFC 6531 section 3.4). */
-  readonly smtputf8?: true;
-  /** The sink's view of it, when the sink answers recipients one by one (the relay). */
-  readonly sinkTx?: SinkTransaction;
-  /** The destination failed during this transaction (unreachable, no 8BITMIME). */
-  destinationFailure?: DequeueError;
-}
 
 /** What receiving a message needs of its session. */
 export interface MessageSession {
@@ -89,6 +76,7 @@ class MessageReceipt {
       date,
       provider: this.wire.turn.provider,
       target: this.wire.turn.target.name,
+      domains: customerDomains(this.wire.turn.target),
       heloName: this.heloName,
       tls: this.wire.tls,
       traceBytes: trace.length,

@@ -19,11 +19,13 @@
 import { asDequeueError, DequeueError, ProviderCutError, TimeoutError } from '../errors';
 import type { MailReceiver, MailSink, ReversedOutcome, ReversedTurn } from '../ports';
 import type { MemoryBudget } from '../memory-budget';
+import { customerDomains, foreignRecipient } from '../customer-domains';
 import { parseMailFrom, parseRcptTo, printable, splitCommand } from '../smtp/command';
 import { CommandBudget } from './command-budget';
 import { destinationVerdict, sinkAdmission } from './sink-answers';
 import { mailParameters } from './mail-parameters';
-import { receiveMessage, type Transaction } from './message-data';
+import { receiveMessage } from './message-data';
+import type { Transaction } from './message-envelope';
 import { LineTooLongError } from './provider-stream';
 import { type ReceiverLimits, type ReceiverOptions, receiverLimits } from './receiver-limits';
 import { SessionReport } from './session-report';
@@ -54,6 +56,8 @@ class ReversedSession {
   private readonly budget: CommandBudget;
   /** The last MAIL was refused and no MAIL, RSET or EHLO came since: RCPT and DATA get 503. */
   private mailRefused = false;
+  /** Whose mail this is: the ATRN command's domains or the target's mail.domains (RFC 2645 4). */
+  private readonly domains: readonly string[];
   /** Abandoned transactions the sink is still letting go of (files it opened at MAIL). */
   private readonly lettingGo = new Set<Promise<void>>();
 
@@ -66,6 +70,7 @@ class ReversedSession {
   ) {
     this.wire = new SessionWire(turn, limits, now, this.report, memory);
     this.budget = new CommandBudget(this.wire);
+    this.domains = customerDomains(turn.target);
   }
 
   async run(): Promise<ReversedOutcome> {
@@ -96,7 +101,12 @@ class ReversedSession {
         .catch(() => undefined);
     this.wire.timer.stop();
     this.wire.dispose();
-    return { stored: this.report.stored, error: this.report.error(end.error) };
+    const refused = this.report.foreignRecipients;
+    return {
+      stored: this.report.stored,
+      error: this.report.error(end.error),
+      ...(refused ? { refusedRecipients: refused } : {}),
+    };
   }
 
   private get name(): string {
@@ -300,6 +310,16 @@ class ReversedSession {
       return this.reject(
         `555 5.5.4 Parameter ${printable([...path.params.keys()][0]!, 20)} not recognized`,
       );
+    const foreign = foreignRecipient(path.address, this.domains);
+    if (foreign) {
+      // RFC 2645 section 4: the provider delivers the mail of the customer's domains; anything
+      // else stored here would be handed to the customer's server, which may relay it. Refused
+      // for good (the provider returns it), as flow control: the customer's own mail still comes.
+      const who = `<${printable(path.address, 80)}>`;
+      this.wire.note('*', `recipient ${who} ${foreign}`);
+      this.report.refuseForeign(`recipient ${who} ${foreign}`);
+      return this.deferred(`550 5.7.1 ${who} not accepted: ${printable(foreign, 160)}`);
+    }
     if (this.tx.rcptTo.length >= this.limits.maxRecipients) {
       // RFC 5321 4.5.3.1.10: 452, and the provider sends the rest in another transaction.
       return this.deferred('452 4.5.3 Too many recipients');

@@ -20,6 +20,8 @@ export class SessionReport {
   /** Messages refused for good (552, 554): the provider bounces them. The first few are named. */
   private readonly refusals: string[] = [];
   private refusedCount = 0;
+  /** Recipients refused as outside the customer's domains (550 5.7.1): counted in the result. */
+  foreignRecipients = 0;
   /** Messages the sink put off at MAIL (too big for the space left): the first few are named. */
   private readonly putOffs: string[] = [];
   private putOffCount = 0;
@@ -91,6 +93,12 @@ export class SessionReport {
   /** A message (or a recipient) refused for good: the provider returns it to its sender. */
   refuse(why: string): void {
     if (++this.refusedCount <= MAX_NAMED_REFUSALS) this.refusals.push(why);
+  }
+
+  /** A recipient outside the customer's domains (RFC 2645 section 4): refused for good, counted. */
+  refuseForeign(why: string): void {
+    this.foreignRecipients++;
+    this.refuse(why);
   }
 
   /** A message the sink would not take now (452 at MAIL): the provider keeps it. */

@@ -57,6 +57,7 @@ export async function atrnUntilSettled(
 ): Promise<SignalReport> {
   let last = first;
   let messages = first.report.messages;
+  let refused = first.report.refusedRecipients ?? 0;
   const replies = [...first.report.replies];
   for (
     let sessions = 1;
@@ -68,11 +69,18 @@ export async function atrnUntilSettled(
     );
     last = await options.again();
     messages += last.report.messages;
+    refused += last.report.refusedRecipients ?? 0;
     replies.push(...last.report.replies);
   }
   if (last === first) return first.report;
   const { report } = last;
   // Mail came in this cycle: a last session that found nothing left is the end of it, not "no mail".
   const outcome = report.outcome === 'no-mail' && messages > 0 ? 'signalled' : report.outcome;
-  return { outcome, replies, messages, error: report.error };
+  return {
+    outcome,
+    replies,
+    messages,
+    error: report.error,
+    ...(refused ? { refusedRecipients: refused } : {}),
+  };
 }

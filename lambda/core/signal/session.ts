@@ -46,7 +46,7 @@ import {
 } from '../smtp/client-handshake';
 import { asDequeueError, DequeueError, ProtocolError, RefusalError } from '../errors';
 import { outcomeOfError, outcomeOfReply, type CommandOutcome } from '../outcome';
-import type { AuthCredentials, Transcript } from '../ports';
+import type { AuthCredentials, ReversedOutcome, Transcript } from '../ports';
 import { silentTranscript } from '../ports';
 import { worstOutcome, type ReplyRecord } from '../result';
 import { atrnUntilSettled } from './atrn-again';
@@ -320,8 +320,10 @@ class SignalSession {
         // A provider with nothing to send may still turn the line and then close or say QUIT
         // at once (Exim without a spool check in its ATRN ACL): no mail, as a 453 would say.
         if (turn.stored === 0 && !turn.error) outcomes[outcomes.length - 1] = 'no-mail';
+        const report = this.report(replies, outcomes, turn.stored, turn.error);
+        const refused = turn.refusedRecipients;
         return {
-          report: this.report(replies, outcomes, turn.stored, turn.error),
+          report: refused ? { ...report, refusedRecipients: refused } : report,
           turnedInTls: session.encrypted,
         };
       }
@@ -362,9 +364,7 @@ class SignalSession {
   }
 
   /** RFC 2645 section 4: after 250 to ATRN the roles swap on the same connection. */
-  private async turn(
-    session: ClientSession,
-  ): Promise<{ stored: number; error: DequeueError | null }> {
+  private async turn(session: ClientSession): Promise<ReversedOutcome> {
     const receiver = this.deps.receiver;
     const pending = session.channel.detach();
     if (!receiver) {

@@ -24,6 +24,8 @@ export interface SignalReport {
   readonly replies: readonly ReplyRecord[];
   readonly messages: number;
   readonly error: DequeueError | null;
+  /** After ATRN: recipients refused as outside the customer's domains; absent when none. */
+  readonly refusedRecipients?: number;
 }
 
 export interface SignalOptions {

@@ -6,8 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { DequeueError } from '../../../lambda/core/errors';
 import { afterTheDot, answerToSinkError, sizeLimit } from '../../../lambda/core/odmr/dot-verdict';
-import type { Transaction } from '../../../lambda/core/odmr/message-data';
-import { messageEnvelope, type Received } from '../../../lambda/core/odmr/message-envelope';
+import {
+  messageEnvelope,
+  type Received,
+  type Transaction,
+} from '../../../lambda/core/odmr/message-envelope';
 import type { MessageDraft } from '../../../lambda/core/ports';
 
 const received: Received = {

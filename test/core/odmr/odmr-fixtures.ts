@@ -34,6 +34,7 @@ export function atrnTarget(port: number, fields: Record<string, unknown> = {}): 
       tls: 'none',
       auth: { secretId: 'odmr' },
       command: 'ATRN',
+      mail: { domains: ['customer.test'] },
       timeoutSeconds: 10,
       ...fields,
     },

@@ -45,7 +45,7 @@ function turn(
   return {
     socket,
     pending: Buffer.from(pending),
-    target: atrnTarget(25),
+    target: atrnTarget(25, { mail: { domains: ['d.test'] } }),
     provider: '127.0.0.1:25',
     deadline,
     helloName: 'mx.customer.test',

@@ -112,7 +112,12 @@ const transaction: fc.Arbitrary<Transaction> = fc.record({
       'u2@customer.test',
       'u3@customer.test',
       'u4@customer.test',
+      // Whole domains, case-insensitive, a trailing dot ignored: the customer's (RFC 2645 4).
+      'U5@Customer.TEST.',
+      // Not the customer's: refused with 550 5.7.1, never stored (issue 17 item 2).
       'Postmaster',
+      'stranger@elsewhere.test',
+      'sub@sales.customer.test',
     ),
     { maxLength: MAX_RECIPIENTS + 3 },
   ),
@@ -437,6 +442,9 @@ async function explained(check: () => Promise<void>): Promise<void> {
   }
 }
 
+/** The customer's own recipients (a foreign one is refused and takes no recipient slot). */
+const ours = (address: string) => /@customer\.test\.?$/i.test(address);
+
 function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: boolean): void {
   const { view, sink, outcome, sentLines, early250 } = result;
   const visible = sink.kept.filter((k) => k.state === 'committed');
@@ -461,7 +469,14 @@ function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: bo
     expect(stored, `message ${id} is byte-exact`).toBe(expected);
     expect(k!.envelope.mailFrom).toBe(sent.from);
     expect(
-      sent.to.slice(0, MAX_RECIPIENTS).filter((t) => k!.envelope.rcptTo.includes(t)).length,
+      k!.envelope.rcptTo.filter((r) => !ours(r)),
+      'no foreign recipient is stored',
+    ).toEqual([]);
+    expect(
+      sent.to
+        .filter(ours)
+        .slice(0, MAX_RECIPIENTS)
+        .filter((t) => k!.envelope.rcptTo.includes(t)).length,
     ).toBe(k!.envelope.rcptTo.length);
   }
   // At most one reply per command, plus the greeting and one 421 of our own.
@@ -474,8 +489,11 @@ function checkInvariants(result: Awaited<ReturnType<typeof runCase>>, strict: bo
       wanted.every((s) => s.reply?.startsWith('250')),
       `every message stored (${view.replies.join(' | ')})`,
     ).toBe(true);
-    // Only a message over the limit (552, the provider bounces it) makes the result a failure.
-    if (view.replies.some((r) => r.startsWith('552')))
+    // Foreign recipients are refused and counted; they and a message over the limit (552) are
+    // the only refusals for good, which make the result a failure.
+    const foreign = view.replies.filter((r) => r.startsWith('550 5.7.1')).length;
+    expect(outcome.refusedRecipients ?? 0, 'foreign recipients counted').toBe(foreign);
+    if (view.replies.some((r) => r.startsWith('552')) || foreign)
       expect(outcome.error?.kind).toBe('permanent');
     else expect(outcome.error).toBeNull();
   }

@@ -61,7 +61,12 @@ describe('precheck in the configuration', () => {
 
   it('ATRN refuses a check: the mail comes to us over the same connection', () => {
     expect(
-      refusal({ command: 'ATRN', auth: { secretId: 's' }, port: 366, precheck: { host: 'mx' } }),
+      refusal({
+        command: 'ATRN example.com',
+        auth: { secretId: 's' },
+        port: 366,
+        precheck: { host: 'mx' },
+      }),
     ).toMatch(/^dequeue\.json: targets\[0\]\.precheck: ATRN brings the mail to us/);
   });
 
@@ -85,7 +90,13 @@ describe('precheck in the configuration', () => {
     const off = parseTarget({ ...etrn, precheck: false }, 'dequeue.json');
     expect(precheckFor(off, settings, 'dequeue.json', 'precheck')).toBeUndefined();
     const atrn = parseTarget(
-      { name: 'odmr', host: 'odmr.isp.example', command: 'ATRN', auth: { secretId: 's' } },
+      {
+        name: 'odmr',
+        host: 'odmr.isp.example',
+        command: 'ATRN',
+        mail: { domains: ['example.com'] },
+        auth: { secretId: 's' },
+      },
       'dequeue.json',
     );
     expect(precheckFor(atrn, settings, 'dequeue.json', 'precheck')).toBeUndefined();
