@@ -88,7 +88,11 @@ export class MailDirStore implements MailStore, MailDirMarks {
             ? 'no such directory: give the --mail-dir the runs store into (dequeue --mail-dir DIR)'
             : code === 'ENOTDIR'
               ? 'it is a file, not a directory: give the --mail-dir the runs store into'
-              : `${code ?? (e as Error).message} (deliver reads, moves and removes files there)`
+              : code === 'EROFS'
+                ? 'it is on a read-only file system (EROFS), and deliver moves and removes files there: mount it read-write'
+                : code === 'EACCES' || code === 'EPERM'
+                  ? `this user may not write there (${code}), and deliver moves and removes files there: run it as the user the runs store as`
+                  : `${code ?? (e as Error).message} (deliver reads, moves and removes files there)`
         }`,
         { cause: e },
       );

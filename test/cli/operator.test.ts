@@ -370,6 +370,29 @@ describe('mail directories and the secrets file (item 7)', () => {
     },
   );
 
+  it.skipIf(!asRoot)(
+    'deliver from a mail directory on a read-only file system says so; exit 2, nothing sent',
+    async () => {
+      const mailDir = await mkdtemp(join(dir, 'ro-mail-'));
+      await store(createMailDirSink(mailDir), 'isp', [message(1)]);
+      const via = [
+        'unshare',
+        '--mount',
+        'sh',
+        '-c',
+        `mount --bind ${mailDir} ${mailDir} && mount -o remount,bind,ro ${mailDir} && exec "$@"`,
+        'sh',
+      ];
+      const r = await dequeue(['deliver', '--mail-dir', mailDir, '--to', 'smtp://127.0.0.1:1'], {
+        via,
+      });
+      expect(r).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr).toBe(
+        `dequeue deliver: --mail-dir: ${mailDir}: cannot deliver from there: it is on a read-only file system (EROFS), and deliver moves and removes files there: mount it read-write\n`,
+      );
+    },
+  );
+
   it("a path under /proc is refused at once (node's recursive mkdir never returns there)", async () => {
     const r = await dequeue([...(await atrn()), '--mail-dir', '/proc/dequeue-test/mail']);
     expect(r.status).toBe(2);
