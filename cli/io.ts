@@ -56,6 +56,8 @@ export interface CliIo {
    * operator's line. Absent (tests in the test's own process): no signal is watched.
    */
   readonly watchStop?: (say: (line: string) => void) => CommandStop;
+  /** `deliver`'s clock for the give-up time (tests: a clock days ahead); default the system's. */
+  readonly now?: () => Date;
   /** How long a run waits for another run's lock on its --state file (default 15 s; tests: less). */
   readonly stateLockWaitMs?: number;
 }

@@ -4,7 +4,14 @@
  * marks, which the store makes.
  */
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
-import type { ClaimedMail, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+import type {
+  ClaimedMail,
+  DsnRecord,
+  ExpiredRecipient,
+  RecipientAnswer,
+  StoredRef,
+} from '../delivery/mail-store';
+import type { ProgressRecord } from '../delivery/progress-record';
 import { fdClose, fdRead, READ_CHUNK_BYTES } from './mail-dir-files';
 
 /** What a claim needs of its store: the marks. */
@@ -13,25 +20,35 @@ export interface MailDirMarks {
     dir: string,
     id: string,
     sub: 'delivered' | 'failed',
-    replies?: readonly RecipientAnswer[],
+    replies?: { readonly recipients: readonly unknown[]; readonly notified: readonly DsnRecord[] },
   ): Promise<void>;
-  recordProgress(dir: string, id: string, answers: readonly RecipientAnswer[]): Promise<void>;
+  recordProgress(
+    dir: string,
+    id: string,
+    answers: readonly RecipientAnswer[],
+    notified: readonly DsnRecord[],
+  ): Promise<void>;
 }
 
 export class MailDirClaim implements ClaimedMail {
   private closed: Promise<void> | null = null;
+  readonly answered: readonly RecipientAnswer[];
+  readonly notified: readonly DsnRecord[];
 
   constructor(
     private readonly store: MailDirMarks,
     readonly ref: StoredRef,
     private readonly dir: string,
     readonly envelope: EnvelopeRecord,
-    readonly answered: readonly RecipientAnswer[],
+    progress: ProgressRecord,
     /** The message's open file descriptor, closed by the mark or the release. */
     private readonly file: number,
     /** The whole text, when it was small enough to be read at the claim. */
     private readonly text: readonly Buffer[] | null,
-  ) {}
+  ) {
+    this.answered = progress.answers;
+    this.notified = progress.notified;
+  }
 
   open(): AsyncIterable<Buffer> | Iterable<Buffer> {
     if (this.text) return this.text;
@@ -60,14 +77,25 @@ export class MailDirClaim implements ClaimedMail {
     await this.store.move(this.dir, this.ref.id, 'delivered');
   }
 
-  async failed(answers: readonly RecipientAnswer[]): Promise<void> {
+  async failed(
+    answers: readonly (RecipientAnswer | ExpiredRecipient)[],
+    notified: readonly DsnRecord[],
+  ): Promise<void> {
     await this.close();
-    await this.store.move(this.dir, this.ref.id, 'failed', answers);
+    await this.store.move(this.dir, this.ref.id, 'failed', { recipients: answers, notified });
   }
 
-  async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
+  async deferred(
+    answers: readonly RecipientAnswer[],
+    notified: readonly DsnRecord[],
+  ): Promise<void> {
     await this.close();
-    if (answers.length) await this.store.recordProgress(this.dir, this.ref.id, answers);
+    await this.record(answers, notified);
+  }
+
+  async record(answers: readonly RecipientAnswer[], notified: readonly DsnRecord[]): Promise<void> {
+    if (answers.length || notified.length)
+      await this.store.recordProgress(this.dir, this.ref.id, answers, notified);
   }
 
   release(): Promise<void> {

@@ -3,10 +3,11 @@
  *
  *   DIR/<target>/<id>.eml, <id>.json          undelivered: the message and its envelope
  *   DIR/<target>/.deliver.lock                a running deliver holds this target (pid, host, nonce)
- *   DIR/<target>/.<id>.progress               final answers of earlier runs (some recipients done)
+ *   DIR/<target>/.<id>.progress               final answers of earlier runs (some recipients done),
+ *                                             DSNs sent (docs/bounces.md)
  *   DIR/<target>/delivered/<id>.eml, .json    every recipient accepted
  *   DIR/<target>/failed/<id>.eml, .json       some recipient refused for good (5xx)
- *   DIR/<target>/failed/<id>.replies.json     the server's answer for every recipient
+ *   DIR/<target>/failed/<id>.replies.json     the server's answer for every recipient, the DSNs sent
  *
  * Claims: a run takes a target's lock before its first message, created with O_EXCL, so of two
  * runs exactly one gets it; the other leaves that target's mail alone (it is on its way, in
@@ -43,7 +44,14 @@ import { join } from 'node:path';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
-import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+import type {
+  ClaimedMail,
+  DsnRecord,
+  MailStore,
+  RecipientAnswer,
+  StoredRef,
+} from '../delivery/mail-store';
+import { NO_PROGRESS, parseProgress, progressJson, repliesJson } from '../delivery/progress-record';
 import { MailDirClaim, type MailDirMarks } from './mail-dir-claim';
 import { fdClose, fdOpen, readSmall, readWhole } from './mail-dir-files';
 import { DeliverLocks } from './mail-dir-lock';
@@ -181,14 +189,14 @@ export class MailDirStore implements MailStore, MailDirMarks {
       );
     }
     try {
-      const [envelope, answered] = await Promise.all([
+      const [envelope, progress] = await Promise.all([
         this.envelope(dir, ref.id),
         this.progressIn(dir).has(ref.id)
           ? readFile(join(dir, `.${ref.id}.progress`), 'utf8').then(
-              (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
-              () => [] as RecipientAnswer[],
+              parseProgress,
+              () => NO_PROGRESS,
             )
-          : [],
+          : NO_PROGRESS,
       ]);
       const size =
         typeof envelope.bytes === 'number'
@@ -196,15 +204,7 @@ export class MailDirStore implements MailStore, MailDirMarks {
           : (await stat(join(dir, `${ref.id}.eml`))).size;
       const text = size <= PREFETCH_BYTES ? await readWhole(file, size) : null;
       this.touched.add(dir);
-      return new MailDirClaim(
-        this,
-        ref,
-        dir,
-        envelope,
-        Array.isArray(answered) ? answered : [],
-        file,
-        text,
-      );
+      return new MailDirClaim(this, ref, dir, envelope, progress, file, text);
     } catch (e) {
       await fdClose(file);
       throw e;
@@ -263,7 +263,7 @@ export class MailDirStore implements MailStore, MailDirMarks {
     dir: string,
     id: string,
     sub: 'delivered' | 'failed',
-    replies?: readonly RecipientAnswer[],
+    replies?: { readonly recipients: readonly unknown[]; readonly notified: readonly DsnRecord[] },
   ): Promise<void> {
     const to = join(dir, sub);
     if (!this.made.has(to)) {
@@ -271,7 +271,7 @@ export class MailDirStore implements MailStore, MailDirMarks {
       this.made.add(to);
     }
     if (replies) {
-      const record = `${JSON.stringify({ id, at: new Date().toISOString(), recipients: replies }, null, 2)}\n`;
+      const record = repliesJson(id, new Date(), replies.recipients, replies.notified);
       await writeFile(join(to, `${id}.replies.json`), record, { mode: 0o600 });
     }
     try {
@@ -292,11 +292,12 @@ export class MailDirStore implements MailStore, MailDirMarks {
     dir: string,
     id: string,
     answers: readonly RecipientAnswer[],
+    notified: readonly DsnRecord[],
   ): Promise<void> {
     const path = join(dir, `.${id}.progress`);
     const temp = `${path}.${process.pid}.tmp`;
-    // Not fsynced: a lost record only means those recipients get the message again.
-    await writeFile(temp, JSON.stringify({ answers }), { mode: 0o600 });
+    // Not fsynced: a lost record only means those recipients get the message (or the DSN) again.
+    await writeFile(temp, progressJson(answers, notified), { mode: 0o600 });
     await rename(temp, path);
     this.progressIn(dir).add(id);
   }

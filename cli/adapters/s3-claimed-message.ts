@@ -5,7 +5,14 @@
  */
 import { DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
-import type { ClaimedMail, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+import type {
+  ClaimedMail,
+  DsnRecord,
+  ExpiredRecipient,
+  RecipientAnswer,
+  StoredRef,
+} from '../delivery/mail-store';
+import { type ProgressRecord, progressJson, repliesJson } from '../delivery/progress-record';
 import type { Held, S3ClaimLeases } from './s3-claim-lease';
 import type { S3MailObjects, StoredObject } from './s3-mail-objects';
 
@@ -42,15 +49,22 @@ export class S3Claim implements ClaimedMail {
   /** The claim may be another run's now (our lease ran out unconfirmed): not ours to delete. */
   private keep = false;
   private done = false;
+  readonly answered: readonly RecipientAnswer[];
+  readonly notified: readonly DsnRecord[];
+  /** A progress record exists (read at the claim, or written by this run). */
+  private progressed: boolean;
 
   constructor(
     private readonly store: ClaimingStore,
     readonly ref: S3Ref,
     readonly envelope: EnvelopeRecord,
-    readonly answered: readonly RecipientAnswer[],
+    progress: ProgressRecord,
     private held: Held,
     private readonly source: StoredObject,
   ) {
+    this.answered = progress.answers;
+    this.notified = progress.notified;
+    this.progressed = progress.answers.length > 0 || progress.notified.length > 0;
     this.claimKey = `${ref.base}.claim`;
     store.held.add(this);
     this.timer = setInterval(() => void this.renew(), Math.max(1, Math.floor(store.leaseMs / 4)));
@@ -147,7 +161,7 @@ export class S3Claim implements ClaimedMail {
     await objects.delete(`${this.ref.base}.eml`);
     await objects.allowExpiry(`${this.ref.base}.json`);
     await objects.delete(`${this.ref.base}.json`).catch(() => undefined);
-    if (this.answered.length) {
+    if (this.progressed) {
       await objects.allowExpiry(`${this.ref.base}.progress`);
       await objects.delete(`${this.ref.base}.progress`).catch(() => undefined);
     }
@@ -162,14 +176,17 @@ export class S3Claim implements ClaimedMail {
     }
   }
 
-  async failed(answers: readonly RecipientAnswer[]): Promise<void> {
+  async failed(
+    answers: readonly (RecipientAnswer | ExpiredRecipient)[],
+    notified: readonly DsnRecord[],
+  ): Promise<void> {
     const to = this.store.failedKey(this.ref);
     try {
       await this.confirm();
       await this.store.objects.copy(`${this.ref.base}.json`, `${to}.json`);
       await this.store.objects.put(
         `${to}.replies.json`,
-        `${JSON.stringify({ id: this.ref.id, at: new Date().toISOString(), recipients: answers }, null, 2)}\n`,
+        repliesJson(this.ref.id, new Date(), answers, notified),
       );
       await this.store.objects.copyMessage(`${this.ref.base}.eml`, `${to}.eml`, this.source);
       // A large copy takes a while: the message is taken out only if it is still ours.
@@ -180,17 +197,24 @@ export class S3Claim implements ClaimedMail {
     }
   }
 
-  async deferred(answers: readonly RecipientAnswer[]): Promise<void> {
+  async deferred(
+    answers: readonly RecipientAnswer[],
+    notified: readonly DsnRecord[],
+  ): Promise<void> {
     try {
-      await this.confirm();
-      if (answers.length) {
-        // The progress record it replaces becomes an old version: tagged, it may expire.
-        if (this.answered.length) await this.store.objects.allowExpiry(`${this.ref.base}.progress`);
-        await this.store.objects.put(`${this.ref.base}.progress`, JSON.stringify({ answers }));
-      }
+      await this.record(answers, notified);
     } finally {
       await this.finish();
     }
+  }
+
+  async record(answers: readonly RecipientAnswer[], notified: readonly DsnRecord[]): Promise<void> {
+    await this.confirm();
+    if (!answers.length && !notified.length) return;
+    // The progress record it replaces becomes an old version: tagged, it may expire.
+    if (this.progressed) await this.store.objects.allowExpiry(`${this.ref.base}.progress`);
+    await this.store.objects.put(`${this.ref.base}.progress`, progressJson(answers, notified));
+    this.progressed = true;
   }
 
   release(): Promise<void> {

@@ -4,7 +4,7 @@
  *
  *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.eml, .json    undelivered: the message and its envelope
  *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.claim         claimed by a running deliver (a lease)
- *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.progress      final answers of earlier runs
+ *   <prefix><target>/<yyyy>/<mm>/<dd>/<id>.progress      final answers of earlier runs, DSNs sent
  *   <prefix>failed/<target>/<yyyy>/<mm>/<dd>/<id>.eml, .json, .replies.json
  *
  * Delivered messages are deleted (.eml first: its going takes the message out of the undelivered
@@ -46,7 +46,8 @@ import {
 import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
-import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from '../delivery/mail-store';
+import type { ClaimedMail, MailStore, StoredRef } from '../delivery/mail-store';
+import { NO_PROGRESS, parseProgress } from '../delivery/progress-record';
 import { answerDate, S3ClaimLeases } from './s3-claim-lease';
 import { type ClaimingStore, S3Claim, type S3Ref } from './s3-claimed-message';
 import { notFound, S3MailObjects, s3Error, type StoredObject } from './s3-mail-objects';
@@ -325,19 +326,16 @@ export class S3MailStoreReader implements MailStore, ClaimingStore {
         );
       }
       // A progress record that is missing or unreadable means: every recipient still waits.
-      const answered = await this.objects
+      const progress = await this.objects
         .text(`${r.base}.progress`)
-        .then(
-          (text) => (JSON.parse(text) as { answers: RecipientAnswer[] }).answers,
-          () => [] as RecipientAnswer[],
-        )
-        .catch(() => [] as RecipientAnswer[]);
+        .then(parseProgress, () => NO_PROGRESS)
+        .catch(() => NO_PROGRESS);
       if (this.closed) {
         // Taken ahead by a run that has ended meanwhile: given back at once.
         await release();
         return null;
       }
-      return new S3Claim(this, r, envelope, Array.isArray(answered) ? answered : [], held, source);
+      return new S3Claim(this, r, envelope, progress, held, source);
     } catch (e) {
       await release();
       throw e instanceof DequeueError

@@ -19,12 +19,14 @@ import { unreadableBecause } from '../file-errors';
 import type { DeliveryTimeouts } from '../delivery/delivery-client';
 import { parseDestination, type Destination } from '../delivery/destination';
 import { deliveryTls, TLS_MODES } from '../delivery/delivery-tls';
+import { durationWords } from '../delivery/give-up';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
 import { DEFAULT_CONNECTIONS, MAX_CONNECTIONS } from '../delivery/run-connection';
 import type { CliIo } from '../io';
 import { parseFlags, UsageError, usageError } from '../usage';
 import { awsClientComing } from '../version';
+import { type BounceFlags, bounceFlags, dsnWords } from './deliver-bounce';
 
 export const DELIVER_USAGE = `Usage:
   dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL
@@ -32,13 +34,15 @@ export const DELIVER_USAGE = `Usage:
                   [--tls none|opportunistic|required|implicit]
                   [--tls-verify | --no-tls-verify] [--tls-ca FILE]
                   [--helo-name NAME] [--timeout SECONDS] [--connections N]
+                  [--give-up-after DURATION] [--bounce-via URL]
 
 Hands the mail that ATRN stored to your mail server, oldest first, each message with its own
 envelope (MAIL FROM, every RCPT TO). A message leaves the store only once every recipient has a
 final answer: all accepted, it moves to DIR/<target>/delivered/ (S3: it is deleted; the versioned
 bucket keeps the old version); refused for good (5xx) for some, to DIR/<target>/failed/ (S3:
 <prefix>failed/) with the server's replies beside it. A 4xx leaves it, or the recipients still
-waiting, for the next run.
+waiting, for the next run. A recipient refused for good, or still waiting after --give-up-after,
+gets its sender a delivery status notification (docs/bounces.md), never the null reverse-path.
 
   --mail-dir DIR   the directory a run stored ATRN mail into (its --mail-dir)
   --bucket NAME    the S3 bucket the function stored into (AWS access: AWS_PROFILE, AWS_REGION,
@@ -68,6 +72,11 @@ waiting, for the next run.
   --timeout SECONDS
                    the longest wait for the server, each time: connecting, the greeting, each
                    reply (default: RFC 5321's, 5 minutes; 10 for the answer after the final dot)
+  --give-up-after DURATION
+                   give up a recipient still waiting this long after we accepted the message,
+                   and notify its sender: 5d, 36h, 90m, 4d12h (default 5d, RFC 5321 4.5.4.1)
+  --bounce-via URL smtp://host[:port] or smtps://host[:port]: the server that relays the
+                   notifications (default: the --to server; required when --to is LMTP)
   -h, --help       this text
 
 Exit status: 0 nothing failed or was deferred; 1 something failed or was deferred; 2 a usage
@@ -90,6 +99,8 @@ interface DeliverOptions {
   readonly connections: number;
   /** --tls, --tls-verify / --no-tls-verify, --tls-ca, with the destination's defaults. */
   readonly tls: TlsPolicy;
+  /** --bounce-via (default the --to server) and --give-up-after. */
+  readonly bounce: BounceFlags;
 }
 
 /** A host name (letters, digits, hyphens, dots) or an address literal (RFC 5321 4.1.3). */
@@ -157,6 +168,8 @@ async function parse(argv: readonly string[]): Promise<DeliverOptions | 'help'> 
     'tls-verify': { type: 'boolean' },
     'no-tls-verify': { type: 'boolean' },
     'tls-ca': { type: 'string' },
+    'give-up-after': { type: 'string' },
+    'bounce-via': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return 'help';
@@ -191,6 +204,7 @@ async function parse(argv: readonly string[]): Promise<DeliverOptions | 'help'> 
       `--connections ${connections}: must be a whole number from 1 to ${MAX_CONNECTIONS}`,
     );
   const tls = await tlsPolicy(values, destination);
+  const bounce = bounceFlags(values, destination);
   const prefix = values.prefix ?? 'mail/';
   return {
     mailDir: values['mail-dir'],
@@ -205,6 +219,7 @@ async function parse(argv: readonly string[]): Promise<DeliverOptions | 'help'> 
     timeoutMs: timeout === undefined ? undefined : Math.min(Number(timeout), 86_400) * 1000,
     connections: Number(connections),
     tls,
+    bounce,
   };
 }
 
@@ -224,7 +239,7 @@ function line(r: MessageReport): string {
         `<${p.address}> ${p.code ?? '-'}${p.text && !(p.code === null && p.text === r.error) ? ` ${visible(p.text.split('\n')[0]!)}` : ''}`,
     )
     .join('; ');
-  return `${r.outcome.padEnd(9)} ${r.target}/${r.message}: ${who}${r.error ? ` (${visible(r.error)})` : ''}`;
+  return `${r.outcome.padEnd(9)} ${r.target}/${r.message}: ${who}${r.error ? ` (${visible(r.error)})` : ''}${dsnWords(r.dsn, visible)}`;
 }
 
 /** --timeout: every wait for the server; QUIT keeps its own short bound. */
@@ -306,12 +321,14 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
       );
     }
   }
-  const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0, skipped: 0 };
+  const tally = { delivered: 0, deferred: 0, failed: 0, pending: 0, skipped: 0, dsns: 0 };
   // SIGINT/SIGTERM from here on: no further message, the ones on the wire finished, the store
   // closed (its locks removed); a second one exits at once, the mail directory's locks removed.
   const stop = io.watchStop?.(log);
   const forgetLocks = store.releaseSync && stop?.onForcedExit(() => store.releaseSync!());
   let notStarted = 0;
+  const timeouts = options.timeoutMs === undefined ? undefined : waitsOf(options.timeoutMs);
+  const via = options.bounce.via;
   try {
     await deliverStored(
       { targets: options.targets, dryRun: options.dryRun, stop: stop?.signal },
@@ -319,7 +336,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
         store,
         destination: options.destination,
         helloName: options.heloName,
-        timeouts: options.timeoutMs === undefined ? undefined : waitsOf(options.timeoutMs),
+        timeouts,
         tls: options.tls,
         tlsCa: io.tlsCa,
         transcript,
@@ -329,10 +346,27 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
           io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${line(r)}\n`);
           if (r.outcome === 'failed')
             log(`message ${r.message} (${r.target}) FAILED: ${visible(r.error ?? '')}`);
+          if (r.dsn?.outcome === 'sent') tally.dsns++;
         },
         onNotice: notice,
         onSkipped: () => void tally.skipped++,
         onStopped: (n) => void (notStarted = n),
+        bounce: {
+          via,
+          // The --to server's TLS policy when the DSNs go there; --bounce-via's defaults else.
+          options: {
+            helloName: options.heloName,
+            tls: via === options.destination ? options.tls : deliveryTls(via),
+            tlsCa: io.tlsCa,
+            transcript,
+            timeouts,
+            onNotice: notice,
+          },
+          ...(via.socketPath ? {} : { remoteMta: options.destination.host }),
+          giveUpAfterMs: options.bounce.giveUpAfterMs,
+          giveUpWords: durationWords(options.bounce.giveUpAfterMs),
+          now: io.now ?? (() => new Date()),
+        },
       },
     );
   } catch (e) {
@@ -357,7 +391,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   log(
     options.dryRun
       ? `dry run: ${tally.pending} message(s) would go to ${options.destination.display}${stopped}`
-      : `${total} message(s) from ${store.name} to ${options.destination.display}: ${tally.delivered} delivered, ${tally.deferred} deferred, ${tally.failed} failed${tally.skipped ? `; ${tally.skipped} left to another run` : ''}${stopped}`,
+      : `${total} message(s) from ${store.name} to ${options.destination.display}: ${tally.delivered} delivered, ${tally.deferred} deferred, ${tally.failed} failed${tally.dsns ? `; ${tally.dsns} DSN(s) sent` : ''}${tally.skipped ? `; ${tally.skipped} left to another run` : ''}${stopped}`,
   );
   if (stop?.exitStatus !== undefined) return stop.exitStatus;
   return tally.deferred || tally.failed ? 1 : 0;

@@ -3,8 +3,9 @@
  * server, at least once and never lost (docs/odmr.md "Delivering stored mail").
  *
  * A message leaves the undelivered set only once every recipient has a final answer: all
- * accepted -> delivered (moved to delivered/, or deleted from S3); some refused for good (5xx)
- * -> failed/, with the replies. A 4xx, a cut or a timeout leaves it where it is, with the final
+ * accepted -> delivered (moved to delivered/, or deleted from S3); some refused for good (5xx),
+ * or given up at the give-up time, -> failed/, with the replies, once the delivery status
+ * notification its sender is owed has been sent (docs/bounces.md, bounce-send.ts). A 4xx, a cut or a timeout leaves it where it is, with the final
  * answers so far recorded, so that the next run sends only to the recipients still waiting.
  *
  * The mark comes after the server's answer: a crash between the two means the message is
@@ -26,6 +27,15 @@ import { type ConnectionLease, ConnectionPool, DEFAULT_CONNECTIONS } from './run
 import type { ClaimedMail, MailStore, StoredRef } from './mail-store';
 import { type DeliveryOutcome, type MessageOutcome, messageOutcome } from './message-outcome';
 import type { TransactionResult } from './transaction';
+import { dsnDue, type Settled, settle } from './bounce-due';
+import {
+  BounceServer,
+  type BounceSettings,
+  type DsnReport,
+  deferredDsn,
+  suppressedReport,
+} from './bounce-send';
+import { pastGiveUp } from './give-up';
 
 export type { DeliveryOutcome } from './message-outcome';
 
@@ -49,6 +59,11 @@ export interface MessageReport {
    * (cleartext); null when no connection carried it (a dry run, the server unreachable).
    */
   readonly tls: TlsState | null;
+  /**
+   * The delivery status notification this run sent (or tried, or did not owe: the null
+   * reverse-path) for the message (docs/bounces.md); null when it owed none this run.
+   */
+  readonly dsn: DsnReport | null;
 }
 
 export interface DeliverRequest {
@@ -71,6 +86,11 @@ export interface DeliverDeps extends DeliveryOptions {
   readonly connections?: number;
   /** The run was stopped with `notStarted` of its messages not started (they stay in the store). */
   readonly onStopped?: (notStarted: number) => void;
+  /**
+   * Where the DSNs go and when recipients are given up (bounce-send.ts); absent: no DSN is sent
+   * and nothing is given up (the CLI always gives it).
+   */
+  readonly bounce?: BounceSettings;
 }
 
 /**
@@ -89,6 +109,7 @@ export async function deliverStored(
   await store.check();
   const refs = await store.list(request.targets);
   const reports = new ReportsInOrder(deps.onReport, Math.max(MAX_MARKS_IN_FLIGHT, 2 * connections));
+  const bounce = deps.bounce && !request.dryRun ? new BounceServer(deps.bounce) : undefined;
   /** Targets whose mail another run holds, said once each. */
   const said = new Set<string>();
   let started = 0;
@@ -119,7 +140,7 @@ export async function deliverStored(
         started--;
         break;
       }
-      const marking = deliverOne(claim, lease, request.dryRun === true)
+      const marking = deliverOne(claim, lease, request.dryRun === true, bounce)
         .finally(() => lease.release())
         .then(
           ({ marking }) => marking,
@@ -138,6 +159,7 @@ export async function deliverStored(
   } finally {
     await reports.settled();
     await pool.close();
+    await bounce?.close();
     await store.close();
   }
   if (request.stop?.aborted) deps.onStopped?.(refs.length - started);
@@ -231,6 +253,7 @@ async function deliverOne(
   claim: ClaimedMail,
   server: ConnectionLease,
   dryRun: boolean,
+  bounce: BounceServer | undefined,
 ): Promise<{ marking: Promise<MessageReport> }> {
   const { envelope, ref } = claim;
   const recipients = [...new Set(envelope.rcptTo)];
@@ -249,6 +272,7 @@ async function deliverOne(
         ),
         error: null,
         tls: null,
+        dsn: null,
       }),
     };
   }
@@ -268,42 +292,70 @@ async function deliverOne(
         text: () => claim.open(),
       })
     : { recipients: [], error: null };
-  return { marking: mark(claim, messageOutcome(recipients, earlier, result), result.tls ?? null) };
+  return {
+    marking: mark(claim, messageOutcome(recipients, earlier, result), result.tls ?? null, bounce),
+  };
 }
 
-/** Mark the message as decided; a mark that fails leaves it deferred, in the undelivered set. */
-function mark(
+/**
+ * Mark the message as decided, once the DSN it owes (bounce-due.ts) is sent: its final answers
+ * are recorded first, so that a crash after the DSN sends the DSN again, not the message. A mark
+ * that fails leaves it deferred, in the undelivered set.
+ */
+async function mark(
   claim: ClaimedMail,
   decided: MessageOutcome,
   tls: TlsState | null,
+  bounce: BounceServer | undefined,
 ): Promise<MessageReport> {
-  const { ref } = claim;
-  const { outcome, finals } = decided;
-  const marked =
-    outcome === 'delivered'
-      ? claim.delivered(finals)
-      : outcome === 'failed'
-        ? claim.failed(finals)
-        : claim.deferred(finals);
-  return marked.then(
-    (): MessageReport => ({
-      message: ref.id,
-      target: ref.target,
-      outcome,
-      recipients: decided.recipients,
-      error: decided.error,
-      tls,
-    }),
-    // Still in the undelivered set: the next run delivers it again to whoever is recorded as waiting.
-    (e: unknown): MessageReport => ({
-      message: ref.id,
-      target: ref.target,
-      outcome: 'deferred',
-      recipients: decided.recipients,
-      error: `${outcome}, but ${asDequeueError(e).message}`,
-      tls,
-    }),
-  );
+  const { ref, envelope } = claim;
+  const { finals } = decided;
+  const expiredNow =
+    bounce !== undefined &&
+    pastGiveUp(
+      envelope.receivedAt ?? envelope.storedAt,
+      bounce.settings.now(),
+      bounce.settings.giveUpAfterMs,
+    );
+  const due = dsnDue(envelope.mailFrom, decided, claim.notified, expiredNow);
+  let notified = claim.notified;
+  let dsn: DsnReport | null = null;
+  const report = (outcome: DeliveryOutcome, error: string | null): MessageReport => ({
+    message: ref.id,
+    target: ref.target,
+    outcome,
+    recipients: decided.recipients,
+    error,
+    tls,
+    dsn,
+  });
+  let settled: Settled = { outcome: decided.outcome, error: decided.error };
+  try {
+    if (due.owed.length && due.suppressed) dsn = suppressedReport(due);
+    else if (due.owed.length && bounce) {
+      await claim.record(finals, notified);
+      const sent = await bounce.send(claim, due).catch((e: unknown) => ({
+        report: {
+          ...deferredDsn(due, envelope.mailFrom, bounce.display),
+          text: asDequeueError(e).message,
+        },
+        record: null,
+      }));
+      dsn = sent.report;
+      if (sent.record) notified = [...notified, sent.record];
+    }
+    // Without a bounce server (a caller that sends none), a refusal settles as it always did.
+    settled = settle(decided, due, !bounce || dsn?.outcome !== 'deferred');
+    if (settled.outcome === 'delivered') await claim.delivered(finals);
+    else if (settled.outcome === 'failed')
+      await claim.failed([...finals, ...due.expired], notified);
+    else await claim.deferred(finals, notified);
+    return report(settled.outcome, settled.error);
+  } catch (e) {
+    // Still in the undelivered set: the next run delivers it again to whoever is recorded as
+    // waiting, and sends the DSN that is not recorded as sent.
+    return report('deferred', `${settled.outcome}, but ${asDequeueError(e).message}`);
+  }
 }
 
 /** A message nothing was sent for (its claim failed, or something unexpected): it stays. */
@@ -315,6 +367,7 @@ function deferredReport(ref: StoredRef, error: DequeueError): MessageReport {
     recipients: [],
     error: error.message,
     tls: null,
+    dsn: null,
   };
 }
 

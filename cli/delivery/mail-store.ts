@@ -3,12 +3,44 @@
  * undelivered messages oldest first, an exclusive claim on one, its bytes as a stream, and the
  * marks that take it out of the undelivered set (delivered, failed) or record how far it got
  * (deferred). The two stores implement it in cli/adapters/.
+ *
+ * Delivery status notifications (docs/bounces.md) are recorded with the marks: each DSN sent is a
+ * DsnRecord in the message's progress record while it stays, and beside it in failed/ once it
+ * leaves, so that a later run never sends it again.
  */
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 
 /** The server's final answer for one recipient (2xx accepted, 5xx refused for good). */
 export interface RecipientAnswer {
   readonly address: string;
+  readonly code: number;
+  readonly text: string;
+}
+
+/**
+ * A recipient still without a final answer when the give-up time came (`--give-up-after`): its
+ * last reply, if any. Only in the replies recorded in failed/.
+ */
+export interface ExpiredRecipient {
+  readonly address: string;
+  readonly code: number | null;
+  readonly text: string | null;
+  readonly expired: true;
+}
+
+/** A delivery status notification that the bounce server accepted (or refused for good). */
+export interface DsnRecord {
+  /** Its Message-ID, without brackets: the same if it is ever sent again. */
+  readonly messageId: string;
+  /** The original message's reverse-path, to which it went. */
+  readonly to: string;
+  /** The server it went through: `smtp://host:port`. */
+  readonly via: string;
+  /** The recipients it reported. */
+  readonly recipients: readonly string[];
+  /** ISO 8601, when the server answered. */
+  readonly at: string;
+  /** The server's reply: 250 when it took it; a 5xx when it refused it for good (not sent again). */
   readonly code: number;
   readonly text: string;
 }
@@ -57,14 +89,30 @@ export interface ClaimedMail {
   readonly envelope: EnvelopeRecord;
   /** Final answers recorded by earlier runs: those recipients are not sent to again. */
   readonly answered: readonly RecipientAnswer[];
+  /** DSNs recorded by earlier runs: those recipients are not reported again. */
+  readonly notified: readonly DsnRecord[];
   /** The stored bytes (trace header included): streamed, or at once when the store has them whole. */
   open(): AsyncIterable<Buffer> | Iterable<Buffer>;
   /** Every recipient accepted: the message leaves the undelivered set (delivered/, or deleted). */
   delivered(answers: readonly RecipientAnswer[]): Promise<void>;
-  /** Every recipient answered, some refused for good: to failed/, the replies beside it. */
-  failed(answers: readonly RecipientAnswer[]): Promise<void>;
-  /** Some recipients still wait (4xx, no answer): record the final answers so far, keep it. */
-  deferred(answers: readonly RecipientAnswer[]): Promise<void>;
+  /**
+   * Every recipient answered, some refused for good (or given up): to failed/, the replies and
+   * the DSNs sent beside it.
+   */
+  failed(
+    answers: readonly (RecipientAnswer | ExpiredRecipient)[],
+    notified: readonly DsnRecord[],
+  ): Promise<void>;
+  /**
+   * Some recipients still wait (4xx, no answer), or a DSN is still owed: record the final answers
+   * and the DSNs so far, keep it.
+   */
+  deferred(answers: readonly RecipientAnswer[], notified: readonly DsnRecord[]): Promise<void>;
+  /**
+   * Record the final answers so far and keep the claim: before a DSN goes out, so that a crash
+   * after it never sends the message to those recipients again (only the DSN, once more).
+   */
+  record(answers: readonly RecipientAnswer[], notified: readonly DsnRecord[]): Promise<void>;
   /** Give the claim up without any mark (a dry run, an error before anything was sent). */
   release(): Promise<void>;
 }

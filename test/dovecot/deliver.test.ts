@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
 import { message, store, type StoredMessage } from '../cli/delivery/stored-mail';
+import { ScriptedMailServer } from '../../peers/scripted-mail-server';
 import { runCli } from '../support/cli-run';
 import { canonicalText, tempDir } from '../core/odmr/odmr-fixtures';
 import { describeWithDovecot, startDovecot, type Dovecot } from '../servers/dovecot';
@@ -19,9 +20,13 @@ const QUOTA_BYTES = 4096;
 
 describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
   let dovecot: Dovecot;
+  /** The SMTP relay the DSNs go through (LMTP cannot relay them). */
+  let relay: ScriptedMailServer;
+  const relayUrl = () => `smtp://127.0.0.1:${relay.port}`;
   const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
+    relay = await new ScriptedMailServer().start();
     dovecot = await startDovecot({
       users: [
         { name: 'alice' },
@@ -36,6 +41,7 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
   afterAll(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
     await dovecot?.stop();
+    await relay?.stop();
   });
 
   async function mailDir(messages: readonly StoredMessage[]): Promise<string> {
@@ -72,6 +78,8 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
       root,
       '--to',
       `lmtp:${dovecot.socketPath}`,
+      '--bounce-via',
+      relayUrl(),
       '--json',
     ]);
     expect(out.status, out.stderr).toBe(0);
@@ -100,6 +108,8 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
       root,
       '--to',
       `lmtp://${dovecot.host}:${dovecot.port}`,
+      '--bounce-via',
+      relayUrl(),
       '--json',
     ]);
     expect(out.status, out.stderr).toBe(0);
@@ -115,6 +125,8 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
       root,
       '--to',
       `lmtp:${dovecot.socketPath}`,
+      '--bounce-via',
+      relayUrl(),
       '--json',
     ]);
     expect(out.status).toBe(1);
@@ -129,6 +141,16 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
     ]);
     expectSame((await dovecot.maildir('erin'))[0], m);
     expect(await ids(join(root, 'odmr', 'failed'))).toEqual([m.id]);
+    // Its sender is told, through the relay, about nobody-here@ alone.
+    expect(out.json[0].dsn).toMatchObject({
+      outcome: 'sent',
+      recipients: ['nobody-here@customer.test'],
+    });
+    const dsn = relay.accepted.find((a) => a.rcptTo[0] === m.mailFrom);
+    expect(dsn?.mailFrom).toBe('');
+    expect(dsn?.text.toString('latin1')).toContain(
+      'Final-Recipient: rfc822; nobody-here@customer.test',
+    );
   });
 
   it("over quota: Dovecot's 552 paired with that recipient, not the one who got it", async () => {
@@ -144,6 +166,8 @@ describeWithDovecot("dequeue deliver into a real Dovecot's LMTP", () => {
       root,
       '--to',
       `lmtp:${dovecot.socketPath}`,
+      '--bounce-via',
+      relayUrl(),
       '--json',
     ]);
     expect(out.status).toBe(1);

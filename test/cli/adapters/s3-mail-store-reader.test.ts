@@ -344,6 +344,8 @@ describeWithMotoServer(
         [`${refused.id}.eml`]: allowed,
         [`${refused.id}.json`]: allowed,
         [`${refused.id}.claim`]: allowed,
+        // Its final answers, recorded before its DSN went out.
+        [`${refused.id}.progress`]: allowed,
         [`${waiting.id}.claim`]: allowed,
         // The function's own deletes: kept until someone deletes them by hand.
         [`${withdrawn.id}.eml`]: [],

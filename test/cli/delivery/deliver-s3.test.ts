@@ -70,10 +70,16 @@ describeWithMotoServer('dequeue deliver from S3', () => {
     expect((await keys()).map((k) => k.replace(/^.*\./, ''))).toEqual(['eml', 'json', 'progress']);
     later = '250 Ok';
     const second = await deliver(mx.port);
-    expect(second).toMatchObject({ status: 1, json: [{ outcome: 'failed' }] });
-    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([
-      ['ok@customer.test'],
-      ['later@customer.test'],
+    expect(second).toMatchObject({ status: 1, json: [{ outcome: 'failed', dsn: null }] });
+    // The DSN for nobody@ went with the first run, once.
+    expect(first.json[0].dsn).toMatchObject({
+      outcome: 'sent',
+      recipients: ['nobody@customer.test'],
+    });
+    expect(mx.accepted.map((a) => [a.mailFrom === '' ? 'DSN' : 'mail', a.rcptTo])).toEqual([
+      ['mail', ['ok@customer.test']],
+      ['DSN', [m.mailFrom]],
+      ['mail', ['later@customer.test']],
     ]);
     const left = await keys();
     expect(left.every((k) => k.startsWith('mail/failed/odmr/'))).toBe(true);

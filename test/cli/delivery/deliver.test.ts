@@ -38,6 +38,7 @@ describe('dequeue deliver from a mail directory', () => {
         error: null,
         // A loopback server without STARTTLS: cleartext, and the JSON says so.
         tls: 'none',
+        dsn: null,
       })),
     );
     expect(mx.accepted.map((a) => [a.mailFrom, a.rcptTo, messageIdOf(a.text)])).toEqual(
@@ -139,9 +140,25 @@ describe('dequeue deliver from a mail directory', () => {
         ],
         error: expect.any(String),
         tls: 'none',
+        // nobody@ is refused for good: its sender is told at once, through the same server.
+        dsn: {
+          outcome: 'sent',
+          to: m.mailFrom,
+          via: `smtp://127.0.0.1:${mx.port}`,
+          messageId: expect.stringMatching(new RegExp(`^${m.id}\\.dsn1@`)),
+          recipients: ['nobody@customer.test'],
+          code: 250,
+          text: '2.0.0 Ok: queued',
+        },
       },
     ]);
-    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([['ok@customer.test']]);
+    const mail = () => mx.accepted.filter((a) => a.mailFrom !== '');
+    const dsns = () => mx.accepted.filter((a) => a.mailFrom === '');
+    expect(mail().map((a) => a.rcptTo)).toEqual([['ok@customer.test']]);
+    expect(dsns().map((a) => a.rcptTo)).toEqual([[m.mailFrom]]);
+    expect(dsns()[0]!.text.toString('latin1')).toMatch(
+      /Final-Recipient: rfc822; nobody@customer\.test\r\nAction: failed\r\nStatus: 5\.1\.1/,
+    );
     expect(await where(root)).toEqual({ waiting: [m.id], delivered: [], failed: [] });
 
     laterReply = '250 2.1.5 Ok';
@@ -158,11 +175,10 @@ describe('dequeue deliver from a mail directory', () => {
       { outcome: 'failed', recipients: [{ code: 250 }, { code: 250 }, { code: 550 }] },
     ]);
     expect(second.stderr).toMatch(/FAILED: refused for good for <nobody@customer\.test> \(550\)/);
-    // ok@ got it once, later@ once; nobody@ was not tried again.
-    expect(mx.accepted.map((a) => a.rcptTo)).toEqual([
-      ['ok@customer.test'],
-      ['later@customer.test'],
-    ]);
+    // ok@ got it once, later@ once; nobody@ was not tried again, nor its DSN sent again.
+    expect(mail().map((a) => a.rcptTo)).toEqual([['ok@customer.test'], ['later@customer.test']]);
+    expect(dsns()).toHaveLength(1);
+    expect(second.json[0].dsn).toBeNull();
     expect(mx.lines.filter((l) => l.startsWith('RCPT TO:<nobody'))).toHaveLength(1);
     expect(await where(root)).toEqual({ waiting: [], delivered: [], failed: [m.id] });
     const replies = JSON.parse(
@@ -172,6 +188,9 @@ describe('dequeue deliver from a mail directory', () => {
       { address: 'ok@customer.test', code: 250, text: '2.0.0 Ok: queued' },
       { address: 'later@customer.test', code: 250, text: '2.0.0 Ok: queued' },
       { address: 'nobody@customer.test', code: 550, text: '5.1.1 no such user' },
+    ]);
+    expect(replies.dsn).toMatchObject([
+      { to: m.mailFrom, recipients: ['nobody@customer.test'], code: 250 },
     ]);
   });
 
@@ -267,6 +286,7 @@ describe('dequeue deliver from a mail directory', () => {
     expect(out.json[1].recipients).toEqual([
       { address: 'user2@customer.test', code: 550, text: '5.7.1 sender rejected' },
     ]);
+    expect(out.json[1].dsn).toMatchObject({ outcome: 'sent', to: 'sender2@origin.test' });
     expect(await where(root)).toEqual({
       waiting: [],
       delivered: [messages[0]!.id, messages[2]!.id],
@@ -288,16 +308,21 @@ describe('dequeue deliver from a mail directory', () => {
             ? '550 5.1.1 unknown user'
             : '250 2.0.0 delivered',
     });
+    const relay = await server();
     const out = await runCli([
       'deliver',
       '--mail-dir',
       root,
       '--to',
       `lmtp:${socketPath}`,
+      '--bounce-via',
+      `smtp://127.0.0.1:${relay.port}`,
       '--json',
     ]);
     expect(out.status).toBe(1);
     expect(lmtp.lines[0]).toMatch(/^LHLO /);
+    // three@ refused for good: the DSN goes through --bounce-via (LMTP cannot relay).
+    expect(relay.accepted.map((a) => [a.mailFrom, a.rcptTo])).toEqual([['', [m.mailFrom]]]);
     expect(out.json).toMatchObject([
       {
         outcome: 'deferred',

@@ -35,6 +35,9 @@ describe('deliver: the server closes while we stream', () => {
       dir.path,
       '--to',
       `lmtp:${join(dir.path, 'lmtp.sock')}`,
+      // No DSN is owed here (nothing is refused for good); LMTP needs a relay named anyway.
+      '--bounce-via',
+      'smtp://127.0.0.1:9',
       '--json',
     ]);
     expect(out.status).toBe(1);
