@@ -176,6 +176,7 @@ describeWithPostfix('dequeue deliver --tls into a real Postfix', () => {
   it('implicit against the plain port: exit 1, the message kept, one line saying to use STARTTLS there', async () => {
     const root = join(work, `mail-${++n}`);
     await store(createMailDirSink(root), 'odmr', [message(n)]);
+    const before = (await tls.log()).length;
     const run = await runDequeue(
       ['deliver', '--mail-dir', root, '--to', `smtps://127.0.0.1:${tls.port}`],
       60_000,
@@ -187,6 +188,8 @@ describeWithPostfix('dequeue deliver --tls into a real Postfix', () => {
       /^deferred {2}odmr\/\S+: <user\d+@customer\.test> - \(TLS with 127\.0\.0\.1:\d+ failed: the server speaks plain SMTP on this port, not TLS from the first byte: use STARTTLS here \(smtp:\/\/ with --tls opportunistic or required\), or the port of its implicit TLS \(465\)\)$/,
     );
     expect((await readdir(join(root, 'odmr'))).filter((f) => f.endsWith('.eml'))).toHaveLength(1);
+    // Postfix got our TLS hello where a command belongs, and not one command.
+    expect(await sessionAfter(tls, before)).toBe('commands=0/0');
   });
 
   it('required against a Postfix without STARTTLS: nothing in cleartext after EHLO, the message kept, the reason said', async () => {
