@@ -101,75 +101,87 @@ function mountProblem(): string | undefined {
   return undefined;
 }
 
+/**
+ * `dequeue --mail-dir MNT/mail --min-free-mib 16 --json` against `provider`, in a private mount
+ * namespace where MNT is a 32 MiB tmpfs filled to `freeBytes` free; resolves with the exit status,
+ * the result lines, stderr, and the files left under MNT/mail.
+ */
+async function runOnSmallFs(provider: AtrnProvider, freeBytes: number) {
+  const config = join(work, 'config.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      settings: { helloName: 'mx.customer.test' },
+      targets: [
+        {
+          name: 'odmr',
+          host: '127.0.0.1',
+          port: provider.port,
+          tls: 'none',
+          auth: { secretId: 'odmr' },
+          command: 'ATRN customer.test',
+        },
+      ],
+    }),
+  );
+  const secrets = join(work, 'secrets.json');
+  await writeFile(secrets, JSON.stringify({ odmr: ACCOUNT }), { mode: 0o600 });
+  const mnt = await mkdtemp(join(work, 'mnt-'));
+  // Inside the namespace: mount, fill the file system to FREE bytes free, run, show the files.
+  const script = [
+    'mount -t tmpfs -o size=32m tmpfs "$MNT"',
+    'avail=$(df -B1 --output=avail "$MNT" | tail -1)',
+    'head -c $((avail - FREE)) /dev/zero > "$MNT/filler"',
+    `"$NODE" "$CLI" --config "$CONFIG" --secrets "$SECRETS" --mail-dir "$MNT/mail" --min-free-mib 16 --json`,
+    'status=$?',
+    'echo "--- files"',
+    'mkdir -p "$MNT/mail" && cd "$MNT/mail" && find . -type f | sort',
+    'exit $status',
+  ].join('\n');
+  const out = await new Promise<{ status: number | null; stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      const child = spawn('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], {
+        cwd: REPO,
+        env: {
+          ...process.env,
+          MNT: mnt,
+          FREE: String(freeBytes),
+          NODE: process.execPath,
+          CLI,
+          CONFIG: config,
+          SECRETS: secrets,
+        },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      child.on('error', reject);
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    },
+  );
+  await provider.idle();
+  const [results, files] = out.stdout.split('--- files\n');
+  return {
+    status: out.status,
+    stderr: out.stderr,
+    result: JSON.parse(results!.trim()),
+    stored: files!.trim().split('\n').filter(Boolean),
+  };
+}
+
 describeWithInstalled(
   'a private tmpfs (unshare --user --map-root-user --mount)',
   mountProblem(),
   'the disk guard on a small file system',
   () => {
     it('a 32 MiB tmpfs filled to 1.5 MiB above --min-free-mib 16: two 1 MiB messages stored, then 452 4.3.1; nothing lost', async () => {
-      const queue = [0, 1, 2].map((n) => heldMessage(n, 1024 * 1024));
+      const queue = [0, 1, 2].map((n) => heldMessage(n, MiB));
       const provider = await new AtrnProvider({ queue }).start();
       try {
-        const config = join(work, 'config.json');
-        await writeFile(
-          config,
-          JSON.stringify({
-            settings: { helloName: 'mx.customer.test' },
-            targets: [
-              {
-                name: 'odmr',
-                host: '127.0.0.1',
-                port: provider.port,
-                tls: 'none',
-                auth: { secretId: 'odmr' },
-                command: 'ATRN customer.test',
-              },
-            ],
-          }),
-        );
-        const secrets = join(work, 'secrets.json');
-        await writeFile(secrets, JSON.stringify({ odmr: ACCOUNT }), { mode: 0o600 });
-        const mnt = await mkdtemp(join(work, 'mnt-'));
-        // Inside the namespace: mount, fill the file system to 17.5 MiB free, run, show the files.
-        const script = [
-          'mount -t tmpfs -o size=32m tmpfs "$MNT"',
-          'avail=$(df -B1 --output=avail "$MNT" | tail -1)',
-          'head -c $((avail - 17 * 1048576 - 524288)) /dev/zero > "$MNT/filler"',
-          `"$NODE" "$CLI" --config "$CONFIG" --secrets "$SECRETS" --mail-dir "$MNT/mail" --min-free-mib 16 --json`,
-          'status=$?',
-          'echo "--- files"',
-          'cd "$MNT/mail" && find . -type f | sort',
-          'exit $status',
-        ].join('\n');
-        const out = await new Promise<{ status: number | null; stdout: string; stderr: string }>(
-          (resolve, reject) => {
-            const child = spawn(
-              'unshare',
-              ['--user', '--map-root-user', '--mount', 'sh', '-c', script],
-              {
-                cwd: REPO,
-                env: {
-                  ...process.env,
-                  MNT: mnt,
-                  NODE: process.execPath,
-                  CLI,
-                  CONFIG: config,
-                  SECRETS: secrets,
-                },
-              },
-            );
-            let stdout = '';
-            let stderr = '';
-            child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-            child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-            child.on('error', reject);
-            child.on('close', (status) => resolve({ status, stdout, stderr }));
-          },
-        );
-        await provider.idle();
-        const [results, files] = out.stdout.split('--- files\n');
-        expect(out.status, out.stderr).toBe(1);
-        expect(JSON.parse(results!.trim())).toMatchObject({
+        const run = await runOnSmallFs(provider, 17.5 * MiB);
+        expect(run.status, run.stderr).toBe(1);
+        expect(run.result).toMatchObject({
           target: 'odmr',
           outcome: 'temporary-failure',
           messages: 2,
@@ -179,10 +191,33 @@ describeWithInstalled(
         // Nothing lost: what was acknowledged is stored, the rest is still at the provider.
         expect(provider.acknowledged.map((a) => a.number)).toEqual([0, 1]);
         expect(provider.waiting).toEqual([2]);
-        const stored = files!.trim().split('\n');
-        expect(stored.filter((f) => f.endsWith('.eml'))).toHaveLength(2);
-        expect(stored.filter((f) => f.endsWith('.json'))).toHaveLength(2);
-        expect(stored).toHaveLength(4);
+        expect(run.stored.filter((f) => f.endsWith('.eml'))).toHaveLength(2);
+        expect(run.stored.filter((f) => f.endsWith('.json'))).toHaveLength(2);
+        expect(run.stored).toHaveLength(4);
+      } finally {
+        await provider.stop();
+      }
+    });
+
+    it('a tmpfs already below the bound: the run says so when it starts, the first MAIL gets 452 4.3.1, nothing is stored and the provider keeps all', async () => {
+      const queue = [0, 1].map((n) => heldMessage(n));
+      const provider = await new AtrnProvider({ queue }).start();
+      try {
+        const run = await runOnSmallFs(provider, 8 * MiB);
+        expect(run.status, run.stderr).toBe(1);
+        expect(run.stderr).toMatch(
+          /--mail-dir \S+ has [\d.]+ MiB free, less than the 16 MiB it keeps \(--min-free-mib\): ATRN mail is refused with 452 4\.3\.1 and stays with the providers until space is freed/,
+        );
+        expect(run.result).toMatchObject({
+          target: 'odmr',
+          outcome: 'temporary-failure',
+          messages: 0,
+          error: expect.stringMatching(/less than the 16 MiB it keeps \(--min-free-mib\)/),
+        });
+        expect(provider.customerReplies).toContain('452 4.3.1 Insufficient system storage');
+        expect(provider.acknowledged).toEqual([]);
+        expect(provider.waiting).toEqual([0, 1]);
+        expect(run.stored).toEqual([]);
       } finally {
         await provider.stop();
       }
