@@ -5,15 +5,34 @@
  * mail. A lock whose process is gone (same host, pid not alive) is broken by renaming it to a
  * name of our own and checking that what we took is the stale lock we read (its nonce), so that
  * two runs breaking it at once cannot both win.
+ *
+ * A live pid proves little: after a reboot or in a container (where every run is pid 1) the pid
+ * of a crashed run is soon some other process's. So the run holding a lock shows it is alive by
+ * its heartbeat: it sets the lock's mtime every LOCK_HEARTBEAT_MS. A lock not touched for
+ * LOCK_STALE_MS is broken whatever its pid or host says. A run stopped that long (suspended)
+ * finds its lock gone at its next heartbeat and takes no further message of that target; the one
+ * in flight may then arrive twice, never be lost. The mtime is compared with this machine's
+ * clock: on a directory shared between hosts, their clocks must agree within the bound.
  */
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DequeueError } from '../../lambda/core/errors';
 
 export const LOCK_NAME = '.deliver.lock';
+/** How often a run holding a lock shows it is alive (the lock's mtime). */
+export const LOCK_HEARTBEAT_MS = 60_000;
+/** A lock without a heartbeat for this long is broken, whatever its pid says. */
+export const LOCK_STALE_MS = 10 * 60_000;
+
+export interface DeliverLockOptions {
+  /** Default LOCK_HEARTBEAT_MS (tests shorten both). */
+  readonly heartbeatMs?: number;
+  /** Default LOCK_STALE_MS. */
+  readonly staleMs?: number;
+}
 
 interface LockRecord {
   readonly pid: number;
@@ -37,6 +56,17 @@ export class DeliverLocks {
   private readonly locks = new Map<string, Promise<true | string>>();
   /** The lock files this run holds now, for releaseAllSync. */
   private readonly held = new Set<string>();
+  /** The text of each lock this run wrote, per path: how its heartbeat knows it is still ours. */
+  private readonly written = new Map<string, string>();
+  /** The heartbeat of each lock this run holds, per path. */
+  private readonly heartbeats = new Map<string, NodeJS.Timeout>();
+  private readonly heartbeatMs: number;
+  private readonly staleMs: number;
+
+  constructor(options: DeliverLockOptions = {}) {
+    this.heartbeatMs = options.heartbeatMs ?? LOCK_HEARTBEAT_MS;
+    this.staleMs = options.staleMs ?? LOCK_STALE_MS;
+  }
 
   /** This run's lock on `dir`, taken once: true when held, else who holds it. */
   take(dir: string): Promise<true | string> {
@@ -44,7 +74,13 @@ export class DeliverLocks {
     if (!lock) {
       const path = join(dir, LOCK_NAME);
       lock = this.lock(path);
-      lock.then((mine) => mine === true && this.held.add(path)).catch(() => undefined);
+      lock
+        .then((mine) => {
+          if (mine !== true) return;
+          this.held.add(path);
+          this.beat(dir, path);
+        })
+        .catch(() => undefined);
       // A failure to create it (a full disk) is tried again with the next message.
       lock.catch(() => this.locks.delete(dir));
       this.locks.set(dir, lock);
@@ -60,6 +96,7 @@ export class DeliverLocks {
 
   /** Every lock this run holds, removed. */
   async releaseAll(): Promise<void> {
+    this.stopBeating();
     await Promise.all(
       [...this.locks].map(async ([dir, lock]) => {
         if ((await lock.catch(() => null)) === true) {
@@ -73,6 +110,7 @@ export class DeliverLocks {
 
   /** The same, synchronously: for a process that exits at once (a second SIGINT). */
   releaseAllSync(): void {
+    this.stopBeating();
     for (const path of this.held) {
       try {
         unlinkSync(path);
@@ -81,6 +119,50 @@ export class DeliverLocks {
       }
     }
     this.held.clear();
+  }
+
+  private stopBeating(): void {
+    for (const timer of this.heartbeats.values()) clearInterval(timer);
+    this.heartbeats.clear();
+  }
+
+  /**
+   * Set the mtime of our lock on `dir` every heartbeat while it is ours. Found another run's (ours
+   * was broken while this run was stopped): no further message of that target is taken here, and
+   * the lock is not ours to remove.
+   */
+  private beat(dir: string, path: string): void {
+    const ours = this.written.get(path);
+    let beating = false;
+    const timer = setInterval(() => {
+      if (beating) return;
+      beating = true;
+      void readFile(path, 'utf8')
+        .then(async (text) => {
+          if (text !== ours) {
+            clearInterval(timer);
+            this.heartbeats.delete(path);
+            this.held.delete(path);
+            this.locks.set(dir, Promise.resolve(holder(text, path)));
+            return;
+          }
+          const now = new Date();
+          await utimes(path, now, now);
+        })
+        .catch((e: unknown) => {
+          // Gone (broken and not re-made): not ours any more. Unreadable for now: the next beat.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return;
+          clearInterval(timer);
+          this.heartbeats.delete(path);
+          this.held.delete(path);
+          this.locks.set(dir, Promise.resolve(`another run (${path} was broken)`));
+        })
+        .finally(() => {
+          beating = false;
+        });
+    }, this.heartbeatMs);
+    timer.unref();
+    this.heartbeats.set(path, timer);
   }
 
   /** Take the lock: true when this run holds it now, else who holds it. */
@@ -95,6 +177,7 @@ export class DeliverLocks {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await writeFile(path, JSON.stringify(mine), { flag: 'wx', mode: 0o600 });
+        this.written.set(path, JSON.stringify(mine));
         return true;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -114,19 +197,29 @@ export class DeliverLocks {
     return held;
   }
 
-  /** Remove a lock left by a crashed run on this host: true when removed, else who holds it. */
+  /**
+   * Remove a lock left by a crashed run (on this host with its pid gone; or anywhere, without a
+   * heartbeat for the bound): true when removed, else who holds it.
+   */
   private async breakStale(path: string): Promise<true | string> {
-    const text = await readFile(path, 'utf8').catch(() => null);
-    if (text === null) return true; // released meanwhile: try again
+    const [text, info] = await Promise.all([
+      readFile(path, 'utf8').catch(() => null),
+      stat(path).catch(() => null),
+    ]);
+    if (text === null || info === null) return true; // released meanwhile: try again
+    const silent = Date.now() - info.mtimeMs >= this.staleMs;
     let held: LockRecord;
     try {
       held = JSON.parse(text) as LockRecord;
     } catch {
-      // Half-written by a run that is creating it right now (or crashed doing so): leave it.
-      return `another run (${path} is being written)`;
+      // Half-written by a run that is creating it right now (or crashed doing so): left alone
+      // unless it has been so for longer than the bound.
+      if (!silent) return `another run (${path} is being written)`;
+      held = { pid: 0, host: '?', nonce: '', since: '?' };
     }
-    const who = `another run (pid ${held.pid} on ${held.host}, since ${held.since}; ${path})`;
-    if (held.host !== this.host || alive(held.pid)) return who;
+    const who = holder(text, path);
+    const gone = held.host === this.host && !alive(held.pid);
+    if (!gone && !silent) return who;
     const taken = `${path}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
     try {
       await rename(path, taken);
@@ -141,5 +234,15 @@ export class DeliverLocks {
     }
     await unlink(taken).catch(() => undefined);
     return true;
+  }
+}
+
+/** Who holds a lock, from its text, for the "left to it" line. */
+function holder(text: string, path: string): string {
+  try {
+    const held = JSON.parse(text) as LockRecord;
+    return `another run (pid ${held.pid} on ${held.host}, since ${held.since}; ${path})`;
+  } catch {
+    return `another run (${path})`;
   }
 }

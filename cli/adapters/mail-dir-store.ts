@@ -54,7 +54,7 @@ import type {
 import { NO_PROGRESS, parseProgress, progressJson, repliesJson } from '../delivery/progress-record';
 import { MailDirClaim, type MailDirMarks } from './mail-dir-claim';
 import { fdClose, fdOpen, readSmall, readWhole } from './mail-dir-files';
-import { DeliverLocks } from './mail-dir-lock';
+import { type DeliverLockOptions, DeliverLocks } from './mail-dir-lock';
 
 /** A message up to this size is read whole when it is claimed; a larger one is streamed. */
 const PREFETCH_BYTES = 256 * 1024;
@@ -72,12 +72,16 @@ export class MailDirStore implements MailStore, MailDirMarks {
   private readonly touched = new Set<string>();
   private readonly made = new Set<string>();
   /** One lock per target directory, taken with its first message. */
-  private readonly locks = new DeliverLocks();
+  private readonly locks: DeliverLocks;
   /** `.<id>.progress` records seen by list() or written by this run, per target directory. */
   private readonly progress = new Map<string, Set<string>>();
 
-  constructor(private readonly root: string) {
+  constructor(
+    private readonly root: string,
+    options: { readonly locks?: DeliverLockOptions } = {},
+  ) {
     this.name = `mail directory ${root}`;
+    this.locks = new DeliverLocks(options.locks);
   }
 
   async check(): Promise<void> {

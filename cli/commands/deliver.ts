@@ -3,7 +3,8 @@
  * [--dry-run] [--json] [--verbose] [--connections N] [--tls MODE] [--tls-verify |
  * --no-tls-verify] [--tls-ca FILE] ...`: hands the mail that ATRN stored to a mail server, each
  * message with its own envelope (cli/delivery/deliver-run.ts). Exit status 0 when nothing failed
- * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used, 130 / 143
+ * or was deferred, 1 otherwise, 2 for usage errors and a store that cannot be used, 75 when
+ * mail was left to another run and nothing else went wrong, 130 / 143
  * after SIGINT / SIGTERM (cli/stop-signals.ts: the messages on the wire finished, no further one
  * started, the locks removed).
  */
@@ -81,8 +82,10 @@ gets its sender a delivery status notification (docs/bounces.md), never the null
 
 Exit status: 0 nothing failed or was deferred; 1 something failed or was deferred; 2 a usage
 error (a --target with no folder in the --mail-dir is a typo), or a store that cannot be used;
-130 / 143 after SIGINT / SIGTERM: the messages on the wire get their answers and marks, no
-further one starts, every connection ends with QUIT; a second signal exits at once.`;
+75 nothing failed or was deferred, but mail was left to another run that holds it (a lock, a
+claim): this run did not deliver it (sysexits.h EX_TEMPFAIL); 130 / 143 after SIGINT / SIGTERM:
+the messages on the wire get their answers and marks, no further one starts, every connection
+ends with QUIT; a second signal exits at once.`;
 
 interface DeliverOptions {
   readonly mailDir?: string;
@@ -394,5 +397,11 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
       : `${total} message(s) from ${store.name} to ${options.destination.display}: ${tally.delivered} delivered, ${tally.deferred} deferred, ${tally.failed} failed${tally.dsns ? `; ${tally.dsns} DSN(s) sent` : ''}${tally.skipped ? `; ${tally.skipped} left to another run` : ''}${stopped}`,
   );
   if (stop?.exitStatus !== undefined) return stop.exitStatus;
-  return tally.deferred || tally.failed ? 1 : 0;
+  if (tally.deferred || tally.failed) return 1;
+  // Mail left to another run was not delivered by this one: a run that only ever leaves it (a
+  // lock that is never broken, a claim that stays) must not look like success.
+  return tally.skipped ? EXIT_LEFT_TO_ANOTHER_RUN : 0;
 }
+
+/** Nothing failed, but mail was left to another run (sysexits.h EX_TEMPFAIL: try again later). */
+export const EXIT_LEFT_TO_ANOTHER_RUN = 75;

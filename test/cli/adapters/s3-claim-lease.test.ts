@@ -114,7 +114,8 @@ describeWithMotoServer("deliver's S3 claims: retried writes and the store's cloc
     skewClock(2 * HOUR);
     const out = await deliver(server.port);
 
-    expect(out).toMatchObject({ status: 0, json: [] });
+    // Left to the run that holds it: not delivered by this one (exit status 75).
+    expect(out).toMatchObject({ status: 75, json: [] });
     expect(server.accepted).toEqual([]);
     expect(await text(key)).toBe(theirs);
   });
