@@ -10,6 +10,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDbCycleCounter } from './adapters/dynamodb-counter';
+import { DynamoDbTargetLeases } from './adapters/dynamodb-target-leases';
 import { DynamoDbStatusStore } from './adapters/dynamodb-status';
 import { SecretsManagerCredentials } from './adapters/secrets-manager-credentials';
 import { SsmConfigSource } from './adapters/ssm-config';
@@ -59,6 +60,7 @@ export function depsFromEnvironment(
       allowedPrefix: settings.secretPrefix,
     }),
     counter: new DynamoDbCycleCounter(dynamodb, { tableName: settings.counterTable }),
+    leases: new DynamoDbTargetLeases(dynamodb, { tableName: settings.counterTable }),
     status: new DynamoDbStatusStore(dynamodb, { tableName: settings.counterTable }),
     health: {
       failingAfterCycles: settings.failingAfterCycles,

@@ -10,6 +10,7 @@ import type {
   CycleCounter,
   MailReceiver,
   MailSink,
+  TargetLeases,
   WorkQueue,
 } from './core/ports';
 import type { Observability } from './observability';
@@ -19,6 +20,8 @@ export interface HandlerDeps {
   readonly config: ConfigSource;
   readonly credentials: Credentials;
   readonly counter: CycleCounter;
+  /** One session per target at a time, across invocations (DynamoDB: `lease#<target>`). */
+  readonly leases?: TargetLeases;
   /**
    * Serves mail pulled after ATRN (RFC 2645) as given; tests may plug one in. Without it, one is
    * made per invocation from `mailStore` and settings.mail (docs/odmr.md); without either (and

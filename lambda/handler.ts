@@ -140,6 +140,7 @@ export function createHandler(deps: HandlerDeps): DequeueHandler {
           {
             credentials: deps.credentials,
             counter,
+            leases: deps.leases,
             receiver:
               deps.receiver ??
               mailReceiverFor(

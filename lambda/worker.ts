@@ -41,6 +41,7 @@ import type {
   ConfigSource,
   Credentials,
   CycleCounter,
+  TargetLeases,
   LoadedConfig,
   MailReceiver,
   MailSink,
@@ -64,6 +65,7 @@ export interface WorkerDeps {
   readonly workQueue?: WorkQueue;
   /** Seconds before a handed-back order is visible again (default HAND_BACK_SECONDS; tests less). */
   readonly handBackSeconds?: number;
+  readonly leases?: TargetLeases;
   readonly receiver?: MailReceiver;
   readonly mailStore?: MailSink;
   readonly mailMemory?: MemoryBudget;
@@ -349,6 +351,7 @@ export function createWorker(deps: WorkerDeps): WorkQueueHandler {
             {
               credentials: deps.credentials,
               counter: order.claim ? deps.counter : noClaims(deps.counter),
+              leases: deps.leases,
               receiver:
                 deps.receiver ??
                 mailReceiverFor(deps.mailStore, settings!, deps.tlsCa, deps.mailMemory, targets),

@@ -85,6 +85,27 @@ export interface CycleCounter {
 }
 
 /**
+ * One session per target at a time: a lease on the target, held while its signal runs and
+ * released after, so that two runs never talk to one provider for one target at once (a slow
+ * cycle and the next, a manual run, a work order of an earlier cycle: Exim answers the second
+ * ETRN `458 already processing`, and two ODMR sessions to one account deliver nothing twice as
+ * fast). Claims cannot do this: they are per (cycle, target).
+ */
+export interface TargetLeases {
+  /**
+   * Hold `target` until `until` (epoch ms: the run's deadline, which no session outlives), unless
+   * another holder's lease has not expired yet: then undefined. A holder that dies without
+   * releasing blocks the target until its `until` and no longer.
+   */
+  hold(target: string, until: number, signal?: AbortSignal): Promise<HeldLease | undefined>;
+}
+
+export interface HeldLease {
+  /** Gives the target back; never rejects (a lease not given back expires at its `until`). */
+  release(): Promise<void>;
+}
+
+/**
  * Where each target's status is kept between cycles (lambda/core/target-status.ts has the rules):
  * the CLI's --state file, the function's DynamoDB table. Called once per target per cycle.
  */

@@ -9,7 +9,7 @@ import { type Settings, type Target, verbOf } from './config';
 import { asDequeueError, ConfigError, DequeueError } from './errors';
 import { outcomeOfError } from './outcome';
 import { pool } from './pool';
-import type { CycleCounter } from './ports';
+import type { CycleCounter, HeldLease, TargetLeases } from './ports';
 import type { PrecheckDeps } from './precheck/precheck';
 import { releaseGate } from './precheck/release-gate';
 import type { TargetResult } from './result';
@@ -36,9 +36,19 @@ export interface WorkDeps
     Pick<PrecheckDeps, 'resolveMx' | 'port25Hint' | 'checkServer'> {
   /** Its claims, when it takes them: a target is signalled once per counted cycle. */
   readonly counter: Pick<CycleCounter, 'claim'>;
+  /**
+   * One session per target at a time, across runs (ports.ts): held from before the claim until
+   * the signal ends, for runs with a deadline. Without it nothing stops two runs' sessions to one
+   * target from overlapping.
+   */
+  readonly leases?: TargetLeases;
   /** Resolves a host for --dry-run; the default uses the system resolver. */
   readonly resolveHost?: (host: string) => Promise<void>;
 }
+
+/** The reason given to a target another run is still talking to (TargetLeases). */
+export const TARGET_BUSY =
+  'another session to this target is still running (a slower cycle, a manual run or an earlier work order): not signalled twice at once; the next cycle tries again';
 
 /** The reason given to a target the run had no time left for (issue: starvation, docs/lambda.md). */
 export const NOT_REACHED =
@@ -179,40 +189,31 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
         untried: false,
       };
     }
-    if (worker.claim && !(await worker.claim(run.cycle, target.name, run.signal))) {
-      return {
-        result: timed({
-          outcome: 'skipped',
-          replies: [],
-          messages: 0,
-          error: null,
-          reason: `already signalled in cycle ${run.cycle}`,
-        }),
-        untried: false,
-      };
+    // The lease comes before the claim: a target another run is talking to keeps this cycle's
+    // claim free, and the claim's refusal gives the lease back at once (finally, below).
+    let lease: HeldLease | undefined;
+    if (worker.leases && run.deadline !== undefined) {
+      lease = await worker.leases.hold(target.name, run.deadline, run.signal);
+      if (!lease) {
+        return {
+          result: timed({
+            outcome: 'skipped',
+            replies: [],
+            messages: 0,
+            error: null,
+            reason: TARGET_BUSY,
+          }),
+          untried: false,
+        };
+      }
     }
-    claimed = true;
-    // An MSP signals for many customers: a target's own helloName comes first.
-    const report = await releaseSignal(
-      checked.target,
-      {
-        deadline: run.deadline,
-        maxEtrnPerSession: run.settings.maxEtrnPerSession,
-        stop: run.stop,
-      },
-      target.helloName ? { ...worker, helloName: target.helloName } : worker,
-    );
-    return {
-      result: timed({
-        outcome: report.outcome,
-        replies: [...report.replies, ...checked.withheld],
-        messages: report.messages,
-        ...(report.refusedRecipients ? { refusedRecipients: report.refusedRecipients } : {}),
-        error: report.error?.message ?? null,
-        ...(checked.precheck ? { precheck: checked.precheck } : {}),
-      }),
-      untried: false,
-    };
+    try {
+      return await claimAndSignal(target, run, worker, checked, timed, () => {
+        claimed = true;
+      });
+    } finally {
+      await lease?.release();
+    }
   } catch (e) {
     const error = asDequeueError(e);
     return {
@@ -226,6 +227,53 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
     };
   }
 }
+
+/** The target's claim for the cycle (when the counter takes claims), then its signal. */
+async function claimAndSignal(
+  target: Target,
+  run: TargetRun,
+  worker: Worker,
+  checked: Open<Awaited<ReturnType<typeof gate>>>,
+  timed: (r: Untimed) => TargetResult,
+  onClaimed: () => void,
+): Promise<Worked> {
+  if (worker.claim && !(await worker.claim(run.cycle, target.name, run.signal))) {
+    return {
+      result: timed({
+        outcome: 'skipped',
+        replies: [],
+        messages: 0,
+        error: null,
+        reason: `already signalled in cycle ${run.cycle}`,
+      }),
+      untried: false,
+    };
+  }
+  onClaimed();
+  // An MSP signals for many customers: a target's own helloName comes first.
+  const report = await releaseSignal(
+    checked.target,
+    {
+      deadline: run.deadline,
+      maxEtrnPerSession: run.settings.maxEtrnPerSession,
+      stop: run.stop,
+    },
+    target.helloName ? { ...worker, helloName: target.helloName } : worker,
+  );
+  return {
+    result: timed({
+      outcome: report.outcome,
+      replies: [...report.replies, ...checked.withheld],
+      messages: report.messages,
+      ...(report.refusedRecipients ? { refusedRecipients: report.refusedRecipients } : {}),
+      error: report.error?.message ?? null,
+      ...(checked.precheck ? { precheck: checked.precheck } : {}),
+    }),
+    untried: false,
+  };
+}
+
+type Open<T> = T extends { open: true } ? T : never;
 
 /** An ATRN target over SMTP: the provider turns the connection and delivers to us. */
 function pullsMail(target: Target): boolean {
