@@ -75,6 +75,11 @@ export class SecretsFile implements Credentials {
     return new SecretsFile(file, entries);
   }
 
+  /** The secretIds the file holds (names, never a value): for "did you mean". */
+  ids(): string[] {
+    return [...this.entries.keys()];
+  }
+
   has(secretId: string): boolean {
     return this.entries.has(secretId);
   }

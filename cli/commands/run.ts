@@ -13,6 +13,7 @@ import {
   type Target,
 } from '../../lambda/core/config';
 import { ConfigError, ConfigErrors, DequeueError } from '../../lambda/core/errors';
+import { didYouMean } from '../../lambda/core/config-issues';
 import { MemoryBudget, MiB } from '../../lambda/core/memory-budget';
 import type { CycleCounter, MailReceiver, Transcript } from '../../lambda/core/ports';
 import { isFailure, type Outcome, type TargetResult } from '../../lambda/core/result';
@@ -236,7 +237,7 @@ async function prepare(options: CliOptions, io: CliIo) {
         new ConfigError(
           options.secrets,
           '',
-          `no secret "${t.auth.secretId}" (needed by targets[${i}].auth.secretId in ${options.config})`,
+          `no secret "${t.auth.secretId}" (needed by targets[${i}].auth.secretId in ${options.config})${secretsHint(t.auth.secretId, secrets.ids())}`,
         ),
       );
     }
@@ -294,4 +295,12 @@ async function prepare(options: CliOptions, io: CliIo) {
 
 function isAtrn(target: Target): boolean {
   return target.protocol === 'smtp' && target.commands.some((c) => verbOf(c) === 'ATRN');
+}
+
+/** A secretId missing from the secrets file: the one meant, or the ones there when few. */
+function secretsHint(id: string, ids: readonly string[]): string {
+  const meant = didYouMean(id, ids);
+  if (meant) return `: did you mean "${meant}"?`;
+  if (ids.length === 0) return ': the file holds no secrets';
+  return ids.length <= 10 ? `: the file holds ${ids.map((x) => `"${x}"`).join(', ')}` : '';
 }

@@ -197,9 +197,18 @@ describe('configuration errors', () => {
     const r = await cli(['--config', config, '--secrets', secrets]);
     expect(r.status).toBe(2);
     expect(r.stderr.trimEnd().split('\n')).toEqual([
-      `dequeue: ${secrets}: no secret "one" (needed by targets[0].auth.secretId in ${config})`,
-      `dequeue: ${secrets}: no secret "two" (needed by targets[1].auth.secretId in ${config})`,
+      `dequeue: ${secrets}: no secret "one" (needed by targets[0].auth.secretId in ${config}): the file holds no secrets`,
+      `dequeue: ${secrets}: no secret "two" (needed by targets[1].auth.secretId in ${config}): the file holds no secrets`,
       `dequeue: 2 errors in ${secrets}; nothing was sent`,
+    ]);
+
+    // The one meant when one is close; else the ones there (names only, never a value).
+    const some = await file('secrets.json', { onee: { username: 'u', password: 'p' } });
+    const r2 = await cli(['--config', config, '--secrets', some]);
+    expect(r2.stderr.trimEnd().split('\n')).toEqual([
+      `dequeue: ${some}: no secret "one" (needed by targets[0].auth.secretId in ${config}): did you mean "onee"?`,
+      `dequeue: ${some}: no secret "two" (needed by targets[1].auth.secretId in ${config}): the file holds "onee"`,
+      `dequeue: 2 errors in ${some}; nothing was sent`,
     ]);
   });
 
