@@ -17,9 +17,11 @@ export class Running {
   readonly exited: Promise<number | null>;
   private readonly child: ChildProcess;
 
-  constructor(args: readonly string[]) {
+  /** `env` is added to this process's environment (AWS_ENDPOINT_URL for moto_server, ...). */
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}) {
     this.child = spawn(process.execPath, [CLI, ...args], {
       cwd: REPO,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
