@@ -20,6 +20,7 @@ import type { TlsMode } from '../../lambda/core/config';
 import {
   type TlsPolicy,
   type TlsWords,
+  useStartTls,
   verifiesByDefault,
 } from '../../lambda/core/smtp/tls-policy';
 import type { Destination } from './destination';
@@ -39,7 +40,7 @@ export const DELIVER_TLS_WORDS: TlsWords = {
   required: '--tls is required: nothing was sent',
   relax:
     'give the CA that signed it with --tls-ca FILE, or --no-tls-verify to encrypt without authenticating the server',
-  plainPort: 'smtp:// with --tls opportunistic or required',
+  plainPort: useStartTls('smtp:// with --tls opportunistic or required'),
   tlsPort: 'smtps:// (or --tls implicit)',
 };
 

@@ -94,6 +94,7 @@ describe('TLS in the wrong mode (item 6) and the status table (item 7)', () => {
             command: 'ATRN',
             auth: { secretId: 'odmr' },
             allowPlaintextAuth: true,
+            mail: { domains: ['customer.test'] },
           },
         ],
       });
@@ -136,6 +137,27 @@ describe('the other wrong TLS mode (beyond the list)', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({
       outcome: 'temporary-failure',
       error: `no complete reply from 127.0.0.1:${silent.port} to the greeting within 1 s: if this port speaks TLS from the first byte (465), use "tls": "implicit"`,
+    });
+  });
+
+  it('a raw (FINGER-style) target with implicit TLS on a plain port is told "tls": "none", not STARTTLS', async () => {
+    const config = await file('config.json', {
+      targets: [
+        {
+          name: 'finger',
+          host: '127.0.0.1',
+          port: plain.port,
+          protocol: 'raw',
+          tls: 'implicit',
+          command: 'customer',
+        },
+      ],
+    });
+    const r = await dequeue(['--config', config, '--json']);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      outcome: 'config-error',
+      error: `TLS with 127.0.0.1:${plain.port} failed: the server answers in plain text on this port, not TLS from the first byte: "protocol": "raw" has no STARTTLS, so use "tls": "none" here, or the port of its implicit TLS`,
     });
   });
 });

@@ -12,6 +12,7 @@ import { outcomeOfError, type CommandOutcome } from '../outcome';
 import { silentTranscript } from '../ports';
 import type { ReplyRecord } from '../result';
 import { replyTimeoutMs } from '../smtp/timeouts';
+import { RAW_TLS_WORDS } from '../smtp/tls-policy';
 import type { SignalDeps, SignalOptions, SignalReport } from './types';
 
 /** How long a silent host is waited for after our line or its last byte. */
@@ -42,7 +43,7 @@ export async function fingerSignal(
       socket = await startTls(
         target.host,
         target.port,
-        { verify: target.tlsVerify, ca: deps.tlsCa },
+        { verify: target.tlsVerify, ca: deps.tlsCa, words: RAW_TLS_WORDS },
         bound(timeoutMs),
         socket,
         'implicit',

@@ -211,19 +211,15 @@ function tlsError(
     return new DequeueError('permanent', `TLS with ${peer} failed: ${said} (${words.relax})`, {
       cause: e,
     });
-  // Implicit TLS against a port that speaks plain SMTP: the server's "220 ..." greeting is not a
-  // TLS record (OpenSSL's "wrong version number", which tells a person nothing, so it is left
-  // out). The mode is wrong, not the server: RFC 8314 3.3 keeps implicit TLS to its own ports,
-  // STARTTLS (RFC 3207) is the plain port's way.
+  // Implicit TLS against a port that answers in plain text (OpenSSL's "wrong version number",
+  // which tells a person nothing, so it is left out): the caller's words say which mode to use.
   if (
     mode === 'implicit' &&
     (e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || e.code === 'ERR_SSL_HTTP_REQUEST')
   )
-    return new DequeueError(
-      'config',
-      `TLS with ${peer} failed: the server speaks plain SMTP on this port, not TLS from the first byte: use STARTTLS here (${words.plainPort}), or the port of its implicit TLS (465)`,
-      { cause: e },
-    );
+    return new DequeueError('config', `TLS with ${peer} failed: ${words.plainPort}`, {
+      cause: e,
+    });
   return new DequeueError('temporary', `TLS with ${peer} failed: ${said}`, { cause: e });
 }
 

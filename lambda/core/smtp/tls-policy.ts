@@ -37,17 +37,29 @@ export interface TlsWords {
   readonly required: string;
   /** How to accept a certificate that does not verify, said after the reason. */
   readonly relax: string;
-  /** The modes to use on a port that speaks plain SMTP (implicit TLS was tried there). */
+  /**
+   * What is said of a port that answered in plain text where implicit TLS was tried, after
+   * "TLS with <server> failed: " (usually `useStartTls(...)`, naming the caller's modes).
+   */
   readonly plainPort: string;
   /** The mode to use on a port that speaks TLS from the first byte (it never greeted). */
   readonly tlsPort: string;
+}
+
+/**
+ * Implicit TLS against a port that speaks plain SMTP: the server's "220 ..." greeting is not a
+ * TLS record. The mode is wrong, not the server: RFC 8314 3.3 keeps implicit TLS to its own
+ * ports, STARTTLS (RFC 3207) is the plain port's way. `modes` names STARTTLS in the caller's words.
+ */
+export function useStartTls(modes: string): string {
+  return `the server speaks plain SMTP on this port, not TLS from the first byte: use STARTTLS here (${modes}), or the port of its implicit TLS (465)`;
 }
 
 /** A target of the release signal (the provider). */
 export const TARGET_TLS_WORDS: TlsWords = {
   required: '"tls" is "required"',
   relax: 'set "tlsVerify": false only if you accept an unverified provider',
-  plainPort: '"tls": "opportunistic" or "required"',
+  plainPort: useStartTls('"tls": "opportunistic" or "required"'),
   tlsPort: '"tls": "implicit"',
 };
 
@@ -56,7 +68,7 @@ export const RELAY_TLS_WORDS: TlsWords = {
   required: '"mail.relay.tls" is "required": nothing was sent',
   relax:
     'give the CA that signed it in "mail.relay.tlsCa", or set "mail.relay.tlsVerify": false to encrypt without authenticating the relay',
-  plainPort: '"mail.relay.tls": "opportunistic" or "required"',
+  plainPort: useStartTls('"mail.relay.tls": "opportunistic" or "required"'),
   tlsPort: '"mail.relay.tls": "implicit"',
 };
 
@@ -65,8 +77,15 @@ export const PRECHECK_TLS_WORDS: TlsWords = {
   required: '"precheck.tls" is "required"',
   // Never said: the check does not verify (RFC 7435; precheck/server-check.ts).
   relax: 'the check does not verify certificates',
-  plainPort: '"precheck.tls": "required"',
+  plainPort: useStartTls('"precheck.tls": "required"'),
   tlsPort: '"precheck.tls": "implicit"',
+};
+
+/** A target with `"protocol": "raw"` (FINGER, TELNET): no SMTP, so no STARTTLS either. */
+export const RAW_TLS_WORDS: TlsWords = {
+  ...TARGET_TLS_WORDS,
+  plainPort:
+    'the server answers in plain text on this port, not TLS from the first byte: "protocol": "raw" has no STARTTLS, so use "tls": "none" here, or the port of its implicit TLS',
 };
 
 /**
