@@ -19,12 +19,13 @@ import {
   type Precheck,
   type PrecheckServer,
 } from './precheck/precheck-config';
+import type { TlsMode } from './smtp/tls-policy';
 
 export { DEFAULT_CONCURRENCY, MAX_COMMAND_LENGTH, TARGET_NAME } from './config-schema';
 export { didYouMean } from './config-issues';
 
 export type Protocol = 'smtp' | 'raw';
-export type TlsMode = 'none' | 'opportunistic' | 'required' | 'implicit';
+export type { TlsMode } from './smtp/tls-policy';
 export type AuthMechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5';
 
 export interface Settings {

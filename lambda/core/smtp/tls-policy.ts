@@ -10,7 +10,12 @@
  * and verify unless told not to.
  */
 import { X509Certificate } from 'node:crypto';
-import type { TlsMode } from '../config';
+
+/**
+ * How a connection gets TLS (RFC 3207 STARTTLS or RFC 8314 implicit). Defined here, with the
+ * policy, so that the wire layer does not import the configuration (config.ts re-exports it).
+ */
+export type TlsMode = 'none' | 'opportunistic' | 'required' | 'implicit';
 
 export interface TlsPolicy {
   readonly mode: TlsMode;
