@@ -16,10 +16,12 @@ import {
   fieldChanges,
   planPush,
   readLocalConfig,
+  type LocalConfig,
   type PlannedParameter,
 } from './config-plan';
 import { checkOutFile, writeOutFile } from './config-out';
 import { type DeployedConfig, readDeployed } from './deployed-config';
+import { secretsNotFound } from './secret-check';
 
 /** PutParameter calls at once: SSM's default write throughput is a few calls per second. */
 const WRITE_CONCURRENCY = 3;
@@ -116,7 +118,25 @@ async function push(options: PushOptions, client: SSMClient, io: CliIo): Promise
       `${count('create')} to create, ${count('update')} to update, ${count('unchanged')} unchanged, ${deletes.length} to delete, ${kept.length} kept\n`,
   );
   for (const line of failed) io.stderr.write(`dequeue config push: ${line}\n`);
+  await warnMissingSecrets(local, io);
   return failed.length ? 1 : 0;
+}
+
+/** After the push: each auth.secretId Secrets Manager does not know, one line each. */
+async function warnMissingSecrets(local: LocalConfig, io: CliIo): Promise<void> {
+  const ids = local.targets.map(
+    (t) => (t.value.auth as { secretId?: unknown } | undefined)?.secretId,
+  );
+  const missing = await secretsNotFound(
+    ids.filter((id): id is string => typeof id === 'string'),
+    io,
+  );
+  ids.forEach((id, i) => {
+    if (typeof id === 'string' && missing.has(id))
+      io.stderr.write(
+        `dequeue config push: warning: ${local.file}: targets[${i}].auth.secretId: no secret "${id}" in Secrets Manager: create it (aws secretsmanager create-secret --name ${id} --secret-string '{"username": "...", "password": "..."}'), or the function reports the target config-error every cycle\n`,
+      );
+  });
 }
 
 /** Every write, a few at once; a failed call is reported and the others go on. */

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { runDequeue } from '../support/dequeue-process';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
@@ -76,6 +77,34 @@ describeWithMotoServer('config push | pull through the binary, against moto_serv
     expect(prod.status).toBe(2);
     expect(prod.stderr).toContain(outside(0, 'isp', 'prod/'));
     expect(prod.stderr).toContain(outside(1, 'dequeue/isp', 'prod/'));
+  });
+
+  it('push warns about an auth.secretId that names no secret in Secrets Manager; exit 0 (beyond the list)', async () => {
+    const file = await config({
+      targets: [
+        target('a', { auth: { secretId: 'dequeue/isp' } }),
+        target('b', { auth: { secretId: 'dequeue/there' } }),
+      ],
+    });
+    const sm = new SecretsManagerClient(moto.clientConfig);
+    try {
+      await sm.send(
+        new CreateSecretCommand({
+          Name: 'dequeue/there',
+          SecretString: JSON.stringify({ username: 'u', password: 'p' }),
+        }),
+      );
+    } finally {
+      sm.destroy();
+    }
+    const r = await dequeue(['config', 'push', '--config', file]);
+    expect(r.status).toBe(0);
+    expect(
+      r.stderr.split('\n').filter((l) => l.includes('warning:') && !l.includes('Node.js')),
+    ).toEqual([
+      `dequeue config push: warning: ${file}: targets[0].auth.secretId: no secret "dequeue/isp" in Secrets Manager: create it (aws secretsmanager create-secret --name dequeue/isp --secret-string '{"username": "...", "password": "..."}'), or the function reports the target config-error every cycle`,
+    ]);
+    expect(r.stdout).toContain('created /dequeue/targets/a (String)');
   });
 
   it('push --json prints one object per parameter, the unchanged ones too (item 7)', async () => {
