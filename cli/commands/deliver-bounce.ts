@@ -2,9 +2,13 @@
  * `deliver`'s bounce flags (docs/bounces.md): `--give-up-after DURATION` and `--bounce-via URL`,
  * checked against `--to`, and how a message's DSN reads in the result line.
  */
-import type { DsnReport } from '../delivery/bounce-send';
+import { isIP } from 'node:net';
+import type { TlsPolicy } from '../../lambda/core/smtp/tls-policy';
+import type { BounceSettings, DsnReport } from '../delivery/bounce-send';
+import type { DeliveryOptions } from '../delivery/delivery-client';
+import { deliveryTls } from '../delivery/delivery-tls';
 import { parseDestination, type Destination } from '../delivery/destination';
-import { DEFAULT_GIVE_UP_MS, parseGiveUpAfter } from '../delivery/give-up';
+import { DEFAULT_GIVE_UP_MS, durationWords, parseGiveUpAfter } from '../delivery/give-up';
 import { UsageError } from '../usage';
 
 export interface BounceFlags {
@@ -46,6 +50,32 @@ export function bounceFlags(
       `--bounce-via ${text}: LMTP cannot relay; give an SMTP server: smtp://host[:port] or smtps://host[:port]`,
     );
   return { via, giveUpAfterMs };
+}
+
+/** The run's bounce settings (bounce-send.ts) from the flags. */
+export function bounceSettings(
+  flags: BounceFlags,
+  run: {
+    readonly to: Destination;
+    /** The --tls policy of --to. */
+    readonly toTls: TlsPolicy;
+    /** Our name, the CA for tests, the transcript, --timeout, the operator's notices. */
+    readonly connection: Omit<DeliveryOptions, 'tls'>;
+    readonly now?: () => Date;
+  },
+): BounceSettings {
+  const { via, giveUpAfterMs } = flags;
+  const { to } = run;
+  return {
+    via,
+    // The --to server's TLS policy when the DSNs go there; --bounce-via's own defaults else.
+    options: { ...run.connection, tls: via === to ? run.toTls : deliveryTls(via) },
+    // RFC 3464 2.3.5: a host name; an address as a literal (RFC 5321 4.1.3); none for a socket.
+    ...(to.socketPath ? {} : { remoteMta: isIP(to.host) ? `[${to.host}]` : to.host }),
+    giveUpAfterMs,
+    giveUpWords: durationWords(giveUpAfterMs),
+    now: run.now ?? (() => new Date()),
+  };
 }
 
 /** The DSN's part of a result line: ` [DSN sent to <a@b> via smtp://...]`, or '' when none. */

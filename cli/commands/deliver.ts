@@ -20,14 +20,13 @@ import { unreadableBecause } from '../file-errors';
 import type { DeliveryTimeouts } from '../delivery/delivery-client';
 import { parseDestination, type Destination } from '../delivery/destination';
 import { deliveryTls, TLS_MODES } from '../delivery/delivery-tls';
-import { durationWords } from '../delivery/give-up';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
 import { DEFAULT_CONNECTIONS, MAX_CONNECTIONS } from '../delivery/run-connection';
 import type { CliIo } from '../io';
 import { parseFlags, UsageError, usageError } from '../usage';
 import { awsClientComing } from '../version';
-import { type BounceFlags, bounceFlags, dsnWords } from './deliver-bounce';
+import { type BounceFlags, bounceFlags, bounceSettings, dsnWords } from './deliver-bounce';
 
 export const DELIVER_USAGE = `Usage:
   dequeue deliver (--mail-dir DIR | --bucket NAME [--prefix mail/]) --to URL
@@ -331,7 +330,6 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
   const forgetLocks = store.releaseSync && stop?.onForcedExit(() => store.releaseSync!());
   let notStarted = 0;
   const timeouts = options.timeoutMs === undefined ? undefined : waitsOf(options.timeoutMs);
-  const via = options.bounce.via;
   try {
     await deliverStored(
       { targets: options.targets, dryRun: options.dryRun, stop: stop?.signal },
@@ -354,22 +352,18 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
         onNotice: notice,
         onSkipped: () => void tally.skipped++,
         onStopped: (n) => void (notStarted = n),
-        bounce: {
-          via,
-          // The --to server's TLS policy when the DSNs go there; --bounce-via's defaults else.
-          options: {
+        bounce: bounceSettings(options.bounce, {
+          to: options.destination,
+          toTls: options.tls,
+          connection: {
             helloName: options.heloName,
-            tls: via === options.destination ? options.tls : deliveryTls(via),
             tlsCa: io.tlsCa,
             transcript,
             timeouts,
             onNotice: notice,
           },
-          ...(via.socketPath ? {} : { remoteMta: options.destination.host }),
-          giveUpAfterMs: options.bounce.giveUpAfterMs,
-          giveUpWords: durationWords(options.bounce.giveUpAfterMs),
-          now: io.now ?? (() => new Date()),
-        },
+          now: io.now,
+        }),
       },
     );
   } catch (e) {
