@@ -55,6 +55,7 @@ export function depsFromEnvironment(
     config: new SsmConfigSource(new SSMClient(options), {
       prefix: settings.ssmPrefix,
       secretPrefix: settings.secretPrefix,
+      reachablePorts: settings.egressPorts,
     }),
     credentials: new SecretsManagerCredentials(new SecretsManagerClient(options), {
       allowedPrefix: settings.secretPrefix,

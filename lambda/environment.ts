@@ -10,6 +10,7 @@
  *   DEQUEUE_FAILING_AFTER_CYCLES  failed cycles in a row: FailingTargets   default 3
  *   DEQUEUE_STALE_AFTER_HOURS     hours without success: StaleTargets      default 24
  *   DEQUEUE_SERVER_DOWN_AFTER_CYCLES  failed prechecks in a row: ServerDownTargets  default 4
+ *   DEQUEUE_EGRESS_PORTS          TCP ports its security group allows      optional (any port without it)
  *   DEQUEUE_WORK_QUEUE_URL        SQS queue of the fan-out workers         optional (no fan-out without it)
  *   POWERTOOLS_SERVICE_NAME       log and metric `service`                 dequeue
  *   POWERTOOLS_METRICS_NAMESPACE  CloudWatch namespace                     Dequeue
@@ -36,6 +37,8 @@ export interface LambdaEnvironment {
   /** A target whose server failed this many prechecks in a row counts in ServerDownTargets. */
   readonly serverDownAfterCycles: number;
   readonly workQueueUrl?: string;
+  /** In a VPC: the only TCP ports the function can connect to (lib/function-egress.ts). */
+  readonly egressPorts?: readonly number[];
 }
 
 /** Set by the stack (lib/signaller-alarms.ts names them too; a test keeps the two in step). */
@@ -73,7 +76,21 @@ export function readEnvironment(env: NodeJS.ProcessEnv): LambdaEnvironment {
       true,
     ),
     workQueueUrl: env.DEQUEUE_WORK_QUEUE_URL || undefined,
+    ...(env.DEQUEUE_EGRESS_PORTS ? { egressPorts: ports(env.DEQUEUE_EGRESS_PORTS) } : {}),
   };
+}
+
+/** "25,79,443": whole numbers from 1 to 65535, comma-separated. */
+function ports(text: string): number[] {
+  const list = text.split(',').map((p) => Number(p.trim()));
+  if (!list.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)) {
+    throw new ConfigError(
+      'environment',
+      'DEQUEUE_EGRESS_PORTS',
+      `"${text}" must be TCP ports (1 to 65535), comma-separated`,
+    );
+  }
+  return list;
 }
 
 function positive(env: NodeJS.ProcessEnv, name: string, fallback: number, whole: boolean): number {

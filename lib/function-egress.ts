@@ -24,9 +24,18 @@ export const DEFAULT_EGRESS_PORTS: readonly number[] = [25, 79, 366, 465, 587];
  */
 export const AWS_API_PORT = 443;
 
-/** Allows `fn` (created with `allowAllOutbound: false`) out to `ports` and 443, over IPv4. */
+/** The function's environment variable with the ports (lambda/environment.ts reads it). */
+export const EGRESS_PORTS_ENV = 'DEQUEUE_EGRESS_PORTS';
+
+/**
+ * Allows `fn` (created with `allowAllOutbound: false`) out to `ports` and 443, over IPv4, and
+ * tells it which (DEQUEUE_EGRESS_PORTS): a target on another port is then a config error that
+ * names the port, not a connection that times out.
+ */
 export function limitFunctionEgress(fn: lambda.Function, ports: readonly number[]): void {
-  for (const port of [...new Set([...ports, AWS_API_PORT])].sort((a, b) => a - b)) {
+  const allowed = [...new Set([...ports, AWS_API_PORT])].sort((a, b) => a - b);
+  fn.addEnvironment(EGRESS_PORTS_ENV, allowed.join(','));
+  for (const port of allowed) {
     fn.connections.allowTo(
       ec2.Peer.anyIpv4(),
       ec2.Port.tcp(port),

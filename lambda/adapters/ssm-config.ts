@@ -51,6 +51,11 @@ export interface SsmConfigOptions {
    * these secrets): a target outside it is a clear config error instead of an AccessDenied later.
    */
   readonly secretPrefix?: string;
+  /**
+   * When set, the only TCP ports the function can reach (its security group's, DEQUEUE_EGRESS_PORTS):
+   * a target on another port is a clear config error instead of a connection that times out.
+   */
+  readonly reachablePorts?: readonly number[];
 }
 
 /**
@@ -118,6 +123,7 @@ function parseJsonQuietly(text: string, where: string): unknown {
 export class SsmConfigSource implements ConfigSource {
   readonly prefix: string;
   private readonly secretPrefix?: string;
+  private readonly reachablePorts?: readonly number[];
   /** Target names of the last successful listing: who to report to when SSM fails. */
   private lastKnown: readonly string[] = [];
 
@@ -127,6 +133,7 @@ export class SsmConfigSource implements ConfigSource {
   ) {
     this.prefix = normalisePrefix(options.prefix ?? DEFAULT_SSM_PREFIX);
     this.secretPrefix = options.secretPrefix;
+    this.reachablePorts = options.reachablePorts;
   }
 
   get settingsName(): string {
@@ -376,6 +383,13 @@ export class SsmConfigSource implements ConfigSource {
         where,
         'auth.secretId',
         `"${target.auth.secretId}" is outside the secrets this function may read (names starting with "${this.secretPrefix}", DEQUEUE_SECRET_PREFIX)`,
+      );
+    }
+    if (this.reachablePorts && !this.reachablePorts.includes(target.port)) {
+      throw new ConfigError(
+        where,
+        'port',
+        `${target.port} is not among the ports this function may connect to (${this.reachablePorts.join(', ')}: the stack's egressPorts, DEQUEUE_EGRESS_PORTS); add it to "egressPorts" in cdk.json and deploy`,
       );
     }
     return target;

@@ -169,6 +169,25 @@ describe('SsmConfigSource', () => {
     );
   });
 
+  it('refuses a target on a port the function cannot reach, naming the port and the fix', async () => {
+    serveTargets([
+      param('/dequeue/targets/smtp', target('smtp')),
+      param('/dequeue/targets/odd', target('odd', { port: 2525 })),
+      param(
+        '/dequeue/targets/odmr',
+        target('odmr', { command: 'ATRN example.com', auth: { secretId: 'dequeue/isp' } }),
+      ),
+    ]);
+    const config = await new SsmConfigSource(client, { reachablePorts: [25, 443] }).load();
+    expect(config.targets.map((t) => t.name)).toEqual(['smtp']);
+    expect(config.invalid.map((t) => t.error.message)).toEqual([
+      '/dequeue/targets/odd: port: 2525 is not among the ports this function may connect to (25, 443: the stack\'s egressPorts, DEQUEUE_EGRESS_PORTS); add it to "egressPorts" in cdk.json and deploy',
+      '/dequeue/targets/odmr: port: 366 is not among the ports this function may connect to (25, 443: the stack\'s egressPorts, DEQUEUE_EGRESS_PORTS); add it to "egressPorts" in cdk.json and deploy',
+    ]);
+    // Without the list (outside a VPC), any port.
+    expect((await new SsmConfigSource(client).load()).targets).toHaveLength(3);
+  });
+
   it('fails the whole load on invalid settings, naming every listed target', async () => {
     ssm
       .on(GetParameterCommand)

@@ -1,5 +1,6 @@
 /** The function's environment contract: the alarm thresholds the stack sets, read as the stack names them. */
 import { describe, expect, it } from 'vitest';
+import { EGRESS_PORTS_ENV } from '../../lib/function-egress';
 import {
   FAILING_AFTER_CYCLES_ENV as STACK_FAILING,
   SERVER_DOWN_AFTER_CYCLES_ENV as STACK_SERVER_DOWN,
@@ -40,6 +41,21 @@ describe('the failing and stale thresholds in the environment', () => {
     );
     expect(() => readEnvironment({ ...base, [STALE_AFTER_HOURS_ENV]: '0' })).toThrow(
       'DEQUEUE_STALE_AFTER_HOURS: "0" must be a number greater than 0',
+    );
+  });
+});
+
+describe('the ports the function may reach', () => {
+  it('are read from the variable the stack sets; without it, any port', () => {
+    expect(readEnvironment({ ...base, [EGRESS_PORTS_ENV]: '25,79,443' }).egressPorts).toEqual([
+      25, 79, 443,
+    ]);
+    expect(readEnvironment(base).egressPorts).toBeUndefined();
+  });
+
+  it('refuse what is not a list of TCP ports, naming the variable', () => {
+    expect(() => readEnvironment({ ...base, [EGRESS_PORTS_ENV]: '25,smtp' })).toThrow(
+      'environment: DEQUEUE_EGRESS_PORTS: "25,smtp" must be TCP ports (1 to 65535), comma-separated',
     );
   });
 });

@@ -96,6 +96,10 @@ describe('static egress with a new Elastic IP', () => {
       { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 465, ToPort: 465 },
       { CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 587, ToPort: 587 },
     ]);
+    // The function knows them: a target on another port is a config error naming it.
+    expect(signallerFunction(template).resource.Properties.Environment.Variables).toMatchObject({
+      DEQUEUE_EGRESS_PORTS: '25,79,366,443,465,587',
+    });
     const group = functionSecurityGroup(template);
     expect(group.resource.Properties.SecurityGroupIngress).toBeUndefined();
     // No rule anywhere else in the template widens it.
@@ -181,6 +185,10 @@ describe('static egress with an existing Elastic IP', () => {
     expect(functionEgress(reused.template).map((rule: any) => rule.FromPort)).toEqual([
       25, 443, 2525,
     ]);
+    expect(
+      signallerFunction(reused.template).resource.Properties.Environment.Variables
+        .DEQUEUE_EGRESS_PORTS,
+    ).toBe('25,443,2525');
   });
 });
 
