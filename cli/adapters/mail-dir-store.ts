@@ -55,6 +55,7 @@ import { NO_PROGRESS, parseProgress, progressJson, repliesJson } from '../delive
 import { MailDirClaim, type MailDirMarks } from './mail-dir-claim';
 import { fdClose, fdOpen, readSmall, readWhole } from './mail-dir-files';
 import { type DeliverLockOptions, DeliverLocks } from './mail-dir-lock';
+import { unreadableBecause } from '../file-errors';
 
 /** A message up to this size is read whole when it is claimed; a larger one is streamed. */
 const PREFETCH_BYTES = 256 * 1024;
@@ -223,7 +224,7 @@ export class MailDirStore implements MailStore, MailDirMarks {
     } catch (e) {
       throw new DequeueError(
         'temporary',
-        `message ${id} has no readable envelope (${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it is left where it is`,
+        `message ${id} has no readable envelope (${path}: ${envelopeUnreadable(e)}); it is left where it is`,
         { cause: e },
       );
     }
@@ -305,4 +306,15 @@ export class MailDirStore implements MailStore, MailDirMarks {
     await rename(temp, path);
     this.progressIn(dir).add(id);
   }
+}
+
+/**
+ * A run renames the envelope into place before its message (mail-dir-sink.ts), so a visible
+ * `.eml` without its `.json` was put there by something else, or the `.json` was removed.
+ */
+function envelopeUnreadable(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT')
+    return 'no such file: a run writes it before the message, so this .eml was not stored by dequeue or its .json was removed; move the .eml out of the mail directory';
+  return code ? unreadableBecause(e) : (e as Error).message;
 }

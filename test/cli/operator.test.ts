@@ -240,6 +240,19 @@ describe('a connection that cannot be made (beyond the list)', () => {
   });
 });
 
+describe('a stray file in the mail directory (beyond the list)', () => {
+  it('an .eml without its envelope is named with what to do, not a bare ENOENT', async () => {
+    const mailDir = await mkdtemp(join(dir, 'stray-'));
+    await mkdir(join(mailDir, 'isp'));
+    await writeFile(join(mailDir, 'isp', 'copied.eml'), 'Subject: x\r\n\r\nhi\r\n');
+    const r = await dequeue(['deliver', '--mail-dir', mailDir, '--to', 'smtp://127.0.0.1:1']);
+    expect(r.status).toBe(1);
+    expect(lines(r.stdout)).toEqual([
+      `deferred  isp/copied:  (message copied has no readable envelope (${join(mailDir, 'isp', 'copied.json')}: no such file: a run writes it before the message, so this .eml was not stored by dequeue or its .json was removed; move the .eml out of the mail directory); it is left where it is)`,
+    ]);
+  });
+});
+
 describe('a field in the wrong object (beyond the list)', () => {
   it('is named with the object it belongs in; exit 2, nothing sent', async () => {
     const config = await file('config.json', {
