@@ -75,7 +75,7 @@ export class BounceServer {
     const now = settings.now();
     const owed = new Set(due.owed);
     const headers = await headerSection(claim.open());
-    const { text, eightBit } = deliveryStatusNotification({
+    const { text } = deliveryStatusNotification({
       reportingMta: mta,
       reversePath: envelope.mailFrom,
       messageId,
@@ -112,7 +112,6 @@ export class BounceServer {
         id: `${ref.id} (DSN)`,
         mailFrom: '',
         recipients: [envelope.mailFrom],
-        ...(eightBit ? { body: '8BITMIME' as const } : {}),
         ...(envelope.smtputf8 ? { smtputf8: true as const } : {}),
         size: text.length,
         text: () => [text],

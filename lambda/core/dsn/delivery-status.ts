@@ -49,9 +49,8 @@ export interface DsnRequest {
 }
 
 export interface DsnText {
+  /** 7-bit text: it goes to any server, with or without 8BITMIME (RFC 6152). */
   readonly text: Buffer;
-  /** Some byte is not ASCII (an 8-bit header of the original): send with BODY=8BITMIME. */
-  readonly eightBit: boolean;
 }
 
 /** Header fields are folded to lines of this many characters where they can be (RFC 5322 2.1.1). */
@@ -73,6 +72,8 @@ export function deliveryStatusNotification(request: DsnRequest): DsnText {
     field('MIME-Version', '1.0'),
     field('Content-Type', `multipart/report; report-type=delivery-status; boundary="${boundary}"`),
   ];
+  // 8-bit original headers (RFC 6532) are carried quoted-printable (RFC 2045 6.7): a DSN that
+  // needed 8BITMIME could wait forever for a bounce server without it.
   const eightBit = headers.text.some((b) => b > 0x7f);
   const parts = [
     part(['Content-Type: text/plain; charset=us-ascii'], humanText(request)),
@@ -80,16 +81,16 @@ export function deliveryStatusNotification(request: DsnRequest): DsnText {
     part(
       [
         'Content-Type: text/rfc822-headers',
-        ...(eightBit ? ['Content-Transfer-Encoding: 8bit'] : []),
+        ...(eightBit ? ['Content-Transfer-Encoding: quoted-printable'] : []),
       ],
-      headers.text,
+      eightBit ? quotedPrintable(headers.text) : headers.text,
     ),
   ];
   const chunks: Buffer[] = [Buffer.from(`${top.join('')}\r\n`)];
   chunks.push(Buffer.from('This is a MIME-encapsulated delivery status notification.\r\n'));
   for (const p of parts) chunks.push(Buffer.from(`\r\n--${boundary}\r\n`), p);
   chunks.push(Buffer.from(`\r\n--${boundary}--\r\n`));
-  return { text: Buffer.concat(chunks), eightBit };
+  return { text: Buffer.concat(chunks) };
 }
 
 function part(fields: readonly string[], body: string | Buffer): Buffer {
@@ -198,6 +199,33 @@ function safe(text: string): string {
     .replace(/[^\x20-\x7e]/g, '?')
     .replace(/ {2,}/g, ' ')
     .trim();
+}
+
+/**
+ * RFC 2045 6.7: every byte outside printable ASCII, and `=`, as `=XX`; a space or tab at a line's
+ * end too; lines soft-broken (`=` CRLF) to at most 76 characters.
+ */
+export function quotedPrintable(text: Buffer): string {
+  const out: string[] = [];
+  const lines = text.toString('latin1').split('\r\n');
+  if (lines.at(-1) === '') lines.pop();
+  for (const line of lines) {
+    let row = '';
+    for (let i = 0; i < line.length; i++) {
+      const code = line.charCodeAt(i);
+      const last = i === line.length - 1;
+      const literal =
+        (code >= 33 && code <= 126 && code !== 61) || ((code === 32 || code === 9) && !last);
+      const piece = literal ? line[i]! : `=${code.toString(16).toUpperCase().padStart(2, '0')}`;
+      if (row.length + piece.length > 75) {
+        out.push(`${row}=`);
+        row = '';
+      }
+      row += piece;
+    }
+    out.push(row);
+  }
+  return `${out.join('\r\n')}\r\n`;
 }
 
 /** RFC 5322 3.3: `Mon, 07 Dec 2026 12:44:12 +0000`. */
