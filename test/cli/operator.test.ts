@@ -230,7 +230,16 @@ describe('a connection that cannot be made (beyond the list)', () => {
     const mailDir = await mkdtemp(join(dir, 'mail-'));
     await store(createMailDirSink(mailDir), 'isp', [message(1)]);
     const socket = join(dir, 'no-lmtp-socket');
-    const d = await dequeue(['deliver', '--mail-dir', mailDir, '--to', `lmtp:${socket}`]);
+    // LMTP cannot relay a bounce: deliver asks where DSNs go (docs/bounces.md).
+    const d = await dequeue([
+      'deliver',
+      '--mail-dir',
+      mailDir,
+      '--to',
+      `lmtp:${socket}`,
+      '--bounce-via',
+      'smtp://127.0.0.1:1',
+    ]);
     expect(d.status).toBe(1);
     expect(lines(d.stdout)[0]).toMatch(
       new RegExp(
