@@ -195,6 +195,8 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
     if (worker.leases && run.deadline !== undefined) {
       lease = await worker.leases.hold(target.name, run.deadline, run.signal);
       if (!lease) {
+        // No precheck in it: a skip without one is not recorded (run-cycle.ts, worker.ts), so the
+        // other run's session, of an older cycle, still records its own result for the target.
         return {
           result: timed({
             outcome: 'skipped',

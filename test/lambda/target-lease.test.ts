@@ -5,7 +5,7 @@
  * processing`, counted as a failure). On moto_server, with the deployed adapters; the provider
  * holds the first ETRN's reply until the test lets it go, so the overlap is certain, not timed.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { DynamoDbTargetLeases } from '../../lambda/adapters/dynamodb-target-leases';
 import { TARGET_BUSY } from '../../lambda/core/work-targets';
@@ -76,6 +76,15 @@ describeWithMotoServer('one session per target at a time', () => {
       expect((await slow).results.map((r) => [r.target, r.outcome])).toEqual([
         ['isp', 'signalled'],
       ]);
+      // The busy skip recorded nothing: the slow cycle's own result is the target's status.
+      const status = await world.dynamodb.send(
+        new GetItemCommand({
+          TableName: TABLE,
+          Key: { pk: { S: 'status#isp' } },
+          ConsistentRead: true,
+        }),
+      );
+      expect([status.Item?.lastOutcome?.S, status.Item?.lastCycle?.N]).toEqual(['signalled', '1']);
 
       // Given back when the session ended: the next cycle signals at once.
       const next = await run(scheduledEvent('2026-03-01T10:30:00Z'), contextWith());
