@@ -99,7 +99,12 @@ export class DeliverLocks {
     this.stopBeating();
     await Promise.all(
       [...this.locks].map(async ([dir, lock]) => {
-        if ((await lock.catch(() => null)) === true) {
+        const mine = (await lock.catch(() => null)) === true;
+        // A lock taken just now started its heartbeat after the one above: stopped here.
+        const beat = this.heartbeats.get(join(dir, LOCK_NAME));
+        if (beat) clearInterval(beat);
+        this.heartbeats.delete(join(dir, LOCK_NAME));
+        if (mine && this.held.has(join(dir, LOCK_NAME))) {
           this.held.delete(join(dir, LOCK_NAME));
           await unlink(join(dir, LOCK_NAME)).catch(() => undefined);
         }
@@ -139,6 +144,8 @@ export class DeliverLocks {
       beating = true;
       void readFile(path, 'utf8')
         .then(async (text) => {
+          // Released meanwhile (the run's end): nothing left to say.
+          if (this.heartbeats.get(path) !== timer) return;
           if (text !== ours) {
             clearInterval(timer);
             this.heartbeats.delete(path);
@@ -152,6 +159,7 @@ export class DeliverLocks {
         .catch((e: unknown) => {
           // Gone (broken and not re-made): not ours any more. Unreadable for now: the next beat.
           if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return;
+          if (this.heartbeats.get(path) !== timer) return;
           clearInterval(timer);
           this.heartbeats.delete(path);
           this.held.delete(path);
