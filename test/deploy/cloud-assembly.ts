@@ -49,6 +49,16 @@ export interface CloudAssembly {
 /** `cdk synth --quiet -o <tmp>` from the repository root, exactly as .ci/run and a user run it. */
 export async function synthesise(): Promise<CloudAssembly> {
   const dir = mkdtempSync(join(tmpdir(), 'dequeue-deploy-'));
+  await synthesiseInto(dir);
+  return {
+    dir,
+    stacks: readAssembly(dir),
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** `cdk synth --quiet -o <dir>` from the repository root; `dir` is removed when it fails. */
+export async function synthesiseInto(dir: string): Promise<void> {
   try {
     await run(join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', dir], {
       cwd: ROOT,
@@ -63,11 +73,6 @@ export async function synthesise(): Promise<CloudAssembly> {
       cause: e,
     });
   }
-  return {
-    dir,
-    stacks: readAssembly(dir),
-    dispose: () => rmSync(dir, { recursive: true, force: true }),
-  };
 }
 
 interface Manifest {

@@ -12,6 +12,7 @@ import { LAMBDA_NODE_MAJOR } from '../../lib/bundling';
 import { type Invocation, invokeBundle, lambdaEnvironment } from '../../peers/lambda-invocation';
 import { type LambdaNode, lambdaNode, nodeMajorOfRuntime } from '../../peers/lambda-node';
 import { MOTO_REGION, type MotoServer, startMotoServer } from '../servers/moto-server';
+import { cachedSynthesis } from './assembly-cache';
 import { type AwsCall, decodeCall } from './aws-calls';
 import { bucketKeys } from './bucket-keys';
 import { CfnResolver } from './cfn-resolve';
@@ -21,7 +22,6 @@ import {
   queueEventSources,
   type ScheduledInvocation,
   scheduledInvocations,
-  synthesise,
 } from './cloud-assembly';
 import type { Policy } from './iam-policy';
 import { createReferencedResources, referencedResources } from './moto-resources';
@@ -127,7 +127,10 @@ export async function deploy(
     );
     // Both settle before anything fails, so that whichever started is stopped.
     const started = await Promise.allSettled([
-      timed('cdk synth', synthesise()).then((a) => (assembly = a)),
+      // Read back when an earlier run synthesised the very same sources (assembly-cache.ts).
+      timed('cdk synth (or the assembly kept for these sources)', cachedSynthesis()).then(
+        (a) => (assembly = a),
+      ),
       timed('moto_server start', startMotoServer()).then((m) => (moto = m)),
     ]);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
