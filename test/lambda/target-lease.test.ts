@@ -5,8 +5,8 @@
  * processing`, counted as a failure). On moto_server, with the deployed adapters; the provider
  * holds the first ETRN's reply until the test lets it go, so the overlap is certain, not timed.
  */
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDbTargetLeases } from '../../lambda/adapters/dynamodb-target-leases';
 import { TARGET_BUSY } from '../../lambda/core/work-targets';
 import { ScriptedProvider } from '../../peers/scripted-provider';
@@ -95,50 +95,35 @@ describeWithMotoServer('one session per target at a time', () => {
       output.restore();
     }
   });
-});
 
-describeWithMotoServer('DynamoDbTargetLeases', () => {
-  let moto: MotoServer;
-  let world: AwsWorld;
-  let client: DynamoDBClient;
+  describe('DynamoDbTargetLeases', () => {
+    const leases = (now: number) =>
+      new DynamoDbTargetLeases(world.dynamodb, { tableName: TABLE, now: () => now });
+    const T0 = Date.UTC(2026, 2, 1, 10);
 
-  beforeAll(async () => {
-    moto = await startMotoServer();
-    world = new AwsWorld(moto);
-    await world.reset();
-    client = new DynamoDBClient(moto.clientConfig);
-  });
-  afterAll(async () => {
-    client?.destroy();
-    await moto?.stop();
-  });
+    it('refuses a second holder until the first gives the target back', async () => {
+      const first = await leases(T0).hold('a', T0 + 900_000);
+      expect(first).toBeDefined();
+      expect(await leases(T0 + 1000).hold('a', T0 + 901_000)).toBeUndefined();
+      // Another target is not held by it.
+      expect(await leases(T0 + 1000).hold('b', T0 + 901_000)).toBeDefined();
+      await first!.release();
+      expect(await leases(T0 + 2000).hold('a', T0 + 902_000)).toBeDefined();
+    });
 
-  const leases = (now: number) =>
-    new DynamoDbTargetLeases(client, { tableName: TABLE, now: () => now });
-  const T0 = Date.UTC(2026, 2, 1, 10);
+    it('lets a lease whose holder died run out at its deadline, and no later', async () => {
+      expect(await leases(T0).hold('dead', T0 + 60_000)).toBeDefined();
+      expect(await leases(T0 + 59_999).hold('dead', T0 + 120_000)).toBeUndefined();
+      const taken = await leases(T0 + 60_000).hold('dead', T0 + 120_000);
+      expect(taken).toBeDefined();
+      // The dead holder's late release does not free the lease the new holder has.
+      expect(await leases(T0 + 61_000).hold('dead', T0 + 180_000)).toBeUndefined();
+    });
 
-  it('refuses a second holder until the first gives the target back', async () => {
-    const first = await leases(T0).hold('a', T0 + 900_000);
-    expect(first).toBeDefined();
-    expect(await leases(T0 + 1000).hold('a', T0 + 901_000)).toBeUndefined();
-    // Another target is not held by it.
-    expect(await leases(T0 + 1000).hold('b', T0 + 901_000)).toBeDefined();
-    await first!.release();
-    expect(await leases(T0 + 2000).hold('a', T0 + 902_000)).toBeDefined();
-  });
-
-  it('lets a lease whose holder died run out at its deadline, and no later', async () => {
-    expect(await leases(T0).hold('dead', T0 + 60_000)).toBeDefined();
-    expect(await leases(T0 + 59_999).hold('dead', T0 + 120_000)).toBeUndefined();
-    const taken = await leases(T0 + 60_000).hold('dead', T0 + 120_000);
-    expect(taken).toBeDefined();
-    // The dead holder's late release does not free the lease the new holder has.
-    expect(await leases(T0 + 61_000).hold('dead', T0 + 180_000)).toBeUndefined();
-  });
-
-  it('ignores a lease no run could have written: one ending more than 16 minutes from now', async () => {
-    const planted = await leases(T0).hold('planted', T0 + 365 * 86_400_000);
-    expect(planted).toBeDefined();
-    expect(await leases(T0 + 1000).hold('planted', T0 + 900_000)).toBeDefined();
+    it('ignores a lease no run could have written: one ending more than 16 minutes from now', async () => {
+      const planted = await leases(T0).hold('planted', T0 + 365 * 86_400_000);
+      expect(planted).toBeDefined();
+      expect(await leases(T0 + 1000).hold('planted', T0 + 900_000)).toBeDefined();
+    });
   });
 });
