@@ -24,6 +24,7 @@ import type { TlsState } from '../../lambda/core/smtp/tls-policy';
 import type { DeliveryOptions } from './delivery-client';
 import type { Destination } from './destination';
 import { type ConnectionLease, ConnectionPool, DEFAULT_CONNECTIONS } from './run-connection';
+import { MAX_MARKS_IN_FLIGHT, ReportsInOrder } from './reports-in-order';
 import type { ClaimedMail, MailStore, StoredRef } from './mail-store';
 import { type DeliveryOutcome, type MessageOutcome, messageOutcome } from './message-outcome';
 import type { TransactionResult } from './transaction';
@@ -38,9 +39,6 @@ import {
 import { pastGiveUp } from './give-up';
 
 export type { DeliveryOutcome } from './message-outcome';
-
-/** Marks (renames, deletes) completing in the background while the next messages go out. */
-const MAX_MARKS_IN_FLIGHT = 16;
 
 /** One line of `--json` (docs/odmr.md "Delivering stored mail"). `pending` only in a dry run. */
 export interface MessageReport {
@@ -108,7 +106,10 @@ export async function deliverStored(
   const pool = new ConnectionPool(deps.destination, deps, connections);
   await store.check();
   const refs = await store.list(request.targets);
-  const reports = new ReportsInOrder(deps.onReport, Math.max(MAX_MARKS_IN_FLIGHT, 2 * connections));
+  const reports = new ReportsInOrder<MessageReport>(
+    deps.onReport,
+    Math.max(MAX_MARKS_IN_FLIGHT, 2 * connections),
+  );
   const bounce = deps.bounce && !request.dryRun ? new BounceServer(deps.bounce) : undefined;
   /** Targets whose mail another run holds, said once each. */
   const said = new Set<string>();
@@ -205,46 +206,6 @@ async function* claimsAhead(
   } finally {
     for (const unused of await Promise.all(ahead.map((p) => p.catch(() => null))))
       if (unused && 'claim' in unused) await unused.claim?.release();
-  }
-}
-
-/**
- * Reports in the order of the messages, each once its mark is done. Marks complete in the
- * background, at most MAX_MARKS_IN_FLIGHT at once, while the next messages go out.
- */
-class ReportsInOrder {
-  readonly all: MessageReport[] = [];
-  private reported: Promise<void> = Promise.resolve();
-  private readonly marks: Promise<void>[] = [];
-
-  constructor(
-    private readonly onReport?: (report: MessageReport) => void,
-    private readonly maxInFlight = MAX_MARKS_IN_FLIGHT,
-  ) {}
-
-  /** Report once `marking` and every report before it are done; resolves then, never rejects. */
-  add(marking: Promise<MessageReport>): Promise<void> {
-    this.reported = this.reported
-      .then(() => marking)
-      .then((r) => {
-        this.all.push(r);
-        this.onReport?.(r);
-      });
-    const settled = this.reported.catch(() => undefined);
-    this.marks.push(settled);
-    return settled;
-  }
-
-  /** Leave `marking` to complete in the background; wait only while too many are in flight. */
-  async inBackground(marking: Promise<MessageReport>): Promise<void> {
-    void this.add(marking);
-    while (this.marks.length > this.maxInFlight) await this.marks.shift();
-  }
-
-  /** Every mark done and reported. */
-  async settled(): Promise<void> {
-    await Promise.all(this.marks);
-    await this.reported.catch(() => undefined);
   }
 }
 
