@@ -32,7 +32,7 @@ names its credentials with auth.secretId only.
   --prune          delete target parameters the file does not name
   --dry-run        print what would be written and deleted; write nothing
   --json           one JSON object per parameter per line on stdout
-  --out FILE       where pull writes the document
+  --out FILE       where pull writes the document (- or none: stdout)
   -h, --help       this text
 
 Exit status: push 0 done, 1 an SSM call failed part-way (what was written is listed), 2 usage
@@ -103,7 +103,8 @@ export function parseConfigArgs(argv: readonly string[]): ConfigOptions | 'help'
       `--prefix ${values.prefix}: must be an SSM parameter path such as ${DEFAULT_SSM_PREFIX}`,
     );
   }
-  if (verb === 'pull') return { verb, prefix, out: values.out };
+  // `--out -` is stdout, as for most tools; a file named "-" would surprise more than it helps.
+  if (verb === 'pull') return { verb, prefix, out: values.out === '-' ? undefined : values.out };
   if (!values.config) throw new UsageError('--config FILE is required');
   const secretPrefix = values['secret-prefix'] ?? DEFAULT_SECRET_PREFIX;
   if (!SECRET_PREFIX.pattern.test(secretPrefix))

@@ -12,7 +12,7 @@ import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { runDequeue } from '../support/dequeue-process';
+import { REPO, runDequeue } from '../support/dequeue-process';
 import { describeWithMotoServer, startMotoServer, type MotoServer } from '../servers/moto-server';
 
 describeWithMotoServer('config push | pull through the binary, against moto_server', () => {
@@ -164,6 +164,12 @@ describeWithMotoServer('config push | pull through the binary, against moto_serv
     }
     expect((await readdir(place)).sort()).toEqual(['a-directory', 'deployed.json']);
     expect(await readFile(readOnly, 'utf8')).toBe('{}\n');
+
+    // `--out -` is stdout, not a file named "-".
+    const dash = await dequeue(['config', 'pull', '--out', '-']);
+    expect(dash.status).toBe(0);
+    expect(JSON.parse(dash.stdout).targets).toEqual([target('a')]);
+    await expect(readFile(join(REPO, '-'))).rejects.toMatchObject({ code: 'ENOENT' });
 
     const written = join(place, 'written.json');
     const ok = await dequeue(['config', 'pull', '--out', written]);
