@@ -25,7 +25,11 @@
  * (IAM: TransactWriteItems is authorised by the item actions it contains, PutItem and UpdateItem:
  * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html)
  *
- * An unscheduled run (no slot) is one atomic ADD on the counter: always counted.
+ * An unscheduled run (a manual `{}`) has no slot of its own, so it gets one made up for this
+ * call (`slot#run#<uuid>`): always counted, and counted through the same transaction, so that an
+ * SDK retry of a count whose answer was lost is known as ours (below) instead of counting the
+ * run twice, which a plain ADD did (the cycle skipped a number, and a target due in it was not
+ * signalled).
  *
  * `claim` is a conditional PutItem: the first delivery to claim (cycle, target) signals it, any
  * other delivery of the same slot skips it, so a target is signalled once per counted cycle.
@@ -44,7 +48,6 @@ import {
   PutItemCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
-  UpdateItemCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
@@ -99,8 +102,7 @@ export class DynamoDbCycleCounter implements CycleCounter {
   }
 
   async count(slot?: string, signal?: AbortSignal): Promise<{ cycle: number; counted: boolean }> {
-    if (slot === undefined) return { cycle: await this.advance(signal), counted: true };
-    const slotKey = `slot#${slot}`;
+    const slotKey = `slot#${slot ?? `run#${randomUUID()}`}`;
     // One nonce for all our rounds: a transaction that went through unanswered is still ours.
     const nonce = randomUUID();
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
@@ -140,7 +142,7 @@ export class DynamoDbCycleCounter implements CycleCounter {
     }
     throw new DequeueError(
       'temporary',
-      `cycle counter in ${this.table}: slot ${slot} could not be counted in ${this.maxAttempts} attempts (the counter kept moving)`,
+      `cycle counter in ${this.table}: ${slot === undefined ? 'an unscheduled run' : `slot ${slot}`} could not be counted in ${this.maxAttempts} attempts (the counter kept moving)`,
     );
   }
 
@@ -206,20 +208,6 @@ export class DynamoDbCycleCounter implements CycleCounter {
         },
       ],
     });
-  }
-
-  /** An unscheduled cycle: one atomic increment, no slot to guard. */
-  private async advance(signal?: AbortSignal): Promise<number> {
-    const increment = new UpdateItemCommand({
-      TableName: this.table,
-      Key: { pk: { S: COUNTER_KEY } },
-      UpdateExpression: 'ADD #cycle :one',
-      ExpressionAttributeNames: { '#cycle': 'cycle' },
-      ExpressionAttributeValues: { ':one': { N: '1' } },
-      ReturnValues: 'UPDATED_NEW',
-    });
-    const out = await this.call('UpdateItem', (c) => c.send(increment, { abortSignal: signal }));
-    return Number(out.Attributes?.cycle?.N);
   }
 
   private async readCycle(key: string, signal?: AbortSignal): Promise<number | undefined> {

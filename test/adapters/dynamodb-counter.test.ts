@@ -208,14 +208,19 @@ describe('DynamoDbCycleCounter.count(slot)', () => {
 });
 
 describe('DynamoDbCycleCounter: unscheduled runs, peek, claims', () => {
-  it('counts an unscheduled run with one atomic ADD', async () => {
-    ddb.on(UpdateItemCommand).resolves({ Attributes: { cycle: { N: '12' } } });
+  it('counts an unscheduled run through a slot of its own, made up for the call', async () => {
+    table({ counter: 11 });
+    ddb.on(TransactWriteItemsCommand).resolves({});
     expect(await counter().count()).toEqual({ cycle: 12, counted: true });
-    expect(ddb.commandCalls(UpdateItemCommand)[0]!.args[0].input).toMatchObject({
-      Key: { pk: { S: 'counter' } },
-      UpdateExpression: 'ADD #cycle :one',
-      ReturnValues: 'UPDATED_NEW',
-    });
+    expect(await counter().count()).toEqual({ cycle: 12, counted: true });
+    const slots = ddb
+      .commandCalls(TransactWriteItemsCommand)
+      .map((c) => c.args[0].input.TransactItems![0]!.Put!.Item!.pk!.S!);
+    // Two runs, two slots: each run is counted, neither can be taken for the other.
+    expect(slots).toHaveLength(2);
+    for (const slot of slots) expect(slot).toMatch(/^slot#run#[0-9a-f-]{36}$/);
+    expect(slots[0]).not.toBe(slots[1]);
+    expect(ddb.commandCalls(UpdateItemCommand)).toEqual([]);
   });
 
   it('peek reads the counter consistently; 0 before the first cycle', async () => {

@@ -61,7 +61,7 @@ describeWithMotoServer('a claim whose answer was lost and that the SDK sent agai
   /** One scheduled cycle whose counter talks to moto through a proxy that loses `drop`'s answer. */
   async function cycleLosing(
     drop: (r: ProxiedRequest) => boolean,
-    { claims = true } = {},
+    { claims = true, event = scheduledEvent('2026-03-01T10:00:00Z') } = {},
   ): Promise<CycleResult> {
     proxy = await startAnswerDroppingProxy(moto.port, (r, dropped) => dropped === 0 && drop(r));
     const client = new DynamoDBClient({ ...moto.clientConfig, endpoint: proxy.endpoint });
@@ -72,7 +72,7 @@ describeWithMotoServer('a claim whose answer was lost and that the SDK sent agai
         ? dynamo
         : { peek: dynamo.peek.bind(dynamo), count: dynamo.count.bind(dynamo) };
       const run = world.handler({ counter });
-      return await run(scheduledEvent('2026-03-01T10:00:00Z'), contextWith());
+      return await run(event, contextWith());
     } finally {
       client.destroy();
     }
@@ -101,6 +101,16 @@ describeWithMotoServer('a claim whose answer was lost and that the SDK sent agai
     expect(result.results.map((r) => [r.target, r.outcome, r.reason ?? null])).toEqual([
       ['isp', 'signalled', null],
     ]);
+    expect(provider.connections).toHaveLength(1);
+  });
+
+  it('an unscheduled run ({}): counted once, not twice, so no cycle number is skipped', async () => {
+    const result = await cycleLosing(isSlotCount, { claims: false, event: {} });
+
+    expect(proxy!.dropped.map(operation)).toEqual(['DynamoDB_20120810.TransactWriteItems']);
+    expect(proxy!.requests.filter(isSlotCount)).toHaveLength(2);
+    expect(result.cycle).toBe(1);
+    expect(await world.counter()).toBe(1);
     expect(provider.connections).toHaveLength(1);
   });
 });
