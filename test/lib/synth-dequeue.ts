@@ -30,14 +30,32 @@ export function cdkJsonContext(): Record<string, unknown> {
   return JSON.parse(readFileSync(CDK_JSON, 'utf8')).context;
 }
 
+/** How a test app is made; every switch is off by default but `bundle`. */
+export interface TestAppSettings {
+  /** CDK's built-in CloudFormation validation (above). */
+  readonly validate?: boolean;
+  /**
+   * Bundle the functions (default true). CDK bundles with `npx --no-install esbuild` in a shell,
+   * ~1 s of CPU for npm's start-up alone in every synthesis; a test that reads only the template
+   * turns it off: the template differs in nothing but the code's S3Key (the asset hash). The
+   * switch is CDK's own, the one the CLI sets for stacks it does not deploy
+   * (`aws:cdk:bundling-stacks`).
+   */
+  readonly bundle?: boolean;
+}
+
 /**
  * An App as `cdk synth` makes one (cdk.json's context, then `context`), without the built-in
- * validation unless `validate` (above).
+ * validation unless `validate`, bundling unless `bundle` is false (above).
  */
-export function testApp(props: AppProps = {}, settings: { readonly validate?: boolean } = {}): App {
+export function testApp(props: AppProps = {}, settings: TestAppSettings = {}): App {
   return new App({
     ...props,
-    context: { ...cdkJsonContext(), ...props.context },
+    context: {
+      ...cdkJsonContext(),
+      ...props.context,
+      ...(settings.bundle === false ? { 'aws:cdk:bundling-stacks': [] } : {}),
+    },
     builtinCloudFormationValidation: settings.validate ?? false,
   });
 }
@@ -63,7 +81,7 @@ export interface SynthesisedDequeue {
 
 export function synthDequeue(
   context: Record<string, unknown> = {},
-  settings: { readonly nag?: boolean; readonly validate?: boolean } = {},
+  settings: TestAppSettings & { readonly nag?: boolean } = {},
 ): SynthesisedDequeue {
   const outdir = mkdtempSync(join(tmpdir(), 'dequeue-cdk-'));
   const app = testApp({ outdir, context }, settings);
