@@ -2,6 +2,7 @@
  * cfn-lint (AWS's CloudFormation linter: resource specifications, property types, allowed values,
  * IAM policy grammar) over the synthesised templates, without and with the VPC and every optional
  * resource switched on. CloudFormation would refuse an error at deploy time; a warning is printed.
+ * Synthesised without bundling: the linter reads templates only (synth-dequeue.ts).
  *
  * cfn-lint is a Python tool preinstalled on these machines, not an npm package: missing in CI the
  * suite fails, missing elsewhere it is skipped with the reason (the rule of test/servers/installed.ts).
@@ -67,7 +68,7 @@ describeWithInstalled(
 
     beforeAll(async () => {
       for (const [name, context] of Object.entries(VARIANTS))
-        synths.push([name, synthDequeue(context)]);
+        synths.push([name, synthDequeue(context, { bundle: false })]);
       const files = synths.map(([, s]) => join(s.outdir, s.stack.templateFile));
       // Exit status is a bit mask (2 errors, 4 warnings, 8 informational): read the findings instead.
       const { stdout } = await run(CFN_LINT!, ['--format', 'json', ...files], {
