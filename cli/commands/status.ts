@@ -6,7 +6,8 @@
  * Exit status: 0 no target shown is failing; 1 some target shown is failing (its last worked
  * cycle failed), so that `dequeue status --table T || notify` works in a script; 2 a usage error
  * or the status could not be read (no such file or table, access denied), or a --target no run
- * has recorded: its health is unknown (a typo, or a target not worked yet), never "healthy".
+ * has recorded, or none at all: its health is unknown (a typo, a target or a deployment not
+ * worked yet), never "healthy".
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { stat } from 'node:fs/promises';
@@ -35,7 +36,7 @@ how many cycles in a row it has failed and since when, the last error, the messa
   -h, --help      this text
 
 Exit status: 0 no target shown is failing; 1 a target is failing; 2 a usage error, the status
-could not be read, or a --target no run has recorded.`;
+could not be read, nothing recorded yet, or a --target no run has recorded.`;
 
 /** GetItem calls at once for --table with --target. */
 const READ_CONCURRENCY = 10;
@@ -77,10 +78,14 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
     throw e;
   }
 
+  // Nothing recorded (a state file from before statuses, a fresh deployment): nothing is known
+  // to be healthy either, and `dequeue status ... || notify` must say so until a run has worked.
+  if (statuses.length === 0)
+    return fail(
+      `${values.state ?? values.table}: no target status recorded yet: no run has worked a target there since, so none is known to be healthy`,
+    );
   if (values.json) {
     for (const s of statuses) io.stdout.write(`${JSON.stringify(statusFields(s))}\n`);
-  } else if (statuses.length === 0) {
-    io.stdout.write(`no target status recorded yet in ${values.state ?? values.table}\n`);
   } else {
     io.stdout.write(statusTable(statuses));
   }

@@ -153,14 +153,18 @@ describe('dequeue status --state', () => {
       updatedAt: '2026-01-01T00:00:00.000Z',
     });
 
+    // Nothing recorded: nothing is known to be healthy (exit 2, as for a missing file).
     const none = await cli(['status', '--state', stateFile]);
-    expect(none.status).toBe(0);
-    expect(none.stdout).toBe(`no target status recorded yet in ${stateFile}\n`);
+    expect(none).toMatchObject({ status: 2, stdout: '' });
+    expect(none.stderr).toBe(
+      `dequeue status: ${stateFile}: no target status recorded yet: no run has worked a target there since, so none is known to be healthy\n`,
+    );
 
     await cli(['--config', config, '--state', stateFile, '--dry-run']);
-    expect(
-      lines((await cli(['status', '--state', stateFile, '--json'])).stdout.trim() || '{"none":1}'),
-    ).toEqual([{ none: 1 }]);
+    expect(await cli(['status', '--state', stateFile, '--json'])).toMatchObject({
+      status: 2,
+      stdout: '',
+    });
 
     expect((await cli(['--config', config, '--state', stateFile, '--force'])).status).toBe(0);
     expect(lines((await cli(['status', '--state', stateFile, '--json'])).stdout)[0]).toMatchObject({
