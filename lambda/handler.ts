@@ -26,7 +26,8 @@ import { parseInvocationEvent, type ParsedEvent } from './invocation-event';
 import { InvocationReport } from './observability';
 import { CycleStatuses } from './target-health';
 import type { HandlerDeps } from './handler-deps';
-import { createWorker, isWorkQueueEvent, type WorkQueueEvent } from './worker';
+import { createWorker } from './worker';
+import { isWorkQueueEvent, type WorkQueueEvent } from './work-queue-event';
 
 export type { HandlerDeps } from './handler-deps';
 

@@ -54,6 +54,7 @@ import { workTargets } from './core/work-targets';
 import { InvocationReport, type Observability } from './observability';
 import { returnHandedBack } from './work-order-hand-back';
 import { CycleStatuses, type HealthThresholds, type StatusStore } from './target-health';
+import type { WorkQueueEvent } from './work-queue-event';
 
 /** What the worker uses of the handler's adapters (HandlerDeps has them all; see lambda/handler.ts). */
 export interface WorkerDeps {
@@ -83,36 +84,6 @@ export interface WorkerDeps {
 
 /** The part of the Lambda context the worker uses. */
 export type InvocationContext = Pick<Context, 'getRemainingTimeInMillis'> & Partial<Context>;
-
-/** The part of an SQS event record the worker reads. */
-export interface WorkQueueRecord {
-  readonly messageId: string;
-  /** This receipt of the message (the mapping's events have it): what a hand-back changes. */
-  readonly receiptHandle?: string;
-  readonly body: string;
-  readonly eventSource?: string;
-}
-
-export interface WorkQueueEvent {
-  readonly Records: readonly WorkQueueRecord[];
-}
-
-/** An event from the SQS event source mapping (a scheduled or manual event has no `Records`). */
-export function isWorkQueueEvent(event: unknown): event is WorkQueueEvent {
-  if (typeof event !== 'object' || event === null || !('Records' in event)) return false;
-  const records = (event as { Records: unknown }).Records;
-  return (
-    Array.isArray(records) &&
-    records.every(
-      (r: unknown) =>
-        typeof r === 'object' &&
-        r !== null &&
-        (r as WorkQueueRecord).eventSource === 'aws:sqs' &&
-        typeof (r as WorkQueueRecord).messageId === 'string' &&
-        typeof (r as WorkQueueRecord).body === 'string',
-    )
-  );
-}
 
 export type WorkQueueHandler = (
   event: WorkQueueEvent,

@@ -17,7 +17,8 @@ import type {
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import { NOT_REACHED } from '../../lambda/core/work-targets';
 import { createObservability } from '../../lambda/observability';
-import { createWorker, isWorkQueueEvent } from '../../lambda/worker';
+import { isWorkQueueEvent } from '../../lambda/work-queue-event';
+import { createWorker } from '../../lambda/worker';
 import { HAND_BACK_SECONDS } from '../../lambda/work-order-hand-back';
 import { ScriptedProvider } from '../../peers/scripted-provider';
 import { CapturedOutput, contextWith } from './aws-world';
