@@ -37,6 +37,9 @@ export function parseFlags<const F extends Flags>(argv: readonly string[], flags
     if (token.kind === 'option-terminator') continue;
     const flag = Object.hasOwn(flags, token.name) ? flags[token.name] : undefined;
     if (!flag) {
+      // `dequeue deliver --version`: known, only not among a command's flags.
+      if (token.rawName === '--version')
+        throw new UsageError('--version is given alone: dequeue --version');
       const meant = token.rawName.startsWith('--')
         ? didYouMean(token.name, Object.keys(flags))
         : undefined;

@@ -108,6 +108,11 @@ const MISTAKES: readonly (readonly [string[], string, string])[] = [
     'dequeue',
   ],
   [['--version', '--json'], 'dequeue: --version is given alone: dequeue --version', 'dequeue'],
+  [
+    ['status', '--version'],
+    'dequeue status: --version is given alone: dequeue --version',
+    'dequeue status',
+  ],
   [['stauts'], 'dequeue: unknown command "stauts": did you mean status?', 'dequeue'],
   [
     ['help', 'bogus'],
