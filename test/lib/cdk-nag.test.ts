@@ -73,7 +73,7 @@ describe.each([
 
   beforeAll(() => {
     try {
-      synth = synthDequeue({ ...EVERYTHING, ...context }, { nag: true });
+      synth = synthDequeue({ ...EVERYTHING, ...context }, { nag: true, bundle: false });
     } catch (error) {
       failure = error;
     }

@@ -20,27 +20,30 @@ let synth: SynthesisedDequeue;
 let template: Template;
 
 beforeAll(() => {
-  synth = synthDequeue({
-    stackName: 'DequeueProd',
-    schedule: 'cron(0 6 ? * MON-FRI *)',
-    scheduleTimeZone: 'Europe/Berlin',
-    ssmPrefix: '/prod/dequeue',
-    secretPrefix: 'prod/dequeue/',
-    mailPrefix: 'atrn/',
-    timeoutSeconds: '900',
-    memoryMiB: '512',
-    logRetentionDays: '90',
-    mailInfrequentAccessAfterDays: '30',
-    mailExpirationDays: '400',
-    mailEncryption: 's3',
-    failingAfterCycles: '5',
-    staleAfterHours: '200',
-    reservedConcurrency: '30',
-    alarmEmail: 'ops@example.com',
-    consoleTestEvents: 'false',
-    ssmKmsKeyArn: SSM_KEY,
-    secretsKmsKeyArn: SECRETS_KEY,
-  });
+  synth = synthDequeue(
+    {
+      stackName: 'DequeueProd',
+      schedule: 'cron(0 6 ? * MON-FRI *)',
+      scheduleTimeZone: 'Europe/Berlin',
+      ssmPrefix: '/prod/dequeue',
+      secretPrefix: 'prod/dequeue/',
+      mailPrefix: 'atrn/',
+      timeoutSeconds: '900',
+      memoryMiB: '512',
+      logRetentionDays: '90',
+      mailInfrequentAccessAfterDays: '30',
+      mailExpirationDays: '400',
+      mailEncryption: 's3',
+      failingAfterCycles: '5',
+      staleAfterHours: '200',
+      reservedConcurrency: '30',
+      alarmEmail: 'ops@example.com',
+      consoleTestEvents: 'false',
+      ssmKmsKeyArn: SSM_KEY,
+      secretsKmsKeyArn: SECRETS_KEY,
+    },
+    { bundle: false },
+  );
   template = synth.template;
 });
 afterAll(() => synth?.dispose());

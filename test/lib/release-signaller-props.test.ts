@@ -29,7 +29,7 @@ function construct(props: (stack: Stack) => ReleaseSignallerProps): {
   stack: Stack;
   signaller: ReleaseSignaller;
 } {
-  const app = testApp();
+  const app = testApp({}, { bundle: false });
   const stack = new Stack(app, 'Host');
   const signaller = new ReleaseSignaller(stack, 'Dequeue', {
     entry: FIXTURE_ENTRY,

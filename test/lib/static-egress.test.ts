@@ -18,12 +18,16 @@ let reused: SynthesisedDequeue;
 let template: Template;
 
 beforeAll(() => {
-  created = synthDequeue({ staticEgress: 'true' });
-  reused = synthDequeue({
-    staticEgress: 'true',
-    egressAllocationId: 'eipalloc-0123456789abcdef0',
-    egressPorts: '25,2525',
-  });
+  // Templates only: no bundle (synth-dequeue.ts).
+  created = synthDequeue({ staticEgress: 'true' }, { bundle: false });
+  reused = synthDequeue(
+    {
+      staticEgress: 'true',
+      egressAllocationId: 'eipalloc-0123456789abcdef0',
+      egressPorts: '25,2525',
+    },
+    { bundle: false },
+  );
   template = created.template;
 });
 afterAll(() => {

@@ -17,7 +17,7 @@ import {
 } from './synth-dequeue';
 
 function signallerTemplate(props: ReleaseSignallerProps): Template {
-  const app = testApp();
+  const app = testApp({}, { bundle: false });
   const stack = new Stack(app, 'Host');
   new ReleaseSignaller(stack, 'Dequeue', { entry: FIXTURE_ENTRY, ...props });
   return Template.fromStack(stack);
