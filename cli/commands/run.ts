@@ -194,7 +194,7 @@ async function prepare(options: CliOptions, io: CliIo) {
       throw new ConfigError(
         options.config,
         '',
-        `--target ${name}: no target of that name (known: ${[...names].join(', ') || 'none'})`,
+        `--target ${name}: no target of that name (${targetsHint(name, [...names])})`,
       );
   }
   const wanted = options.targets ? new Set(options.targets) : null;
@@ -303,4 +303,11 @@ function secretsHint(id: string, ids: readonly string[]): string {
   if (meant) return `: did you mean "${meant}"?`;
   if (ids.length === 0) return ': the file holds no secrets';
   return ids.length <= 10 ? `: the file holds ${ids.map((x) => `"${x}"`).join(', ')}` : '';
+}
+
+/** The target meant, and the names there are (a few; a document may hold thousands). */
+function targetsHint(name: string, names: readonly string[]): string {
+  const meant = didYouMean(name, names);
+  const shown = names.length > 10 ? `${names.slice(0, 10).join(', ')}, ...` : names.join(', ');
+  return `${meant ? `did you mean ${meant}? ` : ''}known: ${shown || 'none'}`;
 }

@@ -59,6 +59,23 @@ describe('status of a target no run has recorded (beyond the list)', () => {
   });
 });
 
+describe('a run with a mistyped --target (beyond the list)', () => {
+  it('names the target meant; exit 2, nothing sent', async () => {
+    const config = await file('config.json', {
+      targets: [
+        { name: 'isp', host: '127.0.0.1', port: plain.port, tls: 'none', command: 'ETRN a.test' },
+      ],
+    });
+    const before = plain.connections.length;
+    const r = await dequeue(['--config', config, '--target', 'isq']);
+    expect(r).toMatchObject({ status: 2, stdout: '' });
+    expect(r.stderr).toBe(
+      `dequeue: ${config}: --target isq: no target of that name (did you mean isp? known: isp)\n`,
+    );
+    expect(plain.connections.length).toBe(before);
+  });
+});
+
 describe('a connection that cannot be made (beyond the list)', () => {
   it("is said in words with its code, in a run and in deliver, never as node's bare errno", async () => {
     const closed = await new ScriptedProvider({}).start();
