@@ -21,12 +21,11 @@ import {
   type ClientSession,
 } from '../../lambda/core/smtp/client-handshake';
 import { asDequeueError, DequeueError, ProtocolError } from '../../lambda/core/errors';
-import type { Transcript } from '../../lambda/core/ports';
 import type { SmtpReply } from '../../lambda/core/smtp/reply';
 import { canAnswer, groupMissingReply } from '../../lambda/core/smtp/reply-pairing';
-import { SMTP_TIMEOUTS } from '../../lambda/core/smtp/timeouts';
-import type { TlsPolicy, TlsState } from '../../lambda/core/smtp/tls-policy';
+import type { TlsState } from '../../lambda/core/smtp/tls-policy';
 import type { Destination } from './destination';
+import { DELIVERY_TIMEOUTS, type DeliveryOptions, type DeliveryTimeouts } from './delivery-options';
 import { DELIVER_TLS_WORDS, deliveryTls } from './delivery-tls';
 import { streamText, writeAll } from './message-text';
 import {
@@ -48,33 +47,7 @@ import {
   unanswered,
 } from './transaction';
 
-/** RFC 5321 4.5.3.2: the client's bound for each step (SMTP_TIMEOUTS); ours to connect and QUIT. */
-const { greeting, command, dataStart, dataBlock, finalDot } = SMTP_TIMEOUTS;
-export const DELIVERY_TIMEOUTS = {
-  connect: 30_000,
-  greeting,
-  command,
-  dataStart,
-  dataBlock,
-  finalDot,
-  quit: 2_000,
-};
-export type DeliveryTimeouts = typeof DELIVERY_TIMEOUTS;
-
-export interface DeliveryOptions {
-  readonly helloName: string;
-  /**
-   * TLS towards the server: `--tls`, `--tls-verify`, `--tls-ca` (delivery-tls.ts); undefined:
-   * the destination's defaults.
-   */
-  readonly tls?: TlsPolicy;
-  /** CA certificates (PEM) to trust when the policy names none (tests: the loopback peers' CA). */
-  readonly tlsCa?: string;
-  readonly transcript: Transcript;
-  readonly timeouts?: Partial<DeliveryTimeouts>;
-  /** A line the operator should see without --verbose: mail about to go in cleartext. */
-  readonly onNotice?: (text: string) => void;
-}
+export { DELIVERY_TIMEOUTS, type DeliveryOptions, type DeliveryTimeouts } from './delivery-options';
 
 export class DeliveryConnection {
   private broken: DequeueError | null = null;
