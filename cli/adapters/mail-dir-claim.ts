@@ -20,7 +20,11 @@ export interface MailDirMarks {
     dir: string,
     id: string,
     sub: 'delivered' | 'failed',
-    replies?: { readonly recipients: readonly unknown[]; readonly notified: readonly DsnRecord[] },
+    replies?: {
+      readonly recipients: readonly unknown[];
+      readonly notified: readonly DsnRecord[];
+      readonly reason?: string;
+    },
   ): Promise<void>;
   recordProgress(
     dir: string,
@@ -45,6 +49,8 @@ export class MailDirClaim implements ClaimedMail {
     private readonly file: number,
     /** The whole text, when it was small enough to be read at the claim. */
     private readonly text: readonly Buffer[] | null,
+    /** Why the envelope cannot be used (ClaimedMail.problem). */
+    readonly problem?: string,
   ) {
     this.answered = progress.answers;
     this.notified = progress.notified;
@@ -80,9 +86,14 @@ export class MailDirClaim implements ClaimedMail {
   async failed(
     answers: readonly (RecipientAnswer | ExpiredRecipient)[],
     notified: readonly DsnRecord[],
+    reason?: string,
   ): Promise<void> {
     await this.close();
-    await this.store.move(this.dir, this.ref.id, 'failed', { recipients: answers, notified });
+    await this.store.move(this.dir, this.ref.id, 'failed', {
+      recipients: answers,
+      notified,
+      ...(reason ? { reason } : {}),
+    });
   }
 
   async deferred(

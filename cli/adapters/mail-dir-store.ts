@@ -43,6 +43,7 @@ import {
 import { join } from 'node:path';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
+import { checkStoredEnvelope, unusableEnvelope } from '../../lambda/core/odmr/envelope-check';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 import type {
   ClaimedMail,
@@ -194,8 +195,8 @@ export class MailDirStore implements MailStore, MailDirMarks {
       );
     }
     try {
-      const [envelope, progress] = await Promise.all([
-        this.envelope(dir, ref.id),
+      const [{ envelope, problem }, progress] = await Promise.all([
+        this.envelope(dir, ref),
         this.progressIn(dir).has(ref.id)
           ? readFile(join(dir, `.${ref.id}.progress`), 'utf8').then(
               parseProgress,
@@ -209,36 +210,45 @@ export class MailDirStore implements MailStore, MailDirMarks {
           : (await stat(join(dir, `${ref.id}.eml`))).size;
       const text = size <= PREFETCH_BYTES ? await readWhole(file, size) : null;
       this.touched.add(dir);
-      return new MailDirClaim(this, ref, dir, envelope, progress, file, text);
+      return new MailDirClaim(this, ref, dir, envelope, progress, file, text, problem);
     } catch (e) {
       await fdClose(file);
       throw e;
     }
   }
 
-  private async envelope(dir: string, id: string): Promise<EnvelopeRecord> {
-    const path = join(dir, `${id}.json`);
-    let record: EnvelopeRecord;
+  /**
+   * The envelope, checked on read (envelope-check.ts): one that is not JSON or fails the check
+   * comes with its `problem`, and the message goes to failed/ with it. Only a file that cannot be
+   * read at all leaves the message where it is.
+   */
+  private async envelope(
+    dir: string,
+    ref: StoredRef,
+  ): Promise<{ envelope: EnvelopeRecord; problem?: string }> {
+    const path = join(dir, `${ref.id}.json`);
+    let text: string;
     try {
-      record = JSON.parse(await readSmall(path)) as EnvelopeRecord;
+      text = await readSmall(path);
     } catch (e) {
       throw new DequeueError(
         'temporary',
-        `message ${id} has no readable envelope (${path}: ${envelopeUnreadable(e)}); it is left where it is`,
+        `message ${ref.id} has no readable envelope (${path}: ${envelopeUnreadable(e)}); it is left where it is`,
         { cause: e },
       );
     }
-    if (
-      typeof record.mailFrom !== 'string' ||
-      !Array.isArray(record.rcptTo) ||
-      record.rcptTo.some((r) => typeof r !== 'string')
-    ) {
-      throw new DequeueError(
-        'temporary',
-        `message ${id}: ${path} is not an envelope record; it is left where it is`,
-      );
+    const unusable = (problem: string) => ({
+      envelope: unusableEnvelope(ref.id, ref.target),
+      problem: `${path}: ${problem}`,
+    });
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      return unusable('the envelope is not JSON');
     }
-    return record;
+    const checked = checkStoredEnvelope(raw);
+    return checked.ok ? { envelope: checked.envelope } : unusable(checked.problem);
   }
 
   /**
@@ -268,7 +278,11 @@ export class MailDirStore implements MailStore, MailDirMarks {
     dir: string,
     id: string,
     sub: 'delivered' | 'failed',
-    replies?: { readonly recipients: readonly unknown[]; readonly notified: readonly DsnRecord[] },
+    replies?: {
+      readonly recipients: readonly unknown[];
+      readonly notified: readonly DsnRecord[];
+      readonly reason?: string;
+    },
   ): Promise<void> {
     const to = join(dir, sub);
     if (!this.made.has(to)) {
@@ -276,7 +290,13 @@ export class MailDirStore implements MailStore, MailDirMarks {
       this.made.add(to);
     }
     if (replies) {
-      const record = repliesJson(id, new Date(), replies.recipients, replies.notified);
+      const record = repliesJson(
+        id,
+        new Date(),
+        replies.recipients,
+        replies.notified,
+        replies.reason,
+      );
       await writeFile(join(to, `${id}.replies.json`), record, { mode: 0o600 });
     }
     try {

@@ -61,6 +61,8 @@ export class S3Claim implements ClaimedMail {
     progress: ProgressRecord,
     private held: Held,
     private readonly source: StoredObject,
+    /** Why the envelope cannot be used (ClaimedMail.problem): the message goes to failed/. */
+    readonly problem?: string,
   ) {
     this.answered = progress.answers;
     this.notified = progress.notified;
@@ -179,6 +181,7 @@ export class S3Claim implements ClaimedMail {
   async failed(
     answers: readonly (RecipientAnswer | ExpiredRecipient)[],
     notified: readonly DsnRecord[],
+    reason?: string,
   ): Promise<void> {
     const to = this.store.failedKey(this.ref);
     try {
@@ -186,7 +189,7 @@ export class S3Claim implements ClaimedMail {
       await this.store.objects.copy(`${this.ref.base}.json`, `${to}.json`);
       await this.store.objects.put(
         `${to}.replies.json`,
-        repliesJson(this.ref.id, new Date(), answers, notified),
+        repliesJson(this.ref.id, new Date(), answers, notified, reason),
       );
       await this.store.objects.copyMessage(`${this.ref.base}.eml`, `${to}.eml`, this.source);
       // A large copy takes a while: the message is taken out only if it is still ours.

@@ -45,6 +45,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { TARGET_NAME } from '../../lambda/core/config';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
+import { checkStoredEnvelope, unusableEnvelope } from '../../lambda/core/odmr/envelope-check';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';
 import type { ClaimedMail, MailStore, StoredRef } from '../delivery/mail-store';
 import { NO_PROGRESS, parseProgress } from '../delivery/progress-record';
@@ -318,13 +319,19 @@ export class S3MailStoreReader implements MailStore, ClaimingStore {
         await release();
         return null; // delivered by another run meanwhile
       }
-      const envelope = JSON.parse(await this.objects.text(`${r.base}.json`)) as EnvelopeRecord;
-      if (typeof envelope.mailFrom !== 'string' || !Array.isArray(envelope.rcptTo)) {
-        throw new DequeueError(
-          'temporary',
-          `message ${r.id}: s3://${this.bucket}/${r.base}.json is not an envelope record; it is left where it is`,
-        );
+      // Checked on read (envelope-check.ts): not JSON, or not a sendable envelope, and the
+      // message goes to failed/ with the reason; only a read that fails leaves it in place.
+      const text = await this.objects.text(`${r.base}.json`);
+      let envelope: EnvelopeRecord = unusableEnvelope(r.id, r.target);
+      let problem: string | undefined;
+      try {
+        const checked = checkStoredEnvelope(JSON.parse(text));
+        if (checked.ok) envelope = checked.envelope;
+        else problem = checked.problem;
+      } catch {
+        problem = 'the envelope is not JSON';
       }
+      if (problem) problem = `s3://${this.bucket}/${r.base}.json: ${problem}`;
       // A progress record that is missing or unreadable means: every recipient still waits.
       const progress = await this.objects
         .text(`${r.base}.progress`)
@@ -335,7 +342,7 @@ export class S3MailStoreReader implements MailStore, ClaimingStore {
         await release();
         return null;
       }
-      return new S3Claim(this, r, envelope, progress, held, source);
+      return new S3Claim(this, r, envelope, progress, held, source, problem);
     } catch (e) {
       await release();
       throw e instanceof DequeueError

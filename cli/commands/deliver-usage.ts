@@ -8,6 +8,7 @@ export const DELIVER_USAGE = `Usage:
                   [--tls-verify | --no-tls-verify] [--tls-ca FILE]
                   [--helo-name NAME] [--timeout SECONDS] [--connections N]
                   [--give-up-after DURATION] [--bounce-via URL]
+                  [--config FILE]
 
 Hands the mail that ATRN stored to your mail server, oldest first, each message with its own
 envelope (MAIL FROM, every RCPT TO). A message leaves the store only once every recipient has a
@@ -42,6 +43,11 @@ gets its sender a delivery status notification (docs/bounces.md), never the null
   --tls-ca FILE    trust the CA certificates (PEM) in FILE instead of the system's (your own
                    CA, or a self-signed certificate itself); implies --tls-verify
   --helo-name NAME the name we give in EHLO/LHLO (default: this machine's host name)
+  --config FILE    the configuration document: each target's domains (its ATRN command's or
+                   mail.domains) are what its recipients are checked against. Without it, the
+                   domains each envelope recorded when it was received; an envelope of an older
+                   version, which records none, is then not sent (deferred). A recipient outside
+                   them is never sent: the message goes to failed/ with the reason
   --timeout SECONDS
                    the longest wait for the server, each time: connecting, the greeting, each
                    reply (default: RFC 5321's, 5 minutes; 10 for the answer after the final dot)

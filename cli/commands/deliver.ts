@@ -10,7 +10,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { TARGET_NAME, type TlsMode } from '../../lambda/core/config';
+import {
+  parseConfigDocument,
+  parseJsonText,
+  TARGET_NAME,
+  type TlsMode,
+} from '../../lambda/core/config';
 import { didYouMean } from '../../lambda/core/config-issues';
 import { DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
@@ -22,6 +27,7 @@ import { parseDestination, type Destination } from '../delivery/destination';
 import { deliveryTls, TLS_MODES } from '../delivery/delivery-tls';
 import { deliverStored, type MessageReport } from '../delivery/deliver-run';
 import type { MailStore } from '../delivery/mail-store';
+import { type DomainsOf, domainsFromConfig } from '../delivery/recipient-gate';
 import { DEFAULT_CONNECTIONS, MAX_CONNECTIONS } from '../delivery/run-connection';
 import type { CliIo } from '../io';
 import { parseFlags, UsageError, usageError } from '../usage';
@@ -46,6 +52,8 @@ interface DeliverOptions {
   readonly connections: number;
   /** --tls, --tls-verify / --no-tls-verify, --tls-ca, with the destination's defaults. */
   readonly tls: TlsPolicy;
+  /** --config: the targets' domains (cli/delivery/recipient-gate.ts). */
+  readonly domainsOf?: DomainsOf;
   /** --bounce-via (default the --to server) and --give-up-after. */
   readonly bounce: BounceFlags;
 }
@@ -65,6 +73,22 @@ async function readCa(file: string): Promise<string> {
   const problem = caBundleProblem(text);
   if (problem) throw new UsageError(`--tls-ca ${file}: ${problem}`);
   return text;
+}
+
+/** --config FILE: the targets' domains; an unreadable or invalid file is a usage error. */
+async function configDomains(file: string): Promise<DomainsOf> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--config ${file}: ${unreadableBecause(e)}`);
+  }
+  try {
+    return domainsFromConfig(parseConfigDocument(parseJsonText(text, file), file));
+  } catch (e) {
+    if (e instanceof DequeueError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** The TLS flags, checked against each other and the destination (delivery-tls.ts). */
@@ -115,6 +139,7 @@ async function parse(argv: readonly string[]): Promise<DeliverOptions | 'help'> 
     'tls-verify': { type: 'boolean' },
     'no-tls-verify': { type: 'boolean' },
     'tls-ca': { type: 'string' },
+    config: { type: 'string' },
     'give-up-after': { type: 'string' },
     'bounce-via': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -151,6 +176,7 @@ async function parse(argv: readonly string[]): Promise<DeliverOptions | 'help'> 
       `--connections ${connections}: must be a whole number from 1 to ${MAX_CONNECTIONS}`,
     );
   const tls = await tlsPolicy(values, destination);
+  const domainsOf = values.config === undefined ? undefined : await configDomains(values.config);
   const bounce = bounceFlags(values, destination);
   const prefix = values.prefix ?? 'mail/';
   return {
@@ -166,6 +192,7 @@ async function parse(argv: readonly string[]): Promise<DeliverOptions | 'help'> 
     timeoutMs: timeout === undefined ? undefined : Math.min(Number(timeout), 86_400) * 1000,
     connections: Number(connections),
     tls,
+    ...(domainsOf ? { domainsOf } : {}),
     bounce,
   };
 }
@@ -287,6 +314,7 @@ export async function deliverCommand(argv: readonly string[], io: CliIo): Promis
         tlsCa: io.tlsCa,
         transcript,
         connections: options.connections,
+        domainsOf: options.domainsOf,
         onReport: (r) => {
           tally[r.outcome]++;
           io.stdout.write(options.json ? `${JSON.stringify(r)}\n` : `${line(r)}\n`);

@@ -27,8 +27,13 @@ export function dsnDue(
   decided: MessageOutcome,
   notified: readonly DsnRecord[],
   expiredNow: boolean,
+  /** Recipients refused before sending (not the customer's, recipient-gate.ts): never reported. */
+  unreported: readonly { readonly address: string }[] = [],
 ): DsnDue {
-  const reported = new Set(notified.flatMap((d) => d.recipients));
+  const reported = new Set([
+    ...notified.flatMap((d) => d.recipients),
+    ...unreported.map((r) => r.address),
+  ]);
   const final = new Set(decided.finals.map((a) => a.address));
   const refused = decided.finals.filter((a) => a.code >= 500);
   const expired: ExpiredRecipient[] = expiredNow

@@ -25,7 +25,8 @@ import type { DeliveryOptions } from './delivery-client';
 import type { Destination } from './destination';
 import { type ConnectionLease, ConnectionPool, DEFAULT_CONNECTIONS } from './run-connection';
 import { MAX_MARKS_IN_FLIGHT, ReportsInOrder } from './reports-in-order';
-import type { ClaimedMail, MailStore, StoredRef } from './mail-store';
+import type { ClaimedMail, MailStore, RecipientAnswer, StoredRef } from './mail-store';
+import { type DomainsOf, recipientGate } from './recipient-gate';
 import { type DeliveryOutcome, type MessageOutcome, messageOutcome } from './message-outcome';
 import type { TransactionResult } from './transaction';
 import { dsnDue, type Settled, settle } from './bounce-due';
@@ -84,6 +85,8 @@ export interface DeliverDeps extends DeliveryOptions {
   readonly connections?: number;
   /** The run was stopped with `notStarted` of its messages not started (they stay in the store). */
   readonly onStopped?: (notStarted: number) => void;
+  /** The targets' domains from `--config` (recipient-gate.ts); else each envelope's own. */
+  readonly domainsOf?: DomainsOf;
   /**
    * Where the DSNs go and when recipients are given up (bounce-send.ts); absent: no DSN is sent
    * and nothing is given up (the CLI always gives it).
@@ -141,7 +144,7 @@ export async function deliverStored(
         started--;
         break;
       }
-      const marking = deliverOne(claim, lease, request.dryRun === true, bounce)
+      const marking = deliverOne(claim, lease, request.dryRun === true, bounce, deps.domainsOf)
         .finally(() => lease.release())
         .then(
           ({ marking }) => marking,
@@ -215,10 +218,20 @@ async function deliverOne(
   server: ConnectionLease,
   dryRun: boolean,
   bounce: BounceServer | undefined,
+  domainsOf: DomainsOf | undefined,
 ): Promise<{ marking: Promise<MessageReport> }> {
   const { envelope, ref } = claim;
+  // Issue 17 item 3: an envelope that failed its check on read never reaches the wire.
+  if (claim.problem) return { marking: unsendable(claim, claim.problem, dryRun) };
+  // Issue 17 item 2: a recipient outside the target's domains is answered here, never sent.
+  const gate = recipientGate(envelope, ref.target, domainsOf);
+  if ('unknown' in gate) {
+    await claim.release();
+    return { marking: Promise.resolve(deferredReport(ref, gate.unknown)) };
+  }
   const recipients = [...new Set(envelope.rcptTo)];
   const earlier = new Map(claim.answered.map((a) => [a.address, a] as const));
+  for (const refused of gate.refused) earlier.set(refused.address, refused);
   const waiting = recipients.filter((a) => !earlier.has(a));
 
   if (dryRun) {
@@ -254,7 +267,13 @@ async function deliverOne(
       })
     : { recipients: [], error: null };
   return {
-    marking: mark(claim, messageOutcome(recipients, earlier, result), result.tls ?? null, bounce),
+    marking: mark(
+      claim,
+      messageOutcome(recipients, earlier, result),
+      result.tls ?? null,
+      bounce,
+      gate.refused,
+    ),
   };
 }
 
@@ -268,6 +287,7 @@ async function mark(
   decided: MessageOutcome,
   tls: TlsState | null,
   bounce: BounceServer | undefined,
+  foreign: readonly RecipientAnswer[],
 ): Promise<MessageReport> {
   const { ref, envelope } = claim;
   const { finals } = decided;
@@ -278,7 +298,9 @@ async function mark(
       bounce.settings.now(),
       bounce.settings.giveUpAfterMs,
     );
-  const due = dsnDue(envelope.mailFrom, decided, claim.notified, expiredNow);
+  // No DSN for a recipient deliver refused as not the customer's: its sender may be forged, and
+  // the customer's server would carry the bounce out (backscatter).
+  const due = dsnDue(envelope.mailFrom, decided, claim.notified, expiredNow, foreign);
   let notified = claim.notified;
   let dsn: DsnReport | null = null;
   const report = (outcome: DeliveryOutcome, error: string | null): MessageReport => ({
@@ -320,16 +342,44 @@ async function mark(
 }
 
 /** A message nothing was sent for (its claim failed, or something unexpected): it stays. */
-function deferredReport(ref: StoredRef, error: DequeueError): MessageReport {
+function deferredReport(ref: StoredRef, error: DequeueError | string): MessageReport {
+  return unsent(ref, 'deferred', typeof error === 'string' ? error : error.message);
+}
+
+function unsent(ref: StoredRef, outcome: MessageReport['outcome'], error: string): MessageReport {
   return {
     message: ref.id,
     target: ref.target,
-    outcome: 'deferred',
+    outcome,
     recipients: [],
-    error: error.message,
+    error,
     tls: null,
     dsn: null,
   };
+}
+
+/**
+ * A message whose stored envelope is unusable (`problem`): nothing is sent, it goes to failed/
+ * with the reason (a dry run only says so). A mark that fails leaves it where it is.
+ */
+async function unsendable(
+  claim: ClaimedMail,
+  problem: string,
+  dryRun: boolean,
+): Promise<MessageReport> {
+  if (dryRun) {
+    await claim.release();
+    return unsent(claim.ref, 'pending', `would go to failed/: ${problem}`);
+  }
+  return claim.failed([], [], problem).then(
+    () => unsent(claim.ref, 'failed', `not sent: ${problem}; kept in failed/`),
+    (e: unknown) =>
+      unsent(
+        claim.ref,
+        'deferred',
+        `not sent: ${problem}; not moved: ${asDequeueError(e).message}`,
+      ),
+  );
 }
 
 /**

@@ -87,6 +87,11 @@ export interface MailStore {
 export interface ClaimedMail {
   readonly ref: StoredRef;
   readonly envelope: EnvelopeRecord;
+  /**
+   * Set when the stored envelope failed its check on read (lambda/core/odmr/envelope-check.ts):
+   * the reason. Nothing of `envelope` is then used; the message goes to failed/ with it.
+   */
+  readonly problem?: string;
   /** Final answers recorded by earlier runs: those recipients are not sent to again. */
   readonly answered: readonly RecipientAnswer[];
   /** DSNs recorded by earlier runs: those recipients are not reported again. */
@@ -96,12 +101,13 @@ export interface ClaimedMail {
   /** Every recipient accepted: the message leaves the undelivered set (delivered/, or deleted). */
   delivered(answers: readonly RecipientAnswer[]): Promise<void>;
   /**
-   * Every recipient answered, some refused for good (or given up): to failed/, the replies and
-   * the DSNs sent beside it.
+   * Every recipient answered, some refused for good (or given up), or the envelope unusable
+   * (`reason`): to failed/, the replies, the DSNs sent and the reason beside it.
    */
   failed(
     answers: readonly (RecipientAnswer | ExpiredRecipient)[],
     notified: readonly DsnRecord[],
+    reason?: string,
   ): Promise<void>;
   /**
    * Some recipients still wait (4xx, no answer), or a DSN is still owed: record the final answers

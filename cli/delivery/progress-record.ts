@@ -38,6 +38,8 @@ export function repliesJson(
   at: Date,
   recipients: readonly unknown[],
   notified: readonly DsnRecord[],
+  /** Why the message could not be sent at all (an envelope that failed its check). */
+  reason?: string,
 ): string {
-  return `${JSON.stringify({ id, at: at.toISOString(), recipients, dsn: notified }, null, 2)}\n`;
+  return `${JSON.stringify({ id, at: at.toISOString(), ...(reason ? { reason } : {}), recipients, dsn: notified }, null, 2)}\n`;
 }

@@ -87,8 +87,13 @@ export class ReplyChannel {
     return this.enqueue(what, timeoutMs);
   }
 
-  /** Write one command line and wait for its reply. `shown` replaces the line in the transcript. */
+  /**
+   * Write one command line and wait for its reply. `shown` replaces the line in the transcript.
+   * A line with an embedded CR or LF is never written (unsafeLine): the promise rejects.
+   */
   command(line: string, timeoutMs: number, shown: string = line): Promise<SmtpReply> {
+    const unsafe = unsafeLine(line, this.peer);
+    if (unsafe) return Promise.reject(unsafe);
     const reply = this.enqueue(shown, timeoutMs);
     this.write(line, shown);
     return reply;
@@ -103,6 +108,13 @@ export class ReplyChannel {
   pipeline(lines: readonly (string | PipelinedCommand)[], timeoutMs = 0): Promise<SmtpReply>[] {
     // A bare line gets `timeoutMs`; a PipelinedCommand carries its own bound (a QUIT's is brief).
     const commands = lines.map((l) => (typeof l === 'string' ? { line: l, timeoutMs } : l));
+    // One unsafe line and nothing of the group is written (unsafeLine).
+    const unsafe = commands.map((c) => unsafeLine(c.line, this.peer)).find((e) => e !== null);
+    if (unsafe) {
+      const refused = Promise.reject(unsafe);
+      refused.catch(() => undefined);
+      return commands.map(() => refused);
+    }
     const replies = commands.map((c) => this.enqueue(c.line, c.timeoutMs));
     for (const c of commands) this.transcript.line(this.targetName, 'C', c.line);
     if (!this.failure) this.socket.write(commands.map((c) => `${c.line}\r\n`).join(''));
@@ -217,4 +229,22 @@ export class ReplyChannel {
 
 function formatWait(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
+}
+
+/**
+ * Defence in depth (issue 17 item 3): a command argument with CR or LF in it would end the
+ * command early, and what follows would be a command of its own (RFC 5321 2.3.8: CRLF ends
+ * every line; an address with "\r\nRCPT TO:<x>" injects a recipient, or a whole transaction).
+ * Whatever built the line, the writer refuses it: a permanent error, nothing written. The text
+ * names the command's verb and where the break is, never the rest of the line.
+ */
+export function unsafeLine(line: string, peer: string): DequeueError | null {
+  const at = line.search(/[\r\n]/);
+  if (at === -1) return null;
+  const verb = /^[A-Za-z]*/.exec(line)![0].toUpperCase() || 'a command';
+  return new DequeueError(
+    'permanent',
+    `refused to send ${verb} to ${peer}: its argument holds ${line[at] === '\r' ? 'CR' : 'LF'} at character ${at}, which would inject a command`,
+    { cause: new RangeError(`an SMTP command line must not contain CR or LF (RFC 5321 2.3.8)`) },
+  );
 }

@@ -31,6 +31,7 @@ async function storedInternational(): Promise<string> {
     receivedAt: new Date().toISOString(),
     provider: 'provider.test:366',
     target: 'odmr',
+    domains: ['customer.test'],
     heloName: 'provider.test',
     tls: true,
     traceBytes: 0,

@@ -55,6 +55,8 @@ export async function store(
       receivedAt: new Date().toISOString(),
       provider: 'provider.test:366',
       target,
+      // As the receiver records them: the customer's domains its recipients were accepted for.
+      domains: [...new Set(m.rcptTo.map((r) => r.slice(r.lastIndexOf('@') + 1).toLowerCase()))],
       heloName: 'provider.test',
       tls: false,
       traceBytes: 0,
