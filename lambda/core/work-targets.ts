@@ -11,6 +11,7 @@ import { outcomeOfError } from './outcome';
 import { pool } from './pool';
 import type { CycleCounter, HeldLease, TargetLeases } from './ports';
 import type { PrecheckDeps } from './precheck/precheck';
+import type { PrecheckOutcome } from './precheck/precheck-report';
 import { releaseGate } from './precheck/release-gate';
 import type { TargetResult } from './result';
 import { stopReason } from './run-stop';
@@ -91,6 +92,18 @@ interface Worker extends WorkDeps {
 type Worked = { readonly result: TargetResult; readonly untried: boolean };
 type Untimed = Omit<TargetResult, 'durationMs' | 'cycle' | 'target'>;
 
+/** Nothing was sent: skipped, for `reason` (with the precheck's outcome when there was one). */
+function skipped(reason: string | undefined, precheck?: PrecheckOutcome): Untimed {
+  return {
+    outcome: 'skipped',
+    replies: [],
+    messages: 0,
+    error: null,
+    reason,
+    ...(precheck ? { precheck } : {}),
+  };
+}
+
 /**
  * The customer's server checked before the signal (precheck/), with this target's EHLO name.
  * It comes before the claim: a target whose server is down spends nothing of its cycle, and
@@ -138,14 +151,7 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
           ? `${rehearsed.reason}; precheck: ${checked.precheck.text}${held}`
           : rehearsed.reason;
       return {
-        result: timed({
-          outcome: 'skipped',
-          reason,
-          replies: [],
-          messages: 0,
-          error: null,
-          ...(checked.precheck ? { precheck: checked.precheck } : {}),
-        }),
+        result: timed(skipped(reason, checked.precheck)),
         untried: false,
       };
     }
@@ -165,27 +171,14 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
     if (run.stop?.aborted) {
       // Nothing was sent and nothing is recorded: as if not due this cycle.
       return {
-        result: timed({
-          outcome: 'skipped',
-          replies: [],
-          messages: 0,
-          error: null,
-          reason: `not started: the run was stopped (${stopReason(run.stop)})`,
-        }),
+        result: timed(skipped(`not started: the run was stopped (${stopReason(run.stop)})`)),
         untried: true,
       };
     }
     const checked = await gate(target, run, worker);
     if (!checked.open) {
       return {
-        result: timed({
-          outcome: 'skipped',
-          replies: [],
-          messages: 0,
-          error: null,
-          reason: checked.reason,
-          precheck: checked.precheck,
-        }),
+        result: timed(skipped(checked.reason, checked.precheck)),
         untried: false,
       };
     }
@@ -198,13 +191,7 @@ async function workTarget(target: Target, run: TargetRun, worker: Worker): Promi
         // No precheck in it: a skip without one is not recorded (run-cycle.ts, worker.ts), so the
         // other run's session, of an older cycle, still records its own result for the target.
         return {
-          result: timed({
-            outcome: 'skipped',
-            replies: [],
-            messages: 0,
-            error: null,
-            reason: TARGET_BUSY,
-          }),
+          result: timed(skipped(TARGET_BUSY)),
           untried: false,
         };
       }
@@ -241,13 +228,7 @@ async function claimAndSignal(
 ): Promise<Worked> {
   if (worker.claim && !(await worker.claim(run.cycle, target.name, run.signal))) {
     return {
-      result: timed({
-        outcome: 'skipped',
-        replies: [],
-        messages: 0,
-        error: null,
-        reason: `already signalled in cycle ${run.cycle}`,
-      }),
+      result: timed(skipped(`already signalled in cycle ${run.cycle}`)),
       untried: false,
     };
   }
