@@ -4,10 +4,7 @@ import type { MemoryBudget } from '../lambda/core/memory-budget';
 import type { MailReceiver } from '../lambda/core/ports';
 import type { MxResolver } from '../lambda/core/precheck/mx-servers';
 import type { MailStore } from './delivery/mail-store';
-import { checkMailDir, openMailDir } from './adapters/mail-dir-root';
-import { createMailDirSink } from './adapters/mail-dir-sink';
 import type { AwsClientSettings } from '../lambda/deployed-adapters';
-import { mailReceiverFor } from '../lambda/mail-receiver';
 import { type CommandStop, watchStopSignals } from './stop-signals';
 
 export interface CliIo {
@@ -67,7 +64,16 @@ export const processIo: CliIo = {
   stderr: process.stderr,
   watchStop: (say) => watchStopSignals(say),
   // docs/odmr.md: one file per message under DIR/<target>/, its envelope beside it.
+  // The receiving side (the session, the sink, node:tls) is loaded when a run opens the mail
+  // directory, not for every command: `deliver` and `status` never receive (bin/dequeue.js bundles
+  // each dynamic import as a chunk of its own).
   openMailDir: async (dir, config, dryRun, memory, space) => {
+    const [{ checkMailDir, openMailDir }, { createMailDirSink }, { mailReceiverFor }] =
+      await Promise.all([
+        import('./adapters/mail-dir-root'),
+        import('./adapters/mail-dir-sink'),
+        import('../lambda/mail-receiver'),
+      ]);
     if (dryRun) await checkMailDir(dir);
     const sink = dryRun ? createMailDirSink(dir, space) : await openMailDir(dir, space);
     return mailReceiverFor(sink, config.settings, undefined, memory, config.targets)!;
