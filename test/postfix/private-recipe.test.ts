@@ -147,6 +147,11 @@ describeWithPostfix('the private Postfix recipe of docs/real-servers.md, as writ
     expect(received.header('Subject')).toBe('held for ETRN');
 
     await sh(prefix + stop);
+    // `postfix stop` returns once the master is told; its children (qmgr, pickup, smtpd...) exit
+    // on their own signal a moment later, later still on a loaded machine.
+    const gone = Date.now() + 15_000;
+    while (instanceProcesses(join(dir, 'etc')).length && Date.now() < gone)
+      await new Promise((r) => setTimeout(r, 100));
     expect(instanceProcesses(join(dir, 'etc'))).toEqual([]);
     await expect(stat(dir)).rejects.toThrow(/ENOENT/);
   }, 120_000);
