@@ -308,6 +308,12 @@ describe('ODMR: acknowledge only what is stored', () => {
     expect(run.report.messages).toBeLessThan(10);
     expect(run.provider.customerReplies.at(-1)).toMatch(/^421 4\.3\.2 /);
     expect(run.provider.waiting).toHaveLength(10 - run.report.messages);
+    // The message in flight at the deadline is withdrawn within the session's bound when the disk
+    // keeps up; on a loaded machine its unlink may finish just after (the report then says it
+    // could not be withdrawn in time). Either way it never shows as a stored message.
+    const settled = Date.now() + 2_000;
+    while ((await readMailDir(run.dir)).others.length && Date.now() < settled)
+      await new Promise((r) => setTimeout(r, 50));
     await expectStoredExactlyAcknowledged(run, queue);
   });
 
