@@ -28,7 +28,8 @@ import type { AwsCall } from './aws-calls';
 import { ACCOUNT_ID, type Deployment, deploy, type WorkerBatch } from './deployment';
 import { LARGE_BATCH_TARGETS, LARGE_MESSAGE_BYTES, queueLargeBatch } from './large-worker-batch';
 import { deleteMessages, type QueueMessage, sendMessages } from './queue-poller';
-import { decide, type Decision } from './iam-policy';
+import { decide } from './iam-policy';
+import { auditCalls, auditReport, describeDecision, unusedStatements } from './policy-audit';
 import { failureDestinationCall, logDeliveryCall } from './platform-calls';
 import { scheduledEventFrom, slotTime } from './schedule-input';
 
@@ -454,55 +455,9 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
 
   it("every AWS call the bundle made is allowed by the role's policies in the template", () => {
     const { notEvaluated, policies, roleArn } = deployed();
-    const decisions = runs.flatMap((run) =>
-      run.calls.flatMap((call) =>
-        call.authorizations.map((auth) => ({
-          run: run.name,
-          call,
-          auth,
-          decision: decide(auth, policies, roleArn, ACCOUNT_ID),
-        })),
-      ),
-    );
-    const describe = (d: Decision) =>
-      d.verdict === 'allowed'
-        ? `allowed by ${d.by.statement} (${d.by.policy})`
-        : d.verdict === 'denied'
-          ? `DENIED by ${d.by.statement} (${d.by.policy})`
-          : d.verdict === 'undecided'
-            ? `UNDECIDED: ${d.why}`
-            : 'NOT GRANTED (implicit deny)';
-    const lines = decisions.map(
-      ({ run, call, auth, decision }) =>
-        `${run}: ${call.operation} ${call.subject} [HTTP ${call.status}] -> ${auth.action} on ${auth.resource ?? '(resource not decoded)'}: ${describe(decision)}`,
-    );
-    const used = new Set(
-      decisions.flatMap(({ decision }) =>
-        decision.verdict === 'allowed' ? [`${decision.by.policy}/${decision.by.statement}`] : [],
-      ),
-    );
-    const unused = policies
-      .filter((p) => p.kind === 'identity')
-      .flatMap((p) => p.statements.map((s, i) => `${p.name}/${s.Sid ?? `#${i}`}`))
-      .filter((ref) => !used.has(ref));
-    // The same, one line per operation, action and verdict: what goes in a note.
-    const summary = new Map<string, number>();
-    for (const { call, auth, decision } of decisions) {
-      const key = `| ${call.operation} | ${auth.action} | ${describe(decision).replace(/ \(.*\)$/, '')} |`;
-      summary.set(key, (summary.get(key) ?? 0) + 1);
-    }
-    console.info(
-      [
-        `AWS calls of the deployed bundle (${decisions.length} authorisations):`,
-        ...lines,
-        `role statements no call needed: ${unused.join(', ') || 'none'}`,
-        ...(notEvaluated.length ? [`not evaluated: ${notEvaluated.join('; ')}`] : []),
-        '',
-        '| call | authorised as | verdict | times |',
-        '| --- | --- | --- | --- |',
-        ...[...summary].map(([key, n]) => `${key} ${n} |`),
-      ].join('\n'),
-    );
+    const decisions = auditCalls(runs, policies, roleArn);
+    const unused = unusedStatements(decisions, policies);
+    console.info(auditReport(decisions, unused, notEvaluated));
 
     // The proxy saw the run: configuration, credentials, the counter and the mail all went through it.
     const services = new Set(decisions.map((d) => d.auth.action.split(':')[0]));
@@ -515,7 +470,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     expect(
       refused.map(
         (d) =>
-          `${d.call.operation} needs ${d.auth.action} on ${d.auth.resource ?? '(resource not decoded)'}: ${describe(d.decision)}`,
+          `${d.call.operation} needs ${d.auth.action} on ${d.auth.resource ?? '(resource not decoded)'}: ${describeDecision(d.decision)}`,
       ),
     ).toEqual([]);
     expect(notEvaluated).toEqual([]);
@@ -526,17 +481,12 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   it('the check fails, naming the call, when a statement the run needed is taken away', () => {
     const { policies, roleArn } = deployed();
     const needed = new Map<string, { policy: string; sid: string }>();
-    for (const run of runs) {
-      for (const call of run.calls) {
-        for (const auth of call.authorizations) {
-          const d = decide(auth, policies, roleArn, ACCOUNT_ID);
-          if (d.verdict === 'allowed')
-            needed.set(`${d.by.policy}/${d.by.statement}`, {
-              policy: d.by.policy,
-              sid: d.by.statement,
-            });
-        }
-      }
+    for (const { decision: d } of auditCalls(runs, policies, roleArn)) {
+      if (d.verdict === 'allowed')
+        needed.set(`${d.by.policy}/${d.by.statement}`, {
+          policy: d.by.policy,
+          sid: d.by.statement,
+        });
     }
     expect(needed.size).toBeGreaterThan(0);
     const authorizations = runs.flatMap((r) => r.calls.flatMap((c) => c.authorizations));
