@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import type { TlsPolicy } from '../../lambda/core/smtp/tls-policy';
 import type { BounceSettings, DsnReport } from '../delivery/bounce-send';
-import type { DeliveryOptions } from '../delivery/delivery-client';
+import type { DeliveryOptions } from '../delivery/delivery-options';
 import { deliveryTls } from '../delivery/delivery-tls';
 import { parseDestination, type Destination } from '../delivery/destination';
 import { DEFAULT_GIVE_UP_MS, durationWords, parseGiveUpAfter } from '../delivery/give-up';

@@ -14,7 +14,7 @@ import { headerSection } from '../../lambda/core/dsn/header-section';
 import { expiredStatus, refusedStatus } from '../../lambda/core/dsn/status-code';
 import type { Transcript } from '../../lambda/core/ports';
 import type { DsnDue } from './bounce-due';
-import type { DeliveryOptions } from './delivery-client';
+import type { DeliveryOptions } from './delivery-options';
 import type { Destination } from './destination';
 import type { ClaimedMail, DsnRecord } from './mail-store';
 import { ConnectionPool } from './run-connection';

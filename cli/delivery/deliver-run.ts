@@ -21,7 +21,7 @@
 import { asDequeueError, type DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
 import type { TlsState } from '../../lambda/core/smtp/tls-policy';
-import type { DeliveryOptions } from './delivery-client';
+import type { DeliveryOptions } from './delivery-options';
 import type { Destination } from './destination';
 import { type ConnectionLease, ConnectionPool, DEFAULT_CONNECTIONS } from './run-connection';
 import { MAX_MARKS_IN_FLIGHT, ReportsInOrder } from './reports-in-order';
@@ -41,7 +41,6 @@ import { pastGiveUp } from './give-up';
 import { deferredReport, type MessageReport, unsendable } from './message-report';
 
 export type { DeliveryOutcome } from './message-outcome';
-export type { MessageReport } from './message-report';
 
 export interface DeliverRequest {
   readonly targets?: readonly string[];

@@ -47,8 +47,6 @@ import {
   unanswered,
 } from './transaction';
 
-export { DELIVERY_TIMEOUTS, type DeliveryOptions, type DeliveryTimeouts } from './delivery-options';
-
 export class DeliveryConnection {
   private broken: DequeueError | null = null;
 

@@ -4,7 +4,8 @@
  */
 import { asDequeueError, DequeueError } from '../../lambda/core/errors';
 import type { Transcript } from '../../lambda/core/ports';
-import { DeliveryConnection, type DeliveryOptions } from './delivery-client';
+import { DeliveryConnection } from './delivery-client';
+import type { DeliveryOptions } from './delivery-options';
 import type { Destination } from './destination';
 import { type Outgoing, type TransactionResult, unanswered } from './transaction';
 
