@@ -24,6 +24,14 @@ async function rewrite(root: string, id: string, make: (e: Record<string, unknow
 const deliver = (root: string, port: number, ...more: string[]) =>
   runCli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more]);
 
+/** A configuration file holding the one target given, in a directory of its own. */
+async function configWith(target: Record<string, unknown>) {
+  const dir = await tempDir('dequeue-deliver-config-');
+  const file = join(dir.path, 'dequeue.json');
+  await writeFile(file, JSON.stringify({ targets: [target] }));
+  return { file, remove: dir.remove };
+}
+
 describe('deliver checks each stored envelope on read (mail directory)', () => {
   it.each(HOSTILE_ENVELOPES)('$name: to failed/ with the reason, nothing sent', async (c) => {
     const bad = message(1);
@@ -73,24 +81,15 @@ describe("deliver sends only to the target's domains (mail directory)", () => {
     const m = message(1, { to: ['victim@elsewhere.test'] });
     const root = await mailDir([m]);
     await rewrite(root, m.id, (e) => ({ ...e, domains: ['elsewhere.test'] }));
-    const conf = await tempDir('dequeue-deliver-config-');
-    const file = join(conf.path, 'dequeue.json');
-    await writeFile(
-      file,
-      JSON.stringify({
-        targets: [
-          {
-            name: 'odmr',
-            host: 'odmr.isp.test',
-            auth: { secretId: 's' },
-            command: 'ATRN customer.test',
-          },
-        ],
-      }),
-    );
+    const { file, remove } = await configWith({
+      name: 'odmr',
+      host: 'odmr.isp.test',
+      auth: { secretId: 's' },
+      command: 'ATRN customer.test',
+    });
     const mx = await server();
     const out = await deliver(root, mx.port, '--config', file);
-    await conf.remove();
+    await remove();
     expect(out.json[0]).toMatchObject({ outcome: 'failed' });
     expect(mx.lines.filter((l) => /^(MAIL|RCPT)/i.test(l))).toEqual([]);
   });
@@ -109,24 +108,15 @@ describe("deliver sends only to the target's domains (mail directory)", () => {
     expect(first.json.map((r) => r.outcome)).toEqual(['deferred', 'deferred']);
     expect(first.json[0]!.error).toMatch(/give --config/);
     expect(mx.lines.filter((l) => /^MAIL/i.test(l))).toEqual([]);
-    const conf = await tempDir('dequeue-deliver-config-');
-    const file = join(conf.path, 'dequeue.json');
-    await writeFile(
-      file,
-      JSON.stringify({
-        targets: [
-          {
-            name: 'odmr',
-            host: 'odmr.isp.test',
-            auth: { secretId: 's' },
-            command: 'ATRN',
-            mail: { domains: ['customer.test'] },
-          },
-        ],
-      }),
-    );
+    const { file, remove } = await configWith({
+      name: 'odmr',
+      host: 'odmr.isp.test',
+      auth: { secretId: 's' },
+      command: 'ATRN',
+      mail: { domains: ['customer.test'] },
+    });
     const second = await deliver(root, mx.port, '--config', file);
-    await conf.remove();
+    await remove();
     expect(second.json.map((r) => r.outcome)).toEqual(['delivered', 'failed']);
     expect(mx.lines.filter((l) => /^RCPT/i.test(l))).toEqual(['RCPT TO:<ok@customer.test>']);
   });
