@@ -34,8 +34,12 @@ export interface MailDirMarks {
   ): Promise<void>;
 }
 
+type ChunkRead = { readonly chunk: Buffer } | { readonly error: unknown };
+
 export class MailDirClaim implements ClaimedMail {
   private closed: Promise<void> | null = null;
+  /** Reads of the file in flight (stream): the close waits for them. */
+  private readonly reading = new Set<Promise<ChunkRead>>();
   readonly answered: readonly RecipientAnswer[];
   readonly notified: readonly DsnRecord[];
 
@@ -61,20 +65,45 @@ export class MailDirClaim implements ClaimedMail {
     return this.stream();
   }
 
+  /**
+   * The file in chunks, the next one read while this one is stuffed and written: the disk read (a
+   * trip to libuv's thread pool) overlaps the socket's draining instead of following it, and one
+   * read ahead keeps memory flat (bench/deliver.ts).
+   */
   private async *stream(): AsyncGenerator<Buffer> {
     let position = 0;
+    let next = this.readAt(position);
     for (;;) {
-      const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-      const bytesRead = await fdRead(this.file, buffer, position);
-      if (bytesRead === 0) return;
-      position += bytesRead;
-      yield buffer.subarray(0, bytesRead);
+      const read = await next;
+      if ('error' in read) throw read.error;
+      if (read.chunk.length === 0) return;
+      position += read.chunk.length;
+      next = this.readAt(position);
+      yield read.chunk;
     }
   }
 
-  /** The message file closed, once; never rejects. */
+  /**
+   * One chunk from `position`; never rejects (a failure is returned, for the stream to throw
+   * when it gets there: a read ahead that nobody awaits any more fails quietly). The file is not
+   * closed while it is in flight: its number could be reused by another open meanwhile.
+   */
+  private readAt(position: number): Promise<ChunkRead> {
+    if (this.closed)
+      return Promise.resolve({ error: new Error(`message ${this.ref.id}: its file is closed`) });
+    const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    const read = fdRead(this.file, buffer, position).then(
+      (bytesRead): ChunkRead => ({ chunk: buffer.subarray(0, bytesRead) }),
+      (error: unknown): ChunkRead => ({ error }),
+    );
+    this.reading.add(read);
+    void read.then(() => this.reading.delete(read));
+    return read;
+  }
+
+  /** The message file closed, once, after the reads in flight; never rejects. */
   private close(): Promise<void> {
-    this.closed ??= fdClose(this.file);
+    this.closed ??= Promise.all(this.reading).then(() => fdClose(this.file));
     return this.closed;
   }
 

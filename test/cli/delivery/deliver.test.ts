@@ -244,6 +244,25 @@ describe('dequeue deliver from a mail directory', () => {
     });
   });
 
+  it('a cut in the middle of a streamed message (its next chunk being read) leaves it undelivered; the next run sends it whole', async () => {
+    const large = message(1, { bodyBytes: 1_200_000 });
+    const root = await mailDir([large, message(2)]);
+    const cutting = await server({ cutInData: { message: 0, afterBytes: 400_000 } });
+    const args = ['deliver', '--mail-dir', root, '--json', '--connections', '1', '--to'];
+    const first = await runCli([...args, `smtp://127.0.0.1:${cutting.port}`]);
+    expect(first.status).toBe(1);
+    expect(first.json.map((r) => r.outcome)).toEqual(['deferred', 'delivered']);
+    expect(await where(root)).toMatchObject({ waiting: [large.id] });
+
+    const mx = await server();
+    const second = await runCli([...args, `smtp://127.0.0.1:${mx.port}`]);
+    expect(second.status).toBe(0);
+    const canonical = (b: Buffer) => b.toString('latin1').replace(/\r?\n/g, '\r\n');
+    expect(mx.accepted).toHaveLength(1);
+    expect(mx.accepted[0]!.text.toString('latin1').endsWith(canonical(large.text))).toBe(true);
+    expect(await where(root)).toMatchObject({ waiting: [], failed: [] });
+  });
+
   it('a server that is down: every message deferred, none moved, exit 1', async () => {
     const messages = [message(1), message(2)];
     const root = await mailDir(messages);
