@@ -146,4 +146,24 @@ describe('bin/dequeue.js bundle cache', () => {
     // status loads its DynamoDB client: the probe sees SDK modules when they are loaded.
     expect(await sdkLoaded(['status', '--help'])).toContain('@aws-sdk/client-dynamodb');
   });
+  it("keeps stack traces on the TypeScript sources (linked source maps) and V8's code beside the bundle", async () => {
+    const cache = join(dir, 'maps-cache');
+    expect(await dequeue({ DEQUEUE_CACHE_DIR: cache, HOME: dir })).toMatchObject({ status: 0 });
+    expect(await dequeue({ DEQUEUE_CACHE_DIR: cache, HOME: dir })).toMatchObject({ status: 0 });
+    const build = join(cache, (await readdir(cache)).find((e) => e.startsWith('b-'))!);
+    const files = await readdir(build);
+    expect(files).toContain('compile-cache');
+    let chunk = '';
+    for (const f of files.filter((f) => f.endsWith('.mjs')))
+      if ((await readFile(join(build, f), 'utf8')).includes('var DotStuffer')) chunk = f;
+    expect(files).toContain(`${chunk}.map`);
+    // What bin/dequeue.js does before it loads the bundle, then an error thrown inside it.
+    const script = `process.setSourceMapsEnabled(true);
+      const { DotStuffer } = await import(${JSON.stringify(join(build, chunk))});
+      try { new DotStuffer().push(null); } catch (e) { console.log(e.stack); }`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
+    expect(stdout).toMatch(
+      /at DotStuffer\.push \(.*lambda\/core\/smtp\/dot-stuffing\.ts:\d+:\d+\)/,
+    );
+  });
 });
