@@ -1,5 +1,5 @@
 /** Directories of the mail store that survive a crash: each new one fsynced into its parent. */
-import { mkdir, open, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /**
@@ -59,5 +59,58 @@ export async function fsyncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * The fsyncs of one directory of the mail store, shared between its messages. A message's two
+ * renames need the directory's fsync to be durable, and so do the hidden names the next message
+ * creates at its MAIL: one fsync after both does for both. So a message's renames wait for the
+ * next fsync of their directory, the one the next message's MAIL makes anyway, or the one
+ * `flush` makes when the session ends (MailSink.settle) or a caller reads the disk: one directory
+ * fsync a message instead of two. Nothing is at risk meanwhile: a message is acknowledged only
+ * once it is durable under its hidden names, and a crash that undoes its renames leaves it for
+ * the next run to finish (mail-dir-recovery.ts).
+ */
+export class DirectoryFsyncs {
+  /** Renames made and not yet covered by an fsync, each resolved by the next one that starts. */
+  private waiting: (() => void)[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(readonly dir: string) {}
+
+  /**
+   * fsync through `handle` (the directory, opened by the caller): every rename made before it
+   * starts is durable once it is done. A failure is the caller's; the renames it would have
+   * covered wait for the next one.
+   */
+  async sync(handle: FileHandle): Promise<void> {
+    const covered = this.waiting.splice(0);
+    try {
+      await handle.sync();
+    } catch (e) {
+      this.waiting.unshift(...covered);
+      throw e;
+    }
+    for (const done of covered) done();
+  }
+
+  /** Resolves once an fsync of the directory that started after this call is done. */
+  nextSync(): Promise<void> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /**
+   * The renames still waiting, made durable now. Never rejects: a directory that cannot be
+   * synced releases its waiters all the same (the messages are durable under their hidden names).
+   */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (!this.waiting.length) return;
+      const covered = this.waiting.splice(0);
+      await fsyncDir(this.dir).catch(() => undefined);
+      for (const done of covered) done();
+    });
+    return this.flushing;
   }
 }

@@ -8,7 +8,7 @@ import { crc32 } from 'node:zlib';
 import { envelopeJson } from '../../lambda/core/odmr/envelope-record';
 import { DequeueError } from '../../lambda/core/errors';
 import type { MailEnvelope, MessageDraft, StoredMessage } from '../../lambda/core/ports';
-import { fsyncDir } from './durable-dirs';
+import { type DirectoryFsyncs, fsyncDir } from './durable-dirs';
 
 export const RESOLVED = Promise.resolve();
 
@@ -53,6 +53,8 @@ export class Slot {
     readonly dir: string,
     name: string,
     prepared: Promise<void>,
+    /** The directory's fsyncs, shared with its other messages. */
+    readonly fsyncs: DirectoryFsyncs,
   ) {
     this.emlTmp = `${dir}/${name}.eml.part`;
     this.jsonTmp = `${dir}/${name}.json.part`;
@@ -84,8 +86,9 @@ export class Slot {
       (r) => (r as PromiseFulfilledResult<FileHandle>).value,
     ) as [FileHandle, FileHandle, FileHandle];
     // The two new names made durable now, while the session reads RCPT, DATA and the message:
-    // after the final dot only the files' contents are waited for (the commit, below).
-    this.entries = this.dirHandle.sync();
+    // after the final dot only the files' contents are waited for (the commit, below). The same
+    // fsync makes the previous message's renames durable (DirectoryFsyncs).
+    this.entries = this.fsyncs.sync(this.dirHandle);
     this.entries.catch(() => undefined);
   }
 
@@ -184,8 +187,10 @@ export class MailDirDraft implements MessageDraft {
   private abortRequested = false;
   /** CRC-32 of every byte written: the envelope carries it (mail-dir-recovery.ts). */
   private crc = 0;
-  /** After the commit: the directory's fsync that makes the two renames durable, then closing. */
+  /** After the commit: the files closed. */
   private publishing: Promise<void> | null = null;
+  /** After the commit: the directory's next fsync, which makes the two renames durable. */
+  private renamesDurable: Promise<void> | null = null;
   private readonly file: FileHandle;
   private readonly dir: string;
   private readonly eml: string;
@@ -228,9 +233,13 @@ export class MailDirDraft implements MessageDraft {
   /**
    * After a commit: resolves once its renames are durable and the files closed (the background
    * part of the commit; a caller that reads the disk's state, as the crash tests do, awaits it).
+   * Asking makes the directory's fsync now rather than at the next message or the session's end.
    */
   get published(): Promise<void> {
-    return this.publishing ?? RESOLVED;
+    if (!this.renamesDurable) return this.publishing ?? RESOLVED;
+    return Promise.all([this.publishing, this.renamesDurable, this.slot.fsyncs.flush()]).then(
+      () => undefined,
+    );
   }
 
   async abort(): Promise<void> {
@@ -327,7 +336,8 @@ export class MailDirDraft implements MessageDraft {
    * message is durable, whole, under those names: a crash from here leaves it for the next run to
    * finish (mail-dir-recovery.ts), so the 250 may go out. Before it does, the envelope is renamed
    * and then the message (its appearance is the commit point for a reader); the directory's fsync
-   * that makes the renames durable follows in the background, and the files are closed after it.
+   * that makes the renames durable comes later, shared with the next message's (DirectoryFsyncs),
+   * and the files are closed now.
    */
   private async commitSteps(): Promise<StoredMessage> {
     const id = this.envelope.id;
@@ -344,10 +354,8 @@ export class MailDirDraft implements MessageDraft {
       this.checkpoint();
       await renameOrDone(this.slot.jsonTmp, this.json);
       await renameOrDone(this.slot.emlTmp, this.eml);
-      this.publishing = this.slot.dirHandle
-        .sync()
-        .catch(() => undefined)
-        .then(() => this.closeAll());
+      this.renamesDurable = this.slot.fsyncs.nextSync();
+      this.publishing = this.closeAll();
       return { id, location: this.eml, bytes: this.bytes };
     } catch (e) {
       if (e instanceof DequeueError) throw e;

@@ -14,7 +14,7 @@
  * stored, which is what lets the session answer 250 (a directory the sink created is itself
  * fsynced into its parent first). Before that the envelope is renamed, then the message (its
  * appearance is the commit point for a reader); the directory's fsync that makes the renames
- * durable follows the 250. A crash that undoes them leaves the message whole under its hidden
+ * durable follows the 250, at the next message's MAIL or at the end of the session. A crash that undoes them leaves the message whole under its hidden
  * names, and the next run finishes it (mail-dir-recovery.ts). A reader should look for `*.eml`;
  * its `.json` is already there by then. Files are private to the user (0600, directories 0700).
  * What a crash at each step leaves: docs/odmr.md, tested by test/cli/adapters/mail-dir-crash.test.ts
@@ -34,8 +34,10 @@
  * - A small message is written in one writev at the commit (writes start at MIN_WRITE_BYTES).
  * - After the final dot, one wait for the disk, not two: the message's write and fsync, the
  *   envelope's one O_DSYNC write, and the directory's fsync of the two hidden names (started at
- *   MAIL) at once; then the two renames. The directory's fsync after them, and closing the
- *   files, come after the answer.
+ *   MAIL) at once; then the two renames. Closing the files comes after the answer, and the
+ *   directory's fsync that makes the renames durable later still: the next message's MAIL makes
+ *   one for its own hidden names, which covers them, or the session's end does
+ *   (durable-dirs.ts DirectoryFsyncs): one directory fsync a message, not two.
  * - A large message goes to the disk as it arrives (an fdatasync every WRITEBACK_BYTES, not
  *   awaited), so the fsync after the final dot finds little left to write.
  */
@@ -49,7 +51,7 @@ import type {
   SinkTransaction,
   TransactionStart,
 } from '../../lambda/core/ports';
-import { makeDirectory } from './durable-dirs';
+import { DirectoryFsyncs, makeDirectory } from './durable-dirs';
 import { MailDirDraft, RESOLVED, Slot, storeError } from './mail-dir-draft';
 import { recoverAndSweep } from './mail-dir-recovery';
 import {
@@ -89,6 +91,12 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
   const staleAfter = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const prepared = new Map<string, Promise<void>>();
   const dirs = new Map<string, string>();
+  const fsyncs = new Map<string, DirectoryFsyncs>();
+  const fsyncsOf = (dir: string): DirectoryFsyncs => {
+    let shared = fsyncs.get(dir);
+    if (!shared) fsyncs.set(dir, (shared = new DirectoryFsyncs(dir)));
+    return shared;
+  };
   // Temporary names for files opened at MAIL, before the message has its id: unique to this sink
   // (random) and to the transaction (a counter).
   const nonce = randomBytes(6).toString('hex');
@@ -131,7 +139,7 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
       const dir = envelope.relayedTo
         ? join(dirOf(envelope.target), 'relayed')
         : dirOf(envelope.target);
-      return draft(new Slot(dir, `.${envelope.id}`, prepare(dir)), envelope);
+      return draft(new Slot(dir, `.${envelope.id}`, prepare(dir), fsyncsOf(dir)), envelope);
     },
     /**
      * MAIL: the message's files and the directory are opened now, while RCPT and DATA go back
@@ -147,7 +155,7 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
           abandon: () => undefined,
         };
       const dir = dirOf(mail.target);
-      const slot = new Slot(dir, `.${nonce}-${++opened}`, prepare(dir));
+      const slot = new Slot(dir, `.${nonce}-${++opened}`, prepare(dir), fsyncsOf(dir));
       let taken = false;
       return {
         recipient: () => ACCEPTED,
@@ -163,6 +171,11 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
           return slot.release();
         },
       };
+    },
+    /** The session is over: the renames of its last message made durable now (DirectoryFsyncs). */
+    async settle(target: string): Promise<void> {
+      const dir = dirOf(target);
+      await Promise.all([dir, join(dir, 'relayed')].map((d) => fsyncs.get(d)?.flush() ?? RESOLVED));
     },
   };
   return sink;

@@ -99,6 +99,7 @@ export function createRelaySink(options: RelaySinkOptions): MailSink {
     // The archive's own say at MAIL (a mail directory short of space): nothing is relayed that
     // could not be archived.
     ...(archive?.admit ? { admit: (mail: TransactionStart) => archive.admit!(mail) } : {}),
+    ...(archive?.settle ? { settle: (target: string) => archive.settle!(target) } : {}),
     // A caller that does not ask recipient by recipient: all of them, or the message is refused.
     async begin(envelope: MailEnvelope): Promise<MessageDraft> {
       const tx = new RelayTransaction(options, envelope);

@@ -265,6 +265,12 @@ export interface MailSink {
    * message. Null: it may come.
    */
   admit?(mail: TransactionStart): Promise<MailRefusal | null>;
+  /**
+   * Optional: the session that took `target`'s mail is over. A store that put off what it owes
+   * after its answers (the mail directory's fsync that makes the last message's renames durable)
+   * does it now; the session awaits it, within its deadline. Never rejects.
+   */
+  settle?(target: string): Promise<void>;
 }
 
 /** A sink's temporary refusal of a message at MAIL. */

@@ -94,11 +94,10 @@ class ReversedSession {
     if (end.reply) await this.wire.reply(end.reply).catch(() => undefined);
     // The provider gets a moment to read our last reply and close first (it is the client).
     await this.wire.stream.close(Math.min(this.now() + CLOSE_GRACE_MS, this.turn.deadline));
-    // Nothing the sink opened for a transaction outlives the session (bounded all the same).
-    if (this.lettingGo.size)
-      await this.wire.timer
-        .within(Promise.all(this.lettingGo), this.turn.deadline)
-        .catch(() => undefined);
+    // Nothing the sink opened for a transaction outlives the session, and nothing it put off for
+    // after its answers is left undone (bounded all the same).
+    const letGo = Promise.all([...this.lettingGo, this.sink.settle?.(this.turn.target.name)]);
+    await this.wire.timer.within(letGo, this.turn.deadline).catch(() => undefined);
     this.wire.timer.stop();
     this.wire.dispose();
     const refused = this.report.foreignRecipients;

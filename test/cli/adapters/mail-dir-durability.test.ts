@@ -13,6 +13,8 @@ import type { MailEnvelope } from '../../../lambda/core/ports';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
 
 const synced: string[] = [];
+/** Renames and fsyncs in the order they were done: `rename <to>`, `sync <path>` (at its start and end). */
+const events: string[] = [];
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
@@ -20,17 +22,24 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     const handle = await fs.open(...args);
     const sync = handle.sync.bind(handle);
     handle.sync = async () => {
+      events.push(`sync start ${String(args[0])}`);
       await sync();
       synced.push(String(args[0]));
+      events.push(`sync ${String(args[0])}`);
     };
     return handle;
   };
-  return { ...fs, default: { ...fs, open }, open };
+  const rename: typeof fs.rename = async (from, to) => {
+    await fs.rename(from, to);
+    events.push(`rename ${String(to)}`);
+  };
+  return { ...fs, default: { ...fs, open, rename }, open, rename };
 });
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   synced.length = 0;
+  events.length = 0;
   for (const c of cleanups.splice(0)) await c();
 });
 
@@ -69,5 +78,43 @@ describe('mail directory: a crash right after our 250 forgets nothing', () => {
     const draft = await createMailDirSink(base).begin(envelope('m2'));
     await draft.commit();
     expect(synced.filter((p) => p === base)).toEqual([]);
+  });
+});
+
+describe('mail directory: the renames after each 250 are made durable', () => {
+  /** Whether a directory fsync of `dir` started after `event` and ended. */
+  const syncedAfter = (event: string, dir: string): boolean => {
+    const at = events.indexOf(event);
+    const start = events.indexOf(`sync start ${dir}`, at);
+    return at >= 0 && start > at && events.indexOf(`sync ${dir}`, start) > start;
+  };
+
+  it("by the next message's fsync at MAIL, and the last one's when the session settles: one directory fsync a message", async () => {
+    const t = await tempDir('dequeue-durable-');
+    cleanups.push(t.remove);
+    const base = await realpath(t.path);
+    const dir = join(base, 'isp');
+    const sink = createMailDirSink(base);
+    const ids = ['m1', 'm2', 'm3'];
+    for (const id of ids) {
+      const draft = await sink.transaction!({ mailFrom: '', target: 'isp' }).begin(envelope(id));
+      await draft.write([Buffer.from(`Subject: ${id}\r\n\r\nhi\r\n`)]);
+      await draft.commit();
+    }
+    // Each message's renames are covered by the fsync the next message's MAIL made.
+    for (const id of ids.slice(0, -1))
+      expect(syncedAfter(`rename ${dir}/${id}.eml`, dir)).toBe(true);
+    expect(syncedAfter(`rename ${dir}/m3.eml`, dir)).toBe(false);
+    await sink.settle!('isp');
+    for (const id of ids) {
+      expect(syncedAfter(`rename ${dir}/${id}.json`, dir), id).toBe(true);
+      expect(syncedAfter(`rename ${dir}/${id}.eml`, dir), id).toBe(true);
+    }
+    // Three at MAIL (the hidden names, and the renames before them) and one at the end.
+    expect(synced.filter((p) => p === dir)).toHaveLength(ids.length + 1);
+    // A session that stored nothing more costs nothing.
+    await sink.settle!('isp');
+    await sink.settle!('other');
+    expect(synced.filter((p) => p === dir)).toHaveLength(ids.length + 1);
   });
 });

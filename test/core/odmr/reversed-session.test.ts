@@ -147,6 +147,40 @@ describe('ODMR: a cut in the middle of DATA loses nothing and leaves nothing hal
   });
 });
 
+describe('ODMR: what the store put off is done before the run returns', () => {
+  it.each([
+    ['the provider quits', {}],
+    ['the provider cuts the connection', { cutInData: { message: 2, afterBytes: 500 } }],
+  ])(
+    '%s: the store is settled once, for the target, and done with before the run returns',
+    async (_case, faults) => {
+      const queue = queueOf(3);
+      const settled: string[] = [];
+      let done = false;
+      const run = await pull(
+        { queue, faults },
+        {
+          sink: (dir) => {
+            const store = createMailDirSink(dir);
+            return {
+              ...store,
+              async settle(target: string) {
+                settled.push(target);
+                await store.settle!(target);
+                done = true;
+              },
+            };
+          },
+        },
+      );
+      expect(run.report.messages).toBeGreaterThan(0);
+      expect(settled).toEqual(['odmr-test']);
+      expect(done).toBe(true);
+      await expectStoredExactlyAcknowledged(run, queue);
+    },
+  );
+});
+
 describe('ODMR: acknowledge only what is stored', () => {
   it.each(['begin', 'write', 'commit'] as const)(
     'a sink failing in %s on the third message: 451, the provider keeps it and the rest',
