@@ -200,6 +200,8 @@ export class MailDirDraft implements MessageDraft {
     private readonly slot: Slot,
     private readonly envelope: MailEnvelope,
     private readonly highWater: number,
+    /** Told what the commit stored (the disk guard's estimate of the free space). */
+    private readonly space: { spend(bytes: number): void } | null = null,
   ) {
     this.file = slot.file;
     this.dir = slot.dir;
@@ -354,6 +356,7 @@ export class MailDirDraft implements MessageDraft {
       this.checkpoint();
       await renameOrDone(this.slot.jsonTmp, this.json);
       await renameOrDone(this.slot.emlTmp, this.eml);
+      this.space?.spend(this.bytes + record.length);
       this.renamesDurable = this.slot.fsyncs.nextSync();
       this.publishing = this.closeAll();
       return { id, location: this.eml, bytes: this.bytes };

@@ -57,6 +57,7 @@ import { recoverAndSweep } from './mail-dir-recovery';
 import {
   admitBySpace,
   DEFAULT_MIN_FREE_BYTES,
+  FreeSpaceGauge,
   type FreeSpaceReader,
   statfsFreeBytes,
 } from './mail-dir-space';
@@ -126,14 +127,23 @@ export function createMailDirSink(root: string, options: MailDirSinkOptions = {}
     } catch (e) {
       throw storeError(envelope.id, slot.dir, e);
     }
-    return new MailDirDraft(slot, envelope, highWater);
+    return new MailDirDraft(slot, envelope, highWater, gauge);
   };
   /** Transactions abandoned before DATA with their files opened ahead (MAX_ABANDONED_AHEAD). */
   let abandoned = 0;
   const minFree = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
+  // statfs once in a while rather than at every MAIL; a reader given in the options (a test's)
+  // is asked every time.
+  const gauge = new FreeSpaceGauge(statfsFreeBytes);
   const sink: MailSink = {
     /** MAIL: 452 4.3.1 while the disk is short of its free-space bound (mail-dir-space.ts). */
-    admit: (mail) => admitBySpace(root, minFree, options.freeBytes ?? statfsFreeBytes, mail),
+    admit: (mail) =>
+      admitBySpace(
+        root,
+        minFree,
+        options.freeBytes ?? ((dir) => gauge.freeBytes(dir, minFree + (mail.declaredSize ?? 0))),
+        mail,
+      ),
     begin(envelope: MailEnvelope): Promise<MessageDraft> {
       // A copy of mail the relay took is a record, not mail to deliver: DIR/<target>/relayed/.
       const dir = envelope.relayedTo

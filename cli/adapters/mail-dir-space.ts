@@ -22,6 +22,45 @@ export async function statfsFreeBytes(dir: string): Promise<number> {
 /** Reads the free space of the file system under a directory; tests give a fake. */
 export type FreeSpaceReader = (dir: string) => Promise<number>;
 
+/** How long a statfs reading stands in for the next ones, while far from the bound. */
+export const FREE_SPACE_MAX_AGE_MS = 250;
+
+/**
+ * statfs at MAIL without a trip to the disk for every message: a reading stands for
+ * FREE_SPACE_MAX_AGE_MS, less what the mail directory stored since (`spend`), as long as it
+ * leaves a quarter more than the message needs (the bound and its SIZE; at least 16 MiB more).
+ * Near the bound
+ * every MAIL reads the disk again, so the guard decides as exactly as without the gauge; far from
+ * it, another writer on the file system has at most FREE_SPACE_MAX_AGE_MS to go unseen, as it
+ * would between a MAIL and the end of its message anyway.
+ */
+export class FreeSpaceGauge {
+  private reading: { free: number; at: number; spent: number } | null = null;
+
+  constructor(
+    private readonly read: FreeSpaceReader,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The free space under `dir`, for a message that needs `need` bytes free to be admitted. */
+  async freeBytes(dir: string, need: number): Promise<number> {
+    const last = this.reading;
+    if (last && this.now() - last.at < FREE_SPACE_MAX_AGE_MS) {
+      const estimate = last.free - last.spent;
+      if (estimate >= need + Math.max(need / 4, 16 * 1024 * 1024)) return estimate;
+    }
+    this.reading = null;
+    const free = await this.read(dir);
+    this.reading = { free, at: this.now(), spent: 0 };
+    return free;
+  }
+
+  /** Bytes the mail directory stored since the last reading. */
+  spend(bytes: number): void {
+    if (this.reading) this.reading.spent += bytes;
+  }
+}
+
 /**
  * Whether a message may come into `root` now: null when it may, else the 452. `closing` when the
  * free space is below the bound whatever the message (nothing more this session).
