@@ -14,6 +14,8 @@
  * held over between chunks: the state of the current line start, at most a dot and a CR.
  */
 
+import { needsWork, newWindow } from './stuffing-scan';
+
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
@@ -170,12 +172,14 @@ export class DotStuffer {
     // The dot goes out as part of the slice that starts here; the extra one first.
     if (this.atLineStart && chunk[i] === DOT) out.push(DOT_BUF);
     let from = i;
-    // One pass over the bytes for what needs work (a bare CR, a bare LF, a dot after CRLF)
-    // rather than two native searches per line: canonical text (base64, the bulk of large mail)
-    // has none of it and goes out as one slice. A per-line search cost as much CPU as the rest of
-    // a 50 MB delivery, and a regular expression over the chunk as a latin1 string half as much
-    // again, mostly copying it into a string and collecting that (bench/deliver.ts).
-    for (let at = needsWork(chunk, i); at !== -1; at = needsWork(chunk, at + 1)) {
+    // One pass over the bytes for what needs work (a bare CR, a bare LF, a dot after CRLF:
+    // stuffing-scan.ts) rather than two native searches per line: canonical text (base64, the
+    // bulk of large mail) has none of it and goes out as one slice. A per-line search cost as
+    // much CPU as the rest of a 50 MB delivery, and a regular expression over the chunk as a
+    // latin1 string half as much again, mostly copying it into a string and collecting that
+    // (bench/deliver.ts).
+    const window = newWindow();
+    for (let at = needsWork(chunk, i, window); at !== -1; at = needsWork(chunk, at + 1, window)) {
       if (chunk[at] === CR && at + 1 < len && chunk[at + 1] === LF) {
         // CRLF "." : the line end stays inside the slice, the dot gets one more.
         out.push(chunk.subarray(from, at + 2), DOT_BUF);
@@ -214,54 +218,3 @@ const DOT_BUF = Buffer.from('.');
 const FINAL_DOT = Buffer.from('.\r\n');
 const CRLF_FINAL_DOT = Buffer.from('\r\n.\r\n');
 const CRLF = Buffer.from('\r\n');
-/**
- * The first index at or after `from` where the text needs work: a CR without its LF (also a CR
- * that ends the chunk), an LF without a CR before it (at 0, whatever the previous chunk held: the
- * caller has dealt with a CR it ended with), or CRLF "." (its CR's index). -1: none.
- * Four bytes at a time where the chunk is aligned: a word with no byte below 0x0E (neither CR
- * nor LF can be in it) is skipped at once (the "has a byte less than n" test of Bit Twiddling
- * Hacks, exact for n <= 128); only a word that may hold one is looked at byte by byte.
- */
-function needsWork(chunk: Buffer, from: number): number {
-  const len = chunk.length;
-  const offset = chunk.byteOffset;
-  let at = from;
-  // Up to the first aligned word, one byte at a time.
-  const head = Math.min(len, at + ((4 - ((offset + at) & 3)) & 3));
-  for (; at < head; at++) {
-    const byte = chunk[at]!;
-    if (byte <= CR && isWork(chunk, at, byte, len)) return at;
-  }
-  if (at >= len) return -1;
-  const base = at;
-  const words = new Int32Array(chunk.buffer, offset + base, (len - base) >>> 2);
-  const count = words.length;
-  for (let w = 0; w < count; ) {
-    const v = words[w]!;
-    if (((v - 0x0e0e0e0e) & ~v & 0x80808080) === 0) {
-      w++;
-      continue;
-    }
-    let b = base + w * 4;
-    for (const end = b + 4; b < end; b++) {
-      const byte = chunk[b]!;
-      if (byte > CR) continue;
-      if (isWork(chunk, b, byte, len)) return b;
-      // CRLF: its LF is fine too, whichever word it is in.
-      if (byte === CR) b++;
-    }
-    w = (b - base) >>> 2;
-    at = b;
-  }
-  for (at = Math.max(at, base + count * 4); at < len; at++) {
-    const byte = chunk[at]!;
-    if (byte <= CR && isWork(chunk, at, byte, len)) return at;
-  }
-  return -1;
-}
-
-/** Whether `byte` (at most CR), at `at`, is one needsWork reports. */
-function isWork(chunk: Buffer, at: number, byte: number, len: number): boolean {
-  if (byte === CR) return at + 1 >= len || chunk[at + 1] !== LF || chunk[at + 2] === DOT;
-  return byte === LF && (at === 0 || chunk[at - 1] !== CR);
-}
