@@ -52,7 +52,8 @@ import type {
   TransactionStart,
 } from '../../lambda/core/ports';
 import { DirectoryFsyncs, makeDirectory } from './durable-dirs';
-import { MailDirDraft, RESOLVED, Slot, storeError } from './mail-dir-draft';
+import { MailDirDraft } from './mail-dir-draft';
+import { RESOLVED, Slot, storeError } from './mail-dir-slot';
 import { recoverAndSweep } from './mail-dir-recovery';
 import {
   admitBySpace,
