@@ -2,7 +2,7 @@
  * One message of the mail directory (cli/adapters/mail-dir-sink.ts) on its way to the disk: the
  * draft that writes its open files (a Slot, mail-dir-slot.ts), commits or aborts it.
  */
-import { access, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { access, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { envelopeJson } from '../../lambda/core/odmr/envelope-record';
 import { DequeueError } from '../../lambda/core/errors';
@@ -25,7 +25,9 @@ const WRITEBACK_BYTES = 8 * 1024 * 1024;
 /**
  * A write to the disk starts once this much is queued (or at the commit): a small message,
  * trace header included, goes down in one writev after the final dot instead of several
- * (each a trip through libuv's thread pool, which costs the session's thread too).
+ * (each a trip through libuv's thread pool, which costs the session's thread too), through the
+ * slot's O_DSYNC descriptor, which makes that write its fsync. A larger message streams to the
+ * disk through a descriptor of its own without O_DSYNC (`streaming`), fsynced at the end.
  */
 const MIN_WRITE_BYTES = 256 * 1024;
 
@@ -86,6 +88,8 @@ export class MailDirDraft implements MessageDraft {
   private publishing: Promise<void> | null = null;
   /** After the commit: the directory's next fsync, which makes the two renames durable. */
   private renamesDurable: Promise<void> | null = null;
+  /** The message's file without O_DSYNC, opened at its first write before the commit. */
+  private streaming: Promise<FileHandle> | null = null;
   private readonly file: FileHandle;
   private readonly dir: string;
   private readonly eml: string;
@@ -182,7 +186,7 @@ export class MailDirDraft implements MessageDraft {
         while (count < this.queue.length && size < MAX_BATCH_BYTES)
           size += this.queue[count++]!.length;
         const batch = this.queue.splice(0, count);
-        await writeAll(this.file, batch);
+        await writeAll(await this.streamingFile(), batch);
         this.unsynced += size;
         if (this.unsynced >= WRITEBACK_BYTES && !this.syncing) this.writeBack();
         this.queued -= size;
@@ -196,11 +200,17 @@ export class MailDirDraft implements MessageDraft {
     }
   }
 
+  /** The message's file for writes before the commit, opened once (a second descriptor). */
+  private streamingFile(): Promise<FileHandle> {
+    this.streaming ??= open(this.slot.emlTmp, 'r+');
+    return this.streaming;
+  }
+
   /** Start an fdatasync of what is written so far, not awaited here (WRITEBACK_BYTES). */
   private writeBack(): void {
     this.unsynced = 0;
-    const syncing: Promise<void> = this.file
-      .datasync()
+    const syncing: Promise<void> = this.streamingFile()
+      .then((file) => file.datasync())
       .then(
         () => undefined,
         (e: unknown) => {
@@ -261,18 +271,34 @@ export class MailDirDraft implements MessageDraft {
     }
   }
 
-  /** Every queued byte written (and the background writeback settled), then fsync. */
+  /**
+   * Every byte durable: a message that never started streaming is written whole, now, through the
+   * O_DSYNC descriptor (that write is its fsync); a streamed one gets its last writes, the
+   * background writeback settled, then fsync.
+   */
   private async syncMessage(): Promise<void> {
+    if (!this.streaming) {
+      const whole = this.queue.splice(0);
+      this.queued = 0;
+      await writeAll(this.file, whole);
+      return;
+    }
     if (this.queue.length) this.flushing ??= this.flush();
     await this.flushing;
     await this.syncing;
     this.checkpoint();
-    await this.file.sync();
+    await (await this.streaming).sync();
   }
 
-  /** Close the message, the envelope and the directory, once. Never rejects. */
+  /** Close the message (both its descriptors), the envelope and the directory, once. Never rejects. */
   private closeAll(): Promise<void> {
-    this.closing ??= this.slot.close();
+    this.closing ??= Promise.all([
+      this.slot.close(),
+      this.streaming?.then(
+        (file) => file.close().catch(() => undefined),
+        () => undefined,
+      ),
+    ]).then(() => undefined);
     return this.closing;
   }
 }

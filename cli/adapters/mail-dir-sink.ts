@@ -31,7 +31,8 @@
  *   (the message has no id yet), while RCPT and DATA go back and forth: DATA finds them open.
  *   An abandoned transaction closes and removes them. `begin` without a transaction opens them
  *   itself, named by the message's id.
- * - A small message is written in one writev at the commit (writes start at MIN_WRITE_BYTES).
+ * - A small message is written in one writev at the commit (writes start at MIN_WRITE_BYTES),
+ *   through a descriptor opened with O_DSYNC: that write is its fsync.
  * - After the final dot, one wait for the disk, not two: the message's write and fsync, the
  *   envelope's one O_DSYNC write, and the directory's fsync of the two hidden names (started at
  *   MAIL) at once; then the two renames. Closing the files comes after the answer, and the

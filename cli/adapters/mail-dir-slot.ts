@@ -10,8 +10,13 @@ import type { DirectoryFsyncs } from './durable-dirs';
 
 export const RESOLVED = Promise.resolve();
 
-/** The envelope is written once, whole, at the commit: with O_DSYNC that write is its fsync. */
-const ENVELOPE_FLAGS =
+/**
+ * Both files are created with O_DSYNC: the envelope is written once, whole, at the commit, and so
+ * is a small message (mail-dir-draft.ts), and with O_DSYNC that write is its fsync, one trip
+ * through libuv's thread pool instead of two after the final dot. A large message is written as
+ * it comes through a second descriptor without it.
+ */
+const SYNCED_WRITE_FLAGS =
   constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 /**
@@ -23,6 +28,7 @@ export class Slot {
   readonly emlTmp: string;
   readonly jsonTmp: string;
   readonly ready: Promise<void>;
+  /** The message's `.part` file, written with O_DSYNC. */
   file!: FileHandle;
   json!: FileHandle;
   dirHandle!: FileHandle;
@@ -45,8 +51,8 @@ export class Slot {
   private async open(prepared: Promise<void>): Promise<void> {
     await prepared;
     const steps = [
-      open(this.emlTmp, 'wx', 0o600),
-      open(this.jsonTmp, ENVELOPE_FLAGS, 0o600),
+      open(this.emlTmp, SYNCED_WRITE_FLAGS, 0o600),
+      open(this.jsonTmp, SYNCED_WRITE_FLAGS, 0o600),
       open(this.dir, 'r'),
     ] as const;
     const settled = await Promise.allSettled(steps);

@@ -90,7 +90,11 @@ const envelope = (id: string): MailEnvelope => ({
   tls: false,
   traceBytes: 0,
 });
-const text = Buffer.from(`Subject: crash\r\n\r\n${'x'.repeat(300_000)}\r\n`);
+/** Streamed to the disk as it comes, fsynced after the final dot. */
+const large = Buffer.from(`Subject: crash\r\n\r\n${'x'.repeat(300_000)}\r\n`);
+/** Written whole after the final dot, with O_DSYNC. */
+const small = Buffer.from(`Subject: crash\r\n\r\n${'x'.repeat(2_000)}\r\n`);
+let text = large;
 
 /**
  * Store one message as the session does after MAIL (transaction) or at DATA alone (begin). The
@@ -131,10 +135,13 @@ async function readAsDeliver(
 }
 
 describe.each([
-  ['after MAIL (files opened early)', true],
-  ['at DATA alone', false],
-])('mail directory: a crash at any step of storing a message, %s', (_, viaTransaction) => {
+  ['after MAIL (files opened early)', true, large],
+  ['at DATA alone', false, large],
+  ['after MAIL, a small message (one O_DSYNC write)', true, small],
+  ['at DATA alone, a small message', false, small],
+])('mail directory: a crash at any step of storing a message, %s', (_, viaTransaction, stored) => {
   it('leaves no message or the whole message with its envelope, and the next sweep leaves only the whole message', async () => {
+    text = stored;
     const t = await tempDir('dequeue-crash-');
     cleanups.push(t.remove);
     const root = join(t.path, 'mail');
@@ -196,8 +203,14 @@ describe.each([
       'open isp',
       'sync isp',
     ]);
+    // The message itself: fsynced once streamed, or written whole through its O_DSYNC descriptor.
     expect(steps.slice(0, committed).map((s) => s.call)).toEqual(
-      expect.arrayContaining(['sync isp', expect.stringMatching(/^sync \..*\.eml\.part$/)]),
+      expect.arrayContaining([
+        'sync isp',
+        expect.stringMatching(
+          stored === large ? /^sync \..*\.eml\.part$/ : /^writev \..*\.eml\.part$/,
+        ),
+      ]),
     );
     expect(JSON.parse(await readFile(join(root, 'isp', 'm1.json'), 'utf8'))).toMatchObject({
       id: 'm1',

@@ -4,6 +4,7 @@
  * message fsynced into a directory that was just created is lost with it unless the parent is.
  * The file system calls are watched (not replaced) through a wrapped `node:fs/promises`.
  */
+import { constants } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -20,6 +21,16 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
   const open: typeof fs.open = async (...args: Parameters<typeof fs.open>) => {
     const handle = await fs.open(...args);
+    const flags = args[1];
+    const dsync = typeof flags === 'number' && (flags & constants.O_DSYNC) !== 0;
+    for (const method of ['write', 'writev'] as const) {
+      const original = (handle[method] as (...a: unknown[]) => Promise<unknown>).bind(handle);
+      (handle as unknown as Record<string, unknown>)[method] = async (...a: unknown[]) => {
+        const result = await original(...a);
+        events.push(`${dsync ? 'dsync-write' : 'write'} ${String(args[0])}`);
+        return result;
+      };
+    }
     const sync = handle.sync.bind(handle);
     handle.sync = async () => {
       events.push(`sync start ${String(args[0])}`);
@@ -116,5 +127,29 @@ describe('mail directory: the renames after each 250 are made durable', () => {
     await sink.settle!('isp');
     await sink.settle!('other');
     expect(synced.filter((p) => p === dir)).toHaveLength(ids.length + 1);
+  });
+});
+
+describe('mail directory: the message is durable before the 250, small or large', () => {
+  it.each([
+    ['a small message: written whole after the final dot, through an O_DSYNC descriptor', 2_000],
+    ['a large one: streamed, then fsynced', 600_000],
+  ])('%s', async (_case, size) => {
+    const t = await tempDir('dequeue-durable-');
+    cleanups.push(t.remove);
+    const base = await realpath(t.path);
+    const draft = await createMailDirSink(base).begin(envelope('m1'));
+    const text = Buffer.alloc(size, 'x');
+    for (let i = 0; i < size; i += 65536) await draft.write([text.subarray(i, i + 65536)]);
+    await draft.commit();
+    const part = join(base, 'isp', '.m1.eml.part');
+    const writes = events.filter((e) => e.endsWith(` ${part}`) && e.includes('write'));
+    if (size < 256 * 1024) expect(writes).toEqual([`dsync-write ${part}`]);
+    else {
+      expect(writes.length).toBeGreaterThan(0);
+      // Every write before the fsync that the commit waited for.
+      const lastWrite = events.lastIndexOf(writes.at(-1)!);
+      expect(events.indexOf(`sync ${part}`, lastWrite)).toBeGreaterThan(lastWrite);
+    }
   });
 });
