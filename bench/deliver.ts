@@ -5,7 +5,9 @@
  * `dequeue deliver`, so byte for byte the same, plus its Received: line), released with
  * `postqueue -f` through a transport to the sink, timed from the flush to the sink's count of the
  * last message accepted; Postfix opens as many connections as its destination concurrency allows
- * (up to 20 by default) and marks nothing before the sink's 250 is counted. Beside it, Postfix's
+ * (up to 20 by default) and marks nothing before the sink's 250 is counted. dequeue uses its
+ * default connections (two, polite to a small server: cli/delivery/run-connection.ts) unless
+ * `--connections` says otherwise; its row says which. Beside it, Postfix's
  * smtp-source (`-d`, one connection, messages made in memory): a load generator, for reference.
  *
  * dequeue's figure includes the process start of `bin/dequeue.js` (its bundle built before the
@@ -26,6 +28,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createMailDirSink } from '../cli/adapters/mail-dir-sink';
+import { DEFAULT_CONNECTIONS } from '../cli/delivery/run-connection';
 import { flush, instanceCpu, postfixMissing, startBenchPostfix } from './postfix-peer';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -180,8 +183,9 @@ for (const load of loads) {
     count: load.count,
   });
   const flushed = row('Postfix 3 `postqueue -f` from its queue');
+  // The connections it used are in the row: the default unless --connections was given.
   const ours = row(
-    `dequeue deliver --mail-dir${connections.length ? ` ${connections.join(' ')}` : ''}`,
+    `dequeue deliver --mail-dir, ${values.connections ?? `${DEFAULT_CONNECTIONS} (default)`} connections`,
   );
   const source = row('smtp-source -d (a load generator, one connection)');
   const s = await sink();
