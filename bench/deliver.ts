@@ -268,16 +268,16 @@ console.log(
   `\n\`${command}\` (${new Date().toISOString()}, node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(1)).join(' ')} after)\n`,
 );
 console.log(
-  '| load | sender | MB/s (median) | x Postfix flush | median ms | CPU ms (median) | peak RSS MiB | runs |',
+  '| load | sender | MB/s (median) | x Postfix flush | median ms | ms, each run | CPU ms (median) | peak RSS MiB | runs |',
 );
-console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+console.log('|---|---|---:|---:|---:|---|---:|---:|---:|');
 const verdicts: string[] = [];
 for (const row of rows) {
   const base = rows.find((r) => r.load === row.load && r.tool.startsWith('Postfix'))!;
   const mbs = row.bytes / 1e6 / (median(row.ms) / 1000);
   const baseMbs = base.bytes / 1e6 / (median(base.ms) / 1000);
   console.log(
-    `| ${row.load} | ${row.tool} | ${mbs.toFixed(1)} | ${(mbs / baseMbs).toFixed(2)} | ${median(row.ms).toFixed(0)} | ${median(row.cpuMs).toFixed(0)} | ${row.rss.some(Number.isNaN) ? '-' : (Math.max(...row.rss) / 1024).toFixed(0)} | ${row.ms.length} |`,
+    `| ${row.load} | ${row.tool} | ${mbs.toFixed(1)} | ${(mbs / baseMbs).toFixed(2)} | ${median(row.ms).toFixed(0)} | ${row.ms.map((ms) => ms.toFixed(0)).join(' ')} | ${median(row.cpuMs).toFixed(0)} | ${row.rss.some(Number.isNaN) ? '-' : (Math.max(...row.rss) / 1024).toFixed(0)} | ${row.ms.length} |`,
   );
   if (row.tool.startsWith('dequeue'))
     verdicts.push(
