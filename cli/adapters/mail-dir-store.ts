@@ -41,7 +41,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TARGET_NAME } from '../../lambda/core/config';
+import { TARGET_NAME } from '../../lambda/core/config-names';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import { checkStoredEnvelope, unusableEnvelope } from '../../lambda/core/odmr/envelope-check';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';

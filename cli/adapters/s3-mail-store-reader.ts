@@ -43,7 +43,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { TARGET_NAME } from '../../lambda/core/config';
+import { TARGET_NAME } from '../../lambda/core/config-names';
 import { ConfigError, DequeueError } from '../../lambda/core/errors';
 import { checkStoredEnvelope, unusableEnvelope } from '../../lambda/core/odmr/envelope-check';
 import type { EnvelopeRecord } from '../../lambda/core/odmr/envelope-record';

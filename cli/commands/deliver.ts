@@ -10,14 +10,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import {
-  parseConfigDocument,
-  parseJsonText,
-  TARGET_NAME,
-  type TlsMode,
-} from '../../lambda/core/config';
+import type { TlsMode } from '../../lambda/core/config';
 import { didYouMean } from '../../lambda/core/config-issues';
 import { DequeueError } from '../../lambda/core/errors';
+import { TARGET_NAME } from '../../lambda/core/config-names';
 import type { Transcript } from '../../lambda/core/ports';
 import { caBundleProblem, type TlsPolicy } from '../../lambda/core/smtp/tls-policy';
 import { MailDirStore } from '../adapters/mail-dir-store';
@@ -84,6 +80,8 @@ async function configDomains(file: string): Promise<DomainsOf> {
   } catch (e) {
     throw new UsageError(`--config ${file}: ${unreadableBecause(e)}`);
   }
+  // Loaded only here: the configuration's schemas (valibot) cost a start without --config ~10 ms.
+  const { parseConfigDocument, parseJsonText } = await import('../../lambda/core/config');
   try {
     return domainsFromConfig(parseConfigDocument(parseJsonText(text, file), file));
   } catch (e) {

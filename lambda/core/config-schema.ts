@@ -13,20 +13,12 @@ import {
   DEFAULT_PRECHECK_TIMEOUT_SECONDS,
 } from './precheck/precheck-config';
 import { caBundleProblem } from './smtp/tls-policy';
+import { isHost, TARGET_NAME } from './config-names';
 
 export const DEFAULT_CONCURRENCY = 10;
-export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export { isHost, TARGET_NAME };
 /** RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF. */
 export const MAX_COMMAND_LENGTH = 510;
-
-const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
-
-export function isHost(value: string): boolean {
-  if (isIP(value) !== 0) return true;
-  if (value.length > 253) return false;
-  const name = value.endsWith('.') ? value.slice(0, -1) : value;
-  return name.length > 0 && name.split('.').every((label) => HOST_LABEL.test(label));
-}
 
 export const integer = (min: number, max: number) =>
   v.pipe(

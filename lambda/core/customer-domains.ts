@@ -12,7 +12,7 @@
  */
 import { isIP } from 'node:net';
 import { ConfigError } from './errors';
-import { isHost } from './config-schema';
+import { isHost } from './config-names';
 
 /** `Customer.Example.` -> `customer.example`. */
 export function normaliseDomain(domain: string): string {
