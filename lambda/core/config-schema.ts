@@ -16,7 +16,6 @@ import { caBundleProblem } from './smtp/tls-policy';
 import { isHost, TARGET_NAME } from './config-names';
 
 export const DEFAULT_CONCURRENCY = 10;
-export { isHost, TARGET_NAME };
 /** RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF. */
 export const MAX_COMMAND_LENGTH = 510;
 

@@ -21,7 +21,8 @@ import {
 } from './precheck/precheck-config';
 import type { TlsMode } from './smtp/tls-policy';
 
-export { DEFAULT_CONCURRENCY, MAX_COMMAND_LENGTH, TARGET_NAME } from './config-schema';
+export { TARGET_NAME } from './config-names';
+export { DEFAULT_CONCURRENCY, MAX_COMMAND_LENGTH } from './config-schema';
 export { didYouMean } from './config-issues';
 
 export type Protocol = 'smtp' | 'raw';
