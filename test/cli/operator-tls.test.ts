@@ -4,42 +4,19 @@
  * from the first byte. Each gets the exit status the docs promise and one line that says which
  * mode to use instead, whole in the status table. The rest of the issue: operator.test.ts.
  */
-import { chmod, mkdtemp, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
 import { ScriptedProvider, testCert } from '../../peers/scripted-provider';
 import { message, store } from './delivery/stored-mail';
+import { dir, file, lines, plain, silent, useOperatorBench } from './operator-bench';
 import { runDequeue } from '../support/dequeue-process';
 
-let dir: string;
-let plain: ScriptedProvider;
-let silent: ScriptedProvider;
-
-beforeAll(async () => {
-  // One start first: it builds the CLI's bundle when the sources changed (bin/dequeue.js).
-  await runDequeue(['--version'], 60_000);
-  dir = await mkdtemp(join(tmpdir(), 'dequeue-operator-tls-'));
-  plain = await new ScriptedProvider({ extensions: ['ETRN'] }).start();
-  silent = await new ScriptedProvider({ greeting: null }).start();
-});
-afterAll(async () => {
-  await plain?.stop();
-  await silent?.stop();
-});
-
-let n = 0;
-async function file(name: string, content: unknown, mode = 0o600): Promise<string> {
-  const path = join(dir, `${++n}-${name}`);
-  await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content));
-  await chmod(path, mode);
-  return path;
-}
+useOperatorBench('dequeue-operator-tls-');
 
 const dequeue = (args: string[]) => runDequeue(args, 60_000);
-const lines = (text: string) => text.trimEnd().split('\n');
 
 describe('TLS in the wrong mode (item 6) and the status table (item 7)', () => {
   it('implicit TLS against a plain port says what to use instead, and the status table shows all of it', async () => {

@@ -3,43 +3,19 @@
  * a person makes gets the exit status the docs promise and one line that names what is wrong and
  * what to do; nothing says "healthy" or succeeds quietly when it cannot know.
  */
-import { chmod, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailDirSink } from '../../cli/adapters/mail-dir-sink';
 import { ScriptedMailServer } from '../../peers/scripted-mail-server';
-import { ScriptedProvider } from '../../peers/scripted-provider';
 import { message, store } from './delivery/stored-mail';
+import { dir, file, lines, plain, silent, useOperatorBench } from './operator-bench';
 import { runDequeue, type RunOptions } from '../support/dequeue-process';
 
 const asRoot = process.getuid?.() === 0;
-let dir: string;
-let plain: ScriptedProvider;
-let silent: ScriptedProvider;
-
-beforeAll(async () => {
-  // One start first: it builds the CLI's bundle when the sources changed (bin/dequeue.js).
-  await runDequeue(['--version'], 60_000);
-  dir = await mkdtemp(join(tmpdir(), 'dequeue-operator-'));
-  plain = await new ScriptedProvider({ extensions: ['ETRN'] }).start();
-  silent = await new ScriptedProvider({ greeting: null }).start();
-});
-afterAll(async () => {
-  await plain?.stop();
-  await silent?.stop();
-});
-
-let n = 0;
-async function file(name: string, content: unknown, mode = 0o600): Promise<string> {
-  const path = join(dir, `${++n}-${name}`);
-  await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content));
-  await chmod(path, mode);
-  return path;
-}
+useOperatorBench('dequeue-operator-');
 
 const dequeue = (args: string[], options?: RunOptions) => runDequeue(args, 60_000, options);
-const lines = (text: string) => text.trimEnd().split('\n');
 
 describe('status on a state file that is not there (item 1)', () => {
   it('exits 2 and says so, so that `dequeue status --state F || notify` fires after a typo', async () => {
