@@ -7,35 +7,10 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
-import {
-  ScriptedMailServer,
-  type ScriptedMailServerOptions,
-} from '../../../peers/scripted-mail-server';
-import { tempDir } from '../../core/odmr/odmr-fixtures';
-import { runCli } from '../../support/cli-run';
-import { message, type StoredMessage, store } from './stored-mail';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { deliverTo, mailDir, messageIdOf, server } from './mail-dir-delivery';
+import { message } from './stored-mail';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function mailDir(messages: readonly StoredMessage[]): Promise<string> {
-  const dir = await tempDir('dequeue-connections-');
-  cleanups.push(dir.remove);
-  await store(createMailDirSink(dir.path), 'odmr', messages);
-  return dir.path;
-}
-
-async function server(options: ScriptedMailServerOptions = {}): Promise<ScriptedMailServer> {
-  const s = await new ScriptedMailServer(options).start();
-  cleanups.push(() => s.stop());
-  return s;
-}
-
-const messageIdOf = (text: Buffer) => /Message-ID: (<[^>]+>)/.exec(text.toString('latin1'))?.[1];
 const delivered = async (root: string) =>
   (await readdir(join(root, 'odmr', 'delivered'))).filter((n) => n.endsWith('.eml')).sort();
 
@@ -57,16 +32,7 @@ describe('dequeue deliver --connections', () => {
         return '250 2.0.0 Ok: queued';
       },
     });
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--connections',
-      '3',
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--connections', '3', '--json');
     expect(out.status).toBe(0);
     expect(mx.mostAtOnce).toBeGreaterThanOrEqual(2);
     expect(mx.mostAtOnce).toBeLessThanOrEqual(3);
@@ -100,7 +66,7 @@ describe('dequeue deliver --connections', () => {
     const checked = new Promise<void>((resolve) => {
       secondMail = resolve;
       const bound = setTimeout(resolve, 300);
-      cleanups.push(async () => clearTimeout(bound));
+      onTestFinished(() => clearTimeout(bound));
     });
     const mx = await server({
       holdCommand: (line) => {
@@ -108,16 +74,7 @@ describe('dequeue deliver --connections', () => {
         return line === `RCPT TO:<${messages[0]!.rcptTo[0]}>` ? checked : undefined;
       },
     });
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--connections',
-      '3',
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--connections', '3', '--json');
     expect(out.status).toBe(0);
     const firstData = mx.lines.indexOf('DATA');
     const secondMailLine = mx.lines.findIndex((l) => l.includes(messages[1]!.mailFrom));
@@ -129,16 +86,7 @@ describe('dequeue deliver --connections', () => {
     const messages = Array.from({ length: 6 }, (_, i) => message(200 + i));
     const root = await mailDir(messages);
     const mx = await server({ maxConnections: 1 });
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--connections',
-      '4',
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--connections', '4', '--json');
     expect(out.status).toBe(0);
     expect(out.json.map((r: { outcome: string }) => r.outcome)).toEqual(
       messages.map(() => 'delivered'),
@@ -152,18 +100,9 @@ describe('dequeue deliver --connections', () => {
     const root = await mailDir(messages);
     const mx = await server();
     const port = mx.port;
+    // Stopped now; its stop after the test finds it stopped already.
     await mx.stop();
-    cleanups.pop();
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${port}`,
-      '--connections',
-      '3',
-      '--json',
-    ]);
+    const out = await deliverTo(root, port, '--connections', '3', '--json');
     expect(out.status).toBe(1);
     expect(out.json.map((r: { outcome: string }) => r.outcome)).toEqual(
       messages.map(() => 'deferred'),
@@ -176,15 +115,7 @@ describe('dequeue deliver --connections', () => {
     async (n) => {
       const root = await mailDir([message(400)]);
       const mx = await server();
-      const out = await runCli([
-        'deliver',
-        '--mail-dir',
-        root,
-        '--to',
-        `smtp://127.0.0.1:${mx.port}`,
-        '--connections',
-        n,
-      ]);
+      const out = await deliverTo(root, mx.port, '--connections', n);
       expect(out.status).toBe(2);
       expect(out.stderr).toContain(`--connections ${n}`);
       expect(mx.connections).toBe(0);

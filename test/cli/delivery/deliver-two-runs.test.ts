@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LOCK_STALE_MS } from '../../../cli/adapters/mail-dir-lock';
 import { MailDirStore } from '../../../cli/adapters/mail-dir-store';
-import { mailDir, messageIdOf, server, where } from './mail-dir-delivery';
+import { deliverTo, mailDir, messageIdOf, server, where } from './mail-dir-delivery';
 import { message } from './stored-mail';
 import { runCli } from '../../support/cli-run';
 
@@ -38,14 +38,7 @@ describe('two dequeue deliver runs on one mail directory', () => {
       JSON.stringify({ pid: 2 ** 22 + 17, host, nonce: 'x', since: '2026-11-30T09:00:00.000Z' }),
     );
     const mx = await server();
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      crashed,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const out = await deliverTo(crashed, mx.port, '--json');
     expect(out.status).toBe(0);
     expect(out.json).toHaveLength(2);
     expect(await where(crashed)).toMatchObject({ waiting: [], failed: [] });
@@ -57,14 +50,7 @@ describe('two dequeue deliver runs on one mail directory', () => {
       join(live, 'odmr', '.deliver.lock'),
       JSON.stringify({ pid: process.pid, host, nonce: 'y', since: '2026-11-30T09:00:00.000Z' }),
     );
-    const left = await runCli([
-      'deliver',
-      '--mail-dir',
-      live,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const left = await deliverTo(live, mx.port, '--json');
     // Nothing failed, but this run delivered none of it: not a success (EX_TEMPFAIL).
     expect(left.status).toBe(75);
     expect(left.stderr).toMatch(/: 0 delivered, 0 deferred, 0 failed; 2 left to another run/);
@@ -88,14 +74,7 @@ describe('two dequeue deliver runs on one mail directory', () => {
     await utimes(lock, silentSince, silentSince);
     const mx = await server();
 
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--json');
 
     expect(out.status).toBe(0);
     expect(out.json.map((r) => r.outcome)).toEqual(['delivered', 'delivered']);

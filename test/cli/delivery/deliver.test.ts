@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ls, mailDir, messageIdOf, server, where } from './mail-dir-delivery';
+import { deliverTo, ls, mailDir, messageIdOf, server, where } from './mail-dir-delivery';
 import { message } from './stored-mail';
 import { runCli } from '../../support/cli-run';
 
@@ -20,14 +20,7 @@ describe('dequeue deliver from a mail directory', () => {
     ];
     const root = await mailDir(messages);
     const mx = await server();
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--json');
     expect(out.status).toBe(0);
     expect(out.json).toEqual(
       messages.map((m) => ({
@@ -65,14 +58,7 @@ describe('dequeue deliver from a mail directory', () => {
     );
 
     // Nothing left: a second run delivers nothing again.
-    const again = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const again = await deliverTo(root, mx.port, '--json');
     expect(again).toMatchObject({ status: 0, json: [] });
     expect(mx.accepted).toHaveLength(3);
   });
@@ -86,14 +72,7 @@ describe('dequeue deliver from a mail directory', () => {
     const path = join(root, 'odmr', `${small.id}.eml`);
     await writeFile(path, Buffer.concat([await readFile(path), extra]));
     const mx = await server();
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--json');
     expect(out.status).toBe(0);
     expect(out.json.map((r) => r.outcome)).toEqual(['delivered', 'delivered']);
     const canonical = (b: Buffer) => b.toString('latin1').replace(/\r?\n/g, '\r\n');
@@ -119,14 +98,7 @@ describe('dequeue deliver from a mail directory', () => {
             ? laterReply
             : '250 2.1.5 Ok',
     });
-    const first = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const first = await deliverTo(root, mx.port, '--json');
     expect(first.status).toBe(1);
     expect(first.json).toEqual([
       {
@@ -162,14 +134,7 @@ describe('dequeue deliver from a mail directory', () => {
     expect(await where(root)).toEqual({ waiting: [m.id], delivered: [], failed: [] });
 
     laterReply = '250 2.1.5 Ok';
-    const second = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const second = await deliverTo(root, mx.port, '--json');
     expect(second.status).toBe(1);
     expect(second.json).toMatchObject([
       { outcome: 'failed', recipients: [{ code: 250 }, { code: 250 }, { code: 550 }] },
@@ -198,14 +163,7 @@ describe('dequeue deliver from a mail directory', () => {
     const messages = [message(1), message(2, { bodyBytes: 200_000 }), message(3)];
     const root = await mailDir(messages);
     const cutting = await server({ cutInData: { message: 1, afterBytes: 50_000 } });
-    const first = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${cutting.port}`,
-      '--json',
-    ]);
+    const first = await deliverTo(root, cutting.port, '--json');
     expect(first.status).toBe(1);
     expect(first.json.map((r) => r.outcome)).toEqual(['delivered', 'deferred', 'delivered']);
     expect(first.json[1].recipients).toEqual([
@@ -227,14 +185,7 @@ describe('dequeue deliver from a mail directory', () => {
     });
 
     const mx = await server();
-    const second = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const second = await deliverTo(root, mx.port, '--json');
     expect(second.status).toBe(0);
     expect(mx.accepted.map((a) => messageIdOf(a.text))).toEqual([messages[1]!.messageId]);
     expect(await where(root)).toEqual({
@@ -292,14 +243,7 @@ describe('dequeue deliver from a mail directory', () => {
       mail: (from) =>
         from === 'sender2@origin.test' ? '550 5.7.1 sender rejected' : '250 2.1.0 Ok',
     });
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--json');
     expect(out.status).toBe(1);
     expect(out.json.map((r) => r.outcome)).toEqual(['delivered', 'failed', 'delivered']);
     expect(out.json[1].recipients).toEqual([
@@ -359,15 +303,7 @@ describe('dequeue deliver from a mail directory', () => {
   it('--dry-run lists what would go and connects to nothing', async () => {
     const root = await mailDir([message(1)]);
     const mx = await server();
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--dry-run',
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--dry-run', '--json');
     expect(out.status).toBe(0);
     expect(out.json).toMatchObject([
       { outcome: 'pending', recipients: [{ address: 'user1@customer.test', code: null }] },

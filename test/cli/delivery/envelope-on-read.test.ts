@@ -7,10 +7,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../support/cli-run';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
 import { HOSTILE_ENVELOPES } from './hostile-envelopes';
-import { mailDir, server, where } from './mail-dir-delivery';
+import { deliverTo, mailDir, server, where } from './mail-dir-delivery';
 import { message } from './stored-mail';
 
 const envelopePath = (root: string, id: string) => join(root, 'odmr', `${id}.json`);
@@ -22,7 +21,7 @@ async function rewrite(root: string, id: string, make: (e: Record<string, unknow
 }
 
 const deliver = (root: string, port: number, ...more: string[]) =>
-  runCli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${port}`, '--json', ...more]);
+  deliverTo(root, port, '--json', ...more);
 
 /** A configuration file holding the one target given, in a directory of its own. */
 async function configWith(target: Record<string, unknown>) {

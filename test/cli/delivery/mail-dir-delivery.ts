@@ -12,6 +12,7 @@ import {
   type ScriptedMailServerOptions,
 } from '../../../peers/scripted-mail-server';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
+import { runCli } from '../../support/cli-run';
 import { store, type StoredMessage } from './stored-mail';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -46,3 +47,7 @@ export async function where(root: string, target = 'odmr') {
 
 export const messageIdOf = (text: Buffer) =>
   /Message-ID: (<[^>]+>)/.exec(text.toString('latin1'))?.[1];
+
+/** `dequeue deliver --mail-dir ROOT --to smtp://127.0.0.1:PORT [flags]`, run in-process. */
+export const deliverTo = (root: string, port: number, ...flags: string[]) =>
+  runCli(['deliver', '--mail-dir', root, '--to', `smtp://127.0.0.1:${port}`, ...flags]);

@@ -10,7 +10,7 @@ import { createMailDirSink } from '../../../cli/adapters/mail-dir-sink';
 import type { MailEnvelope } from '../../../lambda/core/ports';
 import { ScriptedMailServer } from '../../../peers/scripted-mail-server';
 import { tempDir } from '../../core/odmr/odmr-fixtures';
-import { runCli } from '../../support/cli-run';
+import { deliverTo } from './mail-dir-delivery';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -52,14 +52,7 @@ describe('deliver: a message that needs SMTPUTF8', () => {
   it('goes with MAIL ... SMTPUTF8 to a server that offers it', async () => {
     const root = await storedInternational();
     const mx = await server(['PIPELINING', '8BITMIME', 'SMTPUTF8']);
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--json');
     expect(out.status, out.stderr).toBe(0);
     expect(out.json).toMatchObject([{ outcome: 'delivered' }]);
     expect(mx.lines.find((l) => l.startsWith('MAIL '))).toBe(
@@ -73,14 +66,7 @@ describe('deliver: a message that needs SMTPUTF8', () => {
   it('fails for every recipient, unsent, at a server that does not offer it', async () => {
     const root = await storedInternational();
     const mx = await server(['PIPELINING', '8BITMIME']);
-    const out = await runCli([
-      'deliver',
-      '--mail-dir',
-      root,
-      '--to',
-      `smtp://127.0.0.1:${mx.port}`,
-      '--json',
-    ]);
+    const out = await deliverTo(root, mx.port, '--json');
     expect(out.status).toBe(1);
     expect(out.json).toMatchObject([
       {
