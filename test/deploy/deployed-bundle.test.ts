@@ -1,16 +1,3 @@
-/**
- * What `cdk deploy` ships, run as Lambda runs it: `cdk synth` with the repo's cdk.json, then the
- * function the schedule invokes, taken from the template and the asset manifest (bundle
- * directory, handler, runtime, timeout, memory, environment, role), is run on the runtime's Node
- * major in a process of its own, against moto_server behind a recording proxy, with the events
- * built from the schedule's own Input template. Two providers on loopback: an ETRN one and an
- * ATRN one whose mail must land in the bucket.
- *
- * Then every AWS API call the bundle made is checked against the role's policies in the same
- * template: an IAM conformance check, so that a call without a grant fails here rather than with
- * AccessDenied after a deployment. The calls seen and the statement each matched are printed.
- */
-import { randomUUID } from 'node:crypto';
 import {
   GetObjectCommand,
   ListMultipartUploadsCommand,
@@ -20,38 +7,20 @@ import {
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { heldMessage } from '../core/odmr/odmr-fixtures';
 import { ACCOUNT, AtrnProvider, type HeldMessage } from '../../peers/atrn-provider';
-import type { Invocation } from '../../peers/lambda-invocation';
 import { nodeMajorOfRuntime } from '../../peers/lambda-node';
 import { ScriptedProvider } from '../../peers/scripted-provider';
-import { describeWithMotoServer, MOTO_REGION } from '../servers/moto-server';
-import type { AwsCall } from './aws-calls';
+import { describeWithMotoServer } from '../servers/moto-server';
 import { ACCOUNT_ID, type Deployment, deploy, type WorkerBatch } from './deployment';
 import { LARGE_BATCH_TARGETS, LARGE_MESSAGE_BYTES, queueLargeBatch } from './large-worker-batch';
-import { deleteMessages, type QueueMessage, sendMessages } from './queue-poller';
 import { decide } from './iam-policy';
 import { auditCalls, auditReport, describeDecision, unusedStatements } from './policy-audit';
-import { failureDestinationCall, logDeliveryCall } from './platform-calls';
-import { scheduledEventFrom, slotTime } from './schedule-input';
-
-/** A delivery whose event the function refuses: the cycle fails, Lambda records it. */
-const REFUSED_EVENT = 'a malformed event (the cycle fails)';
-/** A message on the work queue that no cycle wrote: the worker hands it back. */
-const HANDED_BACK = 'a foreign work order (handed back)';
-/** Work-queue batches delivered after one scheduled run at most (a loop that never empties the queue fails). */
-const MAX_WORKER_BATCHES = 20;
-
-interface Run {
-  readonly name: string;
-  /** The scheduled delivery it belongs to (a worker batch names the delivery that queued it). */
-  readonly delivery: string;
-  readonly event: any;
-  readonly invocation: Invocation;
-  readonly calls: AwsCall[];
-  /** ETRN commands the provider had received once this run ended. */
-  readonly etrnSignals: number;
-  /** For a worker batch: the message ids it reported as failed. */
-  readonly failed?: readonly string[];
-}
+import {
+  foreignOrderRun,
+  HANDED_BACK,
+  REFUSED_EVENT,
+  type Run,
+  scheduledRuns,
+} from './delivery-runs';
 
 describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
   let deployment: Deployment | undefined;
@@ -84,7 +53,7 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
 
   beforeAll(async () => {
     deployment = await deploy(timed);
-    const { environment, moto, proxy, resolver, scheduled, sources } = deployment;
+    const { environment, moto, sources } = deployment;
 
     // The operator's part: configuration in SSM, the ATRN account in Secrets Manager.
     etrn = await new ScriptedProvider().start();
@@ -127,133 +96,18 @@ describeWithMotoServer('the deployed bundle, run as Lambda runs it', () => {
     bucket = environment.DEQUEUE_MAIL_BUCKET!;
     s3 = new S3Client({ ...moto.clientConfig, forcePathStyle: true });
 
-    // Scheduled deliveries, each in a fresh process (a cold instance): a slot, its retry, the next
-    // slot; with a work queue, also a slot that fans out. After each, the work queue (if any) is
-    // delivered to the function as Lambda's event source mapping would.
-    const scheduleArn = resolver.physicalOf(scheduled.scheduleId).attributes.Arn!;
-    const input = resolver.string(scheduled.input);
-    const slot = slotTime(Date.now(), 15);
-    const later = (n: number) => slotTime(Date.parse(slot) + n * 15 * 60_000, 15);
-    // Lambda's own calls with the role: the log after every invocation, and the on-failure
-    // destination (if the template gives one) for an asynchronous invocation that failed.
-    const { failureDestination, logGroupArn } = deployment;
-    const logDelivery = () =>
-      logDeliveryCall(logGroupArn, MOTO_REGION, `2026/01/01/[$LATEST]${randomUUID()}`);
-    const deliveries: {
-      name: string;
-      scheduledTime: string;
-      attemptNumber: number;
-      settings?: object;
-      /** Instead of the schedule's event: one the function refuses (the cycle fails). */
-      event?: unknown;
-    }[] = [
-      { name: 'first delivery', scheduledTime: slot, attemptNumber: 1 },
-      { name: 'retry of the same slot', scheduledTime: slot, attemptNumber: 2 },
-      { name: 'next slot', scheduledTime: later(1), attemptNumber: 1 },
-    ];
-    if (failureDestination) {
-      deliveries.push({
-        name: REFUSED_EVENT,
-        scheduledTime: later(2),
-        attemptNumber: 1,
-        event: [],
-      });
-    }
-    if (sources.length) {
-      deliveries.push({
-        name: 'fanned-out slot',
-        scheduledTime: later(2),
-        attemptNumber: 1,
-        settings: {
-          helloName: 'mx.customer.test',
-          fanOut: { maxTargetsPerInvocation: 1, maxAtrnPerInvocation: 0 },
-        },
-      });
-    }
-    const recorded = deployment.recorded;
-    proxy.clear();
-    for (const d of deliveries) {
-      if (d.settings) await deployment.putSettings(d.settings);
-      proxy.clear();
-      const event =
-        d.event ??
-        scheduledEventFrom(input, {
-          scheduleArn,
-          scheduledTime: d.scheduledTime,
-          executionId: randomUUID(),
-          attemptNumber: d.attemptNumber,
-        });
-      const invocation = await timed(d.name, deployment.invoke(event));
-      await Promise.all([atrn.idle(), atrnCut.idle()]);
-      runs.push({
-        name: d.name,
-        delivery: d.name,
-        event,
-        invocation,
-        calls: [
-          ...recorded(),
-          logDelivery(),
-          ...(invocation.outcome.error && failureDestination
-            ? [failureDestinationCall(failureDestination, MOTO_REGION)]
-            : []),
-        ],
-        etrnSignals: etrnSignals(),
-      });
-      for (const source of sources) {
-        for (let batch = 1; ; batch++) {
-          const started = performance.now();
-          const work = await deployment.deliverBatch(source);
-          if (!work) break;
-          timings.push(
-            `${d.name}: worker batch ${batch} ${Math.round(performance.now() - started)} ms`,
-          );
-          if (batch > MAX_WORKER_BATCHES)
-            throw new Error(
-              `${d.name}: the work queue still holds messages after ${MAX_WORKER_BATCHES} batches`,
-            );
-          await Promise.all([atrn.idle(), atrnCut.idle()]);
-          runs.push({
-            name: `${d.name}: worker batch ${batch}`,
-            delivery: d.name,
-            event: work.event,
-            invocation: work.invocation,
-            calls: [work.poller, ...recorded(), logDelivery()],
-            etrnSignals: etrnSignals(),
-            failed: work.failed,
-          });
-          // A failed message would come back after its visibility timeout: the test reports it instead.
-          if (work.failed.length) break;
-        }
-      }
-    }
-
-    // A message no cycle wrote: the worker refuses it, hands it back and makes it visible again
-    // soon (ChangeMessageVisibility through the proxy, checked against the role below). It is
-    // then removed, so that no later batch sees it.
-    if (sources.length) {
-      const source = sources[0]!;
-      const queueUrl = resolver.physicalOf(source.queueId).ref;
-      await sendMessages(moto.clientConfig, queueUrl, ['{"not": "a work order"}']);
-      proxy.clear();
-      const work = await timed(HANDED_BACK, deployment.deliverBatch(source));
-      if (!work) throw new Error(`${HANDED_BACK}: the work queue delivered nothing`);
-      runs.push({
-        name: `${HANDED_BACK}: worker batch 1`,
-        delivery: HANDED_BACK,
-        event: work.event,
-        invocation: work.invocation,
-        calls: [work.poller, ...recorded(), logDelivery()],
-        etrnSignals: etrnSignals(),
-        failed: work.failed,
-      });
-      await deleteMessages(
-        moto.clientConfig,
-        queueUrl,
-        (work.event as { Records: { receiptHandle: string }[] }).Records.map(
-          (r) => ({ ReceiptHandle: r.receiptHandle }) as QueueMessage,
-        ),
-      );
-    }
+    // Scheduled deliveries, each in a fresh process (a cold instance), then a message on the work
+    // queue that no cycle wrote (delivery-runs.ts).
+    const bench = {
+      deployment,
+      idle: () => Promise.all([atrn!.idle(), atrnCut!.idle()]),
+      etrnSignals,
+      timed,
+      timings,
+    };
+    runs.push(...(await scheduledRuns(bench)));
+    const handedBack = await foreignOrderRun(bench);
+    if (handedBack) runs.push(handedBack);
 
     // The largest batch the defaults deliver, straight to moto_server (copies of 300 MB of
     // uploads are not worth recording): the function's peak memory with all of it in flight.
