@@ -14,17 +14,20 @@ import type {
 import type { ProgressRecord } from '../delivery/progress-record';
 import { fdClose, fdRead, READ_CHUNK_BYTES } from './mail-dir-files';
 
+/** What is written beside a message moved to failed/: the replies, the DSNs sent, why. */
+export interface FailureRecord {
+  readonly recipients: readonly unknown[];
+  readonly notified: readonly DsnRecord[];
+  readonly reason?: string;
+}
+
 /** What a claim needs of its store: the marks. */
 export interface MailDirMarks {
   move(
     dir: string,
     id: string,
     sub: 'delivered' | 'failed',
-    replies?: {
-      readonly recipients: readonly unknown[];
-      readonly notified: readonly DsnRecord[];
-      readonly reason?: string;
-    },
+    replies?: FailureRecord,
   ): Promise<void>;
   recordProgress(
     dir: string,

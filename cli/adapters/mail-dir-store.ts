@@ -53,7 +53,7 @@ import type {
   StoredRef,
 } from '../delivery/mail-store';
 import { NO_PROGRESS, parseProgress, progressJson, repliesJson } from '../delivery/progress-record';
-import { MailDirClaim, type MailDirMarks } from './mail-dir-claim';
+import { type FailureRecord, MailDirClaim, type MailDirMarks } from './mail-dir-claim';
 import { fdClose, fdOpen, readSmall, readWhole } from './mail-dir-files';
 import { type DeliverLockOptions, DeliverLocks } from './mail-dir-lock';
 import { unreadableBecause } from '../file-errors';
@@ -278,11 +278,7 @@ export class MailDirStore implements MailStore, MailDirMarks {
     dir: string,
     id: string,
     sub: 'delivered' | 'failed',
-    replies?: {
-      readonly recipients: readonly unknown[];
-      readonly notified: readonly DsnRecord[];
-      readonly reason?: string;
-    },
+    replies?: FailureRecord,
   ): Promise<void> {
     const to = join(dir, sub);
     if (!this.made.has(to)) {
